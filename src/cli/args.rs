@@ -1,0 +1,64 @@
+//! The clap definition of every command and flag: the single source of `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// kiln — declarative containers: one KDL file for images, networks, containers, links and
+/// tests.
+///
+/// kiln reads `kiln.kdl` in the current directory (or `-f FILE`), checks it with precise
+/// diagnostics and builds, runs and tests what it declares. All state lives under `--root`.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Directory that holds all of kiln's state (images, containers, networks).
+    ///
+    /// Default: /var/lib/kiln as root, $XDG_DATA_HOME/kiln otherwise.
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// The project file.
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE", default_value = "kiln.kdl")]
+    pub file: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and validate the project file; print every problem with its source span.
+    ///
+    /// Exit 0 when the project is valid (warnings allowed), 1 when it has errors or cannot
+    /// be read. Every diagnostic has a stable code with a page in the book's error index.
+    ///
+    /// Examples:
+    ///   kiln check
+    ///   kiln check -f examples/hello-web/kiln.kdl
+    ///   kiln check --format json | jq '.diagnostics[].message'
+    ///   kiln check --print        # the resolved model, imports applied, defaults filled
+    #[command(verbatim_doc_comment)]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Output format: `text` for people, `json` for editors and CI (one object on stdout).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    /// Print the resolved project (imports applied, defaults filled) as JSON on stdout.
+    #[arg(long)]
+    pub print: bool,
+
+    /// Do not check that `copy` sources and volume paths exist on disk.
+    #[arg(long)]
+    pub no_path_checks: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}

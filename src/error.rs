@@ -1,0 +1,14 @@
+//! The crate's error type: one variant per module error, each keeping its cause as a
+//! `#[source]`. Only the binary formats errors into reports.
+
+/// Everything that can stop a kiln command (as opposed to diagnostics about kiln.kdl, which
+/// are data: see [`crate::spec::Diagnostic`]).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Read(#[from] crate::spec::ReadError),
+
+    #[error("cannot write to standard output")]
+    Output(#[source] std::io::Error),
+}

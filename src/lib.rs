@@ -1,0 +1,12 @@
+//! kiln: a declarative container tool. One KDL file describes images, networks,
+//! containers, links and tests; kiln checks it, builds it, runs it and tests it.
+//!
+//! The modules form a pipeline and depend only downwards: `cli` → `spec` (the language
+//! front end, pure). Later stages (`plan`, `build`, `layer`, `store`, `image`, `runtime`,
+//! `net`, `orchestrate`) join as they get content; see DESIGN.md §3.
+
+pub mod cli;
+pub mod error;
+pub mod spec;
+
+pub use error::Error;

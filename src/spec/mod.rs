@@ -1,0 +1,288 @@
+//! The language front end: kiln.kdl → a validated, typed [`Project`] with spans.
+//!
+//! Owns loading (the root file, its imports, stdlib modules), parsing, validation and
+//! diagnostics. Pure: the only I/O goes through the [`FileSystem`] it is handed, so every
+//! rule is tested without touching the disk. It must not build, run or touch the network.
+
+pub mod diag;
+pub mod model;
+mod parse;
+mod reader;
+pub mod render;
+pub mod source;
+pub mod stdlib;
+pub mod units;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use diag::{Code, Diagnostic, Severity};
+pub use model::Project;
+pub use source::{FileId, Sources, Span, Spanned};
+pub use validate::Options;
+
+use diag::{Diagnostics, did_you_mean};
+
+/// The file access the front end needs: reading imported files and checking that paths
+/// named in the project exist.
+pub trait FileSystem {
+    fn read_to_string(&self, path: &Path) -> io::Result<String>;
+    fn exists(&self, path: &Path) -> bool;
+}
+
+/// The real file system.
+pub struct RealFs;
+
+impl FileSystem for RealFs {
+    fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+/// The root project file could not be read at all.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot read {}", path.display())]
+#[diagnostic(code(kiln::spec::unreadable), help("pass the project file with `-f FILE`, or run kiln in the directory that holds kiln.kdl"))]
+pub struct ReadError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// A loaded project: the model, the text of every file it came from, and every diagnostic.
+#[derive(Debug)]
+pub struct Loaded {
+    pub project: Project,
+    pub sources: Sources,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Loads, parses and validates the project file at `path`.
+pub fn load_file(path: &Path, fs: &dyn FileSystem, options: &Options) -> Result<Loaded, ReadError> {
+    let text = fs.read_to_string(path).map_err(|source| ReadError { path: path.to_path_buf(), source })?;
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let display = if path.is_absolute() { path.display().to_string() } else { name };
+    Ok(load_source(&display, Some(path), &text, fs, options))
+}
+
+/// Loads a project from text; `path` locates relative imports and paths (none: in memory).
+pub fn load_source(name: &str, path: Option<&Path>, text: &str, fs: &dyn FileSystem, options: &Options) -> Loaded {
+    let mut loader = Loader { fs, sources: Sources::default(), diags: Diagnostics::default(), loaded: BTreeMap::new(), stack: Vec::new(), project: Project::default() };
+    let root = loader.sources.add(name, path.map(Path::to_path_buf), text);
+    let project_name = loader.load(root, FileKey::of(path, name));
+    let mut project = std::mem::take(&mut loader.project);
+    project.name = project_name.map(|n| n.value).unwrap_or_else(|| default_project_name(path));
+    validate::validate(&project, &loader.sources, fs, options, &mut loader.diags);
+    Loaded { project, sources: loader.sources, diagnostics: loader.diags.into_sorted() }
+}
+
+/// Without `project "NAME"`, a project is named after its directory.
+fn default_project_name(path: Option<&Path>) -> String {
+    let dir = path
+        .and_then(|p| std::path::absolute(p).ok())
+        .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().to_ascii_lowercase()));
+    let cleaned: String = dir
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    let trimmed = cleaned.trim_matches('-');
+    if trimmed.is_empty() { "default".to_string() } else { trimmed.to_string() }
+}
+
+/// Identifies a file for cycle and duplicate detection.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum FileKey {
+    Std(String),
+    Path(PathBuf),
+    Memory(String),
+}
+
+impl FileKey {
+    fn of(path: Option<&Path>, name: &str) -> FileKey {
+        match path {
+            Some(p) => FileKey::Path(normalize(p)),
+            None => FileKey::Memory(name.to_string()),
+        }
+    }
+}
+
+/// Lexical normalization (no symlink resolution: the file system may be a fake).
+fn normalize(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+struct Loader<'a> {
+    fs: &'a dyn FileSystem,
+    sources: Sources,
+    diags: Diagnostics,
+    loaded: BTreeMap<FileKey, FileId>,
+    /// The chain of imports being loaded: the file and the import span that led to it.
+    stack: Vec<(FileKey, Option<Span>)>,
+    project: Project,
+}
+
+impl Loader<'_> {
+    /// Parses one file, loads its imports depth-first, then merges its declarations.
+    fn load(&mut self, file: FileId, key: FileKey) -> Option<Spanned<String>> {
+        self.loaded.insert(key.clone(), file);
+        let text = self.sources.get(file).text.clone();
+        let doc = match kdl::KdlDocument::parse_v2(&text) {
+            Ok(doc) => doc,
+            Err(err) => {
+                for d in err.diagnostics {
+                    let span = Span::from_miette(file, d.span);
+                    let message = d.message.unwrap_or_else(|| "invalid KDL".to_string());
+                    let message = lowercase_first(message.trim_end_matches('.'));
+                    let builder = self.diags.error(Code::Syntax, span, message);
+                    let builder = match d.label {
+                        Some(label) => builder.label(label),
+                        None => builder,
+                    };
+                    builder.maybe_help(d.help.map(|h| lowercase_first(&h)));
+                }
+                return None;
+            }
+        };
+        let parsed = parse::parse_document(&doc, file, &mut self.diags);
+        let is_root = self.stack.is_empty();
+        self.stack.push((key, None));
+        for import in &parsed.imports {
+            self.import(file, import);
+        }
+        self.stack.pop();
+        if !is_root && let Some(name) = &parsed.project_name {
+            self.diags
+                .error(Code::MisplacedNode, name.span, "`project` is only allowed in the root file")
+                .help("remove it from the imported module; the importing project names everything");
+        }
+        let items = parsed.items;
+        self.project.images.extend(items.images);
+        self.project.networks.extend(items.networks);
+        self.project.containers.extend(items.containers);
+        self.project.links.extend(items.links);
+        self.project.tests.extend(items.tests);
+        self.project.hosts.extend(items.hosts);
+        parsed.project_name
+    }
+
+    fn import(&mut self, from_file: FileId, import: &Spanned<String>) {
+        let target = import.value.as_str();
+        let (key, name, path, text) = if let Some(module) = target.strip_prefix("std:") {
+            let Some(text) = stdlib::module(module) else {
+                self.diags
+                    .error(Code::ImportNotFound, import.span, format!("no stdlib module `{module}`"))
+                    .help({
+                        let known: Vec<String> = stdlib::names().map(|n| format!("std:{n}")).collect();
+                        did_you_mean(target, known.iter().map(String::as_str))
+                            .unwrap_or_else(|| format!("the stdlib has {}", known.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")))
+                    });
+                return;
+            };
+            (FileKey::Std(module.to_string()), target.to_string(), None, text.to_string())
+        } else {
+            let base = self.sources.get(from_file).path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+            let Some(base) = base else {
+                self.diags
+                    .error(Code::ImportNotFound, import.span, format!("cannot import `{target}` from here"))
+                    .label("this file has no directory to resolve relative imports against")
+                    .help("only `std:` modules can be imported from a stdlib module");
+                return;
+            };
+            let path = base.join(target);
+            let key = FileKey::Path(normalize(&path));
+            if self.stack.iter().any(|(k, _)| *k == key) || self.loaded.contains_key(&key) {
+                (key, target.to_string(), Some(path), String::new())
+            } else {
+                match self.fs.read_to_string(&path) {
+                    Ok(text) => (key, target.to_string(), Some(path), text),
+                    Err(err) => {
+                        let reason = if err.kind() == io::ErrorKind::NotFound { "no such file".to_string() } else { lowercase_first(&err.to_string()) };
+                        self.diags
+                            .error(Code::ImportNotFound, import.span, format!("cannot import `{target}`"))
+                            .label(reason)
+                            .help("relative imports are resolved from the directory of the importing file");
+                        return;
+                    }
+                }
+            }
+        };
+        if let Some(position) = self.stack.iter().position(|(k, _)| *k == key) {
+            let mut builder = self
+                .diags
+                .error(Code::ImportCycle, import.span, format!("import cycle: `{name}` imports itself through this chain"))
+                .label("this import closes the cycle");
+            for (_, span) in &self.stack[position..] {
+                if let Some(span) = span {
+                    builder = builder.related(*span, "imported here");
+                }
+            }
+            builder.help("modules cannot import each other in a cycle: move the shared declarations into a third module");
+            return;
+        }
+        if self.loaded.contains_key(&key) {
+            return; // Already merged through another import.
+        }
+        let display = match &key {
+            FileKey::Path(p) => path.map_or_else(|| name.clone(), |_| relative_display(self.sources.get(from_file).name.as_str(), target, p)),
+            _ => name.clone(),
+        };
+        let file = self.sources.add(display, match &key {
+            FileKey::Path(p) => Some(p.clone()),
+            _ => None,
+        }, &text);
+        if let Some(top) = self.stack.last_mut() {
+            top.1 = Some(import.span);
+        }
+        self.load(file, key);
+        if let Some(top) = self.stack.last_mut() {
+            top.1 = None;
+        }
+    }
+}
+
+/// How an imported file is named in diagnostics: relative to the importing file's name.
+fn relative_display(importer: &str, target: &str, absolute: &Path) -> String {
+    if Path::new(importer).is_absolute() {
+        return absolute.display().to_string();
+    }
+    let dir = Path::new(importer).parent().unwrap_or(Path::new(""));
+    let joined = dir.join(target);
+    let text = joined.display().to_string();
+    text.strip_prefix("./").map_or(text.clone(), str::to_string)
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => {
+            // Keep acronyms (`KDL`) as they are.
+            let second_upper = text.chars().nth(1).is_some_and(char::is_uppercase);
+            if second_upper { text.to_string() } else { first.to_lowercase().chain(chars).collect() }
+        }
+        None => String::new(),
+    }
+}

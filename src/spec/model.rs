@@ -1,0 +1,394 @@
+//! The typed model of a kiln project: what kiln.kdl means, with a span on every value.
+//!
+//! Owns the data types only. `parse` fills them from KDL, `validate` checks them, later stages
+//! (plan, build, runtime, net, orchestrate) read them. Defaults are already filled in here, so
+//! nothing downstream re-decides them.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+
+use super::source::Spanned;
+use super::units::{Duration, Percent, Rate, Signal, Size};
+
+pub type Name = Spanned<String>;
+
+/// A whole project: the root file with its imports applied.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Project {
+    /// From `project "NAME"`, else the name of the directory that holds kiln.kdl.
+    pub name: String,
+    pub images: Vec<Image>,
+    pub networks: Vec<Network>,
+    /// Containers and jobs, in declaration order.
+    pub containers: Vec<Container>,
+    pub links: Vec<Link>,
+    pub tests: Vec<Test>,
+    pub hosts: Vec<Host>,
+}
+
+impl Project {
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.name.value == name)
+    }
+
+    pub fn network(&self, name: &str) -> Option<&Network> {
+        self.networks.iter().find(|n| n.name.value == name)
+    }
+
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.containers.iter().find(|c| c.name.value == name)
+    }
+
+    pub fn jobs(&self) -> impl Iterator<Item = &Container> {
+        self.containers.iter().filter(|c| c.kind == ContainerKind::Job)
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &Container> {
+        self.containers.iter().filter(|c| c.kind == ContainerKind::Service)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    pub name: Name,
+    /// The base: always present after validation (`missing-from` otherwise).
+    pub from: Option<Spanned<FromRef>>,
+    /// Every step after `from`, in order.
+    pub steps: Vec<Spanned<Step>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "ref", rename_all = "kebab-case")]
+pub enum FromRef {
+    Scratch,
+    /// Another image of the project, an imported one, or one in the store by name.
+    Image(String),
+    OciArchive(String),
+    DockerArchive(String),
+}
+
+impl FromRef {
+    pub fn parse(text: &str) -> FromRef {
+        if text == "scratch" {
+            FromRef::Scratch
+        } else if let Some(path) = text.strip_prefix("oci-archive:") {
+            FromRef::OciArchive(path.to_string())
+        } else if let Some(path) = text.strip_prefix("docker-archive:") {
+            FromRef::DockerArchive(path.to_string())
+        } else {
+            FromRef::Image(text.to_string())
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// `copy SRC… DST [from=IMAGE]`
+    Copy {
+        sources: Vec<Spanned<String>>,
+        destination: Spanned<String>,
+        from: Option<Name>,
+    },
+    HostBinary { paths: Vec<Spanned<String>> },
+    HostPath { paths: Vec<Spanned<String>> },
+    Run { command: RunCommand, network: bool },
+    Env { vars: Vec<(Name, Spanned<String>)> },
+    Workdir { path: Spanned<String> },
+    User { user: Spanned<String> },
+    Expose { ports: Vec<Spanned<PortSpec>> },
+    Label { labels: Vec<(Name, Spanned<String>)> },
+    Entrypoint { args: Vec<Spanned<String>> },
+    Cmd { args: Vec<Spanned<String>> },
+    Volume { paths: Vec<Spanned<String>> },
+    StopSignal { signal: Spanned<Signal> },
+}
+
+impl Step {
+    /// The node name that declares this step.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Step::Copy { .. } => "copy",
+            Step::HostBinary { .. } => "host-binary",
+            Step::HostPath { .. } => "host-path",
+            Step::Run { .. } => "run",
+            Step::Env { .. } => "env",
+            Step::Workdir { .. } => "workdir",
+            Step::User { .. } => "user",
+            Step::Expose { .. } => "expose",
+            Step::Label { .. } => "label",
+            Step::Entrypoint { .. } => "entrypoint",
+            Step::Cmd { .. } => "cmd",
+            Step::Volume { .. } => "volume",
+            Step::StopSignal { .. } => "stop-signal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunCommand {
+    /// `run "sh" "-c" "…"`: argv as written.
+    Exec(Vec<Spanned<String>>),
+    /// `run "…"`: one string, run with `/bin/sh -c`.
+    Shell(Spanned<String>),
+}
+
+impl RunCommand {
+    /// The argv the sandbox executes.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            RunCommand::Exec(args) => args.iter().map(|a| a.value.clone()).collect(),
+            RunCommand::Shell(script) => vec!["/bin/sh".into(), "-c".into(), script.value.clone()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct PortSpec {
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    Bridge,
+    Overlay,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    pub name: Name,
+    pub subnet: Option<Spanned<IpNetwork>>,
+    pub internal: bool,
+    pub driver: Driver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerKind {
+    Service,
+    Job,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    pub name: Name,
+    pub kind: ContainerKind,
+    pub image: Name,
+    pub replicas: Spanned<u32>,
+    pub host: Option<Name>,
+    pub networks: Vec<Attachment>,
+    pub publish: Vec<Publish>,
+    pub env: Vec<(Name, Spanned<String>)>,
+    pub volumes: Vec<Volume>,
+    pub memory: Option<Spanned<Size>>,
+    pub cpus: Option<Spanned<f64>>,
+    pub pids: Option<Spanned<u32>>,
+    pub restart: Spanned<RestartPolicy>,
+    pub health: Option<Health>,
+    pub depends_on: Vec<Dependency>,
+    pub entrypoint: Option<Vec<Spanned<String>>>,
+    pub cmd: Option<Vec<Spanned<String>>>,
+    pub workdir: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub hostname: Option<Spanned<String>>,
+    pub stop_signal: Option<Spanned<Signal>>,
+}
+
+impl Container {
+    /// The names of the running instances: `web` for one replica, `web-1`…`web-N` otherwise.
+    pub fn instance_names(&self) -> Vec<String> {
+        if self.replicas.value <= 1 {
+            vec![self.name.value.clone()]
+        } else {
+            (1..=self.replicas.value)
+                .map(|i| format!("{}-{i}", self.name.value))
+                .collect()
+        }
+    }
+}
+
+/// `network NAME [ip=…] [alias=…] { impair … }` inside a container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    pub network: Name,
+    pub ip: Option<Spanned<IpAddr>>,
+    pub aliases: Vec<Name>,
+    pub impair: Option<Impairment>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Publish {
+    pub port: Spanned<u16>,
+    pub host: Spanned<u16>,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum VolumeSource {
+    /// A host path, relative to the project file when not absolute.
+    Bind { path: Spanned<String> },
+    /// A named volume kept under the state root.
+    Named { name: Spanned<String> },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Volume {
+    pub source: VolumeSource,
+    pub target: Spanned<String>,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "policy", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    OnFailure { max: Option<u32> },
+    Always,
+    UnlessStopped,
+    OnUnhealthy,
+}
+
+impl RestartPolicy {
+    pub const NAMES: &'static [&'static str] = &["no", "on-failure", "always", "unless-stopped", "on-unhealthy"];
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+    pub probes: Vec<Spanned<Probe>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "probe", rename_all = "lowercase")]
+pub enum Probe {
+    Http { url: Spanned<String>, status: u16 },
+    Tcp { address: Spanned<String> },
+    Exec { command: Vec<Spanned<String>> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    Started,
+    Healthy,
+    Completed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dependency {
+    pub name: Name,
+    pub condition: Condition,
+}
+
+/// netem settings for a link or a network attachment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Impairment {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Spanned<Duration>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Spanned<Duration>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<Spanned<Percent>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Spanned<Rate>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<Spanned<Percent>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<Spanned<Percent>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<Spanned<Percent>>,
+}
+
+/// `"container:interface"`
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub container: Name,
+    pub interface: Name,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub a: Endpoint,
+    pub b: Endpoint,
+    pub subnet: Option<Spanned<IpNetwork>>,
+    pub impair: Option<Impairment>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Test {
+    pub name: Name,
+    pub assertions: Vec<Spanned<Assertion>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpExpect {
+    Open,
+    Refused,
+    Timeout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PingExpect {
+    Reachable,
+    Unreachable,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "assert", rename_all = "lowercase")]
+pub enum Assertion {
+    Http {
+        from: Name,
+        url: Spanned<String>,
+        status: u16,
+        contains: Option<Spanned<String>>,
+    },
+    Dns {
+        from: Name,
+        name: Spanned<String>,
+        /// `None`: the name must resolve to something; `Some([])`: it must not resolve.
+        expect: Option<Vec<Spanned<IpAddr>>>,
+    },
+    Ping {
+        from: Name,
+        target: Spanned<String>,
+        count: u32,
+        max_rtt: Option<Spanned<Duration>>,
+        expect: PingExpect,
+    },
+    Tcp {
+        from: Name,
+        address: Spanned<String>,
+        expect: TcpExpect,
+        timeout: Duration,
+    },
+    Exec {
+        container: Name,
+        command: Vec<Spanned<String>>,
+        stdout: Option<Spanned<String>>,
+        exit: i32,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub name: Name,
+    pub address: Option<Spanned<IpAddr>>,
+}

@@ -1,0 +1,368 @@
+//! `container` and `job` blocks: what runs, where it attaches, its limits, health and order.
+
+use kdl::{KdlNode, KdlValue};
+
+use super::image::string_props;
+use super::test::parse_probe;
+use super::topology::parse_impair_block;
+use super::{unknown_node, values};
+use crate::spec::diag::{Code, Diagnostics, did_you_mean};
+use crate::spec::model::{
+    Attachment, Condition, Container, ContainerKind, Dependency, Health, Protocol, Publish, RestartPolicy, Volume,
+    VolumeSource,
+};
+use crate::spec::reader::Node;
+use crate::spec::source::{FileId, Spanned};
+use crate::spec::units::Duration;
+
+pub(super) const CHILDREN: &[&str] = &[
+    "network",
+    "publish",
+    "env",
+    "volume",
+    "memory",
+    "cpus",
+    "pids",
+    "restart",
+    "health",
+    "depends-on",
+    "entrypoint",
+    "cmd",
+    "workdir",
+    "user",
+    "hostname",
+    "stop-signal",
+];
+
+/// What a job does not take: it runs once to completion.
+const NOT_IN_JOBS: &[&str] = &["publish", "health"];
+
+pub(super) fn parse_container(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Container> {
+    let kind = if node.name().value() == "job" { ContainerKind::Job } else { ContainerKind::Service };
+    let usage = match kind {
+        ContainerKind::Service => "container \"NAME\" image=\"IMAGE\" [replicas=N] [host=\"HOST\"] { … }",
+        ContainerKind::Job => "job \"NAME\" image=\"IMAGE\" [host=\"HOST\"] { … }",
+    };
+    let mut n = Node::new(node, file, diags, usage);
+    let name = n.str_arg(diags, 0, "a name");
+    n.max_args(diags, 1);
+    let image = n.required_str(diags, "image");
+    let replicas = if kind == ContainerKind::Service {
+        n.prop_int(diags, "replicas")
+    } else {
+        None
+    };
+    let host = n.prop_str(diags, "host");
+    let head = n.head_span();
+    n.finish(diags);
+
+    let replicas = match replicas {
+        Some(r) if r.value < 1 => {
+            diags
+                .error(Code::InvalidReplicas, r.span, format!("`replicas` is {}", r.value))
+                .label("must be at least 1")
+                .help("remove the container, or set `replicas=1`");
+            Spanned::new(1, r.span)
+        }
+        Some(r) => match u32::try_from(r.value) {
+            Ok(v) if v <= 1000 => Spanned::new(v, r.span),
+            _ => {
+                diags
+                    .error(Code::InvalidReplicas, r.span, format!("`replicas` is {}", r.value))
+                    .label("kiln runs at most 1000 replicas of one container");
+                Spanned::new(1, r.span)
+            }
+        },
+        None => Spanned::new(1, head),
+    };
+
+    let mut c = Container {
+        name: name.clone().unwrap_or_else(|| Spanned::new(String::new(), head)),
+        kind,
+        image: image.unwrap_or_else(|| Spanned::new(String::new(), head)),
+        replicas,
+        host,
+        networks: Vec::new(),
+        publish: Vec::new(),
+        env: Vec::new(),
+        volumes: Vec::new(),
+        memory: None,
+        cpus: None,
+        pids: None,
+        restart: Spanned::new(RestartPolicy::No, head),
+        health: None,
+        depends_on: Vec::new(),
+        entrypoint: None,
+        cmd: None,
+        workdir: None,
+        user: None,
+        hostname: None,
+        stop_signal: None,
+    };
+    let context = match kind {
+        ContainerKind::Service => "a `container` block",
+        ContainerKind::Job => "a `job` block",
+    };
+    let allowed: Vec<&str> = CHILDREN
+        .iter()
+        .copied()
+        .filter(|c| kind == ContainerKind::Service || !NOT_IN_JOBS.contains(c))
+        .collect();
+    for child in node.children().map(|d| d.nodes()).unwrap_or_default() {
+        if !allowed.contains(&child.name().value()) {
+            unknown_node(diags, child, file, context, &allowed);
+            continue;
+        }
+        parse_child(child, file, diags, &mut c);
+    }
+    if let Some(name) = &name {
+        values::check_name(diags, name, "container");
+    }
+    name.map(|_| c)
+}
+
+fn parse_child(node: &KdlNode, file: FileId, diags: &mut Diagnostics, c: &mut Container) {
+    let keyword = node.name().value();
+    let usage = match keyword {
+        "network" => "network \"NAME\" [ip=\"ADDRESS\"] [alias=\"NAME\"] [{ impair … }]",
+        "publish" => "publish PORT host=HOST_PORT [protocol=\"tcp\"|\"udp\"]",
+        "env" => "env KEY=\"VALUE\"…",
+        "volume" => "volume \"SOURCE\" \"/TARGET\" [ro=#true]",
+        "memory" => "memory \"128MiB\"",
+        "cpus" => "cpus 0.5",
+        "pids" => "pids 64",
+        "restart" => "restart \"no\"|\"on-failure\"|\"always\"|\"unless-stopped\"|\"on-unhealthy\" [max=N]",
+        "health" => "health [interval=\"1s\"] [timeout=\"2s\"] [retries=3] [start-period=\"0s\"] { http …; tcp …; exec … }",
+        "depends-on" => "depends-on \"NAME\"… [condition=\"started\"|\"healthy\"|\"completed\"]",
+        "entrypoint" => "entrypoint \"PROGRAM\" \"ARG\"…",
+        "cmd" => "cmd \"PROGRAM\" \"ARG\"…",
+        "workdir" => "workdir \"/PATH\"",
+        "user" => "user \"UID[:GID]\"",
+        "hostname" => "hostname \"NAME\"",
+        "stop-signal" => "stop-signal \"SIGTERM\"",
+        _ => unreachable!("checked against CHILDREN"),
+    };
+    let mut n = Node::new(node, file, diags, usage);
+    if !matches!(keyword, "network" | "health") {
+        n.no_children(diags);
+    }
+    match keyword {
+        "network" => {
+            n.max_args(diags, 1);
+            let network = n.str_arg(diags, 0, "a network name");
+            let ip = n.prop_any("ip").and_then(|v| values::address(diags, v, "`ip`"));
+            let aliases: Vec<_> = n.prop_str(diags, "alias").into_iter().collect();
+            for alias in &aliases {
+                values::check_name(diags, alias, "alias");
+            }
+            let impair = parse_impair_block(&n, file, diags, "a container's `network` block");
+            if let Some(network) = network {
+                c.networks.push(Attachment { network, ip, aliases, impair });
+            }
+        }
+        "publish" => {
+            n.max_args(diags, 1);
+            let port = n.any_arg(diags, 0, "a container port").and_then(|v| values::port(diags, v, "the container port"));
+            let host = n.prop_any("host").and_then(|v| values::port(diags, v, "the host port"));
+            let protocol = n
+                .prop_any("protocol")
+                .and_then(|v| values::choice(diags, v, "protocol", &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp)]))
+                .map_or(Protocol::Tcp, |p| p.value);
+            if let Some(port) = port {
+                let host = host.unwrap_or(port.clone());
+                c.publish.push(Publish { port, host, protocol });
+            }
+        }
+        "env" => {
+            n.max_args(diags, 0);
+            c.env.extend(string_props(&mut n, diags, "env"));
+        }
+        "volume" => {
+            n.max_args(diags, 2);
+            let source = n.str_arg(diags, 0, "a source");
+            let target = n.str_arg(diags, 1, "a target path");
+            let read_only = n.prop_bool(diags, "ro").is_some_and(|b| b.value);
+            if let Some(target) = &target
+                && !target.value.starts_with('/')
+            {
+                diags
+                    .error(Code::WrongType, target.span, "the volume target must be an absolute path")
+                    .label("this path is relative")
+                    .help(format!("write `\"/{}\"`", target.value.trim_start_matches("./")));
+            }
+            if let (Some(source), Some(target)) = (source, target) {
+                let source = if source.value.starts_with('/') || source.value.starts_with('.') {
+                    VolumeSource::Bind { path: source }
+                } else {
+                    values::check_name(diags, &source, "volume");
+                    VolumeSource::Named { name: source }
+                };
+                c.volumes.push(Volume { source, target, read_only });
+            }
+        }
+        "memory" => {
+            n.max_args(diags, 1);
+            c.memory = n.any_arg(diags, 0, "a size").and_then(|v| values::size(diags, v, "`memory`"));
+            if let Some(m) = &c.memory
+                && m.value.0 < 4096 * 1024
+            {
+                diags
+                    .error(Code::ValueOutOfRange, m.span, "`memory` is too small")
+                    .label("the kernel needs at least 4MiB")
+                    .help("did you mean megabytes? write `\"64MiB\"`");
+            }
+        }
+        "cpus" => {
+            n.max_args(diags, 1);
+            if let Some(cpus) = n.any_arg(diags, 0, "a number of CPUs").and_then(|v| v.number(diags, "`cpus`")) {
+                if cpus.value <= 0.0 || !cpus.value.is_finite() {
+                    diags
+                        .error(Code::InvalidCpus, cpus.span, format!("`cpus` is {}", cpus.value))
+                        .label("must be greater than 0")
+                        .help("write a fraction of one CPU like `0.5`, or remove `cpus` for no limit");
+                } else {
+                    c.cpus = Some(cpus);
+                }
+            }
+        }
+        "pids" => {
+            n.max_args(diags, 1);
+            c.pids = n
+                .any_arg(diags, 0, "a number of processes")
+                .and_then(|v| v.integer(diags, "`pids`"))
+                .and_then(|v| values::bounded(diags, v, "`pids`", 1, i128::from(u32::MAX)))
+                .map(|v| v.map(|p| p as u32));
+        }
+        "restart" => {
+            n.max_args(diags, 1);
+            let max = n.prop_int(diags, "max");
+            if let Some(policy) = n.str_arg(diags, 0, "a policy") {
+                c.restart = restart_policy(diags, policy, max);
+            }
+        }
+        "health" => c.health = parse_health(&mut n, file, diags),
+        "depends-on" => {
+            let names = n.str_args(diags, 0, 1, "a container name");
+            let condition = n
+                .prop_any("condition")
+                .and_then(|v| {
+                    values::choice(
+                        diags,
+                        v,
+                        "condition",
+                        &[("started", Condition::Started), ("healthy", Condition::Healthy), ("completed", Condition::Completed)],
+                    )
+                })
+                .map_or(Condition::Started, |c| c.value);
+            c.depends_on.extend(names.into_iter().map(|name| Dependency { name, condition }));
+        }
+        "entrypoint" => c.entrypoint = Some(n.str_args(diags, 0, 1, "a program")),
+        "cmd" => c.cmd = Some(n.str_args(diags, 0, 1, "a command")),
+        "workdir" => {
+            n.max_args(diags, 1);
+            c.workdir = n.str_arg(diags, 0, "a path");
+        }
+        "user" => {
+            n.max_args(diags, 1);
+            c.user = n.any_arg(diags, 0, "a user").and_then(|v| match v.value {
+                KdlValue::Integer(i) => Some(Spanned::new(i.to_string(), v.span)),
+                _ => v.string(diags, "the user"),
+            });
+        }
+        "hostname" => {
+            n.max_args(diags, 1);
+            c.hostname = n.str_arg(diags, 0, "a host name");
+            if let Some(h) = &c.hostname {
+                values::check_name(diags, h, "host");
+            }
+        }
+        "stop-signal" => {
+            n.max_args(diags, 1);
+            c.stop_signal = n.any_arg(diags, 0, "a signal").and_then(|v| values::signal(diags, v, "the stop signal"));
+        }
+        _ => unreachable!("checked against CHILDREN"),
+    }
+    n.finish(diags);
+}
+
+fn restart_policy(diags: &mut Diagnostics, policy: Spanned<String>, max: Option<Spanned<i128>>) -> Spanned<RestartPolicy> {
+    // Docker's `on-failure:3` spelling is accepted too.
+    let (name, inline_max) = match policy.value.split_once(':') {
+        Some((name, max)) => (name, Some(max)),
+        None => (policy.value.as_str(), None),
+    };
+    let parsed = match name {
+        "no" => RestartPolicy::No,
+        "always" => RestartPolicy::Always,
+        "unless-stopped" => RestartPolicy::UnlessStopped,
+        "on-unhealthy" => RestartPolicy::OnUnhealthy,
+        "on-failure" => {
+            let max = match (inline_max, &max) {
+                (Some(text), _) => match text.parse::<u32>() {
+                    Ok(m) => Some(m),
+                    Err(_) => {
+                        diags
+                            .error(Code::UnknownRestartPolicy, policy.span, format!("invalid retry count in `{}`", policy.value))
+                            .help("write `restart \"on-failure\" max=3`");
+                        None
+                    }
+                },
+                (None, Some(m)) => values::bounded(diags, m.clone(), "`max`", 0, i128::from(u32::MAX)).map(|m| m.value as u32),
+                (None, None) => None,
+            };
+            RestartPolicy::OnFailure { max }
+        }
+        other => {
+            diags
+                .error(Code::UnknownRestartPolicy, policy.span, format!("unknown restart policy `{other}`"))
+                .label(format!(
+                    "expected one of {}",
+                    RestartPolicy::NAMES.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ))
+                .maybe_help(did_you_mean(other, RestartPolicy::NAMES.iter().copied()));
+            return Spanned::new(RestartPolicy::No, policy.span);
+        }
+    };
+    if let Some(m) = &max
+        && !matches!(parsed, RestartPolicy::OnFailure { .. })
+    {
+        diags
+            .error(Code::UnknownProperty, m.span, format!("`max` applies only to `on-failure`, not `{name}`"))
+            .help("remove `max`, or use `restart \"on-failure\" max=N`");
+    }
+    Spanned::new(parsed, policy.span)
+}
+
+fn parse_health(n: &mut Node<'_>, file: FileId, diags: &mut Diagnostics) -> Option<Health> {
+    n.max_args(diags, 0);
+    let mut duration_prop = |n: &mut Node<'_>, key: &'static str, default_ms: u64| {
+        n.prop_any(key)
+            .and_then(|v| values::duration(diags, v, &format!("`{key}`")))
+            .map_or(Duration::from_millis(default_ms), |d| d.value)
+    };
+    let interval = duration_prop(n, "interval", 5_000);
+    let timeout = duration_prop(n, "timeout", 2_000);
+    let start_period = duration_prop(n, "start-period", 0);
+    let retries = n
+        .prop_int(diags, "retries")
+        .and_then(|r| values::bounded(diags, r, "`retries`", 1, 1000))
+        .map_or(3, |r| r.value as u32);
+    let mut probes = Vec::new();
+    for child in n.children().map(|d| d.nodes()).unwrap_or_default() {
+        match child.name().value() {
+            "http" | "tcp" | "exec" => {
+                if let Some(probe) = parse_probe(child, file, diags) {
+                    probes.push(probe);
+                }
+            }
+            _ => unknown_node(diags, child, file, "a `health` block", &["http", "tcp", "exec"]),
+        }
+    }
+    if probes.is_empty() && n.children().is_none_or(|d| d.nodes().is_empty()) {
+        diags
+            .error(Code::EmptyHealth, n.head_span(), "`health` has no probe")
+            .help("add a probe: `health { http \"http://127.0.0.1:8080/\" status=200; }`");
+        return None;
+    }
+    Some(Health { interval, timeout, retries, start_period, probes })
+}

@@ -1,0 +1,174 @@
+//! KDL document → typed model, node by node, keeping every span.
+//!
+//! Owns the meaning of each node: which arguments, properties and children it takes and what
+//! they become in [`crate::spec::model`]. Walks the KDL tree by hand (serde would lose the
+//! spans). Reports local problems (types, units, unknown nodes); cross-references are checked
+//! later by `validate`, once imports are merged.
+
+mod container;
+mod image;
+mod test;
+mod topology;
+pub(crate) mod values;
+
+use kdl::{KdlDocument, KdlNode};
+
+use super::diag::{Code, Diagnostics, did_you_mean};
+use super::model::{Driver, Host, Network, Project};
+use super::reader::Node;
+use super::source::{FileId, Span, Spanned};
+
+/// What one file declares, before imports are merged.
+#[derive(Default)]
+pub(crate) struct ParsedFile {
+    pub(crate) project_name: Option<Spanned<String>>,
+    pub(crate) imports: Vec<Spanned<String>>,
+    pub(crate) items: Project,
+}
+
+const TOP_LEVEL: &[&str] = &["project", "import", "image", "network", "container", "job", "link", "test", "host"];
+
+/// Where a node that is not allowed here does belong, for the `help` line.
+fn home_of(name: &str) -> Option<&'static str> {
+    if image::STEPS.contains(&name) && container::CHILDREN.contains(&name) {
+        Some("an `image` or a `container` block")
+    } else if image::STEPS.contains(&name) {
+        Some("an `image` block")
+    } else if container::CHILDREN.contains(&name) {
+        Some("a `container` or `job` block")
+    } else if test::ASSERTIONS.contains(&name) {
+        Some("a `test` block (or a container's `health` block)")
+    } else if name == "impair" {
+        Some("a `link` block or a container's `network` block")
+    } else if TOP_LEVEL.contains(&name) {
+        Some("the top level of the file")
+    } else {
+        None
+    }
+}
+
+/// Reports a node that is not allowed where it stands.
+pub(crate) fn unknown_node(diags: &mut Diagnostics, node: &KdlNode, file: FileId, context: &str, allowed: &[&str]) {
+    let name = node.name().value();
+    let span = Span::from_miette(file, node.name().span());
+    let help = match (did_you_mean(name, allowed.iter().copied()), home_of(name)) {
+        (Some(suggestion), _) => Some(suggestion),
+        (None, Some(home)) => Some(format!("`{name}` belongs in {home}")),
+        (None, None) => Some(format!(
+            "{context} takes {}",
+            allowed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        )),
+    };
+    let message = if home_of(name).is_some() {
+        format!("`{name}` is not allowed in {context}")
+    } else {
+        format!("unknown node `{name}` in {context}")
+    };
+    diags.error(Code::UnknownNode, span, message).maybe_help(help);
+}
+
+/// Parses the top level of one file.
+pub(crate) fn parse_document(doc: &KdlDocument, file: FileId, diags: &mut Diagnostics) -> ParsedFile {
+    let mut out = ParsedFile::default();
+    for node in doc.nodes() {
+        match node.name().value() {
+            "project" => parse_project(node, file, diags, &mut out),
+            "import" => {
+                let n = Node::new(node, file, diags, "import \"std:NAME\" | import \"path/to/file.kdl\"");
+                if let Some(path) = n.str_arg(diags, 0, "a path") {
+                    out.imports.push(path);
+                }
+                n.max_args(diags, 1);
+                n.no_children(diags);
+                n.finish(diags);
+            }
+            "image" => {
+                if let Some(image) = image::parse_image(node, file, diags) {
+                    out.items.images.push(image);
+                }
+            }
+            "network" => {
+                if let Some(network) = parse_network(node, file, diags) {
+                    out.items.networks.push(network);
+                }
+            }
+            "container" | "job" => {
+                if let Some(container) = container::parse_container(node, file, diags) {
+                    out.items.containers.push(container);
+                }
+            }
+            "link" => {
+                if let Some(link) = topology::parse_link(node, file, diags) {
+                    out.items.links.push(link);
+                }
+            }
+            "test" => {
+                if let Some(test) = test::parse_test(node, file, diags) {
+                    out.items.tests.push(test);
+                }
+            }
+            "host" => {
+                if let Some(host) = parse_host(node, file, diags) {
+                    out.items.hosts.push(host);
+                }
+            }
+            _ => unknown_node(diags, node, file, "the top level", TOP_LEVEL),
+        }
+    }
+    out
+}
+
+fn parse_project(node: &KdlNode, file: FileId, diags: &mut Diagnostics, out: &mut ParsedFile) {
+    let n = Node::new(node, file, diags, "project \"NAME\"");
+    let name = n.str_arg(diags, 0, "a name");
+    n.max_args(diags, 1);
+    n.no_children(diags);
+    let keyword = n.name_span();
+    n.finish(diags);
+    let Some(name) = name else { return };
+    values::check_name(diags, &name, "project");
+    if let Some(first) = &out.project_name {
+        diags
+            .error(Code::MisplacedNode, keyword, "`project` is declared twice")
+            .related(first.span, "first declared here")
+            .help("keep one `project` node");
+        return;
+    }
+    out.project_name = Some(name);
+}
+
+fn parse_network(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Network> {
+    let usage = "network \"NAME\" subnet=\"10.89.0.0/24\" [internal=#true] [driver=\"bridge\"|\"overlay\"]";
+    let mut n = Node::new(node, file, diags, usage);
+    let name = n.str_arg(diags, 0, "a name");
+    n.max_args(diags, 1);
+    let subnet = n.prop_any("subnet").and_then(|v| values::subnet(diags, v, "`subnet`"));
+    let internal = n.prop_bool(diags, "internal").is_some_and(|b| b.value);
+    let driver = n
+        .prop_any("driver")
+        .and_then(|v| values::choice(diags, v, "network driver", &[("bridge", Driver::Bridge), ("overlay", Driver::Overlay)]))
+        .map_or(Driver::Bridge, |d| d.value);
+    n.no_children(diags);
+    n.finish(diags);
+    let name = name?;
+    values::check_name(diags, &name, "network");
+    Some(Network { name, subnet, internal, driver })
+}
+
+fn parse_host(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Host> {
+    let mut n = Node::new(node, file, diags, "host \"NAME\" address=\"192.0.2.1\"");
+    let name = n.str_arg(diags, 0, "a name");
+    n.max_args(diags, 1);
+    let address = match n.prop_any("address") {
+        Some(v) => values::address(diags, v, "`address`"),
+        None => {
+            n.required_str(diags, "address");
+            None
+        }
+    };
+    n.no_children(diags);
+    n.finish(diags);
+    let name = name?;
+    values::check_name(diags, &name, "host");
+    Some(Host { name, address })
+}

@@ -1,0 +1,239 @@
+//! `test` blocks (assertions about a running topology) and `health` probes.
+
+use kdl::{KdlNode, KdlValue};
+
+use super::{unknown_node, values};
+use crate::spec::diag::{Code, Diagnostics};
+use crate::spec::model::{Assertion, PingExpect, Probe, TcpExpect, Test};
+use crate::spec::reader::Node;
+use crate::spec::source::{FileId, Spanned};
+use crate::spec::units::Duration;
+
+pub(super) const ASSERTIONS: &[&str] = &["http", "dns", "ping", "tcp", "exec"];
+
+pub(super) fn parse_test(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Test> {
+    let n = Node::new(node, file, diags, "test \"NAME\" { http …; dns …; ping …; tcp …; exec … }");
+    let name = n.str_arg(diags, 0, "a name");
+    n.max_args(diags, 1);
+    n.finish(diags);
+    let mut assertions = Vec::new();
+    for child in node.children().map(|d| d.nodes()).unwrap_or_default() {
+        if !ASSERTIONS.contains(&child.name().value()) {
+            unknown_node(diags, child, file, "a `test` block", ASSERTIONS);
+            continue;
+        }
+        if let Some(a) = parse_assertion(child, file, diags) {
+            assertions.push(a);
+        }
+    }
+    Some(Test { name: name?, assertions })
+}
+
+fn usage(keyword: &str) -> &'static str {
+    match keyword {
+        "http" => "http from=\"CONTAINER\" \"http://NAME:PORT/PATH\" [status=200] [contains=\"TEXT\"]",
+        "dns" => "dns from=\"CONTAINER\" \"NAME\" [expect=\"ADDRESS\"|\"nxdomain\"]",
+        "ping" => "ping from=\"CONTAINER\" \"TARGET\" [count=3] [max-rtt=\"50ms\"] [expect=\"reachable\"|\"unreachable\"]",
+        "tcp" => "tcp from=\"CONTAINER\" \"HOST:PORT\" [expect=\"open\"|\"refused\"|\"timeout\"] [timeout=\"1s\"]",
+        _ => "exec \"CONTAINER\" \"PROGRAM\" \"ARG\"… [stdout=\"TEXT\"] [exit=0]",
+    }
+}
+
+fn parse_assertion(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Spanned<Assertion>> {
+    let keyword = node.name().value();
+    let mut n = Node::new(node, file, diags, usage(keyword));
+    n.no_children(diags);
+    let from = if keyword == "exec" { None } else { n.required_str(diags, "from") };
+    let assertion = match keyword {
+        "http" => {
+            n.max_args(diags, 1);
+            let url = n.str_arg(diags, 0, "a URL").and_then(|u| check_url(diags, u));
+            let status = status(&mut n, diags);
+            let contains = n.prop_str(diags, "contains");
+            Some(Assertion::Http { from: from?, url: url?, status, contains })
+        }
+        "dns" => {
+            n.max_args(diags, 1);
+            let name = n.str_arg(diags, 0, "a name to resolve");
+            let expect = match n.prop_any("expect") {
+                None => None,
+                Some(v) => match v.value {
+                    KdlValue::String(s) if s == "nxdomain" => Some(Vec::new()),
+                    _ => {
+                        let text = v.string(diags, "`expect`")?;
+                        let mut addresses = Vec::new();
+                        for (offset, part) in split_commas(&text.value) {
+                            let span = crate::spec::source::Span::new(text.span.file, text.span.offset as usize + 1 + offset, part.len());
+                            match part.parse() {
+                                Ok(ip) => addresses.push(Spanned::new(ip, span)),
+                                Err(_) => {
+                                    diags
+                                        .error(Code::InvalidAddress, span, format!("invalid address `{part}`"))
+                                        .label("not an IP address")
+                                        .help("write `expect=\"10.89.0.10\"`, several separated by commas, or `expect=\"nxdomain\"`");
+                                }
+                            }
+                        }
+                        Some(addresses)
+                    }
+                },
+            };
+            Some(Assertion::Dns { from: from?, name: name?, expect })
+        }
+        "ping" => {
+            n.max_args(diags, 1);
+            let target = n.str_arg(diags, 0, "a target");
+            let count = n
+                .prop_int(diags, "count")
+                .and_then(|c| values::bounded(diags, c, "`count`", 1, 1000))
+                .map_or(3, |c| c.value as u32);
+            let max_rtt = n.prop_any("max-rtt").and_then(|v| values::duration(diags, v, "`max-rtt`"));
+            let expect = n
+                .prop_any("expect")
+                .and_then(|v| {
+                    values::choice(diags, v, "expectation", &[("reachable", PingExpect::Reachable), ("unreachable", PingExpect::Unreachable)])
+                })
+                .map_or(PingExpect::Reachable, |e| e.value);
+            Some(Assertion::Ping { from: from?, target: target?, count, max_rtt, expect })
+        }
+        "tcp" => {
+            n.max_args(diags, 1);
+            let address = n.str_arg(diags, 0, "an address").and_then(|a| check_host_port(diags, a));
+            let expect = n
+                .prop_any("expect")
+                .and_then(|v| {
+                    values::choice(
+                        diags,
+                        v,
+                        "expectation",
+                        &[("open", TcpExpect::Open), ("refused", TcpExpect::Refused), ("timeout", TcpExpect::Timeout)],
+                    )
+                })
+                .map_or(TcpExpect::Open, |e| e.value);
+            let timeout = n
+                .prop_any("timeout")
+                .and_then(|v| values::duration(diags, v, "`timeout`"))
+                .map_or(Duration::from_millis(1_000), |d| d.value);
+            Some(Assertion::Tcp { from: from?, address: address?, expect, timeout })
+        }
+        _ => {
+            let container = n.str_arg(diags, 0, "a container");
+            let command = if n.arg_count() >= 1 { n.str_args(diags, 1, 1, "a command") } else { Vec::new() };
+            let stdout = n.prop_str(diags, "stdout");
+            let exit = n
+                .prop_int(diags, "exit")
+                .and_then(|e| values::bounded(diags, e, "`exit`", 0, 255))
+                .map_or(0, |e| e.value as i32);
+            if command.is_empty() {
+                None
+            } else {
+                Some(Assertion::Exec { container: container?, command, stdout, exit })
+            }
+        }
+    };
+    let span = n.span();
+    n.finish(diags);
+    assertion.map(|a| Spanned::new(a, span))
+}
+
+/// `status=` of an http check or probe: a status code, 200 when absent.
+fn status(n: &mut Node<'_>, diags: &mut Diagnostics) -> u16 {
+    n.prop_int(diags, "status")
+        .and_then(|s| values::bounded(diags, s, "`status`", 100, 599))
+        .map_or(200, |s| s.value as u16)
+}
+
+fn split_commas(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for part in text.split(',') {
+        let trimmed = part.trim();
+        let lead = part.len() - part.trim_start().len();
+        out.push((offset + lead, trimmed));
+        offset += part.len() + 1;
+    }
+    out
+}
+
+/// kiln probes plain HTTP itself: `http://HOST[:PORT][/PATH]`.
+fn check_url(diags: &mut Diagnostics, url: Spanned<String>) -> Option<Spanned<String>> {
+    let problem = match url.value.strip_prefix("http://") {
+        None if url.value.starts_with("https://") => Some("kiln probes plain HTTP only"),
+        None => Some("the URL must start with `http://`"),
+        Some(rest) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if authority.is_empty() {
+                Some("the URL has no host")
+            } else if let Some((_, port)) = authority.rsplit_once(':')
+                && !authority.ends_with(']')
+                && port.parse::<u16>().map_or(true, |p| p == 0)
+            {
+                Some("the port is not a number from 1 to 65535")
+            } else {
+                None
+            }
+        }
+    };
+    match problem {
+        Some(problem) => {
+            diags
+                .error(Code::InvalidUrl, url.span, format!("invalid URL `{}`", url.value))
+                .label(problem)
+                .help("write `\"http://NAME:PORT/PATH\"`");
+            None
+        }
+        None => Some(url),
+    }
+}
+
+/// `HOST:PORT` (or `[V6]:PORT`) for tcp checks.
+fn check_host_port(diags: &mut Diagnostics, address: Spanned<String>) -> Option<Spanned<String>> {
+    let ok = address
+        .value
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if ok {
+        Some(address)
+    } else {
+        diags
+            .error(Code::InvalidAddress, address.span, format!("invalid address `{}`", address.value))
+            .label("expected `HOST:PORT`")
+            .help("write `\"web:8080\"` or `\"10.89.0.10:8080\"`");
+        None
+    }
+}
+
+/// A probe in a `health` block: `http URL [status=]`, `tcp "HOST:PORT"|PORT`, `exec ARGS…`.
+pub(super) fn parse_probe(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Spanned<Probe>> {
+    let keyword = node.name().value();
+    let usage = match keyword {
+        "http" => "http \"http://127.0.0.1:PORT/PATH\" [status=200]",
+        "tcp" => "tcp PORT | tcp \"HOST:PORT\"",
+        _ => "exec \"PROGRAM\" \"ARG\"…",
+    };
+    let mut n = Node::new(node, file, diags, usage);
+    n.no_children(diags);
+    let probe = match keyword {
+        "http" => {
+            n.max_args(diags, 1);
+            let url = n.str_arg(diags, 0, "a URL").and_then(|u| check_url(diags, u));
+            let status = status(&mut n, diags);
+            url.map(|url| Probe::Http { url, status })
+        }
+        "tcp" => {
+            n.max_args(diags, 1);
+            n.any_arg(diags, 0, "a port").and_then(|v| match v.value {
+                KdlValue::Integer(_) => values::port(diags, v, "the port")
+                    .map(|p| Probe::Tcp { address: Spanned::new(format!("127.0.0.1:{}", p.value), p.span) }),
+                _ => v.string(diags, "the address").and_then(|a| check_host_port(diags, a)).map(|address| Probe::Tcp { address }),
+            })
+        }
+        _ => {
+            let command = n.str_args(diags, 0, 1, "a command");
+            (!command.is_empty()).then_some(Probe::Exec { command })
+        }
+    };
+    let span = n.span();
+    n.finish(diags);
+    probe.map(|p| Spanned::new(p, span))
+}

@@ -1,0 +1,194 @@
+//! Subnets, fixed addresses, published ports and interface names.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+use crate::spec::diag::{Code, Diagnostics};
+use crate::spec::model::{Project, Protocol};
+use crate::spec::source::{Span, Spanned};
+
+/// The address a network's bridge takes: the first host address.
+pub(crate) fn gateway(subnet: &IpNetwork) -> Option<IpAddr> {
+    subnet.iter().nth(1)
+}
+
+/// How many addresses a subnet can hand to members. Networks lose the network address, the
+/// broadcast address and the gateway; point-to-point link subnets have no gateway, and /31
+/// (RFC 3021) uses both addresses.
+fn capacity(subnet: &IpNetwork, has_gateway: bool) -> u128 {
+    let bits = match subnet {
+        IpNetwork::V4(_) => 32,
+        IpNetwork::V6(_) => 128,
+    };
+    let host_bits = bits - u32::from(subnet.prefix());
+    let size: u128 = if host_bits >= 127 { u128::MAX } else { 1u128 << host_bits };
+    let usable = match host_bits {
+        0 => 1,
+        1 => 2,
+        _ => size - 2,
+    };
+    usable.saturating_sub(u128::from(has_gateway))
+}
+
+pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
+    // Overlaps between every network and link subnet.
+    let mut subnets: Vec<(String, &Spanned<IpNetwork>)> = Vec::new();
+    for n in &project.networks {
+        if let Some(s) = &n.subnet {
+            subnets.push((format!("network `{}`", n.name.value), s));
+        }
+    }
+    for l in &project.links {
+        if let Some(s) = &l.subnet {
+            subnets.push((format!("link `{}:{}`", l.a.container.value, l.a.interface.value), s));
+        }
+    }
+    for (i, (name, subnet)) in subnets.iter().enumerate() {
+        for (other_name, other) in &subnets[..i] {
+            if overlaps(&subnet.value, &other.value) {
+                diags
+                    .error(Code::OverlappingSubnets, subnet.span, format!("subnet {} overlaps {other_name}", subnet.value))
+                    .label(format!("{name} uses it"))
+                    .related(other.span, format!("{other_name} has {}", other.value))
+                    .help("give each network and link a subnet of its own");
+            }
+        }
+    }
+
+    for network in &project.networks {
+        let Some(subnet) = &network.subnet else { continue };
+        let gw = gateway(&subnet.value);
+        let mut used: BTreeMap<IpAddr, Span> = BTreeMap::new();
+        let mut members: u128 = 0;
+        for c in &project.containers {
+            for a in c.networks.iter().filter(|a| a.network.value == network.name.value) {
+                members += u128::from(c.replicas.value);
+                let Some(ip) = &a.ip else { continue };
+                if !subnet.value.contains(ip.value) || ip.value == subnet.value.network() || Some(ip.value) == broadcast(&subnet.value) {
+                    let why = if subnet.value.contains(ip.value) { "it is the network's own or broadcast address" } else { "outside the subnet" };
+                    diags
+                        .error(Code::AddressOutsideSubnet, ip.span, format!("address {} is not usable on network `{}`", ip.value, network.name.value))
+                        .label(why)
+                        .related(subnet.span, format!("`{}` has subnet {}", network.name.value, subnet.value))
+                        .help(format!("pick a host address in {}, or leave `ip` out to have one allocated", subnet.value));
+                    continue;
+                }
+                if Some(ip.value) == gw {
+                    diags
+                        .error(Code::DuplicateAddress, ip.span, format!("address {} is the gateway of network `{}`", ip.value, network.name.value))
+                        .related(subnet.span, "the first address of the subnet goes to the bridge")
+                        .help("pick another address, or leave `ip` out to have one allocated");
+                    continue;
+                }
+                if c.replicas.value > 1 {
+                    diags
+                        .error(Code::DuplicateAddress, ip.span, format!("{} replicas of `{}` cannot share address {}", c.replicas.value, c.name.value, ip.value))
+                        .related(c.replicas.span, "replicas set here")
+                        .help("leave `ip` out: each replica gets an address of its own");
+                }
+                if let Some(first) = used.insert(ip.value, ip.span) {
+                    diags
+                        .error(Code::DuplicateAddress, ip.span, format!("address {} is assigned twice on network `{}`", ip.value, network.name.value))
+                        .related(first, "first assigned here")
+                        .help("give each container its own address");
+                }
+            }
+        }
+        let cap = capacity(&subnet.value, true);
+        if members > cap {
+            diags
+                .error(Code::SubnetTooSmall, subnet.span, format!("network `{}` has {members} members but room for {cap}", network.name.value))
+                .label(format!("{} addresses, less network, broadcast and gateway", subnet.value.size()))
+                .help("use a larger subnet (a smaller prefix length)");
+        }
+    }
+
+    for link in &project.links {
+        if let Some(subnet) = &link.subnet
+            && capacity(&subnet.value, false) < 2
+        {
+            diags
+                .error(Code::SubnetTooSmall, subnet.span, format!("link subnet {} has room for fewer than 2 addresses", subnet.value))
+                .help("use a /30 or a /31 for a point-to-point link");
+        }
+    }
+
+    check_ports(project, diags);
+    check_interfaces(project, diags);
+
+    let mut host_addresses: BTreeMap<IpAddr, Span> = BTreeMap::new();
+    for host in &project.hosts {
+        if let Some(address) = &host.address
+            && let Some(first) = host_addresses.insert(address.value, address.span)
+        {
+            diags
+                .error(Code::DuplicateAddress, address.span, format!("address {} is given to two hosts", address.value))
+                .related(first, "first given here")
+                .help("each host has its own underlay address");
+        }
+    }
+}
+
+/// Two subnets of one family overlap when either holds the other's network address.
+fn overlaps(a: &IpNetwork, b: &IpNetwork) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+fn broadcast(subnet: &IpNetwork) -> Option<IpAddr> {
+    match subnet {
+        IpNetwork::V4(n) if n.prefix() < 31 => Some(IpAddr::V4(n.broadcast())),
+        _ => None,
+    }
+}
+
+fn check_ports(project: &Project, diags: &mut Diagnostics) {
+    let mut published: BTreeMap<(u16, Protocol), Span> = BTreeMap::new();
+    for c in &project.containers {
+        for p in &c.publish {
+            if c.replicas.value > 1 {
+                diags
+                    .error(Code::DuplicateHostPort, p.host.span, format!("host port {} is published by {} replicas of `{}`", p.host.value, c.replicas.value, c.name.value))
+                    .related(c.replicas.span, "replicas set here")
+                    .help("only one process can listen on a host port: publish from a single container");
+            }
+            if let Some(first) = published.insert((p.host.value, p.protocol), p.host.span) {
+                diags
+                    .error(Code::DuplicateHostPort, p.host.span, format!("host port {} is published twice", p.host.value))
+                    .related(first, "first published here")
+                    .help("pick another host port");
+            }
+        }
+    }
+}
+
+/// Networks take `eth0`, `eth1`… in declaration order; links must use other names, once each.
+fn check_interfaces(project: &Project, diags: &mut Diagnostics) {
+    let mut claimed: BTreeMap<(&str, &str), Span> = BTreeMap::new();
+    for link in &project.links {
+        for end in [&link.a, &link.b] {
+            let container = end.container.value.as_str();
+            let iface = end.interface.value.as_str();
+            let base = project
+                .containers
+                .iter()
+                .find(|c| c.instance_names().iter().any(|n| n == container));
+            if let Some(c) = base
+                && let Some(index) = (0..c.networks.len()).find(|i| format!("eth{i}") == iface)
+            {
+                diags
+                    .error(Code::InterfaceConflict, end.interface.span, format!("`{iface}` of `{container}` is taken by network `{}`", c.networks[index].network.value))
+                    .related(c.networks[index].network.span, format!("this attachment is `{iface}`"))
+                    .help(format!("networks take eth0…eth{} in order; use `{container}:eth{}`", c.networks.len() - 1, c.networks.len()));
+                continue;
+            }
+            if let Some(first) = claimed.insert((container, iface), end.interface.span) {
+                diags
+                    .error(Code::InterfaceConflict, end.interface.span, format!("interface `{container}:{iface}` is used by two links"))
+                    .related(first, "first used here")
+                    .help("give each link its own interface name");
+            }
+        }
+    }
+}

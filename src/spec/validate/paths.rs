@@ -1,0 +1,95 @@
+//! Paths on disk: `copy` sources, archives and bind-mounted volumes, relative to the file
+//! that declares them.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::spec::FileSystem;
+use crate::spec::diag::{Code, Diagnostics};
+use crate::spec::model::{FromRef, Project, Step, VolumeSource};
+use crate::spec::source::{Sources, Span, Spanned};
+
+/// The directory of the file a span is in; `None` for embedded stdlib modules.
+fn base_dir(sources: &Sources, span: Span) -> Option<PathBuf> {
+    let path = sources.get(span.file).path.as_ref()?;
+    Some(path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf))
+}
+
+/// Whether a relative path climbs out of its base (`../x`, `a/../../x`).
+pub(crate) fn escapes(path: &str) -> bool {
+    let mut depth: i64 = 0;
+    for component in Path::new(path).components() {
+        match component {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::RootDir | Component::Prefix(_) => return true,
+            Component::CurDir => {}
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
+fn must_exist(diags: &mut Diagnostics, fs: &dyn FileSystem, base: &Path, path: &Spanned<String>, what: &str) {
+    if path.value.contains(['*', '?', '[']) {
+        return;
+    }
+    let full = base.join(&path.value);
+    if !fs.exists(&full) {
+        diags
+            .error(Code::PathNotFound, path.span, format!("{what} `{}` does not exist", path.value))
+            .label("no such file or directory")
+            .help("paths are relative to the directory of the file that declares them");
+    }
+}
+
+pub(super) fn check(project: &Project, sources: &Sources, fs: &dyn FileSystem, diags: &mut Diagnostics) {
+    for image in &project.images {
+        if let Some(from) = &image.from
+            && let FromRef::OciArchive(path) | FromRef::DockerArchive(path) = &from.value
+            && let Some(base) = base_dir(sources, from.span)
+        {
+            must_exist(diags, fs, &base, &Spanned::new(path.clone(), from.span), "archive");
+        }
+        for step in &image.steps {
+            let Step::Copy { sources: srcs, from: None, .. } = &step.value else { continue };
+            for src in srcs {
+                if escapes(&src.value) {
+                    diags
+                        .error(Code::PathEscapesContext, src.span, format!("`{}` is outside the build context", src.value))
+                        .label("copy sources are relative to the project directory")
+                        .help("move the file into the project directory, or copy it from an image with `from=`");
+                    continue;
+                }
+                if let Some(base) = base_dir(sources, src.span) {
+                    must_exist(diags, fs, &base, src, "copy source");
+                }
+            }
+        }
+    }
+    for c in &project.containers {
+        for v in &c.volumes {
+            if let VolumeSource::Bind { path } = &v.source
+                && let Some(base) = base_dir(sources, path.span)
+            {
+                must_exist(diags, fs, &base, path, "volume source");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes;
+
+    #[test]
+    fn escaping_paths() {
+        assert!(escapes("../x"));
+        assert!(escapes("a/../../x"));
+        assert!(escapes("/etc/passwd"));
+        assert!(!escapes("site/"));
+        assert!(!escapes("a/../b"));
+        assert!(!escapes("./a"));
+    }
+}

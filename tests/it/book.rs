@@ -1,0 +1,114 @@
+//! The book stays true: every `kdl` block parses and validates, every diagnostic code has a
+//! page in the error index, and `mdbook build` succeeds where mdbook is installed (CI
+//! installs it, so there it is required).
+//!
+//! A block meant to show a mistake is fenced as ```` ```kdl,bad ````: it must produce at
+//! least one error. Other `kdl` blocks must produce no diagnostic at all.
+
+use std::path::{Path, PathBuf};
+
+use kiln::spec::{self, Code, Options, RealFs};
+
+use crate::harness::repo;
+
+fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("book/src readable") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            markdown_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+}
+
+/// `(file, first line, info string, code)` of every fenced block whose language is kdl.
+fn kdl_blocks() -> Vec<(PathBuf, usize, String, String)> {
+    let mut files = Vec::new();
+    markdown_files(&repo().join("book/src"), &mut files);
+    files.sort();
+    let mut blocks = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let mut current: Option<(usize, String, String)> = None;
+        for (i, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            match &mut current {
+                None => {
+                    if let Some(info) = trimmed.strip_prefix("```")
+                        && info.split(',').next() == Some("kdl")
+                    {
+                        current = Some((i + 1, info.to_string(), String::new()));
+                    }
+                }
+                Some((start, info, code)) => {
+                    if trimmed.starts_with("```") {
+                        blocks.push((file.clone(), *start, info.clone(), std::mem::take(code)));
+                        current = None;
+                    } else {
+                        code.push_str(line);
+                        code.push('\n');
+                    }
+                }
+            }
+        }
+    }
+    blocks
+}
+
+#[test]
+fn every_kdl_block_in_the_book_is_valid_or_marked_bad() {
+    let blocks = kdl_blocks();
+    assert!(blocks.len() >= 20, "the book shows the language: found {} kdl blocks", blocks.len());
+    let mut problems = Vec::new();
+    for (file, line, info, code) in blocks {
+        let loaded = spec::load_source("kiln.kdl", None, &code, &RealFs, &Options::default());
+        let bad = info.split(',').any(|t| t == "bad");
+        let place = format!("{}:{line}", file.strip_prefix(repo()).unwrap_or(&file).display());
+        if bad && !loaded.has_errors() {
+            problems.push(format!("{place}: marked bad but valid"));
+        }
+        if !bad && !loaded.diagnostics.is_empty() {
+            let messages: Vec<String> = loaded.diagnostics.iter().map(|d| format!("{}: {}", d.code, d.message)).collect();
+            problems.push(format!("{place}: {}", messages.join("; ")));
+        }
+    }
+    assert!(problems.is_empty(), "book kdl blocks:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_code_has_a_page_in_the_error_index() {
+    let summary = std::fs::read_to_string(repo().join("book/src/SUMMARY.md")).expect("SUMMARY.md");
+    let mut missing = Vec::new();
+    for code in Code::ALL {
+        let page = repo().join(format!("book/src/errors/{}.md", code.name()));
+        let linked = summary.contains(&format!("(errors/{}.md)", code.name()));
+        let text = std::fs::read_to_string(&page).unwrap_or_default();
+        if !linked || !text.contains(&code.as_str()) || !text.contains("```kdl,bad") {
+            missing.push(code.name());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "codes without a page (book/src/errors/NAME.md naming the full code, with a ```kdl,bad example, linked from SUMMARY.md): {missing:?}"
+    );
+}
+
+#[test]
+fn mdbook_builds_the_book() {
+    let found = std::process::Command::new("mdbook").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "CI installs mdbook: the book must build there");
+        eprintln!("mdbook is not installed: skipping the build (CI runs it)");
+        return;
+    }
+    let out = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new("mdbook")
+        .args(["build", "--dest-dir"])
+        .arg(out.path())
+        .arg(repo().join("book"))
+        .output()
+        .expect("mdbook runs");
+    assert!(status.status.success(), "mdbook build failed:\n{}", String::from_utf8_lossy(&status.stderr));
+    assert!(out.path().join("index.html").exists());
+}

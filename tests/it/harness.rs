@@ -1,0 +1,135 @@
+//! A fluent harness around the `kiln` binary.
+//!
+//! ```ignore
+//! Kiln::new().args(["check", "-f", path]).run().success().stdout_contains("1 image");
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (where Cargo.toml is).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether golden files should be rewritten instead of compared.
+pub fn bless() -> bool {
+    std::env::var_os("KILN_BLESS").is_some()
+}
+
+/// Compares `actual` with the golden file at `path` (or rewrites it when blessing).
+pub fn assert_golden(path: &Path, actual: &str) {
+    if bless() {
+        std::fs::write(path, actual).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        return;
+    }
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with KILN_BLESS=1 to create it)", path.display()));
+    if expected != actual {
+        panic!(
+            "{} differs from the output (run with KILN_BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        );
+    }
+}
+
+pub struct Kiln {
+    command: Command,
+    shown: Vec<String>,
+}
+
+impl Kiln {
+    pub fn new() -> Kiln {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        command.env_remove("KILN_ROOT").env("NO_COLOR", "1").env("COLUMNS", "100");
+        Kiln { command, shown: vec!["kiln".into()] }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Kiln
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        for a in args {
+            self.shown.push(a.as_ref().to_string_lossy().into_owned());
+            self.command.arg(a);
+        }
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Kiln {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn run(mut self) -> Ran {
+        let output = self.command.output().expect("kiln runs");
+        Ran { output, shown: self.shown.join(" ") }
+    }
+}
+
+/// The outcome of one kiln run, with assertions that print everything on failure.
+pub struct Ran {
+    pub output: Output,
+    shown: String,
+}
+
+impl Ran {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        panic!(
+            "`{}`: {what}\nexit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.shown,
+            self.output.status.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    pub fn code(self, code: i32) -> Ran {
+        if self.output.status.code() != Some(code) {
+            self.fail(&format!("expected exit code {code}"));
+        }
+        self
+    }
+
+    pub fn success(self) -> Ran {
+        self.code(0)
+    }
+
+    pub fn failure(self) -> Ran {
+        self.code(1)
+    }
+
+    pub fn stdout_contains(self, text: &str) -> Ran {
+        if !self.stdout().contains(text) {
+            self.fail(&format!("stdout lacks {text:?}"));
+        }
+        self
+    }
+
+    pub fn stderr_contains(self, text: &str) -> Ran {
+        if !self.stderr().contains(text) {
+            self.fail(&format!("stderr lacks {text:?}"));
+        }
+        self
+    }
+
+    pub fn stdout_is(self, text: &str) -> Ran {
+        if self.stdout() != text {
+            self.fail(&format!("stdout is not {text:?}"));
+        }
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout()).unwrap_or_else(|e| self.fail(&format!("stdout is not one JSON value: {e}")))
+    }
+}

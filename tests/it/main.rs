@@ -1,0 +1,12 @@
+//! kiln's integration tests: one binary, one module per capability.
+//!
+//! `harness` runs the real `kiln` binary with a fluent API; the other modules test what a
+//! user sees. Golden files are rewritten with `KILN_BLESS=1 cargo test --test it`.
+
+#![allow(unreachable_pub)]
+
+mod book;
+mod check;
+mod diagnostics;
+mod fuzz;
+mod harness;
