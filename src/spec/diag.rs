@@ -140,6 +140,8 @@ impl Diagnostic {
 #[derive(Debug, Default)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// Set while an import failed: references to undeclared names are not reported.
+    pub(crate) suppress_unknown: bool,
 }
 
 /// Builder returned by [`Diagnostics::error`]: add a label, help and related spans.
@@ -179,7 +181,13 @@ impl Diagnostics {
         self.items.push(diagnostic);
     }
 
-    fn add(&mut self, severity: Severity, code: Code, span: Span, message: String) -> DiagnosticBuilder<'_> {
+    fn add(
+        &mut self,
+        severity: Severity,
+        code: Code,
+        span: Span,
+        message: String,
+    ) -> DiagnosticBuilder<'_> {
         self.items.push(Diagnostic {
             code,
             severity,
@@ -193,11 +201,21 @@ impl Diagnostics {
         DiagnosticBuilder { diagnostic }
     }
 
-    pub fn error(&mut self, code: Code, span: Span, message: impl Into<String>) -> DiagnosticBuilder<'_> {
+    pub fn error(
+        &mut self,
+        code: Code,
+        span: Span,
+        message: impl Into<String>,
+    ) -> DiagnosticBuilder<'_> {
         self.add(Severity::Error, code, span, message.into())
     }
 
-    pub fn warning(&mut self, code: Code, span: Span, message: impl Into<String>) -> DiagnosticBuilder<'_> {
+    pub fn warning(
+        &mut self,
+        code: Code,
+        span: Span,
+        message: impl Into<String>,
+    ) -> DiagnosticBuilder<'_> {
         self.add(Severity::Warning, code, span, message.into())
     }
 
@@ -225,7 +243,10 @@ impl Diagnostics {
 }
 
 /// "did you mean `x`?" for a misspelt name, from the names that would have been valid.
-pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let best = candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(wrong, c), c))
@@ -243,14 +264,21 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for code in Code::ALL {
             assert!(seen.insert(code.name()), "duplicate code {}", code.name());
-            assert!(code.name().chars().all(|c| c.is_ascii_lowercase() || c == '-'));
+            assert!(
+                code.name()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-')
+            );
             assert!(!code.summary().is_empty());
         }
     }
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("imgae", ["image", "network"]).as_deref(), Some("did you mean `image`?"));
+        assert_eq!(
+            did_you_mean("imgae", ["image", "network"]).as_deref(),
+            Some("did you mean `image`?")
+        );
         assert_eq!(did_you_mean("zzz", ["image", "network"]), None);
     }
 }

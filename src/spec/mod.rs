@@ -11,6 +11,7 @@ mod reader;
 pub mod render;
 pub mod source;
 pub mod stdlib;
+mod syntax;
 pub mod units;
 mod validate;
 
@@ -48,7 +49,10 @@ impl FileSystem for RealFs {
 /// The root project file could not be read at all.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("cannot read {}", path.display())]
-#[diagnostic(code(kiln::spec::unreadable), help("pass the project file with `-f FILE`, or run kiln in the directory that holds kiln.kdl"))]
+#[diagnostic(
+    code(kiln::spec::unreadable),
+    help("pass the project file with `-f FILE`, or run kiln in the directory that holds kiln.kdl")
+)]
 pub struct ReadError {
     pub path: PathBuf,
     #[source]
@@ -71,35 +75,86 @@ impl Loaded {
 
 /// Loads, parses and validates the project file at `path`.
 pub fn load_file(path: &Path, fs: &dyn FileSystem, options: &Options) -> Result<Loaded, ReadError> {
-    let text = fs.read_to_string(path).map_err(|source| ReadError { path: path.to_path_buf(), source })?;
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let display = if path.is_absolute() { path.display().to_string() } else { name };
+    let text = fs.read_to_string(path).map_err(|source| ReadError {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let display = if path.is_absolute() {
+        path.display().to_string()
+    } else {
+        name
+    };
     Ok(load_source(&display, Some(path), &text, fs, options))
 }
 
 /// Loads a project from text; `path` locates relative imports and paths (none: in memory).
-pub fn load_source(name: &str, path: Option<&Path>, text: &str, fs: &dyn FileSystem, options: &Options) -> Loaded {
-    let mut loader = Loader { fs, sources: Sources::default(), diags: Diagnostics::default(), loaded: BTreeMap::new(), stack: Vec::new(), project: Project::default() };
+pub fn load_source(
+    name: &str,
+    path: Option<&Path>,
+    text: &str,
+    fs: &dyn FileSystem,
+    options: &Options,
+) -> Loaded {
+    let mut loader = Loader {
+        fs,
+        sources: Sources::default(),
+        diags: Diagnostics::default(),
+        loaded: BTreeMap::new(),
+        stack: Vec::new(),
+        project: Project::default(),
+        incomplete: false,
+    };
     let root = loader.sources.add(name, path.map(Path::to_path_buf), text);
     let project_name = loader.load(root, FileKey::of(path, name));
     let mut project = std::mem::take(&mut loader.project);
-    project.name = project_name.map(|n| n.value).unwrap_or_else(|| default_project_name(path));
-    validate::validate(&project, &loader.sources, fs, options, &mut loader.diags);
-    Loaded { project, sources: loader.sources, diagnostics: loader.diags.into_sorted() }
+    project.name = project_name
+        .map(|n| n.value)
+        .unwrap_or_else(|| default_project_name(path));
+    validate::validate(
+        &project,
+        &loader.sources,
+        fs,
+        options,
+        loader.incomplete,
+        &mut loader.diags,
+    );
+    Loaded {
+        project,
+        sources: loader.sources,
+        diagnostics: loader.diags.into_sorted(),
+    }
 }
 
 /// Without `project "NAME"`, a project is named after its directory.
 fn default_project_name(path: Option<&Path>) -> String {
     let dir = path
         .and_then(|p| std::path::absolute(p).ok())
-        .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().to_ascii_lowercase()));
+        .and_then(|p| {
+            p.parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        });
     let cleaned: String = dir
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let trimmed = cleaned.trim_matches('-');
-    if trimmed.is_empty() { "default".to_string() } else { trimmed.to_string() }
+    if trimmed.is_empty() {
+        "default".to_string()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 /// Identifies a file for cycle and duplicate detection.
@@ -143,6 +198,10 @@ struct Loader<'a> {
     /// The chain of imports being loaded: the file and the import span that led to it.
     stack: Vec<(FileKey, Option<Span>)>,
     project: Project,
+    /// An import could not be loaded (missing, or not valid KDL): names it declares are
+    /// unknown, so references to undeclared names are not reported (they would only repeat
+    /// the import's error).
+    incomplete: bool,
 }
 
 impl Loader<'_> {
@@ -153,16 +212,9 @@ impl Loader<'_> {
         let doc = match kdl::KdlDocument::parse_v2(&text) {
             Ok(doc) => doc,
             Err(err) => {
-                for d in err.diagnostics {
-                    let span = Span::from_miette(file, d.span);
-                    let message = d.message.unwrap_or_else(|| "invalid KDL".to_string());
-                    let message = lowercase_first(message.trim_end_matches('.'));
-                    let builder = self.diags.error(Code::Syntax, span, message);
-                    let builder = match d.label {
-                        Some(label) => builder.label(label),
-                        None => builder,
-                    };
-                    builder.maybe_help(d.help.map(|h| lowercase_first(&h)));
+                syntax::report(&mut self.diags, file, &text, &err);
+                if !self.stack.is_empty() {
+                    self.incomplete = true;
                 }
                 return None;
             }
@@ -176,7 +228,11 @@ impl Loader<'_> {
         self.stack.pop();
         if !is_root && let Some(name) = &parsed.project_name {
             self.diags
-                .error(Code::MisplacedNode, name.span, "`project` is only allowed in the root file")
+                .error(
+                    Code::MisplacedNode,
+                    name.span,
+                    "`project` is only allowed in the root file",
+                )
                 .help("remove it from the imported module; the importing project names everything");
         }
         let items = parsed.items;
@@ -194,22 +250,53 @@ impl Loader<'_> {
         let (key, name, path, text) = if let Some(module) = target.strip_prefix("std:") {
             let Some(text) = stdlib::module(module) else {
                 self.diags
-                    .error(Code::ImportNotFound, import.span, format!("no stdlib module `{module}`"))
+                    .error(
+                        Code::ImportNotFound,
+                        import.span,
+                        format!("no stdlib module `{module}`"),
+                    )
                     .help({
-                        let known: Vec<String> = stdlib::names().map(|n| format!("std:{n}")).collect();
-                        did_you_mean(target, known.iter().map(String::as_str))
-                            .unwrap_or_else(|| format!("the stdlib has {}", known.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")))
+                        let known: Vec<String> =
+                            stdlib::names().map(|n| format!("std:{n}")).collect();
+                        did_you_mean(target, known.iter().map(String::as_str)).unwrap_or_else(
+                            || {
+                                format!(
+                                    "the stdlib has {}",
+                                    known
+                                        .iter()
+                                        .map(|n| format!("`{n}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            },
+                        )
                     });
+                self.incomplete = true;
                 return;
             };
-            (FileKey::Std(module.to_string()), target.to_string(), None, text.to_string())
+            (
+                FileKey::Std(module.to_string()),
+                target.to_string(),
+                None,
+                text.to_string(),
+            )
         } else {
-            let base = self.sources.get(from_file).path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+            let base = self
+                .sources
+                .get(from_file)
+                .path
+                .as_ref()
+                .and_then(|p| p.parent().map(Path::to_path_buf));
             let Some(base) = base else {
                 self.diags
-                    .error(Code::ImportNotFound, import.span, format!("cannot import `{target}` from here"))
+                    .error(
+                        Code::ImportNotFound,
+                        import.span,
+                        format!("cannot import `{target}` from here"),
+                    )
                     .label("this file has no directory to resolve relative imports against")
                     .help("only `std:` modules can be imported from a stdlib module");
+                self.incomplete = true;
                 return;
             };
             let path = base.join(target);
@@ -220,40 +307,43 @@ impl Loader<'_> {
                 match self.fs.read_to_string(&path) {
                     Ok(text) => (key, target.to_string(), Some(path), text),
                     Err(err) => {
-                        let reason = if err.kind() == io::ErrorKind::NotFound { "no such file".to_string() } else { lowercase_first(&err.to_string()) };
+                        let reason = if err.kind() == io::ErrorKind::NotFound {
+                            "no such file".to_string()
+                        } else {
+                            syntax::lowercase_first(&err.to_string())
+                        };
                         self.diags
                             .error(Code::ImportNotFound, import.span, format!("cannot import `{target}`"))
                             .label(reason)
                             .help("relative imports are resolved from the directory of the importing file");
+                        self.incomplete = true;
                         return;
                     }
                 }
             }
         };
         if let Some(position) = self.stack.iter().position(|(k, _)| *k == key) {
-            let mut builder = self
-                .diags
-                .error(Code::ImportCycle, import.span, format!("import cycle: `{name}` imports itself through this chain"))
-                .label("this import closes the cycle");
-            for (_, span) in &self.stack[position..] {
-                if let Some(span) = span {
-                    builder = builder.related(*span, "imported here");
-                }
-            }
-            builder.help("modules cannot import each other in a cycle: move the shared declarations into a third module");
+            self.import_cycle(position, import, from_file);
             return;
         }
         if self.loaded.contains_key(&key) {
             return; // Already merged through another import.
         }
         let display = match &key {
-            FileKey::Path(p) => path.map_or_else(|| name.clone(), |_| relative_display(self.sources.get(from_file).name.as_str(), target, p)),
+            FileKey::Path(p) => path.map_or_else(
+                || name.clone(),
+                |_| relative_display(self.sources.get(from_file).name.as_str(), target, p),
+            ),
             _ => name.clone(),
         };
-        let file = self.sources.add(display, match &key {
-            FileKey::Path(p) => Some(p.clone()),
-            _ => None,
-        }, &text);
+        let file = self.sources.add(
+            display,
+            match &key {
+                FileKey::Path(p) => Some(p.clone()),
+                _ => None,
+            },
+            &text,
+        );
         if let Some(top) = self.stack.last_mut() {
             top.1 = Some(import.span);
         }
@@ -261,6 +351,55 @@ impl Loader<'_> {
         if let Some(top) = self.stack.last_mut() {
             top.1 = None;
         }
+    }
+}
+
+impl Loader<'_> {
+    /// `import` closes a cycle that starts at `self.stack[position]`.
+    fn import_cycle(&mut self, position: usize, import: &Spanned<String>, from_file: FileId) {
+        let name_of = |loader: &Self, key: &FileKey| {
+            loader
+                .loaded
+                .get(key)
+                .map_or_else(String::new, |f| loader.sources.get(*f).name.clone())
+        };
+        let chain: Vec<String> = self.stack[position..]
+            .iter()
+            .map(|(k, _)| name_of(self, k))
+            .collect();
+        let importer = self.sources.get(from_file).name.clone();
+        let edges: Vec<(Span, String, String)> = self.stack[position..]
+            .windows(2)
+            .filter_map(|w| {
+                w[0].1
+                    .map(|span| (span, name_of(self, &w[0].0), name_of(self, &w[1].0)))
+            })
+            .collect();
+        let (message, label) = if chain.len() == 1 {
+            (
+                format!("`{importer}` imports itself"),
+                "this import names the file it is in".to_string(),
+            )
+        } else {
+            let mut path = chain.clone();
+            path.push(chain[0].clone());
+            (
+                format!("import cycle: {}", path.join(" → ")),
+                format!("`{importer}` imports `{}` here", chain[0]),
+            )
+        };
+        let mut builder = self
+            .diags
+            .error(Code::ImportCycle, import.span, message)
+            .label(label);
+        for (span, from, to) in edges {
+            builder = builder.related(span, format!("`{from}` imports `{to}` here"));
+        }
+        builder.help(if chain.len() == 1 {
+            "remove this import"
+        } else {
+            "files cannot import each other in a cycle: move the shared declarations into a file both import"
+        });
     }
 }
 
@@ -273,16 +412,4 @@ fn relative_display(importer: &str, target: &str, absolute: &Path) -> String {
     let joined = dir.join(target);
     let text = joined.display().to_string();
     text.strip_prefix("./").map_or(text.clone(), str::to_string)
-}
-
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => {
-            // Keep acronyms (`KDL`) as they are.
-            let second_upper = text.chars().nth(1).is_some_and(char::is_uppercase);
-            if second_upper { text.to_string() } else { first.to_lowercase().chain(chars).collect() }
-        }
-        None => String::new(),
-    }
 }

@@ -42,11 +42,15 @@ impl Project {
     }
 
     pub fn jobs(&self) -> impl Iterator<Item = &Container> {
-        self.containers.iter().filter(|c| c.kind == ContainerKind::Job)
+        self.containers
+            .iter()
+            .filter(|c| c.kind == ContainerKind::Job)
     }
 
     pub fn services(&self) -> impl Iterator<Item = &Container> {
-        self.containers.iter().filter(|c| c.kind == ContainerKind::Service)
+        self.containers
+            .iter()
+            .filter(|c| c.kind == ContainerKind::Service)
     }
 }
 
@@ -92,18 +96,43 @@ pub enum Step {
         destination: Spanned<String>,
         from: Option<Name>,
     },
-    HostBinary { paths: Vec<Spanned<String>> },
-    HostPath { paths: Vec<Spanned<String>> },
-    Run { command: RunCommand, network: bool },
-    Env { vars: Vec<(Name, Spanned<String>)> },
-    Workdir { path: Spanned<String> },
-    User { user: Spanned<String> },
-    Expose { ports: Vec<Spanned<PortSpec>> },
-    Label { labels: Vec<(Name, Spanned<String>)> },
-    Entrypoint { args: Vec<Spanned<String>> },
-    Cmd { args: Vec<Spanned<String>> },
-    Volume { paths: Vec<Spanned<String>> },
-    StopSignal { signal: Spanned<Signal> },
+    HostBinary {
+        paths: Vec<Spanned<String>>,
+    },
+    HostPath {
+        paths: Vec<Spanned<String>>,
+    },
+    Run {
+        command: RunCommand,
+        network: bool,
+    },
+    Env {
+        vars: Vec<(Name, Spanned<String>)>,
+    },
+    Workdir {
+        path: Spanned<String>,
+    },
+    User {
+        user: Spanned<String>,
+    },
+    Expose {
+        ports: Vec<Spanned<PortSpec>>,
+    },
+    Label {
+        labels: Vec<(Name, Spanned<String>)>,
+    },
+    Entrypoint {
+        args: Vec<Spanned<String>>,
+    },
+    Cmd {
+        args: Vec<Spanned<String>>,
+    },
+    Volume {
+        paths: Vec<Spanned<String>>,
+    },
+    StopSignal {
+        signal: Spanned<Signal>,
+    },
 }
 
 impl Step {
@@ -262,7 +291,13 @@ pub enum RestartPolicy {
 }
 
 impl RestartPolicy {
-    pub const NAMES: &'static [&'static str] = &["no", "on-failure", "always", "unless-stopped", "on-unhealthy"];
+    pub const NAMES: &'static [&'static str] = &[
+        "no",
+        "on-failure",
+        "always",
+        "unless-stopped",
+        "on-unhealthy",
+    ];
 }
 
 #[derive(Debug, Clone, Serialize)]

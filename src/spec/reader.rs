@@ -110,16 +110,27 @@ pub(crate) struct Node<'a> {
 }
 
 impl<'a> Node<'a> {
-    pub(crate) fn new(node: &'a KdlNode, file: FileId, diags: &mut Diagnostics, usage: &'static str) -> Self {
+    pub(crate) fn new(
+        node: &'a KdlNode,
+        file: FileId,
+        diags: &mut Diagnostics,
+        usage: &'static str,
+    ) -> Self {
         let mut args = Vec::new();
         let mut props: Vec<(&'a str, Span, Value<'a>)> = Vec::new();
         for entry in node.entries() {
             let entry_span = Span::from_miette(file, entry.span());
             match entry.name() {
-                None => args.push(Value { value: entry.value(), span: entry_span }),
+                None => args.push(Value {
+                    value: entry.value(),
+                    span: entry_span,
+                }),
                 Some(key) => {
                     let key_span = Span::from_miette(file, key.span());
-                    let value = Value { value: entry.value(), span: value_span(entry, file, entry_span) };
+                    let value = Value {
+                        value: entry.value(),
+                        span: value_span(entry, file, entry_span),
+                    };
                     if let Some(previous) = props.iter().position(|(k, _, _)| *k == key.value()) {
                         diags
                             .warning(
@@ -165,7 +176,32 @@ impl<'a> Node<'a> {
     pub(crate) fn head_span(&self) -> Span {
         let start = self.name_span();
         let end = self.args.last().map_or(start.end(), |a| a.span.end());
-        Span::new(self.file, start.offset as usize, end - start.offset as usize)
+        Span::new(
+            self.file,
+            start.offset as usize,
+            end - start.offset as usize,
+        )
+    }
+
+    /// The `{` that opens the node's block (the whole block if it cannot be found).
+    pub(crate) fn block_open_span(&self) -> Span {
+        let node = Span::from_miette(self.file, self.node.span());
+        let last_end = self
+            .node
+            .entries()
+            .iter()
+            .map(|e| e.span().offset() + e.span().len())
+            .max()
+            .unwrap_or_else(|| self.name_span().end());
+        let before = self.node.format().map_or(1, |f| f.before_children.len());
+        let open = last_end + before;
+        if open < node.end() {
+            Span::new(self.file, open, 1)
+        } else {
+            self.node
+                .children()
+                .map_or(node, |c| Span::from_miette(self.file, c.span()))
+        }
     }
 
     pub(crate) fn arg_count(&self) -> usize {
@@ -187,7 +223,12 @@ impl<'a> Node<'a> {
     }
 
     /// A required string argument.
-    pub(crate) fn str_arg(&self, diags: &mut Diagnostics, index: usize, what: &str) -> Option<Spanned<String>> {
+    pub(crate) fn str_arg(
+        &self,
+        diags: &mut Diagnostics,
+        index: usize,
+        what: &str,
+    ) -> Option<Spanned<String>> {
         match self.arg(index) {
             Some(v) => v.string(diags, what),
             None => {
@@ -198,7 +239,12 @@ impl<'a> Node<'a> {
     }
 
     /// A required argument of any type, to be checked by the caller.
-    pub(crate) fn any_arg(&self, diags: &mut Diagnostics, index: usize, what: &str) -> Option<Value<'a>> {
+    pub(crate) fn any_arg(
+        &self,
+        diags: &mut Diagnostics,
+        index: usize,
+        what: &str,
+    ) -> Option<Value<'a>> {
         let arg = self.arg(index);
         if arg.is_none() {
             self.missing_arg(diags, what);
@@ -207,7 +253,13 @@ impl<'a> Node<'a> {
     }
 
     /// String arguments from `from` on; at least `min` of them.
-    pub(crate) fn str_args(&self, diags: &mut Diagnostics, from: usize, min: usize, what: &str) -> Vec<Spanned<String>> {
+    pub(crate) fn str_args(
+        &self,
+        diags: &mut Diagnostics,
+        from: usize,
+        min: usize,
+        what: &str,
+    ) -> Vec<Spanned<String>> {
         if self.args.len() < from + min {
             self.missing_arg(diags, what);
         }
@@ -223,7 +275,11 @@ impl<'a> Node<'a> {
         if self.args.len() > max {
             let first = self.args[max].span;
             let last = self.args[self.args.len() - 1].span;
-            let span = Span::new(self.file, first.offset as usize, last.end() - first.offset as usize);
+            let span = Span::new(
+                self.file,
+                first.offset as usize,
+                last.end() - first.offset as usize,
+            );
             let extra = self.args.len() - max;
             let takes = match max {
                 0 => "no arguments".to_string(),
@@ -236,26 +292,54 @@ impl<'a> Node<'a> {
                     span,
                     format!("`{}` takes {takes}", self.name()),
                 )
-                .label(if extra == 1 { "remove this argument".to_string() } else { format!("remove these {extra} arguments") })
+                .label(if extra == 1 {
+                    "remove this argument".to_string()
+                } else {
+                    format!("remove these {extra} arguments")
+                })
                 .help(format!("write it as `{}`", self.usage));
         }
     }
 
     fn take_prop(&mut self, key: &'static str) -> Option<Value<'a>> {
         self.asked.push(key);
-        self.props.iter().find(|(k, _, _)| *k == key).map(|(_, _, v)| *v)
+        self.props
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| *v)
     }
 
-    pub(crate) fn prop_str(&mut self, diags: &mut Diagnostics, key: &'static str) -> Option<Spanned<String>> {
+    pub(crate) fn prop_str(
+        &mut self,
+        diags: &mut Diagnostics,
+        key: &'static str,
+    ) -> Option<Spanned<String>> {
         self.take_prop(key)?.string(diags, &format!("`{key}`"))
     }
 
-    pub(crate) fn prop_int(&mut self, diags: &mut Diagnostics, key: &'static str) -> Option<Spanned<i128>> {
+    pub(crate) fn prop_int(
+        &mut self,
+        diags: &mut Diagnostics,
+        key: &'static str,
+    ) -> Option<Spanned<i128>> {
         self.take_prop(key)?.integer(diags, &format!("`{key}`"))
     }
 
-    pub(crate) fn prop_bool(&mut self, diags: &mut Diagnostics, key: &'static str) -> Option<Spanned<bool>> {
+    pub(crate) fn prop_bool(
+        &mut self,
+        diags: &mut Diagnostics,
+        key: &'static str,
+    ) -> Option<Spanned<bool>> {
         self.take_prop(key)?.boolean(diags, &format!("`{key}`"))
+    }
+
+    /// A property with the span of its key, marked as taken.
+    pub(crate) fn prop_with_key(&mut self, key: &'static str) -> Option<(Span, Value<'a>)> {
+        self.asked.push(key);
+        self.props
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, span, v)| (*span, *v))
     }
 
     pub(crate) fn prop_any(&mut self, key: &'static str) -> Option<Value<'a>> {
@@ -263,7 +347,11 @@ impl<'a> Node<'a> {
     }
 
     /// A property that must be present.
-    pub(crate) fn required_str(&mut self, diags: &mut Diagnostics, key: &'static str) -> Option<Spanned<String>> {
+    pub(crate) fn required_str(
+        &mut self,
+        diags: &mut Diagnostics,
+        key: &'static str,
+    ) -> Option<Spanned<String>> {
         let present = self.props.iter().any(|(k, _, _)| *k == key);
         if !present {
             self.asked.push(key);
@@ -294,11 +382,15 @@ impl<'a> Node<'a> {
 
     /// Reports a `{ … }` block on a node that takes none.
     pub(crate) fn no_children(&self, diags: &mut Diagnostics) {
-        if let Some(children) = self.node.children() {
-            let span = Span::from_miette(self.file, children.span());
+        if self.node.children().is_some() {
             diags
-                .error(Code::UnexpectedBlock, span, format!("`{}` takes no block", self.name()))
-                .help(format!("write it as `{}`", self.usage));
+                .error(
+                    Code::UnexpectedBlock,
+                    self.block_open_span(),
+                    format!("`{}` takes no block", self.name()),
+                )
+                .label("this block")
+                .help(format!("remove the block; write it as `{}`", self.usage));
         }
     }
 
@@ -311,8 +403,11 @@ impl<'a> Node<'a> {
             if self.asked.contains(key) {
                 continue;
             }
-            let builder = diags
-                .error(Code::UnknownProperty, *span, format!("unknown property `{key}` on `{}`", self.name()));
+            let builder = diags.error(
+                Code::UnknownProperty,
+                *span,
+                format!("unknown property `{key}` on `{}`", self.name()),
+            );
             let suggestion = did_you_mean(key, self.asked.iter().copied());
             let help = match (suggestion, self.asked.is_empty()) {
                 (Some(s), _) => s,
@@ -320,7 +415,11 @@ impl<'a> Node<'a> {
                 (None, false) => format!(
                     "`{}` takes {}",
                     self.name(),
-                    self.asked.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    self.asked
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             };
             builder.help(help);

@@ -23,7 +23,10 @@ pub struct TextStyle {
 
 impl Default for TextStyle {
     fn default() -> Self {
-        TextStyle { color: false, width: 100 }
+        TextStyle {
+            color: false,
+            width: 100,
+        }
     }
 }
 
@@ -49,7 +52,9 @@ impl std::error::Error for View {}
 
 impl miette::Diagnostic for View {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.code.as_ref().map(|c| Box::new(c) as Box<dyn fmt::Display>)
+        self.code
+            .as_ref()
+            .map(|c| Box::new(c) as Box<dyn fmt::Display>)
     }
 
     fn severity(&self) -> Option<miette::Severity> {
@@ -57,7 +62,9 @@ impl miette::Diagnostic for View {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -72,7 +79,9 @@ impl miette::Diagnostic for View {
         if self.notes.is_empty() {
             return None;
         }
-        Some(Box::new(self.notes.iter().map(|n| n as &dyn miette::Diagnostic)))
+        Some(Box::new(
+            self.notes.iter().map(|n| n as &dyn miette::Diagnostic),
+        ))
     }
 }
 
@@ -86,11 +95,17 @@ fn miette_span(span: Span) -> SourceSpan {
 }
 
 fn view(d: &Diagnostic, sources: &Sources) -> View {
-    let mut labels = vec![LabeledSpan::new_primary_with_span(d.label.clone(), miette_span(d.span))];
+    let mut labels = vec![LabeledSpan::new_primary_with_span(
+        d.label.clone(),
+        miette_span(d.span),
+    )];
     let mut notes = Vec::new();
     for related in &d.related {
         if related.span.file == d.span.file {
-            labels.push(LabeledSpan::new_with_span(Some(related.message.clone()), miette_span(related.span)));
+            labels.push(LabeledSpan::new_with_span(
+                Some(related.message.clone()),
+                miette_span(related.span),
+            ));
         } else {
             notes.push(View {
                 message: related.message.clone(),
@@ -98,7 +113,10 @@ fn view(d: &Diagnostic, sources: &Sources) -> View {
                 severity: miette::Severity::Advice,
                 help: None,
                 source: Some(named_source(sources, related.span.file)),
-                labels: vec![LabeledSpan::new_primary_with_span(None, miette_span(related.span))],
+                labels: vec![LabeledSpan::new_primary_with_span(
+                    None,
+                    miette_span(related.span),
+                )],
                 notes: Vec::new(),
             });
         }
@@ -119,7 +137,11 @@ fn view(d: &Diagnostic, sources: &Sources) -> View {
 
 /// One diagnostic as text, with source snippets.
 pub fn text(d: &Diagnostic, sources: &Sources, style: TextStyle) -> String {
-    let theme = if style.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let theme = if style.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(style.width)
         .with_links(false)
@@ -134,7 +156,11 @@ pub fn text(d: &Diagnostic, sources: &Sources, style: TextStyle) -> String {
 
 /// Every diagnostic as text, in order, separated by blank lines.
 pub fn text_all(diagnostics: &[Diagnostic], sources: &Sources, style: TextStyle) -> String {
-    diagnostics.iter().map(|d| text(d, sources, style)).collect::<Vec<_>>().join("\n")
+    diagnostics
+        .iter()
+        .map(|d| text(d, sources, style))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[derive(Debug, Serialize)]
@@ -178,7 +204,12 @@ pub fn json(d: &Diagnostic, sources: &Sources) -> JsonDiagnostic {
             .chain(d.related.iter().map(|r| (r.span, r.message.clone())))
             .map(|(span, message)| {
                 let at = sources.line_col(span);
-                JsonLabel { message, file: sources.get(span.file).name.clone(), line: at.line, column: at.column }
+                JsonLabel {
+                    message,
+                    file: sources.get(span.file).name.clone(),
+                    line: at.line,
+                    column: at.column,
+                }
             })
             .collect(),
     }

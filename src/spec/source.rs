@@ -151,9 +151,15 @@ mod tests {
     fn line_and_column_are_one_based_and_count_chars() {
         let mut sources = Sources::default();
         let id = sources.add("x.kdl", None, "ab\né x\n");
-        assert_eq!(sources.line_col(Span::new(id, 0, 1)), LineCol { line: 1, column: 1 });
+        assert_eq!(
+            sources.line_col(Span::new(id, 0, 1)),
+            LineCol { line: 1, column: 1 }
+        );
         // "x" is after a two-byte character: column 3, not 4.
-        assert_eq!(sources.line_col(Span::new(id, 6, 1)), LineCol { line: 2, column: 3 });
+        assert_eq!(
+            sources.line_col(Span::new(id, 6, 1)),
+            LineCol { line: 2, column: 3 }
+        );
         assert_eq!(sources.slice(Span::new(id, 6, 1)), "x");
     }
 }

@@ -7,7 +7,10 @@
 pub const MODULES: &[(&str, &str)] = &[("toolbox", include_str!("../../stdlib/toolbox.kdl"))];
 
 pub fn module(name: &str) -> Option<&'static str> {
-    MODULES.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+    MODULES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
 }
 
 pub fn names() -> impl Iterator<Item = &'static str> {

@@ -96,7 +96,13 @@ impl Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ns = self.0;
-        for (unit, scale) in [("h", 3_600_000_000_000u64), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)] {
+        for (unit, scale) in [
+            ("h", 3_600_000_000_000u64),
+            ("m", 60_000_000_000),
+            ("s", 1_000_000_000),
+            ("ms", 1_000_000),
+            ("us", 1_000),
+        ] {
             if ns >= scale && ns % scale == 0 {
                 return write!(f, "{}{unit}", ns / scale);
             }
@@ -115,10 +121,34 @@ impl Size {
         };
         let scale: u64 = match unit {
             "" | "B" | "b" => 1,
-            "KiB" | "K" | "k" | "KB" | "kB" | "kb" => if unit.ends_with("iB") || unit.len() == 1 { 1 << 10 } else { 1000 },
-            "MiB" | "M" | "m" | "MB" | "mb" => if unit.ends_with("iB") || unit.len() == 1 { 1 << 20 } else { 1_000_000 },
-            "GiB" | "G" | "g" | "GB" | "gb" => if unit.ends_with("iB") || unit.len() == 1 { 1 << 30 } else { 1_000_000_000 },
-            "TiB" | "T" | "t" | "TB" | "tb" => if unit.ends_with("iB") || unit.len() == 1 { 1 << 40 } else { 1_000_000_000_000 },
+            "KiB" | "K" | "k" | "KB" | "kB" | "kb" => {
+                if unit.ends_with("iB") || unit.len() == 1 {
+                    1 << 10
+                } else {
+                    1000
+                }
+            }
+            "MiB" | "M" | "m" | "MB" | "mb" => {
+                if unit.ends_with("iB") || unit.len() == 1 {
+                    1 << 20
+                } else {
+                    1_000_000
+                }
+            }
+            "GiB" | "G" | "g" | "GB" | "gb" => {
+                if unit.ends_with("iB") || unit.len() == 1 {
+                    1 << 30
+                } else {
+                    1_000_000_000
+                }
+            }
+            "TiB" | "T" | "t" | "TB" | "tb" => {
+                if unit.ends_with("iB") || unit.len() == 1 {
+                    1 << 40
+                } else {
+                    1_000_000_000_000
+                }
+            }
             other => return Err(format!("unknown unit `{other}`")),
         };
         let bytes = value * scale as f64;
@@ -135,7 +165,12 @@ impl Size {
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        for (unit, scale) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        for (unit, scale) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
             if b >= scale && b % scale == 0 {
                 return write!(f, "{}{unit}", b / scale);
             }
@@ -164,8 +199,13 @@ impl Rate {
             "kbps" => 8e3,
             "mbps" => 8e6,
             "gbps" => 8e9,
-            "" => return Err("a rate needs a unit, e.g. `10mbit`".into()),
-            other => return Err(format!("unknown unit `{other}`")),
+            "" => return Err("a rate needs a unit".into()),
+            other if other.ends_with("/s") => {
+                return Err(format!(
+                    "unknown unit `{unit}`: tc writes bytes per second as `bps`, `kbps`, `mbps`"
+                ));
+            }
+            _ => return Err(format!("unknown unit `{unit}`")),
         };
         let rate = value * bits_per_sec;
         if rate > u64::MAX as f64 {
@@ -178,7 +218,12 @@ impl Rate {
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.0;
-        for (unit, scale) in [("tbit", 1_000_000_000_000u64), ("gbit", 1_000_000_000), ("mbit", 1_000_000), ("kbit", 1_000)] {
+        for (unit, scale) in [
+            ("tbit", 1_000_000_000_000u64),
+            ("gbit", 1_000_000_000),
+            ("mbit", 1_000_000),
+            ("kbit", 1_000),
+        ] {
             if r >= scale && r % scale == 0 {
                 return write!(f, "{}{unit}", r / scale);
             }
@@ -249,15 +294,25 @@ impl Signal {
             return SIGNALS
                 .iter()
                 .find(|(_, n)| *n == number)
-                .map(|(name, number)| Signal { number: *number, name })
+                .map(|(name, number)| Signal {
+                    number: *number,
+                    name,
+                })
                 .ok_or_else(|| format!("there is no signal number {number}"));
         }
         let upper = text.to_ascii_uppercase();
-        let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+        let full = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
         SIGNALS
             .iter()
             .find(|(name, _)| *name == full)
-            .map(|(name, number)| Signal { number: *number, name })
+            .map(|(name, number)| Signal {
+                number: *number,
+                name,
+            })
             .ok_or_else(|| format!("`{text}` is not a signal"))
     }
 
@@ -320,6 +375,10 @@ mod tests {
         assert_eq!(Rate::parse("1kbps"), Ok(Rate(8_000)));
         assert!(Rate::parse("10").is_err());
         assert!(Rate::parse("10furlongs").is_err());
+        assert_eq!(
+            Rate::parse("10MB/s"),
+            Err("unknown unit `MB/s`: tc writes bytes per second as `bps`, `kbps`, `mbps`".into())
+        );
         assert_eq!(Rate(10_000_000).to_string(), "10mbit");
     }
 

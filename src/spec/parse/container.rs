@@ -8,8 +8,8 @@ use super::topology::parse_impair_block;
 use super::{unknown_node, values};
 use crate::spec::diag::{Code, Diagnostics, did_you_mean};
 use crate::spec::model::{
-    Attachment, Condition, Container, ContainerKind, Dependency, Health, Protocol, Publish, RestartPolicy, Volume,
-    VolumeSource,
+    Attachment, Condition, Container, ContainerKind, Dependency, Health, Protocol, Publish,
+    RestartPolicy, Volume, VolumeSource,
 };
 use crate::spec::reader::Node;
 use crate::spec::source::{FileId, Spanned};
@@ -37,10 +37,20 @@ pub(super) const CHILDREN: &[&str] = &[
 /// What a job does not take: it runs once to completion.
 const NOT_IN_JOBS: &[&str] = &["publish", "health"];
 
-pub(super) fn parse_container(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Container> {
-    let kind = if node.name().value() == "job" { ContainerKind::Job } else { ContainerKind::Service };
+pub(super) fn parse_container(
+    node: &KdlNode,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Container> {
+    let kind = if node.name().value() == "job" {
+        ContainerKind::Job
+    } else {
+        ContainerKind::Service
+    };
     let usage = match kind {
-        ContainerKind::Service => "container \"NAME\" image=\"IMAGE\" [replicas=N] [host=\"HOST\"] { … }",
+        ContainerKind::Service => {
+            "container \"NAME\" image=\"IMAGE\" [replicas=N] [host=\"HOST\"] { … }"
+        }
         ContainerKind::Job => "job \"NAME\" image=\"IMAGE\" [host=\"HOST\"] { … }",
     };
     let mut n = Node::new(node, file, diags, usage);
@@ -50,6 +60,12 @@ pub(super) fn parse_container(node: &KdlNode, file: FileId, diags: &mut Diagnost
     let replicas = if kind == ContainerKind::Service {
         n.prop_int(diags, "replicas")
     } else {
+        if let Some((key, _)) = n.prop_with_key("replicas") {
+            diags
+                .error(Code::UnknownProperty, key, "a job has no `replicas`")
+                .label("a job runs once, to completion")
+                .help("declare several jobs, or make it a `container`");
+        }
         None
     };
     let host = n.prop_str(diags, "host");
@@ -59,7 +75,11 @@ pub(super) fn parse_container(node: &KdlNode, file: FileId, diags: &mut Diagnost
     let replicas = match replicas {
         Some(r) if r.value < 1 => {
             diags
-                .error(Code::InvalidReplicas, r.span, format!("`replicas` is {}", r.value))
+                .error(
+                    Code::InvalidReplicas,
+                    r.span,
+                    format!("`replicas` is {}", r.value),
+                )
                 .label("must be at least 1")
                 .help("remove the container, or set `replicas=1`");
             Spanned::new(1, r.span)
@@ -68,7 +88,11 @@ pub(super) fn parse_container(node: &KdlNode, file: FileId, diags: &mut Diagnost
             Ok(v) if v <= 1000 => Spanned::new(v, r.span),
             _ => {
                 diags
-                    .error(Code::InvalidReplicas, r.span, format!("`replicas` is {}", r.value))
+                    .error(
+                        Code::InvalidReplicas,
+                        r.span,
+                        format!("`replicas` is {}", r.value),
+                    )
                     .label("kiln runs at most 1000 replicas of one container");
                 Spanned::new(1, r.span)
             }
@@ -77,7 +101,9 @@ pub(super) fn parse_container(node: &KdlNode, file: FileId, diags: &mut Diagnost
     };
 
     let mut c = Container {
-        name: name.clone().unwrap_or_else(|| Spanned::new(String::new(), head)),
+        name: name
+            .clone()
+            .unwrap_or_else(|| Spanned::new(String::new(), head)),
         kind,
         image: image.unwrap_or_else(|| Spanned::new(String::new(), head)),
         replicas,
@@ -131,8 +157,12 @@ fn parse_child(node: &KdlNode, file: FileId, diags: &mut Diagnostics, c: &mut Co
         "memory" => "memory \"128MiB\"",
         "cpus" => "cpus 0.5",
         "pids" => "pids 64",
-        "restart" => "restart \"no\"|\"on-failure\"|\"always\"|\"unless-stopped\"|\"on-unhealthy\" [max=N]",
-        "health" => "health [interval=\"1s\"] [timeout=\"2s\"] [retries=3] [start-period=\"0s\"] { http …; tcp …; exec … }",
+        "restart" => {
+            "restart \"no\"|\"on-failure\"|\"always\"|\"unless-stopped\"|\"on-unhealthy\" [max=N]"
+        }
+        "health" => {
+            "health [interval=\"1s\"] [timeout=\"2s\"] [retries=3] [start-period=\"0s\"] { http …; tcp …; exec … }"
+        }
         "depends-on" => "depends-on \"NAME\"… [condition=\"started\"|\"healthy\"|\"completed\"]",
         "entrypoint" => "entrypoint \"PROGRAM\" \"ARG\"…",
         "cmd" => "cmd \"PROGRAM\" \"ARG\"…",
@@ -150,27 +180,49 @@ fn parse_child(node: &KdlNode, file: FileId, diags: &mut Diagnostics, c: &mut Co
         "network" => {
             n.max_args(diags, 1);
             let network = n.str_arg(diags, 0, "a network name");
-            let ip = n.prop_any("ip").and_then(|v| values::address(diags, v, "`ip`"));
+            let ip = n
+                .prop_any("ip")
+                .and_then(|v| values::address(diags, v, "`ip`"));
             let aliases: Vec<_> = n.prop_str(diags, "alias").into_iter().collect();
             for alias in &aliases {
                 values::check_name(diags, alias, "alias");
             }
             let impair = parse_impair_block(&n, file, diags, "a container's `network` block");
             if let Some(network) = network {
-                c.networks.push(Attachment { network, ip, aliases, impair });
+                c.networks.push(Attachment {
+                    network,
+                    ip,
+                    aliases,
+                    impair,
+                });
             }
         }
         "publish" => {
             n.max_args(diags, 1);
-            let port = n.any_arg(diags, 0, "a container port").and_then(|v| values::port(diags, v, "the container port"));
-            let host = n.prop_any("host").and_then(|v| values::port(diags, v, "the host port"));
+            let port = n
+                .any_arg(diags, 0, "a container port")
+                .and_then(|v| values::port(diags, v, "the container port"));
+            let host = n
+                .prop_any("host")
+                .and_then(|v| values::port(diags, v, "the host port"));
             let protocol = n
                 .prop_any("protocol")
-                .and_then(|v| values::choice(diags, v, "protocol", &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp)]))
+                .and_then(|v| {
+                    values::choice(
+                        diags,
+                        v,
+                        "protocol",
+                        &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp)],
+                    )
+                })
                 .map_or(Protocol::Tcp, |p| p.value);
             if let Some(port) = port {
                 let host = host.unwrap_or(port.clone());
-                c.publish.push(Publish { port, host, protocol });
+                c.publish.push(Publish {
+                    port,
+                    host,
+                    protocol,
+                });
             }
         }
         "env" => {
@@ -186,9 +238,16 @@ fn parse_child(node: &KdlNode, file: FileId, diags: &mut Diagnostics, c: &mut Co
                 && !target.value.starts_with('/')
             {
                 diags
-                    .error(Code::WrongType, target.span, "the volume target must be an absolute path")
+                    .error(
+                        Code::WrongType,
+                        target.span,
+                        "the volume target must be an absolute path",
+                    )
                     .label("this path is relative")
-                    .help(format!("write `\"/{}\"`", target.value.trim_start_matches("./")));
+                    .help(format!(
+                        "write `\"/{}\"`",
+                        target.value.trim_start_matches("./")
+                    ));
             }
             if let (Some(source), Some(target)) = (source, target) {
                 let source = if source.value.starts_with('/') || source.value.starts_with('.') {
@@ -197,29 +256,50 @@ fn parse_child(node: &KdlNode, file: FileId, diags: &mut Diagnostics, c: &mut Co
                     values::check_name(diags, &source, "volume");
                     VolumeSource::Named { name: source }
                 };
-                c.volumes.push(Volume { source, target, read_only });
+                c.volumes.push(Volume {
+                    source,
+                    target,
+                    read_only,
+                });
             }
         }
         "memory" => {
             n.max_args(diags, 1);
-            c.memory = n.any_arg(diags, 0, "a size").and_then(|v| values::size(diags, v, "`memory`"));
+            c.memory = n
+                .any_arg(diags, 0, "a size")
+                .and_then(|v| values::size(diags, v, "`memory`"));
             if let Some(m) = &c.memory
                 && m.value.0 < 4096 * 1024
             {
+                let help = match n.arg(0).map(|v| v.value) {
+                    Some(KdlValue::Integer(i)) => {
+                        format!("a bare number is bytes: for megabytes, write `\"{i}MiB\"`")
+                    }
+                    _ => "write at least `\"4MiB\"`".to_string(),
+                };
                 diags
                     .error(Code::ValueOutOfRange, m.span, "`memory` is too small")
                     .label("the kernel needs at least 4MiB")
-                    .help("did you mean megabytes? write `\"64MiB\"`");
+                    .help(help);
             }
         }
         "cpus" => {
             n.max_args(diags, 1);
-            if let Some(cpus) = n.any_arg(diags, 0, "a number of CPUs").and_then(|v| v.number(diags, "`cpus`")) {
+            if let Some(cpus) = n
+                .any_arg(diags, 0, "a number of CPUs")
+                .and_then(|v| v.number(diags, "`cpus`"))
+            {
                 if cpus.value <= 0.0 || !cpus.value.is_finite() {
                     diags
-                        .error(Code::InvalidCpus, cpus.span, format!("`cpus` is {}", cpus.value))
+                        .error(
+                            Code::InvalidCpus,
+                            cpus.span,
+                            format!("`cpus` is {}", cpus.value),
+                        )
                         .label("must be greater than 0")
-                        .help("write a fraction of one CPU like `0.5`, or remove `cpus` for no limit");
+                        .help(
+                            "write a fraction of one CPU like `0.5`, or remove `cpus` for no limit",
+                        );
                 } else {
                     c.cpus = Some(cpus);
                 }
@@ -250,11 +330,16 @@ fn parse_child(node: &KdlNode, file: FileId, diags: &mut Diagnostics, c: &mut Co
                         diags,
                         v,
                         "condition",
-                        &[("started", Condition::Started), ("healthy", Condition::Healthy), ("completed", Condition::Completed)],
+                        &[
+                            ("started", Condition::Started),
+                            ("healthy", Condition::Healthy),
+                            ("completed", Condition::Completed),
+                        ],
                     )
                 })
                 .map_or(Condition::Started, |c| c.value);
-            c.depends_on.extend(names.into_iter().map(|name| Dependency { name, condition }));
+            c.depends_on
+                .extend(names.into_iter().map(|name| Dependency { name, condition }));
         }
         "entrypoint" => c.entrypoint = Some(n.str_args(diags, 0, 1, "a program")),
         "cmd" => c.cmd = Some(n.str_args(diags, 0, 1, "a command")),
@@ -278,14 +363,20 @@ fn parse_child(node: &KdlNode, file: FileId, diags: &mut Diagnostics, c: &mut Co
         }
         "stop-signal" => {
             n.max_args(diags, 1);
-            c.stop_signal = n.any_arg(diags, 0, "a signal").and_then(|v| values::signal(diags, v, "the stop signal"));
+            c.stop_signal = n
+                .any_arg(diags, 0, "a signal")
+                .and_then(|v| values::signal(diags, v, "the stop signal"));
         }
         _ => unreachable!("checked against CHILDREN"),
     }
     n.finish(diags);
 }
 
-fn restart_policy(diags: &mut Diagnostics, policy: Spanned<String>, max: Option<Spanned<i128>>) -> Spanned<RestartPolicy> {
+fn restart_policy(
+    diags: &mut Diagnostics,
+    policy: Spanned<String>,
+    max: Option<Spanned<i128>>,
+) -> Spanned<RestartPolicy> {
     // Docker's `on-failure:3` spelling is accepted too.
     let (name, inline_max) = match policy.value.split_once(':') {
         Some((name, max)) => (name, Some(max)),
@@ -302,22 +393,37 @@ fn restart_policy(diags: &mut Diagnostics, policy: Spanned<String>, max: Option<
                     Ok(m) => Some(m),
                     Err(_) => {
                         diags
-                            .error(Code::UnknownRestartPolicy, policy.span, format!("invalid retry count in `{}`", policy.value))
+                            .error(
+                                Code::UnknownRestartPolicy,
+                                policy.span,
+                                format!("invalid retry count in `{}`", policy.value),
+                            )
                             .help("write `restart \"on-failure\" max=3`");
                         None
                     }
                 },
-                (None, Some(m)) => values::bounded(diags, m.clone(), "`max`", 0, i128::from(u32::MAX)).map(|m| m.value as u32),
+                (None, Some(m)) => {
+                    values::bounded(diags, m.clone(), "`max`", 0, i128::from(u32::MAX))
+                        .map(|m| m.value as u32)
+                }
                 (None, None) => None,
             };
             RestartPolicy::OnFailure { max }
         }
         other => {
             diags
-                .error(Code::UnknownRestartPolicy, policy.span, format!("unknown restart policy `{other}`"))
+                .error(
+                    Code::UnknownRestartPolicy,
+                    policy.span,
+                    format!("unknown restart policy `{other}`"),
+                )
                 .label(format!(
                     "expected one of {}",
-                    RestartPolicy::NAMES.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    RestartPolicy::NAMES
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
                 .maybe_help(did_you_mean(other, RestartPolicy::NAMES.iter().copied()));
             return Spanned::new(RestartPolicy::No, policy.span);
@@ -327,7 +433,11 @@ fn restart_policy(diags: &mut Diagnostics, policy: Spanned<String>, max: Option<
         && !matches!(parsed, RestartPolicy::OnFailure { .. })
     {
         diags
-            .error(Code::UnknownProperty, m.span, format!("`max` applies only to `on-failure`, not `{name}`"))
+            .error(
+                Code::UnknownProperty,
+                m.span,
+                format!("`max` applies only to `on-failure`, not `{name}`"),
+            )
             .help("remove `max`, or use `restart \"on-failure\" max=N`");
     }
     Spanned::new(parsed, policy.span)
@@ -355,7 +465,13 @@ fn parse_health(n: &mut Node<'_>, file: FileId, diags: &mut Diagnostics) -> Opti
                     probes.push(probe);
                 }
             }
-            _ => unknown_node(diags, child, file, "a `health` block", &["http", "tcp", "exec"]),
+            _ => unknown_node(
+                diags,
+                child,
+                file,
+                "a `health` block",
+                &["http", "tcp", "exec"],
+            ),
         }
     }
     if probes.is_empty() && n.children().is_none_or(|d| d.nodes().is_empty()) {
@@ -364,5 +480,11 @@ fn parse_health(n: &mut Node<'_>, file: FileId, diags: &mut Diagnostics) -> Opti
             .help("add a probe: `health { http \"http://127.0.0.1:8080/\" status=200; }`");
         return None;
     }
-    Some(Health { interval, timeout, retries, start_period, probes })
+    Some(Health {
+        interval,
+        timeout,
+        retries,
+        start_period,
+        probes,
+    })
 }

@@ -45,6 +45,7 @@ pub(super) fn parse_image(node: &KdlNode, file: FileId, diags: &mut Diagnostics)
         if let Some(first) = &from {
             diags
                 .error(Code::MissingFrom, keyword, "an image has one `from`")
+                .label("a second base")
                 .related(first.span, "the base is already set here")
                 .help("use `copy … from=\"IMAGE\"` to take files from another image");
         } else if !steps.is_empty() {
@@ -60,14 +61,23 @@ pub(super) fn parse_image(node: &KdlNode, file: FileId, diags: &mut Diagnostics)
     values::check_name(diags, &name, "image");
     if !from_seen {
         diags
-            .error(Code::MissingFrom, name.span, format!("image `{}` has no `from`", name.value))
+            .error(
+                Code::MissingFrom,
+                name.span,
+                format!("image `{}` has no `from`", name.value),
+            )
             .help("start the block with `from \"scratch\"` or `from \"IMAGE\"`");
     }
     Some(Image { name, from, steps })
 }
 
 fn parse_from(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Spanned<FromRef>> {
-    let n = Node::new(node, file, diags, "from \"scratch\" | from \"IMAGE\" | from \"oci-archive:PATH\"");
+    let n = Node::new(
+        node,
+        file,
+        diags,
+        "from \"scratch\" | from \"IMAGE\" | from \"oci-archive:PATH\"",
+    );
     let base = n.str_arg(diags, 0, "a base image");
     n.max_args(diags, 1);
     n.no_children(diags);
@@ -78,7 +88,11 @@ fn parse_from(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<S
         && path.is_empty()
     {
         diags
-            .error(Code::MissingArgument, base.span, "the archive path is empty")
+            .error(
+                Code::MissingArgument,
+                base.span,
+                "the archive path is empty",
+            )
             .help("write `from \"oci-archive:path/to/image.tar\"`");
         return None;
     }
@@ -86,7 +100,11 @@ fn parse_from(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<S
 }
 
 /// Key/value properties (`env K="V"`, `label "k"="v"`), all strings.
-pub(super) fn string_props(n: &mut Node<'_>, diags: &mut Diagnostics, what: &str) -> Vec<(Spanned<String>, Spanned<String>)> {
+pub(super) fn string_props(
+    n: &mut Node<'_>,
+    diags: &mut Diagnostics,
+    what: &str,
+) -> Vec<(Spanned<String>, Spanned<String>)> {
     let mut out = Vec::new();
     for (key, value) in n.all_props() {
         let v = match value.value {
@@ -126,17 +144,39 @@ fn parse_step(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<S
     n.no_children(diags);
     let step = match keyword {
         "copy" => {
-            let mut args = n.str_args(diags, 0, 2, "a source and a destination");
+            let mut args = if n.arg_count() == 1 {
+                diags
+                    .error(
+                        Code::MissingArgument,
+                        n.head_span(),
+                        "`copy` is missing a destination",
+                    )
+                    .label("one path: the source")
+                    .help(
+                        "write it as `copy \"SRC\"… \"DST\"`, e.g. `copy \"site/\" \"/srv/www/\"`",
+                    );
+                Vec::new()
+            } else {
+                n.str_args(diags, 0, 2, "a source and a destination")
+            };
             let from = n.prop_str(diags, "from");
             if args.len() < 2 {
                 None
             } else {
                 let destination = args.pop().expect("two or more");
-                Some(Step::Copy { sources: args, destination, from })
+                Some(Step::Copy {
+                    sources: args,
+                    destination,
+                    from,
+                })
             }
         }
-        "host-binary" => Some(Step::HostBinary { paths: absolute_paths(&n, diags) }),
-        "host-path" => Some(Step::HostPath { paths: absolute_paths(&n, diags) }),
+        "host-binary" => Some(Step::HostBinary {
+            paths: absolute_paths(&n, diags),
+        }),
+        "host-path" => Some(Step::HostPath {
+            paths: absolute_paths(&n, diags),
+        }),
         "run" => {
             let network = n.prop_bool(diags, "network").is_some_and(|b| b.value);
             let mut args = n.str_args(diags, 0, 1, "a command");
@@ -153,7 +193,13 @@ fn parse_step(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<S
             n.max_args(diags, 0);
             let vars = string_props(&mut n, diags, "env");
             if vars.is_empty() && n.arg_count() == 0 {
-                diags.error(Code::MissingArgument, n.name_span(), "`env` sets no variable").help("write it as `env KEY=\"VALUE\"`");
+                diags
+                    .error(
+                        Code::MissingArgument,
+                        n.name_span(),
+                        "`env` sets no variable",
+                    )
+                    .help("write it as `env KEY=\"VALUE\"`");
             }
             Some(Step::Env { vars })
         }
@@ -161,13 +207,20 @@ fn parse_step(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<S
             n.max_args(diags, 0);
             let labels = string_props(&mut n, diags, "label");
             if labels.is_empty() && n.arg_count() == 0 {
-                diags.error(Code::MissingArgument, n.name_span(), "`label` sets no label").help("write it as `label \"KEY\"=\"VALUE\"`");
+                diags
+                    .error(
+                        Code::MissingArgument,
+                        n.name_span(),
+                        "`label` sets no label",
+                    )
+                    .help("write it as `label \"KEY\"=\"VALUE\"`");
             }
             Some(Step::Label { labels })
         }
         "workdir" => {
             n.max_args(diags, 1);
-            n.str_arg(diags, 0, "a path").map(|path| Step::Workdir { path })
+            n.str_arg(diags, 0, "a path")
+                .map(|path| Step::Workdir { path })
         }
         "user" => {
             n.max_args(diags, 1);
@@ -187,9 +240,15 @@ fn parse_step(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<S
                 .collect();
             Some(Step::Expose { ports })
         }
-        "entrypoint" => Some(Step::Entrypoint { args: n.str_args(diags, 0, 1, "a program") }),
-        "cmd" => Some(Step::Cmd { args: n.str_args(diags, 0, 1, "a command") }),
-        "volume" => Some(Step::Volume { paths: absolute_paths(&n, diags) }),
+        "entrypoint" => Some(Step::Entrypoint {
+            args: n.str_args(diags, 0, 1, "a program"),
+        }),
+        "cmd" => Some(Step::Cmd {
+            args: n.str_args(diags, 0, 1, "a command"),
+        }),
+        "volume" => Some(Step::Volume {
+            paths: absolute_paths(&n, diags),
+        }),
         "stop-signal" => {
             n.max_args(diags, 1);
             n.any_arg(diags, 0, "a signal")
@@ -204,10 +263,16 @@ fn parse_step(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<S
 }
 
 /// `8080`, `"8080"`, `"53/udp"`.
-pub(super) fn port_spec(diags: &mut Diagnostics, value: crate::spec::reader::Value<'_>) -> Option<Spanned<PortSpec>> {
+pub(super) fn port_spec(
+    diags: &mut Diagnostics,
+    value: crate::spec::reader::Value<'_>,
+) -> Option<Spanned<PortSpec>> {
     if let KdlValue::Integer(_) = value.value {
         let port = values::port(diags, value, "the port")?;
-        return Some(port.map(|port| PortSpec { port, protocol: Protocol::Tcp }));
+        return Some(port.map(|port| PortSpec {
+            port,
+            protocol: Protocol::Tcp,
+        }));
     }
     let text = value.string(diags, "the port")?;
     let (number, protocol) = match text.value.split_once('/') {
@@ -216,7 +281,11 @@ pub(super) fn port_spec(diags: &mut Diagnostics, value: crate::spec::reader::Val
         Some((n, "udp")) => (n, Protocol::Udp),
         Some((_, other)) => {
             diags
-                .error(Code::InvalidChoice, text.span, format!("invalid protocol `{other}`"))
+                .error(
+                    Code::InvalidChoice,
+                    text.span,
+                    format!("invalid protocol `{other}`"),
+                )
                 .label("expected `tcp` or `udp`");
             return None;
         }
@@ -225,7 +294,11 @@ pub(super) fn port_spec(diags: &mut Diagnostics, value: crate::spec::reader::Val
         Ok(port) if port > 0 => Some(Spanned::new(PortSpec { port, protocol }, text.span)),
         _ => {
             diags
-                .error(Code::InvalidPort, text.span, format!("invalid port `{}`", text.value))
+                .error(
+                    Code::InvalidPort,
+                    text.span,
+                    format!("invalid port `{}`", text.value),
+                )
                 .label("ports go from 1 to 65535")
                 .help("write `8080` or `\"53/udp\"`");
             None
@@ -239,9 +312,16 @@ fn absolute_paths(n: &Node<'_>, diags: &mut Diagnostics) -> Vec<Spanned<String>>
     for path in &paths {
         if !path.value.starts_with('/') {
             diags
-                .error(Code::WrongType, path.span, format!("`{}` takes absolute paths", n.name()))
+                .error(
+                    Code::WrongType,
+                    path.span,
+                    format!("`{}` takes absolute paths", n.name()),
+                )
                 .label("this path is relative")
-                .help(format!("write `\"/{}\"`", path.value.trim_start_matches("./")));
+                .help(format!(
+                    "write `\"/{}\"`",
+                    path.value.trim_start_matches("./")
+                ));
         }
     }
     paths

@@ -26,7 +26,17 @@ pub(crate) struct ParsedFile {
     pub(crate) items: Project,
 }
 
-const TOP_LEVEL: &[&str] = &["project", "import", "image", "network", "container", "job", "link", "test", "host"];
+const TOP_LEVEL: &[&str] = &[
+    "project",
+    "import",
+    "image",
+    "network",
+    "container",
+    "job",
+    "link",
+    "test",
+    "host",
+];
 
 /// Where a node that is not allowed here does belong, for the `help` line.
 fn home_of(name: &str) -> Option<&'static str> {
@@ -48,7 +58,13 @@ fn home_of(name: &str) -> Option<&'static str> {
 }
 
 /// Reports a node that is not allowed where it stands.
-pub(crate) fn unknown_node(diags: &mut Diagnostics, node: &KdlNode, file: FileId, context: &str, allowed: &[&str]) {
+pub(crate) fn unknown_node(
+    diags: &mut Diagnostics,
+    node: &KdlNode,
+    file: FileId,
+    context: &str,
+    allowed: &[&str],
+) {
     let name = node.name().value();
     let span = Span::from_miette(file, node.name().span());
     let help = match (did_you_mean(name, allowed.iter().copied()), home_of(name)) {
@@ -56,25 +72,45 @@ pub(crate) fn unknown_node(diags: &mut Diagnostics, node: &KdlNode, file: FileId
         (None, Some(home)) => Some(format!("`{name}` belongs in {home}")),
         (None, None) => Some(format!(
             "{context} takes {}",
-            allowed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            allowed
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     };
-    let message = if home_of(name).is_some() {
-        format!("`{name}` is not allowed in {context}")
+    let place = if context == "the top level" {
+        format!("at {context}")
     } else {
-        format!("unknown node `{name}` in {context}")
+        format!("in {context}")
     };
-    diags.error(Code::UnknownNode, span, message).maybe_help(help);
+    let message = if home_of(name).is_some() {
+        format!("`{name}` is not allowed {place}")
+    } else {
+        format!("unknown node `{name}` {place}")
+    };
+    diags
+        .error(Code::UnknownNode, span, message)
+        .maybe_help(help);
 }
 
 /// Parses the top level of one file.
-pub(crate) fn parse_document(doc: &KdlDocument, file: FileId, diags: &mut Diagnostics) -> ParsedFile {
+pub(crate) fn parse_document(
+    doc: &KdlDocument,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> ParsedFile {
     let mut out = ParsedFile::default();
     for node in doc.nodes() {
         match node.name().value() {
             "project" => parse_project(node, file, diags, &mut out),
             "import" => {
-                let n = Node::new(node, file, diags, "import \"std:NAME\" | import \"path/to/file.kdl\"");
+                let n = Node::new(
+                    node,
+                    file,
+                    diags,
+                    "import \"std:NAME\" | import \"path/to/file.kdl\"",
+                );
                 if let Some(path) = n.str_arg(diags, 0, "a path") {
                     out.imports.push(path);
                 }
@@ -138,21 +174,36 @@ fn parse_project(node: &KdlNode, file: FileId, diags: &mut Diagnostics, out: &mu
 }
 
 fn parse_network(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Network> {
-    let usage = "network \"NAME\" subnet=\"10.89.0.0/24\" [internal=#true] [driver=\"bridge\"|\"overlay\"]";
+    let usage =
+        "network \"NAME\" subnet=\"10.89.0.0/24\" [internal=#true] [driver=\"bridge\"|\"overlay\"]";
     let mut n = Node::new(node, file, diags, usage);
     let name = n.str_arg(diags, 0, "a name");
     n.max_args(diags, 1);
-    let subnet = n.prop_any("subnet").and_then(|v| values::subnet(diags, v, "`subnet`"));
+    let subnet = n
+        .prop_any("subnet")
+        .and_then(|v| values::subnet(diags, v, "`subnet`"));
     let internal = n.prop_bool(diags, "internal").is_some_and(|b| b.value);
     let driver = n
         .prop_any("driver")
-        .and_then(|v| values::choice(diags, v, "network driver", &[("bridge", Driver::Bridge), ("overlay", Driver::Overlay)]))
+        .and_then(|v| {
+            values::choice(
+                diags,
+                v,
+                "network driver",
+                &[("bridge", Driver::Bridge), ("overlay", Driver::Overlay)],
+            )
+        })
         .map_or(Driver::Bridge, |d| d.value);
     n.no_children(diags);
     n.finish(diags);
     let name = name?;
     values::check_name(diags, &name, "network");
-    Some(Network { name, subnet, internal, driver })
+    Some(Network {
+        name,
+        subnet,
+        internal,
+        driver,
+    })
 }
 
 fn parse_host(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Host> {

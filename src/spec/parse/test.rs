@@ -12,7 +12,12 @@ use crate::spec::units::Duration;
 pub(super) const ASSERTIONS: &[&str] = &["http", "dns", "ping", "tcp", "exec"];
 
 pub(super) fn parse_test(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Test> {
-    let n = Node::new(node, file, diags, "test \"NAME\" { http …; dns …; ping …; tcp …; exec … }");
+    let n = Node::new(
+        node,
+        file,
+        diags,
+        "test \"NAME\" { http …; dns …; ping …; tcp …; exec … }",
+    );
     let name = n.str_arg(diags, 0, "a name");
     n.max_args(diags, 1);
     n.finish(diags);
@@ -26,31 +31,55 @@ pub(super) fn parse_test(node: &KdlNode, file: FileId, diags: &mut Diagnostics) 
             assertions.push(a);
         }
     }
-    Some(Test { name: name?, assertions })
+    Some(Test {
+        name: name?,
+        assertions,
+    })
 }
 
 fn usage(keyword: &str) -> &'static str {
     match keyword {
-        "http" => "http from=\"CONTAINER\" \"http://NAME:PORT/PATH\" [status=200] [contains=\"TEXT\"]",
+        "http" => {
+            "http from=\"CONTAINER\" \"http://NAME:PORT/PATH\" [status=200] [contains=\"TEXT\"]"
+        }
         "dns" => "dns from=\"CONTAINER\" \"NAME\" [expect=\"ADDRESS\"|\"nxdomain\"]",
-        "ping" => "ping from=\"CONTAINER\" \"TARGET\" [count=3] [max-rtt=\"50ms\"] [expect=\"reachable\"|\"unreachable\"]",
-        "tcp" => "tcp from=\"CONTAINER\" \"HOST:PORT\" [expect=\"open\"|\"refused\"|\"timeout\"] [timeout=\"1s\"]",
+        "ping" => {
+            "ping from=\"CONTAINER\" \"TARGET\" [count=3] [max-rtt=\"50ms\"] [expect=\"reachable\"|\"unreachable\"]"
+        }
+        "tcp" => {
+            "tcp from=\"CONTAINER\" \"HOST:PORT\" [expect=\"open\"|\"refused\"|\"timeout\"] [timeout=\"1s\"]"
+        }
         _ => "exec \"CONTAINER\" \"PROGRAM\" \"ARG\"… [stdout=\"TEXT\"] [exit=0]",
     }
 }
 
-fn parse_assertion(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Spanned<Assertion>> {
+fn parse_assertion(
+    node: &KdlNode,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<Assertion>> {
     let keyword = node.name().value();
     let mut n = Node::new(node, file, diags, usage(keyword));
     n.no_children(diags);
-    let from = if keyword == "exec" { None } else { n.required_str(diags, "from") };
+    let from = if keyword == "exec" {
+        None
+    } else {
+        n.required_str(diags, "from")
+    };
     let assertion = match keyword {
         "http" => {
             n.max_args(diags, 1);
-            let url = n.str_arg(diags, 0, "a URL").and_then(|u| check_url(diags, u));
+            let url = n
+                .str_arg(diags, 0, "a URL")
+                .and_then(|u| check_url(diags, u));
             let status = status(&mut n, diags);
             let contains = n.prop_str(diags, "contains");
-            Some(Assertion::Http { from: from?, url: url?, status, contains })
+            Some(Assertion::Http {
+                from: from?,
+                url: url?,
+                status,
+                contains,
+            })
         }
         "dns" => {
             n.max_args(diags, 1);
@@ -63,7 +92,11 @@ fn parse_assertion(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Opt
                         let text = v.string(diags, "`expect`")?;
                         let mut addresses = Vec::new();
                         for (offset, part) in split_commas(&text.value) {
-                            let span = crate::spec::source::Span::new(text.span.file, text.span.offset as usize + 1 + offset, part.len());
+                            let span = crate::spec::source::Span::new(
+                                text.span.file,
+                                text.span.offset as usize + 1 + offset,
+                                part.len(),
+                            );
                             match part.parse() {
                                 Ok(ip) => addresses.push(Spanned::new(ip, span)),
                                 Err(_) => {
@@ -78,7 +111,11 @@ fn parse_assertion(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Opt
                     }
                 },
             };
-            Some(Assertion::Dns { from: from?, name: name?, expect })
+            Some(Assertion::Dns {
+                from: from?,
+                name: name?,
+                expect,
+            })
         }
         "ping" => {
             n.max_args(diags, 1);
@@ -87,18 +124,9 @@ fn parse_assertion(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Opt
                 .prop_int(diags, "count")
                 .and_then(|c| values::bounded(diags, c, "`count`", 1, 1000))
                 .map_or(3, |c| c.value as u32);
-            let max_rtt = n.prop_any("max-rtt").and_then(|v| values::duration(diags, v, "`max-rtt`"));
-            let expect = n
-                .prop_any("expect")
-                .and_then(|v| {
-                    values::choice(diags, v, "expectation", &[("reachable", PingExpect::Reachable), ("unreachable", PingExpect::Unreachable)])
-                })
-                .map_or(PingExpect::Reachable, |e| e.value);
-            Some(Assertion::Ping { from: from?, target: target?, count, max_rtt, expect })
-        }
-        "tcp" => {
-            n.max_args(diags, 1);
-            let address = n.str_arg(diags, 0, "an address").and_then(|a| check_host_port(diags, a));
+            let max_rtt = n
+                .prop_any("max-rtt")
+                .and_then(|v| values::duration(diags, v, "`max-rtt`"));
             let expect = n
                 .prop_any("expect")
                 .and_then(|v| {
@@ -106,7 +134,38 @@ fn parse_assertion(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Opt
                         diags,
                         v,
                         "expectation",
-                        &[("open", TcpExpect::Open), ("refused", TcpExpect::Refused), ("timeout", TcpExpect::Timeout)],
+                        &[
+                            ("reachable", PingExpect::Reachable),
+                            ("unreachable", PingExpect::Unreachable),
+                        ],
+                    )
+                })
+                .map_or(PingExpect::Reachable, |e| e.value);
+            Some(Assertion::Ping {
+                from: from?,
+                target: target?,
+                count,
+                max_rtt,
+                expect,
+            })
+        }
+        "tcp" => {
+            n.max_args(diags, 1);
+            let address = n
+                .str_arg(diags, 0, "an address")
+                .and_then(|a| check_host_port(diags, a));
+            let expect = n
+                .prop_any("expect")
+                .and_then(|v| {
+                    values::choice(
+                        diags,
+                        v,
+                        "expectation",
+                        &[
+                            ("open", TcpExpect::Open),
+                            ("refused", TcpExpect::Refused),
+                            ("timeout", TcpExpect::Timeout),
+                        ],
                     )
                 })
                 .map_or(TcpExpect::Open, |e| e.value);
@@ -114,11 +173,20 @@ fn parse_assertion(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Opt
                 .prop_any("timeout")
                 .and_then(|v| values::duration(diags, v, "`timeout`"))
                 .map_or(Duration::from_millis(1_000), |d| d.value);
-            Some(Assertion::Tcp { from: from?, address: address?, expect, timeout })
+            Some(Assertion::Tcp {
+                from: from?,
+                address: address?,
+                expect,
+                timeout,
+            })
         }
         _ => {
             let container = n.str_arg(diags, 0, "a container");
-            let command = if n.arg_count() >= 1 { n.str_args(diags, 1, 1, "a command") } else { Vec::new() };
+            let command = if n.arg_count() >= 1 {
+                n.str_args(diags, 1, 1, "a command")
+            } else {
+                Vec::new()
+            };
             let stdout = n.prop_str(diags, "stdout");
             let exit = n
                 .prop_int(diags, "exit")
@@ -127,7 +195,12 @@ fn parse_assertion(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Opt
             if command.is_empty() {
                 None
             } else {
-                Some(Assertion::Exec { container: container?, command, stdout, exit })
+                Some(Assertion::Exec {
+                    container: container?,
+                    command,
+                    stdout,
+                    exit,
+                })
             }
         }
     };
@@ -176,10 +249,21 @@ fn check_url(diags: &mut Diagnostics, url: Spanned<String>) -> Option<Spanned<St
     };
     match problem {
         Some(problem) => {
+            let help = if url.value.starts_with("https://") {
+                "probe a plain HTTP port of the service, or use an `exec` probe that runs an HTTPS client".to_string()
+            } else if !url.value.contains("://") && !url.value.is_empty() {
+                format!("add the scheme: `\"http://{}\"`", url.value)
+            } else {
+                "write `\"http://NAME:PORT/PATH\"`".to_string()
+            };
             diags
-                .error(Code::InvalidUrl, url.span, format!("invalid URL `{}`", url.value))
+                .error(
+                    Code::InvalidUrl,
+                    url.span,
+                    format!("invalid URL `{}`", url.value),
+                )
                 .label(problem)
-                .help("write `\"http://NAME:PORT/PATH\"`");
+                .help(help);
             None
         }
         None => Some(url),
@@ -196,7 +280,11 @@ fn check_host_port(diags: &mut Diagnostics, address: Spanned<String>) -> Option<
         Some(address)
     } else {
         diags
-            .error(Code::InvalidAddress, address.span, format!("invalid address `{}`", address.value))
+            .error(
+                Code::InvalidAddress,
+                address.span,
+                format!("invalid address `{}`", address.value),
+            )
             .label("expected `HOST:PORT`")
             .help("write `\"web:8080\"` or `\"10.89.0.10:8080\"`");
         None
@@ -204,7 +292,11 @@ fn check_host_port(diags: &mut Diagnostics, address: Spanned<String>) -> Option<
 }
 
 /// A probe in a `health` block: `http URL [status=]`, `tcp "HOST:PORT"|PORT`, `exec ARGS…`.
-pub(super) fn parse_probe(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Spanned<Probe>> {
+pub(super) fn parse_probe(
+    node: &KdlNode,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<Probe>> {
     let keyword = node.name().value();
     let usage = match keyword {
         "http" => "http \"http://127.0.0.1:PORT/PATH\" [status=200]",
@@ -216,16 +308,22 @@ pub(super) fn parse_probe(node: &KdlNode, file: FileId, diags: &mut Diagnostics)
     let probe = match keyword {
         "http" => {
             n.max_args(diags, 1);
-            let url = n.str_arg(diags, 0, "a URL").and_then(|u| check_url(diags, u));
+            let url = n
+                .str_arg(diags, 0, "a URL")
+                .and_then(|u| check_url(diags, u));
             let status = status(&mut n, diags);
             url.map(|url| Probe::Http { url, status })
         }
         "tcp" => {
             n.max_args(diags, 1);
             n.any_arg(diags, 0, "a port").and_then(|v| match v.value {
-                KdlValue::Integer(_) => values::port(diags, v, "the port")
-                    .map(|p| Probe::Tcp { address: Spanned::new(format!("127.0.0.1:{}", p.value), p.span) }),
-                _ => v.string(diags, "the address").and_then(|a| check_host_port(diags, a)).map(|address| Probe::Tcp { address }),
+                KdlValue::Integer(_) => values::port(diags, v, "the port").map(|p| Probe::Tcp {
+                    address: Spanned::new(format!("127.0.0.1:{}", p.value), p.span),
+                }),
+                _ => v
+                    .string(diags, "the address")
+                    .and_then(|a| check_host_port(diags, a))
+                    .map(|address| Probe::Tcp { address }),
             })
         }
         _ => {

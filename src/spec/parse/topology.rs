@@ -9,31 +9,63 @@ use crate::spec::reader::Node;
 use crate::spec::source::{FileId, Span, Spanned};
 
 pub(super) fn parse_link(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Link> {
-    let mut n = Node::new(node, file, diags, "link \"CONTAINER:IFACE\" \"CONTAINER:IFACE\" [subnet=\"CIDR\"] { impair … }");
-    let a = n.str_arg(diags, 0, "two endpoints").and_then(|e| endpoint(diags, e));
-    let b = if n.arg_count() >= 1 { n.str_arg(diags, 1, "a second endpoint").and_then(|e| endpoint(diags, e)) } else { None };
+    let mut n = Node::new(
+        node,
+        file,
+        diags,
+        "link \"CONTAINER:IFACE\" \"CONTAINER:IFACE\" [subnet=\"CIDR\"] { impair … }",
+    );
+    let a = n
+        .str_arg(diags, 0, "two endpoints")
+        .and_then(|e| endpoint(diags, e));
+    let b = if n.arg_count() >= 1 {
+        n.str_arg(diags, 1, "a second endpoint")
+            .and_then(|e| endpoint(diags, e))
+    } else {
+        None
+    };
     n.max_args(diags, 2);
-    let subnet = n.prop_any("subnet").and_then(|v| values::subnet(diags, v, "`subnet`"));
+    let subnet = n
+        .prop_any("subnet")
+        .and_then(|v| values::subnet(diags, v, "`subnet`"));
     let impair = parse_impair_block(&n, file, diags, "a `link` block");
     n.finish(diags);
-    Some(Link { a: a?, b: b?, subnet, impair })
+    Some(Link {
+        a: a?,
+        b: b?,
+        subnet,
+        impair,
+    })
 }
 
 /// Splits `"r1:eth1"` into container and interface, each with its own span.
 fn endpoint(diags: &mut Diagnostics, text: Spanned<String>) -> Option<Endpoint> {
     // The span of a quoted string includes its quotes; parts are located inside them.
-    let inner = if text.span.len as usize >= text.value.len() + 2 { text.span.offset as usize + 1 } else { text.span.offset as usize };
+    let inner = if text.span.len as usize >= text.value.len() + 2 {
+        text.span.offset as usize + 1
+    } else {
+        text.span.offset as usize
+    };
     let Some((container, interface)) = text.value.split_once(':') else {
         diags
-            .error(Code::InvalidLinkEndpoint, text.span, format!("invalid link endpoint `{}`", text.value))
+            .error(
+                Code::InvalidLinkEndpoint,
+                text.span,
+                format!("invalid link endpoint `{}`", text.value),
+            )
             .label("expected `container:interface`")
-            .help(format!("name the interface too, e.g. `\"{}:eth1\"`", text.value));
+            .help(format!(
+                "name the interface too, e.g. `\"{}:eth1\"`",
+                text.value
+            ));
         return None;
     };
     let iface_valid = !interface.is_empty()
         && interface.len() <= 15
         && interface != "lo"
-        && interface.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && interface
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if container.is_empty() || !iface_valid {
         let reason = if container.is_empty() {
             "the container name is empty"
@@ -47,7 +79,11 @@ fn endpoint(diags: &mut Diagnostics, text: Spanned<String>) -> Option<Endpoint> 
             "interface names use letters, digits, `-`, `_` and `.`"
         };
         diags
-            .error(Code::InvalidLinkEndpoint, text.span, format!("invalid link endpoint `{}`", text.value))
+            .error(
+                Code::InvalidLinkEndpoint,
+                text.span,
+                format!("invalid link endpoint `{}`", text.value),
+            )
             .label(reason)
             .help("write `\"container:eth1\"`");
         return None;
@@ -61,7 +97,12 @@ fn endpoint(diags: &mut Diagnostics, text: Spanned<String>) -> Option<Endpoint> 
 }
 
 /// The `{ impair … }` block of a link or a network attachment: at most one `impair`.
-pub(super) fn parse_impair_block(n: &Node<'_>, file: FileId, diags: &mut Diagnostics, context: &str) -> Option<Impairment> {
+pub(super) fn parse_impair_block(
+    n: &Node<'_>,
+    file: FileId,
+    diags: &mut Diagnostics,
+    context: &str,
+) -> Option<Impairment> {
     let mut impair: Option<(Span, Option<Impairment>)> = None;
     for child in n.children().map(|d| d.nodes()).unwrap_or_default() {
         if child.name().value() != "impair" {
@@ -81,7 +122,11 @@ pub(super) fn parse_impair_block(n: &Node<'_>, file: FileId, diags: &mut Diagnos
     impair.and_then(|(_, i)| i)
 }
 
-pub(super) fn parse_impair(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Impairment> {
+pub(super) fn parse_impair(
+    node: &KdlNode,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Impairment> {
     let mut n = Node::new(
         node,
         file,
@@ -90,14 +135,26 @@ pub(super) fn parse_impair(node: &KdlNode, file: FileId, diags: &mut Diagnostics
     );
     n.max_args(diags, 0);
     n.no_children(diags);
-    let delay = n.prop_any("delay").and_then(|v| values::duration(diags, v, "`delay`"));
-    let jitter = n.prop_any("jitter").and_then(|v| values::duration(diags, v, "`jitter`"));
-    let rate = n.prop_any("rate").and_then(|v| values::rate(diags, v, "`rate`"));
+    let delay = n
+        .prop_any("delay")
+        .and_then(|v| values::duration(diags, v, "`delay`"));
+    let jitter = n
+        .prop_any("jitter")
+        .and_then(|v| values::duration(diags, v, "`jitter`"));
+    let rate = n
+        .prop_any("rate")
+        .and_then(|v| values::rate(diags, v, "`rate`"));
     let mut percent = |n: &mut Node<'_>, key: &'static str| {
-        let p = n.prop_any(key).and_then(|v| values::percent(diags, v, &format!("`{key}`")))?;
+        let p = n
+            .prop_any(key)
+            .and_then(|v| values::percent(diags, v, &format!("`{key}`")))?;
         if !(0.0..=100.0).contains(&p.value.0) {
             diags
-                .error(Code::ImpairmentOutOfRange, p.span, format!("`{key}` is {}", p.value))
+                .error(
+                    Code::ImpairmentOutOfRange,
+                    p.span,
+                    format!("`{key}` is {}", p.value),
+                )
                 .label("must be from 0% to 100%");
             return None;
         }
@@ -114,20 +171,42 @@ pub(super) fn parse_impair(node: &KdlNode, file: FileId, diags: &mut Diagnostics
         && r.value.0 < 8
     {
         diags
-            .error(Code::ImpairmentOutOfRange, r.span, "`rate` is below 8bit (one byte a second)")
+            .error(
+                Code::ImpairmentOutOfRange,
+                r.span,
+                "`rate` is below 8bit (one byte a second)",
+            )
             .help("remove `rate` for an unlimited link");
     }
     if let (Some(j), None) = (&jitter, &delay) {
         diags
-            .error(Code::ImpairmentOutOfRange, j.span, "`jitter` needs a `delay`")
+            .error(
+                Code::ImpairmentOutOfRange,
+                j.span,
+                "`jitter` needs a `delay`",
+            )
             .help("add `delay=\"…\"`: jitter varies the delay around it");
     }
     if let (Some(r), None) = (&reorder, &delay) {
         diags
-            .error(Code::ImpairmentOutOfRange, r.span, "`reorder` needs a `delay`")
-            .help("add `delay=\"…\"`: reordered packets are sent at once, the others after the delay");
+            .error(
+                Code::ImpairmentOutOfRange,
+                r.span,
+                "`reorder` needs a `delay`",
+            )
+            .help(
+                "add `delay=\"…\"`: reordered packets are sent at once, the others after the delay",
+            );
     }
-    let impairment = Impairment { delay, jitter, loss, rate, corrupt, duplicate, reorder };
+    let impairment = Impairment {
+        delay,
+        jitter,
+        loss,
+        rate,
+        corrupt,
+        duplicate,
+        reorder,
+    };
     if impairment == Impairment::default() {
         if had_settings {
             return None; // Every setting was invalid and is reported already.

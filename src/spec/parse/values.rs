@@ -16,24 +16,43 @@ use crate::spec::units::{Duration, Percent, Rate, Signal, Size};
 /// parts of interface names: lowercase letters, digits and `-`, `_`, `.`.
 pub(crate) fn check_name(diags: &mut Diagnostics, name: &Spanned<String>, kind: &str) {
     let n = &name.value;
-    let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.');
+    let valid_char =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.');
     let problem = if n.is_empty() {
         Some("it is empty".to_string())
     } else if n.len() > 63 {
-        Some(format!("it is {} characters long; the limit is 63", n.len()))
+        Some(format!(
+            "it is {} characters long; the limit is 63",
+            n.len()
+        ))
+    } else if n.chars().any(|c| c.is_ascii_uppercase()) {
+        Some("names are lowercase".to_string())
     } else if !n.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
         Some("it must start with a lowercase letter or a digit".to_string())
     } else {
-        n.chars()
-            .find(|c| !valid_char(*c))
-            .map(|c| format!("`{c}` is not allowed"))
+        n.chars().find(|c| !valid_char(*c)).map(|c| match c {
+            ' ' => "a space is not allowed".to_string(),
+            c if c.is_whitespace() || c.is_control() => format!("{c:?} is not allowed"),
+            c => format!("`{c}` is not allowed"),
+        })
     };
     if let Some(problem) = problem {
-        let lower: String = n.to_ascii_lowercase().chars().map(|c| if valid_char(c) { c } else { '-' }).collect();
+        let lower: String = n
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if valid_char(c) { c } else { '-' })
+            .collect();
         diags
-            .error(Code::InvalidName, name.span, format!("invalid {kind} name `{n}`"))
+            .error(
+                Code::InvalidName,
+                name.span,
+                format!("invalid {kind} name `{n}`"),
+            )
             .label(problem)
-            .maybe_help((!lower.is_empty() && lower != *n).then(|| format!("use lowercase letters, digits, `-`, `_` and `.`: `{lower}`")));
+            .maybe_help(
+                (!lower.is_empty() && lower != *n)
+                    .then(|| format!("use lowercase letters, digits, `-`, `_` and `.`: `{lower}`")),
+            );
     }
 }
 
@@ -50,18 +69,27 @@ fn unit_value<T>(
     if let kdl::KdlValue::Integer(i) = value.value {
         diags
             .error(code, value.span, format!("{what} needs a unit"))
-            .label(format!("this is a bare number"))
-            .help(format!("write a {kind} as a string with a unit, e.g. `\"{i}{example}\"`"));
+            .label("this is a bare number")
+            .help(format!(
+                "write a {kind} as a string with a unit, e.g. `\"{i}{example}\"`"
+            ));
         return None;
     }
     let text = value.string(diags, what)?;
     match parse(&text.value) {
         Ok(v) => Some(Spanned::new(v, text.span)),
         Err(reason) => {
+            // A plain number lacks only its unit: show it with one.
+            let number = text.value.trim();
+            let help = if !number.is_empty() && number.parse::<f64>().is_ok_and(f64::is_finite) {
+                format!("write `\"{number}{example}\"`")
+            } else {
+                format!("write a {kind} like `\"{}\"`", example_for(kind))
+            };
             diags
                 .error(code, text.span, format!("invalid {kind} `{}`", text.value))
                 .label(reason)
-                .help(format!("write a {kind} like `\"{}\"`", example_for(kind)));
+                .help(help);
             None
         }
     }
@@ -77,16 +105,48 @@ fn example_for(kind: &str) -> &'static str {
     }
 }
 
-pub(crate) fn duration(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Option<Spanned<Duration>> {
-    unit_value(diags, value, what, Code::InvalidDuration, "duration", "ms", Duration::parse)
+pub(crate) fn duration(
+    diags: &mut Diagnostics,
+    value: Value<'_>,
+    what: &str,
+) -> Option<Spanned<Duration>> {
+    unit_value(
+        diags,
+        value,
+        what,
+        Code::InvalidDuration,
+        "duration",
+        "ms",
+        Duration::parse,
+    )
 }
 
 pub(crate) fn rate(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Option<Spanned<Rate>> {
-    unit_value(diags, value, what, Code::InvalidRate, "rate", "mbit", Rate::parse)
+    unit_value(
+        diags,
+        value,
+        what,
+        Code::InvalidRate,
+        "rate",
+        "mbit",
+        Rate::parse,
+    )
 }
 
-pub(crate) fn percent(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Option<Spanned<Percent>> {
-    unit_value(diags, value, what, Code::InvalidPercentage, "percentage", "%", Percent::parse)
+pub(crate) fn percent(
+    diags: &mut Diagnostics,
+    value: Value<'_>,
+    what: &str,
+) -> Option<Spanned<Percent>> {
+    unit_value(
+        diags,
+        value,
+        what,
+        Code::InvalidPercentage,
+        "percentage",
+        "%",
+        Percent::parse,
+    )
 }
 
 /// A size: a string with a unit, or an integer number of bytes.
@@ -103,10 +163,22 @@ pub(crate) fn size(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Opt
             }
         };
     }
-    unit_value(diags, value, what, Code::InvalidSize, "size", "MiB", Size::parse)
+    unit_value(
+        diags,
+        value,
+        what,
+        Code::InvalidSize,
+        "size",
+        "MiB",
+        Size::parse,
+    )
 }
 
-pub(crate) fn signal(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Option<Spanned<Signal>> {
+pub(crate) fn signal(
+    diags: &mut Diagnostics,
+    value: Value<'_>,
+    what: &str,
+) -> Option<Spanned<Signal>> {
     let text = match value.value {
         kdl::KdlValue::Integer(i) => Spanned::new(i.to_string(), value.span),
         _ => value.string(diags, what)?,
@@ -114,32 +186,95 @@ pub(crate) fn signal(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> O
     match Signal::parse(&text.value) {
         Ok(s) => Some(Spanned::new(s, text.span)),
         Err(reason) => {
-            let upper = text.value.to_ascii_uppercase();
-            let guess = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+            let upper = text.value.trim().to_ascii_uppercase();
+            let guess = if upper.starts_with("SIG") {
+                upper
+            } else {
+                format!("SIG{upper}")
+            };
+            let is_number = text.value.trim().parse::<i64>().is_ok();
+            let suggestion = if is_number {
+                None
+            } else {
+                did_you_mean(&guess, Signal::names())
+            };
+            let help = suggestion.unwrap_or_else(|| {
+                if is_number {
+                    "signal numbers go from 1 to 31; better, use a name like `SIGTERM`".into()
+                } else {
+                    "use a name like `SIGTERM` or `SIGINT`".into()
+                }
+            });
             diags
-                .error(Code::InvalidSignal, text.span, format!("invalid signal `{}`", text.value))
+                .error(
+                    Code::InvalidSignal,
+                    text.span,
+                    format!("invalid signal `{}`", text.value),
+                )
                 .label(reason)
-                .help(did_you_mean(&guess, Signal::names()).unwrap_or_else(|| "use a name like `SIGTERM` or `SIGINT`".into()));
+                .help(help);
             None
         }
     }
 }
 
-pub(crate) fn subnet(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Option<Spanned<IpNetwork>> {
+pub(crate) fn subnet(
+    diags: &mut Diagnostics,
+    value: Value<'_>,
+    what: &str,
+) -> Option<Spanned<IpNetwork>> {
     let text = value.string(diags, what)?;
     match text.value.parse::<IpNetwork>() {
+        Ok(_) if !text.value.contains('/') => {
+            let example = if text.value.contains(':') { "64" } else { "24" };
+            diags
+                .error(
+                    Code::InvalidSubnet,
+                    text.span,
+                    format!("invalid subnet `{}`", text.value),
+                )
+                .label("the prefix length is missing")
+                .help(format!(
+                    "write the subnet in CIDR form, e.g. `\"{}/{example}\"`",
+                    text.value
+                ));
+            None
+        }
         Ok(net) if net.ip() != net.network() => {
             diags
-                .error(Code::InvalidSubnet, text.span, format!("invalid subnet `{}`", text.value))
+                .error(
+                    Code::InvalidSubnet,
+                    text.span,
+                    format!("invalid subnet `{}`", text.value),
+                )
                 .label("the address has bits set outside the prefix")
-                .help(format!("write the network address: `{}/{}`", net.network(), net.prefix()));
+                .help(format!(
+                    "write the network address: `{}/{}`",
+                    net.network(),
+                    net.prefix()
+                ));
             None
         }
         Ok(net) => Some(Spanned::new(net, text.span)),
         Err(_) => {
-            let reason = if text.value.contains('/') { "not a valid CIDR network" } else { "the prefix length is missing" };
+            let reason = match text.value.split_once('/') {
+                Some((ip, prefix)) if ip.parse::<IpAddr>().is_ok() => {
+                    let max = if ip.contains(':') { 128 } else { 32 };
+                    if prefix.parse::<u8>().is_ok_and(|p| p > max) {
+                        format!("the prefix length is at most {max}")
+                    } else {
+                        format!("`{prefix}` is not a prefix length")
+                    }
+                }
+                Some((ip, _)) => format!("`{ip}` is not an IP address"),
+                None => "not a CIDR network".to_string(),
+            };
             diags
-                .error(Code::InvalidSubnet, text.span, format!("invalid subnet `{}`", text.value))
+                .error(
+                    Code::InvalidSubnet,
+                    text.span,
+                    format!("invalid subnet `{}`", text.value),
+                )
                 .label(reason)
                 .help("write a subnet like `\"10.89.0.0/24\"`");
             None
@@ -147,19 +282,32 @@ pub(crate) fn subnet(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> O
     }
 }
 
-pub(crate) fn address(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Option<Spanned<IpAddr>> {
+pub(crate) fn address(
+    diags: &mut Diagnostics,
+    value: Value<'_>,
+    what: &str,
+) -> Option<Spanned<IpAddr>> {
     let text = value.string(diags, what)?;
     match text.value.parse::<IpAddr>() {
         Ok(ip) => Some(Spanned::new(ip, text.span)),
         Err(_) => {
-            let help = if text.value.contains('/') {
-                "write the address without a prefix length, e.g. `\"10.89.0.10\"`"
-            } else {
-                "write an IPv4 or IPv6 address, e.g. `\"10.89.0.10\"`"
+            let (label, help) = match text.value.split_once('/') {
+                Some((ip, _)) if ip.parse::<IpAddr>().is_ok() => (
+                    "an address has no prefix length".to_string(),
+                    format!("write `\"{ip}\"`; the prefix comes from the network's subnet"),
+                ),
+                _ => (
+                    "not an IP address".to_string(),
+                    "write an IPv4 or IPv6 address, e.g. `\"10.89.0.10\"`".to_string(),
+                ),
             };
             diags
-                .error(Code::InvalidAddress, text.span, format!("invalid address `{}`", text.value))
-                .label("not an IP address")
+                .error(
+                    Code::InvalidAddress,
+                    text.span,
+                    format!("invalid address `{}`", text.value),
+                )
+                .label(label)
                 .help(help);
             None
         }
@@ -172,7 +320,11 @@ pub(crate) fn port(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Opt
         Ok(p) if p > 0 => Some(Spanned::new(p, n.span)),
         _ => {
             diags
-                .error(Code::InvalidPort, n.span, format!("invalid port {}", n.value))
+                .error(
+                    Code::InvalidPort,
+                    n.span,
+                    format!("invalid port {}", n.value),
+                )
                 .label("ports go from 1 to 65535");
             None
         }
@@ -180,11 +332,25 @@ pub(crate) fn port(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Opt
 }
 
 /// An integer in `min..=max`, reported as `value-out-of-range` otherwise.
-pub(crate) fn bounded(diags: &mut Diagnostics, value: Spanned<i128>, what: &str, min: i128, max: i128) -> Option<Spanned<i128>> {
+pub(crate) fn bounded(
+    diags: &mut Diagnostics,
+    value: Spanned<i128>,
+    what: &str,
+    min: i128,
+    max: i128,
+) -> Option<Spanned<i128>> {
     if value.value < min || value.value > max {
-        let range = if max == i128::from(u32::MAX) { format!("at least {min}") } else { format!("from {min} to {max}") };
+        let range = if max == i128::from(u32::MAX) {
+            format!("at least {min}")
+        } else {
+            format!("from {min} to {max}")
+        };
         diags
-            .error(Code::ValueOutOfRange, value.span, format!("{what} is out of range"))
+            .error(
+                Code::ValueOutOfRange,
+                value.span,
+                format!("{what} is out of range"),
+            )
             .label(format!("must be {range}"));
         return None;
     }
@@ -203,9 +369,17 @@ pub(crate) fn choice<T: Copy>(
         return Some(Spanned::new(*v, text.span));
     }
     let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-    let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let list = names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     diags
-        .error(Code::InvalidChoice, text.span, format!("invalid {what} `{}`", text.value))
+        .error(
+            Code::InvalidChoice,
+            text.span,
+            format!("invalid {what} `{}`", text.value),
+        )
         .label(format!("expected one of {list}"))
         .maybe_help(did_you_mean(&text.value, names.iter().copied()));
     None

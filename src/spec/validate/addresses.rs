@@ -23,7 +23,11 @@ fn capacity(subnet: &IpNetwork, has_gateway: bool) -> u128 {
         IpNetwork::V6(_) => 128,
     };
     let host_bits = bits - u32::from(subnet.prefix());
-    let size: u128 = if host_bits >= 127 { u128::MAX } else { 1u128 << host_bits };
+    let size: u128 = if host_bits >= 127 {
+        u128::MAX
+    } else {
+        1u128 << host_bits
+    };
     let usable = match host_bits {
         0 => 1,
         1 => 2,
@@ -42,14 +46,21 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
     }
     for l in &project.links {
         if let Some(s) = &l.subnet {
-            subnets.push((format!("link `{}:{}`", l.a.container.value, l.a.interface.value), s));
+            subnets.push((
+                format!("link `{}:{}`", l.a.container.value, l.a.interface.value),
+                s,
+            ));
         }
     }
     for (i, (name, subnet)) in subnets.iter().enumerate() {
         for (other_name, other) in &subnets[..i] {
             if overlaps(&subnet.value, &other.value) {
                 diags
-                    .error(Code::OverlappingSubnets, subnet.span, format!("subnet {} overlaps {other_name}", subnet.value))
+                    .error(
+                        Code::OverlappingSubnets,
+                        subnet.span,
+                        format!("subnet {} overlaps {other_name}", subnet.value),
+                    )
                     .label(format!("{name} uses it"))
                     .related(other.span, format!("{other_name} has {}", other.value))
                     .help("give each network and link a subnet of its own");
@@ -58,39 +69,92 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
     }
 
     for network in &project.networks {
-        let Some(subnet) = &network.subnet else { continue };
+        let Some(subnet) = &network.subnet else {
+            continue;
+        };
         let gw = gateway(&subnet.value);
         let mut used: BTreeMap<IpAddr, Span> = BTreeMap::new();
         let mut members: u128 = 0;
         for c in &project.containers {
-            for a in c.networks.iter().filter(|a| a.network.value == network.name.value) {
+            for a in c
+                .networks
+                .iter()
+                .filter(|a| a.network.value == network.name.value)
+            {
                 members += u128::from(c.replicas.value);
                 let Some(ip) = &a.ip else { continue };
-                if !subnet.value.contains(ip.value) || ip.value == subnet.value.network() || Some(ip.value) == broadcast(&subnet.value) {
-                    let why = if subnet.value.contains(ip.value) { "it is the network's own or broadcast address" } else { "outside the subnet" };
+                if !subnet.value.contains(ip.value)
+                    || ip.value == subnet.value.network()
+                    || Some(ip.value) == broadcast(&subnet.value)
+                {
+                    let why = if subnet.value.contains(ip.value) {
+                        "it is the network's own or broadcast address"
+                    } else {
+                        "outside the subnet"
+                    };
                     diags
-                        .error(Code::AddressOutsideSubnet, ip.span, format!("address {} is not usable on network `{}`", ip.value, network.name.value))
+                        .error(
+                            Code::AddressOutsideSubnet,
+                            ip.span,
+                            format!(
+                                "address {} is not usable on network `{}`",
+                                ip.value, network.name.value
+                            ),
+                        )
                         .label(why)
-                        .related(subnet.span, format!("`{}` has subnet {}", network.name.value, subnet.value))
-                        .help(format!("pick a host address in {}, or leave `ip` out to have one allocated", subnet.value));
+                        .related(
+                            subnet.span,
+                            format!("`{}` has subnet {}", network.name.value, subnet.value),
+                        )
+                        .help(format!(
+                            "pick a host address in {}, or leave `ip` out to have one allocated",
+                            subnet.value
+                        ));
                     continue;
                 }
                 if Some(ip.value) == gw {
                     diags
-                        .error(Code::DuplicateAddress, ip.span, format!("address {} is the gateway of network `{}`", ip.value, network.name.value))
-                        .related(subnet.span, "the first address of the subnet goes to the bridge")
+                        .error(
+                            Code::DuplicateAddress,
+                            ip.span,
+                            format!(
+                                "address {} is the gateway of network `{}`",
+                                ip.value, network.name.value
+                            ),
+                        )
+                        .label("the bridge has this address")
+                        .related(
+                            subnet.span,
+                            "the first address of the subnet goes to the bridge",
+                        )
                         .help("pick another address, or leave `ip` out to have one allocated");
                     continue;
                 }
                 if c.replicas.value > 1 {
                     diags
-                        .error(Code::DuplicateAddress, ip.span, format!("{} replicas of `{}` cannot share address {}", c.replicas.value, c.name.value, ip.value))
+                        .error(
+                            Code::DuplicateAddress,
+                            ip.span,
+                            format!(
+                                "{} replicas of `{}` cannot share address {}",
+                                c.replicas.value, c.name.value, ip.value
+                            ),
+                        )
+                        .label("every replica would get this address")
                         .related(c.replicas.span, "replicas set here")
                         .help("leave `ip` out: each replica gets an address of its own");
                 }
                 if let Some(first) = used.insert(ip.value, ip.span) {
                     diags
-                        .error(Code::DuplicateAddress, ip.span, format!("address {} is assigned twice on network `{}`", ip.value, network.name.value))
+                        .error(
+                            Code::DuplicateAddress,
+                            ip.span,
+                            format!(
+                                "address {} is assigned twice on network `{}`",
+                                ip.value, network.name.value
+                            ),
+                        )
+                        .label("assigned again here")
                         .related(first, "first assigned here")
                         .help("give each container its own address");
                 }
@@ -99,8 +163,18 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
         let cap = capacity(&subnet.value, true);
         if members > cap {
             diags
-                .error(Code::SubnetTooSmall, subnet.span, format!("network `{}` has {members} members but room for {cap}", network.name.value))
-                .label(format!("{} addresses, less network, broadcast and gateway", subnet.value.size()))
+                .error(
+                    Code::SubnetTooSmall,
+                    subnet.span,
+                    format!(
+                        "network `{}` has {members} members but room for {cap}",
+                        network.name.value
+                    ),
+                )
+                .label(format!(
+                    "{} addresses, less network, broadcast and gateway",
+                    subnet.value.size()
+                ))
                 .help("use a larger subnet (a smaller prefix length)");
         }
     }
@@ -110,7 +184,14 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
             && capacity(&subnet.value, false) < 2
         {
             diags
-                .error(Code::SubnetTooSmall, subnet.span, format!("link subnet {} has room for fewer than 2 addresses", subnet.value))
+                .error(
+                    Code::SubnetTooSmall,
+                    subnet.span,
+                    format!(
+                        "link subnet {} has room for fewer than 2 addresses",
+                        subnet.value
+                    ),
+                )
                 .help("use a /30 or a /31 for a point-to-point link");
         }
     }
@@ -124,7 +205,12 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
             && let Some(first) = host_addresses.insert(address.value, address.span)
         {
             diags
-                .error(Code::DuplicateAddress, address.span, format!("address {} is given to two hosts", address.value))
+                .error(
+                    Code::DuplicateAddress,
+                    address.span,
+                    format!("address {} is given to two hosts", address.value),
+                )
+                .label("given again here")
                 .related(first, "first given here")
                 .help("each host has its own underlay address");
         }
@@ -150,12 +236,18 @@ fn check_ports(project: &Project, diags: &mut Diagnostics) {
             if c.replicas.value > 1 {
                 diags
                     .error(Code::DuplicateHostPort, p.host.span, format!("host port {} is published by {} replicas of `{}`", p.host.value, c.replicas.value, c.name.value))
+                    .label("every replica would listen on it")
                     .related(c.replicas.span, "replicas set here")
                     .help("only one process can listen on a host port: publish from a single container");
             }
             if let Some(first) = published.insert((p.host.value, p.protocol), p.host.span) {
                 diags
-                    .error(Code::DuplicateHostPort, p.host.span, format!("host port {} is published twice", p.host.value))
+                    .error(
+                        Code::DuplicateHostPort,
+                        p.host.span,
+                        format!("host port {} is published twice", p.host.value),
+                    )
+                    .label("published again here")
                     .related(first, "first published here")
                     .help("pick another host port");
             }
@@ -178,14 +270,38 @@ fn check_interfaces(project: &Project, diags: &mut Diagnostics) {
                 && let Some(index) = (0..c.networks.len()).find(|i| format!("eth{i}") == iface)
             {
                 diags
-                    .error(Code::InterfaceConflict, end.interface.span, format!("`{iface}` of `{container}` is taken by network `{}`", c.networks[index].network.value))
-                    .related(c.networks[index].network.span, format!("this attachment is `{iface}`"))
-                    .help(format!("networks take eth0…eth{} in order; use `{container}:eth{}`", c.networks.len() - 1, c.networks.len()));
+                    .error(
+                        Code::InterfaceConflict,
+                        end.interface.span,
+                        format!(
+                            "`{iface}` of `{container}` is taken by network `{}`",
+                            c.networks[index].network.value
+                        ),
+                    )
+                    .label("the link wants it too")
+                    .related(
+                        c.networks[index].network.span,
+                        format!("this attachment is `{iface}`"),
+                    )
+                    .help(if c.networks.len() == 1 {
+                        format!("a container's network takes `eth0`; use `{container}:eth1`")
+                    } else {
+                        format!(
+                            "networks take `eth0`…`eth{}` in order; use `{container}:eth{}`",
+                            c.networks.len() - 1,
+                            c.networks.len()
+                        )
+                    });
                 continue;
             }
             if let Some(first) = claimed.insert((container, iface), end.interface.span) {
                 diags
-                    .error(Code::InterfaceConflict, end.interface.span, format!("interface `{container}:{iface}` is used by two links"))
+                    .error(
+                        Code::InterfaceConflict,
+                        end.interface.span,
+                        format!("interface `{container}:{iface}` is used by two links"),
+                    )
+                    .label("used again here")
                     .related(first, "first used here")
                     .help("give each link its own interface name");
             }

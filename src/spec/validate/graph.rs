@@ -11,6 +11,8 @@ struct Edge<'a> {
     from: &'a str,
     to: &'a str,
     span: Span,
+    /// How the edge reads: "is built from", "copies from", "depends on".
+    verb: &'static str,
 }
 
 /// Every elementary cycle reachable by depth-first search, each reported once (as the list
@@ -54,7 +56,14 @@ fn find_cycles<'e, 'a>(edges: &'e [Edge<'a>]) -> Vec<Vec<&'e Edge<'a>>> {
     let nodes: Vec<&str> = adjacency.keys().copied().collect();
     for node in nodes {
         let mut found = Vec::new();
-        visit(node, &adjacency, &mut Vec::new(), &mut Vec::new(), &mut done, &mut found);
+        visit(
+            node,
+            &adjacency,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            &mut done,
+            &mut found,
+        );
         for cycle in found {
             let mut key: Vec<&str> = cycle.iter().map(|e| e.from).collect();
             key.sort_unstable();
@@ -74,21 +83,45 @@ fn find_cycles<'e, 'a>(edges: &'e [Edge<'a>]) -> Vec<Vec<&'e Edge<'a>>> {
     cycles
 }
 
-fn report(diags: &mut Diagnostics, code: Code, cycles: Vec<Vec<&Edge<'_>>>, kind: &str, verb: &str, help: &str) {
+fn report(
+    diags: &mut Diagnostics,
+    code: Code,
+    cycles: Vec<Vec<&Edge<'_>>>,
+    kind: &str,
+    help: &str,
+) {
     for cycle in cycles {
         let first = cycle[0];
-        let names: Vec<&str> = cycle.iter().map(|e| e.from).chain(std::iter::once(first.from)).collect();
+        let names: Vec<&str> = cycle
+            .iter()
+            .map(|e| e.from)
+            .chain(std::iter::once(first.from))
+            .collect();
         let mut builder = if cycle.len() == 1 {
             diags
-                .error(code, first.span, format!("{kind} `{}` {verb} itself", first.from))
-                .label("here")
+                .error(
+                    code,
+                    first.span,
+                    format!("{kind} `{}` {} itself", first.from, first.verb),
+                )
+                .label(format!("`{}` names itself here", first.from))
         } else {
             diags
-                .error(code, first.span, format!("{kind}s form a cycle: {}", names.join(" → ")))
-                .label(format!("`{}` {verb} `{}` here", first.from, first.to))
+                .error(
+                    code,
+                    first.span,
+                    format!("{kind}s form a cycle: {}", names.join(" → ")),
+                )
+                .label(format!(
+                    "`{}` {} `{}` here",
+                    first.from, first.verb, first.to
+                ))
         };
         for edge in &cycle[1..] {
-            builder = builder.related(edge.span, format!("`{}` {verb} `{}` here", edge.from, edge.to));
+            builder = builder.related(
+                edge.span,
+                format!("`{}` {} `{}` here", edge.from, edge.verb, edge.to),
+            );
         }
         builder.help(help);
     }
@@ -100,11 +133,24 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
         if let Some(from) = &image.from
             && let FromRef::Image(base) = &from.value
         {
-            image_edges.push(Edge { from: &image.name.value, to: base, span: from.span });
+            image_edges.push(Edge {
+                from: &image.name.value,
+                to: base,
+                span: from.span,
+                verb: "is built from",
+            });
         }
         for step in &image.steps {
-            if let Step::Copy { from: Some(source), .. } = &step.value {
-                image_edges.push(Edge { from: &image.name.value, to: &source.value, span: source.span });
+            if let Step::Copy {
+                from: Some(source), ..
+            } = &step.value
+            {
+                image_edges.push(Edge {
+                    from: &image.name.value,
+                    to: &source.value,
+                    span: source.span,
+                    verb: "copies from",
+                });
             }
         }
     }
@@ -113,14 +159,18 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
         Code::ImageCycle,
         find_cycles(&image_edges),
         "image",
-        "is built from",
         "an image cannot be built from itself, directly or through other images: break the cycle",
     );
 
     let mut dependency_edges = Vec::new();
     for c in &project.containers {
         for dep in &c.depends_on {
-            dependency_edges.push(Edge { from: &c.name.value, to: &dep.name.value, span: dep.name.span });
+            dependency_edges.push(Edge {
+                from: &c.name.value,
+                to: &dep.name.value,
+                span: dep.name.span,
+                verb: "depends on",
+            });
         }
     }
     report(
@@ -128,7 +178,6 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
         Code::DependencyCycle,
         find_cycles(&dependency_edges),
         "container",
-        "depends on",
         "containers start after what they depend on, so a cycle can never start: remove one `depends-on`",
     );
 }

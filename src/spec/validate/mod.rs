@@ -27,8 +27,17 @@ pub struct Options {
     pub check_paths: bool,
 }
 
-pub(crate) fn validate(project: &Project, sources: &Sources, fs: &dyn FileSystem, options: &Options, diags: &mut Diagnostics) {
-    references::check(project, options, diags);
+/// `incomplete`: an import could not be loaded, so references to undeclared names may be
+/// declared there and are not reported.
+pub(crate) fn validate(
+    project: &Project,
+    sources: &Sources,
+    fs: &dyn FileSystem,
+    options: &Options,
+    incomplete: bool,
+    diags: &mut Diagnostics,
+) {
+    references::check(project, options, incomplete, diags);
     graph::check(project, diags);
     addresses::check(project, diags);
     if options.check_paths {

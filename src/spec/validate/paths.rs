@@ -11,7 +11,10 @@ use crate::spec::source::{Sources, Span, Spanned};
 /// The directory of the file a span is in; `None` for embedded stdlib modules.
 fn base_dir(sources: &Sources, span: Span) -> Option<PathBuf> {
     let path = sources.get(span.file).path.as_ref()?;
-    Some(path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf))
+    Some(
+        path.parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    )
 }
 
 /// Whether a relative path climbs out of its base (`../x`, `a/../../x`).
@@ -31,29 +34,57 @@ pub(crate) fn escapes(path: &str) -> bool {
     false
 }
 
-fn must_exist(diags: &mut Diagnostics, fs: &dyn FileSystem, base: &Path, path: &Spanned<String>, what: &str) {
+fn must_exist(
+    diags: &mut Diagnostics,
+    fs: &dyn FileSystem,
+    base: &Path,
+    path: &Spanned<String>,
+    what: &str,
+) {
     if path.value.contains(['*', '?', '[']) {
         return;
     }
     let full = base.join(&path.value);
     if !fs.exists(&full) {
         diags
-            .error(Code::PathNotFound, path.span, format!("{what} `{}` does not exist", path.value))
+            .error(
+                Code::PathNotFound,
+                path.span,
+                format!("{what} `{}` does not exist", path.value),
+            )
             .label("no such file or directory")
             .help("paths are relative to the directory of the file that declares them");
     }
 }
 
-pub(super) fn check(project: &Project, sources: &Sources, fs: &dyn FileSystem, diags: &mut Diagnostics) {
+pub(super) fn check(
+    project: &Project,
+    sources: &Sources,
+    fs: &dyn FileSystem,
+    diags: &mut Diagnostics,
+) {
     for image in &project.images {
         if let Some(from) = &image.from
             && let FromRef::OciArchive(path) | FromRef::DockerArchive(path) = &from.value
             && let Some(base) = base_dir(sources, from.span)
         {
-            must_exist(diags, fs, &base, &Spanned::new(path.clone(), from.span), "archive");
+            must_exist(
+                diags,
+                fs,
+                &base,
+                &Spanned::new(path.clone(), from.span),
+                "archive",
+            );
         }
         for step in &image.steps {
-            let Step::Copy { sources: srcs, from: None, .. } = &step.value else { continue };
+            let Step::Copy {
+                sources: srcs,
+                from: None,
+                ..
+            } = &step.value
+            else {
+                continue;
+            };
             for src in srcs {
                 if escapes(&src.value) {
                     diags

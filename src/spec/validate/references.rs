@@ -8,7 +8,11 @@ use crate::spec::model::{Assertion, Condition, ContainerKind, FromRef, Name, Pro
 use crate::spec::source::Span;
 
 /// Reports the second and later declarations of a name; returns name → first span.
-fn unique<'a>(diags: &mut Diagnostics, kind: &str, names: impl Iterator<Item = &'a Name>) -> BTreeMap<&'a str, Span> {
+fn unique<'a>(
+    diags: &mut Diagnostics,
+    kind: &str,
+    names: impl Iterator<Item = &'a Name>,
+) -> BTreeMap<&'a str, Span> {
     let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
     for name in names {
         if name.value.is_empty() {
@@ -17,10 +21,16 @@ fn unique<'a>(diags: &mut Diagnostics, kind: &str, names: impl Iterator<Item = &
         match seen.get(name.value.as_str()) {
             Some(first) => {
                 diags
-                    .error(Code::DuplicateName, name.span, format!("{kind} `{}` is declared twice", name.value))
+                    .error(
+                        Code::DuplicateName,
+                        name.span,
+                        format!("{kind} `{}` is declared twice", name.value),
+                    )
                     .label("declared again here")
                     .related(*first, "first declared here")
-                    .help(format!("rename one of them; {kind} names are unique in a project"));
+                    .help(format!(
+                        "rename one of them; {kind} names are unique in a project"
+                    ));
             }
             None => {
                 seen.insert(&name.value, name.span);
@@ -35,7 +45,17 @@ fn is_store_reference(name: &str, options: &Options) -> bool {
     name.contains([':', '/']) || options.external_images.contains(name)
 }
 
-fn unknown(diags: &mut Diagnostics, code: Code, kind: &str, name: &Name, known: &BTreeMap<&str, Span>, help: String) {
+fn unknown(
+    diags: &mut Diagnostics,
+    code: Code,
+    kind: &str,
+    name: &Name,
+    known: &BTreeMap<&str, Span>,
+    help: String,
+) {
+    if diags.suppress_unknown {
+        return;
+    }
     let suggestion = did_you_mean(&name.value, known.keys().copied());
     diags
         .error(code, name.span, format!("unknown {kind} `{}`", name.value))
@@ -43,10 +63,20 @@ fn unknown(diags: &mut Diagnostics, code: Code, kind: &str, name: &Name, known: 
         .help(suggestion.unwrap_or(help));
 }
 
-pub(super) fn check(project: &Project, options: &Options, diags: &mut Diagnostics) {
+pub(super) fn check(
+    project: &Project,
+    options: &Options,
+    incomplete: bool,
+    diags: &mut Diagnostics,
+) {
+    diags.suppress_unknown = incomplete;
     let images = unique(diags, "image", project.images.iter().map(|i| &i.name));
     let networks = unique(diags, "network", project.networks.iter().map(|n| &n.name));
-    let containers = unique(diags, "container", project.containers.iter().map(|c| &c.name));
+    let containers = unique(
+        diags,
+        "container",
+        project.containers.iter().map(|c| &c.name),
+    );
     let hosts = unique(diags, "host", project.hosts.iter().map(|h| &h.name));
     unique(diags, "test", project.tests.iter().map(|t| &t.name));
 
@@ -58,7 +88,12 @@ pub(super) fn check(project: &Project, options: &Options, diags: &mut Diagnostic
                 && let Some(other) = containers.get(instance.as_str())
             {
                 diags
-                    .error(Code::DuplicateName, c.replicas.span, format!("replica `{instance}` has the name of another container"))
+                    .error(
+                        Code::DuplicateName,
+                        c.replicas.span,
+                        format!("replica `{instance}` has the name of another container"),
+                    )
+                    .label(format!("this makes a replica named `{instance}`"))
                     .related(*other, "that container is declared here")
                     .help("rename the other container, or change the number of replicas");
             }
@@ -67,14 +102,20 @@ pub(super) fn check(project: &Project, options: &Options, diags: &mut Diagnostic
     }
 
     let image_ref = |diags: &mut Diagnostics, name: &Name| {
-        if !images.contains_key(name.value.as_str()) && !is_store_reference(&name.value, options) && !name.value.is_empty() {
+        if !images.contains_key(name.value.as_str())
+            && !is_store_reference(&name.value, options)
+            && !name.value.is_empty()
+        {
             unknown(
                 diags,
                 Code::UnknownImage,
                 "image",
                 name,
                 &images,
-                format!("declare `image \"{}\"`, import a module that does, or pull it into the store", name.value),
+                format!(
+                    "declare `image \"{}\"`, import a module that does, or pull it into the store",
+                    name.value
+                ),
             );
         }
     };
@@ -85,7 +126,10 @@ pub(super) fn check(project: &Project, options: &Options, diags: &mut Diagnostic
             image_ref(diags, &Name::new(base.clone(), from.span));
         }
         for step in &image.steps {
-            if let Step::Copy { from: Some(source), .. } = &step.value {
+            if let Step::Copy {
+                from: Some(source), ..
+            } = &step.value
+            {
                 image_ref(diags, source);
             }
         }
@@ -96,7 +140,14 @@ pub(super) fn check(project: &Project, options: &Options, diags: &mut Diagnostic
         if let Some(host) = &c.host
             && !hosts.contains_key(host.value.as_str())
         {
-            unknown(diags, Code::UnknownHost, "host", host, &hosts, format!("declare `host \"{}\" address=\"…\"`", host.value));
+            unknown(
+                diags,
+                Code::UnknownHost,
+                "host",
+                host,
+                &hosts,
+                format!("declare `host \"{}\" address=\"…\"`", host.value),
+            );
         }
         let mut attached: BTreeMap<&str, Span> = BTreeMap::new();
         for a in &c.networks {
@@ -112,30 +163,58 @@ pub(super) fn check(project: &Project, options: &Options, diags: &mut Diagnostic
             }
             if let Some(first) = attached.insert(&a.network.value, a.network.span) {
                 diags
-                    .error(Code::DuplicateName, a.network.span, format!("`{}` is attached to network `{}` twice", c.name.value, a.network.value))
+                    .error(
+                        Code::DuplicateName,
+                        a.network.span,
+                        format!(
+                            "`{}` is attached to network `{}` twice",
+                            c.name.value, a.network.value
+                        ),
+                    )
                     .related(first, "first attached here")
                     .help("a container has one interface per network: remove one");
             }
         }
         for dep in &c.depends_on {
             let Some(target) = project.container(&dep.name.value) else {
-                unknown(diags, Code::UnknownContainer, "container", &dep.name, &containers, format!("declare `container \"{}\"`", dep.name.value));
+                unknown(
+                    diags,
+                    Code::UnknownContainer,
+                    "container",
+                    &dep.name,
+                    &containers,
+                    format!("declare `container \"{}\"`", dep.name.value),
+                );
                 continue;
             };
             match dep.condition {
                 Condition::Healthy if target.health.is_none() => {
                     diags
-                        .error(Code::InvalidChoice, dep.name.span, format!("`{}` has no health check to wait for", dep.name.value))
+                        .error(
+                            Code::InvalidChoice,
+                            dep.name.span,
+                            format!("`{}` has no health check to wait for", dep.name.value),
+                        )
                         .label("`condition=\"healthy\"` waits for it")
                         .related(target.name.span, "declared here without `health`")
-                        .help(format!("add a `health` block to `{}`, or use `condition=\"started\"`", dep.name.value));
+                        .help(format!(
+                            "add a `health` block to `{}`, or use `condition=\"started\"`",
+                            dep.name.value
+                        ));
                 }
                 Condition::Completed if target.kind != ContainerKind::Job => {
                     diags
-                        .error(Code::InvalidChoice, dep.name.span, format!("`{}` is a container, it does not complete", dep.name.value))
+                        .error(
+                            Code::InvalidChoice,
+                            dep.name.span,
+                            format!("`{}` is a container, it does not complete", dep.name.value),
+                        )
                         .label("`condition=\"completed\"` waits for a job")
                         .related(target.name.span, "declared here")
-                        .help(format!("declare `{}` as a `job`, or use `condition=\"started\"`", dep.name.value));
+                        .help(format!(
+                            "declare `{}` as a `job`, or use `condition=\"started\"`",
+                            dep.name.value
+                        ));
                 }
                 _ => {}
             }
@@ -144,33 +223,101 @@ pub(super) fn check(project: &Project, options: &Options, diags: &mut Diagnostic
 
     for link in &project.links {
         for end in [&link.a, &link.b] {
-            if !instances.contains_key(&end.container.value) {
-                let known: BTreeMap<&str, Span> = instances.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                diags
-                    .error(Code::UnknownLinkEndpoint, end.container.span, format!("unknown link endpoint `{}`", end.container.value))
-                    .label("no container of this name is declared")
-                    .help(
-                        did_you_mean(&end.container.value, known.keys().copied())
-                            .unwrap_or_else(|| format!("declare `container \"{}\"`, or link an existing one", end.container.value)),
-                    );
+            if instances.contains_key(&end.container.value) || incomplete {
+                continue;
             }
+            if let Some(c) = project.container(&end.container.value) {
+                // A replicated container has no single interface to link: name a replica.
+                let names = c.instance_names();
+                diags
+                    .error(
+                        Code::UnknownLinkEndpoint,
+                        end.container.span,
+                        format!("`{}` has {} replicas", end.container.value, names.len()),
+                    )
+                    .label("a link joins one container to another")
+                    .related(c.replicas.span, "replicas set here")
+                    .help(format!(
+                        "link one replica, e.g. `\"{}:{}\"`",
+                        names[0], end.interface.value
+                    ));
+                continue;
+            }
+            let known: BTreeMap<&str, Span> =
+                instances.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            diags
+                .error(
+                    Code::UnknownLinkEndpoint,
+                    end.container.span,
+                    format!("unknown link endpoint `{}`", end.container.value),
+                )
+                .label("no container of this name is declared")
+                .help(
+                    did_you_mean(&end.container.value, known.keys().copied()).unwrap_or_else(
+                        || {
+                            format!(
+                                "declare `container \"{}\"`, or link an existing one",
+                                end.container.value
+                            )
+                        },
+                    ),
+                );
         }
     }
 
     let instance_ref = |diags: &mut Diagnostics, name: &Name| {
         if !instances.contains_key(&name.value) && !containers.contains_key(name.value.as_str()) {
-            let known: BTreeMap<&str, Span> = instances.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            unknown(diags, Code::UnknownContainer, "container", name, &known, format!("declare `container \"{}\"`", name.value));
+            let known: BTreeMap<&str, Span> =
+                instances.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            unknown(
+                diags,
+                Code::UnknownContainer,
+                "container",
+                name,
+                &known,
+                format!("declare `container \"{}\"`", name.value),
+            );
         }
     };
     for test in &project.tests {
         for assertion in &test.assertions {
             match &assertion.value {
-                Assertion::Http { from, .. } | Assertion::Dns { from, .. } | Assertion::Ping { from, .. } | Assertion::Tcp { from, .. } => {
+                Assertion::Http { from, .. }
+                | Assertion::Dns { from, .. }
+                | Assertion::Ping { from, .. }
+                | Assertion::Tcp { from, .. } => {
                     instance_ref(diags, from);
                 }
                 Assertion::Exec { container, .. } => instance_ref(diags, container),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::{Code, Options, RealFs, load_source};
+
+    fn codes(text: &str) -> Vec<Code> {
+        load_source("kiln.kdl", None, text, &RealFs, &Options::default())
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect()
+    }
+
+    #[test]
+    fn a_replicated_container_is_not_an_unknown_endpoint() {
+        let text = "image \"b\" { from \"scratch\"; }\ncontainer \"r\" image=\"b\" replicas=2\ncontainer \"h\" image=\"b\"\nlink \"r:eth1\" \"h:eth1\"\n";
+        let loaded = load_source("kiln.kdl", None, text, &RealFs, &Options::default());
+        assert_eq!(loaded.diagnostics.len(), 1);
+        assert_eq!(loaded.diagnostics[0].message, "`r` has 2 replicas");
+        assert!(codes(&text.replace("\"r:eth1\"", "\"r-1:eth1\"")).is_empty());
+    }
+
+    #[test]
+    fn a_missing_import_does_not_make_its_names_unknown() {
+        let text = "import \"std:nope\"\ncontainer \"web\" image=\"web\"\n";
+        assert_eq!(codes(text), vec![Code::ImportNotFound]);
     }
 }
