@@ -384,3 +384,39 @@ pub(crate) fn choice<T: Copy>(
         .maybe_help(did_you_mean(&text.value, names.iter().copied()));
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::{Code, Options, RealFs, load_source};
+
+    fn first(text: &str) -> (Code, String, Option<String>) {
+        let loaded = load_source("kiln.kdl", None, text, &RealFs, &Options::default());
+        let d = loaded.diagnostics.first().expect("a diagnostic");
+        (d.code, d.message.clone(), d.help.clone())
+    }
+
+    #[test]
+    fn a_subnet_needs_its_prefix_length() {
+        let (code, _, help) = first("network \"n\" subnet=\"10.89.0.0\"\n");
+        assert_eq!(code, Code::InvalidSubnet);
+        assert_eq!(
+            help.as_deref(),
+            Some("write the subnet in CIDR form, e.g. `\"10.89.0.0/24\"`")
+        );
+    }
+
+    #[test]
+    fn a_signal_number_gets_no_name_guess() {
+        let text =
+            "image \"b\" { from \"scratch\"; }\ncontainer \"w\" image=\"b\" { stop-signal 99; }\n";
+        let (code, _, help) = first(text);
+        assert_eq!(code, Code::InvalidSignal);
+        assert!(!help.unwrap_or_default().contains("did you mean"));
+    }
+
+    #[test]
+    fn a_plain_number_is_shown_with_its_unit() {
+        let text = "image \"b\" { from \"scratch\"; }\ncontainer \"a\" image=\"b\"\ncontainer \"c\" image=\"b\"\nlink \"a:eth1\" \"c:eth1\" { impair loss=\"0.5\"; }\n";
+        assert_eq!(first(text).2.as_deref(), Some("write `\"0.5%\"`"));
+    }
+}
