@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     miette::set_hook(Box::new(|_| {
-        Box::new(miette::MietteHandlerOpts::new().terminal_links(false).build())
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .terminal_links(false)
+                .build(),
+        )
     }))
     .ok();
     match kiln::cli::run(std::env::args_os()) {

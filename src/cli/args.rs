@@ -19,7 +19,13 @@ pub struct Cli {
     pub root: Option<PathBuf>,
 
     /// The project file.
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE", default_value = "kiln.kdl")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        value_name = "FILE",
+        default_value = "kiln.kdl"
+    )]
     pub file: PathBuf,
 
     #[command(subcommand)]

@@ -9,13 +9,20 @@ use crate::spec::render::{self, TextStyle};
 use crate::spec::{self, Loaded, Options, RealFs};
 
 pub(super) fn run(cli: &Cli, args: &CheckArgs) -> Result<u8, crate::Error> {
-    let options = Options { check_paths: !args.no_path_checks, ..Options::default() };
+    let options = Options {
+        check_paths: !args.no_path_checks,
+        ..Options::default()
+    };
     let loaded = spec::load_file(&cli.file, &RealFs, &options)?;
     let ok = !loaded.has_errors();
     let mut stdout = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
-            let diagnostics: Vec<_> = loaded.diagnostics.iter().map(|d| render::json(d, &loaded.sources)).collect();
+            let diagnostics: Vec<_> = loaded
+                .diagnostics
+                .iter()
+                .map(|d| render::json(d, &loaded.sources))
+                .collect();
             let mut out = json!({ "ok": ok, "diagnostics": diagnostics });
             if args.print && ok {
                 out["project"] = serde_json::to_value(&loaded.project).unwrap_or_default();
@@ -24,17 +31,32 @@ pub(super) fn run(cli: &Cli, args: &CheckArgs) -> Result<u8, crate::Error> {
         }
         OutputFormat::Text => {
             if !loaded.diagnostics.is_empty() {
-                let style = TextStyle { color: super::stderr_color(), width: super::render_width() };
-                eprint!("{}", render::text_all(&loaded.diagnostics, &loaded.sources, style));
+                let style = TextStyle {
+                    color: super::stderr_color(),
+                    width: super::render_width(),
+                };
+                eprint!(
+                    "{}",
+                    render::text_all(&loaded.diagnostics, &loaded.sources, style)
+                );
             }
             if args.print && ok {
                 let text = serde_json::to_string_pretty(&loaded.project).unwrap_or_default();
                 writeln!(stdout, "{text}").map_err(crate::Error::Output)?;
             } else if ok {
-                writeln!(stdout, "{}", summary(&cli.file.display().to_string(), &loaded)).map_err(crate::Error::Output)?;
+                writeln!(
+                    stdout,
+                    "{}",
+                    summary(&cli.file.display().to_string(), &loaded)
+                )
+                .map_err(crate::Error::Output)?;
             } else {
                 let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
-                eprintln!("{}: {errors} {}", cli.file.display(), plural(errors, "error", "errors"));
+                eprintln!(
+                    "{}: {errors} {}",
+                    cli.file.display(),
+                    plural(errors, "error", "errors")
+                );
             }
         }
     }
@@ -67,7 +89,10 @@ pub(super) fn summary(file: &str, loaded: &Loaded) -> String {
     let warnings = loaded.diagnostics.len();
     let mut line = format!("{file}: {}", parts.join(", "));
     if warnings > 0 {
-        line.push_str(&format!(" ({warnings} {})", plural(warnings, "warning", "warnings")));
+        line.push_str(&format!(
+            " ({warnings} {})",
+            plural(warnings, "warning", "warnings")
+        ));
     }
     line
 }

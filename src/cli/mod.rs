@@ -17,7 +17,9 @@ pub use args::{Cli, Command, OutputFormat};
 /// Runs kiln with the given arguments (the first is the program name) and returns the exit
 /// code. `Err` is for failures that stop a command; problems in kiln.kdl are reported by the
 /// command itself and give exit code 1.
-pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<u8, crate::Error> {
+pub fn run(
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> Result<u8, crate::Error> {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => {
@@ -38,5 +40,8 @@ pub(crate) fn stderr_color() -> bool {
 
 /// Terminal width for rendering, 100 when not a terminal (stable output in files and CI).
 pub(crate) fn render_width() -> usize {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100)
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
 }

@@ -60,21 +60,36 @@ fn kdl_blocks() -> Vec<(PathBuf, usize, String, String)> {
 #[test]
 fn every_kdl_block_in_the_book_is_valid_or_marked_bad() {
     let blocks = kdl_blocks();
-    assert!(blocks.len() >= 20, "the book shows the language: found {} kdl blocks", blocks.len());
+    assert!(
+        blocks.len() >= 20,
+        "the book shows the language: found {} kdl blocks",
+        blocks.len()
+    );
     let mut problems = Vec::new();
     for (file, line, info, code) in blocks {
         let loaded = spec::load_source("kiln.kdl", None, &code, &RealFs, &Options::default());
         let bad = info.split(',').any(|t| t == "bad");
-        let place = format!("{}:{line}", file.strip_prefix(repo()).unwrap_or(&file).display());
+        let place = format!(
+            "{}:{line}",
+            file.strip_prefix(repo()).unwrap_or(&file).display()
+        );
         if bad && !loaded.has_errors() {
             problems.push(format!("{place}: marked bad but valid"));
         }
         if !bad && !loaded.diagnostics.is_empty() {
-            let messages: Vec<String> = loaded.diagnostics.iter().map(|d| format!("{}: {}", d.code, d.message)).collect();
+            let messages: Vec<String> = loaded
+                .diagnostics
+                .iter()
+                .map(|d| format!("{}: {}", d.code, d.message))
+                .collect();
             problems.push(format!("{place}: {}", messages.join("; ")));
         }
     }
-    assert!(problems.is_empty(), "book kdl blocks:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "book kdl blocks:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -97,9 +112,15 @@ fn every_code_has_a_page_in_the_error_index() {
 
 #[test]
 fn mdbook_builds_the_book() {
-    let found = std::process::Command::new("mdbook").arg("--version").output().is_ok_and(|o| o.status.success());
+    let found = std::process::Command::new("mdbook")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
-        assert!(std::env::var_os("CI").is_none(), "CI installs mdbook: the book must build there");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs mdbook: the book must build there"
+        );
         eprintln!("mdbook is not installed: skipping the build (CI runs it)");
         return;
     }
@@ -110,6 +131,10 @@ fn mdbook_builds_the_book() {
         .arg(repo().join("book"))
         .output()
         .expect("mdbook runs");
-    assert!(status.status.success(), "mdbook build failed:\n{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "mdbook build failed:\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     assert!(out.path().join("index.html").exists());
 }

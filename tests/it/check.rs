@@ -6,7 +6,12 @@ use kiln::spec::{self, Options, RealFs};
 use crate::harness::{Kiln, repo};
 
 fn example(name: &str) -> String {
-    repo().join("examples").join(name).join("kiln.kdl").display().to_string()
+    repo()
+        .join("examples")
+        .join(name)
+        .join("kiln.kdl")
+        .display()
+        .to_string()
 }
 
 /// Every directory under `examples/` with a kiln.kdl.
@@ -23,10 +28,26 @@ fn all_examples() -> Vec<std::path::PathBuf> {
 #[test]
 fn every_example_is_valid_without_warnings() {
     let examples = all_examples();
-    assert!(examples.len() >= 2, "examples/ holds the DESIGN.md examples at least");
+    assert!(
+        examples.len() >= 2,
+        "examples/ holds the DESIGN.md examples at least"
+    );
     for path in examples {
-        let loaded = spec::load_file(&path, &RealFs, &Options { check_paths: true, ..Options::default() }).expect("readable");
-        assert!(loaded.diagnostics.is_empty(), "{}: {:#?}", path.display(), loaded.diagnostics);
+        let loaded = spec::load_file(
+            &path,
+            &RealFs,
+            &Options {
+                check_paths: true,
+                ..Options::default()
+            },
+        )
+        .expect("readable");
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "{}: {:#?}",
+            path.display(),
+            loaded.diagnostics
+        );
     }
 }
 
@@ -42,12 +63,22 @@ fn every_stdlib_module_is_valid_and_embedded() {
     on_disk.sort();
     let mut embedded: Vec<String> = spec::stdlib::names().map(str::to_string).collect();
     embedded.sort();
-    assert_eq!(on_disk, embedded, "every file in stdlib/ is embedded, and only those");
+    assert_eq!(
+        on_disk, embedded,
+        "every file in stdlib/ is embedded, and only those"
+    );
     for name in embedded {
         let text = format!("import \"std:{name}\"\n");
         let loaded = spec::load_source("kiln.kdl", None, &text, &RealFs, &Options::default());
-        assert!(loaded.diagnostics.is_empty(), "std:{name}: {:#?}", loaded.diagnostics);
-        assert!(!loaded.project.images.is_empty(), "std:{name} declares something");
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "std:{name}: {:#?}",
+            loaded.diagnostics
+        );
+        assert!(
+            !loaded.project.images.is_empty(),
+            "std:{name} declares something"
+        );
     }
 }
 
@@ -85,8 +116,16 @@ fn unreadable_file_is_a_clear_error() {
 #[test]
 fn invalid_project_exits_1_with_every_diagnostic() {
     let dir = tempdir();
-    std::fs::write(dir.path().join("kiln.kdl"), "imgae \"a\" {}\nnetwork \"n\" subnet=\"10.0.0.0/33\"\n").expect("write");
-    let ran = Kiln::new().current_dir(dir.path()).args(["check"]).run().failure();
+    std::fs::write(
+        dir.path().join("kiln.kdl"),
+        "imgae \"a\" {}\nnetwork \"n\" subnet=\"10.0.0.0/33\"\n",
+    )
+    .expect("write");
+    let ran = Kiln::new()
+        .current_dir(dir.path())
+        .args(["check"])
+        .run()
+        .failure();
     let stderr = ran.stderr();
     assert!(stderr.contains("kiln::spec::unknown-node"), "{stderr}");
     assert!(stderr.contains("kiln::spec::invalid-subnet"), "{stderr}");
@@ -97,8 +136,16 @@ fn invalid_project_exits_1_with_every_diagnostic() {
 #[test]
 fn json_output_is_one_object_with_positions() {
     let dir = tempdir();
-    std::fs::write(dir.path().join("kiln.kdl"), "image \"a\" {\n    from \"scratch\"\n    expose 0\n}\n").expect("write");
-    let ran = Kiln::new().current_dir(dir.path()).args(["check", "--format", "json"]).run().failure();
+    std::fs::write(
+        dir.path().join("kiln.kdl"),
+        "image \"a\" {\n    from \"scratch\"\n    expose 0\n}\n",
+    )
+    .expect("write");
+    let ran = Kiln::new()
+        .current_dir(dir.path())
+        .args(["check", "--format", "json"])
+        .run()
+        .failure();
     let json = ran.json();
     assert_eq!(json["ok"], false);
     let d = &json["diagnostics"][0];
@@ -110,48 +157,114 @@ fn json_output_is_one_object_with_positions() {
     assert_eq!(d["length"], 1);
     assert!(d["help"].is_null() || d["help"].is_string());
     assert_eq!(d["labels"][0]["line"], 3);
-    assert!(ran.stderr().is_empty(), "JSON mode prints nothing else: {}", ran.stderr());
+    assert!(
+        ran.stderr().is_empty(),
+        "JSON mode prints nothing else: {}",
+        ran.stderr()
+    );
 }
 
 #[test]
 fn json_output_for_a_valid_project() {
-    let ran = Kiln::new().args(["check", "-f", &example("design"), "--format", "json"]).run().success();
-    assert_eq!(ran.json(), serde_json::json!({ "ok": true, "diagnostics": [] }));
+    let ran = Kiln::new()
+        .args(["check", "-f", &example("design"), "--format", "json"])
+        .run()
+        .success();
+    assert_eq!(
+        ran.json(),
+        serde_json::json!({ "ok": true, "diagnostics": [] })
+    );
 }
 
 #[test]
 fn print_shows_the_resolved_model_with_defaults_and_imports() {
-    let ran = Kiln::new().args(["check", "-f", &example("design"), "--print"]).run().success();
+    let ran = Kiln::new()
+        .args(["check", "-f", &example("design"), "--print"])
+        .run()
+        .success();
     let model = ran.json();
     assert_eq!(model["name"], "hello-web");
-    let images: Vec<&str> = model["images"].as_array().expect("images").iter().map(|i| i["name"].as_str().expect("name")).collect();
-    assert!(images.contains(&"toolbox"), "the import is applied: {images:?}");
-    let client = model["containers"].as_array().expect("containers").iter().find(|c| c["name"] == "client").expect("client");
+    let images: Vec<&str> = model["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| i["name"].as_str().expect("name"))
+        .collect();
+    assert!(
+        images.contains(&"toolbox"),
+        "the import is applied: {images:?}"
+    );
+    let client = model["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .find(|c| c["name"] == "client")
+        .expect("client");
     assert_eq!(client["replicas"], 2);
-    assert_eq!(client["restart"]["policy"], "no", "default restart policy is filled");
-    let web = model["containers"].as_array().expect("containers").iter().find(|c| c["name"] == "web").expect("web");
+    assert_eq!(
+        client["restart"]["policy"], "no",
+        "default restart policy is filled"
+    );
+    let web = model["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .find(|c| c["name"] == "web")
+        .expect("web");
     assert_eq!(web["memory"], "128MiB");
-    assert_eq!(web["health"]["timeout"], "2s", "default health timeout is filled");
+    assert_eq!(
+        web["health"]["timeout"], "2s",
+        "default health timeout is filled"
+    );
     assert_eq!(model["links"][0]["impair"]["delay"], "20ms");
 }
 
 #[test]
 fn help_teaches() {
-    Kiln::new().args(["--help"]).run().success().stdout_contains("check").stdout_contains("--root");
-    Kiln::new().args(["check", "--help"]).run().success().stdout_contains("Examples:").stdout_contains("--format");
-    Kiln::new().args(["chek"]).run().code(2).stderr_contains("check");
+    Kiln::new()
+        .args(["--help"])
+        .run()
+        .success()
+        .stdout_contains("check")
+        .stdout_contains("--root");
+    Kiln::new()
+        .args(["check", "--help"])
+        .run()
+        .success()
+        .stdout_contains("Examples:")
+        .stdout_contains("--format");
+    Kiln::new()
+        .args(["chek"])
+        .run()
+        .code(2)
+        .stderr_contains("check");
 }
 
 #[test]
 fn errors_in_imported_files_show_that_file() {
     let dir = tempdir();
-    std::fs::write(dir.path().join("kiln.kdl"), "import \"lib/net.kdl\"\nnetwork \"front\" subnet=\"10.1.0.0/24\"\n").expect("write");
+    std::fs::write(
+        dir.path().join("kiln.kdl"),
+        "import \"lib/net.kdl\"\nnetwork \"front\" subnet=\"10.1.0.0/24\"\n",
+    )
+    .expect("write");
     std::fs::create_dir_all(dir.path().join("lib")).expect("mkdir");
-    std::fs::write(dir.path().join("lib/net.kdl"), "network \"back\" subnet=\"10.1.0.0/16\"\nimgae \"x\" {}\n").expect("write");
-    let ran = Kiln::new().current_dir(dir.path()).args(["check"]).run().failure();
+    std::fs::write(
+        dir.path().join("lib/net.kdl"),
+        "network \"back\" subnet=\"10.1.0.0/16\"\nimgae \"x\" {}\n",
+    )
+    .expect("write");
+    let ran = Kiln::new()
+        .current_dir(dir.path())
+        .args(["check"])
+        .run()
+        .failure();
     let stderr = ran.stderr();
     assert!(stderr.contains("[lib/net.kdl:2:1]"), "{stderr}");
-    assert!(stderr.contains("kiln::spec::overlapping-subnets"), "{stderr}");
+    assert!(
+        stderr.contains("kiln::spec::overlapping-subnets"),
+        "{stderr}"
+    );
 }
 
 /// A fresh directory, removed when dropped.

@@ -27,7 +27,10 @@ fn corpus() -> Vec<String> {
         }
     }
     paths.sort();
-    paths.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect()
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -39,17 +42,59 @@ enum Mutation {
 }
 
 const TOKENS: &[&str] = &[
-    "{", "}", ";", "\"", "=", "#", "/*", "*/", "//", "\\", "\n", " ", "(", ")", "r#\"", "\"\"\"", "-", "0x", "1.", "#true",
-    "#null", "é", "\u{200b}", "image", "container", "link", "network", "from", "subnet=", "ip=", "\"a:eth1\"", "10.0.0.0/8",
-    "replicas=0", "depends-on", "import", "\"std:toolbox\"", "\"../x\"", "health", "impair", "test", "http", "\"1%\"", "999999999999999999999999",
+    "{",
+    "}",
+    ";",
+    "\"",
+    "=",
+    "#",
+    "/*",
+    "*/",
+    "//",
+    "\\",
+    "\n",
+    " ",
+    "(",
+    ")",
+    "r#\"",
+    "\"\"\"",
+    "-",
+    "0x",
+    "1.",
+    "#true",
+    "#null",
+    "é",
+    "\u{200b}",
+    "image",
+    "container",
+    "link",
+    "network",
+    "from",
+    "subnet=",
+    "ip=",
+    "\"a:eth1\"",
+    "10.0.0.0/8",
+    "replicas=0",
+    "depends-on",
+    "import",
+    "\"std:toolbox\"",
+    "\"../x\"",
+    "health",
+    "impair",
+    "test",
+    "http",
+    "\"1%\"",
+    "999999999999999999999999",
 ];
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
-        (any::<usize>(), proptest::sample::select(TOKENS)).prop_map(|(at, t)| Mutation::Insert(at, t)),
+        (any::<usize>(), proptest::sample::select(TOKENS))
+            .prop_map(|(at, t)| Mutation::Insert(at, t)),
         (any::<usize>(), 0usize..40).prop_map(|(at, len)| Mutation::Delete(at, len)),
         (any::<usize>(), 0usize..80).prop_map(|(at, len)| Mutation::Duplicate(at, len)),
-        (any::<usize>(), any::<usize>(), any::<usize>()).prop_map(|(a, b, c)| Mutation::Splice(a, b, c)),
+        (any::<usize>(), any::<usize>(), any::<usize>())
+            .prop_map(|(a, b, c)| Mutation::Splice(a, b, c)),
     ]
 }
 

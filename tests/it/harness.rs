@@ -23,8 +23,12 @@ pub fn assert_golden(path: &Path, actual: &str) {
         std::fs::write(path, actual).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         return;
     }
-    let expected = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with KILN_BLESS=1 to create it)", path.display()));
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with KILN_BLESS=1 to create it)",
+            path.display()
+        )
+    });
     if expected != actual {
         panic!(
             "{} differs from the output (run with KILN_BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
@@ -41,8 +45,14 @@ pub struct Kiln {
 impl Kiln {
     pub fn new() -> Kiln {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        command.env_remove("KILN_ROOT").env("NO_COLOR", "1").env("COLUMNS", "100");
-        Kiln { command, shown: vec!["kiln".into()] }
+        command
+            .env_remove("KILN_ROOT")
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100");
+        Kiln {
+            command,
+            shown: vec!["kiln".into()],
+        }
     }
 
     pub fn args<I, S>(mut self, args: I) -> Kiln
@@ -64,7 +74,10 @@ impl Kiln {
 
     pub fn run(mut self) -> Ran {
         let output = self.command.output().expect("kiln runs");
-        Ran { output, shown: self.shown.join(" ") }
+        Ran {
+            output,
+            shown: self.shown.join(" "),
+        }
     }
 }
 
@@ -130,6 +143,7 @@ impl Ran {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout()).unwrap_or_else(|e| self.fail(&format!("stdout is not one JSON value: {e}")))
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| self.fail(&format!("stdout is not one JSON value: {e}")))
     }
 }
