@@ -41,7 +41,7 @@ pub enum Command {
     ///
     /// Examples:
     ///   kiln check
-    ///   kiln check -f examples/hello-web/kiln.kdl
+    ///   kiln check -f examples/design/kiln.kdl
     ///   kiln check --format json | jq '.diagnostics[].message'
     ///   kiln check --print        # the resolved model, imports applied, defaults filled
     #[command(verbatim_doc_comment)]

@@ -11,9 +11,23 @@ use crate::spec::{self, Loaded, Options, RealFs};
 pub(super) fn run(cli: &Cli, args: &CheckArgs) -> Result<u8, crate::Error> {
     let options = Options {
         check_paths: !args.no_path_checks,
-        ..Options::default()
+        external_images: super::store_images(cli),
     };
-    let loaded = spec::load_file(&cli.file, &RealFs, &options)?;
+    let loaded = match spec::load_file(&cli.file, &RealFs, &options) {
+        Ok(loaded) => loaded,
+        Err(err) if args.format == OutputFormat::Json => {
+            // Editors get JSON even when there is no file to check.
+            let cause = std::error::Error::source(&err).map(ToString::to_string);
+            let out = json!({
+                "ok": false,
+                "error": { "message": err.to_string(), "cause": cause },
+                "diagnostics": [],
+            });
+            writeln!(std::io::stdout().lock(), "{out}").map_err(crate::Error::Output)?;
+            return Ok(1);
+        }
+        Err(err) => return Err(err.into()),
+    };
     let ok = !loaded.has_errors();
     let mut stdout = std::io::stdout().lock();
     match args.format {

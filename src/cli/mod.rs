@@ -7,7 +7,9 @@
 mod args;
 mod check;
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::io::IsTerminal;
 
 use clap::Parser;
@@ -28,9 +30,43 @@ pub fn run(
             return Ok(if err.use_stderr() { 2 } else { 0 });
         }
     };
-    match &cli.command {
+    let result = match &cli.command {
         Command::Check(args) => check::run(&cli, args),
+    };
+    match result {
+        // `kiln check --print | head`: the reader left; that is not an error.
+        Err(crate::Error::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        other => other,
     }
+}
+
+/// The state root: `--root`, `$KILN_ROOT`, else /var/lib/kiln as root and
+/// `$XDG_DATA_HOME/kiln` (or `~/.local/share/kiln`) otherwise.
+pub fn state_root(cli: &Cli) -> PathBuf {
+    if let Some(root) = &cli.root {
+        return root.clone();
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/kiln");
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("kiln")
+}
+
+/// Names of the images tagged in the store, if there is one (never creates it): a project
+/// may build `from` them.
+fn store_images(cli: &Cli) -> BTreeSet<String> {
+    let store = state_root(cli).join("store");
+    if !store.join("index.json").is_file() {
+        return BTreeSet::new();
+    }
+    crate::store::Store::open(store)
+        .and_then(|s| s.tags())
+        .map(|tags| tags.into_keys().collect())
+        .unwrap_or_default()
 }
 
 /// Whether diagnostics on stderr get colours.

@@ -16,6 +16,7 @@ pub type Name = Spanned<String>;
 
 /// A whole project: the root file with its imports applied.
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Project {
     /// From `project "NAME"`, else the name of the directory that holds kiln.kdl.
     pub name: String,
@@ -55,6 +56,7 @@ impl Project {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Image {
     pub name: Name,
     /// The base: always present after validation (`missing-from` otherwise).
@@ -64,6 +66,7 @@ pub struct Image {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(tag = "kind", content = "ref", rename_all = "kebab-case")]
 pub enum FromRef {
     Scratch,
@@ -88,6 +91,7 @@ impl FromRef {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
     /// `copy SRC… DST [from=IMAGE]`
@@ -157,6 +161,7 @@ impl Step {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
 pub enum RunCommand {
     /// `run "sh" "-c" "…"`: argv as written.
@@ -176,6 +181,7 @@ impl RunCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -183,12 +189,14 @@ pub enum Protocol {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct PortSpec {
     pub port: u16,
     pub protocol: Protocol,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     Bridge,
@@ -196,6 +204,7 @@ pub enum Driver {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Network {
     pub name: Name,
     pub subnet: Option<Spanned<IpNetwork>>,
@@ -204,6 +213,7 @@ pub struct Network {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerKind {
     Service,
@@ -211,6 +221,7 @@ pub enum ContainerKind {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Container {
     pub name: Name,
     pub kind: ContainerKind,
@@ -250,6 +261,7 @@ impl Container {
 
 /// `network NAME [ip=…] [alias=…] { impair … }` inside a container.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Attachment {
     pub network: Name,
     pub ip: Option<Spanned<IpAddr>>,
@@ -258,6 +270,7 @@ pub struct Attachment {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Publish {
     pub port: Spanned<u16>,
     pub host: Spanned<u16>,
@@ -265,6 +278,7 @@ pub struct Publish {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum VolumeSource {
     /// A host path, relative to the project file when not absolute.
@@ -274,6 +288,7 @@ pub enum VolumeSource {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Volume {
     pub source: VolumeSource,
     pub target: Spanned<String>,
@@ -281,6 +296,7 @@ pub struct Volume {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(tag = "policy", rename_all = "kebab-case")]
 pub enum RestartPolicy {
     No,
@@ -301,6 +317,7 @@ impl RestartPolicy {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Health {
     pub interval: Duration,
     pub timeout: Duration,
@@ -310,6 +327,7 @@ pub struct Health {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(tag = "probe", rename_all = "lowercase")]
 pub enum Probe {
     Http { url: Spanned<String>, status: u16 },
@@ -318,6 +336,7 @@ pub enum Probe {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(rename_all = "lowercase")]
 pub enum Condition {
     Started,
@@ -326,6 +345,7 @@ pub enum Condition {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Dependency {
     pub name: Name,
     pub condition: Condition,
@@ -333,6 +353,7 @@ pub struct Dependency {
 
 /// netem settings for a link or a network attachment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Impairment {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<Spanned<Duration>>,
@@ -352,12 +373,14 @@ pub struct Impairment {
 
 /// `"container:interface"`
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Endpoint {
     pub container: Name,
     pub interface: Name,
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Link {
     pub a: Endpoint,
     pub b: Endpoint,
@@ -366,12 +389,14 @@ pub struct Link {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Test {
     pub name: Name,
     pub assertions: Vec<Spanned<Assertion>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(rename_all = "lowercase")]
 pub enum TcpExpect {
     Open,
@@ -380,6 +405,7 @@ pub enum TcpExpect {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(rename_all = "lowercase")]
 pub enum PingExpect {
     Reachable,
@@ -387,6 +413,7 @@ pub enum PingExpect {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
 #[serde(tag = "assert", rename_all = "lowercase")]
 pub enum Assertion {
     Http {
@@ -423,6 +450,7 @@ pub enum Assertion {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Host {
     pub name: Name,
     pub address: Option<Spanned<IpAddr>>,

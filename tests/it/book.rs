@@ -67,8 +67,17 @@ fn every_kdl_block_in_the_book_is_valid_or_marked_bad() {
     );
     let mut problems = Vec::new();
     for (file, line, info, code) in blocks {
-        let loaded = spec::load_source("kiln.kdl", None, &code, &RealFs, &Options::default());
         let bad = info.split(',').any(|t| t == "bad");
+        // Mistakes about paths only show with a real directory: check bad blocks as a file
+        // in an empty one, with path checks on.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kiln.kdl");
+        let loaded = if bad {
+            let options = Options { check_paths: true, ..Options::default() };
+            spec::load_source("kiln.kdl", Some(&path), &code, &RealFs, &options)
+        } else {
+            spec::load_source("kiln.kdl", None, &code, &RealFs, &Options::default())
+        };
         let place = format!(
             "{}:{line}",
             file.strip_prefix(repo()).unwrap_or(&file).display()

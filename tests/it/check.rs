@@ -271,3 +271,50 @@ fn errors_in_imported_files_show_that_file() {
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
+
+#[test]
+fn json_output_when_the_file_cannot_be_read() {
+    let dir = tempdir();
+    let ran = Kiln::new()
+        .current_dir(dir.path())
+        .args(["check", "--format", "json"])
+        .run()
+        .failure();
+    let json = ran.json();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["error"]["message"], "cannot read kiln.kdl");
+    assert_eq!(json["diagnostics"], serde_json::json!([]));
+}
+
+#[test]
+fn images_tagged_in_the_store_can_be_named() {
+    let dir = tempdir();
+    let store = kiln::store::Store::open(dir.path().join("root/store")).expect("store");
+    let (digest, size) = store.put(b"{}").expect("blob");
+    let manifest = kiln::store::Descriptor {
+        media_type: kiln::store::MEDIA_MANIFEST.into(),
+        digest,
+        size,
+        annotations: Default::default(),
+    };
+    store.set_tag("pulled", &manifest).expect("tag");
+    std::fs::write(
+        dir.path().join("kiln.kdl"),
+        "image \"app\" {\n    from \"pulled\"\n}\n",
+    )
+    .expect("write");
+    let root = dir.path().join("root");
+    Kiln::new()
+        .current_dir(dir.path())
+        .args(["check", "--root"])
+        .args([&root])
+        .run()
+        .success();
+    Kiln::new()
+        .current_dir(dir.path())
+        .args(["check", "--root"])
+        .args([dir.path().join("empty")])
+        .run()
+        .failure()
+        .stderr_contains("unknown image `pulled`");
+}

@@ -12,7 +12,7 @@ use crate::spec::model::{
     RestartPolicy, Volume, VolumeSource,
 };
 use crate::spec::reader::Node;
-use crate::spec::source::{FileId, Spanned};
+use crate::spec::source::{FileId, Span, Spanned};
 use crate::spec::units::Duration;
 
 pub(super) const CHILDREN: &[&str] = &[
@@ -33,6 +33,9 @@ pub(super) const CHILDREN: &[&str] = &[
     "hostname",
     "stop-signal",
 ];
+
+/// Children that may appear more than once; every other child is a single setting.
+const REPEATABLE: &[&str] = &["network", "publish", "env", "volume", "depends-on"];
 
 /// What a job does not take: it runs once to completion.
 const NOT_IN_JOBS: &[&str] = &["publish", "health"];
@@ -134,10 +137,24 @@ pub(super) fn parse_container(
         .copied()
         .filter(|c| kind == ContainerKind::Service || !NOT_IN_JOBS.contains(c))
         .collect();
+    let mut settings_seen: Vec<(&str, Span)> = Vec::new();
     for child in node.children().map(|d| d.nodes()).unwrap_or_default() {
-        if !allowed.contains(&child.name().value()) {
+        let keyword = child.name().value();
+        if !allowed.contains(&keyword) {
             unknown_node(diags, child, file, context, &allowed);
             continue;
+        }
+        if !REPEATABLE.contains(&keyword) {
+            let span = Span::from_miette(file, child.name().span());
+            if let Some((_, first)) = settings_seen.iter().find(|(k, _)| *k == keyword) {
+                diags
+                    .error(Code::MisplacedNode, span, format!("`{keyword}` is given twice"))
+                    .label("given again here")
+                    .related(*first, "first given here")
+                    .help(format!("a {} has one `{keyword}`: keep one of them", node.name().value()));
+                continue;
+            }
+            settings_seen.push((keyword, span));
         }
         parse_child(child, file, diags, &mut c);
     }

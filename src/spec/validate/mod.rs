@@ -40,7 +40,5 @@ pub(crate) fn validate(
     references::check(project, options, incomplete, diags);
     graph::check(project, diags);
     addresses::check(project, diags);
-    if options.check_paths {
-        paths::check(project, sources, fs, diags);
-    }
+    paths::check(project, sources, options.check_paths.then_some(fs), diags);
 }

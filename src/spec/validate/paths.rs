@@ -57,14 +57,16 @@ fn must_exist(
     }
 }
 
+/// Escapes are checked always (they are about the text); existence only when `fs` is given.
 pub(super) fn check(
     project: &Project,
     sources: &Sources,
-    fs: &dyn FileSystem,
+    fs: Option<&dyn FileSystem>,
     diags: &mut Diagnostics,
 ) {
     for image in &project.images {
-        if let Some(from) = &image.from
+        if let Some(fs) = fs
+            && let Some(from) = &image.from
             && let FromRef::OciArchive(path) | FromRef::DockerArchive(path) = &from.value
             && let Some(base) = base_dir(sources, from.span)
         {
@@ -93,7 +95,9 @@ pub(super) fn check(
                         .help("move the file into the project directory, or copy it from an image with `from=`");
                     continue;
                 }
-                if let Some(base) = base_dir(sources, src.span) {
+                if let Some(fs) = fs
+                    && let Some(base) = base_dir(sources, src.span)
+                {
                     must_exist(diags, fs, &base, src, "copy source");
                 }
             }
@@ -101,7 +105,8 @@ pub(super) fn check(
     }
     for c in &project.containers {
         for v in &c.volumes {
-            if let VolumeSource::Bind { path } = &v.source
+            if let Some(fs) = fs
+                && let VolumeSource::Bind { path } = &v.source
                 && let Some(base) = base_dir(sources, path.span)
             {
                 must_exist(diags, fs, &base, path, "volume source");
