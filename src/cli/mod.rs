@@ -9,8 +9,8 @@ mod check;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use clap::Parser;
 

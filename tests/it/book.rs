@@ -73,7 +73,10 @@ fn every_kdl_block_in_the_book_is_valid_or_marked_bad() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("kiln.kdl");
         let loaded = if bad {
-            let options = Options { check_paths: true, ..Options::default() };
+            let options = Options {
+                check_paths: true,
+                ..Options::default()
+            };
             spec::load_source("kiln.kdl", Some(&path), &code, &RealFs, &options)
         } else {
             spec::load_source("kiln.kdl", None, &code, &RealFs, &Options::default())

@@ -148,10 +148,17 @@ pub(super) fn parse_container(
             let span = Span::from_miette(file, child.name().span());
             if let Some((_, first)) = settings_seen.iter().find(|(k, _)| *k == keyword) {
                 diags
-                    .error(Code::MisplacedNode, span, format!("`{keyword}` is given twice"))
+                    .error(
+                        Code::MisplacedNode,
+                        span,
+                        format!("`{keyword}` is given twice"),
+                    )
                     .label("given again here")
                     .related(*first, "first given here")
-                    .help(format!("a {} has one `{keyword}`: keep one of them", node.name().value()));
+                    .help(format!(
+                        "a {} has one `{keyword}`: keep one of them",
+                        node.name().value()
+                    ));
                 continue;
             }
             settings_seen.push((keyword, span));
