@@ -7,6 +7,8 @@
 
 pub mod cli;
 pub mod error;
+pub mod image;
+pub mod plan;
 pub mod spec;
 pub mod store;
 
