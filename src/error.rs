@@ -9,6 +9,22 @@ pub enum Error {
     #[diagnostic(transparent)]
     Read(#[from] crate::spec::ReadError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] crate::store::StoreError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Image(#[from] crate::image::ImageError),
+
+    /// A command's own failure, already explained (e.g. `kiln rmi` of an unknown name).
+    #[error("{message}")]
+    Failed {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+
     #[error("cannot write to standard output")]
     Output(#[source] std::io::Error),
 }

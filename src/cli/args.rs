@@ -46,6 +46,91 @@ pub enum Command {
     ///   kiln check --print        # the resolved model, imports applied, defaults filled
     #[command(verbatim_doc_comment)]
     Check(CheckArgs),
+
+    /// List the images in the store.
+    ///
+    /// Examples:
+    ///   kiln images
+    ///   kiln images --format json | jq -r '.[].digest'
+    #[command(verbatim_doc_comment)]
+    Images(FormatArgs),
+
+    /// Show an image's manifest, config and digests.
+    ///
+    /// IMAGE is a name (`web`) or a manifest digest (`sha256:…`).
+    ///
+    /// Examples:
+    ///   kiln inspect web
+    ///   kiln inspect web --format json | jq .config.config.Cmd
+    #[command(verbatim_doc_comment)]
+    Inspect(InspectArgs),
+
+    /// Show how an image was made: one line per step, with the size of its layer.
+    History(ImageArg),
+
+    /// Give an image another name: `kiln tag web web:v1`.
+    Tag(TagArgs),
+
+    /// Remove image names; their blobs stay until `kiln gc`.
+    Rmi(RmiArgs),
+
+    /// Remove blobs no image name or cache entry refers to, and leftovers of interrupted
+    /// writes.
+    ///
+    /// Examples:
+    ///   kiln gc            # keep the build cache
+    ///   kiln gc --cache    # forget the build cache too, then collect
+    #[command(verbatim_doc_comment)]
+    Gc(GcArgs),
+
+    /// Check the store: re-hash every blob and follow every reference. Exit 1 on any
+    /// problem, naming it.
+    Fsck(FormatArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArg {
+    /// An image name or manifest digest.
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An image name or manifest digest.
+    pub image: String,
+
+    /// Output format: `text` for people, `json` for scripts (manifest and config in full).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image to name (a name or a manifest digest).
+    pub source: String,
+    /// The new name.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Names to remove.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Also forget the build cache, so cached layers no image uses are collected.
+    #[arg(long)]
+    pub cache: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,8 @@
 
 mod args;
 mod check;
+mod images;
+mod output;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -32,6 +34,13 @@ pub fn run(
     };
     let result = match &cli.command {
         Command::Check(args) => check::run(&cli, args),
+        Command::Images(args) => images::list(&cli, args),
+        Command::Inspect(args) => images::inspect(&cli, args),
+        Command::History(args) => images::history(&cli, args),
+        Command::Tag(args) => images::tag(&cli, args),
+        Command::Rmi(args) => images::rmi(&cli, args),
+        Command::Gc(args) => images::gc(&cli, args),
+        Command::Fsck(args) => images::fsck(&cli, args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.
@@ -54,6 +63,11 @@ pub fn state_root(cli: &Cli) -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
     data.join("kiln")
+}
+
+/// The store under the state root, created if missing.
+fn open_store(cli: &Cli) -> Result<crate::store::Store, crate::Error> {
+    Ok(crate::store::Store::open(state_root(cli).join("store"))?)
 }
 
 /// Names of the images tagged in the store, if there is one (never creates it): a project

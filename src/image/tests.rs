@@ -38,7 +38,8 @@ fn images_round_trip_through_the_store() {
     };
     let mut config = ImageConfig::empty();
     config.config.cmd = Some(vec!["sh".into()]);
-    let (descriptor, manifest) = write_image(&store, &config, std::slice::from_ref(&layer)).unwrap();
+    let (descriptor, manifest) =
+        write_image(&store, &config, std::slice::from_ref(&layer)).unwrap();
     let (again, _) = write_image(&store, &config, &[layer]).unwrap();
     assert_eq!(descriptor, again, "same inputs, same digest");
     store.set_tag("demo", &descriptor).unwrap();

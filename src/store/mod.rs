@@ -11,6 +11,7 @@ mod atomic;
 mod digest;
 mod lock;
 mod maintenance;
+mod meta;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -23,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 pub use digest::{Digest, InvalidDigest};
 pub use lock::StoreLock;
 pub use maintenance::{GcReport, Problem};
+pub use meta::{CACHE, CacheEntry};
 
 /// The annotation OCI layouts use to name a manifest (a tag).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";

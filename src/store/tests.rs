@@ -207,3 +207,32 @@ fn concurrent_writers_and_taggers_keep_the_store_consistent() {
     assert_eq!(store.tags().expect("tags").len(), 40);
     assert_eq!(store.fsck(&[]).expect("fsck"), vec![]);
 }
+
+#[test]
+fn cache_entries_are_gc_roots_and_misses_when_their_layer_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (digest, size) = store.put(b"layer bytes").unwrap();
+    let entry = CacheEntry {
+        layer: Descriptor {
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            digest: digest.clone(),
+            size,
+            annotations: Default::default(),
+        },
+        diff_id: digest.clone(),
+    };
+    store.cache_put("k1", &entry).unwrap();
+    assert_eq!(store.cache_get("k1").unwrap(), Some(entry.clone()));
+    assert_eq!(store.cache_get("k2").unwrap(), None);
+    let roots = store.cache_roots().unwrap();
+    assert_eq!(roots, [entry.layer.clone()]);
+    let report = store.gc(&roots).unwrap();
+    assert_eq!(report.blobs_removed, 0);
+    assert!(store.contains(&digest));
+    assert_eq!(store.cache_clear().unwrap(), 1);
+    let report = store.gc(&store.cache_roots().unwrap()).unwrap();
+    assert_eq!(report.blobs_removed, 1);
+    store.cache_put("k1", &entry).unwrap();
+    assert_eq!(store.cache_get("k1").unwrap(), None, "layer gone: a miss");
+}
