@@ -47,6 +47,30 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Check(CheckArgs),
 
+    /// Build the project's images (all, or those named, with what they need) into the store.
+    ///
+    /// Steps run in parallel where they can; each is looked up in the build cache by a key
+    /// over everything it depends on, so unchanged steps cost nothing. The same project gives
+    /// the same image digests on any machine.
+    ///
+    /// Examples:
+    ///   kiln build
+    ///   kiln build web --jobs 4
+    ///   kiln build --dry-run            # the plan: every step with its cache key
+    ///   kiln build --report build.json  # steps, hits and misses with reasons, digests
+    ///   kiln build --verify             # rebuild from scratch elsewhere and compare
+    #[command(verbatim_doc_comment)]
+    Build(BuildArgs),
+
+    /// Explain the cache: for each step of an image, its key, hit or miss, and for a miss
+    /// the input that changed since the last build (which file, which env, which argument).
+    ///
+    /// Examples:
+    ///   kiln explain web
+    ///   kiln explain web --format json
+    #[command(verbatim_doc_comment)]
+    Explain(ExplainArgs),
+
     /// List the images in the store.
     ///
     /// Examples:
@@ -86,6 +110,60 @@ pub enum Command {
     /// Check the store: re-hash every blob and follow every reference. Exit 1 on any
     /// problem, naming it.
     Fsck(FormatArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Images to build (default: every image of the project).
+    pub images: Vec<String>,
+
+    /// Parallel jobs (default: the number of CPUs).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Run every step even when its result is cached.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Print the build plan with each step's cache key and whether it is cached; build
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write a JSON report of the build (steps, cache hits and misses with reasons,
+    /// durations, digests) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// After building, rebuild everything from scratch in a temporary store and compare
+    /// digests layer by layer; exit 1 naming the first layer and file that differ.
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Layer compression: zstd (default), gzip for older clients, or none.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Zstd)]
+    pub compression: CompressionArg,
+
+    /// Output format of the final summary: `text`, or `json` (one object on stdout).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Zstd,
+    Gzip,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The image to explain.
+    pub image: String,
+
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

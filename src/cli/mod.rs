@@ -5,9 +5,11 @@
 //! calls into the library and renders what comes back.
 
 mod args;
+mod build;
 mod check;
 mod images;
 mod output;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -34,6 +36,8 @@ pub fn run(
     };
     let result = match &cli.command {
         Command::Check(args) => check::run(&cli, args),
+        Command::Build(args) => build::run(&cli, args),
+        Command::Explain(args) => build::explain(&cli, args),
         Command::Images(args) => images::list(&cli, args),
         Command::Inspect(args) => images::inspect(&cli, args),
         Command::History(args) => images::history(&cli, args),

@@ -56,6 +56,8 @@ pub struct PlannedStep {
     pub index: usize,
     pub keyword: &'static str,
     pub span: Span,
+    /// The step as written in kiln.kdl (for history and progress lines).
+    pub text: String,
     pub action: StepAction,
     /// The recipe of this step's cache key, filled by [`BuildPlan::compute_keys`].
     pub recipe: Recipe,
@@ -407,6 +409,7 @@ fn plan_image(image: &Image, index_of: &BTreeMap<&str, usize>, sources: &Sources
             index,
             keyword: step.value.keyword(),
             span: step.span,
+            text: sources.slice(step.span).to_string(),
             action: step_action(&step.value, index_of),
             recipe: Recipe::default(),
             key: None,

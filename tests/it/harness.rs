@@ -67,6 +67,17 @@ impl Kiln {
         self
     }
 
+    /// Uses `dir` as the state root (`KILN_ROOT`).
+    pub fn root(mut self, dir: impl AsRef<Path>) -> Kiln {
+        self.command.env("KILN_ROOT", dir.as_ref());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Kiln {
+        self.command.env(key, value);
+        self
+    }
+
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Kiln {
         self.command.current_dir(dir);
         self
@@ -146,4 +157,44 @@ impl Ran {
         serde_json::from_str(&self.stdout())
             .unwrap_or_else(|e| self.fail(&format!("stdout is not one JSON value: {e}")))
     }
+}
+
+/// A project in a temporary directory: kiln.kdl plus whatever files a test writes.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(kdl: &str) -> Project {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("kiln.kdl"), kdl).expect("writing kiln.kdl");
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(self, relative: &str, content: &str) -> Project {
+        self.write(relative, content);
+        self
+    }
+
+    pub fn write(&self, relative: &str, content: &str) {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(&path, content).expect("writing a project file");
+    }
+
+    /// `kiln -f <project>/kiln.kdl` with `root` as the state root.
+    pub fn kiln(&self, root: &Path) -> Kiln {
+        Kiln::new()
+            .root(root)
+            .args(["-f".as_ref(), self.dir.path().join("kiln.kdl").as_os_str()])
+    }
+}
+
+/// Whether the tests run as root (the build sandbox needs it; CI runs as root).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }

@@ -6,6 +6,7 @@
 #![allow(unreachable_pub)]
 
 mod book;
+mod build;
 mod check;
 mod diagnostics;
 mod fuzz;

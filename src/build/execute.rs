@@ -1,0 +1,623 @@
+//! Runs the plan: one task per layer step and one per image (assembling its config and
+//! manifest), scheduled as a DAG. Steps that read only host files start at once, in parallel;
+//! a `run` step waits for the layers below it; an image waits for its layers and its base.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use super::hashing::{HostInputs, ResolvedInputs};
+use super::inputs::ItemKind;
+use super::layer_dirs::{ensure_unpacked, flatten};
+use super::record::{self, BuildRecord};
+use super::schedule::run_dag;
+use super::{
+    BuildError, BuildEvent, BuildOptions, BuildOutcome, BuiltImage, CacheStatus, StepReport,
+    io_err,
+};
+use crate::image::{History, ImageConfig, StoredImage, rfc3339_utc, write_image};
+use crate::layer::{self, Content, Entries, Entry, EntryKind, WriteOptions};
+use crate::plan::{Base, BuildPlan, ImagePlan, LayerAction, PlannedStep, StepAction, apply_config};
+use crate::runtime::{SandboxObserver, SandboxSpec, UserIds};
+use crate::store::{CacheEntry, Descriptor, Digest, Store};
+
+/// A layer of an image: its blob and the digest of its uncompressed tar.
+#[derive(Debug, Clone)]
+struct LayerRef {
+    descriptor: Descriptor,
+    diff_id: Digest,
+}
+
+/// What an image is once built: enough to be the base of another.
+#[derive(Debug, Clone)]
+struct Assembled {
+    layers: Vec<LayerRef>,
+    config: ImageConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    Layer { image: usize, step: usize },
+    Assemble { image: usize },
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    plan: &'a BuildPlan,
+    inputs: &'a HostInputs<'a>,
+    options: &'a BuildOptions,
+    events: &'a (dyn Fn(BuildEvent) + Sync),
+    previous: Vec<Option<BuildRecord>>,
+    layers: Mutex<HashMap<(usize, usize), LayerRef>>,
+    assembled: Vec<OnceLock<Assembled>>,
+    reports: Mutex<Vec<StepReport>>,
+    built: Mutex<Vec<BuiltImage>>,
+}
+
+/// Builds every image of `plan`, whose keys must have been computed with `inputs`.
+/// Returns every error when some step failed (independent steps still finish).
+pub fn build(
+    store: &Store,
+    plan: &BuildPlan,
+    inputs: &HostInputs<'_>,
+    options: &BuildOptions,
+    events: &(dyn Fn(BuildEvent) + Sync),
+) -> Result<BuildOutcome, Vec<BuildError>> {
+    let _gc_guard = store.lock_shared().map_err(|e| vec![e.into()])?;
+    let run = Run {
+        store,
+        plan,
+        inputs,
+        options,
+        events,
+        previous: plan
+            .images
+            .iter()
+            .map(|i| record::load(store, &i.name))
+            .collect(),
+        layers: Mutex::new(HashMap::new()),
+        assembled: plan.images.iter().map(|_| OnceLock::new()).collect(),
+        reports: Mutex::new(Vec::new()),
+        built: Mutex::new(Vec::new()),
+    };
+    let (tasks, deps) = task_graph(plan);
+    run_dag(&deps, options.jobs, |t| match tasks[t] {
+        Task::Layer { image, step } => run.layer_step(image, step),
+        Task::Assemble { image } => run.assemble(image),
+    })
+    .map_err(|errors| errors.into_iter().map(|(_, e)| e).collect::<Vec<_>>())?;
+    let mut steps = run.reports.into_inner().expect("reports lock");
+    steps.sort_by(|a, b| {
+        let pos = |name: &str| plan.images.iter().position(|i| i.name == name);
+        (pos(&a.image), a.index).cmp(&(pos(&b.image), b.index))
+    });
+    let mut images = run.built.into_inner().expect("built lock");
+    images.sort_by_key(|b| plan.images.iter().position(|i| i.name == b.name));
+    Ok(BuildOutcome { images, steps })
+}
+
+fn task_graph(plan: &BuildPlan) -> (Vec<Task>, Vec<Vec<usize>>) {
+    let mut tasks = Vec::new();
+    let mut layer_task: HashMap<(usize, usize), usize> = HashMap::new();
+    for (i, image) in plan.images.iter().enumerate() {
+        for step in &image.steps {
+            if matches!(step.action, StepAction::Layer(_)) {
+                layer_task.insert((i, step.index), tasks.len());
+                tasks.push(Task::Layer {
+                    image: i,
+                    step: step.index,
+                });
+            }
+        }
+    }
+    let assemble_base = tasks.len();
+    for i in 0..plan.images.len() {
+        tasks.push(Task::Assemble { image: i });
+    }
+    let mut deps = vec![Vec::new(); tasks.len()];
+    for (i, image) in plan.images.iter().enumerate() {
+        let base_dep = match image.base {
+            Base::Project(b) => Some(assemble_base + b),
+            _ => None,
+        };
+        let mut earlier_layers = Vec::new();
+        for step in &image.steps {
+            let StepAction::Layer(action) = &step.action else {
+                continue;
+            };
+            let t = layer_task[&(i, step.index)];
+            match action {
+                LayerAction::Run { .. } => {
+                    deps[t].extend(base_dep);
+                    deps[t].extend(earlier_layers.iter().copied());
+                }
+                LayerAction::Copy {
+                    from: Some(Base::Project(j)),
+                    ..
+                } => deps[t].push(assemble_base + j),
+                _ => {}
+            }
+            earlier_layers.push(t);
+        }
+        let a = assemble_base + i;
+        deps[a].extend(base_dep);
+        deps[a].extend(earlier_layers);
+    }
+    (tasks, deps)
+}
+
+impl Run<'_> {
+    fn image(&self, i: usize) -> &ImagePlan {
+        &self.plan.images[i]
+    }
+
+    /// The layers and config an image starts from.
+    fn base(&self, i: usize) -> Result<Assembled, BuildError> {
+        let image = self.image(i);
+        match &image.base {
+            Base::Scratch => Ok(Assembled {
+                layers: Vec::new(),
+                config: ImageConfig::empty(),
+            }),
+            Base::Project(b) => Ok(self.assembled[*b]
+                .get()
+                .expect("the base is assembled before its dependents")
+                .clone()),
+            Base::Stored(name) => self.stored(&image.name, name),
+            Base::OciArchive(_) | Base::DockerArchive(_) => Err(BuildError::Unsupported {
+                image: image.name.clone(),
+                what: "building from an archive".into(),
+                span: image.base_span,
+            }),
+        }
+    }
+
+    fn stored(&self, image: &str, name: &str) -> Result<Assembled, BuildError> {
+        let stored = match StoredImage::load(self.store, name) {
+            Ok(stored) => stored,
+            Err(crate::image::ImageError::NotFound { .. }) => {
+                return Err(BuildError::MissingBase {
+                    image: image.to_string(),
+                    name: name.to_string(),
+                });
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let layers = stored
+            .manifest
+            .layers
+            .iter()
+            .zip(&stored.config.rootfs.diff_ids)
+            .map(|(descriptor, diff_id)| {
+                Ok(LayerRef {
+                    descriptor: descriptor.clone(),
+                    diff_id: diff_id.parse().map_err(|_| BuildError::Io {
+                        path: self.store.blob_path(&stored.manifest.config.digest),
+                        source: std::io::Error::other(format!("bad diff_id `{diff_id}`")),
+                    })?,
+                })
+            })
+            .collect::<Result<_, BuildError>>()?;
+        Ok(Assembled {
+            layers,
+            config: stored.config,
+        })
+    }
+
+    fn layer_step(&self, i: usize, s: usize) -> Result<(), BuildError> {
+        let image = self.image(i);
+        let step = &image.steps[s];
+        let key = step.key.expect("keys are computed before the build").hex();
+        let started = Instant::now();
+        (self.events)(BuildEvent::StepStarted {
+            image: image.name.clone(),
+            index: s,
+            text: step.text.clone(),
+        });
+        let cached = if self.options.no_cache {
+            None
+        } else {
+            self.store.cache_get(&key)?
+        };
+        let (entry, cache) = match cached {
+            Some(entry) => (entry, CacheStatus::Hit),
+            None => {
+                let entry = self.produce_layer(i, step)?;
+                self.store.cache_put(&key, &entry)?;
+                (entry, CacheStatus::Miss)
+            }
+        };
+        let duration = started.elapsed();
+        self.layers.lock().expect("layers lock").insert(
+            (i, s),
+            LayerRef {
+                descriptor: entry.layer.clone(),
+                diff_id: entry.diff_id.clone(),
+            },
+        );
+        self.report(i, step, cache, duration, Some(entry.layer));
+        Ok(())
+    }
+
+    fn report(
+        &self,
+        i: usize,
+        step: &PlannedStep,
+        cache: CacheStatus,
+        duration: std::time::Duration,
+        layer: Option<Descriptor>,
+    ) {
+        let image = self.image(i);
+        let reason = match cache {
+            CacheStatus::Hit => None,
+            CacheStatus::Miss if self.options.no_cache => Some("--no-cache".to_string()),
+            CacheStatus::Miss => Some(record::miss_reason(self.previous[i].as_ref(), step)),
+        };
+        (self.events)(BuildEvent::StepFinished {
+            image: image.name.clone(),
+            index: step.index,
+            cache,
+            duration,
+        });
+        self.reports.lock().expect("reports lock").push(StepReport {
+            image: image.name.clone(),
+            index: step.index,
+            kind: step.keyword,
+            cache,
+            reason,
+            key: step.key.map(|k| k.hex()).unwrap_or_default(),
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            layer,
+        });
+    }
+
+    fn produce_layer(&self, i: usize, step: &PlannedStep) -> Result<CacheEntry, BuildError> {
+        let image = self.image(i);
+        let StepAction::Layer(action) = &step.action else {
+            unreachable!("only layer steps are layer tasks");
+        };
+        let entries = match action {
+            LayerAction::Copy {
+                sources,
+                destination,
+                from: Some(from),
+            } => return self.copy_from_image(i, step, from, sources, destination),
+            LayerAction::Run { argv, network } => return self.run_step(i, step, argv, *network),
+            LayerAction::Copy { .. } | LayerAction::HostBinary { .. } | LayerAction::HostPath { .. } => {
+                let resolved = self.inputs.resolved(image, step)?;
+                entries_of(&resolved).map_err(|e| self.layer_error(i, step, e))?
+            }
+        };
+        self.write_layer(i, step, &entries)
+    }
+
+    fn layer_error(&self, i: usize, step: &PlannedStep, source: layer::LayerError) -> BuildError {
+        BuildError::Layer {
+            image: self.image(i).name.clone(),
+            index: step.index,
+            span: step.span,
+            source,
+        }
+    }
+
+    fn write_layer(
+        &self,
+        i: usize,
+        step: &PlannedStep,
+        entries: &Entries,
+    ) -> Result<CacheEntry, BuildError> {
+        let options = WriteOptions {
+            compression: self.options.compression,
+            source_date_epoch: self.options.source_date_epoch,
+        };
+        let mut ingest = self.store.ingest()?;
+        let info = layer::write(entries, &options, &mut ingest)
+            .map_err(|e| self.layer_error(i, step, e))?;
+        let (digest, size) = ingest.commit()?;
+        debug_assert_eq!(digest, info.digest);
+        Ok(CacheEntry {
+            layer: Descriptor {
+                media_type: info.media_type().to_string(),
+                digest,
+                size,
+                annotations: Default::default(),
+            },
+            diff_id: info.diff_id,
+        })
+    }
+
+    /// The layers below step `s` of image `i` (base first) and the config in effect there.
+    fn state_before(&self, i: usize, s: usize) -> Result<Assembled, BuildError> {
+        let mut state = self.base(i)?;
+        let layers = self.layers.lock().expect("layers lock");
+        for step in &self.image(i).steps[..s] {
+            match &step.action {
+                StepAction::Config(model) => apply_config(model, &mut state.config),
+                StepAction::Layer(_) => state.layers.push(
+                    layers
+                        .get(&(i, step.index))
+                        .expect("earlier layers finish first")
+                        .clone(),
+                ),
+            }
+        }
+        Ok(state)
+    }
+
+    fn scratch_dir(&self, what: &str) -> Result<tempfile::TempDir, BuildError> {
+        let dir = self.options.state_root.join("tmp");
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        tempfile::Builder::new()
+            .prefix(&format!("{what}-"))
+            .tempdir_in(&dir)
+            .map_err(io_err(&dir))
+    }
+
+    fn copy_from_image(
+        &self,
+        i: usize,
+        step: &PlannedStep,
+        from: &Base,
+        sources: &[String],
+        destination: &str,
+    ) -> Result<CacheEntry, BuildError> {
+        let image = self.image(i);
+        let layers = match from {
+            Base::Project(j) => self.assembled[*j]
+                .get()
+                .expect("copy sources are assembled first")
+                .layers
+                .clone(),
+            Base::Stored(name) => self.stored(&image.name, name)?.layers,
+            _ => unreachable!("copy from= names an image"),
+        };
+        let scratch = self.scratch_dir("copy-from")?;
+        let root = scratch.path().join("root");
+        std::fs::create_dir(&root).map_err(io_err(&root))?;
+        let descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
+        flatten(self.store, &descriptors, &root)?;
+        let mut items = Vec::new();
+        for source in sources {
+            items.extend(
+                super::copy_from::copy_from_tree(&root, source, destination).map_err(
+                    |source| BuildError::CopyFrom {
+                        image: image.name.clone(),
+                        index: step.index,
+                        span: step.span,
+                        source,
+                    },
+                )?,
+            );
+        }
+        let resolved = ResolvedInputs {
+            items,
+            keep_owner: true,
+        };
+        let entries = entries_of(&resolved).map_err(|e| self.layer_error(i, step, e))?;
+        // The entries read their files while the layer is written: `scratch` lives until then.
+        let result = self.write_layer(i, step, &entries);
+        drop(scratch);
+        result
+    }
+
+    fn run_step(
+        &self,
+        i: usize,
+        step: &PlannedStep,
+        argv: &[String],
+        network: bool,
+    ) -> Result<CacheEntry, BuildError> {
+        let image = self.image(i);
+        let state = self.state_before(i, step.index)?;
+        let mut lower_dirs = Vec::new();
+        for layer in state.layers.iter().rev() {
+            lower_dirs.push(ensure_unpacked(
+                self.store,
+                &self.options.state_root,
+                &layer.descriptor,
+                &layer.diff_id,
+            )?);
+        }
+        let user = match state.config.config.user.as_deref() {
+            None | Some("") => None,
+            Some(user) => Some(resolve_user(user, &lower_dirs).ok_or_else(|| {
+                BuildError::UnknownUser {
+                    image: image.name.clone(),
+                    user: user.to_string(),
+                    span: step.span,
+                }
+            })?),
+        };
+        let scratch = self.scratch_dir("run")?;
+        let upper = scratch.path().join("upper");
+        std::fs::create_dir(&upper).map_err(io_err(&upper))?;
+        let mut env = state.config.config.env.clone();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(format!("PATH={}", crate::runtime::default_path()));
+        }
+        let spec = SandboxSpec {
+            lower_dirs,
+            upper_dir: upper.clone(),
+            scratch_dir: scratch.path().join("sandbox"),
+            argv: argv.to_vec(),
+            env,
+            cwd: state
+                .config
+                .config
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| "/".into()),
+            user,
+            hostname: "kiln-build".into(),
+            network,
+        };
+        let mut observer = LineForwarder {
+            image: &image.name,
+            events: self.events,
+            partial: Vec::new(),
+        };
+        let outcome = crate::runtime::run(&spec, &mut observer).map_err(|source| {
+            BuildError::RunStart {
+                image: image.name.clone(),
+                index: step.index,
+                span: step.span,
+                source,
+            }
+        })?;
+        if !outcome.status.success() {
+            return Err(BuildError::RunFailed {
+                image: image.name.clone(),
+                index: step.index,
+                span: step.span,
+                status: outcome.status.to_string(),
+                code: outcome.status.code(),
+                output_tail: String::from_utf8_lossy(&outcome.output_tail).into_owned(),
+            });
+        }
+        let entries = Entries::scan_overlay_upper(&upper)
+            .map_err(|e| self.layer_error(i, step, e))?;
+        let result = self.write_layer(i, step, &entries);
+        drop(scratch);
+        result
+    }
+
+    fn assemble(&self, i: usize) -> Result<(), BuildError> {
+        let image = self.image(i);
+        let mut state = self.base(i)?;
+        let created = rfc3339_utc(self.options.source_date_epoch);
+        {
+            let layers = self.layers.lock().expect("layers lock");
+            for step in &image.steps {
+                let empty_layer = match &step.action {
+                    StepAction::Config(model) => {
+                        apply_config(model, &mut state.config);
+                        let started = Instant::now();
+                        self.report(i, step, CacheStatus::Hit, started.elapsed(), None);
+                        true
+                    }
+                    StepAction::Layer(_) => {
+                        state.layers.push(layers[&(i, step.index)].clone());
+                        false
+                    }
+                };
+                state.config.history.push(History {
+                    created: Some(created.clone()),
+                    created_by: Some(step.text.clone()),
+                    comment: Some("kiln".into()),
+                    empty_layer,
+                });
+            }
+        }
+        let config = &mut state.config;
+        config.created = Some(created);
+        config.rootfs.diff_ids = state.layers.iter().map(|l| l.diff_id.to_string()).collect();
+        let descriptors: Vec<Descriptor> =
+            state.layers.iter().map(|l| l.descriptor.clone()).collect();
+        let (descriptor, _) = write_image(self.store, config, &descriptors)?;
+        self.store.set_tag(&image.name, &descriptor)?;
+        record::save(self.store, image)?;
+        (self.events)(BuildEvent::ImageBuilt {
+            image: image.name.clone(),
+            digest: descriptor.digest.clone(),
+        });
+        self.built.lock().expect("built lock").push(BuiltImage {
+            name: image.name.clone(),
+            digest: descriptor.digest,
+            layers: descriptors,
+            diff_ids: state.layers.iter().map(|l| l.diff_id.clone()).collect(),
+            reproducible: !image.uses_network(),
+        });
+        let _ = self.assembled[i].set(state);
+        Ok(())
+    }
+}
+
+/// Forwards a `run` step's output to the progress events, line by line.
+struct LineForwarder<'a> {
+    image: &'a str,
+    events: &'a (dyn Fn(BuildEvent) + Sync),
+    partial: Vec<u8>,
+}
+
+impl SandboxObserver for LineForwarder<'_> {
+    fn output(&mut self, bytes: &[u8]) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            (self.events)(BuildEvent::Output {
+                image: self.image.to_string(),
+                line: String::from_utf8_lossy(&line[..line.len() - 1]).into_owned(),
+            });
+        }
+    }
+}
+
+/// Layer entries for resolved host items.
+fn entries_of(resolved: &ResolvedInputs) -> Result<Entries, layer::LayerError> {
+    let mut entries = Entries::new();
+    for item in &resolved.items {
+        let meta = std::fs::symlink_metadata(&item.source)
+            .map_err(layer::io_err(item.source.clone()))?;
+        let (uid, gid) = if resolved.keep_owner {
+            (meta.uid(), meta.gid())
+        } else {
+            (0, 0)
+        };
+        let kind = match &item.kind {
+            ItemKind::File => EntryKind::File(Content::Host {
+                path: item.source.clone(),
+                size: meta.size(),
+            }),
+            ItemKind::Dir => EntryKind::Dir,
+            ItemKind::Symlink(target) => EntryKind::Symlink(target.clone()),
+        };
+        entries.insert(&item.image_path, Entry::new(kind, meta.mode(), uid, gid))?;
+    }
+    Ok(entries)
+}
+
+/// `uid[:gid]` numerically, or a name looked up in the image's /etc/passwd (top-most layer
+/// that has one).
+fn resolve_user(user: &str, lower_dirs: &[std::path::PathBuf]) -> Option<UserIds> {
+    let (name, group) = match user.split_once(':') {
+        Some((n, g)) => (n, Some(g)),
+        None => (user, None),
+    };
+    let passwd = lower_dirs
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join("etc/passwd")).ok())
+        .unwrap_or_default();
+    let group_file = lower_dirs
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join("etc/group")).ok())
+        .unwrap_or_default();
+    let lookup = |file: &str, name: &str| -> Option<(u32, Option<u32>)> {
+        file.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&name) && fields.len() > 3).then(|| {
+                (
+                    fields[2].parse().unwrap_or(u32::MAX),
+                    fields[3].parse().ok(),
+                )
+            })
+        })
+    };
+    let (uid, primary) = match name.parse::<u32>() {
+        Ok(uid) => (uid, None),
+        Err(_) if name == "root" => (0, Some(0)),
+        Err(_) => lookup(&passwd, name)?,
+    };
+    let gid = match group {
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => lookup(&group_file, g)?.0,
+        },
+        None => primary.unwrap_or(uid),
+    };
+    Some(UserIds {
+        uid,
+        gid,
+        groups: Vec::new(),
+    })
+}

@@ -1,0 +1,400 @@
+//! `kiln build` and `kiln explain`: load the project, plan, compute keys, then build (or
+//! explain) and render progress, errors with their place in kiln.kdl, and the summary.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde_json::json;
+
+use super::args::{BuildArgs, Cli, CompressionArg, ExplainArgs, OutputFormat};
+use super::output::{json_line, line};
+use crate::build::{self, BuildError, BuildEvent, BuildOptions, CacheStatus, HostInputs, StatCache};
+use crate::layer::Compression;
+use crate::plan::{self, BuildPlan};
+use crate::spec::render::{self, TextStyle};
+use crate::spec::{self, Loaded, Options, RealFs, Sources};
+use crate::store::Store;
+
+/// Loads and validates the project; `Err(exit code)` after printing diagnostics.
+fn load_project(cli: &Cli) -> Result<Result<Loaded, u8>, crate::Error> {
+    let options = Options {
+        check_paths: true,
+        external_images: super::store_images(cli),
+    };
+    let loaded = spec::load_file(&cli.file, &RealFs, &options)?;
+    if !loaded.diagnostics.is_empty() {
+        let style = TextStyle {
+            color: super::stderr_color(),
+            width: super::render_width(),
+        };
+        eprint!(
+            "{}",
+            render::text_all(&loaded.diagnostics, &loaded.sources, style)
+        );
+    }
+    if loaded.has_errors() {
+        eprintln!("{}: not built: fix the errors above", cli.file.display());
+        return Ok(Err(1));
+    }
+    Ok(Ok(loaded))
+}
+
+fn planned(loaded: &Loaded, wanted: &[String]) -> Result<BuildPlan, crate::Error> {
+    plan::plan(&loaded.project, &loaded.sources, wanted).map_err(|name| crate::Error::Failed {
+        message: format!("no image named `{name}` in the project"),
+        help: Some(format!(
+            "the project declares: {}",
+            loaded
+                .project
+                .images
+                .iter()
+                .map(|i| i.name.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    })
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, 0 when unset.
+fn source_date_epoch() -> Result<u64, crate::Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(0),
+        Ok(text) if text.is_empty() => Ok(0),
+        Ok(text) => text.trim().parse().map_err(|_| crate::Error::Failed {
+            message: format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds"),
+            help: Some("set it to a Unix time, e.g. `git log -1 --format=%ct`".into()),
+        }),
+    }
+}
+
+pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
+    let loaded = match load_project(cli)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let mut plan = planned(&loaded, &args.images)?;
+    let state_root = super::state_root(cli);
+    let store = super::open_store(cli)?;
+    let stat_cache = StatCache::load(&store);
+    let inputs = HostInputs::new(&store, &stat_cache);
+    if let Err(err) = plan.compute_keys(&inputs) {
+        report_error(&err, &loaded.sources);
+        return Ok(1);
+    }
+    stat_cache.save(&store)?;
+    if args.dry_run {
+        print_plan(&store, &plan, args.format)?;
+        return Ok(0);
+    }
+    let options = BuildOptions {
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        no_cache: args.no_cache,
+        source_date_epoch: source_date_epoch()?,
+        compression: match args.compression {
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::None => Compression::None,
+        },
+        state_root: state_root.clone(),
+    };
+    let progress = Progress::new(args.format == OutputFormat::Text);
+    let started = std::time::Instant::now();
+    let outcome = build::build(&store, &plan, &inputs, &options, &|e| progress.event(e));
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(errors) => {
+            for err in &errors {
+                report_error(err, &loaded.sources);
+            }
+            if args.format == OutputFormat::Json {
+                json_line(&json!({
+                    "ok": false,
+                    "errors": errors.iter().map(|e| error_chain(e)).collect::<Vec<_>>(),
+                }))?;
+            }
+            return Ok(1);
+        }
+    };
+    let elapsed = started.elapsed();
+    if let Some(path) = &args.report {
+        write_report(path, &outcome)?;
+    }
+    let mut code = 0;
+    if args.verify {
+        code = super::verify::run(&store, &loaded, &plan, &outcome, &options)?;
+    }
+    let hits = outcome
+        .steps
+        .iter()
+        .filter(|s| s.cache == CacheStatus::Hit)
+        .count();
+    match args.format {
+        OutputFormat::Json => json_line(&json!({
+            "ok": code == 0,
+            "images": outcome.images,
+            "steps": outcome.steps,
+            "seconds": elapsed.as_secs_f64(),
+        }))?,
+        OutputFormat::Text => {
+            for image in &outcome.images {
+                let note = if image.reproducible {
+                    ""
+                } else {
+                    "  (not reproducible: a run step has the network)"
+                };
+                line(format!("{}  {}{note}", image.name, image.digest))?;
+            }
+            eprintln!(
+                "built {} {} in {:.2}s ({} of {} steps cached)",
+                outcome.images.len(),
+                if outcome.images.len() == 1 { "image" } else { "images" },
+                elapsed.as_secs_f64(),
+                hits,
+                outcome.steps.len()
+            );
+        }
+    }
+    Ok(code)
+}
+
+fn write_report(path: &Path, outcome: &build::BuildOutcome) -> Result<(), crate::Error> {
+    let text = serde_json::to_vec_pretty(&json!({
+        "images": outcome.images,
+        "steps": outcome.steps,
+    }))
+    .expect("a report serializes");
+    std::fs::write(path, text).map_err(|source| crate::Error::Failed {
+        message: format!("cannot write the report to {}: {source}", path.display()),
+        help: None,
+    })
+}
+
+fn print_plan(store: &Store, plan: &BuildPlan, format: OutputFormat) -> Result<(), crate::Error> {
+    let mut images = Vec::new();
+    for image in &plan.images {
+        let needs: Vec<&str> = image
+            .needs
+            .iter()
+            .map(|n| plan.images[*n].name.as_str())
+            .collect();
+        let mut steps = Vec::new();
+        for step in &image.steps {
+            let key = step.key.map(|k| k.hex()).unwrap_or_default();
+            let cached = match step.action {
+                plan::StepAction::Layer(_) => Some(store.cache_get(&key)?.is_some()),
+                plan::StepAction::Config(_) => None,
+            };
+            steps.push(json!({
+                "index": step.index,
+                "kind": step.keyword,
+                "text": step.text,
+                "key": key,
+                "cached": cached,
+            }));
+        }
+        images.push(json!({
+            "name": image.name,
+            "needs": needs,
+            "key": image.key.map(|k| k.hex()),
+            "steps": steps,
+        }));
+    }
+    if format == OutputFormat::Json {
+        return json_line(&json!({ "images": images }));
+    }
+    for image in &images {
+        let needs = image["needs"].as_array().map(Vec::len).unwrap_or(0);
+        let after = if needs == 0 {
+            String::new()
+        } else {
+            format!(
+                " (after {})",
+                image["needs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        line(format!("image {}{after}", image["name"].as_str().unwrap_or("")))?;
+        for step in image["steps"].as_array().into_iter().flatten() {
+            let state = match step["cached"].as_bool() {
+                Some(true) => "cached",
+                Some(false) => "to run",
+                None => "config",
+            };
+            let key = step["key"].as_str().unwrap_or("");
+            line(format!(
+                "  {:>2}. {}  {:<6}  {}",
+                step["index"].as_u64().unwrap_or(0) + 1,
+                &key[..12.min(key.len())],
+                state,
+                first_line(step["text"].as_str().unwrap_or(""))
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn first_line(text: &str) -> String {
+    let first = text.lines().next().unwrap_or("");
+    if text.lines().nth(1).is_some() {
+        format!("{first} …")
+    } else {
+        first.to_string()
+    }
+}
+
+pub(super) fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, crate::Error> {
+    let loaded = match load_project(cli)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let mut plan = planned(&loaded, std::slice::from_ref(&args.image))?;
+    let store = super::open_store(cli)?;
+    let stat_cache = StatCache::load(&store);
+    let inputs = HostInputs::new(&store, &stat_cache);
+    if let Err(err) = plan.compute_keys(&inputs) {
+        report_error(&err, &loaded.sources);
+        return Ok(1);
+    }
+    stat_cache.save(&store)?;
+    let steps = build::explain(&store, &plan)?;
+    if args.format == OutputFormat::Json {
+        json_line(&steps)?;
+        return Ok(0);
+    }
+    let mut current = "";
+    for step in &steps {
+        if step.image != current {
+            current = &step.image;
+            line(format!("image {current}"))?;
+        }
+        let state = match step.cache {
+            CacheStatus::Hit => "hit ",
+            CacheStatus::Miss => "miss",
+        };
+        line(format!(
+            "  {:>2}. {}  {state}  {}",
+            step.index + 1,
+            &step.key[..12.min(step.key.len())],
+            first_line(&step.text)
+        ))?;
+        if let Some(reason) = &step.reason {
+            line(format!("        why: {reason}"))?;
+        }
+        for change in step.changes.iter().skip(1).take(9) {
+            line(format!("             {change}"))?;
+        }
+        if step.changes.len() > 10 {
+            line(format!("             … {} more", step.changes.len() - 10))?;
+        }
+    }
+    Ok(0)
+}
+
+/// Messages of an error and its causes, outermost first.
+fn error_chain(err: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push(cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// Prints a build error rustc-style: the message, where in kiln.kdl, the causes, the help,
+/// and for a failed `run` the tail of its output.
+pub(super) fn report_error(err: &BuildError, sources: &Sources) {
+    let chain = error_chain(err);
+    eprintln!("error: {}", chain[0]);
+    if let Some(span) = err.span() {
+        let file = sources.get(span.file);
+        let at = sources.line_col(span);
+        eprintln!("  --> {}:{}:{}", file.name, at.line, at.column);
+        if let Some(text) = file.text.lines().nth(at.line - 1) {
+            let gutter = at.line.to_string().len();
+            eprintln!("{:gutter$} |", "");
+            eprintln!("{} | {text}", at.line);
+            let width = sources
+                .slice(span)
+                .lines()
+                .next()
+                .map_or(1, |l| l.chars().count().max(1));
+            eprintln!(
+                "{:gutter$} | {}{}",
+                "",
+                " ".repeat(at.column - 1),
+                "^".repeat(width)
+            );
+        }
+    }
+    for cause in &chain[1..] {
+        eprintln!("  caused by: {cause}");
+    }
+    if let Some(help) = miette::Diagnostic::help(err) {
+        eprintln!("  help: {help}");
+    } else if let Some(inner) = miette::Diagnostic::diagnostic_source(err)
+        && let Some(help) = inner.help()
+    {
+        eprintln!("  help: {help}");
+    }
+    if let BuildError::RunFailed { output_tail, .. } = err
+        && !output_tail.is_empty()
+    {
+        eprintln!("  output (last lines):");
+        let lines: Vec<&str> = output_tail.lines().collect();
+        for text in &lines[lines.len().saturating_sub(20)..] {
+            eprintln!("    | {text}");
+        }
+    }
+}
+
+/// Progress lines on stderr: one per step start on a terminal, one per finish otherwise.
+struct Progress {
+    enabled: bool,
+    terminal: bool,
+    lock: Mutex<()>,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Progress {
+        Progress {
+            enabled,
+            terminal: std::io::stderr().is_terminal(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    fn event(&self, event: BuildEvent) {
+        if !self.enabled {
+            return;
+        }
+        let _guard = self.lock.lock().expect("progress lock");
+        match event {
+            BuildEvent::StepStarted { image, index, text } if self.terminal => {
+                eprintln!("[{image} {}] {}", index + 1, first_line(&text));
+            }
+            BuildEvent::StepFinished {
+                image,
+                index,
+                cache,
+                duration,
+            } => {
+                let what = match cache {
+                    CacheStatus::Hit => "cached".to_string(),
+                    CacheStatus::Miss => format!("done in {:.2}s", duration.as_secs_f64()),
+                };
+                eprintln!("[{image} {}] {what}", index + 1);
+            }
+            BuildEvent::Output { image, line } => eprintln!("[{image}] | {line}"),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! `kiln build` and the commands around the store: real images from host binaries, the
+//! build context and sandboxed `run` steps, checked for reproducibility, caching, explain,
+//! failures and what `kiln images/inspect/history/tag/rmi/gc/fsck` say about them.
+
+use std::path::Path;
+
+use crate::harness::{Project, is_root};
+
+const SMALL: &str = r#"
+image "base" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/cat"
+}
+image "web" {
+    from "base"
+    copy "site/" "/srv/www/"
+    env MODE="prod"
+    workdir "/srv/www"
+    expose 8080
+    label "org.opencontainers.image.title"="web"
+    cmd "cat" "/srv/www/index.html"
+}
+"#;
+
+fn small() -> Project {
+    Project::new(SMALL)
+        .file("site/index.html", "<h1>hello</h1>\n")
+        .file("site/css/main.css", "body{}\n")
+}
+
+fn digests(project: &Project, root: &Path) -> serde_json::Value {
+    let images = project.kiln(root).args(["images", "--format", "json"]).run().success().json();
+    images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap().to_string(), i["digest"].clone()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+#[test]
+fn builds_an_image_from_host_binaries_and_the_context() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    project
+        .kiln(root.path())
+        .args(["build"])
+        .run()
+        .success()
+        .stdout_contains("web  sha256:");
+    let inspect = project
+        .kiln(root.path())
+        .args(["inspect", "web", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let config = &inspect["config"]["config"];
+    assert_eq!(config["Cmd"], serde_json::json!(["cat", "/srv/www/index.html"]));
+    assert_eq!(config["WorkingDir"], "/srv/www");
+    assert_eq!(config["Env"], serde_json::json!(["MODE=prod"]));
+    assert!(config["ExposedPorts"]["8080/tcp"].is_object());
+    assert_eq!(inspect["config"]["created"], "1970-01-01T00:00:00Z");
+    // base: one layer; web: base's layer plus the copy.
+    assert_eq!(inspect["manifest"]["layers"].as_array().unwrap().len(), 2);
+    project
+        .kiln(root.path())
+        .args(["history", "web"])
+        .run()
+        .success()
+        .stdout_contains("copy \"site/\" \"/srv/www/\"")
+        .stdout_contains("host-binary \"/bin/sh\" \"/bin/cat\"");
+    project.kiln(root.path()).args(["fsck"]).run().success().stdout_contains(": ok");
+}
+
+#[test]
+fn same_project_same_digests_whatever_the_root_path_and_mtimes() {
+    let first = small();
+    let root_a = tempfile::tempdir().unwrap();
+    first.kiln(root_a.path()).args(["build"]).run().success();
+    // Another checkout: files written in another order, later, with other mtimes.
+    let second = Project::new(SMALL)
+        .file("site/css/main.css", "body{}\n")
+        .file("site/index.html", "<h1>hello</h1>\n");
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(second.path().join("site/index.html"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let root_b = tempfile::tempdir().unwrap();
+    second.kiln(root_b.path()).args(["build", "--jobs", "1"]).run().success();
+    assert_eq!(digests(&first, root_a.path()), digests(&second, root_b.path()));
+    // A different SOURCE_DATE_EPOCH is a different (but again reproducible) image.
+    let root_c = tempfile::tempdir().unwrap();
+    first
+        .kiln(root_c.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build"])
+        .run()
+        .success();
+    assert_ne!(digests(&first, root_a.path()), digests(&first, root_c.path()));
+}
+
+#[test]
+fn a_noop_rebuild_hits_the_cache_and_explain_names_what_changed() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    project.kiln(root.path()).args(["build"]).run().success();
+    let report = root.path().join("report.json");
+    project
+        .kiln(root.path())
+        .args(["build", "--report".as_ref(), report.as_os_str()])
+        .run()
+        .success();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let steps = report["steps"].as_array().unwrap();
+    assert!(!steps.is_empty());
+    assert!(steps.iter().all(|s| s["cache"] == "hit"), "{report:#}");
+    assert!(report["images"][1]["digest"].as_str().unwrap().starts_with("sha256:"));
+
+    project.write("site/index.html", "<h1>changed</h1>\n");
+    project
+        .kiln(root.path())
+        .args(["explain", "web"])
+        .run()
+        .success()
+        .stdout_contains("miss")
+        .stdout_contains("/srv/www/index.html changed");
+    let json = project
+        .kiln(root.path())
+        .args(["build", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let copy = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["image"] == "web" && s["kind"] == "copy")
+        .unwrap()
+        .clone();
+    assert_eq!(copy["cache"], "miss");
+    assert!(
+        copy["reason"].as_str().unwrap().contains("/srv/www/index.html changed"),
+        "{copy:#}"
+    );
+    let base = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["image"] == "base")
+        .unwrap()
+        .clone();
+    assert_eq!(base["cache"], "hit");
+}
+
+#[test]
+fn dry_run_prints_the_plan_with_keys_and_builds_nothing() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    let plan = project
+        .kiln(root.path())
+        .args(["build", "--dry-run", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let images = plan["images"].as_array().unwrap();
+    assert_eq!(images[0]["name"], "base");
+    assert_eq!(images[1]["needs"], serde_json::json!(["base"]));
+    assert_eq!(images[1]["steps"][0]["cached"], false);
+    assert_eq!(images[1]["steps"][0]["key"].as_str().unwrap().len(), 64);
+    let listed = project
+        .kiln(root.path())
+        .args(["images", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(listed, serde_json::json!([]));
+}
+
+#[test]
+fn tag_rmi_and_gc() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    project.kiln(root.path()).args(["build"]).run().success();
+    project.kiln(root.path()).args(["tag", "web", "web:v1"]).run().success();
+    project
+        .kiln(root.path())
+        .args(["images"])
+        .run()
+        .success()
+        .stdout_contains("web:v1");
+    project
+        .kiln(root.path())
+        .args(["rmi", "web", "web:v1", "base", "nope"])
+        .run()
+        .failure()
+        .stdout_contains("untagged: web:v1")
+        .stderr_contains("no image named `nope`");
+    // The cache still holds the layers; forgetting it frees them.
+    project
+        .kiln(root.path())
+        .args(["gc"])
+        .run()
+        .success()
+        .stdout_contains("removed 4 blobs"); // two configs, two manifests
+    project
+        .kiln(root.path())
+        .args(["gc", "--cache"])
+        .run()
+        .success()
+        .stdout_contains("removed 2 blobs"); // the two layers
+    project.kiln(root.path()).args(["fsck"]).run().success();
+}
+
+#[test]
+fn fsck_names_a_corrupt_blob() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    project.kiln(root.path()).args(["build"]).run().success();
+    let blobs = root.path().join("store/blobs/sha256");
+    let victim = std::fs::read_dir(&blobs).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&victim, b"tampered").unwrap();
+    project
+        .kiln(root.path())
+        .args(["fsck"])
+        .run()
+        .failure()
+        .stderr_contains("is corrupt");
+}
+
+#[test]
+fn unknown_image_and_missing_host_binary_are_clear_errors() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    project
+        .kiln(root.path())
+        .args(["build", "nope"])
+        .run()
+        .failure()
+        .stderr_contains("no image named `nope` in the project");
+    let broken = Project::new(
+        r#"
+image "bad" {
+    from "scratch"
+    host-binary "/no/such/binary"
+}
+"#,
+    );
+    broken
+        .kiln(root.path())
+        .args(["build"])
+        .run()
+        .failure()
+        .stderr_contains("kiln.kdl:4:5")
+        .stderr_contains("/no/such/binary");
+}
+
+const WITH_RUN: &str = r#"
+image "base" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/cat" "/bin/rm" "/bin/mkdir"
+}
+image "builder" {
+    from "base"
+    run "sh" "-c" "mkdir -p /out && echo 42 > /out/answer && rm /bin/cat"
+}
+image "final" {
+    from "base"
+    copy "/out/answer" "/answer" from="builder"
+    env GREETING="hi"
+    run "sh" "-c" "echo $GREETING > /greeting; echo to-stdout"
+}
+"#;
+
+#[test]
+fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
+    if !is_root() {
+        eprintln!("skipped: the build sandbox needs root");
+        return;
+    }
+    let project = Project::new(WITH_RUN);
+    let root = tempfile::tempdir().unwrap();
+    project.kiln(root.path()).args(["build"]).run().success();
+    let bundle = tempfile::tempdir().unwrap();
+    // umoci reads the store as the OCI layout it is.
+    if which("umoci") {
+        let image = format!("{}:final", root.path().join("store").display());
+        let out = std::process::Command::new("umoci")
+            .args(["raw", "unpack", "--image", &image])
+            .arg(bundle.path().join("rootfs"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rootfs = bundle.path().join("rootfs");
+        assert_eq!(std::fs::read_to_string(rootfs.join("answer")).unwrap(), "42\n");
+        assert_eq!(std::fs::read_to_string(rootfs.join("greeting")).unwrap(), "hi\n");
+    }
+    // builder's rm became a whiteout: cat is gone from builder, not from base.
+    let history = project
+        .kiln(root.path())
+        .args(["inspect", "builder", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(history["manifest"]["layers"].as_array().unwrap().len(), 2);
+    // Nothing of the sandbox stays mounted.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&root.path().display().to_string()), "{mounts}");
+}
+
+#[test]
+fn a_failing_run_step_reports_its_place_code_and_output_and_commits_nothing() {
+    if !is_root() {
+        eprintln!("skipped: the build sandbox needs root");
+        return;
+    }
+    let project = Project::new(
+        r#"
+image "base" {
+    from "scratch"
+    host-binary "/bin/sh"
+}
+image "broken" {
+    from "base"
+    run "sh" "-c" "echo about to fail; exit 3"
+}
+"#,
+    );
+    let root = tempfile::tempdir().unwrap();
+    project
+        .kiln(root.path())
+        .args(["build"])
+        .run()
+        .failure()
+        .stderr_contains("`run` in image `broken` failed: exit 3")
+        .stderr_contains("kiln.kdl:8:5")
+        .stderr_contains("about to fail");
+    let images = project
+        .kiln(root.path())
+        .args(["images", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let names: Vec<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"broken"), "{names:?}");
+    project
+        .kiln(root.path())
+        .args(["build", "broken"])
+        .run()
+        .failure();
+    project.kiln(root.path()).args(["fsck"]).run().success();
+}
+
+#[test]
+fn verify_rebuilds_from_scratch_and_finds_the_same_digests() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    project
+        .kiln(root.path())
+        .args(["build", "--verify"])
+        .run()
+        .success()
+        .stdout_contains("verify: web")
+        .stdout_contains("identical");
+}
+
+#[test]
+fn two_builds_on_one_root_at_once_both_succeed() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .env("KILN_ROOT", root.path())
+            .arg("-f")
+            .arg(project.path().join("kiln.kdl"))
+            .args(["build", "--format", "json"])
+            .output()
+            .unwrap()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let first: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let second: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    assert_eq!(first["images"], second["images"]);
+    project.kiln(root.path()).args(["fsck"]).run().success();
+}
+
+/// Whether an interop tool is installed; under CI (which installs them) it must be.
+fn which(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "{program} is missing: .ci/run installs it"
+    );
+    if !found {
+        eprintln!("note: {program} is not installed; its check is skipped");
+    }
+    found
+}
