@@ -36,8 +36,14 @@ pub enum EntryKind {
     /// A hard link to another (earlier in sorted order, non-directory) entry of the layer,
     /// named by its layer path.
     Hardlink(String),
-    CharDevice { major: u32, minor: u32 },
-    BlockDevice { major: u32, minor: u32 },
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
     Fifo,
     /// Deletes the path from lower layers; written as `.wh.NAME` in the same directory.
     Whiteout,
@@ -177,7 +183,9 @@ pub fn normalize_path(path: &str) -> Result<String, LayerError> {
             "" | "." => {}
             ".." => return Err(invalid("`..` components are not allowed")),
             name if name.starts_with(WHITEOUT_PREFIX) => {
-                return Err(invalid("names starting with `.wh.` are reserved for whiteouts"));
+                return Err(invalid(
+                    "names starting with `.wh.` are reserved for whiteouts",
+                ));
             }
             name => parts.push(name),
         }

@@ -274,7 +274,11 @@ impl Extractor<'_> {
         Ok(meta)
     }
 
-    fn write_file<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, dest: &Path) -> io::Result<()> {
+    fn write_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        dest: &Path,
+    ) -> io::Result<()> {
         let mut file = fs::File::options()
             .write(true)
             .create_new(true)
@@ -312,7 +316,11 @@ impl Extractor<'_> {
         let Some((name, parents)) = parts.split_last() else {
             return Err(unsafe_link("hardlink to the root".into()));
         };
-        let missing = || unsafe_link(format!("hardlink target `{shown}` does not exist in the root"));
+        let missing = || {
+            unsafe_link(format!(
+                "hardlink target `{shown}` does not exist in the root"
+            ))
+        };
         let dir = resolve_dir(self.root, parents, Missing::Stop)
             .map_err(|refusal| refused(name_of, refusal))?
             .ok_or_else(missing)?;
@@ -338,7 +346,9 @@ impl Extractor<'_> {
             if FORBIDDEN_XATTR_PREFIXES.iter().any(|p| name.starts_with(p)) {
                 continue;
             }
-            let privileged = PRIVILEGED_XATTR_PREFIXES.iter().any(|p| name.starts_with(p));
+            let privileged = PRIVILEGED_XATTR_PREFIXES
+                .iter()
+                .any(|p| name.starts_with(p));
             if privileged && !self.opts.preserve_ownership {
                 continue;
             }

@@ -66,7 +66,10 @@ impl Scanner {
             // An inode whose other links are outside the tree leaves a group of one.
             let (first, others) = paths.split_first().expect("groups are never empty");
             for other in others {
-                let entry = self.entries.get_mut(other).expect("scanned paths are entries");
+                let entry = self
+                    .entries
+                    .get_mut(other)
+                    .expect("scanned paths are entries");
                 entry.kind = EntryKind::Hardlink(first.clone());
             }
         }
@@ -78,9 +81,9 @@ impl Scanner {
         for child in fs::read_dir(dir).map_err(io_err(dir))? {
             let child = child.map_err(io_err(dir))?;
             let name = child.file_name();
-            let name = name.to_str().ok_or_else(|| LayerError::NotUtf8 {
-                path: child.path(),
-            })?;
+            let name = name
+                .to_str()
+                .ok_or_else(|| LayerError::NotUtf8 { path: child.path() })?;
             children.push(name.to_string());
         }
         children.sort();
@@ -108,13 +111,15 @@ impl Scanner {
             };
             // Scanned names never start with `.wh.` (normalize_path rejects them), so a
             // host file cannot pose as a whiteout.
-            self.entries.insert(&path, entry).map_err(|error| match error {
-                LayerError::InvalidPath { reason, .. } => LayerError::InvalidPath {
-                    path: host.display().to_string(),
-                    reason,
-                },
-                other => other,
-            })?;
+            self.entries
+                .insert(&path, entry)
+                .map_err(|error| match error {
+                    LayerError::InvalidPath { reason, .. } => LayerError::InvalidPath {
+                        path: host.display().to_string(),
+                        reason,
+                    },
+                    other => other,
+                })?;
             if hardlinkable {
                 self.inodes
                     .entry((meta.dev(), meta.ino()))

@@ -215,15 +215,16 @@ fn copy_host_file(
     }
     let mut left = size;
     while left > 0 {
-        let want = buffer.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let want = buffer
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
         let read = match file.read(&mut buffer[..want]) {
             Ok(0) => return Err(changed(size - left)),
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(io_err(path)(error)),
         };
-        tar.write_all(&buffer[..read])
-            .map_err(LayerError::Output)?;
+        tar.write_all(&buffer[..read]).map_err(LayerError::Output)?;
         left -= read as u64;
     }
     let mut probe = [0u8; 1];
