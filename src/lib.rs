@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod error;
 pub mod image;
+pub mod layer;
 pub mod plan;
 pub mod spec;
 pub mod store;

@@ -1,0 +1,121 @@
+//! OCI layer tarballs: an in-memory list of entries, built from a directory tree or an
+//! overlayfs upper directory, written as a bit-for-bit reproducible tar (zstd, gzip or plain)
+//! with both OCI digests computed in one pass, and read back by a safe extractor.
+//!
+//! Owns the tar format, whiteouts, compression and layer digests. It must not know about
+//! kiln.kdl, the store or images: callers hand it paths and byte sinks, and get digests back.
+//!
+//! # Reproducibility
+//! [`write`] emits entries in sorted path order (parents before children), every mtime set
+//! to [`WriteOptions::source_date_epoch`], no atime/ctime, empty user and group names, exact
+//! mode/uid/gid. Headers are POSIX ustar; a PAX extended header (named
+//! `PaxHeaders/<basename>`) is added only when a field does not fit ustar (long or
+//! non-ASCII paths and link targets, uid/gid above 2097151, files of 8 GiB or more) or the
+//! entry has xattrs (`SCHILY.xattr.*`). Numeric fields that overflow octal also get GNU
+//! base-256 encoding, so readers without PAX support still see the right value. Gzip has
+//! level 6, mtime 0, no file name, OS byte 255; zstd has level 3 and no checksum, and runs
+//! with a worker pool: zstd's streaming multithreaded output is the same for any worker
+//! count >= 1 (tested in `tests.rs`), so the machine's core count does not leak into the
+//! bytes. The output still depends on the compressor library versions pinned by Cargo.lock.
+//!
+//! # Paths
+//! Entry paths are UTF-8, relative, `/`-separated, without `.` or `..`; names starting with
+//! `.wh.` are reserved for whiteouts. Host names that are not UTF-8 are an error when
+//! scanning. The extractor accepts any bytes.
+
+mod compress;
+mod entries;
+mod extract;
+mod header;
+mod resolve;
+mod scan;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use compress::{Compression, decompressing_reader};
+pub use entries::{Content, Entries, Entry, EntryKind, normalize_path};
+pub use extract::{ExtractOptions, ExtractReport, WhiteoutMode, extract};
+pub use scan::ScanOptions;
+pub use write::{LayerInfo, WriteOptions, write};
+
+/// Media type of an uncompressed layer.
+pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// Media type of a gzip-compressed layer.
+pub const MEDIA_TYPE_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Media type of a zstd-compressed layer.
+pub const MEDIA_TYPE_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// Prefix of an OCI whiteout file: `.wh.NAME` deletes `NAME` from lower layers.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// Name of the OCI marker that makes its directory opaque (hides all lower content).
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LayerError {
+    #[error("layer I/O failed at {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot write the layer stream")]
+    Output(#[source] io::Error),
+
+    #[error("cannot read the layer archive")]
+    Archive(#[source] io::Error),
+
+    #[error("invalid layer path `{path}`: {reason}")]
+    InvalidPath { path: String, reason: &'static str },
+
+    #[error("{} has a name that is not UTF-8", path.display())]
+    #[diagnostic(help("kiln layers only hold UTF-8 names; rename the file"))]
+    NotUtf8 { path: PathBuf },
+
+    #[error("cannot add `{path}`: `{parent}` is not a directory")]
+    ParentNotDir { path: String, parent: String },
+
+    #[error("cannot replace directory `{path}` with a non-directory: it has entries below it")]
+    DirNotEmpty { path: String },
+
+    #[error("hardlink `{path}` points to `{target}`, which is not an earlier non-directory entry")]
+    BadHardlink { path: String, target: String },
+
+    #[error("{} changed while the layer was written (scanned {expected} bytes, found {actual})", path.display())]
+    #[diagnostic(help("something modified the file during the build; run the build again"))]
+    HostFileChanged {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("refusing to extract `{entry}`: {reason}")]
+    #[diagnostic(help(
+        "the archive is malformed or hostile; nothing was written outside the extraction root"
+    ))]
+    UnsafeEntry { entry: String, reason: String },
+
+    #[error("refusing to extract device node `{entry}`")]
+    #[diagnostic(help("device nodes are only extracted when explicitly allowed"))]
+    DeviceNotAllowed { entry: String },
+
+    #[error("cannot extract `{entry}`: unsupported tar entry type `{}`", *kind as char)]
+    UnsupportedEntry { entry: String, kind: u8 },
+
+    #[error("cannot extract `{entry}`")]
+    Extract {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LayerError {
+    let path = path.into();
+    move |source| LayerError::Io { path, source }
+}

@@ -1,0 +1,266 @@
+//! Entries → tar → compressed stream, hashing both sides in one pass: the uncompressed tar
+//! gives the layer's diff_id, the bytes written out give its digest.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+use tar::EntryType;
+
+use super::compress::{Compression, Encoder};
+use super::entries::{Content, Entries, Entry, EntryKind};
+use super::header::{self, Member};
+use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX, io_err};
+use crate::store::Digest;
+
+/// Buffer for copying file content into the tar stream.
+const COPY_BUFFER: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteOptions {
+    pub compression: Compression,
+    /// The mtime of every entry (seconds since the epoch); `SOURCE_DATE_EPOCH`, default 0.
+    pub source_date_epoch: u64,
+}
+
+/// The identity of a written layer, as the image config and manifest need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids`).
+    pub diff_id: Digest,
+    /// sha256 of the bytes written out (the manifest's layer digest).
+    pub digest: Digest,
+    /// Bytes written out.
+    pub size: u64,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+    pub compression: Compression,
+}
+
+impl LayerInfo {
+    pub fn media_type(&self) -> &'static str {
+        self.compression.media_type()
+    }
+}
+
+/// Writes `entries` as a reproducible tar, compressed as `opts` says, to `out`.
+///
+/// The bytes depend only on the entries (paths, kinds, metadata, content) and `opts`.
+/// Host files are read now; one whose size differs from the scanned size is an error.
+/// Hardlinks must point to an earlier non-directory entry.
+pub fn write(
+    entries: &Entries,
+    opts: &WriteOptions,
+    out: impl Write,
+) -> Result<LayerInfo, LayerError> {
+    let compressed = Hashing::new(out);
+    let encoder = Encoder::new(opts.compression, compressed).map_err(LayerError::Output)?;
+    let mut tar = BufWriter::with_capacity(COPY_BUFFER, Hashing::new(encoder));
+    let mut buffer = vec![0u8; COPY_BUFFER];
+
+    for (path, entry) in entries.iter() {
+        write_entry(&mut tar, entries, path, entry, opts, &mut buffer)?;
+    }
+    tar.write_all(&[0u8; 2 * header::BLOCK])
+        .map_err(LayerError::Output)?;
+
+    let tar = tar
+        .into_inner()
+        .map_err(|error| LayerError::Output(error.into_error()))?;
+    let (uncompressed_size, diff_id) = (tar.count, Digest::from_hasher(tar.hasher));
+    let mut compressed = tar.inner.finish().map_err(LayerError::Output)?;
+    compressed.inner.flush().map_err(LayerError::Output)?;
+    Ok(LayerInfo {
+        diff_id,
+        digest: Digest::from_hasher(compressed.hasher),
+        size: compressed.count,
+        uncompressed_size,
+        compression: opts.compression,
+    })
+}
+
+fn write_entry(
+    tar: &mut impl Write,
+    entries: &Entries,
+    path: &str,
+    entry: &Entry,
+    opts: &WriteOptions,
+    buffer: &mut [u8],
+) -> Result<(), LayerError> {
+    let mut member = Member {
+        path,
+        kind: EntryType::Regular,
+        mode: entry.mode,
+        uid: entry.uid,
+        gid: entry.gid,
+        size: 0,
+        mtime: opts.source_date_epoch,
+        link: None,
+        device: None,
+        xattrs: &entry.xattrs,
+    };
+    let dir_path;
+    let whiteout_path;
+    let link_text;
+    match &entry.kind {
+        EntryKind::File(content) => {
+            member.size = content.size();
+            emit(tar, &member)?;
+            match content {
+                Content::Bytes(bytes) => tar.write_all(bytes).map_err(LayerError::Output)?,
+                Content::Host { path, size } => copy_host_file(tar, path, *size, buffer)?,
+            }
+            let padding = header::padding(member.size);
+            return tar
+                .write_all(&[0u8; header::BLOCK][..padding])
+                .map_err(LayerError::Output);
+        }
+        EntryKind::Dir | EntryKind::OpaqueDir => {
+            dir_path = format!("{path}/");
+            member.path = &dir_path;
+            member.kind = EntryType::Directory;
+        }
+        EntryKind::Symlink(target) => {
+            link_text = target.to_str().ok_or_else(|| LayerError::NotUtf8 {
+                path: target.clone(),
+            })?;
+            member.kind = EntryType::Symlink;
+            member.link = Some(link_text);
+        }
+        EntryKind::Hardlink(target) => {
+            let valid = target.as_str() < path
+                && entries
+                    .get(target)
+                    .is_some_and(|t| !t.kind.is_dir() && t.kind != EntryKind::Whiteout);
+            if !valid {
+                return Err(LayerError::BadHardlink {
+                    path: path.to_string(),
+                    target: target.clone(),
+                });
+            }
+            member.kind = EntryType::Link;
+            member.link = Some(target);
+        }
+        EntryKind::CharDevice { major, minor } => {
+            member.kind = EntryType::Char;
+            member.device = Some((*major, *minor));
+        }
+        EntryKind::BlockDevice { major, minor } => {
+            member.kind = EntryType::Block;
+            member.device = Some((*major, *minor));
+        }
+        EntryKind::Fifo => member.kind = EntryType::Fifo,
+        EntryKind::Whiteout => {
+            let (parent, name) = match path.rsplit_once('/') {
+                Some((parent, name)) => (format!("{parent}/"), name),
+                None => (String::new(), path),
+            };
+            whiteout_path = format!("{parent}{WHITEOUT_PREFIX}{name}");
+            member.path = &whiteout_path;
+        }
+    }
+    emit(tar, &member)?;
+    if entry.kind == EntryKind::OpaqueDir {
+        // Right after its directory, before any child: readers that apply entries in order
+        // must not clear what this layer adds.
+        let marker = format!("{path}/{OPAQUE_MARKER}");
+        let no_xattrs = Default::default();
+        emit(
+            tar,
+            &Member {
+                path: &marker,
+                kind: EntryType::Regular,
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                mtime: opts.source_date_epoch,
+                link: None,
+                device: None,
+                xattrs: &no_xattrs,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn emit(tar: &mut impl Write, member: &Member<'_>) -> Result<(), LayerError> {
+    tar.write_all(&header::encode(member))
+        .map_err(LayerError::Output)
+}
+
+/// Copies exactly `size` bytes of the host file at `path`, failing if it is shorter or
+/// longer: the header already declared `size`.
+fn copy_host_file(
+    tar: &mut impl Write,
+    path: &Path,
+    size: u64,
+    buffer: &mut [u8],
+) -> Result<(), LayerError> {
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io_err(path))?;
+    let actual = file.metadata().map_err(io_err(path))?.len();
+    let changed = |actual| LayerError::HostFileChanged {
+        path: path.to_path_buf(),
+        expected: size,
+        actual,
+    };
+    if actual != size {
+        return Err(changed(actual));
+    }
+    let mut left = size;
+    while left > 0 {
+        let want = buffer
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        let read = match file.read(&mut buffer[..want]) {
+            Ok(0) => return Err(changed(size - left)),
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(io_err(path)(error)),
+        };
+        tar.write_all(&buffer[..read]).map_err(LayerError::Output)?;
+        left -= read as u64;
+    }
+    let mut probe = [0u8; 1];
+    if file.read(&mut probe).map_err(io_err(path))? != 0 {
+        let actual = file.metadata().map_err(io_err(path))?.len();
+        return Err(changed(actual.max(size + 1)));
+    }
+    Ok(())
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        self.count += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
