@@ -166,7 +166,9 @@ impl Closure<'_> {
                 Some(command) if command.starts_with('/') => found.push(wanted(command)),
                 Some(command) if command.contains('/') => return Err(not_found(command)),
                 Some(command) => {
-                    let path = self.search_path(command)?.ok_or_else(|| not_found(command))?;
+                    let path = self
+                        .search_path(command)?
+                        .ok_or_else(|| not_found(command))?;
                     found.push(wanted(&path));
                 }
             }
@@ -246,7 +248,11 @@ impl Closure<'_> {
         Ok(())
     }
 
-    fn add_interpreter(&mut self, needed_by: &str, interpreter: &str) -> Result<Object, InputError> {
+    fn add_interpreter(
+        &mut self,
+        needed_by: &str,
+        interpreter: &str,
+    ) -> Result<Object, InputError> {
         let not_found = || InputError::LibraryNotFound {
             library: interpreter.to_owned(),
             needed_by: needed_by.to_owned(),
@@ -450,4 +456,3 @@ fn expand(entries: &[String], origin: &Path, kind: ElfKind, triplet: Option<&str
 fn parent(path: &Path) -> PathBuf {
     path.parent().unwrap_or(Path::new("/")).to_path_buf()
 }
-

@@ -70,12 +70,15 @@ impl Context {
 
     /// Whether `rel` (relative to the context) is excluded by `.kilnignore`, by itself or
     /// through a parent directory.
+    /// As in git, a path under an excluded directory stays excluded whatever `!` says.
     pub fn is_excluded(&self, rel: &Path, is_dir: bool) -> bool {
-        !rel.as_os_str().is_empty()
-            && self
-                .ignore
-                .matched_path_or_any_parents(rel, is_dir)
-                .is_ignore()
+        let mut parents: Vec<&Path> = rel.ancestors().skip(1).collect();
+        parents.reverse();
+        parents
+            .into_iter()
+            .filter(|p| !p.as_os_str().is_empty())
+            .any(|p| self.ignore.matched(p, true).is_ignore())
+            || (!rel.as_os_str().is_empty() && self.ignore.matched(rel, is_dir).is_ignore())
     }
 
     /// What `copy SRC DST` puts in its layer (see the module documentation), sorted.
@@ -85,7 +88,9 @@ impl Context {
         let mut items = ItemSet::default();
         if is_glob(&rel) {
             if !dst_is_dir {
-                return Err(InputError::GlobNeedsDirectory { dst: dst.to_owned() });
+                return Err(InputError::GlobNeedsDirectory {
+                    dst: dst.to_owned(),
+                });
             }
             for found in self.glob(src, &rel)? {
                 self.copy_one(src, &found, &dst_path, true, &mut items)?;
@@ -106,18 +111,28 @@ impl Context {
         items: &mut ItemSet,
     ) -> Result<(), InputError> {
         let rooted = Path::new("/").join(rel);
-        let found = walk(&self.root, Scope::Context, Path::new("/"), &rooted, Follow::All)
-            .map_err(|failure| match failure {
-                Failure::Missing { .. } | Failure::NotDir { .. } => {
-                    InputError::CopySourceNotFound { path: src.into() }
-                }
-                Failure::Escapes { link, target } => self.escape(&link, &target),
-                other => other.into_error(src),
-            })?;
+        let found = walk(
+            &self.root,
+            Scope::Context,
+            Path::new("/"),
+            &rooted,
+            Follow::All,
+        )
+        .map_err(|failure| match failure {
+            Failure::Missing { .. } | Failure::NotDir { .. } => {
+                InputError::CopySourceNotFound { path: src.into() }
+            }
+            Failure::Escapes { link, target } => self.escape(&link, &target),
+            other => other.into_error(src),
+        })?;
         let meta = found
             .meta
             .expect("Follow::All never returns a missing path");
-        let physical = found.path.strip_prefix("/").unwrap_or(&found.path).to_path_buf();
+        let physical = found
+            .path
+            .strip_prefix("/")
+            .unwrap_or(&found.path)
+            .to_path_buf();
         if self.is_excluded(rel, meta.is_dir()) || self.is_excluded(&physical, meta.is_dir()) {
             return Err(InputError::Excluded { path: src.into() });
         }
@@ -221,11 +236,22 @@ impl TreePolicy for ContextTree<'_> {
     fn check_link(&self, rel: &Path, target: &Path) -> Result<(), InputError> {
         let link = Path::new("/").join(&self.top).join(rel);
         let dir = link.parent().unwrap_or(Path::new("/"));
+        // An absolute target is a host path: inside only if under the context's directory.
+        let rooted;
+        let target_in_context = if target.has_root() {
+            let Ok(rest) = target.strip_prefix(&self.context.root) else {
+                return Err(self.context.escape(&link, target));
+            };
+            rooted = Path::new("/").join(rest);
+            rooted.as_path()
+        } else {
+            target
+        };
         match walk(
             &self.context.root,
             Scope::Context,
             dir,
-            target,
+            target_in_context,
             Follow::AllowMissing,
         ) {
             Err(Failure::Escapes { .. }) => Err(self.context.escape(&link, target)),
@@ -255,7 +281,12 @@ impl GlobSearch<'_> {
         let host = self.context.root.join(dir);
         let entries = match fs::read_dir(&host) {
             Ok(entries) => entries,
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Ok(());
             }
             Err(e) => return Err(io_err(&host)(e)),

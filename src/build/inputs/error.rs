@@ -76,7 +76,9 @@ pub enum InputError {
     },
 
     #[error("copy source {path} is outside the build context")]
-    #[diagnostic(help("copy sources are relative to the project directory; `..` may not leave it"))]
+    #[diagnostic(help(
+        "copy sources are relative to the project directory; `..` may not leave it"
+    ))]
     EscapesContext { path: String },
 
     #[error("symbolic link {link} points outside the build context (to {target})")]
@@ -102,7 +104,9 @@ pub enum InputError {
         source: globset::Error,
     },
 
-    #[error("copy destination {dst} must be a directory ending in `/` when the source is a pattern")]
+    #[error(
+        "copy destination {dst} must be a directory ending in `/` when the source is a pattern"
+    )]
     #[diagnostic(help("write \"{dst}/\""))]
     GlobNeedsDirectory { dst: String },
 }

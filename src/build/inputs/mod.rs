@@ -93,14 +93,16 @@ impl ItemSet {
     pub(crate) fn into_items(self) -> Result<Vec<HostItem>, InputError> {
         self.items
             .into_iter()
-            .map(|(image_path, (source, kind))| match image_path.into_os_string().into_string() {
-                Ok(image_path) => Ok(HostItem {
-                    image_path,
-                    source,
-                    kind,
-                }),
-                Err(_) => Err(InputError::NotUtf8 { path: source }),
-            })
+            .map(
+                |(image_path, (source, kind))| match image_path.into_os_string().into_string() {
+                    Ok(image_path) => Ok(HostItem {
+                        image_path,
+                        source,
+                        kind,
+                    }),
+                    Err(_) => Err(InputError::NotUtf8 { path: source }),
+                },
+            )
             .collect()
     }
 }

@@ -56,7 +56,9 @@ impl HostRoot {
         match resolved {
             Ok(found) => {
                 self.record_links(&found.links, items);
-                let meta = found.meta.expect("Follow::All never returns a missing path");
+                let meta = found
+                    .meta
+                    .expect("Follow::All never returns a missing path");
                 Ok((found.path, meta))
             }
             Err(failure) => Err(failure.into_error(path)),
