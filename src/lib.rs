@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod runtime;
 pub mod spec;
 pub mod store;
 
