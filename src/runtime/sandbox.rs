@@ -1,0 +1,463 @@
+//! Running a plan: prepare the scratch directory, clone the child into its namespaces, let
+//! it execute the steps and exec the command, relay its reports and output, reap it, clean
+//! up. The only place that creates processes.
+//!
+//! Child → parent protocol: a close-on-exec pipe of fixed 16-byte records (atomic writes,
+//! far below PIPE_BUF). "Beginning step i" before each step, "failed: …" on failure. End
+//! of file without a failure means execve succeeded (close-on-exec closed the pipe).
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::output::OutputTail;
+use super::plan::{SKELETON_DIRS, ScratchLayout, SetupPlan, SetupStep, path_var, plan};
+use super::sys::{ExecFailure, Failure, RealSys, execute};
+use super::{OUTPUT_TAIL_BYTES, SandboxError, SandboxOutcome, SandboxSpec, SandboxStatus};
+
+/// The child's stack until it execs. Its setup needs a few KiB; untouched pages cost
+/// nothing.
+const CHILD_STACK: usize = 256 * 1024;
+
+/// Exit code of a child whose setup failed (it has reported why over the pipe).
+const SETUP_FAILED: libc::c_int = 125;
+
+/// What the sandbox tells the caller while it runs. Both methods default to doing nothing.
+pub trait SandboxObserver {
+    /// Each kernel-level step as it happens (for `--trace`).
+    fn trace(&mut self, _event: &TraceEvent<'_>) {}
+    /// Each line of the command's combined stdout and stderr, without its newline.
+    fn output_line(&mut self, _line: &[u8]) {}
+}
+
+/// Observes nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl SandboxObserver for NoObserver {}
+
+#[derive(Debug, Clone, Copy)]
+pub enum TraceEvent<'a> {
+    /// clone(2) created the child in these new namespaces.
+    Namespaces {
+        flags: CloneFlags,
+        pid: i32,
+    },
+    /// The child is about to run this step.
+    Step(&'a SetupStep),
+    Exited(SandboxStatus),
+}
+
+impl std::fmt::Display for TraceEvent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TraceEvent::Namespaces { flags, pid } => {
+                let names: Vec<&str> = [
+                    (CloneFlags::CLONE_NEWNS, "mount"),
+                    (CloneFlags::CLONE_NEWPID, "pid"),
+                    (CloneFlags::CLONE_NEWIPC, "ipc"),
+                    (CloneFlags::CLONE_NEWUTS, "uts"),
+                    (CloneFlags::CLONE_NEWNET, "net"),
+                ]
+                .iter()
+                .filter(|(flag, _)| flags.contains(*flag))
+                .map(|(_, name)| *name)
+                .collect();
+                write!(
+                    f,
+                    "clone: new {} namespaces (pid {pid} on the host)",
+                    names.join(", ")
+                )
+            }
+            TraceEvent::Step(step) => step.fmt(f),
+            TraceEvent::Exited(status) => write!(f, "{status}"),
+        }
+    }
+}
+
+/// Runs `spec`'s command in a fresh sandbox and waits for it. `Ok` whenever the command
+/// ran, whatever its exit status; `Err` when the sandbox could not be set up or the
+/// command could not be executed (see [`SandboxError::exit_code`]).
+pub fn run(
+    spec: &SandboxSpec,
+    observer: &mut dyn SandboxObserver,
+) -> Result<SandboxOutcome, SandboxError> {
+    let plan = plan(spec)?;
+    let layout = ScratchLayout::new(&spec.scratch_dir);
+    prepare_scratch(&layout)?;
+    let result = run_plan(spec, &plan, observer);
+    let cleaned = remove_scratch(&layout);
+    let outcome = result?;
+    cleaned?;
+    Ok(outcome)
+}
+
+fn run_plan(
+    spec: &SandboxSpec,
+    plan: &SetupPlan,
+    observer: &mut dyn SandboxObserver,
+) -> Result<SandboxOutcome, SandboxError> {
+    let os = |what| move |source| SandboxError::Os { what, source };
+    let (report_read, report_write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os("create a pipe"))?;
+    let (output_read, output_write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os("create a pipe"))?;
+    let stdin = File::open("/dev/null").map_err(|source| SandboxError::Io {
+        path: "/dev/null".into(),
+        source,
+    })?;
+    // The child moves these to 0, 1 and 2; none of them may already be one of those.
+    let report_write = above_stdio(report_write).map_err(os("duplicate a descriptor"))?;
+    let output_write = above_stdio(output_write).map_err(os("duplicate a descriptor"))?;
+    let stdin = above_stdio(stdin.into()).map_err(os("duplicate a descriptor"))?;
+
+    let context = ChildContext {
+        steps: &plan.steps,
+        report: report_write.as_raw_fd(),
+        output: output_write.as_raw_fd(),
+        stdin: stdin.as_raw_fd(),
+    };
+    let mut stack = vec![0u8; CHILD_STACK];
+    // SAFETY: without CLONE_VM the child runs on its own copy of `stack` and of everything
+    // `context` borrows, so nothing it touches can change under it. It only calls
+    // `child_main`, which neither allocates nor takes locks (see there), and it always
+    // leaves by execve or _exit. The stack is far larger than that code needs.
+    let pid = unsafe {
+        nix::sched::clone(
+            Box::new(|| child_main(&context)),
+            &mut stack,
+            plan.namespaces,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(SandboxError::Spawn)?;
+    let mut child = Child { pid, reaped: false };
+    // Only the child may hold the write ends, or end of file would never come.
+    drop((report_write, output_write, stdin, stack));
+    observer.trace(&TraceEvent::Namespaces {
+        flags: plan.namespaces,
+        pid: pid.as_raw(),
+    });
+
+    let mut reports = File::from(report_read);
+    let mut last_begun = None;
+    let mut failure = None;
+    while let Some(report) = read_report(&mut reports).map_err(|e| SandboxError::Os {
+        what: "read the sandbox's reports",
+        source: io_errno(&e),
+    })? {
+        match report {
+            Report::Begin(index) => {
+                if let Some(step) = plan.steps.get(index) {
+                    last_begun = Some(index);
+                    observer.trace(&TraceEvent::Step(step));
+                }
+            }
+            Report::Failed(reported) => failure = Some(reported),
+        }
+    }
+    let exec_index = plan.steps.len() - 1;
+    if failure.is_some() || last_begun != Some(exec_index) {
+        let status = child.wait()?;
+        return Err(match failure {
+            Some(failure) => setup_error(spec, plan, failure),
+            None => SandboxError::SetupDied {
+                status: status.to_string(),
+            },
+        });
+    }
+
+    let mut output = File::from(output_read);
+    let mut tail = OutputTail::new(OUTPUT_TAIL_BYTES);
+    let mut on_line = |line: &[u8]| observer.output_line(line);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match output.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => tail.push(&buffer[..n], &mut on_line),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(SandboxError::Os {
+                    what: "read the command's output",
+                    source: io_errno(&e),
+                });
+            }
+        }
+    }
+    let output_tail = tail.finish(&mut on_line);
+    let status = child.wait()?;
+    observer.trace(&TraceEvent::Exited(status));
+    Ok(SandboxOutcome {
+        status,
+        output_tail,
+    })
+}
+
+/// Everything the child needs, prepared before clone.
+struct ChildContext<'a> {
+    steps: &'a [SetupStep],
+    report: RawFd,
+    output: RawFd,
+    stdin: RawFd,
+}
+
+/// The child, between clone and exec. Async-signal-safe only: no allocation, no locks, no
+/// panics, no std I/O — the heap's lock may have been held by another thread when we were
+/// cloned.
+fn child_main(context: &ChildContext<'_>) -> isize {
+    // SAFETY: plain syscalls on integers and on a local, initialised sigset; the fds are
+    // open (the parent keeps them open until clone returned, and we have our own copies).
+    unsafe {
+        // If kiln dies, so does the sandbox (and with pid 1, its whole pid namespace).
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // The command starts with no blocked signals and SIGPIPE at its default (Rust
+        // ignores SIGPIPE, and an ignored signal stays ignored across execve).
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::dup2(context.stdin, 0);
+        libc::dup2(context.output, 1);
+        libc::dup2(context.output, 2);
+        // No other descriptor of kiln's may reach the command.
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        );
+    }
+    let mut sys = RealSys;
+    let report = context.report;
+    let failure = execute(context.steps, &mut sys, &mut |index| {
+        write_report(report, Report::Begin(index))
+    });
+    write_report(report, Report::Failed(failure));
+    // SAFETY: _exit ends the process without running any of the parent's exit handlers.
+    unsafe { libc::_exit(SETUP_FAILED) }
+}
+
+/// One record of the child → parent protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Report {
+    Begin(usize),
+    Failed(Failure),
+}
+
+const RECORD: usize = 16;
+
+impl Report {
+    /// `[tag, index, errno, 0]` as native-endian u32s.
+    pub(crate) fn encode(self) -> [u8; RECORD] {
+        let (tag, index, errno) = match self {
+            Report::Begin(index) => (1, index, 0),
+            Report::Failed(Failure::Step { index, errno }) => (2, index, errno as i32),
+            Report::Failed(Failure::Exec(ExecFailure::NotFound)) => (3, 0, 0),
+            Report::Failed(Failure::Exec(ExecFailure::NotExecutable { candidate })) => {
+                (4, candidate, 0)
+            }
+            Report::Failed(Failure::Exec(ExecFailure::MissingInterpreter { candidate })) => {
+                (5, candidate, 0)
+            }
+            Report::Failed(Failure::Exec(ExecFailure::Other { candidate, errno })) => {
+                (6, candidate, errno as i32)
+            }
+        };
+        let mut record = [0u8; RECORD];
+        record[0..4].copy_from_slice(&(tag as u32).to_ne_bytes());
+        record[4..8].copy_from_slice(&(index as u32).to_ne_bytes());
+        record[8..12].copy_from_slice(&errno.to_ne_bytes());
+        record
+    }
+
+    pub(crate) fn decode(record: &[u8; RECORD]) -> Option<Report> {
+        let word = |i: usize| [record[i], record[i + 1], record[i + 2], record[i + 3]];
+        let tag = u32::from_ne_bytes(word(0));
+        let index = u32::from_ne_bytes(word(4)) as usize;
+        let errno = Errno::from_raw(i32::from_ne_bytes(word(8)));
+        Some(match tag {
+            1 => Report::Begin(index),
+            2 => Report::Failed(Failure::Step { index, errno }),
+            3 => Report::Failed(Failure::Exec(ExecFailure::NotFound)),
+            4 => Report::Failed(Failure::Exec(ExecFailure::NotExecutable {
+                candidate: index,
+            })),
+            5 => Report::Failed(Failure::Exec(ExecFailure::MissingInterpreter {
+                candidate: index,
+            })),
+            6 => Report::Failed(Failure::Exec(ExecFailure::Other {
+                candidate: index,
+                errno,
+            })),
+            _ => return None,
+        })
+    }
+}
+
+/// Child side: one write(2) of one record. Nothing to do if it fails: the parent then
+/// sees the child die during setup.
+fn write_report(fd: RawFd, report: Report) {
+    let record = report.encode();
+    // SAFETY: writes RECORD bytes from a local array to a descriptor the child owns.
+    unsafe { libc::write(fd, record.as_ptr().cast(), RECORD) };
+}
+
+/// Parent side: the next record, or None at end of file.
+fn read_report(reports: &mut File) -> io::Result<Option<Report>> {
+    let mut record = [0u8; RECORD];
+    match reports.read_exact(&mut record) {
+        Ok(()) => Ok(Report::decode(&record)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn setup_error(spec: &SandboxSpec, plan: &SetupPlan, failure: Failure) -> SandboxError {
+    let command = spec.argv.first().cloned().unwrap_or_default();
+    let candidate = |index: usize| match plan.steps.last() {
+        Some(SetupStep::Exec { candidates, .. }) => candidates
+            .get(index)
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    match failure {
+        // The chdir right before exec is the working directory's.
+        Failure::Step { index, errno }
+            if index + 2 == plan.steps.len() && matches!(errno, Errno::ENOENT | Errno::ENOTDIR) =>
+        {
+            SandboxError::CwdNotFound {
+                cwd: spec.cwd.clone(),
+            }
+        }
+        Failure::Step { index, errno } => SandboxError::Setup {
+            step: plan
+                .steps
+                .get(index)
+                .map(ToString::to_string)
+                .unwrap_or_else(|| format!("step {index}")),
+            source: errno,
+        },
+        Failure::Exec(ExecFailure::NotFound) => SandboxError::CommandNotFound {
+            command,
+            path: path_var(&spec.env),
+        },
+        Failure::Exec(ExecFailure::NotExecutable { candidate: index }) => {
+            SandboxError::NotExecutable {
+                command,
+                path: candidate(index),
+            }
+        }
+        Failure::Exec(ExecFailure::MissingInterpreter { candidate: index }) => {
+            SandboxError::MissingInterpreter {
+                command,
+                path: candidate(index),
+            }
+        }
+        Failure::Exec(ExecFailure::Other {
+            candidate: index,
+            errno,
+        }) => SandboxError::Exec {
+            command,
+            path: candidate(index),
+            source: errno,
+        },
+    }
+}
+
+/// The cloned child; killed and reaped on drop unless waited for, so an early return never
+/// leaves a sandbox behind.
+struct Child {
+    pid: Pid,
+    reaped: bool,
+}
+
+impl Child {
+    fn wait(&mut self) -> Result<SandboxStatus, SandboxError> {
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(WaitStatus::Exited(_, code)) => {
+                    self.reaped = true;
+                    return Ok(SandboxStatus::Exited(code));
+                }
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    self.reaped = true;
+                    return Ok(SandboxStatus::Signaled(signal as i32));
+                }
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(source) => {
+                    return Err(SandboxError::Os {
+                        what: "wait for the sandbox",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = self.wait();
+        }
+    }
+}
+
+/// Pipes fail with an errno; keep it as one.
+fn io_errno(error: &io::Error) -> Errno {
+    Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Moves a descriptor to 3 or above (kiln may run with a closed stdin, say).
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, Errno> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on an open descriptor; the result is a new descriptor we own.
+    let moved = Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: `moved` was just returned by fcntl and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SandboxError + '_ {
+    move |source| SandboxError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn prepare_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
+    for dir in SKELETON_DIRS {
+        let path = layout.skeleton.join(dir);
+        fs::create_dir_all(&path).map_err(io_err(&path))?;
+    }
+    for path in [&layout.overlay_work, &layout.root] {
+        fs::create_dir_all(path).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+/// Removes what `prepare_scratch` and overlayfs created. The merged mountpoint is removed
+/// with remove_dir, not remove_dir_all: on the host it must be empty, and if it ever is
+/// not, something leaked and we want to hear about it.
+fn remove_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
+    let ignore_missing = |result: io::Result<()>| match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
+    ignore_missing(fs::remove_dir_all(&layout.overlay_work))
+        .map_err(io_err(&layout.overlay_work))?;
+    ignore_missing(fs::remove_dir(&layout.root)).map_err(io_err(&layout.root))?;
+    ignore_missing(fs::remove_dir_all(&layout.skeleton)).map_err(io_err(&layout.skeleton))?;
+    Ok(())
+}

@@ -1,0 +1,580 @@
+//! The plan as data, executed against the recording fake: the exact kernel operations a
+//! spec leads to, in order, and how failures are reported.
+
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+
+use super::fake::{Call, FakeSys};
+use crate::runtime::sandbox::Report;
+use crate::runtime::{
+    ExecFailure, Failure, OutputTail, SandboxError, SandboxSpec, SetupStep, UserIds, execute, plan,
+};
+
+fn spec() -> SandboxSpec {
+    SandboxSpec {
+        lower_dirs: vec!["/layers/b".into(), "/layers/a".into()],
+        upper_dir: "/step/upper".into(),
+        scratch_dir: "/step/scratch".into(),
+        argv: vec!["sh".into(), "-c".into(), "echo hi".into()],
+        env: vec!["PATH=/usr/bin:/bin".into(), "HOME=/root".into()],
+        cwd: "/work".into(),
+        user: None,
+        hostname: "kiln-build".into(),
+        network: false,
+    }
+}
+
+fn mount(
+    source: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Call {
+    Call::Mount {
+        source: source.map(str::to_string),
+        target: target.to_string(),
+        fstype: fstype.map(str::to_string),
+        flags,
+        data: data.map(str::to_string),
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs the plan of `spec` against `sys`; returns the failure (execute never succeeds on a
+/// fake: a real execve would not return).
+fn run_fake(spec: &SandboxSpec, sys: &mut FakeSys) -> (Failure, Vec<usize>) {
+    let plan = plan(spec).expect("valid spec");
+    let mut begun = Vec::new();
+    let failure = execute(&plan.steps, sys, &mut |i| begun.push(i));
+    (failure, begun)
+}
+
+const ROOT: &str = "/step/scratch/root";
+
+fn r(path: &str) -> String {
+    format!("{ROOT}/{path}")
+}
+
+/// Everything up to and including the pivot into the new root.
+fn rootfs_calls(overlay_data: &str) -> Vec<Call> {
+    let mut calls = vec![
+        mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
+        mount(
+            Some("overlay"),
+            ROOT,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(overlay_data),
+        ),
+        mount(
+            Some("proc"),
+            &r("proc"),
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None,
+        ),
+        mount(
+            Some("tmpfs"),
+            &r("dev"),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+        ),
+    ];
+    for device in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = r(&format!("dev/{device}"));
+        calls.push(Call::CreateFile(target.clone()));
+        calls.push(mount(
+            Some(&format!("/dev/{device}")),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        ));
+    }
+    calls.extend([
+        Call::Symlink("/proc/self/fd".into(), r("dev/fd")),
+        Call::Symlink("/proc/self/fd/0".into(), r("dev/stdin")),
+        Call::Symlink("/proc/self/fd/1".into(), r("dev/stdout")),
+        Call::Symlink("/proc/self/fd/2".into(), r("dev/stderr")),
+        Call::Mkdir(r("dev/shm"), 0o755),
+        mount(
+            Some("shm"),
+            &r("dev/shm"),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("mode=1777,size=65536k"),
+        ),
+        mount(
+            Some("sysfs"),
+            &r("sys"),
+            Some("sysfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None,
+        ),
+        Call::Chdir(ROOT.into()),
+        Call::PivotRoot(".".into(), ".".into()),
+        Call::UnmountDetach(".".into()),
+        Call::Chdir("/".into()),
+    ]);
+    calls
+}
+
+const OVERLAY: &str = "lowerdir=/layers/b:/layers/a:/step/scratch/skeleton,upperdir=/step/upper,workdir=/step/scratch/overlay-work,index=off,metacopy=off,redirect_dir=off";
+
+#[test]
+fn plan_runs_the_exact_setup_sequence() {
+    let spec = spec();
+    let mut sys = FakeSys::default();
+    sys.exec_errors.insert("/bin/sh".into(), Errno::ENOEXEC);
+    let (failure, begun) = run_fake(&spec, &mut sys);
+
+    let argv = strings(&["sh", "-c", "echo hi"]);
+    let env = strings(&["PATH=/usr/bin:/bin", "HOME=/root"]);
+    let mut expected = rootfs_calls(OVERLAY);
+    expected.extend([
+        Call::Hostname("kiln-build".into()),
+        Call::LoopbackUp,
+        Call::Setsid,
+        Call::Umask(0o022),
+        Call::Chdir("/work".into()),
+        // The PATH lookup: /usr/bin/sh does not exist, /bin/sh is tried next.
+        Call::Execve("/usr/bin/sh".into(), argv.clone(), env.clone()),
+        Call::Exists("/usr/bin/sh".into()),
+        Call::Execve("/bin/sh".into(), argv, env),
+    ]);
+    assert_eq!(sys.calls, expected);
+    assert_eq!(
+        failure,
+        Failure::Exec(ExecFailure::Other {
+            candidate: 1,
+            errno: Errno::ENOEXEC
+        })
+    );
+    let steps = plan(&spec).unwrap().steps.len();
+    assert_eq!(
+        begun,
+        (0..steps).collect::<Vec<_>>(),
+        "every step is reported"
+    );
+}
+
+#[test]
+fn namespaces_include_net_only_without_network() {
+    let isolated = plan(&spec()).unwrap();
+    assert_eq!(
+        isolated.namespaces,
+        CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWNET
+    );
+    let shared = plan(&SandboxSpec {
+        network: true,
+        ..spec()
+    })
+    .unwrap();
+    assert!(!shared.namespaces.contains(CloneFlags::CLONE_NEWNET));
+    assert!(shared.namespaces.contains(CloneFlags::CLONE_NEWPID));
+    // Never touch the host's interfaces: no `lo up` in the host's network namespace.
+    assert!(!shared.steps.contains(&SetupStep::LoopbackUp));
+    assert!(isolated.steps.contains(&SetupStep::LoopbackUp));
+}
+
+#[test]
+fn user_is_switched_groups_first_before_the_working_directory() {
+    let spec = SandboxSpec {
+        user: Some(UserIds {
+            uid: 1000,
+            gid: 100,
+            groups: vec![100, 27],
+        }),
+        ..spec()
+    };
+    let mut sys = FakeSys::default();
+    run_fake(&spec, &mut sys);
+    let expected_start = [
+        Call::Hostname("kiln-build".into()),
+        Call::LoopbackUp,
+        Call::Setsid,
+        Call::Umask(0o022),
+        Call::SetGroups(vec![100, 27]),
+        Call::SetGid(100),
+        Call::SetUid(1000),
+        Call::Chdir("/work".into()),
+    ];
+    let at = sys
+        .calls
+        .iter()
+        .position(|c| *c == Call::Hostname("kiln-build".into()))
+        .expect("hostname set");
+    assert_eq!(sys.calls[at..at + expected_start.len()], expected_start);
+}
+
+#[test]
+fn no_lower_layers_leaves_the_skeleton_as_the_only_lower() {
+    let spec = SandboxSpec {
+        lower_dirs: vec![],
+        ..spec()
+    };
+    let mut sys = FakeSys::default();
+    run_fake(&spec, &mut sys);
+    assert_eq!(
+        sys.calls[1],
+        mount(
+            Some("overlay"),
+            ROOT,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(
+                "lowerdir=/step/scratch/skeleton,upperdir=/step/upper,workdir=/step/scratch/overlay-work,index=off,metacopy=off,redirect_dir=off"
+            ),
+        )
+    );
+}
+
+#[test]
+fn overlay_paths_are_escaped() {
+    let spec = SandboxSpec {
+        lower_dirs: vec!["/l/a,b:c\\d".into()],
+        ..spec()
+    };
+    let plan = plan(&spec).unwrap();
+    let SetupStep::Mount {
+        data: Some(data), ..
+    } = &plan.steps[1]
+    else {
+        panic!("second step is the overlay mount: {:?}", plan.steps[1]);
+    };
+    assert!(
+        data.to_str()
+            .unwrap()
+            .starts_with(r"lowerdir=/l/a\,b\:c\\d:/step/scratch/skeleton,"),
+        "{data:?}"
+    );
+}
+
+#[test]
+fn too_many_layers_for_one_mount_is_an_error() {
+    let spec = SandboxSpec {
+        lower_dirs: (0..100)
+            .map(|i| PathBuf::from(format!("/var/lib/kiln/store/layers/{i:0>40}")))
+            .collect(),
+        ..spec()
+    };
+    assert!(matches!(
+        plan(&spec),
+        Err(SandboxError::OverlayOptionsTooLong { len }) if len > 4095
+    ));
+}
+
+#[test]
+fn invalid_specs_are_rejected_before_anything_runs() {
+    let cases: Vec<(SandboxSpec, &str)> = vec![
+        (
+            SandboxSpec {
+                upper_dir: "relative/upper".into(),
+                ..spec()
+            },
+            "the sandbox needs an absolute upper directory, got `relative/upper`",
+        ),
+        (
+            SandboxSpec {
+                lower_dirs: vec!["layer".into()],
+                ..spec()
+            },
+            "the sandbox needs an absolute lower directory, got `layer`",
+        ),
+        (
+            SandboxSpec {
+                cwd: "work".into(),
+                ..spec()
+            },
+            "the sandbox needs an absolute working directory, got `work`",
+        ),
+        (
+            SandboxSpec {
+                argv: vec![],
+                ..spec()
+            },
+            "the command is empty",
+        ),
+        (
+            SandboxSpec {
+                argv: vec!["".into()],
+                ..spec()
+            },
+            "the command is empty",
+        ),
+        (
+            SandboxSpec {
+                env: vec!["NOEQUALS".into()],
+                ..spec()
+            },
+            "environment entry `NOEQUALS` is not of the form KEY=VALUE",
+        ),
+        (
+            SandboxSpec {
+                hostname: "h".repeat(65),
+                ..spec()
+            },
+            "is longer than 64 bytes",
+        ),
+        (
+            SandboxSpec {
+                argv: vec!["sh".into(), "a\0b".into()],
+                ..spec()
+            },
+            "the command contains a NUL byte",
+        ),
+    ];
+    for (spec, message) in cases {
+        let error = plan(&spec).expect_err(message);
+        assert!(error.to_string().contains(message), "{error} vs {message}");
+    }
+}
+
+fn exec_candidates(spec: &SandboxSpec) -> Vec<String> {
+    let plan = plan(spec).unwrap();
+    let Some(SetupStep::Exec { candidates, .. }) = plan.steps.last() else {
+        panic!("the last step execs");
+    };
+    candidates
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn command_lookup_uses_the_env_path_or_the_default() {
+    assert_eq!(exec_candidates(&spec()), ["/usr/bin/sh", "/bin/sh"]);
+    let no_path = SandboxSpec {
+        env: vec![],
+        ..spec()
+    };
+    assert_eq!(
+        exec_candidates(&no_path),
+        [
+            "/usr/local/sbin/sh",
+            "/usr/local/bin/sh",
+            "/usr/sbin/sh",
+            "/usr/bin/sh",
+            "/sbin/sh",
+            "/bin/sh"
+        ]
+    );
+    let odd_path = SandboxSpec {
+        env: vec!["PATH=/a".into(), "PATH=/opt/bin/::/x".into()],
+        ..spec()
+    };
+    assert_eq!(exec_candidates(&odd_path), ["/opt/bin/sh", "/x/sh"]);
+    let with_slash = SandboxSpec {
+        argv: vec!["./run.sh".into()],
+        ..spec()
+    };
+    assert_eq!(exec_candidates(&with_slash), ["./run.sh"]);
+}
+
+#[test]
+fn a_failing_step_stops_the_setup_and_names_its_index() {
+    let mut sys = FakeSys {
+        fail_call: Some((1, Errno::EINVAL)),
+        ..FakeSys::default()
+    };
+    let (failure, begun) = run_fake(&spec(), &mut sys);
+    assert_eq!(
+        failure,
+        Failure::Step {
+            index: 1,
+            errno: Errno::EINVAL
+        }
+    );
+    assert_eq!(begun, [0, 1]);
+    assert_eq!(sys.calls.len(), 2, "nothing runs after the failure");
+}
+
+#[test]
+fn exec_failures_are_told_apart() {
+    // Found but not executable somewhere on PATH, absent elsewhere → 126.
+    let mut sys = FakeSys::default();
+    sys.exec_errors.insert("/usr/bin/sh".into(), Errno::EACCES);
+    assert_eq!(
+        run_fake(&spec(), &mut sys).0,
+        Failure::Exec(ExecFailure::NotExecutable { candidate: 0 })
+    );
+    // The file exists, yet execve says ENOENT: its interpreter is missing.
+    let mut sys = FakeSys::default();
+    sys.existing.insert("/bin/sh".into());
+    assert_eq!(
+        run_fake(&spec(), &mut sys).0,
+        Failure::Exec(ExecFailure::MissingInterpreter { candidate: 1 })
+    );
+    // Nowhere at all.
+    let mut sys = FakeSys::default();
+    assert_eq!(
+        run_fake(&spec(), &mut sys).0,
+        Failure::Exec(ExecFailure::NotFound)
+    );
+}
+
+#[test]
+fn setup_failures_become_clear_errors() {
+    use crate::runtime::sandbox::setup_error;
+    let spec = spec();
+    let plan = plan(&spec).unwrap();
+    let n = plan.steps.len();
+    let cwd = setup_error(
+        &spec,
+        &plan,
+        Failure::Step {
+            index: n - 2,
+            errno: Errno::ENOENT,
+        },
+    );
+    assert_eq!(
+        cwd.to_string(),
+        "working directory `/work` does not exist in the image"
+    );
+    let mount = setup_error(
+        &spec,
+        &plan,
+        Failure::Step {
+            index: 1,
+            errno: Errno::EINVAL,
+        },
+    );
+    assert!(
+        mount
+            .to_string()
+            .starts_with("sandbox setup failed at `mount -t overlay overlay /step/scratch/root -o lowerdir=/layers/b:"),
+        "{mount}"
+    );
+    assert_eq!(mount.exit_code(), 125);
+    let not_found = setup_error(&spec, &plan, Failure::Exec(ExecFailure::NotFound));
+    assert_eq!(not_found.to_string(), "command `sh` not found in the image");
+    assert_eq!(not_found.exit_code(), 127);
+    let denied = setup_error(
+        &spec,
+        &plan,
+        Failure::Exec(ExecFailure::NotExecutable { candidate: 1 }),
+    );
+    assert_eq!(
+        denied.to_string(),
+        "command `sh` (`/bin/sh`) is not executable"
+    );
+    assert_eq!(denied.exit_code(), 126);
+    let interpreter = setup_error(
+        &spec,
+        &plan,
+        Failure::Exec(ExecFailure::MissingInterpreter { candidate: 0 }),
+    );
+    assert_eq!(interpreter.exit_code(), 127);
+    assert!(interpreter.to_string().contains("`/usr/bin/sh`"));
+}
+
+#[test]
+fn reports_survive_the_pipe_encoding() {
+    let reports = [
+        Report::Begin(0),
+        Report::Begin(41),
+        Report::Failed(Failure::Step {
+            index: 7,
+            errno: Errno::EPERM,
+        }),
+        Report::Failed(Failure::Exec(ExecFailure::NotFound)),
+        Report::Failed(Failure::Exec(ExecFailure::NotExecutable { candidate: 3 })),
+        Report::Failed(Failure::Exec(ExecFailure::MissingInterpreter {
+            candidate: 2,
+        })),
+        Report::Failed(Failure::Exec(ExecFailure::Other {
+            candidate: 1,
+            errno: Errno::ENOEXEC,
+        })),
+    ];
+    for report in reports {
+        assert_eq!(Report::decode(&report.encode()), Some(report));
+    }
+    assert_eq!(Report::decode(&[0xff; 16]), None);
+}
+
+#[test]
+fn trace_renders_steps_as_commands() {
+    let plan = plan(&SandboxSpec {
+        user: Some(UserIds {
+            uid: 1,
+            gid: 2,
+            groups: vec![3, 4],
+        }),
+        ..spec()
+    })
+    .unwrap();
+    let lines: Vec<String> = plan.steps.iter().map(ToString::to_string).collect();
+    for expected in [
+        "mount --make-rprivate /",
+        &format!("mount -t overlay overlay {ROOT} -o {OVERLAY}"),
+        &format!("mount -t proc proc {ROOT}/proc -o nosuid,nodev,noexec"),
+        &format!("mount -t tmpfs tmpfs {ROOT}/dev -o nosuid,strictatime,mode=755,size=65536k"),
+        &format!("touch {ROOT}/dev/null"),
+        &format!("mount --bind /dev/null {ROOT}/dev/null"),
+        &format!("ln -s /proc/self/fd {ROOT}/dev/fd"),
+        &format!("mkdir -m 755 {ROOT}/dev/shm"),
+        &format!("mount -t sysfs sysfs {ROOT}/sys -o ro,nosuid,nodev,noexec"),
+        "pivot_root . .",
+        "umount --lazy .",
+        "hostname kiln-build",
+        "ip link set lo up",
+        "setsid",
+        "umask 022",
+        "setgroups [3,4]",
+        "setgid 2",
+        "setuid 1",
+        "cd /work",
+        "exec sh -c 'echo hi'",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "missing {expected:?} in {lines:#?}"
+        );
+    }
+}
+
+#[test]
+fn output_tail_keeps_the_last_bytes_and_splits_lines() {
+    let mut tail = OutputTail::new(8);
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut on_line = |l: &[u8]| lines.push(l.to_vec());
+    tail.push(b"first li", &mut on_line);
+    tail.push(b"ne\nsecond\nthi", &mut on_line);
+    tail.push(b"rd", &mut on_line);
+    let kept = tail.finish(&mut on_line);
+    assert_eq!(kept, b"nd\nthird");
+    assert_eq!(lines, [&b"first line"[..], b"second", b"third"]);
+
+    // Many small chunks: still bounded, still the last bytes.
+    let mut tail = OutputTail::new(4);
+    for i in 0..1000u32 {
+        tail.push(format!("{}", i % 10).as_bytes(), &mut |_| {});
+    }
+    assert_eq!(tail.finish(&mut |_| {}), b"6789");
+}
+
+#[test]
+fn an_endless_line_is_handed_on_in_pieces() {
+    let mut tail = OutputTail::new(16);
+    let mut sizes = Vec::new();
+    let chunk = vec![b'x'; 40 * 1024];
+    for _ in 0..4 {
+        tail.push(&chunk, &mut |l| sizes.push(l.len()));
+    }
+    tail.finish(&mut |l| sizes.push(l.len()));
+    assert_eq!(sizes.iter().sum::<usize>(), 160 * 1024);
+    assert!(sizes.iter().all(|&n| n <= 80 * 1024), "{sizes:?}");
+}

@@ -1,0 +1,1 @@
+//! Real sandboxes (root only).

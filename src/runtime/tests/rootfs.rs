@@ -1,0 +1,1 @@
+//! A tiny root filesystem copied from the host.
