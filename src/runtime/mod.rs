@@ -17,9 +17,10 @@
 //!
 //! Mountpoints (/proc, /dev, /sys) must exist in the merged root, but a directory created
 //! there would land in the upper directory and thus in the layer. So the sandbox puts a
-//! skeleton directory holding just `proc`, `dev` and `sys` *below* the caller's layers:
-//! the mountpoints always exist, and the upper directory only ever receives what the command
-//! itself changes. /dev is a tmpfs, so the device files created there never reach the layer.
+//! skeleton directory holding just `proc`, `dev` and `sys` *below* the caller's layers
+//! (on a tmpfs private to the sandbox): the mountpoints always exist, and the upper
+//! directory only ever receives what the command itself changes. /dev is a tmpfs, so the
+//! device files created there never reach the layer either.
 //!
 //! It knows nothing of kiln.kdl, tar archives or the store: it gets directories and a command.
 
@@ -48,9 +49,10 @@ pub struct SandboxSpec {
     pub lower_dirs: Vec<PathBuf>,
     /// Receives every change the command makes (deletions as overlayfs whiteouts): the layer.
     pub upper_dir: PathBuf,
-    /// A directory the sandbox owns while it runs, on the same filesystem as `upper_dir`
-    /// (overlayfs's workdir lives in it, next to the merged mountpoint and the mountpoint
-    /// skeleton). The sandbox creates what it needs in it and removes it again afterwards.
+    /// A directory the sandbox owns, on the same filesystem as `upper_dir` and apart from
+    /// every layer. It holds overlayfs's workdir and an empty mountpoint; both are left
+    /// (empty) for the next run to reuse — directory removal is slow on some disks, and
+    /// the caller removes the whole scratch directory when done. One sandbox at a time.
     pub scratch_dir: PathBuf,
     /// The command; `argv[0]` is looked up in the `PATH` of `env` (or [`default_path`])
     /// inside the root filesystem unless it contains a `/`.
@@ -124,6 +126,9 @@ pub enum SandboxError {
     RelativePath { what: &'static str, path: PathBuf },
     #[error("the {what} contains a NUL byte")]
     Nul { what: &'static str },
+    #[error("the {what} `{}` overlaps the scratch directory", path.display())]
+    #[diagnostic(help("give the sandbox a scratch directory of its own"))]
+    InsideScratch { what: &'static str, path: PathBuf },
     #[error("the command is empty")]
     EmptyCommand,
     #[error("environment entry `{entry}` is not of the form KEY=VALUE")]

@@ -26,7 +26,7 @@ pub fn default_path() -> &'static str {
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Mountpoints provided by the skeleton layer below the caller's layers.
-pub(crate) const SKELETON_DIRS: [&str; 3] = ["proc", "dev", "sys"];
+const SKELETON_DIRS: [&str; 3] = ["proc", "dev", "sys"];
 
 /// Linux limits mount data to one page, NUL included.
 const MOUNT_DATA_MAX: usize = 4095;
@@ -34,24 +34,31 @@ const MOUNT_DATA_MAX: usize = 4095;
 /// The umask of the command, fixed so that layers do not depend on kiln's own umask.
 const UMASK: u32 = 0o022;
 
-/// Where the sandbox keeps its own directories inside `scratch_dir`. None of them is inside
-/// another: overlayfs refuses a lower layer inside its workdir.
+/// The sandbox's directories. On the host, `scratch_dir` only ever holds two: the overlayfs
+/// workdir and an empty mountpoint. In the sandbox's mount namespace a tmpfs is mounted on
+/// that mountpoint to hold the skeleton layer and the merged root, so they cost no disk
+/// writes and vanish with the namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ScratchLayout {
-    /// Lowest lower layer: empty `proc`, `dev`, `sys` directories.
-    pub(crate) skeleton: PathBuf,
-    /// The overlayfs workdir (the kernel creates `work/` in it).
+    /// The overlayfs workdir (the kernel creates `work/` in it). Not inside the tmpfs: it
+    /// must be on the upper directory's filesystem.
     pub(crate) overlay_work: PathBuf,
-    /// Where the merged root is mounted, inside the sandbox's mount namespace only.
-    pub(crate) root: PathBuf,
+    /// Where the tmpfs is mounted; empty on the host.
+    pub(crate) mountpoint: PathBuf,
+    /// Lowest lower layer, on the tmpfs: empty `proc`, `dev`, `sys` directories.
+    pub(crate) skeleton: PathBuf,
+    /// Where the merged root is mounted, on the tmpfs.
+    pub(crate) merged: PathBuf,
 }
 
 impl ScratchLayout {
     pub(crate) fn new(scratch: &Path) -> ScratchLayout {
+        let mountpoint = scratch.join("mnt");
         ScratchLayout {
-            skeleton: scratch.join("skeleton"),
             overlay_work: scratch.join("overlay-work"),
-            root: scratch.join("root"),
+            skeleton: mountpoint.join("skeleton"),
+            merged: mountpoint.join("merged"),
+            mountpoint,
         }
     }
 }
@@ -125,11 +132,12 @@ pub enum SetupStep {
 
 /// Computes the setup of `spec`. Checks what the kernel would reject late or obscurely.
 pub fn plan(spec: &SandboxSpec) -> Result<SetupPlan, SandboxError> {
-    let scratch = ScratchLayout::new(absolute("scratch directory", &spec.scratch_dir)?);
-    let upper = absolute("upper directory", &spec.upper_dir)?;
+    let scratch_dir = absolute("scratch directory", &spec.scratch_dir)?;
+    let scratch = ScratchLayout::new(scratch_dir);
+    let upper = outside_scratch("upper directory", &spec.upper_dir, scratch_dir)?;
     let mut lowers = Vec::with_capacity(spec.lower_dirs.len() + 1);
     for lower in &spec.lower_dirs {
-        lowers.push(absolute("lower directory", lower)?);
+        lowers.push(outside_scratch("lower directory", lower, scratch_dir)?);
     }
     lowers.push(&scratch.skeleton);
     if !spec.cwd.starts_with('/') {
@@ -161,7 +169,7 @@ pub fn plan(spec: &SandboxSpec) -> Result<SetupPlan, SandboxError> {
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
 
-    let root = &scratch.root;
+    let root = &scratch.merged;
     let in_root = |relative: &str| cpath(&root.join(relative), "scratch directory");
     let mut steps = Vec::new();
     // First, before anything is mounted: nothing may propagate to the machine's mounts.
@@ -172,6 +180,25 @@ pub fn plan(spec: &SandboxSpec) -> Result<SetupPlan, SandboxError> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
     ));
+    steps.push(mount(
+        Some(c("tmpfs")),
+        cpath(&scratch.mountpoint, "scratch directory")?,
+        Some(c("tmpfs")),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(c("mode=755,size=64k")),
+    ));
+    for dir in [&scratch.skeleton, &scratch.merged] {
+        steps.push(SetupStep::MakeDir {
+            path: cpath(dir, "scratch directory")?,
+            mode: 0o755,
+        });
+    }
+    for dir in SKELETON_DIRS {
+        steps.push(SetupStep::MakeDir {
+            path: cpath(&scratch.skeleton.join(dir), "scratch directory")?,
+            mode: 0o755,
+        });
+    }
     steps.push(mount(
         Some(c("overlay")),
         cpath(root, "scratch directory")?,
@@ -311,8 +338,10 @@ fn overlay_options(lowers: &[&Path], upper: &Path, work: &Path) -> Result<CStrin
     data.extend_from_slice(b",workdir=");
     escape_overlay_path(work, &mut data);
     // Keep upper directories plain: no redirect or metacopy xattrs that a layer diff would
-    // misread, no index tied to this mount.
-    data.extend_from_slice(b",index=off,metacopy=off,redirect_dir=off");
+    // misread, no index tied to this mount. `volatile`: unmounting must not sync the whole
+    // upper filesystem (tens of milliseconds on a busy disk, every run); the upper
+    // directory is scratch until the caller has turned it into a stored layer anyway.
+    data.extend_from_slice(b",index=off,metacopy=off,redirect_dir=off,volatile");
     if data.len() > MOUNT_DATA_MAX {
         return Err(SandboxError::OverlayOptionsTooLong { len: data.len() });
     }
@@ -329,6 +358,22 @@ pub(crate) fn escape_overlay_path(path: &Path, out: &mut Vec<u8>) {
         }
         out.push(byte);
     }
+}
+
+/// An absolute path outside the scratch directory, whose mountpoint the tmpfs hides.
+fn outside_scratch<'a>(
+    what: &'static str,
+    path: &'a Path,
+    scratch: &Path,
+) -> Result<&'a Path, SandboxError> {
+    let path = absolute(what, path)?;
+    if path.starts_with(scratch) || scratch.starts_with(path) {
+        return Err(SandboxError::InsideScratch {
+            what,
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(path)
 }
 
 fn absolute<'a>(what: &'static str, path: &'a Path) -> Result<&'a Path, SandboxError> {

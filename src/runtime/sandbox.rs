@@ -20,7 +20,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::output::OutputTail;
-use super::plan::{SKELETON_DIRS, ScratchLayout, SetupPlan, SetupStep, path_var, plan};
+use super::plan::{ScratchLayout, SetupPlan, SetupStep, path_var, plan};
 use super::sys::{ExecFailure, Failure, RealSys, execute};
 use super::{OUTPUT_TAIL_BYTES, SandboxError, SandboxOutcome, SandboxSpec, SandboxStatus};
 
@@ -95,7 +95,7 @@ pub fn run(
     let layout = ScratchLayout::new(&spec.scratch_dir);
     prepare_scratch(&layout)?;
     let result = run_plan(spec, &plan, observer);
-    let cleaned = remove_scratch(&layout);
+    let cleaned = clean_scratch(&layout);
     let outcome = result?;
     cleaned?;
     Ok(outcome)
@@ -219,12 +219,26 @@ fn child_main(context: &ChildContext<'_>) -> isize {
     unsafe {
         // If kiln dies, so does the sandbox (and with pid 1, its whole pid namespace).
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        // The command starts with no blocked signals and SIGPIPE at its default (Rust
-        // ignores SIGPIPE, and an ignored signal stays ignored across execve).
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut all);
-        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // The command starts with every signal at its default and none blocked. An
+        // ignored signal stays ignored across execve (Rust ignores SIGPIPE, and kiln's own
+        // parent may ignore others), and the layer must not depend on that. The raw
+        // syscall, because glibc refuses to touch its internal real-time signals; an
+        // all-zero kernel sigaction is SIG_DFL with an empty mask on every layout.
+        let default_action = [0u64; 4];
+        for signal in 1..=64 {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal,
+                    default_action.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                );
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::dup2(context.stdin, 0);
         libc::dup2(context.output, 1);
         libc::dup2(context.output, 2);
@@ -436,28 +450,35 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SandboxError + '_ {
     }
 }
 
+/// Creates the scratch directories, or empties what a killed run left in them.
 fn prepare_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
-    for dir in SKELETON_DIRS {
-        let path = layout.skeleton.join(dir);
-        fs::create_dir_all(&path).map_err(io_err(&path))?;
-    }
-    for path in [&layout.overlay_work, &layout.root] {
+    for path in [&layout.overlay_work, &layout.mountpoint] {
         fs::create_dir_all(path).map_err(io_err(path))?;
     }
-    Ok(())
+    clean_scratch(layout)
 }
 
-/// Removes what `prepare_scratch` and overlayfs created. The merged mountpoint is removed
-/// with remove_dir, not remove_dir_all: on the host it must be empty, and if it ever is
-/// not, something leaked and we want to hear about it.
-fn remove_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
-    let ignore_missing = |result: io::Result<()>| match result {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
+/// Empties overlayfs's `work/` directory, where the kernel leaves entries behind: a
+/// whiteout it created there, still hard-linked from the upper directory, and the
+/// `incompat/volatile` marker of a volatile mount, which makes the next mount fail until it
+/// is removed. The directories themselves stay for the next run.
+fn clean_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
+    let work = layout.overlay_work.join("work");
+    let entries = match fs::read_dir(&work) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(SandboxError::Io { path: work, source }),
     };
-    ignore_missing(fs::remove_dir_all(&layout.overlay_work))
-        .map_err(io_err(&layout.overlay_work))?;
-    ignore_missing(fs::remove_dir(&layout.root)).map_err(io_err(&layout.root))?;
-    ignore_missing(fs::remove_dir_all(&layout.skeleton)).map_err(io_err(&layout.skeleton))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err(&work))?;
+        let path = entry.path();
+        let is_dir = entry.file_type().map_err(io_err(&path))?.is_dir();
+        let removed = if is_dir {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(io_err(&path))?;
+    }
     Ok(())
 }

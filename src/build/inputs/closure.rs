@@ -19,6 +19,11 @@
 //! binary: `#!/usr/bin/python3` brings python's closure; `#!/usr/bin/env NAME` brings `env` and
 //! NAME looked up in the standard PATH directories of the host root. Libraries opened with
 //! `dlopen` are not DT_NEEDED and are not found here: add them with `host-path`.
+//!
+//! The image gets no `/etc/ld.so.cache` or `/etc/ld.so.conf` from here, so inside it the
+//! loader searches only DT_RPATH/DT_RUNPATH and the system directories: a library that the
+//! host finds only through an ld.so.conf directory (e.g. `/usr/local/lib`) is put in the
+//! image at that path but will not be found there at run time unless the cache is added too.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File};

@@ -56,7 +56,7 @@ fn run_fake(spec: &SandboxSpec, sys: &mut FakeSys) -> (Failure, Vec<usize>) {
     (failure, begun)
 }
 
-const ROOT: &str = "/step/scratch/root";
+const ROOT: &str = "/step/scratch/mnt/merged";
 
 fn r(path: &str) -> String {
     format!("{ROOT}/{path}")
@@ -66,6 +66,19 @@ fn r(path: &str) -> String {
 fn rootfs_calls(overlay_data: &str) -> Vec<Call> {
     let mut calls = vec![
         mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
+        // The sandbox's own tmpfs: skeleton layer and merged mountpoint, never on disk.
+        mount(
+            Some("tmpfs"),
+            "/step/scratch/mnt",
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("mode=755,size=64k"),
+        ),
+        Call::Mkdir("/step/scratch/mnt/skeleton".into(), 0o755),
+        Call::Mkdir(ROOT.into(), 0o755),
+        Call::Mkdir("/step/scratch/mnt/skeleton/proc".into(), 0o755),
+        Call::Mkdir("/step/scratch/mnt/skeleton/dev".into(), 0o755),
+        Call::Mkdir("/step/scratch/mnt/skeleton/sys".into(), 0o755),
         mount(
             Some("overlay"),
             ROOT,
@@ -127,7 +140,7 @@ fn rootfs_calls(overlay_data: &str) -> Vec<Call> {
     calls
 }
 
-const OVERLAY: &str = "lowerdir=/layers/b:/layers/a:/step/scratch/skeleton,upperdir=/step/upper,workdir=/step/scratch/overlay-work,index=off,metacopy=off,redirect_dir=off";
+const OVERLAY: &str = "lowerdir=/layers/b:/layers/a:/step/scratch/mnt/skeleton,upperdir=/step/upper,workdir=/step/scratch/overlay-work,index=off,metacopy=off,redirect_dir=off,volatile";
 
 #[test]
 fn plan_runs_the_exact_setup_sequence() {
@@ -228,14 +241,14 @@ fn no_lower_layers_leaves_the_skeleton_as_the_only_lower() {
     let mut sys = FakeSys::default();
     run_fake(&spec, &mut sys);
     assert_eq!(
-        sys.calls[1],
+        sys.calls[7],
         mount(
             Some("overlay"),
             ROOT,
             Some("overlay"),
             MsFlags::empty(),
             Some(
-                "lowerdir=/step/scratch/skeleton,upperdir=/step/upper,workdir=/step/scratch/overlay-work,index=off,metacopy=off,redirect_dir=off"
+                "lowerdir=/step/scratch/mnt/skeleton,upperdir=/step/upper,workdir=/step/scratch/overlay-work,index=off,metacopy=off,redirect_dir=off,volatile"
             ),
         )
     );
@@ -250,14 +263,14 @@ fn overlay_paths_are_escaped() {
     let plan = plan(&spec).unwrap();
     let SetupStep::Mount {
         data: Some(data), ..
-    } = &plan.steps[1]
+    } = &plan.steps[7]
     else {
-        panic!("second step is the overlay mount: {:?}", plan.steps[1]);
+        panic!("step 7 is the overlay mount: {:?}", plan.steps[7]);
     };
     assert!(
         data.to_str()
             .unwrap()
-            .starts_with(r"lowerdir=/l/a\,b\:c\\d:/step/scratch/skeleton,"),
+            .starts_with(r"lowerdir=/l/a\,b\:c\\d:/step/scratch/mnt/skeleton,"),
         "{data:?}"
     );
 }
@@ -292,6 +305,20 @@ fn invalid_specs_are_rejected_before_anything_runs() {
                 ..spec()
             },
             "the sandbox needs an absolute lower directory, got `layer`",
+        ),
+        (
+            SandboxSpec {
+                upper_dir: "/step/scratch/upper".into(),
+                ..spec()
+            },
+            "the upper directory `/step/scratch/upper` overlaps the scratch directory",
+        ),
+        (
+            SandboxSpec {
+                lower_dirs: vec!["/step".into()],
+                ..spec()
+            },
+            "the lower directory `/step` overlaps the scratch directory",
         ),
         (
             SandboxSpec {
@@ -447,14 +474,14 @@ fn setup_failures_become_clear_errors() {
         &spec,
         &plan,
         Failure::Step {
-            index: 1,
+            index: 7,
             errno: Errno::EINVAL,
         },
     );
     assert!(
         mount
             .to_string()
-            .starts_with("sandbox setup failed at `mount -t overlay overlay /step/scratch/root -o lowerdir=/layers/b:"),
+            .starts_with("sandbox setup failed at `mount -t overlay overlay /step/scratch/mnt/merged -o lowerdir=/layers/b:"),
         "{mount}"
     );
     assert_eq!(mount.exit_code(), 125);
