@@ -80,7 +80,7 @@ fn components(path: &str) -> Vec<String> {
 
 /// The items `copy SRC DST` takes from the image rooted at `root`, with Docker's rules: a
 /// directory's contents go under DST; a file goes to DST, or into it when DST ends in `/`.
-pub fn copy_from_tree(root: &Path, src: &str, dst: &str) -> Result<Vec<HostItem>, CopyFromError> {
+pub(crate) fn copy_from_tree(root: &Path, src: &str, dst: &str) -> Result<Vec<HostItem>, CopyFromError> {
     let source = resolve(root, src)?;
     let io = |source: std::io::Error| CopyFromError::Io {
         path: src.to_string(),

@@ -455,7 +455,6 @@ impl Run<'_> {
         let mut observer = LineForwarder {
             image: &image.name,
             events: self.events,
-            partial: Vec::new(),
         };
         let outcome = crate::runtime::run(&spec, &mut observer).map_err(|source| {
             BuildError::RunStart {
@@ -475,7 +474,7 @@ impl Run<'_> {
                 output_tail: String::from_utf8_lossy(&outcome.output_tail).into_owned(),
             });
         }
-        let entries = Entries::scan_overlay_upper(&upper)
+        let entries = Entries::scan_overlay_upper(&upper, &layer::ScanOptions::default())
             .map_err(|e| self.layer_error(i, step, e))?;
         let result = self.write_layer(i, step, &entries);
         drop(scratch);
@@ -533,23 +532,18 @@ impl Run<'_> {
     }
 }
 
-/// Forwards a `run` step's output to the progress events, line by line.
+/// Forwards a `run` step's output to the progress events.
 struct LineForwarder<'a> {
     image: &'a str,
     events: &'a (dyn Fn(BuildEvent) + Sync),
-    partial: Vec<u8>,
 }
 
 impl SandboxObserver for LineForwarder<'_> {
-    fn output(&mut self, bytes: &[u8]) {
-        self.partial.extend_from_slice(bytes);
-        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            (self.events)(BuildEvent::Output {
-                image: self.image.to_string(),
-                line: String::from_utf8_lossy(&line[..line.len() - 1]).into_owned(),
-            });
-        }
+    fn output_line(&mut self, line: &[u8]) {
+        (self.events)(BuildEvent::Output {
+            image: self.image.to_string(),
+            line: String::from_utf8_lossy(line).into_owned(),
+        });
     }
 }
 

@@ -29,8 +29,8 @@ pub(crate) fn ensure_unpacked(
         .map_err(io_err(&layers))?;
     let blob = store.open_blob(&layer.digest)?;
     let tar = layer::decompressing_reader(std::io::BufReader::new(blob)).map_err(|source| {
-        BuildError::Io {
-            path: store.blob_path(&layer.digest),
+        BuildError::Unpack {
+            digest: layer.digest.clone(),
             source,
         }
     })?;
@@ -71,8 +71,8 @@ pub(crate) fn flatten(
     for layer in layers {
         let blob = store.open_blob(&layer.digest)?;
         let tar = layer::decompressing_reader(std::io::BufReader::new(blob)).map_err(
-            |source| BuildError::Io {
-                path: store.blob_path(&layer.digest),
+            |source| BuildError::Unpack {
+                digest: layer.digest.clone(),
                 source,
             },
         )?;

@@ -121,7 +121,7 @@ impl StatCache {
 
 /// blake3 of a file, memory-mapped reads for large files are not worth a dependency:
 /// blake3's own buffered update is fast enough for the sizes of build inputs.
-pub fn hash_file(path: &Path) -> io::Result<String> {
+pub(crate) fn hash_file(path: &Path) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     let mut file = File::open(path)?;
     io::copy(&mut file, &mut hasher)?;

@@ -107,7 +107,8 @@ fn listing(store: &Store, layer: &Descriptor) -> std::io::Result<BTreeMap<String
     let blob = store
         .open_blob(&layer.digest)
         .map_err(std::io::Error::other)?;
-    let tar = crate::layer::decompressing_reader(std::io::BufReader::new(blob))?;
+    let tar = crate::layer::decompressing_reader(std::io::BufReader::new(blob))
+        .map_err(std::io::Error::other)?;
     let mut archive = tar::Archive::new(tar);
     let mut out = BTreeMap::new();
     for entry in archive.entries()? {

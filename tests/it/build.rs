@@ -111,7 +111,8 @@ fn a_noop_rebuild_hits_the_cache_and_explain_names_what_changed() {
     let report = root.path().join("report.json");
     project
         .kiln(root.path())
-        .args(["build", "--report".as_ref(), report.as_os_str()])
+        .args(["build", "--report"])
+        .args([&report])
         .run()
         .success();
     let report: serde_json::Value =
