@@ -44,10 +44,11 @@ fn resolve(root: &Path, path: &str) -> Result<PathBuf, CopyFromError> {
                         path: path.to_string(),
                     });
                 }
-                let target = std::fs::read_link(&candidate).map_err(|source| CopyFromError::Io {
-                    path: path.to_string(),
-                    source,
-                })?;
+                let target =
+                    std::fs::read_link(&candidate).map_err(|source| CopyFromError::Io {
+                        path: path.to_string(),
+                        source,
+                    })?;
                 let target = target.to_string_lossy();
                 if target.starts_with('/') {
                     resolved.clear();
@@ -80,7 +81,11 @@ fn components(path: &str) -> Vec<String> {
 
 /// The items `copy SRC DST` takes from the image rooted at `root`, with Docker's rules: a
 /// directory's contents go under DST; a file goes to DST, or into it when DST ends in `/`.
-pub(crate) fn copy_from_tree(root: &Path, src: &str, dst: &str) -> Result<Vec<HostItem>, CopyFromError> {
+pub(crate) fn copy_from_tree(
+    root: &Path,
+    src: &str,
+    dst: &str,
+) -> Result<Vec<HostItem>, CopyFromError> {
     let source = resolve(root, src)?;
     let io = |source: std::io::Error| CopyFromError::Io {
         path: src.to_string(),

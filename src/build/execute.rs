@@ -13,8 +13,7 @@ use super::layer_dirs::{ensure_unpacked, flatten};
 use super::record::{self, BuildRecord};
 use super::schedule::run_dag;
 use super::{
-    BuildError, BuildEvent, BuildOptions, BuildOutcome, BuiltImage, CacheStatus, StepReport,
-    io_err,
+    BuildError, BuildEvent, BuildOptions, BuildOutcome, BuiltImage, CacheStatus, StepReport, io_err,
 };
 use crate::image::{History, ImageConfig, StoredImage, rfc3339_utc, write_image};
 use crate::layer::{self, Content, Entries, Entry, EntryKind, WriteOptions};
@@ -254,12 +253,14 @@ impl Run<'_> {
             CacheStatus::Miss if self.options.no_cache => Some("--no-cache".to_string()),
             CacheStatus::Miss => Some(record::miss_reason(self.previous[i].as_ref(), step)),
         };
-        (self.events)(BuildEvent::StepFinished {
-            image: image.name.clone(),
-            index: step.index,
-            cache,
-            duration,
-        });
+        if layer.is_some() {
+            (self.events)(BuildEvent::StepFinished {
+                image: image.name.clone(),
+                index: step.index,
+                cache,
+                duration,
+            });
+        }
         self.reports.lock().expect("reports lock").push(StepReport {
             image: image.name.clone(),
             index: step.index,
@@ -284,7 +285,9 @@ impl Run<'_> {
                 from: Some(from),
             } => return self.copy_from_image(i, step, from, sources, destination),
             LayerAction::Run { argv, network } => return self.run_step(i, step, argv, *network),
-            LayerAction::Copy { .. } | LayerAction::HostBinary { .. } | LayerAction::HostPath { .. } => {
+            LayerAction::Copy { .. }
+            | LayerAction::HostBinary { .. }
+            | LayerAction::HostPath { .. } => {
                 let resolved = self.inputs.resolved(image, step)?;
                 entries_of(&resolved).map_err(|e| self.layer_error(i, step, e))?
             }
@@ -380,14 +383,14 @@ impl Run<'_> {
         let mut items = Vec::new();
         for source in sources {
             items.extend(
-                super::copy_from::copy_from_tree(&root, source, destination).map_err(
-                    |source| BuildError::CopyFrom {
+                super::copy_from::copy_from_tree(&root, source, destination).map_err(|source| {
+                    BuildError::CopyFrom {
                         image: image.name.clone(),
                         index: step.index,
                         span: step.span,
                         source,
-                    },
-                )?,
+                    }
+                })?,
             );
         }
         let resolved = ResolvedInputs {
@@ -419,16 +422,17 @@ impl Run<'_> {
                 &layer.diff_id,
             )?);
         }
-        let user = match state.config.config.user.as_deref() {
-            None | Some("") => None,
-            Some(user) => Some(resolve_user(user, &lower_dirs).ok_or_else(|| {
-                BuildError::UnknownUser {
-                    image: image.name.clone(),
-                    user: user.to_string(),
-                    span: step.span,
-                }
-            })?),
-        };
+        let user =
+            match state.config.config.user.as_deref() {
+                None | Some("") => None,
+                Some(user) => Some(resolve_user(user, &lower_dirs).ok_or_else(|| {
+                    BuildError::UnknownUser {
+                        image: image.name.clone(),
+                        user: user.to_string(),
+                        span: step.span,
+                    }
+                })?),
+            };
         let scratch = self.scratch_dir("run")?;
         let upper = scratch.path().join("upper");
         std::fs::create_dir(&upper).map_err(io_err(&upper))?;
@@ -456,14 +460,13 @@ impl Run<'_> {
             image: &image.name,
             events: self.events,
         };
-        let outcome = crate::runtime::run(&spec, &mut observer).map_err(|source| {
-            BuildError::RunStart {
+        let outcome =
+            crate::runtime::run(&spec, &mut observer).map_err(|source| BuildError::RunStart {
                 image: image.name.clone(),
                 index: step.index,
                 span: step.span,
                 source,
-            }
-        })?;
+            })?;
         if !outcome.status.success() {
             return Err(BuildError::RunFailed {
                 image: image.name.clone(),
@@ -551,8 +554,8 @@ impl SandboxObserver for LineForwarder<'_> {
 fn entries_of(resolved: &ResolvedInputs) -> Result<Entries, layer::LayerError> {
     let mut entries = Entries::new();
     for item in &resolved.items {
-        let meta = std::fs::symlink_metadata(&item.source)
-            .map_err(layer::io_err(item.source.clone()))?;
+        let meta =
+            std::fs::symlink_metadata(&item.source).map_err(layer::io_err(item.source.clone()))?;
         let (uid, gid) = if resolved.keep_owner {
             (meta.uid(), meta.gid())
         } else {

@@ -9,11 +9,13 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use super::BuildError;
 use super::inputs::{self, Context, HostItem, HostRoot, InputError, ItemKind};
 use super::statcache::StatCache;
-use super::BuildError;
 use crate::image::StoredImage;
-use crate::plan::{Base, ImagePlan, InputSource, Key, LayerAction, PlannedStep, RecipeItem, StepAction};
+use crate::plan::{
+    Base, ImagePlan, InputSource, Key, LayerAction, PlannedStep, RecipeItem, StepAction,
+};
 use crate::store::Store;
 
 /// What a step's layer is made of: resolved items, and whether ownership comes from the
@@ -75,7 +77,10 @@ impl<'a> HostInputs<'a> {
         let (items, keep_owner) = match action {
             LayerAction::HostBinary { paths } => {
                 let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-                (inputs::host_binaries(&paths, &self.host).map_err(wrap)?, true)
+                (
+                    inputs::host_binaries(&paths, &self.host).map_err(wrap)?,
+                    true,
+                )
             }
             LayerAction::HostPath { paths } => {
                 let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
@@ -95,7 +100,9 @@ impl<'a> HostInputs<'a> {
                 (items, false)
             }
             // Their inputs are other images (in the key through the parent or `from image`).
-            LayerAction::Copy { from: Some(_), .. } | LayerAction::Run { .. } => (Vec::new(), false),
+            LayerAction::Copy { from: Some(_), .. } | LayerAction::Run { .. } => {
+                (Vec::new(), false)
+            }
         };
         Ok(ResolvedInputs { items, keep_owner })
     }
@@ -139,13 +146,19 @@ impl InputSource for HostInputs<'_> {
         match base {
             Base::Stored(name) => {
                 let image = StoredImage::load(self.store, name)?;
-                Ok(Key::of_str(&format!("kiln-base:image:{}", image.descriptor.digest)))
+                Ok(Key::of_str(&format!(
+                    "kiln-base:image:{}",
+                    image.descriptor.digest
+                )))
             }
             Base::OciArchive(path) | Base::DockerArchive(path) => {
-                let hash = self.stat_cache.hash(path).map_err(|source| BuildError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+                let hash = self
+                    .stat_cache
+                    .hash(path)
+                    .map_err(|source| BuildError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
                 Ok(Key::of_str(&format!("kiln-base:archive:{hash}")))
             }
             Base::Scratch => Ok(Key::of_str("kiln-base:scratch")),

@@ -58,11 +58,7 @@ pub(crate) fn ensure_unpacked(
 
 /// Flattens an image's layers into one directory tree (whiteouts applied): the source of a
 /// `copy from=`.
-pub(crate) fn flatten(
-    store: &Store,
-    layers: &[Descriptor],
-    into: &Path,
-) -> Result<(), BuildError> {
+pub(crate) fn flatten(store: &Store, layers: &[Descriptor], into: &Path) -> Result<(), BuildError> {
     let options = ExtractOptions {
         whiteouts: WhiteoutMode::Apply,
         preserve_ownership: true,
@@ -70,12 +66,12 @@ pub(crate) fn flatten(
     };
     for layer in layers {
         let blob = store.open_blob(&layer.digest)?;
-        let tar = layer::decompressing_reader(std::io::BufReader::new(blob)).map_err(
-            |source| BuildError::Unpack {
+        let tar = layer::decompressing_reader(std::io::BufReader::new(blob)).map_err(|source| {
+            BuildError::Unpack {
                 digest: layer.digest.clone(),
                 source,
-            },
-        )?;
+            }
+        })?;
         layer::extract(tar, into, &options).map_err(|source| BuildError::Unpack {
             digest: layer.digest.clone(),
             source,

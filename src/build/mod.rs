@@ -67,8 +67,14 @@ pub enum BuildEvent {
         duration: Duration,
     },
     /// A line a `run` step printed.
-    Output { image: String, line: String },
-    ImageBuilt { image: String, digest: Digest },
+    Output {
+        image: String,
+        line: String,
+    },
+    ImageBuilt {
+        image: String,
+        digest: Digest,
+    },
 }
 
 /// One step as it went: for `--report`.
@@ -208,3 +214,5 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> B
         source,
     }
 }
+#[cfg(test)]
+mod tests;

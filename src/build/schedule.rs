@@ -76,7 +76,7 @@ pub fn run_dag<E: Send>(
     };
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1).min(count.max(1)) {
-            scope.spawn(&worker);
+            scope.spawn(worker);
         }
     });
     let errors = state.into_inner().expect("scheduler lock").errors;

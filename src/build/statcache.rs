@@ -98,7 +98,7 @@ impl StatCache {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(i64::MAX);
-        let settled = now_ns - stamp.mtime_ns.max(stamp.ctime_ns) > 2_000_000_000;
+        let settled = now_ns - stamp.mtime_ns > 2_000_000_000;
         if settled {
             self.entries.lock().expect("stat cache lock").insert(
                 path.to_path_buf(),

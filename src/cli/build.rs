@@ -9,7 +9,9 @@ use serde_json::json;
 
 use super::args::{BuildArgs, Cli, CompressionArg, ExplainArgs, OutputFormat};
 use super::output::{json_line, line};
-use crate::build::{self, BuildError, BuildEvent, BuildOptions, CacheStatus, HostInputs, StatCache};
+use crate::build::{
+    self, BuildError, BuildEvent, BuildOptions, CacheStatus, HostInputs, StatCache,
+};
 use crate::layer::Compression;
 use crate::plan::{self, BuildPlan};
 use crate::spec::render::{self, TextStyle};
@@ -150,7 +152,11 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
             eprintln!(
                 "built {} {} in {:.2}s ({} of {} steps cached)",
                 outcome.images.len(),
-                if outcome.images.len() == 1 { "image" } else { "images" },
+                if outcome.images.len() == 1 {
+                    "image"
+                } else {
+                    "images"
+                },
                 elapsed.as_secs_f64(),
                 hits,
                 outcome.steps.len()
@@ -221,7 +227,10 @@ fn print_plan(store: &Store, plan: &BuildPlan, format: OutputFormat) -> Result<(
                     .join(", ")
             )
         };
-        line(format!("image {}{after}", image["name"].as_str().unwrap_or("")))?;
+        line(format!(
+            "image {}{after}",
+            image["name"].as_str().unwrap_or("")
+        ))?;
         for step in image["steps"].as_array().into_iter().flatten() {
             let state = match step["cached"].as_bool() {
                 Some(true) => "cached",

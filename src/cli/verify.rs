@@ -38,7 +38,10 @@ pub(super) fn run(
         state_root: temp.path().to_path_buf(),
         ..options.clone()
     };
-    eprintln!("verify: rebuilding from scratch in {}", temp.path().display());
+    eprintln!(
+        "verify: rebuilding from scratch in {}",
+        temp.path().display()
+    );
     let second = match build::build(&store, &plan, &inputs, &options, &|_| {}) {
         Ok(outcome) => outcome,
         Err(errors) => {
@@ -54,7 +57,10 @@ pub(super) fn run(
             continue;
         };
         if image.digest == again.digest {
-            line(format!("verify: {}  {}  identical", image.name, image.digest))?;
+            line(format!(
+                "verify: {}  {}  identical",
+                image.name, image.digest
+            ))?;
             continue;
         }
         differences += 1;
@@ -67,7 +73,12 @@ pub(super) fn run(
     Ok(if differences == 0 { 0 } else { 1 })
 }
 
-fn explain_difference(first: &BuiltImage, first_store: &Store, second: &BuiltImage, second_store: &Store) {
+fn explain_difference(
+    first: &BuiltImage,
+    first_store: &Store,
+    second: &BuiltImage,
+    second_store: &Store,
+) {
     let layers = first.layers.iter().zip(&first.diff_ids);
     let again = second.layers.iter().zip(&second.diff_ids);
     for (index, ((layer_a, a), (layer_b, b))) in layers.zip(again).enumerate() {
@@ -75,14 +86,23 @@ fn explain_difference(first: &BuiltImage, first_store: &Store, second: &BuiltIma
             continue;
         }
         eprintln!("  layer {} differs: {a} then {b}", index + 1);
-        match (listing(first_store, layer_a), listing(second_store, layer_b)) {
+        match (
+            listing(first_store, layer_a),
+            listing(second_store, layer_b),
+        ) {
             (Ok(before), Ok(after)) => {
                 let paths: std::collections::BTreeSet<&String> =
                     before.keys().chain(after.keys()).collect();
                 if let Some(path) = paths.into_iter().find(|p| before.get(*p) != after.get(*p)) {
                     eprintln!("  first differing file: /{path}");
-                    eprintln!("    first:  {}", before.get(path).map_or("absent", String::as_str));
-                    eprintln!("    second: {}", after.get(path).map_or("absent", String::as_str));
+                    eprintln!(
+                        "    first:  {}",
+                        before.get(path).map_or("absent", String::as_str)
+                    );
+                    eprintln!(
+                        "    second: {}",
+                        after.get(path).map_or("absent", String::as_str)
+                    );
                 } else {
                     eprintln!("  same files, different tar bytes (order or padding)");
                 }
@@ -128,7 +148,10 @@ fn listing(store: &Store, layer: &Descriptor) -> std::io::Result<BTreeMap<String
         let mut buffer = Vec::new();
         entry.read_to_end(&mut buffer)?;
         hasher.update(&buffer);
-        out.insert(path, format!("{summary} content {}", hasher.finalize().to_hex()));
+        out.insert(
+            path,
+            format!("{summary} content {}", hasher.finalize().to_hex()),
+        );
     }
     Ok(out)
 }

@@ -409,7 +409,7 @@ fn plan_image(image: &Image, index_of: &BTreeMap<&str, usize>, sources: &Sources
             index,
             keyword: step.value.keyword(),
             span: step.span,
-            text: sources.slice(step.span).to_string(),
+            text: sources.slice(step.span).trim_end().to_string(),
             action: step_action(&step.value, index_of),
             recipe: Recipe::default(),
             key: None,
