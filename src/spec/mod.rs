@@ -5,6 +5,7 @@
 //! rule is tested without touching the disk. It must not build, run or touch the network.
 
 pub mod diag;
+pub(crate) mod kdlv2;
 pub mod model;
 mod parse;
 mod reader;
