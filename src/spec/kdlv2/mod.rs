@@ -15,7 +15,7 @@
 //! - `convert.rs`: the same tree built from a [`kdl::KdlDocument`] (kiln's fallback when this
 //!   parser rejects a document the `kdl` crate accepts, and the tests' oracle).
 //!
-//! # Spans (byte offsets, identical to `kdl` 6.7)
+//! # Spans (byte offsets, identical to `kdl` 6.5)
 //! - [`Node::span`]: from the node's type annotation `(` (or its name) to the end of its
 //!   trailing node-space, so it includes a children block, slash-dashed entries/children and
 //!   trailing spaces or comments, but not the terminator (`;`, newline, `//`).
@@ -38,7 +38,15 @@
 //! [`convert`]):
 //! - U+007F (DEL) anywhere (`kdl` lets it into identifiers and strings);
 //! - `0X`, `0O`, `0B` radix prefixes (the spec has lowercase only);
-//! - a single-line raw string whose body starts with `""` (`#""""#`).
+//! - a single-line raw string whose body starts with `""` (`#""""#`);
+//! - disallowed code points inside comments;
+//! - a bare `-inf` (the spec makes it illegal; `kdl` takes it as a string);
+//! - `/-` glued to the end of a value or block (`a #null/- b`, `a {}/- b`), which `kdl`
+//!   takes as a slash-dashed node with no terminator before it.
+//!
+//! Where `kdl` 6.5 rejects spec-valid text, this parser rejects it too, so that kiln's
+//! syntax errors stay `kdl`'s: node-space after a children block followed by more nodes or
+//! `;` (`a {}  ⏎ b`), and `;` after a slash-dashed node (`/- a; b`).
 //!
 //! Like `kdl`, integers must fit in `i128`, and so must each digit group of a decimal float.
 //! Children blocks deeper than [`parser::MAX_DEPTH`] are rejected.
@@ -80,6 +88,10 @@ impl std::error::Error for ParseError {}
 
 /// A sequence of nodes: the whole file, or a children block.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "mirrors kdl's API; kiln reads it only in tests")
+)]
 pub(crate) struct Document {
     nodes: Vec<Node>,
     span: SourceSpan,
@@ -90,6 +102,10 @@ impl Document {
         &self.nodes
     }
 
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "mirrors kdl's API; kiln reads it only in tests")
+    )]
     pub(crate) fn span(&self) -> SourceSpan {
         self.span
     }
@@ -97,6 +113,10 @@ impl Document {
 
 /// A node: `(type)name entries... { children }`.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "mirrors kdl's API; kiln reads it only in tests")
+)]
 pub(crate) struct Node {
     ty: Option<Ident>,
     name: Ident,
@@ -111,6 +131,10 @@ impl Node {
         &self.name
     }
 
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "mirrors kdl's API; kiln reads it only in tests")
+    )]
     pub(crate) fn ty(&self) -> Option<&Ident> {
         self.ty.as_ref()
     }
@@ -152,6 +176,10 @@ impl Ident {
 
 /// An argument (`value`) or a property (`key=value`), either with an optional `(type)`.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "mirrors kdl's API; kiln reads it only in tests")
+)]
 pub(crate) struct Entry {
     name: Option<Ident>,
     ty: Option<Ident>,
@@ -169,6 +197,10 @@ impl Entry {
         &self.value
     }
 
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "mirrors kdl's API; kiln reads it only in tests")
+    )]
     pub(crate) fn ty(&self) -> Option<&Ident> {
         self.ty.as_ref()
     }

@@ -1,7 +1,7 @@
 //! The structure of a KDL v2 document: nodes, type annotations, entries (arguments and
 //! properties), children blocks, node terminators and `/-` on nodes, entries and children.
 //!
-//! Spans follow the `kdl` crate (6.7) exactly; see the module docs in `mod.rs`.
+//! Spans follow the `kdl` crate (6.5) exactly; see the module docs in `mod.rs`.
 
 use miette::SourceSpan;
 
