@@ -46,14 +46,45 @@ pub(super) fn space_len(b: &[u8], i: usize) -> usize {
 }
 
 /// Whether an ASCII byte may appear in an identifier string.
-#[inline]
-fn ascii_ident(c: u8) -> bool {
+const fn ascii_ident(c: u8) -> bool {
     c > b' '
         && c != 0x7F
         && !matches!(
             c,
             b'\\' | b'/' | b'(' | b')' | b'{' | b'}' | b'[' | b']' | b';' | b'"' | b'#' | b'='
         )
+}
+
+/// [`ascii_ident`] as a table, for the hot loop over identifier characters.
+static ASCII_IDENT: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut c = 0;
+    while c < 128 {
+        table[c] = ascii_ident(c as u8);
+        c += 1;
+    }
+    table
+};
+
+/// Length of the run of identifier characters starting at `i`.
+#[inline]
+pub(super) fn ident_run(b: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while let Some(&c) = b.get(i) {
+        if c < 0x80 {
+            if !ASCII_IDENT[usize::from(c)] {
+                break;
+            }
+            i += 1;
+        } else {
+            let n = ident_char_len(b, i);
+            if n == 0 {
+                break;
+            }
+            i += n;
+        }
+    }
+    i - start
 }
 
 /// Length in bytes of the identifier character at `i`, or 0 (also 0 at the end).

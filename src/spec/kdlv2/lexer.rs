@@ -5,12 +5,15 @@
 
 use super::ParseError;
 use super::chars::{newline_len, space_len};
+use super::parser::Scratch;
 
 /// A position in the source text. All offsets are byte offsets.
 pub(super) struct Cursor<'a> {
     pub(super) src: &'a str,
     pub(super) b: &'a [u8],
     pub(super) pos: usize,
+    /// The parser's work stacks (kept here so every parse function can reach them).
+    pub(super) scratch: Scratch,
 }
 
 pub(super) type PResult<T> = Result<T, ParseError>;
@@ -21,6 +24,7 @@ impl<'a> Cursor<'a> {
             src,
             b: src.as_bytes(),
             pos: 0,
+            scratch: Scratch::default(),
         }
     }
 

@@ -10,6 +10,13 @@ use super::lexer::{Cursor, PResult};
 use super::{Document, Entry, Ident, Node, ParseError};
 use kdl::KdlValue;
 
+/// Stacks the parser fills while a node or block is incomplete; see [`nodes`], [`base_node`].
+#[derive(Default)]
+pub(super) struct Scratch {
+    nodes: Vec<Node>,
+    entries: Vec<Entry>,
+}
+
 /// Children blocks nested deeper than this are rejected (keeps recursion bounded).
 pub(super) const MAX_DEPTH: usize = 256;
 
@@ -43,7 +50,9 @@ pub(super) fn document(src: &str) -> PResult<Document> {
 /// end with `;`, and a node whose children block is followed by node-space (`a {} ;`,
 /// `a {}  ⏎ b`) must be the block's last node, with no `;` after it.
 fn nodes(c: &mut Cursor<'_>, depth: usize) -> PResult<Document> {
-    let mut list = Vec::new();
+    // Nodes go on the shared stack and move into an exact-size Vec at the end of the block
+    // (nested blocks push and drain above this mark).
+    let mark = c.scratch.nodes.len();
     let mut first: Option<usize> = None;
     let mut last_end = 0;
     // A node ended with `}` and node-space: `kdl` then takes only line-space and slash-dashed
@@ -68,7 +77,7 @@ fn nodes(c: &mut Cursor<'_>, depth: usize) -> PResult<Document> {
             first.get_or_insert(node.span.offset());
             last_end = node_end;
             tail_only = node.children.is_some() && c.pos > node_end;
-            list.push(node);
+            c.scratch.nodes.push(node);
         }
         // `node-terminator`, or the end of the enclosing block (`final-node`).
         match c.peek() {
@@ -94,7 +103,8 @@ fn nodes(c: &mut Cursor<'_>, depth: usize) -> PResult<Document> {
         Some(start) => span(start, last_end),
         None => span(c.pos, c.pos),
     };
-    Ok(Document { nodes: list, span })
+    let nodes = c.scratch.nodes.drain(mark..).collect();
+    Ok(Document { nodes, span })
 }
 
 /// `base-node`: type, name, entries, children blocks and trailing node-space.
@@ -119,7 +129,10 @@ fn base_node(c: &mut Cursor<'_>, depth: usize) -> PResult<Node> {
     };
     c.skip_node_space()?;
     let name = ident(c, "expected a node name")?;
-    let mut entries = Vec::new();
+    // Entries go on the shared stack until the node's entries are complete (at its children
+    // block or its end), then move into an exact-size Vec: fewer, smaller allocations.
+    let mark = c.scratch.entries.len();
+    let mut entries = None;
     let mut children = None;
     let mut children_open = None;
     // Once any children block (slash-dashed or not) is seen, only children blocks may follow.
@@ -135,6 +148,7 @@ fn base_node(c: &mut Cursor<'_>, depth: usize) -> PResult<Node> {
                     return c.err(c.pos, "a node has at most one children block");
                 }
                 children_open = Some(c.pos);
+                entries.get_or_insert_with(|| c.scratch.entries.drain(mark..).collect());
                 children = Some(children_block(c, depth)?);
                 in_children = true;
                 blocks_end = c.pos;
@@ -142,6 +156,7 @@ fn base_node(c: &mut Cursor<'_>, depth: usize) -> PResult<Node> {
             Some(b'/') if c.peek_at(1) == Some(b'-') && (spaced || after_block) => {
                 c.slashdash()?;
                 if c.peek() == Some(b'{') {
+                    entries.get_or_insert_with(|| c.scratch.entries.drain(mark..).collect());
                     children_block(c, depth)?;
                     in_children = true;
                     if children.is_some() {
@@ -160,7 +175,10 @@ fn base_node(c: &mut Cursor<'_>, depth: usize) -> PResult<Node> {
             Some(_) if in_children => {
                 return c.err(c.pos, "arguments and properties must come before children");
             }
-            Some(_) => entries.push(entry(c)?),
+            Some(_) => {
+                let e = entry(c)?;
+                c.scratch.entries.push(e);
+            }
         }
     }
     let end = if children.is_some() {
@@ -168,6 +186,7 @@ fn base_node(c: &mut Cursor<'_>, depth: usize) -> PResult<Node> {
     } else {
         c.pos
     };
+    let entries = entries.unwrap_or_else(|| c.scratch.entries.drain(mark..).collect());
     Ok(Node {
         ty,
         name,

@@ -6,7 +6,7 @@
 
 use kdl::KdlValue;
 
-use super::chars::{ident_char_len, newline_len, space_len, utf8_len};
+use super::chars::{ident_run, newline_len, space_len, utf8_len};
 use super::lexer::{Cursor, PResult};
 
 /// A scalar read from the source: its value, whether it was a string, and its byte range.
@@ -38,15 +38,8 @@ impl Cursor<'_> {
     }
 
     /// Length of the run of identifier characters starting at `i`.
-    fn ident_run(&self, mut i: usize) -> usize {
-        let start = i;
-        loop {
-            let n = ident_char_len(self.b, i);
-            if n == 0 {
-                return i - start;
-            }
-            i += n;
-        }
+    fn ident_run(&self, i: usize) -> usize {
+        ident_run(self.b, i)
     }
 
     /// `#true`, `#false`, `#null`, `#inf`, `#-inf`, `#nan`.
