@@ -42,7 +42,9 @@
 //! - disallowed code points inside comments;
 //! - a bare `-inf` (the spec makes it illegal; `kdl` takes it as a string);
 //! - `/-` glued to the end of a value or block (`a #null/- b`, `a {}/- b`), which `kdl`
-//!   takes as a slash-dashed node with no terminator before it.
+//!   takes as a slash-dashed node with no terminator before it;
+//! - a node right after a slash-dashed one with no terminator between (`/-a {}b`,
+//!   `/-a #true.`: `kdl` ends a keyword at its last letter).
 //!
 //! Where `kdl` 6.5 rejects spec-valid text, this parser rejects it too, so that kiln's
 //! syntax errors stay `kdl`'s: node-space after a children block followed by more nodes or

@@ -17,6 +17,9 @@ pub(super) struct Scratch {
     entries: Vec<Entry>,
 }
 
+/// The error for text right after a slash-dashed node (`kdl` 6.5 takes it as the next node).
+pub(super) const AFTER_DASHED_NODE: &str = "expected a newline after a slash-dashed node";
+
 /// Children blocks nested deeper than this are rejected (keeps recursion bounded).
 pub(super) const MAX_DEPTH: usize = 256;
 
@@ -92,6 +95,9 @@ fn nodes(c: &mut Cursor<'_>, depth: usize) -> PResult<Document> {
             Some(b'/') if c.peek_at(1) == Some(b'/') => c.line_comment(),
             Some(_) => {
                 let n = c.newline();
+                if n == 0 && dashed {
+                    return c.err(c.pos, AFTER_DASHED_NODE);
+                }
                 if n == 0 {
                     return c.err(c.pos, "expected ';' or a newline after a node");
                 }

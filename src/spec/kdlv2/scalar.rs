@@ -9,6 +9,11 @@ use kdl::KdlValue;
 use super::chars::{ident_run, newline_len, space_len, utf8_len};
 use super::lexer::{Cursor, PResult};
 
+/// The error for a single-line raw string whose body starts with `"` and then `"` or its
+/// end (`kdl` 6.5 rejects only the body `"`).
+pub(super) const RAW_LOOKS_MULTILINE: &str =
+    "a single-line raw string cannot start like a multi-line one";
+
 /// A scalar read from the source: its value, whether it was a string, and its byte range.
 pub(super) struct Scalar {
     pub(super) value: KdlValue,
@@ -301,10 +306,7 @@ impl Cursor<'_> {
             return self.err(open, "newline in a single-line raw string");
         }
         if bb.first() == Some(&b'"') && (bb.len() == 1 || bb[1] == b'"') {
-            return self.err(
-                open,
-                "a single-line raw string cannot start like a multi-line one",
-            );
+            return self.err(open, RAW_LOOKS_MULTILINE);
         }
         Ok(body.to_owned())
     }

@@ -114,10 +114,18 @@ fn known_stricter(text: &str, error: &ParseError) -> bool {
     // space of a block (`a #null/- b`, `a {}/- b`).
     let glued_slashdash =
         text[error.offset..].starts_with("/-") || text[..error.offset].trim_end().ends_with("/-");
+    // `kdl` needs no terminator after a slash-dashed node (`/-a {}b` is the node `b`).
+    let unterminated_dashed_node = error.message == super::parser::AFTER_DASHED_NODE;
+    // `kdl` ends a keyword at its last letter (`#true.`); this parser reads the whole word.
+    let glued_keyword = ["#true", "#false", "#null", "#inf", "#-inf", "#nan"]
+        .iter()
+        .any(|k| text[error.offset..].starts_with(k));
     super::chars::first_disallowed(b).is_some()
+        || unterminated_dashed_node
+        || glued_keyword
         || uppercase_radix
         || bare_minus_inf
-        || text.contains("\"\"\"\"")
+        || error.message == super::scalar::RAW_LOOKS_MULTILINE
         || glued_slashdash
 }
 
