@@ -5,6 +5,7 @@
 //! rule is tested without touching the disk. It must not build, run or touch the network.
 
 pub mod diag;
+pub(crate) mod kdlv2;
 pub mod model;
 mod parse;
 mod reader;
@@ -129,6 +130,13 @@ pub fn load_source(
     }
 }
 
+/// Parses KDL with the front end's parser; true if the text is valid. For the benchmarks
+/// only (the parser itself is crate-private).
+#[doc(hidden)]
+pub fn parse_kdl_for_bench(text: &str) -> bool {
+    kdlv2::parse(text).is_ok()
+}
+
 /// Without `project "NAME"`, a project is named after its directory.
 fn default_project_name(path: Option<&Path>) -> String {
     let dir = path
@@ -209,15 +217,11 @@ impl Loader<'_> {
     fn load(&mut self, file: FileId, key: FileKey) -> Option<Spanned<String>> {
         self.loaded.insert(key.clone(), file);
         let text = self.sources.get(file).text.clone();
-        let doc = match kdl::KdlDocument::parse_v2(&text) {
-            Ok(doc) => doc,
-            Err(err) => {
-                syntax::report(&mut self.diags, file, &text, &err);
-                if !self.stack.is_empty() {
-                    self.incomplete = true;
-                }
-                return None;
+        let Some(doc) = self.parse_kdl(file, &text) else {
+            if !self.stack.is_empty() {
+                self.incomplete = true;
             }
+            return None;
         };
         let parsed = parse::parse_document(&doc, file, &mut self.diags);
         let is_root = self.stack.is_empty();
@@ -355,6 +359,22 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
+    /// Parses one file's KDL with the fast parser; only when it rejects the text does the
+    /// `kdl` crate run, to render the syntax error exactly as before (or, where `kdl` is more
+    /// lenient than the spec, to accept the file as before).
+    fn parse_kdl(&mut self, file: FileId, text: &str) -> Option<kdlv2::Document> {
+        if let Ok(doc) = kdlv2::parse(text) {
+            return Some(doc);
+        }
+        match kdl::KdlDocument::parse_v2(text) {
+            Ok(doc) => Some(kdlv2::convert::from_kdl(&doc)),
+            Err(err) => {
+                syntax::report(&mut self.diags, file, text, &err);
+                None
+            }
+        }
+    }
+
     /// `import` closes a cycle that starts at `self.stack[position]`.
     fn import_cycle(&mut self, position: usize, import: &Spanned<String>, from_file: FileId) {
         let name_of = |loader: &Self, key: &FileKey| {

@@ -5,9 +5,10 @@
 //! (with "did you mean", from the properties the parser asked for). It knows nothing of kiln's
 //! nodes: `parse` decides what each node means.
 
-use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
+use kdl::KdlValue;
 
 use super::diag::{Code, Diagnostics, did_you_mean};
+use super::kdlv2;
 use super::source::{FileId, Span, Spanned};
 
 /// A KDL value with its span (the value itself, without `key=`).
@@ -99,7 +100,7 @@ fn wrong_type<'d>(
 /// One node being read. Ask for every property the node takes (`prop_*`), then call
 /// [`Node::finish`]: any property not asked for is reported as unknown.
 pub(crate) struct Node<'a> {
-    node: &'a KdlNode,
+    node: &'a kdlv2::Node,
     file: FileId,
     args: Vec<Value<'a>>,
     props: Vec<(&'a str, Span, Value<'a>)>,
@@ -111,7 +112,7 @@ pub(crate) struct Node<'a> {
 
 impl<'a> Node<'a> {
     pub(crate) fn new(
-        node: &'a KdlNode,
+        node: &'a kdlv2::Node,
         file: FileId,
         diags: &mut Diagnostics,
         usage: &'static str,
@@ -129,7 +130,7 @@ impl<'a> Node<'a> {
                     let key_span = Span::from_miette(file, key.span());
                     let value = Value {
                         value: entry.value(),
-                        span: value_span(entry, file, entry_span),
+                        span: Span::from_miette(file, entry.value_span()),
                     };
                     if let Some(previous) = props.iter().position(|(k, _, _)| *k == key.value()) {
                         diags
@@ -183,25 +184,12 @@ impl<'a> Node<'a> {
         )
     }
 
-    /// The `{` that opens the node's block (the whole block if it cannot be found).
+    /// The `{` that opens the node's block (the whole node if it has none).
     pub(crate) fn block_open_span(&self) -> Span {
-        let node = Span::from_miette(self.file, self.node.span());
-        let last_end = self
-            .node
-            .entries()
-            .iter()
-            .map(|e| e.span().offset() + e.span().len())
-            .max()
-            .unwrap_or_else(|| self.name_span().end());
-        let before = self.node.format().map_or(1, |f| f.before_children.len());
-        let open = last_end + before;
-        if open < node.end() {
-            Span::new(self.file, open, 1)
-        } else {
-            self.node
-                .children()
-                .map_or(node, |c| Span::from_miette(self.file, c.span()))
-        }
+        self.node.children_open().map_or_else(
+            || Span::from_miette(self.file, self.node.span()),
+            |open| Span::from_miette(self.file, open),
+        )
     }
 
     pub(crate) fn arg_count(&self) -> usize {
@@ -376,7 +364,7 @@ impl<'a> Node<'a> {
             .collect()
     }
 
-    pub(crate) fn children(&self) -> Option<&'a KdlDocument> {
+    pub(crate) fn children(&self) -> Option<&'a kdlv2::Document> {
         self.node.children()
     }
 
@@ -424,24 +412,5 @@ impl<'a> Node<'a> {
             };
             builder.help(help);
         }
-    }
-}
-
-/// The span of a property's value, without `key=` (and without a type annotation's key).
-fn value_span(entry: &KdlEntry, file: FileId, entry_span: Span) -> Span {
-    let Some(name) = entry.name() else {
-        return entry_span;
-    };
-    let name_end = name.span().offset() + name.span().len();
-    let end = entry_span.end();
-    // Skip `=` and any whitespace around it; what is left is the value.
-    let text_len = end.saturating_sub(name_end);
-    let repr = entry
-        .format()
-        .map(|f| f.value_repr.len())
-        .filter(|len| *len > 0 && *len <= text_len);
-    match repr {
-        Some(len) => Span::new(file, end - len, len),
-        None => Span::new(file, name_end, text_len),
     }
 }

@@ -1,6 +1,8 @@
 //! `container` and `job` blocks: what runs, where it attaches, its limits, health and order.
 
-use kdl::{KdlNode, KdlValue};
+use kdl::KdlValue;
+
+use crate::spec::kdlv2;
 
 use super::image::string_props;
 use super::test::parse_probe;
@@ -41,7 +43,7 @@ const REPEATABLE: &[&str] = &["network", "publish", "env", "volume", "depends-on
 const NOT_IN_JOBS: &[&str] = &["publish", "health"];
 
 pub(super) fn parse_container(
-    node: &KdlNode,
+    node: &kdlv2::Node,
     file: FileId,
     diags: &mut Diagnostics,
 ) -> Option<Container> {
@@ -171,7 +173,7 @@ pub(super) fn parse_container(
     name.map(|_| c)
 }
 
-fn parse_child(node: &KdlNode, file: FileId, diags: &mut Diagnostics, c: &mut Container) {
+fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mut Container) {
     let keyword = node.name().value();
     let usage = match keyword {
         "network" => "network \"NAME\" [ip=\"ADDRESS\"] [alias=\"NAME\"] [{ impair … }]",

@@ -1,6 +1,8 @@
 //! `image` blocks: the base and the build steps.
 
-use kdl::{KdlNode, KdlValue};
+use kdl::KdlValue;
+
+use crate::spec::kdlv2;
 
 use super::{unknown_node, values};
 use crate::spec::diag::{Code, Diagnostics};
@@ -25,7 +27,11 @@ pub(super) const STEPS: &[&str] = &[
     "stop-signal",
 ];
 
-pub(super) fn parse_image(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Image> {
+pub(super) fn parse_image(
+    node: &kdlv2::Node,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Image> {
     let n = Node::new(node, file, diags, "image \"NAME\" { from \"scratch\"; … }");
     let name = n.str_arg(diags, 0, "a name");
     n.max_args(diags, 1);
@@ -71,7 +77,11 @@ pub(super) fn parse_image(node: &KdlNode, file: FileId, diags: &mut Diagnostics)
     Some(Image { name, from, steps })
 }
 
-fn parse_from(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Spanned<FromRef>> {
+fn parse_from(
+    node: &kdlv2::Node,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<FromRef>> {
     let n = Node::new(
         node,
         file,
@@ -119,7 +129,7 @@ pub(super) fn string_props(
     out
 }
 
-fn parse_step(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Spanned<Step>> {
+fn parse_step(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Option<Spanned<Step>> {
     let keyword = node.name().value();
     let usage = match keyword {
         "copy" => "copy \"SRC\"… \"DST\" [from=\"IMAGE\"]",

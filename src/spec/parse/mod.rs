@@ -11,7 +11,7 @@ mod test;
 mod topology;
 pub(crate) mod values;
 
-use kdl::{KdlDocument, KdlNode};
+use super::kdlv2;
 
 use super::diag::{Code, Diagnostics, did_you_mean};
 use super::model::{Driver, Host, Network, Project};
@@ -60,7 +60,7 @@ fn home_of(name: &str) -> Option<&'static str> {
 /// Reports a node that is not allowed where it stands.
 pub(crate) fn unknown_node(
     diags: &mut Diagnostics,
-    node: &KdlNode,
+    node: &kdlv2::Node,
     file: FileId,
     context: &str,
     allowed: &[&str],
@@ -96,7 +96,7 @@ pub(crate) fn unknown_node(
 
 /// Parses the top level of one file.
 pub(crate) fn parse_document(
-    doc: &KdlDocument,
+    doc: &kdlv2::Document,
     file: FileId,
     diags: &mut Diagnostics,
 ) -> ParsedFile {
@@ -154,7 +154,7 @@ pub(crate) fn parse_document(
     out
 }
 
-fn parse_project(node: &KdlNode, file: FileId, diags: &mut Diagnostics, out: &mut ParsedFile) {
+fn parse_project(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, out: &mut ParsedFile) {
     let n = Node::new(node, file, diags, "project \"NAME\"");
     let name = n.str_arg(diags, 0, "a name");
     n.max_args(diags, 1);
@@ -173,7 +173,7 @@ fn parse_project(node: &KdlNode, file: FileId, diags: &mut Diagnostics, out: &mu
     out.project_name = Some(name);
 }
 
-fn parse_network(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Network> {
+fn parse_network(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Option<Network> {
     let usage =
         "network \"NAME\" subnet=\"10.89.0.0/24\" [internal=#true] [driver=\"bridge\"|\"overlay\"]";
     let mut n = Node::new(node, file, diags, usage);
@@ -206,7 +206,7 @@ fn parse_network(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Optio
     })
 }
 
-fn parse_host(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Host> {
+fn parse_host(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Option<Host> {
     let mut n = Node::new(node, file, diags, "host \"NAME\" address=\"192.0.2.1\"");
     let name = n.str_arg(diags, 0, "a name");
     n.max_args(diags, 1);

@@ -1,6 +1,8 @@
 //! `test` blocks (assertions about a running topology) and `health` probes.
 
-use kdl::{KdlNode, KdlValue};
+use kdl::KdlValue;
+
+use crate::spec::kdlv2;
 
 use super::{unknown_node, values};
 use crate::spec::diag::{Code, Diagnostics};
@@ -11,7 +13,11 @@ use crate::spec::units::Duration;
 
 pub(super) const ASSERTIONS: &[&str] = &["http", "dns", "ping", "tcp", "exec"];
 
-pub(super) fn parse_test(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Test> {
+pub(super) fn parse_test(
+    node: &kdlv2::Node,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Test> {
     let n = Node::new(
         node,
         file,
@@ -54,7 +60,7 @@ fn usage(keyword: &str) -> &'static str {
 }
 
 fn parse_assertion(
-    node: &KdlNode,
+    node: &kdlv2::Node,
     file: FileId,
     diags: &mut Diagnostics,
 ) -> Option<Spanned<Assertion>> {
@@ -293,7 +299,7 @@ fn check_host_port(diags: &mut Diagnostics, address: Spanned<String>) -> Option<
 
 /// A probe in a `health` block: `http URL [status=]`, `tcp "HOST:PORT"|PORT`, `exec ARGS…`.
 pub(super) fn parse_probe(
-    node: &KdlNode,
+    node: &kdlv2::Node,
     file: FileId,
     diags: &mut Diagnostics,
 ) -> Option<Spanned<Probe>> {

@@ -1,6 +1,6 @@
 //! `link` blocks and `impair` (netem settings), shared by links and network attachments.
 
-use kdl::KdlNode;
+use crate::spec::kdlv2;
 
 use super::{unknown_node, values};
 use crate::spec::diag::{Code, Diagnostics};
@@ -8,7 +8,11 @@ use crate::spec::model::{Endpoint, Impairment, Link};
 use crate::spec::reader::Node;
 use crate::spec::source::{FileId, Span, Spanned};
 
-pub(super) fn parse_link(node: &KdlNode, file: FileId, diags: &mut Diagnostics) -> Option<Link> {
+pub(super) fn parse_link(
+    node: &kdlv2::Node,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Link> {
     let mut n = Node::new(
         node,
         file,
@@ -123,7 +127,7 @@ pub(super) fn parse_impair_block(
 }
 
 pub(super) fn parse_impair(
-    node: &KdlNode,
+    node: &kdlv2::Node,
     file: FileId,
     diags: &mut Diagnostics,
 ) -> Option<Impairment> {

@@ -5,8 +5,9 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
+use super::{Index, NameMap};
 use crate::spec::diag::{Code, Diagnostics};
-use crate::spec::model::{Project, Protocol};
+use crate::spec::model::{Attachment, Container, Project, Protocol};
 use crate::spec::source::{Span, Spanned};
 
 /// The address a network's bridge takes: the first host address.
@@ -36,7 +37,7 @@ fn capacity(subnet: &IpNetwork, has_gateway: bool) -> u128 {
     usable.saturating_sub(u128::from(has_gateway))
 }
 
-pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
+pub(super) fn check(project: &Project, index: &Index<'_>, diags: &mut Diagnostics) {
     // Overlaps between every network and link subnet.
     let mut subnets: Vec<(String, &Spanned<IpNetwork>)> = Vec::new();
     for n in &project.networks {
@@ -68,6 +69,13 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
         }
     }
 
+    // Each network's attachments, in declaration order.
+    let mut attached: NameMap<&str, Vec<(&Container, &Attachment)>> = NameMap::default();
+    for c in &project.containers {
+        for a in &c.networks {
+            attached.entry(&a.network.value).or_default().push((c, a));
+        }
+    }
     for network in &project.networks {
         let Some(subnet) = &network.subnet else {
             continue;
@@ -75,89 +83,84 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
         let gw = gateway(&subnet.value);
         let mut used: BTreeMap<IpAddr, Span> = BTreeMap::new();
         let mut members: u128 = 0;
-        for c in &project.containers {
-            for a in c
-                .networks
-                .iter()
-                .filter(|a| a.network.value == network.name.value)
+        let attachments = attached.get(network.name.value.as_str());
+        for &(c, a) in attachments.map(Vec::as_slice).unwrap_or_default() {
+            members += u128::from(c.replicas.value);
+            let Some(ip) = &a.ip else { continue };
+            if !subnet.value.contains(ip.value)
+                || ip.value == subnet.value.network()
+                || Some(ip.value) == broadcast(&subnet.value)
             {
-                members += u128::from(c.replicas.value);
-                let Some(ip) = &a.ip else { continue };
-                if !subnet.value.contains(ip.value)
-                    || ip.value == subnet.value.network()
-                    || Some(ip.value) == broadcast(&subnet.value)
-                {
-                    let why = if subnet.value.contains(ip.value) {
-                        "it is the network's own or broadcast address"
-                    } else {
-                        "outside the subnet"
-                    };
-                    diags
-                        .error(
-                            Code::AddressOutsideSubnet,
-                            ip.span,
-                            format!(
-                                "address {} is not usable on network `{}`",
-                                ip.value, network.name.value
-                            ),
-                        )
-                        .label(why)
-                        .related(
-                            subnet.span,
-                            format!("`{}` has subnet {}", network.name.value, subnet.value),
-                        )
-                        .help(format!(
-                            "pick a host address in {}, or leave `ip` out to have one allocated",
-                            subnet.value
-                        ));
-                    continue;
-                }
-                if Some(ip.value) == gw {
-                    diags
-                        .error(
-                            Code::DuplicateAddress,
-                            ip.span,
-                            format!(
-                                "address {} is the gateway of network `{}`",
-                                ip.value, network.name.value
-                            ),
-                        )
-                        .label("the bridge has this address")
-                        .related(
-                            subnet.span,
-                            "the first address of the subnet goes to the bridge",
-                        )
-                        .help("pick another address, or leave `ip` out to have one allocated");
-                    continue;
-                }
-                if c.replicas.value > 1 {
-                    diags
-                        .error(
-                            Code::DuplicateAddress,
-                            ip.span,
-                            format!(
-                                "{} replicas of `{}` cannot share address {}",
-                                c.replicas.value, c.name.value, ip.value
-                            ),
-                        )
-                        .label("every replica would get this address")
-                        .related(c.replicas.span, "replicas set here")
-                        .help("leave `ip` out: each replica gets an address of its own");
-                }
-                if let Some(first) = used.insert(ip.value, ip.span) {
-                    diags
-                        .error(
-                            Code::DuplicateAddress,
-                            ip.span,
-                            format!(
-                                "address {} is assigned twice on network `{}`",
-                                ip.value, network.name.value
-                            ),
-                        )
-                        .label("assigned again here")
-                        .related(first, "first assigned here")
-                        .help("give each container its own address");
-                }
+                let why = if subnet.value.contains(ip.value) {
+                    "it is the network's own or broadcast address"
+                } else {
+                    "outside the subnet"
+                };
+                diags
+                    .error(
+                        Code::AddressOutsideSubnet,
+                        ip.span,
+                        format!(
+                            "address {} is not usable on network `{}`",
+                            ip.value, network.name.value
+                        ),
+                    )
+                    .label(why)
+                    .related(
+                        subnet.span,
+                        format!("`{}` has subnet {}", network.name.value, subnet.value),
+                    )
+                    .help(format!(
+                        "pick a host address in {}, or leave `ip` out to have one allocated",
+                        subnet.value
+                    ));
+                continue;
+            }
+            if Some(ip.value) == gw {
+                diags
+                    .error(
+                        Code::DuplicateAddress,
+                        ip.span,
+                        format!(
+                            "address {} is the gateway of network `{}`",
+                            ip.value, network.name.value
+                        ),
+                    )
+                    .label("the bridge has this address")
+                    .related(
+                        subnet.span,
+                        "the first address of the subnet goes to the bridge",
+                    )
+                    .help("pick another address, or leave `ip` out to have one allocated");
+                continue;
+            }
+            if c.replicas.value > 1 {
+                diags
+                    .error(
+                        Code::DuplicateAddress,
+                        ip.span,
+                        format!(
+                            "{} replicas of `{}` cannot share address {}",
+                            c.replicas.value, c.name.value, ip.value
+                        ),
+                    )
+                    .label("every replica would get this address")
+                    .related(c.replicas.span, "replicas set here")
+                    .help("leave `ip` out: each replica gets an address of its own");
+            }
+            if let Some(first) = used.insert(ip.value, ip.span) {
+                diags
+                    .error(
+                        Code::DuplicateAddress,
+                        ip.span,
+                        format!(
+                            "address {} is assigned twice on network `{}`",
+                            ip.value, network.name.value
+                        ),
+                    )
+                    .label("assigned again here")
+                    .related(first, "first assigned here")
+                    .help("give each container its own address");
             }
         }
         let cap = capacity(&subnet.value, true);
@@ -197,7 +200,7 @@ pub(super) fn check(project: &Project, diags: &mut Diagnostics) {
     }
 
     check_ports(project, diags);
-    check_interfaces(project, diags);
+    check_interfaces(project, index, diags);
 
     let mut host_addresses: BTreeMap<IpAddr, Span> = BTreeMap::new();
     for host in &project.hosts {
@@ -256,16 +259,13 @@ fn check_ports(project: &Project, diags: &mut Diagnostics) {
 }
 
 /// Networks take `eth0`, `eth1`… in declaration order; links must use other names, once each.
-fn check_interfaces(project: &Project, diags: &mut Diagnostics) {
+fn check_interfaces(project: &Project, index: &Index<'_>, diags: &mut Diagnostics) {
     let mut claimed: BTreeMap<(&str, &str), Span> = BTreeMap::new();
     for link in &project.links {
         for end in [&link.a, &link.b] {
             let container = end.container.value.as_str();
             let iface = end.interface.value.as_str();
-            let base = project
-                .containers
-                .iter()
-                .find(|c| c.instance_names().iter().any(|n| n == container));
+            let base = index.instance(container);
             if let Some(c) = base
                 && let Some(index) = (0..c.networks.len()).find(|i| format!("eth{i}") == iface)
             {

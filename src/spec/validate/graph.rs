@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::NameMap;
+
 use crate::spec::diag::{Code, Diagnostics};
 use crate::spec::model::{FromRef, Project, Step};
 use crate::spec::source::Span;
@@ -30,16 +32,17 @@ fn find_cycles<'e, 'a>(edges: &'e [Edge<'a>]) -> Vec<Vec<&'e Edge<'a>>> {
         node: &'a str,
         adjacency: &BTreeMap<&str, Vec<&'e Edge<'a>>>,
         path: &mut Vec<&'e Edge<'a>>,
-        on_path: &mut Vec<&'a str>,
+        // Node → its position on the current path (a map: paths can be thousands long).
+        on_path: &mut NameMap<&'a str, usize>,
         done: &mut BTreeSet<&'a str>,
         found: &mut Vec<Vec<&'e Edge<'a>>>,
     ) {
         if done.contains(node) {
             return;
         }
-        on_path.push(node);
+        on_path.insert(node, on_path.len());
         for edge in adjacency.get(node).map(Vec::as_slice).unwrap_or_default() {
-            if let Some(start) = on_path.iter().position(|n| *n == edge.to) {
+            if let Some(&start) = on_path.get(edge.to) {
                 let mut cycle: Vec<&Edge<'_>> = path[start..].to_vec();
                 cycle.push(edge);
                 found.push(cycle);
@@ -49,7 +52,7 @@ fn find_cycles<'e, 'a>(edges: &'e [Edge<'a>]) -> Vec<Vec<&'e Edge<'a>>> {
                 path.pop();
             }
         }
-        on_path.pop();
+        on_path.remove(node);
         done.insert(node);
     }
 
@@ -60,7 +63,7 @@ fn find_cycles<'e, 'a>(edges: &'e [Edge<'a>]) -> Vec<Vec<&'e Edge<'a>>> {
             node,
             &adjacency,
             &mut Vec::new(),
-            &mut Vec::new(),
+            &mut NameMap::default(),
             &mut done,
             &mut found,
         );

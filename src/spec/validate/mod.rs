@@ -10,11 +10,12 @@ mod graph;
 mod paths;
 mod references;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::FileSystem;
 use super::diag::Diagnostics;
-use super::model::Project;
+use super::model::{Container, Project};
 use super::source::Sources;
 
 /// What validation knows beyond the project file.
@@ -37,8 +38,71 @@ pub(crate) fn validate(
     incomplete: bool,
     diags: &mut Diagnostics,
 ) {
-    references::check(project, options, incomplete, diags);
+    let index = Index::new(project);
+    references::check(project, &index, options, incomplete, diags);
     graph::check(project, diags);
-    addresses::check(project, diags);
+    addresses::check(project, &index, diags);
     paths::check(project, sources, options.check_paths.then_some(fs), diags);
+}
+
+/// A multiply-rotate hasher (as in rustc's FxHash) for name maps: SipHash's flood
+/// resistance buys nothing here and costs a visible share of a large project's check.
+#[derive(Default)]
+pub(super) struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A hash map keyed by names.
+pub(super) type NameMap<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
+
+/// Name lookups built once per validation: the model's finders are linear, and checks that
+/// call them per reference are quadratic on large projects.
+pub(super) struct Index<'a> {
+    /// Container name → its first declaration.
+    containers: NameMap<&'a str, &'a Container>,
+    /// Instance name (`web`, or `web-1`… for replicas) → the first container that makes it.
+    instances: NameMap<String, &'a Container>,
+}
+
+impl<'a> Index<'a> {
+    fn new(project: &'a Project) -> Self {
+        let mut containers = NameMap::default();
+        let mut instances = NameMap::default();
+        for c in &project.containers {
+            containers.entry(c.name.value.as_str()).or_insert(c);
+            for name in c.instance_names() {
+                instances.entry(name).or_insert(c);
+            }
+        }
+        Index {
+            containers,
+            instances,
+        }
+    }
+
+    /// The container declared under `name` (the first, if it is declared twice).
+    pub(super) fn container(&self, name: &str) -> Option<&'a Container> {
+        self.containers.get(name).copied()
+    }
+
+    /// The container that makes the instance `name`.
+    pub(super) fn instance(&self, name: &str) -> Option<&'a Container> {
+        self.instances.get(name).copied()
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Options;
+use super::{Index, Options};
 use crate::spec::diag::{Code, Diagnostics, did_you_mean};
 use crate::spec::model::{Assertion, Condition, ContainerKind, FromRef, Name, Project, Step};
 use crate::spec::source::Span;
@@ -65,6 +65,7 @@ fn unknown(
 
 pub(super) fn check(
     project: &Project,
+    index: &Index<'_>,
     options: &Options,
     incomplete: bool,
     diags: &mut Diagnostics,
@@ -176,7 +177,7 @@ pub(super) fn check(
             }
         }
         for dep in &c.depends_on {
-            let Some(target) = project.container(&dep.name.value) else {
+            let Some(target) = index.container(&dep.name.value) else {
                 unknown(
                     diags,
                     Code::UnknownContainer,
@@ -226,7 +227,7 @@ pub(super) fn check(
             if instances.contains_key(&end.container.value) || incomplete {
                 continue;
             }
-            if let Some(c) = project.container(&end.container.value) {
+            if let Some(c) = index.container(&end.container.value) {
                 // A replicated container has no single interface to link: name a replica.
                 let names = c.instance_names();
                 diags
