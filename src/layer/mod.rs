@@ -23,6 +23,13 @@
 //! CPU's features; both depend on the library versions Cargo.lock pins, so upgrading zstd or
 //! zlib-rs must be treated as a change of layer bytes.
 //!
+//! # Extraction
+//! [`extract`] resolves every parent path inside the root and follows symlinks only while
+//! they stay inside: relative in-root links (`lib -> usr/lib`) work, but a parent that is an
+//! absolute symlink (`var/run -> /run`) is refused rather than reinterpreted relative to the
+//! root, as are links whose `..` climb above it. Entries never follow a symlink at their own
+//! final component: an existing entry is removed and replaced.
+//!
 //! # Paths
 //! Entry paths are UTF-8, relative, `/`-separated, without `.` or `..`; names starting with
 //! `.wh.` are reserved for whiteouts. Host names that are not UTF-8 are an error when

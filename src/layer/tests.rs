@@ -896,7 +896,11 @@ fn crafted(members: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {
         old.name[..name.len()].copy_from_slice(name.as_bytes());
         old.linkname[..link.len()].copy_from_slice(link.as_bytes());
         header.set_entry_type(*kind);
-        header.set_mode(0o644);
+        header.set_mode(if *kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
