@@ -67,11 +67,6 @@ pub fn decompressing_reader<'a, R: Read + 'a>(
     })
 }
 
-/// The zstd worker count: the machine's cores, capped. Any count >= 1 gives the same bytes.
-pub(super) fn zstd_workers() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8) as u32)
-}
-
 /// A compressing writer; `finish` ends the stream and returns the inner writer.
 pub(super) enum Encoder<W: Write> {
     Plain(W),
@@ -81,14 +76,6 @@ pub(super) enum Encoder<W: Write> {
 
 impl<W: Write> Encoder<W> {
     pub(super) fn new(compression: Compression, inner: W) -> io::Result<Encoder<W>> {
-        Encoder::with_zstd_workers(compression, inner, zstd_workers())
-    }
-
-    pub(super) fn with_zstd_workers(
-        compression: Compression,
-        inner: W,
-        workers: u32,
-    ) -> io::Result<Encoder<W>> {
         Ok(match compression {
             Compression::None => Encoder::Plain(inner),
             Compression::Gzip => Encoder::Gzip(
@@ -98,10 +85,10 @@ impl<W: Write> Encoder<W> {
                     .write(inner, flate2::Compression::new(GZIP_LEVEL)),
             ),
             Compression::Zstd => {
+                // zstd's single-threaded mode: its bytes cannot depend on the machine. (The
+                // multithreaded mode gives other bytes, the same for any worker count, but
+                // was slower here on 2 cores; switching would change every layer digest.)
                 let mut encoder = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
-                // Multithreaded mode (workers >= 1) always, never single-threaded mode
-                // (workers = 0): the two produce different bytes.
-                encoder.multithread(workers.max(1))?;
                 encoder.include_checksum(false)?;
                 encoder.include_contentsize(false)?;
                 Encoder::Zstd(encoder)

@@ -12,11 +12,23 @@
 //! `PaxHeaders/<basename>`) is added only when a field does not fit ustar (long or
 //! non-ASCII paths and link targets, uid/gid above 2097151, files of 8 GiB or more) or the
 //! entry has xattrs (`SCHILY.xattr.*`). Numeric fields that overflow octal also get GNU
-//! base-256 encoding, so readers without PAX support still see the right value. Gzip has
-//! level 6, mtime 0, no file name, OS byte 255; zstd has level 3 and no checksum, and runs
-//! with a worker pool: zstd's streaming multithreaded output is the same for any worker
-//! count >= 1 (tested in `tests.rs`), so the machine's core count does not leak into the
-//! bytes. The output still depends on the compressor library versions pinned by Cargo.lock.
+//! base-256 encoding, so readers without PAX support still see the right value.
+//!
+//! Gzip (zlib-rs backend) has level 6, mtime 0, no file name, OS byte 255. zstd has level 3,
+//! no checksum, no content size, and runs in its single-threaded mode, so the core count
+//! cannot leak into the bytes; parallelism comes from writing independent layers at once.
+//! (zstd's multithreaded mode is also deterministic and independent of the worker count, but
+//! its bytes differ from single-threaded mode and it measured slower on 2 cores: choosing it
+//! later would change every zstd layer digest.) Neither compressor's output depends on the
+//! CPU's features; both depend on the library versions Cargo.lock pins, so upgrading zstd or
+//! zlib-rs must be treated as a change of layer bytes.
+//!
+//! # Extraction
+//! [`extract`] resolves every parent path inside the root and follows symlinks only while
+//! they stay inside: relative in-root links (`lib -> usr/lib`) work, but a parent that is an
+//! absolute symlink (`var/run -> /run`) is refused rather than reinterpreted relative to the
+//! root, as are links whose `..` climb above it. Entries never follow a symlink at their own
+//! final component: an existing entry is removed and replaced.
 //!
 //! # Paths
 //! Entry paths are UTF-8, relative, `/`-separated, without `.` or `..`; names starting with

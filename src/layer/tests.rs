@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use tar::{EntryType, Header};
 
 use super::compress::Encoder;
+use super::write::Pipeline;
 use super::*;
 use crate::store::Digest;
 
@@ -201,35 +202,61 @@ fn gzip_header_has_no_time_name_or_host() {
 }
 
 #[test]
-fn zstd_output_does_not_depend_on_worker_count_or_write_sizes() {
-    // ~12 MB, compressible but not trivially: several zstd jobs.
-    let mut data = Vec::with_capacity(12 << 20);
+fn compressed_bytes_do_not_depend_on_write_sizes() {
+    // 4 MB, compressible but not trivially: many zstd blocks, deflate windows and pipeline
+    // blocks.
+    let mut data = Vec::with_capacity(4 << 20);
     let mut state = 0x1234_5678u32;
-    while data.len() < 12 << 20 {
+    while data.len() < 4 << 20 {
         state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         let word = format!("w{} ", state >> 22);
         data.extend_from_slice(word.as_bytes());
     }
-    let compress = |compression, workers, chunk: usize| {
-        let mut encoder = Encoder::with_zstd_workers(compression, Vec::new(), workers).unwrap();
-        // zstd needs several jobs' worth of input; gzip is slow unoptimized, 2 MB will do.
-        let input = if compression == Compression::Gzip {
-            &data[..2 << 20]
-        } else {
-            &data[..]
-        };
-        for piece in input.chunks(chunk) {
+    // Deflate itself is sensitive to how its input is split, which is why the pipeline
+    // re-blocks the tar stream; without that this layer's bytes would depend on read sizes.
+    let raw_gzip = |chunk: usize| {
+        let mut encoder = Encoder::new(Compression::Gzip, Vec::new()).unwrap();
+        for piece in data.chunks(chunk) {
             encoder.write_all(piece).unwrap();
         }
         encoder.finish().unwrap()
     };
-    let reference = compress(Compression::Zstd, 1, 1 << 20);
-    assert_eq!(compress(Compression::Zstd, 3, 1 << 20), reference);
-    assert_eq!(compress(Compression::Zstd, 2, 4093), reference);
-    let gzip = compress(Compression::Gzip, 1, 1 << 20);
-    assert_eq!(compress(Compression::Gzip, 1, 4093), gzip);
-    assert_eq!(decompress(&reference), data);
-    assert_eq!(decompress(&gzip), &data[..2 << 20]);
+    let gzip_split_matters = raw_gzip(4093) != raw_gzip(1 << 20);
+    eprintln!("raw deflate output depends on input split: {gzip_split_matters}");
+
+    for compression in ALL_COMPRESSIONS {
+        // A chunk size of 0 means irregular sizes, like short reads.
+        let through_pipeline = |chunk: usize| {
+            let mut out = Vec::new();
+            let mut pipeline = Pipeline::new(compression, &mut out).unwrap();
+            let mut rest = &data[..];
+            let mut size = 1usize;
+            while !rest.is_empty() {
+                size = if chunk == 0 {
+                    (size * 7919 + 13) % 70_001 + 1
+                } else {
+                    chunk
+                };
+                let (piece, tail) = rest.split_at(size.min(rest.len()));
+                pipeline.write_all(piece).unwrap();
+                rest = tail;
+            }
+            let info = pipeline.finish().unwrap();
+            assert_eq!(info.digest, Digest::of(&out));
+            (out, info)
+        };
+        let (reference, info) = through_pipeline(1 << 20);
+        for chunk in [0, 4093, 3 << 20] {
+            let (other, other_info) = through_pipeline(chunk);
+            assert!(
+                other == reference,
+                "{compression:?} depends on write sizes ({chunk})"
+            );
+            assert_eq!(other_info, info);
+        }
+        assert_eq!(decompress(&reference), data);
+        assert_eq!(info.diff_id, Digest::of(&data));
+    }
 }
 
 #[test]
@@ -869,7 +896,11 @@ fn crafted(members: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {
         old.name[..name.len()].copy_from_slice(name.as_bytes());
         old.linkname[..link.len()].copy_from_slice(link.as_bytes());
         header.set_entry_type(*kind);
-        header.set_mode(0o644);
+        header.set_mode(if *kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);

@@ -1,8 +1,12 @@
 //! Entries → tar → compressed stream, hashing both sides in one pass: the uncompressed tar
 //! gives the layer's diff_id, the bytes written out give its digest.
+//!
+//! The compressor is fed fixed-size blocks, whatever sizes reads and header writes have:
+//! deflate (zlib-rs) output depends on how its input is split across calls, so the split
+//! must be a function of the tar bytes alone.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -17,6 +21,8 @@ use crate::store::Digest;
 
 /// Buffer for copying file content into the tar stream.
 const COPY_BUFFER: usize = 256 * 1024;
+/// The size of every block handed to the compressor (the last one may be shorter).
+const COMPRESS_BLOCK: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriteOptions {
@@ -55,30 +61,98 @@ pub fn write(
     opts: &WriteOptions,
     out: impl Write,
 ) -> Result<LayerInfo, LayerError> {
-    let compressed = Hashing::new(out);
-    let encoder = Encoder::new(opts.compression, compressed).map_err(LayerError::Output)?;
-    let mut tar = BufWriter::with_capacity(COPY_BUFFER, Hashing::new(encoder));
+    let mut tar = Pipeline::new(opts.compression, out).map_err(LayerError::Output)?;
     let mut buffer = vec![0u8; COPY_BUFFER];
-
     for (path, entry) in entries.iter() {
         write_entry(&mut tar, entries, path, entry, opts, &mut buffer)?;
     }
     tar.write_all(&[0u8; 2 * header::BLOCK])
         .map_err(LayerError::Output)?;
+    tar.finish().map_err(LayerError::Output)
+}
 
-    let tar = tar
-        .into_inner()
-        .map_err(|error| LayerError::Output(error.into_error()))?;
-    let (uncompressed_size, diff_id) = (tar.count, Digest::from_hasher(tar.hasher));
-    let mut compressed = tar.inner.finish().map_err(LayerError::Output)?;
-    compressed.inner.flush().map_err(LayerError::Output)?;
-    Ok(LayerInfo {
-        diff_id,
-        digest: Digest::from_hasher(compressed.hasher),
-        size: compressed.count,
-        uncompressed_size,
-        compression: opts.compression,
-    })
+/// The byte path of a layer: tar bytes are hashed (diff_id), cut into fixed-size blocks,
+/// compressed, hashed again (digest) and written out.
+pub(super) struct Pipeline<W: Write> {
+    tar: Hashing<Blocks<Encoder<Hashing<W>>>>,
+    compression: Compression,
+}
+
+impl<W: Write> Pipeline<W> {
+    pub(super) fn new(compression: Compression, out: W) -> io::Result<Pipeline<W>> {
+        let encoder = Encoder::new(compression, Hashing::new(out))?;
+        Ok(Pipeline {
+            tar: Hashing::new(Blocks::new(encoder)),
+            compression,
+        })
+    }
+
+    /// Ends the compressed stream, flushes `out` and returns the layer's identity.
+    pub(super) fn finish(self) -> io::Result<LayerInfo> {
+        let Hashing {
+            inner: blocks,
+            hasher,
+            count: uncompressed_size,
+        } = self.tar;
+        let mut compressed = blocks.finish()?.finish()?;
+        compressed.inner.flush()?;
+        Ok(LayerInfo {
+            diff_id: Digest::from_hasher(hasher),
+            digest: Digest::from_hasher(compressed.hasher),
+            size: compressed.count,
+            uncompressed_size,
+            compression: self.compression,
+        })
+    }
+}
+
+impl<W: Write> Write for Pipeline<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tar.write(buf)
+    }
+
+    /// Does nothing: a flush inside the compressed stream would change its bytes.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Passes bytes on in blocks of exactly [`COMPRESS_BLOCK`] bytes (the last may be shorter).
+struct Blocks<W> {
+    inner: W,
+    block: Vec<u8>,
+}
+
+impl<W: Write> Blocks<W> {
+    fn new(inner: W) -> Blocks<W> {
+        Blocks {
+            inner,
+            block: Vec::with_capacity(COMPRESS_BLOCK),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        if !self.block.is_empty() {
+            self.inner.write_all(&self.block)?;
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for Blocks<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let taken = buf.len().min(COMPRESS_BLOCK - self.block.len());
+        self.block.extend_from_slice(&buf[..taken]);
+        if self.block.len() == COMPRESS_BLOCK {
+            self.inner.write_all(&self.block)?;
+            self.block.clear();
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn write_entry(
