@@ -17,6 +17,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Image(#[from] crate::image::ImageError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Archive(#[from] crate::image::ArchiveError),
+
     /// A command's own failure, already explained (e.g. `kiln rmi` of an unknown name).
     #[error("{message}")]
     Failed {

@@ -52,6 +52,8 @@ struct Run<'a> {
     assembled: Vec<OnceLock<Assembled>>,
     reports: Mutex<Vec<StepReport>>,
     built: Mutex<Vec<BuiltImage>>,
+    /// Archive bases imported so far: path → manifest digest.
+    archives: Mutex<HashMap<std::path::PathBuf, String>>,
 }
 
 /// Builds every image of `plan`, whose keys must have been computed with `inputs`.
@@ -79,6 +81,7 @@ pub fn build(
         assembled: plan.images.iter().map(|_| OnceLock::new()).collect(),
         reports: Mutex::new(Vec::new()),
         built: Mutex::new(Vec::new()),
+        archives: Mutex::new(HashMap::new()),
     };
     let (tasks, deps) = task_graph(plan);
     run_dag(&deps, options.jobs, |t| match tasks[t] {
@@ -164,12 +167,33 @@ impl Run<'_> {
                 .expect("the base is assembled before its dependents")
                 .clone()),
             Base::Stored(name) => self.stored(&image.name, name),
-            Base::OciArchive(_) | Base::DockerArchive(_) => Err(BuildError::Unsupported {
-                image: image.name.clone(),
-                what: "building from an archive".into(),
-                span: image.base_span,
-            }),
+            Base::OciArchive(path) | Base::DockerArchive(path) => self.archive(i, path),
         }
+    }
+
+    /// Imports an archive base once (untagged) and reads it like a stored image.
+    fn archive(&self, i: usize, path: &std::path::Path) -> Result<Assembled, BuildError> {
+        let image = self.image(i);
+        let digest = {
+            let mut imported = self.archives.lock().expect("archives lock");
+            match imported.get(path) {
+                Some(digest) => digest.clone(),
+                None => {
+                    let done =
+                        crate::image::import_untagged(self.store, path).map_err(|source| {
+                            BuildError::Archive {
+                                image: image.name.clone(),
+                                span: image.base_span,
+                                source: Box::new(source),
+                            }
+                        })?;
+                    let digest = done.descriptor.digest.to_string();
+                    imported.insert(path.to_path_buf(), digest.clone());
+                    digest
+                }
+            }
+        };
+        self.stored(&image.name, &digest)
     }
 
     fn stored(&self, image: &str, name: &str) -> Result<Assembled, BuildError> {

@@ -172,11 +172,12 @@ pub enum BuildError {
     #[error("base image `{name}` of image `{image}` is not in the store")]
     #[diagnostic(help("build or import it first; `kiln images` lists what the store has"))]
     MissingBase { image: String, name: String },
-    #[error("{what} is not supported yet (image `{image}`)")]
-    Unsupported {
+    #[error("cannot import the base of image `{image}`")]
+    Archive {
         image: String,
-        what: String,
         span: Span,
+        #[source]
+        source: Box<crate::image::ArchiveError>,
     },
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -202,7 +203,7 @@ impl BuildError {
             | BuildError::RunStart { span, .. }
             | BuildError::Layer { span, .. }
             | BuildError::UnknownUser { span, .. }
-            | BuildError::Unsupported { span, .. } => Some(*span),
+            | BuildError::Archive { span, .. } => Some(*span),
             _ => None,
         }
     }

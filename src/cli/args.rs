@@ -89,6 +89,31 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Inspect(InspectArgs),
 
+    /// Write an image to an OCI layout directory, an OCI archive or a Docker archive.
+    ///
+    /// Docker archives hold uncompressed layers (`docker load` and `podman load` read them);
+    /// OCI formats keep the stored compression unless --compression says otherwise.
+    ///
+    /// Examples:
+    ///   kiln export web -o web.tar                            # oci-archive
+    ///   kiln export web -o web.tar --format docker-archive    # podman load -i web.tar
+    ///   kiln export web -o web-oci --format oci-dir --compression gzip
+    ///   skopeo inspect oci-archive:web.tar
+    #[command(verbatim_doc_comment)]
+    Export(ExportArgs),
+
+    /// Import an image: an OCI layout directory, an OCI or Docker archive, or a plain
+    /// root-filesystem tarball (gzip and zstd recognized).
+    ///
+    /// Archives are unpacked safely (no absolute paths, `..`, escaping links or device
+    /// nodes) and every blob is checked against its digest before anything is tagged.
+    ///
+    /// Examples:
+    ///   kiln import web.tar                    # the name stored in the archive
+    ///   kiln import rootfs.tar.gz --tag mybase
+    #[command(verbatim_doc_comment)]
+    Import(ImportArgs),
+
     /// Show how an image was made: one line per step, with the size of its layer.
     History(ImageArg),
 
@@ -187,6 +212,46 @@ pub struct InspectArgs {
     /// Output format: `text` for people, `json` for scripts (manifest and config in full).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The image (a name or a manifest digest).
+    pub image: String,
+
+    /// Where to write: a file, or a directory for `oci-dir` (absent or empty).
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: PathBuf,
+
+    /// The archive format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::OciArchive)]
+    pub format: ExportFormat,
+
+    /// Layer compression for OCI formats (default: as stored, zstd unless built otherwise).
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+
+    /// The image's name inside the archive (default: IMAGE).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    OciDir,
+    OciArchive,
+    DockerArchive,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The archive or directory to import.
+    pub path: PathBuf,
+
+    /// Name for the image (required for root-filesystem tarballs; archives default to the
+    /// name they carry).
+    #[arg(long, value_name = "NAME")]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,9 +3,13 @@
 
 use serde_json::json;
 
-use super::args::{Cli, FormatArgs, GcArgs, ImageArg, InspectArgs, OutputFormat, RmiArgs, TagArgs};
+use super::args::{
+    Cli, CompressionArg, ExportArgs, ExportFormat, FormatArgs, GcArgs, ImageArg, ImportArgs,
+    InspectArgs, OutputFormat, RmiArgs, TagArgs,
+};
 use super::output::{human_size, json_line, line, table};
-use crate::image::StoredImage;
+use crate::image::{self, ArchiveFormat, StoredImage};
+use crate::layer::Compression;
 
 pub(super) fn list(cli: &Cli, args: &FormatArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
@@ -208,4 +212,42 @@ pub(super) fn fsck(cli: &Cli, args: &FormatArgs) -> Result<u8, crate::Error> {
         }
     }
     Ok(if problems.is_empty() { 0 } else { 1 })
+}
+
+pub(super) fn export(cli: &Cli, args: &ExportArgs) -> Result<u8, crate::Error> {
+    let store = super::open_store(cli)?;
+    let stored = StoredImage::load(&store, &args.image)?;
+    let format = match args.format {
+        ExportFormat::OciDir => ArchiveFormat::OciDir,
+        ExportFormat::OciArchive => ArchiveFormat::OciArchive,
+        ExportFormat::DockerArchive => ArchiveFormat::DockerArchive,
+    };
+    let compression = args.compression.map(|c| match c {
+        CompressionArg::Zstd => Compression::Zstd,
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::None => Compression::None,
+    });
+    let name = args.name.as_deref().unwrap_or(&args.image);
+    let report = image::export(&store, &stored, name, format, compression, &args.output)?;
+    line(format!(
+        "{}: {} ({}, manifest {})",
+        args.output.display(),
+        name,
+        human_size(report.bytes),
+        report.manifest
+    ))?;
+    Ok(0)
+}
+
+pub(super) fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, crate::Error> {
+    let store = super::open_store(cli)?;
+    let imported = image::import(&store, &args.path, args.tag.as_deref())?;
+    line(format!(
+        "{}  {}  (from {} {})",
+        imported.name,
+        imported.descriptor.digest,
+        imported.format,
+        args.path.display()
+    ))?;
+    Ok(0)
 }

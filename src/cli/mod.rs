@@ -39,6 +39,8 @@ pub fn run(
         Command::Build(args) => build::run(&cli, args),
         Command::Explain(args) => build::explain(&cli, args),
         Command::Images(args) => images::list(&cli, args),
+        Command::Export(args) => images::export(&cli, args),
+        Command::Import(args) => images::import(&cli, args),
         Command::Inspect(args) => images::inspect(&cli, args),
         Command::History(args) => images::history(&cli, args),
         Command::Tag(args) => images::tag(&cli, args),

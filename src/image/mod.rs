@@ -4,6 +4,7 @@
 //! Owns the JSON shapes (every map sorted, so bytes are stable) and the assembly of
 //! config + layers into a manifest in the store. It must not build layers or know kiln.kdl.
 
+mod archive;
 mod config;
 mod manifest;
 #[cfg(test)]
@@ -12,6 +13,9 @@ mod time;
 
 use std::path::PathBuf;
 
+pub use archive::{
+    ArchiveError, ArchiveFormat, ExportReport, Imported, export, import, import_untagged,
+};
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
 pub use manifest::{MEDIA_CONFIG, Manifest};
 pub use time::rfc3339_utc;

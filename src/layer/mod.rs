@@ -53,7 +53,7 @@ pub use compress::{Compression, decompressing_reader};
 pub use entries::{Content, Entries, Entry, EntryKind, normalize_path};
 pub use extract::{ExtractOptions, ExtractReport, WhiteoutMode, extract};
 pub use scan::ScanOptions;
-pub use write::{LayerInfo, WriteOptions, write};
+pub use write::{LayerInfo, WriteOptions, compress_stream, write};
 
 /// Media type of an uncompressed layer.
 pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";

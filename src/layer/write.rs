@@ -338,3 +338,18 @@ impl<W: Write> Write for Hashing<W> {
         self.inner.flush()
     }
 }
+
+/// Compresses a whole uncompressed tar stream as `compression`, exactly as [`write`] would
+/// have compressed the same tar bytes (same fixed blocks, same settings): recompressing a
+/// stored layer for export gives the blob a fresh build would have made.
+pub fn compress_stream(
+    tar: &mut dyn io::Read,
+    compression: Compression,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let encoder = Encoder::new(compression, out)?;
+    let mut blocks = Blocks::new(encoder);
+    io::copy(tar, &mut blocks)?;
+    blocks.finish()?.finish()?;
+    Ok(())
+}

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::harness::{Project, is_root};
+use crate::harness::{Project, is_root, which};
 
 const SMALL: &str = r#"
 image "base" {
@@ -475,19 +475,4 @@ fn two_builds_on_one_root_at_once_both_succeed() {
     let second: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
     assert_eq!(first["images"], second["images"]);
     project.kiln(root.path()).args(["fsck"]).run().success();
-}
-
-/// Whether an interop tool is installed; under CI (which installs them) it must be.
-fn which(program: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "{program} is missing: .ci/run installs it"
-    );
-    if !found {
-        eprintln!("note: {program} is not installed; its check is skipped");
-    }
-    found
 }

@@ -198,3 +198,18 @@ impl Project {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Whether an interop tool is installed; under CI (which installs them) it must be.
+pub fn which(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "{program} is missing: .ci/run installs it"
+    );
+    if !found {
+        eprintln!("note: {program} is not installed; its check is skipped");
+    }
+    found
+}

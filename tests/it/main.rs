@@ -5,6 +5,7 @@
 
 #![allow(unreachable_pub)]
 
+mod archive;
 mod book;
 mod build;
 mod check;

@@ -1,0 +1,337 @@
+//! `kiln export` and `kiln import`: archives real clients accept (skopeo, umoci, podman),
+//! round trips, building `from` an archive, and hostile archives refused.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{Project, is_root, which};
+
+const IMAGE: &str = r#"
+image "hello" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/cat"
+    copy "msg.txt" "/msg.txt"
+    cmd "cat" "/msg.txt"
+}
+"#;
+
+fn built() -> (Project, tempfile::TempDir) {
+    let project = Project::new(IMAGE).file("msg.txt", "hello from kiln\n");
+    let root = tempfile::tempdir().unwrap();
+    project.kiln(root.path()).args(["build"]).run().success();
+    (project, root)
+}
+
+fn digest_of(project: &Project, root: &Path, name: &str) -> String {
+    let inspect = project
+        .kiln(root)
+        .args(["inspect", name, "--format", "json"])
+        .run()
+        .success()
+        .json();
+    inspect["digest"].as_str().unwrap().to_string()
+}
+
+fn run(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn oci_archive_is_deterministic_and_skopeo_reads_it() {
+    let (project, root) = built();
+    let out = tempfile::tempdir().unwrap();
+    let a = out.path().join("a.tar");
+    let b = out.path().join("b.tar");
+    for path in [&a, &b] {
+        project
+            .kiln(root.path())
+            .args(["export", "hello", "-o"])
+            .args([path])
+            .run()
+            .success();
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    project
+        .kiln(root.path())
+        .args(["export", "hello", "-o"])
+        .args([&a])
+        .run()
+        .failure()
+        .stderr_contains("already exists");
+    if which("skopeo") {
+        let text = run(Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci-archive:{}", a.display())));
+        let inspect: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2);
+        assert_eq!(inspect["Digest"], digest_of(&project, root.path(), "hello"));
+    }
+    // Back in: the same digest, under the name the archive carries.
+    let other = tempfile::tempdir().unwrap();
+    project
+        .kiln(other.path())
+        .args(["import"])
+        .args([&a])
+        .run()
+        .success()
+        .stdout_contains("hello  sha256:");
+    assert_eq!(
+        digest_of(&project, other.path(), "hello"),
+        digest_of(&project, root.path(), "hello")
+    );
+}
+
+#[test]
+fn an_oci_dir_with_gzip_layers_unpacks_with_umoci() {
+    let (project, root) = built();
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    project
+        .kiln(root.path())
+        .args([
+            "export",
+            "hello",
+            "--format",
+            "oci-dir",
+            "--compression",
+            "gzip",
+            "-o",
+        ])
+        .args([&layout])
+        .run()
+        .success();
+    assert!(layout.join("oci-layout").is_file());
+    if which("umoci") {
+        let rootfs = out.path().join("rootfs");
+        run(Command::new("umoci")
+            .args(["raw", "unpack", "--image"])
+            .arg(format!("{}:hello", layout.display()))
+            .arg(&rootfs));
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("msg.txt")).unwrap(),
+            "hello from kiln\n"
+        );
+    }
+    // Recompressed layers keep their diff_ids: importing gives the same config.
+    let other = tempfile::tempdir().unwrap();
+    project
+        .kiln(other.path())
+        .args(["import", "--tag", "again"])
+        .args([&layout])
+        .run()
+        .success();
+    let a = project
+        .kiln(root.path())
+        .args(["inspect", "hello", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let b = project
+        .kiln(other.path())
+        .args(["inspect", "again", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(a["config"], b["config"]);
+    assert_ne!(
+        a["digest"], b["digest"],
+        "gzip layers make another manifest"
+    );
+}
+
+#[test]
+fn podman_loads_a_docker_archive_and_runs_it() {
+    let (project, root) = built();
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("hello-docker.tar");
+    project
+        .kiln(root.path())
+        .args(["export", "hello", "--format", "docker-archive", "-o"])
+        .args([&archive])
+        .run()
+        .success();
+    // Round trip through kiln itself.
+    let other = tempfile::tempdir().unwrap();
+    project
+        .kiln(other.path())
+        .args(["import"])
+        .args([&archive])
+        .run()
+        .success()
+        .stdout_contains("hello:latest");
+    if !is_root() || !which("podman") {
+        return;
+    }
+    let storage = tempfile::tempdir().unwrap();
+    let podman = || {
+        let mut command = Command::new("podman");
+        command
+            .arg("--root")
+            .arg(storage.path().join("root"))
+            .arg("--runroot")
+            .arg(storage.path().join("run"))
+            .args(["--storage-driver", "vfs"]);
+        command
+    };
+    run(podman().arg("load").arg("-i").arg(&archive));
+    let printed =
+        run(podman().args(["run", "--rm", "--network", "none", "localhost/hello:latest"]));
+    assert_eq!(printed, "hello from kiln\n");
+    let _ = podman().args(["rmi", "-a", "-f"]).output();
+    // podman's vfs storage has read-only layers; make them removable for the temp dir.
+    let _ = Command::new("chmod")
+        .arg("-R")
+        .arg("u+w")
+        .arg(storage.path())
+        .status();
+}
+
+#[test]
+fn a_build_can_start_from_an_archive_and_a_rootfs_tarball_imports() {
+    let (project, root) = built();
+    let archive = project.path().join("hello.tar");
+    project
+        .kiln(root.path())
+        .args(["export", "hello", "-o"])
+        .args([&archive])
+        .run()
+        .success();
+    project.write(
+        "kiln.kdl",
+        r#"
+image "derived" {
+    from "oci-archive:hello.tar"
+    copy "msg.txt" "/again.txt"
+}
+"#,
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    project.kiln(fresh.path()).args(["build"]).run().success();
+    let inspect = project
+        .kiln(fresh.path())
+        .args(["inspect", "derived", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(inspect["manifest"]["layers"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        inspect["config"]["config"]["Cmd"],
+        serde_json::json!(["cat", "/msg.txt"])
+    );
+
+    // A plain rootfs tarball (gzip) becomes a one-layer image.
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tree.path().join("etc")).unwrap();
+    std::fs::write(tree.path().join("etc/motd"), "hi\n").unwrap();
+    let tarball = tree.path().join("../rootfs.tar.gz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(tree.path())
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    project
+        .kiln(fresh.path())
+        .args(["import"])
+        .args([&tarball])
+        .run()
+        .failure()
+        .stderr_contains("--tag");
+    project
+        .kiln(fresh.path())
+        .args(["import", "--tag", "mybase"])
+        .args([&tarball])
+        .run()
+        .success()
+        .stdout_contains("mybase  sha256:");
+    let _ = std::fs::remove_file(&tarball);
+}
+
+/// Writes a tar with the given members using Python's tarfile (kiln's own writer refuses to
+/// make hostile archives).
+fn hostile_tar(path: &Path, script: &str) {
+    let program = format!(
+        "import tarfile, io\nt = tarfile.open({:?}, 'w')\n{script}\nt.close()\n",
+        path.display().to_string()
+    );
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(program)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn hostile_archives_are_refused_and_write_nothing_outside() {
+    let project = Project::new(IMAGE).file("msg.txt", "x\n");
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "dotdot",
+            "i = tarfile.TarInfo('../escaped'); d = b'x'; i.size = 1; t.addfile(i, io.BytesIO(d))",
+            "escaped",
+        ),
+        (
+            "symlink",
+            "i = tarfile.TarInfo('link'); i.type = tarfile.SYMTYPE; i.linkname = '../..'; t.addfile(i)\n\
+             j = tarfile.TarInfo('link/escaped2'); j.size = 1; t.addfile(j, io.BytesIO(b'x'))",
+            "escaped2",
+        ),
+        (
+            "device",
+            "i = tarfile.TarInfo('dev/sda'); i.type = tarfile.BLKTYPE; i.devmajor = 8; t.addfile(i)",
+            "sda",
+        ),
+    ];
+    for (name, script, marker) in cases {
+        let tar = dir.path().join(format!("{name}.tar"));
+        hostile_tar(&tar, script);
+        project
+            .kiln(root.path())
+            .args(["import", "--tag", name])
+            .args([&tar])
+            .run()
+            .failure()
+            .stderr_contains("refusing");
+        let leaked = walk_names(std::env::temp_dir().as_path(), 2)
+            .into_iter()
+            .chain(walk_names(dir.path(), 3))
+            .any(|n| n == marker);
+        assert!(
+            !leaked,
+            "{name}: `{marker}` was written outside the extraction root"
+        );
+    }
+    let images = project
+        .kiln(root.path())
+        .args(["images", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(images, serde_json::json!([]));
+}
+
+fn walk_names(dir: &Path, depth: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+            if depth > 0 && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.extend(walk_names(&entry.path(), depth - 1));
+            }
+        }
+    }
+    out
+}
