@@ -11,7 +11,7 @@ use generate::generate;
 use kiln::spec::{self, Options, RealFs};
 
 fn bench_validate(c: &mut Criterion) {
-    let text = generate(4000);
+    let text = generate(4800);
     let loaded = spec::load_source("big.kdl", None, &text, &RealFs, &Options::default());
     assert!(
         loaded.diagnostics.is_empty(),
