@@ -19,6 +19,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Build(#[from] crate::build::BuildError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Archive(#[from] crate::image::ArchiveError),
 
     /// A command's own failure, already explained (e.g. `kiln rmi` of an unknown name).

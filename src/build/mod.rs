@@ -8,6 +8,7 @@
 //! record of each image's last build that `kiln explain` reads ([`record`]). It must not
 //! parse KDL or print: progress goes out as [`BuildEvent`]s.
 
+mod cleanup;
 mod copy_from;
 mod execute;
 mod hashing;
@@ -20,6 +21,7 @@ mod statcache;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cleanup::{CleanReport, clean_state};
 pub use execute::build;
 pub use hashing::HostInputs;
 pub use record::{ExplainedStep, explain};

@@ -105,6 +105,7 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
     let progress = Progress::new(args.format == OutputFormat::Text);
     let started = std::time::Instant::now();
     let outcome = build::build(&store, &plan, &inputs, &options, &|e| progress.event(e));
+    progress.finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(errors) => {
@@ -365,18 +366,24 @@ pub(super) fn report_error(err: &BuildError, sources: &Sources) {
     }
 }
 
-/// Progress lines on stderr: one per step start on a terminal, one per finish otherwise.
+/// Progress on stderr: on a terminal a live line per running step (indicatif), otherwise
+/// one plain line per finished step, so logs stay readable.
 struct Progress {
     enabled: bool,
-    terminal: bool,
+    live: Option<indicatif::MultiProgress>,
+    bars: Mutex<std::collections::HashMap<(String, usize), indicatif::ProgressBar>>,
     lock: Mutex<()>,
 }
 
 impl Progress {
     fn new(enabled: bool) -> Progress {
+        let live = (enabled && std::io::stderr().is_terminal()).then(|| {
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+        });
         Progress {
             enabled,
-            terminal: std::io::stderr().is_terminal(),
+            live,
+            bars: Mutex::new(std::collections::HashMap::new()),
             lock: Mutex::new(()),
         }
     }
@@ -385,10 +392,43 @@ impl Progress {
         if !self.enabled {
             return;
         }
+        if let Some(live) = &self.live {
+            self.live_event(live, event);
+            return;
+        }
         let _guard = self.lock.lock().expect("progress lock");
         match event {
-            BuildEvent::StepStarted { image, index, text } if self.terminal => {
-                eprintln!("[{image} {}] {}", index + 1, first_line(&text));
+            BuildEvent::StepFinished {
+                image,
+                index,
+                cache,
+                duration,
+            } => eprintln!("[{image} {}] {}", index + 1, outcome(cache, duration)),
+            BuildEvent::Output { image, line } => eprintln!("[{image}] | {line}"),
+            _ => {}
+        }
+    }
+
+    /// Stops the spinners of steps that never finished (the build failed around them).
+    fn finish(&self) {
+        for (_, bar) in self.bars.lock().expect("progress lock").drain() {
+            bar.abandon_with_message("stopped");
+        }
+    }
+
+    fn live_event(&self, live: &indicatif::MultiProgress, event: BuildEvent) {
+        let mut bars = self.bars.lock().expect("progress lock");
+        match event {
+            BuildEvent::StepStarted { image, index, text } => {
+                let bar = live.add(indicatif::ProgressBar::new_spinner());
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg} {elapsed}")
+                        .expect("a valid template"),
+                );
+                bar.set_prefix(format!("[{image} {}]", index + 1));
+                bar.set_message(first_line(&text));
+                bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                bars.insert((image, index), bar);
             }
             BuildEvent::StepFinished {
                 image,
@@ -396,14 +436,25 @@ impl Progress {
                 cache,
                 duration,
             } => {
-                let what = match cache {
-                    CacheStatus::Hit => "cached".to_string(),
-                    CacheStatus::Miss => format!("done in {:.2}s", duration.as_secs_f64()),
-                };
-                eprintln!("[{image} {}] {what}", index + 1);
+                if let Some(bar) = bars.remove(&(image.clone(), index)) {
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("  {prefix} {msg}")
+                            .expect("a valid template"),
+                    );
+                    bar.finish_with_message(outcome(cache, duration));
+                }
             }
-            BuildEvent::Output { image, line } => eprintln!("[{image}] | {line}"),
-            _ => {}
+            BuildEvent::Output { image, line } => {
+                let _ = live.println(format!("[{image}] | {line}"));
+            }
+            BuildEvent::ImageBuilt { .. } => {}
         }
+    }
+}
+
+fn outcome(cache: CacheStatus, duration: std::time::Duration) -> String {
+    match cache {
+        CacheStatus::Hit => "cached".to_string(),
+        CacheStatus::Miss => format!("done in {:.2}s", duration.as_secs_f64()),
     }
 }

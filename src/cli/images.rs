@@ -183,11 +183,14 @@ pub(super) fn gc(cli: &Cli, args: &GcArgs) -> Result<u8, crate::Error> {
         line(format!("forgot {n} cache entries"))?;
     }
     let report = store.gc(&store.cache_roots()?)?;
+    let cleaned = crate::build::clean_state(&store, &super::state_root(cli))?;
     line(format!(
-        "removed {} blobs ({}), {} leftover files",
+        "removed {} blobs ({}), {} leftover files, {} unpacked layers, {} scratch directories",
         report.blobs_removed,
         human_size(report.bytes_freed),
-        report.ingest_files_removed
+        report.ingest_files_removed,
+        cleaned.unpacked_layers,
+        cleaned.scratch_dirs
     ))?;
     Ok(0)
 }

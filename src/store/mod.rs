@@ -131,7 +131,7 @@ impl Store {
     }
 
     /// Excludes every writer: `gc` holds it.
-    fn lock_gc(&self) -> Result<StoreLock, StoreError> {
+    pub fn lock_gc(&self) -> Result<StoreLock, StoreError> {
         lock::acquire(&self.root.join("gc.lock"), true)
     }
 

@@ -476,3 +476,115 @@ fn two_builds_on_one_root_at_once_both_succeed() {
     assert_eq!(first["images"], second["images"]);
     project.kiln(root.path()).args(["fsck"]).run().success();
 }
+
+#[test]
+fn verify_names_the_layer_and_file_of_an_unreproducible_step() {
+    if !is_root() {
+        eprintln!("skipped: the build sandbox needs root");
+        return;
+    }
+    // /proc/uptime differs from one run to the next: the layer cannot be reproduced.
+    let project = Project::new(
+        r#"
+image "base" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/cat"
+}
+image "clock" {
+    from "base"
+    run "sh" "-c" "cat /proc/uptime /proc/self/stat > /stamp"
+}
+"#,
+    );
+    let root = tempfile::tempdir().unwrap();
+    project
+        .kiln(root.path())
+        .args(["build", "--verify"])
+        .run()
+        .failure()
+        .stdout_contains("verify: base")
+        .stderr_contains("verify: clock differs")
+        .stderr_contains("layer 2 differs")
+        .stderr_contains("first differing file: /stamp");
+}
+
+#[test]
+fn explain_names_a_changed_env_value_and_an_argument() {
+    let project = Project::new(&SMALL.replace(
+        "cmd \"cat\" \"/srv/www/index.html\"",
+        "copy \"site/index.html\" \"/again.html\"",
+    ))
+    .file("site/index.html", "x\n");
+    let root = tempfile::tempdir().unwrap();
+    project.kiln(root.path()).args(["build"]).run().success();
+    let edited = std::fs::read_to_string(project.path().join("kiln.kdl"))
+        .unwrap()
+        .replace("MODE=\"prod\"", "MODE=\"dev\"");
+    project.write("kiln.kdl", &edited);
+    let explained = project
+        .kiln(root.path())
+        .args(["explain", "web", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let steps = explained.as_array().unwrap();
+    let env = steps
+        .iter()
+        .find(|s| s["text"] == "env MODE=\"dev\"")
+        .unwrap();
+    assert_eq!(env["cache"], "miss");
+    assert!(
+        env["reason"]
+            .as_str()
+            .unwrap()
+            .contains("env changed: MODE=prod → MODE=dev"),
+        "{env:#}"
+    );
+    // The copy after it is invalidated by the env it now runs with.
+    let copy = steps
+        .iter()
+        .rfind(|s| s["text"].as_str().unwrap().starts_with("copy"))
+        .unwrap();
+    assert_eq!(copy["cache"], "miss");
+    assert!(
+        copy["reason"].as_str().unwrap().contains("MODE=dev"),
+        "{copy:#}"
+    );
+}
+
+#[test]
+fn a_build_killed_at_any_moment_leaves_a_sound_store_and_the_next_build_finishes() {
+    let project = Project::new(
+        r#"
+image "big" {
+    from "scratch"
+    host-binary "/bin/sh" "/usr/bin/python3"
+    host-path "/usr/lib/python3.11"
+}
+"#,
+    );
+    let root = tempfile::tempdir().unwrap();
+    for delay_ms in [5u64, 40, 120, 300, 700] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .env("KILN_ROOT", root.path())
+            .arg("-f")
+            .arg(project.path().join("kiln.kdl"))
+            .args(["build", "--no-cache"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SIGKILL: no chance to clean up, like a power cut for the process.
+        let _ = child.kill();
+        let _ = child.wait();
+        project.kiln(root.path()).args(["fsck"]).run().success();
+    }
+    project.kiln(root.path()).args(["build"]).run().success();
+    project.kiln(root.path()).args(["fsck"]).run().success();
+    project.kiln(root.path()).args(["gc"]).run().success();
+    let ingest = std::fs::read_dir(root.path().join("store/ingest"))
+        .unwrap()
+        .count();
+    assert_eq!(ingest, 0, "gc removes what interrupted writes left");
+}
