@@ -19,7 +19,7 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Build(#[from] crate::build::BuildError),
+    Build(Box<crate::build::BuildError>),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -35,4 +35,10 @@ pub enum Error {
 
     #[error("cannot write to standard output")]
     Output(#[source] std::io::Error),
+}
+
+impl From<crate::build::BuildError> for Error {
+    fn from(err: crate::build::BuildError) -> Error {
+        Error::Build(Box::new(err))
+    }
 }
