@@ -588,3 +588,48 @@ image "big" {
         .count();
     assert_eq!(ingest, 0, "gc removes what interrupted writes left");
 }
+
+#[test]
+fn every_example_builds_and_rebuilds_from_the_cache() {
+    if !is_root() {
+        eprintln!("skipped: `run` steps need root");
+        return;
+    }
+    let examples = crate::harness::repo().join("examples");
+    let mut built = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let file = entry.unwrap().path().join("kiln.kdl");
+        if !file.is_file() {
+            continue;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let run = || {
+            crate::harness::Kiln::new()
+                .root(root.path())
+                .args(["-f".as_ref(), file.as_os_str(), "build".as_ref()])
+                .run()
+                .success()
+        };
+        let first = run().stdout();
+        let again = run();
+        assert_eq!(
+            again.stdout(),
+            first,
+            "{}: same digests again",
+            file.display()
+        );
+        let report = again.stderr();
+        let counts = report
+            .rsplit_once('(')
+            .and_then(|(_, tail)| tail.split_once(" steps cached"))
+            .map(|(counts, _)| counts.split(" of ").collect::<Vec<_>>())
+            .unwrap_or_default();
+        assert!(
+            counts.len() == 2 && counts[0] == counts[1],
+            "{}: the second build is all cache hits: {report}",
+            file.display()
+        );
+        built += 1;
+    }
+    assert!(built >= 2, "examples/*/kiln.kdl");
+}
