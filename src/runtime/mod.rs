@@ -26,6 +26,7 @@
 
 mod output;
 mod plan;
+pub mod records;
 mod sandbox;
 mod sys;
 

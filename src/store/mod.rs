@@ -26,6 +26,12 @@ pub use lock::StoreLock;
 pub use maintenance::{GcReport, Problem};
 pub use meta::{CACHE, CacheEntry};
 
+/// Replaces a file atomically (temp file, fsync, rename, fsync of the directory): the store's
+/// own discipline, for kiln's other state files.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    atomic::write(path, bytes)
+}
+
 /// The annotation OCI layouts use to name a manifest (a tag).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 

@@ -1,0 +1,223 @@
+//! Container records: what kiln knows about each container, under
+//! `$KILN_ROOT/containers/<id>/` — `state.json` (replaced atomically), `config.json` (the OCI
+//! runtime spec it runs), `log.jsonl` (its output with timestamps) and a `lock` — plus the
+//! name index `names/<name>` (created with O_EXCL, so two `kiln run --name web` at once cannot
+//! both win).
+//!
+//! It owns ids, names, the state machine and reconciliation with the kernel (a record that
+//! says "running" is checked against the process: pid alive *and* the same start time, so a
+//! recycled pid is not mistaken for the container). It does not start processes.
+
+mod id;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub use id::{ContainerId, generate_name};
+pub use state::{ContainerState, Record, Status, process_start_time};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RecordError {
+    #[error("container state I/O failed at {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the name `{name}` is already in use by container {id}")]
+    #[diagnostic(help("remove it with `kiln rm -f {name}`, or choose another --name"))]
+    NameInUse { name: String, id: String },
+    #[error("no container named or with id `{query}`")]
+    #[diagnostic(help("`kiln ps -a` lists every container"))]
+    NotFound { query: String },
+    #[error("`{query}` matches several containers: {ids}")]
+    #[diagnostic(help("give more of the id, or the name"))]
+    Ambiguous { query: String, ids: String },
+    #[error("{} is not a valid container record", path.display())]
+    Malformed {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid container name `{name}`")]
+    #[diagnostic(help("use letters, digits, `_`, `.` and `-`, starting with a letter or digit"))]
+    InvalidName { name: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RecordError + '_ {
+    move |source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The records of one state root.
+#[derive(Debug, Clone)]
+pub struct Records {
+    root: PathBuf,
+}
+
+impl Records {
+    /// `state_root/containers` and `state_root/names`, created if missing.
+    pub fn open(state_root: &Path) -> Result<Records, RecordError> {
+        let records = Records {
+            root: state_root.to_path_buf(),
+        };
+        for dir in [records.containers_dir(), records.names_dir()] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        Ok(records)
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    fn names_dir(&self) -> PathBuf {
+        self.root.join("names")
+    }
+
+    /// The directory of a container's files.
+    pub fn dir(&self, id: &ContainerId) -> PathBuf {
+        self.containers_dir().join(id.as_str())
+    }
+
+    /// Reserves `name` for a new container and writes its first record. The name is taken
+    /// first (O_EXCL), so a clash leaves nothing behind.
+    pub fn create(&self, record: &Record) -> Result<(), RecordError> {
+        validate_name(&record.name)?;
+        let name_path = self.names_dir().join(&record.name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&name_path)
+        {
+            Ok(mut file) => file
+                .write_all(record.id.as_str().as_bytes())
+                .map_err(io_err(&name_path))?,
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                let id = fs::read_to_string(&name_path).unwrap_or_default();
+                return Err(RecordError::NameInUse {
+                    name: record.name.clone(),
+                    id: id.chars().take(12).collect(),
+                });
+            }
+            Err(err) => return Err(io_err(&name_path)(err)),
+        }
+        let dir = self.dir(&record.id);
+        if let Err(err) = fs::create_dir_all(&dir) {
+            let _ = fs::remove_file(&name_path);
+            return Err(io_err(&dir)(err));
+        }
+        self.save(record)
+    }
+
+    /// Replaces a container's state record atomically.
+    pub fn save(&self, record: &Record) -> Result<(), RecordError> {
+        let path = self.dir(&record.id).join("state.json");
+        let bytes = serde_json::to_vec_pretty(record).expect("a record serializes");
+        crate::store::write_atomically(&path, &bytes).map_err(io_err(&path))
+    }
+
+    pub fn load(&self, id: &ContainerId) -> Result<Record, RecordError> {
+        let path = self.dir(id).join("state.json");
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        serde_json::from_slice(&bytes).map_err(|source| RecordError::Malformed { path, source })
+    }
+
+    /// Every container, oldest first. Unreadable records (a crash between mkdir and the
+    /// first write) are skipped.
+    pub fn list(&self) -> Result<Vec<Record>, RecordError> {
+        let dir = self.containers_dir();
+        let mut records: Vec<Record> = fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(ContainerId::parse))
+            .filter_map(|id| self.load(&id).ok())
+            .collect();
+        records.sort_by(|a, b| (&a.created, a.id.as_str()).cmp(&(&b.created, b.id.as_str())));
+        Ok(records)
+    }
+
+    /// A container by name, full id or unique id prefix (as Docker resolves them).
+    pub fn find(&self, query: &str) -> Result<Record, RecordError> {
+        if validate_name(query).is_ok() {
+            let name_path = self.names_dir().join(query);
+            if let Ok(id) = fs::read_to_string(&name_path)
+                && let Some(id) = ContainerId::parse(id.trim())
+                && let Ok(record) = self.load(&id)
+            {
+                return Ok(record);
+            }
+        }
+        let matches: Vec<Record> = self
+            .list()?
+            .into_iter()
+            .filter(|r| !query.is_empty() && r.id.as_str().starts_with(query))
+            .collect();
+        match matches.len() {
+            0 => Err(RecordError::NotFound {
+                query: query.to_string(),
+            }),
+            1 => Ok(matches.into_iter().next().expect("one match")),
+            _ => Err(RecordError::Ambiguous {
+                query: query.to_string(),
+                ids: matches
+                    .iter()
+                    .map(|r| r.id.short().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Removes a container's files and its name.
+    pub fn remove(&self, record: &Record) -> Result<(), RecordError> {
+        let name_path = self.names_dir().join(&record.name);
+        if fs::read_to_string(&name_path).is_ok_and(|id| id.trim() == record.id.as_str()) {
+            fs::remove_file(&name_path).map_err(io_err(&name_path))?;
+        }
+        let dir = self.dir(&record.id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(io_err(&dir)(err)),
+        }
+    }
+
+    /// Holds the container's lock (flock on `lock`) while it is changed.
+    pub fn lock(&self, id: &ContainerId) -> Result<nix::fcntl::Flock<File>, RecordError> {
+        let path = self.dir(id).join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, errno)| {
+            RecordError::Io {
+                path,
+                source: errno.into(),
+            }
+        })
+    }
+}
+
+/// Docker's rule for container names.
+pub fn validate_name(name: &str) -> Result<(), RecordError> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= 128;
+    if ok {
+        Ok(())
+    } else {
+        Err(RecordError::InvalidName {
+            name: name.to_string(),
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! A container's state record and its reconciliation with the kernel.
+
+use serde::{Deserialize, Serialize};
+
+use super::ContainerId;
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Recorded, not started yet (or kiln died while starting it).
+    Created,
+    Running,
+    /// Between two runs under a restart policy.
+    Restarting,
+    Exited,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+        })
+    }
+}
+
+/// The mutable part of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub status: Status,
+    /// pid 1 of the container, as seen from kiln's pid namespace.
+    pub pid: Option<i32>,
+    /// That process's start time (field 22 of /proc/PID/stat): tells a recycled pid apart.
+    pub pid_start_time: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub oom_killed: bool,
+    pub restarts: u32,
+    /// `healthy`, `unhealthy`, `starting`, or none without a health check.
+    pub health: Option<String>,
+    /// The supervisor of a detached container.
+    pub supervisor_pid: Option<i32>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl Default for ContainerState {
+    fn default() -> Self {
+        ContainerState {
+            status: Status::Created,
+            pid: None,
+            pid_start_time: None,
+            exit_code: None,
+            oom_killed: false,
+            restarts: 0,
+            health: None,
+            supervisor_pid: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+/// Everything kiln records about a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: ContainerId,
+    pub name: String,
+    /// The image as the user named it, and the manifest it resolved to.
+    pub image: String,
+    pub image_digest: String,
+    pub created: String,
+    /// The command line, for `kiln ps`.
+    pub command: Vec<String>,
+    /// `no`, `on-failure[:N]`, `always`, `unless-stopped`, `on-unhealthy`.
+    pub restart: String,
+    pub state: ContainerState,
+}
+
+impl Record {
+    /// The state as the kernel sees it: a record that says running (or restarting) whose
+    /// process is gone — or is another process with a recycled pid — has exited, with an
+    /// unknown code (the supervisor that would have recorded it is gone too).
+    pub fn reconciled(&self) -> Record {
+        let mut record = self.clone();
+        let state = &mut record.state;
+        if matches!(state.status, Status::Running | Status::Restarting) {
+            let alive = match (state.pid, state.pid_start_time) {
+                (Some(pid), Some(start)) => process_start_time(pid) == Some(start),
+                (Some(pid), None) => process_start_time(pid).is_some(),
+                _ => false,
+            };
+            let supervisor_alive = state
+                .supervisor_pid
+                .is_some_and(|pid| process_start_time(pid).is_some());
+            if !alive && !(state.status == Status::Restarting && supervisor_alive) {
+                state.status = Status::Exited;
+                state.pid = None;
+                state.pid_start_time = None;
+            }
+        }
+        record
+    }
+}
+
+/// Field 22 of /proc/PID/stat (start time in clock ticks since boot), `None` if there is no
+/// such process (or it is a zombie).
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: split after it.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    // `after` starts at field 3 (state).
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(22 - 3)?.parse().ok()
+}

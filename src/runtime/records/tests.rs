@@ -1,0 +1,85 @@
+use super::*;
+
+fn record(records: &Records, name: &str) -> Record {
+    let id = ContainerId::generate().unwrap();
+    let record = Record {
+        id,
+        name: name.to_string(),
+        image: "web".into(),
+        image_digest: "sha256:00".into(),
+        created: "1970-01-01T00:00:00Z".into(),
+        command: vec!["sh".into()],
+        restart: "no".into(),
+        state: ContainerState::default(),
+    };
+    records.create(&record).unwrap();
+    record
+}
+
+#[test]
+fn names_are_unique_and_ids_resolve_by_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = Records::open(dir.path()).unwrap();
+    let a = record(&records, "web");
+    let clash = Record {
+        id: ContainerId::generate().unwrap(),
+        ..a.clone()
+    };
+    assert!(matches!(
+        records.create(&clash),
+        Err(RecordError::NameInUse { .. })
+    ));
+    assert!(!records.dir(&clash.id).exists(), "a clash leaves nothing");
+    assert_eq!(records.find("web").unwrap().id, a.id);
+    assert_eq!(records.find(a.id.short()).unwrap().id, a.id);
+    assert_eq!(records.find(a.id.as_str()).unwrap().id, a.id);
+    assert!(matches!(
+        records.find("nope"),
+        Err(RecordError::NotFound { .. })
+    ));
+    records.remove(&a).unwrap();
+    assert!(records.list().unwrap().is_empty());
+    // The name is free again.
+    record(&records, "web");
+}
+
+#[test]
+fn invalid_names_are_refused() {
+    for bad in ["", "-x", "a b", "a/b", "é"] {
+        assert!(validate_name(bad).is_err(), "{bad:?}");
+    }
+    for good in ["web", "web-1", "a.b_c", "9lives"] {
+        assert!(validate_name(good).is_ok(), "{good:?}");
+    }
+}
+
+#[test]
+fn generated_names_are_stable_per_id() {
+    let id = ContainerId::parse(&"ab".repeat(32)).unwrap();
+    assert_eq!(generate_name(&id), generate_name(&id));
+    assert!(validate_name(&generate_name(&id)).is_ok());
+    assert_eq!(ContainerId::parse("AB"), None);
+}
+
+#[test]
+fn a_dead_or_recycled_pid_reconciles_to_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = Records::open(dir.path()).unwrap();
+    let mut r = record(&records, "c");
+    let me = std::process::id() as i32;
+    r.state.status = Status::Running;
+    r.state.pid = Some(me);
+    r.state.pid_start_time = process_start_time(me);
+    assert!(r.state.pid_start_time.is_some());
+    assert_eq!(r.reconciled().state.status, Status::Running);
+    // Same pid, other start time: a recycled pid.
+    r.state.pid_start_time = r.state.pid_start_time.map(|t| t + 1);
+    assert_eq!(r.reconciled().state.status, Status::Exited);
+    // A process that is gone.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id() as i32;
+    child.wait().unwrap();
+    r.state.pid = Some(pid);
+    r.state.pid_start_time = None;
+    assert_eq!(r.reconciled().state.status, Status::Exited);
+}
