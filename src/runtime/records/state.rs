@@ -95,7 +95,9 @@ impl Record {
             let supervisor_alive = state
                 .supervisor_pid
                 .is_some_and(|pid| process_start_time(pid).is_some());
-            if !alive && !(state.status == Status::Restarting && supervisor_alive) {
+            // A restarting container is between runs: its supervisor vouches for it.
+            let between_runs = state.status == Status::Restarting && supervisor_alive;
+            if !(alive || between_runs) {
                 state.status = Status::Exited;
                 state.pid = None;
                 state.pid_start_time = None;
