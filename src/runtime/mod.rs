@@ -28,6 +28,7 @@ mod output;
 mod plan;
 pub mod records;
 mod sandbox;
+pub mod supervise;
 mod sys;
 
 use std::io;
