@@ -85,6 +85,7 @@ fn bench(c: &mut Criterion) {
         let opts = WriteOptions {
             compression,
             source_date_epoch: 0,
+            skip_implicit_dirs: false,
         };
         let info = layer::write(&entries, &opts, io::sink()).unwrap();
         eprintln!(

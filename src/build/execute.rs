@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -337,6 +338,7 @@ impl Run<'_> {
         let options = WriteOptions {
             compression: self.options.compression,
             source_date_epoch: self.options.source_date_epoch,
+            skip_implicit_dirs: true,
         };
         let mut ingest = self.store.ingest()?;
         let info = layer::write(entries, &options, &mut ingest)
@@ -420,6 +422,7 @@ impl Run<'_> {
         let resolved = ResolvedInputs {
             items,
             keep_owner: true,
+            host_parents: false,
         };
         let entries = entries_of(&resolved).map_err(|e| self.layer_error(i, step, e))?;
         // The entries read their files while the layer is written: `scratch` lives until then.
@@ -518,8 +521,20 @@ impl Run<'_> {
                 let empty_layer = match &step.action {
                     StepAction::Config(model) => {
                         apply_config(model, &mut state.config);
-                        let started = Instant::now();
-                        self.report(i, step, CacheStatus::Hit, started.elapsed(), None);
+                        // Nothing to cache: "hit" means unchanged since the last build, as
+                        // `kiln explain` says.
+                        let key = step.key.map(|k| k.hex()).unwrap_or_default();
+                        let unchanged = self.previous[i].as_ref().is_some_and(|p| {
+                            p.steps
+                                .iter()
+                                .any(|s| s.index == step.index && s.key == key)
+                        });
+                        let cache = if unchanged {
+                            CacheStatus::Hit
+                        } else {
+                            CacheStatus::Miss
+                        };
+                        self.report(i, step, cache, std::time::Duration::ZERO, None);
                         true
                     }
                     StepAction::Layer(_) => {
@@ -594,6 +609,25 @@ fn entries_of(resolved: &ResolvedInputs) -> Result<Entries, layer::LayerError> {
             ItemKind::Symlink(target) => EntryKind::Symlink(target.clone()),
         };
         entries.insert(&item.image_path, Entry::new(kind, meta.mode(), uid, gid))?;
+    }
+    if resolved.host_parents {
+        // Host trees keep the host's directories as they are (`/tmp` stays 1777), where
+        // the image path is the host path: host-binary and host-path.
+        let implicit: Vec<String> = entries
+            .iter()
+            .filter(|(path, _)| entries.is_implicit(path))
+            .map(|(path, _)| path.to_string())
+            .collect();
+        for path in implicit {
+            if let Ok(meta) = std::fs::symlink_metadata(Path::new("/").join(&path))
+                && meta.is_dir()
+            {
+                entries.insert(
+                    &path,
+                    Entry::new(EntryKind::Dir, meta.mode(), meta.uid(), meta.gid()),
+                )?;
+            }
+        }
     }
     Ok(entries)
 }

@@ -24,6 +24,8 @@ use crate::store::Store;
 pub(crate) struct ResolvedInputs {
     pub(crate) items: Vec<HostItem>,
     pub(crate) keep_owner: bool,
+    /// Image paths are host paths: missing parent directories copy the host's.
+    pub(crate) host_parents: bool,
 }
 
 pub struct HostInputs<'a> {
@@ -72,6 +74,7 @@ impl<'a> HostInputs<'a> {
             return Ok(ResolvedInputs {
                 items: Vec::new(),
                 keep_owner: false,
+                host_parents: false,
             });
         };
         let (items, keep_owner) = match action {
@@ -104,7 +107,11 @@ impl<'a> HostInputs<'a> {
                 (Vec::new(), false)
             }
         };
-        Ok(ResolvedInputs { items, keep_owner })
+        Ok(ResolvedInputs {
+            items,
+            keep_owner,
+            host_parents: keep_owner,
+        })
     }
 }
 

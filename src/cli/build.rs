@@ -58,6 +58,19 @@ fn planned(loaded: &Loaded, wanted: &[String]) -> Result<BuildPlan, crate::Error
     })
 }
 
+/// The settings every layer's bytes depend on, as recipe items of the cache keys.
+fn layer_settings(compression: Compression, epoch: u64) -> Vec<crate::plan::RecipeItem> {
+    let name = match compression {
+        Compression::Zstd => "zstd",
+        Compression::Gzip => "gzip",
+        Compression::None => "none",
+    };
+    vec![
+        crate::plan::RecipeItem::new("compression", name),
+        crate::plan::RecipeItem::new("source-date-epoch", epoch.to_string()),
+    ]
+}
+
 /// `SOURCE_DATE_EPOCH` from the environment, 0 when unset.
 fn source_date_epoch() -> Result<u64, crate::Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
@@ -76,6 +89,13 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
         Err(code) => return Ok(code),
     };
     let mut plan = planned(&loaded, &args.images)?;
+    let compression = match args.compression {
+        CompressionArg::Zstd => Compression::Zstd,
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::None => Compression::None,
+    };
+    let epoch = source_date_epoch()?;
+    plan.layer_settings = layer_settings(compression, epoch);
     let state_root = super::state_root(cli);
     let store = super::open_store(cli)?;
     let stat_cache = StatCache::load(&store);
@@ -94,12 +114,8 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         no_cache: args.no_cache,
-        source_date_epoch: source_date_epoch()?,
-        compression: match args.compression {
-            CompressionArg::Zstd => Compression::Zstd,
-            CompressionArg::Gzip => Compression::Gzip,
-            CompressionArg::None => Compression::None,
-        },
+        source_date_epoch: epoch,
+        compression,
         state_root: state_root.clone(),
     };
     let progress = Progress::new(args.format == OutputFormat::Text);
@@ -129,8 +145,9 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
     if args.verify {
         code = super::verify::run(&store, &loaded, &plan, &outcome, &options)?;
     }
-    let hits = outcome
-        .steps
+    // Layer steps are the ones the cache saves work on; config steps cost nothing.
+    let layer_steps: Vec<_> = outcome.steps.iter().filter(|s| s.layer.is_some()).collect();
+    let hits = layer_steps
         .iter()
         .filter(|s| s.cache == CacheStatus::Hit)
         .count();
@@ -151,7 +168,7 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
                 line(format!("{}  {}{note}", image.name, image.digest))?;
             }
             eprintln!(
-                "built {} {} in {:.2}s ({} of {} steps cached)",
+                "built {} {} in {:.2}s ({} of {} layer steps cached)",
                 outcome.images.len(),
                 if outcome.images.len() == 1 {
                     "image"
@@ -160,7 +177,7 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
                 },
                 elapsed.as_secs_f64(),
                 hits,
-                outcome.steps.len()
+                layer_steps.len()
             );
         }
     }
@@ -266,6 +283,8 @@ pub(super) fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, crate::Error>
         Err(code) => return Ok(code),
     };
     let mut plan = planned(&loaded, std::slice::from_ref(&args.image))?;
+    // As a default `kiln build` would: zstd layers, SOURCE_DATE_EPOCH from the environment.
+    plan.layer_settings = layer_settings(Compression::Zstd, source_date_epoch()?);
     let store = super::open_store(cli)?;
     let stat_cache = StatCache::load(&store);
     let inputs = HostInputs::new(&store, &stat_cache);

@@ -185,8 +185,13 @@ pub(super) fn gc(cli: &Cli, args: &GcArgs) -> Result<u8, crate::Error> {
     let report = store.gc(&store.cache_roots()?)?;
     let cleaned = crate::build::clean_state(&store, &super::state_root(cli))?;
     line(format!(
-        "removed {} blobs ({}), {} leftover files, {} unpacked layers, {} scratch directories",
+        "removed {} {} ({}), {} leftover files, {} unpacked layers, {} scratch directories",
         report.blobs_removed,
+        if report.blobs_removed == 1 {
+            "blob"
+        } else {
+            "blobs"
+        },
         human_size(report.bytes_freed),
         report.ingest_files_removed,
         cleaned.unpacked_layers,

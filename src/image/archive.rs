@@ -145,6 +145,7 @@ pub fn export(
             let options = WriteOptions {
                 compression: Compression::None,
                 source_date_epoch: 0,
+                skip_implicit_dirs: false,
             };
             let mut writer = io::BufWriter::new(file);
             layer::write(&entries, &options, &mut writer).map_err(ArchiveError::Layer)?;
@@ -749,6 +750,7 @@ fn import_rootfs(
     let options = WriteOptions {
         compression: Compression::Zstd,
         source_date_epoch: 0,
+        skip_implicit_dirs: false,
     };
     let mut ingest = store.ingest()?;
     let info = layer::write(&entries, &options, &mut ingest).map_err(ArchiveError::Layer)?;

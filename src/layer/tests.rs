@@ -43,6 +43,7 @@ fn write_layer(entries: &Entries, compression: Compression, epoch: u64) -> (Vec<
     let opts = WriteOptions {
         compression,
         source_date_epoch: epoch,
+        skip_implicit_dirs: false,
     };
     let info = write(entries, &opts, &mut out).expect("layer written");
     (out, info)

@@ -29,6 +29,10 @@ pub struct WriteOptions {
     pub compression: Compression,
     /// The mtime of every entry (seconds since the epoch); `SOURCE_DATE_EPOCH`, default 0.
     pub source_date_epoch: u64,
+    /// Leave out the parent directories [`Entries::insert`] added by itself: applied over
+    /// lower layers, the directories keep the metadata those layers gave them (a `copy` into
+    /// `/tmp/x` must not turn `/tmp` into 0755 root:root); extractors create missing parents.
+    pub skip_implicit_dirs: bool,
 }
 
 /// The identity of a written layer, as the image config and manifest need it.
@@ -64,6 +68,9 @@ pub fn write(
     let mut tar = Pipeline::new(opts.compression, out).map_err(LayerError::Output)?;
     let mut buffer = vec![0u8; COPY_BUFFER];
     for (path, entry) in entries.iter() {
+        if opts.skip_implicit_dirs && entries.is_implicit(path) {
+            continue;
+        }
         write_entry(&mut tar, entries, path, entry, opts, &mut buffer)?;
     }
     tar.write_all(&[0u8; 2 * header::BLOCK])

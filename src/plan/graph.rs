@@ -96,6 +96,9 @@ impl ImagePlan {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BuildPlan {
     pub images: Vec<ImagePlan>,
+    /// Build settings that shape every layer's bytes (compression, SOURCE_DATE_EPOCH): part
+    /// of every layer step's key, so a cached layer is only reused for the same settings.
+    pub layer_settings: Vec<super::RecipeItem>,
 }
 
 impl BuildPlan {
@@ -147,6 +150,7 @@ impl BuildPlan {
                             config.config.working_dir.clone().unwrap_or_default(),
                         );
                         recipe.push("user", config.config.user.clone().unwrap_or_default());
+                        recipe.items.extend(self.layer_settings.iter().cloned());
                         recipe
                             .items
                             .extend(inputs.inputs(&self.images[index], step)?);
@@ -357,7 +361,10 @@ pub fn plan(project: &Project, sources: &Sources, wanted: &[String]) -> Result<B
         .iter()
         .map(|name| plan_image(by_name[name], &index_of, sources))
         .collect();
-    Ok(BuildPlan { images })
+    Ok(BuildPlan {
+        images,
+        layer_settings: Vec::new(),
+    })
 }
 
 fn image_dependencies(image: &Image) -> impl Iterator<Item = &str> {
@@ -376,10 +383,11 @@ fn image_dependencies(image: &Image) -> impl Iterator<Item = &str> {
 
 fn plan_image(image: &Image, index_of: &BTreeMap<&str, usize>, sources: &Sources) -> ImagePlan {
     let file = sources.get(image.name.span.file);
-    let context = file
-        .path
-        .as_ref()
-        .map(|p| p.parent().map(PathBuf::from).unwrap_or_default());
+    // `kiln.kdl` has the parent "": the current directory.
+    let context = file.path.as_ref().map(|p| match p.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
     let resolve = |relative: &str| -> PathBuf {
         match &context {
             Some(dir) => dir.join(relative),

@@ -621,7 +621,7 @@ fn every_example_builds_and_rebuilds_from_the_cache() {
         let report = again.stderr();
         let counts = report
             .rsplit_once('(')
-            .and_then(|(_, tail)| tail.split_once(" steps cached"))
+            .and_then(|(_, tail)| tail.split_once(" layer steps cached"))
             .map(|(counts, _)| counts.split(" of ").collect::<Vec<_>>())
             .unwrap_or_default();
         assert!(
@@ -632,4 +632,111 @@ fn every_example_builds_and_rebuilds_from_the_cache() {
         built += 1;
     }
     assert!(built >= 2, "examples/*/kiln.kdl");
+}
+
+#[test]
+fn kiln_build_in_the_project_directory_needs_no_file_flag() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    crate::harness::Kiln::new()
+        .root(root.path())
+        .current_dir(project.path())
+        .args(["build"])
+        .run()
+        .success()
+        .stdout_contains("web  sha256:");
+}
+
+#[test]
+fn compression_and_epoch_are_part_of_the_cache_key() {
+    let project = small();
+    let root = tempfile::tempdir().unwrap();
+    let build = |extra: &[&str], epoch: &str| {
+        let json = project
+            .kiln(root.path())
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .args(["build", "--format", "json"])
+            .args(extra)
+            .run()
+            .success()
+            .json();
+        let digest = json["images"][1]["digest"].as_str().unwrap().to_string();
+        let cached = json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| !s["layer"].is_null())
+            .all(|s| s["cache"] == "hit");
+        (digest, cached)
+    };
+    let (zstd, _) = build(&[], "0");
+    let (gzip, gzip_cached) = build(&["--compression", "gzip"], "0");
+    assert_ne!(zstd, gzip);
+    assert!(!gzip_cached, "gzip layers are not the zstd ones");
+    let (again, cached) = build(&[], "0");
+    assert_eq!((again.as_str(), cached), (zstd.as_str(), true));
+    let (later, later_cached) = build(&[], "1700000000");
+    assert_ne!(later, zstd);
+    assert!(!later_cached);
+    // A fresh root gives the same digest for the same settings: the cache changes nothing.
+    let fresh = tempfile::tempdir().unwrap();
+    let json = project
+        .kiln(fresh.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(json["images"][1]["digest"], later.as_str());
+}
+
+#[test]
+fn copy_leaves_the_metadata_of_existing_parent_directories_alone() {
+    let project = Project::new(
+        r#"
+image "tmpfile" {
+    from "scratch"
+    copy "note.txt" "/tmp/notes/note.txt"
+}
+"#,
+    )
+    .file("note.txt", "n\n");
+    let root = tempfile::tempdir().unwrap();
+    project.kiln(root.path()).args(["build"]).run().success();
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    project
+        .kiln(root.path())
+        .args([
+            "export",
+            "tmpfile",
+            "--format",
+            "oci-dir",
+            "--compression",
+            "none",
+            "-o",
+        ])
+        .args([&layout])
+        .run()
+        .success();
+    let manifest_list = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import json,sys,tarfile\n\
+             d=sys.argv[1]\n\
+             idx=json.load(open(d+'/index.json'))\n\
+             m=json.load(open(d+'/blobs/sha256/'+idx['manifests'][0]['digest'][7:]))\n\
+             t=tarfile.open(d+'/blobs/sha256/'+m['layers'][0]['digest'][7:])\n\
+             print('\\n'.join(t.getnames()))",
+        )
+        .arg(&layout)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&manifest_list.stdout).into_owned();
+    assert!(manifest_list.status.success(), "{names}");
+    assert_eq!(
+        names.trim(),
+        "tmp/notes/note.txt",
+        "no entries for /tmp or /tmp/notes"
+    );
 }
