@@ -138,7 +138,10 @@ impl InputSource for HostInputs<'_> {
                 let mode = meta.mode() & 0o7777;
                 let value = match &item.kind {
                     ItemKind::File => {
-                        let hash = self.stat_cache.hash(&item.source).map_err(wrap)?;
+                        let hash = self
+                            .stat_cache
+                            .hash_with(&item.source, &meta)
+                            .map_err(wrap)?;
                         format!("file {hash} {mode:04o} {owner}")
                     }
                     ItemKind::Dir => format!("dir {mode:04o} {owner}"),

@@ -61,7 +61,12 @@ pub(crate) fn save(store: &Store, image: &ImagePlan) -> Result<(), StoreError> {
             .collect(),
     };
     let bytes = serde_json::to_vec(&record).expect("a build record serializes");
-    store.put_meta(NAMESPACE, &file_name(&image.name), &bytes)
+    let name = file_name(&image.name);
+    // A no-op rebuild writes nothing (and fsyncs nothing).
+    if store.get_meta(NAMESPACE, &name)?.as_deref() == Some(bytes.as_slice()) {
+        return Ok(());
+    }
+    store.put_meta(NAMESPACE, &name, &bytes)
 }
 
 /// Why a step's key is not the one it had last time, in one line.

@@ -246,13 +246,16 @@ impl Store {
         }
         let _guard = self.lock_index()?;
         let mut index = self.read_index()?;
-        index
-            .manifests
-            .retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(name));
         let mut descriptor = manifest.clone();
         descriptor
             .annotations
             .insert(REF_NAME.to_string(), name.to_string());
+        if index.manifests.contains(&descriptor) {
+            return Ok(()); // already so: no rewrite, no fsync
+        }
+        index
+            .manifests
+            .retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(name));
         index.manifests.push(descriptor);
         index.manifests.sort_by(|a, b| {
             a.annotations
