@@ -6,3 +6,4 @@ mod fake;
 mod plan;
 mod real;
 mod rootfs;
+mod runc;
