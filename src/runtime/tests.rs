@@ -2,6 +2,7 @@
 //! needed), and real sandboxes on a tiny root filesystem copied from the host (root only).
 
 mod container;
+mod container_plan;
 mod fake;
 mod plan;
 mod real;

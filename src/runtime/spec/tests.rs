@@ -40,7 +40,10 @@ fn entrypoint_plus_cmd_and_args_replace_cmd() {
         ..RunOptions::default()
     })
     .unwrap();
-    assert_eq!(process(&spec).args().as_deref().unwrap(), ["/entry", "debug"]);
+    assert_eq!(
+        process(&spec).args().as_deref().unwrap(),
+        ["/entry", "debug"]
+    );
     let bare = RuntimeConfig::default();
     assert!(matches!(
         container_spec(&bare, &RunOptions::default(), &[]),
@@ -194,13 +197,7 @@ fn limits_become_resources() {
         ..RunOptions::default()
     })
     .unwrap();
-    let resources = spec
-        .linux()
-        .as_ref()
-        .unwrap()
-        .resources()
-        .as_ref()
-        .unwrap();
+    let resources = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
     assert_eq!(
         resources.memory().as_ref().unwrap().limit(),
         Some(64 * 1024 * 1024)
@@ -227,7 +224,10 @@ fn bad_input_is_refused_before_anything_exists() {
             volume(&dir.path().join("missing"), "/data"),
             "volume source `",
         ),
-        (volume(Path::new("relative"), "/data"), "volume source must be"),
+        (
+            volume(Path::new("relative"), "/data"),
+            "volume source must be",
+        ),
         (volume(dir.path(), "data"), "volume destination must be"),
         (volume(dir.path(), "/"), "a volume cannot be mounted on `/`"),
         (
@@ -307,8 +307,14 @@ fn users_resolve_like_docker() {
     let explicit = resolve_user_in("app:wheel", passwd, group).unwrap();
     assert_eq!((explicit.ids.gid, explicit.ids.groups), (10, vec![]));
     let numeric = resolve_user_in("4242:7", passwd, group).unwrap();
-    assert_eq!((numeric.ids.uid, numeric.ids.gid, numeric.home), (4242, 7, None));
-    assert_eq!(resolve_user_in("1000", passwd, group).unwrap().ids.gid, 1000);
+    assert_eq!(
+        (numeric.ids.uid, numeric.ids.gid, numeric.home),
+        (4242, 7, None)
+    );
+    assert_eq!(
+        resolve_user_in("1000", passwd, group).unwrap().ids.gid,
+        1000
+    );
     assert_eq!(resolve_user_in("root", "", "").unwrap().ids.uid, 0);
     assert!(matches!(
         resolve_user_in("app:nogroup", passwd, group),
@@ -347,9 +353,12 @@ fn write_bundle_points_root_at_rootfs() {
     let elsewhere = dir.path().join("flat");
     std::fs::create_dir(&elsewhere).unwrap();
     let bundle = dir.path().join("bundle");
-    let config = write_bundle(&bundle, &build(&RunOptions::default()).unwrap(), &elsewhere)
-        .unwrap();
+    let config =
+        write_bundle(&bundle, &build(&RunOptions::default()).unwrap(), &elsewhere).unwrap();
     let spec: Spec = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
     assert_eq!(spec.root().as_ref().unwrap().path(), Path::new("rootfs"));
-    assert_eq!(std::fs::read_link(bundle.join("rootfs")).unwrap(), elsewhere);
+    assert_eq!(
+        std::fs::read_link(bundle.join("rootfs")).unwrap(),
+        elsewhere
+    );
 }

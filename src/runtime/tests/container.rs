@@ -120,7 +120,12 @@ impl Fixture {
             self.mountinfo,
             "the host's mount table changed"
         );
-        assert!(fs::read_dir(self.path("scratch/mnt")).unwrap().next().is_none());
+        assert!(
+            fs::read_dir(self.path("scratch/mnt"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
         assert_eq!(processes_with(marker), 0, "a container process survived");
     }
 }
@@ -183,8 +188,18 @@ fn host_files_are_invisible_except_volumes() {
     for entry in &root {
         assert!(
             [
-                "bin", "config", "data", "dev", "etc", "lib", "lib64", "not-executable", "proc",
-                "sbin", "sys", "usr"
+                "bin",
+                "config",
+                "data",
+                "dev",
+                "etc",
+                "lib",
+                "lib64",
+                "not-executable",
+                "proc",
+                "sbin",
+                "sys",
+                "usr"
             ]
             .contains(entry),
             "unexpected /{entry}: {root:?}"
@@ -207,14 +222,12 @@ fn host_files_are_invisible_except_volumes() {
 fn mounting_and_kernel_knobs_are_denied() {
     require_root!();
     let fixture = Fixture::new();
-    let (status, stdout, stderr) = fixture.sh(
-        "mount -t tmpfs none /mnt && echo mounted; \
+    let (status, stdout, stderr) = fixture.sh("mount -t tmpfs none /mnt && echo mounted; \
          echo evil > /proc/sys/kernel/hostname && echo wrote-proc; \
          echo 1 > /proc/sysrq-trigger && echo wrote-sysrq; \
          echo x > /sys/kernel/x && echo wrote-sys; \
          echo x > /sys/fs/cgroup/x && echo wrote-cgroup; \
-         cat /proc/sys/kernel/hostname # marker-denied",
-    );
+         cat /proc/sys/kernel/hostname # marker-denied");
     ok(status, &stderr);
     assert_eq!(stdout, "box\n", "stderr: {stderr}");
     assert!(stderr.contains("mount: "), "{stderr}");
@@ -279,7 +292,11 @@ fn masked_paths_are_empty_and_devices_are_standard() {
     );
     ok(status, &stderr);
     let mut lines = stdout.lines();
-    assert_eq!(lines.next(), Some("end"), "/proc/kcore and /proc/keys are empty");
+    assert_eq!(
+        lines.next(),
+        Some("end"),
+        "/proc/kcore and /proc/keys are empty"
+    );
     assert_eq!(lines.next(), Some("end"), "/sys/firmware is empty");
     assert_eq!(lines.next(), Some("devices"));
     // In its own cgroup namespace, the container is at the root of every hierarchy.
@@ -487,7 +504,10 @@ fn hooks_run_while_the_child_waits_and_the_trace_shows_each_step() {
     );
     assert_eq!(error.exit_code(), 125);
     let pid = failing.pid.unwrap();
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "killed and reaped");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "killed and reaped"
+    );
     fixture.assert_clean("marker-hooks");
 }
 
@@ -497,7 +517,10 @@ fn many_containers_leave_nothing_behind() {
     let fixture = Fixture::new();
     for i in 0..20 {
         let (status, stdout, _) = fixture.sh(&format!("sleep 4545.{i} & echo {i}"));
-        assert_eq!((status, stdout), (SandboxStatus::Exited(0), format!("{i}\n")));
+        assert_eq!(
+            (status, stdout),
+            (SandboxStatus::Exited(0), format!("{i}\n"))
+        );
     }
     fixture.assert_clean("4545.");
     // The layer got nothing from the runtime itself.
