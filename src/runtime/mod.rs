@@ -22,12 +22,26 @@
 //! directory only ever receives what the command itself changes. /dev is a tmpfs, so the
 //! device files created there never reach the layer either.
 //!
+//! Containers (`kiln run`) use the very same machinery: [`spec`] builds an OCI runtime spec
+//! from an image and `docker run`-style options, [`plan_container`] turns any spec into
+//! steps (adding the cgroup namespace, /dev/pts, /dev/mqueue, masked and read-only paths,
+//! volumes, rlimits, capabilities, no_new_privs), and [`start`] clones the child, lets the
+//! caller put it in a cgroup while it waits ([`StartHooks`]), then lets it run;
+//! [`run_foreground`] adds signal forwarding and the pty of `-t`.
+//!
 //! It knows nothing of kiln.kdl, tar archives or the store: it gets directories and a command.
 
+mod cgroupfs;
+mod container;
+mod foreground;
+mod linux_names;
+mod mount_options;
 mod output;
 mod plan;
 pub mod records;
 mod sandbox;
+pub mod spec;
+mod step;
 pub mod supervise;
 mod sys;
 
@@ -36,9 +50,13 @@ use std::path::PathBuf;
 
 use nix::errno::Errno;
 
+pub use cgroupfs::{Hierarchy, HostCgroups};
+pub use container::{NoHooks, StartHooks, Started, Stdio, start};
+pub use foreground::{FORWARDED, ForwardedSignals, run_foreground};
 pub use output::OutputTail;
-pub use plan::{CStringArray, SetupPlan, SetupStep, default_path, plan};
+pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};
 pub use sandbox::{NoObserver, SandboxObserver, TraceEvent, run};
+pub use step::{CStringArray, SetupPlan, SetupStep};
 pub use sys::{ExecFailure, Failure, RealSys, Sys, execute};
 
 /// How much of the command's combined stdout and stderr [`SandboxOutcome`] keeps.
@@ -68,6 +86,17 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// `false`: a new network namespace with only `lo`, brought up. `true`: the host's.
     pub network: bool,
+}
+
+impl SandboxSpec {
+    /// The directories of its root filesystem.
+    pub fn rootfs(&self) -> RootfsLayout {
+        RootfsLayout {
+            lower_dirs: self.lower_dirs.clone(),
+            upper_dir: self.upper_dir.clone(),
+            scratch_dir: self.scratch_dir.clone(),
+        }
+    }
 }
 
 /// Numeric identity of the command's process.
@@ -137,6 +166,12 @@ pub enum SandboxError {
     BadEnv { entry: String },
     #[error("hostname `{hostname}` is longer than 64 bytes")]
     BadHostname { hostname: String },
+    #[error("mount destination `{path}` must be an absolute path without `..`")]
+    BadMountDestination { path: String },
+    #[error("kiln's runtime does not support {what}")]
+    Unsupported { what: String },
+    #[error("cannot prepare the container: {message}")]
+    Prepare { message: String },
     #[error("the overlay mount options are {len} bytes, more than the kernel's 4095")]
     #[diagnostic(help(
         "too many layers or too long paths: a shorter state directory (KILN_ROOT) helps"

@@ -1,20 +1,27 @@
-//! The sandbox's setup as data: a [`SandboxSpec`] becomes the namespaces to create and the
-//! ordered [`SetupStep`]s the child executes. Pure (no I/O): unit tests assert the exact
-//! mounts, and `--trace` prints the same steps the child runs.
+//! The setup as data: an OCI [`Spec`] and a [`RootfsLayout`] become the namespaces to create
+//! and the ordered [`SetupStep`]s the child executes. The build sandbox ([`plan`]) and
+//! containers ([`plan_container`]) share it: a [`SandboxSpec`] is turned into a spec with
+//! Docker's defaults (as `docker build` gives `RUN` steps), so both run the same code.
+//! Pure (no I/O but reading the host's cgroup mounts once and whether bind sources are
+//! files): unit tests assert the exact mounts, and `--trace` prints the steps the child runs.
 //!
 //! Everything the child needs is built here, before the fork, because the child of a
 //! multithreaded process must not allocate: C strings, the argv/envp pointer arrays and the
 //! candidate paths of the PATH lookup.
 
-use std::ffi::{CStr, CString};
-use std::fmt;
-use std::os::raw::c_char;
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Root, Spec, User};
 
+use super::cgroupfs::HostCgroups;
+use super::linux_names::{capability_mask, rlimit_resource};
+use super::mount_options::{self, MountOptions};
+use super::spec::defaults;
+use super::step::{CStringArray, SetupPlan, SetupStep};
 use super::{SandboxError, SandboxSpec};
 
 /// The PATH used for the command lookup when the spec's env has none (Docker's default).
@@ -22,17 +29,27 @@ pub fn default_path() -> &'static str {
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
-/// Devices bind-mounted from the host into the sandbox's /dev.
-const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
-
 /// Mountpoints provided by the skeleton layer below the caller's layers.
 const SKELETON_DIRS: [&str; 3] = ["proc", "dev", "sys"];
 
 /// Linux limits mount data to one page, NUL included.
 const MOUNT_DATA_MAX: usize = 4095;
 
-/// The umask of the command, fixed so that layers do not depend on kiln's own umask.
+/// The umask of the command unless the spec says otherwise, fixed so that layers do not
+/// depend on kiln's own umask.
 const UMASK: u32 = 0o022;
+
+/// The directories a root filesystem is made of: an overlayfs of `lower_dirs` (read-only,
+/// top-most first, may be empty) with every change going to `upper_dir`. `scratch_dir` is
+/// the runtime's own, on the same filesystem as `upper_dir` and apart from every layer: it
+/// holds overlayfs's workdir and an empty mountpoint, both left (empty) for the next run to
+/// reuse. One sandbox or container at a time per scratch directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootfsLayout {
+    pub lower_dirs: Vec<PathBuf>,
+    pub upper_dir: PathBuf,
+    pub scratch_dir: PathBuf,
+}
 
 /// The sandbox's directories. On the host, `scratch_dir` only ever holds two: the overlayfs
 /// workdir and an empty mountpoint. In the sandbox's mount namespace a tmpfs is mounted on
@@ -63,116 +80,145 @@ impl ScratchLayout {
     }
 }
 
-/// The setup of one sandbox: namespaces created by clone(2), then steps run by the child.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetupPlan {
-    pub namespaces: CloneFlags,
-    pub steps: Vec<SetupStep>,
+/// What the spec alone does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PlanOptions {
+    /// Create the working directory if the image lacks it (`docker run -w` does; a build
+    /// step reports it missing instead).
+    pub(crate) create_cwd: bool,
+    /// Make stdin (a pty) the controlling terminal.
+    pub(crate) controlling_terminal: bool,
 }
 
-/// One kernel-level action of the child, in the order it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SetupStep {
-    Mount {
-        source: Option<CString>,
-        target: CString,
-        fstype: Option<CString>,
-        flags: MsFlags,
-        data: Option<CString>,
-    },
-    /// An empty regular file, as a bind-mount target.
-    CreateFile {
-        path: CString,
-    },
-    MakeDir {
-        path: CString,
-        mode: u32,
-    },
-    Symlink {
-        target: CString,
-        link: CString,
-    },
-    Chdir {
-        path: CString,
-    },
-    PivotRoot {
-        new_root: CString,
-        put_old: CString,
-    },
-    /// umount2(MNT_DETACH): drops the old root after pivot_root.
-    UnmountDetach {
-        target: CString,
-    },
-    SetHostname {
-        name: CString,
-    },
-    /// Brings `lo` up; only planned in a new network namespace.
-    LoopbackUp,
-    /// setsid(2): no controlling terminal, so the command cannot read kiln's terminal.
-    NewSession,
-    Umask {
-        mask: u32,
-    },
-    SetGroups {
-        groups: Vec<u32>,
-    },
-    SetGid {
-        gid: u32,
-    },
-    SetUid {
-        uid: u32,
-    },
-    /// execve(2) of each candidate path in turn (the PATH lookup) until one runs.
-    Exec {
-        candidates: Vec<CString>,
-        argv: CStringArray,
-        env: CStringArray,
-    },
-}
-
-/// Computes the setup of `spec`. Checks what the kernel would reject late or obscurely.
+/// The setup of a build step: `spec` with Docker's defaults (see [`sandbox_oci_spec`]).
 pub fn plan(spec: &SandboxSpec) -> Result<SetupPlan, SandboxError> {
-    let scratch_dir = absolute("scratch directory", &spec.scratch_dir)?;
+    plan_with(
+        &sandbox_oci_spec(spec),
+        &spec.rootfs(),
+        PlanOptions::default(),
+        HostCgroups::detect(),
+    )
+}
+
+/// The setup of a container: everything `spec` asks for, on `rootfs`. The working
+/// directory is created when missing; `process.terminal` makes stdin the controlling
+/// terminal.
+pub fn plan_container(spec: &Spec, rootfs: &RootfsLayout) -> Result<SetupPlan, SandboxError> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(Process::terminal)
+        .unwrap_or(false);
+    plan_with(
+        spec,
+        rootfs,
+        PlanOptions {
+            create_cwd: true,
+            controlling_terminal: terminal,
+        },
+        HostCgroups::detect(),
+    )
+}
+
+/// A build step as an OCI spec: Docker's default mounts, devices, masked and read-only
+/// paths, capabilities and rlimits, like `docker build`'s `RUN`. No no_new_privs: build
+/// steps may need setuid programs (`su`, `sudo`).
+pub fn sandbox_oci_spec(spec: &SandboxSpec) -> Spec {
+    let mut user = User::default();
+    if let Some(ids) = &spec.user {
+        user.set_uid(ids.uid);
+        user.set_gid(ids.gid);
+        if !ids.groups.is_empty() {
+            user.set_additional_gids(Some(ids.groups.clone()));
+        }
+    }
+    let mut process = Process::default();
+    process.set_terminal(Some(false));
+    process.set_user(user);
+    process.set_args(Some(spec.argv.clone()));
+    process.set_env(Some(spec.env.clone()));
+    process.set_cwd(PathBuf::from(&spec.cwd));
+    process.set_capabilities(Some(defaults::capabilities()));
+    process.set_rlimits(Some(defaults::rlimits()));
+    process.set_no_new_privileges(Some(false));
+    let mut linux = oci_spec::runtime::Linux::default();
+    linux.set_namespaces(Some(defaults::namespaces(!spec.network)));
+    linux.set_devices(Some(defaults::devices()));
+    linux.set_resources(None);
+    linux.set_masked_paths(Some(strings(&defaults::MASKED_PATHS)));
+    linux.set_readonly_paths(Some(strings(&defaults::READONLY_PATHS)));
+    let mut root = Root::default();
+    root.set_readonly(Some(false));
+    let mut oci = Spec::default();
+    oci.set_root(Some(root));
+    oci.set_hostname(Some(spec.hostname.clone()));
+    oci.set_mounts(Some(defaults::mounts()));
+    oci.set_process(Some(process));
+    oci.set_linux(Some(linux));
+    oci.set_annotations(None);
+    oci
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Computes the setup of `spec` on `rootfs`. Checks what the kernel would reject late or
+/// obscurely.
+pub(crate) fn plan_with(
+    spec: &Spec,
+    rootfs: &RootfsLayout,
+    options: PlanOptions,
+    cgroups: &HostCgroups,
+) -> Result<SetupPlan, SandboxError> {
+    let scratch_dir = absolute("scratch directory", &rootfs.scratch_dir)?;
     let scratch = ScratchLayout::new(scratch_dir);
-    let upper = outside_scratch("upper directory", &spec.upper_dir, scratch_dir)?;
-    let mut lowers = Vec::with_capacity(spec.lower_dirs.len() + 1);
-    for lower in &spec.lower_dirs {
+    let upper = outside_scratch("upper directory", &rootfs.upper_dir, scratch_dir)?;
+    let mut lowers = Vec::with_capacity(rootfs.lower_dirs.len() + 1);
+    for lower in &rootfs.lower_dirs {
         lowers.push(outside_scratch("lower directory", lower, scratch_dir)?);
     }
     lowers.push(&scratch.skeleton);
-    if !spec.cwd.starts_with('/') {
+
+    let process = spec.process().as_ref().ok_or(SandboxError::EmptyCommand)?;
+    let argv = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let cwd = process.cwd().to_string_lossy().into_owned();
+    if !cwd.starts_with('/') {
         return Err(SandboxError::RelativePath {
             what: "working directory",
-            path: PathBuf::from(&spec.cwd),
+            path: PathBuf::from(&cwd),
         });
     }
-    if spec.hostname.len() > 64 {
-        return Err(SandboxError::BadHostname {
-            hostname: spec.hostname.clone(),
-        });
+    let hostname = spec.hostname().clone().unwrap_or_default();
+    if hostname.len() > 64 {
+        return Err(SandboxError::BadHostname { hostname });
     }
-    let command = spec.argv.first().ok_or(SandboxError::EmptyCommand)?;
+    let command = argv.first().ok_or(SandboxError::EmptyCommand)?;
     if command.is_empty() {
         return Err(SandboxError::EmptyCommand);
     }
-    if let Some(entry) = spec.env.iter().find(|e| !e.contains('=')) {
+    if let Some(entry) = env.iter().find(|e| !e.contains('=')) {
         return Err(SandboxError::BadEnv {
             entry: entry.clone(),
         });
     }
-
-    let mut namespaces = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS;
-    if !spec.network {
-        namespaces |= CloneFlags::CLONE_NEWNET;
-    }
+    let linux = spec.linux().as_ref();
+    let (namespaces, unshared) =
+        clone_flags(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
 
     let root = &scratch.merged;
-    let in_root = |relative: &str| cpath(&root.join(relative), "scratch directory");
+    let root_len = root.as_os_str().len();
+    let in_root = |destination: &str| -> Result<CString, SandboxError> {
+        cpath(&root.join(relative(destination)?), "mount destination")
+    };
     let mut steps = Vec::new();
-    // First, before anything is mounted: nothing may propagate to the machine's mounts.
+    // The cgroup namespace first, now that the parent has put us in our cgroup: its root
+    // is the container's cgroup.
+    if !unshared.is_empty() {
+        steps.push(SetupStep::Unshare { flags: unshared });
+    }
+    // Before anything is mounted: nothing may propagate to the machine's mounts.
     steps.push(mount(
         None,
         c("/"),
@@ -206,62 +252,93 @@ pub fn plan(spec: &SandboxSpec) -> Result<SetupPlan, SandboxError> {
         MsFlags::empty(),
         Some(overlay_options(&lowers, upper, &scratch.overlay_work)?),
     ));
-    steps.push(mount(
-        Some(c("proc")),
-        in_root("proc")?,
-        Some(c("proc")),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None,
-    ));
-    steps.push(mount(
-        Some(c("tmpfs")),
-        in_root("dev")?,
-        Some(c("tmpfs")),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some(c("mode=755,size=65536k")),
-    ));
-    for device in DEVICES {
-        let target = in_root(&format!("dev/{device}"))?;
-        steps.push(SetupStep::CreateFile {
+
+    // Pseudo filesystems already mounted: nothing can (or need) be created inside them.
+    let mut pseudo: Vec<&str> = Vec::new();
+    let mut mounted: Vec<&str> = Vec::new();
+    for m in spec.mounts().as_deref().unwrap_or(&[]) {
+        let destination = m.destination().to_str().ok_or(SandboxError::Nul {
+            what: "mount destination",
+        })?;
+        let target = in_root(destination)?;
+        let fstype = m.typ().as_deref().unwrap_or("none");
+        let parsed = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
+        let top = destination.trim_matches('/');
+        let inside_pseudo = pseudo
+            .iter()
+            .any(|p| destination.starts_with(p) && destination[p.len()..].starts_with('/'));
+        let needs_dir = !SKELETON_DIRS.contains(&top) && !inside_pseudo;
+        if fstype == "bind" || parsed.bind {
+            bind_steps(m, &parsed, target, root_len, &mut steps)?;
+        } else if fstype == "cgroup" {
+            cgroup_steps(&parsed, target, cgroups, &mut steps)?;
+        } else {
+            if needs_dir {
+                steps.push(SetupStep::EnsureDir {
+                    path: target.clone(),
+                    from: root_len,
+                });
+            }
+            let data = (!parsed.data.is_empty()).then(|| parsed.data.join(","));
+            steps.push(mount(
+                m.source()
+                    .as_ref()
+                    .map(|s| cpath(s, "mount source"))
+                    .transpose()?,
+                target.clone(),
+                Some(cstring(fstype.to_string())),
+                parsed.flags,
+                data.map(cstring),
+            ));
+            if !parsed.propagation.is_empty() {
+                steps.push(mount(None, target, None, parsed.propagation, None));
+            }
+        }
+        if matches!(fstype, "proc" | "sysfs") {
+            pseudo.push(destination);
+        }
+        mounted.push(destination);
+    }
+    for device in linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]) {
+        let path = device.path().to_str().ok_or(SandboxError::Nul {
+            what: "device path",
+        })?;
+        let target = in_root(path)?;
+        steps.push(SetupStep::EnsureFile {
             path: target.clone(),
         });
+        // The host's node, bound: works wherever kiln runs, even where mknod would not.
         steps.push(mount(
-            Some(cstring(format!("/dev/{device}"))),
+            Some(cstring(path.to_string())),
             target,
             None,
             MsFlags::MS_BIND,
             None,
         ));
     }
-    for (link, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        steps.push(SetupStep::Symlink {
-            target: c(target),
-            link: in_root(&format!("dev/{link}"))?,
+    if mounted.contains(&"/dev") {
+        let mut links = vec![
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ];
+        if mounted.contains(&"/dev/pts") {
+            links.push(("ptmx", "pts/ptmx"));
+        }
+        for (link, target) in links {
+            steps.push(SetupStep::Symlink {
+                target: c(target),
+                link: in_root(&format!("/dev/{link}"))?,
+            });
+        }
+    }
+    if options.create_cwd {
+        steps.push(SetupStep::EnsureDir {
+            path: in_root(&cwd)?,
+            from: root_len,
         });
     }
-    steps.push(SetupStep::MakeDir {
-        path: in_root("dev/shm")?,
-        mode: 0o755,
-    });
-    steps.push(mount(
-        Some(c("shm")),
-        in_root("dev/shm")?,
-        Some(c("tmpfs")),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some(c("mode=1777,size=65536k")),
-    ));
-    steps.push(mount(
-        Some(c("sysfs")),
-        in_root("sys")?,
-        Some(c("sysfs")),
-        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None,
-    ));
     // pivot_root(".", ".") stacks the old root on the new one; detaching "." drops it.
     // No put_old directory is needed, so nothing is created in the rootfs.
     steps.push(SetupStep::Chdir {
@@ -273,36 +350,325 @@ pub fn plan(spec: &SandboxSpec) -> Result<SetupPlan, SandboxError> {
     });
     steps.push(SetupStep::UnmountDetach { target: c(".") });
     steps.push(SetupStep::Chdir { path: c("/") });
-    steps.push(SetupStep::SetHostname {
-        name: CString::new(spec.hostname.as_str())
-            .map_err(|_| SandboxError::Nul { what: "hostname" })?,
-    });
-    if !spec.network {
+    for path in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or(&[])
+    {
+        steps.push(SetupStep::MaskPath {
+            path: container_path(path)?,
+        });
+    }
+    for path in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or(&[])
+    {
+        steps.push(SetupStep::ReadonlyPath {
+            path: container_path(path)?,
+        });
+    }
+    if spec.root().as_ref().and_then(Root::readonly) == Some(true) {
+        steps.push(mount(
+            None,
+            c("/"),
+            None,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None,
+        ));
+    }
+    if namespaces.contains(CloneFlags::CLONE_NEWUTS) && !hostname.is_empty() {
+        steps.push(SetupStep::SetHostname {
+            name: CString::new(hostname).map_err(|_| SandboxError::Nul { what: "hostname" })?,
+        });
+    }
+    if namespaces.contains(CloneFlags::CLONE_NEWNET) {
         steps.push(SetupStep::LoopbackUp);
     }
     steps.push(SetupStep::NewSession);
-    steps.push(SetupStep::Umask { mask: UMASK });
-    if let Some(user) = &spec.user {
-        // Groups first: once the uid is dropped, the process may no longer change them.
-        steps.push(SetupStep::SetGroups {
-            groups: user.groups.clone(),
-        });
-        steps.push(SetupStep::SetGid { gid: user.gid });
-        steps.push(SetupStep::SetUid { uid: user.uid });
+    if options.controlling_terminal {
+        steps.push(SetupStep::SetControllingTerminal);
     }
+    let user = process.user();
+    steps.push(SetupStep::Umask {
+        mask: user.umask().unwrap_or(UMASK),
+    });
+    for rlimit in process.rlimits().as_deref().unwrap_or(&[]) {
+        let (resource, name) = rlimit_resource(rlimit.typ());
+        steps.push(SetupStep::SetRlimit {
+            resource,
+            name,
+            soft: rlimit.soft(),
+            hard: rlimit.hard(),
+        });
+    }
+    identity_steps(process, &mut steps)?;
+    if process.no_new_privileges() == Some(true) {
+        steps.push(SetupStep::NoNewPrivs);
+    }
+    let path = path_var(&env);
     steps.push(SetupStep::Chdir {
-        path: CString::new(spec.cwd.as_str()).map_err(|_| SandboxError::Nul {
+        path: CString::new(cwd.as_str()).map_err(|_| SandboxError::Nul {
             what: "working directory",
         })?,
     });
     steps.push(SetupStep::Exec {
-        candidates: exec_candidates(command, &path_var(&spec.env))?,
-        argv: strings("command", &spec.argv)?,
-        env: strings("environment", &spec.env)?,
+        candidates: exec_candidates(command, &path)?,
+        argv: strings_array("command", &argv)?,
+        env: strings_array("environment", &env)?,
     });
-    Ok(SetupPlan { namespaces, steps })
+    Ok(SetupPlan {
+        namespaces,
+        steps,
+        command: command.clone(),
+        path,
+        cwd,
+    })
 }
 
+/// The clone(2) flags, and the namespaces unshared later (cgroup).
+fn clone_flags(
+    namespaces: &[oci_spec::runtime::LinuxNamespace],
+) -> Result<(CloneFlags, CloneFlags), SandboxError> {
+    let mut cloned = CloneFlags::empty();
+    let mut unshared = CloneFlags::empty();
+    for namespace in namespaces {
+        let kind = namespace.typ();
+        if namespace.path().is_some() {
+            return Err(SandboxError::Unsupported {
+                what: format!("joining an existing {kind} namespace"),
+            });
+        }
+        match kind {
+            LinuxNamespaceType::Mount => cloned |= CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Pid => cloned |= CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Uts => cloned |= CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => cloned |= CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => cloned |= CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Cgroup => unshared |= CloneFlags::CLONE_NEWCGROUP,
+            LinuxNamespaceType::User | LinuxNamespaceType::Time => {
+                return Err(SandboxError::Unsupported {
+                    what: format!("a {kind} namespace"),
+                });
+            }
+        }
+    }
+    if !cloned.contains(CloneFlags::CLONE_NEWNS) {
+        // The root filesystem is set up by mounting: without a mount namespace of its own,
+        // that would be the machine's.
+        return Err(SandboxError::Unsupported {
+            what: "a container without a mount namespace".into(),
+        });
+    }
+    Ok((cloned, unshared))
+}
+
+/// A bind mount (a volume): the target is created (a file for a file), then the bind, its
+/// propagation, and a remount for `ro`/`nosuid`/… (a bind ignores them).
+fn bind_steps(
+    m: &Mount,
+    parsed: &MountOptions,
+    target: CString,
+    root_len: usize,
+    steps: &mut Vec<SetupStep>,
+) -> Result<(), SandboxError> {
+    let source = m.source().as_ref().ok_or(SandboxError::RelativePath {
+        what: "bind mount source",
+        path: PathBuf::new(),
+    })?;
+    let source = absolute("bind mount source", source)?;
+    let is_file = std::fs::metadata(source).is_ok_and(|meta| !meta.is_dir());
+    if is_file {
+        let parent_end = target
+            .as_bytes()
+            .iter()
+            .rposition(|&b| b == b'/')
+            .unwrap_or(0);
+        if parent_end > root_len {
+            steps.push(SetupStep::EnsureDir {
+                path: CString::new(&target.as_bytes()[..parent_end]).unwrap_or_default(),
+                from: root_len,
+            });
+        }
+        steps.push(SetupStep::EnsureFile {
+            path: target.clone(),
+        });
+    } else {
+        steps.push(SetupStep::EnsureDir {
+            path: target.clone(),
+            from: root_len,
+        });
+    }
+    let recursive = if parsed.recursive {
+        MsFlags::MS_REC
+    } else {
+        MsFlags::empty()
+    };
+    steps.push(mount(
+        Some(cpath(source, "bind mount source")?),
+        target.clone(),
+        None,
+        MsFlags::MS_BIND | recursive,
+        None,
+    ));
+    if !parsed.propagation.is_empty() {
+        steps.push(mount(None, target.clone(), None, parsed.propagation, None));
+    }
+    let restrictions = parsed.flags
+        & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    if !restrictions.is_empty() {
+        steps.push(mount(
+            None,
+            target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | restrictions,
+            None,
+        ));
+    }
+    Ok(())
+}
+
+/// `/sys/fs/cgroup` as the host has it (see [`HostCgroups`]), read-only by bind remounts
+/// (a new mount of an existing hierarchy must match its read-write superblock).
+fn cgroup_steps(
+    parsed: &MountOptions,
+    target: CString,
+    cgroups: &HostCgroups,
+    steps: &mut Vec<SetupStep>,
+) -> Result<(), SandboxError> {
+    let restrictions = parsed.flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    let read_only = parsed.flags.contains(MsFlags::MS_RDONLY);
+    let seal = |target: CString, steps: &mut Vec<SetupStep>| {
+        if read_only {
+            steps.push(mount(
+                None,
+                target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | restrictions,
+                None,
+            ));
+        }
+    };
+    match cgroups {
+        HostCgroups::Absent => {}
+        HostCgroups::V2 => {
+            steps.push(mount(
+                Some(c("cgroup2")),
+                target.clone(),
+                Some(c("cgroup2")),
+                restrictions,
+                None,
+            ));
+            seal(target, steps);
+        }
+        HostCgroups::V1 { hierarchies, links } => {
+            let base = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+            steps.push(mount(
+                Some(c("tmpfs")),
+                target.clone(),
+                Some(c("tmpfs")),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some(c("mode=755")),
+            ));
+            for hierarchy in hierarchies {
+                let dir = cpath(&base.join(&hierarchy.name), "cgroup hierarchy")?;
+                steps.push(SetupStep::MakeDir {
+                    path: dir.clone(),
+                    mode: 0o755,
+                });
+                steps.push(mount(
+                    Some(cstring(hierarchy.fstype.clone())),
+                    dir.clone(),
+                    Some(cstring(hierarchy.fstype.clone())),
+                    restrictions,
+                    (!hierarchy.options.is_empty()).then(|| cstring(hierarchy.options.clone())),
+                ));
+                seal(dir, steps);
+            }
+            for (link, link_target) in links {
+                steps.push(SetupStep::Symlink {
+                    target: cstring(link_target.clone()),
+                    link: cpath(&base.join(link), "cgroup hierarchy")?,
+                });
+            }
+            if read_only {
+                steps.push(mount(
+                    None,
+                    target,
+                    None,
+                    MsFlags::MS_REMOUNT
+                        | MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some(c("mode=755")),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Groups, gid, uid — and around them the capabilities: the bounding set shrunk while we
+/// still may (CAP_SETPCAP), permitted kept across a change to a non-root uid, then the
+/// sets the command gets.
+fn identity_steps(process: &Process, steps: &mut Vec<SetupStep>) -> Result<(), SandboxError> {
+    let user = process.user();
+    let mask = |set: &Option<oci_spec::runtime::Capabilities>| {
+        capability_mask(set.iter().flatten()).map_err(|name| SandboxError::Unsupported {
+            what: format!("capability {name}"),
+        })
+    };
+    let capabilities = match process.capabilities() {
+        Some(caps) => Some((
+            mask(caps.bounding())?,
+            mask(caps.effective())?,
+            mask(caps.permitted())?,
+            mask(caps.inheritable())?,
+            mask(caps.ambient())?,
+        )),
+        None => None,
+    };
+    if let Some((bounding, ..)) = capabilities {
+        if user.uid() != 0 {
+            steps.push(SetupStep::KeepCaps);
+        }
+        steps.push(SetupStep::DropBoundingCaps { keep: bounding });
+    }
+    // Groups first: once the uid is dropped, the process may no longer change them.
+    steps.push(SetupStep::SetGroups {
+        groups: user.additional_gids().clone().unwrap_or_default(),
+    });
+    steps.push(SetupStep::SetGid { gid: user.gid() });
+    steps.push(SetupStep::SetUid { uid: user.uid() });
+    if let Some((_, effective, permitted, inheritable, ambient)) = capabilities {
+        steps.push(SetupStep::SetCapabilities {
+            effective,
+            permitted,
+            inheritable,
+            ambient,
+        });
+    }
+    Ok(())
+}
+
+/// `destination` without its leading `/`, refused if it climbs out with `..`.
+fn relative(destination: &str) -> Result<&Path, SandboxError> {
+    let path = Path::new(destination);
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(SandboxError::BadMountDestination {
+            path: destination.to_string(),
+        });
+    }
+    Ok(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// An absolute path inside the container (after pivot_root).
+fn container_path(path: &str) -> Result<CString, SandboxError> {
+    relative(path)?;
+    CString::new(path).map_err(|_| SandboxError::Nul {
+        what: "masked or read-only path",
+    })
+}
 /// The PATH the command lookup uses: the one in `env`, else [`default_path`].
 pub(crate) fn path_var(env: &[String]) -> String {
     env.iter()
@@ -416,168 +782,10 @@ fn cpath(path: &Path, what: &'static str) -> Result<CString, SandboxError> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| SandboxError::Nul { what })
 }
 
-fn strings(what: &'static str, items: &[String]) -> Result<CStringArray, SandboxError> {
+fn strings_array(what: &'static str, items: &[String]) -> Result<CStringArray, SandboxError> {
     let strings = items
         .iter()
         .map(|s| CString::new(s.as_str()).map_err(|_| SandboxError::Nul { what }))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(CStringArray::new(strings))
-}
-
-/// C strings with the NULL-terminated pointer array execve(2) wants, built ahead of time.
-pub struct CStringArray {
-    strings: Vec<CString>,
-    pointers: Vec<*const c_char>,
-}
-
-// SAFETY: the pointers point into the heap buffers of `strings`, which this struct owns and
-// never mutates; sharing or sending it is exactly as safe as sharing or sending the strings.
-unsafe impl Send for CStringArray {}
-// SAFETY: as above; nothing is mutated through a shared reference.
-unsafe impl Sync for CStringArray {}
-
-impl CStringArray {
-    pub fn new(strings: Vec<CString>) -> CStringArray {
-        let mut pointers: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
-        pointers.push(std::ptr::null());
-        CStringArray { strings, pointers }
-    }
-
-    pub fn strings(&self) -> &[CString] {
-        &self.strings
-    }
-
-    /// A NULL-terminated array of pointers, valid as long as `self` is.
-    pub fn as_ptr(&self) -> *const *const c_char {
-        self.pointers.as_ptr()
-    }
-}
-
-impl Clone for CStringArray {
-    fn clone(&self) -> CStringArray {
-        CStringArray::new(self.strings.clone())
-    }
-}
-
-impl PartialEq for CStringArray {
-    fn eq(&self, other: &CStringArray) -> bool {
-        self.strings == other.strings
-    }
-}
-
-impl Eq for CStringArray {}
-
-impl fmt::Debug for CStringArray {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(&self.strings).finish()
-    }
-}
-
-/// Shell-like rendering for `--trace`: what a learner would type to do the same.
-impl fmt::Display for SetupStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SetupStep::Mount {
-                source,
-                target,
-                fstype,
-                flags,
-                data,
-            } => fmt_mount(
-                f,
-                source.as_deref(),
-                target,
-                fstype.as_deref(),
-                *flags,
-                data,
-            ),
-            SetupStep::CreateFile { path } => write!(f, "touch {}", show(path)),
-            SetupStep::MakeDir { path, mode } => write!(f, "mkdir -m {mode:o} {}", show(path)),
-            SetupStep::Symlink { target, link } => {
-                write!(f, "ln -s {} {}", show(target), show(link))
-            }
-            SetupStep::Chdir { path } => write!(f, "cd {}", show(path)),
-            SetupStep::PivotRoot { new_root, put_old } => {
-                write!(f, "pivot_root {} {}", show(new_root), show(put_old))
-            }
-            SetupStep::UnmountDetach { target } => write!(f, "umount --lazy {}", show(target)),
-            SetupStep::SetHostname { name } => write!(f, "hostname {}", show(name)),
-            SetupStep::LoopbackUp => f.write_str("ip link set lo up"),
-            SetupStep::NewSession => f.write_str("setsid"),
-            SetupStep::Umask { mask } => write!(f, "umask {mask:03o}"),
-            SetupStep::SetGroups { groups } => {
-                let list: Vec<String> = groups.iter().map(u32::to_string).collect();
-                write!(f, "setgroups [{}]", list.join(","))
-            }
-            SetupStep::SetGid { gid } => write!(f, "setgid {gid}"),
-            SetupStep::SetUid { uid } => write!(f, "setuid {uid}"),
-            SetupStep::Exec { argv, .. } => {
-                f.write_str("exec")?;
-                for arg in argv.strings() {
-                    write!(f, " {}", quote(&show(arg)))?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-fn fmt_mount(
-    f: &mut fmt::Formatter<'_>,
-    source: Option<&CStr>,
-    target: &CStr,
-    fstype: Option<&CStr>,
-    flags: MsFlags,
-    data: &Option<CString>,
-) -> fmt::Result {
-    let recursive = if flags.contains(MsFlags::MS_REC) {
-        "r"
-    } else {
-        ""
-    };
-    let source = source.map(show).unwrap_or_else(|| "none".into());
-    if flags.contains(MsFlags::MS_PRIVATE) {
-        return write!(f, "mount --make-{recursive}private {}", show(target));
-    }
-    if flags.contains(MsFlags::MS_BIND) {
-        return write!(f, "mount --{recursive}bind {source} {}", show(target));
-    }
-    write!(f, "mount")?;
-    if let Some(fstype) = fstype {
-        write!(f, " -t {}", show(fstype))?;
-    }
-    write!(f, " {source} {}", show(target))?;
-    let mut options: Vec<String> = [
-        (MsFlags::MS_RDONLY, "ro"),
-        (MsFlags::MS_NOSUID, "nosuid"),
-        (MsFlags::MS_NODEV, "nodev"),
-        (MsFlags::MS_NOEXEC, "noexec"),
-        (MsFlags::MS_STRICTATIME, "strictatime"),
-    ]
-    .iter()
-    .filter(|(flag, _)| flags.contains(*flag))
-    .map(|(_, name)| (*name).to_string())
-    .collect();
-    options.extend(data.as_deref().map(show));
-    if !options.is_empty() {
-        write!(f, " -o {}", options.join(","))?;
-    }
-    Ok(())
-}
-
-fn show(s: &CStr) -> String {
-    s.to_string_lossy().into_owned()
-}
-
-/// Single-quotes an argument when a shell would need it.
-fn quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
 }

@@ -20,7 +20,8 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::output::OutputTail;
-use super::plan::{ScratchLayout, SetupPlan, SetupStep, path_var, plan};
+use super::plan::{ScratchLayout, plan};
+use super::step::{SetupPlan, SetupStep, namespace_names};
 use super::sys::{ExecFailure, Failure, RealSys, execute};
 use super::{OUTPUT_TAIL_BYTES, SandboxError, SandboxOutcome, SandboxSpec, SandboxStatus};
 
@@ -61,17 +62,7 @@ impl std::fmt::Display for TraceEvent<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TraceEvent::Namespaces { flags, pid } => {
-                let names: Vec<&str> = [
-                    (CloneFlags::CLONE_NEWNS, "mount"),
-                    (CloneFlags::CLONE_NEWPID, "pid"),
-                    (CloneFlags::CLONE_NEWIPC, "ipc"),
-                    (CloneFlags::CLONE_NEWUTS, "uts"),
-                    (CloneFlags::CLONE_NEWNET, "net"),
-                ]
-                .iter()
-                .filter(|(flag, _)| flags.contains(*flag))
-                .map(|(_, name)| *name)
-                .collect();
+                let names = namespace_names(*flags);
                 write!(
                     f,
                     "clone: new {} namespaces (pid {pid} on the host)",
@@ -94,7 +85,7 @@ pub fn run(
     let plan = plan(spec)?;
     let layout = ScratchLayout::new(&spec.scratch_dir);
     prepare_scratch(&layout)?;
-    let result = run_plan(spec, &plan, observer);
+    let result = run_plan(&plan, observer);
     let cleaned = clean_scratch(&layout);
     let outcome = result?;
     cleaned?;
@@ -102,79 +93,32 @@ pub fn run(
 }
 
 fn run_plan(
-    spec: &SandboxSpec,
     plan: &SetupPlan,
     observer: &mut dyn SandboxObserver,
 ) -> Result<SandboxOutcome, SandboxError> {
-    let os = |what| move |source| SandboxError::Os { what, source };
-    let (report_read, report_write) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os("create a pipe"))?;
     let (output_read, output_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os("create a pipe"))?;
     let stdin = File::open("/dev/null").map_err(|source| SandboxError::Io {
         path: "/dev/null".into(),
         source,
     })?;
-    // The child moves these to 0, 1 and 2; none of them may already be one of those.
-    let report_write = above_stdio(report_write).map_err(os("duplicate a descriptor"))?;
     let output_write = above_stdio(output_write).map_err(os("duplicate a descriptor"))?;
     let stdin = above_stdio(stdin.into()).map_err(os("duplicate a descriptor"))?;
-
-    let context = ChildContext {
-        steps: &plan.steps,
-        report: report_write.as_raw_fd(),
-        output: output_write.as_raw_fd(),
+    let io = ChildIo {
         stdin: stdin.as_raw_fd(),
+        stdout: output_write.as_raw_fd(),
+        stderr: output_write.as_raw_fd(),
     };
-    let mut stack = vec![0u8; CHILD_STACK];
-    // SAFETY: without CLONE_VM the child runs on its own copy of `stack` and of everything
-    // `context` borrows, so nothing it touches can change under it. It only calls
-    // `child_main`, which neither allocates nor takes locks (see there), and it always
-    // leaves by execve or _exit. The stack is far larger than that code needs.
-    let pid = unsafe {
-        nix::sched::clone(
-            Box::new(|| child_main(&context)),
-            &mut stack,
-            plan.namespaces,
-            Some(libc::SIGCHLD),
-        )
-    }
-    .map_err(SandboxError::Spawn)?;
-    let mut child = Child { pid, reaped: false };
-    // Only the child may hold the write ends, or end of file would never come.
-    drop((report_write, output_write, stdin, stack));
+    let (mut child, reports) = spawn(plan, &io, None)?;
+    // Only the child may hold the write end, or end of file would never come.
+    drop((output_write, stdin));
     observer.trace(&TraceEvent::Namespaces {
         flags: plan.namespaces,
-        pid: pid.as_raw(),
+        pid: child.pid.as_raw(),
     });
-
-    let mut reports = File::from(report_read);
-    let mut last_begun = None;
-    let mut failure = None;
-    while let Some(report) = read_report(&mut reports).map_err(|e| SandboxError::Os {
-        what: "read the sandbox's reports",
-        source: io_errno(&e),
-    })? {
-        match report {
-            Report::Begin(index) => {
-                if let Some(step) = plan.steps.get(index) {
-                    last_begun = Some(index);
-                    observer.trace(&TraceEvent::Step(step));
-                }
-            }
-            Report::Failed(reported) => failure = Some(reported),
-        }
-    }
-    let exec_index = plan.steps.len() - 1;
-    if failure.is_some() || last_begun != Some(exec_index) {
-        let status = child.wait()?;
-        return Err(match failure {
-            Some(failure) => setup_error(spec, plan, failure),
-            None => SandboxError::SetupDied {
-                status: status.to_string(),
-            },
-        });
-    }
+    follow_reports(plan, &mut child, reports, &mut |event| {
+        observer.trace(event)
+    })?;
 
     let mut output = File::from(output_read);
     let mut tail = OutputTail::new(OUTPUT_TAIL_BYTES);
@@ -202,12 +146,98 @@ fn run_plan(
     })
 }
 
+pub(crate) fn os(what: &'static str) -> impl Fn(Errno) -> SandboxError {
+    move |source| SandboxError::Os { what, source }
+}
+
+/// The descriptors the child moves to 0, 1 and 2; each must be 3 or above.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChildIo {
+    pub(crate) stdin: RawFd,
+    pub(crate) stdout: RawFd,
+    pub(crate) stderr: RawFd,
+}
+
+/// Clones the child into `plan`'s namespaces. It runs the steps at once, or, given `sync`
+/// (a pipe's read end), after the parent writes one byte to that pipe (end of file without
+/// it: the child exits). Returns the child and the read end of its report pipe.
+pub(crate) fn spawn(
+    plan: &SetupPlan,
+    io: &ChildIo,
+    sync: Option<RawFd>,
+) -> Result<(Child, File), SandboxError> {
+    let (report_read, report_write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os("create a pipe"))?;
+    // The child moves descriptors to 0, 1 and 2; the report pipe must not be one of them.
+    let report_write = above_stdio(report_write).map_err(os("duplicate a descriptor"))?;
+    let context = ChildContext {
+        steps: &plan.steps,
+        report: report_write.as_raw_fd(),
+        io: *io,
+        sync: sync.unwrap_or(-1),
+    };
+    let mut stack = vec![0u8; CHILD_STACK];
+    // SAFETY: without CLONE_VM the child runs on its own copy of `stack` and of everything
+    // `context` borrows, so nothing it touches can change under it. It only calls
+    // `child_main`, which neither allocates nor takes locks (see there), and it always
+    // leaves by execve or _exit. The stack is far larger than that code needs.
+    let pid = unsafe {
+        nix::sched::clone(
+            Box::new(|| child_main(&context)),
+            &mut stack,
+            plan.namespaces,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(SandboxError::Spawn)?;
+    drop((report_write, stack));
+    Ok((Child { pid, reaped: false }, File::from(report_read)))
+}
+
+/// Relays the child's reports (each step as a trace event) until it execs. On a failure,
+/// reaps the child and returns the error the failure means.
+pub(crate) fn follow_reports(
+    plan: &SetupPlan,
+    child: &mut Child,
+    mut reports: File,
+    trace: &mut dyn FnMut(&TraceEvent<'_>),
+) -> Result<(), SandboxError> {
+    let mut last_begun = None;
+    let mut failure = None;
+    while let Some(report) = read_report(&mut reports).map_err(|e| SandboxError::Os {
+        what: "read the sandbox's reports",
+        source: io_errno(&e),
+    })? {
+        match report {
+            Report::Begin(index) => {
+                if let Some(step) = plan.steps.get(index) {
+                    last_begun = Some(index);
+                    trace(&TraceEvent::Step(step));
+                }
+            }
+            Report::Failed(reported) => failure = Some(reported),
+        }
+    }
+    let exec_index = plan.steps.len() - 1;
+    if failure.is_some() || last_begun != Some(exec_index) {
+        let status = child.wait()?;
+        return Err(match failure {
+            Some(failure) => setup_error(plan, failure),
+            None => SandboxError::SetupDied {
+                status: status.to_string(),
+            },
+        });
+    }
+    Ok(())
+}
+
 /// Everything the child needs, prepared before clone.
 struct ChildContext<'a> {
     steps: &'a [SetupStep],
     report: RawFd,
-    output: RawFd,
-    stdin: RawFd,
+    io: ChildIo,
+    /// Read end of the parent's go-ahead pipe, or -1.
+    sync: RawFd,
 }
 
 /// The child, between clone and exec. Async-signal-safe only: no allocation, no locks, no
@@ -239,9 +269,23 @@ fn child_main(context: &ChildContext<'_>) -> isize {
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        libc::dup2(context.stdin, 0);
-        libc::dup2(context.output, 1);
-        libc::dup2(context.output, 2);
+        if context.sync >= 0 {
+            // Wait for the parent's go-ahead (it may be putting us in a cgroup).
+            let mut byte = 0u8;
+            loop {
+                let n = libc::read(context.sync, (&mut byte as *mut u8).cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                libc::_exit(SETUP_FAILED);
+            }
+        }
+        libc::dup2(context.io.stdin, 0);
+        libc::dup2(context.io.stdout, 1);
+        libc::dup2(context.io.stderr, 2);
         // No other descriptor of kiln's may reach the command.
         libc::close_range(
             3,
@@ -334,8 +378,8 @@ fn read_report(reports: &mut File) -> io::Result<Option<Report>> {
     }
 }
 
-pub(crate) fn setup_error(spec: &SandboxSpec, plan: &SetupPlan, failure: Failure) -> SandboxError {
-    let command = spec.argv.first().cloned().unwrap_or_default();
+pub(crate) fn setup_error(plan: &SetupPlan, failure: Failure) -> SandboxError {
+    let command = plan.command.clone();
     let candidate = |index: usize| match plan.steps.last() {
         Some(SetupStep::Exec { candidates, .. }) => candidates
             .get(index)
@@ -349,7 +393,7 @@ pub(crate) fn setup_error(spec: &SandboxSpec, plan: &SetupPlan, failure: Failure
             if index + 2 == plan.steps.len() && matches!(errno, Errno::ENOENT | Errno::ENOTDIR) =>
         {
             SandboxError::CwdNotFound {
-                cwd: spec.cwd.clone(),
+                cwd: plan.cwd.clone(),
             }
         }
         Failure::Step { index, errno } => SandboxError::Setup {
@@ -362,7 +406,7 @@ pub(crate) fn setup_error(spec: &SandboxSpec, plan: &SetupPlan, failure: Failure
         },
         Failure::Exec(ExecFailure::NotFound) => SandboxError::CommandNotFound {
             command,
-            path: path_var(&spec.env),
+            path: plan.path.clone(),
         },
         Failure::Exec(ExecFailure::NotExecutable { candidate: index }) => {
             SandboxError::NotExecutable {
@@ -389,13 +433,14 @@ pub(crate) fn setup_error(spec: &SandboxSpec, plan: &SetupPlan, failure: Failure
 
 /// The cloned child; killed and reaped on drop unless waited for, so an early return never
 /// leaves a sandbox behind.
-struct Child {
-    pid: Pid,
-    reaped: bool,
+#[derive(Debug)]
+pub(crate) struct Child {
+    pub(crate) pid: Pid,
+    pub(crate) reaped: bool,
 }
 
 impl Child {
-    fn wait(&mut self) -> Result<SandboxStatus, SandboxError> {
+    pub(crate) fn wait(&mut self) -> Result<SandboxStatus, SandboxError> {
         loop {
             match waitpid(self.pid, None) {
                 Ok(WaitStatus::Exited(_, code)) => {
@@ -428,12 +473,12 @@ impl Drop for Child {
 }
 
 /// Pipes fail with an errno; keep it as one.
-fn io_errno(error: &io::Error) -> Errno {
+pub(crate) fn io_errno(error: &io::Error) -> Errno {
     Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// Moves a descriptor to 3 or above (kiln may run with a closed stdin, say).
-fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, Errno> {
+pub(crate) fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, Errno> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
@@ -451,7 +496,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SandboxError + '_ {
 }
 
 /// Creates the scratch directories, or empties what a killed run left in them.
-fn prepare_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
+pub(crate) fn prepare_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
     for path in [&layout.overlay_work, &layout.mountpoint] {
         fs::create_dir_all(path).map_err(io_err(path))?;
     }
@@ -462,7 +507,7 @@ fn prepare_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
 /// whiteout it created there, still hard-linked from the upper directory, and the
 /// `incompat/volatile` marker of a volatile mount, which makes the next mount fail until it
 /// is removed. The directories themselves stay for the next run.
-fn clean_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
+pub(crate) fn clean_scratch(layout: &ScratchLayout) -> Result<(), SandboxError> {
     let work = layout.overlay_work.join("work");
     let entries = match fs::read_dir(&work) {
         Ok(entries) => entries,

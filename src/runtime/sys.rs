@@ -14,7 +14,9 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::mount::MsFlags;
 
-use super::plan::{CStringArray, SetupStep};
+use nix::sched::CloneFlags;
+
+use super::step::{CStringArray, SetupStep};
 
 /// The kernel operations the setup needs. Each returns the raw errno on failure.
 pub trait Sys {
@@ -26,6 +28,7 @@ pub trait Sys {
         flags: MsFlags,
         data: Option<&CStr>,
     ) -> Result<(), Errno>;
+    /// An empty regular file (EEXIST if something is there).
     fn create_file(&mut self, path: &CStr) -> Result<(), Errno>;
     fn mkdir(&mut self, path: &CStr, mode: u32) -> Result<(), Errno>;
     fn symlink(&mut self, target: &CStr, link: &CStr) -> Result<(), Errno>;
@@ -39,6 +42,16 @@ pub trait Sys {
     fn setgroups(&mut self, groups: &[u32]) -> Result<(), Errno>;
     fn setgid(&mut self, gid: u32) -> Result<(), Errno>;
     fn setuid(&mut self, uid: u32) -> Result<(), Errno>;
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Errno>;
+    fn set_controlling_terminal(&mut self) -> Result<(), Errno>;
+    fn setrlimit(&mut self, resource: u32, soft: u64, hard: u64) -> Result<(), Errno>;
+    fn keep_caps(&mut self) -> Result<(), Errno>;
+    /// Drops `cap` from the bounding set; EINVAL past the kernel's last capability.
+    fn drop_bounding_cap(&mut self, cap: u32) -> Result<(), Errno>;
+    fn capset(&mut self, effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno>;
+    fn clear_ambient_caps(&mut self) -> Result<(), Errno>;
+    fn raise_ambient_cap(&mut self, cap: u32) -> Result<(), Errno>;
+    fn set_no_new_privs(&mut self) -> Result<(), Errno>;
     /// Whether `path` names an existing file (symlinks followed).
     fn exists(&mut self, path: &CStr) -> bool;
     /// Replaces the process; returns only on failure.
@@ -82,8 +95,31 @@ pub fn execute(steps: &[SetupStep], sys: &mut dyn Sys, on_step: &mut dyn FnMut(u
                 *flags,
                 data.as_deref(),
             ),
-            SetupStep::CreateFile { path } => sys.create_file(path),
+            SetupStep::Unshare { flags } => sys.unshare(*flags),
+            SetupStep::EnsureFile { path } => match sys.create_file(path) {
+                Err(Errno::EEXIST) => Ok(()),
+                other => other,
+            },
             SetupStep::MakeDir { path, mode } => sys.mkdir(path, *mode),
+            SetupStep::EnsureDir { path, from } => ensure_dir(sys, path, *from),
+            SetupStep::MaskPath { path } => mask_path(sys, path),
+            SetupStep::ReadonlyPath { path } => readonly_path(sys, path),
+            SetupStep::SetControllingTerminal => sys.set_controlling_terminal(),
+            SetupStep::SetRlimit {
+                resource,
+                soft,
+                hard,
+                ..
+            } => sys.setrlimit(*resource, *soft, *hard),
+            SetupStep::KeepCaps => sys.keep_caps(),
+            SetupStep::DropBoundingCaps { keep } => drop_bounding(sys, *keep),
+            SetupStep::SetCapabilities {
+                effective,
+                permitted,
+                inheritable,
+                ambient,
+            } => set_capabilities(sys, *effective, *permitted, *inheritable, *ambient),
+            SetupStep::NoNewPrivs => sys.set_no_new_privs(),
             SetupStep::Symlink { target, link } => sys.symlink(target, link),
             SetupStep::Chdir { path } => sys.chdir(path),
             SetupStep::PivotRoot { new_root, put_old } => sys.pivot_root(new_root, put_old),
@@ -110,6 +146,115 @@ pub fn execute(steps: &[SetupStep], sys: &mut dyn Sys, on_step: &mut dyn FnMut(u
     }
     // A plan always ends with its exec step; reaching here means it had none.
     Failure::Exec(ExecFailure::NotFound)
+}
+
+/// Longest path [`ensure_dir`] handles (the kernel's PATH_MAX).
+const PATH_MAX: usize = 4096;
+
+/// `mkdir -p` of `path` from byte `from` on, with the prefixes copied to a stack buffer
+/// (the child may not allocate).
+fn ensure_dir(sys: &mut dyn Sys, path: &CStr, from: usize) -> Result<(), Errno> {
+    let bytes = path.to_bytes();
+    if bytes.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let mut buffer = [0u8; PATH_MAX];
+    buffer[..bytes.len()].copy_from_slice(bytes);
+    let mut end = from;
+    while end < bytes.len() {
+        // The next component ends at the next `/` (or the end of the path).
+        let next = bytes[end + 1..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(bytes.len(), |i| end + 1 + i);
+        if next > end + 1 {
+            buffer[next] = 0;
+            let prefix = CStr::from_bytes_until_nul(&buffer).map_err(|_| Errno::EINVAL)?;
+            match sys.mkdir(prefix, 0o755) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(errno) => return Err(errno),
+            }
+            if next < bytes.len() {
+                buffer[next] = b'/';
+            }
+        }
+        end = next;
+    }
+    Ok(())
+}
+
+/// runc's maskPath: /dev/null over a file, a read-only empty tmpfs over a directory.
+fn mask_path(sys: &mut dyn Sys, path: &CStr) -> Result<(), Errno> {
+    match sys.mount(Some(c"/dev/null"), path, None, MsFlags::MS_BIND, None) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(Errno::ENOTDIR) => sys.mount(
+            Some(c"tmpfs"),
+            path,
+            Some(c"tmpfs"),
+            MsFlags::MS_RDONLY,
+            None,
+        ),
+        Err(errno) => Err(errno),
+    }
+}
+
+/// runc's readonlyPath: a recursive bind onto itself, remounted read-only.
+fn readonly_path(sys: &mut dyn Sys, path: &CStr) -> Result<(), Errno> {
+    match sys.mount(
+        Some(path),
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    ) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(errno) => return Err(errno),
+    }
+    sys.mount(
+        None,
+        path,
+        None,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
+        None,
+    )
+}
+
+/// Drops every capability outside `keep` from the bounding set, up to the kernel's last.
+fn drop_bounding(sys: &mut dyn Sys, keep: u64) -> Result<(), Errno> {
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        match sys.drop_bounding_cap(cap) {
+            Ok(()) => {}
+            Err(Errno::EINVAL) => break,
+            Err(errno) => return Err(errno),
+        }
+    }
+    Ok(())
+}
+
+fn set_capabilities(
+    sys: &mut dyn Sys,
+    effective: u64,
+    permitted: u64,
+    inheritable: u64,
+    ambient: u64,
+) -> Result<(), Errno> {
+    sys.capset(effective, permitted, inheritable)?;
+    sys.clear_ambient_caps()?;
+    for cap in 0..64u32 {
+        if ambient & (1 << cap) != 0 {
+            sys.raise_ambient_cap(cap)?;
+        }
+    }
+    Ok(())
 }
 
 /// execvp's search: skip candidates that do not exist, remember one that exists but may not
@@ -233,6 +378,99 @@ impl Sys for RealSys {
     fn setuid(&mut self, uid: u32) -> Result<(), Errno> {
         // SAFETY: plain integers; see setgroups for why the raw syscall.
         check_long(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })
+    }
+
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Errno> {
+        // SAFETY: plain integer argument.
+        check(unsafe { libc::unshare(flags.bits()) })
+    }
+
+    fn set_controlling_terminal(&mut self) -> Result<(), Errno> {
+        // SAFETY: TIOCSCTTY takes an integer (0: do not steal from another session).
+        check(unsafe { libc::ioctl(0, libc::TIOCSCTTY as _, 0) })
+    }
+
+    fn setrlimit(&mut self, resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
+        let limit = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: `limit` is an initialised rlimit the kernel only reads.
+        check(unsafe { libc::setrlimit(resource as _, &limit) })
+    }
+
+    fn keep_caps(&mut self) -> Result<(), Errno> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
+    }
+
+    fn drop_bounding_cap(&mut self, cap: u32) -> Result<(), Errno> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })
+    }
+
+    fn capset(&mut self, effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const VERSION_3: u32 = 0x2008_0522;
+        let header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let half = |mask: u64, high: bool| (if high { mask >> 32 } else { mask }) as u32;
+        let data = [false, true].map(|high| Data {
+            effective: half(effective, high),
+            permitted: half(permitted, high),
+            inheritable: half(inheritable, high),
+        });
+        // SAFETY: version 3 takes a header and two data structs, both initialised and
+        // living across the call; the kernel only reads them.
+        check_long(unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) })
+    }
+
+    fn clear_ambient_caps(&mut self) -> Result<(), Errno> {
+        // SAFETY: prctl with integer arguments.
+        match check(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        }) {
+            // Kernels before 4.3 have no ambient set: nothing to clear.
+            Err(Errno::EINVAL) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn raise_ambient_cap(&mut self, cap: u32) -> Result<(), Errno> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0,
+                0,
+            )
+        })
+    }
+
+    fn set_no_new_privs(&mut self) -> Result<(), Errno> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
     }
 
     fn exists(&mut self, path: &CStr) -> bool {

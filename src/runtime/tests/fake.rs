@@ -5,6 +5,7 @@ use std::ffi::CStr;
 
 use nix::errno::Errno;
 use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
 
 use crate::runtime::{CStringArray, Sys};
 
@@ -30,13 +31,23 @@ pub(super) enum Call {
     SetGroups(Vec<u32>),
     SetGid(u32),
     SetUid(u32),
+    Unshare(CloneFlags),
+    ControllingTerminal,
+    Rlimit(u32, u64, u64),
+    KeepCaps,
+    DropBounding(u32),
+    Capset(u64, u64, u64),
+    ClearAmbient,
+    RaiseAmbient(u32),
+    NoNewPrivs,
     Exists(String),
     Execve(String, Vec<String>, Vec<String>),
 }
 
 /// Records calls. The `fail_call`-th call (0-based, execve and exists excluded) fails
 /// with the given errno; execve fails with `exec_errors[path]`, else ENOENT; `exists`
-/// answers from `existing`.
+/// answers from `existing`; mounts onto a path in `mount_errors` fail with its errno;
+/// dropping a bounding capability above `last_cap` fails with EINVAL, as the kernel does.
 #[derive(Debug, Default)]
 pub(super) struct FakeSys {
     pub(super) calls: Vec<Call>,
@@ -44,6 +55,17 @@ pub(super) struct FakeSys {
     pub(super) exec_errors: BTreeMap<String, Errno>,
     pub(super) existing: BTreeSet<String>,
     pub(super) counted: usize,
+    pub(super) mount_errors: BTreeMap<String, Errno>,
+    pub(super) last_cap: u32,
+}
+
+impl FakeSys {
+    pub(super) fn new() -> FakeSys {
+        FakeSys {
+            last_cap: 40,
+            ..FakeSys::default()
+        }
+    }
 }
 
 fn s(c: &CStr) -> String {
@@ -75,6 +97,17 @@ impl Sys for FakeSys {
         flags: MsFlags,
         data: Option<&CStr>,
     ) -> Result<(), Errno> {
+        if let Some(errno) = self.mount_errors.get(&s(target)) {
+            let errno = *errno;
+            self.calls.push(Call::Mount {
+                source: source.map(s),
+                target: s(target),
+                fstype: fstype.map(s),
+                flags,
+                data: data.map(s),
+            });
+            return Err(errno);
+        }
         self.record(Call::Mount {
             source: source.map(s),
             target: s(target),
@@ -121,6 +154,36 @@ impl Sys for FakeSys {
     }
     fn setuid(&mut self, uid: u32) -> Result<(), Errno> {
         self.record(Call::SetUid(uid))
+    }
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Errno> {
+        self.record(Call::Unshare(flags))
+    }
+    fn set_controlling_terminal(&mut self) -> Result<(), Errno> {
+        self.record(Call::ControllingTerminal)
+    }
+    fn setrlimit(&mut self, resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
+        self.record(Call::Rlimit(resource, soft, hard))
+    }
+    fn keep_caps(&mut self) -> Result<(), Errno> {
+        self.record(Call::KeepCaps)
+    }
+    fn drop_bounding_cap(&mut self, cap: u32) -> Result<(), Errno> {
+        if cap > self.last_cap {
+            return Err(Errno::EINVAL);
+        }
+        self.record(Call::DropBounding(cap))
+    }
+    fn capset(&mut self, effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
+        self.record(Call::Capset(effective, permitted, inheritable))
+    }
+    fn clear_ambient_caps(&mut self) -> Result<(), Errno> {
+        self.record(Call::ClearAmbient)
+    }
+    fn raise_ambient_cap(&mut self, cap: u32) -> Result<(), Errno> {
+        self.record(Call::RaiseAmbient(cap))
+    }
+    fn set_no_new_privs(&mut self) -> Result<(), Errno> {
+        self.record(Call::NoNewPrivs)
     }
     fn exists(&mut self, path: &CStr) -> bool {
         self.calls.push(Call::Exists(s(path)));

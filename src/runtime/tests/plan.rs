@@ -8,12 +8,15 @@ use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
 use super::fake::{Call, FakeSys};
+use crate::runtime::plan::{PlanOptions, plan_with};
 use crate::runtime::sandbox::Report;
+use crate::runtime::spec::defaults;
 use crate::runtime::{
-    ExecFailure, Failure, OutputTail, SandboxError, SandboxSpec, SetupStep, UserIds, execute, plan,
+    ExecFailure, Failure, HostCgroups, OutputTail, SandboxError, SandboxSpec, SetupPlan, SetupStep,
+    UserIds, execute, sandbox_oci_spec,
 };
 
-fn spec() -> SandboxSpec {
+pub(super) fn spec() -> SandboxSpec {
     SandboxSpec {
         lower_dirs: vec!["/layers/b".into(), "/layers/a".into()],
         upper_dir: "/step/upper".into(),
@@ -27,7 +30,18 @@ fn spec() -> SandboxSpec {
     }
 }
 
-fn mount(
+/// The build sandbox's plan on a cgroup v2 host (the fake tests must not depend on this
+/// machine's cgroups).
+pub(super) fn plan(spec: &SandboxSpec) -> Result<SetupPlan, SandboxError> {
+    plan_with(
+        &sandbox_oci_spec(spec),
+        &spec.rootfs(),
+        PlanOptions::default(),
+        &HostCgroups::V2,
+    )
+}
+
+pub(super) fn mount(
     source: Option<&str>,
     target: &str,
     fstype: Option<&str>,
@@ -43,7 +57,7 @@ fn mount(
     }
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
+pub(super) fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
@@ -56,22 +70,42 @@ fn run_fake(spec: &SandboxSpec, sys: &mut FakeSys) -> (Failure, Vec<usize>) {
     (failure, begun)
 }
 
-const ROOT: &str = "/step/scratch/mnt/merged";
+pub(super) const ROOT: &str = "/step/scratch/mnt/merged";
 
-fn r(path: &str) -> String {
+pub(super) fn r(path: &str) -> String {
     format!("{ROOT}/{path}")
 }
 
-/// Everything up to and including the pivot into the new root.
-fn rootfs_calls(overlay_data: &str) -> Vec<Call> {
+const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+/// Docker's default capabilities as the kernel's mask (what `CapEff` shows).
+pub(super) const DOCKER_CAPS: u64 = 0x0000_0000_a804_25fb;
+
+/// `mkdir -p` of `path` below the root, as the fake sees it: one mkdir per component.
+pub(super) fn mkdir_p(path: &str) -> Vec<Call> {
+    let mut calls = Vec::new();
+    let mut prefix = ROOT.to_string();
+    for component in path.split('/').filter(|c| !c.is_empty()) {
+        prefix = format!("{prefix}/{component}");
+        calls.push(Call::Mkdir(prefix.clone(), 0o755));
+    }
+    calls
+}
+
+/// Everything up to and including the pivot into the new root, with the cgroup mount of
+/// `cgroup_calls`.
+pub(super) fn rootfs_calls(overlay_data: &str, cgroup_calls: Vec<Call>) -> Vec<Call> {
     let mut calls = vec![
+        Call::Unshare(CloneFlags::CLONE_NEWCGROUP),
         mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
         // The sandbox's own tmpfs: skeleton layer and merged mountpoint, never on disk.
         mount(
             Some("tmpfs"),
             "/step/scratch/mnt",
             Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            NOSUID_NODEV_NOEXEC,
             Some("mode=755,size=64k"),
         ),
         Call::Mkdir("/step/scratch/mnt/skeleton".into(), 0o755),
@@ -90,7 +124,7 @@ fn rootfs_calls(overlay_data: &str) -> Vec<Call> {
             Some("proc"),
             &r("proc"),
             Some("proc"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            NOSUID_NODEV_NOEXEC,
             None,
         ),
         mount(
@@ -101,6 +135,40 @@ fn rootfs_calls(overlay_data: &str) -> Vec<Call> {
             Some("mode=755,size=65536k"),
         ),
     ];
+    calls.extend(mkdir_p("dev/pts"));
+    calls.extend([
+        mount(
+            Some("devpts"),
+            &r("dev/pts"),
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        ),
+        mount(
+            Some("sysfs"),
+            &r("sys"),
+            Some("sysfs"),
+            MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+            None,
+        ),
+    ]);
+    calls.extend(cgroup_calls);
+    calls.extend(mkdir_p("dev/mqueue"));
+    calls.push(mount(
+        Some("mqueue"),
+        &r("dev/mqueue"),
+        Some("mqueue"),
+        NOSUID_NODEV_NOEXEC,
+        None,
+    ));
+    calls.extend(mkdir_p("dev/shm"));
+    calls.push(mount(
+        Some("shm"),
+        &r("dev/shm"),
+        Some("tmpfs"),
+        NOSUID_NODEV_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    ));
     for device in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = r(&format!("dev/{device}"));
         calls.push(Call::CreateFile(target.clone()));
@@ -117,46 +185,112 @@ fn rootfs_calls(overlay_data: &str) -> Vec<Call> {
         Call::Symlink("/proc/self/fd/0".into(), r("dev/stdin")),
         Call::Symlink("/proc/self/fd/1".into(), r("dev/stdout")),
         Call::Symlink("/proc/self/fd/2".into(), r("dev/stderr")),
-        Call::Mkdir(r("dev/shm"), 0o755),
-        mount(
-            Some("shm"),
-            &r("dev/shm"),
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("mode=1777,size=65536k"),
-        ),
-        mount(
-            Some("sysfs"),
-            &r("sys"),
-            Some("sysfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            None,
-        ),
-        Call::Chdir(ROOT.into()),
-        Call::PivotRoot(".".into(), ".".into()),
-        Call::UnmountDetach(".".into()),
-        Call::Chdir("/".into()),
+        Call::Symlink("pts/ptmx".into(), r("dev/ptmx")),
     ]);
     calls
 }
 
+pub(super) fn v2_cgroup_calls() -> Vec<Call> {
+    let flags = NOSUID_NODEV_NOEXEC | MsFlags::MS_RELATIME;
+    vec![
+        mount(
+            Some("cgroup2"),
+            &r("sys/fs/cgroup"),
+            Some("cgroup2"),
+            flags,
+            None,
+        ),
+        mount(
+            None,
+            &r("sys/fs/cgroup"),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+            None,
+        ),
+    ]
+}
+
+pub(super) fn pivot_calls() -> Vec<Call> {
+    vec![
+        Call::Chdir(ROOT.into()),
+        Call::PivotRoot(".".into(), ".".into()),
+        Call::UnmountDetach(".".into()),
+        Call::Chdir("/".into()),
+    ]
+}
+
+/// The masked and read-only paths, each existing (the fake's mounts succeed).
+pub(super) fn hardening_calls() -> Vec<Call> {
+    let mut calls = Vec::new();
+    for path in defaults::MASKED_PATHS {
+        calls.push(mount(Some("/dev/null"), path, None, MsFlags::MS_BIND, None));
+    }
+    for path in defaults::READONLY_PATHS {
+        calls.push(mount(
+            Some(path),
+            path,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        ));
+        calls.push(mount(
+            None,
+            path,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+            None,
+        ));
+    }
+    calls
+}
+
+/// The bounding set shrunk to Docker's capabilities (on a kernel whose last is 40).
+pub(super) fn drop_bounding_calls() -> Vec<Call> {
+    (0..=40)
+        .filter(|cap| DOCKER_CAPS & (1 << cap) == 0)
+        .map(Call::DropBounding)
+        .collect()
+}
+
+pub(super) fn nofile_call() -> Call {
+    let limit = defaults::rlimits()[0].hard();
+    #[allow(clippy::unnecessary_cast)]
+    let nofile = libc::RLIMIT_NOFILE as u32;
+    Call::Rlimit(nofile, limit, limit)
+}
+
 const OVERLAY: &str = "lowerdir=/layers/b:/layers/a:/step/scratch/mnt/skeleton,upperdir=/step/upper,workdir=/step/scratch/overlay-work,index=off,metacopy=off,redirect_dir=off,volatile";
+
+/// Index of the overlay mount in a plan.
+const OVERLAY_STEP: usize = 8;
 
 #[test]
 fn plan_runs_the_exact_setup_sequence() {
     let spec = spec();
-    let mut sys = FakeSys::default();
+    let mut sys = FakeSys::new();
     sys.exec_errors.insert("/bin/sh".into(), Errno::ENOEXEC);
     let (failure, begun) = run_fake(&spec, &mut sys);
 
     let argv = strings(&["sh", "-c", "echo hi"]);
     let env = strings(&["PATH=/usr/bin:/bin", "HOME=/root"]);
-    let mut expected = rootfs_calls(OVERLAY);
+    let mut expected = rootfs_calls(OVERLAY, v2_cgroup_calls());
+    expected.extend(pivot_calls());
+    expected.extend(hardening_calls());
     expected.extend([
         Call::Hostname("kiln-build".into()),
         Call::LoopbackUp,
         Call::Setsid,
         Call::Umask(0o022),
+        nofile_call(),
+    ]);
+    expected.extend(drop_bounding_calls());
+    expected.extend([
+        Call::SetGroups(vec![]),
+        Call::SetGid(0),
+        Call::SetUid(0),
+        Call::Capset(DOCKER_CAPS, DOCKER_CAPS, 0),
+        Call::ClearAmbient,
+        // A build step may run setuid programs: no no_new_privs.
         Call::Chdir("/work".into()),
         // The PATH lookup: /usr/bin/sh does not exist, /bin/sh is tried next.
         Call::Execve("/usr/bin/sh".into(), argv.clone(), env.clone()),
@@ -190,6 +324,13 @@ fn namespaces_include_net_only_without_network() {
             | CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWNET
     );
+    // The cgroup namespace is unshared by the child, first thing.
+    assert_eq!(
+        isolated.steps[0],
+        SetupStep::Unshare {
+            flags: CloneFlags::CLONE_NEWCGROUP
+        }
+    );
     let shared = plan(&SandboxSpec {
         network: true,
         ..spec()
@@ -212,24 +353,32 @@ fn user_is_switched_groups_first_before_the_working_directory() {
         }),
         ..spec()
     };
-    let mut sys = FakeSys::default();
+    let mut sys = FakeSys::new();
     run_fake(&spec, &mut sys);
-    let expected_start = [
+    let mut expected = vec![
         Call::Hostname("kiln-build".into()),
         Call::LoopbackUp,
         Call::Setsid,
         Call::Umask(0o022),
+        nofile_call(),
+        // Permitted capabilities survive the change to a non-root uid.
+        Call::KeepCaps,
+    ];
+    expected.extend(drop_bounding_calls());
+    expected.extend([
         Call::SetGroups(vec![100, 27]),
         Call::SetGid(100),
         Call::SetUid(1000),
+        Call::Capset(DOCKER_CAPS, DOCKER_CAPS, 0),
+        Call::ClearAmbient,
         Call::Chdir("/work".into()),
-    ];
+    ]);
     let at = sys
         .calls
         .iter()
         .position(|c| *c == Call::Hostname("kiln-build".into()))
         .expect("hostname set");
-    assert_eq!(sys.calls[at..at + expected_start.len()], expected_start);
+    assert_eq!(sys.calls[at..at + expected.len()], expected);
 }
 
 #[test]
@@ -238,10 +387,10 @@ fn no_lower_layers_leaves_the_skeleton_as_the_only_lower() {
         lower_dirs: vec![],
         ..spec()
     };
-    let mut sys = FakeSys::default();
+    let mut sys = FakeSys::new();
     run_fake(&spec, &mut sys);
     assert_eq!(
-        sys.calls[7],
+        sys.calls[OVERLAY_STEP],
         mount(
             Some("overlay"),
             ROOT,
@@ -263,9 +412,9 @@ fn overlay_paths_are_escaped() {
     let plan = plan(&spec).unwrap();
     let SetupStep::Mount {
         data: Some(data), ..
-    } = &plan.steps[7]
+    } = &plan.steps[OVERLAY_STEP]
     else {
-        panic!("step 7 is the overlay mount: {:?}", plan.steps[7]);
+        panic!("the overlay mount: {:?}", plan.steps[OVERLAY_STEP]);
     };
     assert!(
         data.to_str()
@@ -414,7 +563,7 @@ fn command_lookup_uses_the_env_path_or_the_default() {
 fn a_failing_step_stops_the_setup_and_names_its_index() {
     let mut sys = FakeSys {
         fail_call: Some((1, Errno::EINVAL)),
-        ..FakeSys::default()
+        ..FakeSys::new()
     };
     let (failure, begun) = run_fake(&spec(), &mut sys);
     assert_eq!(
@@ -431,21 +580,21 @@ fn a_failing_step_stops_the_setup_and_names_its_index() {
 #[test]
 fn exec_failures_are_told_apart() {
     // Found but not executable somewhere on PATH, absent elsewhere → 126.
-    let mut sys = FakeSys::default();
+    let mut sys = FakeSys::new();
     sys.exec_errors.insert("/usr/bin/sh".into(), Errno::EACCES);
     assert_eq!(
         run_fake(&spec(), &mut sys).0,
         Failure::Exec(ExecFailure::NotExecutable { candidate: 0 })
     );
     // The file exists, yet execve says ENOENT: its interpreter is missing.
-    let mut sys = FakeSys::default();
+    let mut sys = FakeSys::new();
     sys.existing.insert("/bin/sh".into());
     assert_eq!(
         run_fake(&spec(), &mut sys).0,
         Failure::Exec(ExecFailure::MissingInterpreter { candidate: 1 })
     );
     // Nowhere at all.
-    let mut sys = FakeSys::default();
+    let mut sys = FakeSys::new();
     assert_eq!(
         run_fake(&spec(), &mut sys).0,
         Failure::Exec(ExecFailure::NotFound)
@@ -459,7 +608,6 @@ fn setup_failures_become_clear_errors() {
     let plan = plan(&spec).unwrap();
     let n = plan.steps.len();
     let cwd = setup_error(
-        &spec,
         &plan,
         Failure::Step {
             index: n - 2,
@@ -471,10 +619,9 @@ fn setup_failures_become_clear_errors() {
         "working directory `/work` does not exist in the image"
     );
     let mount = setup_error(
-        &spec,
         &plan,
         Failure::Step {
-            index: 7,
+            index: OVERLAY_STEP,
             errno: Errno::EINVAL,
         },
     );
@@ -485,11 +632,10 @@ fn setup_failures_become_clear_errors() {
         "{mount}"
     );
     assert_eq!(mount.exit_code(), 125);
-    let not_found = setup_error(&spec, &plan, Failure::Exec(ExecFailure::NotFound));
+    let not_found = setup_error(&plan, Failure::Exec(ExecFailure::NotFound));
     assert_eq!(not_found.to_string(), "command `sh` not found in the image");
     assert_eq!(not_found.exit_code(), 127);
     let denied = setup_error(
-        &spec,
         &plan,
         Failure::Exec(ExecFailure::NotExecutable { candidate: 1 }),
     );
@@ -499,7 +645,6 @@ fn setup_failures_become_clear_errors() {
     );
     assert_eq!(denied.exit_code(), 126);
     let interpreter = setup_error(
-        &spec,
         &plan,
         Failure::Exec(ExecFailure::MissingInterpreter { candidate: 0 }),
     );
@@ -552,17 +697,29 @@ fn trace_renders_steps_as_commands() {
         &format!("touch {ROOT}/dev/null"),
         &format!("mount --bind /dev/null {ROOT}/dev/null"),
         &format!("ln -s /proc/self/fd {ROOT}/dev/fd"),
-        &format!("mkdir -m 755 {ROOT}/dev/shm"),
+        &format!("mkdir -p {ROOT}/dev/shm"),
+        &format!(
+            "mount -t devpts devpts {ROOT}/dev/pts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5"
+        ),
         &format!("mount -t sysfs sysfs {ROOT}/sys -o ro,nosuid,nodev,noexec"),
+        &format!("mount -t cgroup2 cgroup2 {ROOT}/sys/fs/cgroup -o nosuid,nodev,noexec,relatime"),
+        &format!("mount -o remount,bind,ro,nosuid,nodev,noexec,relatime {ROOT}/sys/fs/cgroup"),
+        "unshare --cgroup",
         "pivot_root . .",
         "umount --lazy .",
+        "mount --bind /dev/null /proc/kcore  # or, for a directory: mount -t tmpfs -o ro tmpfs /proc/kcore",
+        "mount --rbind /proc/sys /proc/sys && mount -o remount,bind,ro,nosuid,nodev,noexec /proc/sys",
         "hostname kiln-build",
         "ip link set lo up",
         "setsid",
         "umask 022",
+        &format!("prlimit --nofile={0}:{0}", defaults::rlimits()[0].hard()),
+        "prctl(PR_SET_KEEPCAPS, 1)",
+        "prctl(PR_CAPBSET_DROP) cap_dac_read_search,cap_linux_immutable,cap_net_broadcast,cap_net_admin,cap_ipc_lock,cap_ipc_owner,cap_sys_module,cap_sys_rawio,cap_sys_ptrace,cap_sys_pacct,cap_sys_admin,cap_sys_boot,cap_sys_nice,cap_sys_resource,cap_sys_time,cap_sys_tty_config,cap_lease,cap_audit_control,cap_mac_override,cap_mac_admin,cap_syslog,cap_wake_alarm,cap_block_suspend,cap_audit_read,cap_perfmon,cap_bpf,cap_checkpoint_restore  # keep cap_chown,cap_dac_override,cap_fowner,cap_fsetid,cap_kill,cap_setgid,cap_setuid,cap_setpcap,cap_net_bind_service,cap_net_raw,cap_sys_chroot,cap_mknod,cap_audit_write,cap_setfcap",
         "setgroups [3,4]",
         "setgid 2",
         "setuid 1",
+        "capset effective=cap_chown,cap_dac_override,cap_fowner,cap_fsetid,cap_kill,cap_setgid,cap_setuid,cap_setpcap,cap_net_bind_service,cap_net_raw,cap_sys_chroot,cap_mknod,cap_audit_write,cap_setfcap permitted=cap_chown,cap_dac_override,cap_fowner,cap_fsetid,cap_kill,cap_setgid,cap_setuid,cap_setpcap,cap_net_bind_service,cap_net_raw,cap_sys_chroot,cap_mknod,cap_audit_write,cap_setfcap inheritable=none ambient=none",
         "cd /work",
         "exec sh -c 'echo hi'",
     ] {

@@ -358,7 +358,7 @@ fn no_lower_layers_runs_on_the_skeleton_alone() {
 }
 
 /// Counts processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> usize {
+pub(super) fn processes_with(marker: &str) -> usize {
     fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok())

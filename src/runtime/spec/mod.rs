@@ -1,0 +1,427 @@
+//! The container as an OCI runtime spec (`config.json`): built from an image's config and
+//! `kiln run`'s options with Docker's meaning and defaults, written as a bundle that `runc`
+//! can run too. kiln's own runtime executes the same [`Spec`] (see [`super::plan_container`]).
+//!
+//! It reads the container's /etc/passwd to resolve `-u` names and checks that volume
+//! sources exist; it never creates, mounts or starts anything.
+
+pub mod defaults;
+mod user;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Linux, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, Mount,
+    MountBuilder, Process, Root, Spec, User,
+};
+
+use crate::image::RuntimeConfig;
+
+pub use oci_spec::runtime::Spec as OciSpec;
+pub use user::{ResolvedUser, resolve_user, resolve_user_in};
+
+/// The OCI runtime spec version kiln writes.
+pub const OCI_VERSION: &str = "1.0.2";
+
+/// Annotation carrying the image's stop signal (the image-spec's own key).
+pub const STOP_SIGNAL_ANNOTATION: &str = "org.opencontainers.image.stopSignal";
+
+/// `-v SOURCE:DESTINATION[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// Absolute host path; it must exist.
+    pub source: PathBuf,
+    /// Absolute path in the container; created there if missing.
+    pub destination: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    /// A network namespace of its own with only `lo`, up (interfaces may be added later).
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// `kiln run`'s options, each with Docker's meaning.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOptions {
+    /// `[CMD…]`: replaces the image's Cmd (the Entrypoint stays).
+    pub args: Vec<String>,
+    /// `-e K=V`, over the image's Env.
+    pub env: Vec<(String, String)>,
+    /// `-h`; the caller gives the container id's prefix when the user gave none
+    /// (`None` here falls back to `kiln`).
+    pub hostname: Option<String>,
+    /// `-w`, over the image's WorkingDir; created in the container if missing.
+    pub workdir: Option<String>,
+    /// `-u USER[:GROUP]`, over the image's User.
+    pub user: Option<String>,
+    pub volumes: Vec<Volume>,
+    /// `--memory`, bytes.
+    pub memory: Option<u64>,
+    /// `--cpus`.
+    pub cpus: Option<f64>,
+    /// `--pids-limit`; `-1` means unlimited, as in Docker.
+    pub pids_limit: Option<i64>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub network: NetworkMode,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SpecError {
+    #[error("no command specified")]
+    #[diagnostic(help("the image has neither Entrypoint nor Cmd: give a command after the image"))]
+    NoCommand,
+    #[error("user `{user}` is not in the container's /etc/passwd")]
+    #[diagnostic(help("give a numeric uid[:gid], or add the user to the image"))]
+    UnknownUser { user: String },
+    #[error("group `{group}` is not in the container's /etc/group")]
+    UnknownGroup { group: String },
+    #[error("the {what} must be an absolute path, got `{path}`")]
+    RelativePath { what: &'static str, path: String },
+    #[error("volume source `{}` does not exist", path.display())]
+    #[diagnostic(help("create it first, or fix the path before `:`"))]
+    VolumeSourceMissing {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("a volume cannot be mounted on `/`")]
+    VolumeOnRoot,
+    #[error("invalid {what} `{value}`")]
+    #[diagnostic(help("{help}"))]
+    InvalidLimit {
+        what: &'static str,
+        value: String,
+        help: String,
+    },
+    #[error("environment variable `{key}` has an invalid name")]
+    BadEnvName { key: String },
+    #[error("invalid hostname `{hostname}`")]
+    #[diagnostic(help("at most 64 letters, digits, `-` and `.`"))]
+    BadHostname { hostname: String },
+    #[error("cannot write the bundle at {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the OCI spec is incomplete")]
+    Incomplete(#[source] oci_spec::OciSpecError),
+}
+
+/// The container of `image` run with `options`, with Docker's defaults (see [`defaults`]).
+/// `user_roots`: directories whose `etc/passwd` and `etc/group` resolve `-u` names, top-most
+/// layer first (a flattened rootfs is one directory).
+pub fn container_spec(
+    image: &RuntimeConfig,
+    options: &RunOptions,
+    user_roots: &[&Path],
+) -> Result<Spec, SpecError> {
+    let args = command(image, options)?;
+    let hostname = options.hostname.clone().unwrap_or_else(|| "kiln".into());
+    if hostname.is_empty()
+        || hostname.len() > 64
+        || !hostname
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(SpecError::BadHostname { hostname });
+    }
+    let cwd = options
+        .workdir
+        .clone()
+        .or_else(|| image.working_dir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        return Err(SpecError::RelativePath {
+            what: "working directory",
+            path: cwd,
+        });
+    }
+    let user_name = options
+        .user
+        .clone()
+        .or_else(|| image.user.clone().filter(|u| !u.is_empty()));
+    let resolved = match &user_name {
+        Some(name) => Some(resolve_user(name, user_roots)?),
+        None => None,
+    };
+    let env = environment(image, options, &hostname, resolved.as_ref())?;
+    let mounts = mounts(&options.volumes)?;
+    let resources = resources(options)?;
+
+    let mut user = User::default();
+    if let Some(resolved) = &resolved {
+        user.set_uid(resolved.ids.uid);
+        user.set_gid(resolved.ids.gid);
+        if !resolved.ids.groups.is_empty() {
+            user.set_additional_gids(Some(resolved.ids.groups.clone()));
+        }
+    }
+    let mut process = Process::default();
+    process.set_terminal(Some(options.tty));
+    process.set_console_size(None);
+    process.set_user(user);
+    process.set_args(Some(args));
+    process.set_env(Some(env));
+    process.set_cwd(cwd.into());
+    process.set_capabilities(Some(defaults::capabilities()));
+    process.set_rlimits(Some(defaults::rlimits()));
+    process.set_no_new_privileges(Some(true));
+    process.set_oom_score_adj(None);
+
+    let mut linux = Linux::default();
+    linux.set_namespaces(Some(defaults::namespaces(
+        options.network == NetworkMode::None,
+    )));
+    linux.set_devices(Some(defaults::devices()));
+    linux.set_resources(Some(resources));
+    linux.set_masked_paths(Some(strings(&defaults::MASKED_PATHS)));
+    linux.set_readonly_paths(Some(strings(&defaults::READONLY_PATHS)));
+    linux.set_uid_mappings(None);
+    linux.set_gid_mappings(None);
+    linux.set_sysctl(None);
+
+    let mut root = Root::default();
+    root.set_path("rootfs".into());
+    root.set_readonly(Some(false));
+
+    let mut spec = Spec::default();
+    spec.set_version(OCI_VERSION.into());
+    spec.set_root(Some(root));
+    spec.set_hostname(Some(hostname));
+    spec.set_mounts(Some(mounts));
+    spec.set_process(Some(process));
+    spec.set_linux(Some(linux));
+    let annotations: HashMap<String, String> = image
+        .stop_signal
+        .iter()
+        .map(|signal| (STOP_SIGNAL_ANNOTATION.to_string(), signal.clone()))
+        .collect();
+    spec.set_annotations((!annotations.is_empty()).then_some(annotations));
+    Ok(spec)
+}
+
+/// Entrypoint + (the given args, else the image's Cmd).
+fn command(image: &RuntimeConfig, options: &RunOptions) -> Result<Vec<String>, SpecError> {
+    let mut args = image.entrypoint.clone().unwrap_or_default();
+    if options.args.is_empty() {
+        args.extend(image.cmd.clone().unwrap_or_default());
+    } else {
+        args.extend(options.args.iter().cloned());
+    }
+    if args.first().is_none_or(|a| a.is_empty()) {
+        return Err(SpecError::NoCommand);
+    }
+    Ok(args)
+}
+
+/// The image's Env with `-e` over it, plus what Docker adds: PATH if missing, HOSTNAME,
+/// HOME (the user's, from /etc/passwd) and TERM with a tty.
+fn environment(
+    image: &RuntimeConfig,
+    options: &RunOptions,
+    hostname: &str,
+    user: Option<&ResolvedUser>,
+) -> Result<Vec<String>, SpecError> {
+    let mut env: Vec<String> = Vec::new();
+    let mut set = |key: &str, value: &str, replace: bool| {
+        let prefix = format!("{key}=");
+        match env.iter_mut().find(|e| e.starts_with(&prefix)) {
+            Some(slot) if replace => *slot = format!("{key}={value}"),
+            Some(_) => {}
+            None => env.push(format!("{key}={value}")),
+        }
+    };
+    if !image.env.iter().any(|e| e.starts_with("PATH=")) {
+        set("PATH", crate::runtime::default_path(), true);
+    }
+    set("HOSTNAME", hostname, true);
+    for entry in &image.env {
+        let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
+        set(key, value, true);
+    }
+    for (key, value) in &options.env {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return Err(SpecError::BadEnvName { key: key.clone() });
+        }
+        set(key, value, true);
+    }
+    if options.tty {
+        set("TERM", "xterm", false);
+    }
+    let home = user.and_then(|u| u.home.clone());
+    let home = home.unwrap_or_else(|| match user {
+        None => "/root".into(),
+        Some(u) if u.ids.uid == 0 => "/root".into(),
+        Some(_) => "/".into(),
+    });
+    set("HOME", &home, false);
+    Ok(env)
+}
+
+/// Docker's default mounts, then the volumes (rbind, read-only when asked).
+fn mounts(volumes: &[Volume]) -> Result<Vec<Mount>, SpecError> {
+    let mut mounts = defaults::mounts();
+    for volume in volumes {
+        if !volume.source.is_absolute() {
+            return Err(SpecError::RelativePath {
+                what: "volume source",
+                path: volume.source.display().to_string(),
+            });
+        }
+        if let Err(source) = std::fs::metadata(&volume.source) {
+            return Err(SpecError::VolumeSourceMissing {
+                path: volume.source.clone(),
+                source,
+            });
+        }
+        if !volume.destination.starts_with('/') {
+            return Err(SpecError::RelativePath {
+                what: "volume destination",
+                path: volume.destination.clone(),
+            });
+        }
+        if volume.destination.trim_end_matches('/').is_empty() {
+            return Err(SpecError::VolumeOnRoot);
+        }
+        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+        if volume.read_only {
+            options.push("ro".into());
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(&volume.destination)
+                .typ("bind")
+                .source(&volume.source)
+                .options(options)
+                .build()
+                .map_err(SpecError::Incomplete)?,
+        );
+    }
+    Ok(mounts)
+}
+
+/// The CPU period Docker uses for `--cpus` (100 ms).
+const CPU_PERIOD: u64 = 100_000;
+
+fn resources(options: &RunOptions) -> Result<LinuxResources, SpecError> {
+    let invalid = |what: &'static str, value: String, help: &str| SpecError::InvalidLimit {
+        what,
+        value,
+        help: help.to_string(),
+    };
+    let mut resources = LinuxResources::default();
+    resources.set_devices(Some(defaults::device_rules()));
+    if let Some(memory) = options.memory {
+        // Docker's minimum: below it the container cannot even start.
+        if memory < 6 * 1024 * 1024 {
+            return Err(invalid(
+                "memory limit",
+                memory.to_string(),
+                "the minimum memory limit is 6MiB",
+            ));
+        }
+        let memory = i64::try_from(memory)
+            .map_err(|_| invalid("memory limit", memory.to_string(), "too large"))?;
+        resources.set_memory(Some(
+            LinuxMemoryBuilder::default()
+                .limit(memory)
+                .build()
+                .map_err(SpecError::Incomplete)?,
+        ));
+    }
+    if let Some(cpus) = options.cpus {
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        if !(cpus >= 0.01 && cpus <= available) {
+            return Err(invalid(
+                "number of CPUs",
+                cpus.to_string(),
+                &format!("the range of CPUs is from 0.01 to {available}"),
+            ));
+        }
+        resources.set_cpu(Some(
+            LinuxCpuBuilder::default()
+                .quota((cpus * CPU_PERIOD as f64).round() as i64)
+                .period(CPU_PERIOD)
+                .build()
+                .map_err(SpecError::Incomplete)?,
+        ));
+    }
+    match options.pids_limit {
+        None | Some(-1) => {}
+        Some(limit) if limit > 0 => {
+            resources.set_pids(Some(
+                LinuxPidsBuilder::default()
+                    .limit(limit)
+                    .build()
+                    .map_err(SpecError::Incomplete)?,
+            ));
+        }
+        Some(limit) => {
+            return Err(invalid(
+                "pids limit",
+                limit.to_string(),
+                "give a positive number, or -1 for no limit",
+            ));
+        }
+    }
+    Ok(resources)
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// `config.json`'s bytes: pretty JSON with every object's keys sorted and every capability
+/// list in a fixed order, so the same container always gives the same file.
+pub fn to_json(spec: &Spec) -> Vec<u8> {
+    let mut value = serde_json::to_value(spec).expect("an OCI spec serializes");
+    if let Some(caps) = value
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    {
+        for set in caps.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+    // serde_json's maps are BTreeMaps (no preserve_order): keys come out sorted.
+    let mut json = serde_json::to_vec_pretty(&value).expect("a JSON value serializes");
+    json.push(b'\n');
+    json
+}
+
+/// Writes the OCI bundle `dir`: `config.json` (root.path = "rootfs") and, unless `rootfs`
+/// is already `dir/rootfs`, a `rootfs` symlink to it. `rootfs` is a flattened root
+/// filesystem the caller prepared. Returns the path of `config.json`.
+pub fn write_bundle(dir: &Path, spec: &Spec, rootfs: &Path) -> Result<PathBuf, SpecError> {
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SpecError::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+    let link = dir.join("rootfs");
+    if rootfs != link {
+        let target = std::path::absolute(rootfs).map_err(write_err(rootfs))?;
+        std::os::unix::fs::symlink(&target, &link).map_err(write_err(&link))?;
+    }
+    let mut spec = spec.clone();
+    let mut root = spec.root().clone().unwrap_or_default();
+    root.set_path("rootfs".into());
+    spec.set_root(Some(root));
+    let config = dir.join("config.json");
+    std::fs::write(&config, to_json(&spec)).map_err(write_err(&config))?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,374 @@
+//! One kernel-level action of the child between clone and exec, as data ([`SetupStep`]),
+//! and its rendering for `--trace`: the shell command a learner would type to do the same.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::raw::c_char;
+
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+
+use super::linux_names::capability_list;
+
+/// The setup of one sandbox or container: namespaces created by clone(2), then steps run
+/// by the child, the last one always [`SetupStep::Exec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupPlan {
+    pub namespaces: CloneFlags,
+    pub steps: Vec<SetupStep>,
+    /// The command as given (`argv[0]`), for error messages.
+    pub command: String,
+    /// The PATH its lookup used.
+    pub path: String,
+    /// The working directory.
+    pub cwd: String,
+}
+
+/// One kernel-level action of the child, in the order it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupStep {
+    /// unshare(2): namespaces created after the parent has set the child up (the cgroup
+    /// namespace, so that its root is the container's cgroup).
+    Unshare {
+        flags: CloneFlags,
+    },
+    Mount {
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: MsFlags,
+        data: Option<CString>,
+    },
+    MakeDir {
+        path: CString,
+        mode: u32,
+    },
+    /// `mkdir -p` of the components of `path` after its first `from` bytes (which exist).
+    EnsureDir {
+        path: CString,
+        from: usize,
+    },
+    /// An empty regular file unless something exists there: a bind-mount target.
+    EnsureFile {
+        path: CString,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    Chdir {
+        path: CString,
+    },
+    PivotRoot {
+        new_root: CString,
+        put_old: CString,
+    },
+    /// umount2(MNT_DETACH): drops the old root after pivot_root.
+    UnmountDetach {
+        target: CString,
+    },
+    /// Hides `path`: /dev/null bound over a file, an empty read-only tmpfs over a
+    /// directory; nothing if it does not exist.
+    MaskPath {
+        path: CString,
+    },
+    /// Binds `path` onto itself read-only (with nosuid, nodev, noexec); nothing if it does
+    /// not exist.
+    ReadonlyPath {
+        path: CString,
+    },
+    SetHostname {
+        name: CString,
+    },
+    /// Brings `lo` up; only planned in a new network namespace.
+    LoopbackUp,
+    /// setsid(2): a new session without a controlling terminal.
+    NewSession,
+    /// ioctl(0, TIOCSCTTY): stdin, a pty, becomes the controlling terminal.
+    SetControllingTerminal,
+    Umask {
+        mask: u32,
+    },
+    /// setrlimit(2); `name` is prlimit(1)'s for the resource.
+    SetRlimit {
+        resource: u32,
+        name: &'static str,
+        soft: u64,
+        hard: u64,
+    },
+    /// prctl(PR_SET_KEEPCAPS): keep the permitted capabilities across the uid change.
+    KeepCaps,
+    /// prctl(PR_CAPBSET_DROP) of every capability not in `keep`.
+    DropBoundingCaps {
+        keep: u64,
+    },
+    SetGroups {
+        groups: Vec<u32>,
+    },
+    SetGid {
+        gid: u32,
+    },
+    SetUid {
+        uid: u32,
+    },
+    /// capset(2) of the three sets, then the ambient set cleared and `ambient` raised.
+    SetCapabilities {
+        effective: u64,
+        permitted: u64,
+        inheritable: u64,
+        ambient: u64,
+    },
+    /// prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges (setuid bits, file caps).
+    NoNewPrivs,
+    /// execve(2) of each candidate path in turn (the PATH lookup) until one runs.
+    Exec {
+        candidates: Vec<CString>,
+        argv: CStringArray,
+        env: CStringArray,
+    },
+}
+/// C strings with the NULL-terminated pointer array execve(2) wants, built ahead of time.
+pub struct CStringArray {
+    strings: Vec<CString>,
+    pointers: Vec<*const c_char>,
+}
+
+// SAFETY: the pointers point into the heap buffers of `strings`, which this struct owns and
+// never mutates; sharing or sending it is exactly as safe as sharing or sending the strings.
+unsafe impl Send for CStringArray {}
+// SAFETY: as above; nothing is mutated through a shared reference.
+unsafe impl Sync for CStringArray {}
+
+impl CStringArray {
+    pub fn new(strings: Vec<CString>) -> CStringArray {
+        let mut pointers: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        pointers.push(std::ptr::null());
+        CStringArray { strings, pointers }
+    }
+
+    pub fn strings(&self) -> &[CString] {
+        &self.strings
+    }
+
+    /// A NULL-terminated array of pointers, valid as long as `self` is.
+    pub fn as_ptr(&self) -> *const *const c_char {
+        self.pointers.as_ptr()
+    }
+}
+
+impl Clone for CStringArray {
+    fn clone(&self) -> CStringArray {
+        CStringArray::new(self.strings.clone())
+    }
+}
+
+impl PartialEq for CStringArray {
+    fn eq(&self, other: &CStringArray) -> bool {
+        self.strings == other.strings
+    }
+}
+
+impl Eq for CStringArray {}
+
+impl fmt::Debug for CStringArray {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.strings).finish()
+    }
+}
+
+/// Shell-like rendering for `--trace`: what a learner would type to do the same.
+impl fmt::Display for SetupStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupStep::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => fmt_mount(
+                f,
+                source.as_deref(),
+                target,
+                fstype.as_deref(),
+                *flags,
+                data,
+            ),
+            SetupStep::Unshare { flags } => {
+                write!(f, "unshare {}", namespace_options(*flags))
+            }
+            SetupStep::EnsureDir { path, .. } => write!(f, "mkdir -p {}", show(path)),
+            SetupStep::EnsureFile { path } => write!(f, "touch {}", show(path)),
+            SetupStep::MaskPath { path } => write!(
+                f,
+                "mount --bind /dev/null {0}  # or, for a directory: mount -t tmpfs -o ro tmpfs {0}",
+                show(path)
+            ),
+            SetupStep::ReadonlyPath { path } => write!(
+                f,
+                "mount --rbind {0} {0} && mount -o remount,bind,ro,nosuid,nodev,noexec {0}",
+                show(path)
+            ),
+            SetupStep::SetControllingTerminal => f.write_str("ioctl(0, TIOCSCTTY)"),
+            SetupStep::SetRlimit {
+                name, soft, hard, ..
+            } => write!(f, "prlimit --{name}={soft}:{hard}"),
+            SetupStep::KeepCaps => f.write_str("prctl(PR_SET_KEEPCAPS, 1)"),
+            SetupStep::DropBoundingCaps { keep } => write!(
+                f,
+                "prctl(PR_CAPBSET_DROP) {}  # keep {}",
+                capability_list(!keep & ALL_KNOWN_CAPS),
+                capability_list(*keep)
+            ),
+            SetupStep::SetCapabilities {
+                effective,
+                permitted,
+                inheritable,
+                ambient,
+            } => write!(
+                f,
+                "capset effective={} permitted={} inheritable={} ambient={}",
+                capability_list(*effective),
+                capability_list(*permitted),
+                capability_list(*inheritable),
+                capability_list(*ambient)
+            ),
+            SetupStep::NoNewPrivs => f.write_str("prctl(PR_SET_NO_NEW_PRIVS, 1)"),
+            SetupStep::MakeDir { path, mode } => write!(f, "mkdir -m {mode:o} {}", show(path)),
+            SetupStep::Symlink { target, link } => {
+                write!(f, "ln -s {} {}", show(target), show(link))
+            }
+            SetupStep::Chdir { path } => write!(f, "cd {}", show(path)),
+            SetupStep::PivotRoot { new_root, put_old } => {
+                write!(f, "pivot_root {} {}", show(new_root), show(put_old))
+            }
+            SetupStep::UnmountDetach { target } => write!(f, "umount --lazy {}", show(target)),
+            SetupStep::SetHostname { name } => write!(f, "hostname {}", show(name)),
+            SetupStep::LoopbackUp => f.write_str("ip link set lo up"),
+            SetupStep::NewSession => f.write_str("setsid"),
+            SetupStep::Umask { mask } => write!(f, "umask {mask:03o}"),
+            SetupStep::SetGroups { groups } => {
+                let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+                write!(f, "setgroups [{}]", list.join(","))
+            }
+            SetupStep::SetGid { gid } => write!(f, "setgid {gid}"),
+            SetupStep::SetUid { uid } => write!(f, "setuid {uid}"),
+            SetupStep::Exec { argv, .. } => {
+                f.write_str("exec")?;
+                for arg in argv.strings() {
+                    write!(f, " {}", quote(&show(arg)))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn fmt_mount(
+    f: &mut fmt::Formatter<'_>,
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: MsFlags,
+    data: &Option<CString>,
+) -> fmt::Result {
+    let recursive = if flags.contains(MsFlags::MS_REC) {
+        "r"
+    } else {
+        ""
+    };
+    let source = source.map(show).unwrap_or_else(|| "none".into());
+    for (flag, kind) in [
+        (MsFlags::MS_PRIVATE, "private"),
+        (MsFlags::MS_SHARED, "shared"),
+        (MsFlags::MS_SLAVE, "slave"),
+        (MsFlags::MS_UNBINDABLE, "unbindable"),
+    ] {
+        if flags.contains(flag) {
+            return write!(f, "mount --make-{recursive}{kind} {}", show(target));
+        }
+    }
+    if flags.contains(MsFlags::MS_REMOUNT) {
+        let mut options = vec!["remount".to_string()];
+        if flags.contains(MsFlags::MS_BIND) {
+            options.push("bind".into());
+        }
+        options.extend(flag_names(flags));
+        options.extend(data.as_deref().map(show));
+        return write!(f, "mount -o {} {}", options.join(","), show(target));
+    }
+    if flags.contains(MsFlags::MS_BIND) {
+        return write!(f, "mount --{recursive}bind {source} {}", show(target));
+    }
+    write!(f, "mount")?;
+    if let Some(fstype) = fstype {
+        write!(f, " -t {}", show(fstype))?;
+    }
+    write!(f, " {source} {}", show(target))?;
+    let mut options = flag_names(flags);
+    options.extend(data.as_deref().map(show));
+    if !options.is_empty() {
+        write!(f, " -o {}", options.join(","))?;
+    }
+    Ok(())
+}
+
+fn flag_names(flags: MsFlags) -> Vec<String> {
+    [
+        (MsFlags::MS_RDONLY, "ro"),
+        (MsFlags::MS_NOSUID, "nosuid"),
+        (MsFlags::MS_NODEV, "nodev"),
+        (MsFlags::MS_NOEXEC, "noexec"),
+        (MsFlags::MS_RELATIME, "relatime"),
+        (MsFlags::MS_STRICTATIME, "strictatime"),
+    ]
+    .iter()
+    .filter(|(flag, _)| flags.contains(*flag))
+    .map(|(_, name)| (*name).to_string())
+    .collect()
+}
+
+/// Every capability this kernel interface knows (CAP_CHECKPOINT_RESTORE = 40 is the last).
+const ALL_KNOWN_CAPS: u64 = (1 << 41) - 1;
+
+/// unshare(1)'s options for `flags`.
+pub(crate) fn namespace_options(flags: CloneFlags) -> String {
+    namespace_names(flags)
+        .iter()
+        .map(|name| format!("--{name}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The namespaces in `flags`, by their short names.
+pub(crate) fn namespace_names(flags: CloneFlags) -> Vec<&'static str> {
+    [
+        (CloneFlags::CLONE_NEWNS, "mount"),
+        (CloneFlags::CLONE_NEWPID, "pid"),
+        (CloneFlags::CLONE_NEWIPC, "ipc"),
+        (CloneFlags::CLONE_NEWUTS, "uts"),
+        (CloneFlags::CLONE_NEWNET, "net"),
+        (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+    ]
+    .iter()
+    .filter(|(flag, _)| flags.contains(*flag))
+    .map(|(_, name)| *name)
+    .collect()
+}
+
+fn show(s: &CStr) -> String {
+    s.to_string_lossy().into_owned()
+}
+
+/// Single-quotes an argument when a shell would need it.
+fn quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,410 @@
+//! The plan of a container spec against the recording fake: what a container adds to the
+//! build sandbox's setup (cgroupfs of a v1 host, volumes, created working directory, a
+//! controlling terminal, no_new_privs), and how the hardening steps behave.
+
+use std::ffi::CString;
+
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
+
+use super::fake::{Call, FakeSys};
+use super::plan::{
+    DOCKER_CAPS, ROOT, drop_bounding_calls, hardening_calls, mkdir_p, mount, nofile_call,
+    pivot_calls, r, rootfs_calls, strings,
+};
+use crate::image::RuntimeConfig;
+use crate::runtime::plan::{PlanOptions, plan_with};
+use crate::runtime::spec::{RunOptions, Volume, container_spec};
+use crate::runtime::{Hierarchy, HostCgroups, RootfsLayout, SandboxError, SetupStep, execute};
+
+fn layout() -> RootfsLayout {
+    RootfsLayout {
+        lower_dirs: vec!["/layers/b".into(), "/layers/a".into()],
+        upper_dir: "/step/upper".into(),
+        scratch_dir: "/step/scratch".into(),
+    }
+}
+
+const OVERLAY: &str = "lowerdir=/layers/b:/layers/a:/step/scratch/mnt/skeleton,upperdir=/step/upper,workdir=/step/scratch/overlay-work,index=off,metacopy=off,redirect_dir=off,volatile";
+
+/// A v1 host with two hierarchies, a v2 `unified` and a comount link.
+fn v1_host() -> HostCgroups {
+    HostCgroups::V1 {
+        hierarchies: vec![
+            Hierarchy {
+                name: "memory".into(),
+                fstype: "cgroup".into(),
+                options: "memory".into(),
+            },
+            Hierarchy {
+                name: "unified".into(),
+                fstype: "cgroup2".into(),
+                options: String::new(),
+            },
+        ],
+        links: vec![("cpuacct".into(), "cpu,cpuacct".into())],
+    }
+}
+
+fn v1_cgroup_calls() -> Vec<Call> {
+    let base = r("sys/fs/cgroup");
+    let restrict = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let flags = restrict | MsFlags::MS_RELATIME;
+    let seal = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
+    vec![
+        mount(
+            Some("tmpfs"),
+            &base,
+            Some("tmpfs"),
+            restrict,
+            Some("mode=755"),
+        ),
+        Call::Mkdir(format!("{base}/memory"), 0o755),
+        mount(
+            Some("cgroup"),
+            &format!("{base}/memory"),
+            Some("cgroup"),
+            flags,
+            Some("memory"),
+        ),
+        mount(None, &format!("{base}/memory"), None, seal, None),
+        Call::Mkdir(format!("{base}/unified"), 0o755),
+        mount(
+            Some("cgroup2"),
+            &format!("{base}/unified"),
+            Some("cgroup2"),
+            flags,
+            None,
+        ),
+        mount(None, &format!("{base}/unified"), None, seal, None),
+        Call::Symlink("cpu,cpuacct".into(), format!("{base}/cpuacct")),
+        mount(
+            None,
+            &base,
+            None,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | restrict,
+            Some("mode=755"),
+        ),
+    ]
+}
+
+fn container(options: &RunOptions) -> Spec {
+    let image = RuntimeConfig {
+        env: vec!["PATH=/bin".into()],
+        cmd: Some(vec!["app".into()]),
+        ..RuntimeConfig::default()
+    };
+    container_spec(&image, options, &[]).unwrap()
+}
+
+#[test]
+fn a_container_plan_adds_volumes_cwd_tty_and_no_new_privs() {
+    let volumes = tempfile::tempdir().unwrap();
+    let file = volumes.path().join("app.conf");
+    std::fs::write(&file, "").unwrap();
+    let options = RunOptions {
+        args: vec!["app".into()],
+        hostname: Some("web".into()),
+        workdir: Some("/srv/app".into()),
+        user: Some("1000:1000".into()),
+        volumes: vec![
+            Volume {
+                source: volumes.path().to_path_buf(),
+                destination: "/data".into(),
+                read_only: true,
+            },
+            Volume {
+                source: file.clone(),
+                destination: "/etc/app/app.conf".into(),
+                read_only: false,
+            },
+        ],
+        tty: true,
+        ..RunOptions::default()
+    };
+    let spec = container(&options);
+    let plan = plan_with(
+        &spec,
+        &layout(),
+        PlanOptions {
+            create_cwd: true,
+            controlling_terminal: true,
+        },
+        &v1_host(),
+    )
+    .unwrap();
+    let mut sys = FakeSys::new();
+    execute(&plan.steps, &mut sys, &mut |_| {});
+
+    let mut expected = rootfs_calls(OVERLAY, v1_cgroup_calls());
+    // The volumes come after Docker's mounts (and before the devices).
+    let devices_at = expected
+        .iter()
+        .position(|c| *c == Call::CreateFile(r("dev/null")))
+        .unwrap();
+    let source = volumes.path().to_str().unwrap();
+    let mut volume_calls = mkdir_p("data");
+    volume_calls.extend([
+        mount(
+            Some(source),
+            &r("data"),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        ),
+        mount(
+            None,
+            &r("data"),
+            None,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None,
+        ),
+        mount(
+            None,
+            &r("data"),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        ),
+    ]);
+    volume_calls.extend(mkdir_p("etc/app"));
+    volume_calls.extend([
+        Call::CreateFile(r("etc/app/app.conf")),
+        mount(
+            Some(file.to_str().unwrap()),
+            &r("etc/app/app.conf"),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        ),
+        mount(
+            None,
+            &r("etc/app/app.conf"),
+            None,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None,
+        ),
+    ]);
+    expected.splice(devices_at..devices_at, volume_calls);
+    expected.extend(mkdir_p("srv/app"));
+    expected.extend(pivot_calls());
+    expected.extend(hardening_calls());
+    expected.extend([
+        Call::Hostname("web".into()),
+        Call::LoopbackUp,
+        Call::Setsid,
+        Call::ControllingTerminal,
+        Call::Umask(0o022),
+        nofile_call(),
+        Call::KeepCaps,
+    ]);
+    expected.extend(drop_bounding_calls());
+    expected.extend([
+        Call::SetGroups(vec![]),
+        Call::SetGid(1000),
+        Call::SetUid(1000),
+        Call::Capset(DOCKER_CAPS, DOCKER_CAPS, 0),
+        Call::ClearAmbient,
+        Call::NoNewPrivs,
+        Call::Chdir("/srv/app".into()),
+    ]);
+    let env = strings(&["HOSTNAME=web", "PATH=/bin", "TERM=xterm", "HOME=/"]);
+    expected.push(Call::Execve("/bin/app".into(), strings(&["app"]), env));
+    expected.push(Call::Exists("/bin/app".into()));
+    assert_eq!(sys.calls, expected);
+}
+
+#[test]
+fn masking_falls_back_to_tmpfs_for_directories_and_skips_what_is_missing() {
+    let steps = [
+        SetupStep::MaskPath {
+            path: CString::new("/proc/kcore").unwrap(),
+        },
+        SetupStep::ReadonlyPath {
+            path: CString::new("/proc/bus").unwrap(),
+        },
+        SetupStep::MaskPath {
+            path: CString::new("/sys/firmware").unwrap(),
+        },
+    ];
+    let mut sys = FakeSys::new();
+    // Missing: both kinds of step skip it. A directory: /dev/null cannot cover it.
+    sys.mount_errors.insert("/proc/kcore".into(), Errno::ENOENT);
+    sys.mount_errors.insert("/proc/bus".into(), Errno::ENOENT);
+    sys.mount_errors
+        .insert("/sys/firmware".into(), Errno::ENOTDIR);
+    let failure = execute(&steps, &mut sys, &mut |_| {});
+    assert_eq!(
+        sys.calls,
+        [
+            mount(
+                Some("/dev/null"),
+                "/proc/kcore",
+                None,
+                MsFlags::MS_BIND,
+                None
+            ),
+            mount(
+                Some("/proc/bus"),
+                "/proc/bus",
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None
+            ),
+            mount(
+                Some("/dev/null"),
+                "/sys/firmware",
+                None,
+                MsFlags::MS_BIND,
+                None
+            ),
+            mount(
+                Some("tmpfs"),
+                "/sys/firmware",
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None
+            ),
+        ]
+    );
+    // The fake fails the tmpfs too (every mount onto that path): that error is reported.
+    assert_eq!(
+        failure,
+        crate::runtime::Failure::Step {
+            index: 2,
+            errno: Errno::ENOTDIR
+        }
+    );
+}
+
+#[test]
+fn bounding_set_drops_stop_at_the_kernels_last_capability() {
+    let steps = [SetupStep::DropBoundingCaps { keep: DOCKER_CAPS }];
+    let mut sys = FakeSys::new();
+    sys.last_cap = 37;
+    execute(&steps, &mut sys, &mut |_| {});
+    let dropped: Vec<u32> = sys
+        .calls
+        .iter()
+        .map(|c| match c {
+            Call::DropBounding(cap) => *cap,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(dropped.last(), Some(&37));
+    assert!(dropped.iter().all(|cap| DOCKER_CAPS & (1 << cap) == 0));
+}
+
+#[test]
+fn ensure_dir_creates_each_component_below_the_root() {
+    let steps = [SetupStep::EnsureDir {
+        path: CString::new(format!("{ROOT}/a//b/c")).unwrap(),
+        from: ROOT.len(),
+    }];
+    let mut sys = FakeSys::new();
+    execute(&steps, &mut sys, &mut |_| {});
+    assert_eq!(
+        sys.calls,
+        [
+            Call::Mkdir(r("a"), 0o755),
+            Call::Mkdir(r("a//b"), 0o755),
+            Call::Mkdir(r("a//b/c"), 0o755),
+        ]
+    );
+}
+
+#[test]
+fn unsupported_specs_are_refused() {
+    let base = container(&RunOptions::default());
+    let with_namespaces = |namespaces| {
+        let mut spec = base.clone();
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_namespaces(Some(namespaces));
+        spec.set_linux(Some(linux));
+        spec
+    };
+    let ns = |typ, path: Option<&str>| {
+        let mut builder = LinuxNamespaceBuilder::default().typ(typ);
+        if let Some(path) = path {
+            builder = builder.path(path);
+        }
+        builder.build().unwrap()
+    };
+    let cases = [
+        (
+            with_namespaces(vec![
+                ns(LinuxNamespaceType::Mount, None),
+                ns(LinuxNamespaceType::Network, Some("/run/netns/x")),
+            ]),
+            "kiln's runtime does not support joining an existing net namespace",
+        ),
+        (
+            with_namespaces(vec![
+                ns(LinuxNamespaceType::Mount, None),
+                ns(LinuxNamespaceType::User, None),
+            ]),
+            "kiln's runtime does not support a user namespace",
+        ),
+        (
+            with_namespaces(vec![ns(LinuxNamespaceType::Pid, None)]),
+            "without a mount namespace",
+        ),
+    ];
+    for (spec, message) in cases {
+        let error = plan_with(&spec, &layout(), PlanOptions::default(), &HostCgroups::V2)
+            .expect_err(message);
+        assert!(error.to_string().contains(message), "{error}");
+    }
+    let mut escaping = base.clone();
+    let mut mounts = escaping.mounts().clone().unwrap();
+    mounts[0].set_destination("/proc/../../etc".into());
+    escaping.set_mounts(Some(mounts));
+    assert!(matches!(
+        plan_with(
+            &escaping,
+            &layout(),
+            PlanOptions::default(),
+            &HostCgroups::V2
+        ),
+        Err(SandboxError::BadMountDestination { .. })
+    ));
+}
+
+#[test]
+fn host_cgroups_are_read_from_mountinfo() {
+    let hybrid = "\
+25 1 8:1 / / rw - ext4 /dev/sda1 rw
+30 25 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
+32 30 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+";
+    let links = vec![("cpu".to_string(), "cpu,cpuacct".to_string())];
+    assert_eq!(
+        HostCgroups::from_mountinfo(hybrid, links.clone()),
+        HostCgroups::V1 {
+            hierarchies: vec![
+                Hierarchy {
+                    name: "unified".into(),
+                    fstype: "cgroup2".into(),
+                    options: String::new()
+                },
+                Hierarchy {
+                    name: "systemd".into(),
+                    fstype: "cgroup".into(),
+                    options: "xattr,name=systemd".into()
+                },
+                Hierarchy {
+                    name: "cpu,cpuacct".into(),
+                    fstype: "cgroup".into(),
+                    options: "cpu,cpuacct".into()
+                },
+            ],
+            links,
+        }
+    );
+    let v2 = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+    assert_eq!(HostCgroups::from_mountinfo(v2, vec![]), HostCgroups::V2);
+    assert_eq!(HostCgroups::from_mountinfo("", vec![]), HostCgroups::Absent);
+}
