@@ -24,6 +24,7 @@
 //!
 //! It knows nothing of kiln.kdl, tar archives or the store: it gets directories and a command.
 
+pub mod cgroup;
 mod output;
 mod plan;
 mod sandbox;
