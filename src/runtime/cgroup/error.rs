@@ -147,6 +147,7 @@ fn explain_file(path: &Path, error: &io::Error) -> Option<&'static str> {
             "the cpu quota must be at least 1ms per period, and within the parent cgroup's quota"
         }
         (libc::EINVAL, _) => "the kernel rejected the value for this file",
+        (libc::ERANGE, _) => "the value is out of the range this file accepts",
         (libc::ENOENT, "cgroup.kill" | "cgroup.freeze") => {
             "this kernel is too old for this cgroup v2 feature"
         }
