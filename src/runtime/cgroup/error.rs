@@ -113,6 +113,9 @@ fn explain_dir(error: &io::Error) -> Option<&'static str> {
 fn explain_file(path: &Path, error: &io::Error) -> Option<&'static str> {
     let file = path.file_name()?.to_str()?;
     let errno = error.raw_os_error()?;
+    if errno == libc::ENOENT && path.parent().is_some_and(|dir| !dir.exists()) {
+        return Some("the cgroup does not exist (any more)");
+    }
     let controller = file.split('.').next().unwrap_or("");
     Some(match (errno, file) {
         (libc::EACCES | libc::EPERM, _) => {

@@ -271,16 +271,16 @@ impl Hierarchy {
             Some(root) => Version::V2 { root },
             None => return Err(CgroupError::NotMounted),
         };
-        let mut hierarchy = Hierarchy::new(version, fs);
-        Arc::get_mut(&mut hierarchy.inner)
-            .expect("the hierarchy was just made")
-            .own = own;
-        Ok(hierarchy)
+        Ok(Hierarchy::build(version, fs, own))
     }
 
     /// A hierarchy of the given version on the given filesystem (a fake one in tests). On
     /// v2 the usable controllers are read from the root's `cgroup.controllers`.
     pub fn new(version: Version, fs: Arc<dyn CgroupFs>) -> Hierarchy {
+        Hierarchy::build(version, fs, BTreeMap::new())
+    }
+
+    fn build(version: Version, fs: Arc<dyn CgroupFs>, own: BTreeMap<String, String>) -> Hierarchy {
         let controllers = match &version {
             Version::V2 { root } => v2_available(fs.as_ref(), root),
             Version::V1 { mounts } => mounts
@@ -293,7 +293,7 @@ impl Hierarchy {
             inner: Arc::new(Inner {
                 version,
                 controllers,
-                own: BTreeMap::new(),
+                own,
                 ops: Ops { fs, observer: None },
             }),
         }
@@ -391,6 +391,26 @@ impl Hierarchy {
         let inner = &self.inner;
         let exists = inner.dirs(name).iter().any(|dir| inner.ops.exists(dir));
         Ok(exists.then(|| Cgroup::new(name.to_owned(), Arc::clone(inner))))
+    }
+
+    /// Removes cgroup `name` (in every v1 hierarchy) if it has neither processes nor child
+    /// cgroups, e.g. a `kiln/<root-hash>` parent once its last container is gone; `Ok(false)`
+    /// when it is still in use. A concurrent [`create`](Hierarchy::create) below it may
+    /// then fail: callers that share parents serialize the two (kiln's state lock).
+    pub fn remove_if_empty(&self, name: &str) -> Result<bool, CgroupError> {
+        validate_name(name)?;
+        let mut removed_all = true;
+        for dir in self.inner.dirs(name) {
+            match self.inner.ops.rmdir(&dir) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) if matches!(err.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) => {
+                    removed_all = false;
+                }
+                Err(source) => return Err(CgroupError::dir("remove", &dir, source)),
+            }
+        }
+        Ok(removed_all)
     }
 
     /// `prefix` and every cgroup below it (in any v1 hierarchy), as names, sorted; empty

@@ -19,7 +19,8 @@
 //!   in every ancestor's `cgroup.subtree_control`; on v1 it makes one directory per
 //!   hierarchy (memory, cpu, cpuacct, pids, freezer — co-mounted controllers share one). On
 //!   error it removes whatever it made. [`Hierarchy::open`] finds an existing one,
-//!   [`Hierarchy::list`] lists every cgroup below a prefix (leftover checks).
+//!   [`Hierarchy::list`] lists every cgroup below a prefix (leftover checks), and
+//!   [`Hierarchy::remove_if_empty`] removes a shared parent once nothing uses it.
 //! - [`Cgroup`]: [`attach`](Cgroup::attach), [`stats`](Cgroup::stats),
 //!   [`oom_killed`](Cgroup::oom_killed), [`pids`](Cgroup::pids),
 //!   [`kill_all`](Cgroup::kill_all), [`remove`](Cgroup::remove) (idempotent; descendants
@@ -42,6 +43,20 @@
 //!
 //! The swap files are written only when they exist (swap accounting on): with them a memory
 //! limit really limits instead of pushing the excess to swap.
+//!
+//! # Starting a container
+//!
+//! `create` → clone the child, held on a pipe → `attach(child's host pid)` → release the
+//! child; only then may it `unshare(CLONE_NEWCGROUP)`, so that its cgroup namespace is
+//! rooted at its own cgroup. (On v2, `clone3(CLONE_INTO_CGROUP)` with a descriptor of
+//! [`Cgroup::dirs`] does it in one step.) Every child the container forks is born inside.
+//! When it has ended: [`Cgroup::oom_killed`] tells a SIGKILL by the OOM killer from any
+//! other, then [`Cgroup::kill_all`] and [`Cgroup::remove`]. v1 does not move a process's
+//! existing memory charge when it is attached, which is one more reason to attach before
+//! the child execs.
+//!
+//! Not handled here: device access rules (v1 `devices` controller, v2 eBPF), cpusets, block
+//! I/O and network statistics, systemd-delegated scopes.
 
 mod error;
 mod fs;
@@ -59,7 +74,7 @@ pub use fs::{CgroupEvent, CgroupFs, RealFs};
 pub use group::Cgroup;
 pub use hierarchy::{Hierarchy, Observer};
 pub use limits::{CPU_PERIOD_US, Limits};
-pub use mountinfo::{parse_mountinfo, parse_proc_cgroup};
+pub use mountinfo::{CgroupMounts, parse_mountinfo, parse_proc_cgroup};
 pub use stats::Stats;
 
 /// Which cgroup filesystem kiln uses, and where it is mounted.

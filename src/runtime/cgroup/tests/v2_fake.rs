@@ -509,3 +509,37 @@ fn the_observer_sees_every_change_before_it_happens() {
         ]
     );
 }
+
+#[test]
+fn remove_if_empty_leaves_parents_that_are_still_in_use() {
+    let fake = FakeKernel::new(ALL, "");
+    let hierarchy = fake.hierarchy();
+    let first = hierarchy.create("kiln/abc/c1", &Limits::default()).unwrap();
+    let second = hierarchy.create("kiln/abc/c2", &Limits::default()).unwrap();
+    first.remove().unwrap();
+    assert!(!hierarchy.remove_if_empty("kiln/abc").unwrap());
+    second.attach(4242).unwrap();
+    assert!(!hierarchy.remove_if_empty("kiln/abc/c2").unwrap());
+    fake.set("kiln/abc/c2/cgroup.procs", "");
+    assert!(hierarchy.remove_if_empty("kiln/abc/c2").unwrap());
+    assert!(hierarchy.remove_if_empty("kiln/abc").unwrap());
+    assert!(hierarchy.remove_if_empty("kiln").unwrap());
+    assert!(hierarchy.remove_if_empty("kiln").unwrap());
+    assert!(hierarchy.list("kiln").unwrap().is_empty());
+}
+
+#[test]
+fn reading_a_removed_cgroup_says_it_is_gone() {
+    let fake = FakeKernel::new(ALL, "");
+    let cgroup = fake.hierarchy().create("c", &limits()).unwrap();
+    cgroup.remove().unwrap();
+    let CgroupError::Io { help, .. } = cgroup.stats().unwrap_err() else {
+        panic!("not an I/O error");
+    };
+    assert_eq!(
+        help.as_deref(),
+        Some("the cgroup does not exist (any more)")
+    );
+    // Killing what no longer exists is not an error (`kiln rm -f` twice).
+    cgroup.kill_all().unwrap();
+}
