@@ -31,6 +31,7 @@
 //!
 //! It knows nothing of kiln.kdl, tar archives or the store: it gets directories and a command.
 
+pub mod cgroup;
 mod cgroupfs;
 mod container;
 mod foreground;

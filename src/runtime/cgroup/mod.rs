@@ -1,0 +1,96 @@
+//! Control groups for containers: memory, cpu and pids limits, usage statistics, OOM
+//! detection, killing every member and removing the group — on cgroup v2 and, as a
+//! fallback, on v1 (including "hybrid" machines with v1 controllers and an empty cgroup2).
+//!
+//! It owns every file kiln writes under the cgroup filesystem, and nothing else: it knows
+//! nothing of images, kiln.kdl or the command line. Callers name a cgroup with a relative
+//! path such as `kiln/<root-hash>/<container-id>`; it lives at that path below the root of
+//! each hierarchy (the mount point), like runc's absolute `cgroupsPath`, so that any kiln
+//! process finds it again whatever cgroup that process runs in (`kiln ps` after a crash).
+//!
+//! # API
+//!
+//! - [`Hierarchy::detect`] reads `/proc/self/mountinfo` (and `/proc/self/cgroup`, for where
+//!   kiln itself runs) and prefers v2 when its root's `cgroup.controllers` lists memory, cpu
+//!   and pids, else v1 when memory, cpu, cpuacct and pids are mounted, else whichever has
+//!   more of them. [`Hierarchy::at`] does the same below a fake root (tests),
+//!   [`Hierarchy::new`] takes a [`Version`] and a [`CgroupFs`] directly.
+//! - [`Hierarchy::create`] makes a cgroup with [`Limits`]: on v2 it enables the controllers
+//!   in every ancestor's `cgroup.subtree_control`; on v1 it makes one directory per
+//!   hierarchy (memory, cpu, cpuacct, pids, freezer — co-mounted controllers share one). On
+//!   error it removes whatever it made. [`Hierarchy::open`] finds an existing one,
+//!   [`Hierarchy::list`] lists every cgroup below a prefix (leftover checks), and
+//!   [`Hierarchy::remove_if_empty`] removes a shared parent once nothing uses it.
+//! - [`Cgroup`]: [`attach`](Cgroup::attach), [`stats`](Cgroup::stats),
+//!   [`oom_killed`](Cgroup::oom_killed), [`pids`](Cgroup::pids),
+//!   [`kill_all`](Cgroup::kill_all), [`remove`](Cgroup::remove) (idempotent; descendants
+//!   first), [`update`](Cgroup::update) (changes only the limits that are `Some`).
+//! - Every read and write goes through [`CgroupFs`] ([`RealFs`] for the kernel); every
+//!   change is first reported to the observer given to [`Hierarchy::with_observer`] as a
+//!   [`CgroupEvent`] (`kiln run --trace` prints them).
+//!
+//! # Files
+//!
+//! | what          | v2                                   | v1                                          |
+//! |---------------|--------------------------------------|---------------------------------------------|
+//! | memory limit  | `memory.max`, `memory.swap.max` = 0  | `memory.limit_in_bytes`, `memory.memsw.limit_in_bytes` = same |
+//! | cpu limit     | `cpu.max` = `QUOTA 100000`           | `cpu.cfs_period_us` = 100000, `cpu.cfs_quota_us` |
+//! | pids limit    | `pids.max`                           | `pids.max`                                  |
+//! | cpu usage     | `cpu.stat` `usage_usec`              | `cpuacct.usage`                             |
+//! | memory usage  | `memory.current`                     | `memory.usage_in_bytes`                     |
+//! | OOM kills     | `memory.events` `oom_kill`           | `memory.oom_control` `oom_kill` (≥ 4.13), else `failcnt` |
+//! | kill all      | `cgroup.kill`, else `cgroup.freeze`  | `freezer.state` FROZEN, SIGKILL each, THAWED |
+//!
+//! The swap files are written only when they exist (swap accounting on): with them a memory
+//! limit really limits instead of pushing the excess to swap.
+//!
+//! # Starting a container
+//!
+//! `create` → clone the child, held on a pipe → `attach(child's host pid)` → release the
+//! child; only then may it `unshare(CLONE_NEWCGROUP)`, so that its cgroup namespace is
+//! rooted at its own cgroup. (On v2, `clone3(CLONE_INTO_CGROUP)` with a descriptor of
+//! [`Cgroup::dirs`] does it in one step.) Every child the container forks is born inside.
+//! When it has ended: [`Cgroup::oom_killed`] tells a SIGKILL by the OOM killer from any
+//! other, then [`Cgroup::kill_all`] and [`Cgroup::remove`]. v1 does not move a process's
+//! existing memory charge when it is attached, which is one more reason to attach before
+//! the child execs.
+//!
+//! Not handled here: device access rules (v1 `devices` controller, v2 eBPF), cpusets, block
+//! I/O and network statistics, systemd-delegated scopes.
+
+mod error;
+mod fs;
+mod group;
+mod hierarchy;
+mod limits;
+mod mountinfo;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use error::CgroupError;
+pub use fs::{CgroupEvent, CgroupFs, RealFs};
+pub use group::Cgroup;
+pub use hierarchy::{Hierarchy, Observer};
+pub use limits::{CPU_PERIOD_US, Limits};
+pub use mountinfo::{CgroupMounts, parse_mountinfo, parse_proc_cgroup};
+pub use stats::Stats;
+
+/// Which cgroup filesystem kiln uses, and where it is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// One mount per hierarchy; co-mounted controllers (`cpu,cpuacct`) map to one path.
+    V1 { mounts: BTreeMap<String, PathBuf> },
+    /// The unified hierarchy's mount point.
+    V2 { root: PathBuf },
+}
+
+/// The v1 controllers kiln makes a directory in (when mounted).
+pub const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
+
+/// The v2 controllers kiln enables for its cgroups (when available).
+pub const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+
+#[cfg(test)]
+mod tests;

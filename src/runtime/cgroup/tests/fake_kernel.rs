@@ -1,0 +1,249 @@
+//! A fake cgroup v2 filesystem on a temporary directory that behaves like the kernel where
+//! kiln depends on it: `mkdir` makes the interface files of the controllers the parent
+//! enables, `cgroup.subtree_control` takes `+ctrl`/`-ctrl` and refuses controllers the
+//! cgroup does not have, `rmdir` refuses a cgroup with processes or children, and writes to
+//! missing files fail with ENOENT. It records every change, and can be told to fail one
+//! write.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::runtime::cgroup::{CgroupFs, Hierarchy, RealFs, Version};
+
+#[derive(Debug)]
+pub(super) struct FakeKernel {
+    pub(super) dir: tempfile::TempDir,
+    /// Whether new cgroups get `memory.swap.max` (swap accounting on).
+    pub(super) swap: bool,
+    /// Whether new cgroups get `cgroup.kill` (Linux ≥ 5.14).
+    pub(super) kill_file: bool,
+    log: Mutex<Vec<String>>,
+    /// The next write to a file of this name fails with this errno.
+    fail: Mutex<Option<(String, i32)>>,
+}
+
+impl FakeKernel {
+    /// A root cgroup offering `controllers`, with `subtree_control` already enabled there.
+    pub(super) fn new(controllers: &str, subtree_control: &str) -> Arc<FakeKernel> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (file, content) in [
+            ("cgroup.controllers", controllers),
+            ("cgroup.subtree_control", subtree_control),
+            ("cgroup.procs", "1\n"),
+            ("cpu.stat", "usage_usec 0\n"),
+            ("memory.stat", ""),
+        ] {
+            fs::write(root.join(file), content).unwrap();
+        }
+        Arc::new(FakeKernel {
+            dir,
+            swap: true,
+            kill_file: true,
+            log: Mutex::new(Vec::new()),
+            fail: Mutex::new(None),
+        })
+    }
+
+    /// Like [`new`](FakeKernel::new) with the kernel features chosen.
+    pub(super) fn with(
+        controllers: &str,
+        subtree_control: &str,
+        swap: bool,
+        kill_file: bool,
+    ) -> Arc<FakeKernel> {
+        let fake = FakeKernel::new(controllers, subtree_control);
+        let mut fake = Arc::into_inner(fake).unwrap();
+        fake.swap = swap;
+        fake.kill_file = kill_file;
+        Arc::new(fake)
+    }
+
+    pub(super) fn root(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    pub(super) fn hierarchy(self: &Arc<Self>) -> Hierarchy {
+        Hierarchy::new(
+            Version::V2 { root: self.root() },
+            Arc::clone(self) as Arc<dyn CgroupFs>,
+        )
+    }
+
+    /// A file's content, relative to the root, without its trailing newline.
+    pub(super) fn file(&self, relative: &str) -> String {
+        fs::read_to_string(self.dir.path().join(relative))
+            .unwrap_or_else(|err| panic!("{relative}: {err}"))
+            .trim_end()
+            .to_owned()
+    }
+
+    pub(super) fn set(&self, relative: &str, content: &str) {
+        fs::write(self.dir.path().join(relative), content).unwrap();
+    }
+
+    /// Every change so far (`mkdir X`, `write X = V`, `rmdir X`), paths relative to the
+    /// root; clears the log.
+    pub(super) fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+
+    pub(super) fn fail_next_write(&self, file: &str, errno: i32) {
+        *self.fail.lock().unwrap() = Some((file.to_owned(), errno));
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        let relative = path.strip_prefix(self.dir.path()).unwrap_or(path);
+        relative.to_string_lossy().into_owned()
+    }
+
+    fn record(&self, entry: String) {
+        self.log.lock().unwrap().push(entry);
+    }
+}
+
+fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+fn words(text: &str) -> BTreeSet<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+impl CgroupFs for FakeKernel {
+    fn read(&self, path: &Path) -> io::Result<String> {
+        RealFs.read(path)
+    }
+
+    fn write(&self, path: &Path, value: &str) -> io::Result<()> {
+        self.record(format!("write {} = {value}", self.relative(path)));
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let failing = {
+            let mut fail = self.fail.lock().unwrap();
+            match fail.as_ref() {
+                Some((name, _)) if *name == file => fail.take().map(|(_, code)| code),
+                _ => None,
+            }
+        };
+        if let Some(code) = failing {
+            return Err(errno(code));
+        }
+        if !path.is_file() {
+            return Err(errno(libc::ENOENT));
+        }
+        let dir = path.parent().unwrap();
+        match file.as_str() {
+            "cgroup.subtree_control" => {
+                let available = words(&fs::read_to_string(dir.join("cgroup.controllers"))?);
+                let mut enabled = words(&fs::read_to_string(path)?);
+                let has_procs = !fs::read_to_string(dir.join("cgroup.procs"))?
+                    .trim()
+                    .is_empty();
+                for token in value.split_whitespace() {
+                    let (sign, name) = token.split_at(1);
+                    if !available.contains(name) {
+                        return Err(errno(libc::ENOENT));
+                    }
+                    if sign == "+" && dir != self.dir.path() && has_procs {
+                        return Err(errno(libc::EBUSY));
+                    }
+                    match sign {
+                        "+" => enabled.insert(name.to_owned()),
+                        "-" => enabled.remove(name),
+                        _ => return Err(errno(libc::EINVAL)),
+                    };
+                }
+                fs::write(path, enabled.into_iter().collect::<Vec<_>>().join(" "))
+            }
+            "cgroup.procs" => {
+                let mut procs = fs::read_to_string(path)?;
+                procs.push_str(value.trim());
+                procs.push('\n');
+                fs::write(path, procs)
+            }
+            "cgroup.freeze" => {
+                fs::write(
+                    dir.join("cgroup.events"),
+                    format!("populated 1\nfrozen {value}\n"),
+                )?;
+                fs::write(path, value)
+            }
+            "memory.max" | "memory.swap.max" | "pids.max" => {
+                if value != "max" && value.parse::<u64>().is_err() {
+                    return Err(errno(libc::EINVAL));
+                }
+                fs::write(path, value)
+            }
+            _ => fs::write(path, value),
+        }
+    }
+
+    fn mkdir(&self, path: &Path) -> io::Result<()> {
+        self.record(format!("mkdir {}", self.relative(path)));
+        fs::create_dir(path)?;
+        let parent = path.parent().unwrap();
+        let enabled = words(&fs::read_to_string(parent.join("cgroup.subtree_control"))?);
+        let mut files = vec![
+            (
+                "cgroup.controllers",
+                enabled.iter().cloned().collect::<Vec<_>>().join(" "),
+            ),
+            ("cgroup.subtree_control", String::new()),
+            ("cgroup.procs", String::new()),
+            ("cgroup.events", "populated 0\nfrozen 0\n".into()),
+            ("cgroup.freeze", "0".into()),
+            (
+                "cpu.stat",
+                "usage_usec 0\nuser_usec 0\nsystem_usec 0\n".into(),
+            ),
+        ];
+        if self.kill_file {
+            files.push(("cgroup.kill", String::new()));
+        }
+        if enabled.contains("memory") {
+            files.push(("memory.max", "max".into()));
+            files.push(("memory.current", "0".into()));
+            files.push((
+                "memory.events",
+                "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n".into(),
+            ));
+            if self.swap {
+                files.push(("memory.swap.max", "max".into()));
+            }
+        }
+        if enabled.contains("cpu") {
+            files.push(("cpu.max", "max 100000".into()));
+        }
+        if enabled.contains("pids") {
+            files.push(("pids.max", "max".into()));
+            files.push(("pids.current", "0".into()));
+        }
+        for (file, content) in files {
+            fs::write(path.join(file), content)?;
+        }
+        Ok(())
+    }
+
+    fn rmdir(&self, path: &Path) -> io::Result<()> {
+        self.record(format!("rmdir {}", self.relative(path)));
+        if !path.is_dir() {
+            return Err(errno(libc::ENOENT));
+        }
+        let procs = fs::read_to_string(path.join("cgroup.procs")).unwrap_or_default();
+        if !procs.trim().is_empty() || !RealFs.subdirs(path)?.is_empty() {
+            return Err(errno(libc::EBUSY));
+        }
+        fs::remove_dir_all(path)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn subdirs(&self, path: &Path) -> io::Result<Vec<String>> {
+        RealFs.subdirs(path)
+    }
+}
