@@ -25,6 +25,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Archive(#[from] crate::image::ArchiveError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Container(Box<crate::containers::ContainerError>),
+
     /// A command's own failure, already explained (e.g. `kiln rmi` of an unknown name).
     #[error("{message}")]
     Failed {
@@ -40,5 +44,11 @@ pub enum Error {
 impl From<crate::build::BuildError> for Error {
     fn from(err: crate::build::BuildError) -> Error {
         Error::Build(Box::new(err))
+    }
+}
+
+impl From<crate::containers::ContainerError> for Error {
+    fn from(err: crate::containers::ContainerError) -> Error {
+        Error::Container(Box::new(err))
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod containers;
 pub mod error;
 pub mod image;
 pub mod layer;

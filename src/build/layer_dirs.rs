@@ -11,7 +11,7 @@ use crate::layer::{self, ExtractOptions, WhiteoutMode};
 use crate::store::{Descriptor, Digest, Store};
 
 /// The directory of an unpacked layer, unpacking it first if needed.
-pub(crate) fn ensure_unpacked(
+pub fn ensure_unpacked(
     store: &Store,
     state_root: &Path,
     layer: &Descriptor,
@@ -58,7 +58,7 @@ pub(crate) fn ensure_unpacked(
 
 /// Flattens an image's layers into one directory tree (whiteouts applied): the source of a
 /// `copy from=`.
-pub(crate) fn flatten(store: &Store, layers: &[Descriptor], into: &Path) -> Result<(), BuildError> {
+pub fn flatten(store: &Store, layers: &[Descriptor], into: &Path) -> Result<(), BuildError> {
     let options = ExtractOptions {
         whiteouts: WhiteoutMode::Apply,
         preserve_ownership: true,

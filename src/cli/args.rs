@@ -18,16 +18,6 @@ pub struct Cli {
     #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
 
-    /// The project file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        global = true,
-        value_name = "FILE",
-        default_value = "kiln.kdl"
-    )]
-    pub file: PathBuf,
-
     #[command(subcommand)]
     pub command: Command,
 }
@@ -70,6 +60,36 @@ pub enum Command {
     ///   kiln explain web --format json
     #[command(verbatim_doc_comment)]
     Explain(ExplainArgs),
+
+    /// Run a command in a new container, in the foreground, as `docker run` does.
+    ///
+    /// The container gets its own pid, mount, uts, ipc, net and cgroup namespaces, an
+    /// overlayfs root over the image's layers, Docker's default capabilities and masked
+    /// paths, and the limits asked for. The exit code is the container's own; 125 when kiln
+    /// cannot start it, 126 when the command cannot be executed, 127 when it is not found.
+    ///
+    /// Examples:
+    ///   kiln run --rm web
+    ///   kiln run --rm -e MODE=debug -v ./data:/data:ro web sh -c 'ls /data'
+    ///   kiln run --rm --memory 64MiB --pids-limit 32 base sh -c 'echo limited'
+    ///   kiln run --rm -it toolbox sh
+    ///   kiln run --rm --trace base true    # every namespace, mount, cgroup file, exec
+    // `-h` is the host name, as in Docker: help is `--help` only.
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Run(RunArgs),
+
+    /// List containers (running ones; all with -a).
+    Ps(PsArgs),
+
+    /// Remove containers (-f: also running ones, killed first).
+    Rm(RmArgs),
+
+    /// Write the OCI bundle kiln would run (DIR/config.json, DIR/rootfs), for runc.
+    ///
+    /// Examples:
+    ///   kiln bundle base /tmp/b && runc run --bundle /tmp/b demo
+    #[command(verbatim_doc_comment)]
+    Bundle(BundleArgs),
 
     /// List the images in the store.
     ///
@@ -139,6 +159,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
     /// Images to build (default: every image of the project).
     pub images: Vec<String>,
 
@@ -183,12 +205,102 @@ pub enum CompressionArg {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
     /// The image to explain.
     pub image: String,
 
     /// Output format: `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep standard input open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the container a terminal (a pty).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// A name for the container (default: a generated one).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Set an environment variable (over the image's).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// The container's host name (default: its short id).
+    #[arg(short = 'h', long = "hostname", value_name = "HOST")]
+    pub hostname: Option<String>,
+    /// Working directory in the container (created if missing).
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User (name or uid, with an optional :group) to run as.
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Bind-mount a host path: SRC:DST or SRC:DST:ro.
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volumes: Vec<String>,
+    /// Memory limit (`64MiB`, `1G`, or bytes).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU limit, in CPUs (`0.5`).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// Most processes at once (-1: unlimited).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Share the machine's network (default: none, a private network with only `lo`).
+    #[arg(long, value_enum, default_value_t = NetworkArg::None)]
+    pub network: NetworkArg,
+    /// Print each kernel-level step as it happens (for learning how containers work).
+    #[arg(long)]
+    pub trace: bool,
+    /// The image (a name or a manifest digest).
+    pub image: String,
+    /// The command and its arguments (default: the image's entrypoint and cmd).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    None,
+    Host,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show every container, not only running ones.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill running containers first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Containers, by name or (a prefix of their) id.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// The image.
+    pub image: String,
+    /// The bundle directory (created; its rootfs must be empty).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -276,8 +388,24 @@ pub struct GcArgs {
     pub cache: bool,
 }
 
+/// The project file, for the commands that read one.
+#[derive(Debug, Args)]
+pub struct ProjectArg {
+    /// The project file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "kiln.kdl"
+    )]
+    pub file: PathBuf,
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
+
     /// Output format: `text` for people, `json` for editors and CI (one object on stdout).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,

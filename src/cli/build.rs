@@ -19,12 +19,12 @@ use crate::spec::{self, Loaded, Options, RealFs, Sources};
 use crate::store::Store;
 
 /// Loads and validates the project; `Err(exit code)` after printing diagnostics.
-fn load_project(cli: &Cli) -> Result<Result<Loaded, u8>, crate::Error> {
+fn load_project(cli: &Cli, file: &Path) -> Result<Result<Loaded, u8>, crate::Error> {
     let options = Options {
         check_paths: true,
         external_images: super::store_images(cli),
     };
-    let loaded = spec::load_file(&cli.file, &RealFs, &options)?;
+    let loaded = spec::load_file(file, &RealFs, &options)?;
     if !loaded.diagnostics.is_empty() {
         let style = TextStyle {
             color: super::stderr_color(),
@@ -36,7 +36,7 @@ fn load_project(cli: &Cli) -> Result<Result<Loaded, u8>, crate::Error> {
         );
     }
     if loaded.has_errors() {
-        eprintln!("{}: not built: fix the errors above", cli.file.display());
+        eprintln!("{}: not built: fix the errors above", file.display());
         return Ok(Err(1));
     }
     Ok(Ok(loaded))
@@ -84,7 +84,7 @@ fn source_date_epoch() -> Result<u64, crate::Error> {
 }
 
 pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
-    let loaded = match load_project(cli)? {
+    let loaded = match load_project(cli, &args.project.file)? {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
@@ -278,7 +278,7 @@ fn first_line(text: &str) -> String {
 }
 
 pub(super) fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, crate::Error> {
-    let loaded = match load_project(cli)? {
+    let loaded = match load_project(cli, &args.project.file)? {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };

@@ -13,7 +13,7 @@ pub(super) fn run(cli: &Cli, args: &CheckArgs) -> Result<u8, crate::Error> {
         check_paths: !args.no_path_checks,
         external_images: super::store_images(cli),
     };
-    let loaded = match spec::load_file(&cli.file, &RealFs, &options) {
+    let loaded = match spec::load_file(&args.project.file, &RealFs, &options) {
         Ok(loaded) => loaded,
         Err(err) if args.format == OutputFormat::Json => {
             // Editors get JSON even when there is no file to check.
@@ -61,14 +61,14 @@ pub(super) fn run(cli: &Cli, args: &CheckArgs) -> Result<u8, crate::Error> {
                 writeln!(
                     stdout,
                     "{}",
-                    summary(&cli.file.display().to_string(), &loaded)
+                    summary(&args.project.file.display().to_string(), &loaded)
                 )
                 .map_err(crate::Error::Output)?;
             } else {
                 let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
                 eprintln!(
                     "{}: {errors} {}",
-                    cli.file.display(),
+                    args.project.file.display(),
                     plural(errors, "error", "errors")
                 );
             }

@@ -7,6 +7,7 @@
 mod args;
 mod build;
 mod check;
+mod containers;
 mod images;
 mod output;
 mod verify;
@@ -38,6 +39,10 @@ pub fn run(
         Command::Check(args) => check::run(&cli, args),
         Command::Build(args) => build::run(&cli, args),
         Command::Explain(args) => build::explain(&cli, args),
+        Command::Run(args) => containers::run(&cli, args),
+        Command::Ps(args) => containers::ps(&cli, args),
+        Command::Rm(args) => containers::rm(&cli, args),
+        Command::Bundle(args) => containers::bundle(&cli, args),
         Command::Images(args) => images::list(&cli, args),
         Command::Export(args) => images::export(&cli, args),
         Command::Import(args) => images::import(&cli, args),

@@ -458,9 +458,8 @@ fn two_builds_on_one_root_at_once_both_succeed() {
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
             .env("KILN_ROOT", root.path())
-            .arg("-f")
+            .args(["build", "--format", "json", "-f"])
             .arg(project.path().join("kiln.kdl"))
-            .args(["build", "--format", "json"])
             .output()
             .unwrap()
     };
@@ -567,9 +566,8 @@ image "big" {
     for delay_ms in [5u64, 40, 120, 300, 700] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
             .env("KILN_ROOT", root.path())
-            .arg("-f")
+            .args(["build", "--no-cache", "-f"])
             .arg(project.path().join("kiln.kdl"))
-            .args(["build", "--no-cache"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -606,7 +604,7 @@ fn every_example_builds_and_rebuilds_from_the_cache() {
         let run = || {
             crate::harness::Kiln::new()
                 .root(root.path())
-                .args(["-f".as_ref(), file.as_os_str(), "build".as_ref()])
+                .args(["build".as_ref(), "-f".as_ref(), file.as_os_str()])
                 .run()
                 .success()
         };

@@ -40,7 +40,12 @@ pub fn assert_golden(path: &Path, actual: &str) {
 pub struct Kiln {
     command: Command,
     shown: Vec<String>,
+    /// `-f FILE`, given right after the subcommand when it reads a project.
+    project_file: Option<std::ffi::OsString>,
 }
+
+/// The subcommands that take `-f FILE`.
+const PROJECT_COMMANDS: [&str; 3] = ["check", "build", "explain"];
 
 impl Kiln {
     pub fn new() -> Kiln {
@@ -52,6 +57,7 @@ impl Kiln {
         Kiln {
             command,
             shown: vec!["kiln".into()],
+            project_file: None,
         }
     }
 
@@ -61,8 +67,16 @@ impl Kiln {
         S: AsRef<std::ffi::OsStr>,
     {
         for a in args {
-            self.shown.push(a.as_ref().to_string_lossy().into_owned());
+            let text = a.as_ref().to_string_lossy().into_owned();
+            self.shown.push(text.clone());
             self.command.arg(a);
+            if PROJECT_COMMANDS.contains(&text.as_str())
+                && let Some(file) = self.project_file.take()
+            {
+                self.shown.push("-f".into());
+                self.shown.push(file.to_string_lossy().into_owned());
+                self.command.arg("-f").arg(file);
+            }
         }
         self
     }
@@ -188,9 +202,9 @@ impl Project {
 
     /// `kiln -f <project>/kiln.kdl` with `root` as the state root.
     pub fn kiln(&self, root: &Path) -> Kiln {
-        Kiln::new()
-            .root(root)
-            .args(["-f".as_ref(), self.dir.path().join("kiln.kdl").as_os_str()])
+        let mut kiln = Kiln::new().root(root);
+        kiln.project_file = Some(self.dir.path().join("kiln.kdl").into_os_string());
+        kiln
     }
 }
 

@@ -12,3 +12,4 @@ mod check;
 mod diagnostics;
 mod fuzz;
 mod harness;
+mod run;

@@ -1,0 +1,208 @@
+//! `kiln run`, `kiln ps`, `kiln rm`, `kiln bundle`.
+
+use serde_json::json;
+
+use super::args::{BundleArgs, Cli, NetworkArg, OutputFormat, PsArgs, RmArgs, RunArgs};
+use super::output::{json_line, line, table};
+use crate::containers::{self, ContainerError, RunRequest};
+use crate::runtime::records::{Records, Status};
+use crate::runtime::spec::{NetworkMode, RunOptions};
+
+fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
+    let mut env = Vec::new();
+    for pair in &args.env {
+        // `-e NAME` takes the value from kiln's own environment, as Docker does.
+        let (key, value) = match pair.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (pair.clone(), std::env::var(pair).unwrap_or_default()),
+        };
+        env.push((key, value));
+    }
+    let volumes = args
+        .volumes
+        .iter()
+        .map(|v| containers::parse_volume(v))
+        .collect::<Result<_, _>>()?;
+    if let Some(cpus) = args.cpus
+        && (cpus.is_nan() || cpus <= 0.0)
+    {
+        return Err(ContainerError::BadLimit {
+            what: "cpus",
+            value: cpus.to_string(),
+            reason: "it must be more than 0".into(),
+        });
+    }
+    if let Some(pids) = args.pids_limit
+        && (pids == 0 || pids < -1)
+    {
+        return Err(ContainerError::BadLimit {
+            what: "pids limit",
+            value: pids.to_string(),
+            reason: "use a positive number, or -1 for no limit".into(),
+        });
+    }
+    Ok(RunOptions {
+        args: args.command.clone(),
+        env,
+        hostname: args.hostname.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        volumes,
+        memory: args
+            .memory
+            .as_deref()
+            .map(containers::parse_memory)
+            .transpose()?,
+        cpus: args.cpus,
+        pids_limit: args.pids_limit,
+        tty: args.tty,
+        interactive: args.interactive,
+        network: match args.network {
+            NetworkArg::None => NetworkMode::None,
+            NetworkArg::Host => NetworkMode::Host,
+        },
+    })
+}
+
+pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
+    let outcome = (|| {
+        let options = run_options(args)?;
+        let store = super::open_store(cli).map_err(|e| match e {
+            crate::Error::Store(s) => ContainerError::Store(s),
+            other => ContainerError::Io {
+                path: super::state_root(cli),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
+        let request = RunRequest {
+            image: args.image.clone(),
+            name: args.name.clone(),
+            options,
+            remove: args.rm,
+            trace: args.trace,
+        };
+        containers::run(&store, &super::state_root(cli), &request)
+    })();
+    match outcome {
+        Ok(result) => {
+            if let Some(limit) = result.oom_limit {
+                eprintln!(
+                    "kiln: exit {}: killed by the kernel, out of memory (limit {})",
+                    result.exit_code(),
+                    crate::spec::units::Size(limit)
+                );
+            }
+            Ok(result.exit_code())
+        }
+        Err(err) => {
+            let code = err.exit_code();
+            eprintln!("{:?}", miette::Report::new(err));
+            Ok(code)
+        }
+    }
+}
+
+pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
+    let records = Records::open(&super::state_root(cli)).map_err(ContainerError::from)?;
+    let all = records.list().map_err(ContainerError::from)?;
+    let shown: Vec<_> = all
+        .iter()
+        .map(|r| r.reconciled())
+        .filter(|r| args.all || r.state.status == Status::Running)
+        .collect();
+    match args.format {
+        OutputFormat::Json => {
+            let list: Vec<_> = shown
+                .iter()
+                .map(|r| {
+                    json!({
+                        "name": r.name,
+                        "id": r.id.as_str(),
+                        "image": r.image,
+                        "state": r.state.status.to_string(),
+                        "exit_code": r.state.exit_code,
+                        "health": r.state.health,
+                        "pid": r.state.pid,
+                        "created": r.created,
+                    })
+                })
+                .collect();
+            json_line(&list)?;
+        }
+        OutputFormat::Text => {
+            let mut rows = vec![
+                [
+                    "CONTAINER ID",
+                    "NAME",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ];
+            for r in &shown {
+                let status = match (r.state.status, r.state.exit_code) {
+                    (Status::Exited, Some(code)) => format!("exited ({code})"),
+                    (status, _) => status.to_string(),
+                };
+                let mut command = r.command.join(" ");
+                if command.chars().count() > 30 {
+                    command = command.chars().take(29).collect::<String>() + "…";
+                }
+                rows.push(vec![
+                    r.id.short().to_string(),
+                    r.name.clone(),
+                    r.image.clone(),
+                    command,
+                    r.created.clone(),
+                    status,
+                ]);
+            }
+            table(&rows)?;
+        }
+    }
+    Ok(0)
+}
+
+pub(super) fn rm(cli: &Cli, args: &RmArgs) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    let records = Records::open(&root).map_err(ContainerError::from)?;
+    let mut code = 0;
+    for query in &args.containers {
+        let result = records
+            .find(query)
+            .map_err(ContainerError::from)
+            .and_then(|record| {
+                containers::remove(&records, &record, &root, args.force).map(|()| record)
+            });
+        match result {
+            Ok(record) => line(&record.name)?,
+            Err(err) => {
+                eprintln!("{:?}", miette::Report::new(err));
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub(super) fn bundle(cli: &Cli, args: &BundleArgs) -> Result<u8, crate::Error> {
+    let store = super::open_store(cli)?;
+    let options = RunOptions::default();
+    match containers::write_bundle(&store, &args.image, &options, &args.dir) {
+        Ok(()) => {
+            line(format!(
+                "{}: config.json and rootfs of {}",
+                args.dir.display(),
+                args.image
+            ))?;
+            Ok(0)
+        }
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            Ok(1)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `kiln bundle IMAGE DIR`: the OCI bundle kiln would run — `DIR/config.json` and the
+//! image's layers flattened into `DIR/rootfs` — for `runc run` or any OCI runtime.
+
+use std::path::Path;
+
+use super::{ContainerError, io_err};
+use crate::image::StoredImage;
+use crate::runtime::spec::{RunOptions, container_spec};
+use crate::store::{Descriptor, Store};
+
+pub fn write_bundle(
+    store: &Store,
+    image: &str,
+    options: &RunOptions,
+    dir: &Path,
+) -> Result<(), ContainerError> {
+    let stored = StoredImage::load(store, image)?;
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).map_err(io_err(&rootfs))?;
+    if std::fs::read_dir(&rootfs)
+        .map_err(io_err(&rootfs))?
+        .next()
+        .is_some()
+    {
+        return Err(ContainerError::Io {
+            path: rootfs,
+            source: std::io::Error::other("the bundle's rootfs is not empty"),
+        });
+    }
+    let layers: Vec<Descriptor> = stored.manifest.layers.clone();
+    crate::build::flatten(store, &layers, &rootfs)
+        .map_err(|e| ContainerError::Layers(Box::new(e)))?;
+    let spec = container_spec(&stored.config.config, options, &[rootfs.as_path()])?;
+    crate::runtime::spec::write_bundle(dir, &spec, &rootfs)?;
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! Containers from images: `kiln run` (foreground), `kiln ps`, `kiln rm`, `kiln bundle`.
+//!
+//! Owns the path from an image in the store to a running container: each layer unpacked
+//! once into a shared read-only directory, a per-container upper directory, the OCI runtime
+//! spec (written to the container's `config.json`), its cgroup, its record, and the cleanup
+//! after it. The kernel work is `runtime`'s; this module must not mount or clone itself.
+
+mod bundle;
+mod run;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use bundle::write_bundle;
+pub use run::{RunRequest, RunResult, cgroup_name, remove, run};
+
+use crate::runtime::records::RecordError;
+use crate::runtime::spec::SpecError;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ContainerError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sandbox(#[from] crate::runtime::SandboxError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cgroup(#[from] crate::runtime::cgroup::CgroupError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Layers(#[from] Box<crate::build::BuildError>),
+    #[error("bad volume `{spec}`: {reason}")]
+    #[diagnostic(help("use SRC:DST or SRC:DST:ro, with SRC an existing host path"))]
+    BadVolume { spec: String, reason: String },
+    #[error("invalid {what} `{value}`: {reason}")]
+    BadLimit {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("container {name} is running")]
+    #[diagnostic(help("stop it first, or remove it with `kiln rm -f {name}`"))]
+    Running { name: String },
+    #[error("container I/O failed at {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ContainerError {
+    /// Docker's convention: 125 when the container could not be started at all, 126/127
+    /// when its command could not be executed or found.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ContainerError::Sandbox(err) => u8::try_from(err.exit_code()).unwrap_or(125),
+            _ => 125,
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError + '_ {
+    move |source| ContainerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Parses `SRC:DST[:ro|rw]`; SRC must exist (relative paths are from the current directory).
+pub fn parse_volume(spec: &str) -> Result<crate::runtime::spec::Volume, ContainerError> {
+    let bad = |reason: &str| ContainerError::BadVolume {
+        spec: spec.to_string(),
+        reason: reason.to_string(),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, destination, read_only) = match parts.as_slice() {
+        [s, d] => (*s, *d, false),
+        [s, d, "ro"] => (*s, *d, true),
+        [s, d, "rw"] => (*s, *d, false),
+        [_, _, mode] => return Err(bad(&format!("unknown mode `{mode}` (ro or rw)"))),
+        _ => return Err(bad("expected SRC:DST[:ro]")),
+    };
+    if source.is_empty() || destination.is_empty() {
+        return Err(bad("empty source or destination"));
+    }
+    if !destination.starts_with('/') {
+        return Err(bad(
+            "the destination must be an absolute path in the container",
+        ));
+    }
+    let source =
+        std::fs::canonicalize(source).map_err(|e| bad(&format!("source `{source}`: {e}")))?;
+    Ok(crate::runtime::spec::Volume {
+        source,
+        destination: destination.to_string(),
+        read_only,
+    })
+}
+
+/// `--memory 64MiB` (or `64m`, bytes as a plain number).
+pub fn parse_memory(text: &str) -> Result<u64, ContainerError> {
+    let bad = |reason: String| ContainerError::BadLimit {
+        what: "memory",
+        value: text.to_string(),
+        reason,
+    };
+    let bytes = match text.parse::<u64>() {
+        Ok(bytes) => bytes,
+        Err(_) => crate::spec::units::Size::parse(text).map_err(bad)?.0,
+    };
+    if bytes < 6 * 1024 * 1024 {
+        return Err(bad("the minimum is 6MiB".into()));
+    }
+    Ok(bytes)
+}
