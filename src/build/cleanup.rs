@@ -27,22 +27,22 @@ pub fn clean_state(store: &Store, state_root: &Path) -> Result<CleanReport, Buil
         remove_tree(&entry)?;
         report.scratch_dirs += 1;
     }
+    // Unpacked layers are keyed by chain id: keep every prefix of every tagged image's stack.
     let mut keep: BTreeSet<String> = BTreeSet::new();
     for (_, descriptor) in store.tags()? {
         if let Ok(image) = StoredImage::from_descriptor(store, descriptor) {
+            let diff_ids: Vec<crate::store::Digest> = image
+                .config
+                .rootfs
+                .diff_ids
+                .iter()
+                .filter_map(|d| d.parse().ok())
+                .collect();
             keep.extend(
-                image
-                    .config
-                    .rootfs
-                    .diff_ids
+                super::chain_ids(&diff_ids)
                     .iter()
-                    .map(|d| d.trim_start_matches("sha256:").to_string()),
+                    .map(|c| c.hex().to_string()),
             );
-        }
-    }
-    for name in store.list_meta(crate::store::CACHE)? {
-        if let Some(entry) = store.cache_get(&name)? {
-            keep.insert(entry.diff_id.hex().to_string());
         }
     }
     let layers = state_root.join("layers");

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::hashing::{HostInputs, ResolvedInputs};
 use super::inputs::ItemKind;
-use super::layer_dirs::{ensure_unpacked, flatten};
+use super::layer_dirs::{flatten, unpack_stack};
 use super::record::{self, BuildRecord};
 use super::schedule::run_dag;
 use super::{
@@ -440,15 +440,12 @@ impl Run<'_> {
     ) -> Result<CacheEntry, BuildError> {
         let image = self.image(i);
         let state = self.state_before(i, step.index)?;
-        let mut lower_dirs = Vec::new();
-        for layer in state.layers.iter().rev() {
-            lower_dirs.push(ensure_unpacked(
-                self.store,
-                &self.options.state_root,
-                &layer.descriptor,
-                &layer.diff_id,
-            )?);
-        }
+        let stack: Vec<(Descriptor, Digest)> = state
+            .layers
+            .iter()
+            .map(|l| (l.descriptor.clone(), l.diff_id.clone()))
+            .collect();
+        let lower_dirs = unpack_stack(self.store, &self.options.state_root, &stack)?;
         let user =
             match state.config.config.user.as_deref() {
                 None | Some("") => None,

@@ -24,7 +24,7 @@ use std::time::Duration;
 pub use cleanup::{CleanReport, clean_state};
 pub use execute::build;
 pub use hashing::HostInputs;
-pub use layer_dirs::{ensure_unpacked, flatten};
+pub use layer_dirs::{chain_ids, flatten, unpack_stack};
 pub use record::{ExplainedStep, explain};
 pub use schedule::run_dag;
 pub use statcache::StatCache;

@@ -105,23 +105,21 @@ pub fn run(
         crate::runtime::records::validate_name(name)?;
     }
     let records = Records::open(state_root)?;
-    let mut lower_dirs = Vec::new();
+    let mut stack = Vec::new();
     for (layer, diff_id) in image
         .manifest
         .layers
         .iter()
         .zip(&image.config.rootfs.diff_ids)
-        .rev()
     {
         let diff_id = diff_id.parse().map_err(|_| ContainerError::Io {
             path: store.blob_path(&image.manifest.config.digest),
             source: std::io::Error::other(format!("bad diff_id `{diff_id}`")),
         })?;
-        lower_dirs.push(
-            crate::build::ensure_unpacked(store, state_root, layer, &diff_id)
-                .map_err(|e| ContainerError::Layers(Box::new(e)))?,
-        );
+        stack.push((layer.clone(), diff_id));
     }
+    let lower_dirs = crate::build::unpack_stack(store, state_root, &stack)
+        .map_err(|e| ContainerError::Layers(Box::new(e)))?;
     let id = ContainerId::generate().map_err(io_err(Path::new("/dev/urandom")))?;
     let mut options = request.options.clone();
     if options.hostname.is_none() {

@@ -4,7 +4,7 @@
 //! an error naming the entry. Whiteouts are applied (flattening layers into one rootfs) or
 //! turned into overlayfs whiteouts (a layer unpacked as an overlay lowerdir).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read, Write};
@@ -48,7 +48,7 @@ pub struct ExtractOptions {
     pub allow_devices: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExtractReport {
     /// Entries created (files, directories, links, devices), not counting whiteouts.
     pub entries: u64,
@@ -56,6 +56,10 @@ pub struct ExtractReport {
     pub bytes: u64,
     /// Whiteouts and opaque markers applied or created.
     pub whiteouts: u64,
+    /// Directories the archive has no entry for, created as parents of its entries (0755,
+    /// owned by the extracting user), relative to the root: an overlay user gives them the
+    /// metadata the layers below have for the same path.
+    pub implicit_dirs: Vec<PathBuf>,
 }
 
 /// Extracts the uncompressed tar `tar` into the existing directory `root` (see
@@ -78,6 +82,7 @@ pub fn extract(
         root,
         opts,
         written: HashSet::new(),
+        implicit: BTreeSet::new(),
         dirs: BTreeMap::new(),
         report: ExtractReport::default(),
         buffer: vec![0; COPY_BUFFER],
@@ -88,7 +93,14 @@ pub fn extract(
         extractor.entry(&mut entry)?;
     }
     extractor.finish_dirs()?;
-    Ok(extractor.report)
+    let mut report = extractor.report;
+    report.implicit_dirs = extractor
+        .implicit
+        .iter()
+        .filter(|dir| !extractor.dirs.contains_key(*dir))
+        .filter_map(|dir| dir.strip_prefix(root).ok().map(Path::to_path_buf))
+        .collect();
+    Ok(report)
 }
 
 /// Mode and mtime of a directory, applied once everything below it is written.
@@ -113,6 +125,8 @@ struct Extractor<'a> {
     /// Real paths this extraction created: whiteouts and opaque markers only hide what
     /// earlier layers put there, never what this layer adds.
     written: HashSet<PathBuf>,
+    /// Parent directories created because the archive needed them.
+    implicit: BTreeSet<PathBuf>,
     dirs: BTreeMap<PathBuf, DirMeta>,
     report: ExtractReport,
     buffer: Vec<u8>,
@@ -164,6 +178,7 @@ impl Extractor<'_> {
         let dir = resolve_dir(self.root, parents, Missing::Create(&mut created))
             .map_err(refuse)?
             .expect("missing parents are created");
+        self.implicit.extend(created.iter().cloned());
         self.written.extend(created);
         let dest = dir.join(name);
         let meta = self.meta(entry, &name_of)?;
@@ -392,6 +407,7 @@ impl Extractor<'_> {
                 let dir = resolve_dir(self.root, parents, Missing::Create(&mut created))
                     .map_err(|refusal| refused(name_of, refusal))?
                     .expect("missing parents are created");
+                self.implicit.extend(created.iter().cloned());
                 self.written.extend(created);
                 let target = dir.join(hidden);
                 remove_existing(&target).map_err(fail)?;
@@ -425,6 +441,7 @@ impl Extractor<'_> {
                 let dir = resolve_dir(self.root, parents, Missing::Create(&mut created))
                     .map_err(|refusal| refused(name_of, refusal))?
                     .expect("missing parents are created");
+                self.implicit.extend(created.iter().cloned());
                 self.written.extend(created);
                 xattr::set(&dir, OVERLAY_OPAQUE_XATTR, b"y").map_err(fail)?;
             }

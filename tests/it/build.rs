@@ -738,3 +738,31 @@ image "tmpfile" {
         "no entries for /tmp or /tmp/notes"
     );
 }
+
+#[test]
+fn run_steps_see_the_parent_directories_of_lower_layers_unchanged() {
+    if !is_root() {
+        eprintln!("skipped: the build sandbox needs root");
+        return;
+    }
+    let project = Project::new(
+        r#"
+image "sticky" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/mkdir" "/usr/bin/stat" "/bin/cat"
+    run "sh" "-c" "mkdir -m 1777 /tmp"
+    copy "x.txt" "/tmp/x/"
+    run "sh" "-c" "stat -c %a /tmp > /mode"
+}
+"#,
+    )
+    .file("x.txt", "x\n");
+    let root = tempfile::tempdir().unwrap();
+    project.kiln(root.path()).args(["build"]).run().success();
+    project
+        .kiln(root.path())
+        .args(["run", "--rm", "sticky", "cat", "/mode"])
+        .run()
+        .success()
+        .stdout_is("1777\n");
+}
