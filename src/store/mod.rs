@@ -32,6 +32,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     atomic::write(path, bytes)
 }
 
+/// Replaces a file with a temp file and a rename, without fsync: readers never see a torn
+/// file, but a power cut may lose the last version. For state the kernel can tell again
+/// (container records are reconciled with the processes), where fsync's milliseconds would
+/// sit on a container's start.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(atomic::temp_name("replace"));
+    let result = fs::write(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
 /// The annotation OCI layouts use to name a manifest (a tag).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 

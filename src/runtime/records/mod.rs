@@ -1,5 +1,6 @@
 //! Container records: what kiln knows about each container, under
-//! `$KILN_ROOT/containers/<id>/` — `state.json` (replaced atomically), `config.json` (the OCI
+//! `$KILN_ROOT/containers/<id>/` — `state.json` (replaced by rename, not fsynced: the kernel is
+//! the truth and `reconciled` asks it), `config.json` (the OCI
 //! runtime spec it runs), `log.jsonl` (its output with timestamps) and a `lock` — plus the
 //! name index `names/<name>` (created with O_EXCL, so two `kiln run --name web` at once cannot
 //! both win).
@@ -120,7 +121,7 @@ impl Records {
     pub fn save(&self, record: &Record) -> Result<(), RecordError> {
         let path = self.dir(&record.id).join("state.json");
         let bytes = serde_json::to_vec_pretty(record).expect("a record serializes");
-        crate::store::write_atomically(&path, &bytes).map_err(io_err(&path))
+        crate::store::replace_file(&path, &bytes).map_err(io_err(&path))
     }
 
     pub fn load(&self, id: &ContainerId) -> Result<Record, RecordError> {
