@@ -62,6 +62,8 @@ pub fn spawn_supervisor(state_root: &Path, id: &ContainerId) -> Result<(), Conta
         .arg("--root")
         .arg(&root)
         .args(["__supervise", id.as_str()])
+        // Not to keep the caller's directory busy for as long as the container runs.
+        .current_dir("/")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

@@ -12,6 +12,12 @@ image "tools" {
     host-binary "/bin/sh" "/bin/echo" "/bin/sleep"
     cmd "echo" "default command"
 }
+
+image "patient" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/echo" "/bin/sleep"
+    stop-signal "SIGUSR1"
+}
 "#;
 
 /// Waits for SIGTERM (pid 1 only gets the signals it handles), then exits 0.
@@ -211,6 +217,60 @@ fn a_detached_container_runs_logs_and_stops_in_time() {
         .stdout_is("ready\nbye\n");
     project.kiln(root).args(["rm", "web"]).run().success();
     assert_nothing_left(root, &pids);
+}
+
+#[test]
+fn stop_sends_the_image_stop_signal_and_restart_starts_it_again() {
+    let Some((project, root)) = tools() else {
+        return;
+    };
+    let root = root.path();
+    let script = "trap 'echo got usr1; exit 0' USR1; echo up; sleep 1000 & wait";
+    project
+        .kiln(root)
+        .args(["run", "-d", "--name", "p", "--restart", "always"])
+        .args(["patient", "sh", "-c", script])
+        .run()
+        .success();
+    let began = Instant::now();
+    project
+        .kiln(root)
+        .args(["stop", "-t", "10", "p"])
+        .run()
+        .success();
+    assert!(began.elapsed() < Duration::from_secs(8), "USR1 stopped it");
+    assert_eq!(ps(&project, root, "p")["exit_code"], 0);
+    project
+        .kiln(root)
+        .args(["restart", "-t", "1", "p"])
+        .run()
+        .success()
+        .stdout_is("p\n");
+    assert_eq!(ps(&project, root, "p")["state"], "running");
+    // Neither stop nor kill is followed by a restart, even under `always`; the log keeps
+    // both runs.
+    project
+        .kiln(root)
+        .args(["kill", "-s", "USR1", "p"])
+        .run()
+        .success();
+    wait_for("the container to exit", || {
+        ps(&project, root, "p")["state"] == "exited"
+    });
+    project
+        .kiln(root)
+        .args(["logs", "-f", "p"])
+        .run()
+        .success()
+        .stdout_is("up\ngot usr1\nup\ngot usr1\n");
+    project
+        .kiln(root)
+        .args(["kill", "p"])
+        .run()
+        .failure()
+        .stderr_contains("is not running");
+    project.kiln(root).args(["rm", "p"]).run().success();
+    assert_nothing_left(root, &[]);
 }
 
 #[test]
