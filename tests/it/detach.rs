@@ -232,6 +232,15 @@ fn stop_sends_the_image_stop_signal_and_restart_starts_it_again() {
         .args(["patient", "sh", "-c", script])
         .run()
         .success();
+    // The trap must be set before the signal comes.
+    let ups = |n: usize| {
+        let project = &project;
+        move || {
+            let logs = project.kiln(root).args(["logs", "p"]).run();
+            logs.stdout().matches("up").count() >= n
+        }
+    };
+    wait_for("the first run to be up", ups(1));
     let began = Instant::now();
     project
         .kiln(root)
@@ -247,6 +256,7 @@ fn stop_sends_the_image_stop_signal_and_restart_starts_it_again() {
         .success()
         .stdout_is("p\n");
     assert_eq!(ps(&project, root, "p")["state"], "running");
+    wait_for("the second run to be up", ups(2));
     // Neither stop nor kill is followed by a restart, even under `always`; the log keeps
     // both runs.
     project
