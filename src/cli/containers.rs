@@ -152,7 +152,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
     let shown: Vec<_> = all
         .iter()
         .map(|r| r.reconciled())
-        .filter(|r| args.all || r.state.status == Status::Running)
+        .filter(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting))
         .collect();
     match args.format {
         OutputFormat::Json => {
