@@ -61,12 +61,17 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Explain(ExplainArgs),
 
-    /// Run a command in a new container, in the foreground, as `docker run` does.
+    /// Run a command in a new container, as `docker run` does: in the foreground, or with
+    /// -d detached under a supervisor.
     ///
     /// The container gets its own pid, mount, uts, ipc, net and cgroup namespaces, an
     /// overlayfs root over the image's layers, Docker's default capabilities and masked
     /// paths, and the limits asked for. The exit code is the container's own; 125 when kiln
     /// cannot start it, 126 when the command cannot be executed, 127 when it is not found.
+    ///
+    /// With -d, kiln prints the container's id once it runs and returns. Its supervisor keeps
+    /// its output with timestamps (`kiln logs`), records how it exits and applies --restart
+    /// (no, on-failure[:N], always, unless-stopped; waits double from 100 ms between tries).
     ///
     /// Examples:
     ///   kiln run --rm web
@@ -74,6 +79,8 @@ pub enum Command {
     ///   kiln run --rm --memory 64MiB --pids-limit 32 base sh -c 'echo limited'
     ///   kiln run --rm -it toolbox sh
     ///   kiln run --rm --trace base true    # every namespace, mount, cgroup file, exec
+    ///   kiln run -d --name web --restart on-failure:3 web
+    ///   kiln logs -f web; kiln stop web; kiln rm web
     // `-h` is the host name, as in Docker: help is `--help` only.
     #[command(verbatim_doc_comment, disable_help_flag = true)]
     Run(RunArgs),
@@ -83,6 +90,27 @@ pub enum Command {
 
     /// Remove containers (-f: also running ones, killed first).
     Rm(RmArgs),
+
+    /// Show a container's output (kept by the supervisor of a detached container).
+    ///
+    /// Examples:
+    ///   kiln logs web
+    ///   kiln logs -f --since 10m --timestamps web
+    #[command(verbatim_doc_comment)]
+    Logs(LogsArgs),
+
+    /// Stop containers: the image's stop signal (default SIGTERM), SIGKILL after -t seconds.
+    Stop(StopArgs),
+
+    /// Send a signal to containers' main process (default SIGKILL); they are not restarted.
+    Kill(KillArgs),
+
+    /// Stop containers and start them again (detached).
+    Restart(StopArgs),
+
+    /// The supervisor of a detached container (started by `kiln run -d`).
+    #[command(name = "__supervise", hide = true)]
+    Supervise(SuperviseArgs),
 
     /// Write the OCI bundle kiln would run (DIR/config.json, DIR/rootfs), for runc.
     ///
@@ -223,6 +251,12 @@ pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Run in the background under a supervisor; print the container's id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// With -d: restart policy (no, on-failure[:N], always, unless-stopped).
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
     /// Keep standard input open.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -293,6 +327,52 @@ pub struct RmArgs {
     /// Containers, by name or (a prefix of their) id.
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container has exited.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only lines since a time: a duration before now (10m, 1h30m) or RFC 3339.
+    #[arg(long, value_name = "DURATION|RFC3339")]
+    pub since: Option<String>,
+    /// Prefix each line with its time (RFC 3339, nanoseconds).
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// The container, by name or (a prefix of its) id.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait after the stop signal before SIGKILL.
+    #[arg(short = 't', long = "time", value_name = "SECS", default_value_t = 10)]
+    pub time: u64,
+    /// Containers, by name or (a prefix of their) id.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The signal: a name (TERM, SIGKILL) or a number.
+    #[arg(
+        short = 's',
+        long = "signal",
+        value_name = "SIG",
+        default_value = "KILL"
+    )]
+    pub signal: String,
+    /// Containers, by name or (a prefix of their) id.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The container's id.
+    pub id: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,20 @@
-//! `kiln run`, `kiln ps`, `kiln rm`, `kiln bundle`.
+//! `kiln run`, `ps`, `logs`, `stop`, `kill`, `restart`, `rm`, `bundle` and the hidden
+//! `__supervise`.
 
 use serde_json::json;
 
-use super::args::{BundleArgs, Cli, NetworkArg, OutputFormat, PsArgs, RmArgs, RunArgs};
+use std::io::Write;
+use std::time::Duration;
+
+use super::args::{
+    BundleArgs, Cli, KillArgs, LogsArgs, NetworkArg, OutputFormat, PsArgs, RmArgs, RunArgs,
+    StopArgs, SuperviseArgs,
+};
 use super::output::{json_line, line, table};
 use crate::containers::{self, ContainerError, RunRequest};
-use crate::runtime::records::{Records, Status};
+use crate::runtime::records::{Record, Records, Status};
 use crate::runtime::spec::{NetworkMode, RunOptions};
+use crate::runtime::supervise::{RestartPolicy, Stream};
 
 fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
     let mut env = Vec::new();
@@ -64,8 +72,22 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
     })
 }
 
+/// What `kiln run` did.
+enum Ran {
+    Foreground(containers::RunResult),
+    Detached(Box<Record>),
+}
+use Ran::{Detached, Foreground};
+
 pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
     let outcome = (|| {
+        if args.detach && (args.tty || args.interactive) {
+            return Err(ContainerError::BadLimit {
+                what: "option",
+                value: if args.tty { "-t" } else { "-i" }.into(),
+                reason: "detached containers have no terminal or input yet".into(),
+            });
+        }
         let options = run_options(args)?;
         let store = super::open_store(cli).map_err(|e| match e {
             crate::Error::Store(s) => ContainerError::Store(s),
@@ -74,17 +96,39 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                 source: std::io::Error::other(other.to_string()),
             },
         })?;
+        let restart =
+            RestartPolicy::parse(&args.restart).map_err(|reason| ContainerError::BadLimit {
+                what: "restart policy",
+                value: args.restart.clone(),
+                reason,
+            })?;
         let request = RunRequest {
             image: args.image.clone(),
             name: args.name.clone(),
             options,
             remove: args.rm,
             trace: args.trace,
+            restart,
         };
-        containers::run(&store, &super::state_root(cli), &request)
+        if args.detach {
+            return containers::run_detached(&store, &super::state_root(cli), &request)
+                .map(|record| Detached(Box::new(record)));
+        }
+        if restart != RestartPolicy::No {
+            return Err(ContainerError::BadLimit {
+                what: "restart policy",
+                value: args.restart.clone(),
+                reason: "restarts are for detached containers: add -d".into(),
+            });
+        }
+        containers::run(&store, &super::state_root(cli), &request).map(Foreground)
     })();
     match outcome {
-        Ok(result) => {
+        Ok(Detached(record)) => {
+            line(record.id.as_str())?;
+            Ok(0)
+        }
+        Ok(Foreground(result)) => {
             if let Some(limit) = result.oom_limit {
                 eprintln!(
                     "kiln: exit {}: killed by the kernel, out of memory (limit {})",
@@ -108,7 +152,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
     let shown: Vec<_> = all
         .iter()
         .map(|r| r.reconciled())
-        .filter(|r| args.all || r.state.status == Status::Running)
+        .filter(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting))
         .collect();
     match args.format {
         OutputFormat::Json => {
@@ -123,6 +167,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                         "exit_code": r.state.exit_code,
                         "health": r.state.health,
                         "pid": r.state.pid,
+                        "restarts": r.state.restarts,
                         "created": r.created,
                     })
                 })
@@ -200,6 +245,129 @@ pub(super) fn bundle(cli: &Cli, args: &BundleArgs) -> Result<u8, crate::Error> {
             ))?;
             Ok(0)
         }
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            Ok(1)
+        }
+    }
+}
+
+/// Runs `each` on every container named, printing its name on success (as Docker does) and
+/// the error otherwise; exit code 1 if any failed.
+fn for_each_container(
+    cli: &Cli,
+    queries: &[String],
+    each: impl Fn(&Records, &Record) -> Result<(), ContainerError>,
+) -> Result<u8, crate::Error> {
+    let records = Records::open(&super::state_root(cli)).map_err(ContainerError::from)?;
+    let mut code = 0;
+    for query in queries {
+        let result = records
+            .find(query)
+            .map_err(ContainerError::from)
+            .and_then(|record| each(&records, &record).map(|()| record));
+        match result {
+            Ok(record) => line(&record.name)?,
+            Err(err) => {
+                eprintln!("{:?}", miette::Report::new(err));
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub(super) fn stop(cli: &Cli, args: &StopArgs) -> Result<u8, crate::Error> {
+    let timeout = Duration::from_secs(args.time);
+    for_each_container(cli, &args.containers, |records, record| {
+        containers::stop(records, record, timeout)
+    })
+}
+
+pub(super) fn kill(cli: &Cli, args: &KillArgs) -> Result<u8, crate::Error> {
+    let signal = match containers::parse_signal(&args.signal) {
+        Ok(signal) => signal,
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            return Ok(1);
+        }
+    };
+    for_each_container(cli, &args.containers, |records, record| {
+        containers::kill_container(records, record, signal)
+    })
+}
+
+pub(super) fn restart(cli: &Cli, args: &StopArgs) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    let timeout = Duration::from_secs(args.time);
+    for_each_container(cli, &args.containers, |records, record| {
+        containers::restart(records, record, &root, timeout)
+    })
+}
+
+pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
+    let outcome = (|| {
+        let since = args
+            .since
+            .as_deref()
+            .map(|s| containers::parse_since(s, containers::now()))
+            .transpose()?;
+        let records = Records::open(&super::state_root(cli))?;
+        let record = records.find(&args.container)?;
+        let stdout = std::io::stdout();
+        let stderr = std::io::stderr();
+        containers::read_logs(&records, &record, since, args.follow, |log| {
+            let text = if args.timestamps {
+                format!("{} {}\n", log.timestamp(), log.line)
+            } else {
+                format!("{}\n", log.line)
+            };
+            match log.stream {
+                Stream::Stdout => {
+                    let mut out = stdout.lock();
+                    out.write_all(text.as_bytes())?;
+                    out.flush()
+                }
+                Stream::Stderr => stderr.lock().write_all(text.as_bytes()),
+            }
+        })
+    })();
+    match outcome {
+        Ok(()) => Ok(0),
+        Err(ContainerError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            Ok(0)
+        }
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            Ok(1)
+        }
+    }
+}
+
+pub(super) fn supervise(cli: &Cli, args: &SuperviseArgs) -> Result<u8, crate::Error> {
+    // SAFETY: fcntl only queries the descriptor's flags; an invalid one gives an error.
+    let report_open = unsafe { nix::libc::fcntl(containers::REPORT_FD, nix::libc::F_GETFD) } >= 0;
+    let report = report_open.then(|| {
+        // SAFETY: kiln run -d put the report pipe on this descriptor for this process alone;
+        // nothing else in the supervisor owns it.
+        let fd = unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(containers::REPORT_FD)
+        };
+        // Not for the container's processes.
+        // SAFETY: sets FD_CLOEXEC on a descriptor this process owns.
+        unsafe {
+            nix::libc::fcntl(
+                containers::REPORT_FD,
+                nix::libc::F_SETFD,
+                nix::libc::FD_CLOEXEC,
+            )
+        };
+        fd
+    });
+    match containers::supervise(&super::state_root(cli), &args.id, report) {
+        Ok(code) => Ok(code),
         Err(err) => {
             eprintln!("{:?}", miette::Report::new(err));
             Ok(1)

@@ -1,4 +1,5 @@
-//! Containers from images: `kiln run` (foreground), `kiln ps`, `kiln rm`, `kiln bundle`.
+//! Containers from images: `kiln run` (foreground and `-d`), the supervisor of detached
+//! containers, `kiln ps`, `logs`, `stop`, `kill`, `restart`, `rm` and `bundle`.
 //!
 //! Owns the path from an image in the store to a running container: each layer unpacked
 //! once into a shared read-only directory, a per-container upper directory, the OCI runtime
@@ -6,14 +7,27 @@
 //! after it. The kernel work is `runtime`'s; this module must not mount or clone itself.
 
 mod bundle;
+mod control;
+mod detach;
+mod logs;
+mod prepare;
 mod run;
+mod supervisor;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
 pub use bundle::write_bundle;
+pub use control::{
+    kill_container, mark_stopped, parse_signal, restart, signal_container, stop, stop_signal,
+    wait_supervisor,
+};
+pub use detach::{REPORT_FD, run_detached, spawn_supervisor};
+pub use logs::{now, parse_since, read_logs};
+pub use prepare::Launch;
 pub use run::{RunRequest, RunResult, cgroup_name, remove, run};
+pub use supervisor::{log_path, stop_marker, supervise};
 
 use crate::runtime::records::RecordError;
 use crate::runtime::spec::SpecError;
@@ -53,6 +67,16 @@ pub enum ContainerError {
     #[error("container {name} is running")]
     #[diagnostic(help("stop it first, or remove it with `kiln rm -f {name}`"))]
     Running { name: String },
+    #[error("container {name} is not running")]
+    NotRunning { name: String },
+    #[error("the container did not start: {message}")]
+    SupervisorFailed { message: String, code: u8 },
+    #[error("unknown signal `{signal}`")]
+    #[diagnostic(help("use a name (TERM, SIGKILL) or a number (15)"))]
+    BadSignal { signal: String },
+    #[error("invalid --since `{since}`")]
+    #[diagnostic(help("use a duration (10m, 1h30m) or an RFC 3339 time (2026-11-30T10:00:00Z)"))]
+    BadSince { since: String },
     #[error("container I/O failed at {}", path.display())]
     Io {
         path: PathBuf,
@@ -67,6 +91,7 @@ impl ContainerError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ContainerError::Sandbox(err) => u8::try_from(err.exit_code()).unwrap_or(125),
+            ContainerError::SupervisorFailed { code, .. } => *code,
             _ => 125,
         }
     }

@@ -1,16 +1,15 @@
-//! `kiln run` in the foreground: image → rootfs → spec → cgroup → record → run → cleanup.
+//! `kiln run` in the foreground: prepare (image → rootfs → spec → record → cgroup), run,
+//! record how it ended, clean up; and `remove` for `kiln rm`.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use super::{ContainerError, io_err};
-use crate::image::StoredImage;
-use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
-use crate::runtime::records::{
-    ContainerId, ContainerState, Record, Records, Status, generate_name,
-};
-use crate::runtime::spec::{RunOptions, container_spec, to_json};
-use crate::runtime::{RootfsLayout, SandboxStatus, StartHooks, Stdio, TraceEvent, run_foreground};
+use super::ContainerError;
+use super::prepare::{Prepared, prepare};
+use crate::runtime::cgroup::{Cgroup, Hierarchy};
+use crate::runtime::records::{ContainerId, Record, Records, Status};
+use crate::runtime::spec::RunOptions;
+use crate::runtime::supervise::RestartPolicy;
+use crate::runtime::{SandboxStatus, StartHooks, Stdio, TraceEvent, run_foreground};
 use crate::store::Store;
 
 /// What `kiln run` was asked.
@@ -23,6 +22,8 @@ pub struct RunRequest {
     pub remove: bool,
     /// Print every kernel-level step on stderr.
     pub trace: bool,
+    /// Recorded; applied by the supervisor of a detached container.
+    pub restart: RestartPolicy,
 }
 
 /// How the container ended.
@@ -76,7 +77,7 @@ impl StartHooks for Hooks<'_> {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -90,118 +91,22 @@ pub fn run(
     state_root: &Path,
     request: &RunRequest,
 ) -> Result<RunResult, ContainerError> {
-    // Everything that can be refused is refused before anything is created.
-    let image = StoredImage::load(store, &request.image)?;
-    let limits = Limits {
-        memory: request.options.memory,
-        cpus: request.options.cpus,
-        pids: request
-            .options
-            .pids_limit
-            .and_then(|p| u64::try_from(p).ok()),
-    };
-    limits.validate()?;
-    if let Some(name) = &request.name {
-        crate::runtime::records::validate_name(name)?;
-    }
-    let records = Records::open(state_root)?;
-    let mut stack = Vec::new();
-    for (layer, diff_id) in image
-        .manifest
-        .layers
-        .iter()
-        .zip(&image.config.rootfs.diff_ids)
-    {
-        let diff_id = diff_id.parse().map_err(|_| ContainerError::Io {
-            path: store.blob_path(&image.manifest.config.digest),
-            source: std::io::Error::other(format!("bad diff_id `{diff_id}`")),
-        })?;
-        stack.push((layer.clone(), diff_id));
-    }
-    let lower_dirs = crate::build::unpack_stack(store, state_root, &stack)
-        .map_err(|e| ContainerError::Layers(Box::new(e)))?;
-    let id = ContainerId::generate().map_err(io_err(Path::new("/dev/urandom")))?;
-    let mut options = request.options.clone();
-    if options.hostname.is_none() {
-        options.hostname = Some(id.short().to_string());
-    }
-    let roots: Vec<&Path> = lower_dirs.iter().map(PathBuf::as_path).collect();
-    let spec = container_spec(&image.config.config, &options, &roots)?;
-    let name = request.name.clone().unwrap_or_else(|| generate_name(&id));
-    let mut record = Record {
-        id: id.clone(),
-        name: name.clone(),
-        image: request.image.clone(),
-        image_digest: image.descriptor.digest.to_string(),
-        created: now(),
-        command: spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.args().clone())
-            .unwrap_or_default(),
-        restart: "no".into(),
-        state: ContainerState::default(),
-    };
-    records.create(&record)?;
-    let dir = records.dir(&id);
-    let result = run_recorded(
-        &records,
-        &mut record,
-        &dir,
-        state_root,
-        &spec,
-        lower_dirs,
-        &limits,
-        request,
-    );
+    let mut prepared = prepare(store, state_root, request)?;
+    let result = run_recorded(&mut prepared, state_root, request);
     if request.remove {
-        remove_files(&records, &record)?;
+        remove_files(&prepared.records, &prepared.record)?;
     }
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_recorded(
-    records: &Records,
-    record: &mut Record,
-    dir: &Path,
+    prepared: &mut Prepared,
     state_root: &Path,
-    spec: &oci_spec::runtime::Spec,
-    lower_dirs: Vec<PathBuf>,
-    limits: &Limits,
     request: &RunRequest,
 ) -> Result<RunResult, ContainerError> {
-    let config = dir.join("config.json");
-    crate::store::write_atomically(&config, &to_json(spec)).map_err(io_err(&config))?;
-    let upper_dir = dir.join("upper");
-    let scratch_dir = dir.join("scratch");
-    for d in [&upper_dir, &scratch_dir] {
-        std::fs::create_dir_all(d).map_err(io_err(d))?;
-    }
-    let mut hierarchy = Hierarchy::detect();
-    if request.trace
-        && let Ok(h) = &hierarchy
-    {
-        let observer: crate::runtime::cgroup::Observer =
-            Arc::new(|event: &CgroupEvent<'_>| eprintln!("trace: {event}"));
-        hierarchy = Ok(h.with_observer(observer));
-    }
-    let cgroup = match hierarchy {
-        Ok(h) => Some(h.create(&cgroup_name(state_root, &record.id), limits)?),
-        // Without cgroups, run only when no limit was asked for.
-        Err(err) if limits.is_empty() => {
-            if request.trace {
-                eprintln!("trace: no cgroups ({err}); running without limits");
-            }
-            None
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let layout = RootfsLayout {
-        lower_dirs,
-        upper_dir,
-        scratch_dir,
-    };
+    let limits = prepared.launch.limits();
+    let cgroup = super::prepare::cgroup(state_root, &prepared.record.id, &limits, request.trace)?;
+    let layout = prepared.layout();
     let stdio = if request.options.tty {
         Stdio::Pty
     } else {
@@ -209,6 +114,12 @@ fn run_recorded(
             stdin: request.options.interactive,
         }
     };
+    let Prepared {
+        records,
+        record,
+        spec,
+        ..
+    } = prepared;
     let mut hooks = Hooks {
         cgroup: cgroup.as_ref(),
         trace: request.trace,
@@ -247,7 +158,8 @@ fn run_recorded(
     })
 }
 
-/// Removes a container that is not running: its cgroup if one is left, files and record.
+/// Removes a container: its cgroup if one is left, files and record. A running one (and
+/// its supervisor) only with `force`, killed first.
 pub fn remove(
     records: &Records,
     record: &Record,
@@ -255,18 +167,17 @@ pub fn remove(
     force: bool,
 ) -> Result<(), ContainerError> {
     let current = record.reconciled();
-    if current.state.status == Status::Running {
+    let active = matches!(current.state.status, Status::Running | Status::Restarting)
+        || current.state.supervisor_alive();
+    if active {
         if !force {
             return Err(ContainerError::Running {
                 name: record.name.clone(),
             });
         }
-        if let Some(pid) = current.state.pid {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        // The supervisor must not start it again, and must be gone before its files are.
+        super::control::mark_stopped(records, record)?;
+        super::control::wait_supervisor(records, record, true);
     }
     if let Ok(hierarchy) = Hierarchy::detect()
         && let Some(cgroup) = hierarchy.open(&cgroup_name(state_root, &record.id))?
@@ -280,7 +191,7 @@ pub fn remove(
 
 /// `kiln/<root hash>` and `kiln` once no container uses them (another kiln process may be
 /// creating one at the same moment: then the directory is busy and stays, which is right).
-fn remove_parent_cgroups(state_root: &Path) {
+pub(crate) fn remove_parent_cgroups(state_root: &Path) {
     if let Ok(hierarchy) = Hierarchy::detect() {
         let id = ContainerId::parse(&"0".repeat(64)).expect("a valid id");
         let name = cgroup_name(state_root, &id);
@@ -291,7 +202,7 @@ fn remove_parent_cgroups(state_root: &Path) {
 }
 
 /// The record and the container's directory (upper layer, scratch, config.json).
-fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
+pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
     records.remove(record)?;
     Ok(())
 }

@@ -37,3 +37,42 @@ fn cgroup_names_separate_state_roots() {
         "{a}"
     );
 }
+
+#[test]
+fn since_takes_durations_and_rfc3339_times() {
+    let now = 1_700_000_000_000_000_000u128;
+    assert_eq!(parse_since("10s", now).unwrap(), now - 10_000_000_000);
+    assert_eq!(parse_since("1h30m", now).unwrap(), now - 5_400_000_000_000);
+    assert_eq!(
+        parse_since("2023-11-14T22:13:20Z", 0).unwrap(),
+        1_700_000_000_000_000_000
+    );
+    assert_eq!(
+        parse_since("2023-11-14T22:13:20.5Z", 0).unwrap(),
+        1_700_000_000_500_000_000
+    );
+    assert_eq!(
+        parse_since("2023-11-15T00:13:20+02:00", 0).unwrap(),
+        1_700_000_000_000_000_000
+    );
+    assert_eq!(parse_since("1970-01-01T00:00:00Z", 0).unwrap(), 0);
+    for bad in [
+        "yesterday",
+        "2023-13-01T00:00:00Z",
+        "2023-11-14T22:13:20",
+        "",
+    ] {
+        assert!(parse_since(bad, now).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn signals_parse_by_name_or_number() {
+    use nix::sys::signal::Signal;
+    assert_eq!(parse_signal("TERM").unwrap(), Signal::SIGTERM);
+    assert_eq!(parse_signal("sigkill").unwrap(), Signal::SIGKILL);
+    assert_eq!(parse_signal("SIGQUIT").unwrap(), Signal::SIGQUIT);
+    assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+    assert!(parse_signal("NOPE").is_err());
+    assert!(parse_signal("999").is_err());
+}

@@ -9,6 +9,7 @@ mod archive;
 mod book;
 mod build;
 mod check;
+mod detach;
 mod diagnostics;
 mod fuzz;
 mod harness;

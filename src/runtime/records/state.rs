@@ -42,6 +42,9 @@ pub struct ContainerState {
     pub health: Option<String>,
     /// The supervisor of a detached container.
     pub supervisor_pid: Option<i32>,
+    /// The supervisor's start time, as `pid_start_time`.
+    #[serde(default)]
+    pub supervisor_start_time: Option<u64>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
 }
@@ -57,8 +60,29 @@ impl Default for ContainerState {
             restarts: 0,
             health: None,
             supervisor_pid: None,
+            supervisor_start_time: None,
             started_at: None,
             finished_at: None,
+        }
+    }
+}
+
+impl ContainerState {
+    /// Whether the container's pid 1 is the recorded process and still runs.
+    pub fn process_alive(&self) -> bool {
+        match (self.pid, self.pid_start_time) {
+            (Some(pid), Some(start)) => process_start_time(pid) == Some(start),
+            (Some(pid), None) => process_start_time(pid).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Whether the recorded supervisor still runs (the same process, not a recycled pid).
+    pub fn supervisor_alive(&self) -> bool {
+        match (self.supervisor_pid, self.supervisor_start_time) {
+            (Some(pid), Some(start)) => process_start_time(pid) == Some(start),
+            (Some(pid), None) => process_start_time(pid).is_some(),
+            _ => false,
         }
     }
 }
@@ -87,14 +111,8 @@ impl Record {
         let mut record = self.clone();
         let state = &mut record.state;
         if matches!(state.status, Status::Running | Status::Restarting) {
-            let alive = match (state.pid, state.pid_start_time) {
-                (Some(pid), Some(start)) => process_start_time(pid) == Some(start),
-                (Some(pid), None) => process_start_time(pid).is_some(),
-                _ => false,
-            };
-            let supervisor_alive = state
-                .supervisor_pid
-                .is_some_and(|pid| process_start_time(pid).is_some());
+            let alive = state.process_alive();
+            let supervisor_alive = state.supervisor_alive();
             // A restarting container is between runs: its supervisor vouches for it.
             let between_runs = state.status == Status::Restarting && supervisor_alive;
             if !(alive || between_runs) {

@@ -1,0 +1,166 @@
+//! `kiln stop`, `kiln kill`, `kiln restart` and the stopping half of `kiln rm -f`: signals to
+//! a container's pid 1, the stop marker that keeps its supervisor from restarting it, and
+//! waiting for the supervisor to record the end. It does not start containers (see
+//! `detach`) nor remove files (see `run::remove`).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::ContainerError;
+use super::supervisor::stop_marker;
+use crate::runtime::records::{Record, Records, Status};
+use crate::runtime::spec::STOP_SIGNAL_ANNOTATION;
+
+/// How long to wait for a supervisor to notice its container ended and record it.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(10);
+
+/// `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(text: &str) -> Result<Signal, ContainerError> {
+    let bad = || ContainerError::BadSignal {
+        signal: text.to_string(),
+    };
+    if let Ok(number) = text.parse::<i32>() {
+        return Signal::try_from(number).map_err(|_| bad());
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().map_err(|_| bad())
+}
+
+/// The image's stop signal (recorded in the container's `config.json`), else SIGTERM.
+pub fn stop_signal(records: &Records, record: &Record) -> Signal {
+    let config = records.dir(&record.id).join("config.json");
+    oci_spec::runtime::Spec::load(config)
+        .ok()
+        .and_then(|spec| {
+            spec.annotations()
+                .as_ref()?
+                .get(STOP_SIGNAL_ANNOTATION)
+                .cloned()
+        })
+        .and_then(|text| parse_signal(&text).ok())
+        .unwrap_or(Signal::SIGTERM)
+}
+
+/// Keeps the supervisor from starting the container again.
+pub fn mark_stopped(records: &Records, record: &Record) -> Result<(), ContainerError> {
+    let marker = stop_marker(records, &record.id);
+    std::fs::write(&marker, b"").map_err(super::io_err(&marker))
+}
+
+/// Sends `signal` to the container's pid 1 if it runs (the recorded process, not a recycled
+/// pid). `Ok(false)` when it does not run.
+pub fn signal_container(record: &Record, signal: Signal) -> Result<bool, ContainerError> {
+    let state = &record.state;
+    let Some(pid) = state.pid.filter(|_| state.process_alive()) else {
+        return Ok(false);
+    };
+    match kill(Pid::from_raw(pid), signal) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ESRCH) => Ok(false),
+        Err(errno) => Err(ContainerError::Io {
+            path: format!("/proc/{pid}").into(),
+            source: errno.into(),
+        }),
+    }
+}
+
+/// `kiln kill`: marks the container stopped (no restart) and signals it.
+pub fn kill_container(
+    records: &Records,
+    record: &Record,
+    signal: Signal,
+) -> Result<(), ContainerError> {
+    let current = records.load(&record.id)?.reconciled();
+    if !matches!(current.state.status, Status::Running | Status::Restarting) {
+        return Err(ContainerError::NotRunning {
+            name: record.name.clone(),
+        });
+    }
+    mark_stopped(records, record)?;
+    signal_container(&current, signal)?;
+    Ok(())
+}
+
+/// `kiln stop`: the stop signal, SIGKILL after `timeout`, then waits for the supervisor to
+/// record the exit. Stopping a container that does not run does nothing.
+pub fn stop(records: &Records, record: &Record, timeout: Duration) -> Result<(), ContainerError> {
+    let current = records.load(&record.id)?.reconciled();
+    if !matches!(current.state.status, Status::Running | Status::Restarting)
+        && !current.state.supervisor_alive()
+    {
+        return Ok(());
+    }
+    mark_stopped(records, record)?;
+    if signal_container(&current, stop_signal(records, record))? {
+        let deadline = Instant::now() + timeout;
+        while current.state.process_alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    wait_supervisor(records, record, true);
+    Ok(())
+}
+
+/// Waits until the supervisor is gone, SIGKILLing the container's pid 1 (whichever run is
+/// current: a restart may have begun before the marker was seen) when `kill` is set. After
+/// [`SUPERVISOR_GRACE`], kills the supervisor too. `true` if it ended by itself.
+pub fn wait_supervisor(records: &Records, record: &Record, kill_container: bool) -> bool {
+    let deadline = Instant::now() + SUPERVISOR_GRACE;
+    loop {
+        let Ok(current) = records.load(&record.id) else {
+            return true;
+        };
+        let state = &current.state;
+        if !state.supervisor_alive() {
+            // A foreground `kiln run` or a dead supervisor: only the container to wait for.
+            if kill_container {
+                let _ = signal_container(&current, Signal::SIGKILL);
+            }
+            if !state.process_alive() {
+                return true;
+            }
+        } else if kill_container {
+            let _ = signal_container(&current, Signal::SIGKILL);
+        }
+        if Instant::now() >= deadline {
+            if let Some(pid) = state.supervisor_pid.filter(|_| state.supervisor_alive()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = signal_container(&current, Signal::SIGKILL);
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `kiln restart`: stops the container, then starts it again under a new supervisor.
+pub fn restart(
+    records: &Records,
+    record: &Record,
+    state_root: &Path,
+    timeout: Duration,
+) -> Result<(), ContainerError> {
+    stop(records, record, timeout)?;
+    let marker = stop_marker(records, &record.id);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(super::io_err(&marker)(err)),
+    }
+    let mut current = records.load(&record.id)?.reconciled();
+    current.state.status = Status::Created;
+    current.state.pid = None;
+    current.state.pid_start_time = None;
+    current.state.supervisor_pid = None;
+    current.state.supervisor_start_time = None;
+    records.save(&current)?;
+    super::detach::spawn_supervisor(state_root, &record.id)
+}

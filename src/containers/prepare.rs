@@ -1,0 +1,200 @@
+//! What the foreground and detached paths share before a container starts: image → unpacked
+//! layer stack → OCI spec → record → the container's files (`config.json`, `launch.json`,
+//! upper and scratch directories) → its cgroup. Everything that can be refused is refused
+//! before anything is created. It does not start the container.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::run::{RunRequest, cgroup_name, now};
+use super::{ContainerError, io_err};
+use crate::image::StoredImage;
+use crate::runtime::RootfsLayout;
+use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
+use crate::runtime::records::{ContainerId, ContainerState, Record, Records, generate_name};
+use crate::runtime::spec::{container_spec, to_json};
+use crate::store::Store;
+
+/// What a supervisor needs to start the container again, besides `config.json`:
+/// `containers/<id>/launch.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Launch {
+    /// The image's unpacked layers, lowest first.
+    pub lower_dirs: Vec<PathBuf>,
+    pub memory: Option<u64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<u64>,
+    /// `--rm`: the supervisor removes the container once it is done.
+    #[serde(default)]
+    pub remove: bool,
+}
+
+impl Launch {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory: self.memory,
+            cpus: self.cpus,
+            pids: self.pids,
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<Launch, ContainerError> {
+        let path = dir.join("launch.json");
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        serde_json::from_slice(&bytes).map_err(|e| ContainerError::Io {
+            path,
+            source: std::io::Error::other(e),
+        })
+    }
+}
+
+/// A container whose record and files exist, ready to start.
+pub(crate) struct Prepared {
+    pub records: Records,
+    pub record: Record,
+    pub dir: PathBuf,
+    pub spec: oci_spec::runtime::Spec,
+    pub launch: Launch,
+}
+
+impl Prepared {
+    pub(crate) fn layout(&self) -> RootfsLayout {
+        layout(&self.dir, &self.launch)
+    }
+}
+
+/// The rootfs layout of the container in `dir`.
+pub(crate) fn layout(dir: &Path, launch: &Launch) -> RootfsLayout {
+    RootfsLayout {
+        lower_dirs: launch.lower_dirs.clone(),
+        upper_dir: dir.join("upper"),
+        scratch_dir: dir.join("scratch"),
+    }
+}
+
+/// Checks the request, unpacks the image's layers, and writes the record and files.
+pub(crate) fn prepare(
+    store: &Store,
+    state_root: &Path,
+    request: &RunRequest,
+) -> Result<Prepared, ContainerError> {
+    let image = StoredImage::load(store, &request.image)?;
+    let limits = Limits {
+        memory: request.options.memory,
+        cpus: request.options.cpus,
+        pids: request
+            .options
+            .pids_limit
+            .and_then(|p| u64::try_from(p).ok()),
+    };
+    limits.validate()?;
+    if let Some(name) = &request.name {
+        crate::runtime::records::validate_name(name)?;
+    }
+    let records = Records::open(state_root)?;
+    let mut stack = Vec::new();
+    for (layer, diff_id) in image
+        .manifest
+        .layers
+        .iter()
+        .zip(&image.config.rootfs.diff_ids)
+    {
+        let diff_id = diff_id.parse().map_err(|_| ContainerError::Io {
+            path: store.blob_path(&image.manifest.config.digest),
+            source: std::io::Error::other(format!("bad diff_id `{diff_id}`")),
+        })?;
+        stack.push((layer.clone(), diff_id));
+    }
+    let lower_dirs = crate::build::unpack_stack(store, state_root, &stack)
+        .map_err(|e| ContainerError::Layers(Box::new(e)))?;
+    let id = ContainerId::generate().map_err(io_err(Path::new("/dev/urandom")))?;
+    let mut options = request.options.clone();
+    if options.hostname.is_none() {
+        options.hostname = Some(id.short().to_string());
+    }
+    let roots: Vec<&Path> = lower_dirs.iter().map(PathBuf::as_path).collect();
+    let spec = container_spec(&image.config.config, &options, &roots)?;
+    let name = request.name.clone().unwrap_or_else(|| generate_name(&id));
+    let record = Record {
+        id: id.clone(),
+        name,
+        image: request.image.clone(),
+        image_digest: image.descriptor.digest.to_string(),
+        created: now(),
+        command: spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default(),
+        restart: request.restart.to_string(),
+        state: ContainerState::default(),
+    };
+    records.create(&record)?;
+    let dir = records.dir(&id);
+    let launch = Launch {
+        lower_dirs,
+        memory: limits.memory,
+        cpus: limits.cpus,
+        pids: limits.pids,
+        remove: request.remove,
+    };
+    let prepared = Prepared {
+        records,
+        record,
+        dir,
+        spec,
+        launch,
+    };
+    if let Err(err) = write_files(&prepared) {
+        let _ = prepared.records.remove(&prepared.record);
+        return Err(err);
+    }
+    Ok(prepared)
+}
+
+fn write_files(prepared: &Prepared) -> Result<(), ContainerError> {
+    let dir = &prepared.dir;
+    let config = dir.join("config.json");
+    crate::store::write_atomically(&config, &to_json(&prepared.spec)).map_err(io_err(&config))?;
+    let launch = dir.join("launch.json");
+    let bytes = serde_json::to_vec_pretty(&prepared.launch).expect("launch serializes");
+    crate::store::write_atomically(&launch, &bytes).map_err(io_err(&launch))?;
+    for d in [dir.join("upper"), dir.join("scratch")] {
+        std::fs::create_dir_all(&d).map_err(io_err(&d))?;
+    }
+    Ok(())
+}
+
+/// The container's cgroup with its limits: the existing one (a restart), else a new one.
+/// `None` without cgroups when no limit was asked for.
+pub(crate) fn cgroup(
+    state_root: &Path,
+    id: &ContainerId,
+    limits: &Limits,
+    trace: bool,
+) -> Result<Option<Cgroup>, ContainerError> {
+    let mut hierarchy = Hierarchy::detect();
+    if trace && let Ok(h) = &hierarchy {
+        let observer: crate::runtime::cgroup::Observer =
+            Arc::new(|event: &CgroupEvent<'_>| eprintln!("trace: {event}"));
+        hierarchy = Ok(h.with_observer(observer));
+    }
+    match hierarchy {
+        Ok(h) => {
+            let name = cgroup_name(state_root, id);
+            match h.open(&name)? {
+                Some(existing) => Ok(Some(existing)),
+                None => Ok(Some(h.create(&name, limits)?)),
+            }
+        }
+        Err(err) if limits.is_empty() => {
+            if trace {
+                eprintln!("trace: no cgroups ({err}); running without limits");
+            }
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,223 @@
+//! The supervisor of a detached container (`kiln __supervise ID`, started by `kiln run -d`
+//! and `kiln restart`): starts the container with its output on pipes, copies each line into
+//! `log.jsonl` with a timestamp, records pid, exit code and OOM kills in `state.json`,
+//! applies the restart policy with its backoff, and cleans the cgroup once it is done.
+//!
+//! It stops restarting once `containers/<id>/stop` exists (`kiln stop`, `kiln kill`,
+//! `kiln rm -f`). It does not decide what a policy means (`supervise::policy`) nor how a
+//! container is made (`runtime::start`); the thread that starts the container waits for it.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::ContainerError;
+use super::prepare::{Launch, cgroup, layout};
+use super::run::{now, remove_files, remove_parent_cgroups};
+use crate::runtime::cgroup::Cgroup;
+use crate::runtime::records::{ContainerId, Record, Records, Status, process_start_time};
+use crate::runtime::supervise::{Backoff, ExitReason, LogWriter, RestartPolicy, Stream};
+use crate::runtime::{SandboxStatus, StartHooks, Stdio, start};
+
+/// The file whose existence tells the supervisor not to start the container again.
+pub fn stop_marker(records: &Records, id: &ContainerId) -> PathBuf {
+    records.dir(id).join("stop")
+}
+
+/// The container's log file.
+pub fn log_path(records: &Records, id: &ContainerId) -> PathBuf {
+    records.dir(id).join("log.jsonl")
+}
+
+/// The first line a supervisor writes to the report pipe: `started`, or `failed CODE
+/// MESSAGE` when the container could not be started the first time.
+pub(crate) const STARTED: &str = "started";
+
+struct Hooks<'a> {
+    cgroup: Option<&'a Cgroup>,
+    records: &'a Records,
+    record: &'a mut Record,
+}
+
+impl StartHooks for Hooks<'_> {
+    fn before_continue(&mut self, pid: i32) -> Result<(), String> {
+        if let Some(cgroup) = self.cgroup {
+            cgroup.attach(pid).map_err(|e| e.to_string())?;
+        }
+        let state = &mut self.record.state;
+        state.status = Status::Running;
+        state.pid = Some(pid);
+        state.pid_start_time = process_start_time(pid);
+        state.started_at = Some(now());
+        state.exit_code = None;
+        state.oom_killed = false;
+        self.records.save(self.record).map_err(|e| e.to_string())
+    }
+}
+
+/// Supervises container `id` until it is done; writes the first start's outcome to
+/// `report` (then closes it). Returns the exit code of the supervisor process.
+pub fn supervise(
+    state_root: &Path,
+    id: &str,
+    report: Option<OwnedFd>,
+) -> Result<u8, ContainerError> {
+    let mut report = report.map(File::from);
+    let records = Records::open(state_root)?;
+    let mut record = records.find(id)?;
+    let me = std::process::id() as i32;
+    record.state.supervisor_pid = Some(me);
+    record.state.supervisor_start_time = process_start_time(me);
+    records.save(&record)?;
+    let outcome = supervise_record(state_root, &records, &mut record, &mut report);
+    if let (Err(err), Some(file)) = (&outcome, report.as_mut()) {
+        let message = err.to_string().replace('\n', " ");
+        let _ = writeln!(file, "failed {} {message}", err.exit_code());
+    }
+    let remove = Launch::load(&records.dir(&record.id)).is_ok_and(|l| l.remove);
+    if remove && records.load(&record.id).is_ok() {
+        remove_files(&records, &record)?;
+    }
+    outcome.map(|()| 0)
+}
+
+fn supervise_record(
+    state_root: &Path,
+    records: &Records,
+    record: &mut Record,
+    report: &mut Option<File>,
+) -> Result<(), ContainerError> {
+    let dir = records.dir(&record.id);
+    let launch = Launch::load(&dir)?;
+    let config = dir.join("config.json");
+    let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| ContainerError::Io {
+        path: config.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    let policy = RestartPolicy::parse(&record.restart).unwrap_or(RestartPolicy::No);
+    let limits = launch.limits();
+    let cgroup = cgroup(state_root, &record.id, &limits, false)?;
+    let layout = layout(&dir, &launch);
+    let marker = stop_marker(records, &record.id);
+    let log = log_path(records, &record.id);
+    let mut backoff = Backoff::default();
+    let result = loop {
+        let began = Instant::now();
+        let mut hooks = Hooks {
+            cgroup: cgroup.as_ref(),
+            records,
+            record,
+        };
+        let status = match start(&spec, &layout, Stdio::Pipe { stdin: false }, &mut hooks) {
+            Ok(mut started) => {
+                if let Some(mut file) = report.take() {
+                    let _ = writeln!(file, "{STARTED}");
+                }
+                let copiers = [
+                    (started.stdout.take(), Stream::Stdout),
+                    (started.stderr.take(), Stream::Stderr),
+                ]
+                .into_iter()
+                .filter_map(|(fd, stream)| fd.map(|fd| copy_lines(fd, stream, &log)))
+                .collect::<Vec<_>>();
+                let status = started.wait();
+                for copier in copiers {
+                    let _ = copier.join();
+                }
+                match status {
+                    Ok(status) => status.code(),
+                    Err(err) => err.exit_code(),
+                }
+            }
+            // The first start's failure is `kiln run -d`'s error; later ones count as exits.
+            Err(err) if report.is_some() => break Err(ContainerError::Sandbox(err)),
+            Err(err) => err.exit_code(),
+        };
+        let oom = status == SandboxStatus::Signaled(9).code()
+            && cgroup
+                .as_ref()
+                .is_some_and(|c| c.oom_killed().unwrap_or(false));
+        let reason = if marker.exists() {
+            ExitReason::StoppedByUser
+        } else {
+            ExitReason::Exited(status)
+        };
+        let restart = policy.should_restart(reason, record.state.restarts);
+        let state = &mut record.state;
+        state.pid = None;
+        state.pid_start_time = None;
+        state.exit_code = Some(status);
+        state.oom_killed = oom;
+        state.finished_at = Some(now());
+        state.status = if restart {
+            Status::Restarting
+        } else {
+            Status::Exited
+        };
+        records.save(record)?;
+        if !restart {
+            break Ok(());
+        }
+        if !wait_unless_stopped(backoff.after_run(began.elapsed()), &marker) {
+            break Ok(());
+        }
+        record.state.restarts += 1;
+        records.save(record)?;
+    };
+    if let Some(cgroup) = &cgroup {
+        cgroup.kill_all()?;
+        cgroup.remove()?;
+        remove_parent_cgroups(state_root);
+    }
+    record.state.status = Status::Exited;
+    record.state.pid = None;
+    record.state.supervisor_pid = None;
+    record.state.supervisor_start_time = None;
+    if result.is_err() {
+        record.state.finished_at = Some(now());
+    }
+    records.save(record)?;
+    result
+}
+
+/// Sleeps `wait`, waking early (and returning `false`) when the stop marker appears.
+fn wait_unless_stopped(wait: Duration, marker: &Path) -> bool {
+    let until = Instant::now() + wait;
+    loop {
+        if marker.exists() {
+            return false;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// Copies the lines of `fd` into the log until the last writer closes it.
+fn copy_lines(fd: OwnedFd, stream: Stream, log: &Path) -> std::thread::JoinHandle<()> {
+    let log = log.to_path_buf();
+    std::thread::spawn(move || {
+        let Ok(mut writer) = LogWriter::open(&log) else {
+            return;
+        };
+        let mut reader = BufReader::new(File::from(fd));
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                    }
+                    // A full disk loses lines, not the container.
+                    let _ = writer.append(stream, &line);
+                }
+            }
+        }
+    })
+}
