@@ -28,9 +28,16 @@ pub fn write_bundle(
         });
     }
     let layers: Vec<Descriptor> = stored.manifest.layers.clone();
-    crate::build::flatten(store, &layers, &rootfs)
-        .map_err(|e| ContainerError::Layers(Box::new(e)))?;
-    let spec = container_spec(&stored.config.config, options, &[rootfs.as_path()])?;
-    crate::runtime::spec::write_bundle(dir, &spec, &rootfs)?;
-    Ok(())
+    let written = (|| {
+        crate::build::flatten(store, &layers, &rootfs)
+            .map_err(|e| ContainerError::Layers(Box::new(e)))?;
+        let spec = container_spec(&stored.config.config, options, &[rootfs.as_path()])?;
+        crate::runtime::spec::write_bundle(dir, &spec, &rootfs)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        // Nothing half-written: the rootfs was empty (checked above), so it goes entirely.
+        let _ = std::fs::remove_dir_all(&rootfs);
+    }
+    written
 }

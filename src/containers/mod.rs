@@ -97,6 +97,13 @@ impl ContainerError {
     }
 }
 
+/// One `--trace` line on stderr. A closed stderr (`kiln run --trace … 2>&1 | head`) must not
+/// abort a container half-started, so write errors are ignored.
+fn trace_line(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "trace: {text}");
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError + '_ {
     move |source| ContainerError::Io {
         path: path.to_path_buf(),

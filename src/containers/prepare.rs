@@ -178,7 +178,7 @@ pub(crate) fn cgroup(
     let mut hierarchy = Hierarchy::detect();
     if trace && let Ok(h) = &hierarchy {
         let observer: crate::runtime::cgroup::Observer =
-            Arc::new(|event: &CgroupEvent<'_>| eprintln!("trace: {event}"));
+            Arc::new(|event: &CgroupEvent<'_>| super::trace_line(format_args!("{event}")));
         hierarchy = Ok(h.with_observer(observer));
     }
     match hierarchy {
@@ -191,7 +191,7 @@ pub(crate) fn cgroup(
         }
         Err(err) if limits.is_empty() => {
             if trace {
-                eprintln!("trace: no cgroups ({err}); running without limits");
+                super::trace_line(format_args!("no cgroups ({err}); running without limits"));
             }
             Ok(None)
         }

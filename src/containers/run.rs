@@ -72,7 +72,7 @@ impl StartHooks for Hooks<'_> {
 
     fn trace(&mut self, event: &TraceEvent<'_>) {
         if self.trace {
-            eprintln!("trace: {event}");
+            super::trace_line(format_args!("{event}"));
         }
     }
 }
