@@ -372,7 +372,7 @@ fn rm_f_of_running_detached_containers_leaves_nothing() {
     let root = root.path();
     let mut pids = Vec::new();
     let mut names = Vec::new();
-    for i in 0..20 {
+    for i in 0..50 {
         let name = format!("c{i}");
         let id = project
             .kiln(root)
@@ -394,7 +394,7 @@ fn rm_f_of_running_detached_containers_leaves_nothing() {
         .run()
         .success()
         .json();
-    assert_eq!(running.as_array().unwrap().len(), 20);
+    assert_eq!(running.as_array().unwrap().len(), 50);
     project
         .kiln(root)
         .args(["rm", "web-not-there"])

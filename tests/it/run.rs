@@ -282,3 +282,43 @@ fn runc_runs_the_bundle_kiln_writes() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), kiln_output);
 }
+
+#[test]
+fn two_hundred_run_rm_cycles_leave_nothing_behind() {
+    let Some((project, root)) = tools() else {
+        return;
+    };
+    let before = mounts();
+    for _ in 0..200 {
+        project
+            .kiln(root.path())
+            .args([
+                "run",
+                "--rm",
+                "--pids-limit",
+                "16",
+                "tools",
+                "sh",
+                "-c",
+                "exit 0",
+            ])
+            .run()
+            .success();
+    }
+    assert_eq!(mounts(), before, "no mount left");
+    assert!(kiln_cgroups(root.path()).is_empty(), "no cgroup left");
+    let containers = std::fs::read_dir(root.path().join("containers"))
+        .unwrap()
+        .count();
+    let names = std::fs::read_dir(root.path().join("names"))
+        .unwrap()
+        .count();
+    assert_eq!((containers, names), (0, 0), "no record left");
+    let leftover: Vec<_> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|cmd| String::from_utf8_lossy(cmd).contains(&root.path().display().to_string()))
+        .collect();
+    assert!(leftover.is_empty(), "no process left");
+}
