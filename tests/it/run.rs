@@ -322,3 +322,32 @@ fn two_hundred_run_rm_cycles_leave_nothing_behind() {
         .collect();
     assert!(leftover.is_empty(), "no process left");
 }
+
+#[test]
+fn only_the_standard_devices_can_be_opened() {
+    let Some((project, root)) = tools() else {
+        return;
+    };
+    if !Path::new("/sys/fs/cgroup/devices").is_dir() {
+        eprintln!("skipped: no v1 devices controller here (cgroup v2 needs eBPF, not done yet)");
+        return;
+    }
+    let list = project
+        .kiln(root.path())
+        .args([
+            "run",
+            "--rm",
+            "tools",
+            "cat",
+            "/sys/fs/cgroup/devices/devices.list",
+        ])
+        .run()
+        .success()
+        .stdout();
+    assert!(list.contains("c 1:3 rwm"), "{list}");
+    assert!(list.contains("b *:* m"), "{list}");
+    assert!(
+        !list.contains("a *:* rwm"),
+        "everything else is denied: {list}"
+    );
+}

@@ -337,7 +337,17 @@ impl Hierarchy {
     pub fn create(&self, name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
         validate_name(name)?;
         let inner = &self.inner;
-        let writes = inner.limit_writes(name, limits)?;
+        let mut writes = inner.limit_writes(name, limits)?;
+        if matches!(inner.version, Version::V1 { .. }) && inner.has("devices") {
+            writes.push(super::limits::write("devices", "devices.deny", "a".into()));
+            for rule in super::V1_DEVICE_RULES {
+                writes.push(super::limits::write(
+                    "devices",
+                    "devices.allow",
+                    rule.into(),
+                ));
+            }
+        }
         let mut created = Vec::new();
         let result = self
             .make_dirs(name, &mut created)

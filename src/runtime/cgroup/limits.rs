@@ -80,7 +80,7 @@ pub(crate) struct LimitWrite {
     pub(crate) only_if_exists: bool,
 }
 
-fn write(controller: &'static str, file: &'static str, value: String) -> LimitWrite {
+pub(crate) fn write(controller: &'static str, file: &'static str, value: String) -> LimitWrite {
     LimitWrite {
         controller,
         file,

@@ -87,7 +87,25 @@ pub enum Version {
 }
 
 /// The v1 controllers kiln makes a directory in (when mounted).
-pub const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
+pub const V1_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
+
+/// Docker's default device rules, in the v1 `devices.allow` syntax, applied after
+/// `devices.deny a`: any device node may be made (`m`), but only these may be opened — so
+/// CAP_MKNOD in the default capability set does not open the host's disks. (cgroup v2 has no
+/// devices files: it needs an eBPF program, which kiln does not load yet.)
+pub const V1_DEVICE_RULES: [&str; 11] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",    // null
+    "c 1:5 rwm",    // zero
+    "c 1:7 rwm",    // full
+    "c 1:8 rwm",    // random
+    "c 1:9 rwm",    // urandom
+    "c 5:0 rwm",    // tty
+    "c 5:2 rwm",    // ptmx
+    "c 136:* rwm",  // pts
+    "c 10:200 rwm", // net/tun
+];
 
 /// The v2 controllers kiln enables for its cgroups (when available).
 pub const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];

@@ -370,7 +370,10 @@ fn detection_finds_this_machines_v1_controllers() {
         .iter()
         .map(String::as_str)
         .collect();
-    assert_eq!(controllers, ["cpu", "cpuacct", "freezer", "memory", "pids"]);
+    assert_eq!(
+        controllers,
+        ["cpu", "cpuacct", "devices", "freezer", "memory", "pids"]
+    );
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let memory_line = own.lines().find(|line| line.contains(":memory:")).unwrap();
     assert_eq!(
