@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ use super::{
 use crate::image::{History, ImageConfig, StoredImage, rfc3339_utc, write_image};
 use crate::layer::{self, Content, Entries, Entry, EntryKind, WriteOptions};
 use crate::plan::{Base, BuildPlan, ImagePlan, LayerAction, PlannedStep, StepAction, apply_config};
-use crate::runtime::{SandboxObserver, SandboxSpec, UserIds};
+use crate::runtime::{SandboxObserver, SandboxSpec};
 use crate::store::{CacheEntry, Descriptor, Digest, Store};
 
 /// A layer of an image: its blob and the digest of its uncompressed tar.
@@ -446,17 +446,21 @@ impl Run<'_> {
             .map(|l| (l.descriptor.clone(), l.diff_id.clone()))
             .collect();
         let lower_dirs = unpack_stack(self.store, &self.options.state_root, &stack)?;
-        let user =
-            match state.config.config.user.as_deref() {
-                None | Some("") => None,
-                Some(user) => Some(resolve_user(user, &lower_dirs).ok_or_else(|| {
+        // The same resolution containers get (src/runtime/spec/user.rs).
+        let user = match state.config.config.user.as_deref() {
+            None | Some("") => None,
+            Some(user) => {
+                let roots: Vec<&Path> = lower_dirs.iter().map(PathBuf::as_path).collect();
+                let resolved = crate::runtime::spec::resolve_user(user, &roots).map_err(|_| {
                     BuildError::UnknownUser {
                         image: image.name.clone(),
                         user: user.to_string(),
                         span: step.span,
                     }
-                })?),
-            };
+                })?;
+                Some(resolved.ids)
+            }
+        };
         let scratch = self.scratch_dir("run")?;
         let upper = scratch.path().join("upper");
         std::fs::create_dir(&upper).map_err(io_err(&upper))?;
@@ -627,49 +631,4 @@ fn entries_of(resolved: &ResolvedInputs) -> Result<Entries, layer::LayerError> {
         }
     }
     Ok(entries)
-}
-
-/// `uid[:gid]` numerically, or a name looked up in the image's /etc/passwd (top-most layer
-/// that has one).
-fn resolve_user(user: &str, lower_dirs: &[std::path::PathBuf]) -> Option<UserIds> {
-    let (name, group) = match user.split_once(':') {
-        Some((n, g)) => (n, Some(g)),
-        None => (user, None),
-    };
-    let passwd = lower_dirs
-        .iter()
-        .find_map(|d| std::fs::read_to_string(d.join("etc/passwd")).ok())
-        .unwrap_or_default();
-    let group_file = lower_dirs
-        .iter()
-        .find_map(|d| std::fs::read_to_string(d.join("etc/group")).ok())
-        .unwrap_or_default();
-    let lookup = |file: &str, name: &str| -> Option<(u32, Option<u32>)> {
-        file.lines().find_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            (fields.first() == Some(&name) && fields.len() > 3).then(|| {
-                (
-                    fields[2].parse().unwrap_or(u32::MAX),
-                    fields[3].parse().ok(),
-                )
-            })
-        })
-    };
-    let (uid, primary) = match name.parse::<u32>() {
-        Ok(uid) => (uid, None),
-        Err(_) if name == "root" => (0, Some(0)),
-        Err(_) => lookup(&passwd, name)?,
-    };
-    let gid = match group {
-        Some(g) => match g.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => lookup(&group_file, g)?.0,
-        },
-        None => primary.unwrap_or(uid),
-    };
-    Some(UserIds {
-        uid,
-        gid,
-        groups: Vec::new(),
-    })
 }

@@ -3,7 +3,6 @@
 //! just made, layer by layer; on a difference, name the first layer and file that differ.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use super::output::line;
 use crate::build::{self, BuildOptions, BuildOutcome, BuiltImage, HostInputs, StatCache};
@@ -145,9 +144,7 @@ fn listing(store: &Store, layer: &Descriptor) -> std::io::Result<BTreeMap<String
             header.link_name().ok().flatten().map(|l| l.into_owned())
         );
         let mut hasher = blake3::Hasher::new();
-        let mut buffer = Vec::new();
-        entry.read_to_end(&mut buffer)?;
-        hasher.update(&buffer);
+        std::io::copy(&mut entry, &mut hasher)?;
         out.insert(
             path,
             format!("{summary} content {}", hasher.finalize().to_hex()),

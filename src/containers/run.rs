@@ -45,9 +45,14 @@ impl RunResult {
 
 /// The cgroup of a container: under `kiln/<state root hash>/`, so two roots never meet.
 pub fn cgroup_name(state_root: &Path, id: &ContainerId) -> String {
+    format!("{}/{}", root_cgroup(state_root), id.short())
+}
+
+/// `kiln/<state root hash>`: the parent of a state root's container cgroups.
+fn root_cgroup(state_root: &Path) -> String {
     let canonical = std::fs::canonicalize(state_root).unwrap_or_else(|_| state_root.into());
     let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex();
-    format!("kiln/{}/{}", &hash[..12], id.short())
+    format!("kiln/{}", &hash[..12])
 }
 
 struct Hooks<'a> {
@@ -193,10 +198,7 @@ pub fn remove(
 /// creating one at the same moment: then the directory is busy and stays, which is right).
 pub(crate) fn remove_parent_cgroups(state_root: &Path) {
     if let Ok(hierarchy) = Hierarchy::detect() {
-        let id = ContainerId::parse(&"0".repeat(64)).expect("a valid id");
-        let name = cgroup_name(state_root, &id);
-        let parent = name.rsplit_once('/').map_or("kiln", |(p, _)| p);
-        let _ = hierarchy.remove_if_empty(parent);
+        let _ = hierarchy.remove_if_empty(&root_cgroup(state_root));
         let _ = hierarchy.remove_if_empty("kiln");
     }
 }
