@@ -134,13 +134,7 @@ impl StatCache {
 }
 
 fn hex(hash: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for byte in hash {
-        out.push(DIGITS[usize::from(byte >> 4)] as char);
-        out.push(DIGITS[usize::from(byte & 15)] as char);
-    }
-    out
+    blake3::Hash::from(*hash).to_hex().to_string()
 }
 
 fn encode(entries: &[(&PathBuf, &(Stamp, [u8; 32]))]) -> Vec<u8> {

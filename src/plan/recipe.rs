@@ -13,11 +13,7 @@ pub struct Key(pub [u8; 32]);
 
 impl Key {
     pub fn hex(&self) -> String {
-        let mut out = String::with_capacity(64);
-        for byte in self.0 {
-            out.push_str(&format!("{byte:02x}"));
-        }
-        out
+        blake3::Hash::from(self.0).to_hex().to_string()
     }
 
     /// A key for a fixed string (used for bases such as `scratch`).
