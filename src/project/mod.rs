@@ -1,0 +1,12 @@
+//! Whole projects: `kiln up`, `down`, `test` work on every container of a kiln.kdl at once.
+//!
+//! Owns the translation from the spec model to what must run: [`plan`] expands replicas,
+//! resolves volumes and limits into `docker run`-style options and orders the instances in
+//! start waves by `depends-on`. It is pure data; starting and stopping is done by
+//! `containers` (and the network by `net`), never here by hand.
+
+mod plan;
+#[cfg(test)]
+mod tests;
+
+pub use plan::{Instance, ProjectPlan, VolumePlan, plan};

@@ -1,0 +1,235 @@
+//! The project plan: every container instance a project declares, replicas expanded, with
+//! the options it runs with, in start waves that honour `depends-on`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::runtime::spec::{NetworkMode, RunOptions};
+use crate::runtime::supervise::RestartPolicy;
+use crate::spec::model::{
+    Attachment, Condition, Container, ContainerKind, Health, Project, Publish,
+    RestartPolicy as SpecRestart, VolumeSource,
+};
+
+/// What `kiln up` must have running for one project.
+#[derive(Debug, Clone)]
+pub struct ProjectPlan {
+    pub project: String,
+    /// Every instance, in declaration order (replicas in order `1…N`).
+    pub instances: Vec<Instance>,
+    /// Start waves: indices into `instances`. Every instance of a wave depends only on
+    /// services of earlier waves, so a wave starts once the conditions before it hold.
+    pub waves: Vec<Vec<usize>>,
+}
+
+/// A volume the instance mounts, before its source is made to exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumePlan {
+    /// A host path (made absolute against the project's directory).
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+    },
+    /// A named volume: a directory under the state root, created on first use.
+    Named {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
+}
+
+/// One container to run: a service replica or a job.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// The `container`/`job` node's name (the DNS name shared by replicas).
+    pub service: String,
+    /// The container's own name: `web`, or `web-1`… with replicas.
+    pub name: String,
+    pub kind: ContainerKind,
+    /// The image, as the project names it.
+    pub image: String,
+    /// Options from the node; `volumes` is left empty — see `volumes`.
+    pub options: RunOptions,
+    /// The image's entrypoint replaced (`entrypoint` in the node).
+    pub entrypoint: Option<Vec<String>>,
+    pub volumes: Vec<VolumePlan>,
+    pub restart: RestartPolicy,
+    pub health: Option<Health>,
+    pub stop_signal: Option<i32>,
+    /// Services this one waits for, and for what.
+    pub depends_on: Vec<(String, Condition)>,
+    pub networks: Vec<Attachment>,
+    pub publish: Vec<Publish>,
+    /// A digest of the node's meaning (spans left out): equal fingerprints and equal image
+    /// digests mean a running instance can be kept as it is.
+    pub fingerprint: String,
+}
+
+/// Plans a validated project whose file lives in `project_dir`.
+pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
+    let mut instances = Vec::new();
+    for container in &project.containers {
+        let fingerprint = fingerprint(container);
+        let names = container.instance_names();
+        for name in names {
+            instances.push(instance(container, name, project_dir, &fingerprint));
+        }
+    }
+    let waves = waves(project, &instances);
+    ProjectPlan {
+        project: project.name.clone(),
+        instances,
+        waves,
+    }
+}
+
+fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -> Instance {
+    let strings = |v: &Option<Vec<crate::spec::model::Name>>| {
+        v.as_ref()
+            .map(|args| args.iter().map(|a| a.value.clone()).collect::<Vec<_>>())
+    };
+    let options = RunOptions {
+        args: strings(&container.cmd).unwrap_or_default(),
+        env: container
+            .env
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        hostname: Some(
+            container
+                .hostname
+                .as_ref()
+                .map_or_else(|| name.clone(), |h| h.value.clone()),
+        ),
+        workdir: container.workdir.as_ref().map(|w| w.value.clone()),
+        user: container.user.as_ref().map(|u| u.value.clone()),
+        volumes: Vec::new(),
+        memory: container.memory.as_ref().map(|m| m.value.0),
+        cpus: container.cpus.as_ref().map(|c| c.value),
+        pids_limit: container.pids.as_ref().map(|p| i64::from(p.value)),
+        tty: false,
+        interactive: false,
+        network: NetworkMode::None,
+    };
+    let volumes = container
+        .volumes
+        .iter()
+        .map(|v| match &v.source {
+            VolumeSource::Bind { path } => VolumePlan::Bind {
+                source: absolute(project_dir, &path.value),
+                target: v.target.value.clone(),
+                read_only: v.read_only,
+            },
+            VolumeSource::Named { name } => VolumePlan::Named {
+                name: name.value.clone(),
+                target: v.target.value.clone(),
+                read_only: v.read_only,
+            },
+        })
+        .collect();
+    let restart = match container.kind {
+        // A job runs to completion once: its exit code is the result.
+        ContainerKind::Job => RestartPolicy::No,
+        ContainerKind::Service => match container.restart.value {
+            SpecRestart::No => RestartPolicy::No,
+            SpecRestart::OnFailure { max } => RestartPolicy::OnFailure { max },
+            SpecRestart::Always => RestartPolicy::Always,
+            SpecRestart::UnlessStopped => RestartPolicy::UnlessStopped,
+            SpecRestart::OnUnhealthy => RestartPolicy::OnUnhealthy,
+        },
+    };
+    Instance {
+        service: container.name.value.clone(),
+        name,
+        kind: container.kind,
+        image: container.image.value.clone(),
+        options,
+        entrypoint: strings(&container.entrypoint),
+        volumes,
+        restart,
+        health: container.health.clone(),
+        stop_signal: container.stop_signal.as_ref().map(|s| s.value.number),
+        depends_on: container
+            .depends_on
+            .iter()
+            .map(|d| (d.name.value.clone(), d.condition))
+            .collect(),
+        networks: container.networks.clone(),
+        publish: container.publish.clone(),
+        fingerprint: fp.to_string(),
+    }
+}
+
+/// `path` against the project's directory unless it is absolute (lexically: `./data` and
+/// `data` are the same place).
+fn absolute(project_dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let mut out = project_dir.to_path_buf();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// blake3 over the node as the resolved model prints it (values only, no spans), so moving
+/// a node in the file or reformatting it changes nothing.
+fn fingerprint(container: &Container) -> String {
+    let json = serde_json::to_vec(container).expect("the model serializes");
+    blake3::hash(&json).to_hex()[..16].to_string()
+}
+
+/// Longest-path layering of the `depends-on` graph between services (validation has
+/// rejected cycles; an edge into a cycle or an unknown name is ignored rather than looping).
+fn waves(project: &Project, instances: &[Instance]) -> Vec<Vec<usize>> {
+    let deps: BTreeMap<&str, BTreeSet<&str>> = project
+        .containers
+        .iter()
+        .map(|c| {
+            let set = c
+                .depends_on
+                .iter()
+                .map(|d| d.name.value.as_str())
+                .filter(|d| project.container(d).is_some())
+                .collect();
+            (c.name.value.as_str(), set)
+        })
+        .collect();
+    let mut level: BTreeMap<&str, usize> = BTreeMap::new();
+    // Relax at most |services| times: enough for any acyclic graph, finite for a bad one.
+    for _ in 0..=deps.len() {
+        let mut changed = false;
+        for (service, needs) in &deps {
+            let want = needs
+                .iter()
+                .map(|d| level.get(d).copied().unwrap_or(0) + 1)
+                .max()
+                .unwrap_or(0)
+                .min(deps.len());
+            if level.get(service) != Some(&want) {
+                level.insert(service, want);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let depth = level.values().copied().max().map_or(0, |d| d + 1);
+    let mut waves = vec![Vec::new(); depth];
+    for (index, instance) in instances.iter().enumerate() {
+        let wave = level.get(instance.service.as_str()).copied().unwrap_or(0);
+        waves[wave].push(index);
+    }
+    waves.retain(|w| !w.is_empty());
+    waves
+}
