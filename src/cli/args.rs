@@ -275,6 +275,11 @@ pub struct RunArgs {
     /// Working directory in the container (created if missing).
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
+
+    /// Replace the image's Entrypoint with this program (its Cmd is dropped too; give
+    /// arguments after IMAGE). `--entrypoint ""` clears it.
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
     /// User (name or uid, with an optional :group) to run as.
     #[arg(short = 'u', long = "user", value_name = "USER")]
     pub user: Option<String>,

@@ -65,6 +65,13 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
         pids_limit: args.pids_limit,
         tty: args.tty,
         interactive: args.interactive,
+        entrypoint: args.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                Vec::new()
+            } else {
+                vec![e.clone()]
+            }
+        }),
         network: match args.network {
             NetworkArg::None => NetworkMode::None,
             NetworkArg::Host => NetworkMode::Host,

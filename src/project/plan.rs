@@ -51,8 +51,6 @@ pub struct Instance {
     pub image: String,
     /// Options from the node; `volumes` is left empty — see `volumes`.
     pub options: RunOptions,
-    /// The image's entrypoint replaced (`entrypoint` in the node).
-    pub entrypoint: Option<Vec<String>>,
     pub volumes: Vec<VolumePlan>,
     pub restart: RestartPolicy,
     pub health: Option<Health>,
@@ -91,6 +89,7 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
     };
     let options = RunOptions {
         args: strings(&container.cmd).unwrap_or_default(),
+        entrypoint: strings(&container.entrypoint),
         env: container
             .env
             .iter()
@@ -145,7 +144,6 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
         kind: container.kind,
         image: container.image.value.clone(),
         options,
-        entrypoint: strings(&container.entrypoint),
         volumes,
         restart,
         health: container.health.clone(),

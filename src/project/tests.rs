@@ -103,7 +103,7 @@ fn options_come_from_the_node() {
     let web = &plan.instances[4];
     assert_eq!(web.options.hostname.as_deref(), Some("www"));
     assert_eq!(
-        web.entrypoint.as_deref(),
+        web.options.entrypoint.as_deref(),
         Some(&["sh".to_string(), "-c".to_string()][..])
     );
 }

@@ -52,6 +52,8 @@ pub enum NetworkMode {
 pub struct RunOptions {
     /// `[CMD…]`: replaces the image's Cmd (the Entrypoint stays).
     pub args: Vec<String>,
+    /// `--entrypoint`: replaces the image's Entrypoint (and drops its Cmd).
+    pub entrypoint: Option<Vec<String>>,
     /// `-e K=V`, over the image's Env.
     pub env: Vec<(String, String)>,
     /// `-h`; the caller gives the container id's prefix when the user gave none
@@ -209,10 +211,14 @@ pub fn container_spec(
     Ok(spec)
 }
 
-/// Entrypoint + (the given args, else the image's Cmd).
+/// Entrypoint + (the given args, else the image's Cmd). A replaced entrypoint drops the
+/// image's Cmd too, as Docker's `--entrypoint` does: that Cmd was written for the old one.
 fn command(image: &RuntimeConfig, options: &RunOptions) -> Result<Vec<String>, SpecError> {
-    let mut args = image.entrypoint.clone().unwrap_or_default();
-    if options.args.is_empty() {
+    let mut args = match &options.entrypoint {
+        Some(entrypoint) => entrypoint.clone(),
+        None => image.entrypoint.clone().unwrap_or_default(),
+    };
+    if options.args.is_empty() && options.entrypoint.is_none() {
         args.extend(image.cmd.clone().unwrap_or_default());
     } else {
         args.extend(options.args.iter().cloned());

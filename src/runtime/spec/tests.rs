@@ -44,6 +44,23 @@ fn entrypoint_plus_cmd_and_args_replace_cmd() {
         process(&spec).args().as_deref().unwrap(),
         ["/entry", "debug"]
     );
+    // A replaced entrypoint drops the image's Cmd; args still follow it.
+    let spec = build(&RunOptions {
+        entrypoint: Some(vec!["sh".into(), "-c".into()]),
+        ..RunOptions::default()
+    })
+    .unwrap();
+    assert_eq!(process(&spec).args().as_deref().unwrap(), ["sh", "-c"]);
+    let spec = build(&RunOptions {
+        entrypoint: Some(vec!["sh".into(), "-c".into()]),
+        args: vec!["echo hi".into()],
+        ..RunOptions::default()
+    })
+    .unwrap();
+    assert_eq!(
+        process(&spec).args().as_deref().unwrap(),
+        ["sh", "-c", "echo hi"]
+    );
     let bare = RuntimeConfig::default();
     assert!(matches!(
         container_spec(&bare, &RunOptions::default(), &[]),
