@@ -83,7 +83,7 @@ pub enum Command {
     ///   kiln logs -f web; kiln stop web; kiln rm web
     // `-h` is the host name, as in Docker: help is `--help` only.
     #[command(verbatim_doc_comment, disable_help_flag = true)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 
     /// List containers (running ones; all with -a).
     Ps(PsArgs),
