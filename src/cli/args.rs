@@ -108,6 +108,28 @@ pub enum Command {
     /// Stop containers and start them again (detached).
     Restart(StopArgs),
 
+    /// Bring the project up: build what is missing, start its containers in dependency
+    /// order, wait for health and jobs; then follow their output until Ctrl-C (-d: return).
+    ///
+    /// Containers that run unchanged are kept; changed ones are replaced; ones the file no
+    /// longer declares are removed. `depends-on` conditions are honoured: `started`,
+    /// `healthy` (its health check passes), `completed` (a job exited 0).
+    ///
+    /// Examples:
+    ///   kiln up -d
+    ///   kiln up -d web             # web and what it depends on
+    ///   kiln up                    # logs prefixed by container; Ctrl-C stops the project
+    #[command(verbatim_doc_comment)]
+    Up(UpArgs),
+
+    /// Stop and remove the project's containers (and its named volumes with -v).
+    ///
+    /// Examples:
+    ///   kiln down
+    ///   kiln down -v -f examples/three-tier/kiln.kdl
+    #[command(verbatim_doc_comment)]
+    Down(DownArgs),
+
     /// The supervisor of a detached container (started by `kiln run -d`).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -471,6 +493,32 @@ pub struct GcArgs {
     /// Also forget the build cache, so cached layers no image uses are collected.
     #[arg(long)]
     pub cache: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Services to bring up, with what they depend on (default: all).
+    pub services: Vec<String>,
+    /// Return once everything is started (and healthy where health is declared).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Seconds to wait for each dependency condition, health check and job.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Remove the project's named volumes too.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    /// Seconds each container gets to stop before SIGKILL.
+    #[arg(short = 't', long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
 }
 
 /// The project file, for the commands that read one.

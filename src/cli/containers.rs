@@ -116,6 +116,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
             remove: args.rm,
             trace: args.trace,
             restart,
+            member: None,
         };
         if args.detach {
             return containers::run_detached(&store, &super::state_root(cli), &request)

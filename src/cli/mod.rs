@@ -10,6 +10,7 @@ mod check;
 mod containers;
 mod images;
 mod output;
+mod project;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -46,6 +47,8 @@ pub fn run(
         Command::Stop(args) => containers::stop(&cli, args),
         Command::Kill(args) => containers::kill(&cli, args),
         Command::Restart(args) => containers::restart(&cli, args),
+        Command::Up(args) => project::up(&cli, args),
+        Command::Down(args) => project::down(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),
         Command::Images(args) => images::list(&cli, args),

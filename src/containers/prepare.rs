@@ -130,6 +130,7 @@ pub(crate) fn prepare(
             .unwrap_or_default(),
         restart: request.restart.to_string(),
         state: ContainerState::default(),
+        member: request.member.clone(),
     };
     records.create(&record)?;
     let dir = records.dir(&id);

@@ -24,6 +24,8 @@ pub struct RunRequest {
     pub trace: bool,
     /// Recorded; applied by the supervisor of a detached container.
     pub restart: RestartPolicy,
+    /// The project and service the container is an instance of (`kiln up`).
+    pub member: Option<crate::runtime::records::Membership>,
 }
 
 /// How the container ended.

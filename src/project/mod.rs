@@ -8,5 +8,7 @@
 mod plan;
 #[cfg(test)]
 mod tests;
+mod up;
 
 pub use plan::{Instance, ProjectPlan, VolumePlan, plan};
+pub use up::{DEFAULT_WAIT, ProjectError, UpEvent, down, project_records, up};

@@ -180,9 +180,12 @@ fn absolute(project_dir: &Path, path: &str) -> PathBuf {
 }
 
 /// blake3 over the node as the resolved model prints it (values only, no spans), so moving
-/// a node in the file or reformatting it changes nothing.
+/// a node in the file or reformatting it changes nothing. The replica count is left out:
+/// scaling adds or removes instances, it does not change the ones that stay.
 fn fingerprint(container: &Container) -> String {
-    let json = serde_json::to_vec(container).expect("the model serializes");
+    let mut container = container.clone();
+    container.replicas.value = 1;
+    let json = serde_json::to_vec(&container).expect("the model serializes");
     blake3::hash(&json).to_hex()[..16].to_string()
 }
 

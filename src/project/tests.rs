@@ -117,6 +117,11 @@ fn fingerprints_ignore_layout_and_see_meaning() {
         base.instances[0].fingerprint,
         reformatted.instances[0].fingerprint
     );
+    let scaled = plan_of(&PROJECT.replace("replicas=2", "replicas=3"));
+    assert_eq!(
+        base.instances[1].fingerprint, scaled.instances[1].fingerprint,
+        "scaling keeps the replicas that stay"
+    );
     let changed = plan_of(&PROJECT.replace("64MiB", "65MiB"));
     assert_ne!(
         base.instances[0].fingerprint,

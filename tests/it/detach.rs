@@ -112,7 +112,7 @@ fn cgroups_of(root: &Path) -> Vec<String> {
     found
 }
 
-fn assert_nothing_left(root: &Path, pids: &[i64]) {
+pub fn assert_nothing_left(root: &Path, pids: &[i64]) {
     for pid in pids {
         assert!(!alive(*pid), "process {pid} is still alive");
     }

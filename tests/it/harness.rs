@@ -45,7 +45,7 @@ pub struct Kiln {
 }
 
 /// The subcommands that take `-f FILE`.
-const PROJECT_COMMANDS: [&str; 3] = ["check", "build", "explain"];
+const PROJECT_COMMANDS: [&str; 5] = ["check", "build", "explain", "up", "down"];
 
 impl Kiln {
     pub fn new() -> Kiln {

@@ -13,4 +13,5 @@ mod detach;
 mod diagnostics;
 mod fuzz;
 mod harness;
+mod project;
 mod run;

@@ -19,7 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use id::{ContainerId, generate_name};
-pub use state::{ContainerState, Record, Status, process_start_time};
+pub use state::{ContainerState, Membership, Record, Status, process_start_time};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RecordError {

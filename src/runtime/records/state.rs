@@ -101,6 +101,20 @@ pub struct Record {
     /// `no`, `on-failure[:N]`, `always`, `unless-stopped`, `on-unhealthy`.
     pub restart: String,
     pub state: ContainerState,
+    /// The project and service a container of `kiln up` belongs to; none for `kiln run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<Membership>,
+}
+
+/// Which declared container a record is an instance of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    pub project: String,
+    /// The `container`/`job` node (replicas share it).
+    pub service: String,
+    /// The node's fingerprint when this instance was made: `kiln up` replaces the
+    /// instance when it changes.
+    pub fingerprint: String,
 }
 
 impl Record {

@@ -11,6 +11,7 @@ fn record(records: &Records, name: &str) -> Record {
         command: vec!["sh".into()],
         restart: "no".into(),
         state: ContainerState::default(),
+        member: None,
     };
     records.create(&record).unwrap();
     record

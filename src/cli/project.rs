@@ -1,0 +1,215 @@
+//! `kiln up` and `kiln down`: the whole project at once.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use super::Cli;
+use super::args::{BuildArgs, CompressionArg, DownArgs, OutputFormat, ProjectArg, UpArgs};
+use super::output::line;
+use crate::project::{self, UpEvent};
+use crate::runtime::records::Records;
+use crate::runtime::supervise::Stream;
+use crate::spec::{self, Loaded, Options, RealFs};
+
+/// Loads the project quietly (the build that runs first has printed its diagnostics).
+fn load(cli: &Cli, file: &Path) -> Result<Result<Loaded, u8>, crate::Error> {
+    let options = Options {
+        check_paths: true,
+        external_images: super::store_images(cli),
+    };
+    let loaded = spec::load_file(file, &RealFs, &options)?;
+    if loaded.has_errors() {
+        return Ok(Err(1));
+    }
+    Ok(Ok(loaded))
+}
+
+/// The directory relative paths of the project are taken from.
+fn project_dir(file: &Path) -> std::path::PathBuf {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
+    // Diagnostics and the build: what `kiln build` does, for the images the project runs.
+    let options = Options {
+        check_paths: true,
+        external_images: super::store_images(cli),
+    };
+    let loaded = spec::load_file(&args.project.file, &RealFs, &options)?;
+    let images: Vec<String> = loaded
+        .project
+        .containers
+        .iter()
+        .filter(|c| args.services.is_empty() || args.services.contains(&c.name.value))
+        .map(|c| c.image.value.clone())
+        .filter(|i| loaded.project.image(i).is_some())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let build = BuildArgs {
+        project: ProjectArg {
+            file: args.project.file.clone(),
+        },
+        images,
+        jobs: None,
+        no_cache: false,
+        dry_run: false,
+        report: None,
+        verify: false,
+        compression: CompressionArg::Zstd,
+        format: OutputFormat::Text,
+    };
+    let built = super::build::run(cli, &build)?;
+    if built != 0 {
+        return Ok(built);
+    }
+    let loaded = match load(cli, &args.project.file)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    for service in &args.services {
+        if loaded.project.container(service).is_none() {
+            return Err(crate::Error::Failed {
+                message: format!("no container or job named `{service}` in the project"),
+                help: None,
+            });
+        }
+    }
+    let plan = project::plan(&loaded.project, &project_dir(&args.project.file));
+    let store = super::open_store(cli)?;
+    let root = super::state_root(cli);
+    let wait = Duration::from_secs(args.timeout);
+    let report = |event: UpEvent| {
+        let text = match event {
+            UpEvent::Kept(name) => format!("{name}: unchanged"),
+            UpEvent::Removed(name) => format!("{name}: removed"),
+            UpEvent::Started(name) => format!("{name}: started"),
+            UpEvent::Waiting { name, on } => format!("{name}: waiting until {on}"),
+            UpEvent::Healthy(name) => format!("{name}: healthy"),
+            UpEvent::Completed { name, code } => format!("{name}: completed with exit code {code}"),
+        };
+        eprintln!("{text}");
+    };
+    if let Err(err) = project::up(&store, &root, &plan, &args.services, wait, &report) {
+        eprintln!("{:?}", miette::Report::new(err));
+        eprintln!("{}: not up", plan.project);
+        return Ok(1);
+    }
+    if args.detach {
+        eprintln!("{}: up", plan.project);
+        return Ok(0);
+    }
+    follow_until_interrupted(&root, &plan.project)
+}
+
+/// The foreground `kiln up`: every container's output, prefixed by its name, until Ctrl-C
+/// (or until every container has ended); then the project is stopped (not removed).
+fn follow_until_interrupted(root: &Path, project_name: &str) -> Result<u8, crate::Error> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    // Blocked before the threads exist, so they inherit the mask and only the loop below
+    // sees the signals.
+    signals.thread_block().map_err(|e| crate::Error::Failed {
+        message: format!("cannot block SIGINT: {e}"),
+        help: None,
+    })?;
+    let records = Records::open(root).map_err(crate::containers::ContainerError::from)?;
+    let members = project::project_records(&records, project_name).map_err(project_error)?;
+    let width = members.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let handles: Vec<_> = members
+        .into_iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let records = records.clone();
+            let prefix = if color {
+                format!("\x1b[{}m{:width$} |\x1b[0m ", 31 + index % 6, record.name)
+            } else {
+                format!("{:width$} | ", record.name)
+            };
+            std::thread::spawn(move || {
+                let _ = crate::containers::read_logs(&records, &record, None, true, |log| {
+                    let text = format!("{prefix}{}\n", log.line);
+                    match log.stream {
+                        Stream::Stdout => {
+                            let mut out = std::io::stdout().lock();
+                            out.write_all(text.as_bytes())?;
+                            out.flush()
+                        }
+                        Stream::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+                    }
+                });
+            })
+        })
+        .collect();
+    let timeout = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    };
+    loop {
+        // SAFETY: `signals` is a valid sigset, `info` may be null, `timeout` lives across
+        // the call.
+        let got =
+            unsafe { nix::libc::sigtimedwait(signals.as_ref(), std::ptr::null_mut(), &timeout) };
+        if got > 0 || handles.iter().all(|h| h.is_finished()) {
+            break;
+        }
+    }
+    eprintln!("{project_name}: stopping");
+    for record in project::project_records(&records, project_name).map_err(project_error)? {
+        crate::containers::stop(&records, &record, Duration::from_secs(10))
+            .map_err(|e| project_error(e.into()))?;
+    }
+    for handle in handles {
+        let _ = handle.join();
+    }
+    Ok(0)
+}
+
+fn project_error(err: project::ProjectError) -> crate::Error {
+    crate::Error::Failed {
+        message: format!("{:?}", miette::Report::new(err)),
+        help: None,
+    }
+}
+
+pub(super) fn down(cli: &Cli, args: &DownArgs) -> Result<u8, crate::Error> {
+    let loaded = match load(cli, &args.project.file)? {
+        Ok(loaded) => loaded,
+        Err(_) => {
+            // The file may be broken now: the project's name is still needed to find what
+            // it left running.
+            return Err(crate::Error::Failed {
+                message: format!(
+                    "{}: cannot read the project (run `kiln check` to see why)",
+                    args.project.file.display()
+                ),
+                help: None,
+            });
+        }
+    };
+    let root = super::state_root(cli);
+    let name = &loaded.project.name;
+    match project::down(&root, name, args.volumes, Duration::from_secs(args.timeout)) {
+        Ok(removed) => {
+            for container in &removed {
+                line(format!("{container}: removed"))?;
+            }
+            eprintln!("{name}: down");
+            Ok(0)
+        }
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            Ok(1)
+        }
+    }
+}

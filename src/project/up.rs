@@ -1,0 +1,398 @@
+//! `kiln up` and `kiln down`: make the running containers of a project match its plan.
+//!
+//! Up walks the plan's start waves. Before an instance starts, the services it depends on
+//! must meet their condition (started, healthy, completed); instances of one wave start in
+//! parallel. An instance whose fingerprint and image are unchanged and that still runs is
+//! kept; a changed one is replaced; containers of the project the plan no longer declares
+//! are removed. Down removes every container of the project. The containers themselves are
+//! `containers`' business: this module only decides and waits.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::plan::{Instance, ProjectPlan, VolumePlan};
+use crate::containers::{self, ContainerError, RunRequest};
+use crate::image::StoredImage;
+use crate::runtime::records::{Membership, Record, Records, Status};
+use crate::runtime::spec::Volume;
+use crate::spec::model::{Condition, ContainerKind};
+use crate::store::Store;
+
+/// How long a dependency may take to meet its condition, and a job to finish.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
+
+/// What happened to each instance, as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpEvent {
+    /// Already running as declared: left alone.
+    Kept(String),
+    /// Removed: changed (replaced next) or no longer declared.
+    Removed(String),
+    Started(String),
+    /// Waiting for a service to be started, healthy or completed.
+    Waiting {
+        name: String,
+        on: String,
+    },
+    Healthy(String),
+    /// A job ended with this code.
+    Completed {
+        name: String,
+        code: i32,
+    },
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ProjectError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Record(#[from] crate::runtime::records::RecordError),
+    #[error("container name `{name}` is taken by a container outside project {project}")]
+    #[diagnostic(help("remove it (`kiln rm -f {name}`) or rename the node in kiln.kdl"))]
+    NameTaken { name: String, project: String },
+    #[error("{name} did not become {condition} within {}s", waited.as_secs())]
+    #[diagnostic(help("`kiln logs {name}` shows what it printed; `kiln ps -a` its state"))]
+    NotReady {
+        name: String,
+        condition: &'static str,
+        waited: Duration,
+    },
+    #[error("{name} exited with code {code} before it was {condition}")]
+    #[diagnostic(help("`kiln logs {name}` shows what it printed"))]
+    Exited {
+        name: String,
+        code: i32,
+        condition: &'static str,
+    },
+    #[error("cannot create volume directory {}", path.display())]
+    Volume {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Brings the project's containers to the plan. `only` limits it to these services and
+/// what they depend on (nothing is removed then).
+pub fn up(
+    store: &Store,
+    state_root: &Path,
+    plan: &ProjectPlan,
+    only: &[String],
+    wait: Duration,
+    events: &(dyn Fn(UpEvent) + Sync),
+) -> Result<(), ProjectError> {
+    let records = Records::open(state_root)?;
+    let selected = selected_services(plan, only);
+    if only.is_empty() {
+        for record in project_records(&records, &plan.project)? {
+            if !plan.instances.iter().any(|i| i.name == record.name) {
+                containers::remove(&records, &record, state_root, true)?;
+                events(UpEvent::Removed(record.name.clone()));
+            }
+        }
+    }
+    for wave in &plan.waves {
+        let instances: Vec<&Instance> = wave
+            .iter()
+            .map(|&i| &plan.instances[i])
+            .filter(|i| selected.contains_key(i.service.as_str()))
+            .collect();
+        for instance in &instances {
+            for (service, condition) in &instance.depends_on {
+                wait_for(&records, plan, service, *condition, wait, events)?;
+            }
+        }
+        let results: Vec<Result<(), ProjectError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = instances
+                .iter()
+                .map(|instance| {
+                    let records = &records;
+                    scope.spawn(move || ensure(store, state_root, records, plan, instance, events))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an instance thread panicked"))
+                .collect()
+        });
+        results.into_iter().collect::<Result<(), _>>()?;
+    }
+    // Jobs report their exit codes; services with a health check must be healthy.
+    for instance in plan
+        .instances
+        .iter()
+        .filter(|i| selected.contains_key(i.service.as_str()))
+    {
+        let condition = match instance.kind {
+            ContainerKind::Job => Condition::Completed,
+            ContainerKind::Service if instance.health.is_some() => Condition::Healthy,
+            ContainerKind::Service => continue,
+        };
+        wait_instance(&records, &instance.name, condition, wait, events)?;
+    }
+    Ok(())
+}
+
+/// Removes every container of the project (stopping it first); with `volumes`, its named
+/// volumes too. Returns the names removed.
+pub fn down(
+    state_root: &Path,
+    project: &str,
+    volumes: bool,
+    timeout: Duration,
+) -> Result<Vec<String>, ProjectError> {
+    let records = Records::open(state_root)?;
+    let members = project_records(&records, project)?;
+    let results: Vec<Result<String, ProjectError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = members
+            .iter()
+            .map(|record| {
+                let records = &records;
+                scope.spawn(move || {
+                    containers::stop(records, record, timeout)?;
+                    containers::remove(records, record, state_root, true)?;
+                    Ok(record.name.clone())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a removal thread panicked"))
+            .collect()
+    });
+    let removed = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    if volumes {
+        let dir = volume_root(state_root, project);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ProjectError::Volume { path: dir, source }),
+        }
+    }
+    Ok(removed)
+}
+
+/// The records of a project's containers.
+pub fn project_records(records: &Records, project: &str) -> Result<Vec<Record>, ProjectError> {
+    Ok(records
+        .list()?
+        .into_iter()
+        .filter(|r| r.member.as_ref().is_some_and(|m| m.project == project))
+        .collect())
+}
+
+/// Named volumes of a project live under `$ROOT/volumes/<project>/`.
+fn volume_root(state_root: &Path, project: &str) -> PathBuf {
+    state_root.join("volumes").join(project)
+}
+
+/// The services to bring up: `only` and everything they depend on (all when empty).
+fn selected_services<'a>(plan: &'a ProjectPlan, only: &[String]) -> BTreeMap<&'a str, ()> {
+    let mut selected = BTreeMap::new();
+    let mut todo: Vec<&str> = if only.is_empty() {
+        plan.instances.iter().map(|i| i.service.as_str()).collect()
+    } else {
+        plan.instances
+            .iter()
+            .map(|i| i.service.as_str())
+            .filter(|s| only.iter().any(|o| o == s))
+            .collect()
+    };
+    while let Some(service) = todo.pop() {
+        if selected.insert(service, ()).is_none() {
+            for instance in plan.instances.iter().filter(|i| i.service == service) {
+                todo.extend(instance.depends_on.iter().map(|(d, _)| d.as_str()));
+            }
+        }
+    }
+    selected
+}
+
+/// Keeps, replaces or starts one instance.
+fn ensure(
+    store: &Store,
+    state_root: &Path,
+    records: &Records,
+    plan: &ProjectPlan,
+    instance: &Instance,
+    events: &(dyn Fn(UpEvent) + Sync),
+) -> Result<(), ProjectError> {
+    let image = StoredImage::load(store, &instance.image).map_err(ContainerError::from)?;
+    let digest = image.descriptor.digest.to_string();
+    if let Ok(existing) = records.find(&instance.name) {
+        let existing = existing.reconciled();
+        let Some(member) = existing
+            .member
+            .as_ref()
+            .filter(|m| m.project == plan.project)
+        else {
+            return Err(ProjectError::NameTaken {
+                name: instance.name.clone(),
+                project: plan.project.clone(),
+            });
+        };
+        let same = member.fingerprint == instance.fingerprint && existing.image_digest == digest;
+        let alive = matches!(existing.state.status, Status::Running | Status::Restarting);
+        let job_done = instance.kind == ContainerKind::Job
+            && existing.state.status == Status::Exited
+            && existing.state.exit_code == Some(0);
+        if same && (alive || job_done) {
+            events(UpEvent::Kept(instance.name.clone()));
+            return Ok(());
+        }
+        containers::stop(records, &existing, Duration::from_secs(10))?;
+        containers::remove(records, &existing, state_root, true)?;
+        events(UpEvent::Removed(instance.name.clone()));
+    }
+    let mut options = instance.options.clone();
+    options.volumes = volumes(state_root, &plan.project, &instance.volumes)?;
+    let request = RunRequest {
+        image: instance.image.clone(),
+        name: Some(instance.name.clone()),
+        options,
+        remove: false,
+        trace: false,
+        restart: instance.restart,
+        member: Some(Membership {
+            project: plan.project.clone(),
+            service: instance.service.clone(),
+            fingerprint: instance.fingerprint.clone(),
+        }),
+    };
+    containers::run_detached(store, state_root, &request)?;
+    events(UpEvent::Started(instance.name.clone()));
+    Ok(())
+}
+
+/// Bind sources as they are; named volumes made under the state root.
+fn volumes(
+    state_root: &Path,
+    project: &str,
+    planned: &[VolumePlan],
+) -> Result<Vec<Volume>, ProjectError> {
+    planned
+        .iter()
+        .map(|v| match v {
+            VolumePlan::Bind {
+                source,
+                target,
+                read_only,
+            } => Ok(Volume {
+                source: source.clone(),
+                destination: target.clone(),
+                read_only: *read_only,
+            }),
+            VolumePlan::Named {
+                name,
+                target,
+                read_only,
+            } => {
+                let path = volume_root(state_root, project).join(name);
+                std::fs::create_dir_all(&path).map_err(|source| ProjectError::Volume {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(Volume {
+                    source: path,
+                    destination: target.clone(),
+                    read_only: *read_only,
+                })
+            }
+        })
+        .collect()
+}
+
+/// Waits until every instance of `service` meets `condition`.
+fn wait_for(
+    records: &Records,
+    plan: &ProjectPlan,
+    service: &str,
+    condition: Condition,
+    wait: Duration,
+    events: &(dyn Fn(UpEvent) + Sync),
+) -> Result<(), ProjectError> {
+    for instance in plan.instances.iter().filter(|i| i.service == service) {
+        wait_instance(records, &instance.name, condition, wait, events)?;
+    }
+    Ok(())
+}
+
+fn condition_name(condition: Condition) -> &'static str {
+    match condition {
+        Condition::Started => "started",
+        Condition::Healthy => "healthy",
+        Condition::Completed => "completed",
+    }
+}
+
+/// Polls the instance's record until it meets `condition`, fails, or `wait` passes.
+fn wait_instance(
+    records: &Records,
+    name: &str,
+    condition: Condition,
+    wait: Duration,
+    events: &(dyn Fn(UpEvent) + Sync),
+) -> Result<(), ProjectError> {
+    let what = condition_name(condition);
+    let deadline = Instant::now() + wait;
+    let mut announced = false;
+    loop {
+        let record = records.find(name)?.reconciled();
+        let state = &record.state;
+        // The process may be gone a moment before its supervisor records the exit code.
+        let exited = state.status == Status::Exited
+            && (state.exit_code.is_some() || !state.supervisor_alive());
+        let code = state.exit_code.unwrap_or(-1);
+        match condition {
+            Condition::Started if state.status != Status::Created => return Ok(()),
+            Condition::Healthy if state.health.as_deref() == Some("healthy") => {
+                if announced {
+                    events(UpEvent::Healthy(name.to_string()));
+                }
+                return Ok(());
+            }
+            Condition::Completed if exited => {
+                events(UpEvent::Completed {
+                    name: name.to_string(),
+                    code,
+                });
+                if code == 0 {
+                    return Ok(());
+                }
+                return Err(ProjectError::Exited {
+                    name: name.to_string(),
+                    code,
+                    condition: what,
+                });
+            }
+            Condition::Healthy if exited => {
+                return Err(ProjectError::Exited {
+                    name: name.to_string(),
+                    code,
+                    condition: what,
+                });
+            }
+            _ => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(ProjectError::NotReady {
+                name: name.to_string(),
+                condition: what,
+                waited: wait,
+            });
+        }
+        if !announced {
+            announced = true;
+            events(UpEvent::Waiting {
+                name: name.to_string(),
+                on: what.to_string(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}

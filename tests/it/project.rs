@@ -1,0 +1,165 @@
+//! Whole projects: `kiln up` in dependency order with jobs and volumes, kept and replaced
+//! containers on a second `up`, and `kiln down` leaving nothing behind.
+
+use std::path::Path;
+
+use crate::detach::assert_nothing_left;
+use crate::harness::{Project, is_root};
+
+const PROJECT: &str = r#"
+project "lab"
+
+image "tools" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/echo" "/bin/cat" "/bin/sleep"
+}
+
+job "seed" image="tools" {
+    volume "state" "/data"
+    cmd "sh" "-c" "echo seeded > /data/seed.txt; echo seed ran"
+}
+
+container "app" image="tools" {
+    volume "state" "/data"
+    depends-on "seed" condition="completed"
+    env GREETING="hello"
+    cmd "sh" "-c" "cat /data/seed.txt; echo $GREETING; exec sleep 1000"
+}
+
+container "side" image="tools" replicas=2 {
+    cmd "sleep" "1000"
+}
+"#;
+
+fn ps(project: &Project, root: &Path) -> Vec<serde_json::Value> {
+    project
+        .kiln(root)
+        .args(["ps", "-a", "--format", "json"])
+        .run()
+        .success()
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn by_name<'a>(list: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    list.iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name} in {list:?}"))
+}
+
+#[test]
+fn up_orders_keeps_replaces_and_down_cleans() {
+    if !is_root() {
+        eprintln!("skipped: containers need root");
+        return;
+    }
+    let project = Project::new(PROJECT);
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+
+    project
+        .kiln(root)
+        .args(["up", "-d"])
+        .run()
+        .success()
+        .stderr_contains("seed: completed with exit code 0");
+    let list = ps(&project, root);
+    assert_eq!(list.len(), 4, "{list:?}");
+    assert_eq!(by_name(&list, "app")["state"], "running");
+    assert_eq!(by_name(&list, "side-1")["state"], "running");
+    assert_eq!(by_name(&list, "side-2")["state"], "running");
+    assert_eq!(by_name(&list, "seed")["exit_code"], 0);
+    // The job ran before app started: app read what it wrote to the shared volume.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let logs = project.kiln(root).args(["logs", "app"]).run().success();
+        if logs.stdout() == "seeded\nhello\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "app printed {:?}",
+            logs.stdout()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let app_pid = by_name(&list, "app")["pid"].clone();
+
+    // Nothing changed: everything is kept.
+    project
+        .kiln(root)
+        .args(["up", "-d"])
+        .run()
+        .success()
+        .stderr_contains("app: unchanged")
+        .stderr_contains("seed: unchanged");
+    assert_eq!(by_name(&ps(&project, root), "app")["pid"], app_pid);
+
+    // app's env changes and side gains a replica: app is replaced, side-3 starts, the
+    // other replicas are kept.
+    project.write(
+        "kiln.kdl",
+        &PROJECT
+            .replace("GREETING=\"hello\"", "GREETING=\"bonjour\"")
+            .replace("replicas=2", "replicas=3"),
+    );
+    project
+        .kiln(root)
+        .args(["up", "-d"])
+        .run()
+        .success()
+        .stderr_contains("app: removed")
+        .stderr_contains("app: started")
+        .stderr_contains("side-3: started")
+        .stderr_contains("side-1: unchanged")
+        .stderr_contains("side-2: unchanged");
+    let list = ps(&project, root);
+    assert_ne!(by_name(&list, "app")["pid"], app_pid);
+    assert_eq!(list.len(), 5, "{list:?}");
+
+    let down = project.kiln(root).args(["down", "-v"]).run().success();
+    let mut removed: Vec<_> = down.stdout().lines().map(str::to_string).collect();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            "app: removed",
+            "seed: removed",
+            "side-1: removed",
+            "side-2: removed",
+            "side-3: removed"
+        ]
+    );
+    assert!(ps(&project, root).is_empty());
+    assert!(
+        !root.join("volumes/lab").exists(),
+        "down -v removes named volumes"
+    );
+    assert_nothing_left(root, &[]);
+}
+
+#[test]
+fn a_failing_job_stops_up_and_names_it() {
+    if !is_root() {
+        eprintln!("skipped: containers need root");
+        return;
+    }
+    let project = Project::new(&PROJECT.replace("echo seed ran", "echo broken >&2; exit 3"));
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    project
+        .kiln(root)
+        .args(["up", "-d"])
+        .run()
+        .code(1)
+        .stderr_contains("seed exited with code 3 before it was completed");
+    let list = ps(&project, root);
+    assert!(
+        list.iter().all(|c| c["name"] != "app"),
+        "app must not start: {list:?}"
+    );
+    project.kiln(root).args(["down"]).run().success();
+    assert_nothing_left(root, &[]);
+}
