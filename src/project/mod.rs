@@ -5,6 +5,7 @@
 //! start waves by `depends-on`. It is pure data; starting and stopping is done by
 //! `containers` (and the network by `net`), never here by hand.
 
+pub mod assert;
 mod plan;
 #[cfg(test)]
 mod tests;

@@ -132,3 +132,156 @@ fn fingerprints_ignore_layout_and_see_meaning() {
         "other containers keep theirs"
     );
 }
+
+mod assertions {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use crate::project::assert::*;
+    use crate::spec::{Options, RealFs, load_source};
+
+    /// Answers from a fixed world: web serves "hello" with 200, resolves to 10.0.0.2;
+    /// port 81 refuses, port 82 times out; ping RTT 2 ms; `cat /x` prints "x\n".
+    struct World;
+
+    impl Prober for World {
+        fn http(&self, from: &str, url: &str, _: Duration) -> Result<HttpSeen, String> {
+            assert_eq!(from, "client");
+            if url.contains("missing") {
+                return Ok(HttpSeen {
+                    status: 404,
+                    body: "not found".into(),
+                });
+            }
+            Ok(HttpSeen {
+                status: 200,
+                body: "hello from web".into(),
+            })
+        }
+        fn tcp(&self, _: &str, address: &str, _: Duration) -> Result<TcpSeen, String> {
+            Ok(match address.rsplit(':').next() {
+                Some("81") => TcpSeen::Refused,
+                Some("82") => TcpSeen::Timeout,
+                _ => TcpSeen::Open,
+            })
+        }
+        fn ping(&self, _: &str, target: &str, count: u32) -> Result<PingSeen, String> {
+            let replies = if target == "nowhere" { 0 } else { count };
+            Ok(PingSeen {
+                address: "10.0.0.2".parse().unwrap(),
+                sent: count,
+                rtts: vec![Duration::from_millis(2); replies as usize],
+            })
+        }
+        fn dns(&self, _: &str, name: &str) -> Result<Vec<IpAddr>, String> {
+            Ok(match name {
+                "web" => vec!["10.0.0.2".parse().unwrap()],
+                _ => vec![],
+            })
+        }
+        fn exec(&self, container: &str, command: &[String]) -> Result<ExecSeen, String> {
+            if container == "gone" {
+                return Err("container gone is not running".into());
+            }
+            Ok(ExecSeen {
+                code: if command == ["false"] { 1 } else { 0 },
+                stdout: if command == ["cat", "/x"] {
+                    "x\n".into()
+                } else {
+                    String::new()
+                },
+            })
+        }
+    }
+
+    const TESTS: &str = r#"
+image "base" {
+    from "scratch"
+}
+container "client" image="base" { cmd "true"; }
+container "web" image="base" { cmd "true"; }
+container "gone" image="base" { cmd "true"; }
+test "good" {
+    http from="client" "http://web:8080/" status=200 contains="hello"
+    dns from="client" "web" expect="10.0.0.2"
+    dns from="client" "nothing" expect="nxdomain"
+    ping from="client" "web" count=3 max-rtt="50ms"
+    ping from="client" "nowhere" expect="unreachable"
+    tcp from="client" "web:80" expect="open"
+    tcp from="client" "web:81" expect="refused"
+    tcp from="client" "web:82" expect="timeout"
+    exec "web" "cat" "/x" stdout="x\n"
+    exec "web" "false" exit=1
+}
+test "bad" {
+    http from="client" "http://web:8080/missing" status=200
+    dns from="client" "web" expect="10.0.0.9"
+    ping from="client" "web" count=2 max-rtt="1ms"
+    tcp from="client" "web:81" expect="open"
+    exec "web" "cat" "/x" stdout="y\n"
+    exec "gone" "true"
+}
+"#;
+
+    fn verdicts(names: &[&str]) -> Vec<Verdict> {
+        let loaded = load_source("kiln.kdl", None, TESTS, &RealFs, &Options::default());
+        assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut seen = 0;
+        let all = run_tests(&loaded.project, &names, &World, &mut |_| seen += 1).unwrap();
+        assert_eq!(seen, all.len(), "every verdict is reported as it comes");
+        all
+    }
+
+    #[test]
+    fn assertions_that_hold_pass() {
+        let good = verdicts(&["good"]);
+        assert_eq!(good.len(), 10);
+        for v in &good {
+            assert!(v.passed, "{} failed: {}", v.assertion, v.observed);
+        }
+        assert_eq!(good[0].observed, "status 200");
+        assert_eq!(good[2].observed, "resolved to NXDOMAIN");
+    }
+
+    #[test]
+    fn failures_say_what_was_seen() {
+        let bad = verdicts(&["bad"]);
+        assert!(bad.iter().all(|v| !v.passed), "{bad:#?}");
+        let observed: Vec<&str> = bad.iter().map(|v| v.observed.as_str()).collect();
+        assert_eq!(
+            observed,
+            [
+                "status 404, body \"not found\"",
+                "resolved to 10.0.0.2",
+                "2 replies of 2 from 10.0.0.2, max rtt 2.0 ms",
+                "refused",
+                "exit 0, stdout \"x\\n\"",
+                "container gone is not running",
+            ]
+        );
+        assert_eq!(
+            bad[0].assertion,
+            "http from=client http://web:8080/missing status=200"
+        );
+    }
+
+    #[test]
+    fn names_select_tests_and_unknown_ones_are_refused() {
+        assert_eq!(verdicts(&[]).len(), 16);
+        let loaded = load_source("kiln.kdl", None, TESTS, &RealFs, &Options::default());
+        let err = run_tests(&loaded.project, &["ugly".into()], &World, &mut |_| {}).unwrap_err();
+        assert_eq!(err.known, "good, bad");
+    }
+
+    #[test]
+    fn junit_is_escaped_and_counts_failures() {
+        let mut all = verdicts(&[]);
+        all[0].test = "a <b> & \"c\"\u{1}".into();
+        let xml = junit("p", &all, |_| "kiln.kdl:1:1".into());
+        assert!(xml.contains("tests=\"16\" failures=\"6\""), "{xml}");
+        assert!(xml.contains("classname=\"a &lt;b&gt; &amp; &quot;c&quot;\u{FFFD}\""));
+        assert_eq!(xml.matches("<failure ").count(), 6);
+        assert_eq!(xml.matches("<testcase ").count(), 16);
+    }
+}

@@ -1,0 +1,388 @@
+//! `kiln test`: every assertion of the project's `test` blocks, checked against what a
+//! [`Prober`] observes, with a verdict and what was seen.
+//!
+//! The prober does the work (connections from inside a container's network namespace, exec
+//! in a container); this module only decides pass or fail and says why, so its logic is
+//! tested with a fake prober and the real one is tested where it lives.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::spec::Span;
+use crate::spec::model::{Assertion, PingExpect, Project, TcpExpect};
+
+/// What an HTTP GET saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSeen {
+    pub status: u16,
+    /// The start of the body (enough to show in a failure).
+    pub body: String,
+}
+
+/// How a TCP connection attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpSeen {
+    Open,
+    Refused,
+    Timeout,
+}
+
+/// What `count` echo requests got back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingSeen {
+    /// The address the target resolved to.
+    pub address: IpAddr,
+    pub sent: u32,
+    pub rtts: Vec<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSeen {
+    pub code: i32,
+    pub stdout: String,
+}
+
+/// Makes the observations, from inside the named container. An `Err` is a failure to
+/// observe at all (no such container, the name does not resolve…), shown as what was seen.
+pub trait Prober {
+    fn http(&self, from: &str, url: &str, timeout: Duration) -> Result<HttpSeen, String>;
+    fn tcp(&self, from: &str, address: &str, timeout: Duration) -> Result<TcpSeen, String>;
+    fn ping(&self, from: &str, target: &str, count: u32) -> Result<PingSeen, String>;
+    /// The addresses `name` resolves to with the container's resolver; empty for NXDOMAIN.
+    fn dns(&self, from: &str, name: &str) -> Result<Vec<IpAddr>, String>;
+    fn exec(&self, container: &str, command: &[String]) -> Result<ExecSeen, String>;
+}
+
+/// The verdict on one assertion.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verdict {
+    pub test: String,
+    /// The assertion, as written (`http from=client-1 http://web:8080/ status=200`).
+    pub assertion: String,
+    pub passed: bool,
+    /// What was observed: on success a short summary, on failure what differed.
+    pub observed: String,
+    #[serde(skip)]
+    pub span: Span,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("no test named `{name}` in the project")]
+#[diagnostic(help("the project declares: {known}"))]
+pub struct UnknownTest {
+    pub name: String,
+    pub known: String,
+}
+
+/// How long an HTTP probe of a test may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the named tests (all when `names` is empty), in declaration order, calling `each`
+/// as every verdict is reached.
+pub fn run_tests(
+    project: &Project,
+    names: &[String],
+    prober: &dyn Prober,
+    each: &mut dyn FnMut(&Verdict),
+) -> Result<Vec<Verdict>, UnknownTest> {
+    for name in names {
+        if !project.tests.iter().any(|t| &t.name.value == name) {
+            return Err(UnknownTest {
+                name: name.clone(),
+                known: project
+                    .tests
+                    .iter()
+                    .map(|t| t.name.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let mut verdicts = Vec::new();
+    for test in project
+        .tests
+        .iter()
+        .filter(|t| names.is_empty() || names.contains(&t.name.value))
+    {
+        for assertion in &test.assertions {
+            let started = Instant::now();
+            let (passed, observed) = check(&assertion.value, prober);
+            let verdict = Verdict {
+                test: test.name.value.clone(),
+                assertion: describe(&assertion.value),
+                passed,
+                observed,
+                span: assertion.span,
+                elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+            };
+            each(&verdict);
+            verdicts.push(verdict);
+        }
+    }
+    Ok(verdicts)
+}
+
+/// The assertion in kiln.kdl's words.
+pub fn describe(assertion: &Assertion) -> String {
+    match assertion {
+        Assertion::Http {
+            from,
+            url,
+            status,
+            contains,
+        } => {
+            let mut text = format!("http from={} {} status={status}", from.value, url.value);
+            if let Some(c) = contains {
+                text.push_str(&format!(" contains={:?}", c.value));
+            }
+            text
+        }
+        Assertion::Dns { from, name, expect } => {
+            let mut text = format!("dns from={} {}", from.value, name.value);
+            match expect {
+                Some(list) if list.is_empty() => text.push_str(" expect=\"nxdomain\""),
+                Some(list) => {
+                    let list: Vec<_> = list.iter().map(|a| a.value.to_string()).collect();
+                    text.push_str(&format!(" expect={:?}", list.join(",")));
+                }
+                None => {}
+            }
+            text
+        }
+        Assertion::Ping {
+            from,
+            target,
+            count,
+            max_rtt,
+            expect,
+        } => {
+            let mut text = format!("ping from={} {} count={count}", from.value, target.value);
+            if let Some(max) = max_rtt {
+                text.push_str(&format!(" max-rtt={}", max.value));
+            }
+            if *expect == PingExpect::Unreachable {
+                text.push_str(" expect=\"unreachable\"");
+            }
+            text
+        }
+        Assertion::Tcp {
+            from,
+            address,
+            expect,
+            ..
+        } => format!(
+            "tcp from={} {} expect={:?}",
+            from.value,
+            address.value,
+            tcp_name(*expect)
+        ),
+        Assertion::Exec {
+            container,
+            command,
+            stdout,
+            exit,
+        } => {
+            let argv: Vec<_> = command.iter().map(|a| format!("{:?}", a.value)).collect();
+            let mut text = format!("exec {:?} {}", container.value, argv.join(" "));
+            if let Some(out) = stdout {
+                text.push_str(&format!(" stdout={:?}", out.value));
+            }
+            if *exit != 0 {
+                text.push_str(&format!(" exit={exit}"));
+            }
+            text
+        }
+    }
+}
+
+fn tcp_name(expect: TcpExpect) -> &'static str {
+    match expect {
+        TcpExpect::Open => "open",
+        TcpExpect::Refused => "refused",
+        TcpExpect::Timeout => "timeout",
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    const MAX: usize = 120;
+    let one_line = text.replace('\n', "\\n");
+    if one_line.chars().count() <= MAX {
+        return one_line;
+    }
+    let cut: String = one_line.chars().take(MAX).collect();
+    format!("{cut}…")
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Pass or fail, and what was seen.
+fn check(assertion: &Assertion, prober: &dyn Prober) -> (bool, String) {
+    match assertion {
+        Assertion::Http {
+            from,
+            url,
+            status,
+            contains,
+        } => match prober.http(&from.value, &url.value, HTTP_TIMEOUT) {
+            Err(err) => (false, err),
+            Ok(seen) => {
+                let status_ok = seen.status == *status;
+                let body_ok = contains
+                    .as_ref()
+                    .is_none_or(|c| seen.body.contains(&c.value));
+                let mut observed = format!("status {}", seen.status);
+                if !body_ok || !status_ok {
+                    observed.push_str(&format!(", body \"{}\"", excerpt(&seen.body)));
+                }
+                (status_ok && body_ok, observed)
+            }
+        },
+        Assertion::Dns { from, name, expect } => match prober.dns(&from.value, &name.value) {
+            Err(err) => (false, err),
+            Ok(mut seen) => {
+                seen.sort();
+                let shown = if seen.is_empty() {
+                    "NXDOMAIN".to_string()
+                } else {
+                    seen.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let passed = match expect {
+                    None => !seen.is_empty(),
+                    Some(expected) => {
+                        let mut expected: Vec<IpAddr> = expected.iter().map(|a| a.value).collect();
+                        expected.sort();
+                        expected == seen
+                    }
+                };
+                (passed, format!("resolved to {shown}"))
+            }
+        },
+        Assertion::Ping {
+            from,
+            target,
+            count,
+            max_rtt,
+            expect,
+        } => match prober.ping(&from.value, &target.value, *count) {
+            Err(err) => (
+                *expect == PingExpect::Unreachable && err.contains("unreachable"),
+                err,
+            ),
+            Ok(seen) => {
+                let received = seen.rtts.len() as u32;
+                let worst = seen.rtts.iter().max().copied();
+                let mut observed = format!(
+                    "{} replies of {} from {}",
+                    received, seen.sent, seen.address
+                );
+                if let Some(worst) = worst {
+                    observed.push_str(&format!(", max rtt {}", millis(worst)));
+                }
+                let passed = match expect {
+                    PingExpect::Unreachable => received == 0,
+                    PingExpect::Reachable => {
+                        received > 0
+                            && max_rtt
+                                .as_ref()
+                                .is_none_or(|max| worst.is_some_and(|w| w <= max.value.as_std()))
+                    }
+                };
+                (passed, observed)
+            }
+        },
+        Assertion::Tcp {
+            from,
+            address,
+            expect,
+            timeout,
+        } => match prober.tcp(&from.value, &address.value, timeout.as_std()) {
+            Err(err) => (false, err),
+            Ok(seen) => {
+                let name = match seen {
+                    TcpSeen::Open => "open",
+                    TcpSeen::Refused => "refused",
+                    TcpSeen::Timeout => "timeout",
+                };
+                (name == tcp_name(*expect), name.to_string())
+            }
+        },
+        Assertion::Exec {
+            container,
+            command,
+            stdout,
+            exit,
+        } => {
+            let argv: Vec<String> = command.iter().map(|a| a.value.clone()).collect();
+            match prober.exec(&container.value, &argv) {
+                Err(err) => (false, err),
+                Ok(seen) => {
+                    let code_ok = seen.code == *exit;
+                    let out_ok = stdout.as_ref().is_none_or(|s| s.value == seen.stdout);
+                    let mut observed = format!("exit {}", seen.code);
+                    if !out_ok || stdout.is_some() {
+                        observed.push_str(&format!(", stdout \"{}\"", excerpt(&seen.stdout)));
+                    }
+                    (code_ok && out_ok, observed)
+                }
+            }
+        }
+    }
+}
+
+/// A JUnit XML report (one testsuite per project, one testcase per assertion).
+pub fn junit(project: &str, verdicts: &[Verdict], location: impl Fn(&Verdict) -> String) -> String {
+    let failures = verdicts.iter().filter(|v| !v.passed).count();
+    let seconds: f64 = verdicts.iter().map(|v| v.elapsed_ms).sum::<f64>() / 1000.0;
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    xml.push_str(&format!(
+        "<testsuites tests=\"{}\" failures=\"{failures}\" time=\"{seconds:.3}\">\n",
+        verdicts.len()
+    ));
+    xml.push_str(&format!(
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" time=\"{seconds:.3}\">\n",
+        escape(project),
+        verdicts.len()
+    ));
+    for v in verdicts {
+        xml.push_str(&format!(
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+            escape(&v.test),
+            escape(&v.assertion),
+            v.elapsed_ms / 1000.0
+        ));
+        if v.passed {
+            xml.push_str("/>\n");
+        } else {
+            xml.push_str(&format!(
+                ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                escape(&v.observed),
+                escape(&location(v))
+            ));
+        }
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 cannot carry most control characters, even escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
