@@ -7,9 +7,11 @@
 mod args;
 mod build;
 mod check;
+mod commit;
 mod containers;
 mod images;
 mod output;
+mod stats;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -48,6 +50,8 @@ pub fn run(
         Command::Restart(args) => containers::restart(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),
+        Command::Stats(args) => stats::run(&cli, args),
+        Command::Commit(args) => commit::run(&cli, args),
         Command::Images(args) => images::list(&cli, args),
         Command::Export(args) => images::export(&cli, args),
         Command::Import(args) => images::import(&cli, args),
