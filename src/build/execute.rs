@@ -335,25 +335,13 @@ impl Run<'_> {
         step: &PlannedStep,
         entries: &Entries,
     ) -> Result<CacheEntry, BuildError> {
-        let options = WriteOptions {
-            compression: self.options.compression,
-            source_date_epoch: self.options.source_date_epoch,
-            skip_implicit_dirs: true,
-        };
-        let mut ingest = self.store.ingest()?;
-        let info = layer::write(entries, &options, &mut ingest)
-            .map_err(|e| self.layer_error(i, step, e))?;
-        let (digest, size) = ingest.commit()?;
-        debug_assert_eq!(digest, info.digest);
-        Ok(CacheEntry {
-            layer: Descriptor {
-                media_type: info.media_type().to_string(),
-                digest,
-                size,
-                annotations: Default::default(),
-            },
-            diff_id: info.diff_id,
-        })
+        store_layer(
+            self.store,
+            entries,
+            self.options.compression,
+            self.options.source_date_epoch,
+            |e| self.layer_error(i, step, e),
+        )
     }
 
     /// The layers below step `s` of image `i` (base first) and the config in effect there.
@@ -548,6 +536,7 @@ impl Run<'_> {
                     created_by: Some(step.text.clone()),
                     comment: Some("kiln".into()),
                     empty_layer,
+                    ..History::default()
                 });
             }
         }
@@ -573,6 +562,37 @@ impl Run<'_> {
         let _ = self.assembled[i].set(state);
         Ok(())
     }
+}
+
+/// Writes `entries` as a layer blob into the store, as every layer kiln makes is written
+/// (build steps and `kiln commit`): the reproducible tar writer, mtimes clamped to
+/// `source_date_epoch`, no entries for parent directories it added by itself. Returns the
+/// blob's descriptor with the tar's diff_id; `layer_error` gives writing errors context.
+pub fn store_layer<E: From<crate::store::StoreError>>(
+    store: &Store,
+    entries: &Entries,
+    compression: layer::Compression,
+    source_date_epoch: u64,
+    layer_error: impl FnOnce(layer::LayerError) -> E,
+) -> Result<CacheEntry, E> {
+    let options = WriteOptions {
+        compression,
+        source_date_epoch,
+        skip_implicit_dirs: true,
+    };
+    let mut ingest = store.ingest()?;
+    let info = layer::write(entries, &options, &mut ingest).map_err(layer_error)?;
+    let (digest, size) = ingest.commit()?;
+    debug_assert_eq!(digest, info.digest);
+    Ok(CacheEntry {
+        layer: Descriptor {
+            media_type: info.media_type().to_string(),
+            digest,
+            size,
+            annotations: Default::default(),
+        },
+        diff_id: info.diff_id,
+    })
 }
 
 /// Forwards a `run` step's output to the progress events.

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cleanup::{CleanReport, clean_state};
-pub use execute::build;
+pub use execute::{build, store_layer};
 pub use hashing::HostInputs;
 pub use layer_dirs::{chain_ids, flatten, unpack_stack};
 pub use record::{ExplainedStep, explain};

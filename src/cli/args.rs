@@ -141,6 +141,37 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Bundle(BundleArgs),
 
+    /// Show what running containers use: CPU, memory, pids, network and block I/O,
+    /// refreshed every second until Ctrl-C (as `docker stats` does).
+    ///
+    /// CPU % is the CPU time the container's cgroup used per wall time between two
+    /// readings (100% = one CPU). MEM leaves out the inactive file cache and is measured
+    /// against the container's limit, or the host's memory without one. NET I/O counts the
+    /// container's own interfaces (not lo); BLOCK I/O the bytes its cgroup read and wrote.
+    ///
+    /// Examples:
+    ///   kiln stats
+    ///   kiln stats --no-stream web db
+    ///   kiln stats --no-stream --format json | jq '.[] | {name, cpu_percent}'
+    #[command(verbatim_doc_comment)]
+    Stats(StatsArgs),
+
+    /// Make an image of a container's changes: the files it wrote and deleted become one
+    /// more layer on top of its image's layers, tagged IMAGE; prints the new manifest digest.
+    ///
+    /// The image's config is kept (with --change applied) and a history entry added. The
+    /// layer is written as build layers are (mtimes at SOURCE_DATE_EPOCH, default 0), so
+    /// committing an unchanged container again gives the same digest. A running container
+    /// is frozen while its files are read.
+    ///
+    /// Examples:
+    ///   kiln commit web web-debug
+    ///   kiln commit -m 'add curl' --author 'Ada <ada@example.com>' web web:v2
+    ///   kiln commit -c 'CMD ["sh"]' -c 'ENV MODE=debug' web web-debug
+    ///   kiln history web-debug
+    #[command(verbatim_doc_comment)]
+    Commit(CommitArgs),
+
     /// List the images in the store.
     ///
     /// Examples:
@@ -408,6 +439,45 @@ pub struct BundleArgs {
     pub image: String,
     /// The bundle directory (created; its rootfs must be empty).
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print one reading and exit (CPU % from two samples 300 ms apart).
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Output format: `table` for people, `json` for scripts (an array per reading).
+    #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
+    pub format: StatsFormat,
+    /// Containers, by name or (a prefix of their) id (default: every running one).
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// A message, kept in the new history entry.
+    #[arg(short = 'm', long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+    /// The image's author (`Name <email>`).
+    #[arg(short = 'a', long, value_name = "AUTHOR")]
+    pub author: Option<String>,
+    /// A Dockerfile instruction applied to the config: CMD, ENTRYPOINT, ENV, EXPOSE,
+    /// LABEL, USER, VOLUME, WORKDIR or STOPSIGNAL. Repeat for several.
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// Compression of the new layer: zstd (default), gzip for older clients, or none.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Zstd)]
+    pub compression: CompressionArg,
+    /// The container, by name or (a prefix of its) id.
+    pub container: String,
+    /// The name of the new image.
+    pub image: String,
 }
 
 #[derive(Debug, Args)]

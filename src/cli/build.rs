@@ -72,10 +72,10 @@ fn layer_settings(compression: Compression, epoch: u64) -> Vec<crate::plan::Reci
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment, 0 when unset.
-fn source_date_epoch() -> Result<u64, crate::Error> {
+pub(super) fn source_date_epoch() -> Result<u64, crate::Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Err(_) => Ok(0),
-        Ok(text) if text.is_empty() => Ok(0),
+        Ok(text) if text.trim().is_empty() => Ok(0),
         Ok(text) => text.trim().parse().map_err(|_| crate::Error::Failed {
             message: format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds"),
             help: Some("set it to a Unix time, e.g. `git log -1 --format=%ct`".into()),

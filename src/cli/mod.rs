@@ -7,10 +7,12 @@
 mod args;
 mod build;
 mod check;
+mod commit;
 mod containers;
 mod images;
 mod output;
 mod project;
+mod stats;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -51,6 +53,8 @@ pub fn run(
         Command::Down(args) => project::down(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),
+        Command::Stats(args) => stats::run(&cli, args),
+        Command::Commit(args) => commit::run(&cli, args),
         Command::Images(args) => images::list(&cli, args),
         Command::Export(args) => images::export(&cli, args),
         Command::Import(args) => images::import(&cli, args),

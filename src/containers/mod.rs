@@ -1,5 +1,6 @@
 //! Containers from images: `kiln run` (foreground and `-d`), the supervisor of detached
-//! containers, `kiln ps`, `logs`, `stop`, `kill`, `restart`, `rm` and `bundle`.
+//! containers, `kiln ps`, `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats` and
+//! `commit`.
 //!
 //! Owns the path from an image in the store to a running container: each layer unpacked
 //! once into a shared read-only directory, a per-container upper directory, the OCI runtime
@@ -7,11 +8,13 @@
 //! after it. The kernel work is `runtime`'s; this module must not mount or clone itself.
 
 mod bundle;
+mod commit;
 mod control;
 mod detach;
 mod logs;
 mod prepare;
 mod run;
+mod stats;
 mod supervisor;
 #[cfg(test)]
 mod tests;
@@ -19,6 +22,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use bundle::write_bundle;
+pub use commit::{Change, CommitRequest, Committed, apply_changes, commit, parse_change};
 pub use control::{
     kill_container, mark_stopped, parse_signal, restart, signal_container, stop, stop_signal,
     wait_supervisor,
@@ -27,6 +31,9 @@ pub use detach::{REPORT_FD, run_detached, spawn_supervisor};
 pub use logs::{now, parse_since, read_logs};
 pub use prepare::Launch;
 pub use run::{RunRequest, RunResult, cgroup_name, remove, run};
+pub use stats::{
+    ContainerStats, NetIo, Sampler, cpu_percent, parse_mem_total, parse_net_dev, snapshot,
+};
 pub use supervisor::{log_path, stop_marker, supervise};
 
 use crate::runtime::records::RecordError;
@@ -74,6 +81,18 @@ pub enum ContainerError {
     #[error("unknown signal `{signal}`")]
     #[diagnostic(help("use a name (TERM, SIGKILL) or a number (15)"))]
     BadSignal { signal: String },
+    #[error("cannot turn the changes of container {name} into a layer")]
+    Commit {
+        name: String,
+        #[source]
+        #[diagnostic_source]
+        source: crate::layer::LayerError,
+    },
+    #[error("bad --change `{change}`: {reason}")]
+    #[diagnostic(help(
+        "use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR or STOPSIGNAL, e.g. --change 'CMD [\"sh\"]'"
+    ))]
+    BadChange { change: String, reason: String },
     #[error("invalid --since `{since}`")]
     #[diagnostic(help("use a duration (10m, 1h30m) or an RFC 3339 time (2026-11-30T10:00:00Z)"))]
     BadSince { since: String },

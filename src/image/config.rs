@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// Who made the image (`kiln commit --author`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     pub architecture: String,
     pub os: String,
     #[serde(default)]
@@ -71,6 +74,8 @@ pub struct History {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub empty_layer: bool,
@@ -81,6 +86,7 @@ impl ImageConfig {
     pub fn empty() -> ImageConfig {
         ImageConfig {
             created: None,
+            author: None,
             architecture: oci_architecture().to_string(),
             os: "linux".to_string(),
             config: RuntimeConfig::default(),

@@ -15,12 +15,24 @@ use nix::unistd::Pid;
 
 use super::hierarchy::Inner;
 use super::limits::parse_limit;
-use super::stats::keyed_value;
+use super::stats::{keyed_value, parse_blkio_bytes, parse_io_stat};
 use super::{CgroupError, Limits, Stats, Version};
 
 /// How long [`Cgroup::remove`] waits for killed processes to leave, and
-/// [`Cgroup::kill_all`] for a freeze to take hold.
+/// [`Cgroup::kill_all`] and [`Cgroup::freeze`] for a freeze to take hold.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A parser of a block I/O file: bytes read and written.
+type ParseBytes = fn(&str) -> Option<(u64, u64)>;
+
+/// The v1 blkio tables of bytes per device, in the order they are tried.
+const V1_BLKIO_FILES: [&str; 5] = [
+    "blkio.throttle.io_service_bytes_recursive",
+    "blkio.throttle.io_service_bytes",
+    "blkio.bfq.io_service_bytes_recursive",
+    "blkio.io_service_bytes_recursive",
+    "blkio.io_service_bytes",
+];
 
 /// An existing cgroup. Dropping it changes nothing: call [`remove`](Cgroup::remove).
 #[derive(Clone)]
@@ -81,12 +93,77 @@ impl Cgroup {
             stats.memory_usage = self.read_number(&dir.join(usage))?;
             stats.memory_limit = self.read_limit(&dir.join(limit))?;
             stats.oom_kills = self.oom_kills(&dir)?;
+            let inactive = if v2 {
+                "inactive_file"
+            } else {
+                "total_inactive_file"
+            };
+            if let Some(text) = inner.ops.read_if_exists(&dir.join("memory.stat"))? {
+                stats.memory_inactive_file = keyed_value(&text, inactive).unwrap_or(0);
+            }
         }
         if let Some(dir) = self.controller_dir("pids") {
             stats.pids_current = self.read_number(&dir.join("pids.current"))?;
             stats.pids_limit = self.read_limit(&dir.join("pids.max"))?;
         }
+        if let Some(dir) = self.controller_dir(if v2 { "io" } else { "blkio" }) {
+            (stats.block_read, stats.block_write) = self.block_io(&dir, v2)?;
+        }
         Ok(stats)
+    }
+
+    /// Bytes read and written on block devices: v2 `io.stat`; v1 the first blkio table
+    /// that counted anything — the throttle tables see every bio whatever the I/O
+    /// scheduler, the `bfq`/CFQ ones only that scheduler's (runc reads the same files).
+    fn block_io(&self, dir: &Path, v2: bool) -> Result<(u64, u64), CgroupError> {
+        let (files, parse): (&[&str], ParseBytes) = if v2 {
+            (&["io.stat"], parse_io_stat)
+        } else {
+            (&V1_BLKIO_FILES, parse_blkio_bytes)
+        };
+        for file in files {
+            let path = dir.join(file);
+            let Some(text) = self.inner.ops.read_if_exists(&path)? else {
+                continue;
+            };
+            let counted = parse(&text).ok_or_else(|| parse_error(path, &text))?;
+            if counted != (0, 0) {
+                return Ok(counted);
+            }
+        }
+        Ok((0, 0))
+    }
+
+    /// Stops every process in the cgroup and below (v2 `cgroup.freeze`, v1 freezer) and
+    /// waits up to two seconds for the freeze to take hold. `Ok(false)` when there is no
+    /// freezer here: nothing was stopped. Pair it with [`thaw`](Cgroup::thaw).
+    pub fn freeze(&self) -> Result<bool, CgroupError> {
+        let Some((path, frozen, _)) = self.freezer_file() else {
+            return Ok(false);
+        };
+        self.inner.ops.write(&path, frozen)?;
+        self.wait_frozen(&path)?;
+        Ok(true)
+    }
+
+    /// Lets the processes stopped by [`freeze`](Cgroup::freeze) run again. Without a
+    /// freezer it does nothing.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        match self.freezer_file() {
+            Some((path, _, thawed)) => self.inner.ops.write(&path, thawed),
+            None => Ok(()),
+        }
+    }
+
+    /// The freezer's state file with its frozen and thawed values, if it exists.
+    fn freezer_file(&self) -> Option<(PathBuf, &'static str, &'static str)> {
+        let file = match &self.inner.version {
+            Version::V2 { root } => Some((root.join(&self.name).join("cgroup.freeze"), "1", "0")),
+            Version::V1 { .. } => self
+                .controller_dir("freezer")
+                .map(|dir| (dir.join("freezer.state"), "FROZEN", "THAWED")),
+        };
+        file.filter(|(path, _, _)| self.inner.ops.exists(path))
     }
 
     /// Whether the kernel has killed a process of this cgroup for lack of memory. On v1
@@ -138,21 +215,13 @@ impl Cgroup {
     /// the processes to be gone.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
         let ops = &self.inner.ops;
-        let freeze_file = match &self.inner.version {
-            Version::V2 { root } => {
-                let dir = root.join(&self.name);
-                let kill_file = dir.join("cgroup.kill");
-                if ops.exists(&kill_file) {
-                    return ops.write(&kill_file, "1");
-                }
-                Some((dir.join("cgroup.freeze"), "1", "0"))
+        if let Version::V2 { root } = &self.inner.version {
+            let kill_file = root.join(&self.name).join("cgroup.kill");
+            if ops.exists(&kill_file) {
+                return ops.write(&kill_file, "1");
             }
-            Version::V1 { .. } => self
-                .controller_dir("freezer")
-                .map(|dir| (dir.join("freezer.state"), "FROZEN", "THAWED")),
-        };
-        let freeze_file = freeze_file.filter(|(path, _, _)| ops.exists(path));
-        match freeze_file {
+        }
+        match self.freezer_file() {
             Some((path, frozen, thawed)) => {
                 ops.write(&path, frozen)?;
                 self.wait_frozen(&path)?;

@@ -12,7 +12,7 @@ use super::limits::{LimitWrite, v1_writes, v2_writes};
 use super::mountinfo::{parse_mountinfo, parse_proc_cgroup};
 use super::{
     Cgroup, CgroupError, CgroupEvent, CgroupFs, Limits, RealFs, V1_CONTROLLERS, V2_CONTROLLERS,
-    Version,
+    V2_OPTIONAL_CONTROLLERS, Version,
 };
 
 /// Sees every change before it is made (`kiln run --trace`).
@@ -26,8 +26,9 @@ pub struct Hierarchy {
 
 pub(crate) struct Inner {
     pub(crate) version: Version,
-    /// The controllers kiln can use: v2, those of [`V2_CONTROLLERS`] the root's
-    /// `cgroup.controllers` lists; v1, those of [`V1_CONTROLLERS`] that are mounted.
+    /// The controllers kiln can use: v2, those of [`V2_CONTROLLERS`] and
+    /// [`V2_OPTIONAL_CONTROLLERS`] the root's `cgroup.controllers` lists; v1, those of
+    /// [`V1_CONTROLLERS`] that are mounted.
     pub(crate) controllers: BTreeSet<String>,
     /// Where kiln itself runs, from `/proc/self/cgroup` (controller → path; v2: `""`).
     own: BTreeMap<String, String>,
@@ -372,11 +373,16 @@ impl Hierarchy {
             .into_iter()
             .filter(|c| inner.has(c))
             .collect();
+        let optional: Vec<&str> = V2_OPTIONAL_CONTROLLERS
+            .into_iter()
+            .filter(|c| inner.has(c))
+            .collect();
         let v2 = matches!(inner.version, Version::V2 { .. });
         for mut dir in inner.bases() {
             for parent in parents {
                 if v2 {
                     enable_controllers(&inner.ops, &dir, &enable)?;
+                    let _ = enable_controllers(&inner.ops, &dir, &optional);
                 }
                 dir.push(parent);
                 if !inner.ops.exists(&dir) && inner.ops.mkdir(&dir)? {
@@ -385,6 +391,7 @@ impl Hierarchy {
             }
             if v2 {
                 enable_controllers(&inner.ops, &dir, &enable)?;
+                let _ = enable_controllers(&inner.ops, &dir, &optional);
             }
             dir.push(leaf);
             if !inner.ops.mkdir(&dir)? {
@@ -450,14 +457,15 @@ impl fmt::Debug for Hierarchy {
     }
 }
 
-/// The controllers of [`V2_CONTROLLERS`] listed in `root/cgroup.controllers`.
+/// The controllers of [`V2_CONTROLLERS`] and [`V2_OPTIONAL_CONTROLLERS`] listed in
+/// `root/cgroup.controllers`.
 fn v2_available(fs: &dyn CgroupFs, root: &Path) -> BTreeSet<String> {
     let listed = fs
         .read(&root.join("cgroup.controllers"))
         .unwrap_or_default();
     listed
         .split_whitespace()
-        .filter(|c| V2_CONTROLLERS.contains(c))
+        .filter(|c| V2_CONTROLLERS.contains(c) || V2_OPTIONAL_CONTROLLERS.contains(c))
         .map(str::to_owned)
         .collect()
 }

@@ -23,8 +23,10 @@
 //!   [`Hierarchy::remove_if_empty`] removes a shared parent once nothing uses it.
 //! - [`Cgroup`]: [`attach`](Cgroup::attach), [`stats`](Cgroup::stats),
 //!   [`oom_killed`](Cgroup::oom_killed), [`pids`](Cgroup::pids),
-//!   [`kill_all`](Cgroup::kill_all), [`remove`](Cgroup::remove) (idempotent; descendants
-//!   first), [`update`](Cgroup::update) (changes only the limits that are `Some`).
+//!   [`kill_all`](Cgroup::kill_all), [`freeze`](Cgroup::freeze) and [`thaw`](Cgroup::thaw)
+//!   (`kiln commit` of a running container), [`remove`](Cgroup::remove) (idempotent;
+//!   descendants first), [`update`](Cgroup::update) (changes only the limits that are
+//!   `Some`).
 //! - Every read and write goes through [`CgroupFs`] ([`RealFs`] for the kernel); every
 //!   change is first reported to the observer given to [`Hierarchy::with_observer`] as a
 //!   [`CgroupEvent`] (`kiln run --trace` prints them).
@@ -39,7 +41,10 @@
 //! | cpu usage     | `cpu.stat` `usage_usec`              | `cpuacct.usage`                             |
 //! | memory usage  | `memory.current`                     | `memory.usage_in_bytes`                     |
 //! | OOM kills     | `memory.events` `oom_kill`           | `memory.oom_control` `oom_kill` (≥ 4.13), else `failcnt` |
+//! | file cache    | `memory.stat` `inactive_file`        | `memory.stat` `total_inactive_file`         |
+//! | block I/O     | `io.stat` `rbytes`, `wbytes`         | `blkio.throttle.io_service_bytes` (or the `bfq`/CFQ table) `Read`, `Write` |
 //! | kill all      | `cgroup.kill`, else `cgroup.freeze`  | `freezer.state` FROZEN, SIGKILL each, THAWED |
+//! | freeze, thaw  | `cgroup.freeze` 1, 0                 | `freezer.state` FROZEN, THAWED              |
 //!
 //! The swap files are written only when they exist (swap accounting on): with them a memory
 //! limit really limits instead of pushing the excess to swap.
@@ -55,8 +60,8 @@
 //! existing memory charge when it is attached, which is one more reason to attach before
 //! the child execs.
 //!
-//! Not handled here: device access rules (v1 `devices` controller, v2 eBPF), cpusets, block
-//! I/O and network statistics, systemd-delegated scopes.
+//! Not handled here: device access rules on v2 (eBPF), cpusets, block I/O limits, network
+//! statistics (they belong to network namespaces, not cgroups), systemd-delegated scopes.
 
 mod error;
 mod fs;
@@ -86,8 +91,11 @@ pub enum Version {
     V2 { root: PathBuf },
 }
 
-/// The v1 controllers kiln makes a directory in (when mounted).
-pub const V1_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
+/// The v1 controllers kiln makes a directory in (when mounted). `blkio` only counts block
+/// I/O for `kiln stats`; kiln sets no block I/O limits.
+pub const V1_CONTROLLERS: [&str; 7] = [
+    "memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio",
+];
 
 /// Docker's default device rules, in the v1 `devices.allow` syntax, applied after
 /// `devices.deny a`: any device node may be made (`m`), but only these may be opened — so
@@ -109,6 +117,11 @@ pub const V1_DEVICE_RULES: [&str; 11] = [
 
 /// The v2 controllers kiln enables for its cgroups (when available).
 pub const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+
+/// The v2 controllers kiln enables when available, in a write of their own whose failure is
+/// ignored: they only feed statistics (`io` counts block I/O for `kiln stats`), so their
+/// absence must never keep a container from starting, nor weigh in detection.
+pub const V2_OPTIONAL_CONTROLLERS: [&str; 1] = ["io"];
 
 #[cfg(test)]
 mod tests;

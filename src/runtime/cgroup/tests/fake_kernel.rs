@@ -206,6 +206,7 @@ impl CgroupFs for FakeKernel {
         if enabled.contains("memory") {
             files.push(("memory.max", "max".into()));
             files.push(("memory.current", "0".into()));
+            files.push(("memory.stat", "anon 0\nfile 0\ninactive_file 0\n".into()));
             files.push((
                 "memory.events",
                 "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n".into(),
@@ -216,6 +217,9 @@ impl CgroupFs for FakeKernel {
         }
         if enabled.contains("cpu") {
             files.push(("cpu.max", "max 100000".into()));
+        }
+        if enabled.contains("io") {
+            files.push(("io.stat", String::new()));
         }
         if enabled.contains("pids") {
             files.push(("pids.max", "max".into()));

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::runtime::cgroup::limits::{LimitWrite, parse_limit, v1_writes};
-use crate::runtime::cgroup::stats::keyed_value;
+use crate::runtime::cgroup::stats::{keyed_value, parse_blkio_bytes, parse_io_stat};
 use crate::runtime::cgroup::{
     CgroupError, Hierarchy, Limits, Version, parse_mountinfo, parse_proc_cgroup,
 };
@@ -141,7 +141,7 @@ fn detection_prefers_v2_with_the_controllers_kiln_needs() {
         }
     );
     let controllers: Vec<&str> = hierarchy.controllers().iter().map(String::as_str).collect();
-    assert_eq!(controllers, ["cpu", "memory", "pids"]);
+    assert_eq!(controllers, ["cpu", "io", "memory", "pids"]);
     assert_eq!(hierarchy.own_cgroup("memory"), Some("/session"));
     assert_eq!(hierarchy.own_cgroup(""), Some("/"));
 }
@@ -253,4 +253,44 @@ fn v1_keeps_the_memory_limit_below_the_memsw_limit_at_every_step() {
             ("cpu.cfs_quota_us", "150000")
         ]
     );
+}
+
+#[test]
+fn io_stat_sums_read_and_written_bytes_over_devices() {
+    let text = "\
+8:16 rbytes=1048576 wbytes=4096 rios=16 wios=1 dbytes=0 dios=0
+254:0 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0
+";
+    assert_eq!(parse_io_stat(text), Some((1_049_088, 4096)));
+    // A device line may lack keys (a kernel that shows only some), and a file may be empty.
+    assert_eq!(parse_io_stat("8:0 rios=3\n"), Some((0, 0)));
+    assert_eq!(parse_io_stat(""), Some((0, 0)));
+    assert_eq!(parse_io_stat("8:0 rbytes=lots\n"), None);
+    assert_eq!(parse_io_stat("rbytes=1\n"), None);
+    assert_eq!(parse_io_stat("8:0 rbytes\n"), None);
+}
+
+#[test]
+fn blkio_tables_count_read_and_write_once_per_device() {
+    let text = "\
+8:0 Read 4096
+8:0 Write 12288
+8:0 Sync 12288
+8:0 Async 4096
+8:0 Discard 0
+8:0 Total 16384
+259:0 Read 100
+259:0 Write 0
+259:0 Sync 0
+259:0 Async 100
+259:0 Discard 0
+259:0 Total 100
+Total 16484
+";
+    assert_eq!(parse_blkio_bytes(text), Some((4196, 12288)));
+    assert_eq!(parse_blkio_bytes("Total 0\n"), Some((0, 0)));
+    assert_eq!(parse_blkio_bytes(""), Some((0, 0)));
+    assert_eq!(parse_blkio_bytes("8:0 Read many\n"), None);
+    assert_eq!(parse_blkio_bytes("Read 1\nWrite 2\n"), None);
+    assert_eq!(parse_blkio_bytes("Total\n"), None);
 }

@@ -372,7 +372,9 @@ fn detection_finds_this_machines_v1_controllers() {
         .collect();
     assert_eq!(
         controllers,
-        ["cpu", "cpuacct", "devices", "freezer", "memory", "pids"]
+        [
+            "blkio", "cpu", "cpuacct", "devices", "freezer", "memory", "pids"
+        ]
     );
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let memory_line = own.lines().find(|line| line.contains(":memory:")).unwrap();

@@ -30,10 +30,13 @@ fn create_enables_controllers_in_every_parent_and_writes_each_limit() {
         fake.take_log(),
         [
             "write cgroup.subtree_control = +memory +cpu +pids",
+            "write cgroup.subtree_control = +io",
             "mkdir kiln",
             "write kiln/cgroup.subtree_control = +memory +cpu +pids",
+            "write kiln/cgroup.subtree_control = +io",
             "mkdir kiln/abc",
             "write kiln/abc/cgroup.subtree_control = +memory +cpu +pids",
+            "write kiln/abc/cgroup.subtree_control = +io",
             "mkdir kiln/abc/c1",
             "write kiln/abc/c1/memory.max = 67108864",
             "write kiln/abc/c1/memory.swap.max = 0",
@@ -44,12 +47,12 @@ fn create_enables_controllers_in_every_parent_and_writes_each_limit() {
     for dir in ["", "kiln/", "kiln/abc/"] {
         assert_eq!(
             fake.file(&format!("{dir}cgroup.subtree_control")),
-            "cpu memory pids"
+            "cpu io memory pids"
         );
     }
     assert_eq!(
         fake.file("kiln/abc/c1/cgroup.controllers"),
-        "cpu memory pids"
+        "cpu io memory pids"
     );
     assert_eq!(fake.file("kiln/abc/c1/memory.max"), "67108864");
     assert_eq!(fake.file("kiln/abc/c1/memory.swap.max"), "0");
@@ -161,17 +164,36 @@ fn stats_parse_the_kernel_files_and_max_means_no_limit() {
         "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n",
     );
     fake.set("c/pids.current", "3\n");
+    fake.set(
+        "c/memory.stat",
+        "anon 1000000\nfile 234567\nactive_file 34567\ninactive_file 200000\n",
+    );
+    fake.set(
+        "c/io.stat",
+        "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n\
+         253:1 rbytes=1000 wbytes=24 rios=3 wios=1 dbytes=0 dios=0\n",
+    );
     assert_eq!(
         cgroup.stats().unwrap(),
         Stats {
             cpu_usage_ns: 1_500_000,
             memory_usage: 1_234_567,
+            memory_inactive_file: 200_000,
             memory_limit: None,
             pids_current: 3,
             pids_limit: Some(64),
             oom_kills: 2,
+            block_read: 5096,
+            block_write: 8216,
         }
     );
+    fake.set("c/io.stat", "8:0 rbytes=many\n");
+    let err = cgroup.stats().unwrap_err();
+    assert!(
+        matches!(&err, CgroupError::Parse { path, .. } if path.ends_with("c/io.stat")),
+        "{err:?}"
+    );
+    fake.set("c/io.stat", "");
     fake.set("c/memory.current", "lots\n");
     let err = cgroup.stats().unwrap_err();
     assert!(
@@ -480,7 +502,7 @@ fn kill_all_without_cgroup_kill_freezes_kills_each_member_and_thaws() {
 
 #[test]
 fn the_observer_sees_every_change_before_it_happens() {
-    let fake = FakeKernel::new(ALL, "cpu memory pids");
+    let fake = FakeKernel::new(ALL, "cpu io memory pids");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let hierarchy = fake
@@ -542,4 +564,45 @@ fn reading_a_removed_cgroup_says_it_is_gone() {
     );
     // Killing what no longer exists is not an error (`kiln rm -f` twice).
     cgroup.kill_all().unwrap();
+}
+
+#[test]
+fn io_is_enabled_when_the_kernel_offers_it_and_its_failure_is_not_fatal() {
+    // Where io is not offered, nothing asks for it.
+    let fake = FakeKernel::new("cpu memory pids", "");
+    fake.hierarchy().create("c", &Limits::default()).unwrap();
+    assert_eq!(
+        fake.take_log(),
+        [
+            "write cgroup.subtree_control = +memory +cpu +pids",
+            "mkdir c"
+        ]
+    );
+    // Where enabling it fails, the container's cgroup is made all the same, and its block
+    // I/O reads as zero.
+    let fake = FakeKernel::new(ALL, "cpu memory pids");
+    fake.fail_next_write("cgroup.subtree_control", libc::EINVAL);
+    let cgroup = fake.hierarchy().create("c", &Limits::default()).unwrap();
+    assert_eq!(
+        fake.take_log(),
+        ["write cgroup.subtree_control = +io", "mkdir c"]
+    );
+    assert_eq!(fake.file("c/cgroup.controllers"), "cpu memory pids");
+    let stats = cgroup.stats().unwrap();
+    assert_eq!((stats.block_read, stats.block_write), (0, 0));
+}
+
+#[test]
+fn freeze_and_thaw_write_cgroup_freeze_and_wait_for_the_kernel() {
+    let fake = FakeKernel::new(ALL, "");
+    let cgroup = fake.hierarchy().create("c", &Limits::default()).unwrap();
+    fake.take_log();
+    assert!(cgroup.freeze().unwrap());
+    assert_eq!(fake.file("c/cgroup.events"), "populated 1\nfrozen 1");
+    cgroup.thaw().unwrap();
+    assert_eq!(
+        fake.take_log(),
+        ["write c/cgroup.freeze = 1", "write c/cgroup.freeze = 0"]
+    );
+    assert_eq!(fake.file("c/cgroup.events"), "populated 1\nfrozen 0");
 }
