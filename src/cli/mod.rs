@@ -8,6 +8,7 @@ mod args;
 mod build;
 mod check;
 mod containers;
+mod graph;
 mod images;
 mod output;
 mod verify;
@@ -37,6 +38,7 @@ pub fn run(
     };
     let result = match &cli.command {
         Command::Check(args) => check::run(&cli, args),
+        Command::Graph(args) => graph::run(&cli, args),
         Command::Build(args) => build::run(&cli, args),
         Command::Explain(args) => build::explain(&cli, args),
         Command::Run(args) => containers::run(&cli, args),
