@@ -2,7 +2,8 @@
 //!
 //! Owns dot syntax and quoting only: every id and label is written as a quoted string with
 //! `"` and `\` escaped (dot gives `\n`, `\l`, `\N`… meaning, so a backslash in a name must
-//! not reach it raw) and control characters replaced, so any name gives valid dot.
+//! not reach it raw), `&` written as `&amp;` (Graphviz decodes entities) and control
+//! characters replaced, so any name gives valid dot that shows the name as written.
 
 use std::fmt::Write;
 
@@ -114,6 +115,8 @@ fn escape(text: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
+            // Graphviz decodes HTML entities in every string: `&amp;` would show as `&`.
+            '&' => out.push_str("&amp;"),
             // A raw line break would only bend the layout, but NUL and friends reach C
             // string handling in Graphviz: show every control character as U+FFFD.
             c if c.is_control() => out.push('\u{FFFD}'),

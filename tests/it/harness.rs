@@ -45,7 +45,7 @@ pub struct Kiln {
 }
 
 /// The subcommands that take `-f FILE`.
-const PROJECT_COMMANDS: [&str; 3] = ["check", "build", "explain"];
+const PROJECT_COMMANDS: [&str; 4] = ["check", "build", "explain", "graph"];
 
 impl Kiln {
     pub fn new() -> Kiln {

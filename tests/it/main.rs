@@ -12,5 +12,6 @@ mod check;
 mod detach;
 mod diagnostics;
 mod fuzz;
+mod graph;
 mod harness;
 mod run;
