@@ -396,3 +396,35 @@ fn hostile_graph() -> Graph {
         }],
     }
 }
+
+/// The first fenced block of `language` in `markdown`, without its fences.
+fn fenced<'a>(markdown: &'a str, language: &str) -> &'a str {
+    let open = format!("```{language}\n");
+    let start = markdown
+        .find(&open)
+        .unwrap_or_else(|| panic!("a ```{language} block"))
+        + open.len();
+    let len = markdown[start..].find("```\n").expect("the block ends");
+    &markdown[start..start + len]
+}
+
+#[test]
+fn the_book_shows_what_kiln_graph_writes() {
+    let page =
+        std::fs::read_to_string(repo().join("book/src/language/graph.md")).expect("the graph page");
+    let project = Project::new(fenced(&page, "kdl"));
+    let root = tempfile::tempdir().expect("a state root");
+    for (format, language) in [("dot", "dot"), ("mermaid", "mermaid")] {
+        let written = project
+            .kiln(root.path())
+            .args(["graph", "--format", format])
+            .run()
+            .success()
+            .stdout();
+        assert_eq!(
+            fenced(&page, language),
+            written,
+            "book/src/language/graph.md shows the {format} output as kiln writes it"
+        );
+    }
+}
