@@ -9,6 +9,7 @@ pub mod build;
 pub mod cli;
 pub mod containers;
 pub mod error;
+pub mod graph;
 pub mod image;
 pub mod layer;
 pub mod plan;

@@ -37,6 +37,20 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Check(CheckArgs),
 
+    /// Draw the project's topology: containers and jobs, networks, links with their
+    /// impairments, published ports, dependencies and hosts.
+    ///
+    /// Writes Graphviz dot (default), a Mermaid flowchart or JSON on standard output or to
+    /// -o FILE. The same project always gives the same bytes. An invalid project prints its
+    /// diagnostics, as `kiln check` does, and exits with 1.
+    ///
+    /// Examples:
+    ///   kiln graph | dot -Tsvg -o topology.svg
+    ///   kiln graph -f examples/design/kiln.kdl --format mermaid -o topology.mmd
+    ///   kiln graph --format json | jq '.edges[] | select(.kind == "link")'
+    #[command(verbatim_doc_comment)]
+    Graph(GraphArgs),
+
     /// Build the project's images (all, or those named, with what they need) into the store.
     ///
     /// Steps run in parallel where they can; each is looked up in the build cache by a key
@@ -620,6 +634,28 @@ pub struct CheckArgs {
     /// Do not check that `copy` sources and volume paths exist on disk.
     #[arg(long)]
     pub no_path_checks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
+
+    /// Output format: `dot` for Graphviz, `mermaid` for a Mermaid flowchart, `json` for
+    /// scripts (nodes, edges and clusters).
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+
+    /// Write to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ mod build;
 mod check;
 mod commit;
 mod containers;
+mod graph;
 mod images;
 mod output;
 mod project;
@@ -40,6 +41,7 @@ pub fn run(
     };
     let result = match &cli.command {
         Command::Check(args) => check::run(&cli, args),
+        Command::Graph(args) => graph::run(&cli, args),
         Command::Build(args) => build::run(&cli, args),
         Command::Explain(args) => build::explain(&cli, args),
         Command::Run(args) => containers::run(&cli, args),

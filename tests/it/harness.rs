@@ -45,7 +45,7 @@ pub struct Kiln {
 }
 
 /// The subcommands that take `-f FILE`.
-const PROJECT_COMMANDS: [&str; 5] = ["check", "build", "explain", "up", "down"];
+const PROJECT_COMMANDS: [&str; 6] = ["check", "build", "explain", "graph", "up", "down"];
 
 impl Kiln {
     pub fn new() -> Kiln {

@@ -13,6 +13,7 @@ mod commit;
 mod detach;
 mod diagnostics;
 mod fuzz;
+mod graph;
 mod harness;
 mod project;
 mod run;
