@@ -5,3 +5,4 @@
 //! touches the machine's own network configuration.
 
 pub mod ipam;
+pub mod records;
