@@ -4,5 +4,9 @@
 //! Everything here happens in kiln's own network namespace or the containers'; nothing
 //! touches the machine's own network configuration.
 
+pub mod dns;
 pub mod ipam;
 pub mod records;
+#[cfg(test)]
+mod tests_netns;
+mod threads;
