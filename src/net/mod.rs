@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod ipam;
+pub mod proxy;
 pub mod records;
 #[cfg(test)]
 mod tests_netns;
