@@ -5,6 +5,7 @@
 //! `message` parses and builds packets, `table` holds a network's names, `server` runs a
 //! socket on a thread. Creating the namespace, the address and resolv.conf is the caller's.
 
+pub mod files;
 pub mod message;
 pub mod server;
 pub mod table;

@@ -347,3 +347,25 @@ fn the_server_answers_inside_a_network_namespace() {
     server.shutdown();
     netns.close_and_check();
 }
+
+#[test]
+fn resolver_files() {
+    let gateways: Vec<IpAddr> = vec!["10.89.0.1".parse().unwrap(), "10.89.1.1".parse().unwrap()];
+    assert_eq!(
+        files::resolv_conf(&gateways, Some("hello-web")),
+        "# written by kiln: the DNS servers of this container's networks\n\
+         nameserver 10.89.0.1\nnameserver 10.89.1.1\nsearch hello-web\n"
+    );
+    let hosts = files::hosts_file(&[
+        (
+            "10.89.0.10".parse().unwrap(),
+            vec!["web".into(), "web.hello-web".into()],
+        ),
+        ("10.89.1.10".parse().unwrap(), vec![]),
+    ]);
+    assert_eq!(
+        hosts,
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         10.89.0.10\tweb web.hello-web\n"
+    );
+}
