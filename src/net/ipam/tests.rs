@@ -345,3 +345,25 @@ proptest! {
         prop_assert_eq!(allocate(subnet, gw, &taken, &BTreeSet::new(), &key), Ok(own));
     }
 }
+
+/// The addresses book/src/inside/dns-ports.md shows for its example; keep them in step.
+#[test]
+fn the_books_example_plan() {
+    let networks = two_networks();
+    let attachments = [
+        attachment("hello-web/web/front", "front", Some("10.89.0.10")),
+        attachment("hello-web/web/back", "back", None),
+        attachment("hello-web/client-1/front", "front", None),
+        attachment("hello-web/client-2/front", "front", None),
+    ];
+    let plan = plan_addresses(&networks, &attachments).unwrap();
+    let shown = [
+        ("hello-web/client-1/front", "10.89.0.139"),
+        ("hello-web/client-2/front", "10.89.0.11"),
+        ("hello-web/web/back", "10.89.1.36"),
+        ("hello-web/web/front", "10.89.0.10"),
+    ];
+    let expected: BTreeMap<String, IpAddr> =
+        shown.iter().map(|(k, a)| (k.to_string(), ip(a))).collect();
+    assert_eq!(plan, expected);
+}
