@@ -12,6 +12,7 @@ pub mod error;
 pub mod graph;
 pub mod image;
 pub mod layer;
+pub mod net;
 pub mod plan;
 pub mod project;
 pub mod runtime;

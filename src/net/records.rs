@@ -1,0 +1,398 @@
+//! Network records: what kiln knows about each network of a state root, one JSON file per
+//! network under `$ROOT/net/networks/<name>.json`, and the lock `$ROOT/net/lock` that
+//! serialises every change (creating, removing, attaching, detaching).
+//!
+//! It owns the records and the addresses handed out (through [`super::ipam`]), and refuses
+//! overlapping subnets. It does not create bridges or veths: the kernel side reads these
+//! records and makes the kernel match them.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use super::ipam::{self, IpamError};
+
+#[cfg(test)]
+mod tests;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum NetRecordError {
+    #[error("network state I/O failed at {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not a valid network record", path.display())]
+    Malformed {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no network named `{name}`")]
+    #[diagnostic(help("`kiln network ls` lists the networks"))]
+    NotFound { name: String },
+    #[error("a network named `{name}` already exists")]
+    #[diagnostic(help("remove it with `kiln network rm {name}`, or choose another name"))]
+    Exists { name: String },
+    #[error("invalid network name `{name}`")]
+    #[diagnostic(help(
+        "use letters, digits, `_`, `.` and `-`, starting with a letter or digit (at most 64)"
+    ))]
+    InvalidName { name: String },
+    #[error("subnet {subnet} of network `{name}` overlaps {other_subnet} of network `{other}`")]
+    #[diagnostic(help(
+        "choose a subnet that does not overlap; `kiln network ls` shows the subnets in use"
+    ))]
+    Overlap {
+        name: String,
+        subnet: IpNetwork,
+        other: String,
+        other_subnet: IpNetwork,
+    },
+    #[error("network `{name}` is in use by {members}")]
+    #[diagnostic(help("stop or remove those containers first"))]
+    InUse { name: String, members: String },
+    #[error("{address} on network `{network}` is already used by `{holder}`")]
+    #[diagnostic(help("choose another address, or leave ip= out to get one"))]
+    AddressInUse {
+        address: IpAddr,
+        network: String,
+        holder: String,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Ipam(#[from] IpamError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NetRecordError + '_ {
+    move |source| NetRecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One network as kiln created it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub name: String,
+    pub subnet: IpNetwork,
+    /// The bridge's address, and the containers' default route unless `internal`.
+    pub gateway: IpAddr,
+    /// No route out of kiln's topology.
+    pub internal: bool,
+    /// The bridge device in kiln's network namespace.
+    pub bridge: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// The project that declared it; `None` for `kiln network create`.
+    pub project: Option<String>,
+    /// Sorted by container name.
+    pub members: Vec<Member>,
+}
+
+/// A container's attachment to a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub container_id: String,
+    pub container_name: String,
+    /// More names DNS answers with this member's address (e.g. `web` for `web-1`).
+    pub aliases: Vec<String>,
+    /// The interface inside the container (`eth0`, `eth1`…).
+    pub interface: String,
+    pub address: IpAddr,
+    pub mac: Option<String>,
+}
+
+/// What [`NetworkRecords::add_member`] needs to attach a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberRequest {
+    pub container_id: String,
+    pub container_name: String,
+    pub aliases: Vec<String>,
+    pub interface: String,
+    /// The address asked for with `ip=`; allocated when `None`.
+    pub address: Option<IpAddr>,
+    /// Addresses other containers of the project ask for with `ip=`, which an allocated
+    /// address must not take even before those containers start.
+    pub reserved: BTreeSet<IpAddr>,
+    pub mac: Option<String>,
+}
+
+impl NetworkRecord {
+    /// A network with no members, its gateway the subnet's first host address, created now.
+    pub fn new(
+        name: &str,
+        subnet: IpNetwork,
+        internal: bool,
+        bridge: String,
+        project: Option<String>,
+    ) -> Result<NetworkRecord, NetRecordError> {
+        validate_name(name)?;
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(NetworkRecord {
+            name: name.to_string(),
+            subnet,
+            gateway: ipam::gateway(subnet)?,
+            internal,
+            bridge,
+            created: crate::image::rfc3339_utc(secs),
+            project,
+            members: Vec::new(),
+        })
+    }
+
+    /// The key that places `container_name` on this network: `project/container/network`.
+    pub fn ipam_key(&self, container_name: &str) -> String {
+        format!(
+            "{}/{container_name}/{}",
+            self.project.as_deref().unwrap_or(""),
+            self.name
+        )
+    }
+
+    pub fn member(&self, container_id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.container_id == container_id)
+    }
+}
+
+/// Network names become file and device-related names: keep them plain.
+pub fn validate_name(name: &str) -> Result<(), NetRecordError> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= 64;
+    if ok {
+        Ok(())
+    } else {
+        Err(NetRecordError::InvalidName {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// The network records of one state root.
+#[derive(Debug, Clone)]
+pub struct NetworkRecords {
+    /// `$ROOT/net`.
+    root: PathBuf,
+}
+
+impl NetworkRecords {
+    /// `state_root/net/networks`, created if missing.
+    pub fn open(state_root: &Path) -> Result<NetworkRecords, NetRecordError> {
+        let records = NetworkRecords {
+            root: state_root.join("net"),
+        };
+        let dir = records.networks_dir();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(records)
+    }
+
+    fn networks_dir(&self) -> PathBuf {
+        self.root.join("networks")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.networks_dir().join(format!("{name}.json"))
+    }
+
+    /// The lock every change of this root's networks holds; released when dropped. The
+    /// methods below that change records take it themselves.
+    pub fn lock(&self) -> Result<nix::fcntl::Flock<File>, NetRecordError> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, errno)| {
+            NetRecordError::Io {
+                path,
+                source: errno.into(),
+            }
+        })
+    }
+
+    /// Every network, sorted by name.
+    pub fn list(&self) -> Result<Vec<NetworkRecord>, NetRecordError> {
+        let dir = self.networks_dir();
+        let mut records = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name
+                .to_str()
+                .filter(|n| !n.starts_with('.'))
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue; // temporary files of an interrupted write
+            };
+            if let Some(record) = self.find(name)? {
+                records.push(record);
+            }
+        }
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(records)
+    }
+
+    /// The network named `name`, if it exists.
+    pub fn find(&self, name: &str) -> Result<Option<NetworkRecord>, NetRecordError> {
+        if validate_name(name).is_err() {
+            return Ok(None);
+        }
+        let path = self.path(name);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(io_err(&path)(err)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| NetRecordError::Malformed { path, source })
+    }
+
+    /// The network named `name`.
+    pub fn load(&self, name: &str) -> Result<NetworkRecord, NetRecordError> {
+        self.find(name)?.ok_or_else(|| NetRecordError::NotFound {
+            name: name.to_string(),
+        })
+    }
+
+    /// Writes `record` (temp file + rename, without fsync: after a power cut no container
+    /// is running, and the addresses come back the same anyway). Callers hold [`Self::lock`].
+    pub fn save(&self, record: &NetworkRecord) -> Result<(), NetRecordError> {
+        validate_name(&record.name)?;
+        let path = self.path(&record.name);
+        let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
+        crate::store::replace_file(&path, &bytes).map_err(io_err(&path))
+    }
+
+    /// Records a new network, refusing an existing name or a subnet overlapping another
+    /// network's. Written durably (fsync), as it outlives every container.
+    pub fn create(&self, record: &NetworkRecord) -> Result<(), NetRecordError> {
+        validate_name(&record.name)?;
+        let _lock = self.lock()?;
+        let existing = self.list()?;
+        if existing.iter().any(|other| other.name == record.name) {
+            return Err(NetRecordError::Exists {
+                name: record.name.clone(),
+            });
+        }
+        if let Some(other) = existing
+            .iter()
+            .find(|other| ipam::overlaps(other.subnet, record.subnet))
+        {
+            return Err(NetRecordError::Overlap {
+                name: record.name.clone(),
+                subnet: record.subnet,
+                other: other.name.clone(),
+                other_subnet: other.subnet,
+            });
+        }
+        let path = self.path(&record.name);
+        let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
+        crate::store::write_atomically(&path, &bytes).map_err(io_err(&path))
+    }
+
+    /// Removes a network without members, returning its last record.
+    pub fn remove(&self, name: &str) -> Result<NetworkRecord, NetRecordError> {
+        let _lock = self.lock()?;
+        let record = self.load(name)?;
+        if !record.members.is_empty() {
+            let members: Vec<&str> = record
+                .members
+                .iter()
+                .map(|m| m.container_name.as_str())
+                .collect();
+            return Err(NetRecordError::InUse {
+                name: name.to_string(),
+                members: members.join(", "),
+            });
+        }
+        let path = self.path(name);
+        fs::remove_file(&path).map_err(io_err(&path))?;
+        Ok(record)
+    }
+
+    /// Attaches a container, giving it its requested address or an allocated one. A
+    /// container that is already a member keeps its membership, which is returned as is.
+    pub fn add_member(
+        &self,
+        network: &str,
+        request: MemberRequest,
+    ) -> Result<Member, NetRecordError> {
+        let _lock = self.lock()?;
+        let mut record = self.load(network)?;
+        if let Some(member) = record.member(&request.container_id) {
+            return Ok(member.clone());
+        }
+        let address = match request.address {
+            Some(address) => {
+                ipam::check_fixed(record.subnet, record.gateway, address)?;
+                if let Some(holder) = record.members.iter().find(|m| m.address == address) {
+                    return Err(NetRecordError::AddressInUse {
+                        address,
+                        network: network.to_string(),
+                        holder: holder.container_name.clone(),
+                    });
+                }
+                address
+            }
+            None => {
+                let taken: BTreeSet<IpAddr> = record.members.iter().map(|m| m.address).collect();
+                let key = record.ipam_key(&request.container_name);
+                ipam::allocate(
+                    record.subnet,
+                    record.gateway,
+                    &taken,
+                    &request.reserved,
+                    &key,
+                )?
+            }
+        };
+        let member = Member {
+            container_id: request.container_id,
+            container_name: request.container_name,
+            aliases: request.aliases,
+            interface: request.interface,
+            address,
+            mac: request.mac,
+        };
+        record.members.push(member.clone());
+        record
+            .members
+            .sort_by(|a, b| a.container_name.cmp(&b.container_name));
+        self.save(&record)?;
+        Ok(member)
+    }
+
+    /// Detaches a container; returns its membership, or `None` if it was not a member.
+    pub fn remove_member(
+        &self,
+        network: &str,
+        container_id: &str,
+    ) -> Result<Option<Member>, NetRecordError> {
+        let _lock = self.lock()?;
+        let mut record = self.load(network)?;
+        let Some(index) = record
+            .members
+            .iter()
+            .position(|m| m.container_id == container_id)
+        else {
+            return Ok(None);
+        };
+        let member = record.members.remove(index);
+        self.save(&record)?;
+        Ok(Some(member))
+    }
+}
