@@ -11,6 +11,7 @@ pub mod containers;
 pub mod error;
 pub mod image;
 pub mod layer;
+pub mod net;
 pub mod plan;
 pub mod runtime;
 pub mod spec;
