@@ -58,6 +58,17 @@ fn references(inode: u64) -> Vec<String> {
             }
         }
     }
+    // Sockets hold the namespace they were created in (a Netlink handle, a listener).
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if is_socket && socket_namespace(fd) == Some(inode) {
+            found.push(format!("socket fd {fd}"));
+        }
+    }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     found.extend(
         mountinfo
@@ -66,6 +77,20 @@ fn references(inode: u64) -> Vec<String> {
             .map(str::to_string),
     );
     found
+}
+
+/// The inode of the namespace a socket belongs to (SIOCGSKNS), if `fd` is still one.
+fn socket_namespace(fd: i32) -> Option<u64> {
+    const SIOCGSKNS: libc::c_ulong = 0x894C;
+    // SAFETY: SIOCGSKNS takes no argument and returns a new descriptor (or -1); a stale
+    // `fd` number just makes it fail.
+    let ns = unsafe { libc::ioctl(fd, SIOCGSKNS as _) };
+    if ns < 0 {
+        return None;
+    }
+    // SAFETY: the ioctl returned a fresh descriptor that nothing else owns.
+    let ns = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ns) };
+    nix::sys::stat::fstat(&ns).ok().map(|stat| stat.st_ino)
 }
 
 /// A test's world: a state root with its kiln host namespace, plus the machine's links to
@@ -506,6 +531,39 @@ fn netem_options_read_back_through_tc() {
     assert!(!tc_show(world.host(), "imp0").contains("netem"));
     host.delete_root_qdisc("imp0").unwrap(); // nothing left to delete: fine
     host.delete_link("imp0").unwrap();
+    drop(host);
+    world.finish();
+}
+
+#[test]
+fn root_qdiscs_are_listed_and_deleted() {
+    require_root!();
+    let world = World::new();
+    let host = world.netlink();
+    host.create_veth("q0", "q1").unwrap();
+    // Nothing but the default: nothing to delete, and that is fine.
+    host.delete_root_qdisc("q0").unwrap();
+    assert!(host.qdiscs("q0").unwrap().iter().all(|q| !q.root));
+    // tbf stands in for netem here: it is built into more kernels.
+    let status = command_in(world.host(), "tc")
+        .args(["qdisc", "replace", "dev", "q0", "root", "tbf"])
+        .args(["rate", "1mbit", "burst", "32kbit", "latency", "400ms"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let qdiscs = host.qdiscs("q0").unwrap();
+    let root = qdiscs.iter().find(|q| q.root).expect("a root qdisc");
+    assert_eq!(root.kind, "tbf");
+    assert_eq!(root.netem, None);
+    assert!(
+        qdiscs
+            .iter()
+            .all(|q| q.ifindex == host.link("q0").unwrap().unwrap().index)
+    );
+    host.delete_root_qdisc("q0").unwrap();
+    assert!(host.qdiscs("q0").unwrap().iter().all(|q| !q.root));
+    assert!(!tc_show(world.host(), "q0").contains("tbf"));
+    host.delete_link("q0").unwrap();
     drop(host);
     world.finish();
 }
