@@ -1,13 +1,30 @@
-//! Networks: addresses, records, DNS and published ports. (This file declares only the
-//! address/DNS/port half; the kernel half — namespaces, netlink, netem — joins it on merge.)
+//! Networks: the kiln host namespace, netlink operations, netem impairments and interface
+//! names (the kernel side); addresses, network records, DNS and published ports (the
+//! service side); and the glue that gives containers their interfaces.
 //!
-//! Everything here happens in kiln's own network namespace or the containers'; nothing
-//! touches the machine's own network configuration.
+//! See DESIGN.md §6: nothing here touches the machine's own network namespace; every
+//! interface, address, route and qdisc lives in a namespace kiln created. tokio is an
+//! internal detail of [`netlink`]: every API here blocks.
 
 pub mod dns;
+mod error;
+pub mod host;
 pub mod ipam;
+pub mod names;
+pub mod netem;
+pub mod netlink;
+pub mod netns;
 pub mod proxy;
 pub mod records;
+mod threads;
+
+pub use error::NetError;
+pub use host::{HostNamespace, command_in, exec_in};
+pub use netem::{Netem, Psched};
+pub use netlink::{Link, LinkStats, Netlink, Qdisc};
+pub use netns::{NetNs, run_in};
+
+#[cfg(test)]
+mod tests;
 #[cfg(test)]
 mod tests_netns;
-mod threads;

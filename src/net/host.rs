@@ -1,0 +1,118 @@
+//! The kiln host namespace: one network namespace per state root, pinned at
+//! `$ROOT/net/host.netns`, where kiln puts its bridges, host-side veths, DNS and proxies.
+//!
+//! It starts with `lo` up and IPv4/IPv6 forwarding off, so containers on different bridges
+//! cannot reach each other (packets to another bridge's subnet are dropped without an ICMP
+//! error: connections time out). Nothing here touches the machine's own namespace.
+
+use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use nix::sched::CloneFlags;
+
+use super::NetError;
+use super::netlink::Netlink;
+use super::netns::{NetNs, run_in};
+
+/// Sysctls written on every `ensure`, from inside the namespace. IPv4 settings of a new
+/// namespace are copied from the machine's (`net.core.devconf_inherit_init_net` = 0), so a
+/// machine with forwarding on (any Docker host) would hand it on: kiln writes it explicitly.
+/// rp_filter is left as inherited: containers only ever send from their own subnet.
+const SYSCTLS: &[(&str, &str, bool)] = &[
+    ("/proc/sys/net/ipv4/ip_forward", "0", true),
+    // Absent when IPv6 is disabled on the kernel command line.
+    ("/proc/sys/net/ipv6/conf/all/forwarding", "0", false),
+];
+
+/// The kiln host namespace of a state root.
+pub struct HostNamespace;
+
+impl HostNamespace {
+    /// Where the namespace of `state_root` is pinned.
+    pub fn path(state_root: &Path) -> PathBuf {
+        state_root.join("net").join("host.netns")
+    }
+
+    /// Opens the namespace of `state_root`, creating and configuring it when it is not
+    /// pinned yet (or a crash left an unmounted pin file). Configuration is re-applied every
+    /// time: it is idempotent and costs a thread and two writes.
+    pub fn ensure(state_root: &Path) -> Result<NetNs, NetError> {
+        let path = HostNamespace::path(state_root);
+        let dir = state_root.join("net");
+        std::fs::create_dir_all(&dir).map_err(|cause| NetError::Io { path: dir, cause })?;
+        let ns = match NetNs::open(&path) {
+            Ok(ns) => ns,
+            Err(NetError::NotPinned { .. }) => {
+                NetNs::remove_pinned(&path)?;
+                NetNs::create_pinned(&path)?
+            }
+            Err(err) if err.errno() == Some(libc::ENOENT) => NetNs::create_pinned(&path)?,
+            Err(err) => return Err(err),
+        };
+        configure(&ns)?;
+        Ok(ns)
+    }
+
+    /// Unpins the namespace. Interfaces in it go away with it once no process (a container's
+    /// veth peer keeps only its own end) holds it.
+    pub fn remove(state_root: &Path) -> Result<(), NetError> {
+        NetNs::remove_pinned(&HostNamespace::path(state_root))
+    }
+}
+
+fn configure(ns: &NetNs) -> Result<(), NetError> {
+    run_in(ns, || -> Result<(), NetError> {
+        for (path, value, required) in SYSCTLS {
+            match std::fs::write(path, value) {
+                Ok(()) => {}
+                Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(cause) => {
+                    return Err(NetError::Io {
+                        path: path.into(),
+                        cause,
+                    });
+                }
+            }
+        }
+        Ok(())
+    })??;
+    Netlink::open_in(ns)?.set_up("lo")
+}
+
+/// Runs a host program inside the kiln host namespace of `state_root` (for
+/// `kiln network exec -- ip link`), with the caller's stdio, and waits for it. The child
+/// enters the namespace between fork and exec; kiln itself stays where it is.
+pub fn exec_in<S: AsRef<OsStr>>(state_root: &Path, argv: &[S]) -> Result<ExitStatus, NetError> {
+    let ns = NetNs::open(&HostNamespace::path(state_root))?;
+    let Some((program, args)) = argv.split_first() else {
+        return Err(NetError::Exec {
+            program: String::new(),
+            cause: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command given"),
+        });
+    };
+    let mut command = command_in(&ns, program);
+    command.args(args);
+    command.status().map_err(|cause| NetError::Exec {
+        program: program.as_ref().to_string_lossy().into_owned(),
+        cause,
+    })
+}
+
+/// A `Command` whose child enters `ns` before exec; the caller adds arguments and runs it.
+/// The command keeps its own descriptor of the namespace.
+pub fn command_in<S: AsRef<OsStr>>(ns: &NetNs, program: S) -> Command {
+    let mut command = Command::new(program);
+    // A duplicate owned by the closure keeps the namespace open until the Command is dropped.
+    let fd = ns.try_clone();
+    // SAFETY: the closure runs between fork and exec and only calls setns(2), which is
+    // async-signal-safe; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || match &fd {
+            Ok(ns) => nix::sched::setns(ns, CloneFlags::CLONE_NEWNET).map_err(Into::into),
+            Err(_) => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
+        });
+    }
+    command
+}

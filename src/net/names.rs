@@ -1,0 +1,79 @@
+//! Interface names. Linux caps them at 15 bytes (IFNAMSIZ - 1) and refuses `/`, `:` and
+//! whitespace; kiln derives its bridge and host-side veth names deterministically so the same
+//! project always gets the same names, and a crashed run's leftovers can be found again.
+//!
+//! Only names: nothing here talks to the kernel.
+
+use super::NetError;
+
+/// The longest interface name the kernel accepts.
+pub const IFNAME_MAX: usize = 15;
+
+/// Checks a name the way the kernel's `dev_valid_name` does.
+pub fn validate_ifname(name: &str) -> Result<(), NetError> {
+    let reason = if name.is_empty() {
+        Some("it is empty".to_string())
+    } else if name.len() > IFNAME_MAX {
+        Some(format!(
+            "it is {} bytes long; Linux allows {IFNAME_MAX}",
+            name.len()
+        ))
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are not interface names".to_string())
+    } else {
+        name.chars()
+            .find(|c| matches!(c, '/' | ':') || c.is_whitespace() || c.is_control())
+            .map(|c| format!("{c:?} is not allowed"))
+    };
+    match reason {
+        Some(reason) => Err(NetError::InvalidName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The bridge of a network: `kb-<name>` when that fits, else `kb.<first 5 bytes>.<6 hex of
+/// blake3(name)>`. The third byte tells the two forms apart (`-` or `.`), so a short name can
+/// never collide with a shortened long one.
+pub fn bridge_name(network: &str) -> Result<String, NetError> {
+    let plain = format!("kb-{network}");
+    if plain.len() <= IFNAME_MAX {
+        validate_ifname(&plain)?;
+        return Ok(plain);
+    }
+    let prefix: String = network.chars().take(5).collect();
+    let hashed = format!("kb.{prefix}.{}", short_hash(network, 6));
+    validate_ifname(&hashed)?;
+    Ok(hashed)
+}
+
+/// The host-side end of a container's veth for its interface number `interface`:
+/// `kv<9 hex of blake3(container id)>-<interface>`.
+pub fn host_veth_name(container_id: &str, interface: u16) -> Result<String, NetError> {
+    veth_name("kv", container_id, interface)
+}
+
+/// The temporary name of the container-side end while it still lives in the kiln host
+/// namespace (before it moves into the container and becomes `eth0`, ...).
+pub fn peer_veth_name(container_id: &str, interface: u16) -> Result<String, NetError> {
+    veth_name("kp", container_id, interface)
+}
+
+fn veth_name(prefix: &str, container_id: &str, interface: u16) -> Result<String, NetError> {
+    let name = format!("{prefix}{}-{interface}", short_hash(container_id, 9));
+    if name.len() > IFNAME_MAX {
+        return Err(NetError::InvalidName {
+            name,
+            reason: "a container has at most 1000 interfaces (0..=999)".to_string(),
+        });
+    }
+    validate_ifname(&name)?;
+    Ok(name)
+}
+
+fn short_hash(text: &str, hex_digits: usize) -> String {
+    let hex = blake3::hash(text.as_bytes()).to_hex();
+    hex.as_str()[..hex_digits].to_string()
+}
