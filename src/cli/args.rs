@@ -85,6 +85,24 @@ pub enum Command {
     #[command(verbatim_doc_comment, disable_help_flag = true)]
     Run(RunArgs),
 
+    /// Run a command in a running container, as `docker exec` does.
+    ///
+    /// The process joins the container's namespaces (mount, pid, uts, ipc, net, cgroup) and
+    /// its cgroup, with the container's environment (plus -e), user (unless -u), working
+    /// directory (unless -w), capabilities, rlimits and no_new_privs. The exit code is the
+    /// command's own; 126 when it cannot be executed, 127 when it is not found, 125 when
+    /// kiln cannot start it (the container is not running, say).
+    ///
+    /// Examples:
+    ///   kiln exec web cat /proc/1/cmdline
+    ///   kiln exec -it web sh
+    ///   kiln exec -e DEBUG=1 -u nobody -w /tmp web env
+    ///   kiln exec -d web touch /ready
+    ///   kiln exec --trace web true      # every setns, the fork, each step of the process
+    // `-h` stays free as in `kiln run`: help is `--help` only.
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Exec(ExecArgs),
+
     /// List containers (running ones; all with -a).
     Ps(PsArgs),
 
@@ -300,6 +318,39 @@ pub struct RunArgs {
     pub image: String,
     /// The command and its arguments (default: the image's entrypoint and cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Start the command and return; its output is discarded.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep standard input open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the command a terminal (a pty).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set an environment variable (over the container's).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// User (name or uid, with an optional :group) to run as (default: the container's).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Working directory in the container (default: the container's; it must exist).
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Print each kernel-level step as it happens.
+    #[arg(long)]
+    pub trace: bool,
+    /// The container, by name or (a prefix of its) id.
+    pub container: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 

@@ -8,6 +8,7 @@ mod args;
 mod build;
 mod check;
 mod containers;
+mod exec;
 mod images;
 mod output;
 mod verify;
@@ -40,6 +41,7 @@ pub fn run(
         Command::Build(args) => build::run(&cli, args),
         Command::Explain(args) => build::explain(&cli, args),
         Command::Run(args) => containers::run(&cli, args),
+        Command::Exec(args) => exec::run(&cli, args),
         Command::Ps(args) => containers::ps(&cli, args),
         Command::Rm(args) => containers::rm(&cli, args),
         Command::Logs(args) => containers::logs(&cli, args),

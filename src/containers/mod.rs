@@ -1,5 +1,6 @@
 //! Containers from images: `kiln run` (foreground and `-d`), the supervisor of detached
-//! containers, `kiln ps`, `logs`, `stop`, `kill`, `restart`, `rm` and `bundle`.
+//! containers with its health checks, `kiln exec`, `ps`, `logs`, `stop`, `kill`, `restart`,
+//! `rm` and `bundle`.
 //!
 //! Owns the path from an image in the store to a running container: each layer unpacked
 //! once into a shared read-only directory, a per-container upper directory, the OCI runtime
@@ -9,6 +10,7 @@
 mod bundle;
 mod control;
 mod detach;
+mod exec;
 mod logs;
 mod prepare;
 mod run;
@@ -24,6 +26,7 @@ pub use control::{
     wait_supervisor,
 };
 pub use detach::{REPORT_FD, run_detached, spawn_supervisor};
+pub use exec::{ExecRequest, Target, exec};
 pub use logs::{now, parse_since, read_logs};
 pub use prepare::Launch;
 pub use run::{RunRequest, RunResult, cgroup_name, remove, run};
