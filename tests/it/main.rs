@@ -11,6 +11,7 @@ mod build;
 mod check;
 mod detach;
 mod diagnostics;
+mod exec;
 mod fuzz;
 mod harness;
 mod run;
