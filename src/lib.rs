@@ -12,6 +12,7 @@ pub mod error;
 pub mod image;
 pub mod layer;
 pub mod plan;
+pub mod probe;
 pub mod runtime;
 pub mod spec;
 pub mod store;
