@@ -72,6 +72,8 @@ pub enum Command {
     /// With -d, kiln prints the container's id once it runs and returns. Its supervisor keeps
     /// its output with timestamps (`kiln logs`), records how it exits and applies --restart
     /// (no, on-failure[:N], always, unless-stopped; waits double from 100 ms between tries).
+    /// It also runs the --health-* check, shown by `kiln ps`; with --restart on-unhealthy
+    /// an unhealthy container is killed and started again.
     ///
     /// Examples:
     ///   kiln run --rm web
@@ -80,6 +82,8 @@ pub enum Command {
     ///   kiln run --rm -it toolbox sh
     ///   kiln run --rm --trace base true    # every namespace, mount, cgroup file, exec
     ///   kiln run -d --name web --restart on-failure:3 web
+    ///   kiln run -d --name api --health-http http://localhost:8080/health \
+    ///       --health-interval 5s --restart on-unhealthy api
     ///   kiln logs -f web; kiln stop web; kiln rm web
     // `-h` is the host name, as in Docker: help is `--help` only.
     #[command(verbatim_doc_comment, disable_help_flag = true)]
@@ -272,9 +276,32 @@ pub struct RunArgs {
     /// Run in the background under a supervisor; print the container's id.
     #[arg(short = 'd', long)]
     pub detach: bool,
-    /// With -d: restart policy (no, on-failure[:N], always, unless-stopped).
+    /// With -d: restart policy (no, on-failure[:N], always, unless-stopped, on-unhealthy).
     #[arg(long, value_name = "POLICY", default_value = "no")]
     pub restart: String,
+    /// With -d: health check command, run in the container with /bin/sh -c; exit 0 is
+    /// healthy.
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// With -d: health check GET, made from inside the container's network (no curl
+    /// needed); a 2xx or 3xx status is healthy.
+    #[arg(long, value_name = "URL")]
+    pub health_http: Option<String>,
+    /// With -d: health check TCP connect, from inside the container's network.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub health_tcp: Option<String>,
+    /// Time between health checks (default 30s).
+    #[arg(long, value_name = "DUR")]
+    pub health_interval: Option<String>,
+    /// Time a health probe may take (default 30s).
+    #[arg(long, value_name = "DUR")]
+    pub health_timeout: Option<String>,
+    /// Failed checks in a row that make the container unhealthy (default 3).
+    #[arg(long, value_name = "N")]
+    pub health_retries: Option<u32>,
+    /// Time after a start during which failed checks do not count (default 0s).
+    #[arg(long, value_name = "DUR")]
+    pub health_start_period: Option<String>,
     /// Keep standard input open.
     #[arg(short = 'i', long)]
     pub interactive: bool,

@@ -11,6 +11,7 @@ mod bundle;
 mod control;
 mod detach;
 mod exec;
+mod health;
 mod logs;
 mod prepare;
 mod run;
@@ -27,6 +28,10 @@ pub use control::{
 };
 pub use detach::{REPORT_FD, run_detached, spawn_supervisor};
 pub use exec::{ExecRequest, Target, exec};
+pub use health::{
+    Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, RoundResult, parse_health,
+    probe_once,
+};
 pub use logs::{now, parse_since, read_logs};
 pub use prepare::Launch;
 pub use run::{RunRequest, RunResult, cgroup_name, remove, run};
