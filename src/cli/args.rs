@@ -87,7 +87,7 @@ pub enum Command {
     ///   kiln logs -f web; kiln stop web; kiln rm web
     // `-h` is the host name, as in Docker: help is `--help` only.
     #[command(verbatim_doc_comment, disable_help_flag = true)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 
     /// Run a command in a running container, as `docker exec` does.
     ///
