@@ -14,4 +14,5 @@ mod diagnostics;
 mod exec;
 mod fuzz;
 mod harness;
+mod health;
 mod run;
