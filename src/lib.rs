@@ -14,6 +14,7 @@ pub mod image;
 pub mod layer;
 pub mod net;
 pub mod plan;
+pub mod probe;
 pub mod project;
 pub mod runtime;
 pub mod spec;

@@ -86,6 +86,8 @@ pub enum Command {
     /// With -d, kiln prints the container's id once it runs and returns. Its supervisor keeps
     /// its output with timestamps (`kiln logs`), records how it exits and applies --restart
     /// (no, on-failure[:N], always, unless-stopped; waits double from 100 ms between tries).
+    /// It also runs the --health-* check, shown by `kiln ps`; with --restart on-unhealthy
+    /// an unhealthy container is killed and started again.
     ///
     /// Examples:
     ///   kiln run --rm web
@@ -94,10 +96,30 @@ pub enum Command {
     ///   kiln run --rm -it toolbox sh
     ///   kiln run --rm --trace base true    # every namespace, mount, cgroup file, exec
     ///   kiln run -d --name web --restart on-failure:3 web
+    ///   kiln run -d --name api --health-http http://localhost:8080/health \
+    ///       --health-interval 5s --restart on-unhealthy api
     ///   kiln logs -f web; kiln stop web; kiln rm web
     // `-h` is the host name, as in Docker: help is `--help` only.
     #[command(verbatim_doc_comment, disable_help_flag = true)]
     Run(Box<RunArgs>),
+
+    /// Run a command in a running container, as `docker exec` does.
+    ///
+    /// The process joins the container's namespaces (mount, pid, uts, ipc, net, cgroup) and
+    /// its cgroup, with the container's environment (plus -e), user (unless -u), working
+    /// directory (unless -w), capabilities, rlimits and no_new_privs. The exit code is the
+    /// command's own; 126 when it cannot be executed, 127 when it is not found, 125 when
+    /// kiln cannot start it (the container is not running, say).
+    ///
+    /// Examples:
+    ///   kiln exec web cat /proc/1/cmdline
+    ///   kiln exec -it web sh
+    ///   kiln exec -e DEBUG=1 -u nobody -w /tmp web env
+    ///   kiln exec -d web touch /ready
+    ///   kiln exec --trace web true      # every setns, the fork, each step of the process
+    // `-h` stays free as in `kiln run`: help is `--help` only.
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Exec(ExecArgs),
 
     /// List containers (running ones; all with -a).
     Ps(PsArgs),
@@ -321,9 +343,32 @@ pub struct RunArgs {
     /// Run in the background under a supervisor; print the container's id.
     #[arg(short = 'd', long)]
     pub detach: bool,
-    /// With -d: restart policy (no, on-failure[:N], always, unless-stopped).
+    /// With -d: restart policy (no, on-failure[:N], always, unless-stopped, on-unhealthy).
     #[arg(long, value_name = "POLICY", default_value = "no")]
     pub restart: String,
+    /// With -d: health check command, run in the container with /bin/sh -c; exit 0 is
+    /// healthy.
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// With -d: health check GET, made from inside the container's network (no curl
+    /// needed); a 2xx or 3xx status is healthy.
+    #[arg(long, value_name = "URL")]
+    pub health_http: Option<String>,
+    /// With -d: health check TCP connect, from inside the container's network.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub health_tcp: Option<String>,
+    /// Time between health checks (default 30s).
+    #[arg(long, value_name = "DUR")]
+    pub health_interval: Option<String>,
+    /// Time a health probe may take (default 30s).
+    #[arg(long, value_name = "DUR")]
+    pub health_timeout: Option<String>,
+    /// Failed checks in a row that make the container unhealthy (default 3).
+    #[arg(long, value_name = "N")]
+    pub health_retries: Option<u32>,
+    /// Time after a start during which failed checks do not count (default 0s).
+    #[arg(long, value_name = "DUR")]
+    pub health_start_period: Option<String>,
     /// Keep standard input open.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -372,6 +417,39 @@ pub struct RunArgs {
     pub image: String,
     /// The command and its arguments (default: the image's entrypoint and cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Start the command and return; its output is discarded.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep standard input open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the command a terminal (a pty).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set an environment variable (over the container's).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// User (name or uid, with an optional :group) to run as (default: the container's).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Working directory in the container (default: the container's; it must exist).
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Print each kernel-level step as it happens.
+    #[arg(long)]
+    pub trace: bool,
+    /// The container, by name or (a prefix of its) id.
+    pub container: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 

@@ -118,9 +118,25 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
             restart,
             member: None,
         };
+        let health = containers::parse_health(&containers::HealthFlags {
+            cmd: args.health_cmd.clone(),
+            http: args.health_http.clone(),
+            tcp: args.health_tcp.clone(),
+            interval: args.health_interval.clone(),
+            timeout: args.health_timeout.clone(),
+            retries: args.health_retries,
+            start_period: args.health_start_period.clone(),
+        })?;
         if args.detach {
-            return containers::run_detached(&store, &super::state_root(cli), &request)
+            return containers::run_detached(&store, &super::state_root(cli), &request, health)
                 .map(|record| Detached(Box::new(record)));
+        }
+        if health.is_some() {
+            return Err(ContainerError::BadLimit {
+                what: "option",
+                value: "--health-*".into(),
+                reason: "health checks are run by the supervisor: add -d".into(),
+            });
         }
         if restart != RestartPolicy::No {
             return Err(ContainerError::BadLimit {
@@ -196,9 +212,10 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                 .to_vec(),
             ];
             for r in &shown {
-                let status = match (r.state.status, r.state.exit_code) {
-                    (Status::Exited, Some(code)) => format!("exited ({code})"),
-                    (status, _) => status.to_string(),
+                let status = match (r.state.status, r.state.exit_code, &r.state.health) {
+                    (Status::Exited, Some(code), _) => format!("exited ({code})"),
+                    (Status::Running, _, Some(health)) => format!("running ({health})"),
+                    (status, _, _) => status.to_string(),
                 };
                 let mut command = r.command.join(" ");
                 if command.chars().count() > 30 {

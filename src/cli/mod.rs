@@ -9,6 +9,7 @@ mod build;
 mod check;
 mod commit;
 mod containers;
+mod exec;
 mod graph;
 mod images;
 mod output;
@@ -45,6 +46,7 @@ pub fn run(
         Command::Build(args) => build::run(&cli, args),
         Command::Explain(args) => build::explain(&cli, args),
         Command::Run(args) => containers::run(&cli, args),
+        Command::Exec(args) => exec::run(&cli, args),
         Command::Ps(args) => containers::ps(&cli, args),
         Command::Rm(args) => containers::rm(&cli, args),
         Command::Logs(args) => containers::logs(&cli, args),

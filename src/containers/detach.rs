@@ -13,7 +13,8 @@ use nix::fcntl::OFlag;
 use nix::libc;
 
 use super::ContainerError;
-use super::prepare::{cgroup, prepare};
+use super::health::HealthCheck;
+use super::prepare::{cgroup, prepare_with};
 use super::run::{RunRequest, remove_parent_cgroups};
 use super::supervisor::STARTED;
 use crate::runtime::records::{ContainerId, Record};
@@ -25,13 +26,15 @@ pub const REPORT_FD: i32 = 3;
 /// How long `kiln run -d` waits for the supervisor's report.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Creates the container and starts it under a supervisor; returns its record.
+/// Creates the container and starts it under a supervisor, which also runs `health` (if
+/// any); returns its record.
 pub fn run_detached(
     store: &Store,
     state_root: &Path,
     request: &RunRequest,
+    health: Option<HealthCheck>,
 ) -> Result<Record, ContainerError> {
-    let prepared = prepare(store, state_root, request)?;
+    let prepared = prepare_with(store, state_root, request, health)?;
     let id = prepared.record.id.clone();
     // The cgroup is made here so that a machine without one fails before a supervisor.
     let made = cgroup(state_root, &id, &prepared.launch.limits(), false)

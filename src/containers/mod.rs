@@ -1,6 +1,6 @@
 //! Containers from images: `kiln run` (foreground and `-d`), the supervisor of detached
-//! containers, `kiln ps`, `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats` and
-//! `commit`.
+//! containers with its health checks, `kiln exec`, `ps`, `logs`, `stop`, `kill`, `restart`,
+//! `rm`, `bundle`, `stats` and `commit`.
 //!
 //! Owns the path from an image in the store to a running container: each layer unpacked
 //! once into a shared read-only directory, a per-container upper directory, the OCI runtime
@@ -11,6 +11,8 @@ mod bundle;
 mod commit;
 mod control;
 mod detach;
+mod exec;
+mod health;
 mod logs;
 mod prepare;
 mod run;
@@ -28,6 +30,11 @@ pub use control::{
     wait_supervisor,
 };
 pub use detach::{REPORT_FD, run_detached, spawn_supervisor};
+pub use exec::{ExecRequest, Target, exec};
+pub use health::{
+    Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, RoundResult, parse_health,
+    probe_once,
+};
 pub use logs::{now, parse_since, read_logs};
 pub use prepare::Launch;
 pub use run::{RunRequest, RunResult, cgroup_name, remove, run};

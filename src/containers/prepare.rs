@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::health::HealthCheck;
 use super::run::{RunRequest, cgroup_name, now};
 use super::{ContainerError, io_err};
 use crate::image::StoredImage;
@@ -29,6 +30,9 @@ pub struct Launch {
     /// `--rm`: the supervisor removes the container once it is done.
     #[serde(default)]
     pub remove: bool,
+    /// The health check the supervisor runs, if any.
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
 }
 
 impl Launch {
@@ -79,6 +83,16 @@ pub(crate) fn prepare(
     store: &Store,
     state_root: &Path,
     request: &RunRequest,
+) -> Result<Prepared, ContainerError> {
+    prepare_with(store, state_root, request, None)
+}
+
+/// [`prepare`] of a container with a health check (its supervisor runs it).
+pub(crate) fn prepare_with(
+    store: &Store,
+    state_root: &Path,
+    request: &RunRequest,
+    health: Option<HealthCheck>,
 ) -> Result<Prepared, ContainerError> {
     let image = StoredImage::load(store, &request.image)?;
     let limits = Limits {
@@ -140,6 +154,7 @@ pub(crate) fn prepare(
         cpus: limits.cpus,
         pids: limits.pids,
         remove: request.remove,
+        health,
     };
     let prepared = Prepared {
         records,

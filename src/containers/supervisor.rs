@@ -1,7 +1,9 @@
 //! The supervisor of a detached container (`kiln __supervise ID`, started by `kiln run -d`
 //! and `kiln restart`): starts the container with its output on pipes, copies each line into
 //! `log.jsonl` with a timestamp, records pid, exit code and OOM kills in `state.json`,
-//! applies the restart policy with its backoff, and cleans the cgroup once it is done.
+//! runs its health check on a thread of its own (recording `starting`, `healthy` or
+//! `unhealthy`, and killing it when unhealthy under `--restart on-unhealthy`), applies the
+//! restart policy with its backoff, and cleans the cgroup once it is done.
 //!
 //! It stops restarting once `containers/<id>/stop` exists (`kiln stop`, `kiln kill`,
 //! `kiln rm -f`). It does not decide what a policy means (`supervise::policy`) nor how a
@@ -11,13 +13,20 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::ContainerError;
+use super::exec::Target;
+use super::health::{Health, HealthCheck, HealthTracker, probe_once};
 use super::prepare::{Launch, cgroup, layout};
 use super::run::{now, remove_files, remove_parent_cgroups};
 use crate::runtime::cgroup::Cgroup;
-use crate::runtime::records::{ContainerId, Record, Records, Status, process_start_time};
+use crate::runtime::records::{
+    ContainerId, Record, RecordError, Records, Status, process_start_time,
+};
 use crate::runtime::supervise::{Backoff, ExitReason, LogWriter, RestartPolicy, Stream};
 use crate::runtime::{SandboxStatus, StartHooks, Stdio, start};
 
@@ -35,10 +44,29 @@ pub fn log_path(records: &Records, id: &ContainerId) -> PathBuf {
 /// MESSAGE` when the container could not be started the first time.
 pub(crate) const STARTED: &str = "started";
 
+/// The record, shared by the thread that runs the container and its health checker:
+/// every change is made and saved under the lock, so neither overwrites the other's.
+struct Shared<'a> {
+    records: &'a Records,
+    record: Mutex<Record>,
+}
+
+impl Shared<'_> {
+    fn update(&self, change: impl FnOnce(&mut Record)) -> Result<(), RecordError> {
+        let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut record);
+        self.records.save(&record)
+    }
+
+    fn read<T>(&self, read: impl FnOnce(&Record) -> T) -> T {
+        read(&self.record.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 struct Hooks<'a> {
     cgroup: Option<&'a Cgroup>,
-    records: &'a Records,
-    record: &'a mut Record,
+    shared: &'a Shared<'a>,
+    checked: bool,
 }
 
 impl StartHooks for Hooks<'_> {
@@ -46,14 +74,23 @@ impl StartHooks for Hooks<'_> {
         if let Some(cgroup) = self.cgroup {
             cgroup.attach(pid).map_err(|e| e.to_string())?;
         }
-        let state = &mut self.record.state;
-        state.status = Status::Running;
-        state.pid = Some(pid);
-        state.pid_start_time = process_start_time(pid);
-        state.started_at = Some(now());
-        state.exit_code = None;
-        state.oom_killed = false;
-        self.records.save(self.record).map_err(|e| e.to_string())
+        let checked = self.checked;
+        self.shared
+            .update(|record| {
+                let state = &mut record.state;
+                state.status = Status::Running;
+                state.pid = Some(pid);
+                state.pid_start_time = process_start_time(pid);
+                state.started_at = Some(now());
+                state.exit_code = None;
+                state.oom_killed = false;
+                if checked {
+                    state.health = Some(Health::Starting.as_str().into());
+                    state.health_failing_streak = 0;
+                    state.health_output = None;
+                }
+            })
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -102,14 +139,19 @@ fn supervise_record(
     let layout = layout(&dir, &launch);
     let marker = stop_marker(records, &record.id);
     let log = log_path(records, &record.id);
+    let shared = Shared {
+        records,
+        record: Mutex::new(record.clone()),
+    };
     let mut backoff = Backoff::default();
     let result = loop {
         let began = Instant::now();
         let mut hooks = Hooks {
             cgroup: cgroup.as_ref(),
-            records,
-            record,
+            shared: &shared,
+            checked: launch.health.is_some(),
         };
+        let unhealthy = AtomicBool::new(false);
         let status = match start(&spec, &layout, Stdio::Pipe { stdin: false }, &mut hooks) {
             Ok(mut started) => {
                 if let Some(mut file) = report.take() {
@@ -122,7 +164,26 @@ fn supervise_record(
                 .into_iter()
                 .filter_map(|(fd, stream)| fd.map(|fd| copy_lines(fd, stream, &log)))
                 .collect::<Vec<_>>();
-                let status = started.wait();
+                let status = std::thread::scope(|scope| {
+                    let (stop, stopped) = mpsc::channel::<()>();
+                    if let Some(check) = &launch.health {
+                        let target = Target {
+                            record: shared.read(Record::clone),
+                            pid: started.pid(),
+                            spec: spec.clone(),
+                            cgroup: cgroup.clone(),
+                        };
+                        let (shared, unhealthy) = (&shared, &unhealthy);
+                        scope.spawn(move || {
+                            let kill = policy == RestartPolicy::OnUnhealthy;
+                            monitor(shared, &target, check, kill, &stopped, unhealthy)
+                        });
+                    }
+                    // The thread that started the container waits for it.
+                    let status = started.wait();
+                    drop(stop);
+                    status
+                });
                 for copier in copiers {
                     let _ = copier.join();
                 }
@@ -141,45 +202,90 @@ fn supervise_record(
                 .is_some_and(|c| c.oom_killed().unwrap_or(false));
         let reason = if marker.exists() {
             ExitReason::StoppedByUser
+        } else if unhealthy.load(Ordering::SeqCst) {
+            ExitReason::Unhealthy
         } else {
             ExitReason::Exited(status)
         };
-        let restart = policy.should_restart(reason, record.state.restarts);
-        let state = &mut record.state;
-        state.pid = None;
-        state.pid_start_time = None;
-        state.exit_code = Some(status);
-        state.oom_killed = oom;
-        state.finished_at = Some(now());
-        state.status = if restart {
-            Status::Restarting
-        } else {
-            Status::Exited
-        };
-        records.save(record)?;
+        let restarts = shared.read(|r| r.state.restarts);
+        let restart = policy.should_restart(reason, restarts);
+        shared.update(|record| {
+            let state = &mut record.state;
+            state.pid = None;
+            state.pid_start_time = None;
+            state.exit_code = Some(status);
+            state.oom_killed = oom;
+            state.finished_at = Some(now());
+            state.status = if restart {
+                Status::Restarting
+            } else {
+                Status::Exited
+            };
+        })?;
         if !restart {
             break Ok(());
         }
         if !wait_unless_stopped(backoff.after_run(began.elapsed()), &marker) {
             break Ok(());
         }
-        record.state.restarts += 1;
-        records.save(record)?;
+        shared.update(|record| record.state.restarts += 1)?;
     };
     if let Some(cgroup) = &cgroup {
         cgroup.kill_all()?;
         cgroup.remove()?;
         remove_parent_cgroups(state_root);
     }
-    record.state.status = Status::Exited;
-    record.state.pid = None;
-    record.state.supervisor_pid = None;
-    record.state.supervisor_start_time = None;
-    if result.is_err() {
-        record.state.finished_at = Some(now());
-    }
-    records.save(record)?;
+    shared.update(|record| {
+        let state = &mut record.state;
+        state.status = Status::Exited;
+        state.pid = None;
+        state.supervisor_pid = None;
+        state.supervisor_start_time = None;
+        if result.is_err() {
+            state.finished_at = Some(now());
+        }
+    })?;
+    *record = shared.read(Record::clone);
     result
+}
+
+/// Runs `check` every interval until `stopped` says the container has exited; records
+/// each round. With `kill` (`--restart on-unhealthy`), kills the container once it turns
+/// unhealthy and sets `unhealthy` so that the supervisor knows why it ended.
+fn monitor(
+    shared: &Shared<'_>,
+    target: &Target,
+    check: &HealthCheck,
+    kill: bool,
+    stopped: &mpsc::Receiver<()>,
+    unhealthy: &AtomicBool,
+) {
+    let began = Instant::now();
+    let mut tracker = HealthTracker::new(check.retries);
+    loop {
+        match stopped.recv_timeout(check.interval) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let round = probe_once(target, check);
+        let in_start_period = began.elapsed() < check.start_period;
+        let changed = tracker.record(round.passed, in_start_period);
+        // A full disk loses a health record, not the container.
+        let _ = shared.update(|record| {
+            let state = &mut record.state;
+            state.health = Some(tracker.status.as_str().into());
+            state.health_failing_streak = tracker.failing_streak;
+            state.health_output = Some(round.output.clone());
+        });
+        if kill && changed == Some(Health::Unhealthy) {
+            unhealthy.store(true, Ordering::SeqCst);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(target.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return;
+        }
+    }
 }
 
 /// Sleeps `wait`, waking early (and returning `false`) when the stop marker appears.

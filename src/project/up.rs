@@ -264,7 +264,8 @@ fn ensure(
             fingerprint: instance.fingerprint.clone(),
         }),
     };
-    containers::run_detached(store, state_root, &request)?;
+    let health = instance.health.as_ref().map(containers::HealthCheck::from);
+    containers::run_detached(store, state_root, &request, health)?;
     events(UpEvent::Started(instance.name.clone()));
     Ok(())
 }

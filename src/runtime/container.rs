@@ -175,18 +175,19 @@ fn start_plan(
 }
 
 /// The descriptors of one container's stdio: the child's (moved to 0, 1, 2) and ours.
-struct StdioEnds {
-    child_stdin: OwnedFd,
-    child_stdout: OwnedFd,
-    child_stderr: OwnedFd,
-    pty: Option<OwnedFd>,
-    parent_stdin: Option<OwnedFd>,
-    parent_stdout: Option<OwnedFd>,
-    parent_stderr: Option<OwnedFd>,
+/// `kiln exec` opens them the same way.
+pub(super) struct StdioEnds {
+    pub(super) child_stdin: OwnedFd,
+    pub(super) child_stdout: OwnedFd,
+    pub(super) child_stderr: OwnedFd,
+    pub(super) pty: Option<OwnedFd>,
+    pub(super) parent_stdin: Option<OwnedFd>,
+    pub(super) parent_stdout: Option<OwnedFd>,
+    pub(super) parent_stderr: Option<OwnedFd>,
 }
 
 impl StdioEnds {
-    fn open(stdio: Stdio) -> Result<StdioEnds, SandboxError> {
+    pub(super) fn open(stdio: Stdio) -> Result<StdioEnds, SandboxError> {
         let dup = |fd| dup_above_stdio(fd).map_err(os("duplicate a descriptor"));
         let pipe = || -> Result<(OwnedFd, OwnedFd), SandboxError> {
             let (read, write) =
@@ -236,7 +237,7 @@ impl StdioEnds {
         }
     }
 
-    fn child_io(&self) -> ChildIo {
+    pub(super) fn child_io(&self) -> ChildIo {
         ChildIo {
             stdin: self.child_stdin.as_raw_fd(),
             stdout: self.child_stdout.as_raw_fd(),
@@ -245,7 +246,7 @@ impl StdioEnds {
     }
 }
 
-fn dev_null() -> Result<OwnedFd, SandboxError> {
+pub(super) fn dev_null() -> Result<OwnedFd, SandboxError> {
     let file = File::open("/dev/null").map_err(|source| SandboxError::Io {
         path: "/dev/null".into(),
         source,

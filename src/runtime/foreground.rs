@@ -43,20 +43,58 @@ pub fn run_foreground(
 ) -> Result<SandboxStatus, SandboxError> {
     let signals = ForwardedSignals::install()?;
     let mut started = start(spec, rootfs, stdio, hooks)?;
-    let raw = match (&started.pty, isatty(0)) {
-        (Some(_), true) => RawMode::enter(0),
-        _ => None,
-    };
-    let result = supervise(&mut started, &signals);
-    drop(raw);
-    let status = result?;
+    let status = attach(&mut started, &signals)?;
     hooks.trace(&super::TraceEvent::Exited(status));
     Ok(status)
 }
 
-/// Forwards signals and copies the pty until pid 1 exits, then reaps it.
+/// A process kiln runs in the foreground: a container's pid 1, or a `kiln exec`.
+pub(super) trait Attached {
+    /// Its pid, as kiln sees it.
+    fn pid(&self) -> i32;
+    /// The pty's master side, with `-t`.
+    fn pty(&self) -> Option<RawFd>;
+    fn signal(&self, signal: Signal);
+    /// Reaps it (it has exited).
+    fn wait(&mut self) -> Result<SandboxStatus, SandboxError>;
+}
+
+impl Attached for Started {
+    fn pid(&self) -> i32 {
+        Started::pid(self)
+    }
+
+    fn pty(&self) -> Option<RawFd> {
+        self.pty.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    fn signal(&self, signal: Signal) {
+        let _ = Started::signal(self, signal);
+    }
+
+    fn wait(&mut self) -> Result<SandboxStatus, SandboxError> {
+        Started::wait(self)
+    }
+}
+
+/// Forwards `signals` to `process`, with its pty copied to and from kiln's terminal (in
+/// raw mode meanwhile), until it exits; reaps it.
+pub(super) fn attach(
+    process: &mut dyn Attached,
+    signals: &ForwardedSignals,
+) -> Result<SandboxStatus, SandboxError> {
+    let raw = match (process.pty(), isatty(0)) {
+        (Some(_), true) => RawMode::enter(0),
+        _ => None,
+    };
+    let result = supervise(process, signals);
+    drop(raw);
+    result
+}
+
+/// Forwards signals and copies the pty until the process exits, then reaps it.
 fn supervise(
-    started: &mut Started,
+    started: &mut dyn Attached,
     signals: &ForwardedSignals,
 ) -> Result<SandboxStatus, SandboxError> {
     // SAFETY: pidfd_open takes a pid and flags; the result is checked.
@@ -64,7 +102,7 @@ fn supervise(
         .map_err(os("watch the container"))?;
     // SAFETY: a new descriptor returned by pidfd_open, owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-    let master = started.pty.as_ref().map(AsRawFd::as_raw_fd);
+    let master = started.pty();
     if let Some(master) = master {
         set_nonblocking(master);
     }
@@ -97,7 +135,7 @@ fn supervise(
                         unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &size) };
                     }
                 } else if let Ok(signal) = Signal::try_from(signal) {
-                    let _ = started.signal(signal);
+                    started.signal(signal);
                 }
             }
         }

@@ -27,13 +27,16 @@
 //! steps (adding the cgroup namespace, /dev/pts, /dev/mqueue, masked and read-only paths,
 //! volumes, rlimits, capabilities, no_new_privs), and [`start`] clones the child, lets the
 //! caller put it in a cgroup while it waits ([`StartHooks`]), then lets it run;
-//! [`run_foreground`] adds signal forwarding and the pty of `-t`.
+//! [`run_foreground`] adds signal forwarding and the pty of `-t`. [`exec`] starts another
+//! process in a running container (`kiln exec`): setns into its namespaces, then the same
+//! process steps.
 //!
 //! It knows nothing of kiln.kdl, tar archives or the store: it gets directories and a command.
 
 pub mod cgroup;
 mod cgroupfs;
 mod container;
+pub mod exec;
 mod foreground;
 mod linux_names;
 mod mount_options;
@@ -53,6 +56,7 @@ use nix::errno::Errno;
 
 pub use cgroupfs::{Hierarchy, HostCgroups};
 pub use container::{NoHooks, StartHooks, Started, Stdio, start};
+pub use exec::{ExecEvent, ExecHooks, ExecProcess, ExecStdio, run_exec, start_exec};
 pub use foreground::{FORWARDED, ForwardedSignals, run_foreground};
 pub use output::OutputTail;
 pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};

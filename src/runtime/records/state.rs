@@ -40,6 +40,12 @@ pub struct ContainerState {
     pub restarts: u32,
     /// `healthy`, `unhealthy`, `starting`, or none without a health check.
     pub health: Option<String>,
+    /// Failed health check rounds in a row.
+    #[serde(default)]
+    pub health_failing_streak: u32,
+    /// What the last health check round said (one line per probe).
+    #[serde(default)]
+    pub health_output: Option<String>,
     /// The supervisor of a detached container.
     pub supervisor_pid: Option<i32>,
     /// The supervisor's start time, as `pid_start_time`.
@@ -59,6 +65,8 @@ impl Default for ContainerState {
             oom_killed: false,
             restarts: 0,
             health: None,
+            health_failing_streak: 0,
+            health_output: None,
             supervisor_pid: None,
             supervisor_start_time: None,
             started_at: None,

@@ -1,0 +1,211 @@
+//! `kiln exec`: find a running container, make the new process from its `config.json`
+//! (its env plus `-e`, its user unless `-u`, its working directory unless `-w`, its
+//! capabilities, rlimits and no_new_privs), and run it in the container's namespaces and
+//! cgroup. The kernel work is `runtime::exec`'s.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Process, Spec, User};
+
+use super::ContainerError;
+use crate::runtime::cgroup::{Cgroup, Hierarchy};
+use crate::runtime::records::{Record, Records, Status};
+use crate::runtime::spec::{SpecError, resolve_user};
+use crate::runtime::{
+    ExecEvent, ExecHooks, ExecProcess, ExecStdio, SandboxStatus, Stdio, run_exec, start_exec,
+};
+
+/// What `kiln exec` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// `-e KEY=VALUE`, over the container's environment.
+    pub env: Vec<(String, String)>,
+    /// `-u USER[:GROUP]`, resolved in the container's /etc/passwd and /etc/group.
+    pub user: Option<String>,
+    /// `-w DIR` (it must exist in the container).
+    pub workdir: Option<String>,
+    pub interactive: bool,
+    pub tty: bool,
+    /// `-d`: start it and return.
+    pub detach: bool,
+    pub trace: bool,
+}
+
+/// A running container, ready to receive processes.
+#[derive(Debug)]
+pub struct Target {
+    pub record: Record,
+    /// Its pid 1, as kiln sees it.
+    pub pid: i32,
+    /// Its `config.json`.
+    pub spec: Spec,
+    /// Its cgroup, when the machine has cgroups.
+    pub cgroup: Option<Cgroup>,
+}
+
+impl Target {
+    /// The container `query` names, if it runs.
+    pub fn find(state_root: &Path, query: &str) -> Result<Target, ContainerError> {
+        let records = Records::open(state_root)?;
+        let record = records.find(query)?;
+        Target::of(state_root, &records, record)
+    }
+
+    /// `record`'s container, if it runs.
+    pub fn of(
+        state_root: &Path,
+        records: &Records,
+        record: Record,
+    ) -> Result<Target, ContainerError> {
+        let current = record.reconciled();
+        let not_running = || ContainerError::NotRunning {
+            name: record.name.clone(),
+        };
+        let pid = match (current.state.status, current.state.pid) {
+            (Status::Running, Some(pid)) if current.state.process_alive() => pid,
+            _ => return Err(not_running()),
+        };
+        let config = records.dir(&record.id).join("config.json");
+        let spec = Spec::load(&config).map_err(|e| ContainerError::Io {
+            path: config.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let cgroup = match Hierarchy::detect() {
+            Ok(hierarchy) => hierarchy.open(&super::cgroup_name(state_root, &record.id))?,
+            Err(_) => None,
+        };
+        Ok(Target {
+            record: current,
+            pid,
+            spec,
+            cgroup,
+        })
+    }
+
+    /// The container's root as kiln sees it, while it runs.
+    fn root(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.pid))
+    }
+
+    /// The process to run: the container's own with `request`'s command, env, user and
+    /// working directory.
+    pub fn process(&self, request: &ExecRequest) -> Result<Process, ContainerError> {
+        let mut process = self.spec.process().clone().unwrap_or_default();
+        let mut env = process.env().clone().unwrap_or_default();
+        let mut set = |key: &str, value: &str| {
+            let prefix = format!("{key}=");
+            match env.iter_mut().find(|e| e.starts_with(&prefix)) {
+                Some(slot) => *slot = format!("{key}={value}"),
+                None => env.push(format!("{key}={value}")),
+            }
+        };
+        for (key, value) in &request.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(SpecError::BadEnvName { key: key.clone() }.into());
+            }
+            set(key, value);
+        }
+        if let Some(name) = &request.user {
+            let root = self.root();
+            let resolved = resolve_user(name, &[root.as_path()])?;
+            let mut user = User::default();
+            user.set_uid(resolved.ids.uid);
+            user.set_gid(resolved.ids.gid);
+            user.set_umask(process.user().umask());
+            if !resolved.ids.groups.is_empty() {
+                user.set_additional_gids(Some(resolved.ids.groups.clone()));
+            }
+            process.set_user(user);
+            let home = resolved
+                .home
+                .unwrap_or_else(|| if resolved.ids.uid == 0 { "/root" } else { "/" }.to_string());
+            set("HOME", &home);
+        }
+        if request.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        if let Some(dir) = &request.workdir {
+            if !dir.starts_with('/') {
+                return Err(SpecError::RelativePath {
+                    what: "working directory",
+                    path: dir.clone(),
+                }
+                .into());
+            }
+            process.set_cwd(dir.into());
+        }
+        process.set_env(Some(env));
+        process.set_args(Some(request.command.clone()));
+        process.set_terminal(Some(request.tty));
+        Ok(process)
+    }
+
+    /// Starts `process` in the container.
+    pub fn start(
+        &self,
+        process: &Process,
+        stdio: ExecStdio,
+        trace: bool,
+    ) -> Result<ExecProcess, ContainerError> {
+        let mut hooks = Hooks {
+            cgroup: self.cgroup.as_ref(),
+            trace,
+        };
+        Ok(start_exec(self.pid, process, stdio, &mut hooks)?)
+    }
+}
+
+struct Hooks<'a> {
+    cgroup: Option<&'a Cgroup>,
+    trace: bool,
+}
+
+impl ExecHooks for Hooks<'_> {
+    fn before_continue(&mut self, pid: i32) -> Result<(), String> {
+        match self.cgroup {
+            Some(cgroup) => cgroup.attach(pid).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    fn trace(&mut self, event: &ExecEvent<'_>) {
+        if self.trace {
+            super::trace_line(format_args!("{event}"));
+        }
+    }
+}
+
+/// Runs `request` in the container `query` names: in the foreground (its status), or
+/// detached (`None` once it runs).
+pub fn exec(
+    state_root: &Path,
+    query: &str,
+    request: &ExecRequest,
+) -> Result<Option<SandboxStatus>, ContainerError> {
+    if request.command.is_empty() {
+        return Err(crate::runtime::SandboxError::EmptyCommand.into());
+    }
+    let target = Target::find(state_root, query)?;
+    let process = target.process(request)?;
+    if request.detach {
+        target
+            .start(&process, ExecStdio::Detached, request.trace)?
+            .detach();
+        return Ok(None);
+    }
+    let stdio = if request.tty {
+        Stdio::Pty
+    } else {
+        Stdio::Inherit {
+            stdin: request.interactive,
+        }
+    };
+    let mut hooks = Hooks {
+        cgroup: target.cgroup.as_ref(),
+        trace: request.trace,
+    };
+    let status = run_exec(target.pid, &process, stdio, &mut hooks)?;
+    Ok(Some(status))
+}

@@ -1,0 +1,71 @@
+//! Network probes made from inside a container's network namespace: an HTTP/1.1 GET
+//! ([`http`]) and a TCP connect ([`tcp`]), each with a timeout and a rich result (outcome,
+//! status, body excerpt, elapsed time). The supervisor's health checks use them, and so
+//! will `kiln test`.
+//!
+//! [`in_netns`] runs a probe on a short-lived thread that has joined the namespace with
+//! setns(CLONE_NEWNET) — a network namespace, unlike a mount namespace, may be joined by
+//! one thread of a multithreaded process — so `localhost` is the container's and images
+//! need no curl. The thread ends with the probe; no other thread ever changes namespace.
+//!
+//! It knows nothing of containers or records: it gets a namespace path and an address.
+
+pub mod http;
+pub mod tcp;
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+
+pub use http::{HttpOutcome, HttpResponse, HttpResult, http_get, parse_status_line, parse_url};
+pub use tcp::{TcpOutcome, TcpResult, tcp_connect};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ProbeError {
+    #[error("cannot open the network namespace {}", path.display())]
+    #[diagnostic(help("the container has exited, or kiln lacks the rights to see it"))]
+    Namespace {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot enter the network namespace {}", path.display())]
+    #[diagnostic(help("joining a network namespace needs root (CAP_SYS_ADMIN)"))]
+    Enter {
+        path: PathBuf,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("invalid URL `{url}`: {reason}")]
+    #[diagnostic(help("use http://HOST[:PORT]/PATH (https is not supported)"))]
+    BadUrl { url: String, reason: String },
+    #[error("invalid address `{address}`: {reason}")]
+    #[diagnostic(help("use HOST:PORT, e.g. 127.0.0.1:8080 or localhost:80"))]
+    BadAddress { address: String, reason: String },
+    #[error("the probe thread panicked")]
+    Panicked,
+}
+
+/// Runs `probe` on a thread inside the network namespace at `netns` (`/proc/PID/ns/net`).
+pub fn in_netns<T: Send>(netns: &Path, probe: impl FnOnce() -> T + Send) -> Result<T, ProbeError> {
+    let file = File::open(netns).map_err(|source| ProbeError::Namespace {
+        path: netns.to_path_buf(),
+        source,
+    })?;
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(|| {
+            nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| {
+                ProbeError::Enter {
+                    path: netns.to_path_buf(),
+                    source,
+                }
+            })?;
+            Ok(probe())
+        });
+        handle.join().map_err(|_| ProbeError::Panicked)?
+    })
+}
