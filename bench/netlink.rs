@@ -7,6 +7,8 @@
 //! final name). Each iteration uses a fresh, unpinned container namespace, created outside
 //! the timed part.
 //!
+//! Also measured: `HostNamespace::ensure` on an existing pin (open, sysctls, `lo` up).
+//!
 //! Run as root with `cargo bench --bench netlink`; without root it says so and measures
 //! nothing. Everything lives in a temporary kiln host namespace that is removed at the end;
 //! the machine's own namespace is never touched.
@@ -81,6 +83,11 @@ fn bench_attach(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // What every kiln command that touches networks pays first.
+    c.bench_function("HostNamespace::ensure (already pinned)", |b| {
+        b.iter(|| HostNamespace::ensure(root.path()).expect("ensure"))
+    });
 
     let left: Vec<String> = host
         .links()
