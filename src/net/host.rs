@@ -41,15 +41,25 @@ impl HostNamespace {
     pub fn ensure(state_root: &Path) -> Result<NetNs, NetError> {
         let path = HostNamespace::path(state_root);
         let dir = state_root.join("net");
-        std::fs::create_dir_all(&dir).map_err(|cause| NetError::Io { path: dir, cause })?;
+        std::fs::create_dir_all(&dir).map_err(|cause| NetError::Io {
+            path: dir.clone(),
+            cause,
+        })?;
         let ns = match NetNs::open(&path) {
             Ok(ns) => ns,
-            Err(NetError::NotPinned { .. }) => {
-                NetNs::remove_pinned(&path)?;
-                NetNs::create_pinned(&path)?
+            Err(_) => {
+                // Two kiln commands may start at once: one creates, the other waits and opens.
+                let _lock = lock(&dir.join("host.lock"))?;
+                match NetNs::open(&path) {
+                    Ok(ns) => ns,
+                    Err(NetError::NotPinned { .. }) => {
+                        NetNs::remove_pinned(&path)?;
+                        NetNs::create_pinned(&path)?
+                    }
+                    Err(err) if err.errno() == Some(libc::ENOENT) => NetNs::create_pinned(&path)?,
+                    Err(err) => return Err(err),
+                }
             }
-            Err(err) if err.errno() == Some(libc::ENOENT) => NetNs::create_pinned(&path)?,
-            Err(err) => return Err(err),
         };
         configure(&ns)?;
         Ok(ns)
@@ -60,6 +70,22 @@ impl HostNamespace {
     pub fn remove(state_root: &Path) -> Result<(), NetError> {
         NetNs::remove_pinned(&HostNamespace::path(state_root))
     }
+}
+
+/// An exclusive lock on `path`, held until the returned value is dropped.
+fn lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, NetError> {
+    let io_error = |cause| NetError::Io {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_error)?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| io_error(errno.into()))
 }
 
 fn configure(ns: &NetNs) -> Result<(), NetError> {

@@ -79,6 +79,23 @@ fn references(inode: u64) -> Vec<String> {
     found
 }
 
+/// Fails unless nothing in this process refers to namespace `inode` any more. A helper
+/// thread may still be exiting after join returned, so the kernel gets a moment.
+fn assert_released(inode: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = references(inode);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "namespace {inode} still held: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The inode of the namespace a socket belongs to (SIOCGSKNS), if `fd` is still one.
 fn socket_namespace(fd: i32) -> Option<u64> {
     const SIOCGSKNS: libc::c_ulong = 0x894C;
@@ -137,20 +154,8 @@ impl World {
         HostNamespace::remove(self.root.path()).unwrap();
         HostNamespace::remove(self.root.path()).unwrap(); // idempotent
         assert!(!pin.exists(), "the pin {} is still there", pin.display());
-        // A helper thread may still be exiting after join returned; give the kernel a moment.
-        let deadline = Instant::now() + Duration::from_secs(5);
         for inode in &self.namespaces {
-            loop {
-                let left = references(*inode);
-                if left.is_empty() {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "namespace {inode} still held: {left:?}"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            assert_released(*inode);
         }
         assert_eq!(
             machine_links(),
@@ -285,6 +290,21 @@ fn host_namespace_is_pinned_configured_and_reopened() {
 }
 
 #[test]
+fn concurrent_ensures_share_one_namespace() {
+    require_root!();
+    let root = tempfile::tempdir().unwrap();
+    let inodes: Vec<u64> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| HostNamespace::ensure(root.path()).unwrap().inode()))
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(inodes.iter().all(|i| *i == inodes[0]), "{inodes:?}");
+    HostNamespace::remove(root.path()).unwrap();
+    assert_released(inodes[0]);
+}
+
+#[test]
 fn a_leftover_pin_file_is_replaced() {
     require_root!();
     let root = tempfile::tempdir().unwrap();
@@ -298,7 +318,7 @@ fn a_leftover_pin_file_is_replaced() {
     assert!(NetNs::is_pinned(&pin));
     HostNamespace::remove(root.path()).unwrap();
     assert!(!pin.exists());
-    assert!(references(inode).is_empty());
+    assert_released(inode);
 }
 
 #[test]
@@ -314,7 +334,7 @@ fn create_pinned_refuses_an_existing_path_and_remove_is_idempotent() {
     NetNs::remove_pinned(&pin).unwrap();
     NetNs::remove_pinned(&pin).unwrap();
     NetNs::remove_pinned(Path::new("/nonexistent/kiln/pin")).unwrap();
-    assert!(references(inode).is_empty());
+    assert_released(inode);
 }
 
 #[test]
