@@ -166,9 +166,25 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Down(DownArgs),
 
+    /// Manage kiln networks: bridges with DNS by container name, in kiln's own network
+    /// namespace (never the machine's).
+    ///
+    /// Examples:
+    ///   kiln network create front --subnet 10.89.0.0/24
+    ///   kiln run -d --name web --network front -p 18080:8080 web
+    ///   kiln network inspect front --format json
+    ///   kiln network exec -- ip -br addr      # look inside the kiln host namespace
+    ///   kiln network rm front
+    #[command(verbatim_doc_comment, subcommand)]
+    Network(NetworkCommand),
+
     /// The supervisor of a detached container (started by `kiln run -d`).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
+
+    /// The DNS daemon of a state root (started by `kiln network create`).
+    #[command(name = "__netd", hide = true)]
+    Netd,
 
     /// Write the OCI bundle kiln would run (DIR/config.json, DIR/rootfs), for runc.
     ///
@@ -407,9 +423,22 @@ pub struct RunArgs {
     /// Most processes at once (-1: unlimited).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
-    /// Share the machine's network (default: none, a private network with only `lo`).
-    #[arg(long, value_enum, default_value_t = NetworkArg::None)]
-    pub network: NetworkArg,
+    /// `none` (default: a private network with only `lo`), `host` (the machine's), or the
+    /// name of a kiln network (`kiln network create`): an `eth0` with an address on it, DNS
+    /// by container name, a default route through its gateway.
+    #[arg(long, value_name = "NETWORK", default_value = "none")]
+    pub network: String,
+    /// The container's address on --network (default: allocated, the same for the same
+    /// name every time).
+    #[arg(long, value_name = "ADDR", requires = "network")]
+    pub ip: Option<std::net::IpAddr>,
+    /// Another name DNS answers with the container's address on --network.
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_aliases: Vec<String>,
+    /// Publish a port: 127.0.0.1:HOST on the machine reaches PORT in the container
+    /// (a userspace proxy; needs --network NAME).
+    #[arg(short = 'p', long = "publish", value_name = "HOST:PORT[/udp]")]
+    pub publish: Vec<String>,
     /// Print each kernel-level step as it happens (for learning how containers work).
     #[arg(long)]
     pub trace: bool,
@@ -451,12 +480,6 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NetworkArg {
-    None,
-    Host,
 }
 
 #[derive(Debug, Args)]
@@ -517,6 +540,63 @@ pub struct KillArgs {
     /// Containers, by name or (a prefix of their) id.
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network: a bridge with the subnet's first address as gateway.
+    Create(NetworkCreateArgs),
+    /// List networks.
+    #[command(alias = "ls")]
+    List(NetworkListArgs),
+    /// Show a network: subnet, gateway, bridge, members with addresses and counters.
+    Inspect(NetworkInspectArgs),
+    /// Remove networks (refused while containers are attached).
+    Rm(NetworkRmArgs),
+    /// Run a host command inside the kiln host namespace, where the bridges live.
+    Exec(NetworkExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// The network's name.
+    pub name: String,
+    /// Its addresses, e.g. 10.89.0.0/24 (default: the first free /24 of 10.89.0.0/16).
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<ipnetwork::IpNetwork>,
+    /// No default route through this network's gateway.
+    #[arg(long)]
+    pub internal: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkListArgs {
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    /// The network.
+    pub name: String,
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    /// The networks.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkExecArgs {
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

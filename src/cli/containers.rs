@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::args::{
-    BundleArgs, Cli, KillArgs, LogsArgs, NetworkArg, OutputFormat, PsArgs, RmArgs, RunArgs,
+    BundleArgs, Cli, KillArgs, LogsArgs, OutputFormat, PsArgs, RmArgs, RunArgs,
     StopArgs, SuperviseArgs,
 };
 use super::output::{json_line, line, table};
@@ -72,9 +72,9 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
                 vec![e.clone()]
             }
         }),
-        network: match args.network {
-            NetworkArg::None => NetworkMode::None,
-            NetworkArg::Host => NetworkMode::Host,
+        network: match args.network.as_str() {
+            "host" => NetworkMode::Host,
+            _ => NetworkMode::None,
         },
     })
 }
@@ -117,6 +117,27 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
             trace: args.trace,
             restart,
             member: None,
+            networks: match args.network.as_str() {
+                "none" | "host" => {
+                    if args.ip.is_some() || !args.network_aliases.is_empty() {
+                        return Err(ContainerError::NetworkModeConflict {
+                            network: args.network.clone(),
+                        });
+                    }
+                    Vec::new()
+                }
+                name => vec![crate::net::attach::AttachRequest {
+                    network: name.to_string(),
+                    ip: args.ip,
+                    aliases: args.network_aliases.clone(),
+                    ..Default::default()
+                }],
+            },
+            publish: args
+                .publish
+                .iter()
+                .map(|p| containers::Published::parse(p))
+                .collect::<Result<_, _>>()?,
         };
         let health = containers::parse_health(&containers::HealthFlags {
             cmd: args.health_cmd.clone(),

@@ -12,6 +12,7 @@ mod containers;
 mod exec;
 mod graph;
 mod images;
+mod network;
 mod output;
 mod project;
 mod stats;
@@ -55,6 +56,8 @@ pub fn run(
         Command::Restart(args) => containers::restart(&cli, args),
         Command::Up(args) => project::up(&cli, args),
         Command::Down(args) => project::down(&cli, args),
+        Command::Network(command) => network::run(&cli, command),
+        Command::Netd => network::netd(&cli),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),

@@ -14,6 +14,7 @@ mod detach;
 mod exec;
 mod health;
 mod logs;
+mod network;
 mod prepare;
 mod run;
 mod stats;
@@ -36,6 +37,7 @@ pub use health::{
     probe_once,
 };
 pub use logs::{now, parse_since, read_logs};
+pub use network::Published;
 pub use prepare::Launch;
 pub use run::{RunRequest, RunResult, cgroup_name, remove, run};
 pub use stats::{
@@ -78,6 +80,28 @@ pub enum ContainerError {
         value: String,
         reason: String,
     },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Network(#[from] crate::net::network::NetworkError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Proxy(Box<crate::net::proxy::ProxyError>),
+    #[error("bad port `{spec}`: {reason}")]
+    #[diagnostic(help("use HOST:PORT or HOST:PORT/udp, e.g. -p 18080:8080"))]
+    BadPublish { spec: String, reason: String },
+    #[error("host port {port} is already in use")]
+    #[diagnostic(help("choose another host port, or stop what listens on 127.0.0.1:{port}"))]
+    PortInUse {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("publishing a port needs a network")]
+    #[diagnostic(help("attach the container to one: `--network NAME` (see `kiln network create`)"))]
+    PublishWithoutNetwork,
+    #[error("--network {network} cannot take an address, an alias or another network")]
+    #[diagnostic(help("give --network the name of a kiln network (`kiln network ls`)"))]
+    NetworkModeConflict { network: String },
     #[error("container {name} is running")]
     #[diagnostic(help("stop it first, or remove it with `kiln rm -f {name}`"))]
     Running { name: String },

@@ -15,7 +15,7 @@ use crate::image::StoredImage;
 use crate::runtime::RootfsLayout;
 use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
 use crate::runtime::records::{ContainerId, ContainerState, Record, Records, generate_name};
-use crate::runtime::spec::{container_spec, to_json};
+use crate::runtime::spec::{NetworkMode, container_spec, to_json};
 use crate::store::Store;
 
 /// What a supervisor needs to start the container again, besides `config.json`:
@@ -33,6 +33,12 @@ pub struct Launch {
     /// The health check the supervisor runs, if any.
     #[serde(default)]
     pub health: Option<HealthCheck>,
+    /// Interfaces on kiln networks, made at every start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<crate::net::attach::Interface>,
+    /// Published ports, proxied while the container runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<super::Published>,
 }
 
 impl Launch {
@@ -128,9 +134,28 @@ pub(crate) fn prepare_with(
     if options.hostname.is_none() {
         options.hostname = Some(id.short().to_string());
     }
-    let roots: Vec<&Path> = lower_dirs.iter().map(PathBuf::as_path).collect();
-    let spec = container_spec(&image.config.config, &options, &roots)?;
     let name = request.name.clone().unwrap_or_else(|| generate_name(&id));
+    if !request.publish.is_empty() && request.networks.is_empty() {
+        return Err(ContainerError::PublishWithoutNetwork);
+    }
+    if !request.networks.is_empty() && options.network == NetworkMode::Host {
+        return Err(ContainerError::NetworkModeConflict {
+            network: "host".into(),
+        });
+    }
+    super::network::check_ports(&request.publish)?;
+    let mut names = vec![name.clone()];
+    names.extend(options.hostname.clone().filter(|h| *h != name));
+    let search = request.member.as_ref().map(|m| m.project.as_str());
+    let (interfaces, etc_volumes) =
+        super::network::reserve(state_root, id.as_str(), &names, search, &request.networks)?;
+    let release = |err: ContainerError| {
+        crate::net::attach::release(state_root, id.as_str(), &interfaces);
+        err
+    };
+    options.volumes.extend(etc_volumes);
+    let roots: Vec<&Path> = lower_dirs.iter().map(PathBuf::as_path).collect();
+    let spec = container_spec(&image.config.config, &options, &roots).map_err(|e| release(e.into()))?;
     let record = Record {
         id: id.clone(),
         name,
@@ -146,7 +171,7 @@ pub(crate) fn prepare_with(
         state: ContainerState::default(),
         member: request.member.clone(),
     };
-    records.create(&record)?;
+    records.create(&record).map_err(|e| release(e.into()))?;
     let dir = records.dir(&id);
     let launch = Launch {
         lower_dirs,
@@ -155,6 +180,8 @@ pub(crate) fn prepare_with(
         pids: limits.pids,
         remove: request.remove,
         health,
+        interfaces: interfaces.clone(),
+        publish: request.publish.clone(),
     };
     let prepared = Prepared {
         records,
@@ -165,7 +192,7 @@ pub(crate) fn prepare_with(
     };
     if let Err(err) = write_files(&prepared) {
         let _ = prepared.records.remove(&prepared.record);
-        return Err(err);
+        return Err(release(err));
     }
     Ok(prepared)
 }

@@ -26,6 +26,10 @@ pub struct RunRequest {
     pub restart: RestartPolicy,
     /// The project and service the container is an instance of (`kiln up`).
     pub member: Option<crate::runtime::records::Membership>,
+    /// kiln networks to attach to, in order (`eth0` for the first).
+    pub networks: Vec<crate::net::attach::AttachRequest>,
+    /// `-p`: host ports proxied to the container's first address.
+    pub publish: Vec<super::Published>,
 }
 
 /// How the container ended.
@@ -62,6 +66,8 @@ struct Hooks<'a> {
     trace: bool,
     records: &'a Records,
     record: &'a mut Record,
+    state_root: &'a Path,
+    interfaces: &'a [crate::net::attach::Interface],
 }
 
 impl StartHooks for Hooks<'_> {
@@ -69,6 +75,7 @@ impl StartHooks for Hooks<'_> {
         if let Some(cgroup) = self.cgroup {
             cgroup.attach(pid).map_err(|e| e.to_string())?;
         }
+        super::network::attach(self.state_root, pid, self.interfaces)?;
         let state = &mut self.record.state;
         state.status = Status::Running;
         state.pid = Some(pid);
@@ -125,15 +132,22 @@ fn run_recorded(
         records,
         record,
         spec,
+        launch,
         ..
     } = prepared;
+    // The host ports are bound before the container starts: a port taken meanwhile fails
+    // the run here, not after.
+    let proxies = super::network::start_proxies(state_root, &launch.interfaces, &launch.publish)?;
     let mut hooks = Hooks {
         cgroup: cgroup.as_ref(),
         trace: request.trace,
         records,
         record,
+        state_root,
+        interfaces: &launch.interfaces,
     };
     let outcome = run_foreground(spec, &layout, stdio, &mut hooks);
+    drop(proxies);
     let oom_limit = match (&outcome, &cgroup) {
         (Ok(SandboxStatus::Signaled(9)), Some(cgroup)) if cgroup.oom_killed().unwrap_or(false) => {
             Some(limits.memory.unwrap_or(0))
@@ -205,8 +219,10 @@ pub(crate) fn remove_parent_cgroups(state_root: &Path) {
     }
 }
 
-/// The record and the container's directory (upper layer, scratch, config.json).
+/// The record and the container's directory (upper layer, scratch, config.json), and what
+/// it held on kiln's networks.
 pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
+    super::network::release(records.state_root(), &records.dir(&record.id), record.id.as_str());
     records.remove(record)?;
     Ok(())
 }

@@ -67,6 +67,8 @@ struct Hooks<'a> {
     cgroup: Option<&'a Cgroup>,
     shared: &'a Shared<'a>,
     checked: bool,
+    state_root: &'a Path,
+    interfaces: &'a [crate::net::attach::Interface],
 }
 
 impl StartHooks for Hooks<'_> {
@@ -74,6 +76,7 @@ impl StartHooks for Hooks<'_> {
         if let Some(cgroup) = self.cgroup {
             cgroup.attach(pid).map_err(|e| e.to_string())?;
         }
+        super::network::attach(self.state_root, pid, self.interfaces)?;
         let checked = self.checked;
         self.shared
             .update(|record| {
@@ -144,12 +147,17 @@ fn supervise_record(
         record: Mutex::new(record.clone()),
     };
     let mut backoff = Backoff::default();
+    // Bound before the first start (a port taken meanwhile is `kiln run -d`'s error), kept
+    // across restarts: the container's address does not change.
+    let _proxies = super::network::start_proxies(state_root, &launch.interfaces, &launch.publish)?;
     let result = loop {
         let began = Instant::now();
         let mut hooks = Hooks {
             cgroup: cgroup.as_ref(),
             shared: &shared,
             checked: launch.health.is_some(),
+            state_root,
+            interfaces: &launch.interfaces,
         };
         let unhealthy = AtomicBool::new(false);
         let status = match start(&spec, &layout, Stdio::Pipe { stdin: false }, &mut hooks) {

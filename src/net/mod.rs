@@ -6,6 +6,8 @@
 //! interface, address, route and qdisc lives in a namespace kiln created. tokio is an
 //! internal detail of [`netlink`]: every API here blocks.
 
+pub mod attach;
+pub mod daemon;
 pub mod dns;
 mod error;
 pub mod host;
@@ -14,6 +16,7 @@ pub mod names;
 pub mod netem;
 pub mod netlink;
 pub mod netns;
+pub mod network;
 pub mod proxy;
 pub mod records;
 mod threads;

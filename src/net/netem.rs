@@ -30,7 +30,7 @@ const QOPT_LEN: usize = 24;
 pub const DEFAULT_LIMIT: u32 = 1000;
 
 /// A netem configuration in human units.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Netem {
     pub delay: Duration,
     pub jitter: Duration,

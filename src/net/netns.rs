@@ -168,6 +168,12 @@ impl AsFd for NetNs {
     }
 }
 
+impl From<NetNs> for OwnedFd {
+    fn from(ns: NetNs) -> OwnedFd {
+        ns.fd
+    }
+}
+
 impl AsRawFd for NetNs {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()

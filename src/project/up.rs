@@ -263,6 +263,8 @@ fn ensure(
             service: instance.service.clone(),
             fingerprint: instance.fingerprint.clone(),
         }),
+        networks: Vec::new(),
+        publish: Vec::new(),
     };
     let health = instance.health.as_ref().map(containers::HealthCheck::from);
     containers::run_detached(store, state_root, &request, health)?;

@@ -74,6 +74,11 @@ impl Records {
         Ok(records)
     }
 
+    /// The state root these records live in.
+    pub fn state_root(&self) -> &Path {
+        &self.root
+    }
+
     fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")
     }

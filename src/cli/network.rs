@@ -1,0 +1,212 @@
+//! `kiln network create|ls|inspect|rm|exec` and the hidden `kiln __netd`.
+
+use serde_json::json;
+
+use super::Cli;
+use super::args::{NetworkCommand, OutputFormat};
+use super::output::{json_line, line, table};
+use crate::net::records::{NetworkRecord, NetworkRecords};
+use crate::net::{HostNamespace, NetNs, Netlink, network};
+
+fn report(err: impl miette::Diagnostic + Send + Sync + 'static) -> u8 {
+    eprintln!("{:?}", miette::Report::new(err));
+    1
+}
+
+pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    match command {
+        NetworkCommand::Create(args) => {
+            match network::ensure_new(&root, &args.name, args.subnet, args.internal) {
+                Ok(record) => {
+                    line(format!(
+                        "{}  {}  gateway {}",
+                        record.name, record.subnet, record.gateway
+                    ))?;
+                    Ok(0)
+                }
+                Err(err) => Ok(report(err)),
+            }
+        }
+        NetworkCommand::List(args) => {
+            let records = match NetworkRecords::open(&root).and_then(|r| r.list()) {
+                Ok(list) => list,
+                Err(err) => return Ok(report(err)),
+            };
+            match args.format {
+                OutputFormat::Json => json_line(&records)?,
+                OutputFormat::Text => {
+                    let mut rows = vec![vec![
+                        "NAME".to_string(),
+                        "SUBNET".into(),
+                        "GATEWAY".into(),
+                        "BRIDGE".into(),
+                        "CONTAINERS".into(),
+                        "PROJECT".into(),
+                    ]];
+                    for n in &records {
+                        rows.push(vec![
+                            n.name.clone(),
+                            n.subnet.to_string(),
+                            n.gateway.to_string(),
+                            n.bridge.clone(),
+                            n.members.len().to_string(),
+                            n.project.clone().unwrap_or_default(),
+                        ]);
+                    }
+                    table(&rows)?;
+                }
+            }
+            Ok(0)
+        }
+        NetworkCommand::Inspect(args) => {
+            let record = match NetworkRecords::open(&root).and_then(|r| r.load(&args.name)) {
+                Ok(record) => record,
+                Err(err) => return Ok(report(err)),
+            };
+            let value = inspect(&root, &record);
+            match args.format {
+                OutputFormat::Json => json_line(&value)?,
+                OutputFormat::Text => {
+                    line(format!(
+                        "{}: {} gateway {} bridge {}{}",
+                        record.name,
+                        record.subnet,
+                        record.gateway,
+                        record.bridge,
+                        if record.internal { " (internal)" } else { "" }
+                    ))?;
+                    for member in value["members"].as_array().into_iter().flatten() {
+                        line(format!(
+                            "  {} {} {}  rx {} B  tx {} B{}",
+                            member["name"].as_str().unwrap_or(""),
+                            member["interface"].as_str().unwrap_or(""),
+                            member["address"].as_str().unwrap_or(""),
+                            member["rx_bytes"],
+                            member["tx_bytes"],
+                            member["impairment"]
+                                .as_str()
+                                .map(|i| format!("  impaired: {i}"))
+                                .unwrap_or_default()
+                        ))?;
+                    }
+                }
+            }
+            Ok(0)
+        }
+        NetworkCommand::Rm(args) => {
+            let mut code = 0;
+            for name in &args.names {
+                match network::remove(&root, name) {
+                    Ok(_) => line(name)?,
+                    Err(err) => code = report(err),
+                }
+            }
+            Ok(code)
+        }
+        NetworkCommand::Exec(args) => match crate::net::exec_in(&root, &args.command) {
+            Ok(status) => Ok(status
+                .code()
+                .map_or(1, |c| u8::try_from(c).unwrap_or(1))),
+            Err(err) => Ok(report(err)),
+        },
+    }
+}
+
+/// A network with its members, their host-side counters and impairments.
+fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_json::Value {
+    let netlink = NetNs::open(&HostNamespace::path(root))
+        .ok()
+        .and_then(|ns| Netlink::open_in(&ns).ok());
+    let members: Vec<serde_json::Value> = record
+        .members
+        .iter()
+        .map(|m| {
+            let index = m
+                .interface
+                .strip_prefix("eth")
+                .and_then(|i| i.parse::<u16>().ok())
+                .unwrap_or(0);
+            let host = crate::net::names::host_veth_name(&m.container_id, index).ok();
+            let link = match (&netlink, &host) {
+                (Some(nl), Some(host)) => nl.link(host).ok().flatten(),
+                _ => None,
+            };
+            let impairment = match (&netlink, &host) {
+                (Some(nl), Some(host)) => nl
+                    .qdiscs(host)
+                    .ok()
+                    .and_then(|q| q.into_iter().find_map(|q| q.netem))
+                    .map(|n| describe_netem(&n)),
+                _ => None,
+            };
+            json!({
+                "name": m.container_name,
+                "id": m.container_id,
+                "interface": m.interface,
+                "address": m.address.to_string(),
+                "aliases": m.aliases,
+                "host_interface": host,
+                "up": link.as_ref().map(|l| l.up),
+                // Seen from the bridge: what the container sent is received here.
+                "tx_bytes": link.as_ref().map(|l| l.stats.rx_bytes),
+                "rx_bytes": link.as_ref().map(|l| l.stats.tx_bytes),
+                "tx_packets": link.as_ref().map(|l| l.stats.rx_packets),
+                "rx_packets": link.as_ref().map(|l| l.stats.tx_packets),
+                "impairment": impairment,
+            })
+        })
+        .collect();
+    json!({
+        "name": record.name,
+        "subnet": record.subnet.to_string(),
+        "gateway": record.gateway.to_string(),
+        "bridge": record.bridge,
+        "internal": record.internal,
+        "project": record.project,
+        "created": record.created,
+        "members": members,
+    })
+}
+
+/// `20ms ±5ms, 1% loss, 10mbit` from a netem read back from the kernel.
+pub(crate) fn describe_netem(n: &crate::net::Netem) -> String {
+    let mut parts = Vec::new();
+    if !n.delay.is_zero() {
+        let mut delay = format!("{}ms", n.delay.as_secs_f64() * 1000.0);
+        if !n.jitter.is_zero() {
+            delay.push_str(&format!(" ±{}ms", n.jitter.as_secs_f64() * 1000.0));
+        }
+        parts.push(delay);
+    }
+    for (value, what) in [
+        (n.loss_percent, "loss"),
+        (n.corrupt_percent, "corrupt"),
+        (n.duplicate_percent, "duplicate"),
+        (n.reorder_percent, "reorder"),
+    ] {
+        if value > 0.0 {
+            parts.push(format!("{value}% {what}"));
+        }
+    }
+    if let Some(rate) = n.rate_bytes_per_sec {
+        parts.push(format!("{}kbit", rate * 8 / 1000));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// `kiln __netd`.
+pub(super) fn netd(cli: &Cli) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    match crate::net::daemon::serve(&root) {
+        Ok(()) => Ok(0),
+        Err(err) => {
+            eprintln!("kiln netd: {err}");
+            Ok(1)
+        }
+    }
+}

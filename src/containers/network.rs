@@ -1,0 +1,155 @@
+//! A container's place on kiln's networks: the addresses reserved before it starts (with
+//! the /etc/resolv.conf and /etc/hosts that name them), the interfaces made while its
+//! process waits to be let go, the published ports' proxies while it runs, and the
+//! release of all of it when the container is removed. The network work is `net`'s.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::ContainerError;
+use crate::net::attach::{self, AttachRequest, Interface};
+use crate::net::proxy::{PortProxy, Protocol};
+use crate::net::{HostNamespace, NetNs};
+use crate::runtime::spec::Volume;
+
+/// `-p HOST:PORT[/udp]`, or a `publish` node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub host_port: u16,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+impl Published {
+    /// `HOST:PORT[/tcp|/udp]`.
+    pub fn parse(text: &str) -> Result<Published, ContainerError> {
+        let bad = |reason: &str| ContainerError::BadPublish {
+            spec: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let (ports, protocol) = match text.rsplit_once('/') {
+            Some((ports, "tcp")) => (ports, Protocol::Tcp),
+            Some((ports, "udp")) => (ports, Protocol::Udp),
+            Some(_) => return Err(bad("the protocol is tcp or udp")),
+            None => (text, Protocol::Tcp),
+        };
+        let (host, port) = ports
+            .split_once(':')
+            .ok_or_else(|| bad("give the host port and the container port"))?;
+        let number = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad("ports are numbers from 1 to 65535"))
+        };
+        Ok(Published {
+            host_port: number(host)?,
+            port: number(port)?,
+            protocol,
+        })
+    }
+}
+
+/// Checks that every host port is free now, before anything is created (the proxy binds
+/// it for real once the container runs).
+pub(crate) fn check_ports(publish: &[Published]) -> Result<(), ContainerError> {
+    for p in publish {
+        let address = SocketAddr::from(([127, 0, 0, 1], p.host_port));
+        let free = match p.protocol {
+            Protocol::Tcp => std::net::TcpListener::bind(address).map(drop),
+            Protocol::Udp => std::net::UdpSocket::bind(address).map(drop),
+        };
+        if let Err(source) = free {
+            return Err(ContainerError::PortInUse {
+                port: p.host_port,
+                source,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reserves the container's addresses and writes its /etc files; returns its interfaces
+/// and the volumes that put the files in place. Nothing to do without networks.
+pub(crate) fn reserve(
+    state_root: &Path,
+    container_id: &str,
+    names: &[String],
+    search: Option<&str>,
+    requests: &[AttachRequest],
+) -> Result<(Vec<Interface>, Vec<Volume>), ContainerError> {
+    if requests.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let interfaces = attach::reserve(state_root, container_id, &names[0], requests)?;
+    let files = attach::write_etc(state_root, container_id, &interfaces, names, search)
+        .map_err(|source| {
+            attach::release(state_root, container_id, &interfaces);
+            ContainerError::Io {
+                path: attach::etc_dir(state_root, container_id),
+                source,
+            }
+        })?;
+    let volumes = files
+        .into_iter()
+        .map(|(source, destination)| Volume {
+            source,
+            destination: destination.to_string(),
+            read_only: false,
+        })
+        .collect();
+    Ok((interfaces, volumes))
+}
+
+/// The proxies of the published ports: 127.0.0.1:HOST on the machine to the container's
+/// first address, reached through the kiln host namespace.
+pub(crate) fn start_proxies(
+    state_root: &Path,
+    interfaces: &[Interface],
+    publish: &[Published],
+) -> Result<Vec<PortProxy>, ContainerError> {
+    let Some(first) = interfaces.first() else {
+        return Ok(Vec::new());
+    };
+    let target_ip: IpAddr = first.address.ip();
+    let mut proxies = Vec::new();
+    for p in publish {
+        let host = NetNs::open(&HostNamespace::path(state_root))
+            .map_err(crate::net::network::NetworkError::from)?;
+        let proxy = PortProxy::start(
+            SocketAddr::from(([127, 0, 0, 1], p.host_port)),
+            SocketAddr::new(target_ip, p.port),
+            Some(host.into()),
+            p.protocol,
+        )
+        .map_err(|e| ContainerError::Proxy(Box::new(e)))?;
+        proxies.push(proxy);
+    }
+    Ok(proxies)
+}
+
+/// Makes the container's interfaces while its process waits (a start hook): the error is a
+/// message with its causes, as hooks report them.
+pub(crate) fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(), String> {
+    attach::attach(state_root, pid, interfaces).map_err(|err| {
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    })
+}
+
+/// Releases what a removed container held on the networks (per its `launch.json`).
+pub(crate) fn release(state_root: &Path, dir: &Path, container_id: &str) {
+    if let Ok(launch) = super::Launch::load(dir) {
+        attach::release(state_root, container_id, &launch.interfaces);
+    } else {
+        let _ = std::fs::remove_dir_all(attach::etc_dir(state_root, container_id));
+    }
+}

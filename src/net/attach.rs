@@ -1,0 +1,197 @@
+//! A container's interfaces: reserved before it starts (an address per network, recorded
+//! as a member of the network, so /etc/hosts and DNS know it), made once its process exists
+//! (a veth pair from the network's bridge into the container's namespace, named `eth0`,
+//! `eth1`… in declaration order, its address, the default route, netem), and released when
+//! the container is removed. The veths die with the container's namespace by themselves:
+//! a restart makes them again with the same names and addresses.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use super::network::NetworkError;
+use super::records::{MemberRequest, NetworkRecords};
+use super::{HostNamespace, NetError, NetNs, Netem, Netlink};
+
+/// `--network NAME [--ip] [--network-alias]`, or a `network` node of a container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachRequest {
+    pub network: String,
+    pub ip: Option<IpAddr>,
+    pub aliases: Vec<String>,
+    pub impair: Option<Netem>,
+    /// Addresses other containers of the project ask for with `ip=` on this network.
+    pub reserved: std::collections::BTreeSet<IpAddr>,
+}
+
+/// One interface of a container, as `launch.json` keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interface {
+    pub network: String,
+    pub bridge: String,
+    /// Inside the container: `eth0`…
+    pub name: String,
+    /// The bridge side, in the kiln host namespace.
+    pub host_name: String,
+    /// The container's address with the subnet's prefix.
+    pub address: IpNetwork,
+    /// The default route goes through it (the first non-internal network's gateway).
+    pub default_gateway: Option<IpAddr>,
+    /// The network's gateway: the container's DNS server.
+    pub gateway: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<Netem>,
+}
+
+/// Reserves an address on every network asked for, in order (`eth0` for the first); on a
+/// failure the reservations already made are released.
+pub fn reserve(
+    state_root: &Path,
+    container_id: &str,
+    container_name: &str,
+    requests: &[AttachRequest],
+) -> Result<Vec<Interface>, NetworkError> {
+    let records = NetworkRecords::open(state_root)?;
+    let mut interfaces = Vec::new();
+    let mut default_taken = false;
+    for (index, request) in requests.iter().enumerate() {
+        let reserved = (|| {
+            let network = records.load(&request.network)?;
+            let name = format!("eth{index}");
+            let member = records.add_member(
+                &request.network,
+                MemberRequest {
+                    container_id: container_id.to_string(),
+                    container_name: container_name.to_string(),
+                    aliases: request.aliases.clone(),
+                    interface: name.clone(),
+                    address: request.ip,
+                    reserved: request.reserved.clone(),
+                    mac: None,
+                },
+            )?;
+            let default_gateway = (!network.internal && !default_taken).then_some(network.gateway);
+            default_taken |= default_gateway.is_some();
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            Ok::<_, NetworkError>(Interface {
+                network: network.name.clone(),
+                bridge: network.bridge.clone(),
+                name,
+                host_name: super::names::host_veth_name(container_id, index)?,
+                address: IpNetwork::new(member.address, network.subnet.prefix())
+                    .expect("ipam allocates inside the subnet"),
+                default_gateway,
+                gateway: network.gateway,
+                impair: request.impair.clone(),
+            })
+        })();
+        match reserved {
+            Ok(interface) => interfaces.push(interface),
+            Err(err) => {
+                release(state_root, container_id, &interfaces);
+                return Err(err);
+            }
+        }
+    }
+    Ok(interfaces)
+}
+
+/// Makes the interfaces of the container whose pid 1 is `pid` (from kiln's namespace, while
+/// it waits to be let go): one veth pair each, the container end created right in its
+/// namespace, then addresses, routes and impairments.
+pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(), NetError> {
+    if interfaces.is_empty() {
+        return Ok(());
+    }
+    let host = HostNamespace::ensure(state_root)?;
+    let container = NetNs::of_pid(pid)?;
+    let outside = Netlink::open_in(&host)?;
+    for interface in interfaces {
+        // A previous run's pair may still be on its way out with its namespace.
+        match outside.delete_link(&interface.host_name) {
+            Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        outside.create_veth_into(&interface.host_name, &interface.name, &container)?;
+        outside.set_master(&interface.host_name, &interface.bridge)?;
+        outside.set_up(&interface.host_name)?;
+        if let Some(netem) = &interface.impair {
+            outside.replace_netem(&interface.host_name, netem)?;
+        }
+    }
+    let inside = Netlink::open_in(&container)?;
+    for interface in interfaces {
+        inside.add_address(&interface.name, interface.address)?;
+        inside.set_up(&interface.name)?;
+        if let Some(netem) = &interface.impair {
+            inside.replace_netem(&interface.name, netem)?;
+        }
+    }
+    if let Some(gateway) = interfaces.iter().find_map(|i| i.default_gateway) {
+        inside.add_default_route(gateway)?;
+    }
+    Ok(())
+}
+
+/// Where a container's /etc/resolv.conf and /etc/hosts are kept (bind-mounted into it).
+pub fn etc_dir(state_root: &Path, container_id: &str) -> std::path::PathBuf {
+    state_root.join("net").join("etc").join(container_id)
+}
+
+/// Writes the container's resolv.conf and hosts; returns (host file, path in container).
+pub fn write_etc(
+    state_root: &Path,
+    container_id: &str,
+    interfaces: &[Interface],
+    names: &[String],
+    search: Option<&str>,
+) -> std::io::Result<Vec<(std::path::PathBuf, &'static str)>> {
+    let dir = etc_dir(state_root, container_id);
+    std::fs::create_dir_all(&dir)?;
+    let mut files = Vec::new();
+    if let Some(text) = resolv_conf(interfaces, search) {
+        let path = dir.join("resolv.conf");
+        crate::store::replace_file(&path, text.as_bytes())?;
+        files.push((path, "/etc/resolv.conf"));
+    }
+    let path = dir.join("hosts");
+    crate::store::replace_file(&path, hosts(interfaces, names).as_bytes())?;
+    files.push((path, "/etc/hosts"));
+    Ok(files)
+}
+
+/// Gives the addresses back and removes what is left of the veths (after a crash, the
+/// host end of a pair whose container still runs) and the container's /etc files. Errors
+/// are ignored: this runs on the way out and must get as far as it can.
+pub fn release(state_root: &Path, container_id: &str, interfaces: &[Interface]) {
+    let _ = std::fs::remove_dir_all(etc_dir(state_root, container_id));
+    if let Ok(records) = NetworkRecords::open(state_root) {
+        for interface in interfaces {
+            let _ = records.remove_member(&interface.network, container_id);
+        }
+    }
+    if let Ok(host) = NetNs::open(&HostNamespace::path(state_root))
+        && let Ok(netlink) = Netlink::open_in(&host)
+    {
+        for interface in interfaces {
+            let _ = netlink.delete_link(&interface.host_name);
+        }
+    }
+}
+
+/// /etc/resolv.conf of a container on these interfaces: the first network's DNS server.
+pub fn resolv_conf(interfaces: &[Interface], project: Option<&str>) -> Option<String> {
+    let first = interfaces.first()?;
+    Some(super::dns::files::resolv_conf(&[first.gateway], project))
+}
+
+/// /etc/hosts of a container: localhost, and its own names on each of its addresses.
+pub fn hosts(interfaces: &[Interface], names: &[String]) -> String {
+    let own: Vec<(IpAddr, Vec<String>)> = interfaces
+        .iter()
+        .map(|i| (i.address.ip(), names.to_vec()))
+        .collect();
+    super::dns::files::hosts_file(&own)
+}
