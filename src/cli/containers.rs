@@ -7,8 +7,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::args::{
-    BundleArgs, Cli, KillArgs, LogsArgs, OutputFormat, PsArgs, RmArgs, RunArgs,
-    StopArgs, SuperviseArgs,
+    BundleArgs, Cli, KillArgs, LogsArgs, OutputFormat, PsArgs, RmArgs, RunArgs, StopArgs,
+    SuperviseArgs,
 };
 use super::output::{json_line, line, table};
 use crate::containers::{self, ContainerError, RunRequest};

@@ -105,9 +105,7 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
             Ok(code)
         }
         NetworkCommand::Exec(args) => match crate::net::exec_in(&root, &args.command) {
-            Ok(status) => Ok(status
-                .code()
-                .map_or(1, |c| u8::try_from(c).unwrap_or(1))),
+            Ok(status) => Ok(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1))),
             Err(err) => Ok(report(err)),
         },
     }

@@ -97,7 +97,9 @@ pub enum ContainerError {
         source: std::io::Error,
     },
     #[error("publishing a port needs a network")]
-    #[diagnostic(help("attach the container to one: `--network NAME` (see `kiln network create`)"))]
+    #[diagnostic(help(
+        "attach the container to one: `--network NAME` (see `kiln network create`)"
+    ))]
     PublishWithoutNetwork,
     #[error("--network {network} cannot take an address, an alias or another network")]
     #[diagnostic(help("give --network the name of a kiln network (`kiln network ls`)"))]

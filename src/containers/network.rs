@@ -84,14 +84,15 @@ pub(crate) fn reserve(
         return Ok((Vec::new(), Vec::new()));
     }
     let interfaces = attach::reserve(state_root, container_id, &names[0], requests)?;
-    let files = attach::write_etc(state_root, container_id, &interfaces, names, search)
-        .map_err(|source| {
+    let files = attach::write_etc(state_root, container_id, &interfaces, names, search).map_err(
+        |source| {
             attach::release(state_root, container_id, &interfaces);
             ContainerError::Io {
                 path: attach::etc_dir(state_root, container_id),
                 source,
             }
-        })?;
+        },
+    )?;
     let volumes = files
         .into_iter()
         .map(|(source, destination)| Volume {

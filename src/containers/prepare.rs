@@ -155,7 +155,8 @@ pub(crate) fn prepare_with(
     };
     options.volumes.extend(etc_volumes);
     let roots: Vec<&Path> = lower_dirs.iter().map(PathBuf::as_path).collect();
-    let spec = container_spec(&image.config.config, &options, &roots).map_err(|e| release(e.into()))?;
+    let spec =
+        container_spec(&image.config.config, &options, &roots).map_err(|e| release(e.into()))?;
     let record = Record {
         id: id.clone(),
         name,

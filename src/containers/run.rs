@@ -222,7 +222,11 @@ pub(crate) fn remove_parent_cgroups(state_root: &Path) {
 /// The record and the container's directory (upper layer, scratch, config.json), and what
 /// it held on kiln's networks.
 pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
-    super::network::release(records.state_root(), &records.dir(&record.id), record.id.as_str());
+    super::network::release(
+        records.state_root(),
+        &records.dir(&record.id),
+        record.id.as_str(),
+    );
     records.remove(record)?;
     Ok(())
 }

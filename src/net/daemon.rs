@@ -178,7 +178,11 @@ impl Directory {
             let bare = network
                 .project
                 .as_deref()
-                .and_then(|p| qname.strip_suffix(&p.to_ascii_lowercase())?.strip_suffix('.'))
+                .and_then(|p| {
+                    qname
+                        .strip_suffix(&p.to_ascii_lowercase())?
+                        .strip_suffix('.')
+                })
                 .unwrap_or(&qname);
             for member in &network.members {
                 let named = member.container_name.eq_ignore_ascii_case(bare)
@@ -249,7 +253,10 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
             }
         }
         let served: String = servers.keys().map(|n| format!("{n}\n")).collect();
-        let _ = crate::store::write_atomically(&root.join("net").join("netd.served"), served.as_bytes());
+        let _ = crate::store::write_atomically(
+            &root.join("net").join("netd.served"),
+            served.as_bytes(),
+        );
         std::thread::sleep(RESCAN);
     }
     drop(servers);

@@ -122,9 +122,7 @@ pub fn ensure(
 
 fn free_subnet(existing: &[NetworkRecord], name: &str) -> Result<IpNetwork, NetworkError> {
     (0..=255u8)
-        .map(|third| {
-            IpNetwork::new(IpAddr::from([10, 89, third, 0]), 24).expect("a /24 is valid")
-        })
+        .map(|third| IpNetwork::new(IpAddr::from([10, 89, third, 0]), 24).expect("a /24 is valid"))
         .find(|candidate| {
             existing
                 .iter()

@@ -17,6 +17,7 @@ mod fuzz;
 mod graph;
 mod harness;
 mod health;
+mod network;
 mod project;
 mod run;
 mod stats;

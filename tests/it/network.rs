@@ -1,0 +1,273 @@
+//! kiln networks: containers find each other by name on a network and nowhere else, a
+//! published port reaches a container, internal networks have no way out, bad input is
+//! refused before anything exists, and nothing is left in the machine's namespace.
+
+use std::path::Path;
+
+use crate::detach::assert_nothing_left;
+use crate::harness::{Project, is_root};
+
+const IMAGES: &str = r#"
+image "py" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/cat" "/bin/sleep" "/bin/ip" "/usr/bin/python3"
+    host-path "/usr/lib/python3.11"
+}
+"#;
+
+/// Connects to HOST:PORT from inside a container; prints `open`, `refused` or `timeout`.
+const CONNECT: &str = r#"import socket, sys
+s = socket.socket(); s.settimeout(1.5)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2]))); print("open")
+except ConnectionRefusedError: print("refused")
+except (socket.timeout, TimeoutError): print("timeout")
+except OSError as e: print("error", e.errno)
+"#;
+
+fn setup() -> Option<(Project, tempfile::TempDir)> {
+    if !is_root() {
+        eprintln!("skipped: networks need root");
+        return None;
+    }
+    let project = Project::new(IMAGES).file("connect.py", CONNECT);
+    let root = tempfile::tempdir().unwrap();
+    project.kiln(root.path()).args(["build"]).run().success();
+    Some((project, root))
+}
+
+/// The names of the machine's own interfaces.
+fn machine_links() -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `kiln run --rm --network NET py python3 -c CONNECT HOST PORT` → what it printed.
+fn connect(project: &Project, root: &Path, network: &str, host: &str, port: &str) -> String {
+    let script = project.path().join("connect.py");
+    project
+        .kiln(root)
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "-v",
+            &format!("{}:/connect.py:ro", script.display()),
+            "py",
+            "python3",
+            "/connect.py",
+            host,
+            port,
+        ])
+        .run()
+        .success()
+        .stdout()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn names_ports_isolation_and_cleanup() {
+    let Some((project, root)) = setup() else {
+        return;
+    };
+    let root = root.path();
+    let links_before = machine_links();
+    let kiln = |args: &[&str]| project.kiln(root).args(args.iter().copied()).run();
+
+    kiln(&["network", "create", "front", "--subnet", "10.89.0.0/24"]).success();
+    kiln(&[
+        "network",
+        "create",
+        "back",
+        "--subnet",
+        "10.89.1.0/24",
+        "--internal",
+    ])
+    .success();
+    kiln(&["network", "create", "other", "--subnet", "10.89.0.128/25"])
+        .failure()
+        .stderr_contains("overlaps");
+    kiln(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--ip",
+        "10.89.0.10",
+        "--network-alias",
+        "www",
+        "-p",
+        "18381:8000",
+        "py",
+        "python3",
+        "-m",
+        "http.server",
+        "8000",
+    ])
+    .success();
+    kiln(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "back",
+        "py",
+        "python3",
+        "-m",
+        "http.server",
+        "5432",
+    ])
+    .success();
+
+    // By name and alias, from another container on the same network.
+    let lookup = "import socket; print(socket.gethostbyname('web'), socket.gethostbyname('www'))";
+    kiln(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "py",
+        "python3",
+        "-c",
+        lookup,
+    ])
+    .success()
+    .stdout_is("10.89.0.10 10.89.0.10\n");
+    let mut open = String::new();
+    for _ in 0..50 {
+        open = connect(&project, root, "front", "web", "8000");
+        if open == "open" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(open, "open");
+    // A name on another network does not resolve; its address is silently unreachable.
+    let unknown = "import socket\ntry: socket.gethostbyname('db'); print('found')\nexcept OSError: print('unknown')";
+    kiln(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "py",
+        "python3",
+        "-c",
+        unknown,
+    ])
+    .success()
+    .stdout_is("unknown\n");
+    let db_ip = project
+        .kiln(root)
+        .args(["network", "inspect", "back", "--format", "json"])
+        .run()
+        .success()
+        .json()["members"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(connect(&project, root, "front", &db_ip, "5432"), "timeout");
+    assert_eq!(
+        connect(&project, root, "back", "web", "8000"),
+        "error -2",
+        "no name"
+    );
+    assert_eq!(
+        connect(&project, root, "back", "10.89.0.10", "8000"),
+        "error 101",
+        "an internal network has no route out"
+    );
+
+    // The published port, from the machine.
+    let body = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import urllib.request as u; print(u.urlopen('http://127.0.0.1:18381/').status)",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&body.stdout), "200\n");
+    // A host port in use is refused before the container exists.
+    kiln(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "-p",
+        "18381:80",
+        "py",
+        "true",
+    ])
+    .code(125)
+    .stderr_contains("host port 18381 is already in use");
+    kiln(&["run", "--rm", "--network", "nowhere", "py", "true"])
+        .code(125)
+        .stderr_contains("nowhere");
+    kiln(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--ip",
+        "10.99.0.1",
+        "py",
+        "true",
+    ])
+    .code(125)
+    .stderr_contains("10.99.0.1");
+    kiln(&["run", "--rm", "-p", "8080:80", "py", "true"])
+        .code(125)
+        .stderr_contains("publishing a port needs a network");
+
+    let inspect = kiln(&["network", "inspect", "front", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(inspect["gateway"], "10.89.0.1");
+    let members = inspect["members"].as_array().unwrap();
+    assert_eq!(
+        members.len(),
+        1,
+        "--rm containers left the network: {members:?}"
+    );
+    assert_eq!(members[0]["name"], "web");
+    assert!(members[0]["rx_bytes"].as_u64().unwrap() > 0);
+
+    kiln(&["network", "rm", "front"])
+        .failure()
+        .stderr_contains("in use by web");
+    assert!(
+        kiln(&["network", "exec", "--", "ip", "-o", "link"])
+            .success()
+            .stdout()
+            .contains("kb-front")
+    );
+    kiln(&["rm", "-f", "web", "db"]).success();
+    kiln(&["network", "rm", "front", "back"]).success();
+    assert!(
+        !root.join("net/host.netns").exists(),
+        "the kiln host namespace is gone"
+    );
+    assert!(
+        !root.join("net/netd.pid").exists(),
+        "the DNS daemon is gone"
+    );
+    assert_eq!(
+        machine_links(),
+        links_before,
+        "the machine's own links are untouched"
+    );
+    assert_nothing_left(root, &[]);
+}
