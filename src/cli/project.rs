@@ -94,6 +94,16 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
             UpEvent::Waiting { name, on } => format!("{name}: waiting until {on}"),
             UpEvent::Healthy(name) => format!("{name}: healthy"),
             UpEvent::Completed { name, code } => format!("{name}: completed with exit code {code}"),
+            UpEvent::Linked {
+                link,
+                unimpaired: false,
+            } => format!("link {link}: up"),
+            UpEvent::Linked {
+                link,
+                unimpaired: true,
+            } => {
+                format!("link {link}: up, WITHOUT its impairments (this kernel has no netem qdisc)")
+            }
         };
         eprintln!("{text}");
     };

@@ -72,6 +72,21 @@ pub fn signal_container(record: &Record, signal: Signal) -> Result<bool, Contain
     }
 }
 
+/// Whether process `pid` has a handler for `signal` (`SigCgt` of /proc/PID/status).
+fn catches(pid: i32, signal: Signal) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    caught_in(&status, signal)
+}
+
+pub(crate) fn caught_in(status: &str, signal: Signal) -> Option<bool> {
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))?
+        .trim();
+    let mask = u64::from_str_radix(mask, 16).ok()?;
+    Some(mask & (1 << (signal as i32 - 1)) != 0)
+}
+
 /// `kiln kill`: marks the container stopped (no restart) and signals it.
 pub fn kill_container(
     records: &Records,
@@ -99,7 +114,14 @@ pub fn stop(records: &Records, record: &Record, timeout: Duration) -> Result<(),
         return Ok(());
     }
     mark_stopped(records, record)?;
-    if signal_container(&current, stop_signal(records, record))? {
+    let signal = stop_signal(records, record);
+    // pid 1 of a pid namespace only gets the signals it has a handler for: one it does not
+    // catch is dropped by the kernel, and waiting `timeout` for it would be time lost.
+    let caught = current
+        .state
+        .pid
+        .is_none_or(|pid| catches(pid, signal).unwrap_or(true));
+    if signal_container(&current, signal)? && caught {
         let deadline = Instant::now() + timeout;
         while current.state.process_alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

@@ -76,3 +76,27 @@ fn signals_parse_by_name_or_number() {
     assert!(parse_signal("NOPE").is_err());
     assert!(parse_signal("999").is_err());
 }
+
+#[test]
+fn caught_signals_come_from_sigcgt() {
+    use nix::sys::signal::Signal;
+    let status = "Name:\\tsh\\nSigIgn:\\t0000000000000004\\nSigCgt:\\t0000000000004002\\n"
+        .replace("\\t", "\t")
+        .replace("\\n", "\n");
+    assert_eq!(
+        super::control::caught_in(&status, Signal::SIGTERM),
+        Some(true)
+    );
+    assert_eq!(
+        super::control::caught_in(&status, Signal::SIGINT),
+        Some(true)
+    );
+    assert_eq!(
+        super::control::caught_in(&status, Signal::SIGQUIT),
+        Some(false)
+    );
+    assert_eq!(
+        super::control::caught_in("Name:\tsh\n", Signal::SIGTERM),
+        None
+    );
+}

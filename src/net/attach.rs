@@ -117,8 +117,10 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
         outside.create_veth_into(&interface.host_name, &interface.name, &container)?;
         outside.set_master(&interface.host_name, &interface.bridge)?;
         outside.set_up(&interface.host_name)?;
+        // Without netem in the kernel the container still starts, unimpaired;
+        // `kiln network inspect` shows no impairment.
         if let Some(netem) = &interface.impair {
-            outside.replace_netem(&interface.host_name, netem)?;
+            super::link::impair(&outside, &interface.host_name, netem)?;
         }
     }
     let inside = Netlink::open_in(&container)?;
@@ -126,7 +128,7 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
         inside.add_address(&interface.name, interface.address)?;
         inside.set_up(&interface.name)?;
         if let Some(netem) = &interface.impair {
-            inside.replace_netem(&interface.name, netem)?;
+            super::link::impair(&inside, &interface.name, netem)?;
         }
     }
     if let Some(gateway) = interfaces.iter().find_map(|i| i.default_gateway) {

@@ -12,6 +12,7 @@ pub mod dns;
 mod error;
 pub mod host;
 pub mod ipam;
+pub mod link;
 pub mod names;
 pub mod netem;
 pub mod netlink;

@@ -11,5 +11,5 @@ mod plan;
 mod tests;
 mod up;
 
-pub use plan::{Instance, ProjectPlan, VolumePlan, plan};
+pub use plan::{Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
 pub use up::{DEFAULT_WAIT, ProjectError, UpEvent, down, project_records, up};

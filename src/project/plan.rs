@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use crate::runtime::spec::{NetworkMode, RunOptions};
 use crate::runtime::supervise::RestartPolicy;
+use ipnetwork::IpNetwork;
+
 use crate::spec::model::{
-    Attachment, Condition, Container, ContainerKind, Health, Project, Publish,
+    Attachment, Condition, Container, ContainerKind, Health, Impairment, Project, Publish,
     RestartPolicy as SpecRestart, VolumeSource,
 };
 
@@ -20,6 +22,27 @@ pub struct ProjectPlan {
     /// Start waves: indices into `instances`. Every instance of a wave depends only on
     /// services of earlier waves, so a wave starts once the conditions before it hold.
     pub waves: Vec<Vec<usize>>,
+    pub networks: Vec<NetworkPlan>,
+    pub links: Vec<LinkPlan>,
+}
+
+/// A network the project declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkPlan {
+    pub name: String,
+    /// `None`: the first free /24 of 10.89.0.0/16.
+    pub subnet: Option<IpNetwork>,
+    pub internal: bool,
+}
+
+/// A link between two instances' named interfaces.
+#[derive(Debug, Clone)]
+pub struct LinkPlan {
+    /// (instance, interface) of each end.
+    pub a: (String, String),
+    pub b: (String, String),
+    pub subnet: Option<IpNetwork>,
+    pub impair: Option<Impairment>,
 }
 
 /// A volume the instance mounts, before its source is made to exist.
@@ -75,10 +98,31 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
         }
     }
     let waves = waves(project, &instances);
+    let networks = project
+        .networks
+        .iter()
+        .map(|n| NetworkPlan {
+            name: n.name.value.clone(),
+            subnet: n.subnet.as_ref().map(|s| s.value),
+            internal: n.internal,
+        })
+        .collect();
+    let links = project
+        .links
+        .iter()
+        .map(|l| LinkPlan {
+            a: (l.a.container.value.clone(), l.a.interface.value.clone()),
+            b: (l.b.container.value.clone(), l.b.interface.value.clone()),
+            subnet: l.subnet.as_ref().map(|s| s.value),
+            impair: l.impair.clone(),
+        })
+        .collect();
     ProjectPlan {
         project: project.name.clone(),
         instances,
         waves,
+        networks,
+        links,
     }
 }
 

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use super::plan::{Instance, ProjectPlan, VolumePlan};
 use crate::containers::{self, ContainerError, RunRequest};
 use crate::image::StoredImage;
+use crate::net::Netem;
+use crate::net::attach::AttachRequest;
+use crate::net::link::LinkEnd;
 use crate::runtime::records::{Membership, Record, Records, Status};
 use crate::runtime::spec::Volume;
 use crate::spec::model::{Condition, ContainerKind};
@@ -40,6 +43,11 @@ pub enum UpEvent {
     Completed {
         name: String,
         code: i32,
+    },
+    /// A link was made; `unimpaired`: its impairments could not be applied (no netem).
+    Linked {
+        link: String,
+        unimpaired: bool,
     },
 }
 
@@ -68,6 +76,18 @@ pub enum ProjectError {
         code: i32,
         condition: &'static str,
     },
+    #[error("cannot make a link of {name}: it is not running")]
+    LinkEndDown { name: String },
+    #[error("cannot link {a} and {b}")]
+    #[diagnostic(help(
+        "`kiln network exec -- ip link` and `kiln exec C ip link` show what exists"
+    ))]
+    Link {
+        a: String,
+        b: String,
+        #[source]
+        source: crate::net::NetError,
+    },
     #[error("cannot create volume directory {}", path.display())]
     Volume {
         path: PathBuf,
@@ -88,6 +108,16 @@ pub fn up(
 ) -> Result<(), ProjectError> {
     let records = Records::open(state_root)?;
     let selected = selected_services(plan, only);
+    for network in &plan.networks {
+        crate::net::network::ensure(
+            state_root,
+            &network.name,
+            network.subnet,
+            network.internal,
+            Some(&plan.project),
+        )
+        .map_err(ContainerError::from)?;
+    }
     if only.is_empty() {
         for record in project_records(&records, &plan.project)? {
             if !plan.instances.iter().any(|i| i.name == record.name) {
@@ -122,6 +152,7 @@ pub fn up(
         });
         results.into_iter().collect::<Result<(), _>>()?;
     }
+    make_links(&records, plan, events)?;
     // Jobs report their exit codes; services with a health check must be healthy.
     for instance in plan
         .instances
@@ -166,6 +197,15 @@ pub fn down(
             .collect()
     });
     let removed = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let networks = crate::net::records::NetworkRecords::open(state_root)
+        .and_then(|r| r.list())
+        .map_err(|e| ContainerError::from(crate::net::network::NetworkError::from(e)))?;
+    for network in networks
+        .iter()
+        .filter(|n| n.project.as_deref() == Some(project))
+    {
+        crate::net::network::remove(state_root, &network.name).map_err(ContainerError::from)?;
+    }
     if volumes {
         let dir = volume_root(state_root, project);
         match std::fs::remove_dir_all(&dir) {
@@ -175,6 +215,85 @@ pub fn down(
         }
     }
     Ok(removed)
+}
+
+/// The networks an instance attaches to, in declaration order: replicas also answer to
+/// their service's name, and allocated addresses keep clear of every `ip=` of the project.
+fn attach_requests(plan: &ProjectPlan, instance: &Instance) -> Vec<AttachRequest> {
+    instance
+        .networks
+        .iter()
+        .map(|attachment| {
+            let network = &attachment.network.value;
+            let mut aliases: Vec<String> =
+                attachment.aliases.iter().map(|a| a.value.clone()).collect();
+            if instance.name != instance.service {
+                aliases.push(instance.service.clone());
+            }
+            let reserved = plan
+                .instances
+                .iter()
+                .filter(|other| other.name != instance.name)
+                .flat_map(|other| &other.networks)
+                .filter(|a| &a.network.value == network)
+                .filter_map(|a| a.ip.as_ref().map(|ip| ip.value))
+                .collect();
+            AttachRequest {
+                network: network.clone(),
+                ip: attachment.ip.as_ref().map(|ip| ip.value),
+                aliases,
+                impair: attachment.impair.as_ref().map(Netem::from),
+                reserved,
+            }
+        })
+        .collect()
+}
+
+/// Makes the project's links between running instances (those that exist are kept).
+fn make_links(
+    records: &Records,
+    plan: &ProjectPlan,
+    events: &(dyn Fn(UpEvent) + Sync),
+) -> Result<(), ProjectError> {
+    for link in &plan.links {
+        let pid = |name: &str| -> Result<i32, ProjectError> {
+            let record = records.find(name)?.reconciled();
+            record
+                .state
+                .pid
+                .filter(|_| record.state.status == Status::Running)
+                .ok_or_else(|| ProjectError::LinkEndDown {
+                    name: name.to_string(),
+                })
+        };
+        let addresses = link.subnet.and_then(crate::net::link::link_addresses);
+        let a = LinkEnd {
+            pid: pid(&link.a.0)?,
+            interface: link.a.1.clone(),
+            address: addresses.map(|(a, _)| a),
+        };
+        let b = LinkEnd {
+            pid: pid(&link.b.0)?,
+            interface: link.b.1.clone(),
+            address: addresses.map(|(_, b)| b),
+        };
+        let netem = link.impair.as_ref().map(Netem::from);
+        let name = format!("{}:{} {}:{}", link.a.0, link.a.1, link.b.0, link.b.1);
+        let connected = crate::net::link::connect(&a, &b, netem.as_ref()).map_err(|source| {
+            ProjectError::Link {
+                a: format!("{}:{}", link.a.0, link.a.1),
+                b: format!("{}:{}", link.b.0, link.b.1),
+                source,
+            }
+        })?;
+        if connected.made {
+            events(UpEvent::Linked {
+                link: name,
+                unimpaired: connected.netem_missing,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The records of a project's containers.
@@ -263,8 +382,19 @@ fn ensure(
             service: instance.service.clone(),
             fingerprint: instance.fingerprint.clone(),
         }),
-        networks: Vec::new(),
-        publish: Vec::new(),
+        networks: attach_requests(plan, instance),
+        publish: instance
+            .publish
+            .iter()
+            .map(|p| containers::Published {
+                host_port: p.host.value,
+                port: p.port.value,
+                protocol: match p.protocol {
+                    crate::spec::model::Protocol::Tcp => crate::net::proxy::Protocol::Tcp,
+                    crate::spec::model::Protocol::Udp => crate::net::proxy::Protocol::Udp,
+                },
+            })
+            .collect(),
     };
     let health = instance.health.as_ref().map(containers::HealthCheck::from);
     containers::run_detached(store, state_root, &request, health)?;

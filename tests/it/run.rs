@@ -25,10 +25,13 @@ fn tools() -> Option<(Project, tempfile::TempDir)> {
     Some((project, root))
 }
 
+/// The machine's mounts, but for network namespace pins (nsfs): the network tests, running
+/// beside these, make and remove those, and check them themselves.
 fn mounts() -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
+        .filter(|l| !l.contains(" - nsfs "))
         .map(|l| l.split(' ').skip(3).take(2).collect::<Vec<_>>().join(" "))
         .collect()
 }
