@@ -12,6 +12,7 @@ mod check;
 mod commit;
 mod detach;
 mod diagnostics;
+mod examples;
 mod exec;
 mod fuzz;
 mod graph;

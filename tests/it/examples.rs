@@ -1,0 +1,69 @@
+//! The bundled projects go up and come down cleanly: hello-web (the README's main job),
+//! three-tier and router-ring.
+
+use crate::detach::assert_nothing_left;
+use crate::harness::{Kiln, is_root, repo};
+
+fn up_and_down(example: &str, expect: &[&str]) {
+    if !is_root() {
+        eprintln!("skipped: projects need root");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let file = repo().join("examples").join(example).join("kiln.kdl");
+    let file = file.to_str().unwrap();
+    let kiln = |args: &[&str]| Kiln::new().root(root.path()).args(args.iter().copied());
+    let up = kiln(&["up", "-d", "-f", file]).run().success();
+    for line in expect {
+        assert!(
+            up.stderr().contains(line),
+            "up lacks {line:?}:\n{}",
+            up.stderr()
+        );
+    }
+    let ps = kiln(&["ps", "--format", "json"]).run().success().json();
+    assert!(!ps.as_array().unwrap().is_empty());
+    kiln(&["down", "-v", "-f", file]).run().success();
+    assert!(
+        kiln(&["ps", "-a", "--format", "json"])
+            .run()
+            .success()
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!root.path().join("net/host.netns").exists());
+    assert_nothing_left(root.path(), &[]);
+}
+
+#[test]
+fn hello_web() {
+    up_and_down(
+        "hello-web",
+        &["web: healthy", "client: started", "hello-web: up"],
+    );
+}
+
+#[test]
+fn three_tier() {
+    up_and_down(
+        "three-tier",
+        &[
+            "seed: completed with exit code 0",
+            "db: healthy",
+            "app-1: started",
+            "app-2: started",
+            "web: started",
+            "three-tier: up",
+        ],
+    );
+}
+
+#[test]
+fn router_ring() {
+    up_and_down(
+        "router-ring",
+        &["link r1:eth1 r2:eth1: up", "router-ring: up"],
+    );
+}
