@@ -8,6 +8,9 @@
 //! `containers`' business: this module only decides and waits.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -108,8 +111,9 @@ pub fn up(
 ) -> Result<(), ProjectError> {
     let records = Records::open(state_root)?;
     let selected = selected_services(plan, only);
+    let mut subnets = BTreeMap::new();
     for network in &plan.networks {
-        crate::net::network::ensure(
+        let record = crate::net::network::ensure(
             state_root,
             &network.name,
             network.subnet,
@@ -117,7 +121,9 @@ pub fn up(
             Some(&plan.project),
         )
         .map_err(ContainerError::from)?;
+        subnets.insert(record.name, record.subnet);
     }
+    let addresses = plan_addresses(plan, &subnets)?;
     if only.is_empty() {
         for record in project_records(&records, &plan.project)? {
             if !plan.instances.iter().any(|i| i.name == record.name) {
@@ -141,8 +147,12 @@ pub fn up(
             let handles: Vec<_> = instances
                 .iter()
                 .map(|instance| {
-                    let records = &records;
-                    scope.spawn(move || ensure(store, state_root, records, plan, instance, events))
+                    let (records, addresses) = (&records, &addresses);
+                    scope.spawn(move || {
+                        ensure(
+                            store, state_root, records, plan, instance, addresses, events,
+                        )
+                    })
                 })
                 .collect();
             handles
@@ -217,9 +227,47 @@ pub fn down(
     Ok(removed)
 }
 
-/// The networks an instance attaches to, in declaration order: replicas also answer to
-/// their service's name, and allocated addresses keep clear of every `ip=` of the project.
-fn attach_requests(plan: &ProjectPlan, instance: &Instance) -> Vec<AttachRequest> {
+/// The key of an instance's address on a network (as `net::records` makes it).
+fn address_key(project: &str, instance: &str, network: &str) -> String {
+    format!("{project}/{instance}/{network}")
+}
+
+/// Every instance's address on every project network, planned at once: fixed ones first,
+/// then the others in key order, so the same project gives the same addresses whatever
+/// order its containers start in.
+fn plan_addresses(
+    plan: &ProjectPlan,
+    subnets: &BTreeMap<String, IpNetwork>,
+) -> Result<BTreeMap<String, IpAddr>, ProjectError> {
+    let attachments: Vec<crate::net::ipam::Attachment> = plan
+        .instances
+        .iter()
+        .flat_map(|instance| {
+            instance
+                .networks
+                .iter()
+                .filter(|a| subnets.contains_key(&a.network.value))
+                .map(|a| crate::net::ipam::Attachment {
+                    key: address_key(&plan.project, &instance.name, &a.network.value),
+                    network: a.network.value.clone(),
+                    fixed: a.ip.as_ref().map(|ip| ip.value),
+                })
+        })
+        .collect();
+    crate::net::ipam::plan_addresses(subnets, &attachments).map_err(|e| {
+        ProjectError::Container(ContainerError::Network(
+            crate::net::network::NetworkError::Ipam(e),
+        ))
+    })
+}
+
+/// The networks an instance attaches to, in declaration order, at their planned addresses;
+/// replicas also answer to their service's name.
+fn attach_requests(
+    plan: &ProjectPlan,
+    instance: &Instance,
+    addresses: &BTreeMap<String, IpAddr>,
+) -> Vec<AttachRequest> {
     instance
         .networks
         .iter()
@@ -238,9 +286,12 @@ fn attach_requests(plan: &ProjectPlan, instance: &Instance) -> Vec<AttachRequest
                 .filter(|a| &a.network.value == network)
                 .filter_map(|a| a.ip.as_ref().map(|ip| ip.value))
                 .collect();
+            let planned = addresses
+                .get(&address_key(&plan.project, &instance.name, network))
+                .copied();
             AttachRequest {
                 network: network.clone(),
-                ip: attachment.ip.as_ref().map(|ip| ip.value),
+                ip: attachment.ip.as_ref().map(|ip| ip.value).or(planned),
                 aliases,
                 impair: attachment.impair.as_ref().map(Netem::from),
                 reserved,
@@ -339,6 +390,7 @@ fn ensure(
     records: &Records,
     plan: &ProjectPlan,
     instance: &Instance,
+    addresses: &BTreeMap<String, IpAddr>,
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
     let image = StoredImage::load(store, &instance.image).map_err(ContainerError::from)?;
@@ -382,7 +434,7 @@ fn ensure(
             service: instance.service.clone(),
             fingerprint: instance.fingerprint.clone(),
         }),
-        networks: attach_requests(plan, instance),
+        networks: attach_requests(plan, instance, addresses),
         publish: instance
             .publish
             .iter()

@@ -271,3 +271,62 @@ fn names_ports_isolation_and_cleanup() {
     );
     assert_nothing_left(root, &[]);
 }
+
+/// The supervisor and its container killed with SIGKILL (as a crash would): `kiln rm -f`
+/// gives the address back and removes the veth, and the network can go.
+#[test]
+fn a_crash_is_cleaned_up_by_rm() {
+    let Some((project, root)) = setup() else {
+        return;
+    };
+    let root = root.path();
+    let kiln = |args: &[&str]| project.kiln(root).args(args.iter().copied()).run();
+    kiln(&["network", "create", "lab", "--subnet", "10.89.5.0/24"]).success();
+    let id = kiln(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "--network",
+        "lab",
+        "py",
+        "sleep",
+        "1000",
+    ])
+    .success()
+    .stdout()
+    .trim()
+    .to_string();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("containers").join(&id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    for key in ["supervisor_pid", "pid"] {
+        let pid = state["state"][key].as_i64().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    let members = |root: &Path| {
+        project
+            .kiln(root)
+            .args(["network", "inspect", "lab", "--format", "json"])
+            .run()
+            .success()
+            .json()["members"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(members(root), 1, "the crash left the membership");
+    kiln(&["rm", "-f", "victim"]).success();
+    assert_eq!(members(root), 0);
+    let links = kiln(&["network", "exec", "--", "ip", "-o", "link"])
+        .success()
+        .stdout();
+    assert!(!links.contains("kv"), "a host veth is left: {links}");
+    kiln(&["network", "rm", "lab"]).success();
+    assert_nothing_left(root, &[]);
+}

@@ -163,3 +163,56 @@ fn a_failing_job_stops_up_and_names_it() {
     project.kiln(root).args(["down"]).run().success();
     assert_nothing_left(root, &[]);
 }
+
+/// The same project gives every container the same address, whatever order the file (and
+/// so the start) puts them in.
+#[test]
+fn addresses_do_not_depend_on_start_order() {
+    if !is_root() {
+        eprintln!("skipped: containers need root");
+        return;
+    }
+    let containers = [
+        "container \"a\" image=\"tools\" {\n    network \"n\"\n    cmd \"sleep\" \"1000\"\n}\n",
+        "container \"b\" image=\"tools\" replicas=3 {\n    network \"n\"\n    cmd \"sleep\" \"1000\"\n}\n",
+        "container \"c\" image=\"tools\" {\n    network \"n\" ip=\"10.89.7.9\"\n    cmd \"sleep\" \"1000\"\n}\n",
+    ];
+    let head = "project \"order\"\nimage \"tools\" {\n    from \"scratch\"\n    host-binary \"/bin/sleep\"\n}\nnetwork \"n\" subnet=\"10.89.7.0/24\"\n";
+    let addresses = |text: String| {
+        let project = Project::new(&text);
+        let root = tempfile::tempdir().unwrap();
+        project.kiln(root.path()).args(["up", "-d"]).run().success();
+        let inspect = project
+            .kiln(root.path())
+            .args(["network", "inspect", "n", "--format", "json"])
+            .run()
+            .success()
+            .json();
+        project.kiln(root.path()).args(["down"]).run().success();
+        assert_nothing_left(root.path(), &[]);
+        let mut found: Vec<(String, String)> = inspect["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_string(),
+                    m["address"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let forward = addresses(format!(
+        "{head}{}{}{}",
+        containers[0], containers[1], containers[2]
+    ));
+    let backward = addresses(format!(
+        "{head}{}{}{}",
+        containers[2], containers[1], containers[0]
+    ));
+    assert_eq!(forward.len(), 5);
+    assert_eq!(forward, backward);
+    assert!(forward.contains(&("c".to_string(), "10.89.7.9".to_string())));
+}
