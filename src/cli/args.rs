@@ -555,6 +555,47 @@ pub enum NetworkCommand {
     Rm(NetworkRmArgs),
     /// Run a host command inside the kiln host namespace, where the bridges live.
     Exec(NetworkExecArgs),
+    /// List the links of running projects: both ends, addresses, the impairment in force
+    /// (as the kernel reports it) and each end's counters.
+    Links(NetworkListArgs),
+    /// Change the impairment of a link (both ends) on a running topology.
+    ///
+    /// Examples:
+    ///   kiln network impair r1:eth1 --delay 50ms --jitter 5ms --loss 2%
+    ///   kiln network impair r1:eth1 --rate 1mbit
+    ///   kiln network impair r1:eth1 --clear
+    #[command(verbatim_doc_comment)]
+    Impair(NetworkImpairArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkImpairArgs {
+    /// Either end of the link, as `container:interface`.
+    pub endpoint: String,
+    /// Added delay (`20ms`).
+    #[arg(long, value_name = "DURATION")]
+    pub delay: Option<String>,
+    /// Variation of the delay (`5ms`).
+    #[arg(long, value_name = "DURATION")]
+    pub jitter: Option<String>,
+    /// Packets dropped (`1%`).
+    #[arg(long, value_name = "PERCENT")]
+    pub loss: Option<String>,
+    /// Bandwidth (`10mbit`).
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+    /// Packets with a flipped bit (`0.1%`).
+    #[arg(long, value_name = "PERCENT")]
+    pub corrupt: Option<String>,
+    /// Packets sent twice (`1%`).
+    #[arg(long, value_name = "PERCENT")]
+    pub duplicate: Option<String>,
+    /// Packets sent out of order (`1%`, with --delay).
+    #[arg(long, value_name = "PERCENT")]
+    pub reorder: Option<String>,
+    /// Remove every impairment of the link.
+    #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "rate", "corrupt", "duplicate", "reorder"])]
+    pub clear: bool,
 }
 
 #[derive(Debug, Args)]

@@ -104,6 +104,8 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
             }
             Ok(code)
         }
+        NetworkCommand::Links(args) => links(&root, args.format),
+        NetworkCommand::Impair(args) => impair(&root, args),
         NetworkCommand::Exec(args) => match crate::net::exec_in(&root, &args.command) {
             Ok(status) => Ok(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1))),
             Err(err) => Ok(report(err)),
@@ -195,6 +197,170 @@ pub(crate) fn describe_netem(n: &crate::net::Netem) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// The pid 1 of a running container, by name.
+fn running_pid(root: &std::path::Path, name: &str) -> Option<i32> {
+    let records = crate::runtime::records::Records::open(root).ok()?;
+    let record = records.find(name).ok()?.reconciled();
+    record.state.pid.filter(|_| record.state.process_alive())
+}
+
+fn links(root: &std::path::Path, format: OutputFormat) -> Result<u8, crate::Error> {
+    let records = match crate::net::link::load_links(root) {
+        Ok(records) => records,
+        Err(err) => return Ok(report(err)),
+    };
+    let values: Vec<serde_json::Value> = records
+        .iter()
+        .map(|link| {
+            let ends: Vec<serde_json::Value> = link
+                .ends()
+                .iter()
+                .map(|(container, interface)| {
+                    let state = running_pid(root, container)
+                        .and_then(|pid| crate::net::link::end_state(pid, interface).ok());
+                    let (kernel_link, netem) = state.unwrap_or((None, None));
+                    json!({
+                        "container": container,
+                        "interface": interface,
+                        "up": kernel_link.as_ref().map(|l| l.up),
+                        "rx_bytes": kernel_link.as_ref().map(|l| l.stats.rx_bytes),
+                        "tx_bytes": kernel_link.as_ref().map(|l| l.stats.tx_bytes),
+                        "rx_dropped": kernel_link.as_ref().map(|l| l.stats.rx_dropped),
+                        "impairment": netem.as_ref().map(describe_netem),
+                    })
+                })
+                .collect();
+            json!({
+                "project": link.project,
+                "a": link.a,
+                "b": link.b,
+                "subnet": link.subnet.map(|s| s.to_string()),
+                "impairment": link.impair.as_ref().map(describe_netem),
+                "ends": ends,
+            })
+        })
+        .collect();
+    match format {
+        OutputFormat::Json => json_line(&values)?,
+        OutputFormat::Text => {
+            let mut rows = vec![vec![
+                "LINK".to_string(),
+                "SUBNET".into(),
+                "IMPAIRMENT".into(),
+                "STATE".into(),
+            ]];
+            for v in &values {
+                let up = v["ends"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|e| e["up"] == true);
+                rows.push(vec![
+                    format!(
+                        "{} — {}",
+                        v["a"].as_str().unwrap_or(""),
+                        v["b"].as_str().unwrap_or("")
+                    ),
+                    v["subnet"].as_str().unwrap_or("-").to_string(),
+                    v["ends"][0]["impairment"]
+                        .as_str()
+                        .unwrap_or("none")
+                        .to_string(),
+                    if up { "up".into() } else { "down".into() },
+                ]);
+            }
+            table(&rows)?;
+        }
+    }
+    Ok(0)
+}
+
+fn impair(
+    root: &std::path::Path,
+    args: &super::args::NetworkImpairArgs,
+) -> Result<u8, crate::Error> {
+    use crate::spec::units::{Duration, Percent, Rate};
+    let bad = |what: &str, value: &str, reason: String| crate::Error::Failed {
+        message: format!("invalid {what} `{value}`: {reason}"),
+        help: Some("durations like 20ms, percentages like 1%, rates like 10mbit".into()),
+    };
+    let duration = |v: &Option<String>, what: &str| -> Result<std::time::Duration, crate::Error> {
+        v.as_deref().map_or(Ok(std::time::Duration::ZERO), |t| {
+            Duration::parse(t)
+                .map(Duration::as_std)
+                .map_err(|r| bad(what, t, r))
+        })
+    };
+    let percent = |v: &Option<String>, what: &str| -> Result<f64, crate::Error> {
+        v.as_deref().map_or(Ok(0.0), |t| {
+            Percent::parse(t).map(|p| p.0).map_err(|r| bad(what, t, r))
+        })
+    };
+    let netem = if args.clear {
+        None
+    } else {
+        Some(crate::net::Netem {
+            delay: duration(&args.delay, "delay")?,
+            jitter: duration(&args.jitter, "jitter")?,
+            loss_percent: percent(&args.loss, "loss")?,
+            rate_bytes_per_sec: args
+                .rate
+                .as_deref()
+                .map(|t| {
+                    Rate::parse(t)
+                        .map(|r| r.0 / 8)
+                        .map_err(|r| bad("rate", t, r))
+                })
+                .transpose()?,
+            corrupt_percent: percent(&args.corrupt, "corrupt")?,
+            duplicate_percent: percent(&args.duplicate, "duplicate")?,
+            reorder_percent: percent(&args.reorder, "reorder")?,
+            ..crate::net::Netem::default()
+        })
+    };
+    let mut records = match crate::net::link::load_links(root) {
+        Ok(records) => records,
+        Err(err) => return Ok(report(err)),
+    };
+    let Some(link) = records
+        .iter_mut()
+        .find(|l| l.a == args.endpoint || l.b == args.endpoint)
+    else {
+        return Err(crate::Error::Failed {
+            message: format!("no link has the end `{}`", args.endpoint),
+            help: Some("`kiln network links` lists them (ends are CONTAINER:INTERFACE)".into()),
+        });
+    };
+    for (container, interface) in link.ends() {
+        let Some(pid) = running_pid(root, container) else {
+            return Err(crate::Error::Failed {
+                message: format!("{container} is not running"),
+                help: Some("`kiln up -d` brings the project back".into()),
+            });
+        };
+        if let Err(err) = crate::net::link::set_impairment(pid, interface, netem.as_ref()) {
+            return Ok(report(err));
+        }
+    }
+    link.impair = netem.clone();
+    let project = link.project.clone();
+    let mine: Vec<_> = records
+        .into_iter()
+        .filter(|l| l.project == project)
+        .collect();
+    if let Err(err) = crate::net::link::save_project_links(root, &project, mine) {
+        return Ok(report(err));
+    }
+    line(format!(
+        "{}: {}",
+        args.endpoint,
+        netem
+            .as_ref()
+            .map_or_else(|| "no impairment".to_string(), describe_netem)
+    ))?;
+    Ok(0)
 }
 
 /// `kiln __netd`.

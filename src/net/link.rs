@@ -87,3 +87,96 @@ pub(crate) fn impair(netlink: &Netlink, interface: &str, netem: &Netem) -> Resul
         Err(err) => Err(err),
     }
 }
+
+/// A link of a project as `kiln up` made it: `$ROOT/net/links.json` lists them, so
+/// `kiln network links` and `kiln network impair` find both ends from either one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinkRecord {
+    pub project: String,
+    /// `container:interface` of each end.
+    pub a: String,
+    pub b: String,
+    pub subnet: Option<IpNetwork>,
+    /// The impairment in force (declared, or set by `kiln network impair`).
+    pub impair: Option<Netem>,
+}
+
+impl LinkRecord {
+    /// The (container, interface) pairs of both ends.
+    pub fn ends(&self) -> [(&str, &str); 2] {
+        [split_end(&self.a), split_end(&self.b)]
+    }
+}
+
+fn split_end(end: &str) -> (&str, &str) {
+    end.split_once(':').unwrap_or((end, ""))
+}
+
+fn links_path(state_root: &std::path::Path) -> std::path::PathBuf {
+    state_root.join("net").join("links.json")
+}
+
+/// Every link recorded under the state root.
+pub fn load_links(state_root: &std::path::Path) -> Result<Vec<LinkRecord>, NetError> {
+    let path = links_path(state_root);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| NetError::Io {
+            path,
+            cause: std::io::Error::other(e),
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(cause) => Err(NetError::Io { path, cause }),
+    }
+}
+
+/// Replaces the links of `project` with `links` (none: forgets them).
+pub fn save_project_links(
+    state_root: &std::path::Path,
+    project: &str,
+    links: Vec<LinkRecord>,
+) -> Result<(), NetError> {
+    let mut all: Vec<LinkRecord> = load_links(state_root)?
+        .into_iter()
+        .filter(|l| l.project != project)
+        .collect();
+    all.extend(links);
+    let path = links_path(state_root);
+    if all.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(cause) => Err(NetError::Io { path, cause }),
+        };
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|cause| NetError::Io {
+            path: dir.to_path_buf(),
+            cause,
+        })?;
+    }
+    let bytes = serde_json::to_vec_pretty(&all).expect("links serialize");
+    crate::store::replace_file(&path, &bytes).map_err(|cause| NetError::Io { path, cause })
+}
+
+/// Sets (or with `None` clears) the impairment on one end, in the container `pid`.
+pub fn set_impairment(pid: i32, interface: &str, netem: Option<&Netem>) -> Result<(), NetError> {
+    let netlink = Netlink::open_in(&NetNs::of_pid(pid)?)?;
+    match netem {
+        Some(netem) => netlink.replace_netem(interface, netem),
+        None => netlink.delete_root_qdisc(interface),
+    }
+}
+
+/// What the kernel says about one end: its counters and the netem in force.
+pub fn end_state(
+    pid: i32,
+    interface: &str,
+) -> Result<(Option<super::Link>, Option<Netem>), NetError> {
+    let netlink = Netlink::open_in(&NetNs::of_pid(pid)?)?;
+    let link = netlink.link(interface)?;
+    let netem = match link {
+        Some(_) => netlink.qdiscs(interface)?.into_iter().find_map(|q| q.netem),
+        None => None,
+    };
+    Ok((link, netem))
+}

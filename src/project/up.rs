@@ -210,6 +210,7 @@ pub fn down(
     let networks = crate::net::records::NetworkRecords::open(state_root)
         .and_then(|r| r.list())
         .map_err(|e| ContainerError::from(crate::net::network::NetworkError::from(e)))?;
+    let _ = crate::net::link::save_project_links(state_root, project, Vec::new());
     for network in networks
         .iter()
         .filter(|n| n.project.as_deref() == Some(project))
@@ -306,6 +307,7 @@ fn make_links(
     plan: &ProjectPlan,
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
+    let mut made = Vec::new();
     for link in &plan.links {
         let pid = |name: &str| -> Result<i32, ProjectError> {
             let record = records.find(name)?.reconciled();
@@ -343,8 +345,21 @@ fn make_links(
                 unimpaired: connected.netem_missing,
             });
         }
+        made.push(crate::net::link::LinkRecord {
+            project: plan.project.clone(),
+            a: format!("{}:{}", link.a.0, link.a.1),
+            b: format!("{}:{}", link.b.0, link.b.1),
+            subnet: link.subnet,
+            impair: netem.filter(|_| !connected.netem_missing),
+        });
     }
-    Ok(())
+    crate::net::link::save_project_links(records.state_root(), &plan.project, made).map_err(
+        |source| ProjectError::Link {
+            a: String::new(),
+            b: String::new(),
+            source,
+        },
+    )
 }
 
 /// The records of a project's containers.

@@ -5,6 +5,11 @@ use crate::detach::assert_nothing_left;
 use crate::harness::{Kiln, is_root, repo};
 
 fn up_and_down(example: &str, expect: &[&str]) {
+    up_check_down(example, expect, |_| {});
+}
+
+/// `up -d`, `check(kiln with --root)`, `down -v`, nothing left.
+fn up_check_down(example: &str, expect: &[&str], check: impl FnOnce(&dyn Fn(&[&str]) -> Kiln)) {
     if !is_root() {
         eprintln!("skipped: projects need root");
         return;
@@ -23,6 +28,7 @@ fn up_and_down(example: &str, expect: &[&str]) {
     }
     let ps = kiln(&["ps", "--format", "json"]).run().success().json();
     assert!(!ps.as_array().unwrap().is_empty());
+    check(&kiln);
     kiln(&["down", "-v", "-f", file]).run().success();
     assert!(
         kiln(&["ps", "-a", "--format", "json"])
@@ -34,6 +40,7 @@ fn up_and_down(example: &str, expect: &[&str]) {
             .is_empty()
     );
     assert!(!root.path().join("net/host.netns").exists());
+    assert!(!root.path().join("net/links.json").exists());
     assert_nothing_left(root.path(), &[]);
 }
 
