@@ -15,6 +15,7 @@ mod images;
 mod output;
 mod project;
 mod stats;
+mod test;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -55,6 +56,7 @@ pub fn run(
         Command::Restart(args) => containers::restart(&cli, args),
         Command::Up(args) => project::up(&cli, args),
         Command::Down(args) => project::down(&cli, args),
+        Command::Test(args) => test::run(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),
