@@ -20,3 +20,4 @@ mod health;
 mod project;
 mod run;
 mod stats;
+mod test_cmd;
