@@ -158,6 +158,22 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Up(UpArgs),
 
+    /// Check the assertions of the project's `test` blocks from inside its containers.
+    ///
+    /// Brings the project up first (as `kiln up -d`; `--no-up` tests what runs now), then
+    /// runs each assertion — http, tcp, ping and dns from inside the `from` container's
+    /// network namespace, exec in the container — and prints it as it completes. A failure
+    /// shows where kiln.kdl declares it and what was observed. Exit 0 only when every
+    /// assertion passed, 1 otherwise.
+    ///
+    /// Examples:
+    ///   kiln test
+    ///   kiln test "web answers by name"
+    ///   kiln test --no-up --format json | jq '.results[] | select(.passed | not)'
+    ///   kiln test --junit report.xml            # for CI
+    #[command(verbatim_doc_comment)]
+    Test(TestArgs),
+
     /// Stop and remove the project's containers (and its named volumes with -v).
     ///
     /// Examples:
@@ -788,6 +804,28 @@ pub struct UpArgs {
     #[arg(short = 'd', long)]
     pub detach: bool,
     /// Seconds to wait for each dependency condition, health check and job.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Tests to run, by name (default: all, in the order kiln.kdl declares them).
+    pub names: Vec<String>,
+    /// Output format: `text` for people (each assertion as it completes), `json` for
+    /// scripts and CI (one object on stdout at the end).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Also write a JUnit XML report to FILE (one testcase per assertion).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Test the containers that run now: do not build or start the project first.
+    #[arg(long)]
+    pub no_up: bool,
+    /// Seconds to wait for each dependency condition, health check and job while the
+    /// project comes up.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub timeout: u64,
 }

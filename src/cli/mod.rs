@@ -16,6 +16,7 @@ mod network;
 mod output;
 mod project;
 mod stats;
+mod test;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -58,6 +59,7 @@ pub fn run(
         Command::Down(args) => project::down(&cli, args),
         Command::Network(command) => network::run(&cli, command),
         Command::Netd => network::netd(&cli),
+        Command::Test(args) => test::run(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),

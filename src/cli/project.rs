@@ -37,6 +37,30 @@ fn project_dir(file: &Path) -> std::path::PathBuf {
 }
 
 pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
+    if args.detach {
+        return up_detached(cli, args);
+    }
+    match start(cli, args)? {
+        Ok(project_name) => follow_until_interrupted(&super::state_root(cli), &project_name),
+        Err(code) => Ok(code),
+    }
+}
+
+/// `kiln up -d`: builds, starts and waits as declared, then returns the exit code (what
+/// `kiln test` calls before testing).
+pub(super) fn up_detached(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
+    match start(cli, args)? {
+        Ok(project_name) => {
+            eprintln!("{project_name}: up");
+            Ok(0)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+/// Builds what the project runs and brings it up; the project's name once it is up, else
+/// the exit code (the reason has been printed).
+fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
     // Diagnostics and the build: what `kiln build` does, for the images the project runs.
     let options = Options {
         check_paths: true,
@@ -68,11 +92,11 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
     };
     let built = super::build::run(cli, &build)?;
     if built != 0 {
-        return Ok(built);
+        return Ok(Err(built));
     }
     let loaded = match load(cli, &args.project.file)? {
         Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
+        Err(code) => return Ok(Err(code)),
     };
     for service in &args.services {
         if loaded.project.container(service).is_none() {
@@ -110,13 +134,9 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
     if let Err(err) = project::up(&store, &root, &plan, &args.services, wait, &report) {
         eprintln!("{:?}", miette::Report::new(err));
         eprintln!("{}: not up", plan.project);
-        return Ok(1);
+        return Ok(Err(1));
     }
-    if args.detach {
-        eprintln!("{}: up", plan.project);
-        return Ok(0);
-    }
-    follow_until_interrupted(&root, &plan.project)
+    Ok(Ok(plan.project))
 }
 
 /// The foreground `kiln up`: every container's output, prefixed by its name, until Ctrl-C

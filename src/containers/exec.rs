@@ -3,8 +3,12 @@
 //! capabilities, rlimits and no_new_privs), and run it in the container's namespaces and
 //! cgroup. The kernel work is `runtime::exec`'s.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use nix::libc;
+use nix::sys::signal::Signal;
 use oci_spec::runtime::{Process, Spec, User};
 
 use super::ContainerError;
@@ -142,6 +146,49 @@ impl Target {
         Ok(process)
     }
 
+    /// Runs `command` in the container as `kiln exec` would (no stdin, no tty), keeping
+    /// the first `limit` bytes of its stdout and of its stderr. `Ok(None)` when it still
+    /// ran at `timeout`: it is killed then.
+    pub fn run_captured(
+        &self,
+        command: &[String],
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Option<Captured>, ContainerError> {
+        if command.is_empty() {
+            return Err(crate::runtime::SandboxError::EmptyCommand.into());
+        }
+        let request = ExecRequest {
+            command: command.to_vec(),
+            ..ExecRequest::default()
+        };
+        let process = self.process(&request)?;
+        let mut started = self.start(
+            &process,
+            ExecStdio::Attached(Stdio::Pipe { stdin: false }),
+            false,
+        )?;
+        let deadline = Instant::now() + timeout;
+        let [stdout, stderr] = read_until(
+            [started.stdout.take(), started.stderr.take()],
+            deadline,
+            limit,
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        match started.wait_timeout(left)? {
+            Some(status) => Ok(Some(Captured {
+                status,
+                stdout,
+                stderr,
+            })),
+            None => {
+                let _ = started.signal(Signal::SIGKILL);
+                let _ = started.wait();
+                Ok(None)
+            }
+        }
+    }
+
     /// Starts `process` in the container.
     pub fn start(
         &self,
@@ -155,6 +202,70 @@ impl Target {
         };
         Ok(start_exec(self.pid, process, stdio, &mut hooks)?)
     }
+}
+
+/// How a command run by [`Target::run_captured`] ended, and the start of what it printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub status: SandboxStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Reads the pipes until they all end or `deadline`; keeps the first `limit` bytes of each
+/// (and drains the rest, so the writer never blocks on a full pipe).
+fn read_until<const N: usize>(
+    fds: [Option<OwnedFd>; N],
+    deadline: Instant,
+    limit: usize,
+) -> [Vec<u8>; N] {
+    let mut open: Vec<(usize, OwnedFd)> = fds
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, fd)| fd.map(|fd| (i, fd)))
+        .collect();
+    let mut outputs: [Vec<u8>; N] = std::array::from_fn(|_| Vec::new());
+    let mut buffer = [0u8; 4096];
+    while !open.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut polled: Vec<libc::pollfd> = open
+            .iter()
+            .map(|(_, fd)| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let millis = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `polled` is a valid array of pollfd of the given length.
+        let ready =
+            unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, millis) };
+        if ready <= 0 {
+            continue;
+        }
+        let mut closed = Vec::new();
+        for (slot, entry) in polled.iter().enumerate() {
+            if entry.revents == 0 {
+                continue;
+            }
+            // SAFETY: reads into a local buffer of the given length from an open pipe.
+            let n = unsafe { libc::read(entry.fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+            if n <= 0 {
+                closed.push(slot);
+            } else {
+                let output = &mut outputs[open[slot].0];
+                let room = limit.saturating_sub(output.len());
+                output.extend_from_slice(&buffer[..(n as usize).min(room)]);
+            }
+        }
+        for slot in closed.into_iter().rev() {
+            open.remove(slot);
+        }
+    }
+    outputs
 }
 
 struct Hooks<'a> {

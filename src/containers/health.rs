@@ -6,18 +6,14 @@
 //!
 //! It does not schedule rounds, record results or restart anything: the supervisor does.
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::libc;
-use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::ContainerError;
-use super::exec::{ExecRequest, Target};
+use super::exec::Target;
 use crate::probe::{http_get, in_netns, tcp_connect};
-use crate::runtime::{ExecStdio, Stdio};
 
 /// Docker's defaults.
 pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -284,89 +280,23 @@ fn run_probe(target: &Target, probe: &HealthProbe, timeout: Duration) -> (bool, 
 
 /// The command in the container, its output captured, killed at `timeout`.
 fn exec_probe(target: &Target, command: &[String], timeout: Duration) -> (bool, String) {
-    let request = ExecRequest {
-        command: command.to_vec(),
-        ..ExecRequest::default()
+    let shown = command.join(" ");
+    let captured = match target.run_captured(command, timeout, OUTPUT_BYTES) {
+        Ok(Some(captured)) => captured,
+        Ok(None) => return (false, format!("exec {shown}: timed out after {timeout:?}")),
+        Err(err) => return (false, format!("exec {shown}: {err}")),
     };
-    let started = target.process(&request).and_then(|process| {
-        target.start(
-            &process,
-            ExecStdio::Attached(Stdio::Pipe { stdin: false }),
-            false,
-        )
-    });
-    let mut process = match started {
-        Ok(process) => process,
-        Err(err) => return (false, format!("exec {}: {err}", command.join(" "))),
-    };
-    let deadline = Instant::now() + timeout;
-    let output = read_until([process.stdout.take(), process.stderr.take()], deadline);
-    let left = deadline.saturating_duration_since(Instant::now());
-    let status = match process.wait_timeout(left) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            let _ = process.signal(Signal::SIGKILL);
-            let _ = process.wait();
-            return (
-                false,
-                format!("exec {}: timed out after {timeout:?}", command.join(" ")),
-            );
-        }
-        Err(err) => return (false, format!("exec {}: {err}", command.join(" "))),
-    };
+    let mut output = captured.stdout;
+    output.extend_from_slice(&captured.stderr);
+    output.truncate(OUTPUT_BYTES);
     let text = String::from_utf8_lossy(&output).trim_end().to_string();
+    let status = captured.status;
     let summary = if text.is_empty() {
-        format!("exec {}: {status}", command.join(" "))
+        format!("exec {shown}: {status}")
     } else {
-        format!("exec {}: {status}: {text}", command.join(" "))
+        format!("exec {shown}: {status}: {text}")
     };
     (status.success(), summary)
-}
-
-/// Reads both pipes until both end or `deadline`; keeps the first [`OUTPUT_BYTES`].
-fn read_until(fds: [Option<OwnedFd>; 2], deadline: Instant) -> Vec<u8> {
-    let mut open: Vec<OwnedFd> = fds.into_iter().flatten().collect();
-    let mut output = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !open.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        let mut polled: Vec<libc::pollfd> = open
-            .iter()
-            .map(|fd| libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let millis = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `polled` is a valid array of pollfd of the given length.
-        let ready =
-            unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, millis) };
-        if ready <= 0 {
-            continue;
-        }
-        let mut closed = Vec::new();
-        for (i, entry) in polled.iter().enumerate() {
-            if entry.revents == 0 {
-                continue;
-            }
-            // SAFETY: reads into a local buffer of the given length from an open pipe.
-            let n = unsafe { libc::read(entry.fd, buffer.as_mut_ptr().cast(), buffer.len()) };
-            if n <= 0 {
-                closed.push(i);
-            } else {
-                let room = OUTPUT_BYTES.saturating_sub(output.len());
-                output.extend_from_slice(&buffer[..(n as usize).min(room)]);
-            }
-        }
-        for i in closed.into_iter().rev() {
-            open.remove(i);
-        }
-    }
-    output
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Network probes made from inside a container's network namespace: an HTTP/1.1 GET
-//! ([`http`]) and a TCP connect ([`tcp`]), each with a timeout and a rich result (outcome,
-//! status, body excerpt, elapsed time). The supervisor's health checks use them, and so
-//! will `kiln test`.
+//! ([`http`]), a TCP connect ([`tcp`]) and an ICMP echo ([`ping`]), each with a timeout and
+//! a rich result (outcome, status, body excerpt, round-trip times). The supervisor's health
+//! checks and `kiln test` use them.
 //!
 //! [`in_netns`] runs a probe on a short-lived thread that has joined the namespace with
 //! setns(CLONE_NEWNET) — a network namespace, unlike a mount namespace, may be joined by
@@ -11,6 +11,7 @@
 //! It knows nothing of containers or records: it gets a namespace path and an address.
 
 pub mod http;
+pub mod ping;
 pub mod tcp;
 #[cfg(test)]
 mod tests;

@@ -7,9 +7,11 @@
 
 pub mod assert;
 mod plan;
+pub mod probe;
 #[cfg(test)]
 mod tests;
 mod up;
 
 pub use plan::{Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
+pub use probe::LiveProber;
 pub use up::{DEFAULT_WAIT, ProjectError, UpEvent, down, project_records, up};

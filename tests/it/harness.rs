@@ -45,7 +45,7 @@ pub struct Kiln {
 }
 
 /// The subcommands that take `-f FILE`.
-const PROJECT_COMMANDS: [&str; 6] = ["check", "build", "explain", "graph", "up", "down"];
+const PROJECT_COMMANDS: [&str; 7] = ["check", "build", "explain", "graph", "up", "down", "test"];
 
 impl Kiln {
     pub fn new() -> Kiln {

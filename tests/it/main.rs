@@ -22,3 +22,4 @@ mod network;
 mod project;
 mod run;
 mod stats;
+mod test_cmd;
