@@ -28,6 +28,10 @@ fn up_check_down(example: &str, expect: &[&str], check: impl FnOnce(&dyn Fn(&[&s
     }
     let ps = kiln(&["ps", "--format", "json"]).run().success().json();
     assert!(!ps.as_array().unwrap().is_empty());
+    // Every declared test of the example passes.
+    let tested = kiln(&["test", "--no-up", "-f", file]).run().success();
+    let last = tested.stdout().lines().last().unwrap_or_default().to_string();
+    assert!(last.ends_with(" passed, 0 failed"), "{}", tested.stdout());
     check(&kiln);
     kiln(&["down", "-v", "-f", file]).run().success();
     assert!(
