@@ -157,7 +157,22 @@ fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_json::Value 
             })
         })
         .collect();
+    // The project's links live beside its networks: show them with each network.
+    let links: Vec<serde_json::Value> = crate::net::link::load_links(root)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| record.project.as_deref() == Some(l.project.as_str()))
+        .map(|l| {
+            json!({
+                "a": l.a,
+                "b": l.b,
+                "subnet": l.subnet.map(|s| s.to_string()),
+                "impairment": l.impair.as_ref().map(describe_netem),
+            })
+        })
+        .collect();
     json!({
+        "links": links,
         "name": record.name,
         "subnet": record.subnet.to_string(),
         "gateway": record.gateway.to_string(),

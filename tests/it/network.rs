@@ -228,6 +228,18 @@ fn names_ports_isolation_and_cleanup() {
     ])
     .code(125)
     .stderr_contains("10.99.0.1");
+    kiln(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--ip",
+        "10.89.0.10",
+        "py",
+        "true",
+    ])
+    .code(125)
+    .stderr_contains("10.89.0.10");
     kiln(&["run", "--rm", "-p", "8080:80", "py", "true"])
         .code(125)
         .stderr_contains("publishing a port needs a network");
