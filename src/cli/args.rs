@@ -506,6 +506,9 @@ pub struct PsArgs {
     /// Output format: `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Only the containers of this project (`kiln up`).
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -529,8 +532,13 @@ pub struct LogsArgs {
     /// Prefix each line with its time (RFC 3339, nanoseconds).
     #[arg(short = 't', long)]
     pub timestamps: bool,
-    /// The container, by name or (a prefix of its) id.
-    pub container: String,
+    /// The output of a whole project (`kiln up`): every container's lines (or those named),
+    /// each prefixed by its container's name.
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// The container, by name or (a prefix of its) id; with --project, any number of them.
+    #[arg(required_unless_present = "project")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

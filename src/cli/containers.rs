@@ -198,6 +198,11 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
         .iter()
         .map(|r| r.reconciled())
         .filter(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting))
+        .filter(|r| {
+            args.project
+                .as_ref()
+                .is_none_or(|p| r.member.as_ref().is_some_and(|m| &m.project == p))
+        })
         .collect();
     match args.format {
         OutputFormat::Json => {
@@ -214,6 +219,8 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                         "pid": r.state.pid,
                         "restarts": r.state.restarts,
                         "created": r.created,
+                        "project": r.member.as_ref().map(|m| m.project.as_str()),
+                        "service": r.member.as_ref().map(|m| m.service.as_str()),
                     })
                 })
                 .collect();
@@ -352,6 +359,15 @@ pub(super) fn restart(cli: &Cli, args: &StopArgs) -> Result<u8, crate::Error> {
 }
 
 pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
+    if let Some(project) = &args.project {
+        return super::project::project_logs(cli, project, &args.containers, args.follow);
+    }
+    if args.containers.len() != 1 {
+        return Err(crate::Error::Failed {
+            message: "name one container (or give --project)".into(),
+            help: Some("kiln logs web; kiln logs --project lab web db".into()),
+        });
+    }
     let outcome = (|| {
         let since = args
             .since
@@ -359,7 +375,7 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
             .map(|s| containers::parse_since(s, containers::now()))
             .transpose()?;
         let records = Records::open(&super::state_root(cli))?;
-        let record = records.find(&args.container)?;
+        let record = records.find(&args.containers[0])?;
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
         containers::read_logs(&records, &record, since, args.follow, |log| {

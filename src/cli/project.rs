@@ -154,33 +154,7 @@ fn follow_until_interrupted(root: &Path, project_name: &str) -> Result<u8, crate
     })?;
     let records = Records::open(root).map_err(crate::containers::ContainerError::from)?;
     let members = project::project_records(&records, project_name).map_err(project_error)?;
-    let width = members.iter().map(|r| r.name.len()).max().unwrap_or(0);
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let handles: Vec<_> = members
-        .into_iter()
-        .enumerate()
-        .map(|(index, record)| {
-            let records = records.clone();
-            let prefix = if color {
-                format!("\x1b[{}m{:width$} |\x1b[0m ", 31 + index % 6, record.name)
-            } else {
-                format!("{:width$} | ", record.name)
-            };
-            std::thread::spawn(move || {
-                let _ = crate::containers::read_logs(&records, &record, None, true, |log| {
-                    let text = format!("{prefix}{}\n", log.line);
-                    match log.stream {
-                        Stream::Stdout => {
-                            let mut out = std::io::stdout().lock();
-                            out.write_all(text.as_bytes())?;
-                            out.flush()
-                        }
-                        Stream::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
-                    }
-                });
-            })
-        })
-        .collect();
+    let handles = follow_logs(&records, members);
     let timeout = nix::libc::timespec {
         tv_sec: 0,
         tv_nsec: 200_000_000,
@@ -201,6 +175,102 @@ fn follow_until_interrupted(root: &Path, project_name: &str) -> Result<u8, crate
     }
     for handle in handles {
         let _ = handle.join();
+    }
+    Ok(0)
+}
+
+/// The `NAME | ` prefix of each container's lines: names padded to one width, a colour
+/// each on a terminal.
+fn prefixes(members: &[crate::runtime::records::Record]) -> Vec<String> {
+    let width = members.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    members
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            if color {
+                format!("\x1b[{}m{:width$} |\x1b[0m ", 31 + index % 6, record.name)
+            } else {
+                format!("{:width$} | ", record.name)
+            }
+        })
+        .collect()
+}
+
+fn write_line(prefix: &str, log: &crate::runtime::supervise::LogLine) -> std::io::Result<()> {
+    let text = format!("{prefix}{}\n", log.line);
+    match log.stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()
+        }
+        Stream::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+    }
+}
+
+/// One thread per container printing its output, prefixed, until it has exited.
+fn follow_logs(
+    records: &Records,
+    members: Vec<crate::runtime::records::Record>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let prefixes = prefixes(&members);
+    members
+        .into_iter()
+        .zip(prefixes)
+        .map(|(record, prefix)| {
+            let records = records.clone();
+            std::thread::spawn(move || {
+                let _ = crate::containers::read_logs(&records, &record, None, true, |log| {
+                    write_line(&prefix, log)
+                });
+            })
+        })
+        .collect()
+}
+
+/// `kiln logs --project NAME [-f] [C…]`: the project's output, each line prefixed by its
+/// container's name; without -f, merged in time order.
+pub(super) fn project_logs(
+    cli: &Cli,
+    project_name: &str,
+    only: &[String],
+    follow: bool,
+) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    let records = Records::open(&root).map_err(crate::containers::ContainerError::from)?;
+    let mut members = project::project_records(&records, project_name).map_err(project_error)?;
+    for name in only {
+        if !members.iter().any(|r| &r.name == name) {
+            return Err(crate::Error::Failed {
+                message: format!("project {project_name} has no container named `{name}`"),
+                help: Some(format!("`kiln ps --project {project_name}` lists them")),
+            });
+        }
+    }
+    members.retain(|r| only.is_empty() || only.contains(&r.name));
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    if follow {
+        for handle in follow_logs(&records, members) {
+            let _ = handle.join();
+        }
+        return Ok(0);
+    }
+    let prefixes = prefixes(&members);
+    let mut lines = Vec::new();
+    for (record, prefix) in members.iter().zip(&prefixes) {
+        crate::containers::read_logs(&records, record, None, false, |log| {
+            lines.push((log.time_ns, prefix.as_str(), log.clone()));
+            Ok(())
+        })
+        .map_err(|e| project_error(e.into()))?;
+    }
+    lines.sort_by_key(|(time, _, _)| *time);
+    for (_, prefix, log) in &lines {
+        match write_line(prefix, log) {
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+            other => other.map_err(crate::Error::Output)?,
+        }
     }
     Ok(0)
 }

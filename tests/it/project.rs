@@ -86,6 +86,43 @@ fn up_orders_keeps_replaces_and_down_cleans() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let app_pid = by_name(&list, "app")["pid"].clone();
+    // The project's view: its containers only, its output prefixed and merged in time order.
+    let mine = project
+        .kiln(root)
+        .args(["ps", "-a", "--project", "lab", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(mine.as_array().unwrap().len(), 4);
+    assert_eq!(mine[0]["project"], "lab");
+    let none = project
+        .kiln(root)
+        .args(["ps", "-a", "--project", "other", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert!(none.as_array().unwrap().is_empty());
+    let merged = project
+        .kiln(root)
+        .args(["logs", "--project", "lab"])
+        .run()
+        .success()
+        .stdout();
+    let seed_at = merged.find("seed   | seed ran").expect(&merged);
+    let app_at = merged.find("app    | seeded").expect(&merged);
+    assert!(seed_at < app_at, "the job ran first:\n{merged}");
+    project
+        .kiln(root)
+        .args(["logs", "--project", "lab", "app"])
+        .run()
+        .success()
+        .stdout_is("app | seeded\napp | hello\n");
+    project
+        .kiln(root)
+        .args(["logs", "--project", "lab", "nope"])
+        .run()
+        .failure()
+        .stderr_contains("project lab has no container named `nope`");
 
     // Nothing changed: everything is kept.
     project
