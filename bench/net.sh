@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# TCP throughput between two containers on one kiln network against the raw kernel, the cost
+# of attaching a container to a network, and the delay of an impaired link (issue 5).
+#
+#   sudo bench/net.sh            # KILN=/path/to/kiln to pick the binary
+#   RUNS=1 ATTACH_N=5 sudo -E bench/net.sh      # a quick smoke run
+#
+# 1. Throughput: iperf3 (Debian's /usr/bin/iperf3, put in an image with `host-binary`), a
+#    server and a client, `iperf3 -c ADDR -t $DURATION -J` (default 5 s); the figure is
+#    end.sum_received.bits_per_second. Three set-ups, interleaved, $RUNS rounds (default 3),
+#    medians:
+#      veth    two bare network namespaces made here (kilnbench-a, kilnbench-b), joined by
+#              one veth pair: the kernel's floor for two namespaces.
+#      bridge  the same two namespaces, each with a second veth whose peer is in a third
+#              namespace (kilnbench-br) holding a bridge: the topology kiln builds.
+#      kiln    `kiln network create bench --subnet 10.201.0.0/24`, a server
+#              `kiln run -d --network bench --ip 10.201.0.10 iperf iperf3 -s` and per round a
+#              client `kiln run --rm --network bench iperf iperf3 -c 10.201.0.10 ...`.
+#    Goal (issue 5): kiln / veth >= 0.85. kiln / bridge is printed too.
+# 2. Attach cost: $ATTACH_N (30) interleaved pairs of `kiln run --rm --network bench iperf true`
+#    and `kiln run --rm iperf true`; the difference of the medians is what attaching to a
+#    network (interface, address, resolv.conf/hosts) costs. Goal: < 5 ms.
+# 3. Link delay: only if the kernel has netem (probed with `tc qdisc add dev lo root netem`
+#    inside a scratch namespace made for it). A project with two containers joined by a
+#    `link` with `impair delay="20ms"` (netem on both ends: a round trip is 2 x 20 ms), and
+#    the round-trip time of 1-byte TCP ping-pongs between them (python3, `kiln exec`).
+#    LINK_RTT=1 measures the link even without netem (it is then unimpaired).
+#
+# Safety: the machine's own network namespace is never touched. Every interface of the
+# baselines is created inside a namespace made here (`ip -n NS link add ... peer ... netns
+# OTHER`), kiln keeps its bridges in its own host namespace under its --root. The namespaces,
+# kiln's containers and networks, the iperf3 servers and the temporary directory are removed
+# by an EXIT trap (also on Ctrl-C / SIGTERM), which then checks and prints that the machine's
+# interfaces and namespaces are as before and nothing is mounted under the directory.
+# Exit status: 0 when every measurement ran (whether or not the goals are met), 1 otherwise.
+
+set -euo pipefail
+export LC_ALL=C
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KILN=${KILN:-$here/../target/release/kiln}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-5}
+ATTACH_N=${ATTACH_N:-30}
+LINK_RTT=${LINK_RTT:-0}
+
+NS_A=kilnbench-a
+NS_B=kilnbench-b
+NS_BR=kilnbench-br
+NS_PROBE=kilnbench-probe
+KILN_SERVER=10.201.0.10
+
+die() {
+    echo "bench/net.sh: $*" >&2
+    exit 1
+}
+
+[[ $(id -u) == 0 ]] || die "needs root (network namespaces, containers)"
+[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
+KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
+for tool in iperf3 python3 ip tc findmnt; do
+    command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install -y iperf3 iproute2 python3)"
+done
+for ns in $NS_A $NS_B $NS_BR $NS_PROBE; do
+    [[ ! -e /run/netns/$ns ]] || die "namespace $ns exists already (a previous run?): ip netns del $ns"
+done
+
+# What the machine has before: compared at exit.
+links_before=$(ip -o link | cut -d: -f2 | sort)
+netns_before=$(ip netns list | sort)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-net-bench.XXXXXX")
+root=$work/kiln
+kiln() { "$KILN" --root "$root" "$@"; }
+cgroup_hash=
+# kiln's cgroups for this --root live under /sys/fs/cgroup/*/kiln/HASH (HASH from the root's
+# path); read it from a running container of ours, to check at exit that it is gone.
+cgroup_hash_of() {
+    local pid
+    pid=$(kiln ps --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["pid"])')
+    sed -n 's#^[0-9]*:[^:]*:.*/kiln/\([0-9a-f]*\)/.*#\1#p' "/proc/$pid/cgroup" | head -1
+}
+pids=() # processes started here: the baseline server, the python driver
+made_ns=()
+
+cleanup() {
+    local status=$?
+    set +e
+    trap - INT TERM
+    for pid in ${pids[@]+"${pids[@]}"}; do
+        # The driver's children first (a kiln or iperf3 client in flight), then the process.
+        for child in $(pgrep -P "$pid" 2>/dev/null); do kill "$child" 2>/dev/null; done
+        kill "$pid" 2>/dev/null
+    done
+    for pid in ${pids[@]+"${pids[@]}"}; do wait "$pid" 2>/dev/null; done
+    if [[ -d $root ]]; then
+        [[ -f $work/link/kiln.kdl ]] && kiln down -f "$work/link/kiln.kdl" >/dev/null 2>&1
+        local ids
+        ids=$(kiln ps -a --format json 2>/dev/null |
+            python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))' 2>/dev/null)
+        # shellcheck disable=SC2086
+        [[ -n $ids ]] && kiln rm -f $ids >/dev/null 2>&1
+        kiln network rm bench >/dev/null 2>&1
+    fi
+    for ns in ${made_ns[@]+"${made_ns[@]}"}; do ip netns del "$ns" 2>/dev/null; done
+    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r target; do
+        umount -l "$target"
+    done
+    # Check: nothing of ours is left, the machine's namespace is as it was.
+    local left=0
+    [[ $(ip -o link | cut -d: -f2 | sort) == "$links_before" ]] ||
+        { echo "LEFT: the machine's interfaces changed:"; diff <(echo "$links_before") <(ip -o link | cut -d: -f2 | sort); left=1; }
+    [[ $(ip netns list | sort) == "$netns_before" ]] ||
+        { echo "LEFT: network namespaces: $(ip netns list | tr '\n' ' ')"; left=1; }
+    if grep -F "$work" /proc/self/mountinfo >/dev/null; then
+        echo "LEFT: mounts under $work"; left=1
+    fi
+    local procs
+    procs=$(pgrep -af -- "$work" || true)
+    [[ -z $procs ]] || { echo "LEFT: processes: $procs"; left=1; }
+    local cgroups
+    cgroups=$([[ -z $cgroup_hash ]] || compgen -G "/sys/fs/cgroup/*/kiln/$cgroup_hash" || true)
+    [[ -z $cgroups ]] || { echo "LEFT: kiln cgroups:" $cgroups; left=1; }
+    chmod -R u+w "$work" 2>/dev/null
+    rm -rf "$work"
+    if ((left == 0)); then
+        echo "cleanup: nothing left (namespaces, machine interfaces, mounts, processes, cgroups)"
+    else
+        status=1
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Setup commands print only when they fail.
+quiet() {
+    "$@" >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; die "failed: $*"; }
+}
+
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+    "cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)"
+echo "kiln: $KILN; $(iperf3 --version | head -1)"
+
+# --- kiln: image, network, server ---------------------------------------------------------
+mkdir -p "$work/image"
+cat >"$work/image/kiln.kdl" <<'KDL'
+image "iperf" {
+    from "scratch"
+    host-binary "/usr/bin/iperf3" "/bin/true"
+    workdir "/tmp"      // iperf3 makes a temporary file for each stream in /tmp
+}
+KDL
+quiet kiln build -f "$work/image/kiln.kdl"
+quiet kiln network create bench --subnet 10.201.0.0/24
+quiet kiln run -d --name iperf-server --network bench --ip $KILN_SERVER iperf iperf3 -s
+cgroup_hash=$(cgroup_hash_of)
+member=$(kiln network inspect bench --format json |
+    python3 -c 'import json,sys; print(*[m["address"] for m in json.load(sys.stdin)["members"]])')
+[[ $member == "$KILN_SERVER"* ]] || die "the server is not on bench at $KILN_SERVER: $member"
+
+# --- baselines: three namespaces, all interfaces made inside them -------------------------
+for ns in $NS_A $NS_B $NS_BR; do
+    ip netns add "$ns"
+    made_ns+=("$ns")
+    ip -n "$ns" link set lo up
+done
+# veth: a <-> b directly.
+ip -n $NS_A link add va0 type veth peer name vb0 netns $NS_B
+ip -n $NS_A addr add 10.202.0.1/24 dev va0
+ip -n $NS_B addr add 10.202.0.2/24 dev vb0
+ip -n $NS_A link set va0 up
+ip -n $NS_B link set vb0 up
+# bridge: a <-> br0 <-> b, the bridge alone in its namespace (as in kiln's host namespace).
+ip -n $NS_BR link add br0 type bridge
+ip -n $NS_BR link set br0 up
+ip -n $NS_A link add va1 type veth peer name pa netns $NS_BR
+ip -n $NS_B link add vb1 type veth peer name pb netns $NS_BR
+ip -n $NS_BR link set pa master br0 up
+ip -n $NS_BR link set pb master br0 up
+ip -n $NS_A addr add 10.202.1.1/24 dev va1
+ip -n $NS_B addr add 10.202.1.2/24 dev vb1
+ip -n $NS_A link set va1 up
+ip -n $NS_B link set vb1 up
+# One server in b answers both baselines (iperf3 runs one test at a time; runs are sequential).
+ip netns exec $NS_B iperf3 -s >"$work/base-server.log" 2>&1 &
+base_server=$!
+pids+=("$base_server")
+
+# --- 1 and 2: the driver ------------------------------------------------------------------
+status=0
+python3 - "$KILN" "$root" "$RUNS" "$DURATION" "$ATTACH_N" "$KILN_SERVER" "$NS_A" <<'PY' &
+import json, statistics, subprocess, sys, time
+
+kiln, root, runs, duration, attach_n, server, ns_a = sys.argv[1:8]
+runs, attach_n = int(runs), int(attach_n)
+K = [kiln, "--root", root]
+clients = {
+    "veth": ["ip", "netns", "exec", ns_a, "iperf3", "-c", "10.202.0.2"],
+    "bridge": ["ip", "netns", "exec", ns_a, "iperf3", "-c", "10.202.1.2"],
+    "kiln": [*K, "run", "--rm", "--network", "bench", "iperf", "iperf3", "-c", server],
+}
+failures = []
+
+
+def load():
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def iperf(name, seconds=duration, tries=1):
+    """One client run of set-up `name`: received bits per second, or None."""
+    argv = clients[name] + ["-t", seconds, "-J"]
+    for attempt in range(tries):
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        try:
+            report = json.loads(done.stdout)
+            bps = report["end"]["sum_received"]["bits_per_second"]
+            if bps > 0:
+                return bps
+            error = report.get("error", "nothing received")
+        except (ValueError, KeyError):
+            error = (done.stderr.strip() or done.stdout.strip())[-300:]
+        if attempt + 1 < tries:
+            time.sleep(0.3)  # the server may still be starting
+    failures.append(f"{name}: exit {done.returncode}: {error}")
+    return None
+
+
+# Warm-up (the servers come up, page cache): one short run each, retried; not counted.
+for name in clients:
+    iperf(name, seconds="1", tries=20)
+if failures:
+    print("warm-up failed:", *failures, sep="\n  ")
+    sys.exit(1)
+
+print(f"\n1. TCP throughput, iperf3 -t {duration}: {runs} rounds, the three set-ups once each"
+      " per round (order rotates)")
+print(f"   load average before: {load()}")
+names = list(clients)
+gbps = {n: [] for n in names}
+for r in range(runs):
+    order = names[r % 3:] + names[:r % 3]
+    for name in order:
+        bps = iperf(name)
+        if bps is not None:
+            gbps[name].append(bps / 1e9)
+print(f"   load average after:  {load()}")
+for name in names:
+    print(f"   {name:7} " + " ".join(f"{g:.2f}" for g in gbps[name]) + " Gbit/s")
+if any(not gbps[n] for n in names):
+    print("   a set-up has no successful run:", *failures, sep="\n  ")
+    sys.exit(1)
+med = {n: statistics.median(gbps[n]) for n in names}
+print()
+print(f"   {'set-up':8} {'median Gbit/s':>14} {'best':>6}")
+for name in names:
+    print(f"   {name:8} {med[name]:14.2f} {max(gbps[name]):6.2f}")
+ratio_veth = med["kiln"] / med["veth"]
+ratio_bridge = med["kiln"] / med["bridge"]
+print(f"   kiln / veth   {ratio_veth:.2f}   goal ≥ 0.85   {'PASS' if ratio_veth >= 0.85 else 'FAIL'}")
+print(f"   kiln / bridge {ratio_bridge:.2f}   (bridge / veth {med['bridge'] / med['veth']:.2f})")
+
+print(f"\n2. attach cost: {attach_n} interleaved pairs of `kiln run --rm [--network bench] iperf true`")
+print(f"   load average before: {load()}")
+attach = {"network": [*K, "run", "--rm", "--network", "bench", "iperf", "true"],
+          "none": [*K, "run", "--rm", "iperf", "true"]}
+ms = {n: [] for n in attach}
+
+
+def timed(name):
+    start = time.perf_counter()
+    done = subprocess.run(attach[name], stdin=subprocess.DEVNULL, capture_output=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        failures.append(f"attach {name}: exit {done.returncode}: {done.stderr.decode(errors='replace').strip()}")
+    return elapsed * 1000
+
+
+timed("network"), timed("none")  # warm-up
+for i in range(attach_n):
+    order = ["network", "none"] if i % 2 == 0 else ["none", "network"]
+    for name in order:
+        ms[name].append(timed(name))
+print(f"   load average after:  {load()}")
+for name in attach:
+    print(f"   {name:8} " + " ".join(f"{t:.0f}" for t in ms[name]) + " ms")
+m = {n: statistics.median(ms[n]) for n in attach}
+diff = m["network"] - m["none"]
+print(f"   median with --network {m['network']:.1f} ms, without {m['none']:.1f} ms,"
+      f" best {min(ms['network']):.1f} / {min(ms['none']):.1f} ms")
+print(f"   attach cost (difference of medians) {diff:.1f} ms   goal < 5 ms   "
+      f"{'PASS' if diff < 5 else 'FAIL'}")
+if failures:
+    print(f"\n{len(failures)} run(s) failed:", *failures[:10], sep="\n  ")
+    sys.exit(1)
+PY
+driver=$!
+pids+=("$driver")
+wait "$driver" || status=$?
+pids=("$base_server") # the driver has finished: not to be killed at exit
+
+rx=$(kiln network inspect bench --format json |
+    python3 -c 'import json,sys; m=json.load(sys.stdin)["members"][0]; print(m["rx_bytes"], m["tx_bytes"])')
+echo "   (kiln network inspect bench: the server's host-side interface counted rx/tx bytes $rx)"
+
+# --- 3: link delay, if the kernel has netem -----------------------------------------------
+echo
+ip netns add $NS_PROBE
+made_ns+=($NS_PROBE)
+netem=0
+ip netns exec $NS_PROBE tc qdisc add dev lo root netem delay 1ms 2>/dev/null && netem=1
+ip netns del $NS_PROBE
+if ((netem == 0 && LINK_RTT == 0)); then
+    echo "3. netem: not available on this kernel (CONFIG_NET_SCH_NETEM), delay not measured"
+    exit $status
+fi
+if ((netem)); then
+    echo "3. link delay: two containers joined by a link with impair delay=\"20ms\" (netem on"
+    echo "   both ends: expected round trip 40 ms), 1-byte TCP ping-pongs"
+else
+    echo "3. link round trip (LINK_RTT=1; no netem here, so the link is unimpaired)"
+fi
+mkdir -p "$work/link"
+cat >"$work/link/kiln.kdl" <<'KDL'
+project "kilnbench"
+
+image "py" {
+    from "scratch"
+    host-binary "/bin/sleep" "/usr/bin/python3"
+    host-path "/usr/lib/python3.11"
+    copy "echo.py" "/echo.py"
+    copy "rtt.py" "/rtt.py"
+}
+
+container "a" image="py" {
+    cmd "sleep" "infinity"
+}
+
+container "b" image="py" {
+    cmd "python3" "/echo.py"
+}
+
+link "a:eth1" "b:eth1" subnet="10.201.1.0/30" {
+    impair delay="20ms"
+}
+KDL
+cat >"$work/link/echo.py" <<'PY'
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000))
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while (b := c.recv(1)):
+        c.sendall(b)
+    c.close()
+PY
+cat >"$work/link/rtt.py" <<'PY'
+import socket, statistics, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for attempt in range(100):  # the server may still be starting
+    try:
+        s = socket.create_connection((host, port), timeout=2)
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("no echo server at %s:%d" % (host, port))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+rtts = []
+for _ in range(count + 2):
+    start = time.perf_counter()
+    s.sendall(b"x")
+    s.recv(1)
+    rtts.append((time.perf_counter() - start) * 1000)
+rtts = rtts[2:]  # the first exchanges settle the connection
+print("%.2f %.2f %.2f" % (statistics.median(rtts), min(rtts), max(rtts)))
+PY
+quiet kiln build -f "$work/link/kiln.kdl"
+kiln up -d -f "$work/link/kiln.kdl" >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; die "kiln up failed"; }
+grep -i "link" "$work/up.log" | sed 's/^/   kiln up: /'
+if out=$(kiln exec a python3 /rtt.py 10.201.1.2 7000 20); then
+    read -r median best worst <<<"$out"
+    echo "   round trip over the link, 20 ping-pongs: median $median ms, best $best, worst $worst"
+    if ((netem)); then
+        python3 -c "import sys; m=float(sys.argv[1]); print('   goal: 40 ms ± 2 ms  ', 'PASS' if abs(m-40)<=2 else 'FAIL')" "$median"
+    fi
+else
+    echo "   the round-trip probe failed"
+    status=1
+fi
+quiet kiln down -f "$work/link/kiln.kdl"
+exit $status

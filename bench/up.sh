@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# `kiln up -d` and `kiln down` of a generated 20-container, 3-network project (issue 6).
+#
+#   sudo bench/up.sh             # KILN=/path/to/kiln to pick the binary
+#   RUNS=2 sudo -E bench/up.sh   # a quick smoke run
+#
+# The project (written by this script, in a temporary directory):
+#   - one image from the host's `sleep` (`host-binary "/bin/sleep"`), built once beforehand
+#     with `kiln build -f` so no timed command builds;
+#   - networks n1, n2, n3 (10.204.1-3.0/24);
+#   - containers s01..s20 running `sleep infinity`, s_i on network n((i-1) mod 3 + 1), and
+#     every fourth (s04, s08, s12, s16, s20) on the next network as well;
+#   - s11 depends-on s01, s12 depends-on s11, s20 depends-on s10 (condition "started"):
+#     three start waves.
+#   The names are not hexadecimal on purpose: `kiln up` looks an instance up by name *or id
+#   prefix*, so an instance named like `c12` can be taken for another container whose id
+#   starts with c12 (that container is then removed; see bench/README.md).
+# Per round ($RUNS rounds, default 5, after one warm-up round that is not counted):
+#   up      `kiln up -d -f FILE` from nothing (networks, 20 containers, 25 attachments)
+#   no-op   `kiln up -d -f FILE` again on the running project: everything unchanged
+#   down    `kiln down -f FILE` (containers, networks, kiln's host namespace)
+# Medians. Goals (issue 6): up < 3 s, down < 2 s. The no-op is printed (no goal).
+# After each up the script checks that 20 containers run; after the no-op, that it said
+# "unchanged" for all 20; after each down, that `kiln ps -a` is empty.
+#
+# Isolation: everything under one `mktemp -d` directory (kiln's --root too), removed by an
+# EXIT trap (also on Ctrl-C / SIGTERM) after `kiln down`; the trap then checks that the
+# machine's interfaces and namespaces are as before and that no mount, process or kiln cgroup
+# of the run is left. Exit status 0 when every command succeeded, goals met or not.
+
+set -euo pipefail
+export LC_ALL=C
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KILN=${KILN:-$here/../target/release/kiln}
+RUNS=${RUNS:-5}
+
+die() {
+    echo "bench/up.sh: $*" >&2
+    exit 1
+}
+
+[[ $(id -u) == 0 ]] || die "needs root (containers and networks)"
+[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
+KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
+for tool in python3 ip findmnt; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+
+links_before=$(ip -o link | cut -d: -f2 | sort)
+netns_before=$(ip netns list | sort)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-up-bench.XXXXXX")
+root=$work/kiln
+file=$work/project/kiln.kdl
+kiln() { "$KILN" --root "$root" "$@"; }
+cgroup_hash=
+# kiln's cgroups for this --root live under /sys/fs/cgroup/*/kiln/HASH (HASH from the root's
+# path); read it from a running container of ours, to check at exit that it is gone.
+cgroup_hash_of() {
+    local pid
+    pid=$(kiln ps --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["pid"])')
+    sed -n 's#^[0-9]*:[^:]*:.*/kiln/\([0-9a-f]*\)/.*#\1#p' "/proc/$pid/cgroup" | head -1
+}
+driver=
+
+cleanup() {
+    local status=$?
+    set +e
+    trap - INT TERM
+    if [[ -n $driver ]]; then
+        # A kiln command in flight first, then the driver itself.
+        for child in $(pgrep -P "$driver" 2>/dev/null); do kill "$child" 2>/dev/null; done
+        kill "$driver" 2>/dev/null
+        wait "$driver" 2>/dev/null
+    fi
+    if [[ -d $root ]]; then
+        kiln down -f "$file" >/dev/null 2>&1
+        local ids
+        ids=$(kiln ps -a --format json 2>/dev/null |
+            python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))' 2>/dev/null)
+        # shellcheck disable=SC2086
+        [[ -n $ids ]] && kiln rm -f $ids >/dev/null 2>&1
+    fi
+    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r target; do
+        umount -l "$target"
+    done
+    local left=0
+    [[ $(ip -o link | cut -d: -f2 | sort) == "$links_before" ]] ||
+        { echo "LEFT: the machine's interfaces changed:"; diff <(echo "$links_before") <(ip -o link | cut -d: -f2 | sort); left=1; }
+    [[ $(ip netns list | sort) == "$netns_before" ]] ||
+        { echo "LEFT: network namespaces: $(ip netns list | tr '\n' ' ')"; left=1; }
+    if grep -F "$work" /proc/self/mountinfo >/dev/null; then
+        echo "LEFT: mounts under $work"; left=1
+    fi
+    local procs
+    procs=$(pgrep -af -- "$work" || true)
+    [[ -z $procs ]] || { echo "LEFT: processes: $procs"; left=1; }
+    local cgroups
+    cgroups=$([[ -z $cgroup_hash ]] || compgen -G "/sys/fs/cgroup/*/kiln/$cgroup_hash" || true)
+    [[ -z $cgroups ]] || { echo "LEFT: kiln cgroups:" $cgroups; left=1; }
+    chmod -R u+w "$work" 2>/dev/null
+    rm -rf "$work"
+    if ((left == 0)); then
+        echo "cleanup: nothing left (namespaces, machine interfaces, mounts, processes, cgroups)"
+    else
+        status=1
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+    "cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)"
+echo "kiln: $KILN"
+
+mkdir -p "$work/project"
+python3 - "$file" <<'PY'
+import sys
+out = ['project "upbench"', "",
+       'image "sleeper" {', '    from "scratch"', '    host-binary "/bin/sleep"',
+       '    cmd "sleep" "infinity"', "}", ""]
+for n in (1, 2, 3):
+    out.append(f'network "n{n}" subnet="10.204.{n}.0/24"')
+out.append("")
+depends = {11: "s01", 12: "s11", 20: "s10"}
+for i in range(1, 21):
+    out.append(f'container "s{i:02}" image="sleeper" {{')
+    first = (i - 1) % 3 + 1
+    out.append(f'    network "n{first}"')
+    if i % 4 == 0:
+        out.append(f'    network "n{first % 3 + 1}"')
+    if i in depends:
+        out.append(f'    depends-on "{depends[i]}" condition="started"')
+    out.append("}")
+open(sys.argv[1], "w").write("\n".join(out) + "\n")
+PY
+kiln build -f "$file" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; die "kiln build failed"; }
+kiln run -d --name probe sleeper sleep infinity >/dev/null
+cgroup_hash=$(cgroup_hash_of)
+kiln rm -f probe >/dev/null
+
+status=0
+python3 - "$KILN" "$root" "$file" "$RUNS" <<'PY' &
+import json, statistics, subprocess, sys, time
+
+kiln, root, file, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+K = [kiln, "--root", root]
+failures = []
+
+
+def load():
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def timed(*args):
+    start = time.perf_counter()
+    done = subprocess.run([*K, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        failures.append(f"kiln {' '.join(args)}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
+    return elapsed, done
+
+
+def running():
+    done = subprocess.run([*K, "ps", "-a", "--format", "json"], capture_output=True, text=True)
+    return [c for c in json.loads(done.stdout)] if done.returncode == 0 else None
+
+
+def round_():
+    up, _ = timed("up", "-d", "-f", file)
+    ps = running()
+    states = sorted({c["state"] for c in ps or []})
+    if ps is None or len(ps) != 20 or states != ["running"]:
+        failures.append(f"after up: {len(ps or [])} containers, states {states}")
+    noop, done = timed("up", "-d", "-f", file)
+    unchanged = sum(1 for line in done.stderr.splitlines() if line.rstrip().endswith("unchanged"))
+    if unchanged != 20:
+        failures.append(f"no-op up: {unchanged} of 20 said unchanged:\n{done.stderr}")
+    down, _ = timed("down", "-f", file)
+    if running() != []:
+        failures.append("after down: containers left")
+    return up, noop, down
+
+
+round_()  # warm-up
+if failures:
+    print("warm-up failed:", *failures, sep="\n  ")
+    sys.exit(1)
+print(f"\n{runs} rounds of up / no-op up / down, 20 containers on 3 networks"
+      f" (load average before: {load()})")
+times = {"up": [], "no-op up": [], "down": []}
+for _ in range(runs):
+    for name, t in zip(times, round_()):
+        times[name].append(t)
+print(f"load average after: {load()}")
+for name in times:
+    print(f"   {name:9} " + " ".join(f"{t:.2f}" for t in times[name]) + " s")
+goals = {"up": 3.0, "no-op up": None, "down": 2.0}
+print()
+print(f"   {'command':9} {'median s':>9} {'best s':>7}   goal")
+for name, goal in goals.items():
+    med = statistics.median(times[name])
+    verdict = "" if goal is None else f"< {goal:.0f} s   {'PASS' if med < goal else 'FAIL'}"
+    print(f"   {name:9} {med:9.2f} {min(times[name]):7.2f}   {verdict}")
+if failures:
+    print(f"\n{len(failures)} check(s) failed:", *failures[:10], sep="\n  ")
+    sys.exit(1)
+PY
+driver=$!
+wait "$driver" || status=$?
+driver=
+exit $status
