@@ -42,7 +42,14 @@ impl LiveProber {
     }
 
     fn container(&self, name: &str) -> Result<Container, String> {
-        let target = Target::find(&self.state_root, name).map_err(|e| e.to_string())?;
+        // Names in kiln.kdl are exact: never an id prefix.
+        let records =
+            crate::runtime::records::Records::open(&self.state_root).map_err(|e| e.to_string())?;
+        let record = records
+            .find_named(name)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no container named {name}"))?;
+        let target = Target::of(&self.state_root, &records, record).map_err(|e| e.to_string())?;
         Ok(Container {
             name: name.to_string(),
             pid: target.pid,

@@ -310,7 +310,7 @@ fn make_links(
     let mut made = Vec::new();
     for link in &plan.links {
         let pid = |name: &str| -> Result<i32, ProjectError> {
-            let record = records.find(name)?.reconciled();
+            let record = named(records, name)?.reconciled();
             record
                 .state
                 .pid
@@ -362,6 +362,15 @@ fn make_links(
     )
 }
 
+/// The container named exactly `name` (an id prefix never matches).
+fn named(records: &Records, name: &str) -> Result<Record, ProjectError> {
+    records.find_named(name)?.ok_or_else(|| {
+        ProjectError::Record(crate::runtime::records::RecordError::NotFound {
+            query: name.to_string(),
+        })
+    })
+}
+
 /// The records of a project's containers.
 pub fn project_records(records: &Records, project: &str) -> Result<Vec<Record>, ProjectError> {
     Ok(records
@@ -410,7 +419,7 @@ fn ensure(
 ) -> Result<(), ProjectError> {
     let image = StoredImage::load(store, &instance.image).map_err(ContainerError::from)?;
     let digest = image.descriptor.digest.to_string();
-    if let Ok(existing) = records.find(&instance.name) {
+    if let Some(existing) = records.find_named(&instance.name)? {
         let existing = existing.reconciled();
         let Some(member) = existing
             .member
@@ -542,7 +551,7 @@ fn wait_instance(
     let deadline = Instant::now() + wait;
     let mut announced = false;
     loop {
-        let record = records.find(name)?.reconciled();
+        let record = named(records, name)?.reconciled();
         let state = &record.state;
         // The process may be gone a moment before its supervisor records the exit code.
         let exited = state.status == Status::Exited

@@ -253,3 +253,48 @@ fn addresses_do_not_depend_on_start_order() {
     assert_eq!(forward, backward);
     assert!(forward.contains(&("c".to_string(), "10.89.7.9".to_string())));
 }
+
+/// A project container whose name is a prefix of another container's id must not be taken
+/// for it: `up` starts its own and leaves the other alone.
+#[test]
+fn a_name_is_never_an_id_prefix() {
+    if !is_root() {
+        eprintln!("skipped: containers need root");
+        return;
+    }
+    let tools = "image \"tools\" {\n    from \"scratch\"\n    host-binary \"/bin/sleep\"\n}\n";
+    let project = Project::new(tools);
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    project.kiln(root).args(["build"]).run().success();
+    let id = project
+        .kiln(root)
+        .args(["run", "-d", "--name", "bystander", "tools", "sleep", "1000"])
+        .run()
+        .success()
+        .stdout()
+        .trim()
+        .to_string();
+    // Names start with a letter or digit; a hex prefix always qualifies.
+    let prefix = &id[..4];
+    project.write(
+        "kiln.kdl",
+        &format!("project \"p\"\n{tools}container \"{prefix}\" image=\"tools\" {{\n    cmd \"sleep\" \"1000\"\n}}\n"),
+    );
+    project
+        .kiln(root)
+        .args(["up", "-d"])
+        .run()
+        .success()
+        .stderr_contains(&format!("{prefix}: started"));
+    let list = ps(&project, root);
+    assert_eq!(by_name(&list, "bystander")["state"], "running");
+    assert_eq!(by_name(&list, prefix)["state"], "running");
+    project.kiln(root).args(["down"]).run().success();
+    project
+        .kiln(root)
+        .args(["rm", "-f", "bystander"])
+        .run()
+        .success();
+    assert_nothing_left(root, &[]);
+}

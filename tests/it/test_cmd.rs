@@ -279,8 +279,7 @@ fn kiln_test_probes_from_inside_and_reports_text_json_and_junit() {
     assert_nothing_left(root, &left);
     let ran = kiln_test(&project, root, &["--no-up", "names"]).failure();
     assert!(
-        ran.stdout()
-            .contains("observed: no container named or with id `web`"),
+        ran.stdout().contains("observed: no container named web"),
         "{}",
         ran.stdout()
     );

@@ -181,6 +181,25 @@ impl Records {
         }
     }
 
+    /// The container named exactly `name` (never an id prefix: a project's container `db`
+    /// must not find some container whose id starts with `db`).
+    pub fn find_named(&self, name: &str) -> Result<Option<Record>, RecordError> {
+        if validate_name(name).is_err() {
+            return Ok(None);
+        }
+        let name_path = self.names_dir().join(name);
+        let id = match fs::read_to_string(&name_path) {
+            Ok(id) => id,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(io_err(&name_path)(err)),
+        };
+        match ContainerId::parse(id.trim()) {
+            // A name whose record is gone (removed half-way) names nothing.
+            Some(id) if self.dir(&id).join("state.json").exists() => self.load(&id).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Removes a container's files and its name.
     pub fn remove(&self, record: &Record) -> Result<(), RecordError> {
         let name_path = self.names_dir().join(&record.name);

@@ -84,3 +84,19 @@ fn a_dead_or_recycled_pid_reconciles_to_exited() {
     r.state.pid_start_time = None;
     assert_eq!(r.reconciled().state.status, Status::Exited);
 }
+
+#[test]
+fn find_named_never_matches_an_id_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = Records::open(dir.path()).unwrap();
+    let web = record(&records, "web");
+    let prefix = &web.id.as_str()[..4];
+    assert_eq!(
+        records.find(prefix).unwrap().id,
+        web.id,
+        "find takes prefixes"
+    );
+    assert!(records.find_named(prefix).unwrap().is_none());
+    assert_eq!(records.find_named("web").unwrap().unwrap().id, web.id);
+    assert!(records.find_named("../x").unwrap().is_none());
+}
