@@ -75,7 +75,29 @@ impl StartHooks for Hooks<'_> {
         if let Some(cgroup) = self.cgroup {
             cgroup.attach(pid).map_err(|e| e.to_string())?;
         }
+        let began = std::time::Instant::now();
         super::network::attach(self.state_root, pid, self.interfaces)?;
+        if self.trace {
+            for i in self.interfaces {
+                super::trace_line(format_args!(
+                    "network: veth {} (bridge {} of {}) ↔ {} {} in the container{}",
+                    i.host_name,
+                    i.bridge,
+                    i.network,
+                    i.name,
+                    i.address,
+                    i.default_gateway
+                        .map(|g| format!(", default route via {g}"))
+                        .unwrap_or_default()
+                ));
+            }
+            if !self.interfaces.is_empty() {
+                super::trace_line(format_args!(
+                    "network: attached in {:.2} ms",
+                    began.elapsed().as_secs_f64() * 1000.0
+                ));
+            }
+        }
         let state = &mut self.record.state;
         state.status = Status::Running;
         state.pid = Some(pid);

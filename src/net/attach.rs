@@ -105,7 +105,12 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     if interfaces.is_empty() {
         return Ok(());
     }
-    let host = HostNamespace::ensure(state_root)?;
+    // The network exists, so its namespace does: opening it costs no thread (ensure would
+    // reconfigure it, two threads more on every container start).
+    let host = match NetNs::open(&HostNamespace::path(state_root)) {
+        Ok(host) => host,
+        Err(_) => HostNamespace::ensure(state_root)?,
+    };
     let container = NetNs::of_pid(pid)?;
     let outside = Netlink::open_in(&host)?;
     for interface in interfaces {
