@@ -174,7 +174,7 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Test(TestArgs),
 
-    /// Stop and remove the project's containers (and its named volumes with -v).
+    /// Stop and remove the project's containers, links and networks (and named volumes with -v).
     ///
     /// Examples:
     ///   kiln down
