@@ -30,7 +30,12 @@ fn up_check_down(example: &str, expect: &[&str], check: impl FnOnce(&dyn Fn(&[&s
     assert!(!ps.as_array().unwrap().is_empty());
     // Every declared test of the example passes.
     let tested = kiln(&["test", "--no-up", "-f", file]).run().success();
-    let last = tested.stdout().lines().last().unwrap_or_default().to_string();
+    let last = tested
+        .stdout()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
     assert!(last.ends_with(" passed, 0 failed"), "{}", tested.stdout());
     check(&kiln);
     kiln(&["down", "-v", "-f", file]).run().success();
