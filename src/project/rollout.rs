@@ -2,10 +2,11 @@
 //!
 //! `kiln up` replaces a changed instance through [`replace`]: the running container is
 //! stopped, taken off its networks (its memberships saved next to it, in `rollout.json`)
-//! and kept under a hidden name (`web-1~previous`); the new one starts at the same
-//! addresses and must become healthy (or, without a health check, be running). If it does
-//! not, it is removed and the previous container comes back under its name, on its
-//! networks, with its own image and definition: a rollback. [`rollback`] does the same by
+//! and set aside under a hidden name (`web-1~retiring`); the new one starts at the same
+//! addresses and must become healthy (or, without a health check, be running). Then the
+//! old one is kept as `web-1~previous` (one per instance). If it does not, it is removed
+//! and the old container comes back under its name, on its networks, with its own image
+//! and definition: a rollback. [`rollback`] does the same by
 //! hand for every replica of a service, swapping the current and the previous version.
 //!
 //! It decides the order and waits; starting, stopping and removing are `containers`'
@@ -27,7 +28,7 @@ use crate::runtime::records::{Record, Records, Status, hidden_name, split_hidden
 
 /// The tag of the one previous version kept per instance.
 pub const PREVIOUS: &str = "previous";
-/// The tag of the current version while `kiln rollback` swaps it with the previous one.
+/// The tag of the current version while it is replaced (by a rollout or a rollback).
 const RETIRING: &str = "retiring";
 /// What a container gets to stop before SIGKILL when it is replaced.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -243,10 +244,11 @@ pub(super) fn wait_ready(
     }
 }
 
-/// Replaces the running (or ended) instance `existing` with a new one made by `start`,
-/// keeping it as `NAME~previous` (and dropping an older one kept there). If the new one
-/// does not start or is not ready (see [`wait_ready`]), it is removed and `existing`
-/// comes back: the error then says what happened.
+/// Replaces the running (or ended) instance `existing` with a new one made by `start`.
+/// `existing` is stopped and set aside; once the new one is ready it becomes the kept
+/// `NAME~previous` (dropping an older one). If the new one does not start or is not ready
+/// (see [`wait_ready`]), it is removed and `existing` comes back — the version kept
+/// before stays kept — and the error says what happened.
 pub(super) fn replace(
     records: &Records,
     state_root: &Path,
@@ -260,21 +262,26 @@ pub(super) fn replace(
         .as_ref()
         .map_or_else(|| name.clone(), |m| m.service.clone());
     let kept_as = hidden_name(&name, PREVIOUS);
-    discard(records, state_root, &kept_as, None);
-    let previous = retire(records, state_root, existing, PREVIOUS)?;
+    // Left by a rollout that was interrupted.
+    discard(records, state_root, &hidden_name(&name, RETIRING), None);
+    let retired = retire(records, state_root, existing, RETIRING)?;
     events(UpEvent::Retired {
         name: name.clone(),
-        kept_as,
+        kept_as: kept_as.clone(),
     });
     let outcome = start().and_then(|()| wait_ready(records, &name, "new version", events));
     let reason = match outcome {
-        Ok(()) => return Ok(()),
+        Ok(()) => {
+            discard(records, state_root, &kept_as, None);
+            records.rename(&retired, &kept_as)?;
+            return Ok(());
+        }
         Err(ProjectError::NotServing { reason, .. }) => reason,
         Err(err) => format!("new version did not start: {}", flatten(&err)),
     };
-    discard(records, state_root, &name, Some(&previous));
-    let digest = short_digest(&previous.image_digest);
-    if let Err(err) = reinstate(records, state_root, &previous, &name) {
+    discard(records, state_root, &name, Some(&retired));
+    let digest = short_digest(&retired.image_digest);
+    if let Err(err) = reinstate(records, state_root, &retired, &name) {
         return Err(ProjectError::RollbackFailed {
             name,
             reason,
@@ -335,7 +342,14 @@ pub fn rollback(
     for (name, previous) in kept {
         let current = records.find(&name).ok();
         let retiring = match &current {
-            Some(current) => Some(retire(&records, state_root, current, RETIRING)?),
+            Some(current) => {
+                let retired = retire(&records, state_root, current, RETIRING)?;
+                events(UpEvent::Retired {
+                    name: name.clone(),
+                    kept_as: hidden_name(&name, PREVIOUS),
+                });
+                Some(retired)
+            }
             None => None,
         };
         let digest = short_digest(&previous.image_digest);

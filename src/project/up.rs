@@ -106,7 +106,7 @@ pub enum ProjectError {
     },
     #[error("{name}: {reason}, and its previous version could not be restored")]
     #[diagnostic(help(
-        "`kiln logs {name}~previous` shows what the previous version printed; `kiln up` tries again"
+        "`kiln logs {name}~retiring` shows what the previous version printed; `kiln up` tries again"
     ))]
     RollbackFailed {
         name: String,
