@@ -129,7 +129,7 @@ fn report(event: UpEvent) {
         UpEvent::Waiting { name, on } => format!("{name}: waiting until {on}"),
         UpEvent::Healthy(name) => format!("{name}: healthy"),
         UpEvent::Retired { name, kept_as } => {
-            format!("{name}: removed (kept as {kept_as} for `kiln rollback`)")
+            format!("{name}: removed (old version kept as {kept_as})")
         }
         UpEvent::RolledBack { name, digest } => format!("{name}: rolled back to {digest}"),
         UpEvent::Completed { name, code } => format!("{name}: completed with exit code {code}"),

@@ -292,6 +292,13 @@ pub(super) fn replace(
         name: name.clone(),
         digest: digest.clone(),
     });
+    if let Err(err) = wait_ready(records, &name, "previous version", events) {
+        return Err(ProjectError::RollbackFailed {
+            name,
+            reason,
+            source: Box::new(err),
+        });
+    }
     Err(ProjectError::RolloutStopped {
         name,
         service,

@@ -104,7 +104,7 @@ pub enum ProjectError {
         reason: String,
         digest: String,
     },
-    #[error("{name}: {reason}, and its previous version could not be restored")]
+    #[error("{name}: {reason}, and its previous version did not come back")]
     #[diagnostic(help(
         "`kiln logs {name}~retiring` shows what the previous version printed; `kiln up` tries again"
     ))]

@@ -84,6 +84,20 @@ fn address(project: &Project, root: &Path, name: &str) -> String {
         .to_string()
 }
 
+/// Runs `kiln down` when dropped, so that a failed assertion leaves no container behind.
+struct Down<'a> {
+    project: &'a Project,
+    root: &'a Path,
+}
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.project.kiln(self.root).args(["down"]).run();
+        }
+    }
+}
+
 /// The position of `line` in `text`'s lines (it must be there).
 fn position(text: &str, line: &str) -> usize {
     text.lines()
@@ -100,6 +114,10 @@ fn replicas_roll_one_at_a_time_roll_back_on_failure_and_by_hand() {
     let project = Project::new(PROJECT);
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
+    let _down = Down {
+        project: &project,
+        root,
+    };
     project.kiln(root).args(["up", "-d"]).run().success();
     let before = ps(&project, root);
     assert_eq!(before.len(), 2, "{before:?}");
@@ -116,10 +134,10 @@ fn replicas_roll_one_at_a_time_roll_back_on_failure_and_by_hand() {
     let up = project.kiln(root).args(["up", "-d"]).run().success();
     let events = up.stderr();
     let order = [
-        "app-1: removed (kept as app-1~previous for `kiln rollback`)",
+        "app-1: removed (old version kept as app-1~previous)",
         "app-1: started",
         "app-1: healthy",
-        "app-2: removed (kept as app-2~previous for `kiln rollback`)",
+        "app-2: removed (old version kept as app-2~previous)",
         "app-2: started",
         "app-2: healthy",
     ]
@@ -135,6 +153,12 @@ fn replicas_roll_one_at_a_time_roll_back_on_failure_and_by_hand() {
         assert_eq!(field(&rolled, name, "health"), "healthy");
         assert_eq!(greeting(&project, root, name), "bonjour");
     }
+    // The kept versions answer to their hidden names.
+    project
+        .kiln(root)
+        .args(["logs", "app-1~previous"])
+        .run()
+        .success();
     // The new instances took the planned addresses of the old ones.
     assert_eq!(address(&project, root, "app-1"), addresses[0]);
     assert_eq!(address(&project, root, "app-2"), addresses[1]);
@@ -190,9 +214,9 @@ fn replicas_roll_one_at_a_time_roll_back_on_failure_and_by_hand() {
     let back = rollback();
     let events = back.stderr();
     let order = [
-        "app-1: removed (kept as app-1~previous for `kiln rollback`)",
+        "app-1: removed (old version kept as app-1~previous)",
         "app-1: healthy",
-        "app-2: removed (kept as app-2~previous for `kiln rollback`)",
+        "app-2: removed (old version kept as app-2~previous)",
         "app-2: healthy",
     ]
     .map(|line| position(&events, line));
@@ -237,6 +261,10 @@ fn rollback_without_a_kept_version_says_so() {
     let project = Project::new(PROJECT);
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
+    let _down = Down {
+        project: &project,
+        root,
+    };
     project.kiln(root).args(["up", "-d"]).run().success();
     Kiln::new()
         .root(root)
