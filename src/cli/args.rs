@@ -147,8 +147,11 @@ pub enum Command {
     /// Bring the project up: build what is missing, start its containers in dependency
     /// order, wait for health and jobs; then follow their output until Ctrl-C (-d: return).
     ///
-    /// Containers that run unchanged are kept; changed ones are replaced; ones the file no
-    /// longer declares are removed. `depends-on` conditions are honoured: `started`,
+    /// Containers that run unchanged are kept; ones the file no longer declares are
+    /// removed; changed ones are rolled out: one instance of a service at a time, each
+    /// healthy (or, without a health check, started) before the next is replaced. One that
+    /// fails is rolled back and the rollout stops (exit 1); the previous version of each
+    /// replaced instance is kept for `kiln rollback`. `depends-on` conditions are honoured: `started`,
     /// `healthy` (its health check passes), `completed` (a job exited 0).
     ///
     /// Examples:
@@ -181,6 +184,19 @@ pub enum Command {
     ///   kiln down -v -f examples/three-tier/kiln.kdl
     #[command(verbatim_doc_comment)]
     Down(DownArgs),
+
+    /// Put the previous version of a service's instances back, one at a time.
+    ///
+    /// `kiln up` keeps the version it replaced of each instance; this stops the current
+    /// one and starts that one again (its image and definition), each ready before the
+    /// next. The replaced version is kept in turn: a second rollback undoes the first.
+    /// The next `kiln up` rolls out kiln.kdl again.
+    ///
+    /// Examples:
+    ///   kiln rollback web
+    ///   kiln rollback web -f examples/three-tier/kiln.kdl
+    #[command(verbatim_doc_comment)]
+    Rollback(RollbackArgs),
 
     /// Manage kiln networks: bridges with DNS by container name, in kiln's own network
     /// namespace (never the machine's).
@@ -848,6 +864,14 @@ pub struct DownArgs {
     /// Seconds each container gets to stop before SIGKILL.
     #[arg(short = 't', long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// The service (`container` node) whose instances go back to their previous version.
+    pub service: String,
 }
 
 /// The project file, for the commands that read one.

@@ -198,6 +198,9 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
         .iter()
         .map(|r| r.reconciled())
         .filter(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting))
+        // Previous versions `kiln up` keeps for `kiln rollback` (`web-1~previous`) are not
+        // instances of the project; they stay reachable by name.
+        .filter(|r| crate::runtime::records::split_hidden(&r.name).is_none())
         .filter(|r| {
             args.project
                 .as_ref()

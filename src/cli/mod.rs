@@ -57,6 +57,7 @@ pub fn run(
         Command::Restart(args) => containers::restart(&cli, args),
         Command::Up(args) => project::up(&cli, args),
         Command::Down(args) => project::down(&cli, args),
+        Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
         Command::Netd => network::netd(&cli),
         Command::Test(args) => test::run(&cli, args),

@@ -1,14 +1,16 @@
-//! `kiln up` and `kiln down`: the whole project at once.
+//! `kiln up`, `kiln down` and `kiln rollback`: the whole project at once.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use super::Cli;
-use super::args::{BuildArgs, CompressionArg, DownArgs, OutputFormat, ProjectArg, UpArgs};
+use super::args::{
+    BuildArgs, CompressionArg, DownArgs, OutputFormat, ProjectArg, RollbackArgs, UpArgs,
+};
 use super::output::line;
 use crate::project::{self, UpEvent};
-use crate::runtime::records::Records;
+use crate::runtime::records::{Records, split_hidden};
 use crate::runtime::supervise::Stream;
 use crate::spec::{self, Loaded, Options, RealFs};
 
@@ -110,33 +112,39 @@ fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
     let store = super::open_store(cli)?;
     let root = super::state_root(cli);
     let wait = Duration::from_secs(args.timeout);
-    let report = |event: UpEvent| {
-        let text = match event {
-            UpEvent::Kept(name) => format!("{name}: unchanged"),
-            UpEvent::Removed(name) => format!("{name}: removed"),
-            UpEvent::Started(name) => format!("{name}: started"),
-            UpEvent::Waiting { name, on } => format!("{name}: waiting until {on}"),
-            UpEvent::Healthy(name) => format!("{name}: healthy"),
-            UpEvent::Completed { name, code } => format!("{name}: completed with exit code {code}"),
-            UpEvent::Linked {
-                link,
-                unimpaired: false,
-            } => format!("link {link}: up"),
-            UpEvent::Linked {
-                link,
-                unimpaired: true,
-            } => {
-                format!("link {link}: up, WITHOUT its impairments (this kernel has no netem qdisc)")
-            }
-        };
-        eprintln!("{text}");
-    };
     if let Err(err) = project::up(&store, &root, &plan, &args.services, wait, &report) {
         eprintln!("{:?}", miette::Report::new(err));
         eprintln!("{}: not up", plan.project);
         return Ok(Err(1));
     }
     Ok(Ok(plan.project))
+}
+
+/// One line on stderr per event of `up` and `rollback`.
+fn report(event: UpEvent) {
+    let text = match event {
+        UpEvent::Kept(name) => format!("{name}: unchanged"),
+        UpEvent::Removed(name) => format!("{name}: removed"),
+        UpEvent::Started(name) => format!("{name}: started"),
+        UpEvent::Waiting { name, on } => format!("{name}: waiting until {on}"),
+        UpEvent::Healthy(name) => format!("{name}: healthy"),
+        UpEvent::Retired { name, kept_as } => {
+            format!("{name}: removed (old version kept as {kept_as})")
+        }
+        UpEvent::RolledBack { name, digest } => format!("{name}: rolled back to {digest}"),
+        UpEvent::Completed { name, code } => format!("{name}: completed with exit code {code}"),
+        UpEvent::Linked {
+            link,
+            unimpaired: false,
+        } => format!("link {link}: up"),
+        UpEvent::Linked {
+            link,
+            unimpaired: true,
+        } => {
+            format!("link {link}: up, WITHOUT its impairments (this kernel has no netem qdisc)")
+        }
+    };
+    eprintln!("{text}");
 }
 
 /// The foreground `kiln up`: every container's output, prefixed by its name, until Ctrl-C
@@ -153,7 +161,12 @@ fn follow_until_interrupted(root: &Path, project_name: &str) -> Result<u8, crate
         help: None,
     })?;
     let records = Records::open(root).map_err(crate::containers::ContainerError::from)?;
-    let members = project::project_records(&records, project_name).map_err(project_error)?;
+    let members: Vec<_> = project::project_records(&records, project_name)
+        .map_err(project_error)?
+        .into_iter()
+        // Previous versions kept for a rollback do not run: nothing to follow.
+        .filter(|r| split_hidden(&r.name).is_none())
+        .collect();
     let handles = follow_logs(&records, members);
     let timeout = nix::libc::timespec {
         tv_sec: 0,
@@ -301,10 +314,31 @@ pub(super) fn down(cli: &Cli, args: &DownArgs) -> Result<u8, crate::Error> {
     let name = &loaded.project.name;
     match project::down(&root, name, args.volumes, Duration::from_secs(args.timeout)) {
         Ok(removed) => {
-            for container in &removed {
+            // Previous versions kept for a rollback go too, without a line each.
+            for container in removed.iter().filter(|n| split_hidden(n).is_none()) {
                 line(format!("{container}: removed"))?;
             }
             eprintln!("{name}: down");
+            Ok(0)
+        }
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            Ok(1)
+        }
+    }
+}
+
+/// `kiln rollback SERVICE`: the previous version of each of its instances, one at a time.
+pub(super) fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<u8, crate::Error> {
+    let loaded = match load(cli, &args.project.file)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let root = super::state_root(cli);
+    let name = &loaded.project.name;
+    match project::rollback(&root, name, &args.service, &report) {
+        Ok(done) => {
+            eprintln!("{}: rolled back ({})", args.service, done.join(", "));
             Ok(0)
         }
         Err(err) => {

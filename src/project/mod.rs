@@ -8,10 +8,12 @@
 pub mod assert;
 mod plan;
 pub mod probe;
+mod rollout;
 #[cfg(test)]
 mod tests;
 mod up;
 
 pub use plan::{Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
 pub use probe::LiveProber;
+pub use rollout::{PREVIOUS, health_deadline, rollback};
 pub use up::{DEFAULT_WAIT, ProjectError, UpEvent, down, project_records, up};

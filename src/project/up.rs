@@ -3,8 +3,9 @@
 //! Up walks the plan's start waves. Before an instance starts, the services it depends on
 //! must meet their condition (started, healthy, completed); instances of one wave start in
 //! parallel. An instance whose fingerprint and image are unchanged and that still runs is
-//! kept; a changed one is replaced; containers of the project the plan no longer declares
-//! are removed. Down removes every container of the project. The containers themselves are
+//! kept; a changed one is rolled out (`rollout`: the instances of a service one at a
+//! time, each ready before the next, rolled back if it is not); containers of the project
+//! the plan no longer declares are removed. Down removes every container of the project. The containers themselves are
 //! `containers`' business: this module only decides and waits.
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use crate::image::StoredImage;
 use crate::net::Netem;
 use crate::net::attach::AttachRequest;
 use crate::net::link::LinkEnd;
-use crate::runtime::records::{Membership, Record, Records, Status};
+use crate::runtime::records::{Membership, Record, Records, Status, split_hidden};
 use crate::runtime::spec::Volume;
 use crate::spec::model::{Condition, ContainerKind};
 use crate::store::Store;
@@ -42,6 +43,17 @@ pub enum UpEvent {
         on: String,
     },
     Healthy(String),
+    /// A changed instance was stopped and kept under another name (for a rollback), to be
+    /// replaced next.
+    Retired {
+        name: String,
+        kept_as: String,
+    },
+    /// The previous version of an instance runs again (image digest, shortened).
+    RolledBack {
+        name: String,
+        digest: String,
+    },
     /// A job ended with this code.
     Completed {
         name: String,
@@ -79,6 +91,34 @@ pub enum ProjectError {
         code: i32,
         condition: &'static str,
     },
+    #[error("{name}: {reason}")]
+    #[diagnostic(help("`kiln logs {name}` shows what it printed"))]
+    NotServing { name: String, reason: String },
+    #[error("{name}: {reason}; rolled back {name} to {digest}; rollout of {service} stopped")]
+    #[diagnostic(help(
+        "the instances not replaced yet still run the previous version; fix kiln.kdl and run `kiln up` again"
+    ))]
+    RolloutStopped {
+        name: String,
+        service: String,
+        reason: String,
+        digest: String,
+    },
+    #[error("{name}: {reason}, and its previous version did not come back")]
+    #[diagnostic(help(
+        "`kiln logs {name}~retiring` shows what the previous version printed; `kiln up` tries again"
+    ))]
+    RollbackFailed {
+        name: String,
+        reason: String,
+        #[source]
+        source: Box<ProjectError>,
+    },
+    #[error("no previous version of {service} is kept")]
+    #[diagnostic(help(
+        "kiln keeps the previous version of an instance when `kiln up` replaces it with a changed one"
+    ))]
+    NothingToRollBack { service: String },
     #[error("cannot make a link of {name}: it is not running")]
     LinkEndDown { name: String },
     #[error("cannot link {a} and {b}")]
@@ -126,9 +166,16 @@ pub fn up(
     let addresses = plan_addresses(plan, &subnets)?;
     if only.is_empty() {
         for record in project_records(&records, &plan.project)? {
-            if !plan.instances.iter().any(|i| i.name == record.name) {
+            // A kept previous version goes with its instance.
+            let (instance, hidden) = match split_hidden(&record.name) {
+                Some((base, _)) => (base, true),
+                None => (record.name.as_str(), false),
+            };
+            if !plan.instances.iter().any(|i| i.name == instance) {
                 containers::remove(&records, &record, state_root, true)?;
-                events(UpEvent::Removed(record.name.clone()));
+                if !hidden {
+                    events(UpEvent::Removed(record.name.clone()));
+                }
             }
         }
     }
@@ -143,15 +190,44 @@ pub fn up(
                 wait_for(&records, plan, service, *condition, wait, events)?;
             }
         }
+        // New, kept and recreated instances start in parallel; the changed instances of a
+        // service are rolled out one at a time, in order, on a thread of their own.
+        let mut tasks: Vec<Task> = Vec::new();
+        let mut rollouts: BTreeMap<&str, Vec<(&Instance, Record)>> = BTreeMap::new();
+        for instance in &instances {
+            match assess(store, &records, plan, instance)? {
+                Action::Rollout(existing) => rollouts
+                    .entry(instance.service.as_str())
+                    .or_default()
+                    .push((instance, existing)),
+                action => tasks.push(Task::One(instance, Box::new(action))),
+            }
+        }
+        tasks.extend(rollouts.into_values().map(Task::Rollout));
         let results: Vec<Result<(), ProjectError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = instances
-                .iter()
-                .map(|instance| {
+            let handles: Vec<_> = tasks
+                .into_iter()
+                .map(|task| {
                     let (records, addresses) = (&records, &addresses);
-                    scope.spawn(move || {
-                        ensure(
-                            store, state_root, records, plan, instance, addresses, events,
-                        )
+                    let start = move |instance: &Instance| {
+                        start_instance(store, state_root, plan, instance, addresses, events)
+                    };
+                    scope.spawn(move || match task {
+                        Task::One(instance, action) => {
+                            carry_out(records, state_root, instance, *action, &start, events)
+                        }
+                        Task::Rollout(changed) => {
+                            for (instance, existing) in changed {
+                                super::rollout::replace(
+                                    records,
+                                    state_root,
+                                    &existing,
+                                    &|| start(instance),
+                                    events,
+                                )?;
+                            }
+                            Ok(())
+                        }
                     })
                 })
                 .collect();
@@ -407,43 +483,96 @@ fn selected_services<'a>(plan: &'a ProjectPlan, only: &[String]) -> BTreeMap<&'a
     selected
 }
 
-/// Keeps, replaces or starts one instance.
-fn ensure(
+/// What to do with one instance.
+enum Action {
+    /// It runs as declared.
+    Keep,
+    /// There is none.
+    Start,
+    /// The same definition, ended (or a job to run again): removed and started anew.
+    Recreate(Record),
+    /// Changed: replaced through a rollout.
+    Rollout(Record),
+}
+
+/// Work for one thread of a wave.
+enum Task<'a> {
+    One(&'a Instance, Box<Action>),
+    /// The changed instances of one service, in order.
+    Rollout(Vec<(&'a Instance, Record)>),
+}
+
+/// Compares an instance with the container of its name, if any.
+fn assess(
+    store: &Store,
+    records: &Records,
+    plan: &ProjectPlan,
+    instance: &Instance,
+) -> Result<Action, ProjectError> {
+    // By exact name: a project name is never taken for some container's id prefix.
+    let Some(existing) = records.find_named(&instance.name)? else {
+        return Ok(Action::Start);
+    };
+    let image = StoredImage::load(store, &instance.image).map_err(ContainerError::from)?;
+    let digest = image.descriptor.digest.to_string();
+    let existing = existing.reconciled();
+    let Some(member) = existing
+        .member
+        .as_ref()
+        .filter(|m| m.project == plan.project)
+    else {
+        return Err(ProjectError::NameTaken {
+            name: instance.name.clone(),
+            project: plan.project.clone(),
+        });
+    };
+    let same = member.fingerprint == instance.fingerprint && existing.image_digest == digest;
+    let alive = matches!(existing.state.status, Status::Running | Status::Restarting);
+    let job_done = instance.kind == ContainerKind::Job
+        && existing.state.status == Status::Exited
+        && existing.state.exit_code == Some(0);
+    Ok(if same && (alive || job_done) {
+        Action::Keep
+    } else if same || instance.kind == ContainerKind::Job {
+        Action::Recreate(existing)
+    } else {
+        Action::Rollout(existing)
+    })
+}
+
+/// Keeps, recreates or starts one instance (never a rollout).
+fn carry_out(
+    records: &Records,
+    state_root: &Path,
+    instance: &Instance,
+    action: Action,
+    start: &dyn Fn(&Instance) -> Result<(), ProjectError>,
+    events: &(dyn Fn(UpEvent) + Sync),
+) -> Result<(), ProjectError> {
+    match action {
+        Action::Keep => {
+            events(UpEvent::Kept(instance.name.clone()));
+            Ok(())
+        }
+        Action::Start => start(instance),
+        Action::Recreate(existing) | Action::Rollout(existing) => {
+            containers::stop(records, &existing, Duration::from_secs(10))?;
+            containers::remove(records, &existing, state_root, true)?;
+            events(UpEvent::Removed(instance.name.clone()));
+            start(instance)
+        }
+    }
+}
+
+/// Creates and starts the instance's container.
+fn start_instance(
     store: &Store,
     state_root: &Path,
-    records: &Records,
     plan: &ProjectPlan,
     instance: &Instance,
     addresses: &BTreeMap<String, IpAddr>,
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
-    let image = StoredImage::load(store, &instance.image).map_err(ContainerError::from)?;
-    let digest = image.descriptor.digest.to_string();
-    if let Some(existing) = records.find_named(&instance.name)? {
-        let existing = existing.reconciled();
-        let Some(member) = existing
-            .member
-            .as_ref()
-            .filter(|m| m.project == plan.project)
-        else {
-            return Err(ProjectError::NameTaken {
-                name: instance.name.clone(),
-                project: plan.project.clone(),
-            });
-        };
-        let same = member.fingerprint == instance.fingerprint && existing.image_digest == digest;
-        let alive = matches!(existing.state.status, Status::Running | Status::Restarting);
-        let job_done = instance.kind == ContainerKind::Job
-            && existing.state.status == Status::Exited
-            && existing.state.exit_code == Some(0);
-        if same && (alive || job_done) {
-            events(UpEvent::Kept(instance.name.clone()));
-            return Ok(());
-        }
-        containers::stop(records, &existing, Duration::from_secs(10))?;
-        containers::remove(records, &existing, state_root, true)?;
-        events(UpEvent::Removed(instance.name.clone()));
-    }
     let mut options = instance.options.clone();
     options.volumes = volumes(state_root, &plan.project, &instance.volumes)?;
     let request = RunRequest {

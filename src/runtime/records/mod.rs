@@ -3,7 +3,9 @@
 //! the truth and `reconciled` asks it), `config.json` (the OCI
 //! runtime spec it runs), `log.jsonl` (its output with timestamps) and a `lock` — plus the
 //! name index `names/<name>` (created with O_EXCL, so two `kiln run --name web` at once cannot
-//! both win).
+//! both win). A container can be renamed ([`Records::rename`]); the names `kiln up` keeps
+//! previous versions under (`web-1~previous`, see [`hidden_name`]) are ones users cannot
+//! give, so they never clash with a container of theirs.
 //!
 //! It owns ids, names, the state machine and reconciliation with the kernel (a record that
 //! says "running" is checked against the process: pid alive *and* the same start time, so a
@@ -44,6 +46,9 @@ pub enum RecordError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("cannot rename container {from} to {to}: it is running")]
+    #[diagnostic(help("stop it first (`kiln stop {from}`)"))]
+    RenameRunning { from: String, to: String },
     #[error("invalid container name `{name}`")]
     #[diagnostic(help("use letters, digits, `_`, `.` and `-`, starting with a letter or digit"))]
     InvalidName { name: String },
@@ -151,7 +156,7 @@ impl Records {
 
     /// A container by name, full id or unique id prefix (as Docker resolves them).
     pub fn find(&self, query: &str) -> Result<Record, RecordError> {
-        if validate_name(query).is_ok() {
+        if validate_stored_name(query).is_ok() {
             let name_path = self.names_dir().join(query);
             if let Ok(id) = fs::read_to_string(&name_path)
                 && let Some(id) = ContainerId::parse(id.trim())
@@ -184,7 +189,8 @@ impl Records {
     /// The container named exactly `name` (never an id prefix: a project's container `db`
     /// must not find some container whose id starts with `db`).
     pub fn find_named(&self, name: &str) -> Result<Option<Record>, RecordError> {
-        if validate_name(name).is_err() {
+        // Hidden names (`web-1~previous`) are names too; paths are not.
+        if validate_stored_name(name).is_err() {
             return Ok(None);
         }
         let name_path = self.names_dir().join(name);
@@ -198,6 +204,60 @@ impl Records {
             Some(id) if self.dir(&id).join("state.json").exists() => self.load(&id).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// Gives a stopped container another name (a valid one, or a [`hidden_name`]); returns
+    /// its record as saved. The new name is taken first (O_EXCL, so a clash changes
+    /// nothing), then the record says it, then the old name is let go: a crash in between
+    /// leaves both names pointing at the container, never none. A running container is
+    /// refused — its supervisor keeps a copy of the record it writes back.
+    pub fn rename(&self, record: &Record, to: &str) -> Result<Record, RecordError> {
+        validate_stored_name(to)?;
+        let _lock = self.lock(&record.id)?;
+        let mut current = self.load(&record.id)?;
+        let from = current.name.clone();
+        if from == to {
+            return Ok(current);
+        }
+        let reconciled = current.reconciled();
+        if matches!(
+            reconciled.state.status,
+            Status::Running | Status::Restarting
+        ) || reconciled.state.supervisor_alive()
+        {
+            return Err(RecordError::RenameRunning {
+                from,
+                to: to.to_string(),
+            });
+        }
+        let to_path = self.names_dir().join(to);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&to_path)
+        {
+            Ok(mut file) => file
+                .write_all(current.id.as_str().as_bytes())
+                .map_err(io_err(&to_path))?,
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                let id = fs::read_to_string(&to_path).unwrap_or_default();
+                return Err(RecordError::NameInUse {
+                    name: to.to_string(),
+                    id: id.chars().take(12).collect(),
+                });
+            }
+            Err(err) => return Err(io_err(&to_path)(err)),
+        }
+        current.name = to.to_string();
+        if let Err(err) = self.save(&current) {
+            let _ = fs::remove_file(&to_path);
+            return Err(err);
+        }
+        let from_path = self.names_dir().join(&from);
+        if fs::read_to_string(&from_path).is_ok_and(|id| id.trim() == current.id.as_str()) {
+            fs::remove_file(&from_path).map_err(io_err(&from_path))?;
+        }
+        Ok(current)
     }
 
     /// Removes a container's files and its name.
@@ -229,6 +289,34 @@ impl Records {
                 source: errno.into(),
             }
         })
+    }
+}
+
+/// What separates a container's name from the tag of a hidden name: a character
+/// [`validate_name`] refuses, so no user-given name has it.
+const HIDDEN_MARK: char = '~';
+
+/// The name a container of `kiln up` is kept under while it is not in service:
+/// `web-1~previous`.
+pub fn hidden_name(name: &str, tag: &str) -> String {
+    format!("{name}{HIDDEN_MARK}{tag}")
+}
+
+/// `Some((name, tag))` for a [`hidden_name`].
+pub fn split_hidden(name: &str) -> Option<(&str, &str)> {
+    name.split_once(HIDDEN_MARK)
+}
+
+/// A name a record may have: a valid one, or a valid one made hidden with a plain tag.
+fn validate_stored_name(name: &str) -> Result<(), RecordError> {
+    match split_hidden(name) {
+        Some((base, tag)) if !tag.is_empty() && tag.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            validate_name(base)
+        }
+        Some(_) => Err(RecordError::InvalidName {
+            name: name.to_string(),
+        }),
+        None => validate_name(name),
     }
 }
 

@@ -100,3 +100,79 @@ fn find_named_never_matches_an_id_prefix() {
     assert_eq!(records.find_named("web").unwrap().unwrap().id, web.id);
     assert!(records.find_named("../x").unwrap().is_none());
 }
+
+#[test]
+fn rename_moves_the_name_and_hidden_names_cannot_be_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = Records::open(dir.path()).unwrap();
+    let web = record(&records, "web-1");
+    let hidden = hidden_name("web-1", "previous");
+    assert_eq!(hidden, "web-1~previous");
+    assert_eq!(split_hidden(&hidden), Some(("web-1", "previous")));
+    assert_eq!(split_hidden("web-1"), None);
+    // Users cannot create such a name…
+    assert!(validate_name(&hidden).is_err());
+    let forged = Record {
+        id: ContainerId::generate().unwrap(),
+        ..web.clone()
+    };
+    assert!(matches!(
+        records.create(&Record {
+            name: hidden.clone(),
+            ..forged
+        }),
+        Err(RecordError::InvalidName { .. })
+    ));
+    // …but a container can be renamed to it, and found by it.
+    let renamed = records.rename(&web, &hidden).unwrap();
+    assert_eq!(renamed.name, hidden);
+    assert_eq!(records.load(&web.id).unwrap().name, hidden);
+    assert_eq!(records.find(&hidden).unwrap().id, web.id);
+    assert!(matches!(
+        records.find("web-1"),
+        Err(RecordError::NotFound { .. })
+    ));
+    // The old name is free for a new container; renaming back onto it then clashes.
+    let new = record(&records, "web-1");
+    assert!(matches!(
+        records.rename(&renamed, "web-1"),
+        Err(RecordError::NameInUse { .. })
+    ));
+    assert_eq!(
+        records.find(&hidden).unwrap().id,
+        web.id,
+        "a clash changes nothing"
+    );
+    records.remove(&new).unwrap();
+    let back = records.rename(&renamed, "web-1").unwrap();
+    assert_eq!(back.name, "web-1");
+    assert_eq!(records.find("web-1").unwrap().id, web.id);
+    assert!(records.find(&hidden).is_err());
+    // Bad targets are refused.
+    for bad in ["web~", "web~a-b", "~x", "a b~previous"] {
+        assert!(
+            matches!(
+                records.rename(&back, bad),
+                Err(RecordError::InvalidName { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn a_running_container_is_not_renamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = Records::open(dir.path()).unwrap();
+    let mut r = record(&records, "c");
+    let me = std::process::id() as i32;
+    r.state.status = Status::Running;
+    r.state.pid = Some(me);
+    r.state.pid_start_time = process_start_time(me);
+    records.save(&r).unwrap();
+    assert!(matches!(
+        records.rename(&r, "d"),
+        Err(RecordError::RenameRunning { .. })
+    ));
+    assert_eq!(records.find("c").unwrap().id, r.id);
+}
