@@ -119,7 +119,12 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
             Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
             Err(err) => return Err(err),
         }
-        outside.create_veth_into(&interface.host_name, &interface.name, &container)?;
+        outside.create_veth_into_with_mac(
+            &interface.host_name,
+            &interface.name,
+            &container,
+            Some(mac_for(interface.address.ip())),
+        )?;
         outside.set_master(&interface.host_name, &interface.bridge)?;
         outside.set_up(&interface.host_name)?;
         // Without netem in the kernel the container still starts, unimpaired;
@@ -167,6 +172,21 @@ pub fn write_etc(
     crate::store::replace_file(&path, hosts(interfaces, names).as_bytes())?;
     files.push((path, "/etc/hosts"));
     Ok(files)
+}
+
+/// The MAC address of a container interface, from its IP address as Docker makes it
+/// (`02:42:` + the IPv4 address; locally administered, unicast): the same address always
+/// has the same MAC, so a replaced container is reachable at once by neighbours that
+/// cached the old one's.
+pub fn mac_for(address: IpAddr) -> [u8; 6] {
+    let tail = match address {
+        IpAddr::V4(v4) => v4.octets(),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    [0x02, 0x42, tail[0], tail[1], tail[2], tail[3]]
 }
 
 /// Gives the addresses back and removes what is left of the veths (after a crash, the

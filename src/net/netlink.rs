@@ -140,11 +140,26 @@ impl Netlink {
         peer: &str,
         peer_ns: &NetNs,
     ) -> Result<(), NetError> {
+        self.create_veth_into_with_mac(name, peer, peer_ns, None)
+    }
+
+    /// [`Netlink::create_veth_into`] with the peer's MAC address given: a container that
+    /// comes back with the same address then has the same MAC too, so its neighbours'
+    /// ARP caches stay right (a new random MAC would leave them sending to the old one).
+    pub fn create_veth_into_with_mac(
+        &self,
+        name: &str,
+        peer: &str,
+        peer_ns: &NetNs,
+        peer_mac: Option<[u8; 6]>,
+    ) -> Result<(), NetError> {
         super::names::validate_ifname(name)?;
         super::names::validate_ifname(peer)?;
-        let peer_message = LinkUnspec::new_with_name(peer)
-            .setns_by_fd(peer_ns.as_raw_fd())
-            .build();
+        let mut peer_message = LinkUnspec::new_with_name(peer).setns_by_fd(peer_ns.as_raw_fd());
+        if let Some(mac) = peer_mac {
+            peer_message = peer_message.address(mac.to_vec());
+        }
+        let peer_message = peer_message.build();
         let message = LinkVeth::new(name, peer)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
             .build();

@@ -133,6 +133,10 @@ fn names_ports_isolation_and_cleanup() {
     ])
     .success();
 
+    // Its MAC comes from its address, so a replacement keeps neighbours' ARP caches right.
+    kiln(&["exec", "web", "cat", "/sys/class/net/eth0/address"])
+        .success()
+        .stdout_is("02:42:0a:59:00:0a\n");
     // By name and alias, from another container on the same network.
     let lookup = "import socket; print(socket.gethostbyname('web'), socket.gethostbyname('www'))";
     kiln(&[
