@@ -298,3 +298,99 @@ fn a_name_is_never_an_id_prefix() {
         .success();
     assert_nothing_left(root, &[]);
 }
+
+/// Replicas share a DNS name and only healthy ones are answered; a replica killed from
+/// outside is restarted by its supervisor and `kiln ps` counts it.
+#[test]
+fn healthy_replicas_answer_and_killed_ones_come_back() {
+    if !is_root() {
+        eprintln!("skipped: containers need root");
+        return;
+    }
+    let project = Project::new(
+        r#"
+project "heal"
+image "py" {
+    from "scratch"
+    host-binary "/bin/sh" "/usr/bin/test" "/usr/bin/touch" "/bin/sleep" "/usr/bin/python3"
+    host-path "/usr/lib/python3.11"
+}
+network "n" subnet="10.89.45.0/24"
+container "api" image="py" replicas=2 {
+    network "n"
+    restart "always"
+    cmd "sleep" "1000"
+    health interval="200ms" retries=1 {
+        exec "sh" "-c" "test ! -f /sick"
+    }
+}
+container "client" image="py" {
+    network "n"
+    cmd "sleep" "1000"
+}
+"#,
+    );
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    project.kiln(root).args(["up", "-d"]).run().success();
+    let lookup = || {
+        let out = project
+            .kiln(root)
+            .args([
+                "exec",
+                "client",
+                "python3",
+                "-c",
+                "import socket; print(sorted(socket.gethostbyname_ex('api')[2]))",
+            ])
+            .run()
+            .success()
+            .stdout();
+        out.trim().to_string()
+    };
+    let both = lookup();
+    assert_eq!(both.matches("10.89.45.").count(), 2, "{both}");
+    project
+        .kiln(root)
+        .args(["exec", "api-2", "touch", "/sick"])
+        .run()
+        .success();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let api1 = by_name(&ps(&project, root), "api-1")["pid"]
+        .as_i64()
+        .unwrap();
+    loop {
+        let now = lookup();
+        if now.matches("10.89.45.").count() == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "api-2 still answered: {now}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Killed from outside: the supervisor starts it again.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(api1 as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    loop {
+        let list = ps(&project, root);
+        let api = by_name(&list, "api-1");
+        if api["restarts"].as_u64().unwrap_or(0) >= 1
+            && api["state"] == "running"
+            && api["pid"].as_i64() != Some(api1)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "api-1 did not come back: {api}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    project.kiln(root).args(["down"]).run().success();
+    assert_nothing_left(root, &[]);
+}
