@@ -394,3 +394,59 @@ container "client" image="py" {
     project.kiln(root).args(["down"]).run().success();
     assert_nothing_left(root, &[]);
 }
+
+/// `kiln up` in the foreground follows every container's output, prefixed by its name,
+/// and Ctrl-C stops the project (its containers stay, stopped, for `kiln up` or `down`).
+#[test]
+fn foreground_up_follows_logs_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    if !is_root() {
+        eprintln!("skipped: containers need root");
+        return;
+    }
+    let project = Project::new(
+        r#"
+project "fg"
+image "tools" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/echo" "/bin/sleep"
+}
+container "talker" image="tools" {
+    cmd "sh" "-c" "echo hello from talker; exec sleep 1000"
+}
+"#,
+    );
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    project.kiln(root).args(["build"]).run().success();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .env("NO_COLOR", "1")
+        .arg("--root")
+        .arg(root)
+        .args(["up", "-f"])
+        .arg(project.path().join("kiln.kdl"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let seen = loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("hello from talker") => break line,
+            Some(Ok(_)) => continue,
+            other => panic!("the output ended before the container spoke: {other:?}"),
+        }
+    };
+    assert_eq!(seen, "talker | hello from talker");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let list = ps(&project, root);
+    assert_eq!(by_name(&list, "talker")["state"], "exited", "{list:?}");
+    project.kiln(root).args(["down"]).run().success();
+    assert_nothing_left(root, &[]);
+}
