@@ -15,7 +15,13 @@ pub struct Cli {
     /// Directory that holds all of kiln's state (images, containers, networks).
     ///
     /// Default: /var/lib/kiln as root, $XDG_DATA_HOME/kiln otherwise.
-    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "KILN_ROOT",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub root: Option<PathBuf>,
 
     #[command(subcommand)]

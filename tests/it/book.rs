@@ -150,3 +150,44 @@ fn mdbook_builds_the_book() {
     );
     assert!(out.path().join("index.html").exists());
 }
+
+/// The book's command reference is `--help` itself: generated from the clap definition
+/// (the one source), compared here, rewritten with `KILN_BLESS=1`.
+#[test]
+fn the_command_reference_is_the_help_text() {
+    use clap::CommandFactory;
+    let mut cli = kiln::cli::Cli::command().term_width(100);
+    cli.build();
+    let mut page = String::from(
+        "# Commands\n\nEvery command with its `--help`, generated from the definition kiln's \
+         own `--help` prints (`tests/it/book.rs` keeps this page equal to it).\n\n",
+    );
+    page.push_str("```text\n");
+    page.push_str(&cli.render_long_help().to_string());
+    page.push_str("```\n");
+    let mut commands: Vec<clap::Command> = cli
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        .cloned()
+        .collect();
+    while !commands.is_empty() {
+        let mut next = Vec::new();
+        for mut command in commands {
+            let name = command
+                .get_bin_name()
+                .unwrap_or(command.get_name())
+                .to_string();
+            page.push_str(&format!("\n## {name}\n\n```text\n"));
+            page.push_str(command.render_long_help().to_string().trim_end());
+            page.push_str("\n```\n");
+            next.extend(
+                command
+                    .get_subcommands()
+                    .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+                    .cloned(),
+            );
+        }
+        commands = next;
+    }
+    crate::harness::assert_golden(&repo().join("book/src/reference/cli.md"), &page);
+}
