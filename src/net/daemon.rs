@@ -211,7 +211,10 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
     let pid_file = pid_path(state_root);
     crate::store::write_atomically(&pid_file, format!("{pid} {start}\n").as_bytes())?;
     let term = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [libc_sigterm(), libc_sigint()] {
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
         signal_hook_flag(signal, &term)?;
     }
     let directory = Arc::new(Mutex::new(Directory::default()));
@@ -266,14 +269,6 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
         let _ = std::fs::remove_file(root.join("net").join("netd.served"));
     }
     Ok(())
-}
-
-fn libc_sigterm() -> nix::sys::signal::Signal {
-    nix::sys::signal::Signal::SIGTERM
-}
-
-fn libc_sigint() -> nix::sys::signal::Signal {
-    nix::sys::signal::Signal::SIGINT
 }
 
 /// Sets `flag` when `signal` arrives.

@@ -214,8 +214,14 @@ fn excerpt(text: &str) -> String {
     format!("{cut}…")
 }
 
+/// Milliseconds, with enough decimals that a loopback RTT is not shown as 0.
 fn millis(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1.0 {
+        format!("{ms:.3} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
 }
 
 /// Pass or fail, and what was seen.

@@ -150,6 +150,47 @@ pub(crate) fn os(what: &'static str) -> impl Fn(Errno) -> SandboxError {
     move |source| SandboxError::Os { what, source }
 }
 
+/// In a child between clone and exec: blocks until the parent writes its go-ahead byte on
+/// `sync`; exits with 125 if the parent went away instead.
+///
+/// # Safety
+/// Async-signal-safe only; `sync` must be an open descriptor.
+pub(crate) unsafe fn await_go_ahead(sync: RawFd) {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reads one byte into a local; the caller vouches for `sync`.
+        let n = unsafe { libc::read(sync, (&mut byte as *mut u8).cast(), 1) };
+        if n == 1 {
+            return;
+        }
+        // SAFETY: errno is thread-local and always readable.
+        if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+            continue;
+        }
+        // SAFETY: _exit is async-signal-safe and ends only this child.
+        unsafe { libc::_exit(SETUP_FAILED) };
+    }
+}
+
+/// In a child between clone and exec: `io` becomes stdin, stdout and stderr, and every other
+/// descriptor is marked close-on-exec, so nothing of kiln's reaches the command.
+///
+/// # Safety
+/// Async-signal-safe only; the `io` descriptors must be open.
+pub(crate) unsafe fn take_stdio(io: &ChildIo) {
+    // SAFETY: dup2 and close_range on descriptors the caller vouches for.
+    unsafe {
+        libc::dup2(io.stdin, 0);
+        libc::dup2(io.stdout, 1);
+        libc::dup2(io.stderr, 2);
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        );
+    }
+}
+
 /// The descriptors the child moves to 0, 1 and 2; each must be 3 or above.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChildIo {
@@ -271,27 +312,9 @@ fn child_main(context: &ChildContext<'_>) -> isize {
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         if context.sync >= 0 {
             // Wait for the parent's go-ahead (it may be putting us in a cgroup).
-            let mut byte = 0u8;
-            loop {
-                let n = libc::read(context.sync, (&mut byte as *mut u8).cast(), 1);
-                if n == 1 {
-                    break;
-                }
-                if n < 0 && *libc::__errno_location() == libc::EINTR {
-                    continue;
-                }
-                libc::_exit(SETUP_FAILED);
-            }
+            await_go_ahead(context.sync);
         }
-        libc::dup2(context.io.stdin, 0);
-        libc::dup2(context.io.stdout, 1);
-        libc::dup2(context.io.stderr, 2);
-        // No other descriptor of kiln's may reach the command.
-        libc::close_range(
-            3,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
-        );
+        take_stdio(&context.io);
     }
     let mut sys = RealSys;
     let report = context.report;

@@ -136,26 +136,9 @@ pub(super) fn child_main(context: &JoinContext<'_>) -> isize {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         reset_signals();
-        let mut byte = 0u8;
-        loop {
-            let n = libc::read(context.sync, (&mut byte as *mut u8).cast(), 1);
-            if n == 1 {
-                break;
-            }
-            if n < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
-            libc::_exit(SETUP_FAILED);
-        }
-        libc::dup2(context.io.stdin, 0);
-        libc::dup2(context.io.stdout, 1);
-        libc::dup2(context.io.stderr, 2);
+        crate::runtime::sandbox::await_go_ahead(context.sync);
         // No other descriptor of kiln's may reach the command (the namespaces' included).
-        libc::close_range(
-            3,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
-        );
+        crate::runtime::sandbox::take_stdio(&context.io);
     }
     let report = context.report;
     let joins = &context.plan.joins;
