@@ -31,10 +31,15 @@ pub struct BpfInstruction {
     pub k: u32,
 }
 
-// Opcodes and return values from linux/filter.h, linux/bpf_common.h and linux/seccomp.h.
-pub(crate) const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+// Opcodes (class | size | mode or op | source) and return values from
+// linux/bpf_common.h and linux/seccomp.h.
+/// BPF_LD | BPF_W | BPF_ABS: load the 32-bit word at offset k of `seccomp_data`.
+pub(crate) const BPF_LD_W_ABS: u16 = 0x20;
+/// BPF_JMP | BPF_JEQ | BPF_K.
 pub(crate) const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
+/// BPF_JMP | BPF_JSET | BPF_K.
 pub(crate) const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
+/// BPF_RET | BPF_K.
 pub(crate) const BPF_RET_K: u16 = 0x06;
 pub(crate) const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 pub(crate) const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
