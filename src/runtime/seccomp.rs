@@ -237,8 +237,11 @@ impl SeccompFilter {
                 return Err(unsupported("several errno values"));
             }
             for name in rule.names() {
-                let number = syscall_number(name).ok_or_else(|| {
-                    unsupported(&format!("`{name}`, a system call kiln cannot name here"))
+                let number = syscall_number(name).ok_or_else(|| SandboxError::Unsupported {
+                    what: format!(
+                        "a seccomp rule for `{name}` (kiln knows only its default list's \
+                         system calls)"
+                    ),
                 })?;
                 if !numbers.contains(&number) {
                     numbers.push(number);
