@@ -25,7 +25,7 @@
 //! Containers (`kiln run`) use the very same machinery: [`spec`] builds an OCI runtime spec
 //! from an image and `docker run`-style options, [`plan_container`] turns any spec into
 //! steps (adding the cgroup namespace, /dev/pts, /dev/mqueue, masked and read-only paths,
-//! volumes, rlimits, capabilities, no_new_privs), and [`start`] clones the child, lets the
+//! volumes, rlimits, capabilities, no_new_privs, the seccomp filter), and [`start`] clones the child, lets the
 //! caller put it in a cgroup while it waits ([`StartHooks`]), then lets it run;
 //! [`run_foreground`] adds signal forwarding and the pty of `-t`. [`exec`] starts another
 //! process in a running container (`kiln exec`): setns into its namespaces, then the same
@@ -44,6 +44,7 @@ mod output;
 mod plan;
 pub mod records;
 mod sandbox;
+mod seccomp;
 pub mod spec;
 mod step;
 pub mod supervise;
@@ -61,6 +62,7 @@ pub use foreground::{FORWARDED, ForwardedSignals, run_foreground};
 pub use output::OutputTail;
 pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};
 pub use sandbox::{NoObserver, SandboxObserver, TraceEvent, run};
+pub use seccomp::{BpfInstruction, DEFAULT_DENIED, SeccompFilter, default_seccomp};
 pub use step::{CStringArray, SetupPlan, SetupStep};
 pub use sys::{ExecFailure, Failure, RealSys, Sys, execute};
 

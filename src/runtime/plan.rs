@@ -20,6 +20,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Root, Spec, User};
 use super::cgroupfs::HostCgroups;
 use super::linux_names::{capability_mask, rlimit_resource};
 use super::mount_options::{self, MountOptions};
+use super::seccomp::SeccompFilter;
 use super::spec::defaults;
 use super::step::{CStringArray, SetupPlan, SetupStep};
 use super::{SandboxError, SandboxSpec};
@@ -122,7 +123,8 @@ pub fn plan_container(spec: &Spec, rootfs: &RootfsLayout) -> Result<SetupPlan, S
 
 /// A build step as an OCI spec: Docker's default mounts, devices, masked and read-only
 /// paths, capabilities and rlimits, like `docker build`'s `RUN`. No no_new_privs: build
-/// steps may need setuid programs (`su`, `sudo`).
+/// steps may need setuid programs (`su`, `sudo`). No seccomp filter either: `docker build`
+/// applies one, but a build step is the image author's own code.
 pub fn sandbox_oci_spec(spec: &SandboxSpec) -> Spec {
     let mut user = User::default();
     if let Some(ids) = &spec.user {
@@ -400,9 +402,27 @@ pub(crate) fn plan_with(
             hard: rlimit.hard(),
         });
     }
+    // Compiled here, before clone: the child may not allocate.
+    let seccomp = linux
+        .and_then(|l| l.seccomp().as_ref())
+        .map(SeccompFilter::from_spec)
+        .transpose()?;
+    let no_new_privs = process.no_new_privileges() == Some(true);
+    if let (Some(filter), false) = (&seccomp, no_new_privs) {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the identity
+        // steps may drop: load it first (the filter denies none of their calls).
+        steps.push(SetupStep::Seccomp {
+            filter: filter.clone(),
+        });
+    }
     identity_steps(process, &mut steps)?;
-    if process.no_new_privileges() == Some(true) {
+    if no_new_privs {
         steps.push(SetupStep::NoNewPrivs);
+        // As late as possible, so no setup step runs under it; execve and chdir stay
+        // allowed.
+        if let Some(filter) = seccomp {
+            steps.push(SetupStep::Seccomp { filter });
+        }
     }
     let path = path_var(&env);
     steps.push(SetupStep::Chdir {

@@ -9,6 +9,7 @@ use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
 use super::linux_names::capability_list;
+use super::seccomp::SeccompFilter;
 
 /// The setup of one sandbox or container: namespaces created by clone(2), then steps run
 /// by the child, the last one always [`SetupStep::Exec`].
@@ -120,6 +121,10 @@ pub enum SetupStep {
     },
     /// prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges (setuid bits, file caps).
     NoNewPrivs,
+    /// prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER) of a program built by the plan.
+    Seccomp {
+        filter: SeccompFilter,
+    },
     /// execve(2) of each candidate path in turn (the PATH lookup) until one runs.
     Exec {
         candidates: Vec<CString>,
@@ -234,6 +239,7 @@ impl fmt::Display for SetupStep {
                 capability_list(*ambient)
             ),
             SetupStep::NoNewPrivs => f.write_str("prctl(PR_SET_NO_NEW_PRIVS, 1)"),
+            SetupStep::Seccomp { filter } => write!(f, "{filter}"),
             SetupStep::MakeDir { path, mode } => write!(f, "mkdir -m {mode:o} {}", show(path)),
             SetupStep::Symlink { target, link } => {
                 write!(f, "ln -s {} {}", show(target), show(link))

@@ -16,6 +16,7 @@ use nix::mount::MsFlags;
 
 use nix::sched::CloneFlags;
 
+use super::seccomp::BpfInstruction;
 use super::step::{CStringArray, SetupStep};
 
 /// The kernel operations the setup needs. Each returns the raw errno on failure.
@@ -52,6 +53,8 @@ pub trait Sys {
     fn clear_ambient_caps(&mut self) -> Result<(), Errno>;
     fn raise_ambient_cap(&mut self, cap: u32) -> Result<(), Errno>;
     fn set_no_new_privs(&mut self) -> Result<(), Errno>;
+    /// Installs a seccomp filter; needs no_new_privs or CAP_SYS_ADMIN.
+    fn load_seccomp(&mut self, program: &[BpfInstruction]) -> Result<(), Errno>;
     /// Whether `path` names an existing file (symlinks followed).
     fn exists(&mut self, path: &CStr) -> bool;
     /// Replaces the process; returns only on failure.
@@ -120,6 +123,7 @@ pub fn execute(steps: &[SetupStep], sys: &mut dyn Sys, on_step: &mut dyn FnMut(u
                 ambient,
             } => set_capabilities(sys, *effective, *permitted, *inheritable, *ambient),
             SetupStep::NoNewPrivs => sys.set_no_new_privs(),
+            SetupStep::Seccomp { filter } => sys.load_seccomp(filter.program()),
             SetupStep::Symlink { target, link } => sys.symlink(target, link),
             SetupStep::Chdir { path } => sys.chdir(path),
             SetupStep::PivotRoot { new_root, put_old } => sys.pivot_root(new_root, put_old),
@@ -471,6 +475,24 @@ impl Sys for RealSys {
     fn set_no_new_privs(&mut self) -> Result<(), Errno> {
         // SAFETY: prctl with integer arguments.
         check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+    }
+
+    fn load_seccomp(&mut self, program: &[BpfInstruction]) -> Result<(), Errno> {
+        let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
+        let fprog = libc::sock_fprog {
+            len,
+            // The kernel only reads the program; the cast keeps the const-ness honest.
+            filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+        };
+        // SAFETY: BpfInstruction is repr(C) with sock_filter's fields and layout; `fprog`
+        // points at `program`, which outlives the call, and the kernel copies it.
+        check(unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                &fprog as *const libc::sock_fprog,
+            )
+        })
     }
 
     fn exists(&mut self, path: &CStr) -> bool {

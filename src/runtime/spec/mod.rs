@@ -18,6 +18,7 @@ use oci_spec::runtime::{
 };
 
 use crate::image::RuntimeConfig;
+use crate::runtime::default_seccomp;
 
 pub use oci_spec::runtime::Spec as OciSpec;
 pub use user::{ResolvedUser, resolve_user, resolve_user_in};
@@ -187,6 +188,7 @@ pub fn container_spec(
     linux.set_resources(Some(resources));
     linux.set_masked_paths(Some(strings(&defaults::MASKED_PATHS)));
     linux.set_readonly_paths(Some(strings(&defaults::READONLY_PATHS)));
+    linux.set_seccomp(Some(default_seccomp()));
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
     linux.set_sysctl(None);

@@ -1,6 +1,6 @@
 //! Real containers (root, real kernel) on a tiny root filesystem copied from the host:
 //! isolation (pid 1, hostname, processes, files, volumes), the hardening (capabilities,
-//! no_new_privs, masked and read-only paths, mounts denied), rlimits, exit codes, signals,
+//! no_new_privs, seccomp, masked and read-only paths, mounts denied), rlimits, exit codes, signals,
 //! the pty, hooks and the trace. Each test checks that the host's mount table is unchanged
 //! and that no process of the container survived.
 
@@ -42,7 +42,14 @@ impl Fixture {
         fs::create_dir(&lower).unwrap();
         host_rootfs(
             &lower,
-            &["/bin/sh", "/bin/cat", "/bin/ls", "/bin/sleep", "/bin/mount"],
+            &[
+                "/bin/sh",
+                "/bin/cat",
+                "/bin/ls",
+                "/bin/sleep",
+                "/bin/mount",
+                "/usr/bin/unshare",
+            ],
         );
         fs::create_dir(lower.join("etc")).unwrap();
         fs::write(
@@ -236,6 +243,62 @@ fn mounting_and_kernel_knobs_are_denied() {
         "{stderr}"
     );
     fixture.assert_clean("marker-denied");
+}
+
+/// Runs `script` in a container of `spec` (with the fixture's layout) to its end.
+fn run_spec(fixture: &Fixture, spec: &Spec) -> (SandboxStatus, String, String) {
+    let mut started = start(
+        spec,
+        &fixture.layout(),
+        Stdio::Pipe { stdin: false },
+        &mut NoHooks,
+    )
+    .expect("the container starts");
+    let stdout = read_all(started.stdout.take().unwrap());
+    let stderr = read_all(started.stderr.take().unwrap());
+    let status = started.wait().unwrap();
+    (status, stdout, stderr)
+}
+
+#[test]
+fn the_seccomp_filter_denies_unshare_and_mount_with_eperm() {
+    require_root!();
+    let fixture = Fixture::new();
+    // A user namespace needs no capability: only the filter stops it.
+    let script = "cat /proc/self/status; \
+         unshare --user sh -c : && echo unshared; \
+         mount -t tmpfs none /mnt && echo mounted; \
+         cat /proc/self/status > /dev/null && echo still-works # marker-seccomp";
+    let (status, stdout, stderr) = fixture.sh(script);
+    ok(status, &stderr);
+    assert_eq!(status_field(&stdout, "Seccomp"), "2", "{stdout}");
+    assert_eq!(status_field(&stdout, "Seccomp_filters"), "1", "{stdout}");
+    assert!(!stdout.contains("unshared"), "{stdout}");
+    assert!(!stdout.contains("mounted"), "{stdout}");
+    assert!(stdout.ends_with("still-works\n"), "{stdout}");
+    assert!(
+        stderr.contains("unshare: unshare failed: Operation not permitted"),
+        "{stderr}"
+    );
+    fixture.assert_clean("marker-seccomp");
+
+    // The same container without the filter: the user namespace is created, so the
+    // check above is the filter's doing.
+    let mut spec =
+        fixture.spec(&fixture.options(
+            "cat /proc/self/status; unshare --user sh -c : && echo unshared # marker-open",
+        ));
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_seccomp(None);
+    spec.set_linux(Some(linux));
+    let (status, stdout, stderr) = run_spec(&fixture, &spec);
+    ok(status, &stderr);
+    assert_eq!(status_field(&stdout, "Seccomp"), "0");
+    assert!(
+        stdout.ends_with("\nunshared\n"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    fixture.assert_clean("marker-open");
 }
 
 fn status_field<'a>(status: &'a str, field: &str) -> &'a str {

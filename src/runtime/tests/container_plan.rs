@@ -1,6 +1,6 @@
 //! The plan of a container spec against the recording fake: what a container adds to the
 //! build sandbox's setup (cgroupfs of a v1 host, volumes, created working directory, a
-//! controlling terminal, no_new_privs), and how the hardening steps behave.
+//! controlling terminal, no_new_privs, the seccomp filter), and how the hardening steps behave.
 
 use std::ffi::CString;
 
@@ -16,7 +16,17 @@ use super::plan::{
 use crate::image::RuntimeConfig;
 use crate::runtime::plan::{PlanOptions, plan_with};
 use crate::runtime::spec::{RunOptions, Volume, container_spec};
-use crate::runtime::{Hierarchy, HostCgroups, RootfsLayout, SandboxError, SetupStep, execute};
+use crate::runtime::{
+    Hierarchy, HostCgroups, RootfsLayout, SandboxError, SeccompFilter, SetupStep, default_seccomp,
+    execute,
+};
+
+fn default_program_len() -> usize {
+    SeccompFilter::from_spec(&default_seccomp())
+        .unwrap()
+        .program()
+        .len()
+}
 
 fn layout() -> RootfsLayout {
     RootfsLayout {
@@ -207,6 +217,7 @@ fn a_container_plan_adds_volumes_cwd_tty_and_no_new_privs() {
         Call::Capset(DOCKER_CAPS, DOCKER_CAPS, 0),
         Call::ClearAmbient,
         Call::NoNewPrivs,
+        Call::Seccomp(default_program_len()),
         Call::Chdir("/srv/app".into()),
     ]);
     let env = strings(&["HOSTNAME=web", "PATH=/bin", "TERM=xterm", "HOME=/"]);
@@ -407,4 +418,119 @@ fn host_cgroups_are_read_from_mountinfo() {
     let v2 = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
     assert_eq!(HostCgroups::from_mountinfo(v2, vec![]), HostCgroups::V2);
     assert_eq!(HostCgroups::from_mountinfo("", vec![]), HostCgroups::Absent);
+}
+
+fn step_index(steps: &[SetupStep], wanted: impl Fn(&SetupStep) -> bool) -> usize {
+    steps
+        .iter()
+        .position(wanted)
+        .unwrap_or_else(|| panic!("no such step in {steps:#?}"))
+}
+
+#[test]
+fn the_seccomp_filter_comes_after_no_new_privs_and_right_before_exec() {
+    let spec = container(&RunOptions {
+        args: vec!["app".into()],
+        ..RunOptions::default()
+    });
+    let plan = plan_with(
+        &spec,
+        &layout(),
+        PlanOptions::default(),
+        &HostCgroups::Absent,
+    )
+    .unwrap();
+    let steps = &plan.steps;
+    let seccomp = step_index(steps, |s| matches!(s, SetupStep::Seccomp { .. }));
+    let no_new_privs = step_index(steps, |s| *s == SetupStep::NoNewPrivs);
+    let capabilities = step_index(steps, |s| matches!(s, SetupStep::SetCapabilities { .. }));
+    assert!(capabilities < no_new_privs && no_new_privs + 1 == seccomp);
+    // Only the working directory and the exec follow, both allowed by the filter.
+    assert!(matches!(steps[seccomp + 1], SetupStep::Chdir { .. }));
+    assert!(matches!(steps[seccomp + 2], SetupStep::Exec { .. }));
+    assert_eq!(seccomp + 3, steps.len());
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|s| matches!(s, SetupStep::Seccomp { .. }))
+            .count(),
+        1
+    );
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        steps[seccomp].to_string(),
+        "seccomp: deny 50 system calls with EPERM (default profile)"
+    );
+}
+
+#[test]
+fn without_no_new_privs_the_filter_is_loaded_before_the_capabilities_go() {
+    let mut spec = container(&RunOptions {
+        args: vec!["app".into()],
+        ..RunOptions::default()
+    });
+    let mut process = spec.process().clone().unwrap();
+    process.set_no_new_privileges(Some(false));
+    spec.set_process(Some(process));
+    let plan = plan_with(
+        &spec,
+        &layout(),
+        PlanOptions::default(),
+        &HostCgroups::Absent,
+    )
+    .unwrap();
+    let seccomp = step_index(&plan.steps, |s| matches!(s, SetupStep::Seccomp { .. }));
+    let drop_bounding = step_index(&plan.steps, |s| {
+        matches!(s, SetupStep::DropBoundingCaps { .. })
+    });
+    assert!(seccomp < drop_bounding);
+    assert!(!plan.steps.contains(&SetupStep::NoNewPrivs));
+}
+
+#[test]
+fn a_spec_without_seccomp_gets_no_filter() {
+    let mut spec = container(&RunOptions {
+        args: vec!["app".into()],
+        ..RunOptions::default()
+    });
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_seccomp(None);
+    spec.set_linux(Some(linux));
+    let plan = plan_with(
+        &spec,
+        &layout(),
+        PlanOptions::default(),
+        &HostCgroups::Absent,
+    )
+    .unwrap();
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, SetupStep::Seccomp { .. }))
+    );
+}
+
+#[test]
+fn a_seccomp_profile_kiln_cannot_apply_is_refused() {
+    let mut spec = container(&RunOptions {
+        args: vec!["app".into()],
+        ..RunOptions::default()
+    });
+    let mut linux = spec.linux().clone().unwrap();
+    let mut seccomp = default_seccomp();
+    seccomp.set_default_action(oci_spec::runtime::LinuxSeccompAction::ScmpActErrno);
+    linux.set_seccomp(Some(seccomp));
+    spec.set_linux(Some(linux));
+    let error = plan_with(
+        &spec,
+        &layout(),
+        PlanOptions::default(),
+        &HostCgroups::Absent,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, SandboxError::Unsupported { .. }),
+        "{error:?}"
+    );
 }

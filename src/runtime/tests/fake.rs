@@ -7,7 +7,7 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
-use crate::runtime::{CStringArray, Sys};
+use crate::runtime::{BpfInstruction, CStringArray, Sys};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Call {
@@ -40,6 +40,7 @@ pub(super) enum Call {
     ClearAmbient,
     RaiseAmbient(u32),
     NoNewPrivs,
+    Seccomp(usize),
     Exists(String),
     Execve(String, Vec<String>, Vec<String>),
 }
@@ -184,6 +185,9 @@ impl Sys for FakeSys {
     }
     fn set_no_new_privs(&mut self) -> Result<(), Errno> {
         self.record(Call::NoNewPrivs)
+    }
+    fn load_seccomp(&mut self, program: &[BpfInstruction]) -> Result<(), Errno> {
+        self.record(Call::Seccomp(program.len()))
     }
     fn exists(&mut self, path: &CStr) -> bool {
         self.calls.push(Call::Exists(s(path)));

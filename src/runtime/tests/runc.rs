@@ -12,7 +12,7 @@ use crate::runtime::{NoHooks, RootfsLayout, SandboxStatus, Stdio, start};
 
 /// What both runtimes print: identity, isolation and hardening as the process sees them.
 const SCRIPT: &str = "echo pid $$ host $(cat /proc/sys/kernel/hostname) env $HOSTNAME; \
-    while read key value; do case $key in CapEff:|CapBnd:|CapInh:|NoNewPrivs:|Uid:) \
+    while read key value; do case $key in CapEff:|CapBnd:|CapInh:|NoNewPrivs:|Seccomp:|Seccomp_filters:|Uid:) \
     echo $key $value;; esac; done < /proc/self/status; \
     echo x > /proc/sys/kernel/hostname 2>/dev/null || echo proc-sys-read-only; \
     cat /proc/kcore; echo kcore-empty";
@@ -89,7 +89,7 @@ fn runc_runs_the_bundle_with_kilns_output() {
     assert_eq!(
         kiln_stdout,
         "pid 1 host interop env interop\nUid: 0 0 0 0\nCapInh: 0000000000000000\n\
-         CapEff: 00000000a80425fb\nCapBnd: 00000000a80425fb\nNoNewPrivs: 1\n\
+         CapEff: 00000000a80425fb\nCapBnd: 00000000a80425fb\nNoNewPrivs: 1\nSeccomp: 2\nSeccomp_filters: 1\n\
          proc-sys-read-only\nkcore-empty\n"
     );
 }
