@@ -137,6 +137,13 @@ fn exec_sees_the_containers_processes_host_name_files_and_environment() {
         .run()
         .success()
         .stdout_is("hi\n");
+    // The container's seccomp filter holds for what is exec'd into it too.
+    let status = kiln()
+        .args(["exec", "web", "cat", "/proc/self/status"])
+        .run()
+        .success()
+        .stdout();
+    assert!(status.contains("Seccomp:\t2\n"), "{status}");
 
     let env = kiln()
         .args(["exec", "-e", "EXTRA=2", "-e", "RUN=over", "web", "env"])

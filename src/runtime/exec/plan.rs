@@ -183,6 +183,11 @@ fn process_plan(process: &Process) -> Result<SetupPlan, SandboxError> {
     linux.set_resources(None);
     linux.set_masked_paths(None);
     linux.set_readonly_paths(None);
+    // Every kiln container runs under the default seccomp filter (with no_new_privs): a
+    // process exec'd into it gets the same one, or exec would be a way around it.
+    if process.no_new_privileges() == Some(true) {
+        linux.set_seccomp(Some(crate::runtime::default_seccomp()));
+    }
     spec.set_linux(Some(linux));
     // Never mounted: only the steps after the root's setup are kept.
     let unused = RootfsLayout {
