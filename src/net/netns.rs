@@ -188,10 +188,20 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    run_in_fd(ns.as_fd(), f)
+}
+
+/// [`run_in`] for any descriptor of a network namespace (`/proc/PID/ns/net` opened by the
+/// caller, a pin): the one place kiln joins a network namespace on a thread.
+pub fn run_in_fd<T, F>(ns: BorrowedFd<'_>, f: F) -> Result<T, NetError>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
+                nix::sched::setns(ns, CloneFlags::CLONE_NEWNET)
                     .map_err(|errno| NetError::Enter(errno.into()))?;
                 Ok(f())
             })

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sched::{CloneFlags, setns};
 
 /// A stop signal threads can wait on together with a socket: a pipe whose write end is
 /// closed on stop, so its read end reports hang-up to every poller, for ever.
@@ -79,20 +78,13 @@ impl Stop {
     }
 }
 
-/// Runs `work` on a new thread that first joins the network namespace `netns`, and returns
-/// its result. The calling thread's namespace is untouched; sockets `work` creates belong to
-/// `netns` for their whole life, whichever thread uses them later.
+/// [`super::netns::run_in_fd`] with the `io::Error` the socket code around it speaks.
 pub(crate) fn in_netns<T: Send>(
     netns: BorrowedFd<'_>,
     work: impl FnOnce() -> T + Send,
 ) -> io::Result<T> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                setns(netns, CloneFlags::CLONE_NEWNET)?;
-                Ok(work())
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("a thread in a network namespace panicked")))
+    super::netns::run_in_fd(netns, work).map_err(|err| match err {
+        super::NetError::Enter(cause) => cause,
+        other => io::Error::other(other),
     })
 }

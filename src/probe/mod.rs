@@ -20,8 +20,6 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use nix::sched::CloneFlags;
-
 pub use http::{HttpOutcome, HttpResponse, HttpResult, http_get, parse_status_line, parse_url};
 pub use tcp::{TcpOutcome, TcpResult, tcp_connect};
 
@@ -47,8 +45,6 @@ pub enum ProbeError {
     #[error("invalid address `{address}`: {reason}")]
     #[diagnostic(help("use HOST:PORT, e.g. 127.0.0.1:8080 or localhost:80"))]
     BadAddress { address: String, reason: String },
-    #[error("the probe thread panicked")]
-    Panicked,
 }
 
 /// Runs `probe` on a thread inside the network namespace at `netns` (`/proc/PID/ns/net`).
@@ -57,16 +53,13 @@ pub fn in_netns<T: Send>(netns: &Path, probe: impl FnOnce() -> T + Send) -> Resu
         path: netns.to_path_buf(),
         source,
     })?;
-    std::thread::scope(|scope| {
-        let handle = scope.spawn(|| {
-            nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| {
-                ProbeError::Enter {
-                    path: netns.to_path_buf(),
-                    source,
-                }
-            })?;
-            Ok(probe())
-        });
-        handle.join().map_err(|_| ProbeError::Panicked)?
+    crate::net::netns::run_in_fd(file.as_fd(), probe).map_err(|err| ProbeError::Enter {
+        path: netns.to_path_buf(),
+        source: match err {
+            crate::net::NetError::Enter(cause) => {
+                nix::errno::Errno::from_raw(cause.raw_os_error().unwrap_or(0))
+            }
+            _ => nix::errno::Errno::UnknownErrno,
+        },
     })
 }
