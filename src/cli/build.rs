@@ -15,16 +15,12 @@ use crate::build::{
 use crate::layer::Compression;
 use crate::plan::{self, BuildPlan};
 use crate::spec::render::{self, TextStyle};
-use crate::spec::{self, Loaded, Options, RealFs, Sources};
+use crate::spec::{Loaded, Sources};
 use crate::store::Store;
 
 /// Loads and validates the project; `Err(exit code)` after printing diagnostics.
 fn load_project(cli: &Cli, file: &Path) -> Result<Result<Loaded, u8>, crate::Error> {
-    let options = Options {
-        check_paths: true,
-        external_images: super::store_images(cli),
-    };
-    let loaded = spec::load_file(file, &RealFs, &options)?;
+    let loaded = super::load_project_file(cli, file)?;
     if !loaded.diagnostics.is_empty() {
         let style = TextStyle {
             color: super::stderr_color(),

@@ -116,6 +116,23 @@ fn store_images(cli: &Cli) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// Loads and validates a project file the way every command that runs it does: paths
+/// checked, images of the store known to `from`.
+fn load_project_file(
+    cli: &Cli,
+    file: &std::path::Path,
+) -> Result<crate::spec::Loaded, crate::Error> {
+    let options = crate::spec::Options {
+        check_paths: true,
+        external_images: store_images(cli),
+    };
+    Ok(crate::spec::load_file(
+        file,
+        &crate::spec::RealFs,
+        &options,
+    )?)
+}
+
 /// Whether diagnostics on stderr get colours.
 pub(crate) fn stderr_color() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()

@@ -12,15 +12,11 @@ use super::output::line;
 use crate::project::{self, UpEvent};
 use crate::runtime::records::{Records, split_hidden};
 use crate::runtime::supervise::Stream;
-use crate::spec::{self, Loaded, Options, RealFs};
+use crate::spec::Loaded;
 
 /// Loads the project quietly (the build that runs first has printed its diagnostics).
 fn load(cli: &Cli, file: &Path) -> Result<Result<Loaded, u8>, crate::Error> {
-    let options = Options {
-        check_paths: true,
-        external_images: super::store_images(cli),
-    };
-    let loaded = spec::load_file(file, &RealFs, &options)?;
+    let loaded = super::load_project_file(cli, file)?;
     if loaded.has_errors() {
         return Ok(Err(1));
     }
@@ -64,11 +60,7 @@ pub(super) fn up_detached(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> 
 /// the exit code (the reason has been printed).
 fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
     // Diagnostics and the build: what `kiln build` does, for the images the project runs.
-    let options = Options {
-        check_paths: true,
-        external_images: super::store_images(cli),
-    };
-    let loaded = spec::load_file(&args.project.file, &RealFs, &options)?;
+    let loaded = super::load_project_file(cli, &args.project.file)?;
     let images: Vec<String> = loaded
         .project
         .containers

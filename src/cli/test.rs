@@ -14,14 +14,10 @@ use super::args::{OutputFormat, ProjectArg, TestArgs, UpArgs};
 use crate::project::LiveProber;
 use crate::project::assert::{self, Verdict};
 use crate::spec::render::{self, TextStyle};
-use crate::spec::{self, Loaded, Options, RealFs, Sources};
+use crate::spec::{Loaded, Sources};
 
 pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
-    let options = Options {
-        check_paths: true,
-        external_images: super::store_images(cli),
-    };
-    let loaded = spec::load_file(&args.project.file, &RealFs, &options)?;
+    let loaded = super::load_project_file(cli, &args.project.file)?;
     if loaded.has_errors() {
         let style = TextStyle {
             color: super::stderr_color(),

@@ -194,6 +194,10 @@ pub fn mac_for(address: IpAddr) -> [u8; 6] {
 /// are ignored: this runs on the way out and must get as far as it can.
 pub fn release(state_root: &Path, container_id: &str, interfaces: &[Interface]) {
     let _ = std::fs::remove_dir_all(etc_dir(state_root, container_id));
+    // Most containers have no network: no records to open, no netlink socket to make.
+    if interfaces.is_empty() {
+        return;
+    }
     if let Ok(records) = NetworkRecords::open(state_root) {
         for interface in interfaces {
             let _ = records.remove_member(&interface.network, container_id);
