@@ -58,6 +58,8 @@ pub fn create(
     project: Option<&str>,
 ) -> Result<NetworkRecord, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
+    // The user's name is judged as a network name, not as the bridge made from it.
+    super::records::validate_name(name)?;
     let bridge = super::names::bridge_name(name)?;
     let record = NetworkRecord::new(name, subnet, internal, bridge, project.map(str::to_string))?;
     records.create(&record)?;

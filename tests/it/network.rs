@@ -95,6 +95,9 @@ fn names_ports_isolation_and_cleanup() {
         "--internal",
     ])
     .success();
+    kiln(&["network", "create", "a/b", "--subnet", "10.89.9.0/24"])
+        .failure()
+        .stderr_contains("invalid network name `a/b`");
     kiln(&["network", "create", "other", "--subnet", "10.89.0.128/25"])
         .failure()
         .stderr_contains("overlaps");
