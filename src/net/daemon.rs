@@ -12,14 +12,14 @@
 //! holds the pid and start time, so a recycled pid is never mistaken for it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::dns::{DnsServer, Lookup};
+use super::dns::{DnsServer, Lookup, NameTable};
 use super::records::{NetworkRecord, NetworkRecords};
 use super::{HostNamespace, NetNs};
 use crate::runtime::records::{Records, Status, process_start_time};
@@ -172,35 +172,22 @@ impl Directory {
                     .collect(),
             }
         };
-        let qname = qname.trim_end_matches('.').to_ascii_lowercase();
-        let mut addresses: Vec<Ipv4Addr> = Vec::new();
+        // The names of running (and healthy) members of those networks, looked up the way
+        // every network's table answers (case, trailing dot, `NAME.PROJECT`).
+        let mut table = NameTable::new(asked.project.as_deref());
+        table.allow_client(client);
         for network in client_networks {
-            let bare = network
-                .project
-                .as_deref()
-                .and_then(|p| {
-                    qname
-                        .strip_suffix(&p.to_ascii_lowercase())?
-                        .strip_suffix('.')
-                })
-                .unwrap_or(&qname);
             for member in &network.members {
-                let named = member.container_name.eq_ignore_ascii_case(bare)
-                    || member.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare));
-                if named
+                if let IpAddr::V4(address) = member.address
                     && self.answerable.contains(&member.container_id)
-                    && let IpAddr::V4(v4) = member.address
-                    && !addresses.contains(&v4)
                 {
-                    addresses.push(v4);
+                    for name in std::iter::once(&member.container_name).chain(&member.aliases) {
+                        table.add_name(name, address);
+                    }
                 }
             }
         }
-        if addresses.is_empty() {
-            Lookup::NxDomain
-        } else {
-            Lookup::Addresses(addresses)
-        }
+        table.lookup(qname, client)
     }
 }
 
