@@ -224,6 +224,10 @@ pub enum Command {
     #[command(name = "__netd", hide = true)]
     Netd,
 
+    /// The supervisor of a state root's network services (started with the DNS daemon).
+    #[command(name = "__netsup", hide = true)]
+    Netsup,
+
     /// Write the OCI bundle kiln would run (DIR/config.json, DIR/rootfs), for runc.
     ///
     /// Examples:

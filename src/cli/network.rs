@@ -1,4 +1,4 @@
-//! `kiln network create|ls|inspect|rm|exec` and the hidden `kiln __netd`.
+//! `kiln network create|ls|inspect|rm|exec` and the hidden `kiln __netd` and `__netsup`.
 
 use serde_json::json;
 
@@ -385,6 +385,18 @@ pub(super) fn netd(cli: &Cli) -> Result<u8, crate::Error> {
         Ok(()) => Ok(0),
         Err(err) => {
             eprintln!("kiln netd: {err}");
+            Ok(1)
+        }
+    }
+}
+
+/// `kiln __netsup`.
+pub(super) fn netsup(cli: &Cli) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    match crate::net::supervise::supervise(&root) {
+        Ok(()) => Ok(0),
+        Err(err) => {
+            eprintln!("kiln netsup: {err}");
             Ok(1)
         }
     }

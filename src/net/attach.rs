@@ -54,6 +54,9 @@ pub fn reserve(
     requests: &[AttachRequest],
 ) -> Result<Vec<Interface>, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
+    // The DNS its resolv.conf names must be there: a killed supervisor is replaced (a
+    // pid-file read when it runs, no wait when it does not).
+    super::supervise::revive(state_root);
     let mut interfaces = Vec::new();
     let mut default_taken = false;
     for (index, request) in requests.iter().enumerate() {

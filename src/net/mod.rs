@@ -20,6 +20,7 @@ pub mod netns;
 pub mod network;
 pub mod proxy;
 pub mod records;
+pub mod supervise;
 mod threads;
 
 pub use error::NetError;

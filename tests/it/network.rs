@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::detach::assert_nothing_left;
 use crate::harness::{Project, is_root};
 
-const IMAGES: &str = r#"
+pub(crate) const IMAGES: &str = r#"
 image "py" {
     from "scratch"
     host-binary "/bin/sh" "/bin/cat" "/bin/sleep" "/bin/ip" "/usr/bin/python3"
@@ -25,7 +25,7 @@ except (socket.timeout, TimeoutError): print("timeout")
 except OSError as e: print("error", e.errno)
 "#;
 
-fn setup() -> Option<(Project, tempfile::TempDir)> {
+pub(crate) fn setup() -> Option<(Project, tempfile::TempDir)> {
     if !is_root() {
         eprintln!("skipped: networks need root");
         return None;
