@@ -8,6 +8,7 @@
 pub mod build;
 pub mod cli;
 pub mod containers;
+pub mod digest;
 pub mod error;
 pub mod graph;
 pub mod image;

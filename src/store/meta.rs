@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Descriptor, Digest, Store, StoreError, atomic, io_err};
+use super::{Descriptor, Store, StoreError, atomic, io_err};
+use crate::digest::Digest;
 
 /// Namespace of the build cache records.
 pub const CACHE: &str = "cache";

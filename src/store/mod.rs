@@ -8,7 +8,6 @@
 //! check references (`fsck`) and to keep what is reachable (`gc`).
 
 mod atomic;
-mod digest;
 mod lock;
 mod maintenance;
 mod meta;
@@ -21,7 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-pub use digest::{Digest, InvalidDigest};
+use crate::digest::Digest;
+
 pub use lock::StoreLock;
 pub use maintenance::{GcReport, Problem};
 pub use meta::{CACHE, CacheEntry};
