@@ -112,7 +112,8 @@ pub fn running(state_root: &Path, name: &str) -> Option<i32> {
 
 fn write_pid(state_root: &Path, name: &str, pid: i32) -> io::Result<()> {
     let start = process_start_time(pid).unwrap_or(0);
-    crate::store::write_atomically(
+    // No fsync: a pid file means nothing after a power cut anyway.
+    crate::atomic_file::replace(
         &pid_path(state_root, name),
         format!("{pid} {start}\n").as_bytes(),
     )
