@@ -5,6 +5,7 @@
 
 #![allow(unreachable_pub)]
 
+mod antispoof;
 mod archive;
 mod book;
 mod build;
