@@ -227,3 +227,15 @@ pub fn which(program: &str) -> bool {
     }
     found
 }
+
+/// A TCP and UDP port free on 127.0.0.1 right now (the kernel picks it), for tests that
+/// publish a port: never a fixed, well-known one that other tests could be using.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

@@ -21,6 +21,7 @@ mod harness;
 mod health;
 mod network;
 mod project;
+mod proxy;
 mod rollout;
 mod run;
 mod services;
