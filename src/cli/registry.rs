@@ -84,9 +84,7 @@ impl Progress {
                     reason,
                     wait_ms,
                 },
-            ) => self.say(&format!(
-                "{what}: {reason}; try {attempt} in {wait_ms} ms"
-            )),
+            ) => self.say(&format!("{what}: {reason}; try {attempt} in {wait_ms} ms")),
             _ => {}
         }
     }
@@ -118,11 +116,7 @@ fn counts(blobs: &[BlobReport]) -> serde_json::Value {
 
 pub(super) fn pull(cli: &Cli, args: &PullArgs) -> Result<u8, crate::Error> {
     let reference = Reference::parse(&args.reference).map_err(registry::RegistryError::from)?;
-    let platform = args
-        .platform
-        .as_deref()
-        .map(Platform::parse)
-        .transpose()?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let store = super::open_store(cli)?;
     let progress = Progress::new("pulled");
     let result = registry::pull(
@@ -154,7 +148,11 @@ pub(super) fn pull(cli: &Cli, args: &PullArgs) -> Result<u8, crate::Error> {
             "blobs": pulled.blobs,
         }))?,
         OutputFormat::Text => {
-            let fetched = pulled.blobs.iter().filter(|b| b.outcome == Outcome::Transferred).count();
+            let fetched = pulled
+                .blobs
+                .iter()
+                .filter(|b| b.outcome == Outcome::Transferred)
+                .count();
             line(format!(
                 "pulled {} as {} ({}; {fetched} of {} blobs fetched, {})",
                 reference.familiar(),
@@ -211,7 +209,11 @@ pub(super) fn push(cli: &Cli, args: &PushArgs) -> Result<u8, crate::Error> {
             "blobs": pushed.blobs,
         }))?,
         OutputFormat::Text => {
-            let count = pushed.blobs.iter().filter(|b| b.outcome == Outcome::Transferred).count();
+            let count = pushed
+                .blobs
+                .iter()
+                .filter(|b| b.outcome == Outcome::Transferred)
+                .count();
             line(format!(
                 "pushed {} ({}; {count} of {} blobs sent, {})",
                 pushed.reference,
@@ -293,7 +295,9 @@ pub(super) fn login(_cli: &Cli, args: &LoginArgs) -> Result<u8, crate::Error> {
         None if args.password_stdin => {
             return Err(crate::Error::Failed {
                 message: "--password-stdin needs -u USER".into(),
-                help: Some("echo \"$PASSWORD\" | kiln login -u USER --password-stdin REGISTRY".into()),
+                help: Some(
+                    "echo \"$PASSWORD\" | kiln login -u USER --password-stdin REGISTRY".into(),
+                ),
             });
         }
         None => ask("Username: ", false)?,
@@ -344,7 +348,10 @@ pub(super) fn logout(_cli: &Cli, args: &LogoutArgs) -> Result<u8, crate::Error> 
         for file in &changed {
             eprintln!("removed from {}", file.display());
         }
-        line(format!("Removed login credentials for {}", registry.registry))?;
+        line(format!(
+            "Removed login credentials for {}",
+            registry.registry
+        ))?;
     }
     Ok(0)
 }

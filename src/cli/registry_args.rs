@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{CompressionArg, OutputFormat, ProjectArg};
+use super::args::{CompressionArg, OutputFormat};
 
 /// How to reach a registry: shared by every command that talks to one.
 #[derive(Debug, Args, Clone)]
@@ -93,12 +93,4 @@ pub struct LogoutArgs {
     /// The credentials file to change instead of the default ones.
     #[arg(long, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct LockArgs {
-    #[command(flatten)]
-    pub project: ProjectArg,
-    #[command(flatten)]
-    pub net: RegistryNetArgs,
 }

@@ -112,8 +112,7 @@ fn valid_tag(text: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
@@ -130,11 +129,9 @@ impl Reference {
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => (
                 rest,
-                Some(
-                    digest
-                        .parse::<Digest>()
-                        .map_err(|_| err("the digest must be `sha256:` and 64 lowercase hex digits"))?,
-                ),
+                Some(digest.parse::<Digest>().map_err(|_| {
+                    err("the digest must be `sha256:` and 64 lowercase hex digits")
+                })?),
             ),
             None => (text, None),
         };
@@ -297,7 +294,10 @@ mod tests {
         assert_eq!(full("localhost:5000/x"), "localhost:5000/x:latest");
         assert_eq!(full("127.0.0.1:5000/a/b:v1.2"), "127.0.0.1:5000/a/b:v1.2");
         assert_eq!(full("[::1]:5000/a"), "[::1]:5000/a:latest");
-        assert_eq!(full("quay.io/team/app-1.x__y"), "quay.io/team/app-1.x__y:latest");
+        assert_eq!(
+            full("quay.io/team/app-1.x__y"),
+            "quay.io/team/app-1.x__y:latest"
+        );
         let hex = "a".repeat(64);
         assert_eq!(
             full(&format!("debian@sha256:{hex}")),
@@ -322,7 +322,10 @@ mod tests {
             assert_eq!(Reference::parse(&r.familiar()).unwrap(), r);
             assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
         }
-        assert_eq!(Reference::parse("debian").unwrap().familiar(), "debian:latest");
+        assert_eq!(
+            Reference::parse("debian").unwrap().familiar(),
+            "debian:latest"
+        );
         let r = Reference::parse("debian:12").unwrap();
         assert_eq!(r.api_host(), DOCKER_HUB_HOST);
         assert_eq!(r.api_reference(), "12");

@@ -41,7 +41,10 @@ fn params(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut chars = text.chars().peekable();
     loop {
-        while chars.peek().is_some_and(|c| c.is_ascii_whitespace() || *c == ',') {
+        while chars
+            .peek()
+            .is_some_and(|c| c.is_ascii_whitespace() || *c == ',')
+        {
             chars.next();
         }
         let mut key = String::new();
@@ -104,7 +107,10 @@ mod tests {
                 scope: None,
             })
         );
-        assert_eq!(parse(r#"Basic realm="basic-realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse(r#"Basic realm="basic-realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse("Negotiate"), None);
         assert_eq!(parse(r#"Bearer service="x""#), None, "no realm");
         assert_eq!(parse(""), None);

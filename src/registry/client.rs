@@ -252,7 +252,20 @@ impl<'e> Client<'e> {
         let probe = |base: &str| -> Result<Response<ureq::Body>, ureq::Error> {
             self.agent.get(format!("{base}/v2/")).call()
         };
-        let chosen = match self.retrying("GET /v2/", || probe(&https)) {
+        // Where plain HTTP is allowed, one HTTPS try tells (a plain server may just hang
+        // up on a TLS hello); elsewhere HTTPS is the only way and gets the retries.
+        let first = if self.plain_allowed {
+            match probe(&https) {
+                Ok(response) => Ok(response),
+                Err(err) => Err(RegistryError::Connect {
+                    registry: self.registry.clone(),
+                    source: Box::new(err),
+                }),
+            }
+        } else {
+            self.retrying("GET /v2/", || probe(&https))
+        };
+        let chosen = match first {
             Ok(response) => {
                 self.note_challenge(&response);
                 https
@@ -260,18 +273,21 @@ impl<'e> Client<'e> {
             Err(RegistryError::Network { source, .. })
             | Err(RegistryError::Connect { source, .. }) => {
                 let http = format!("http://{}", self.host);
+                // Only a registry's answer to `/v2/` counts (a TLS server answers plain
+                // HTTP with 400).
+                let answered = |r: &Response<ureq::Body>| matches!(r.status().as_u16(), 200 | 401);
                 match probe(&http) {
-                    Ok(response) if self.plain_allowed => {
+                    Ok(response) if self.plain_allowed && answered(&response) => {
                         self.note_challenge(&response);
                         http
                     }
-                    Ok(_) => {
+                    Ok(response) if answered(&response) => {
                         return Err(RegistryError::PlainHttpRefused {
                             registry: self.registry.clone(),
                             source,
                         });
                     }
-                    Err(_) => {
+                    _ => {
                         return Err(RegistryError::Connect {
                             registry: self.registry.clone(),
                             source,
@@ -287,7 +303,8 @@ impl<'e> Client<'e> {
 
     fn note_challenge(&self, response: &Response<ureq::Body>) {
         if response.status() == StatusCode::UNAUTHORIZED
-            && let Some(found) = header(response, "www-authenticate").and_then(|h| challenge::parse(&h))
+            && let Some(found) =
+                header(response, "www-authenticate").and_then(|h| challenge::parse(&h))
         {
             self.auth.lock().expect("not poisoned").challenge = Some(found);
         }
@@ -317,10 +334,9 @@ impl<'e> Client<'e> {
                     _ => Err(self.fail(response, what, "endpoint")),
                 }
             }
-            Some(Challenge::Bearer { realm, service, .. }) => {
-                self.fetch_token(&realm, service.as_deref(), &[], what)
-                    .map(|_| ())
-            }
+            Some(Challenge::Bearer { realm, service, .. }) => self
+                .fetch_token(&realm, service.as_deref(), &[], what)
+                .map(|_| ()),
         }
     }
 
@@ -378,10 +394,11 @@ impl<'e> Client<'e> {
                 return Ok(response);
             }
             redirects += 1;
-            let location = header(&response, "location").ok_or_else(|| RegistryError::Redirect {
-                what: req.what.to_string(),
-                reason: format!("a {status} answer without a Location"),
-            })?;
+            let location =
+                header(&response, "location").ok_or_else(|| RegistryError::Redirect {
+                    what: req.what.to_string(),
+                    reason: format!("a {status} answer without a Location"),
+                })?;
             if redirects > 5 {
                 return Err(RegistryError::Redirect {
                     what: req.what.to_string(),
@@ -603,7 +620,12 @@ impl<'e> Client<'e> {
                     message: error_message(response),
                 });
             }
-            status => return Err(failed(format!("it answered {status}{}", error_message(response)))),
+            status => {
+                return Err(failed(format!(
+                    "it answered {status}{}",
+                    error_message(response)
+                )));
+            }
         }
         #[derive(serde::Deserialize)]
         struct TokenAnswer {
@@ -740,10 +762,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for host in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.3.4.5", "[::1]:5000", "[::1]"] {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.3.4.5",
+            "[::1]:5000",
+            "[::1]",
+        ] {
             assert!(is_loopback(host), "{host}");
         }
-        for host in ["example.com", "10.0.0.1:5000", "[fe80::1]:5000", "localhost.example.com"] {
+        for host in [
+            "example.com",
+            "10.0.0.1:5000",
+            "[fe80::1]:5000",
+            "localhost.example.com",
+        ] {
             assert!(!is_loopback(host), "{host}");
         }
     }
@@ -759,7 +793,10 @@ mod tests {
             resolve_location(base, "https://s3.example/b?sig=1"),
             "https://s3.example/b?sig=1"
         );
-        assert_eq!(resolve_location(base, "u1"), "http://127.0.0.1:5000/v2/a/blobs/uploads/u1");
+        assert_eq!(
+            resolve_location(base, "u1"),
+            "http://127.0.0.1:5000/v2/a/blobs/uploads/u1"
+        );
         assert_eq!(
             resolve_location(base, "//cdn.example/x"),
             "http://cdn.example/x"

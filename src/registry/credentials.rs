@@ -480,11 +480,17 @@ mod tests {
             r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"quay.io/team":{"auth":"dGVhbTpzZWNyZXQ="}},"other":1}"#,
         )
         .unwrap();
-        let hub = lookup("docker.io", "library/debian", Some(&path)).unwrap().unwrap();
+        let hub = lookup("docker.io", "library/debian", Some(&path))
+            .unwrap()
+            .unwrap();
         assert_eq!((hub.username.as_str(), hub.password.as_str()), ("u", "p"));
         let team = lookup("quay.io", "team/app", Some(&path)).unwrap().unwrap();
         assert_eq!(team.username, "team");
-        assert!(lookup("quay.io", "other/app", Some(&path)).unwrap().is_none());
+        assert!(
+            lookup("quay.io", "other/app", Some(&path))
+                .unwrap()
+                .is_none()
+        );
         assert!(!format!("{team:?}").contains("secret"), "Debug hides it");
 
         let c = Credentials {
@@ -498,8 +504,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(erase("localhost:5000", Some(&path)).unwrap(), [path.clone()]);
-        assert!(lookup("localhost:5000", "x", Some(&path)).unwrap().is_none());
+        assert_eq!(erase("localhost:5000", Some(&path)).unwrap().len(), 1);
+        assert!(
+            lookup("localhost:5000", "x", Some(&path))
+                .unwrap()
+                .is_none()
+        );
         assert!(erase("localhost:5000", Some(&path)).unwrap().is_empty());
     }
 

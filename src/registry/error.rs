@@ -19,14 +19,18 @@ pub enum RegistryError {
     Image(#[from] crate::image::ImageError),
 
     #[error("cannot reach registry {registry}")]
-    #[diagnostic(help("check the name and port, and that the registry runs"))]
+    #[diagnostic(help(
+        "check the name and port and that the registry runs; for a TLS error, put its CA in /etc/containers/certs.d/{registry}/ca.crt (or pass --cert-dir DIR)"
+    ))]
     Connect {
         registry: String,
         #[source]
         source: Box<ureq::Error>,
     },
 
-    #[error("registry {registry} does not speak HTTPS, and kiln uses plain HTTP only for loopback registries")]
+    #[error(
+        "registry {registry} does not speak HTTPS, and kiln uses plain HTTP only for loopback registries"
+    )]
     #[diagnostic(help(
         "pass --insecure if you trust the network to {registry}, or give it a TLS certificate (CA in /etc/containers/certs.d/{registry}/ca.crt)"
     ))]
@@ -49,7 +53,9 @@ pub enum RegistryError {
     BadCredentials { registry: String, what: String },
 
     #[error("{what}: registry {registry} denies access{message}")]
-    #[diagnostic(help("the account lacks permission for this repository (push needs write access)"))]
+    #[diagnostic(help(
+        "the account lacks permission for this repository (push needs write access)"
+    ))]
     Denied {
         registry: String,
         what: String,
@@ -57,7 +63,9 @@ pub enum RegistryError {
     },
 
     #[error("{what}: registry {registry} has no such {thing}{message}")]
-    #[diagnostic(help("check the name and tag; `skopeo list-tags docker://…` lists a repository's tags"))]
+    #[diagnostic(help(
+        "check the name and tag; `skopeo list-tags docker://…` lists a repository's tags"
+    ))]
     NotFound {
         registry: String,
         what: String,
@@ -104,7 +112,9 @@ pub enum RegistryError {
     },
 
     #[error("manifest {reference} is {size} bytes; kiln refuses manifests over {limit} bytes")]
-    #[diagnostic(help("a manifest that large is not an image manifest (containerd refuses it too)"))]
+    #[diagnostic(help(
+        "a manifest that large is not an image manifest (containerd refuses it too)"
+    ))]
     ManifestTooLarge {
         reference: String,
         size: u64,
@@ -135,7 +145,9 @@ pub enum RegistryError {
         reason: String,
     },
 
-    #[error("manifest {reference} arrived with the wrong content: it hashes to {actual}, not {expected}")]
+    #[error(
+        "manifest {reference} arrived with the wrong content: it hashes to {actual}, not {expected}"
+    )]
     #[diagnostic(help("the registry (or something between) altered it; nothing was stored"))]
     ManifestDigest {
         reference: String,

@@ -62,7 +62,9 @@ pub fn media_type_of(content_type: Option<&str>, bytes: &[u8]) -> String {
         Some(Probe {
             manifests: Some(_), ..
         }) => MEDIA_INDEX.to_string(),
-        Some(Probe { layers: Some(_), .. }) => MEDIA_MANIFEST.to_string(),
+        Some(Probe {
+            layers: Some(_), ..
+        }) => MEDIA_MANIFEST.to_string(),
         _ => "application/octet-stream".to_string(),
     })
 }
@@ -247,8 +249,7 @@ mod tests {
         assert_eq!(arm.size, 1);
         let err = select(&index, &Platform::parse("linux/s390x").unwrap(), "x").unwrap_err();
         assert!(
-            err.to_string()
-                .contains("has: linux/arm64/v8, linux/amd64"),
+            err.to_string().contains("has: linux/arm64/v8, linux/amd64"),
             "{err}"
         );
     }

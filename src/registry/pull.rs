@@ -66,9 +66,8 @@ pub fn resolve(
         reference.api_reference()
     );
     let what = format!("resolve {}", reference.familiar());
-    let response = client.send(
-        &Req::new(Method::HEAD, &target, &scope, &what).header("accept", media::ACCEPT),
-    )?;
+    let response = client
+        .send(&Req::new(Method::HEAD, &target, &scope, &what).header("accept", media::ACCEPT))?;
     if !response.status().is_success() {
         return Err(client.fail(response, &what, "manifest"));
     }
@@ -106,8 +105,8 @@ fn fetch_manifest(
         format!("{}:{api_reference}", reference.familiar_name())
     };
     let what = format!("GET manifest {shown}");
-    let response =
-        client.send(&Req::new(Method::GET, &target, &scope, &what).header("accept", media::ACCEPT))?;
+    let response = client
+        .send(&Req::new(Method::GET, &target, &scope, &what).header("accept", media::ACCEPT))?;
     if !response.status().is_success() {
         return Err(client.fail(response, &what, "manifest"));
     }
@@ -207,9 +206,8 @@ pub fn pull(
         None => return Err(unsupported(&top)),
         Some(Kind::Manifest) => (top, None),
         Some(Kind::Index) => {
-            let index: Index = serde_json::from_slice(&top.bytes).map_err(|e| {
-                malformed(&client, format!("index {shown}"), e)
-            })?;
+            let index: Index = serde_json::from_slice(&top.bytes)
+                .map_err(|e| malformed(&client, format!("index {shown}"), e))?;
             let wanted = platform.cloned().unwrap_or_else(Platform::host);
             let entry = media::select(&index, &wanted, &shown)?;
             let doc = fetch_manifest(
@@ -223,7 +221,15 @@ pub fn pull(
             }
             let platform = entry.platform.clone();
             // `top` is still needed for its digest.
-            return finish(store, &client, reference, top.digest, doc, platform, platform_check(None));
+            return finish(
+                store,
+                &client,
+                reference,
+                top.digest,
+                doc,
+                platform,
+                platform_check(None),
+            );
         }
     };
     finish(
@@ -258,7 +264,10 @@ fn finish(
     if manifest.schema_version != 2 {
         return Err(RegistryError::UnsupportedManifest {
             reference: shown,
-            media_type: format!("{} (schemaVersion {})", doc.media_type, manifest.schema_version),
+            media_type: format!(
+                "{} (schemaVersion {})",
+                doc.media_type, manifest.schema_version
+            ),
         });
     }
     if !media::config_supported(&manifest.config.media_type) {
@@ -292,7 +301,11 @@ fn finish(
             return Err(malformed(
                 client,
                 format!("config {}", config_desc.digest),
-                format!("it is {} bytes, over the {} kiln reads", config_desc.size, media::MAX_CONFIG),
+                format!(
+                    "it is {} bytes, over the {} kiln reads",
+                    config_desc.size,
+                    media::MAX_CONFIG
+                ),
             ));
         }
         let what = format!("GET config {}", config_desc.digest);
@@ -571,7 +584,7 @@ fn is_transient_io(err: &std::io::Error) -> bool {
     matches!(
         err.kind(),
         ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | TimedOut | Interrupted
-    ) || err
-        .get_ref()
-        .is_some_and(|inner| inner.to_string().contains("eof") || inner.to_string().contains("timeout"))
+    ) || err.get_ref().is_some_and(|inner| {
+        inner.to_string().contains("eof") || inner.to_string().contains("timeout")
+    })
 }

@@ -303,11 +303,12 @@ fn push_blob(
             let min = header(&response, "oci-chunk-min-length")
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
-            let location = header(&response, "location").ok_or_else(|| RegistryError::Malformed {
-                registry: client.registry().to_string(),
-                what: what.clone(),
-                reason: "the answer has no Location".to_string(),
-            })?;
+            let location =
+                header(&response, "location").ok_or_else(|| RegistryError::Malformed {
+                    registry: client.registry().to_string(),
+                    what: what.clone(),
+                    reason: "the answer has no Location".to_string(),
+                })?;
             (location, min)
         }
     };

@@ -52,9 +52,7 @@ fn bad(path: &Path, reason: impl Into<String>) -> RegistryError {
 }
 
 /// The CAs and client certificate of the first `certs.d` directory that exists.
-fn load_dir(
-    dir: &Path,
-) -> Result<(Vec<Certificate<'static>>, Option<ClientCert>), RegistryError> {
+fn load_dir(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<ClientCert>), RegistryError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| bad(dir, e.to_string()))?
         .filter_map(Result::ok)
@@ -92,8 +90,10 @@ fn load_dir(
                         _ => None,
                     })
                     .collect();
-                let key_pem = std::fs::read(&key_path).map_err(|e| bad(&key_path, e.to_string()))?;
-                let key = PrivateKey::from_pem(&key_pem).map_err(|e| bad(&key_path, e.to_string()))?;
+                let key_pem =
+                    std::fs::read(&key_path).map_err(|e| bad(&key_path, e.to_string()))?;
+                let key =
+                    PrivateKey::from_pem(&key_pem).map_err(|e| bad(&key_path, e.to_string()))?;
                 if chain.is_empty() {
                     return Err(bad(path, "it holds no PEM certificate"));
                 }
@@ -107,7 +107,11 @@ fn load_dir(
 
 /// An HTTP agent for one registry. `verify: false` (only with `--insecure`) accepts any
 /// certificate.
-pub(crate) fn agent(host: &str, net: &NetOptions, verify: bool) -> Result<ureq::Agent, RegistryError> {
+pub(crate) fn agent(
+    host: &str,
+    net: &NetOptions,
+    verify: bool,
+) -> Result<ureq::Agent, RegistryError> {
     let mut roots: Vec<Certificate<'static>> = system_roots().to_vec();
     let mut client = None;
     for dir in cert_dirs(host, net) {

@@ -67,10 +67,14 @@ pub enum StoreError {
     #[diagnostic(help("run `kiln fsck` for a full check, then rebuild"))]
     CorruptBlob { expected: Digest, actual: Digest },
     #[error("blob {expected} arrived with the wrong content: it hashes to {actual}")]
-    #[diagnostic(help("the source sent other bytes than its descriptor names; nothing was stored"))]
+    #[diagnostic(help(
+        "the source sent other bytes than its descriptor names; nothing was stored"
+    ))]
     WrongDigest { expected: Digest, actual: Digest },
     #[error("blob {digest} arrived with {actual} bytes, but its descriptor says {expected}")]
-    #[diagnostic(help("the source sent other bytes than its descriptor names; nothing was stored"))]
+    #[diagnostic(help(
+        "the source sent other bytes than its descriptor names; nothing was stored"
+    ))]
     WrongSize {
         digest: Digest,
         expected: u64,

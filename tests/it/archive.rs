@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{Project, is_root, which};
+use crate::harness::{Project, checked as run, is_root, which};
 
 const IMAGE: &str = r#"
 image "hello" {
@@ -30,17 +30,6 @@ fn digest_of(project: &Project, root: &Path, name: &str) -> String {
         .success()
         .json();
     inspect["digest"].as_str().unwrap().to_string()
-}
-
-fn run(command: &mut Command) -> String {
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{command:?}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

@@ -39,6 +39,7 @@ pub fn assert_golden(path: &Path, actual: &str) {
 
 pub struct Kiln {
     command: Command,
+    stdin: Option<Vec<u8>>,
     shown: Vec<String>,
     /// `-f FILE`, given right after the subcommand when it reads a project.
     project_file: Option<std::ffi::OsString>,
@@ -56,6 +57,7 @@ impl Kiln {
             .env("COLUMNS", "100");
         Kiln {
             command,
+            stdin: None,
             shown: vec!["kiln".into()],
             project_file: None,
         }
@@ -97,8 +99,34 @@ impl Kiln {
         self
     }
 
+    /// Feeds `bytes` to kiln's standard input.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Kiln {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
     pub fn run(mut self) -> Ran {
-        let output = self.command.output().expect("kiln runs");
+        let output = match self.stdin.take() {
+            None => self.command.output().expect("kiln runs"),
+            Some(bytes) => {
+                use std::io::Write;
+                use std::process::Stdio;
+                let mut child = self
+                    .command
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("kiln runs");
+                child
+                    .stdin
+                    .take()
+                    .expect("piped")
+                    .write_all(&bytes)
+                    .expect("writing kiln's stdin");
+                child.wait_with_output().expect("kiln runs")
+            }
+        };
         Ran {
             output,
             shown: self.shown.join(" "),
@@ -226,4 +254,18 @@ pub fn which(program: &str) -> bool {
         eprintln!("note: {program} is not installed; its check is skipped");
     }
     found
+}
+
+/// Runs a command that must succeed; its stdout. On failure, panics with both outputs.
+pub fn checked(command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
