@@ -20,6 +20,7 @@ pub mod probe;
 pub mod project;
 pub mod runtime;
 pub mod spec;
+pub mod state;
 pub mod store;
 
 pub use error::Error;

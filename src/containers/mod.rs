@@ -45,8 +45,8 @@ pub use stats::{
 };
 pub use supervisor::{log_path, stop_marker, supervise};
 
-use crate::runtime::records::RecordError;
 use crate::runtime::spec::SpecError;
+use crate::state::RecordError;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ContainerError {

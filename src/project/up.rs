@@ -21,9 +21,9 @@ use crate::image::StoredImage;
 use crate::net::Netem;
 use crate::net::attach::AttachRequest;
 use crate::net::link::LinkEnd;
-use crate::runtime::records::{Membership, Record, Records, Status, split_hidden};
 use crate::runtime::spec::Volume;
 use crate::spec::model::{Condition, ContainerKind};
+use crate::state::{Membership, Record, Records, Status, split_hidden};
 use crate::store::Store;
 
 /// How long a dependency may take to meet its condition, and a job to finish.
@@ -73,7 +73,7 @@ pub enum ProjectError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Record(#[from] crate::runtime::records::RecordError),
+    Record(#[from] crate::state::RecordError),
     #[error("container name `{name}` is taken by a container outside project {project}")]
     #[diagnostic(help("remove it (`kiln rm -f {name}`) or rename the node in kiln.kdl"))]
     NameTaken { name: String, project: String },
@@ -441,7 +441,7 @@ fn make_links(
 /// The container named exactly `name` (an id prefix never matches).
 fn named(records: &Records, name: &str) -> Result<Record, ProjectError> {
     records.find_named(name)?.ok_or_else(|| {
-        ProjectError::Record(crate::runtime::records::RecordError::NotFound {
+        ProjectError::Record(crate::state::RecordError::NotFound {
             query: name.to_string(),
         })
     })
