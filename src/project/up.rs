@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use super::plan::{Instance, ProjectPlan, VolumePlan};
 use crate::containers::{self, ContainerError, RunRequest};
 use crate::image::StoredImage;
-use crate::net::Netem;
 use crate::net::attach::AttachRequest;
 use crate::net::link::LinkEnd;
 use crate::runtime::spec::Volume;
@@ -370,7 +369,7 @@ fn attach_requests(
                 network: network.clone(),
                 ip: attachment.ip.as_ref().map(|ip| ip.value).or(planned),
                 aliases,
-                impair: attachment.impair.as_ref().map(Netem::from),
+                impair: attachment.impair.as_ref().map(super::plan::netem),
                 reserved,
             }
         })
@@ -406,7 +405,7 @@ fn make_links(
             interface: link.b.1.clone(),
             address: addresses.map(|(_, b)| b),
         };
-        let netem = link.impair.as_ref().map(Netem::from);
+        let netem = link.impair.clone();
         let name = format!("{}:{} {}:{}", link.a.0, link.a.1, link.b.0, link.b.1);
         let connected = crate::net::link::connect(&a, &b, netem.as_ref()).map_err(|source| {
             ProjectError::Link {
