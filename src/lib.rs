@@ -22,5 +22,6 @@ pub mod runtime;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod timestamp;
 
 pub use error::Error;

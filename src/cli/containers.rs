@@ -375,7 +375,7 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
         let since = args
             .since
             .as_deref()
-            .map(|s| containers::parse_since(s, containers::now()))
+            .map(|s| containers::parse_since(s, crate::timestamp::now_ns()))
             .transpose()?;
         let records = Records::open(&super::state_root(cli))?;
         let record = records.find(&args.containers[0])?;

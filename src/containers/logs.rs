@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use super::ContainerError;
 use super::supervisor::log_path;
-use crate::runtime::supervise::logs::now_ns;
 use crate::runtime::supervise::{LogLine, LogReader};
 use crate::state::{Record, Records, Status};
 
@@ -136,9 +135,4 @@ pub fn read_logs(
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// The current time, for `--since`.
-pub fn now() -> u128 {
-    now_ns()
 }

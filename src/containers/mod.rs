@@ -36,7 +36,7 @@ pub use health::{
     Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, RoundResult, parse_health,
     probe_once,
 };
-pub use logs::{now, parse_since, read_logs};
+pub use logs::{parse_since, read_logs};
 pub use network::Published;
 pub use prepare::Launch;
 pub use run::{RunRequest, RunResult, cgroup_name, remove, run};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::health::HealthCheck;
-use super::run::{RunRequest, cgroup_name, now};
+use super::run::{RunRequest, cgroup_name};
 use super::{ContainerError, io_err};
 use crate::image::StoredImage;
 use crate::runtime::RootfsLayout;
@@ -17,6 +17,7 @@ use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
 use crate::runtime::spec::{NetworkMode, container_spec, to_json};
 use crate::state::{ContainerId, ContainerState, Record, Records, generate_name};
 use crate::store::Store;
+use crate::timestamp::now;
 
 /// What a supervisor needs to start the container again, besides `config.json`:
 /// `containers/<id>/launch.json`.

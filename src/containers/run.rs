@@ -102,7 +102,7 @@ impl StartHooks for Hooks<'_> {
         state.status = Status::Running;
         state.pid = Some(pid);
         state.pid_start_time = crate::state::process_start_time(pid);
-        state.started_at = Some(now());
+        state.started_at = Some(crate::timestamp::now());
         self.records.save(self.record).map_err(|e| e.to_string())
     }
 
@@ -111,14 +111,6 @@ impl StartHooks for Hooks<'_> {
             super::trace_line(format_args!("{event}"));
         }
     }
-}
-
-pub(crate) fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    crate::image::rfc3339_utc(secs)
 }
 
 /// Runs a container in the foreground until it exits.
@@ -184,7 +176,7 @@ fn run_recorded(
     let state = &mut record.state;
     state.pid = None;
     state.pid_start_time = None;
-    state.finished_at = Some(now());
+    state.finished_at = Some(crate::timestamp::now());
     state.status = Status::Exited;
     state.oom_killed = oom_limit.is_some();
     state.exit_code = Some(match &outcome {
