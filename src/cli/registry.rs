@@ -21,7 +21,7 @@ pub(super) struct Progress {
     verb: &'static str,
 }
 
-fn short(digest: &crate::store::Digest) -> String {
+fn short(digest: &crate::digest::Digest) -> String {
     digest.hex().chars().take(12).collect()
 }
 

@@ -10,7 +10,6 @@ mod manifest;
 mod reference;
 #[cfg(test)]
 mod tests;
-mod time;
 
 use std::path::PathBuf;
 
@@ -21,9 +20,9 @@ pub use archive::{
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
 pub use manifest::{MEDIA_CONFIG, Manifest};
 pub use reference::{DEFAULT_REGISTRY, DOCKER_HUB_HOST, Reference, ReferenceError};
-pub use time::rfc3339_utc;
 
-use crate::store::{Descriptor, Digest, MEDIA_MANIFEST, Store, StoreError};
+use crate::digest::Digest;
+use crate::store::{Descriptor, MEDIA_MANIFEST, Store, StoreError};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ImageError {

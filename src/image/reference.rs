@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::store::Digest;
+use crate::digest::Digest;
 
 /// The registry of references without one.
 pub const DEFAULT_REGISTRY: &str = "docker.io";

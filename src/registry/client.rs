@@ -57,7 +57,7 @@ pub(crate) struct Req<'a> {
     /// Shown in errors: `GET manifest debian:12`.
     pub what: &'a str,
     /// The blob whose upload progress to report as the body is sent.
-    pub progress: Option<&'a crate::store::Digest>,
+    pub progress: Option<&'a crate::digest::Digest>,
 }
 
 impl<'a> Req<'a> {
@@ -711,7 +711,7 @@ impl<'e> Client<'e> {
 /// A reader that reports how much of a blob was sent.
 struct Counting<'a, R> {
     inner: R,
-    digest: Option<&'a crate::store::Digest>,
+    digest: Option<&'a crate::digest::Digest>,
     events: Events<'a>,
 }
 

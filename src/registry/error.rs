@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::store::Digest;
+use crate::digest::Digest;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RegistryError {

@@ -155,7 +155,7 @@ impl std::fmt::Display for Platform {
 pub struct IndexEntry {
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
-    pub digest: crate::store::Digest,
+    pub digest: crate::digest::Digest,
     pub size: u64,
     #[serde(default)]
     pub platform: Option<Platform>,

@@ -39,8 +39,8 @@ pub use media::Platform;
 pub use pull::{PULLED_DIGEST, PULLED_FROM, Pulled, pull, resolve};
 pub use push::{PushOptions, Pushed, pulled_from, push};
 
+use crate::digest::Digest;
 pub use crate::image::Reference;
-use crate::store::Digest;
 
 /// How to reach registries: what the user allowed on the command line.
 #[derive(Debug, Clone, Default)]

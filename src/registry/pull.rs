@@ -17,8 +17,9 @@ use ureq::http::Method;
 use super::client::{ATTEMPTS, Client, Req};
 use super::media::{self, ImageManifest, Index, Kind, Platform};
 use super::{BlobReport, Event, Events, NetOptions, Outcome, Reference, RegistryError};
+use crate::digest::Digest;
 use crate::image::ImageConfig;
-use crate::store::{Descriptor, Digest, Ingest, Store};
+use crate::store::{Descriptor, Ingest, Store};
 
 /// Annotation on a pulled image's name: the reference it was pulled by.
 pub const PULLED_FROM: &str = "dev.kiln.pulled.reference";

@@ -13,9 +13,10 @@ use ureq::http::Method;
 
 use super::client::{Body, Client, Req, with_query};
 use super::{BlobReport, Event, Events, NetOptions, Outcome, Reference, RegistryError};
+use crate::digest::Digest;
 use crate::image::{Manifest, StoredImage, media_compression, recompress_layer};
 use crate::layer::Compression;
-use crate::store::{Descriptor, Digest, MEDIA_MANIFEST, Store};
+use crate::store::{Descriptor, MEDIA_MANIFEST, Store};
 
 /// Parallel blob uploads.
 const PARALLEL: usize = 3;
