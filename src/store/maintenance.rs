@@ -9,7 +9,8 @@ use std::io;
 use sha2::{Digest as _, Sha256};
 
 use super::references::{self, MAX_MANIFEST_BYTES};
-use super::{Descriptor, Digest, Store, StoreError, io_err, staging};
+use super::{Descriptor, Store, StoreError, io_err, staging};
+use crate::digest::Digest;
 
 /// One thing `fsck` found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

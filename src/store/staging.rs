@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest as _, Sha256};
 
-use super::{Digest, atomic};
+use crate::atomic_file as atomic;
+use crate::digest::Digest;
 
 /// A blob being written into `ingest/`.
 pub(crate) struct Staging {

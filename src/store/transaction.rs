@@ -12,7 +12,9 @@ use std::sync::Mutex;
 
 use super::references::{self, MAX_MANIFEST_BYTES};
 use super::staging::{Staged, Staging};
-use super::{Descriptor, Digest, Index, REF_NAME, Store, StoreError, StoreLock, atomic, io_err};
+use super::{Descriptor, Index, REF_NAME, Store, StoreError, StoreLock, io_err};
+use crate::atomic_file as atomic;
+use crate::digest::Digest;
 
 /// A set of blobs and tags that enter the store together or not at all. Holds the store's
 /// shared lock (so `gc` waits) until committed or dropped. Methods take `&self`, so several
