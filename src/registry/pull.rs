@@ -19,7 +19,7 @@ use super::media::{self, ImageManifest, Index, Kind, Platform};
 use super::{BlobReport, Event, Events, NetOptions, Outcome, Reference, RegistryError};
 use crate::digest::Digest;
 use crate::image::ImageConfig;
-use crate::store::{Descriptor, Ingest, Store};
+use crate::store::{BlobWriter, Descriptor, Store, StoreError, Transaction};
 
 /// Annotation on a pulled image's name: the reference it was pulled by.
 pub const PULLED_FROM: &str = "dev.kiln.pulled.reference";
@@ -295,6 +295,7 @@ fn finish(
         digest: config_desc.digest.clone(),
         size: config_desc.size,
     });
+    let tx = store.begin()?;
     let (config_bytes, config_outcome) = if store.contains(&config_desc.digest) {
         (store.read(&config_desc.digest)?, Outcome::Skipped)
     } else {
@@ -316,28 +317,12 @@ fn finish(
             return Err(client.fail(response, &what, "blob"));
         }
         let bytes = client.read_limited(response, config_desc.size, &what)?;
-        let actual = Digest::of(&bytes);
-        let problem = if bytes.len() as u64 != config_desc.size {
-            Some(crate::store::StoreError::WrongSize {
-                digest: config_desc.digest.clone(),
-                expected: config_desc.size,
-                actual: bytes.len() as u64,
-            })
-        } else if actual != config_desc.digest {
-            Some(crate::store::StoreError::WrongDigest {
-                expected: config_desc.digest.clone(),
-                actual,
-            })
-        } else {
-            None
-        };
-        if let Some(source) = problem {
-            return Err(RegistryError::Blob {
-                reference: shown,
+        tx.put(&bytes, Some(config_desc))
+            .map_err(|source| RegistryError::Blob {
+                reference: shown.clone(),
                 digest: config_desc.digest.clone(),
                 source,
-            });
-        }
+            })?;
         events(Event::BlobBytes {
             digest: config_desc.digest.clone(),
             bytes: config_desc.size,
@@ -399,17 +384,8 @@ fn finish(
             wanted.push(layer);
         }
     }
-    let downloaded = download_all(store, client, reference, &scope, &wanted)?;
-
-    // Everything checked out: commit blobs, then the manifest, then the names.
-    for (layer, ingest) in wanted.iter().zip(downloaded) {
-        ingest
-            .commit_expecting(&layer.digest, layer.size)
-            .map_err(|source| RegistryError::Blob {
-                reference: shown.clone(),
-                digest: layer.digest.clone(),
-                source,
-            })?;
+    download_all(&tx, client, reference, &scope, &wanted)?;
+    for layer in &wanted {
         events(Event::BlobDone {
             digest: layer.digest.clone(),
             outcome: Outcome::Transferred,
@@ -423,8 +399,9 @@ fn finish(
             },
         );
     }
-    store.put(&config_bytes)?;
-    let (manifest_digest, manifest_size) = store.put(&doc.bytes)?;
+
+    // Everything checked out: the manifest and the names, committed together.
+    let (manifest_digest, manifest_size) = tx.put(&doc.bytes, None)?;
     debug_assert_eq!(manifest_digest, doc.digest);
     let mut blobs = vec![BlobReport {
         digest: config_desc.digest.clone(),
@@ -447,18 +424,23 @@ fn finish(
         annotations,
     };
     let pinned_name = reference.pinned(top_digest.clone()).familiar();
-    store.set_tag(&pinned_name, &descriptor)?;
+    tx.tag_annotated(&pinned_name, &descriptor)?;
     let name = if reference.tag.is_some() {
         let tagged = Reference {
             digest: None,
             ..reference.clone()
         }
         .familiar();
-        store.set_tag(&tagged, &descriptor)?;
+        tx.tag_annotated(&tagged, &descriptor)?;
         tagged
     } else {
         pinned_name
     };
+    tx.commit().map_err(|source| RegistryError::Blob {
+        reference: shown.clone(),
+        digest: descriptor.digest.clone(),
+        source,
+    })?;
     let location = reference.full_name();
     for blob in &blobs {
         super::push::remember(store, &blob.digest, &location);
@@ -475,29 +457,29 @@ fn finish(
     })
 }
 
-/// Downloads the blobs in parallel; returns their verified ingest files in order, or the
-/// first error (the others are dropped, their files removed).
+/// Downloads the blobs in parallel into the transaction, each verified as it is staged;
+/// the first error stops the rest.
 fn download_all(
-    store: &Store,
+    tx: &Transaction,
     client: &Client<'_>,
     reference: &Reference,
     scope: &str,
     wanted: &[&Descriptor],
-) -> Result<Vec<Ingest>, RegistryError> {
+) -> Result<Vec<()>, RegistryError> {
     super::parallel(wanted, PARALLEL, |layer| {
-        download(store, client, reference, scope, layer)
+        download(tx, client, reference, scope, layer)
     })
 }
 
-/// One blob into an ingest file, verified (digest and size); tried again when the
+/// One blob into the transaction, verified (digest and size); tried again when the
 /// connection breaks.
 fn download(
-    store: &Store,
+    tx: &Transaction,
     client: &Client<'_>,
     reference: &Reference,
     scope: &str,
     layer: &Descriptor,
-) -> Result<Ingest, RegistryError> {
+) -> Result<(), RegistryError> {
     let events = client.events();
     let shown = reference.familiar();
     let what = format!("GET blob {}", layer.digest);
@@ -506,6 +488,13 @@ fn download(
         reference: shown.clone(),
         digest: layer.digest.clone(),
         source,
+    };
+    let wrong_size = |actual| {
+        wrong(StoreError::WrongSize {
+            digest: layer.digest.clone(),
+            expected: layer.size,
+            actual,
+        })
     };
     events(Event::BlobStarted {
         digest: layer.digest.clone(),
@@ -525,32 +514,15 @@ fn download(
             .and_then(|v| v.parse::<u64>().ok())
             && length != layer.size
         {
-            return Err(wrong(crate::store::StoreError::WrongSize {
-                digest: layer.digest.clone(),
-                expected: layer.size,
-                actual: length,
-            }));
+            return Err(wrong_size(length));
         }
-        let mut ingest = store.ingest()?;
+        let mut writer = tx.writer(Some(layer))?;
         let mut reader = response.into_body().into_reader().take(layer.size + 1);
-        let mut buf = vec![0u8; 256 * 1024];
-        let copied: Result<(), std::io::Error> = (|| {
-            loop {
-                let n = reader.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                ingest.write_all(&buf[..n])?;
-                events(Event::BlobBytes {
-                    digest: layer.digest.clone(),
-                    bytes: n as u64,
-                });
-            }
-        })();
-        match copied {
-            Ok(()) => {
-                ingest.verify(&layer.digest, layer.size).map_err(wrong)?;
-                return Ok(ingest);
+        match copy(&mut reader, &mut writer, layer, events) {
+            Ok(received) if received > layer.size => return Err(wrong_size(received)),
+            Ok(_) => {
+                writer.finish().map_err(wrong)?;
+                return Ok(());
             }
             Err(err) if attempt < ATTEMPTS && is_transient_io(&err) => {
                 let wait = 250u64 << (attempt - 1);
@@ -562,21 +534,42 @@ fn download(
                 });
                 std::thread::sleep(std::time::Duration::from_millis(wait));
             }
-            Err(err) if is_transient_io(&err) => {
-                // The connection kept ending early: say how much came.
-                return Err(wrong(crate::store::StoreError::WrongSize {
-                    digest: layer.digest.clone(),
-                    expected: layer.size,
-                    actual: ingest.size(),
-                }));
-            }
+            // The connection kept ending early: say how much came.
+            Err(err) if is_transient_io(&err) => return Err(wrong_size(writer.size())),
             Err(err) => {
                 return Err(RegistryError::Io {
-                    path: store.root().join("ingest"),
+                    path: tx.store().root().join("ingest"),
                     source: err,
                 });
             }
         }
+    }
+}
+
+/// Streams a blob into its writer, reporting progress; the number of bytes received
+/// (one more than the descriptor's size means the blob was too long).
+fn copy(
+    reader: &mut impl Read,
+    writer: &mut BlobWriter<'_>,
+    layer: &Descriptor,
+    events: super::Events<'_>,
+) -> Result<u64, std::io::Error> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut received = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(received);
+        }
+        received += n as u64;
+        if received > layer.size {
+            return Ok(received);
+        }
+        writer.write_all(&buf[..n])?;
+        events(Event::BlobBytes {
+            digest: layer.digest.clone(),
+            bytes: n as u64,
+        });
     }
 }
 

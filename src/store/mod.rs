@@ -90,20 +90,6 @@ pub enum StoreError {
     #[error("blob {expected} is corrupt: its content hashes to {actual}")]
     #[diagnostic(help("run `kiln fsck` for a full check, then rebuild"))]
     CorruptBlob { expected: Digest, actual: Digest },
-    #[error("blob {expected} arrived with the wrong content: it hashes to {actual}")]
-    #[diagnostic(help(
-        "the source sent other bytes than its descriptor names; nothing was stored"
-    ))]
-    WrongDigest { expected: Digest, actual: Digest },
-    #[error("blob {digest} arrived with {actual} bytes, but its descriptor says {expected}")]
-    #[diagnostic(help(
-        "the source sent other bytes than its descriptor names; nothing was stored"
-    ))]
-    WrongSize {
-        digest: Digest,
-        expected: u64,
-        actual: u64,
-    },
     #[error("{} is not a valid OCI index", path.display())]
     BadIndex {
         path: PathBuf,
@@ -387,32 +373,6 @@ impl Ingest {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.staging.size()
-    }
-
-    /// Checks what was written against a descriptor's digest and size, without committing.
-    pub fn verify(&self, digest: &Digest, size: u64) -> Result<(), StoreError> {
-        if self.size != size {
-            return Err(StoreError::WrongSize {
-                digest: digest.clone(),
-                expected: size,
-                actual: self.size,
-            });
-        }
-        let actual = Digest::from_hasher(self.hasher.clone());
-        if actual != *digest {
-            return Err(StoreError::WrongDigest {
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        Ok(())
-    }
-
-    /// Commits only if the bytes are exactly those of `digest` and `size`; otherwise the
-    /// temporary file is removed and the store is unchanged.
-    pub fn commit_expecting(self, digest: &Digest, size: u64) -> Result<(), StoreError> {
-        self.verify(digest, size)?;
-        self.commit().map(|_| ())
     }
 
     /// fsyncs the data, moves it to `blobs/sha256/<digest>` and makes the rename durable.

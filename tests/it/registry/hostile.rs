@@ -183,15 +183,9 @@ fn refused(fault: Fault, message: &str) -> Server {
 
 #[test]
 fn blobs_that_do_not_match_their_descriptor_are_refused_and_nothing_is_stored() {
-    refused(Fault::WrongDigest, "arrived with the wrong content");
-    refused(
-        Fault::WrongSize,
-        "arrived with 5601 bytes, but its descriptor says 5600",
-    );
-    let server = refused(
-        Fault::Truncated,
-        "arrived with 2800 bytes, but its descriptor says 5600",
-    );
+    refused(Fault::WrongDigest, "does not match its digest");
+    refused(Fault::WrongSize, "has 5601 bytes, its descriptor says 5600");
+    let server = refused(Fault::Truncated, "has 2800 bytes, its descriptor says 5600");
     let layer_gets = server
         .requests()
         .iter()
