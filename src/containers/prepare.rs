@@ -201,10 +201,11 @@ pub(crate) fn prepare_with(
 fn write_files(prepared: &Prepared) -> Result<(), ContainerError> {
     let dir = &prepared.dir;
     let config = dir.join("config.json");
-    crate::store::write_atomically(&config, &to_json(&prepared.spec)).map_err(io_err(&config))?;
+    crate::atomic_file::write_durably(&config, &to_json(&prepared.spec))
+        .map_err(io_err(&config))?;
     let launch = dir.join("launch.json");
     let bytes = serde_json::to_vec_pretty(&prepared.launch).expect("launch serializes");
-    crate::store::write_atomically(&launch, &bytes).map_err(io_err(&launch))?;
+    crate::atomic_file::write_durably(&launch, &bytes).map_err(io_err(&launch))?;
     for d in [dir.join("upper"), dir.join("scratch")] {
         std::fs::create_dir_all(&d).map_err(io_err(&d))?;
     }

@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{ImageConfig, ImageError, MEDIA_CONFIG, Manifest, StoredImage, write_image};
+use crate::digest::Digest;
 use crate::layer::{
     self, Compression, Entries, Entry, ExtractOptions, ScanOptions, WhiteoutMode, WriteOptions,
 };
-use crate::store::{Descriptor, Digest, MEDIA_INDEX, MEDIA_MANIFEST, REF_NAME, Store};
+use crate::store::{Descriptor, MEDIA_INDEX, MEDIA_MANIFEST, REF_NAME, Store};
 
 /// The container formats of `kiln export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

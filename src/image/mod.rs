@@ -20,7 +20,8 @@ pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
 pub use manifest::{MEDIA_CONFIG, Manifest};
 pub use time::rfc3339_utc;
 
-use crate::store::{Descriptor, Digest, MEDIA_MANIFEST, Store, StoreError};
+use crate::digest::Digest;
+use crate::store::{Descriptor, MEDIA_MANIFEST, Store, StoreError};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ImageError {

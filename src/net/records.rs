@@ -274,7 +274,7 @@ impl NetworkRecords {
         validate_name(&record.name)?;
         let path = self.path(&record.name);
         let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
-        crate::store::replace_file(&path, &bytes).map_err(io_err(&path))
+        crate::atomic_file::replace(&path, &bytes).map_err(io_err(&path))
     }
 
     /// Records a new network, refusing an existing name or a subnet overlapping another
@@ -301,7 +301,7 @@ impl NetworkRecords {
         }
         let path = self.path(&record.name);
         let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
-        crate::store::write_atomically(&path, &bytes).map_err(io_err(&path))
+        crate::atomic_file::write_durably(&path, &bytes).map_err(io_err(&path))
     }
 
     /// Removes a network without members, returning its last record.

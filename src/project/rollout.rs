@@ -123,7 +123,7 @@ fn retire(
     }
     let path = kept_path(records, current);
     let bytes = serde_json::to_vec_pretty(&kept).expect("memberships serialize");
-    crate::store::replace_file(&path, &bytes)
+    crate::atomic_file::replace(&path, &bytes)
         .map_err(|source| ContainerError::Io { path, source })?;
     let base = split_hidden(&current.name).map_or(current.name.as_str(), |(base, _)| base);
     Ok(records.rename(current, &hidden_name(base, tag))?)

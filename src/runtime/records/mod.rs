@@ -131,7 +131,7 @@ impl Records {
     pub fn save(&self, record: &Record) -> Result<(), RecordError> {
         let path = self.dir(&record.id).join("state.json");
         let bytes = serde_json::to_vec_pretty(record).expect("a record serializes");
-        crate::store::replace_file(&path, &bytes).map_err(io_err(&path))
+        crate::atomic_file::replace(&path, &bytes).map_err(io_err(&path))
     }
 
     pub fn load(&self, id: &ContainerId) -> Result<Record, RecordError> {
