@@ -20,6 +20,8 @@ pub mod probe;
 pub mod project;
 pub mod runtime;
 pub mod spec;
+pub mod state;
 pub mod store;
+pub mod timestamp;
 
 pub use error::Error;

@@ -757,7 +757,7 @@ fn import_rootfs(
     let info = layer::write(&entries, &options, &mut ingest).map_err(ArchiveError::Layer)?;
     let (digest, size) = ingest.commit()?;
     let mut config = ImageConfig::empty();
-    config.created = Some(super::rfc3339_utc(0));
+    config.created = Some(crate::timestamp::rfc3339_utc(0));
     config.rootfs.diff_ids = vec![info.diff_id.to_string()];
     let layer = Descriptor {
         media_type: info.media_type().to_string(),

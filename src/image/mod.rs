@@ -9,7 +9,6 @@ mod config;
 mod manifest;
 #[cfg(test)]
 mod tests;
-mod time;
 
 use std::path::PathBuf;
 
@@ -18,7 +17,6 @@ pub use archive::{
 };
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
 pub use manifest::{MEDIA_CONFIG, Manifest};
-pub use time::rfc3339_utc;
 
 use crate::digest::Digest;
 use crate::store::{Descriptor, MEDIA_MANIFEST, Store, StoreError};

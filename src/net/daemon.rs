@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::dns::{DnsServer, Lookup, NameTable};
 use super::records::{NetworkRecord, NetworkRecords};
 use super::{HostNamespace, NetNs};
-use crate::runtime::records::{Records, Status, process_start_time};
+use crate::state::{Records, Status, process_start_time};
 
 /// How often the daemon looks for new and removed networks.
 const RESCAN: Duration = Duration::from_millis(100);
