@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::harness::{checked, which};
+use crate::harness::tools::run as checked;
+use crate::harness::which;
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {

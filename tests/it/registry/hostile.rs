@@ -10,7 +10,7 @@ use sha2::Digest as _;
 
 use super::fixture::{Seen, Server, respond};
 use super::{assert_store_empty, fails_saying};
-use crate::harness::Kiln;
+use crate::harness::{Kiln, Root};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -158,8 +158,8 @@ fn serve(fault: Fault) -> Server {
     })
 }
 
-fn pull(server: &Server) -> (tempfile::TempDir, crate::harness::Ran) {
-    let root = tempfile::tempdir().unwrap();
+fn pull(server: &Server) -> (Root, crate::harness::Ran) {
+    let root = Root::new();
     let ran = Kiln::new()
         .root(root.path())
         .args([

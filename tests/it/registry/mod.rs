@@ -10,7 +10,8 @@ use std::process::Command;
 
 use fixture::{Certs, Registry, Setup, TokenService, htpasswd};
 
-use crate::harness::{Kiln, Project, checked, is_root, which};
+use crate::harness::tools::{Podman, run as checked};
+use crate::harness::{Kiln, Project, Root, is_root, which};
 
 const IMAGE: &str = r#"
 image "hello" {
@@ -21,9 +22,9 @@ image "hello" {
 }
 "#;
 
-pub(crate) fn built() -> (Project, tempfile::TempDir) {
+pub(crate) fn built() -> (Project, Root) {
     let project = Project::new(IMAGE).file("msg.txt", "hello from kiln\n");
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     (project, root)
 }
@@ -131,7 +132,7 @@ fn push_and_pull_back_over_plain_http_with_chunks_skips_and_mounts() {
     assert_eq!(mounted["digest"], digest.as_str());
 
     // Another root pulls it back: same digest, named as Docker names it, runnable.
-    let other = tempfile::tempdir().unwrap();
+    let other = Root::new();
     let pulled = Kiln::new()
         .root(other.path())
         .args(["pull", &reference, "--format", "json"])
@@ -199,26 +200,19 @@ fn podman_pulls_and_runs_what_kiln_pushed() {
             .args(["push", "hello", &reference, "--compression", compression])
             .run()
             .success();
-        let storage = tempfile::tempdir().unwrap();
-        let podman = || {
-            let mut command = Command::new("podman");
-            command
-                .arg("--root")
-                .arg(storage.path().join("root"))
-                .arg("--runroot")
-                .arg(storage.path().join("run"))
-                .args(["--storage-driver", "vfs"]);
-            command
-        };
-        checked(podman().args(["pull", "--tls-verify=false", &reference]));
-        let printed = checked(podman().args(["run", "--rm", "--network", "none", &reference]));
+        let podman = Podman::new();
+        checked(
+            podman
+                .command()
+                .args(["pull", "--tls-verify=false", &reference]),
+        );
+        let printed =
+            checked(
+                podman
+                    .command()
+                    .args(["run", "--rm", "--network", "none", &reference]),
+            );
         assert_eq!(printed, "hello from kiln\n", "{compression}");
-        let _ = podman().args(["rmi", "-a", "-f"]).output();
-        let _ = Command::new("chmod")
-            .arg("-R")
-            .arg("u+w")
-            .arg(storage.path())
-            .status();
     }
 }
 
@@ -324,7 +318,7 @@ fn kiln_pulls_what_skopeo_copied_gzip_docker_schema2_and_multi_arch() {
         "multi:1",
     );
 
-    let other = tempfile::tempdir().unwrap();
+    let other = Root::new();
     let pull = |reference: &str, extra: &[&str]| {
         Kiln::new()
             .root(other.path())
@@ -450,7 +444,7 @@ fn tls_with_a_test_ca_and_htpasswd_basic_auth_and_podman_logins_both_ways() {
     .run()
     .success()
     .json();
-    let other = tempfile::tempdir().unwrap();
+    let other = Root::new();
     let pulled = tls(Kiln::new()
         .root(other.path())
         .args(["pull", &reference, "--format", "json"]))
@@ -500,7 +494,7 @@ fn tls_with_a_test_ca_and_htpasswd_basic_auth_and_podman_logins_both_ways() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let third = tempfile::tempdir().unwrap();
+        let third = Root::new();
         Kiln::new()
             .root(third.path())
             .args(["pull", &reference, "--cert-dir"])
@@ -587,7 +581,7 @@ fn bearer_tokens_from_a_token_service_anonymous_and_credentialed() {
         .success()
         .json();
     // Anyone may pull: no credentials at all.
-    let other = tempfile::tempdir().unwrap();
+    let other = Root::new();
     let pulled = Kiln::new()
         .root(other.path())
         .args(["pull", &reference, "--format", "json", "--authfile"])
