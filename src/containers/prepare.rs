@@ -9,14 +9,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::health::HealthCheck;
-use super::run::{RunRequest, cgroup_name, now};
+use super::run::{RunRequest, cgroup_name};
 use super::{ContainerError, io_err};
 use crate::image::StoredImage;
 use crate::runtime::RootfsLayout;
 use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
-use crate::runtime::records::{ContainerId, ContainerState, Record, Records, generate_name};
 use crate::runtime::spec::{NetworkMode, container_spec, to_json};
+use crate::state::{ContainerId, ContainerState, Record, Records, generate_name};
 use crate::store::Store;
+use crate::timestamp::now;
 
 /// What a supervisor needs to start the container again, besides `config.json`:
 /// `containers/<id>/launch.json`.
@@ -111,7 +112,7 @@ pub(crate) fn prepare_with(
     };
     limits.validate()?;
     if let Some(name) = &request.name {
-        crate::runtime::records::validate_name(name)?;
+        crate::state::validate_name(name)?;
     }
     let records = Records::open(state_root)?;
     let mut stack = Vec::new();

@@ -25,7 +25,7 @@ use super::records::{NetworkRecord, NetworkRecords};
 use super::supervise::Service;
 use super::threads::in_netns;
 use super::{HostNamespace, NetNs};
-use crate::runtime::records::{Records, Status};
+use crate::state::{Records, Status};
 
 /// How often the daemon looks for new and removed networks.
 const RESCAN: Duration = Duration::from_millis(100);

@@ -134,17 +134,13 @@ impl NetworkRecord {
         project: Option<String>,
     ) -> Result<NetworkRecord, NetRecordError> {
         validate_name(name)?;
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         Ok(NetworkRecord {
             name: name.to_string(),
             subnet,
             gateway: ipam::gateway(subnet)?,
             internal,
             bridge,
-            created: crate::image::rfc3339_utc(secs),
+            created: crate::timestamp::now(),
             project,
             members: Vec::new(),
         })

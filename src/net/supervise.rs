@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::runtime::records::process_start_time;
+use crate::state::process_start_time;
 
 /// A daemon of a state root that the supervisor keeps running while it is wanted.
 #[derive(Debug)]

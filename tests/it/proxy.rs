@@ -5,12 +5,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::detach::assert_nothing_left;
-use crate::harness::{Project, free_port, is_root};
-use crate::network::IMAGES;
+use crate::harness::host::free_port;
+use crate::harness::{Lab, Project, has_python, images, wait_for};
 
 /// TCP on 7000: answers `ping` lines with `pong`, and on the client's half-close sends
 /// `echo:` and everything else it got. UDP on 7001: echoes each datagram.
@@ -39,31 +37,16 @@ Server(("0.0.0.0", 7000), Handler).serve_forever()
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
-fn setup() -> Option<(Project, tempfile::TempDir)> {
-    if !is_root() {
-        eprintln!("skipped: networks need root");
+fn lab() -> Option<Lab> {
+    if !has_python() {
         return None;
     }
-    let project = Project::new(&format!(
-        "{IMAGES}\nimage \"echo\" {{\n    from \"py\"\n    copy \"server.py\" \"/server.py\"\n}}\n"
-    ))
-    .file("server.py", SERVER_PY);
-    let root = tempfile::tempdir().unwrap();
-    project.kiln(root.path()).args(["build"]).run().success();
-    Some((project, root))
-}
-
-/// The pid of the supervisor of container `name`, which runs its proxies.
-fn supervisor_pid(root: &Path, id: &str) -> i32 {
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root.join("containers").join(id).join("state.json")).unwrap(),
-    )
-    .unwrap();
-    state["state"]["supervisor_pid"].as_i64().unwrap() as i32
+    let images = images::python("echo", r#"copy "server.py" "/server.py""#);
+    Lab::build(Project::new(&images).file("server.py", SERVER_PY))
 }
 
 /// (descriptors, threads, resident KiB) of a process.
-fn usage(pid: i32) -> (usize, usize, u64) {
+fn usage(pid: i64) -> (usize, usize, u64) {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count();
@@ -91,15 +74,6 @@ fn connected(port: u16) -> TcpStream {
     stream
 }
 
-/// Waits (bounded) until `done` holds.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// What a read on a stream the proxy closed sees: `closed` (EOF or reset) or the data.
 fn read_outcome(stream: &mut TcpStream) -> String {
     let mut buffer = [0u8; 64];
@@ -113,11 +87,10 @@ fn read_outcome(stream: &mut TcpStream) -> String {
 
 #[test]
 fn two_hundred_idle_clients_cost_two_descriptors_each_and_are_given_back() {
-    let Some((project, root)) = setup() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let kiln = |args: &[&str]| project.kiln(root).args(args.iter().copied()).run();
+    let kiln = |args: &[&str]| lab.kiln().args(args.iter().copied()).run();
     kiln(&["network", "create", "pub", "--subnet", "10.89.45.0/24"]).success();
     let (tcp, udp) = (free_port(), free_port());
     let id = kiln(&[
@@ -139,8 +112,11 @@ fn two_hundred_idle_clients_cost_two_descriptors_each_and_are_given_back() {
     .stdout()
     .trim()
     .to_string();
-    let pid = supervisor_pid(root, &id);
-    eventually("the server answers", || {
+    // The supervisor runs the container's proxies.
+    let pid = lab.root.record(&id)["state"]["supervisor_pid"]
+        .as_i64()
+        .unwrap();
+    wait_for("the server answers", || {
         TcpStream::connect(("127.0.0.1", tcp))
             .and_then(|mut s| {
                 s.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -185,7 +161,7 @@ fn two_hundred_idle_clients_cost_two_descriptors_each_and_are_given_back() {
     );
     assert_eq!(loaded.1, baseline.1, "no thread per connection");
     drop(clients);
-    eventually("the descriptors are given back", || {
+    wait_for("the descriptors are given back", || {
         usage(pid).0 <= baseline.0
     });
     let after = usage(pid);
@@ -204,16 +180,15 @@ fn two_hundred_idle_clients_cost_two_descriptors_each_and_are_given_back() {
 
     kiln(&["rm", "-f", "echo"]).success();
     kiln(&["network", "rm", "pub"]).success();
-    assert_nothing_left(root, &[pid as i64]);
+    lab.root.assert_clean();
 }
 
 #[test]
 fn over_the_limit_clients_are_reset_and_idle_ones_closed() {
-    let Some((project, root)) = setup() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let kiln = |args: &[&str]| project.kiln(root).args(args.iter().copied()).run();
+    let kiln = |args: &[&str]| lab.kiln().args(args.iter().copied()).run();
     kiln(&["network", "create", "lim", "--subnet", "10.89.46.0/24"]).success();
     let port = free_port();
     for (flag, value) in [
@@ -254,7 +229,7 @@ fn over_the_limit_clients_are_reset_and_idle_ones_closed() {
         "/server.py",
     ])
     .success();
-    eventually("the server answers", || {
+    wait_for("the server answers", || {
         TcpStream::connect(("127.0.0.1", port))
             .and_then(|mut s| {
                 s.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -304,5 +279,5 @@ fn over_the_limit_clients_are_reset_and_idle_ones_closed() {
 
     kiln(&["rm", "-f", "limited"]).success();
     kiln(&["network", "rm", "lim"]).success();
-    assert_nothing_left(root, &[]);
+    lab.root.assert_clean();
 }

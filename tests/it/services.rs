@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::detach::assert_nothing_left;
-use crate::harness::{Project, is_root};
-use crate::network::IMAGES;
+use nix::sys::signal::Signal;
+
+use crate::harness::{Lab, Project, has_python, host, images};
 
 /// Resolves `web` in a loop for up to 5 s; prints `ADDRESS ATTEMPTS SECONDS` or
 /// `unresolved`.
@@ -22,9 +22,12 @@ while True:
         time.sleep(0.02)
 "#;
 
-fn project() -> String {
-    format!(
-        r#"{IMAGES}
+fn lab() -> Option<Lab> {
+    if !has_python() {
+        return None;
+    }
+    let kdl = format!(
+        r#"{}
 project "dnsup"
 network "lab" subnet="10.89.41.0/24"
 container "web" image="py" {{
@@ -35,32 +38,23 @@ container "client" image="py" {{
     network "lab"
     cmd "sleep" "1000"
 }}
-"#
-    )
-}
-
-fn pid_of(root: &Path, name: &str) -> Option<i32> {
-    let text = std::fs::read_to_string(root.join("net").join(format!("{name}.pid"))).ok()?;
-    let pid: i32 = text.split_whitespace().next()?.parse().ok()?;
-    alive(pid).then_some(pid)
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'))
-}
-
-fn sigkill(pid: i32) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
+"#,
+        images::python("py", "")
     );
+    Lab::build(Project::new(&kdl))
+}
+
+/// The live process `$ROOT/net/NAME.pid` names.
+fn pid_of(root: &Path, name: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(root.join("net").join(format!("{name}.pid"))).ok()?;
+    let pid: i64 = text.split_whitespace().next()?.parse().ok()?;
+    host::alive(pid).then_some(pid)
 }
 
 /// `(address, attempts, seconds)` of resolving `web` from `client`.
-fn resolve(project: &Project, root: &Path) -> (String, u32, f64) {
-    let out = project
-        .kiln(root)
+fn resolve(lab: &Lab) -> (String, u32, f64) {
+    let out = lab
+        .kiln()
         .args(["exec", "client", "python3", "-c", RESOLVE])
         .run()
         .success()
@@ -75,7 +69,7 @@ fn resolve(project: &Project, root: &Path) -> (String, u32, f64) {
 }
 
 /// Waits (at most 5 s) until `name`'s pid file names a live process other than `old`.
-fn replaced(root: &Path, name: &str, old: i32) -> i32 {
+fn replaced(root: &Path, name: &str, old: i64) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if let Some(pid) = pid_of(root, name).filter(|p| *p != old) {
@@ -88,22 +82,19 @@ fn replaced(root: &Path, name: &str, old: i32) -> i32 {
 
 #[test]
 fn the_dns_daemon_is_restarted_and_up_never_trusts_a_dead_one() {
-    if !is_root() {
-        eprintln!("skipped: networks need root");
+    let Some(lab) = lab() else {
         return;
-    }
-    let project = Project::new(&project());
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    let kiln = |args: &[&str]| project.kiln(root).args(args.iter().copied()).run();
+    };
+    let root = lab.path();
+    let kiln = |args: &[&str]| lab.kiln().args(args.iter().copied()).run();
     kiln(&["up", "-d"]).success();
-    assert_eq!(resolve(&project, root).0, "10.89.41.10");
+    assert_eq!(resolve(&lab).0, "10.89.41.10");
 
     // The daemon killed: its supervisor starts it again, names resolve with no user action.
     let netd = pid_of(root, "netd").expect("the DNS daemon runs");
-    sigkill(netd);
+    host::signal(netd, Signal::SIGKILL);
     let killed = Instant::now();
-    let (address, attempts, _) = resolve(&project, root);
+    let (address, attempts, _) = resolve(&lab);
     let back = killed.elapsed();
     assert_eq!(address, "10.89.41.10");
     let new = replaced(root, "netd", netd);
@@ -116,7 +107,7 @@ fn the_dns_daemon_is_restarted_and_up_never_trusts_a_dead_one() {
 
     // The supervisor killed: the daemon starts a new one, which adopts it.
     let netsup = pid_of(root, "netsup").expect("the supervisor runs");
-    sigkill(netsup);
+    host::signal(netsup, Signal::SIGKILL);
     replaced(root, "netsup", netsup);
     assert_eq!(
         pid_of(root, "netd"),
@@ -129,7 +120,11 @@ fn the_dns_daemon_is_restarted_and_up_never_trusts_a_dead_one() {
         for _ in 0..5 {
             for name in ["netsup", "netd"] {
                 if let Some(pid) = pid_of(root, name) {
-                    sigkill(pid);
+                    // It may be gone by itself between the look and the signal.
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        Signal::SIGKILL,
+                    );
                 }
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -142,7 +137,7 @@ fn the_dns_daemon_is_restarted_and_up_never_trusts_a_dead_one() {
     kill_both();
     // …and `kiln up` does: it returns only once the daemon answers.
     kiln(&["up", "-d"]).success();
-    let (address, attempts, _) = resolve(&project, root);
+    let (address, attempts, _) = resolve(&lab);
     assert_eq!(
         (address.as_str(), attempts),
         ("10.89.41.10", 1),
@@ -177,10 +172,13 @@ fn the_dns_daemon_is_restarted_and_up_never_trusts_a_dead_one() {
     squatter.kill().unwrap();
     squatter.wait().unwrap();
     kiln(&["up", "-d"]).success();
-    assert_eq!(resolve(&project, root).0, "10.89.41.10");
+    assert_eq!(resolve(&lab).0, "10.89.41.10");
 
     kiln(&["down"]).success();
     assert_eq!(pid_of(root, "netd"), None);
     assert_eq!(pid_of(root, "netsup"), None);
-    assert_nothing_left(root, &[netd as i64, new as i64, netsup as i64]);
+    for pid in [netd, new, netsup] {
+        assert!(!host::alive(pid), "process {pid} is left");
+    }
+    lab.root.assert_clean();
 }
