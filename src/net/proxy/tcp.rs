@@ -63,9 +63,9 @@ pub(super) async fn serve(
         let counters = &settings.counters;
         if counters.open.load(Ordering::Relaxed) >= settings.max_open {
             // A reset, at once: the client knows, instead of hanging in a backlog.
+            notice_refusal(&settings, &mut last_notice);
             let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
             drop(client);
-            notice_refusal(&settings, &mut last_notice);
             continue;
         }
         counters.open.fetch_add(1, Ordering::Relaxed);
