@@ -35,7 +35,8 @@ const FRESH: Duration = Duration::from_millis(50);
 /// The daemon as the supervisor sees it.
 pub const SERVICE: Service = Service {
     name: "netd",
-    subcommand: "__netd",
+    args: &["__netd"],
+    in_host_namespace: false,
     what: "the DNS daemon",
     wanted,
     ready,

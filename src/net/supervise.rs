@@ -16,7 +16,15 @@
 //! recycled pid is never mistaken for it) and `NAME.log` (its stderr). Whoever starts a
 //! process writes its pid file.
 //!
-//! It knows nothing of what a service does, and it never enters a namespace.
+//! A new per-root daemon joins in three steps: a [`Service`] in [`SERVICES`] (its name,
+//! its hidden subcommand and arguments, whether its process lives in the kiln host
+//! namespace, a cheap `wanted` and a `ready` that asks it a real question); a call to
+//! [`revive`] from its main loop; and [`ensure`] where a command needs it, [`stop`] where
+//! the last user goes. The service then neither forks, nor writes pid files, nor restarts
+//! itself: it serves, and exits 0 when it is no longer wanted.
+//!
+//! It knows nothing of what a service does; the supervisor's own threads never enter a
+//! namespace (a service's child enters it between fork and exec).
 
 use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
@@ -35,9 +43,14 @@ use crate::state::process_start_time;
 pub struct Service {
     /// Short name: its files are `$ROOT/net/NAME.pid` and `NAME.log`.
     pub name: &'static str,
-    /// The hidden subcommand that runs it: `kiln --root ROOT SUBCOMMAND`. It serves until
-    /// SIGTERM, or until it is no longer wanted (then it exits by itself, status 0).
-    pub subcommand: &'static str,
+    /// The hidden subcommand that runs it, with its arguments: `kiln --root ROOT ARGS…`.
+    /// It serves until SIGTERM, or until it is no longer wanted (then it exits by itself,
+    /// status 0).
+    pub args: &'static [&'static str],
+    /// Started inside the kiln host namespace (a service whose whole process lives there);
+    /// otherwise in the supervisor's own, the machine's (a service that enters the
+    /// namespace thread by thread, as the DNS daemon does).
+    pub in_host_namespace: bool,
     /// What messages call it: "the DNS daemon".
     pub what: &'static str,
     /// Whether it should run now. Called by the supervisor every [`RESCAN`]: make it cheap
@@ -127,20 +140,32 @@ fn forget_pid(state_root: &Path, name: &str, pid: i32) {
     }
 }
 
-/// `kiln --root ROOT SUBCOMMAND` in a session of its own (a Ctrl-C of the command that
-/// started it must not reach it), stdio closed, stderr appended to `$ROOT/net/NAME.log`.
-fn spawn(state_root: &Path, name: &str, subcommand: &str) -> io::Result<std::process::Child> {
+/// `kiln --root ROOT ARGS…` in a session of its own (a Ctrl-C of the command that started
+/// it must not reach it), stdio closed, stderr appended to `$ROOT/net/NAME.log`; in the kiln
+/// host namespace when `in_host_namespace` (the child enters it between fork and exec).
+fn spawn(
+    state_root: &Path,
+    name: &str,
+    args: &[&str],
+    in_host_namespace: bool,
+) -> io::Result<std::process::Child> {
     let exe = std::env::current_exe()?;
     let root = std::fs::canonicalize(state_root)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log_path(&root, name))?;
-    let mut command = std::process::Command::new(exe);
+    let mut command = if in_host_namespace {
+        let ns =
+            super::NetNs::open(&super::HostNamespace::path(&root)).map_err(io::Error::other)?;
+        super::command_in(&ns, exe)
+    } else {
+        std::process::Command::new(exe)
+    };
     command
         .arg("--root")
         .arg(&root)
-        .arg(subcommand)
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log);
@@ -190,7 +215,7 @@ fn start_supervisor(state_root: &Path) -> Result<(), ServiceError> {
         what: "the network service supervisor".into(),
         source,
     };
-    let mut child = spawn(state_root, SUPERVISOR, "__netsup").map_err(spawn_error)?;
+    let mut child = spawn(state_root, SUPERVISOR, &["__netsup"], false).map_err(spawn_error)?;
     let pid = child.id() as i32;
     write_pid(state_root, SUPERVISOR, pid).map_err(|source| ServiceError::Io {
         path: pid_path(state_root, SUPERVISOR),
@@ -257,16 +282,20 @@ pub fn revive(state_root: &Path) {
     }
 }
 
-/// Stops the supervisor and every service (when the root's last network is gone).
+/// Stops every service that is no longer wanted (the DNS daemon once the root's last
+/// network is gone), and the supervisor with them once nothing is wanted. A service still
+/// wanted keeps running, and so does its supervisor.
 pub fn stop(state_root: &Path) {
     let _lock = lock(state_root, true).ok().flatten();
-    if let Some(pid) = running(state_root, SUPERVISOR) {
-        // It stops the services itself, then exits.
-        terminate(pid, STOP_GRACE + Duration::from_secs(1));
+    if !SERVICES.iter().any(|s| (s.wanted)(state_root)) {
+        if let Some(pid) = running(state_root, SUPERVISOR) {
+            // It stops the services itself, then exits.
+            terminate(pid, STOP_GRACE + Duration::from_secs(1));
+        }
+        let _ = std::fs::remove_file(pid_path(state_root, SUPERVISOR));
     }
-    let _ = std::fs::remove_file(pid_path(state_root, SUPERVISOR));
-    // Services whose supervisor was dead, or did not get to them.
-    for service in SERVICES {
+    // Services whose supervisor was dead or still runs, or did not get to them.
+    for service in SERVICES.iter().filter(|s| !(s.wanted)(state_root)) {
         if let Some(pid) = running(state_root, service.name) {
             terminate(pid, STOP_GRACE);
         }
@@ -399,7 +428,12 @@ pub fn supervise(state_root: &Path) -> io::Result<()> {
                         timeout = timeout.min(slot.next_start - now);
                         continue;
                     }
-                    match spawn(state_root, name, slot.service.subcommand) {
+                    match spawn(
+                        state_root,
+                        name,
+                        slot.service.args,
+                        slot.service.in_host_namespace,
+                    ) {
                         Ok(child) => {
                             let pid = child.id() as i32;
                             // Reaped by `reap_children`; the handle is not needed.
