@@ -392,7 +392,8 @@ enum Task<'a> {
     Rollout(Vec<(&'a Instance, Record)>),
 }
 
-/// Compares an instance with the container of its name, if any.
+/// Compares an instance with the container of its name, if any: reads the record, the
+/// kernel's view of it and the image's digest, then lets [`decide`] choose.
 fn assess(
     store: &Store,
     records: &Records,
@@ -406,27 +407,53 @@ fn assess(
     let image = StoredImage::load(store, &instance.image).map_err(ContainerError::from)?;
     let digest = image.descriptor.digest.to_string();
     let existing = existing.reconciled();
-    let Some(member) = existing
-        .member
-        .as_ref()
-        .filter(|m| m.project == plan.project)
-    else {
+    Ok(match decide(&plan.project, instance, &existing, &digest)? {
+        Decision::Keep => Action::Keep,
+        Decision::Recreate => Action::Recreate(existing),
+        Decision::Rollout => Action::Rollout(existing),
+    })
+}
+
+/// What becomes of an instance whose container exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// It runs as declared (or is a job that completed): left alone.
+    Keep,
+    /// The same definition, but ended — or a job, changed or not: removed and started anew.
+    Recreate,
+    /// A changed service instance: replaced through a rollout (kept for a rollback).
+    Rollout,
+}
+
+/// The keep / recreate / rollout decision for `instance` of `project`, given the container
+/// of its name as the kernel sees it now (`existing`, reconciled) and the digest its image
+/// resolves to in the store. Pure: [`assess`] does the reading.
+///
+/// Unchanged means the same fingerprint (the node's meaning) and the same image digest. A
+/// container of that name that is not this project's is never touched.
+pub(super) fn decide(
+    project: &str,
+    instance: &Instance,
+    existing: &Record,
+    image_digest: &str,
+) -> Result<Decision, ProjectError> {
+    let Some(member) = existing.member.as_ref().filter(|m| m.project == project) else {
         return Err(ProjectError::NameTaken {
             name: instance.name.clone(),
-            project: plan.project.clone(),
+            project: project.to_string(),
         });
     };
-    let same = member.fingerprint == instance.fingerprint && existing.image_digest == digest;
+    let same = member.fingerprint == instance.fingerprint && existing.image_digest == image_digest;
     let alive = matches!(existing.state.status, Status::Running | Status::Restarting);
     let job_done = instance.kind == ContainerKind::Job
         && existing.state.status == Status::Exited
         && existing.state.exit_code == Some(0);
     Ok(if same && (alive || job_done) {
-        Action::Keep
+        Decision::Keep
     } else if same || instance.kind == ContainerKind::Job {
-        Action::Recreate(existing)
+        Decision::Recreate
     } else {
-        Action::Rollout(existing)
+        Decision::Rollout
     })
 }
 
