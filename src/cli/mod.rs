@@ -17,7 +17,6 @@ mod output;
 mod project;
 mod stats;
 mod test;
-mod verify;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
