@@ -318,3 +318,42 @@ fn images_tagged_in_the_store_can_be_named() {
         .failure()
         .stderr_contains("unknown image `pulled`");
 }
+
+/// The official KDL test suite (vendored in tests/kdl-spec) through the whole front end, as
+/// `kiln check` reads a file: every `_fail` case is a syntax error, no valid case is (the
+/// parser's own test compares the parsed documents too).
+#[test]
+fn the_official_kdl_test_suite_passes_the_front_end() {
+    let dir = repo().join("tests/kdl-spec/input");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/kdl-spec/input exists")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() > 300, "only {} cases", cases.len());
+    let mut wrong = Vec::new();
+    for path in cases {
+        let name = path
+            .file_stem()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let should_fail = name.ends_with("_fail");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            // Not UTF-8: kiln cannot even read it as text.
+            if !should_fail {
+                wrong.push(format!("{name}: unreadable"));
+            }
+            continue;
+        };
+        let loaded = spec::load_source("kiln.kdl", None, &text, &RealFs, &Options::default());
+        let syntax = loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.code == spec::Code::Syntax);
+        if syntax != should_fail {
+            wrong.push(format!("{name}: syntax error reported: {syntax}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
