@@ -41,6 +41,15 @@ pub fn run(
             return Ok(if err.use_stderr() { 2 } else { 0 });
         }
     };
+    if !matches!(cli.command, Command::Check(_) | Command::Graph(_)) {
+        let root = state_root(&cli);
+        crate::store::make_state_root_private(&root).map_err(|source| {
+            crate::store::StoreError::Io {
+                path: root.clone(),
+                source,
+            }
+        })?;
+    }
     let result = match &cli.command {
         Command::Check(args) => check::run(&cli, args),
         Command::Graph(args) => graph::run(&cli, args),
