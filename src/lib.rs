@@ -24,4 +24,7 @@ pub mod state;
 pub mod store;
 pub mod timestamp;
 
+#[cfg(test)]
+mod test_support;
+
 pub use error::Error;
