@@ -18,6 +18,7 @@ pub mod net;
 pub mod plan;
 pub mod probe;
 pub mod project;
+pub mod registry;
 pub mod runtime;
 pub mod spec;
 pub mod state;

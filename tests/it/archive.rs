@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::tools::{python, run, skopeo_inspect, umoci_unpack};
+use crate::harness::tools::{Podman, python, run, skopeo_inspect, umoci_unpack};
 use crate::harness::{Project, Root, is_root, which};
 
 const IMAGE: &str = r#"
@@ -153,28 +153,13 @@ fn podman_loads_a_docker_archive_and_runs_it() {
     if !is_root() || !which("podman") {
         return;
     }
-    let storage = tempfile::tempdir().unwrap();
-    let podman = || {
-        let mut command = Command::new("podman");
-        command
-            .arg("--root")
-            .arg(storage.path().join("root"))
-            .arg("--runroot")
-            .arg(storage.path().join("run"))
-            .args(["--storage-driver", "vfs"]);
-        command
-    };
-    run(podman().arg("load").arg("-i").arg(&archive));
+    let podman = Podman::new();
+    run(podman.command().arg("load").arg("-i").arg(&archive));
     let printed =
-        run(podman().args(["run", "--rm", "--network", "none", "localhost/hello:latest"]));
+        run(podman
+            .command()
+            .args(["run", "--rm", "--network", "none", "localhost/hello:latest"]));
     assert_eq!(printed, "hello from kiln\n");
-    let _ = podman().args(["rmi", "-a", "-f"]).output();
-    // podman's vfs storage has read-only layers; make them removable for the temp dir.
-    let _ = Command::new("chmod")
-        .arg("-R")
-        .arg("u+w")
-        .arg(storage.path())
-        .status();
 }
 
 #[test]

@@ -22,6 +22,7 @@ mod harness;
 mod health;
 mod network;
 mod project;
+mod registry;
 mod rollout;
 mod run;
 mod stats;

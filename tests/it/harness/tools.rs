@@ -42,3 +42,41 @@ pub fn umoci_unpack(layout: &Path, tag: &str, rootfs: &Path) {
 pub fn python(script: &str, args: &[&std::ffi::OsStr]) -> String {
     run(Command::new("python3").arg("-c").arg(script).args(args))
 }
+
+/// Podman with throw-away storage of its own (vfs), so tests never touch the machine's
+/// images; its storage is emptied and removed when dropped.
+pub struct Podman {
+    storage: tempfile::TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        Podman {
+            storage: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// `podman --root … --runroot … --storage-driver vfs`.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new("podman");
+        command
+            .arg("--root")
+            .arg(self.storage.path().join("root"))
+            .arg("--runroot")
+            .arg(self.storage.path().join("run"))
+            .args(["--storage-driver", "vfs"]);
+        command
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.command().args(["rmi", "-a", "-f"]).output();
+        // podman's vfs storage has read-only layers; make them removable for the temp dir.
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(self.storage.path())
+            .status();
+    }
+}
