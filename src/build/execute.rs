@@ -403,7 +403,10 @@ impl Run<'_> {
         // Start from the longest stack below that is known.
         let (mut index, start) = {
             let known = self.indexes.lock().expect("indexes lock");
-            match (0..chains.len()).rev().find_map(|n| known.get(&chains[n]).map(|x| (x, n))) {
+            match (0..chains.len())
+                .rev()
+                .find_map(|n| known.get(&chains[n]).map(|x| (x, n)))
+            {
                 Some((found, n)) => ((**found).clone(), n + 1),
                 None => (ImageIndex::new(), 0),
             }

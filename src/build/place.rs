@@ -276,7 +276,10 @@ mod tests {
         index.insert("evil", node(IndexKind::Symlink("/tmp/x".into()), 0o777));
         index.insert("target", node(IndexKind::File, 0o644));
         index.insert("flink", node(IndexKind::Symlink("/target".into()), 0o777));
-        index.insert("dangling", node(IndexKind::Symlink("/nowhere".into()), 0o777));
+        index.insert(
+            "dangling",
+            node(IndexKind::Symlink("/nowhere".into()), 0o777),
+        );
         index.insert("d/f", node(IndexKind::Dir, 0o755));
         index.insert("d/l", node(IndexKind::Symlink("/etc".into()), 0o777));
         index
@@ -408,10 +411,7 @@ mod tests {
     #[test]
     fn links_of_the_image_are_followed_inside_it() {
         // Merged /usr: `/bin/` is `/usr/bin/`; nothing is written at `/bin`.
-        assert_eq!(
-            ok(vec![file("f")], "/bin/"),
-            ["F /usr/bin/f <- /ctx/f"]
-        );
+        assert_eq!(ok(vec![file("f")], "/bin/"), ["F /usr/bin/f <- /ctx/f"]);
         assert_eq!(ok(vec![file("g")], "/bin/g2"), ["F /usr/bin/g2 <- /ctx/g"]);
         // An absolute link means the image's `/`: never the host's /tmp.
         assert_eq!(
@@ -439,7 +439,11 @@ mod tests {
         let cases: Vec<(Vec<CopyMatch>, &str, fn(&PlaceError) -> bool)> = vec![
             // A file onto a directory: the directory is never replaced.
             (vec![file("f")], "/d/", file_onto_dir),
-            (vec![dir("x", &[("f", ItemKind::File)])], "/d", file_onto_dir),
+            (
+                vec![dir("x", &[("f", ItemKind::File)])],
+                "/d",
+                file_onto_dir,
+            ),
             // A directory onto a file, and onto a link inside the tree.
             (vec![dir("x", &[])], "/etc/motd", dir_onto_file),
             (vec![dir("x", &[("l", ItemKind::Dir)])], "/d", dir_onto_file),
@@ -463,10 +467,7 @@ mod tests {
         assert!(workdir(&image, "/srv/www").expect("exists").is_empty());
         assert!(workdir(&image, "/").expect("root").is_empty());
         assert_eq!(workdir(&image, "/bin/x").expect("made"), ["usr/bin/x"]);
-        assert_eq!(
-            workdir(&image, "/evil").expect("made"),
-            ["tmp", "tmp/x"]
-        );
+        assert_eq!(workdir(&image, "/evil").expect("made"), ["tmp", "tmp/x"]);
         let err = workdir(&image, "/etc/motd").expect_err("a file");
         assert!(matches!(err, PlaceError::NotADirectory { .. }), "{err}");
     }

@@ -154,7 +154,11 @@ impl ImageIndex {
             (format!("{path}/"), Some(format!("{path}0")))
         };
         let doomed: Vec<String> = match &to {
-            Some(to) => self.nodes.range(from..to.clone()).map(|(k, _)| k.clone()).collect(),
+            Some(to) => self
+                .nodes
+                .range(from..to.clone())
+                .map(|(k, _)| k.clone())
+                .collect(),
             None => self.nodes.keys().cloned().collect(),
         };
         for key in doomed {
@@ -387,23 +391,27 @@ mod tests {
     fn layers_merge_with_whiteouts_opaque_directories_and_implicit_parents() {
         let mut index = ImageIndex::new();
         index
-            .apply_layer(&tar(&[
-                ("etc", EntryKind::Dir, 0o755),
-                ("etc/passwd", file("root:x:0:0::/root:/bin/sh\n"), 0o644),
-                ("srv/www/index.html", file("x"), 0o644),
-                ("tmp", EntryKind::Dir, 0o1777),
-                ("old/a", file("a"), 0o600),
-                ("keep/a", file("a"), 0o600),
-                ("bin", link("usr/bin"), 0o777),
-            ])[..])
+            .apply_layer(
+                &tar(&[
+                    ("etc", EntryKind::Dir, 0o755),
+                    ("etc/passwd", file("root:x:0:0::/root:/bin/sh\n"), 0o644),
+                    ("srv/www/index.html", file("x"), 0o644),
+                    ("tmp", EntryKind::Dir, 0o1777),
+                    ("old/a", file("a"), 0o600),
+                    ("keep/a", file("a"), 0o600),
+                    ("bin", link("usr/bin"), 0o777),
+                ])[..],
+            )
             .expect("layer 1");
         index
-            .apply_layer(&tar(&[
-                ("old", EntryKind::Whiteout, 0),
-                ("keep", EntryKind::OpaqueDir, 0o700),
-                ("keep/b", file("b"), 0o644),
-                ("srv/www", file("now a file"), 0o640),
-            ])[..])
+            .apply_layer(
+                &tar(&[
+                    ("old", EntryKind::Whiteout, 0),
+                    ("keep", EntryKind::OpaqueDir, 0o700),
+                    ("keep/b", file("b"), 0o644),
+                    ("srv/www", file("now a file"), 0o640),
+                ])[..],
+            )
             .expect("layer 2");
         assert_eq!(
             listing(&index),
@@ -434,7 +442,12 @@ mod tests {
         // The opaque marker clears what the layers below put in `d`, never what its own
         // layer adds there (the marker may come before or after the additions).
         index
-            .apply_layer(&tar(&[("d", EntryKind::OpaqueDir, 0o755), ("d/x", file("x"), 0o644)])[..])
+            .apply_layer(
+                &tar(&[
+                    ("d", EntryKind::OpaqueDir, 0o755),
+                    ("d/x", file("x"), 0o644),
+                ])[..],
+            )
             .expect("layer 2");
         assert_eq!(listing(&index), ["F a 644", "D d 755", "F d/x 644"]);
     }
@@ -443,15 +456,17 @@ mod tests {
     fn resolution_stays_inside_the_image() {
         let mut index = ImageIndex::new();
         index
-            .apply_layer(&tar(&[
-                ("usr/bin", EntryKind::Dir, 0o755),
-                ("bin", link("usr/bin"), 0o777),
-                ("evil", link("/tmp/x"), 0o777),
-                ("up", link("../../../../etc"), 0o777),
-                ("usr/lib/rel", link("../bin"), 0o777),
-                ("loop1", link("loop2"), 0o777),
-                ("loop2", link("/loop1"), 0o777),
-            ])[..])
+            .apply_layer(
+                &tar(&[
+                    ("usr/bin", EntryKind::Dir, 0o755),
+                    ("bin", link("usr/bin"), 0o777),
+                    ("evil", link("/tmp/x"), 0o777),
+                    ("up", link("../../../../etc"), 0o777),
+                    ("usr/lib/rel", link("../bin"), 0o777),
+                    ("loop1", link("loop2"), 0o777),
+                    ("loop2", link("/loop1"), 0o777),
+                ])[..],
+            )
             .expect("layer");
         let resolve = |p: &str| index.resolve(p, true).expect(p);
         assert_eq!(resolve("/bin/sh"), "usr/bin/sh");

@@ -745,13 +745,9 @@ fn copy_items(
         .into_iter()
         .map(|m| (0, m))
         .collect();
-    let placement = crate::build::place::place(
-        &matches,
-        dst,
-        "/",
-        &crate::layer::ImageIndex::new(),
-    )
-    .unwrap_or_else(|e| panic!("placing {src} at {dst}: {e}"));
+    let placement =
+        crate::build::place::place(&matches, dst, "/", &crate::layer::ImageIndex::new())
+            .unwrap_or_else(|e| panic!("placing {src} at {dst}: {e}"));
     let mut listed = Vec::new();
     let mut sources = Vec::new();
     for (path, placed) in placement {
