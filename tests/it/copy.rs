@@ -6,8 +6,9 @@
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use crate::harness::{Project, is_root, which};
-use crate::tree::{differences, layer_members, listing, rootfs};
+use crate::harness::tools::{run, umoci_unpack};
+use crate::harness::tree::{differences, layer_members, listing, rootfs};
+use crate::harness::{Project, Root, is_root, which};
 
 /// The steps of the side-by-side image, as kiln.kdl and as a Containerfile line.
 const STEPS: &[(&str, &str)] = &[
@@ -129,7 +130,7 @@ fn semantics_project(evil: &Path) -> (Project, String) {
     std::fs::hard_link(at("hld/a"), at("hld/c")).unwrap();
     symlink("f", at("link")).unwrap();
 
-    let work = tempfile::tempdir().unwrap();
+    let work = Root::new();
     let rootfs_tar = work.path().join("rootfs.tar");
     base_rootfs(&rootfs_tar, evil);
     project
@@ -165,12 +166,11 @@ fn line<'a>(tree: &'a std::collections::BTreeMap<String, String>, path: &str) ->
 #[test]
 fn copy_and_workdir_follow_dockers_rules_against_the_image_below() {
     if !is_root() {
-        eprintln!("skipped: owners and modes are compared as root");
         return;
     }
     let evil = evil_target();
     let (project, _) = semantics_project(&evil);
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     let fs = rootfs(&project, root.path(), "same");
     let tree = listing(fs.path());
@@ -232,7 +232,6 @@ fn copy_and_workdir_follow_dockers_rules_against_the_image_below() {
 #[test]
 fn same_file_tree_as_buildah_for_the_same_context() {
     if !is_root() {
-        eprintln!("skipped: buildah and umoci run as root here");
         return;
     }
     if !which("buildah") || !which("umoci") || !which("unshare") {
@@ -241,7 +240,7 @@ fn same_file_tree_as_buildah_for_the_same_context() {
     let evil = evil_target();
     let (project, containerfile) = semantics_project(&evil);
     std::fs::write(project.path().join("Containerfile"), &containerfile).unwrap();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project
         .kiln(root.path())
         .args(["build", "--compression", "gzip"])
@@ -258,17 +257,7 @@ fn same_file_tree_as_buildah_for_the_same_context() {
         .run()
         .success();
     let unpacked = work.path().join("kiln-rootfs");
-    let out = std::process::Command::new("umoci")
-        .args(["raw", "unpack", "--image"])
-        .arg(format!("{}:same", layout.display()))
-        .arg(&unpacked)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    umoci_unpack(&layout, "same", &unpacked);
 
     // buildah's, written out as a directory. Its storage, temporary files and blob-info
     // cache (which has no flag: under /var/lib/containers) stay in `work`: buildah runs in
@@ -278,7 +267,7 @@ fn same_file_tree_as_buildah_for_the_same_context() {
     std::fs::create_dir_all(store.join("tmp")).unwrap();
     std::fs::create_dir_all(&var_lib).unwrap();
     let built = work.path().join("buildah-rootfs");
-    let out = std::process::Command::new("unshare")
+    run(std::process::Command::new("unshare")
         .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
         .arg(r#"mount --bind "$1" /var/lib && shift && exec "$@""#)
         .arg("sh")
@@ -300,15 +289,8 @@ fn same_file_tree_as_buildah_for_the_same_context() {
         .arg("-f")
         .arg(project.path().join("Containerfile"))
         .arg(project.path())
-        .env("TMPDIR", store.join("tmp"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "buildah bud failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // buildah's storage holds mounts of nothing (vfs): its files go with `work`.
+        .env("TMPDIR", store.join("tmp")));
+    // With vfs, buildah's storage is plain directories: they go with `work`.
     let ours = listing(&unpacked);
     let theirs = listing(&built);
     let diff = differences("kiln", &ours, "buildah", &theirs);
@@ -337,7 +319,7 @@ image "over" {
     )
     .file("a.txt", "a\n")
     .file("b.txt", "b\n");
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project
         .kiln(root.path())
         .args(["build", "two"])
@@ -357,7 +339,6 @@ image "over" {
 #[test]
 fn workdir_of_a_missing_directory_creates_it_and_run_steps_start_there() {
     if !is_root() {
-        eprintln!("skipped: the build sandbox needs root");
         return;
     }
     let project = Project::new(
@@ -371,7 +352,7 @@ image "wd" {
 }
 "#,
     );
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     let fs = rootfs(&project, root.path(), "wd");
     assert_eq!(

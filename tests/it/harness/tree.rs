@@ -9,7 +9,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::harness::Project;
+use super::Project;
 
 /// One line per path below `root` (the root itself left out), sorted: `d 0755 0:0`,
 /// `f 0644 0:0 <sha256> [linked to PATH]` (PATH: the first path, in order, of the files
@@ -153,7 +153,7 @@ pub fn rootfs(project: &Project, state_root: &Path, image: &str) -> tempfile::Te
     let root = tempfile::tempdir().expect("tempdir");
     let options = kiln::layer::ExtractOptions {
         whiteouts: kiln::layer::WhiteoutMode::Apply,
-        preserve_ownership: crate::harness::is_root(),
+        preserve_ownership: nix::unistd::geteuid().is_root(),
         allow_devices: false,
     };
     for blob in layer_blobs(&layout) {
