@@ -436,7 +436,8 @@ mod tests {
         fn not_a_dir(e: &PlaceError) -> bool {
             matches!(e, PlaceError::NotADirectory { path } if path == "/etc/motd")
         }
-        let cases: Vec<(Vec<CopyMatch>, &str, fn(&PlaceError) -> bool)> = vec![
+        type Case = (Vec<CopyMatch>, &'static str, fn(&PlaceError) -> bool);
+        let cases: Vec<Case> = vec![
             // A file onto a directory: the directory is never replaced.
             (vec![file("f")], "/d/", file_onto_dir),
             (
