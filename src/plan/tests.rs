@@ -135,7 +135,7 @@ fn config_steps_apply_like_docker() {
     // `workdir` is a layer step (it creates the directory) that also sets the config.
     assert!(web.steps.iter().any(|s| matches!(
         &s.action,
-        StepAction::Layer(LayerAction::Workdir { path }) if path == "/srv/www"
+        StepAction::Layer(LayerAction::Workdir { path }) if path == "www"
     )));
     assert_eq!(config.config.working_dir.as_deref(), Some("/srv/www"));
     assert_eq!(config.config.cmd, Some(vec!["sh".to_string()]));
