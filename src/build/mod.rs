@@ -19,6 +19,7 @@ pub(crate) mod place;
 pub mod record;
 mod schedule;
 mod statcache;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub use place::PlaceError;
 pub use record::{ExplainedStep, explain};
 pub use schedule::run_dag;
 pub use statcache::StatCache;
+pub use verify::{Verification, VerifyError, verify};
 
 use crate::digest::Digest;
 use crate::layer::Compression;
