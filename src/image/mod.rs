@@ -6,16 +6,16 @@
 
 mod archive;
 mod config;
+mod import;
 mod manifest;
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
 
-pub use archive::{
-    ArchiveError, ArchiveFormat, ExportReport, Imported, export, import, import_untagged,
-};
+pub use archive::{ArchiveError, ArchiveFormat, ExportReport, export};
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
+pub use import::{Imported, import, import_untagged};
 pub use manifest::{MEDIA_CONFIG, Manifest};
 
 use crate::digest::Digest;
