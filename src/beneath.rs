@@ -106,6 +106,15 @@ fn check_kind(file: File, kind: Kind) -> io::Result<File> {
     }
 }
 
+/// Whether [`open`] failed because nothing of that kind is at that path without a symlink
+/// on the way (missing, a symlink, a non-directory parent), rather than for an I/O error.
+pub fn not_there(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR | libc::EXDEV)
+    )
+}
+
 /// Opens a directory the caller names (following links in its own path: the caller chose
 /// it), as the base for [`open`].
 pub fn open_root(path: &Path) -> io::Result<File> {

@@ -44,6 +44,8 @@ mod scan;
 mod write;
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;

@@ -15,7 +15,7 @@ use crate::tarball::{self, Member, device, dir, docker_archive, file, hardlink, 
 
 /// Every file under the store with its bytes (lock files aside): "byte-identical" means
 /// two of these are equal.
-fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
+pub fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![store.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -247,7 +247,7 @@ fn a_docker_archive_whose_layer_is_a_link_to_a_host_file_is_refused() {
     ];
     for (what, member, message) in cases {
         // The archive as docker_archive makes it, with the layer member replaced.
-        let mut members = docker_archive("stolen:1", &[content.clone()], &[]);
+        let mut members = docker_archive("stolen:1", std::slice::from_ref(&content), &[]);
         members.retain(|m| !m.name.starts_with(&hex));
         members.insert(0, member);
         let archive = temp.path().join("stolen.tar");
@@ -268,7 +268,7 @@ fn an_oci_layout_whose_files_are_links_to_host_files_are_refused() {
     let temp = tempfile::tempdir().unwrap();
     let (secret, content) = secret(temp.path());
     let root = temp.path().join("root");
-    let oci = tarball::oci("stolen", &[content.clone()], None);
+    let oci = tarball::oci("stolen", std::slice::from_ref(&content), None);
     let hex = tarball::sha256_hex(&content);
     // As an archive: the blob member is a symlink to the host file.
     let mut members = oci.members(&[&hex]);

@@ -15,6 +15,7 @@ mod diagnostics;
 mod examples;
 mod exec;
 mod fuzz;
+mod fuzz_archives;
 mod graph;
 mod harness;
 mod health;

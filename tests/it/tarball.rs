@@ -148,7 +148,7 @@ fn fix_checksum(h: &mut [u8; 512]) {
 }
 
 fn pad(out: &mut Vec<u8>) {
-    while !out.len().is_multiple_of(512) {
+    while out.len() % 512 != 0 {
         out.push(0);
     }
 }
