@@ -17,6 +17,7 @@ mod layer_dirs;
 pub mod record;
 mod schedule;
 mod statcache;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use layer_dirs::{chain_ids, flatten, unpack_stack};
 pub use record::{ExplainedStep, explain};
 pub use schedule::run_dag;
 pub use statcache::StatCache;
+pub use verify::{Verification, VerifyError, verify};
 
 use crate::digest::Digest;
 use crate::layer::Compression;

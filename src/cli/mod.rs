@@ -15,9 +15,10 @@ mod images;
 mod network;
 mod output;
 mod project;
+mod registry;
+mod registry_args;
 mod stats;
 mod test;
-mod verify;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -83,6 +84,10 @@ pub fn run(
         Command::Rmi(args) => images::rmi(&cli, args),
         Command::Gc(args) => images::gc(&cli, args),
         Command::Fsck(args) => images::fsck(&cli, args),
+        Command::Pull(args) => registry::pull(&cli, args),
+        Command::Push(args) => registry::push(&cli, args),
+        Command::Login(args) => registry::login(&cli, args),
+        Command::Logout(args) => registry::logout(&cli, args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.

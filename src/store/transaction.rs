@@ -154,6 +154,17 @@ impl Transaction {
         Ok(())
     }
 
+    /// Like [`Transaction::tag`], keeping the descriptor's annotations in `index.json`
+    /// (a pulled image's name records where it came from).
+    pub fn tag_annotated(&self, name: &str, manifest: &Descriptor) -> Result<(), StoreError> {
+        let annotations = manifest.annotations.clone();
+        self.tag(name, manifest)?;
+        if let Some(tagged) = self.tags.lock().expect("tags").get_mut(name) {
+            tagged.annotations = annotations;
+        }
+        Ok(())
+    }
+
     /// Publishes `descriptor` and what it reaches at commit without a tag (something else
     /// refers to it: an image built on an imported archive).
     pub fn keep(&self, descriptor: &Descriptor) {
