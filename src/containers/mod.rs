@@ -17,6 +17,7 @@ mod lifecycle;
 mod logs;
 mod network;
 mod prepare;
+mod probing;
 mod run;
 mod stats;
 mod supervisor;
@@ -33,13 +34,11 @@ pub use control::{
 };
 pub use detach::{REPORT_FD, restart, run_detached, spawn_supervisor};
 pub use exec::{ExecRequest, Target, exec};
-pub use health::{
-    Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, RoundResult, parse_health,
-    probe_once,
-};
+pub use health::{Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, parse_health};
 pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
 pub use logs::{parse_since, read_logs};
 pub use network::Published;
+pub use probing::{RoundResult, probe_once};
 pub use run::{RunResult, run};
 pub use stats::{
     ContainerStats, NetIo, Sampler, cpu_percent, parse_mem_total, parse_net_dev, snapshot,

@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use super::ContainerError;
 use super::exec::Target;
-use super::health::{Health, HealthCheck, HealthTracker, probe_once};
+use super::health::{Health, HealthCheck, HealthTracker};
 use super::lifecycle::{
     Launch, STARTED, cgroup, layout, log_path, remove_files, remove_parent_cgroups, stop_marker,
 };
+use super::probing::probe_once;
 use crate::runtime::cgroup::Cgroup;
 use crate::runtime::supervise::{Backoff, ExitReason, LogWriter, RestartPolicy, Stream};
 use crate::runtime::{SandboxStatus, StartHooks, Stdio, start};
