@@ -7,6 +7,7 @@
 
 pub mod atomic_file;
 pub mod build;
+pub mod causes;
 pub mod cli;
 pub mod containers;
 pub mod digest;
