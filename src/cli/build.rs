@@ -129,7 +129,7 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
             if args.format == OutputFormat::Json {
                 json_line(&json!({
                     "ok": false,
-                    "errors": errors.iter().map(|e| error_chain(e)).collect::<Vec<_>>(),
+                    "errors": errors.iter().map(|e| crate::causes::chain(e)).collect::<Vec<_>>(),
                 }))?;
             }
             return Ok(1);
@@ -406,21 +406,10 @@ pub(super) fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, crate::Error>
     Ok(0)
 }
 
-/// Messages of an error and its causes, outermost first.
-fn error_chain(err: &dyn std::error::Error) -> Vec<String> {
-    let mut out = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push(cause.to_string());
-        source = cause.source();
-    }
-    out
-}
-
 /// Prints a build error rustc-style: the message, where in kiln.kdl, the causes, the help,
 /// and for a failed `run` the tail of its output.
 fn report_error(err: &BuildError, sources: &Sources) {
-    let chain = error_chain(err);
+    let chain = crate::causes::chain(err);
     eprintln!("error: {}", chain[0]);
     if let Some(span) = err.span() {
         let file = sources.get(span.file);
@@ -446,11 +435,7 @@ fn report_error(err: &BuildError, sources: &Sources) {
     for cause in &chain[1..] {
         eprintln!("  caused by: {cause}");
     }
-    if let Some(help) = miette::Diagnostic::help(err) {
-        eprintln!("  help: {help}");
-    } else if let Some(inner) = miette::Diagnostic::diagnostic_source(err)
-        && let Some(help) = inner.help()
-    {
+    if let Some(help) = crate::causes::help(err) {
         eprintln!("  help: {help}");
     }
     if let BuildError::RunFailed { output_tail, .. } = err
