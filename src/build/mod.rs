@@ -14,6 +14,8 @@ mod execute;
 mod hashing;
 pub mod inputs;
 mod layer_dirs;
+mod owner;
+pub(crate) mod place;
 pub mod record;
 mod schedule;
 mod statcache;
@@ -26,6 +28,8 @@ pub use cleanup::{CleanReport, clean_state};
 pub use execute::{build, store_layer};
 pub use hashing::HostInputs;
 pub use layer_dirs::{chain_ids, flatten, unpack_stack};
+pub use owner::OwnerError;
+pub use place::PlaceError;
 pub use record::{ExplainedStep, explain};
 pub use schedule::run_dag;
 pub use statcache::StatCache;
@@ -134,6 +138,24 @@ pub enum BuildError {
         #[diagnostic_source]
         source: copy_from::CopyFromError,
     },
+    #[error("cannot place what step {} of image `{image}` copies or creates", index + 1)]
+    Place {
+        image: String,
+        index: usize,
+        span: Span,
+        #[source]
+        #[diagnostic_source]
+        source: place::PlaceError,
+    },
+    #[error("cannot tell who owns what step {} of image `{image}` creates", index + 1)]
+    Owner {
+        image: String,
+        index: usize,
+        span: Span,
+        #[source]
+        #[diagnostic_source]
+        source: owner::OwnerError,
+    },
     #[error("`run` in image `{image}` failed: {status}")]
     RunFailed {
         image: String,
@@ -205,6 +227,8 @@ impl BuildError {
         match self {
             BuildError::Inputs { span, .. }
             | BuildError::CopyFrom { span, .. }
+            | BuildError::Place { span, .. }
+            | BuildError::Owner { span, .. }
             | BuildError::RunFailed { span, .. }
             | BuildError::RunStart { span, .. }
             | BuildError::Layer { span, .. }

@@ -12,6 +12,7 @@ mod book;
 mod build;
 mod check;
 mod commit;
+mod copy;
 mod detach;
 mod diagnostics;
 mod examples;
