@@ -179,20 +179,29 @@ impl ImageIndex {
         }
         for change in &changes {
             match change {
-                Change::Whiteout(path) => self.remove(path),
-                Change::Opaque(dir) => self.remove_below(dir),
+                Change::Whiteout(path) => {
+                    let path = self.through_parents(path)?;
+                    self.remove(&path);
+                }
+                Change::Opaque(dir) => {
+                    let dir = self.resolve(dir, true).map_err(unsafe_entry)?;
+                    self.remove_below(&dir);
+                }
                 Change::Put(..) | Change::Link(..) => {}
             }
         }
         for change in changes {
             match change {
                 Change::Put(path, node, content) => {
+                    let path = self.through_parents(&path)?;
                     self.insert(&path, node);
                     if let Some(content) = content {
                         self.captured.insert(path, content);
                     }
                 }
                 Change::Link(path, target, fallback) => {
+                    let path = self.through_parents(&path)?;
+                    let target = self.through_parents(&target)?;
                     let node = self.get(&target).cloned().unwrap_or(fallback);
                     let content = self.captured.get(&target).cloned();
                     self.insert(&path, node);
@@ -204,6 +213,15 @@ impl ImageIndex {
             }
         }
         Ok(())
+    }
+
+    /// Where an extractor puts the entry `path`: its parents' symbolic links followed inside
+    /// the image (as kiln's extractor and containerd's do), its own name as it is.
+    fn through_parents(&self, path: &str) -> Result<String, LayerError> {
+        if !path.contains('/') {
+            return Ok(path.to_string());
+        }
+        self.resolve(path, false).map_err(unsafe_entry)
     }
 
     /// `path` (absolute or relative to the root) with every symbolic link on it followed
@@ -249,6 +267,13 @@ impl ImageIndex {
     /// Every path and node, parents before children.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &IndexNode)> {
         self.nodes.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+fn unsafe_entry(error: SymlinkLoop) -> LayerError {
+    LayerError::UnsafeEntry {
+        entry: format!("/{}", error.path),
+        reason: error.to_string(),
     }
 }
 
@@ -480,6 +505,43 @@ mod tests {
         assert_eq!(resolve("/a/../../b/./c"), "b/c");
         assert_eq!(resolve("/"), "");
         assert!(index.resolve("/loop1/x", true).is_err());
+    }
+
+    #[test]
+    fn entries_below_a_linked_directory_land_where_an_extractor_puts_them() {
+        let mut index = ImageIndex::new();
+        index
+            .apply_layer(
+                &tar(&[
+                    ("usr/bin", EntryKind::Dir, 0o755),
+                    ("bin", link("usr/bin"), 0o777),
+                ])[..],
+            )
+            .expect("layer 1");
+        // A tool that wrote `bin/tool` without resolving `/bin`: it lands in /usr/bin, and
+        // the link stays.
+        let mut raw = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o755);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        raw.append_data(&mut header, "bin/tool", &b""[..])
+            .expect("entry");
+        index
+            .apply_layer(&raw.into_inner().expect("tar")[..])
+            .expect("layer 2");
+        assert_eq!(
+            listing(&index),
+            [
+                "L bin -> usr/bin",
+                "D usr 755",
+                "D usr/bin 755",
+                "F usr/bin/tool 755"
+            ]
+        );
     }
 
     #[test]
