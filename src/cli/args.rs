@@ -369,6 +369,16 @@ pub enum Command {
 
     /// Remove a registry's saved credentials from Docker's and Podman's files.
     Logout(super::registry_args::LogoutArgs),
+
+    /// Resolve every registry image kiln.kdl names (`from`, `copy … from=`, `image=`) to
+    /// a digest and write kiln.lock beside it, sorted, one line per image; pins nothing
+    /// uses are dropped. Builds then use the pinned digests, offline once pulled.
+    ///
+    /// Examples:
+    ///   kiln lock
+    ///   kiln lock -f examples/registry/kiln.kdl && git diff kiln.lock
+    #[command(verbatim_doc_comment)]
+    Lock(super::registry_args::LockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -408,6 +418,14 @@ pub struct BuildArgs {
     /// Output format of the final summary: `text`, or `json` (one object on stdout).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+
+    /// Resolve the tags of registry images again (and pull what changed) instead of
+    /// using the digests pinned in kiln.lock; rewrites kiln.lock.
+    #[arg(long)]
+    pub update: bool,
+
+    #[command(flatten)]
+    pub net: super::registry_args::RegistryNetArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
