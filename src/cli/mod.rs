@@ -9,6 +9,7 @@ mod build;
 mod check;
 mod commit;
 mod containers;
+mod error;
 mod exec;
 mod graph;
 mod images;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 pub use args::{Cli, Command, OutputFormat};
+pub use error::CliError;
 
 /// Runs kiln with the given arguments (the first is the program name) and returns the exit
 /// code. `Err` is for failures that stop a command; problems in kiln.kdl are reported by the
@@ -71,6 +73,7 @@ pub fn run(
         Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
         Command::Netd => network::netd(&cli),
+        Command::Netsup => network::netsup(&cli),
         Command::Test(args) => test::run(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),
