@@ -71,6 +71,14 @@ pub enum ContainerError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Layers(#[from] Box<crate::build::BuildError>),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Seccomp(#[from] crate::runtime::SeccompError),
+    #[error("unsupported --security-opt `{opt}`: {reason}")]
+    #[diagnostic(help(
+        "kiln takes seccomp=unconfined, seccomp=PROFILE.json (Docker's format) and no-new-privileges"
+    ))]
+    BadSecurityOpt { opt: String, reason: String },
     #[error("bad volume `{spec}`: {reason}")]
     #[diagnostic(help("use SRC:DST or SRC:DST:ro, with SRC an existing host path"))]
     BadVolume { spec: String, reason: String },

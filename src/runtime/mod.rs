@@ -44,7 +44,7 @@ mod output;
 mod plan;
 pub mod records;
 mod sandbox;
-mod seccomp;
+pub mod seccomp;
 pub mod spec;
 mod step;
 pub mod supervise;
@@ -62,7 +62,10 @@ pub use foreground::{FORWARDED, ForwardedSignals, run_foreground};
 pub use output::OutputTail;
 pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};
 pub use sandbox::{NoObserver, SandboxObserver, TraceEvent, run};
-pub use seccomp::{BpfInstruction, DEFAULT_DENIED, SeccompFilter, default_seccomp};
+pub use seccomp::{
+    BpfInstruction, PROFILE_ANNOTATION, Profile, SeccompChoice, SeccompError, SeccompFilter,
+    UNCONFINED, default_seccomp,
+};
 pub use step::{CStringArray, SetupPlan, SetupStep};
 pub use sys::{ExecFailure, Failure, RealSys, Sys, execute};
 
@@ -175,6 +178,9 @@ pub enum SandboxError {
     BadHostname { hostname: String },
     #[error("mount destination `{path}` must be an absolute path without `..`")]
     BadMountDestination { path: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("kiln's runtime does not support {what}")]
     Unsupported { what: String },
     #[error("cannot prepare the container: {message}")]

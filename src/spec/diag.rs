@@ -79,6 +79,7 @@ codes! {
     InvalidUrl => "invalid-url", "an `http` URL that kiln cannot probe";
     PathNotFound => "path-not-found", "a `copy` source or volume path that does not exist";
     PathEscapesContext => "path-escapes-context", "a path that leaves the project directory";
+    InvalidSeccompProfile => "invalid-seccomp-profile", "a seccomp profile file kiln cannot use (not Docker's format, an unknown system call, …)";
 }
 
 impl Code {
