@@ -22,5 +22,6 @@ mod network;
 mod project;
 mod rollout;
 mod run;
+mod seccomp;
 mod stats;
 mod test_cmd;
