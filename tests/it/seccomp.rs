@@ -377,3 +377,75 @@ container "custom" image="probe" {
         custom.stderr()
     );
 }
+
+#[test]
+fn podmans_own_profile_is_read_and_applied_with_its_meaning() {
+    // Podman's default (containers-common) is the other style of profile: ENOSYS by
+    // default, explicit EPERM rules, capability excludes. kiln applies it as written.
+    let podman = Path::new("/usr/share/containers/seccomp.json");
+    if !which("podman") || !podman.exists() {
+        return;
+    }
+    let Some(f) = Fixture::new() else {
+        return;
+    };
+    let opt = format!("seccomp={}", podman.display());
+    let out = f.run(
+        &["--security-opt", &opt],
+        &f.probes(&["io_uring", "personality 0x0400000", "fork"]),
+    );
+    assert_eq!(
+        out,
+        "io_uring ENOSYS\npersonality 0x0400000 ENOSYS\nfork ok\n"
+    );
+}
+
+#[test]
+fn kiln_check_reads_the_profile_and_points_at_the_node() {
+    let project = Project::new(
+        r#"
+image "base" {
+    from "scratch"
+}
+container "good" image="base" {
+    seccomp "good.json"
+}
+container "bad" image="base" {
+    seccomp "bad.json"
+}
+container "gone" image="base" {
+    seccomp "missing.json"
+}
+container "open" image="base" {
+    seccomp "unconfined"
+}
+"#,
+    )
+    .file("good.json", DENY_UNAME)
+    .file(
+        "bad.json",
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_LIKE"}]}]}"#,
+    );
+    let root = tempfile::tempdir().unwrap();
+    let ran = project
+        .kiln(root.path())
+        .args(["check", "--format", "json"])
+        .run()
+        .code(1);
+    let json = ran.json();
+    let diagnostics = json["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 2, "{json:#}");
+    let bad = &diagnostics[0];
+    assert_eq!(bad["code"], "kiln::spec::invalid-seccomp-profile", "{bad:#}");
+    assert_eq!(bad["message"], "seccomp profile `bad.json` cannot be used");
+    assert_eq!(
+        bad["labels"][0]["message"],
+        "at `syscalls[0].args[0].op`: unknown operator `SCMP_CMP_LIKE`",
+        "{bad:#}"
+    );
+    assert_eq!((&bad["line"], &bad["column"]), (&9.into(), &13.into()), "{bad:#}");
+    assert!(bad["help"].as_str().unwrap().starts_with("use SCMP_CMP_EQ"), "{bad:#}");
+    let gone = &diagnostics[1];
+    assert_eq!(gone["code"], "kiln::spec::path-not-found", "{gone:#}");
+    assert_eq!(gone["message"], "seccomp profile `missing.json` does not exist");
+}

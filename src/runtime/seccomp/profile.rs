@@ -157,6 +157,8 @@ struct JsonProfile {
     #[serde(default)]
     default_action: String,
     default_errno_ret: Option<u32>,
+    /// containers-common (Podman) also names the errno: `"ENOSYS"`.
+    default_errno: Option<String>,
     #[serde(default)]
     architectures: Option<Vec<String>>,
     #[serde(default)]
@@ -185,6 +187,8 @@ struct JsonSyscall {
     name: Option<String>,
     action: String,
     errno_ret: Option<u32>,
+    /// containers-common's name for `errnoRet`.
+    errno: Option<String>,
     #[serde(default)]
     args: Option<Vec<JsonArg>>,
     #[allow(dead_code)]
@@ -316,6 +320,12 @@ impl Profile {
         }
         let default_action = Action::parse(&json.default_action)
             .map_err(|m| at.error("defaultAction", m, ACTIONS_HELP))?;
+        let default_errno = errno(
+            &at,
+            "defaultErrno",
+            json.default_errno_ret,
+            json.default_errno.as_deref(),
+        )?;
         if json.listener_path.is_some() || json.listener_metadata.is_some() {
             return Err(at.error(
                 "listenerPath",
@@ -388,6 +398,12 @@ impl Profile {
             }
             let action = Action::parse(&call.action)
                 .map_err(|m| at.error(format!("{here}.action"), m, ACTIONS_HELP))?;
+            let rule_errno = errno(
+                &at,
+                &format!("{here}.errno"),
+                call.errno_ret,
+                call.errno.as_deref(),
+            )?;
             let mut args = Vec::new();
             for (j, arg) in call.args.into_iter().flatten().enumerate() {
                 if arg.index > 5 {
@@ -412,7 +428,7 @@ impl Profile {
             rules.push(Rule {
                 names,
                 action,
-                errno: call.errno_ret,
+                errno: rule_errno,
                 args,
                 includes,
                 excludes,
@@ -421,7 +437,7 @@ impl Profile {
         Ok(Profile {
             name: origin.to_string(),
             default_action,
-            default_errno: json.default_errno_ret,
+            default_errno,
             rules,
         })
     }
@@ -483,6 +499,37 @@ impl Profile {
 }
 
 const ACTIONS_HELP: &str = "use SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL_PROCESS, SCMP_ACT_KILL_THREAD, SCMP_ACT_TRAP, SCMP_ACT_TRACE or SCMP_ACT_LOG";
+
+/// The errno of a rule: `errnoRet` (a number), or containers-common's `errno` (a name);
+/// both must agree.
+fn errno(
+    at: &At<'_>,
+    path: &str,
+    number: Option<u32>,
+    name: Option<&str>,
+) -> Result<Option<u32>, SeccompError> {
+    let Some(name) = name else {
+        return Ok(number);
+    };
+    let named = (1..4096)
+        .find(|n| format!("{:?}", nix::errno::Errno::from_raw(*n)) == name)
+        .map(|n| n as u32)
+        .ok_or_else(|| {
+            at.error(
+                path,
+                format!("unknown errno `{name}`"),
+                "name it as errno(3) does (EPERM, ENOSYS, …), or give the number in errnoRet",
+            )
+        })?;
+    match number {
+        Some(number) if number != named => Err(at.error(
+            path,
+            format!("`{name}` is {named}, but errnoRet says {number}"),
+            "give one of them, or make them agree",
+        )),
+        _ => Ok(Some(named)),
+    }
+}
 
 /// An OCI argument condition.
 pub(crate) fn seccomp_arg(

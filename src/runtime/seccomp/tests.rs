@@ -362,6 +362,15 @@ fn a_deny_list_profile_allows_the_rest_but_never_x32() {
 }
 
 #[test]
+fn podmans_errno_names_are_read() {
+    let text = r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "defaultErrno": "ENOSYS",
+        "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errno": "EACCES"}]}"#;
+    let profile = Profile::parse("podman.json", text).unwrap();
+    assert_eq!(profile.default_errno, Some(38));
+    assert_eq!(profile.rules[0].errno, Some(libc::EACCES as u32));
+}
+
+#[test]
 fn dockers_own_default_json_is_accepted() {
     // The shape of moby's default.json: archMap, names of every architecture, comments,
     // includes and excludes by caps, arches and minKernel.
@@ -405,6 +414,10 @@ fn a_bad_profile_says_where_in_the_json() {
          "defaultAction", "the profile has no default action"),
         (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"action": "SCMP_ACT_ALLOW"}]}"#,
          "syscalls[0].names", "the rule names no system call"),
+        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "defaultErrno": "ENOSYS"}"#,
+         "defaultErrno", "`ENOSYS` is 38, but errnoRet says 1"),
+        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errno": "EWHAT"}]}"#,
+         "syscalls[0].errno", "unknown errno `EWHAT`"),
     ];
     for (text, at, message) in cases {
         assert_eq!(problem(text), (at.to_string(), message.to_string()), "{text}");
