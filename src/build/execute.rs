@@ -16,11 +16,13 @@ use super::schedule::run_dag;
 use super::{
     BuildError, BuildEvent, BuildOptions, BuildOutcome, BuiltImage, CacheStatus, StepReport, io_err,
 };
-use crate::image::{History, ImageConfig, StoredImage, rfc3339_utc, write_image};
+use crate::digest::Digest;
+use crate::image::{History, ImageConfig, StoredImage, write_image};
 use crate::layer::{self, Content, Entries, Entry, EntryKind, WriteOptions};
 use crate::plan::{Base, BuildPlan, ImagePlan, LayerAction, PlannedStep, StepAction, apply_config};
 use crate::runtime::{SandboxObserver, SandboxSpec};
-use crate::store::{CacheEntry, Descriptor, Digest, Store};
+use crate::store::{CacheEntry, Descriptor, Store};
+use crate::timestamp::rfc3339_utc;
 
 /// A layer of an image: its blob and the digest of its uncompressed tar.
 #[derive(Debug, Clone)]
@@ -364,7 +366,7 @@ impl Run<'_> {
 
     fn scratch_dir(&self, what: &str) -> Result<tempfile::TempDir, BuildError> {
         let dir = self.options.state_root.join("tmp");
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        crate::store::make_private(&dir).map_err(io_err(&dir))?;
         tempfile::Builder::new()
             .prefix(&format!("{what}-"))
             .tempdir_in(&dir)

@@ -13,8 +13,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{BuildError, io_err};
+use crate::digest::Digest;
 use crate::layer::{self, ExtractOptions, WhiteoutMode};
-use crate::store::{Descriptor, Digest, Store};
+use crate::store::{Descriptor, Store};
 
 /// OCI chain ids of a stack of layers, bottom first: the first is its diff_id, each next
 /// one sha256("<chain below> <diff_id>").
@@ -61,7 +62,7 @@ fn ensure_unpacked(
     if target.is_dir() {
         return Ok(target);
     }
-    fs::create_dir_all(&layers).map_err(io_err(&layers))?;
+    crate::store::make_private(&layers).map_err(io_err(&layers))?;
     let temp = tempfile::Builder::new()
         .prefix(".unpack-")
         .tempdir_in(&layers)

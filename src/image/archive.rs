@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{ImageConfig, ImageError, MEDIA_CONFIG, Manifest, StoredImage, write_image};
+use crate::digest::Digest;
 use crate::layer::{
     self, Compression, Entries, Entry, ExtractOptions, ScanOptions, WhiteoutMode, WriteOptions,
 };
-use crate::store::{Descriptor, Digest, MEDIA_INDEX, MEDIA_MANIFEST, REF_NAME, Store};
+use crate::store::{Descriptor, MEDIA_INDEX, MEDIA_MANIFEST, REF_NAME, Store};
 
 /// The container formats of `kiln export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +248,8 @@ fn export_layers(
     Ok(layers)
 }
 
-fn media_compression(media_type: &str) -> Compression {
+/// The compression a layer media type names.
+pub fn media_compression(media_type: &str) -> Compression {
     if media_type.ends_with("+zstd") {
         Compression::Zstd
     } else if media_type.ends_with("+gzip") || media_type.ends_with(".tar.gzip") {
@@ -255,6 +257,32 @@ fn media_compression(media_type: &str) -> Compression {
     } else {
         Compression::None
     }
+}
+
+/// A stored layer compressed as `to` instead, written into the store (the tar, and so the
+/// diff_id, stay the same). For `kiln push --compression`.
+pub fn recompress_layer(
+    store: &Store,
+    layer: &Descriptor,
+    to: Compression,
+) -> Result<Descriptor, ArchiveError> {
+    let path = store.blob_path(&layer.digest);
+    let blob = store.open_blob(&layer.digest)?;
+    let mut tar = layer::decompressing_reader(BufReader::new(blob)).map_err(|source| {
+        ArchiveError::Unpack {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    let mut ingest = store.ingest()?;
+    layer::compress_stream(&mut tar, to, &mut ingest).map_err(io_err(&path))?;
+    let (digest, size) = ingest.commit()?;
+    Ok(Descriptor {
+        media_type: to.media_type().to_string(),
+        digest,
+        size,
+        annotations: BTreeMap::new(),
+    })
 }
 
 /// Decompresses a stored layer and compresses it again as `to` into `out`; the tar bytes
@@ -756,7 +784,7 @@ fn import_rootfs(
     let info = layer::write(&entries, &options, &mut ingest).map_err(ArchiveError::Layer)?;
     let (digest, size) = ingest.commit()?;
     let mut config = ImageConfig::empty();
-    config.created = Some(super::rfc3339_utc(0));
+    config.created = Some(crate::timestamp::rfc3339_utc(0));
     config.rootfs.diff_ids = vec![info.diff_id.to_string()];
     let layer = Descriptor {
         media_type: info.media_type().to_string(),

@@ -9,12 +9,12 @@
 //! The kernel's `netem_change` keeps attributes that a replace leaves out, so every encoding
 //! carries all of them (zero means "off"): replacing an impairment never inherits old values.
 //!
-//! Pure: no I/O except [`Psched::read`].
+//! Pure: no I/O except [`Psched::read`]. It knows nothing of kiln.kdl: the project turns the
+//! language's `impair` into a [`Netem`] (`project::plan::netem`).
 
 use std::time::Duration;
 
 use super::NetError;
-use crate::spec::model::Impairment;
 
 const TCA_NETEM_REORDER: u16 = 3;
 const TCA_NETEM_CORRUPT: u16 = 4;
@@ -54,29 +54,6 @@ impl Default for Netem {
             corrupt_percent: 0.0,
             duplicate_percent: 0.0,
             reorder_percent: 0.0,
-            limit: DEFAULT_LIMIT,
-        }
-    }
-}
-
-impl From<&Impairment> for Netem {
-    /// The spec's rates are bits per second (as `tc` writes them); netem wants bytes.
-    fn from(impair: &Impairment) -> Netem {
-        let time = |d: &Option<crate::spec::source::Spanned<crate::spec::units::Duration>>| {
-            d.as_ref()
-                .map_or(Duration::ZERO, |d| Duration::from_nanos(d.value.0))
-        };
-        let percent = |p: &Option<crate::spec::source::Spanned<crate::spec::units::Percent>>| {
-            p.as_ref().map_or(0.0, |p| p.value.0)
-        };
-        Netem {
-            delay: time(&impair.delay),
-            jitter: time(&impair.jitter),
-            loss_percent: percent(&impair.loss),
-            rate_bytes_per_sec: impair.rate.as_ref().map(|r| r.value.0 / 8),
-            corrupt_percent: percent(&impair.corrupt),
-            duplicate_percent: percent(&impair.duplicate),
-            reorder_percent: percent(&impair.reorder),
             limit: DEFAULT_LIMIT,
         }
     }
