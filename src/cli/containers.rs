@@ -14,8 +14,8 @@ use super::args::{
 use super::output::{json_line, line, table};
 use crate::containers::{self, ContainerError, RunRequest};
 use crate::runtime::spec::{NetworkMode, RunOptions};
-use crate::runtime::{Profile, SeccompChoice, UNCONFINED};
 use crate::runtime::supervise::{RestartPolicy, Stream};
+use crate::runtime::{Profile, SeccompChoice, UNCONFINED};
 use crate::state::{Record, Records, Status};
 
 /// `--security-opt` values, with Docker's meanings: the seccomp profile to use.
@@ -339,8 +339,8 @@ pub(super) fn bundle(cli: &Cli, args: &BundleArgs) -> Result<u8, crate::Error> {
         seccomp,
         ..RunOptions::default()
     });
-    let written =
-        options.and_then(|options| containers::write_bundle(&store, &args.image, &options, &args.dir));
+    let written = options
+        .and_then(|options| containers::write_bundle(&store, &args.image, &options, &args.dir));
     match written {
         Ok(()) => {
             line(format!(

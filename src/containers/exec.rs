@@ -200,7 +200,9 @@ impl Target {
             cgroup: self.cgroup.as_ref(),
             trace,
         };
-        Ok(start_exec(self.pid, process, &self.spec, stdio, &mut hooks)?)
+        Ok(start_exec(
+            self.pid, process, &self.spec, stdio, &mut hooks,
+        )?)
     }
 }
 

@@ -73,7 +73,7 @@ pub enum ContainerError {
     Layers(#[from] Box<crate::build::BuildError>),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Seccomp(#[from] crate::runtime::SeccompError),
+    Seccomp(Box<crate::runtime::SeccompError>),
     #[error("unsupported --security-opt `{opt}`: {reason}")]
     #[diagnostic(help(
         "kiln takes seccomp=unconfined, seccomp=PROFILE.json (Docker's format) and no-new-privileges"
@@ -143,6 +143,12 @@ pub enum ContainerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<crate::runtime::SeccompError> for ContainerError {
+    fn from(error: crate::runtime::SeccompError) -> ContainerError {
+        ContainerError::Seccomp(Box::new(error))
+    }
 }
 
 impl ContainerError {

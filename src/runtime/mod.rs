@@ -179,7 +179,7 @@ pub enum SandboxError {
     BadMountDestination { path: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Seccomp(#[from] SeccompError),
+    Seccomp(Box<SeccompError>),
     #[error("kiln's runtime does not support {what}")]
     Unsupported { what: String },
     #[error("cannot prepare the container: {message}")]
@@ -234,6 +234,12 @@ pub enum SandboxError {
         #[source]
         source: Errno,
     },
+}
+
+impl From<SeccompError> for SandboxError {
+    fn from(error: SeccompError) -> SandboxError {
+        SandboxError::Seccomp(Box::new(error))
+    }
 }
 
 impl SandboxError {

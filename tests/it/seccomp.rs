@@ -188,25 +188,47 @@ fn a_docker_profile_replaces_the_default_for_run_and_exec() {
     let ran = f
         .project
         .kiln(f.root.path())
-        .args(["run", "--rm", "--trace", "--security-opt", &opt, "probe", "sh", "-c"])
+        .args([
+            "run",
+            "--rm",
+            "--trace",
+            "--security-opt",
+            &opt,
+            "probe",
+            "sh",
+            "-c",
+        ])
         .args([format!("uname -s; {}", f.probes(&["clone-ns"]))])
         .run();
     // The profile allows everything else, new namespaces included.
     assert_eq!(ran.stdout(), "clone-ns ok\n");
     assert!(
-        ran.stderr().contains("uname: cannot get system name: Permission denied"),
+        ran.stderr()
+            .contains("uname: cannot get system name: Permission denied"),
         "{}",
         ran.stderr()
     );
-    let line = format!("trace: seccomp: profile {}, 1 rules for ", profile.display());
+    let line = format!(
+        "trace: seccomp: profile {}, 1 rules for ",
+        profile.display()
+    );
     assert!(ran.stderr().contains(&line), "{}", ran.stderr());
-    assert!(ran.stderr().contains(", otherwise allow ("), "{}", ran.stderr());
+    assert!(
+        ran.stderr().contains(", otherwise allow ("),
+        "{}",
+        ran.stderr()
+    );
 
     // A process exec'd into the container gets the container's filter.
     let kiln = || f.project.kiln(f.root.path());
     kiln()
         .args(["run", "-d", "--name", "held", "--security-opt", &opt])
-        .args(["probe", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"])
+        .args([
+            "probe",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while :; do sleep 1; done",
+        ])
         .run()
         .success();
     let exec = kiln().args(["exec", "held", "uname", "-s"]).run();
@@ -225,7 +247,12 @@ fn a_docker_profile_replaces_the_default_for_run_and_exec() {
     // The default container's exec'd processes get the default filter.
     kiln()
         .args(["run", "-d", "--name", "plain"])
-        .args(["probe", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"])
+        .args([
+            "probe",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while :; do sleep 1; done",
+        ])
         .run()
         .success();
     kiln()
@@ -258,12 +285,26 @@ fn a_bad_profile_or_option_is_refused_before_anything_runs() {
         .stderr_contains("unknown system call `raed`")
         .stderr_contains("did you mean `read`?");
     kiln()
-        .args(["run", "--rm", "--security-opt", "seccomp=/no/such.json", "probe", "true"])
+        .args([
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=/no/such.json",
+            "probe",
+            "true",
+        ])
         .run()
         .code(125)
         .stderr_contains("cannot read the seccomp profile /no/such.json");
     kiln()
-        .args(["run", "--rm", "--security-opt", "apparmor=unconfined", "probe", "true"])
+        .args([
+            "run",
+            "--rm",
+            "--security-opt",
+            "apparmor=unconfined",
+            "probe",
+            "true",
+        ])
         .run()
         .code(125)
         .stderr_contains("unsupported --security-opt `apparmor=unconfined`");
@@ -326,7 +367,10 @@ fn runc_applies_the_same_filter_from_the_bundle() {
     let (runc_output, seccomp) = runc(&[], "default");
     assert_eq!(runc_output, kiln_output);
     assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
-    assert_eq!(seccomp["architectures"], serde_json::json!(["SCMP_ARCH_X86_64"]));
+    assert_eq!(
+        seccomp["architectures"],
+        serde_json::json!(["SCMP_ARCH_X86_64"])
+    );
 
     let profile = f.project.path().join("deny-uname.json");
     std::fs::write(&profile, DENY_UNAME).unwrap();
@@ -436,16 +480,29 @@ container "open" image="base" {
     let diagnostics = json["diagnostics"].as_array().unwrap();
     assert_eq!(diagnostics.len(), 2, "{json:#}");
     let bad = &diagnostics[0];
-    assert_eq!(bad["code"], "kiln::spec::invalid-seccomp-profile", "{bad:#}");
+    assert_eq!(
+        bad["code"], "kiln::spec::invalid-seccomp-profile",
+        "{bad:#}"
+    );
     assert_eq!(bad["message"], "seccomp profile `bad.json` cannot be used");
     assert_eq!(
         bad["labels"][0]["message"],
         "at `syscalls[0].args[0].op`: unknown operator `SCMP_CMP_LIKE`",
         "{bad:#}"
     );
-    assert_eq!((&bad["line"], &bad["column"]), (&9.into(), &13.into()), "{bad:#}");
-    assert!(bad["help"].as_str().unwrap().starts_with("use SCMP_CMP_EQ"), "{bad:#}");
+    assert_eq!(
+        (&bad["line"], &bad["column"]),
+        (&9.into(), &13.into()),
+        "{bad:#}"
+    );
+    assert!(
+        bad["help"].as_str().unwrap().starts_with("use SCMP_CMP_EQ"),
+        "{bad:#}"
+    );
     let gone = &diagnostics[1];
     assert_eq!(gone["code"], "kiln::spec::path-not-found", "{gone:#}");
-    assert_eq!(gone["message"], "seccomp profile `missing.json` does not exist");
+    assert_eq!(
+        gone["message"],
+        "seccomp profile `missing.json` does not exist"
+    );
 }

@@ -187,12 +187,7 @@ fn process_plan(process: &Process, container: &Spec) -> Result<SetupPlan, Sandbo
     linux.set_readonly_paths(None);
     // A process exec'd into the container gets its filter, or exec would be a way around
     // it.
-    linux.set_seccomp(
-        container
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().clone()),
-    );
+    linux.set_seccomp(container.linux().as_ref().and_then(|l| l.seccomp().clone()));
     spec.set_linux(Some(linux));
     // Never mounted: only the steps after the root's setup are kept.
     let unused = RootfsLayout {

@@ -168,7 +168,10 @@ fn a_terminal_and_another_user_add_their_steps() {
     user.set_uid(1000);
     user.set_gid(100);
     process.set_user(user);
-    let steps = plan_exec(&[], &process, &container()).unwrap().process.steps;
+    let steps = plan_exec(&[], &process, &container())
+        .unwrap()
+        .process
+        .steps;
     assert_eq!(steps[1], SetupStep::SetControllingTerminal);
     assert!(steps.contains(&SetupStep::KeepCaps));
     assert!(steps.contains(&SetupStep::SetUid { uid: 1000 }));

@@ -116,8 +116,8 @@ fn rules_of(syscall: &LinuxSyscall, at: &str) -> Result<Vec<SeccompRule>, Seccom
             arg.value()
         };
         let index = u8::try_from(arg.index()).unwrap_or(u8::MAX);
-        let condition = SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value)
-            .map_err(|_| {
+        let condition =
+            SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value).map_err(|_| {
                 invalid(
                     format!("{at}.args[{i}].index"),
                     format!("argument index {} is past the sixth argument", arg.index()),
@@ -134,12 +134,11 @@ fn rules_of(syscall: &LinuxSyscall, at: &str) -> Result<Vec<SeccompRule>, Seccom
     let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
     let rule = |c: Vec<SeccompCondition>| SeccompRule::new(c).map_err(SeccompError::Compile);
     if repeated {
-        conditions
-            .into_iter()
-            .map(|(_, c)| rule(vec![c]))
-            .collect()
+        conditions.into_iter().map(|(_, c)| rule(vec![c])).collect()
     } else {
-        Ok(vec![rule(conditions.into_iter().map(|(_, c)| c).collect())?])
+        Ok(vec![rule(
+            conditions.into_iter().map(|(_, c)| c).collect(),
+        )?])
     }
 }
 
@@ -159,15 +158,25 @@ pub(crate) fn compile(seccomp: &LinuxSeccomp, arch: &Native) -> Result<Compiled,
             "kiln loads the filter without flags",
         ));
     }
-    let default = action(seccomp.default_action(), seccomp.default_errno_ret(), || {
-        "defaultAction".into()
-    })?;
+    let default = action(
+        seccomp.default_action(),
+        seccomp.default_errno_ret(),
+        || "defaultAction".into(),
+    )?;
     // Groups by action, in the order of their first rule, then sorted by precedence.
     let mut groups: Vec<(SeccompAction, Group)> = Vec::new();
     let mut rules = 0;
-    for (i, syscall) in seccomp.syscalls().as_deref().unwrap_or(&[]).iter().enumerate() {
+    for (i, syscall) in seccomp
+        .syscalls()
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
         let at = format!("syscalls[{i}]");
-        let act = action(syscall.action(), syscall.errno_ret(), || format!("{at}.action"))?;
+        let act = action(syscall.action(), syscall.errno_ret(), || {
+            format!("{at}.action")
+        })?;
         let conditions = rules_of(syscall, &at)?;
         let position = match groups.iter().position(|(a, _)| *a == act) {
             Some(p) => p,
@@ -211,7 +220,10 @@ pub(crate) fn compile(seccomp: &LinuxSeccomp, arch: &Native) -> Result<Compiled,
     if let Some(bit) = arch.x32_bit {
         program.extend([
             jump(BPF_JMP_JSET_K, bit, 0, 1),
-            stmt(BPF_RET_K, u32::from(SeccompAction::Errno(libc::EPERM as u32))),
+            stmt(
+                BPF_RET_K,
+                u32::from(SeccompAction::Errno(libc::EPERM as u32)),
+            ),
         ]);
     }
     let placeholder = placeholder(&groups, &default);
@@ -276,7 +288,12 @@ fn instruction(i: &sock_filter) -> BpfInstruction {
 }
 
 fn stmt(code: u16, k: u32) -> BpfInstruction {
-    BpfInstruction { code, jt: 0, jf: 0, k }
+    BpfInstruction {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> BpfInstruction {

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompOperator,
-    LinuxSyscall,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator, LinuxSyscall,
 };
 use serde::Deserialize;
 
@@ -86,7 +86,9 @@ impl Action {
             "SCMP_ACT_TRACE" => Action::Trace,
             "SCMP_ACT_LOG" => Action::Log,
             "SCMP_ACT_NOTIFY" => {
-                return Err("SCMP_ACT_NOTIFY needs a seccomp agent, which kiln does not run".into());
+                return Err(
+                    "SCMP_ACT_NOTIFY needs a seccomp agent, which kiln does not run".into(),
+                );
             }
             other => return Err(format!("unknown action `{other}`")),
         })
@@ -491,7 +493,7 @@ impl Profile {
         let mut seccomp = LinuxSeccomp::default();
         seccomp.set_default_action(self.default_action.oci());
         seccomp.set_default_errno_ret(self.default_errno);
-        seccomp.set_architectures(Some(vec![arch.scmp.clone()]));
+        seccomp.set_architectures(Some(vec![arch.scmp]));
         seccomp.set_flags(None);
         seccomp.set_syscalls(Some(syscalls));
         seccomp
@@ -648,9 +650,6 @@ fn kernel_version() -> (u64, u64) {
             .trim()
             .split(|c: char| !c.is_ascii_digit())
             .map(|n| n.parse().unwrap_or(0));
-        (
-            numbers.next().unwrap_or(0),
-            numbers.next().unwrap_or(0),
-        )
+        (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
     })
 }

@@ -114,10 +114,37 @@ fn ordinary_programs_calls_are_allowed_on_both_architectures() {
     for arch in [&X86_64, &AARCH64] {
         let probe = Probe::default_on(arch, &default_caps());
         for name in [
-            "read", "write", "openat", "close", "execve", "exit_group", "mmap", "mprotect",
-            "brk", "rt_sigaction", "futex", "chdir", "getdents64", "prctl", "setuid", "capset",
-            "wait4", "pipe2", "epoll_pwait", "bind", "listen", "accept4", "sendto", "recvfrom",
-            "statx", "newfstatat", "getrandom", "rseq", "chroot", "ptrace", "seccomp",
+            "read",
+            "write",
+            "openat",
+            "close",
+            "execve",
+            "exit_group",
+            "mmap",
+            "mprotect",
+            "brk",
+            "rt_sigaction",
+            "futex",
+            "chdir",
+            "getdents64",
+            "prctl",
+            "setuid",
+            "capset",
+            "wait4",
+            "pipe2",
+            "epoll_pwait",
+            "bind",
+            "listen",
+            "accept4",
+            "sendto",
+            "recvfrom",
+            "statx",
+            "newfstatat",
+            "getrandom",
+            "rseq",
+            "chroot",
+            "ptrace",
+            "seccomp",
         ] {
             assert_eq!(probe.plain(name), ALLOW, "{name} on {}", arch.name);
         }
@@ -126,7 +153,15 @@ fn ordinary_programs_calls_are_allowed_on_both_architectures() {
         assert_eq!(probe.call("clone", [THREAD_FLAGS, 0, 0, 0, 0, 0]), ALLOW);
     }
     let x86 = Probe::default_on(&X86_64, &default_caps());
-    for name in ["arch_prctl", "open", "stat", "fork", "vfork", "select", "poll"] {
+    for name in [
+        "arch_prctl",
+        "open",
+        "stat",
+        "fork",
+        "vfork",
+        "select",
+        "poll",
+    ] {
         assert_eq!(x86.plain(name), ALLOW, "{name}");
     }
 }
@@ -136,12 +171,38 @@ fn namespaces_mounts_and_kernel_knobs_are_denied_with_eperm() {
     for arch in [&X86_64, &AARCH64] {
         let probe = Probe::default_on(arch, &default_caps());
         for name in [
-            "unshare", "setns", "mount", "umount2", "pivot_root", "bpf", "perf_event_open",
-            "keyctl", "add_key", "init_module", "kexec_load", "reboot", "swapon", "settimeofday",
-            "clock_settime", "userfaultfd", "open_by_handle_at", "kcmp", "io_uring_setup",
-            "io_uring_enter", "io_uring_register", "fsopen", "open_tree", "move_mount",
-            "quotactl", "acct", "syslog", "sethostname", "lookup_dcookie", "vhangup",
-            "mbind", "fanotify_init",
+            "unshare",
+            "setns",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "bpf",
+            "perf_event_open",
+            "keyctl",
+            "add_key",
+            "init_module",
+            "kexec_load",
+            "reboot",
+            "swapon",
+            "settimeofday",
+            "clock_settime",
+            "userfaultfd",
+            "open_by_handle_at",
+            "kcmp",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "fsopen",
+            "open_tree",
+            "move_mount",
+            "quotactl",
+            "acct",
+            "syslog",
+            "sethostname",
+            "lookup_dcookie",
+            "vhangup",
+            "mbind",
+            "fanotify_init",
         ] {
             assert_eq!(probe.plain(name), EPERM, "{name} on {}", arch.name);
         }
@@ -152,13 +213,25 @@ fn namespaces_mounts_and_kernel_knobs_are_denied_with_eperm() {
             // The high half of the register does not hide a flag.
             0xffff_ffff_0000_0000 | CLONE_NEWNET,
         ] {
-            assert_eq!(probe.call("clone", [flags, 0, 0, 0, 0, 0]), EPERM, "{flags:#x}");
+            assert_eq!(
+                probe.call("clone", [flags, 0, 0, 0, 0, 0]),
+                EPERM,
+                "{flags:#x}"
+            );
         }
         // clone3's flags are behind a pointer: ENOSYS sends libc back to clone.
         assert_eq!(probe.plain("clone3"), ENOSYS);
     }
     let x86 = Probe::default_on(&X86_64, &default_caps());
-    for name in ["iopl", "ioperm", "create_module", "uselib", "_sysctl", "ustat", "sysfs"] {
+    for name in [
+        "iopl",
+        "ioperm",
+        "create_module",
+        "uselib",
+        "_sysctl",
+        "ustat",
+        "sysfs",
+    ] {
         assert_eq!(x86.plain(name), EPERM, "{name}");
     }
 }
@@ -167,18 +240,34 @@ fn namespaces_mounts_and_kernel_knobs_are_denied_with_eperm() {
 fn personality_and_socket_are_allowed_with_dockers_values_only() {
     let probe = Probe::default_on(&X86_64, &default_caps());
     for persona in [0x0, 0x8, 0x2_0000, 0x2_0008, 0xffff_ffff] {
-        assert_eq!(probe.call("personality", [persona, 0, 0, 0, 0, 0]), ALLOW, "{persona:#x}");
+        assert_eq!(
+            probe.call("personality", [persona, 0, 0, 0, 0, 0]),
+            ALLOW,
+            "{persona:#x}"
+        );
     }
     // READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, PER_BSD, and a 64-bit value whose low half is
     // allowed.
     for persona in [0x0040_0000, 0x0004_0000, 0x6, 0x1_0000_0000] {
-        assert_eq!(probe.call("personality", [persona, 0, 0, 0, 0, 0]), EPERM, "{persona:#x}");
+        assert_eq!(
+            probe.call("personality", [persona, 0, 0, 0, 0, 0]),
+            EPERM,
+            "{persona:#x}"
+        );
     }
     for family in [1, 2, 10, 16, 17, 37, 39, 41, 45] {
-        assert_eq!(probe.call("socket", [family, 1, 0, 0, 0, 0]), ALLOW, "{family}");
+        assert_eq!(
+            probe.call("socket", [family, 1, 0, 0, 0, 0]),
+            ALLOW,
+            "{family}"
+        );
     }
     for family in [38, 40] {
-        assert_eq!(probe.call("socket", [family, 1, 0, 0, 0, 0]), EPERM, "{family}");
+        assert_eq!(
+            probe.call("socket", [family, 1, 0, 0, 0, 0]),
+            EPERM,
+            "{family}"
+        );
     }
 }
 
@@ -190,7 +279,15 @@ fn capabilities_add_their_system_calls_as_in_docker() {
         Probe::default_on(&X86_64, &caps)
     };
     let admin = with(&[Capability::SysAdmin]);
-    for name in ["mount", "umount2", "unshare", "setns", "sethostname", "clone3", "fsopen"] {
+    for name in [
+        "mount",
+        "umount2",
+        "unshare",
+        "setns",
+        "sethostname",
+        "clone3",
+        "fsopen",
+    ] {
         assert_eq!(admin.plain(name), ALLOW, "{name}");
     }
     assert_eq!(
@@ -207,7 +304,10 @@ fn capabilities_add_their_system_calls_as_in_docker() {
     assert_eq!(with(&[Capability::SysTime]).plain("clock_settime"), ALLOW);
     assert_eq!(with(&[Capability::SysBoot]).plain("reboot"), ALLOW);
     assert_eq!(with(&[Capability::SysRawio]).plain("iopl"), ALLOW);
-    assert_eq!(with(&[Capability::DacReadSearch]).plain("open_by_handle_at"), ALLOW);
+    assert_eq!(
+        with(&[Capability::DacReadSearch]).plain("open_by_handle_at"),
+        ALLOW
+    );
     assert_eq!(with(&[Capability::Bpf]).plain("bpf"), ALLOW);
     // Without CAP_SYS_CHROOT (dropped), chroot goes.
     let mut fewer = default_caps();
@@ -228,7 +328,10 @@ fn a_foreign_architecture_is_killed_and_x32_is_refused() {
         );
     }
     // x32's read is 0x40000000 | 0, reported with the x86_64 audit arch.
-    assert_eq!(run_with(filter.program(), 0x4000_0000, X86_64.audit, [0; 6]), EPERM);
+    assert_eq!(
+        run_with(filter.program(), 0x4000_0000, X86_64.audit, [0; 6]),
+        EPERM
+    );
     let aarch64 = filter_for(&SeccompChoice::Default, &default_caps(), &AARCH64);
     assert_eq!(
         run_with(aarch64.program(), 63, X86_64.audit, [0; 6]),
@@ -240,7 +343,11 @@ fn a_foreign_architecture_is_killed_and_x32_is_refused() {
 fn unknown_numbers_and_new_system_calls_are_denied() {
     let filter = filter_for(&SeccompChoice::Default, &default_caps(), &X86_64);
     for nr in [470, 999, 0x3fff_ffff] {
-        assert_eq!(run_with(filter.program(), nr, X86_64.audit, [0; 6]), EPERM, "{nr}");
+        assert_eq!(
+            run_with(filter.program(), nr, X86_64.audit, [0; 6]),
+            EPERM,
+            "{nr}"
+        );
     }
 }
 
@@ -267,7 +374,11 @@ fn the_default_profile_shows_itself_in_one_line() {
     };
     assert_eq!(named("read"), 1);
     assert_eq!(named("mount"), 0);
-    assert_eq!(named("chown32"), 0, "other architectures' names are dropped");
+    assert_eq!(
+        named("chown32"),
+        0,
+        "other architectures' names are dropped"
+    );
     assert_eq!(named("personality"), 5);
 }
 
@@ -316,9 +427,16 @@ fn docker_like(caps: &[Capability], arch: &'static Native) -> Probe {
 fn a_docker_profile_applies_its_actions_conditions_and_includes() {
     let probe = docker_like(&default_caps(), &X86_64);
     assert_eq!(probe.plain("read"), ALLOW);
-    assert_eq!(probe.plain("mkdir"), SECCOMP_RET_ERRNO | libc::EACCES as u32);
+    assert_eq!(
+        probe.plain("mkdir"),
+        SECCOMP_RET_ERRNO | libc::EACCES as u32
+    );
     assert_eq!(probe.plain("getpid"), EPERM, "needs CAP_SYS_ADMIN");
-    assert_eq!(probe.plain("getppid"), ALLOW, "excluded with CAP_SYS_ADMIN only");
+    assert_eq!(
+        probe.plain("getppid"),
+        ALLOW,
+        "excluded with CAP_SYS_ADMIN only"
+    );
     assert_eq!(probe.plain("gettid"), EPERM, "arm64 only");
     assert_eq!(probe.plain("sync"), EPERM, "kernel 99.1 only");
     assert_eq!(probe.plain("fsync"), ALLOW);
@@ -346,12 +464,24 @@ fn a_deny_list_profile_allows_the_rest_but_never_x32() {
     let text = r#"{ "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [ { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO" } ] }"#;
     let probe = Probe {
-        filter: filter_for(&SeccompChoice::Profile(Profile::parse("deny.json", text).unwrap()), &[], &X86_64),
+        filter: filter_for(
+            &SeccompChoice::Profile(Profile::parse("deny.json", text).unwrap()),
+            &[],
+            &X86_64,
+        ),
         arch: &X86_64,
     };
     assert_eq!(probe.plain("mkdirat"), EPERM, "errnoRet defaults to EPERM");
     assert_eq!(probe.plain("mount"), ALLOW);
-    assert_eq!(run_with(probe.filter.program(), 0x4000_0000 | 83, X86_64.audit, [0; 6]), EPERM);
+    assert_eq!(
+        run_with(
+            probe.filter.program(),
+            0x4000_0000 | 83,
+            X86_64.audit,
+            [0; 6]
+        ),
+        EPERM
+    );
     assert_eq!(
         probe.filter.to_string(),
         format!(
@@ -388,45 +518,98 @@ fn problem(text: &str) -> (String, String) {
 #[test]
 fn a_bad_profile_says_where_in_the_json() {
     let cases = [
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALOW"}]}"#,
-         "syscalls[0].action", "unknown action `SCMP_ACT_ALOW`"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "raed"], "action": "SCMP_ACT_ALLOW"}]}"#,
-         "syscalls[0].names[1]", "unknown system call `raed`"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#,
-         "syscalls[0].args[0].index", "argument index 7 is past the sixth argument"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_LIKE"}]}]}"#,
-         "syscalls[0].args[0].op", "unknown operator `SCMP_CMP_LIKE`"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMN"]}}]}"#,
-         "syscalls[0].includes.caps[0]", "unknown capability `CAP_SYS_ADMN`"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4"}}]}"#,
-         "syscalls[0].includes.minKernel", "invalid kernel version `4`"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}"#,
-         "syscalls[0].action", "SCMP_ACT_NOTIFY needs a seccomp agent, which kiln does not run"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_LOG"]}"#,
-         "flags[0]", "filter flag `SECCOMP_FILTER_FLAG_LOG` is not supported"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "listenerPath": "/run/agent.sock"}"#,
-         "listenerPath", "seccomp notify listeners are not supported"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}"#,
-         "archMap", "both `architectures` and `archMap` are given"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_AMD64"]}"#,
-         "architectures[0]", "unknown architecture `SCMP_ARCH_AMD64`"),
-        (r#"{"syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}"#,
-         "defaultAction", "the profile has no default action"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"action": "SCMP_ACT_ALLOW"}]}"#,
-         "syscalls[0].names", "the rule names no system call"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "defaultErrno": "ENOSYS"}"#,
-         "defaultErrno", "`ENOSYS` is 38, but errnoRet says 1"),
-        (r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errno": "EWHAT"}]}"#,
-         "syscalls[0].errno", "unknown errno `EWHAT`"),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALOW"}]}"#,
+            "syscalls[0].action",
+            "unknown action `SCMP_ACT_ALOW`",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "raed"], "action": "SCMP_ACT_ALLOW"}]}"#,
+            "syscalls[0].names[1]",
+            "unknown system call `raed`",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#,
+            "syscalls[0].args[0].index",
+            "argument index 7 is past the sixth argument",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_LIKE"}]}]}"#,
+            "syscalls[0].args[0].op",
+            "unknown operator `SCMP_CMP_LIKE`",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMN"]}}]}"#,
+            "syscalls[0].includes.caps[0]",
+            "unknown capability `CAP_SYS_ADMN`",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4"}}]}"#,
+            "syscalls[0].includes.minKernel",
+            "invalid kernel version `4`",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+            "syscalls[0].action",
+            "SCMP_ACT_NOTIFY needs a seccomp agent, which kiln does not run",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_LOG"]}"#,
+            "flags[0]",
+            "filter flag `SECCOMP_FILTER_FLAG_LOG` is not supported",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "listenerPath": "/run/agent.sock"}"#,
+            "listenerPath",
+            "seccomp notify listeners are not supported",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}"#,
+            "archMap",
+            "both `architectures` and `archMap` are given",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_AMD64"]}"#,
+            "architectures[0]",
+            "unknown architecture `SCMP_ARCH_AMD64`",
+        ),
+        (
+            r#"{"syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}"#,
+            "defaultAction",
+            "the profile has no default action",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"action": "SCMP_ACT_ALLOW"}]}"#,
+            "syscalls[0].names",
+            "the rule names no system call",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "defaultErrno": "ENOSYS"}"#,
+            "defaultErrno",
+            "`ENOSYS` is 38, but errnoRet says 1",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errno": "EWHAT"}]}"#,
+            "syscalls[0].errno",
+            "unknown errno `EWHAT`",
+        ),
     ];
     for (text, at, message) in cases {
-        assert_eq!(problem(text), (at.to_string(), message.to_string()), "{text}");
+        assert_eq!(
+            problem(text),
+            (at.to_string(), message.to_string()),
+            "{text}"
+        );
     }
     // An unknown key, a wrong type: serde's message, at the key's path.
-    let (at, message) = problem(r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "argz": []}]}"#);
+    let (at, message) = problem(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "argz": []}]}"#,
+    );
     assert_eq!(at, "syscalls[0].argz");
     assert!(message.starts_with("unknown field `argz`"), "{message}");
-    let (at, message) = problem(r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": "read", "action": "SCMP_ACT_ALLOW"}]}"#);
+    let (at, message) = problem(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": "read", "action": "SCMP_ACT_ALLOW"}]}"#,
+    );
     assert_eq!(at, "syscalls[0].names");
     assert!(message.contains("expected a sequence"), "{message}");
     let (at, _) = problem("{ not json");
@@ -450,7 +633,9 @@ fn an_oci_spec_kiln_cannot_apply_is_refused() {
     let mut notify = default_seccomp();
     notify.set_default_action(LinuxSeccompAction::ScmpActNotify);
     let mut flags = default_seccomp();
-    flags.set_flags(Some(vec![oci_spec::runtime::LinuxSeccompFilterFlag::SeccompFilterFlagLog]));
+    flags.set_flags(Some(vec![
+        oci_spec::runtime::LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+    ]));
     let mut unknown = default_seccomp();
     let mut rule = oci_spec::runtime::LinuxSyscall::default();
     rule.set_names(vec!["no_such_call".into()]);

@@ -122,9 +122,15 @@ pub enum SpecError {
     },
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Seccomp(#[from] SeccompError),
+    Seccomp(Box<SeccompError>),
     #[error("the OCI spec is incomplete")]
     Incomplete(#[source] oci_spec::OciSpecError),
+}
+
+impl From<SeccompError> for SpecError {
+    fn from(error: SeccompError) -> SpecError {
+        SpecError::Seccomp(Box::new(error))
+    }
 }
 
 /// The container of `image` run with `options`, with Docker's defaults (see [`defaults`]).
@@ -185,12 +191,7 @@ pub fn container_spec(
     process.set_cwd(cwd.into());
     let capabilities = defaults::capabilities();
     // Resolved against the capabilities the container ends up with.
-    let bounding: Vec<_> = capabilities
-        .bounding()
-        .iter()
-        .flatten()
-        .copied()
-        .collect();
+    let bounding: Vec<_> = capabilities.bounding().iter().flatten().copied().collect();
     let (seccomp, seccomp_name) = options.seccomp.resolve(&bounding)?;
     process.set_capabilities(Some(capabilities));
     process.set_rlimits(Some(defaults::rlimits()));

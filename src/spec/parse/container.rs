@@ -398,16 +398,18 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
         }
         "seccomp" => {
             n.max_args(diags, 1);
-            c.seccomp = n.str_arg(diags, 0, "`\"unconfined\"` or a profile file").map(|v| {
-                let seccomp = if v.value == "unconfined" {
-                    Seccomp::Unconfined
-                } else {
-                    Seccomp::Profile {
-                        path: v.value.clone(),
-                    }
-                };
-                Spanned::new(seccomp, v.span)
-            });
+            c.seccomp = n
+                .str_arg(diags, 0, "`\"unconfined\"` or a profile file")
+                .map(|v| {
+                    let seccomp = if v.value == "unconfined" {
+                        Seccomp::Unconfined
+                    } else {
+                        Seccomp::Profile {
+                            path: v.value.clone(),
+                        }
+                    };
+                    Spanned::new(seccomp, v.span)
+                });
         }
         _ => unreachable!("checked against CHILDREN"),
     }

@@ -6,8 +6,8 @@ use std::path::{Component, Path, PathBuf};
 use crate::spec::FileSystem;
 use crate::spec::diag::{Code, Diagnostics};
 use crate::spec::model::{FromRef, Project, Seccomp, Step, VolumeSource};
-use crate::spec::validate::ProfileCheck;
 use crate::spec::source::{Sources, Span, Spanned};
+use crate::spec::validate::ProfileCheck;
 
 /// The directory of the file a span is in; `None` for embedded stdlib modules.
 fn base_dir(sources: &Sources, span: Span) -> Option<PathBuf> {
