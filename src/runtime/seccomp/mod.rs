@@ -53,6 +53,8 @@ pub(crate) const BPF_LD_W_ABS: u16 = 0x20;
 pub(crate) const BPF_JMP_JA: u16 = 0x05;
 /// BPF_JMP | BPF_JEQ | BPF_K.
 pub(crate) const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
+/// BPF_JMP | BPF_JGE | BPF_K.
+pub(crate) const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
 /// BPF_JMP | BPF_JSET | BPF_K.
 pub(crate) const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
 /// BPF_RET | BPF_K.

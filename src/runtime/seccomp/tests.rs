@@ -8,10 +8,9 @@ use oci_spec::runtime::{Capability, LinuxSeccompAction};
 use super::arch::{AARCH64, Native, X86_64};
 use super::*;
 
-/// BPF_JMP | BPF_JGT | BPF_K, BPF_JMP | BPF_JGE | BPF_K, BPF_ALU | BPF_AND | BPF_K: what
-/// seccompiler's argument comparisons use besides the opcodes kiln writes itself.
+/// BPF_JMP | BPF_JGT | BPF_K, BPF_ALU | BPF_AND | BPF_K: what seccompiler's argument
+/// comparisons use besides the opcodes kiln writes itself.
 const BPF_JMP_JGT_K: u16 = 0x05 | 0x20;
-const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
 const BPF_ALU_AND_K: u16 = 0x04 | 0x50;
 
 /// Runs `program` on a `seccomp_data` of `nr`, `arch` and `args`, the way the kernel does
@@ -383,11 +382,78 @@ fn the_default_profile_shows_itself_in_one_line() {
 }
 
 #[test]
+fn the_number_dispatch_answers_as_the_plain_list_for_every_call() {
+    let caps = cap_names(&default_caps());
+    let mut with_admin = caps.clone();
+    with_admin.push("CAP_SYS_ADMIN".into());
+    let docker = Profile::parse("docker-like.json", DOCKER_LIKE).unwrap();
+    for arch in [&X86_64, &AARCH64] {
+        for (profile, caps) in [
+            (default::profile(), &caps),
+            (default::profile(), &with_admin),
+            (docker.clone(), &caps),
+        ] {
+            let seccomp = profile.resolve_for(arch, caps, &|| (6, 18));
+            let plain = compile::compile_with(&seccomp, arch, usize::MAX).unwrap();
+            let fast = compile::compile(&seccomp, arch).unwrap();
+            if profile.name == "default" {
+                assert!(
+                    fast.program.len() > plain.program.len(),
+                    "a dispatch was built"
+                );
+            }
+            for nr in (0..600).chain([0x3fff_ffff, 0x4000_0001, u32::MAX]) {
+                for args in [
+                    [0; 6],
+                    [CLONE_NEWUSER, 15, 7, 0, 0, 0],
+                    [FORK_FLAGS, 9, 3, 0, 0, 0],
+                    [0x2_0008, 1, 0, 0, 0, 0],
+                    [40, 1, 0, 0, 0, 0],
+                ] {
+                    assert_eq!(
+                        run_with(&fast.program, nr, arch.audit, args),
+                        run_with(&plain.program, nr, arch.audit, args),
+                        "{nr} {args:?} on {}",
+                        arch.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn compiling_the_default_is_quick_enough_to_do_per_container() {
-    // Not a timing assertion: the program stays far below the kernel's limit, and the
-    // instructions an allowed call walks stay few because calls are checked in order.
+    // Not a timing assertion: the program stays far below the kernel's limit, and an
+    // allowed call walks a few comparisons and one bucket, not the whole list.
     let filter = filter_for(&SeccompChoice::Default, &default_caps(), &X86_64);
     assert!(filter.program().len() < 2048, "{}", filter.program().len());
+    let walked = |nr: u32| {
+        let mut steps = 0;
+        let program = filter.program();
+        let (mut pc, mut acc) = (0, 0);
+        // Count instructions until a return, for zero arguments.
+        while program[pc].code != BPF_RET_K {
+            steps += 1;
+            let i = program[pc];
+            pc += 1;
+            match i.code {
+                BPF_LD_W_ABS if i.k == DATA_ARCH => acc = X86_64.audit,
+                BPF_LD_W_ABS if i.k == DATA_NR => acc = nr,
+                BPF_LD_W_ABS => acc = 0,
+                BPF_JMP_JA => pc += i.k as usize,
+                BPF_JMP_JEQ_K => pc += usize::from(if acc == i.k { i.jt } else { i.jf }),
+                BPF_JMP_JGE_K => pc += usize::from(if acc >= i.k { i.jt } else { i.jf }),
+                BPF_JMP_JGT_K => pc += usize::from(if acc > i.k { i.jt } else { i.jf }),
+                BPF_JMP_JSET_K => pc += usize::from(if acc & i.k != 0 { i.jt } else { i.jf }),
+                BPF_ALU_AND_K => acc &= i.k,
+                code => panic!("unexpected opcode {code:#x}"),
+            }
+        }
+        steps
+    };
+    let most = (0..470).map(walked).max().unwrap();
+    assert!(most < 200, "{most} instructions for the worst call");
 }
 
 const DOCKER_LIKE: &str = r#"{
