@@ -323,8 +323,9 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Gc(GcArgs),
 
-    /// Check the store: re-hash every blob and follow every reference. Exit 1 on any
-    /// problem, naming it.
+    /// Check the store: re-hash every blob, follow every reference (a blob missing, or of
+    /// another size than its descriptor says), and find the files killed writers left in
+    /// store/ingest (`kiln gc` removes them). Exit 1 on any problem, naming it.
     Fsck(FormatArgs),
 
     /// Pull an image from a registry into the store, as `docker pull` does.
