@@ -224,6 +224,10 @@ pub enum Command {
     #[command(name = "__netd", hide = true)]
     Netd,
 
+    /// The supervisor of a state root's network services (started with the DNS daemon).
+    #[command(name = "__netsup", hide = true)]
+    Netsup,
+
     /// Write the OCI bundle kiln would run (DIR/config.json, DIR/rootfs), for runc.
     ///
     /// Examples:
@@ -369,6 +373,16 @@ pub enum Command {
 
     /// Remove a registry's saved credentials from Docker's and Podman's files.
     Logout(super::registry_args::LogoutArgs),
+
+    /// Resolve every registry image kiln.kdl names (`from`, `copy … from=`, `image=`) to
+    /// a digest and write kiln.lock beside it, sorted, one line per image; pins nothing
+    /// uses are dropped. Builds then use the pinned digests, offline once pulled.
+    ///
+    /// Examples:
+    ///   kiln lock
+    ///   kiln lock -f examples/registry/kiln.kdl && git diff kiln.lock
+    #[command(verbatim_doc_comment)]
+    Lock(super::registry_args::LockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -408,6 +422,14 @@ pub struct BuildArgs {
     /// Output format of the final summary: `text`, or `json` (one object on stdout).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+
+    /// Resolve the tags of registry images again (and pull what changed) instead of
+    /// using the digests pinned in kiln.lock; rewrites kiln.lock.
+    #[arg(long)]
+    pub update: bool,
+
+    #[command(flatten)]
+    pub net: super::registry_args::RegistryNetArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -520,6 +542,14 @@ pub struct RunArgs {
     /// (a userspace proxy; needs --network NAME).
     #[arg(short = 'p', long = "publish", value_name = "HOST:PORT[/udp]")]
     pub publish: Vec<String>,
+    /// The most connections (UDP: client sessions) each published port's proxy holds at
+    /// once; the next client is reset (default 4096).
+    #[arg(long, value_name = "N", requires = "publish")]
+    pub publish_max_connections: Option<usize>,
+    /// Close a published port's connection (UDP: session) after this long without a byte
+    /// either way, e.g. 30s, 10m (default 1h for TCP, 60s for UDP).
+    #[arg(long, value_name = "DURATION", requires = "publish")]
+    pub publish_idle_timeout: Option<String>,
     /// Security options. `seccomp=unconfined` runs without a seccomp filter;
     /// `seccomp=PROFILE.json` uses a profile in Docker's JSON format instead of kiln's
     /// default allow-list; `no-new-privileges` is always on.
