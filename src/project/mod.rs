@@ -12,12 +12,13 @@
 pub mod assert;
 mod plan;
 pub mod probe;
+pub mod placement;
 mod rollout;
 #[cfg(test)]
 mod tests;
 mod up;
 
-pub use plan::{Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
+pub use plan::{HostPlan, Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
 pub use probe::LiveProber;
 pub use rollout::{PREVIOUS, health_deadline, rollback};
 pub use up::{DEFAULT_WAIT, down, project_records, up};
