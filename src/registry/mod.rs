@@ -36,8 +36,8 @@ use std::path::PathBuf;
 pub use client::Client;
 pub use error::RegistryError;
 pub use media::Platform;
-pub use pull::{PULLED_DIGEST, PULLED_FROM, Pulled, pull, resolve};
-pub use push::{PushOptions, Pushed, pulled_from, push};
+pub use pull::{PULLED_DIGEST, PULLED_FROM, Pulled, pull, pulled_from, resolve};
+pub use push::{PushOptions, Pushed, push};
 
 use crate::digest::Digest;
 pub use crate::image::Reference;
