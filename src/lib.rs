@@ -29,6 +29,8 @@ pub mod store;
 pub mod timestamp;
 
 #[cfg(test)]
+mod architecture;
+#[cfg(test)]
 mod test_support;
 
 pub use error::Error;
