@@ -10,6 +10,7 @@ use super::args::{
     BundleArgs, Cli, KillArgs, LogsArgs, OutputFormat, PsArgs, RmArgs, RunArgs, StopArgs,
     SuperviseArgs,
 };
+use super::error::CliError;
 use super::output::{json_line, line, table};
 use crate::containers::{self, ContainerError, RunRequest};
 use crate::runtime::spec::{NetworkMode, RunOptions};
@@ -401,10 +402,7 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
         return super::project::project_logs(cli, project, &args.containers, args.follow);
     }
     if args.containers.len() != 1 {
-        return Err(crate::Error::Failed {
-            message: "name one container (or give --project)".into(),
-            help: Some("kiln logs web; kiln logs --project lab web db".into()),
-        });
+        return Err(CliError::LogsNeedOneContainer.into());
     }
     let outcome = (|| {
         let since = args

@@ -9,6 +9,7 @@ mod build;
 mod check;
 mod commit;
 mod containers;
+mod error;
 mod exec;
 mod graph;
 mod images;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 pub use args::{Cli, Command, OutputFormat};
+pub use error::CliError;
 
 /// Runs kiln with the given arguments (the first is the program name) and returns the exit
 /// code. `Err` is for failures that stop a command; problems in kiln.kdl are reported by the

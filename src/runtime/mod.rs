@@ -38,6 +38,7 @@ mod cgroupfs;
 mod container;
 pub mod exec;
 mod foreground;
+mod hook;
 mod linux_names;
 mod mount_options;
 mod output;
@@ -59,6 +60,7 @@ pub use cgroupfs::{Hierarchy, HostCgroups};
 pub use container::{NoHooks, StartHooks, Started, Stdio, start};
 pub use exec::{ExecEvent, ExecHooks, ExecProcess, ExecStdio, run_exec, start_exec};
 pub use foreground::{FORWARDED, ForwardedSignals, run_foreground};
+pub use hook::HookError;
 pub use output::OutputTail;
 pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};
 pub use sandbox::{NoObserver, SandboxObserver, TraceEvent, run};
@@ -179,6 +181,15 @@ pub enum SandboxError {
     Unsupported { what: String },
     #[error("cannot prepare the container: {message}")]
     Prepare { message: String },
+    /// A caller's start hook refused (see [`HookError`]): its help is this error's.
+    #[error("cannot prepare the container")]
+    Hook {
+        #[source]
+        #[diagnostic_source]
+        source: HookError,
+        #[help]
+        help: Option<String>,
+    },
     #[error("the overlay mount options are {len} bytes, more than the kernel's 4095")]
     #[diagnostic(help(
         "too many layers or too long paths: a shorter state directory (KILN_ROOT) helps"
@@ -232,6 +243,12 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// A start hook's refusal, its help brought up to this error.
+    pub fn hook(source: HookError) -> SandboxError {
+        let help = crate::causes::help(&source);
+        SandboxError::Hook { source, help }
+    }
+
     /// The exit code a shell (and Docker) gives this failure: 127 when the command cannot be
     /// found, 126 when it cannot be executed, 125 when the sandbox itself failed.
     pub fn exit_code(&self) -> i32 {

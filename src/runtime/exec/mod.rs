@@ -94,7 +94,7 @@ impl std::fmt::Display for ExecEvent<'_> {
 /// What the caller does while the process is being made: put the joining child in the
 /// container's cgroup, and trace.
 pub trait ExecHooks {
-    fn before_continue(&mut self, _pid: i32) -> Result<(), String> {
+    fn before_continue(&mut self, _pid: i32) -> Result<(), super::HookError> {
         Ok(())
     }
     fn trace(&mut self, _event: &ExecEvent<'_>) {}
@@ -299,7 +299,7 @@ fn spawn_and_follow(
     });
     hooks
         .before_continue(joiner.pid.as_raw())
-        .map_err(|message| SandboxError::Prepare { message })?;
+        .map_err(SandboxError::hook)?;
     let mut sync = File::from(sync_write);
     sync.write_all(&[1])
         .map_err(|e| os("start the process")(io_errno(&e)))?;
