@@ -13,6 +13,7 @@ pub(super) fn run(cli: &Cli, args: &GraphArgs) -> Result<u8, crate::Error> {
         // A drawing needs no build context: sources on disk are `kiln check`'s business.
         check_paths: false,
         external_images: super::store_images(cli),
+        check_seccomp_profile: None,
     };
     let loaded = spec::load_file(&args.project.file, &RealFs, &options)?;
     if !loaded.diagnostics.is_empty() {

@@ -203,7 +203,9 @@ impl Target {
             cgroup: self.cgroup.as_ref(),
             trace,
         };
-        Ok(start_exec(self.pid, process, stdio, &mut hooks)?)
+        Ok(start_exec(
+            self.pid, process, &self.spec, stdio, &mut hooks,
+        )?)
     }
 }
 
@@ -320,6 +322,6 @@ pub fn exec(
         cgroup: target.cgroup.as_ref(),
         trace: request.trace,
     };
-    let status = run_exec(target.pid, &process, stdio, &mut hooks)?;
+    let status = run_exec(target.pid, &process, &target.spec, stdio, &mut hooks)?;
     Ok(Some(status))
 }

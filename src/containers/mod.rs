@@ -71,6 +71,14 @@ pub enum ContainerError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Layers(#[from] Box<crate::build::BuildError>),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Seccomp(Box<crate::runtime::SeccompError>),
+    #[error("unsupported --security-opt `{opt}`: {reason}")]
+    #[diagnostic(help(
+        "kiln takes seccomp=unconfined, seccomp=PROFILE.json (Docker's format) and no-new-privileges"
+    ))]
+    BadSecurityOpt { opt: String, reason: String },
     #[error("bad volume `{spec}`: {reason}")]
     BadVolume {
         spec: String,
@@ -153,6 +161,12 @@ pub enum ContainerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<crate::runtime::SeccompError> for ContainerError {
+    fn from(error: crate::runtime::SeccompError) -> ContainerError {
+        ContainerError::Seccomp(Box::new(error))
+    }
 }
 
 impl ContainerError {

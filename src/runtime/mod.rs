@@ -44,7 +44,7 @@ mod mount_options;
 mod output;
 mod plan;
 mod sandbox;
-mod seccomp;
+pub mod seccomp;
 pub mod spec;
 mod step;
 pub mod supervise;
@@ -64,7 +64,10 @@ pub use hook::HookError;
 pub use output::OutputTail;
 pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};
 pub use sandbox::{NoObserver, SandboxObserver, TraceEvent, run};
-pub use seccomp::{BpfInstruction, DEFAULT_DENIED, SeccompFilter, default_seccomp};
+pub use seccomp::{
+    BpfInstruction, PROFILE_ANNOTATION, Profile, SeccompChoice, SeccompError, SeccompFilter,
+    UNCONFINED, default_seccomp,
+};
 pub use step::{CStringArray, SetupPlan, SetupStep};
 pub use sys::{ExecFailure, Failure, RealSys, Sys, execute};
 
@@ -177,6 +180,9 @@ pub enum SandboxError {
     BadHostname { hostname: String },
     #[error("mount destination `{path}` must be an absolute path without `..`")]
     BadMountDestination { path: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Seccomp(Box<SeccompError>),
     #[error("kiln's runtime does not support {what}")]
     Unsupported { what: String },
     #[error("cannot prepare the container: {message}")]
@@ -240,6 +246,12 @@ pub enum SandboxError {
         #[source]
         source: Errno,
     },
+}
+
+impl From<SeccompError> for SandboxError {
+    fn from(error: SeccompError) -> SandboxError {
+        SandboxError::Seccomp(Box::new(error))
+    }
 }
 
 impl SandboxError {

@@ -30,6 +30,7 @@ mod proxy;
 mod registry;
 mod rollout;
 mod run;
+mod seccomp;
 mod services;
 mod stats;
 mod tarball;
