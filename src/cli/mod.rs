@@ -16,6 +16,7 @@ mod images;
 mod network;
 mod output;
 mod pin;
+mod placement;
 mod project;
 mod registry;
 mod registry_args;

@@ -36,7 +36,7 @@ pub(super) fn print(plan: &ProjectPlan) -> Result<(), crate::Error> {
     } else {
         let names: Vec<&str> = plan.hosts.iter().map(|h| h.name.as_str()).collect();
         line(format!(
-            "{}: {} hosts ({}): `kiln up` simulates them all on this machine, `kiln up --host NAME` brings up NAME's share on the machine NAME",
+            "{}: {} hosts ({}): each container's host, placed by the declared cpus and memory",
             plan.project,
             plan.hosts.len(),
             names.join(", ")
@@ -51,7 +51,10 @@ pub(super) fn print(plan: &ProjectPlan) -> Result<(), crate::Error> {
     for instance in &plan.instances {
         rows.push(vec![
             instance.name.clone(),
-            instance.host.clone().unwrap_or_else(|| "this machine".into()),
+            instance
+                .host
+                .clone()
+                .unwrap_or_else(|| "this machine".into()),
             if instance.host.is_none() {
                 "-".into()
             } else if instance.pinned {
@@ -97,9 +100,7 @@ pub(super) fn print(plan: &ProjectPlan) -> Result<(), crate::Error> {
     }
     if !plan.networks.is_empty() {
         line(String::new())?;
-        let mut rows = vec![
-            ["NETWORK", "SUBNET", "DRIVER"].map(String::from).to_vec(),
-        ];
+        let mut rows = vec![["NETWORK", "SUBNET", "DRIVER"].map(String::from).to_vec()];
         for network in &plan.networks {
             rows.push(vec![
                 network.name.clone(),

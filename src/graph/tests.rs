@@ -227,15 +227,11 @@ fn placed_containers_are_drawn_where_kiln_runs_them() {
         container "web" image="base" replicas=2
         "#,
     );
-    let placement: BTreeMap<String, String> = [
-        ("a", "m1"),
-        ("b", "m2"),
-        ("web-1", "m1"),
-        ("web-2", "m2"),
-    ]
-    .into_iter()
-    .map(|(i, h)| (i.to_string(), h.to_string()))
-    .collect();
+    let placement: BTreeMap<String, String> =
+        [("a", "m1"), ("b", "m2"), ("web-1", "m1"), ("web-2", "m2")]
+            .into_iter()
+            .map(|(i, h)| (i.to_string(), h.to_string()))
+            .collect();
     let graph = build_placed(&project, &placement);
     assert_eq!(node(&graph, "c_a").cluster.as_deref(), Some("h_m1"));
     assert!(!node(&graph, "c_a").label.contains(&"placed".to_string()));

@@ -10,9 +10,9 @@
 //! here, [`UpEvent`] and [`ProjectError`], so that neither file needs the other's.
 
 pub mod assert;
+pub mod placement;
 mod plan;
 pub mod probe;
-pub mod placement;
 mod rollout;
 #[cfg(test)]
 mod tests;

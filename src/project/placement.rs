@@ -10,7 +10,8 @@
 //! 3. The others, largest demand first (CPUs, then memory, then declaration order), each
 //!    go to the host that fits them with, in order of preference: the fewest instances of
 //!    the same services already there (replicas spread), the fullest result (bin packing:
-//!    the highest share of a capacity in use afterwards), the earliest declaration.
+//!    the highest share of a capacity in use afterwards), the fewest instances (hosts
+//!    without capacities share the work), the earliest declaration.
 //!
 //! CPUs are counted in thousandths, so sums are exact. [`place`] is pure and knows nothing
 //! of kiln.kdl; [`of_project`] and [`check`] adapt the spec model to it.
@@ -150,7 +151,13 @@ struct Load<'a> {
 }
 
 impl<'a> Load<'a> {
-    fn assign(&mut self, demands: &'a [Demand], unit: &[usize], host: usize, placement: &mut Placement) {
+    fn assign(
+        &mut self,
+        demands: &'a [Demand],
+        unit: &[usize],
+        host: usize,
+        placement: &mut Placement,
+    ) {
         for &i in unit {
             let d = &demands[i];
             self.used[host].millicpus = self.used[host].millicpus.saturating_add(d.millicpus);
@@ -190,9 +197,18 @@ pub fn place(hosts: &[Capacity], demands: &[Demand], together: &[(usize, usize)]
     for unit in units(demands.len(), together) {
         let pins: BTreeSet<(usize, usize)> = unit
             .iter()
-            .filter_map(|&i| demands[i].pinned.filter(|&h| h < hosts.len()).map(|h| (h, i)))
+            .filter_map(|&i| {
+                demands[i]
+                    .pinned
+                    .filter(|&h| h < hosts.len())
+                    .map(|h| (h, i))
+            })
             .collect();
-        let mut distinct = pins.iter().map(|&(h, _)| h).collect::<BTreeSet<_>>().into_iter();
+        let mut distinct = pins
+            .iter()
+            .map(|&(h, _)| h)
+            .collect::<BTreeSet<_>>()
+            .into_iter();
         match (distinct.next(), distinct.next()) {
             (None, _) => free_units.push(unit),
             (Some(host), None) => pinned_units.push((unit, host)),
@@ -244,13 +260,18 @@ pub fn place(hosts: &[Capacity], demands: &[Demand], together: &[(usize, usize)]
                     millicpus: load.used[h].millicpus.saturating_add(cpus),
                     memory: load.used[h].memory.saturating_add(memory),
                 };
-                (same, std::cmp::Reverse(hosts[h].fullness(after)), h)
+                let count: usize = load.services[h].values().sum();
+                (same, std::cmp::Reverse(hosts[h].fullness(after)), count, h)
             });
         match best {
             Some(host) => load.assign(demands, unit, host, &mut placement),
             None => placement.problems.push(Problem::NoFit {
                 unit: unit.clone(),
-                free: hosts.iter().zip(&load.used).map(|(h, u)| h.free(*u)).collect(),
+                free: hosts
+                    .iter()
+                    .zip(&load.used)
+                    .map(|(h, u)| h.free(*u))
+                    .collect(),
             }),
         }
     }
@@ -266,9 +287,16 @@ fn millicpus(cpus: f64) -> u64 {
     }
 }
 
+/// Hosts, instances with their containers, and linked pairs (see [`inputs`]).
+type Inputs<'a> = (
+    Vec<Capacity>,
+    Vec<(Demand, &'a Container)>,
+    Vec<(usize, usize)>,
+);
+
 /// The inputs of [`place`] for a project: its hosts, its instances (in declaration order,
 /// replicas `1…N`) with the container that makes each, and the pairs its links join.
-fn inputs(project: &Project) -> (Vec<Capacity>, Vec<(Demand, &Container)>, Vec<(usize, usize)>) {
+fn inputs(project: &Project) -> Inputs<'_> {
     let hosts: Vec<Capacity> = project
         .hosts
         .iter()
@@ -335,7 +363,9 @@ fn cpus_text(millicpus: u64) -> String {
     let number = if rest == 0 {
         whole.to_string()
     } else {
-        format!("{whole}.{rest:03}").trim_end_matches('0').to_string()
+        format!("{whole}.{rest:03}")
+            .trim_end_matches('0')
+            .to_string()
     };
     if millicpus == 1000 {
         "1 cpu".to_string()
@@ -352,12 +382,13 @@ fn free_text(free: Free) -> String {
     let cpus = free
         .millicpus
         .map_or_else(|| "any cpus".to_string(), cpus_text);
-    let memory = free
-        .memory
-        .map_or_else(|| "any memory".to_string(), |m| match m {
+    let memory = free.memory.map_or_else(
+        || "any memory".to_string(),
+        |m| match m {
             0 => "no memory".to_string(),
             m => Size(m).to_string(),
-        });
+        },
+    );
     format!("{cpus} and {memory}")
 }
 
@@ -425,7 +456,8 @@ pub fn check(project: &Project, diags: &mut Diagnostics) {
                     ));
                 for (h, capacity) in project.hosts.iter().zip(&hosts) {
                     if capacity.millicpus.is_some() || capacity.memory.is_some() {
-                        builder = builder.related(h.name.span, format!("`{}` declared here", h.name.value));
+                        builder = builder
+                            .related(h.name.span, format!("`{}` declared here", h.name.value));
                     }
                 }
             }
@@ -435,7 +467,10 @@ pub fn check(project: &Project, diags: &mut Diagnostics) {
                 if !reported.insert(container.name.value.as_str()) && unit.len() == 1 {
                     continue;
                 }
-                let span = container.host.as_ref().map_or(container.name.span, |h| h.span);
+                let span = container
+                    .host
+                    .as_ref()
+                    .map_or(container.name.span, |h| h.span);
                 let declared = &project.hosts[*host];
                 diags
                     .error(
@@ -480,7 +515,8 @@ pub fn check(project: &Project, diags: &mut Diagnostics) {
                     )
                     .label("a link is a veth pair: both ends on one machine");
                 if let Some(pin) = &first_c.host {
-                    builder = builder.related(pin.span, format!("`{}` pinned here", first_d.instance));
+                    builder =
+                        builder.related(pin.span, format!("`{}` pinned here", first_d.instance));
                 }
                 builder.help("pin linked containers to one host, or join them by an overlay network instead of a link");
             }

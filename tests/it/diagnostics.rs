@@ -122,7 +122,7 @@ fn json_positions_are_one_based_and_match_the_text() {
             &Options {
                 check_paths: true,
                 check_seccomp_profile: Some(kiln::cli::check_seccomp_profile),
-        check_placement: Some(kiln::project::placement::check),
+                check_placement: Some(kiln::project::placement::check),
                 ..Options::default()
             },
         );

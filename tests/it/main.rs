@@ -25,6 +25,7 @@ mod harness;
 mod health;
 mod hostile_archives;
 mod network;
+mod placement;
 mod project;
 mod proxy;
 mod registry;

@@ -25,7 +25,10 @@ const GIB: u64 = 1 << 30;
 
 #[test]
 fn bin_packing_fills_the_fullest_host_that_fits() {
-    let hosts = [host("m1", Some(4), Some(8 * GIB)), host("m2", Some(2), Some(4 * GIB))];
+    let hosts = [
+        host("m1", Some(4), Some(8 * GIB)),
+        host("m2", Some(2), Some(4 * GIB)),
+    ];
     let demands = [
         demand("a", "a", 1000, GIB),
         demand("b", "b", 1000, GIB),
@@ -40,7 +43,11 @@ fn bin_packing_fills_the_fullest_host_that_fits() {
 
 #[test]
 fn replicas_spread_before_packing() {
-    let hosts = [host("m1", None, None), host("m2", None, None), host("m3", None, None)];
+    let hosts = [
+        host("m1", None, None),
+        host("m2", None, None),
+        host("m3", None, None),
+    ];
     let demands = [
         demand("web-1", "web", 0, 0),
         demand("web-2", "web", 0, 0),
@@ -49,9 +56,11 @@ fn replicas_spread_before_packing() {
         demand("db", "db", 0, 0),
     ];
     let placement = place(&hosts, &demands, &[]);
+    // Round robin for the replicas; db to a host with the fewest instances (m2 and m3 have
+    // one each: the earlier).
     assert_eq!(
         placement.host_of,
-        [Some(0), Some(1), Some(2), Some(0), Some(0)]
+        [Some(0), Some(1), Some(2), Some(0), Some(1)]
     );
 }
 
@@ -77,8 +86,14 @@ fn a_pin_is_honoured_and_reported_when_over_capacity() {
 
 #[test]
 fn nothing_fits_names_every_hosts_free_capacity() {
-    let hosts = [host("m1", Some(2), Some(GIB)), host("m2", Some(1), Some(4 * GIB))];
-    let demands = [demand("a", "a", 1000, GIB / 2), demand("huge", "huge", 3000, 0)];
+    let hosts = [
+        host("m1", Some(2), Some(GIB)),
+        host("m2", Some(1), Some(4 * GIB)),
+    ];
+    let demands = [
+        demand("a", "a", 1000, GIB / 2),
+        demand("huge", "huge", 3000, 0),
+    ];
     let placement = place(&hosts, &demands, &[]);
     assert_eq!(placement.host_of[1], None);
     let [Problem::NoFit { unit, free }] = placement.problems.as_slice() else {
@@ -169,7 +184,10 @@ fn check_reports_what_does_not_fit_at_the_container() {
     assert_eq!(diagnostic.label.as_deref(), Some("needs 4 cpus and 2GiB"));
     let help = diagnostic.help.as_deref().unwrap();
     assert!(help.contains("`m1` has 2 cpus and 1GiB free"), "{help}");
-    assert!(help.contains("`m2` has 1 cpu and any memory free"), "{help}");
+    assert!(
+        help.contains("`m2` has 1 cpu and any memory free"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -198,19 +216,27 @@ fn hosts_strategy() -> impl Strategy<Value = Vec<Capacity>> {
 }
 
 fn demands_strategy() -> impl Strategy<Value = Vec<Demand>> {
-    prop::collection::vec((0u64..3_000, 0u64..16, 0usize..4, prop::option::of(0usize..6)), 0..24)
-        .prop_map(|ds| {
-            ds.into_iter()
-                .enumerate()
-                .map(|(i, (c, m, service, pinned))| Demand {
-                    instance: format!("c{i}"),
-                    service: format!("s{service}"),
-                    millicpus: c,
-                    memory: m << 20,
-                    pinned,
-                })
-                .collect()
-        })
+    prop::collection::vec(
+        (
+            0u64..3_000,
+            0u64..16,
+            0usize..4,
+            prop::option::of(0usize..6),
+        ),
+        0..24,
+    )
+    .prop_map(|ds| {
+        ds.into_iter()
+            .enumerate()
+            .map(|(i, (c, m, service, pinned))| Demand {
+                instance: format!("c{i}"),
+                service: format!("s{service}"),
+                millicpus: c,
+                memory: m << 20,
+                pinned,
+            })
+            .collect()
+    })
 }
 
 proptest! {

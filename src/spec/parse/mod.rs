@@ -220,7 +220,9 @@ fn parse_network(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> O
                 format!("overlay network `{}` has no `subnet`", name.value),
             )
             .label("every host must give it the same addresses")
-            .help("add `subnet=\"10.77.0.0/16\"`: kiln cannot pick one that every machine agrees on");
+            .help(
+                "add `subnet=\"10.77.0.0/16\"`: kiln cannot pick one that every machine agrees on",
+            );
     }
     Some(Network {
         name,
@@ -277,7 +279,10 @@ fn parse_host(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Opti
 
 /// A host's underlay address must be one a VXLAN socket can send from and to: a unicast
 /// address (not `0.0.0.0`, a multicast group or the broadcast address).
-fn underlay_address(diags: &mut Diagnostics, address: Spanned<std::net::IpAddr>) -> Option<Spanned<std::net::IpAddr>> {
+fn underlay_address(
+    diags: &mut Diagnostics,
+    address: Spanned<std::net::IpAddr>,
+) -> Option<Spanned<std::net::IpAddr>> {
     let reason = match address.value {
         ip if ip.is_unspecified() => Some("the unspecified address is no host's"),
         ip if ip.is_multicast() => Some("a multicast group is no host's address"),

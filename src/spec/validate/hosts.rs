@@ -41,7 +41,11 @@ fn check_families(project: &Project, diags: &mut Diagnostics) {
 /// Two overlays with one VNI would be one broadcast domain on every host.
 fn check_vnis(project: &Project, diags: &mut Diagnostics) {
     let mut seen: BTreeMap<u32, (&str, Span, bool)> = BTreeMap::new();
-    for network in project.networks.iter().filter(|n| n.driver == Driver::Overlay) {
+    for network in project
+        .networks
+        .iter()
+        .filter(|n| n.driver == Driver::Overlay)
+    {
         let vni = network.vni(&project.name);
         let (span, explicit) = match &network.vni {
             Some(v) => (v.span, true),
@@ -51,7 +55,13 @@ fn check_vnis(project: &Project, diags: &mut Diagnostics) {
             seen.insert(vni, (&network.name.value, span, explicit));
             continue;
         };
-        let how = |explicit: bool| if explicit { "given" } else { "derived from its name" };
+        let how = |explicit: bool| {
+            if explicit {
+                "given"
+            } else {
+                "derived from its name"
+            }
+        };
         diags
             .error(
                 Code::VniCollision,
