@@ -259,7 +259,7 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
 }
 
 /// Sets `flag` when `signal` arrives.
-fn signal_hook_flag(
+pub(crate) fn signal_hook_flag(
     signal: nix::sys::signal::Signal,
     flag: &Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<()> {

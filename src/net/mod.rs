@@ -9,6 +9,7 @@
 pub mod attach;
 pub mod daemon;
 pub mod dns;
+pub mod engine;
 mod error;
 pub mod host;
 pub mod ipam;
