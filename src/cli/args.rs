@@ -224,6 +224,11 @@ pub enum Command {
     #[command(name = "__netd", hide = true)]
     Netd,
 
+    /// kiln's impairment engine of a state root (started by `kiln up` and
+    /// `kiln network impair` when a link needs it).
+    #[command(name = "__linkd", hide = true)]
+    Linkd(LinkdArgs),
+
     /// Write the OCI bundle kiln would run (DIR/config.json, DIR/rootfs), for runc.
     ///
     /// Examples:
@@ -642,6 +647,13 @@ pub struct NetworkImpairArgs {
     /// Remove every impairment of the link.
     #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "rate", "corrupt", "duplicate", "reorder"])]
     pub clear: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkdArgs {
+    /// Carry the paths (the process the supervisor starts).
+    #[arg(long)]
+    pub worker: bool,
 }
 
 #[derive(Debug, Args)]

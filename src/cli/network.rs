@@ -389,3 +389,20 @@ pub(super) fn netd(cli: &Cli) -> Result<u8, crate::Error> {
         }
     }
 }
+
+/// `kiln __linkd [--worker]`.
+pub(super) fn linkd(cli: &Cli, args: &super::args::LinkdArgs) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    let result = if args.worker {
+        crate::net::engine::daemon::work(&root)
+    } else {
+        crate::net::engine::daemon::supervise(&root)
+    };
+    match result {
+        Ok(()) => Ok(0),
+        Err(err) => {
+            eprintln!("kiln linkd: {err}");
+            Ok(1)
+        }
+    }
+}

@@ -1,12 +1,19 @@
-//! Point-to-point links between two containers' named interfaces (`link "a:eth1" "b:eth1"`):
-//! one veth pair whose ends are created right in the two containers' namespaces, with the
-//! first two addresses of the link's subnet and netem on both ends.
+//! Point-to-point links between two containers' named interfaces (`link "a:eth1" "b:eth1"`),
+//! with the first two addresses of the link's subnet.
+//!
+//! An unimpaired link, or one the kernel impairs (netem on both ends), is one veth pair
+//! whose ends are created right in the two containers' namespaces. A link kiln's engine
+//! impairs is two veth pairs: each container's interface has its peer — a port named
+//! `kel…-a` / `kel…-b` — in the kiln host namespace, and the engine moves frames between
+//! the two ports.
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use ipnetwork::IpNetwork;
 
-use super::{NetError, NetNs, Netem, Netlink};
+use super::impair::{Carrier, Engine};
+use super::{HostNamespace, NetError, NetNs, Netem, Netlink};
 
 /// One end of a link: the container's pid 1 and the interface's name there.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,21 +46,44 @@ pub fn link_addresses(subnet: IpNetwork) -> Option<(IpNetwork, IpNetwork)> {
 pub struct Connected {
     /// False: end `a`'s interface existed already and was left as it is.
     pub made: bool,
-    /// The link asked for netem and this kernel has none: it carries no impairment.
-    pub netem_missing: bool,
+    /// Who carries the impairment (`None`: the link has none).
+    pub carrier: Option<Carrier>,
 }
 
-/// Makes the link unless end `a`'s interface already exists: `kiln up` runs this for every
-/// link, every time. A kernel without netem gets the link without its impairments (the
-/// caller says so) rather than no link at all.
-pub fn connect(a: &LinkEnd, b: &LinkEnd, netem: Option<&Netem>) -> Result<Connected, NetError> {
+/// The engine's name for a link: the id of its path and the seed of its port names.
+pub fn link_id(project: &str, a: &str, b: &str) -> String {
+    format!("link {project} {a} {b}")
+}
+
+/// The two ports of a link the engine carries.
+pub fn ports(id: &str) -> Result<[String; 2], NetError> {
+    Ok([
+        super::names::link_port_name(id, 'a')?,
+        super::names::link_port_name(id, 'b')?,
+    ])
+}
+
+/// Makes the link `id` unless end `a`'s interface already exists: `kiln up` runs this for
+/// every link, every time (an engine link is registered with the engine again then, in
+/// case it lost it).
+pub fn connect(
+    state_root: &Path,
+    id: &str,
+    a: &LinkEnd,
+    b: &LinkEnd,
+    impair: Option<(&Netem, Engine)>,
+) -> Result<Connected, NetError> {
+    let carrier = impair.map(|(_, engine)| super::impair::choose(engine)).transpose()?;
     let ns_a = NetNs::of_pid(a.pid)?;
     let ns_b = NetNs::of_pid(b.pid)?;
     let side_a = Netlink::open_in(&ns_a)?;
     if side_a.link(&a.interface)?.is_some() {
+        if let (Some(Carrier::Userspace), Some((netem, _))) = (carrier, impair) {
+            super::impair::carry(state_root, id, ports(id)?, netem)?;
+        }
         return Ok(Connected {
             made: false,
-            netem_missing: false,
+            carrier,
         });
     }
     let side_b = Netlink::open_in(&ns_b)?;
@@ -62,30 +92,44 @@ pub fn connect(a: &LinkEnd, b: &LinkEnd, netem: Option<&Netem>) -> Result<Connec
         Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
         Err(err) => return Err(err),
     }
-    side_a.create_veth_into(&a.interface, &b.interface, &ns_b)?;
-    let mut netem_missing = false;
-    for (netlink, end) in [(&side_a, a), (&side_b, b)] {
-        if let Some(address) = end.address {
-            netlink.add_address(&end.interface, address)?;
+    match (carrier, impair) {
+        (Some(Carrier::Userspace), Some((netem, _))) => {
+            let host = HostNamespace::ensure(state_root)?;
+            let outside = Netlink::open_in(&host)?;
+            let ports = ports(id)?;
+            for (port, end, ns) in [(&ports[0], a, &ns_a), (&ports[1], b, &ns_b)] {
+                match outside.delete_link(port) {
+                    Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
+                    Err(err) => return Err(err),
+                }
+                outside.create_veth_into(port, &end.interface, ns)?;
+                super::impair::prepare_port(&host, &outside, port)?;
+            }
+            address_and_up(&side_a, a)?;
+            address_and_up(&side_b, b)?;
+            super::impair::carry(state_root, id, ports, netem)?;
         }
-        netlink.set_up(&end.interface)?;
-        if let Some(netem) = netem {
-            netem_missing |= impair(netlink, &end.interface, netem)?;
+        _ => {
+            side_a.create_veth_into(&a.interface, &b.interface, &ns_b)?;
+            for (netlink, end) in [(&side_a, a), (&side_b, b)] {
+                address_and_up(netlink, end)?;
+                if let Some((netem, _)) = impair {
+                    netlink.replace_netem(&end.interface, netem)?;
+                }
+            }
         }
     }
     Ok(Connected {
         made: true,
-        netem_missing,
+        carrier,
     })
 }
 
-/// Applies netem; `true` when the kernel has none (nothing applied).
-pub(crate) fn impair(netlink: &Netlink, interface: &str, netem: &Netem) -> Result<bool, NetError> {
-    match netlink.replace_netem(interface, netem) {
-        Ok(()) => Ok(false),
-        Err(NetError::NetemUnavailable { .. }) => Ok(true),
-        Err(err) => Err(err),
+fn address_and_up(netlink: &Netlink, end: &LinkEnd) -> Result<(), NetError> {
+    if let Some(address) = end.address {
+        netlink.add_address(&end.interface, address)?;
     }
+    netlink.set_up(&end.interface)
 }
 
 /// A link of a project as `kiln up` made it: `$ROOT/net/links.json` lists them, so
@@ -99,9 +143,17 @@ pub struct LinkRecord {
     pub subnet: Option<IpNetwork>,
     /// The impairment in force (declared, or set by `kiln network impair`).
     pub impair: Option<Netem>,
+    /// Who carries it (`None` for an unimpaired link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<Carrier>,
 }
 
 impl LinkRecord {
+    /// The engine's id of this link.
+    pub fn id(&self) -> String {
+        link_id(&self.project, &self.a, &self.b)
+    }
+
     /// The (container, interface) pairs of both ends.
     pub fn ends(&self) -> [(&str, &str); 2] {
         [split_end(&self.a), split_end(&self.b)]

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod engine;
 mod error;
 pub mod host;
+pub mod impair;
 pub mod ipam;
 pub mod link;
 pub mod names;

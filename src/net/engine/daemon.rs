@@ -146,10 +146,13 @@ pub fn stop(state_root: &Path) {
     let _ = std::fs::remove_file(pid_path(state_root));
 }
 
-/// Stops the engine once the paths of `prefix` are removed and nothing is left: for
-/// `kiln down` and removals, which must leave no process behind.
-pub fn forget(state_root: &Path, prefix: &str) -> Result<(), NetError> {
-    paths::remove_prefix(state_root, prefix)?;
+/// Removes the paths `gone` picks and makes the engine drop them (it stops when nothing is
+/// left): for `kiln down` and removals, which must leave no process behind.
+pub fn forget(state_root: &Path, gone: impl Fn(&str) -> bool) -> Result<(), NetError> {
+    if !paths::file(state_root).exists() {
+        return Ok(());
+    }
+    paths::remove_where(state_root, gone)?;
     if running(state_root).is_some() {
         ensure(state_root)?;
     }

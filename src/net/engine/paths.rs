@@ -94,9 +94,7 @@ pub fn put(state_root: &Path, spec: PathSpec) -> Result<u64, NetError> {
     })
 }
 
-/// Removes the paths whose id starts with `prefix`.
-pub fn remove_prefix(state_root: &Path, prefix: &str) -> Result<u64, NetError> {
-    update(state_root, |paths| {
-        paths.retain(|p| !p.id.starts_with(prefix))
-    })
+/// Removes the paths whose id `gone` picks.
+pub fn remove_where(state_root: &Path, gone: impl Fn(&str) -> bool) -> Result<u64, NetError> {
+    update(state_root, |paths| paths.retain(|p| !gone(&p.id)))
 }
