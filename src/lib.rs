@@ -5,9 +5,11 @@
 //! front end, pure). Later stages (`plan`, `build`, `layer`, `store`, `image`, `runtime`,
 //! `net`, `orchestrate`) join as they get content; see DESIGN.md §3.
 
+pub mod atomic_file;
 pub mod build;
 pub mod cli;
 pub mod containers;
+pub mod digest;
 pub mod error;
 pub mod graph;
 pub mod image;
@@ -18,6 +20,8 @@ pub mod probe;
 pub mod project;
 pub mod runtime;
 pub mod spec;
+pub mod state;
 pub mod store;
+pub mod timestamp;
 
 pub use error::Error;

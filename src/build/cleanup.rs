@@ -31,7 +31,7 @@ pub fn clean_state(store: &Store, state_root: &Path) -> Result<CleanReport, Buil
     let mut keep: BTreeSet<String> = BTreeSet::new();
     for (_, descriptor) in store.tags()? {
         if let Ok(image) = StoredImage::from_descriptor(store, descriptor) {
-            let diff_ids: Vec<crate::store::Digest> = image
+            let diff_ids: Vec<crate::digest::Digest> = image
                 .config
                 .rootfs
                 .diff_ids

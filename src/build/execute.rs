@@ -16,11 +16,13 @@ use super::schedule::run_dag;
 use super::{
     BuildError, BuildEvent, BuildOptions, BuildOutcome, BuiltImage, CacheStatus, StepReport, io_err,
 };
-use crate::image::{History, ImageConfig, StoredImage, rfc3339_utc, write_image};
+use crate::digest::Digest;
+use crate::image::{History, ImageConfig, StoredImage, write_image};
 use crate::layer::{self, Content, Entries, Entry, EntryKind, WriteOptions};
 use crate::plan::{Base, BuildPlan, ImagePlan, LayerAction, PlannedStep, StepAction, apply_config};
 use crate::runtime::{SandboxObserver, SandboxSpec};
-use crate::store::{CacheEntry, Descriptor, Digest, Store};
+use crate::store::{CacheEntry, Descriptor, Store};
+use crate::timestamp::rfc3339_utc;
 
 /// A layer of an image: its blob and the digest of its uncompressed tar.
 #[derive(Debug, Clone)]

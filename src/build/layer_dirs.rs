@@ -13,8 +13,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{BuildError, io_err};
+use crate::digest::Digest;
 use crate::layer::{self, ExtractOptions, WhiteoutMode};
-use crate::store::{Descriptor, Digest, Store};
+use crate::store::{Descriptor, Store};
 
 /// OCI chain ids of a stack of layers, bottom first: the first is its diff_id, each next
 /// one sha256("<chain below> <diff_id>").

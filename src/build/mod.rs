@@ -29,9 +29,10 @@ pub use record::{ExplainedStep, explain};
 pub use schedule::run_dag;
 pub use statcache::StatCache;
 
+use crate::digest::Digest;
 use crate::layer::Compression;
 use crate::spec::Span;
-use crate::store::{Descriptor, Digest};
+use crate::store::Descriptor;
 
 /// How to build.
 #[derive(Debug, Clone)]

@@ -12,9 +12,9 @@ use super::args::{
 };
 use super::output::{json_line, line, table};
 use crate::containers::{self, ContainerError, RunRequest};
-use crate::runtime::records::{Record, Records, Status};
 use crate::runtime::spec::{NetworkMode, RunOptions};
 use crate::runtime::supervise::{RestartPolicy, Stream};
+use crate::state::{Record, Records, Status};
 
 fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
     let mut env = Vec::new();
@@ -200,7 +200,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
         .filter(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting))
         // Previous versions `kiln up` keeps for `kiln rollback` (`web-1~previous`) are not
         // instances of the project; they stay reachable by name.
-        .filter(|r| crate::runtime::records::split_hidden(&r.name).is_none())
+        .filter(|r| crate::state::split_hidden(&r.name).is_none())
         .filter(|r| {
             args.project
                 .as_ref()
@@ -375,7 +375,7 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
         let since = args
             .since
             .as_deref()
-            .map(|s| containers::parse_since(s, containers::now()))
+            .map(|s| containers::parse_since(s, crate::timestamp::now_ns()))
             .transpose()?;
         let records = Records::open(&super::state_root(cli))?;
         let record = records.find(&args.containers[0])?;

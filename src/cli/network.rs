@@ -216,7 +216,7 @@ pub(crate) fn describe_netem(n: &crate::net::Netem) -> String {
 
 /// The pid 1 of a running container, by name.
 fn running_pid(root: &std::path::Path, name: &str) -> Option<i32> {
-    let records = crate::runtime::records::Records::open(root).ok()?;
+    let records = crate::state::Records::open(root).ok()?;
     let record = records.find_named(name).ok()??.reconciled();
     record.state.pid.filter(|_| record.state.process_alive())
 }

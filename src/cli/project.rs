@@ -10,9 +10,9 @@ use super::args::{
 };
 use super::output::line;
 use crate::project::{self, UpEvent};
-use crate::runtime::records::{Records, split_hidden};
 use crate::runtime::supervise::Stream;
 use crate::spec::Loaded;
+use crate::state::{Records, split_hidden};
 
 /// Loads the project quietly (the build that runs first has printed its diagnostics).
 fn load(cli: &Cli, file: &Path) -> Result<Result<Loaded, u8>, crate::Error> {
@@ -186,7 +186,7 @@ fn follow_until_interrupted(root: &Path, project_name: &str) -> Result<u8, crate
 
 /// The `NAME | ` prefix of each container's lines: names padded to one width, a colour
 /// each on a terminal.
-fn prefixes(members: &[crate::runtime::records::Record]) -> Vec<String> {
+fn prefixes(members: &[crate::state::Record]) -> Vec<String> {
     let width = members.iter().map(|r| r.name.len()).max().unwrap_or(0);
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     members
@@ -217,7 +217,7 @@ fn write_line(prefix: &str, log: &crate::runtime::supervise::LogLine) -> std::io
 /// One thread per container printing its output, prefixed, until it has exited.
 fn follow_logs(
     records: &Records,
-    members: Vec<crate::runtime::records::Record>,
+    members: Vec<crate::state::Record>,
 ) -> Vec<std::thread::JoinHandle<()>> {
     let prefixes = prefixes(&members);
     members

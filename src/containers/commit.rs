@@ -14,11 +14,12 @@
 use std::path::Path;
 
 use super::{ContainerError, cgroup_name};
-use crate::image::{History, ImageConfig, StoredImage, rfc3339_utc, write_image};
+use crate::image::{History, ImageConfig, StoredImage, write_image};
 use crate::layer::{Compression, Entries, ScanOptions};
 use crate::runtime::cgroup::Hierarchy;
-use crate::runtime::records::{Records, Status};
+use crate::state::{Records, Status};
 use crate::store::{CacheEntry, Descriptor, Store};
+use crate::timestamp::rfc3339_utc;
 
 /// What `kiln commit` was asked.
 #[derive(Debug, Clone)]

@@ -11,8 +11,8 @@ use nix::unistd::Pid;
 
 use super::ContainerError;
 use super::supervisor::stop_marker;
-use crate::runtime::records::{Record, Records, Status};
 use crate::runtime::spec::STOP_SIGNAL_ANNOTATION;
+use crate::state::{Record, Records, Status};
 
 /// How long to wait for a supervisor to notice its container ended and record it.
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(10);

@@ -17,7 +17,7 @@ use super::health::HealthCheck;
 use super::prepare::{cgroup, prepare_with};
 use super::run::{RunRequest, remove_parent_cgroups};
 use super::supervisor::STARTED;
-use crate::runtime::records::{ContainerId, Record};
+use crate::state::{ContainerId, Record};
 use crate::store::Store;
 
 /// The descriptor on which a supervisor reports the first start.

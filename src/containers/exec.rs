@@ -13,11 +13,11 @@ use oci_spec::runtime::{Process, Spec, User};
 
 use super::ContainerError;
 use crate::runtime::cgroup::{Cgroup, Hierarchy};
-use crate::runtime::records::{Record, Records, Status};
 use crate::runtime::spec::{SpecError, resolve_user};
 use crate::runtime::{
     ExecEvent, ExecHooks, ExecProcess, ExecStdio, SandboxStatus, Stdio, run_exec, start_exec,
 };
+use crate::state::{Record, Records, Status};
 
 /// What `kiln exec` was asked.
 #[derive(Debug, Clone, Default)]

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use super::ContainerError;
 use super::supervisor::log_path;
-use crate::runtime::records::{Record, Records, Status};
-use crate::runtime::supervise::logs::now_ns;
 use crate::runtime::supervise::{LogLine, LogReader};
+use crate::state::{Record, Records, Status};
 
 /// `--since`: a duration before now (`10m`, `1h30m`) or an RFC 3339 time
 /// (`2026-11-30T10:00:00Z`, with optional fraction and offset); nanoseconds since the epoch.
@@ -136,9 +135,4 @@ pub fn read_logs(
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// The current time, for `--since`.
-pub fn now() -> u128 {
-    now_ns()
 }

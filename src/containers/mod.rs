@@ -36,7 +36,7 @@ pub use health::{
     Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, RoundResult, parse_health,
     probe_once,
 };
-pub use logs::{now, parse_since, read_logs};
+pub use logs::{parse_since, read_logs};
 pub use network::Published;
 pub use prepare::Launch;
 pub use run::{RunRequest, RunResult, cgroup_name, remove, run};
@@ -45,8 +45,8 @@ pub use stats::{
 };
 pub use supervisor::{log_path, stop_marker, supervise};
 
-use crate::runtime::records::RecordError;
 use crate::runtime::spec::SpecError;
+use crate::state::RecordError;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ContainerError {

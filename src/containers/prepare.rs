@@ -9,14 +9,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::health::HealthCheck;
-use super::run::{RunRequest, cgroup_name, now};
+use super::run::{RunRequest, cgroup_name};
 use super::{ContainerError, io_err};
 use crate::image::StoredImage;
 use crate::runtime::RootfsLayout;
 use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
-use crate::runtime::records::{ContainerId, ContainerState, Record, Records, generate_name};
 use crate::runtime::spec::{NetworkMode, container_spec, to_json};
+use crate::state::{ContainerId, ContainerState, Record, Records, generate_name};
 use crate::store::Store;
+use crate::timestamp::now;
 
 /// What a supervisor needs to start the container again, besides `config.json`:
 /// `containers/<id>/launch.json`.
@@ -111,7 +112,7 @@ pub(crate) fn prepare_with(
     };
     limits.validate()?;
     if let Some(name) = &request.name {
-        crate::runtime::records::validate_name(name)?;
+        crate::state::validate_name(name)?;
     }
     let records = Records::open(state_root)?;
     let mut stack = Vec::new();
@@ -201,10 +202,11 @@ pub(crate) fn prepare_with(
 fn write_files(prepared: &Prepared) -> Result<(), ContainerError> {
     let dir = &prepared.dir;
     let config = dir.join("config.json");
-    crate::store::write_atomically(&config, &to_json(&prepared.spec)).map_err(io_err(&config))?;
+    crate::atomic_file::write_durably(&config, &to_json(&prepared.spec))
+        .map_err(io_err(&config))?;
     let launch = dir.join("launch.json");
     let bytes = serde_json::to_vec_pretty(&prepared.launch).expect("launch serializes");
-    crate::store::write_atomically(&launch, &bytes).map_err(io_err(&launch))?;
+    crate::atomic_file::write_durably(&launch, &bytes).map_err(io_err(&launch))?;
     for d in [dir.join("upper"), dir.join("scratch")] {
         std::fs::create_dir_all(&d).map_err(io_err(&d))?;
     }

@@ -6,10 +6,10 @@ use std::path::Path;
 use super::ContainerError;
 use super::prepare::{Prepared, prepare};
 use crate::runtime::cgroup::{Cgroup, Hierarchy};
-use crate::runtime::records::{ContainerId, Record, Records, Status};
 use crate::runtime::spec::RunOptions;
 use crate::runtime::supervise::RestartPolicy;
 use crate::runtime::{SandboxStatus, StartHooks, Stdio, TraceEvent, run_foreground};
+use crate::state::{ContainerId, Record, Records, Status};
 use crate::store::Store;
 
 /// What `kiln run` was asked.
@@ -25,7 +25,7 @@ pub struct RunRequest {
     /// Recorded; applied by the supervisor of a detached container.
     pub restart: RestartPolicy,
     /// The project and service the container is an instance of (`kiln up`).
-    pub member: Option<crate::runtime::records::Membership>,
+    pub member: Option<crate::state::Membership>,
     /// kiln networks to attach to, in order (`eth0` for the first).
     pub networks: Vec<crate::net::attach::AttachRequest>,
     /// `-p`: host ports proxied to the container's first address.
@@ -101,8 +101,8 @@ impl StartHooks for Hooks<'_> {
         let state = &mut self.record.state;
         state.status = Status::Running;
         state.pid = Some(pid);
-        state.pid_start_time = crate::runtime::records::process_start_time(pid);
-        state.started_at = Some(now());
+        state.pid_start_time = crate::state::process_start_time(pid);
+        state.started_at = Some(crate::timestamp::now());
         self.records.save(self.record).map_err(|e| e.to_string())
     }
 
@@ -111,14 +111,6 @@ impl StartHooks for Hooks<'_> {
             super::trace_line(format_args!("{event}"));
         }
     }
-}
-
-pub(crate) fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    crate::image::rfc3339_utc(secs)
 }
 
 /// Runs a container in the foreground until it exits.
@@ -184,7 +176,7 @@ fn run_recorded(
     let state = &mut record.state;
     state.pid = None;
     state.pid_start_time = None;
-    state.finished_at = Some(now());
+    state.finished_at = Some(crate::timestamp::now());
     state.status = Status::Exited;
     state.oom_killed = oom_limit.is_some();
     state.exit_code = Some(match &outcome {

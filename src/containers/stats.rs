@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::{ContainerError, cgroup_name, io_err};
 use crate::runtime::cgroup::{Hierarchy, Stats};
-use crate::runtime::records::{Record, Records, Status};
+use crate::state::{Record, Records, Status};
 
 /// One container's figures, as `kiln stats --format json` prints them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -22,13 +22,12 @@ use super::ContainerError;
 use super::exec::Target;
 use super::health::{Health, HealthCheck, HealthTracker, probe_once};
 use super::prepare::{Launch, cgroup, layout};
-use super::run::{now, remove_files, remove_parent_cgroups};
+use super::run::{remove_files, remove_parent_cgroups};
 use crate::runtime::cgroup::Cgroup;
-use crate::runtime::records::{
-    ContainerId, Record, RecordError, Records, Status, process_start_time,
-};
 use crate::runtime::supervise::{Backoff, ExitReason, LogWriter, RestartPolicy, Stream};
 use crate::runtime::{SandboxStatus, StartHooks, Stdio, start};
+use crate::state::{ContainerId, Record, RecordError, Records, Status, process_start_time};
+use crate::timestamp::now;
 
 /// The file whose existence tells the supervisor not to start the container again.
 pub fn stop_marker(records: &Records, id: &ContainerId) -> PathBuf {

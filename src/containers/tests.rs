@@ -28,7 +28,7 @@ fn memory_limits_parse_with_units() {
 
 #[test]
 fn cgroup_names_separate_state_roots() {
-    let id = crate::runtime::records::ContainerId::parse(&"ab".repeat(32)).unwrap();
+    let id = crate::state::ContainerId::parse(&"ab".repeat(32)).unwrap();
     let a = cgroup_name(std::path::Path::new("/tmp/a"), &id);
     let b = cgroup_name(std::path::Path::new("/tmp/b"), &id);
     assert_ne!(a, b);

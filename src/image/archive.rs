@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{ImageConfig, ImageError, MEDIA_CONFIG, Manifest, StoredImage, write_image};
+use crate::digest::Digest;
 use crate::layer::{
     self, Compression, Entries, Entry, ExtractOptions, ScanOptions, WhiteoutMode, WriteOptions,
 };
-use crate::store::{Descriptor, Digest, MEDIA_INDEX, MEDIA_MANIFEST, REF_NAME, Store};
+use crate::store::{Descriptor, MEDIA_INDEX, MEDIA_MANIFEST, REF_NAME, Store};
 
 /// The container formats of `kiln export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -756,7 +757,7 @@ fn import_rootfs(
     let info = layer::write(&entries, &options, &mut ingest).map_err(ArchiveError::Layer)?;
     let (digest, size) = ingest.commit()?;
     let mut config = ImageConfig::empty();
-    config.created = Some(super::rfc3339_utc(0));
+    config.created = Some(crate::timestamp::rfc3339_utc(0));
     config.rootfs.diff_ids = vec![info.diff_id.to_string()];
     let layer = Descriptor {
         media_type: info.media_type().to_string(),

@@ -9,7 +9,6 @@ mod config;
 mod manifest;
 #[cfg(test)]
 mod tests;
-mod time;
 
 use std::path::PathBuf;
 
@@ -18,9 +17,9 @@ pub use archive::{
 };
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
 pub use manifest::{MEDIA_CONFIG, Manifest};
-pub use time::rfc3339_utc;
 
-use crate::store::{Descriptor, Digest, MEDIA_MANIFEST, Store, StoreError};
+use crate::digest::Digest;
+use crate::store::{Descriptor, MEDIA_MANIFEST, Store, StoreError};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ImageError {

@@ -16,7 +16,7 @@ use tar::{EntryType, Header};
 use super::compress::Encoder;
 use super::write::Pipeline;
 use super::*;
-use crate::store::Digest;
+use crate::digest::Digest;
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()

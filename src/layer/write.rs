@@ -17,7 +17,7 @@ use super::compress::{Compression, Encoder};
 use super::entries::{Content, Entries, Entry, EntryKind};
 use super::header::{self, Member};
 use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX, io_err};
-use crate::store::Digest;
+use crate::digest::Digest;
 
 /// Buffer for copying file content into the tar stream.
 const COPY_BUFFER: usize = 256 * 1024;

@@ -218,11 +218,11 @@ pub fn write_etc(
     let mut files = Vec::new();
     if let Some(text) = resolv_conf(interfaces, search) {
         let path = dir.join("resolv.conf");
-        crate::store::replace_file(&path, text.as_bytes())?;
+        crate::atomic_file::replace(&path, text.as_bytes())?;
         files.push((path, "/etc/resolv.conf"));
     }
     let path = dir.join("hosts");
-    crate::store::replace_file(&path, hosts(interfaces, names).as_bytes())?;
+    crate::atomic_file::replace(&path, hosts(interfaces, names).as_bytes())?;
     files.push((path, "/etc/hosts"));
     Ok(files)
 }

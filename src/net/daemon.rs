@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::dns::{DnsServer, Lookup, NameTable};
 use super::records::{NetworkRecord, NetworkRecords};
 use super::{HostNamespace, NetNs};
-use crate::runtime::records::{Records, Status, process_start_time};
+use crate::state::{Records, Status, process_start_time};
 
 /// How often the daemon looks for new and removed networks.
 const RESCAN: Duration = Duration::from_millis(100);
@@ -196,7 +196,7 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
     let pid = std::process::id() as i32;
     let start = process_start_time(pid).unwrap_or(0);
     let pid_file = pid_path(state_root);
-    crate::store::write_atomically(&pid_file, format!("{pid} {start}\n").as_bytes())?;
+    crate::atomic_file::write_durably(&pid_file, format!("{pid} {start}\n").as_bytes())?;
     let term = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [
         nix::sys::signal::Signal::SIGTERM,
@@ -243,7 +243,7 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
             }
         }
         let served: String = servers.keys().map(|n| format!("{n}\n")).collect();
-        let _ = crate::store::write_atomically(
+        let _ = crate::atomic_file::write_durably(
             &root.join("net").join("netd.served"),
             served.as_bytes(),
         );

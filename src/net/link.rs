@@ -207,7 +207,7 @@ pub fn save_project_links(
         })?;
     }
     let bytes = serde_json::to_vec_pretty(&all).expect("links serialize");
-    crate::store::replace_file(&path, &bytes).map_err(|cause| NetError::Io { path, cause })
+    crate::atomic_file::replace(&path, &bytes).map_err(|cause| NetError::Io { path, cause })
 }
 
 /// Sets (or with `None` clears) the impairment on one end, in the container `pid`.

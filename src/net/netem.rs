@@ -3,18 +3,24 @@
 //! netlink-packet-route has no netem type, so kiln writes the `TCA_OPTIONS` payload itself,
 //! as iproute2's `q_netem.c` does: a `struct tc_netem_qopt` (six u32: latency, limit, loss,
 //! gap, duplicate, jitter; times in psched ticks) followed directly by netlink attributes
-//! (not nested): `TCA_NETEM_LATENCY64`/`JITTER64` (ns, exact), `REORDER`, `CORRUPT`, `RATE`
-//! and `RATE64`. Probabilities are u32 scaled so that `u32::MAX` is 100%.
+//! (not nested): `TCA_NETEM_LATENCY64`/`JITTER64` (ns, exact), `CORR`, `REORDER`,
+//! `CORRUPT`, `RATE`, and when used `RATE64`, `LOSS` (nested: the Gilbert-Elliott or
+//! 4-state model), `DELAY_DIST` (the distribution's table) and `PRNG_SEED`. Probabilities
+//! are u32 scaled so that `u32::MAX` is 100%.
 //!
 //! The kernel's `netem_change` keeps attributes that a replace leaves out, so every encoding
-//! carries all of them (zero means "off"): replacing an impairment never inherits old values.
+//! carries all of them (zero means "off"): replacing an impairment never inherits old
+//! values — except a delay distribution, which only a new qdisc forgets.
 //!
-//! Pure: no I/O except [`Psched::read`].
+//! [`Netem`] is also what kiln's own engine (`net::engine`) applies: one description of an
+//! impairment, two engines.
+//!
+//! Pure: no I/O except [`Psched::read`]. It knows nothing of kiln.kdl: the project turns the
+//! language's `impair` into a [`Netem`] (`project::plan::netem`).
 
 use std::time::Duration;
 
 use super::NetError;
-use crate::spec::model::Impairment;
 
 const TCA_NETEM_CORR: u16 = 1;
 const TCA_NETEM_DELAY_DIST: u16 = 2;
@@ -160,29 +166,6 @@ impl Default for Netem {
             gap: 0,
             limit: DEFAULT_LIMIT,
             seed: None,
-        }
-    }
-}
-
-impl From<&Impairment> for Netem {
-    /// The spec's rates are bits per second (as `tc` writes them); netem wants bytes.
-    fn from(impair: &Impairment) -> Netem {
-        let time = |d: &Option<crate::spec::source::Spanned<crate::spec::units::Duration>>| {
-            d.as_ref()
-                .map_or(Duration::ZERO, |d| Duration::from_nanos(d.value.0))
-        };
-        let percent = |p: &Option<crate::spec::source::Spanned<crate::spec::units::Percent>>| {
-            p.as_ref().map_or(0.0, |p| p.value.0)
-        };
-        Netem {
-            delay: time(&impair.delay),
-            jitter: time(&impair.jitter),
-            loss_percent: percent(&impair.loss),
-            rate_bytes_per_sec: impair.rate.as_ref().map(|r| r.value.0 / 8),
-            corrupt_percent: percent(&impair.corrupt),
-            duplicate_percent: percent(&impair.duplicate),
-            reorder_percent: percent(&impair.reorder),
-            ..Netem::default()
         }
     }
 }

@@ -134,17 +134,13 @@ impl NetworkRecord {
         project: Option<String>,
     ) -> Result<NetworkRecord, NetRecordError> {
         validate_name(name)?;
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         Ok(NetworkRecord {
             name: name.to_string(),
             subnet,
             gateway: ipam::gateway(subnet)?,
             internal,
             bridge,
-            created: crate::image::rfc3339_utc(secs),
+            created: crate::timestamp::now(),
             project,
             members: Vec::new(),
         })
@@ -274,7 +270,7 @@ impl NetworkRecords {
         validate_name(&record.name)?;
         let path = self.path(&record.name);
         let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
-        crate::store::replace_file(&path, &bytes).map_err(io_err(&path))
+        crate::atomic_file::replace(&path, &bytes).map_err(io_err(&path))
     }
 
     /// Records a new network, refusing an existing name or a subnet overlapping another
@@ -301,7 +297,7 @@ impl NetworkRecords {
         }
         let path = self.path(&record.name);
         let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
-        crate::store::write_atomically(&path, &bytes).map_err(io_err(&path))
+        crate::atomic_file::write_durably(&path, &bytes).map_err(io_err(&path))
     }
 
     /// Removes a network without members, returning its last record.

@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use ipnetwork::IpNetwork;
+
+use crate::net::Netem;
 use crate::runtime::spec::{NetworkMode, RunOptions};
 use crate::runtime::supervise::RestartPolicy;
-use ipnetwork::IpNetwork;
 
 use crate::spec::model::{
     Attachment, Condition, Container, ContainerKind, Health, Impairment, Project, Publish,
@@ -42,7 +44,7 @@ pub struct LinkPlan {
     pub a: (String, String),
     pub b: (String, String),
     pub subnet: Option<IpNetwork>,
-    pub impair: Option<Impairment>,
+    pub impair: Option<Netem>,
 }
 
 /// A volume the instance mounts, before its source is made to exist.
@@ -87,6 +89,30 @@ pub struct Instance {
     pub fingerprint: String,
 }
 
+/// The kernel's netem settings for the language's `impair` (of a link or of a network
+/// attachment). The spec's rates are bits per second (as `tc` writes them); netem wants bytes.
+/// Here, where the project meets the network, so that `net` never knows kiln.kdl.
+pub(super) fn netem(impair: &Impairment) -> Netem {
+    let time = |d: &Option<crate::spec::Spanned<crate::spec::units::Duration>>| {
+        d.as_ref().map_or(std::time::Duration::ZERO, |d| {
+            std::time::Duration::from_nanos(d.value.0)
+        })
+    };
+    let percent = |p: &Option<crate::spec::Spanned<crate::spec::units::Percent>>| {
+        p.as_ref().map_or(0.0, |p| p.value.0)
+    };
+    Netem {
+        delay: time(&impair.delay),
+        jitter: time(&impair.jitter),
+        loss_percent: percent(&impair.loss),
+        rate_bytes_per_sec: impair.rate.as_ref().map(|r| r.value.0 / 8),
+        corrupt_percent: percent(&impair.corrupt),
+        duplicate_percent: percent(&impair.duplicate),
+        reorder_percent: percent(&impair.reorder),
+        limit: crate::net::netem::DEFAULT_LIMIT,
+    }
+}
+
 /// Plans a validated project whose file lives in `project_dir`.
 pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
     let mut instances = Vec::new();
@@ -114,7 +140,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
             a: (l.a.container.value.clone(), l.a.interface.value.clone()),
             b: (l.b.container.value.clone(), l.b.interface.value.clone()),
             subnet: l.subnet.as_ref().map(|s| s.value),
-            impair: l.impair.clone(),
+            impair: l.impair.as_ref().map(netem),
         })
         .collect();
     ProjectPlan {

@@ -43,8 +43,7 @@ impl LiveProber {
 
     fn container(&self, name: &str) -> Result<Container, String> {
         // Names in kiln.kdl are exact: never an id prefix.
-        let records =
-            crate::runtime::records::Records::open(&self.state_root).map_err(|e| e.to_string())?;
+        let records = crate::state::Records::open(&self.state_root).map_err(|e| e.to_string())?;
         let record = records
             .find_named(name)
             .map_err(|e| e.to_string())?

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::up::{ProjectError, UpEvent};
 use crate::containers::{self, ContainerError, HealthCheck, Launch};
 use crate::net::records::{Member, MemberRequest, NetRecordError, NetworkRecords};
-use crate::runtime::records::{Record, Records, Status, hidden_name, split_hidden};
+use crate::state::{Record, Records, Status, hidden_name, split_hidden};
 
 /// The tag of the one previous version kept per instance.
 pub const PREVIOUS: &str = "previous";
@@ -123,7 +123,7 @@ fn retire(
     }
     let path = kept_path(records, current);
     let bytes = serde_json::to_vec_pretty(&kept).expect("memberships serialize");
-    crate::store::replace_file(&path, &bytes)
+    crate::atomic_file::replace(&path, &bytes)
         .map_err(|source| ContainerError::Io { path, source })?;
     let base = split_hidden(&current.name).map_or(current.name.as_str(), |(base, _)| base);
     Ok(records.rename(current, &hidden_name(base, tag))?)
@@ -195,7 +195,7 @@ pub(super) fn wait_ready(
         reason,
     };
     let record = records.find_named(name)?.ok_or_else(|| {
-        ProjectError::Record(crate::runtime::records::RecordError::NotFound {
+        ProjectError::Record(crate::state::RecordError::NotFound {
             query: name.to_string(),
         })
     })?;

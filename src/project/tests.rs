@@ -285,3 +285,28 @@ test "bad" {
         assert_eq!(xml.matches("<testcase ").count(), 16);
     }
 }
+
+#[test]
+fn impairments_from_the_spec_convert_bits_to_bytes() {
+    use crate::spec::model::Impairment;
+    use crate::spec::source::{Span, Spanned};
+    use crate::spec::units::{Duration as SpecDuration, Percent, Rate};
+    let span = Span::default();
+    let impair = Impairment {
+        delay: Some(Spanned::new(SpecDuration::parse("20ms").unwrap(), span)),
+        jitter: Some(Spanned::new(SpecDuration::parse("5ms").unwrap(), span)),
+        loss: Some(Spanned::new(Percent(1.0), span)),
+        rate: Some(Spanned::new(Rate::parse("10mbit").unwrap(), span)),
+        corrupt: None,
+        duplicate: Some(Spanned::new(Percent(0.5), span)),
+        reorder: None,
+    };
+    let netem = super::plan::netem(&impair);
+    assert_eq!(netem.delay, std::time::Duration::from_millis(20));
+    assert_eq!(netem.jitter, std::time::Duration::from_millis(5));
+    assert_eq!(netem.loss_percent, 1.0);
+    assert_eq!(netem.rate_bytes_per_sec, Some(1_250_000));
+    assert_eq!(netem.corrupt_percent, 0.0);
+    assert_eq!(netem.duplicate_percent, 0.5);
+    assert_eq!(netem.limit, 1000);
+}

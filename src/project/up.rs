@@ -18,12 +18,11 @@ use std::time::{Duration, Instant};
 use super::plan::{Instance, ProjectPlan, VolumePlan};
 use crate::containers::{self, ContainerError, RunRequest};
 use crate::image::StoredImage;
-use crate::net::Netem;
 use crate::net::attach::AttachRequest;
 use crate::net::link::LinkEnd;
-use crate::runtime::records::{Membership, Record, Records, Status, split_hidden};
 use crate::runtime::spec::Volume;
 use crate::spec::model::{Condition, ContainerKind};
+use crate::state::{Membership, Record, Records, Status, split_hidden};
 use crate::store::Store;
 
 /// How long a dependency may take to meet its condition, and a job to finish.
@@ -73,7 +72,7 @@ pub enum ProjectError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Record(#[from] crate::runtime::records::RecordError),
+    Record(#[from] crate::state::RecordError),
     #[error("container name `{name}` is taken by a container outside project {project}")]
     #[diagnostic(help("remove it (`kiln rm -f {name}`) or rename the node in kiln.kdl"))]
     NameTaken { name: String, project: String },
@@ -370,7 +369,7 @@ fn attach_requests(
                 network: network.clone(),
                 ip: attachment.ip.as_ref().map(|ip| ip.value).or(planned),
                 aliases,
-                impair: attachment.impair.as_ref().map(Netem::from),
+                impair: attachment.impair.as_ref().map(super::plan::netem),
                 reserved,
             }
         })
@@ -406,7 +405,7 @@ fn make_links(
             interface: link.b.1.clone(),
             address: addresses.map(|(_, b)| b),
         };
-        let netem = link.impair.as_ref().map(Netem::from);
+        let netem = link.impair.clone();
         let name = format!("{}:{} {}:{}", link.a.0, link.a.1, link.b.0, link.b.1);
         let connected = crate::net::link::connect(&a, &b, netem.as_ref()).map_err(|source| {
             ProjectError::Link {
@@ -441,7 +440,7 @@ fn make_links(
 /// The container named exactly `name` (an id prefix never matches).
 fn named(records: &Records, name: &str) -> Result<Record, ProjectError> {
     records.find_named(name)?.ok_or_else(|| {
-        ProjectError::Record(crate::runtime::records::RecordError::NotFound {
+        ProjectError::Record(crate::state::RecordError::NotFound {
             query: name.to_string(),
         })
     })

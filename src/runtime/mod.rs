@@ -42,7 +42,6 @@ mod linux_names;
 mod mount_options;
 mod output;
 mod plan;
-pub mod records;
 mod sandbox;
 mod seccomp;
 pub mod spec;

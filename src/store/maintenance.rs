@@ -8,7 +8,8 @@ use std::io;
 
 use sha2::{Digest as _, Sha256};
 
-use super::{Descriptor, Digest, MEDIA_INDEX, MEDIA_MANIFEST, Store, StoreError, io_err};
+use super::{Descriptor, MEDIA_INDEX, MEDIA_MANIFEST, Store, StoreError, io_err};
+use crate::digest::Digest;
 
 /// One thing `fsck` found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Descriptor, Digest, Store, StoreError, atomic, io_err};
+use super::{Descriptor, Store, StoreError, io_err};
+use crate::atomic_file;
+use crate::digest::Digest;
 
 /// Namespace of the build cache records.
 pub const CACHE: &str = "cache";
@@ -40,7 +42,7 @@ impl Store {
         let path = self.meta_path(namespace, name);
         let dir = path.parent().expect("records live in a namespace");
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        atomic::write(&path, bytes).map_err(io_err(&path))
+        atomic_file::write_durably(&path, bytes).map_err(io_err(&path))
     }
 
     pub fn remove_meta(&self, namespace: &str, name: &str) -> Result<bool, StoreError> {

@@ -7,8 +7,6 @@
 //! which `gc` removes. It knows nothing of images beyond the descriptors it must follow to
 //! check references (`fsck`) and to keep what is reachable (`gc`).
 
-mod atomic;
-mod digest;
 mod lock;
 mod maintenance;
 mod meta;
@@ -21,30 +19,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-pub use digest::{Digest, InvalidDigest};
+use crate::atomic_file;
+use crate::digest::Digest;
+
 pub use lock::StoreLock;
 pub use maintenance::{GcReport, Problem};
 pub use meta::{CACHE, CacheEntry};
-
-/// Replaces a file atomically (temp file, fsync, rename, fsync of the directory): the store's
-/// own discipline, for kiln's other state files.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    atomic::write(path, bytes)
-}
-
-/// Replaces a file with a temp file and a rename, without fsync: readers never see a torn
-/// file, but a power cut may lose the last version. For state the kernel can tell again
-/// (container records are reconciled with the processes), where fsync's milliseconds would
-/// sit on a container's start.
-pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(atomic::temp_name("replace"));
-    let result = fs::write(&temp, bytes).and_then(|()| fs::rename(&temp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
-}
 
 /// The annotation OCI layouts use to name a manifest (a tag).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -127,7 +107,7 @@ impl Store {
         }
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
-            atomic::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
+            atomic_file::write_durably(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
                 .map_err(io_err(&layout))?;
         }
         let index = store.root.join("index.json");
@@ -171,7 +151,10 @@ impl Store {
 
     /// Starts writing a blob; call [`Ingest::commit`] to publish it.
     pub fn ingest(&self) -> Result<Ingest, StoreError> {
-        let path = self.root.join("ingest").join(atomic::temp_name("blob"));
+        let path = self
+            .root
+            .join("ingest")
+            .join(atomic_file::temp_name("blob"));
         let lock = self.lock_shared()?;
         let file = File::create(&path).map_err(io_err(&path))?;
         Ok(Ingest {
@@ -234,7 +217,7 @@ impl Store {
         let path = self.root.join("index.json");
         let mut bytes = serde_json::to_vec_pretty(index).expect("an index serializes");
         bytes.push(b'\n');
-        atomic::write(&path, &bytes).map_err(io_err(&path))
+        atomic_file::write_durably(&path, &bytes).map_err(io_err(&path))
     }
 
     /// Every tag and the manifest it names, sorted by tag.
@@ -343,7 +326,7 @@ impl Ingest {
         } else {
             fs::rename(&self.path, &target).map_err(io_err(&target))?;
             let dir = target.parent().expect("blobs/sha256");
-            atomic::sync_dir(dir).map_err(io_err(dir))?;
+            atomic_file::sync_dir(dir).map_err(io_err(dir))?;
         }
         Ok((digest, self.size))
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{NetIo, Reading, cpu_percent, figures_of, parse_mem_total, parse_net_dev};
 use crate::runtime::cgroup::Stats;
-use crate::runtime::records::{ContainerId, ContainerState, Record};
+use crate::state::{ContainerId, ContainerState, Record};
 
 const NET_DEV: &str = "\
 Inter-|   Receive                                                |  Transmit

@@ -174,31 +174,6 @@ fn impossible_settings_are_refused() {
     assert!(no_queue.validate().is_err());
 }
 
-#[test]
-fn impairments_from_the_spec_convert_bits_to_bytes() {
-    use crate::spec::model::Impairment;
-    use crate::spec::source::{Span, Spanned};
-    use crate::spec::units::{Duration as SpecDuration, Percent, Rate};
-    let span = Span::default();
-    let impair = Impairment {
-        delay: Some(Spanned::new(SpecDuration::parse("20ms").unwrap(), span)),
-        jitter: Some(Spanned::new(SpecDuration::parse("5ms").unwrap(), span)),
-        loss: Some(Spanned::new(Percent(1.0), span)),
-        rate: Some(Spanned::new(Rate::parse("10mbit").unwrap(), span)),
-        corrupt: None,
-        duplicate: Some(Spanned::new(Percent(0.5), span)),
-        reorder: None,
-    };
-    let netem = Netem::from(&impair);
-    assert_eq!(netem.delay, Duration::from_millis(20));
-    assert_eq!(netem.jitter, Duration::from_millis(5));
-    assert_eq!(netem.loss_percent, 1.0);
-    assert_eq!(netem.rate_bytes_per_sec, Some(1_250_000));
-    assert_eq!(netem.corrupt_percent, 0.0);
-    assert_eq!(netem.duplicate_percent, 0.5);
-    assert_eq!(netem.limit, 1000);
-}
-
 /// The TCA_OPTIONS payload iproute2 6.1 sends for `tc qdisc replace dev lo root netem
 /// limit 500 delay 20ms 5ms loss 1.5% duplicate 2% reorder 25% corrupt 0.5% rate 1mbit`
 /// (captured with `strace -e write=all` on sendmsg).

@@ -27,18 +27,8 @@ pub struct LogLine {
 impl LogLine {
     /// `2026-11-30T10:00:00.123456789Z`
     pub fn timestamp(&self) -> String {
-        let secs = (self.time_ns / 1_000_000_000) as u64;
-        let nanos = (self.time_ns % 1_000_000_000) as u32;
-        let base = crate::image::rfc3339_utc(secs);
-        format!("{}.{nanos:09}Z", base.trim_end_matches('Z'))
+        crate::timestamp::rfc3339_nanos(self.time_ns)
     }
-}
-
-pub fn now_ns() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
 }
 
 /// Appends lines to a log file.
@@ -57,7 +47,7 @@ impl LogWriter {
     /// `write(2)` to a regular file do not interleave).
     pub fn append(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
         let record = LogLine {
-            time_ns: now_ns(),
+            time_ns: crate::timestamp::now_ns(),
             stream,
             line: String::from_utf8_lossy(line).into_owned(),
         };

@@ -1,4 +1,8 @@
 //! OCI content digests (`sha256:<64 hex>`): parsing, printing, hashing.
+//!
+//! A leaf of the module graph: the layer writer, the store, images and builds all name
+//! content by digest, and none of them should have to know another to do so. It owns the
+//! digest type and its one algorithm; it must not know where blobs live (that is `store`).
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! Container records: what kiln knows about each container, under
+//! The state of containers: what kiln knows about each container, under
 //! `$KILN_ROOT/containers/<id>/` — `state.json` (replaced by rename, not fsynced: the kernel is
 //! the truth and `reconciled` asks it), `config.json` (the OCI
 //! runtime spec it runs), `log.jsonl` (its output with timestamps) and a `lock` — plus the
@@ -9,10 +9,18 @@
 //!
 //! It owns ids, names, the state machine and reconciliation with the kernel (a record that
 //! says "running" is checked against the process: pid alive *and* the same start time, so a
-//! recycled pid is not mistaken for the container). It does not start processes.
-
+//! recycled pid is not mistaken for the container). It does not start processes, and it
+//! knows neither images, networks nor the language.
+//!
+//! Why a module of its own, low in the graph: `containers` writes these records, but `net`
+//! reads them too (the DNS daemon and `network rm` ask which containers still live), and `net`
+//! sits below `containers`. Inside `runtime` they were misplaced — the runtime runs one
+//! process tree and never reads a record — and they made `net` depend on `runtime`. Here
+//! they depend only on [`crate::atomic_file`], so `runtime`, `net`, `containers`, `project`
+//! and `cli` can all read them without an upward edge. (Networks keep their own records in
+//! `net::records`: only `net` and those above it read them.)
 mod id;
-mod state;
+mod record;
 #[cfg(test)]
 mod tests;
 
@@ -21,7 +29,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use id::{ContainerId, generate_name};
-pub use state::{ContainerState, Membership, Record, Status, process_start_time};
+pub use record::{ContainerState, Membership, Record, Status, process_start_time};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RecordError {
@@ -131,7 +139,7 @@ impl Records {
     pub fn save(&self, record: &Record) -> Result<(), RecordError> {
         let path = self.dir(&record.id).join("state.json");
         let bytes = serde_json::to_vec_pretty(record).expect("a record serializes");
-        crate::store::replace_file(&path, &bytes).map_err(io_err(&path))
+        crate::atomic_file::replace(&path, &bytes).map_err(io_err(&path))
     }
 
     pub fn load(&self, id: &ContainerId) -> Result<Record, RecordError> {
