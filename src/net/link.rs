@@ -73,7 +73,9 @@ pub fn connect(
     b: &LinkEnd,
     impair: Option<(&Netem, Engine)>,
 ) -> Result<Connected, NetError> {
-    let carrier = impair.map(|(_, engine)| super::impair::choose(engine)).transpose()?;
+    let carrier = impair
+        .map(|(_, engine)| super::impair::choose(engine))
+        .transpose()?;
     let ns_a = NetNs::of_pid(a.pid)?;
     let ns_b = NetNs::of_pid(b.pid)?;
     let side_a = Netlink::open_in(&ns_a)?;
@@ -208,6 +210,15 @@ pub fn save_project_links(
     }
     let bytes = serde_json::to_vec_pretty(&all).expect("links serialize");
     crate::atomic_file::replace(&path, &bytes).map_err(|cause| NetError::Io { path, cause })
+}
+
+/// Forgets the links of `project` (their interfaces went with its containers): the record,
+/// the engine's paths, and the kiln host namespace if nothing else needs it.
+pub fn forget_project(state_root: &Path, project: &str) -> Result<(), NetError> {
+    save_project_links(state_root, project, Vec::new())?;
+    let prefix = format!("link {project} ");
+    super::engine::daemon::forget(state_root, |id| id.starts_with(&prefix))?;
+    HostNamespace::release_if_unused(state_root)
 }
 
 /// Sets (or with `None` clears) the impairment on one end, in the container `pid`.

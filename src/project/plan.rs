@@ -45,6 +45,8 @@ pub struct LinkPlan {
     pub b: (String, String),
     pub subnet: Option<IpNetwork>,
     pub impair: Option<Netem>,
+    /// Which engine carries `impair`.
+    pub engine: crate::net::impair::Engine,
 }
 
 /// A volume the instance mounts, before its source is made to exist.
@@ -109,8 +111,13 @@ pub(super) fn netem(impair: &Impairment) -> Netem {
         corrupt_percent: percent(&impair.corrupt),
         duplicate_percent: percent(&impair.duplicate),
         reorder_percent: percent(&impair.reorder),
-        limit: crate::net::netem::DEFAULT_LIMIT,
+        ..Netem::default()
     }
+}
+
+/// The engine an `impair` asks for.
+pub(super) fn engine(_impair: &Impairment) -> crate::net::impair::Engine {
+    crate::net::impair::Engine::Auto
 }
 
 /// Plans a validated project whose file lives in `project_dir`.
@@ -141,6 +148,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
             b: (l.b.container.value.clone(), l.b.interface.value.clone()),
             subnet: l.subnet.as_ref().map(|s| s.value),
             impair: l.impair.as_ref().map(netem),
+            engine: l.impair.as_ref().map_or_else(Default::default, engine),
         })
         .collect();
     ProjectPlan {

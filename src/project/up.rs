@@ -58,10 +58,11 @@ pub enum UpEvent {
         name: String,
         code: i32,
     },
-    /// A link was made; `unimpaired`: its impairments could not be applied (no netem).
+    /// A link was made; `impaired_by`: who carries its impairments (`kernel`, the netem
+    /// qdisc; `userspace`, kiln's engine), `None` when it has none.
     Linked {
         link: String,
-        unimpaired: bool,
+        impaired_by: Option<&'static str>,
     },
 }
 
@@ -285,13 +286,17 @@ pub fn down(
     let networks = crate::net::records::NetworkRecords::open(state_root)
         .and_then(|r| r.list())
         .map_err(|e| ContainerError::from(crate::net::network::NetworkError::from(e)))?;
-    let _ = crate::net::link::save_project_links(state_root, project, Vec::new());
     for network in networks
         .iter()
         .filter(|n| n.project.as_deref() == Some(project))
     {
         crate::net::network::remove(state_root, &network.name).map_err(ContainerError::from)?;
     }
+    crate::net::link::forget_project(state_root, project).map_err(|source| ProjectError::Link {
+        a: String::new(),
+        b: String::new(),
+        source,
+    })?;
     if volumes {
         let dir = volume_root(state_root, project);
         match std::fs::remove_dir_all(&dir) {
@@ -370,6 +375,10 @@ fn attach_requests(
                 ip: attachment.ip.as_ref().map(|ip| ip.value).or(planned),
                 aliases,
                 impair: attachment.impair.as_ref().map(super::plan::netem),
+                engine: attachment
+                    .impair
+                    .as_ref()
+                    .map_or_else(Default::default, super::plan::engine),
                 reserved,
             }
         })
@@ -405,27 +414,32 @@ fn make_links(
             interface: link.b.1.clone(),
             address: addresses.map(|(_, b)| b),
         };
-        let netem = link.impair.clone();
         let name = format!("{}:{} {}:{}", link.a.0, link.a.1, link.b.0, link.b.1);
-        let connected = crate::net::link::connect(&a, &b, netem.as_ref()).map_err(|source| {
-            ProjectError::Link {
-                a: format!("{}:{}", link.a.0, link.a.1),
-                b: format!("{}:{}", link.b.0, link.b.1),
+        let (end_a, end_b) = (
+            format!("{}:{}", link.a.0, link.a.1),
+            format!("{}:{}", link.b.0, link.b.1),
+        );
+        let id = crate::net::link::link_id(&plan.project, &end_a, &end_b);
+        let impair = link.impair.as_ref().map(|netem| (netem, link.engine));
+        let connected = crate::net::link::connect(records.state_root(), &id, &a, &b, impair)
+            .map_err(|source| ProjectError::Link {
+                a: end_a.clone(),
+                b: end_b.clone(),
                 source,
-            }
-        })?;
+            })?;
         if connected.made {
             events(UpEvent::Linked {
                 link: name,
-                unimpaired: connected.netem_missing,
+                impaired_by: connected.carrier.map(|c| c.name()),
             });
         }
         made.push(crate::net::link::LinkRecord {
             project: plan.project.clone(),
-            a: format!("{}:{}", link.a.0, link.a.1),
-            b: format!("{}:{}", link.b.0, link.b.1),
+            a: end_a,
+            b: end_b,
             subnet: link.subnet,
-            impair: netem.filter(|_| !connected.netem_missing),
+            impair: link.impair.clone(),
+            carrier: connected.carrier,
         });
     }
     crate::net::link::save_project_links(records.state_root(), &plan.project, made).map_err(

@@ -26,7 +26,7 @@ use super::paths::{self, PathSpec};
 use super::port::{self, Port};
 use super::pump::{Pump, Settings};
 use crate::net::{HostNamespace, NetError};
-use crate::runtime::records::process_start_time;
+use crate::state::process_start_time;
 
 /// How often the worker looks at `linkd.json` and its ports by itself.
 const TICK: Duration = Duration::from_millis(200);
@@ -176,7 +176,7 @@ pub fn supervise(state_root: &Path) -> std::io::Result<()> {
     let pid = std::process::id() as i32;
     let start = process_start_time(pid).unwrap_or(0);
     let pid_file = pid_path(state_root);
-    crate::store::write_atomically(&pid_file, format!("{pid} {start}\n").as_bytes())?;
+    crate::atomic_file::write_durably(&pid_file, format!("{pid} {start}\n").as_bytes())?;
     let term = term_flag()?;
     let exe = std::env::current_exe()?;
     let mut backoff = Duration::from_millis(100);

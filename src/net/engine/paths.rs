@@ -80,7 +80,7 @@ pub fn update(state_root: &Path, change: impl FnOnce(&mut Vec<PathSpec>)) -> Res
     paths.generation += 1;
     let path = file(state_root);
     let bytes = serde_json::to_vec_pretty(&paths).expect("paths serialize");
-    crate::store::replace_file(&path, &bytes).map_err(io_error(&path))?;
+    crate::atomic_file::replace(&path, &bytes).map_err(io_error(&path))?;
     Ok(paths.generation)
 }
 
