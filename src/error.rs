@@ -29,6 +29,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Container(Box<crate::containers::ContainerError>),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Net(#[from] crate::net::NetError),
+
     /// A command's own failure, already explained (e.g. `kiln rmi` of an unknown name).
     #[error("{message}")]
     Failed {

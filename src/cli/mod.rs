@@ -12,6 +12,7 @@ mod containers;
 mod exec;
 mod graph;
 mod images;
+mod links;
 mod network;
 mod output;
 mod project;

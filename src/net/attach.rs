@@ -200,6 +200,25 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     Ok(())
 }
 
+/// Sets (or with `None` clears) the kernel's netem on both ends of an attachment the kernel
+/// impairs: the bridge side in the kiln host namespace, the container side in `pid`'s.
+pub fn set_impairment(
+    state_root: &Path,
+    pid: i32,
+    interface: &Interface,
+    netem: Option<&Netem>,
+) -> Result<(), NetError> {
+    let outside = Netlink::open_in(&NetNs::open(&HostNamespace::path(state_root))?)?;
+    let inside = Netlink::open_in(&NetNs::of_pid(pid)?)?;
+    for (netlink, name) in [(&outside, &interface.host_name), (&inside, &interface.name)] {
+        match netem {
+            Some(netem) => netlink.replace_netem(name, netem)?,
+            None => netlink.delete_root_qdisc(name)?,
+        }
+    }
+    Ok(())
+}
+
 /// Where a container's /etc/resolv.conf and /etc/hosts are kept (bind-mounted into it).
 pub fn etc_dir(state_root: &Path, container_id: &str) -> std::path::PathBuf {
     state_root.join("net").join("etc").join(container_id)

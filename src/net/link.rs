@@ -80,8 +80,18 @@ pub fn connect(
     let ns_b = NetNs::of_pid(b.pid)?;
     let side_a = Netlink::open_in(&ns_a)?;
     if side_a.link(&a.interface)?.is_some() {
+        // The engine may have lost the path (its file was removed): give it back the
+        // declared one; one it has (perhaps changed by `kiln network impair`) stays.
         if let (Some(Carrier::Userspace), Some((netem, _))) = (carrier, impair) {
-            super::impair::carry(state_root, id, ports(id)?, netem)?;
+            let known = super::engine::paths::load(state_root)?
+                .paths
+                .iter()
+                .any(|p| p.id == id);
+            if known {
+                super::engine::daemon::ensure(state_root)?;
+            } else {
+                super::impair::carry(state_root, id, ports(id)?, netem)?;
+            }
         }
         return Ok(Connected {
             made: false,
@@ -210,6 +220,27 @@ pub fn save_project_links(
     }
     let bytes = serde_json::to_vec_pretty(&all).expect("links serialize");
     crate::atomic_file::replace(&path, &bytes).map_err(|cause| NetError::Io { path, cause })
+}
+
+/// Takes a link apart (both containers' interfaces, the engine's ports and path), so that
+/// [`connect`] can make it again another way.
+pub fn disconnect(state_root: &Path, id: &str, a: &LinkEnd, b: &LinkEnd) -> Result<(), NetError> {
+    for end in [a, b] {
+        match Netlink::open_in(&NetNs::of_pid(end.pid)?)?.delete_link(&end.interface) {
+            Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    if let Ok(host) = NetNs::open(&HostNamespace::path(state_root)) {
+        let netlink = Netlink::open_in(&host)?;
+        for port in ports(id)? {
+            match netlink.delete_link(&port) {
+                Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    super::engine::daemon::forget(state_root, |path| path == id)
 }
 
 /// Forgets the links of `project` (their interfaces went with its containers): the record,

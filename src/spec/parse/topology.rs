@@ -5,9 +5,9 @@ use crate::spec::kdlv2;
 use super::{unknown_node, values};
 use crate::spec::diag::{Code, Diagnostics};
 use crate::spec::model::{DelayDistribution, Endpoint, ImpairEngine, Impairment, Link, LossModel};
-use crate::spec::units::Percent;
 use crate::spec::reader::Node;
 use crate::spec::source::{FileId, Span, Spanned};
+use crate::spec::units::Percent;
 
 pub(super) fn parse_link(
     node: &kdlv2::Node,
@@ -186,10 +186,11 @@ pub(super) fn parse_impair(
             ],
         )
     });
-    let int = |n: &mut Node<'_>, diags: &mut Diagnostics, key: &'static str, min: i128, max: i128| {
-        n.prop_int(diags, key)
-            .and_then(|v| values::bounded(diags, v, &format!("`{key}`"), min, max))
-    };
+    let int =
+        |n: &mut Node<'_>, diags: &mut Diagnostics, key: &'static str, min: i128, max: i128| {
+            n.prop_int(diags, key)
+                .and_then(|v| values::bounded(diags, v, &format!("`{key}`"), min, max))
+        };
     let gap = int(&mut n, diags, "gap", 1, i128::from(u32::MAX)).map(|v| v.map(|g| g as u32));
     let limit = int(&mut n, diags, "limit", 1, i128::from(u32::MAX)).map(|v| v.map(|l| l as u32));
     let packet_overhead = int(
@@ -227,18 +228,19 @@ pub(super) fn parse_impair(
             .help("remove `rate` for an unlimited link");
     }
     // `what` needs `base`: "`jitter` needs a `delay`", with the fix as help.
-    let needs = |diags: &mut Diagnostics, what: &str, span: Option<Span>, base: bool, help: &str| {
-        if let (Some(span), false) = (span, base) {
-            let (requirement, fix) = help.split_once(": ").unwrap_or((help, ""));
-            diags
-                .error(
-                    Code::ImpairmentOutOfRange,
-                    span,
-                    format!("`{what}` needs {requirement}"),
-                )
-                .help(fix.to_string());
-        }
-    };
+    let needs =
+        |diags: &mut Diagnostics, what: &str, span: Option<Span>, base: bool, help: &str| {
+            if let (Some(span), false) = (span, base) {
+                let (requirement, fix) = help.split_once(": ").unwrap_or((help, ""));
+                diags
+                    .error(
+                        Code::ImpairmentOutOfRange,
+                        span,
+                        format!("`{what}` needs {requirement}"),
+                    )
+                    .help(fix.to_string());
+            }
+        };
     needs(
         diags,
         "jitter",
@@ -268,17 +270,39 @@ pub(super) fn parse_impair(
         "a `jitter`: add `jitter=\"…\"`: the correlation links successive random delays",
     );
     for (key, value, base, base_name) in [
-        ("loss-correlation", &loss_correlation, loss.is_some(), "loss"),
-        ("corrupt-correlation", &corrupt_correlation, corrupt.is_some(), "corrupt"),
-        ("duplicate-correlation", &duplicate_correlation, duplicate.is_some(), "duplicate"),
-        ("reorder-correlation", &reorder_correlation, reorder.is_some(), "reorder"),
+        (
+            "loss-correlation",
+            &loss_correlation,
+            loss.is_some(),
+            "loss",
+        ),
+        (
+            "corrupt-correlation",
+            &corrupt_correlation,
+            corrupt.is_some(),
+            "corrupt",
+        ),
+        (
+            "duplicate-correlation",
+            &duplicate_correlation,
+            duplicate.is_some(),
+            "duplicate",
+        ),
+        (
+            "reorder-correlation",
+            &reorder_correlation,
+            reorder.is_some(),
+            "reorder",
+        ),
     ] {
         needs(
             diags,
             key,
             value.as_ref().map(|v| v.span),
             base,
-            &format!("a `{base_name}`: add `{base_name}=\"…\"`: the correlation links its successive draws"),
+            &format!(
+                "a `{base_name}`: add `{base_name}=\"…\"`: the correlation links its successive draws"
+            ),
         );
     }
     needs(
@@ -379,17 +403,19 @@ fn parse_loss_models(
     for child in n.children().map(|d| d.nodes()).unwrap_or_default() {
         let name = child.name().value();
         if !matches!(name, "gilbert-elliott" | "four-state") {
-            unknown_node(diags, child, file, "an `impair` block", &["gilbert-elliott", "four-state"]);
+            unknown_node(
+                diags,
+                child,
+                file,
+                "an `impair` block",
+                &["gilbert-elliott", "four-state"],
+            );
             continue;
         }
         let span = Span::from_miette(file, child.name().span());
         if let Some(first) = first {
             diags
-                .error(
-                    Code::ImpairmentConflict,
-                    span,
-                    "a second loss model",
-                )
+                .error(Code::ImpairmentConflict, span, "a second loss model")
                 .related(first, "first given here")
                 .help("an `impair` has one loss model: keep `gilbert-elliott` or `four-state`");
             continue;
@@ -400,7 +426,11 @@ fn parse_loss_models(
     found
 }
 
-fn parse_loss_model(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Option<LossModel> {
+fn parse_loss_model(
+    node: &kdlv2::Node,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<LossModel> {
     let gilbert = node.name().value() == "gilbert-elliott";
     let form = if gilbert {
         "gilbert-elliott p=\"1%\" [r=\"100%\"] [bad-loss=\"100%\"] [good-loss=\"0%\"]"
@@ -444,10 +474,21 @@ fn parse_loss_model(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -
     let key = if gilbert { "p" } else { "p13" };
     let head = n.head_span();
     n.finish(diags);
-    if model.is_none() && !node.entries().iter().any(|e| e.name().is_some_and(|k| k.value() == key)) {
+    if model.is_none()
+        && !node
+            .entries()
+            .iter()
+            .any(|e| e.name().is_some_and(|k| k.value() == key))
+    {
         diags
-            .error(Code::MissingProperty, head, format!("`{}` needs `{key}`", node.name().value()))
-            .help(format!("add `{key}=\"1%\"`: the chance of entering a burst of losses"));
+            .error(
+                Code::MissingProperty,
+                head,
+                format!("`{}` needs `{key}`", node.name().value()),
+            )
+            .help(format!(
+                "add `{key}=\"1%\"`: the chance of entering a burst of losses"
+            ));
     }
     model
 }
