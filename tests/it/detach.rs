@@ -50,7 +50,7 @@ fn ps(project: &Project, root: &Path, name: &str) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

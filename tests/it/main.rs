@@ -18,6 +18,7 @@ mod fuzz;
 mod graph;
 mod harness;
 mod health;
+mod impair;
 mod network;
 mod project;
 mod rollout;
