@@ -510,6 +510,8 @@ pub enum Assertion {
         from: Name,
         target: Spanned<String>,
         count: u32,
+        /// Every reply must take at least this long (a delay is really there).
+        min_rtt: Option<Spanned<Duration>>,
         max_rtt: Option<Spanned<Duration>>,
         expect: PingExpect,
     },
