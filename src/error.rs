@@ -23,6 +23,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Registry(Box<crate::registry::RegistryError>),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Archive(#[from] crate::image::ArchiveError),
 
     #[error(transparent)]
@@ -54,5 +58,11 @@ impl From<crate::build::BuildError> for Error {
 impl From<crate::containers::ContainerError> for Error {
     fn from(err: crate::containers::ContainerError) -> Error {
         Error::Container(Box::new(err))
+    }
+}
+
+impl From<crate::registry::RegistryError> for Error {
+    fn from(err: crate::registry::RegistryError) -> Error {
+        Error::Registry(Box::new(err))
     }
 }

@@ -18,10 +18,14 @@ pub mod net;
 pub mod plan;
 pub mod probe;
 pub mod project;
+pub mod registry;
 pub mod runtime;
 pub mod spec;
 pub mod state;
 pub mod store;
 pub mod timestamp;
+
+#[cfg(test)]
+mod test_support;
 
 pub use error::Error;

@@ -366,7 +366,7 @@ impl Run<'_> {
 
     fn scratch_dir(&self, what: &str) -> Result<tempfile::TempDir, BuildError> {
         let dir = self.options.state_root.join("tmp");
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        crate::store::make_private(&dir).map_err(io_err(&dir))?;
         tempfile::Builder::new()
             .prefix(&format!("{what}-"))
             .tempdir_in(&dir)

@@ -62,7 +62,7 @@ fn ensure_unpacked(
     if target.is_dir() {
         return Ok(target);
     }
-    fs::create_dir_all(&layers).map_err(io_err(&layers))?;
+    crate::store::make_private(&layers).map_err(io_err(&layers))?;
     let temp = tempfile::Builder::new()
         .prefix(".unpack-")
         .tempdir_in(&layers)

@@ -331,6 +331,48 @@ pub enum Command {
     /// Check the store: re-hash every blob and follow every reference. Exit 1 on any
     /// problem, naming it.
     Fsck(FormatArgs),
+
+    /// Pull an image from a registry into the store, as `docker pull` does.
+    ///
+    /// References are read as Docker reads them: `debian` is docker.io/library/debian:latest,
+    /// `localhost:5000/app:1` names a registry, `app@sha256:…` a digest. From a multi-platform
+    /// index the image for this machine is chosen (or --platform). Every blob is verified
+    /// (digest and size) while it streams in; nothing is stored unless all of them check out.
+    /// The image is named as Docker shows it (`debian:12`) and by digest (`debian@sha256:…`).
+    ///
+    /// Examples:
+    ///   kiln pull debian:12
+    ///   kiln pull localhost:5000/team/app:1
+    ///   kiln pull --platform linux/arm64 debian:12
+    ///   kiln pull debian@sha256:<digest> --format json
+    #[command(verbatim_doc_comment)]
+    Pull(super::registry_args::PullArgs),
+
+    /// Push an image of the store to a registry, as `docker push` does.
+    ///
+    /// Blobs the registry has are skipped (a second push sends no layer), blobs kiln saw in
+    /// another repository of the same registry are mounted from there, the others are
+    /// uploaded, large ones in chunks. Layers go as stored (zstd unless built otherwise);
+    /// --compression gzip recompresses them for older clients.
+    ///
+    /// Examples:
+    ///   kiln push localhost:5000/app:1            # an image named so in the store
+    ///   kiln push web localhost:5000/team/web:v2
+    ///   kiln push --compression gzip web registry.example:5000/web:1
+    #[command(verbatim_doc_comment)]
+    Push(super::registry_args::PushArgs),
+
+    /// Log in to a registry: check the credentials and save them where Docker and Podman
+    /// look (~/.docker/config.json; Podman's auth.json too where it has an entry).
+    ///
+    /// Examples:
+    ///   kiln login localhost:5000 -u me
+    ///   echo "$TOKEN" | kiln login -u me --password-stdin quay.io
+    #[command(verbatim_doc_comment)]
+    Login(super::registry_args::LoginArgs),
+
+    /// Remove a registry's saved credentials from Docker's and Podman's files.
+    Logout(super::registry_args::LogoutArgs),
 }
 
 #[derive(Debug, Args)]

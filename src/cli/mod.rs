@@ -16,6 +16,8 @@ mod links;
 mod network;
 mod output;
 mod project;
+mod registry;
+mod registry_args;
 mod stats;
 mod test;
 mod verify;
@@ -43,6 +45,15 @@ pub fn run(
             return Ok(if err.use_stderr() { 2 } else { 0 });
         }
     };
+    if !matches!(cli.command, Command::Check(_) | Command::Graph(_)) {
+        let root = state_root(&cli);
+        crate::store::make_state_root_private(&root).map_err(|source| {
+            crate::store::StoreError::Io {
+                path: root.clone(),
+                source,
+            }
+        })?;
+    }
     let result = match &cli.command {
         Command::Check(args) => check::run(&cli, args),
         Command::Graph(args) => graph::run(&cli, args),
@@ -76,6 +87,10 @@ pub fn run(
         Command::Rmi(args) => images::rmi(&cli, args),
         Command::Gc(args) => images::gc(&cli, args),
         Command::Fsck(args) => images::fsck(&cli, args),
+        Command::Pull(args) => registry::pull(&cli, args),
+        Command::Push(args) => registry::push(&cli, args),
+        Command::Login(args) => registry::login(&cli, args),
+        Command::Logout(args) => registry::logout(&cli, args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.

@@ -248,7 +248,8 @@ fn export_layers(
     Ok(layers)
 }
 
-fn media_compression(media_type: &str) -> Compression {
+/// The compression a layer media type names.
+pub fn media_compression(media_type: &str) -> Compression {
     if media_type.ends_with("+zstd") {
         Compression::Zstd
     } else if media_type.ends_with("+gzip") || media_type.ends_with(".tar.gzip") {
@@ -256,6 +257,32 @@ fn media_compression(media_type: &str) -> Compression {
     } else {
         Compression::None
     }
+}
+
+/// A stored layer compressed as `to` instead, written into the store (the tar, and so the
+/// diff_id, stay the same). For `kiln push --compression`.
+pub fn recompress_layer(
+    store: &Store,
+    layer: &Descriptor,
+    to: Compression,
+) -> Result<Descriptor, ArchiveError> {
+    let path = store.blob_path(&layer.digest);
+    let blob = store.open_blob(&layer.digest)?;
+    let mut tar = layer::decompressing_reader(BufReader::new(blob)).map_err(|source| {
+        ArchiveError::Unpack {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    let mut ingest = store.ingest()?;
+    layer::compress_stream(&mut tar, to, &mut ingest).map_err(io_err(&path))?;
+    let (digest, size) = ingest.commit()?;
+    Ok(Descriptor {
+        media_type: to.media_type().to_string(),
+        digest,
+        size,
+        annotations: BTreeMap::new(),
+    })
 }
 
 /// Decompresses a stored layer and compresses it again as `to` into `out`; the tar bytes

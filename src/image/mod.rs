@@ -7,6 +7,7 @@
 mod archive;
 mod config;
 mod manifest;
+mod reference;
 #[cfg(test)]
 mod tests;
 
@@ -14,9 +15,11 @@ use std::path::PathBuf;
 
 pub use archive::{
     ArchiveError, ArchiveFormat, ExportReport, Imported, export, import, import_untagged,
+    media_compression, recompress_layer,
 };
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
 pub use manifest::{MEDIA_CONFIG, Manifest};
+pub use reference::{DEFAULT_REGISTRY, DOCKER_HUB_HOST, Reference, ReferenceError};
 
 use crate::digest::Digest;
 use crate::store::{Descriptor, MEDIA_MANIFEST, Store, StoreError};
@@ -64,11 +67,20 @@ impl StoredImage {
                 digest,
                 annotations: Default::default(),
             },
-            _ => store.tag(name)?.ok_or_else(|| ImageError::NotFound {
+            _ => lookup_tag(store, name)?.ok_or_else(|| ImageError::NotFound {
                 name: name.to_string(),
             })?,
         };
         Self::from_descriptor(store, descriptor)
+    }
+
+    /// Loads the image a tag names, `None` when the store has no such name.
+    pub fn find(store: &Store, name: &str) -> Result<Option<StoredImage>, ImageError> {
+        match Self::load(store, name) {
+            Ok(image) => Ok(Some(image)),
+            Err(ImageError::NotFound { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     pub fn from_descriptor(
@@ -101,6 +113,18 @@ impl StoredImage {
         self.descriptor.size
             + self.manifest.config.size
             + self.manifest.layers.iter().map(|l| l.size).sum::<u64>()
+    }
+}
+
+/// The descriptor a name is tagged with: the name as written, else its familiar spelling as
+/// a registry reference (`docker.io/library/debian` finds the pulled `debian:latest`).
+pub fn lookup_tag(store: &Store, name: &str) -> Result<Option<Descriptor>, StoreError> {
+    if let Some(found) = store.tag(name)? {
+        return Ok(Some(found));
+    }
+    match Reference::parse(name) {
+        Ok(reference) if reference.familiar() != name => store.tag(&reference.familiar()),
+        _ => Ok(None),
     }
 }
 

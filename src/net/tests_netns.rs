@@ -22,8 +22,7 @@ impl TempNetns {
     /// A new namespace with `lo` up and `address` (with its prefix, e.g. `10.250.0.1/24`) on
     /// `lo`; `None` when not root (the test is then skipped).
     pub(crate) fn new(address: &str) -> Option<TempNetns> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root for a network namespace");
+        if !crate::test_support::is_root() {
             return None;
         }
         let machine = netns_inode("/proc/thread-self/ns/net");

@@ -225,8 +225,7 @@ fn in_fresh_netns<T: Send>(lo_up: bool, f: impl FnOnce() -> T + Send) -> T {
 
 #[test]
 fn ping_gets_replies_from_loopback_in_a_fresh_namespace() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: raw sockets and namespaces need root");
+    if !crate::test_support::is_root() {
         return;
     }
     let interval = Duration::from_millis(50);
@@ -246,8 +245,7 @@ fn ping_gets_replies_from_loopback_in_a_fresh_namespace() {
 
 #[test]
 fn ping_without_a_route_is_network_unreachable() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: raw sockets and namespaces need root");
+    if !crate::test_support::is_root() {
         return;
     }
     // lo is down in a new namespace: no route, not even to 127.0.0.1.

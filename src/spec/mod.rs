@@ -359,20 +359,22 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
-    /// Parses one file's KDL with the fast parser; only when it rejects the text does the
-    /// `kdl` crate run, to render the syntax error exactly as before (or, where `kdl` is more
-    /// lenient than the spec, to accept the file as before).
+    /// Parses one file's KDL with kiln's own parser, which decides what is valid (KDL 2.0.0
+    /// exactly). Only when it rejects the text does the `kdl` crate run, to word the syntax
+    /// error; where `kdl` accepts what the spec forbids (a DEL character, `#"""x"""#`), or
+    /// the mistake is a disallowed character, kiln's parser words it.
     fn parse_kdl(&mut self, file: FileId, text: &str) -> Option<kdlv2::Document> {
-        if let Ok(doc) = kdlv2::parse(text) {
-            return Some(doc);
-        }
+        let ours = match kdlv2::parse(text) {
+            Ok(doc) => return Some(doc),
+            Err(ours) => ours,
+        };
         match kdl::KdlDocument::parse_v2(text) {
-            Ok(doc) => Some(kdlv2::convert::from_kdl(&doc)),
-            Err(err) => {
+            Err(err) if !ours.disallowed_character() => {
                 syntax::report(&mut self.diags, file, text, &err);
-                None
             }
+            _ => syntax::report_spec(&mut self.diags, file, text, &ours),
         }
+        None
     }
 
     /// `import` closes a cycle that starts at `self.stack[position]`.

@@ -48,6 +48,61 @@ pub(crate) fn report(diags: &mut Diagnostics, file: FileId, text: &str, error: &
     }
 }
 
+/// Reports an error the `kdl` crate cannot word: a text it accepts although KDL 2.0.0 does
+/// not (kiln's own parser is the judge of validity, see `kdlv2`), or a disallowed character.
+pub(crate) fn report_spec(
+    diags: &mut Diagnostics,
+    file: FileId,
+    text: &str,
+    error: &super::kdlv2::ParseError,
+) {
+    let e = spec_error(text, error);
+    diags
+        .error(Code::Syntax, Span::new(file, e.offset, e.len), e.message)
+        .maybe_help(e.help);
+}
+
+/// The diagnostic text of one of kiln's own parse errors.
+pub(crate) fn spec_error(text: &str, error: &super::kdlv2::ParseError) -> SyntaxError {
+    let mut offset = error.offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let ch = text[offset..].chars().next();
+    let len = ch.map_or(0, char::len_utf8);
+    if error.disallowed_character() {
+        let code = ch.map_or(0, u32::from);
+        let what = match code {
+            0xFEFF => "a byte order mark is only allowed as the first character of a file",
+            0x200E..=0x200F | 0x202A..=0x202E | 0x2066..=0x2069 => {
+                "KDL forbids Unicode direction controls anywhere in a file, comments included"
+            }
+            _ => "KDL forbids control characters anywhere in a file, comments included",
+        };
+        return SyntaxError {
+            offset,
+            len,
+            message: format!("disallowed character U+{code:04X}"),
+            label: None,
+            help: Some(format!(
+                "{what}; remove it, or write it as the escape `\\u{{{code:x}}}` inside a quoted string"
+            )),
+        };
+    }
+    let help = (error.message == super::kdlv2::RAW_LOOKS_MULTILINE).then(|| {
+        "a raw string opened with `\"\"\"` is a multi-line one: put a newline after the opening \
+         `\"\"\"` and the closing one on its own line, or use a quoted string"
+            .to_string()
+    });
+    SyntaxError {
+        offset,
+        len,
+        message: error.message.to_string(),
+        label: None,
+        help,
+    }
+}
+
 /// Drops the errors that follow from another one and rewords the rest.
 pub(crate) fn rewrite(text: &str, raw: Vec<SyntaxError>) -> Vec<SyntaxError> {
     let raw: Vec<SyntaxError> = raw

@@ -1,5 +1,5 @@
-//! `fsck` (re-hash every blob, follow every reference) and `gc` (remove what nothing
-//! references, and the leftovers of interrupted writes).
+//! `fsck` (re-hash every blob, follow every reference, find leftovers of killed writers)
+//! and `gc` (remove what nothing references, and those leftovers).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -8,7 +8,8 @@ use std::io;
 
 use sha2::{Digest as _, Sha256};
 
-use super::{Descriptor, MEDIA_INDEX, MEDIA_MANIFEST, Store, StoreError, io_err};
+use super::references::{self, MAX_MANIFEST_BYTES};
+use super::{Descriptor, Store, StoreError, io_err, staging};
 use crate::digest::Digest;
 
 /// One thing `fsck` found wrong.
@@ -31,6 +32,9 @@ pub enum Problem {
     Unreadable { digest: Digest, reason: String },
     /// A file in `blobs/sha256` that is not named by a digest.
     StrayFile { name: String },
+    /// A file a killed writer left in `ingest/` (or a temporary file of an interrupted
+    /// index write): no live process holds it.
+    Leftover { path: String, size: u64 },
 }
 
 impl fmt::Display for Problem {
@@ -64,6 +68,10 @@ impl fmt::Display for Problem {
             Problem::StrayFile { name } => {
                 write!(f, "blobs/sha256/{name} is not named by a sha256 digest")
             }
+            Problem::Leftover { path, size } => write!(
+                f,
+                "{path} ({size} bytes) is the leftover of an interrupted write; `kiln gc` removes it"
+            ),
         }
     }
 }
@@ -79,30 +87,16 @@ pub struct GcReport {
 /// The blobs a descriptor references directly (config and layers of a manifest, the
 /// manifests of an index).
 fn children(store: &Store, descriptor: &Descriptor) -> Result<Vec<Descriptor>, String> {
-    if descriptor.media_type != MEDIA_MANIFEST && descriptor.media_type != MEDIA_INDEX {
+    if !references::has_children(&descriptor.media_type) {
         return Ok(Vec::new());
     }
+    if descriptor.size > MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "larger than the {MAX_MANIFEST_BYTES} bytes kiln reads for a manifest"
+        ));
+    }
     let bytes = store.read(&descriptor.digest).map_err(|e| e.to_string())?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    let mut take = |v: &serde_json::Value| -> Result<(), String> {
-        out.push(serde_json::from_value::<Descriptor>(v.clone()).map_err(|e| e.to_string())?);
-        Ok(())
-    };
-    if let Some(config) = value.get("config") {
-        take(config)?;
-    }
-    for key in ["layers", "manifests"] {
-        for v in value
-            .get(key)
-            .and_then(|l| l.as_array())
-            .into_iter()
-            .flatten()
-        {
-            take(v)?;
-        }
-    }
-    Ok(out)
+    references::children(&descriptor.media_type, &bytes)
 }
 
 /// Hashes a file without loading it whole.
@@ -208,7 +202,48 @@ impl Store {
             |p| !matches!(p, Problem::Unreadable { digest, .. } if corrupt.contains(digest)),
         );
         problems.extend(reference_problems);
+        problems.extend(self.leftovers()?.into_iter().map(|(path, size)| {
+            Problem::Leftover {
+                path: path
+                    .strip_prefix(&self.root)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string(),
+                size,
+            }
+        }));
         Ok(problems)
+    }
+
+    /// Files in `ingest/` no live writer holds, and temporary files of interrupted atomic
+    /// writes in the store's top directory; with their sizes.
+    fn leftovers(&self) -> Result<Vec<(std::path::PathBuf, u64)>, StoreError> {
+        let mut out = Vec::new();
+        let ingest = self.root.join("ingest");
+        for entry in fs::read_dir(&ingest)
+            .map_err(io_err(&ingest))?
+            .filter_map(Result::ok)
+        {
+            let path = entry.path();
+            if staging::is_leftover(&path).map_err(io_err(&path))? {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                out.push((path, size));
+            }
+        }
+        // Index rewrites hold the index lock while their temporary file exists.
+        let _index = self.lock_index()?;
+        for entry in fs::read_dir(&self.root)
+            .map_err(io_err(&self.root))?
+            .filter_map(Result::ok)
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                out.push((entry.path(), size));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Removes every blob not reachable from a tag or from `roots`, and every leftover of
@@ -234,33 +269,22 @@ impl Store {
                 report.bytes_freed += size;
             }
         }
-        let ingest = self.root.join("ingest");
-        for entry in fs::read_dir(&ingest)
-            .map_err(io_err(&ingest))?
-            .filter_map(Result::ok)
-        {
-            fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+        // Every writer holds the shared lock, so with the exclusive one held every file in
+        // ingest/ is a leftover; `leftovers` checks each file's own lock all the same.
+        for (path, _) in self.leftovers()? {
+            fs::remove_file(&path).map_err(io_err(&path))?;
             report.ingest_files_removed += 1;
-        }
-        // Stray temporary files of atomic index writes.
-        for entry in fs::read_dir(&self.root)
-            .map_err(io_err(&self.root))?
-            .filter_map(Result::ok)
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
-                report.ingest_files_removed += 1;
-            }
         }
         Ok(report)
     }
 }
 
 fn short_kind(media_type: &str) -> &'static str {
-    match media_type {
-        MEDIA_MANIFEST => "manifest",
-        MEDIA_INDEX => "index",
-        _ => "blob",
+    if references::is_manifest(media_type) {
+        "manifest"
+    } else if references::is_index(media_type) {
+        "index"
+    } else {
+        "blob"
     }
 }

@@ -3,13 +3,56 @@
 //!
 //! Owns blobs and tags. Every write goes ingest → commit → read: bytes stream into a
 //! temporary file under `ingest/` while being hashed, the file is fsynced and renamed to its
-//! digest, and only then can anyone see it. A crash leaves at most stray ingest files,
-//! which `gc` removes. It knows nothing of images beyond the descriptors it must follow to
-//! check references (`fsck`) and to keep what is reachable (`gc`).
+//! digest, and only then can anyone see it. It knows nothing of images beyond the
+//! descriptors it must follow to check references (`fsck`), to keep what is reachable
+//! (`gc`) and to verify a transaction.
+//!
+//! # Two ways in
+//!
+//! - **kiln's own content** (a build's layers, configs, manifests): [`Store::ingest`] and
+//!   [`Store::put`] publish each blob as soon as it is complete; the build holds
+//!   [`Store::lock_shared`] until it has set its tags, so `gc` cannot collect them in
+//!   between.
+//! - **content from outside** (`kiln import`, `kiln pull`): every archive and registry
+//!   response is hostile, so it goes through a [`Transaction`]:
+//!
+//!   ```no_run
+//!   # fn demo(store: &kiln::store::Store, layer: &kiln::store::Descriptor,
+//!   #         manifest: &kiln::store::Descriptor, manifest_bytes: &[u8],
+//!   #         mut body: impl std::io::Read) -> Result<(), Box<dyn std::error::Error>> {
+//!   let tx = store.begin()?;                  // shared lock: gc waits
+//!   if !tx.has(&layer.digest) {
+//!       let mut w = tx.writer(Some(layer))?;  // staged in ingest/, hashed as it streams;
+//!       std::io::copy(&mut body, &mut w)?;    // a byte past layer.size fails the write
+//!       w.finish()?;                          // wrong digest or size: an error
+//!   }
+//!   tx.put(manifest_bytes, Some(manifest))?;
+//!   tx.tag("web:1", manifest)?;
+//!   tx.commit()?;   // checks every descriptor reachable from the tag (present, right
+//!                   // size; manifests parse), then renames the blobs and rewrites
+//!                   // index.json once
+//!   # Ok(()) }
+//!   ```
+//!
+//!   Nothing is visible before `commit`; an error anywhere (or a dropped transaction)
+//!   leaves the store byte-identical, its staged files removed. Staged blobs nothing
+//!   committed reaches are discarded. Writers may stream several blobs in parallel into
+//!   one transaction (its methods take `&self`).
+//!
+//! # Leftovers
+//!
+//! Each ingest file is `flock`ed by its writer, so a writer killed with SIGKILL leaves an
+//! unlocked file: `fsck` reports it (a write in progress stays locked and is not reported)
+//! and `gc` removes it. The store's directories are private (0700): layers may hold
+//! device nodes and setuid programs that no other user may reach through the store.
 
 mod lock;
 mod maintenance;
 mod meta;
+mod private;
+pub mod references;
+mod staging;
+mod transaction;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -17,7 +60,6 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::atomic_file;
 use crate::digest::Digest;
@@ -25,6 +67,8 @@ use crate::digest::Digest;
 pub use lock::StoreLock;
 pub use maintenance::{GcReport, Problem};
 pub use meta::{CACHE, CacheEntry};
+pub use private::{PRIVATE_MODE, PRIVATE_STATE_DIRS, make_private, make_state_root_private};
+pub use transaction::{BlobWriter, Committed, Transaction};
 
 /// The annotation OCI layouts use to name a manifest (a tag).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -52,6 +96,37 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("blob {digest} has {actual} bytes, its descriptor says {expected}")]
+    #[diagnostic(help(
+        "the source is corrupt or hostile; nothing was committed and the store is unchanged"
+    ))]
+    WrongSize {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("content does not match its digest {expected} (it hashes to {actual})")]
+    #[diagnostic(help(
+        "the source is corrupt or hostile; nothing was committed and the store is unchanged"
+    ))]
+    WrongDigest { expected: Digest, actual: Digest },
+    #[error("blob {digest} is missing (referenced by {referenced_by})")]
+    #[diagnostic(help(
+        "the source lacks a blob its manifest names; nothing was committed and the store is unchanged"
+    ))]
+    MissingReference {
+        digest: Digest,
+        referenced_by: String,
+    },
+    #[error("blob {digest} is not a valid manifest or index: {reason}")]
+    #[diagnostic(help(
+        "the source is corrupt or hostile; nothing was committed and the store is unchanged"
+    ))]
+    BadReference { digest: Digest, reason: String },
+    #[error("blob {digest} is larger than the {limit} bytes kiln reads for a manifest or config")]
+    TooLarge { digest: Digest, limit: u64 },
+    #[error("a tag must name a manifest or an index, not {media_type} ({digest})")]
+    NotAManifest { digest: Digest, media_type: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -100,11 +175,14 @@ pub struct Store {
 
 impl Store {
     /// Opens the store, creating an empty layout if there is none.
+    /// The store's directory and its `ingest/` are private (0700), existing ones made so.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let store = Store { root: root.into() };
-        for dir in [store.root.join("blobs/sha256"), store.root.join("ingest")] {
-            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        for dir in [store.root.clone(), store.root.join("ingest")] {
+            make_private(&dir).map_err(io_err(&dir))?;
         }
+        let blobs = store.root.join("blobs/sha256");
+        fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
             atomic_file::write_durably(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
@@ -151,18 +229,12 @@ impl Store {
 
     /// Starts writing a blob; call [`Ingest::commit`] to publish it.
     pub fn ingest(&self) -> Result<Ingest, StoreError> {
-        let path = self
-            .root
-            .join("ingest")
-            .join(atomic_file::temp_name("blob"));
         let lock = self.lock_shared()?;
-        let file = File::create(&path).map_err(io_err(&path))?;
+        let dir = self.root.join("ingest");
+        let staging = staging::Staging::create(&dir, None).map_err(io_err(&dir))?;
         Ok(Ingest {
             store: self.clone(),
-            path,
-            file: Some(file),
-            hasher: Sha256::new(),
-            size: 0,
+            staging,
             _lock: lock,
         })
     }
@@ -282,63 +354,43 @@ impl Store {
 /// Dropped without commit, the temporary file is removed.
 pub struct Ingest {
     store: Store,
-    path: PathBuf,
-    file: Option<File>,
-    hasher: Sha256,
-    size: u64,
+    staging: staging::Staging,
     /// `gc` removes files under `ingest/` only when no writer holds this.
     _lock: StoreLock,
 }
 
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("ingest already committed"))?;
-        let n = file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
+        self.staging.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.as_mut().map_or(Ok(()), Write::flush)
+        self.staging.flush()
     }
 }
 
 impl Ingest {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
-        self.size
+        self.staging.size()
     }
 
     /// fsyncs the data, moves it to `blobs/sha256/<digest>` and makes the rename durable.
-    pub fn commit(mut self) -> Result<(Digest, u64), StoreError> {
-        let file = self.file.take().expect("committed once");
-        file.sync_all().map_err(io_err(&self.path))?;
-        drop(file);
-        let digest = Digest::from_hasher(std::mem::take(&mut self.hasher));
+    pub fn commit(self) -> Result<(Digest, u64), StoreError> {
+        let path = self.staging.path().to_path_buf();
+        let staged = self.staging.finish().map_err(io_err(&path))?;
+        let (digest, size) = (staged.digest.clone(), staged.size);
         let target = self.store.blob_path(&digest);
-        if target.exists() {
-            // Same content already committed (by us or a concurrent build): keep that one.
-            fs::remove_file(&self.path).map_err(io_err(&self.path))?;
-        } else {
-            fs::rename(&self.path, &target).map_err(io_err(&target))?;
+        // Same content already committed (by us or a concurrent build): that one is kept.
+        if staged.publish(&target).map_err(io_err(&target))? {
             let dir = target.parent().expect("blobs/sha256");
             atomic_file::sync_dir(dir).map_err(io_err(dir))?;
         }
-        Ok((digest, self.size))
-    }
-}
-
-impl Drop for Ingest {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = fs::remove_file(&self.path);
-        }
+        Ok((digest, size))
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transaction_tests;

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{Project, is_root, which};
+use crate::harness::tools::{Podman, python, run, skopeo_inspect, umoci_unpack};
+use crate::harness::{Project, Root, is_root, which};
 
 const IMAGE: &str = r#"
 image "hello" {
@@ -15,9 +16,9 @@ image "hello" {
 }
 "#;
 
-fn built() -> (Project, tempfile::TempDir) {
+fn built() -> (Project, Root) {
     let project = Project::new(IMAGE).file("msg.txt", "hello from kiln\n");
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     (project, root)
 }
@@ -30,17 +31,6 @@ fn digest_of(project: &Project, root: &Path, name: &str) -> String {
         .success()
         .json();
     inspect["digest"].as_str().unwrap().to_string()
-}
-
-fn run(command: &mut Command) -> String {
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{command:?}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -66,15 +56,12 @@ fn oci_archive_is_deterministic_and_skopeo_reads_it() {
         .failure()
         .stderr_contains("already exists");
     if which("skopeo") {
-        let text = run(Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("oci-archive:{}", a.display())));
-        let inspect: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let inspect = skopeo_inspect(&format!("oci-archive:{}", a.display()));
         assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2);
         assert_eq!(inspect["Digest"], digest_of(&project, root.path(), "hello"));
     }
     // Back in: the same digest, under the name the archive carries.
-    let other = tempfile::tempdir().unwrap();
+    let other = Root::new();
     project
         .kiln(other.path())
         .args(["import"])
@@ -110,17 +97,14 @@ fn an_oci_dir_with_gzip_layers_unpacks_with_umoci() {
     assert!(layout.join("oci-layout").is_file());
     if which("umoci") {
         let rootfs = out.path().join("rootfs");
-        run(Command::new("umoci")
-            .args(["raw", "unpack", "--image"])
-            .arg(format!("{}:hello", layout.display()))
-            .arg(&rootfs));
+        umoci_unpack(&layout, "hello", &rootfs);
         assert_eq!(
             std::fs::read_to_string(rootfs.join("msg.txt")).unwrap(),
             "hello from kiln\n"
         );
     }
     // Recompressed layers keep their diff_ids: importing gives the same config.
-    let other = tempfile::tempdir().unwrap();
+    let other = Root::new();
     project
         .kiln(other.path())
         .args(["import", "--tag", "again"])
@@ -158,7 +142,7 @@ fn podman_loads_a_docker_archive_and_runs_it() {
         .run()
         .success();
     // Round trip through kiln itself.
-    let other = tempfile::tempdir().unwrap();
+    let other = Root::new();
     project
         .kiln(other.path())
         .args(["import"])
@@ -169,28 +153,13 @@ fn podman_loads_a_docker_archive_and_runs_it() {
     if !is_root() || !which("podman") {
         return;
     }
-    let storage = tempfile::tempdir().unwrap();
-    let podman = || {
-        let mut command = Command::new("podman");
-        command
-            .arg("--root")
-            .arg(storage.path().join("root"))
-            .arg("--runroot")
-            .arg(storage.path().join("run"))
-            .args(["--storage-driver", "vfs"]);
-        command
-    };
-    run(podman().arg("load").arg("-i").arg(&archive));
+    let podman = Podman::new();
+    run(podman.command().arg("load").arg("-i").arg(&archive));
     let printed =
-        run(podman().args(["run", "--rm", "--network", "none", "localhost/hello:latest"]));
+        run(podman
+            .command()
+            .args(["run", "--rm", "--network", "none", "localhost/hello:latest"]));
     assert_eq!(printed, "hello from kiln\n");
-    let _ = podman().args(["rmi", "-a", "-f"]).output();
-    // podman's vfs storage has read-only layers; make them removable for the temp dir.
-    let _ = Command::new("chmod")
-        .arg("-R")
-        .arg("u+w")
-        .arg(storage.path())
-        .status();
 }
 
 #[test]
@@ -212,7 +181,7 @@ image "derived" {
 }
 "#,
     );
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = Root::new();
     project.kiln(fresh.path()).args(["build"]).run().success();
     let inspect = project
         .kiln(fresh.path())
@@ -264,18 +233,13 @@ fn hostile_tar(path: &Path, script: &str) {
         "import tarfile, io\nt = tarfile.open({:?}, 'w')\n{script}\nt.close()\n",
         path.display().to_string()
     );
-    let status = Command::new("python3")
-        .arg("-c")
-        .arg(program)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    python(&program, &[]);
 }
 
 #[test]
 fn hostile_archives_are_refused_and_write_nothing_outside() {
     let project = Project::new(IMAGE).file("msg.txt", "x\n");
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (

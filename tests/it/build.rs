@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::harness::{Project, is_root, which};
+use crate::harness::tools::{python, skopeo_inspect, umoci_unpack};
+use crate::harness::{Kiln, Project, Root, examples, is_root, which};
 
 const SMALL: &str = r#"
 image "base" {
@@ -47,7 +48,7 @@ fn digests(project: &Project, root: &Path) -> serde_json::Value {
 #[test]
 fn builds_an_image_from_host_binaries_and_the_context() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project
         .kiln(root.path())
         .args(["build"])
@@ -89,7 +90,7 @@ fn builds_an_image_from_host_binaries_and_the_context() {
 #[test]
 fn same_project_same_digests_whatever_the_root_path_and_mtimes() {
     let first = small();
-    let root_a = tempfile::tempdir().unwrap();
+    let root_a = Root::new();
     first.kiln(root_a.path()).args(["build"]).run().success();
     // Another checkout: files written in another order, later, with other mtimes.
     let second = Project::new(SMALL)
@@ -102,7 +103,7 @@ fn same_project_same_digests_whatever_the_root_path_and_mtimes() {
         .unwrap()
         .set_modified(old)
         .unwrap();
-    let root_b = tempfile::tempdir().unwrap();
+    let root_b = Root::new();
     second
         .kiln(root_b.path())
         .args(["build", "--jobs", "1"])
@@ -113,7 +114,7 @@ fn same_project_same_digests_whatever_the_root_path_and_mtimes() {
         digests(&second, root_b.path())
     );
     // A different SOURCE_DATE_EPOCH is a different (but again reproducible) image.
-    let root_c = tempfile::tempdir().unwrap();
+    let root_c = Root::new();
     first
         .kiln(root_c.path())
         .env("SOURCE_DATE_EPOCH", "1700000000")
@@ -129,7 +130,7 @@ fn same_project_same_digests_whatever_the_root_path_and_mtimes() {
 #[test]
 fn a_noop_rebuild_hits_the_cache_and_explain_names_what_changed() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     let report = root.path().join("report.json");
     project
@@ -192,7 +193,7 @@ fn a_noop_rebuild_hits_the_cache_and_explain_names_what_changed() {
 #[test]
 fn dry_run_prints_the_plan_with_keys_and_builds_nothing() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     let plan = project
         .kiln(root.path())
         .args(["build", "--dry-run", "--format", "json"])
@@ -216,7 +217,7 @@ fn dry_run_prints_the_plan_with_keys_and_builds_nothing() {
 #[test]
 fn tag_rmi_and_gc() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     project
         .kiln(root.path())
@@ -255,7 +256,7 @@ fn tag_rmi_and_gc() {
 #[test]
 fn fsck_names_a_corrupt_blob() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     let blobs = root.path().join("store/blobs/sha256");
     let victim = std::fs::read_dir(&blobs)
@@ -276,7 +277,7 @@ fn fsck_names_a_corrupt_blob() {
 #[test]
 fn unknown_image_and_missing_host_binary_are_clear_errors() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project
         .kiln(root.path())
         .args(["build", "nope"])
@@ -320,11 +321,10 @@ image "final" {
 #[test]
 fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
     if !is_root() {
-        eprintln!("skipped: the build sandbox needs root");
         return;
     }
     let project = Project::new(WITH_RUN);
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     // gzip: Debian's umoci predates zstd layers.
     project
         .kiln(root.path())
@@ -335,16 +335,7 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
     // skopeo and umoci read the store as the OCI layout it is.
     if which("skopeo") {
         let image = format!("oci:{}:final", root.path().join("store").display());
-        let out = std::process::Command::new("skopeo")
-            .args(["inspect", &image])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let inspect = skopeo_inspect(&image);
         assert_eq!(
             inspect["Layers"].as_array().unwrap().len(),
             3,
@@ -353,18 +344,8 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
         assert_eq!(inspect["Env"], serde_json::json!(["GREETING=hi"]));
     }
     if which("umoci") {
-        let image = format!("{}:final", root.path().join("store").display());
-        let out = std::process::Command::new("umoci")
-            .args(["raw", "unpack", "--image", &image])
-            .arg(bundle.path().join("rootfs"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let rootfs = bundle.path().join("rootfs");
+        umoci_unpack(&root.path().join("store"), "final", &rootfs);
         assert_eq!(
             std::fs::read_to_string(rootfs.join("answer")).unwrap(),
             "42\n"
@@ -393,7 +374,6 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
 #[test]
 fn a_failing_run_step_reports_its_place_code_and_output_and_commits_nothing() {
     if !is_root() {
-        eprintln!("skipped: the build sandbox needs root");
         return;
     }
     let project = Project::new(
@@ -408,7 +388,7 @@ image "broken" {
 }
 "#,
     );
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project
         .kiln(root.path())
         .args(["build"])
@@ -441,7 +421,7 @@ image "broken" {
 #[test]
 fn verify_rebuilds_from_scratch_and_finds_the_same_digests() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project
         .kiln(root.path())
         .args(["build", "--verify"])
@@ -454,12 +434,12 @@ fn verify_rebuilds_from_scratch_and_finds_the_same_digests() {
 #[test]
 fn two_builds_on_one_root_at_once_both_succeed() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .env("KILN_ROOT", root.path())
-            .args(["build", "--format", "json", "-f"])
-            .arg(project.path().join("kiln.kdl"))
+        project
+            .kiln(&root)
+            .args(["build", "--format", "json"])
+            .command()
             .output()
             .unwrap()
     };
@@ -479,7 +459,6 @@ fn two_builds_on_one_root_at_once_both_succeed() {
 #[test]
 fn verify_names_the_layer_and_file_of_an_unreproducible_step() {
     if !is_root() {
-        eprintln!("skipped: the build sandbox needs root");
         return;
     }
     // /proc/uptime differs from one run to the next: the layer cannot be reproduced.
@@ -495,7 +474,7 @@ image "clock" {
 }
 "#,
     );
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project
         .kiln(root.path())
         .args(["build", "--verify"])
@@ -514,7 +493,7 @@ fn explain_names_a_changed_env_value_and_an_argument() {
         "copy \"site/index.html\" \"/again.html\"",
     ))
     .file("site/index.html", "x\n");
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     let edited = std::fs::read_to_string(project.path().join("kiln.kdl"))
         .unwrap()
@@ -562,12 +541,12 @@ image "big" {
 }
 "#,
     );
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     for delay_ms in [5u64, 40, 120, 300, 700] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .env("KILN_ROOT", root.path())
-            .args(["build", "--no-cache", "-f"])
-            .arg(project.path().join("kiln.kdl"))
+        let mut child = project
+            .kiln(&root)
+            .args(["build", "--no-cache"])
+            .command()
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -576,33 +555,38 @@ image "big" {
         // SIGKILL: no chance to clean up, like a power cut for the process.
         let _ = child.kill();
         let _ = child.wait();
-        project.kiln(root.path()).args(["fsck"]).run().success();
+        // The only thing a killed build may leave is an ingest file, which fsck names.
+        let fsck = project.kiln(root.path()).args(["fsck"]).run();
+        if !fsck.output.status.success() {
+            let stderr = fsck.stderr();
+            assert!(
+                stderr
+                    .lines()
+                    .filter(|l| l.starts_with("error:"))
+                    .all(|l| l.contains("leftover of an interrupted write")),
+                "{stderr}"
+            );
+        }
     }
     project.kiln(root.path()).args(["build"]).run().success();
-    project.kiln(root.path()).args(["fsck"]).run().success();
     project.kiln(root.path()).args(["gc"]).run().success();
     let ingest = std::fs::read_dir(root.path().join("store/ingest"))
         .unwrap()
         .count();
     assert_eq!(ingest, 0, "gc removes what interrupted writes left");
+    project.kiln(root.path()).args(["fsck"]).run().success();
 }
 
 #[test]
 fn every_example_builds_and_rebuilds_from_the_cache() {
     if !is_root() {
-        eprintln!("skipped: `run` steps need root");
         return;
     }
-    let examples = crate::harness::repo().join("examples");
     let mut built = 0;
-    for entry in std::fs::read_dir(&examples).unwrap() {
-        let file = entry.unwrap().path().join("kiln.kdl");
-        if !file.is_file() {
-            continue;
-        }
-        let root = tempfile::tempdir().unwrap();
+    for file in examples() {
+        let root = Root::new();
         let run = || {
-            crate::harness::Kiln::new()
+            Kiln::new()
                 .root(root.path())
                 .args(["build".as_ref(), "-f".as_ref(), file.as_os_str()])
                 .run()
@@ -635,8 +619,8 @@ fn every_example_builds_and_rebuilds_from_the_cache() {
 #[test]
 fn kiln_build_in_the_project_directory_needs_no_file_flag() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
-    crate::harness::Kiln::new()
+    let root = Root::new();
+    Kiln::new()
         .root(root.path())
         .current_dir(project.path())
         .args(["build"])
@@ -648,7 +632,7 @@ fn kiln_build_in_the_project_directory_needs_no_file_flag() {
 #[test]
 fn compression_and_epoch_are_part_of_the_cache_key() {
     let project = small();
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     let build = |extra: &[&str], epoch: &str| {
         let json = project
             .kiln(root.path())
@@ -677,7 +661,7 @@ fn compression_and_epoch_are_part_of_the_cache_key() {
     assert_ne!(later, zstd);
     assert!(!later_cached);
     // A fresh root gives the same digest for the same settings: the cache changes nothing.
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = Root::new();
     let json = project
         .kiln(fresh.path())
         .env("SOURCE_DATE_EPOCH", "1700000000")
@@ -699,7 +683,7 @@ image "tmpfile" {
 "#,
     )
     .file("note.txt", "n\n");
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     let out = tempfile::tempdir().unwrap();
     let layout = out.path().join("layout");
@@ -717,21 +701,15 @@ image "tmpfile" {
         .args([&layout])
         .run()
         .success();
-    let manifest_list = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import json,sys,tarfile\n\
-             d=sys.argv[1]\n\
-             idx=json.load(open(d+'/index.json'))\n\
-             m=json.load(open(d+'/blobs/sha256/'+idx['manifests'][0]['digest'][7:]))\n\
-             t=tarfile.open(d+'/blobs/sha256/'+m['layers'][0]['digest'][7:])\n\
-             print('\\n'.join(t.getnames()))",
-        )
-        .arg(&layout)
-        .output()
-        .unwrap();
-    let names = String::from_utf8_lossy(&manifest_list.stdout).into_owned();
-    assert!(manifest_list.status.success(), "{names}");
+    let names = python(
+        "import json,sys,tarfile\n\
+         d=sys.argv[1]\n\
+         idx=json.load(open(d+'/index.json'))\n\
+         m=json.load(open(d+'/blobs/sha256/'+idx['manifests'][0]['digest'][7:]))\n\
+         t=tarfile.open(d+'/blobs/sha256/'+m['layers'][0]['digest'][7:])\n\
+         print('\\n'.join(t.getnames()))",
+        &[layout.as_os_str()],
+    );
     assert_eq!(
         names.trim(),
         "tmp/notes/note.txt",
@@ -742,7 +720,6 @@ image "tmpfile" {
 #[test]
 fn run_steps_see_the_parent_directories_of_lower_layers_unchanged() {
     if !is_root() {
-        eprintln!("skipped: the build sandbox needs root");
         return;
     }
     let project = Project::new(
@@ -757,7 +734,7 @@ image "sticky" {
 "#,
     )
     .file("x.txt", "x\n");
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     project.kiln(root.path()).args(["build"]).run().success();
     project
         .kiln(root.path())

@@ -3,31 +3,11 @@
 
 use kiln::spec::{self, Options, RealFs};
 
-use crate::harness::{Kiln, repo};
-
-fn example(name: &str) -> String {
-    repo()
-        .join("examples")
-        .join(name)
-        .join("kiln.kdl")
-        .display()
-        .to_string()
-}
-
-/// Every directory under `examples/` with a kiln.kdl.
-fn all_examples() -> Vec<std::path::PathBuf> {
-    let mut out: Vec<_> = std::fs::read_dir(repo().join("examples"))
-        .expect("examples/ exists")
-        .map(|e| e.expect("entry").path().join("kiln.kdl"))
-        .filter(|p| p.exists())
-        .collect();
-    out.sort();
-    out
-}
+use crate::harness::{Kiln, Project, example, examples, repo};
 
 #[test]
 fn every_example_is_valid_without_warnings() {
-    let examples = all_examples();
+    let examples = examples();
     assert!(
         examples.len() >= 2,
         "examples/ holds the DESIGN.md examples at least"
@@ -103,7 +83,7 @@ fn default_file_is_kiln_kdl_in_the_current_directory() {
 
 #[test]
 fn unreadable_file_is_a_clear_error() {
-    let dir = tempdir();
+    let dir = tempfile::tempdir().expect("tempdir");
     Kiln::new()
         .current_dir(dir.path())
         .args(["check"])
@@ -115,17 +95,8 @@ fn unreadable_file_is_a_clear_error() {
 
 #[test]
 fn invalid_project_exits_1_with_every_diagnostic() {
-    let dir = tempdir();
-    std::fs::write(
-        dir.path().join("kiln.kdl"),
-        "imgae \"a\" {}\nnetwork \"n\" subnet=\"10.0.0.0/33\"\n",
-    )
-    .expect("write");
-    let ran = Kiln::new()
-        .current_dir(dir.path())
-        .args(["check"])
-        .run()
-        .failure();
+    let project = Project::new("imgae \"a\" {}\nnetwork \"n\" subnet=\"10.0.0.0/33\"\n");
+    let ran = project.kiln_here().args(["check"]).run().failure();
     let stderr = ran.stderr();
     assert!(stderr.contains("kiln::spec::unknown-node"), "{stderr}");
     assert!(stderr.contains("kiln::spec::invalid-subnet"), "{stderr}");
@@ -135,14 +106,9 @@ fn invalid_project_exits_1_with_every_diagnostic() {
 
 #[test]
 fn json_output_is_one_object_with_positions() {
-    let dir = tempdir();
-    std::fs::write(
-        dir.path().join("kiln.kdl"),
-        "image \"a\" {\n    from \"scratch\"\n    expose 0\n}\n",
-    )
-    .expect("write");
-    let ran = Kiln::new()
-        .current_dir(dir.path())
+    let project = Project::new("image \"a\" {\n    from \"scratch\"\n    expose 0\n}\n");
+    let ran = project
+        .kiln_here()
         .args(["check", "--format", "json"])
         .run()
         .failure();
@@ -242,23 +208,13 @@ fn help_teaches() {
 
 #[test]
 fn errors_in_imported_files_show_that_file() {
-    let dir = tempdir();
-    std::fs::write(
-        dir.path().join("kiln.kdl"),
-        "import \"lib/net.kdl\"\nnetwork \"front\" subnet=\"10.1.0.0/24\"\n",
-    )
-    .expect("write");
-    std::fs::create_dir_all(dir.path().join("lib")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("lib/net.kdl"),
+    let project =
+        Project::new("import \"lib/net.kdl\"\nnetwork \"front\" subnet=\"10.1.0.0/24\"\n");
+    project.write(
+        "lib/net.kdl",
         "network \"back\" subnet=\"10.1.0.0/16\"\nimgae \"x\" {}\n",
-    )
-    .expect("write");
-    let ran = Kiln::new()
-        .current_dir(dir.path())
-        .args(["check"])
-        .run()
-        .failure();
+    );
+    let ran = project.kiln_here().args(["check"]).run().failure();
     let stderr = ran.stderr();
     assert!(stderr.contains("[lib/net.kdl:2:1]"), "{stderr}");
     assert!(
@@ -267,14 +223,9 @@ fn errors_in_imported_files_show_that_file() {
     );
 }
 
-/// A fresh directory, removed when dropped.
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 #[test]
 fn json_output_when_the_file_cannot_be_read() {
-    let dir = tempdir();
+    let dir = tempfile::tempdir().expect("tempdir");
     let ran = Kiln::new()
         .current_dir(dir.path())
         .args(["check", "--format", "json"])
@@ -288,7 +239,7 @@ fn json_output_when_the_file_cannot_be_read() {
 
 #[test]
 fn images_tagged_in_the_store_can_be_named() {
-    let dir = tempdir();
+    let dir = tempfile::tempdir().expect("tempdir");
     let store = kiln::store::Store::open(dir.path().join("root/store")).expect("store");
     let (digest, size) = store.put(b"{}").expect("blob");
     let manifest = kiln::store::Descriptor {
@@ -317,4 +268,43 @@ fn images_tagged_in_the_store_can_be_named() {
         .run()
         .failure()
         .stderr_contains("unknown image `pulled`");
+}
+
+/// The official KDL test suite (vendored in tests/kdl-spec) through the whole front end, as
+/// `kiln check` reads a file: every `_fail` case is a syntax error, no valid case is (the
+/// parser's own test compares the parsed documents too).
+#[test]
+fn the_official_kdl_test_suite_passes_the_front_end() {
+    let dir = repo().join("tests/kdl-spec/input");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/kdl-spec/input exists")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() > 300, "only {} cases", cases.len());
+    let mut wrong = Vec::new();
+    for path in cases {
+        let name = path
+            .file_stem()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let should_fail = name.ends_with("_fail");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            // Not UTF-8: kiln cannot even read it as text.
+            if !should_fail {
+                wrong.push(format!("{name}: unreadable"));
+            }
+            continue;
+        };
+        let loaded = spec::load_source("kiln.kdl", None, &text, &RealFs, &Options::default());
+        let syntax = loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.code == spec::Code::Syntax);
+        if syntax != should_fail {
+            wrong.push(format!("{name}: syntax error reported: {syntax}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -2,50 +2,19 @@
 //! history entry, determinism, `--change`, a running container frozen and thawed, skopeo
 //! reading the result, and clear errors.
 
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use crate::harness::tools::skopeo_inspect;
+use crate::harness::{Lab, Project, images, wait_for, which};
 
-use crate::harness::{Project, is_root, which};
-
-const TOOLS: &str = r#"
-image "tools" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/cat" "/bin/rm" "/bin/sleep"
-    run "sh" "-c" "echo doomed > /doomed.txt"
-    cmd "sh"
-}
-"#;
-
-fn tools() -> Option<(Project, tempfile::TempDir)> {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
-        return None;
-    }
-    let project = Project::new(TOOLS);
-    let root = tempfile::tempdir().unwrap();
-    project.kiln(root.path()).args(["build"]).run().success();
-    Some((project, root))
+fn lab() -> Option<Lab> {
+    Lab::build(Project::new(&images::tools(
+        "tools",
+        r#"run "sh" "-c" "echo doomed > /doomed.txt"
+    cmd "sh""#,
+    )))
 }
 
-/// Removes the containers it names when dropped, even when the test fails.
-struct Containers<'a> {
-    project: &'a Project,
-    root: &'a Path,
-    names: Vec<&'static str>,
-}
-
-impl Drop for Containers<'_> {
-    fn drop(&mut self) {
-        for name in &self.names {
-            self.project.kiln(self.root).args(["rm", "-f", name]).run();
-        }
-    }
-}
-
-fn inspect(project: &Project, root: &Path, image: &str) -> serde_json::Value {
-    project
-        .kiln(root)
+fn inspect(lab: &Lab, image: &str) -> serde_json::Value {
+    lab.kiln()
         .args(["inspect", image, "--format", "json"])
         .run()
         .success()
@@ -54,58 +23,38 @@ fn inspect(project: &Project, root: &Path, image: &str) -> serde_json::Value {
 
 #[test]
 fn a_stopped_containers_changes_become_a_reproducible_image() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let _guard = Containers {
-        project: &project,
-        root,
-        names: vec!["changed"],
-    };
-    let kiln = || project.kiln(root);
+    let kiln = || lab.kiln();
     kiln()
         .args(["run", "--name", "changed", "tools", "sh", "-c"])
         .args(["echo hello > /new.txt && rm /doomed.txt"])
         .run()
         .success();
-    let first = kiln()
-        .args([
-            "commit",
-            "-m",
-            "snapshot",
-            "--author",
-            "Ada <ada@example.com>",
-        ])
-        .args(["changed", "snap"])
-        .run()
-        .success()
-        .stdout();
+    let commit = || {
+        kiln()
+            .args(["commit", "-m", "snapshot"])
+            .args(["--author", "Ada <ada@example.com>", "changed", "snap"])
+            .run()
+            .success()
+            .stdout()
+    };
+    let first = commit();
     let digest = first.trim();
     assert!(
         digest.starts_with("sha256:") && digest.len() == 71,
         "{first}"
     );
     // The container did not change: the same layer, and the same image.
-    let again = kiln()
-        .args([
-            "commit",
-            "-m",
-            "snapshot",
-            "--author",
-            "Ada <ada@example.com>",
-        ])
-        .args(["changed", "snap"])
-        .run()
-        .success()
-        .stdout();
+    let again = commit();
     assert_eq!(again, first);
     let other = kiln()
         .args(["commit", "changed", "snap-plain"])
         .run()
         .success()
         .stdout();
-    let layers = |image: &str| inspect(&project, root, image)["manifest"]["layers"].clone();
+    let layers = |image: &str| inspect(&lab, image)["manifest"]["layers"].clone();
     assert_ne!(other, first, "another message, another config");
     assert_eq!(layers("snap-plain")[2], layers("snap")[2], "the same layer");
 
@@ -125,8 +74,8 @@ fn a_stopped_containers_changes_become_a_reproducible_image() {
         .success()
         .stdout_is("doomed\n");
 
-    let snap = inspect(&project, root, "snap");
-    let base = inspect(&project, root, "tools");
+    let snap = inspect(&lab, "snap");
+    let base = inspect(&lab, "tools");
     let base_layers = base["manifest"]["layers"].as_array().unwrap();
     let snap_layers = snap["manifest"]["layers"].as_array().unwrap();
     assert_eq!(snap_layers.len(), base_layers.len() + 1);
@@ -152,35 +101,20 @@ fn a_stopped_containers_changes_become_a_reproducible_image() {
         .stdout_contains("kiln commit: snapshot");
 
     if which("skopeo") {
-        let store = root.join("store");
-        let out = Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("oci:{}:snap", store.display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let store = lab.path().join("store");
+        let seen = skopeo_inspect(&format!("oci:{}:snap", store.display()));
         assert_eq!(seen["Digest"], digest);
         assert_eq!(seen["Layers"].as_array().unwrap().len(), snap_layers.len());
     }
+    kiln().args(["rm", "changed"]).run().success();
 }
 
 #[test]
 fn changes_apply_to_the_config_and_mistakes_are_refused() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let _guard = Containers {
-        project: &project,
-        root,
-        names: vec!["changed"],
-    };
-    let kiln = || project.kiln(root);
+    let kiln = || lab.kiln();
     kiln()
         .args([
             "run",
@@ -209,7 +143,7 @@ fn changes_apply_to_the_config_and_mistakes_are_refused() {
         .run()
         .success()
         .stdout_is("hi\n");
-    let config = &inspect(&project, root, "snap")["config"]["config"];
+    let config = &inspect(&lab, "snap")["config"]["config"];
     assert!(
         config["Env"]
             .as_array()
@@ -233,35 +167,27 @@ fn changes_apply_to_the_config_and_mistakes_are_refused() {
         .run()
         .failure()
         .stderr_contains("no image named `x`");
+    kiln().args(["rm", "changed"]).run().success();
 }
 
 #[test]
 fn a_running_container_is_frozen_for_the_commit_and_runs_on() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let _guard = Containers {
-        project: &project,
-        root,
-        names: vec!["live"],
-    };
-    let kiln = || project.kiln(root);
+    let kiln = || lab.kiln();
     let id = kiln()
         .args(["run", "-d", "--name", "live", "tools", "sh", "-c"])
         .args(["echo live > /live.txt; while :; do :; done"])
         .run()
         .success()
         .stdout();
-    let written = root
+    let written = lab
+        .path()
         .join("containers")
         .join(id.trim())
         .join("upper/live.txt");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !written.exists() {
-        assert!(Instant::now() < deadline, "the container never wrote");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the container to write", || written.exists());
     kiln().args(["commit", "live", "livesnap"]).run().success();
     // Thawed: it still spins.
     let stats = kiln()
@@ -275,4 +201,5 @@ fn a_running_container_is_frozen_for_the_commit_and_runs_on() {
         .run()
         .success()
         .stdout_is("live\n");
+    kiln().args(["rm", "-f", "live"]).run().success();
 }

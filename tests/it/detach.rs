@@ -1,156 +1,43 @@
 //! Detached containers: `kiln run -d` under a supervisor, `ps`, `logs`, `stop`, `kill`,
 //! restart policies, a supervisor killed with SIGKILL, and nothing left behind.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use nix::sys::signal::Signal;
 
-use crate::harness::{Project, is_root};
-
-const TOOLS: &str = r#"
-image "tools" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/echo" "/bin/sleep"
-    cmd "echo" "default command"
-}
-
-image "patient" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/echo" "/bin/sleep"
-    stop-signal "SIGUSR1"
-}
-"#;
+use crate::harness::{Lab, Project, host, images, wait_for};
 
 /// Waits for SIGTERM (pid 1 only gets the signals it handles), then exits 0.
 const SERVER: &str = "trap 'echo bye; exit 0' TERM; echo ready; echo warn >&2; sleep 1000 & wait";
 
-fn tools() -> Option<(Project, tempfile::TempDir)> {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
-        return None;
-    }
-    let project = Project::new(TOOLS);
-    let root = tempfile::tempdir().unwrap();
-    project.kiln(root.path()).args(["build"]).run().success();
-    Some((project, root))
-}
-
-/// `kiln ps -a --format json`, by name.
-fn ps(project: &Project, root: &Path, name: &str) -> serde_json::Value {
-    let list = project
-        .kiln(root)
-        .args(["ps", "-a", "--format", "json"])
-        .run()
-        .success()
-        .json();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-        .unwrap_or(serde_json::Value::Null)
-}
-
-pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn state(root: &Path, id: &str) -> serde_json::Value {
-    let path = root.join("containers").join(id).join("state.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'))
-}
-
-/// Processes whose command line names the state root (supervisors get `--root ROOT`).
-fn processes_of(root: &Path) -> Vec<String> {
-    let needle = root.display().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(&needle) {
-            found.push(cmdline);
-        }
-    }
-    found
-}
-
-fn mounts_of(root: &Path) -> Vec<String> {
-    let needle = root.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .map(str::to_string)
-        .collect()
-}
-
-fn cgroups_of(root: &Path) -> Vec<String> {
-    let canonical = std::fs::canonicalize(root).unwrap();
-    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex()[..12].to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = entry.path().join("kiln").join(&hash);
-        if dir.exists() {
-            found.push(dir.display().to_string());
-        }
-    }
-    // cgroup v2 alone: the hierarchy is /sys/fs/cgroup itself.
-    let unified = Path::new("/sys/fs/cgroup/kiln").join(&hash);
-    if unified.exists() {
-        found.push(unified.display().to_string());
-    }
-    found
-}
-
-pub fn assert_nothing_left(root: &Path, pids: &[i64]) {
-    for pid in pids {
-        assert!(!alive(*pid), "process {pid} is still alive");
-    }
-    assert_eq!(processes_of(root), Vec::<String>::new(), "processes left");
-    assert_eq!(mounts_of(root), Vec::<String>::new(), "mounts left");
-    assert_eq!(cgroups_of(root), Vec::<String>::new(), "cgroups left");
-    let containers: Vec<_> = std::fs::read_dir(root.join("containers"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert!(containers.is_empty(), "records left: {containers:?}");
+fn lab() -> Option<Lab> {
+    Lab::build(Project::new(&format!(
+        "{}{}",
+        images::tools("tools", r#"cmd "echo" "default command""#),
+        images::tools("patient", r#"stop-signal "SIGUSR1""#)
+    )))
 }
 
 #[test]
 fn a_detached_container_runs_logs_and_stops_in_time() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let ran = project
-        .kiln(root)
+    let ran = lab
+        .kiln()
         .args(["run", "-d", "--name", "web", "tools", "sh", "-c", SERVER])
         .run()
         .success();
     let id = ran.stdout().trim().to_string();
     assert_eq!(id.len(), 64, "run -d prints the id: {id}");
-    let web = ps(&project, root, "web");
+    let web = lab.root.ps().get("web");
     assert_eq!(web["state"], "running", "{web}");
     assert_eq!(web["id"], id.as_str());
-    let recorded = state(root, &id);
+    let recorded = lab.root.record(&id);
     let pids = [
         recorded["state"]["pid"].as_i64().unwrap(),
         recorded["state"]["supervisor_pid"].as_i64().unwrap(),
     ];
-    assert!(pids.iter().all(|p| alive(*p)), "{recorded}");
-    project
-        .kiln(root)
+    assert!(pids.iter().all(|p| host::alive(*p)), "{recorded}");
+    lab.kiln()
         .args(["ps"])
         .run()
         .success()
@@ -158,15 +45,14 @@ fn a_detached_container_runs_logs_and_stops_in_time() {
         .stdout_contains("running");
 
     wait_for("the output in the log", || {
-        project
-            .kiln(root)
+        lab.kiln()
             .args(["logs", "web"])
             .run()
             .stdout()
             .contains("ready")
     });
-    let logs = project
-        .kiln(root)
+    let logs = lab
+        .kiln()
         .args(["logs", "--timestamps", "web"])
         .run()
         .success();
@@ -179,187 +65,155 @@ fn a_detached_container_runs_logs_and_stops_in_time() {
     );
     assert!(logs.stderr().contains("warn"), "stderr lines go to stderr");
     // --since in the future shows nothing; a long duration shows everything.
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["logs", "--since", "2999-01-01T00:00:00Z", "web"])
         .run()
         .success()
         .stdout_is("");
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["logs", "--since", "1h", "web"])
         .run()
         .success()
         .stdout_contains("ready");
 
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["stop", "-t", "5", "web"])
         .run()
         .success()
         .stdout_is("web\n");
     // Exit 0 is the trap's: SIGTERM did it (SIGKILL after the timeout would give 137).
-    let web = ps(&project, root, "web");
+    let web = lab.root.ps().get("web");
     assert_eq!(
         (&web["state"], &web["exit_code"]),
         (&"exited".into(), &0.into())
     );
     // The log ends with what the trap printed; -f returns once the container has exited.
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["logs", "-f", "web"])
         .run()
         .success()
         .stdout_is("ready\nbye\n");
-    project.kiln(root).args(["rm", "web"]).run().success();
-    assert_nothing_left(root, &pids);
+    lab.kiln().args(["rm", "web"]).run().success();
+    lab.root.assert_clean();
 }
 
 #[test]
 fn stop_sends_the_image_stop_signal_and_restart_starts_it_again() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
     let script = "trap 'echo got usr1; exit 0' USR1; echo up; sleep 1000 & wait";
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["run", "-d", "--name", "p", "--restart", "always"])
         .args(["patient", "sh", "-c", script])
         .run()
         .success();
     // The trap must be set before the signal comes.
     let ups = |n: usize| {
-        let project = &project;
+        let lab = &lab;
         move || {
-            let logs = project.kiln(root).args(["logs", "p"]).run();
+            let logs = lab.kiln().args(["logs", "p"]).run();
             logs.stdout().matches("up").count() >= n
         }
     };
     wait_for("the first run to be up", ups(1));
-    project
-        .kiln(root)
-        .args(["stop", "-t", "10", "p"])
-        .run()
-        .success();
+    lab.kiln().args(["stop", "-t", "10", "p"]).run().success();
     // Exit 0 is the USR1 trap's (SIGKILL after the timeout would give 137).
-    assert_eq!(ps(&project, root, "p")["exit_code"], 0);
-    project
-        .kiln(root)
+    assert_eq!(lab.root.ps().get("p")["exit_code"], 0);
+    lab.kiln()
         .args(["restart", "-t", "1", "p"])
         .run()
         .success()
         .stdout_is("p\n");
-    assert_eq!(ps(&project, root, "p")["state"], "running");
+    assert_eq!(lab.root.ps().get("p")["state"], "running");
     wait_for("the second run to be up", ups(2));
     // Neither stop nor kill is followed by a restart, even under `always`; the log keeps
     // both runs.
-    project
-        .kiln(root)
-        .args(["kill", "-s", "USR1", "p"])
-        .run()
-        .success();
+    lab.kiln().args(["kill", "-s", "USR1", "p"]).run().success();
     wait_for("the container to exit", || {
-        ps(&project, root, "p")["state"] == "exited"
+        lab.root.ps().get("p")["state"] == "exited"
     });
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["logs", "-f", "p"])
         .run()
         .success()
         .stdout_is("up\ngot usr1\nup\ngot usr1\n");
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["kill", "p"])
         .run()
         .failure()
         .stderr_contains("is not running");
-    project.kiln(root).args(["rm", "p"]).run().success();
-    assert_nothing_left(root, &[]);
+    lab.kiln().args(["rm", "p"]).run().success();
+    lab.root.assert_clean();
 }
 
 #[test]
 fn on_failure_restarts_at_most_its_maximum() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["run", "-d", "--name", "flaky", "--restart", "on-failure:2"])
         .args(["tools", "sh", "-c", "echo try; exit 1"])
         .run()
         .success();
     wait_for("the restarts to end", || {
-        let c = ps(&project, root, "flaky");
+        let c = lab.root.ps().get("flaky");
         c["state"] == "exited" && c["restarts"] == 2
     });
-    let c = ps(&project, root, "flaky");
+    let c = lab.root.ps().get("flaky");
     assert_eq!(c["exit_code"], 1);
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["logs", "-f", "flaky"])
         .run()
         .success()
         .stdout_is("try\ntry\ntry\n");
     // A policy without -d is refused.
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["run", "--restart", "always", "tools", "true"])
         .run()
         .code(125)
         .stderr_contains("restarts are for");
-    project.kiln(root).args(["rm", "flaky"]).run().success();
-    assert_nothing_left(root, &[]);
+    lab.kiln().args(["rm", "flaky"]).run().success();
+    lab.root.assert_clean();
 }
 
 #[test]
 fn a_killed_supervisor_leaves_the_truth_and_rm_f_cleans_up() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let id = project
-        .kiln(root)
+    let id = lab
+        .kiln()
         .args(["run", "-d", "--name", "orphan", "tools", "sleep", "1000"])
         .run()
         .success()
-        .stdout()
-        .trim()
-        .to_string();
-    let recorded = state(root, &id);
+        .word();
+    let recorded = lab.root.record(&id);
     let pid = recorded["state"]["pid"].as_i64().unwrap();
     let supervisor = recorded["state"]["supervisor_pid"].as_i64().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(supervisor as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for("the supervisor to die", || !alive(supervisor));
+    host::signal(supervisor, Signal::SIGKILL);
+    wait_for("the supervisor to die", || !host::alive(supervisor));
     // The runtime has the kernel kill pid 1 with the thread that started it: the container
     // goes with its supervisor, and ps — reading the kernel, not a supervisor — says so.
-    wait_for("the container to die with its supervisor", || !alive(pid));
-    assert_eq!(ps(&project, root, "orphan")["state"], "exited");
-    project
-        .kiln(root)
-        .args(["rm", "-f", "orphan"])
-        .run()
-        .success();
-    assert_nothing_left(root, &[pid, supervisor]);
+    wait_for("the container to die with its supervisor", || {
+        !host::alive(pid)
+    });
+    assert_eq!(lab.root.ps().get("orphan")["state"], "exited");
+    lab.kiln().args(["rm", "-f", "orphan"]).run().success();
+    lab.root.assert_clean();
 }
 
 #[test]
 fn rm_f_of_running_detached_containers_leaves_nothing() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let mut pids = Vec::new();
     let mut names = Vec::new();
     for i in 0..50 {
         let name = format!("c{i}");
-        let id = project
-            .kiln(root)
+        let id = lab
+            .kiln()
             .args(["run", "-d", "--name", &name, "--restart", "always"])
             .args(["tools", "sleep", "1000"])
             .run()
@@ -367,34 +221,46 @@ fn rm_f_of_running_detached_containers_leaves_nothing() {
             .stdout()
             .trim()
             .to_string();
-        let recorded = state(root, &id);
-        pids.push(recorded["state"]["pid"].as_i64().unwrap());
-        pids.push(recorded["state"]["supervisor_pid"].as_i64().unwrap());
+        // Its pids are remembered: assert_clean checks they are gone.
+        lab.root.record(&id);
         names.push(name);
     }
-    let running = project
-        .kiln(root)
+    let running = lab
+        .kiln()
         .args(["ps", "--format", "json"])
         .run()
         .success()
         .json();
     assert_eq!(running.as_array().unwrap().len(), 50);
-    project
-        .kiln(root)
-        .args(["rm", "web-not-there"])
-        .run()
-        .failure();
-    project
-        .kiln(root)
+    lab.kiln().args(["rm", "web-not-there"]).run().failure();
+    lab.kiln()
         .args(["rm", "c0"])
         .run()
         .failure()
         .stderr_contains("is running");
-    project
-        .kiln(root)
-        .args(["rm", "-f"])
-        .args(&names)
+    lab.kiln().args(["rm", "-f"]).args(&names).run().success();
+    lab.root.assert_clean();
+}
+
+/// The check every test relies on: a root with a running container is not clean, and names
+/// what is left (its processes, its cgroup, its records), until `rm -f`.
+#[test]
+fn a_running_container_is_what_a_root_finds_left() {
+    let Some(lab) = lab() else {
+        return;
+    };
+    let id = lab
+        .kiln()
+        .args(["run", "-d", "--name", "left", "tools", "sleep", "1000"])
         .run()
-        .success();
-    assert_nothing_left(root, &pids);
+        .success()
+        .word();
+    lab.root.record(&id);
+    let left = lab.root.leftovers().join("\n");
+    for what in ["process", "cgroup", "record"] {
+        assert!(left.contains(what), "{what} in:\n{left}");
+    }
+    assert!(left.contains(&id), "{left}");
+    lab.kiln().args(["rm", "-f", "left"]).run().success();
+    lab.root.assert_clean();
 }

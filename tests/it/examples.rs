@@ -1,23 +1,20 @@
 //! The bundled projects go up and come down cleanly: hello-web (the README's main job),
 //! three-tier, router-ring and flaky-link (whose tests need its impairments to be real).
 
-use crate::detach::assert_nothing_left;
-use crate::harness::{Kiln, is_root, repo};
+use crate::harness::{Kiln, Root, example, is_root};
 
-fn up_and_down(example: &str, expect: &[&str]) {
-    up_check_down(example, expect, |_| {});
+fn up_and_down(name: &str, expect: &[&str]) {
+    up_check_down(name, expect, |_| {});
 }
 
 /// `up -d`, `check(kiln with --root)`, `down -v`, nothing left.
-fn up_check_down(example: &str, expect: &[&str], check: impl FnOnce(&dyn Fn(&[&str]) -> Kiln)) {
+fn up_check_down(name: &str, expect: &[&str], check: impl FnOnce(&dyn Fn(&[&str]) -> Kiln)) {
     if !is_root() {
-        eprintln!("skipped: projects need root");
         return;
     }
-    let root = tempfile::tempdir().unwrap();
-    let file = repo().join("examples").join(example).join("kiln.kdl");
-    let file = file.to_str().unwrap();
-    let kiln = |args: &[&str]| Kiln::new().root(root.path()).args(args.iter().copied());
+    let root = Root::new();
+    let file = &example(name);
+    let kiln = |args: &[&str]| root.kiln().args(args.iter().copied());
     let up = kiln(&["up", "-d", "-f", file]).run().success();
     for line in expect {
         assert!(
@@ -39,18 +36,10 @@ fn up_check_down(example: &str, expect: &[&str], check: impl FnOnce(&dyn Fn(&[&s
     assert!(last.ends_with(" passed, 0 failed"), "{}", tested.stdout());
     check(&kiln);
     kiln(&["down", "-v", "-f", file]).run().success();
-    assert!(
-        kiln(&["ps", "-a", "--format", "json"])
-            .run()
-            .success()
-            .json()
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(root.ps().is_empty());
     assert!(!root.path().join("net/host.netns").exists());
     assert!(!root.path().join("net/links.json").exists());
-    assert_nothing_left(root.path(), &[]);
+    root.assert_clean();
 }
 
 #[test]

@@ -2,111 +2,45 @@
 //! files, environment and cgroup — with the command's exit code, a clear error for a
 //! stopped container, and nothing left after `kiln rm -f`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
-use crate::harness::{Project, is_root};
-
-const TOOLS: &str = r#"
-image "tools" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/echo" "/bin/sleep" "/bin/cat" "/bin/ls" "/bin/hostname"
-    host-binary "/usr/bin/env" "/usr/bin/id" "/bin/touch"
-    env FROM_IMAGE="yes"
-}
-"#;
+use crate::harness::{Lab, Project, host, images, wait_for};
 
 /// Writes a file, then waits for SIGTERM.
 const SERVER: &str = "echo hi > /written; trap 'exit 0' TERM; sleep 1000 & wait";
 
-fn tools() -> Option<(Project, tempfile::TempDir)> {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
-        return None;
-    }
-    let project = Project::new(TOOLS);
-    let root = tempfile::tempdir().unwrap();
-    project.kiln(root.path()).args(["build"]).run().success();
-    Some((project, root))
+fn lab() -> Option<Lab> {
+    Lab::build(Project::new(&images::tools(
+        "tools",
+        r#"env FROM_IMAGE="yes""#,
+    )))
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Starts the server container `name` and waits until it has written /written.
-fn server(project: &Project, root: &Path, name: &str) -> String {
-    let ran = project
-        .kiln(root)
+/// Starts the server container `name` and waits until it has written /written; its id.
+fn server(lab: &Lab, name: &str) -> String {
+    let id = lab
+        .kiln()
         .args(["run", "-d", "--name", name, "-h", "box", "-e", "RUN=1"])
         .args(["tools", "sh", "-c", SERVER])
         .run()
-        .success();
+        .success()
+        .word();
     wait_for("the container's file", || {
-        project
-            .kiln(root)
+        lab.kiln()
             .args(["exec", name, "cat", "/written"])
             .run()
-            .output
-            .status
-            .success()
+            .ok()
     });
-    ran.stdout().trim().to_string()
-}
-
-fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'))
-}
-
-fn cmdline(pid: i64) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .unwrap_or_default()
-}
-
-/// The container cgroup directories of a state root (each hierarchy's, v1 or v2).
-fn cgroup_dirs(root: &Path) -> Vec<PathBuf> {
-    let canonical = std::fs::canonicalize(root).unwrap();
-    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex()[..12].to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = entry.path().join("kiln").join(&hash);
-        if dir.exists() {
-            found.push(dir);
-        }
-    }
-    let unified = Path::new("/sys/fs/cgroup/kiln").join(&hash);
-    if unified.exists() {
-        found.push(unified);
-    }
-    found
-}
-
-fn mounts_of(root: &Path) -> Vec<String> {
-    let needle = root.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .map(str::to_string)
-        .collect()
+    id
 }
 
 #[test]
 fn exec_sees_the_containers_processes_host_name_files_and_environment() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    server(&project, root, "web");
-    let kiln = || project.kiln(root);
+    server(&lab, "web");
+    let kiln = || lab.kiln();
 
     // Its pid namespace: pid 1 is the container's command, and exec's own pid is small.
     let init = kiln()
@@ -173,92 +107,73 @@ fn exec_sees_the_containers_processes_host_name_files_and_environment() {
         .stdout_is("1000\n1000\n/proc\n");
 
     // -i: stdin reaches the command.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .env("KILN_ROOT", root)
+    kiln()
         .args(["exec", "-i", "web", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "typed\n");
-    assert!(out.status.success());
+        .stdin("typed\n")
+        .run()
+        .success()
+        .stdout_is("typed\n");
 
     kiln().args(["rm", "-f", "web"]).run().success();
 }
 
 #[test]
 fn exec_returns_the_commands_exit_code_and_127_when_it_is_missing() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    server(&project, root, "codes");
-    project
-        .kiln(root)
+    server(&lab, "codes");
+    lab.kiln()
         .args(["exec", "codes", "sh", "-c", "exit 7"])
         .run()
         .code(7);
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["exec", "codes", "nosuch"])
         .run()
         .code(127)
         .stderr_contains("command `nosuch` not found");
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["exec", "-w", "/nowhere", "codes", "true"])
         .run()
         .code(125)
         .stderr_contains("working directory `/nowhere` does not exist");
-    project
-        .kiln(root)
-        .args(["rm", "-f", "codes"])
-        .run()
-        .success();
+    lab.kiln().args(["rm", "-f", "codes"]).run().success();
 }
 
 #[test]
 fn exec_in_a_stopped_or_unknown_container_fails_clearly() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["run", "--name", "done", "tools", "sh", "-c", "exit 0"])
         .run()
         .success();
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["exec", "done", "echo", "hi"])
         .run()
         .code(125)
         .stderr_contains("container done is not running");
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["exec", "nobody-here", "echo", "hi"])
         .run()
         .code(125)
         .stderr_contains("no container named or with id `nobody-here`");
-    project.kiln(root).args(["rm", "done"]).run().success();
+    lab.kiln().args(["rm", "done"]).run().success();
 }
 
 #[test]
 fn an_exec_process_is_in_the_containers_cgroup_and_goes_with_it() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let id = server(&project, root, "grouped");
-    project
-        .kiln(root)
+    let id = server(&lab, "grouped");
+    lab.kiln()
         .args(["exec", "-d", "grouped", "sleep", "999"])
         .run()
         .success()
         .stdout_is("");
-    let dirs = cgroup_dirs(root);
+    let dirs = host::cgroups_of(lab.path());
     assert!(!dirs.is_empty(), "the container has a cgroup");
     let procs_file = dirs[0].join(&id[..12]).join("cgroup.procs");
     let mut execed = None;
@@ -267,13 +182,13 @@ fn an_exec_process_is_in_the_containers_cgroup_and_goes_with_it() {
         execed = procs
             .lines()
             .filter_map(|l| l.parse::<i64>().ok())
-            .find(|pid| cmdline(*pid) == "sleep 999 ");
+            .find(|pid| host::cmdline(*pid) == "sleep 999 ");
         execed.is_some()
     });
     let execed = execed.unwrap();
     // Inside, the cgroup namespace's root is the container's cgroup.
-    let inside = project
-        .kiln(root)
+    let inside = lab
+        .kiln()
         .args(["exec", "grouped", "cat", "/proc/self/cgroup"])
         .run()
         .success()
@@ -283,12 +198,12 @@ fn an_exec_process_is_in_the_containers_cgroup_and_goes_with_it() {
         "every hierarchy at the container's root: {inside}"
     );
 
-    project
-        .kiln(root)
-        .args(["rm", "-f", "grouped"])
-        .run()
-        .success();
-    wait_for("the exec'd process to die", || !alive(execed));
-    assert_eq!(cgroup_dirs(root), Vec::<PathBuf>::new(), "cgroups left");
-    assert_eq!(mounts_of(root), Vec::<String>::new(), "mounts left");
+    lab.kiln().args(["rm", "-f", "grouped"]).run().success();
+    wait_for("the exec'd process to die", || !host::alive(execed));
+    assert_eq!(
+        host::cgroups_of(lab.path()),
+        Vec::<PathBuf>::new(),
+        "cgroups left"
+    );
+    lab.root.assert_clean();
 }

@@ -7,20 +7,12 @@ use std::process::{Command, Stdio};
 
 use kiln::graph::{self, Cluster, Edge, EdgeKind, Graph, Node, NodeKind};
 
-use crate::harness::{Kiln, Project, repo, which};
-
-fn example(name: &str) -> String {
-    repo()
-        .join("examples")
-        .join(name)
-        .join("kiln.kdl")
-        .display()
-        .to_string()
-}
+use crate::harness::markdown::blocks;
+use crate::harness::{Kiln, Project, Root, example, repo, which};
 
 /// `kiln graph -f examples/NAME/kiln.kdl ARGS…`, which must succeed; its stdout.
 fn graph_of(name: &str, args: &[&str]) -> String {
-    let root = tempfile::tempdir().expect("a state root");
+    let root = Root::new();
     Kiln::new()
         .root(root.path())
         .args(["graph", "-f", &example(name)])
@@ -108,7 +100,7 @@ fn graphviz_draws_the_design_example_with_every_container() {
 #[test]
 fn graphviz_draws_hosts_a_ring_and_hostile_labels() {
     let project = Project::new(RING);
-    let root = tempfile::tempdir().expect("a state root");
+    let root = Root::new();
     let ring = project
         .kiln(root.path())
         .args(["graph"])
@@ -252,7 +244,7 @@ fn mermaid_output_is_well_formed() {
     assert!(design.contains("c_seed_db([\"seed-db<br>job"), "{design}");
     check_mermaid(&graph_of("two-hosts", &["--format", "mermaid"]));
     let project = Project::new(RING);
-    let root = tempfile::tempdir().expect("a state root");
+    let root = Root::new();
     let ring = project
         .kiln(root.path())
         .args(["graph", "--format", "mermaid"])
@@ -282,7 +274,7 @@ fn the_checker_rejects_broken_mermaid() {
 
 #[test]
 fn json_holds_nodes_edges_and_clusters() {
-    let root = tempfile::tempdir().expect("a state root");
+    let root = Root::new();
     let ran = Kiln::new()
         .root(root.path())
         .args(["graph", "-f", &example("two-hosts"), "--format", "json"])
@@ -309,7 +301,7 @@ fn json_holds_nodes_edges_and_clusters() {
 fn output_file_and_stdout_are_the_same_bytes_every_time() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let file = dir.path().join("design.mmd");
-    let root = tempfile::tempdir().expect("a state root");
+    let root = Root::new();
     Kiln::new()
         .root(root.path())
         .args([
@@ -338,7 +330,7 @@ fn output_file_and_stdout_are_the_same_bytes_every_time() {
 fn an_invalid_project_gets_diagnostics_and_exit_1() {
     let project =
         Project::new("image \"base\" { from \"scratch\"; }\ncontainer \"web\" image=\"nope\"\n");
-    let root = tempfile::tempdir().expect("a state root");
+    let root = Root::new();
     project
         .kiln(root.path())
         .args(["graph"])
@@ -397,23 +389,20 @@ fn hostile_graph() -> Graph {
     }
 }
 
-/// The first fenced block of `language` in `markdown`, without its fences.
-fn fenced<'a>(markdown: &'a str, language: &str) -> &'a str {
-    let open = format!("```{language}\n");
-    let start = markdown
-        .find(&open)
-        .unwrap_or_else(|| panic!("a ```{language} block"))
-        + open.len();
-    let len = markdown[start..].find("```\n").expect("the block ends");
-    &markdown[start..start + len]
+/// The first fenced block of `language` in the book page `page`.
+fn fenced(page: &std::path::Path, language: &str) -> String {
+    blocks(page)
+        .into_iter()
+        .find(|b| b.info == language)
+        .unwrap_or_else(|| panic!("a ```{language} block in {}", page.display()))
+        .text
 }
 
 #[test]
 fn the_book_shows_what_kiln_graph_writes() {
-    let page =
-        std::fs::read_to_string(repo().join("book/src/language/graph.md")).expect("the graph page");
-    let project = Project::new(fenced(&page, "kdl"));
-    let root = tempfile::tempdir().expect("a state root");
+    let page = repo().join("book/src/language/graph.md");
+    let project = Project::new(&fenced(&page, "kdl"));
+    let root = Root::new();
     for (format, language) in [("dot", "dot"), ("mermaid", "mermaid")] {
         let written = project
             .kiln(root.path())

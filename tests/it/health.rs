@@ -2,81 +2,35 @@
 //! turns it healthy, a tcp probe on a closed port unhealthy, `--restart on-unhealthy`
 //! restarts it, and an exec probe follows a file `kiln exec` creates.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use crate::harness::{Lab, Project, eventually, has_python, images};
 
-use crate::harness::{Project, is_root};
-
-const IMAGES: &str = r#"
-image "tools" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/sleep" "/bin/touch"
-}
-
-image "py" {
-    from "scratch"
-    host-binary "/bin/sh" "/usr/bin/python3"
-    host-path "/usr/lib/python3.11"
-}
-"#;
-
-fn images() -> Option<(Project, tempfile::TempDir)> {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
+fn lab() -> Option<Lab> {
+    // The http probe's server is Python's.
+    if !has_python() {
         return None;
     }
-    if !Path::new("/usr/lib/python3.11").is_dir() {
-        eprintln!("skipped: the http probe's server needs python 3.11 on the host");
-        return None;
-    }
-    let project = Project::new(IMAGES);
-    let root = tempfile::tempdir().unwrap();
-    project.kiln(root.path()).args(["build"]).run().success();
-    Some((project, root))
+    Lab::build(Project::new(&format!(
+        "{}{}",
+        images::tools("tools", ""),
+        images::python("py", "")
+    )))
 }
 
-/// `kiln ps -a --format json`, by name.
-fn ps(project: &Project, root: &Path, name: &str) -> serde_json::Value {
-    let list = project
-        .kiln(root)
-        .args(["ps", "-a", "--format", "json"])
-        .run()
-        .success()
-        .json();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-        .unwrap_or(serde_json::Value::Null)
-}
-
-/// Polls `kiln ps` until `done` holds for the container, or fails after 30 s.
-fn wait_for(
-    project: &Project,
-    root: &Path,
-    name: &str,
-    what: &str,
-    done: impl Fn(&serde_json::Value) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let container = ps(project, root, name);
+/// Polls `kiln ps` until `done` holds for container `name`.
+fn wait_until(lab: &Lab, name: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    eventually(&format!("{name} to be {what}"), || {
+        let container = lab.root.ps().get(name);
         if done(&container) {
-            return;
+            Ok(())
+        } else {
+            Err(container.to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {name} to be {what}: {container}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
 }
 
-fn output(root: &Path, id: &str) -> String {
-    let path = root.join("containers").join(id).join("state.json");
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    state["state"]["health_output"]
+/// What the last health probe of container `id` said.
+fn output(lab: &Lab, id: &str) -> String {
+    lab.root.record(id)["state"]["health_output"]
         .as_str()
         .unwrap_or_default()
         .to_string()
@@ -84,12 +38,11 @@ fn output(root: &Path, id: &str) -> String {
 
 #[test]
 fn an_http_check_served_inside_the_container_makes_it_healthy() {
-    let Some((project, root)) = images() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let id = project
-        .kiln(root)
+    let id = lab
+        .kiln()
         .args(["run", "-d", "--name", "web"])
         .args([
             "--health-http",
@@ -100,81 +53,67 @@ fn an_http_check_served_inside_the_container_makes_it_healthy() {
         .args(["py", "python3", "-m", "http.server", "8000"])
         .run()
         .success()
-        .stdout()
-        .trim()
-        .to_string();
+        .word();
     // Nothing listens on the host's port 8000: the probe can only pass from inside.
-    wait_for(&project, root, "web", "healthy", |c| {
-        c["health"] == "healthy"
-    });
-    let said = output(root, &id);
+    wait_until(&lab, "web", "healthy", |c| c["health"] == "healthy");
+    let said = output(&lab, &id);
     assert!(
         said.starts_with("GET http://localhost:8000/: 200 OK"),
         "{said}"
     );
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["ps"])
         .run()
         .success()
         .stdout_contains("running (healthy)");
-    project.kiln(root).args(["rm", "-f", "web"]).run().success();
+    lab.kiln().args(["rm", "-f", "web"]).run().success();
 }
 
 #[test]
 fn a_tcp_check_on_a_closed_port_makes_it_unhealthy_and_on_unhealthy_restarts_it() {
-    let Some((project, root)) = images() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
     let closed = ["--health-tcp", "127.0.0.1:9", "--health-interval", "100ms"];
-    let id = project
-        .kiln(root)
+    let id = lab
+        .kiln()
         .args(["run", "-d", "--name", "closed", "--health-retries", "2"])
         .args(closed)
         .args(["tools", "sleep", "1000"])
         .run()
         .success()
-        .stdout()
-        .trim()
-        .to_string();
-    wait_for(&project, root, "closed", "unhealthy", |c| {
-        c["health"] == "unhealthy"
-    });
-    let said = output(root, &id);
+        .word();
+    wait_until(&lab, "closed", "unhealthy", |c| c["health"] == "unhealthy");
+    let said = output(&lab, &id);
     assert_eq!(said, "tcp 127.0.0.1:9: connection refused");
     // Without on-unhealthy, it keeps running.
-    let container = ps(&project, root, "closed");
+    let container = lab.root.ps().get("closed");
     assert_eq!(container["state"], "running", "{container}");
     assert_eq!(container["restarts"], 0, "{container}");
 
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["run", "-d", "--name", "flappy", "--health-retries", "1"])
         .args(["--restart", "on-unhealthy"])
         .args(closed)
         .args(["tools", "sleep", "1000"])
         .run()
         .success();
-    wait_for(&project, root, "flappy", "restarted twice", |c| {
+    wait_until(&lab, "flappy", "restarted twice", |c| {
         c["restarts"].as_u64().unwrap_or(0) >= 2
     });
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["rm", "-f", "closed", "flappy"])
         .run()
         .success();
-    assert_eq!(ps(&project, root, "flappy"), serde_json::Value::Null);
+    assert_eq!(lab.root.ps().get("flappy"), serde_json::Value::Null);
 }
 
 #[test]
 fn an_exec_check_turns_healthy_once_kiln_exec_creates_its_file() {
-    let Some((project, root)) = images() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    project
-        .kiln(root)
+    lab.kiln()
         .args(["run", "-d", "--name", "ready"])
         .args([
             "--health-cmd",
@@ -186,32 +125,21 @@ fn an_exec_check_turns_healthy_once_kiln_exec_creates_its_file() {
         .args(["tools", "sleep", "1000"])
         .run()
         .success();
-    wait_for(&project, root, "ready", "unhealthy", |c| {
-        c["health"] == "unhealthy"
-    });
-    project
-        .kiln(root)
+    wait_until(&lab, "ready", "unhealthy", |c| c["health"] == "unhealthy");
+    lab.kiln()
         .args(["exec", "ready", "touch", "/ready"])
         .run()
         .success();
-    wait_for(&project, root, "ready", "healthy", |c| {
-        c["health"] == "healthy"
-    });
-    project
-        .kiln(root)
-        .args(["rm", "-f", "ready"])
-        .run()
-        .success();
+    wait_until(&lab, "ready", "healthy", |c| c["health"] == "healthy");
+    lab.kiln().args(["rm", "-f", "ready"]).run().success();
 }
 
 #[test]
 fn health_flags_need_a_detached_container_and_valid_values() {
-    let Some((project, root)) = images() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    project
-        .kiln(root)
+    lab.kiln()
         .args([
             "run",
             "--rm",
@@ -225,8 +153,7 @@ fn health_flags_need_a_detached_container_and_valid_values() {
         .run()
         .code(125)
         .stderr_contains("health checks are run by the supervisor");
-    project
-        .kiln(root)
+    lab.kiln()
         .args([
             "run",
             "-d",

@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::detach::{assert_nothing_left, wait_for};
-use crate::harness::{Project, Ran, is_root};
+use crate::harness::{Lab, Project, Ran, host, is_root, wait_for};
 
 const IMAGE: &str = r#"
 image "base" {
@@ -31,40 +30,28 @@ fn engines() -> Vec<&'static str> {
     engines
 }
 
-/// A project brought up in its own state root.
+/// A project brought up in its own state root (checked for leftovers when it goes).
 struct Topology {
-    project: Project,
-    root: tempfile::TempDir,
+    lab: Lab,
 }
 
 impl Topology {
     fn up(kdl: &str) -> Option<Topology> {
-        if !is_root() {
-            eprintln!("skipped: impairments need root");
-            return None;
-        }
-        let project = Project::new(&format!("{IMAGE}{kdl}"));
-        let root = tempfile::tempdir().unwrap();
-        let topology = Topology { project, root };
-        topology.kiln(&["up", "-d"]).success();
-        Some(topology)
+        let lab = Lab::unbuilt(Project::new(&format!("{IMAGE}{kdl}")))?;
+        lab.kiln().args(["up", "-d"]).run().success();
+        Some(Topology { lab })
     }
 
     fn kiln(&self, args: &[&str]) -> Ran {
-        self.project
-            .kiln(self.root.path())
-            .args(args.iter().copied())
-            .run()
+        self.lab.kiln().args(args.iter().copied()).run()
     }
 
     fn pid(&self, name: &str) -> i32 {
-        let ps = self.kiln(&["ps", "--format", "json"]).success().json();
-        ps.as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .and_then(|c| c["pid"].as_i64())
-            .unwrap_or_else(|| panic!("{name} is not running: {ps}")) as i32
+        let ps = self.lab.root.ps();
+        let container = ps.named(name);
+        container["pid"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name} is not running: {container}")) as i32
     }
 
     /// Runs `f` on a thread inside container `name`'s network namespace; sockets it makes
@@ -88,10 +75,15 @@ impl Topology {
         result.rtts.iter().map(|d| d.as_secs_f64() * 1000.0).collect()
     }
 
+    fn root(&self) -> String {
+        self.lab.path().display().to_string()
+    }
+
+    /// `kiln down -v`: the root must then be clean (no engine, no namespace, no port).
     fn down(self) {
         self.kiln(&["down", "-v"]).success();
-        assert!(!self.root.path().join("net/host.netns").exists());
-        assert_nothing_left(self.root.path(), &[]);
+        assert!(!self.lab.path().join("net/linkd.pid").exists());
+        self.lab.root.assert_clean();
     }
 }
 
@@ -343,13 +335,9 @@ container "b" image="base" {{
 
         if engine == "userspace" {
             // The engine's worker dies: its supervisor starts it again, with the change.
-            let root = t.root.path().display().to_string();
+            let root = t.root();
             let worker = pid_of(&format!("{root} __linkd --worker"));
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(worker),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .unwrap();
+            host::signal(i64::from(worker), nix::sys::signal::Signal::SIGKILL);
             wait_for("a new worker", || {
                 let now = pid_of_maybe(&format!("{root} __linkd --worker"));
                 now.is_some_and(|p| p != worker)
@@ -406,16 +394,13 @@ link "a:eth1" "b:eth1" subnet="10.97.0.0/30"
     t.down();
 }
 
+/// The pid of the process (of this test's root) whose command line ends with `needle`.
 fn pid_of_maybe(needle: &str) -> Option<i32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.trim_end().ends_with(needle) {
-            entry.file_name().to_str()?.parse().ok()
-        } else {
-            None
-        }
-    })
+    let root = needle.split_whitespace().next()?;
+    host::processes_naming(std::path::Path::new(root))
+        .into_iter()
+        .find(|line| line.trim_end().ends_with(needle))
+        .and_then(|line| line.split_once(':')?.0.parse().ok())
 }
 
 fn pid_of(needle: &str) -> i32 {
@@ -434,8 +419,7 @@ link "a:eth1" "b:eth1" {
 }
 "#
     ));
-    let root = tempfile::tempdir().unwrap();
-    let checked = project.kiln(root.path()).args(["check"]).run().failure();
+    let checked = project.kiln_here().args(["check"]).run().failure();
     let stderr = checked.stderr();
     assert!(
         stderr.contains("`distribution` needs a `jitter`"),

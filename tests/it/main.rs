@@ -1,7 +1,9 @@
 //! kiln's integration tests: one binary, one module per capability.
 //!
-//! `harness` runs the real `kiln` binary with a fluent API; the other modules test what a
-//! user sees. Golden files are rewritten with `KILN_BLESS=1 cargo test --test it`.
+//! `harness` is the one tool box (the real `kiln` binary run fluently, temporary state roots
+//! that check nothing is left, projects, images, waiting, what a test needs to run); the
+//! other modules test what a user sees and hold no helper of their own. Golden files are
+//! rewritten with `KILN_BLESS=1 cargo test --test it`.
 
 #![allow(unreachable_pub)]
 
@@ -21,6 +23,7 @@ mod health;
 mod impair;
 mod network;
 mod project;
+mod registry;
 mod rollout;
 mod run;
 mod stats;

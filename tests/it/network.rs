@@ -2,18 +2,9 @@
 //! published port reaches a container, internal networks have no way out, bad input is
 //! refused before anything exists, and nothing is left in the machine's namespace.
 
-use std::path::Path;
+use nix::sys::signal::Signal;
 
-use crate::detach::assert_nothing_left;
-use crate::harness::{Project, is_root};
-
-const IMAGES: &str = r#"
-image "py" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/cat" "/bin/sleep" "/bin/ip" "/usr/bin/python3"
-    host-path "/usr/lib/python3.11"
-}
-"#;
+use crate::harness::{Lab, Project, has_python, host, images, wait_for};
 
 /// Connects to HOST:PORT from inside a container; prints `open`, `refused` or `timeout`.
 const CONNECT: &str = r#"import socket, sys
@@ -25,37 +16,18 @@ except (socket.timeout, TimeoutError): print("timeout")
 except OSError as e: print("error", e.errno)
 "#;
 
-fn setup() -> Option<(Project, tempfile::TempDir)> {
-    if !is_root() {
-        eprintln!("skipped: networks need root");
+fn lab() -> Option<Lab> {
+    if !has_python() {
         return None;
     }
-    let project = Project::new(IMAGES).file("connect.py", CONNECT);
-    let root = tempfile::tempdir().unwrap();
-    project.kiln(root.path()).args(["build"]).run().success();
-    Some((project, root))
-}
-
-/// The names of the machine's own interfaces.
-fn machine_links() -> Vec<String> {
-    let out = std::process::Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .unwrap();
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
+    let images = images::python("py", r#"host-binary "/bin/ip""#);
+    Lab::build(Project::new(&images).file("connect.py", CONNECT))
 }
 
 /// `kiln run --rm --network NET py python3 -c CONNECT HOST PORT` → what it printed.
-fn connect(project: &Project, root: &Path, network: &str, host: &str, port: &str) -> String {
-    let script = project.path().join("connect.py");
-    project
-        .kiln(root)
+fn connect(lab: &Lab, network: &str, host: &str, port: &str) -> String {
+    let script = lab.project.path().join("connect.py");
+    lab.kiln()
         .args([
             "run",
             "--rm",
@@ -71,19 +43,16 @@ fn connect(project: &Project, root: &Path, network: &str, host: &str, port: &str
         ])
         .run()
         .success()
-        .stdout()
-        .trim()
-        .to_string()
+        .word()
 }
 
 #[test]
 fn names_ports_isolation_and_cleanup() {
-    let Some((project, root)) = setup() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let links_before = machine_links();
-    let kiln = |args: &[&str]| project.kiln(root).args(args.iter().copied()).run();
+    let links_before = host::machine_links();
+    let kiln = |args: &[&str]| lab.kiln().args(args.iter().copied()).run();
 
     kiln(&["network", "create", "front", "--subnet", "10.89.0.0/24"]).success();
     kiln(&[
@@ -141,44 +110,30 @@ fn names_ports_isolation_and_cleanup() {
         .success()
         .stdout_is("02:42:0a:59:00:0a\n");
     // By name and alias, from another container on the same network.
+    let on_front = |script: &str| {
+        kiln(&[
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            "py",
+            "python3",
+            "-c",
+            script,
+        ])
+    };
     let lookup = "import socket; print(socket.gethostbyname('web'), socket.gethostbyname('www'))";
-    kiln(&[
-        "run",
-        "--rm",
-        "--network",
-        "front",
-        "py",
-        "python3",
-        "-c",
-        lookup,
-    ])
-    .success()
-    .stdout_is("10.89.0.10 10.89.0.10\n");
-    let mut open = String::new();
-    for _ in 0..50 {
-        open = connect(&project, root, "front", "web", "8000");
-        if open == "open" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(open, "open");
+    on_front(lookup)
+        .success()
+        .stdout_is("10.89.0.10 10.89.0.10\n");
+    wait_for("web to listen", || {
+        connect(&lab, "front", "web", "8000") == "open"
+    });
     // A name on another network does not resolve; its address is silently unreachable.
     let unknown = "import socket\ntry: socket.gethostbyname('db'); print('found')\nexcept OSError: print('unknown')";
-    kiln(&[
-        "run",
-        "--rm",
-        "--network",
-        "front",
-        "py",
-        "python3",
-        "-c",
-        unknown,
-    ])
-    .success()
-    .stdout_is("unknown\n");
-    let db_ip = project
-        .kiln(root)
+    on_front(unknown).success().stdout_is("unknown\n");
+    let db_ip = lab
+        .kiln()
         .args(["network", "inspect", "back", "--format", "json"])
         .run()
         .success()
@@ -186,14 +141,10 @@ fn names_ports_isolation_and_cleanup() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(connect(&project, root, "front", &db_ip, "5432"), "timeout");
+    assert_eq!(connect(&lab, "front", &db_ip, "5432"), "timeout");
+    assert_eq!(connect(&lab, "back", "web", "8000"), "error -2", "no name");
     assert_eq!(
-        connect(&project, root, "back", "web", "8000"),
-        "error -2",
-        "no name"
-    );
-    assert_eq!(
-        connect(&project, root, "back", "10.89.0.10", "8000"),
+        connect(&lab, "back", "10.89.0.10", "8000"),
         "error 101",
         "an internal network has no route out"
     );
@@ -276,30 +227,29 @@ fn names_ports_isolation_and_cleanup() {
     kiln(&["rm", "-f", "web", "db"]).success();
     kiln(&["network", "rm", "front", "back"]).success();
     assert!(
-        !root.join("net/host.netns").exists(),
+        !lab.path().join("net/host.netns").exists(),
         "the kiln host namespace is gone"
     );
     assert!(
-        !root.join("net/netd.pid").exists(),
+        !lab.path().join("net/netd.pid").exists(),
         "the DNS daemon is gone"
     );
     assert_eq!(
-        machine_links(),
+        host::machine_links(),
         links_before,
         "the machine's own links are untouched"
     );
-    assert_nothing_left(root, &[]);
+    lab.root.assert_clean();
 }
 
 /// The supervisor and its container killed with SIGKILL (as a crash would): `kiln rm -f`
 /// gives the address back and removes the veth, and the network can go.
 #[test]
 fn a_crash_is_cleaned_up_by_rm() {
-    let Some((project, root)) = setup() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = root.path();
-    let kiln = |args: &[&str]| project.kiln(root).args(args.iter().copied()).run();
+    let kiln = |args: &[&str]| lab.kiln().args(args.iter().copied()).run();
     kiln(&["network", "create", "lab", "--subnet", "10.89.5.0/24"]).success();
     let id = kiln(&[
         "run",
@@ -316,21 +266,12 @@ fn a_crash_is_cleaned_up_by_rm() {
     .stdout()
     .trim()
     .to_string();
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root.join("containers").join(&id).join("state.json")).unwrap(),
-    )
-    .unwrap();
+    let state = lab.root.record(&id);
     for key in ["supervisor_pid", "pid"] {
-        let pid = state["state"][key].as_i64().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+        host::signal(state["state"][key].as_i64().unwrap(), Signal::SIGKILL);
     }
-    let members = |root: &Path| {
-        project
-            .kiln(root)
+    let members = || {
+        lab.kiln()
             .args(["network", "inspect", "lab", "--format", "json"])
             .run()
             .success()
@@ -339,13 +280,13 @@ fn a_crash_is_cleaned_up_by_rm() {
             .unwrap()
             .len()
     };
-    assert_eq!(members(root), 1, "the crash left the membership");
+    assert_eq!(members(), 1, "the crash left the membership");
     kiln(&["rm", "-f", "victim"]).success();
-    assert_eq!(members(root), 0);
+    assert_eq!(members(), 0);
     let links = kiln(&["network", "exec", "--", "ip", "-o", "link"])
         .success()
         .stdout();
     assert!(!links.contains("kv"), "a host veth is left: {links}");
     kiln(&["network", "rm", "lab"]).success();
-    assert_nothing_left(root, &[]);
+    lab.root.assert_clean();
 }

@@ -3,94 +3,46 @@
 
 use std::path::Path;
 
-use crate::harness::{Project, is_root, which};
+use crate::harness::{Lab, Project, host, images, which};
 
-const TOOLS: &str = r#"
-image "tools" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/cat" "/bin/ls" "/bin/hostname" "/bin/dd" "/bin/echo"
-    cmd "echo" "default command"
-}
-"#;
-
-/// A built `tools` image in a fresh state root, or `None` when not root.
-fn tools() -> Option<(Project, tempfile::TempDir)> {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
-        return None;
-    }
-    let project = Project::new(TOOLS);
-    let root = tempfile::tempdir().unwrap();
-    project.kiln(root.path()).args(["build"]).run().success();
-    Some((project, root))
-}
-
-/// The machine's mounts, but for network namespace pins (nsfs): the network tests, running
-/// beside these, make and remove those, and check them themselves.
-fn mounts() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| !l.contains(" - nsfs "))
-        .map(|l| l.split(' ').skip(3).take(2).collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-fn kiln_cgroups(root: &Path) -> Vec<String> {
-    let hash = {
-        let canonical = std::fs::canonicalize(root).unwrap();
-        blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex()[..12].to_string()
-    };
-    let mut found = Vec::new();
-    for controller in ["memory", "pids", "cpu", "unified"] {
-        let dir = Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join("kiln")
-            .join(&hash);
-        // The state root's own cgroup goes with its last container.
-        if dir.exists() {
-            found.push(dir.display().to_string());
-        }
-    }
-    found
+fn lab() -> Option<Lab> {
+    Lab::build(Project::new(&images::tools(
+        "tools",
+        r#"cmd "echo" "default command""#,
+    )))
 }
 
 #[test]
 fn a_container_is_isolated_and_returns_its_exit_code() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let before = mounts();
-    project
-        .kiln(root.path())
+    let before = host::machine_mounts();
+    lab.kiln()
         .args(["run", "--rm", "-h", "box", "tools", "sh", "-c"])
         .args(["echo pid $$; hostname; ls /proc | grep -c . ; exit 3"])
         .run()
         .code(3)
         .stdout_contains("pid 1\nbox\n");
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["run", "--rm", "tools"])
         .run()
         .success()
         .stdout_is("default command\n");
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["run", "--rm", "tools", "no-such-command"])
         .run()
         .code(127)
         .stderr_contains("command `no-such-command` not found in the image");
     // Capabilities: Docker's default set, nothing else; no_new_privs.
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["run", "--rm", "tools", "cat", "/proc/self/status"])
         .run()
         .success()
         .stdout_contains("CapEff:\t00000000a80425fb")
         .stdout_contains("NoNewPrivs:\t1");
     // /proc/sys is read-only.
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args([
             "run",
             "--rm",
@@ -101,27 +53,20 @@ fn a_container_is_isolated_and_returns_its_exit_code() {
         ])
         .run()
         .code(2);
-    assert_eq!(mounts(), before, "nothing stays mounted");
-    assert!(kiln_cgroups(root.path()).is_empty());
-    let ps = project
-        .kiln(root.path())
-        .args(["ps", "-a", "--format", "json"])
-        .run()
-        .success()
-        .json();
-    assert_eq!(ps, serde_json::json!([]), "--rm removed every container");
+    assert_eq!(host::machine_mounts(), before, "nothing stays mounted");
+    assert!(host::cgroups_of(lab.path()).is_empty());
+    assert!(lab.root.ps().is_empty(), "--rm removed every container");
 }
 
 #[test]
 fn volumes_limits_and_the_oom_killer() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("in.txt"), "from the host\n").unwrap();
     let volume = format!("{}:/data:ro", data.path().display());
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["run", "--rm", "-v", &volume, "tools", "sh", "-c"])
         .args(["cat /data/in.txt; echo no > /data/out.txt"])
         .run()
@@ -129,25 +74,26 @@ fn volumes_limits_and_the_oom_killer() {
         .stdout_contains("from the host")
         .stderr_contains("Read-only file system");
     assert!(!data.path().join("out.txt").exists());
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["run", "--rm", "--memory", "16MiB", "tools"])
         .args(["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"])
         .run()
         .code(137)
         .stderr_contains("killed by the kernel, out of memory (limit 16MiB)");
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["run", "--rm", "--pids-limit", "3", "tools", "sh", "-c"])
         .args(["for i in 1 2 3 4 5; do sleep 1 & done; wait"])
         .run()
         .stderr_contains("fork");
-    assert!(kiln_cgroups(root.path()).is_empty(), "cgroups are removed");
+    assert!(
+        host::cgroups_of(lab.path()).is_empty(),
+        "cgroups are removed"
+    );
 }
 
 #[test]
 fn bad_input_is_refused_before_anything_is_created() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
     for (args, message) in [
@@ -161,73 +107,53 @@ fn bad_input_is_refused_before_anything_is_created() {
             "invalid container name",
         ),
     ] {
-        project
-            .kiln(root.path())
+        lab.kiln()
             .args(&args)
             .run()
             .code(125)
             .stderr_contains(message);
     }
-    let ps = project
-        .kiln(root.path())
-        .args(["ps", "-a", "--format", "json"])
-        .run()
-        .success()
-        .json();
-    assert_eq!(ps, serde_json::json!([]));
+    assert!(lab.root.ps().is_empty());
 }
 
 #[test]
 fn exited_containers_are_listed_until_removed() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["run", "--name", "once", "tools", "sh", "-c", "exit 4"])
         .run()
         .code(4);
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["run", "--name", "once", "tools", "true"])
         .run()
         .code(125)
         .stderr_contains("already in use");
-    let ps = project
-        .kiln(root.path())
-        .args(["ps", "-a", "--format", "json"])
-        .run()
-        .success()
-        .json();
+    let ps = lab.root.ps();
+    assert_eq!(ps.len(), 1);
     assert_eq!(ps[0]["name"], "once");
     assert_eq!(ps[0]["state"], "exited");
     assert_eq!(ps[0]["exit_code"], 4);
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["ps"])
         .run()
         .success()
         .stdout_is("CONTAINER ID   NAME   IMAGE   COMMAND   CREATED   STATUS\n");
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["rm", "once"])
         .run()
         .success()
         .stdout_is("once\n");
-    project
-        .kiln(root.path())
-        .args(["rm", "once"])
-        .run()
-        .failure();
+    lab.kiln().args(["rm", "once"]).run().failure();
 }
 
 #[test]
 fn trace_shows_the_kernel_steps() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args([
             "run", "--rm", "--trace", "--memory", "64MiB", "tools", "sh", "-c", "true",
         ])
@@ -242,7 +168,7 @@ fn trace_shows_the_kernel_steps() {
 
 #[test]
 fn runc_runs_the_bundle_kiln_writes() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
     if !which("runc") {
@@ -250,14 +176,13 @@ fn runc_runs_the_bundle_kiln_writes() {
     }
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["bundle", "tools"])
         .args([&bundle])
         .run()
         .success();
-    let kiln_output = project
-        .kiln(root.path())
+    let kiln_output = lab
+        .kiln()
         .args(["run", "--rm", "tools"])
         .run()
         .success()
@@ -288,13 +213,12 @@ fn runc_runs_the_bundle_kiln_writes() {
 
 #[test]
 fn two_hundred_run_rm_cycles_leave_nothing_behind() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let before = mounts();
+    let before = host::machine_mounts();
     for _ in 0..200 {
-        project
-            .kiln(root.path())
+        lab.kiln()
             .args([
                 "run",
                 "--rm",
@@ -308,35 +232,32 @@ fn two_hundred_run_rm_cycles_leave_nothing_behind() {
             .run()
             .success();
     }
-    assert_eq!(mounts(), before, "no mount left");
-    assert!(kiln_cgroups(root.path()).is_empty(), "no cgroup left");
-    let containers = std::fs::read_dir(root.path().join("containers"))
+    assert_eq!(host::machine_mounts(), before, "no mount left");
+    assert!(host::cgroups_of(lab.path()).is_empty(), "no cgroup left");
+    let containers = std::fs::read_dir(lab.path().join("containers"))
         .unwrap()
         .count();
-    let names = std::fs::read_dir(root.path().join("names"))
-        .unwrap()
-        .count();
+    let names = std::fs::read_dir(lab.path().join("names")).unwrap().count();
     assert_eq!((containers, names), (0, 0), "no record left");
-    let leftover: Vec<_> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|cmd| String::from_utf8_lossy(cmd).contains(&root.path().display().to_string()))
-        .collect();
-    assert!(leftover.is_empty(), "no process left");
+    assert_eq!(
+        host::processes_naming(lab.path()),
+        Vec::<String>::new(),
+        "no process left"
+    );
+    lab.root.assert_clean();
 }
 
 #[test]
 fn only_the_standard_devices_can_be_opened() {
-    let Some((project, root)) = tools() else {
+    let Some(lab) = lab() else {
         return;
     };
     if !Path::new("/sys/fs/cgroup/devices").is_dir() {
         eprintln!("skipped: no v1 devices controller here (cgroup v2 needs eBPF, not done yet)");
         return;
     }
-    let list = project
-        .kiln(root.path())
+    let list = lab
+        .kiln()
         .args([
             "run",
             "--rm",

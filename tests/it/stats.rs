@@ -2,69 +2,20 @@
 //! the stream, stopped containers left out, and unknown names refused.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Project, is_root};
-
-const TOOLS: &str = r#"
-image "tools" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/sleep"
-}
-"#;
+use crate::harness::{Lab, Project, host, images};
 
 const MIB: u64 = 1024 * 1024;
 
-/// Removes the containers it names when dropped, even when the test fails.
-struct Containers<'a> {
-    project: &'a Project,
-    root: &'a Path,
-    names: Vec<&'static str>,
-}
-
-impl Drop for Containers<'_> {
-    fn drop(&mut self) {
-        for name in &self.names {
-            self.project.kiln(self.root).args(["rm", "-f", name]).run();
-        }
-    }
-}
-
-fn cgroups_of(root: &Path) -> Vec<String> {
-    let canonical = std::fs::canonicalize(root).unwrap();
-    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex()[..12].to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = entry.path().join("kiln").join(&hash);
-        if dir.exists() {
-            found.push(dir.display().to_string());
-        }
-    }
-    let unified = Path::new("/sys/fs/cgroup/kiln").join(&hash);
-    if unified.exists() {
-        found.push(unified.display().to_string());
-    }
-    found
-}
-
 #[test]
 fn stats_show_a_busy_container_with_its_limits_and_leave_out_stopped_ones() {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
+    let Some(lab) = Lab::build(Project::new(&images::tools("tools", ""))) else {
         return;
-    }
-    let project = Project::new(TOOLS);
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    project.kiln(root).args(["build"]).run().success();
-    let guard = Containers {
-        project: &project,
-        root,
-        names: vec!["busy", "stopped"],
     };
-    let kiln = || project.kiln(root);
+    let kiln = || lab.kiln();
     kiln()
         .args(["run", "-d", "--name", "busy", "--memory", "64MiB"])
         .args([
@@ -152,9 +103,9 @@ fn stats_show_a_busy_container_with_its_limits_and_leave_out_stopped_ones() {
         .stderr_contains("no container named or with id `nope`");
 
     // The stream: a new table every second, appended when stdout is not a terminal.
-    let mut stream = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .env("KILN_ROOT", root)
+    let mut stream = kiln()
         .args(["stats", "busy"])
+        .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -183,8 +134,9 @@ fn stats_show_a_busy_container_with_its_limits_and_leave_out_stopped_ones() {
     assert_eq!((headers, rows), (2, 2));
     assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
 
-    drop(guard);
+    kiln().args(["rm", "-f", "busy", "stopped"]).run().success();
     let left = kiln().args(["ps", "-a"]).run().success().stdout();
     assert_eq!(left.lines().count(), 1, "{left}");
-    assert_eq!(cgroups_of(root), Vec::<String>::new());
+    assert_eq!(host::cgroups_of(lab.path()), Vec::<PathBuf>::new());
+    lab.root.assert_clean();
 }

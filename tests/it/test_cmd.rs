@@ -4,10 +4,7 @@
 //! text report, failures pointing at kiln.kdl, JSON, JUnit, selection by name, and
 //! `kiln down` leaving nothing behind.
 
-use std::path::Path;
-
-use crate::detach::assert_nothing_left;
-use crate::harness::{Project, Ran, is_root};
+use crate::harness::{Lab, Project, Ran, has_python};
 
 const PROJECT: &str = r#"project "probe-lab"
 
@@ -93,16 +90,11 @@ handler = http.server.SimpleHTTPRequestHandler
 http.server.ThreadingHTTPServer(("127.0.0.1", 8080), handler).serve_forever()
 "#;
 
-fn project() -> Option<Project> {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
+fn lab() -> Option<Lab> {
+    if !has_python() {
         return None;
     }
-    if !Path::new("/usr/lib/python3.11").is_dir() {
-        eprintln!("skipped: the servers in the container need python 3.11 on the host");
-        return None;
-    }
-    Some(
+    Lab::unbuilt(
         Project::new(PROJECT)
             .file("serve.py", SERVE_PY)
             .file("resolv.conf", "nameserver 127.0.0.1\nsearch lab\n"),
@@ -110,12 +102,10 @@ fn project() -> Option<Project> {
 }
 
 /// `kiln test ARGS` in the project's directory (so failures say `kiln.kdl:LINE:COL`).
-fn kiln_test(project: &Project, root: &Path, args: &[&str]) -> Ran {
-    // Not `project.kiln(root)`: that adds `-f /abs/path/kiln.kdl`, and locations would be
-    // absolute.
-    crate::harness::Kiln::new()
-        .root(root)
-        .current_dir(project.path())
+fn kiln_test(lab: &Lab, args: &[&str]) -> Ran {
+    lab.project
+        .kiln_here()
+        .root(&lab.root)
         .args(["test"])
         .args(args)
         .run()
@@ -130,45 +120,15 @@ fn line_of(text: &str) -> usize {
         + 1
 }
 
-/// The pids of the project's containers and their supervisors, from their records.
-fn pids(root: &Path) -> Vec<i64> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir(root.join("containers"))
-        .unwrap()
-        .flatten()
-    {
-        let state = std::fs::read(entry.path().join("state.json")).unwrap();
-        let state: serde_json::Value = serde_json::from_slice(&state).unwrap();
-        for key in ["pid", "supervisor_pid"] {
-            if let Some(pid) = state["state"][key].as_i64() {
-                pids.push(pid);
-            }
-        }
-    }
-    pids
-}
-
-/// Brings the project down even when an assertion of this test panics.
-struct DownOnDrop<'a>(&'a Project, &'a Path);
-
-impl Drop for DownOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kiln(self.1).args(["down", "-t", "1"]).run();
-    }
-}
-
 #[test]
 fn kiln_test_probes_from_inside_and_reports_text_json_and_junit() {
-    let Some(project) = project() else {
+    let Some(lab) = lab() else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    let _down = DownOnDrop(&project, root);
 
     // Not up yet: kiln test brings the project up, then tests. The report is all that
     // goes to stdout; coming up is progress on stderr.
-    let ran = kiln_test(&project, root, &[]).failure();
+    let ran = kiln_test(&lab, &[]).failure();
     let out = ran.stdout();
     assert!(ran.stderr().contains("web: healthy"), "{}", ran.stderr());
     assert!(!out.contains("sha256:"), "build output on stdout:\n{out}");
@@ -217,23 +177,22 @@ fn kiln_test_probes_from_inside_and_reports_text_json_and_junit() {
     assert!(out.ends_with("\n9 passed, 2 failed\n"), "{out}");
 
     // Selected by name, with what runs now: all pass, exit 0.
-    let ran = kiln_test(&project, root, &["--no-up", "names", "web serves"]).success();
+    let ran = kiln_test(&lab, &["--no-up", "names", "web serves"]).success();
     let out = ran.stdout();
     assert!(!out.contains("broken"), "{out}");
     assert!(out.ends_with("\n9 passed, 0 failed\n"), "{out}");
 
     // An unknown name is refused before anything runs, with the names there are.
-    let ran = kiln_test(&project, root, &["--no-up", "nope"]).failure();
+    let ran = kiln_test(&lab, &["--no-up", "nope"]).failure();
     let err = ran.stderr();
     assert!(err.contains("no test named `nope`"), "{err}");
     assert!(err.contains("`web serves`, `names`, `broken`"), "{err}");
     assert_eq!(ran.stdout(), "");
 
     // JSON for scripts (the project is up: kept as it is), JUnit for CI.
-    let junit = project.path().join("report.xml");
+    let junit = lab.project.path().join("report.xml");
     let ran = kiln_test(
-        &project,
-        root,
+        &lab,
         &["--format", "json", "--junit", junit.to_str().unwrap()],
     )
     .failure();
@@ -273,11 +232,11 @@ fn kiln_test_probes_from_inside_and_reports_text_json_and_junit() {
     assert!(xml.contains(&format!(">kiln.kdl:{status}:5\n")), "{xml}");
 
     // Down: nothing left, and a test of a project that is not up says why per assertion.
-    let left = pids(root);
+    let left = lab.root.pids();
     assert!(left.len() >= 4, "{left:?}");
-    project.kiln(root).args(["down", "-t", "2"]).run().success();
-    assert_nothing_left(root, &left);
-    let ran = kiln_test(&project, root, &["--no-up", "names"]).failure();
+    lab.kiln().args(["down", "-t", "2"]).run().success();
+    lab.root.assert_clean();
+    let ran = kiln_test(&lab, &["--no-up", "names"]).failure();
     assert!(
         ran.stdout().contains("observed: no container named web"),
         "{}",

@@ -30,6 +30,10 @@ use crate::state::process_start_time;
 
 /// How often the worker looks at `linkd.json` and its ports by itself.
 const TICK: Duration = Duration::from_millis(200);
+/// A path whose ports stay missing this long is dropped from `linkd.json`: its containers
+/// are gone (removed without `kiln down`, or a test that failed half-way). Whoever makes
+/// the ports again registers the path again (`kiln up`, a container's restart).
+const ORPHANED: Duration = Duration::from_secs(10);
 /// How long [`ensure`] waits for the engine to apply a change.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
 
@@ -241,7 +245,8 @@ struct Carried {
 struct Carrier {
     generation: u64,
     carried: BTreeMap<String, Carried>,
-    failed: BTreeMap<String, (PathSpec, String)>,
+    /// Paths that cannot run, why, and since when.
+    failed: BTreeMap<String, (PathSpec, String, Instant)>,
 }
 
 impl Carrier {
@@ -303,7 +308,7 @@ impl Carrier {
                 error: None,
             })
             .collect();
-        paths.extend(self.failed.values().map(|(spec, error)| PathStatus {
+        paths.extend(self.failed.values().map(|(spec, error, _)| PathStatus {
             id: spec.id.clone(),
             ports: spec.ports.clone(),
             up: spec.up,
@@ -375,6 +380,16 @@ pub fn work(state_root: &Path) -> std::io::Result<()> {
                 break Ok(());
             }
             carrier.apply(&wanted);
+            let orphans: Vec<String> = carrier
+                .failed
+                .iter()
+                .filter(|(_, (_, _, since))| since.elapsed() >= ORPHANED)
+                .map(|(id, _)| id.clone())
+                .collect();
+            if !orphans.is_empty() {
+                eprintln!("kiln linkd: dropping paths whose ports are gone: {orphans:?}");
+                let _ = paths::remove_where(state_root, |id| orphans.iter().any(|o| o == id));
+            }
         }
         let mut fds = [libc::pollfd {
             fd: listener.as_raw_fd(),

@@ -15,8 +15,7 @@ use crate::net::{HostNamespace, NetError, NetNs, Netem, Netlink, command_in, exe
 
 macro_rules! require_root {
     () => {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: the network tests need root");
+        if !crate::test_support::is_root() {
             return;
         }
     };

@@ -22,8 +22,7 @@ use crate::runtime::{
 
 macro_rules! require_root {
     () => {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: the container tests need root");
+        if !crate::test_support::is_root() {
             return;
         }
     };

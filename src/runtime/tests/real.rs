@@ -16,8 +16,7 @@ use crate::runtime::{
 /// Returns early from a test when not root.
 macro_rules! require_root {
     () => {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: the sandbox tests need root");
+        if !crate::test_support::is_root() {
             return;
         }
     };

@@ -19,12 +19,7 @@ const SCRIPT: &str = "echo pid $$ host $(cat /proc/sys/kernel/hostname) env $HOS
 
 #[test]
 fn runc_runs_the_bundle_with_kilns_output() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: runc needs root");
-        return;
-    }
-    if Command::new("runc").arg("--version").output().is_err() {
-        eprintln!("skipped: runc is not installed");
+    if !crate::test_support::is_root() || !crate::test_support::has_program("runc") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,10 +1,7 @@
-//! Builds this module's tree from a [`kdl::KdlDocument`].
-//!
-//! Two uses: the fallback when [`super::parse`] rejects a document the `kdl` crate accepts
-//! (the crate is more lenient than the spec in a few places, and kiln must keep accepting
-//! what it accepted), and the oracle of the differential tests. The spans that `kdl` does not
-//! expose directly (a property value's own text, the `{` of a children block) are derived from
-//! its format information exactly as kiln's reader derived them before this parser existed.
+//! Builds this module's tree from a [`kdl::KdlDocument`]: the oracle of the differential
+//! tests. The spans that `kdl` does not expose directly (a property value's own text, the `{`
+//! of a children block) are derived from its format information exactly as kiln's reader
+//! derived them before this parser existed.
 
 use kdl::{KdlDocument, KdlEntry, KdlIdentifier, KdlNode};
 use miette::SourceSpan;

@@ -1,10 +1,12 @@
-//! A fast, hand-written parser for KDL v2.0.0 (<https://kdl.dev/spec>).
+//! A fast, hand-written parser for KDL v2.0.0 (<https://kdl.dev/spec>), and the judge of
+//! what kiln accepts: a document is valid exactly when this parser accepts it.
 //!
 //! The `kdl` crate parses at under 1 MB/s; this one is a single forward pass with no
 //! backtracking beyond a property's `=` look-ahead. It builds a plain tree mirroring the subset
-//! of the `kdl` crate's API that kiln reads (switching is a change of imports), reuses
-//! [`kdl::KdlValue`] for values, and reports the first syntax error as a [`ParseError`] (a byte
-//! offset and a short message; kiln still renders syntax errors with the `kdl` crate).
+//! of the `kdl` crate's API that kiln reads, reuses [`kdl::KdlValue`] for values, and reports
+//! the first syntax error as a [`ParseError`] (a byte offset and a short message). kiln still
+//! words most syntax errors with the `kdl` crate (`spec::syntax`), but never accepts a text
+//! this parser rejects.
 //!
 //! Files, one job each:
 //! - `chars.rs`: character classes (newlines, unicode spaces, identifier chars, disallowed
@@ -12,8 +14,10 @@
 //! - `lexer.rs`: the cursor and trivia (whitespace, comments, line continuations, `/-`);
 //! - `scalar.rs`: strings (identifier, quoted, raw, multi-line), numbers and keywords;
 //! - `parser.rs`: nodes, entries, type annotations, children blocks, spans, depth limit;
-//! - `convert.rs`: the same tree built from a [`kdl::KdlDocument`] (kiln's fallback when this
-//!   parser rejects a document the `kdl` crate accepts, and the tests' oracle).
+//! - `convert.rs` (tests only): the same tree built from a [`kdl::KdlDocument`], the oracle
+//!   of the differential tests;
+//! - `conformance.rs` (tests only): the official KDL test suite, vendored in
+//!   `tests/kdl-spec/`.
 //!
 //! # Spans (byte offsets, identical to `kdl` 6.5)
 //! - [`Node::span`]: from the node's type annotation `(` (or its name) to the end of its
@@ -31,30 +35,37 @@
 //!   last node's span; for no nodes, an empty span where the nodes would start (for a children
 //!   block: just before the `}`).
 //!
-//! # Deviations from the `kdl` crate
-//! Whatever this parser accepts, `kdl` accepts with the identical tree (the differential tests
-//! in `tests.rs` check it). The converse does not hold: this parser follows the spec where
-//! `kdl` is more lenient, and rejects (callers fall back to `kdl` for those, see
-//! [`convert`]):
-//! - U+007F (DEL) anywhere (`kdl` lets it into identifiers and strings);
+//! # Differences from the `kdl` crate (6.5)
+//! Where both accept a text, the trees are identical (the differential tests in `tests.rs`
+//! check it). This parser follows the spec where `kdl` does not. It rejects what `kdl` lets
+//! through:
+//! - disallowed literal code points anywhere, comments included: U+0000–U+0008,
+//!   U+000E–U+001F, U+007F (DEL), the direction controls U+200E, U+200F, U+202A–U+202E,
+//!   U+2066–U+2069, and U+FEFF (BOM) other than as the very first character;
 //! - `0X`, `0O`, `0B` radix prefixes (the spec has lowercase only);
-//! - a single-line raw string whose body starts with `""` (`#""""#`);
-//! - disallowed code points inside comments;
+//! - a single-line raw string whose body starts with `"` and then `"` or its end
+//!   (`#"""x"""#`, `#""""#`: the spec's single-line raw string may not start like a
+//!   multi-line one);
 //! - a bare `-inf` (the spec makes it illegal; `kdl` takes it as a string);
-//! - `/-` glued to the end of a value or block (`a #null/- b`, `a {}/- b`), which `kdl`
-//!   takes as a slash-dashed node with no terminator before it;
+//! - `/-` glued to the end of a children block (`a {}/- b`), which `kdl` takes as a
+//!   slash-dashed node with no terminator before it;
 //! - a node right after a slash-dashed one with no terminator between (`/-a {}b`,
 //!   `/-a #true.`: `kdl` ends a keyword at its last letter).
 //!
-//! Where `kdl` 6.5 rejects spec-valid text, this parser rejects it too, so that kiln's
-//! syntax errors stay `kdl`'s: node-space after a children block followed by more nodes or
-//! `;` (`a {}  ⏎ b`), and `;` after a slash-dashed node (`/- a; b`).
+//! And it accepts what the spec allows and `kdl` rejects:
+//! - node-space after a children block before the terminator (`a {} ;`, `a {}  ⏎ b`);
+//! - `;` after a slash-dashed node (`/- a; b`);
+//! - `/-` with no node-space before it (`a "b"/-1`, `a {}/-{}`), as the grammar says since
+//!   kdl-org/kdl#499 (January 2025), which the official test suite follows.
 //!
 //! Like `kdl`, integers must fit in `i128`, and so must each digit group of a decimal float.
 //! Children blocks deeper than [`parser::MAX_DEPTH`] are rejected.
 
 mod chars;
-pub(crate) mod convert;
+#[cfg(test)]
+mod conformance;
+#[cfg(test)]
+mod convert;
 mod lexer;
 mod parser;
 mod scalar;
@@ -87,6 +98,16 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+impl ParseError {
+    /// Whether the error is a character KDL forbids anywhere (a control or direction
+    /// character, a byte order mark after the start).
+    pub(crate) fn disallowed_character(&self) -> bool {
+        self.message == parser::DISALLOWED
+    }
+}
+
+pub(crate) use scalar::RAW_LOOKS_MULTILINE;
 
 /// A sequence of nodes: the whole file, or a children block.
 #[derive(Debug, Clone)]

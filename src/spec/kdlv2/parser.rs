@@ -20,6 +20,9 @@ pub(super) struct Scratch {
 /// The error for text right after a slash-dashed node (`kdl` 6.5 takes it as the next node).
 pub(super) const AFTER_DASHED_NODE: &str = "expected a newline after a slash-dashed node";
 
+/// The error for a code point KDL forbids anywhere in a document.
+pub(super) const DISALLOWED: &str = "disallowed code point (control, direction or BOM character)";
+
 /// Children blocks nested deeper than this are rejected (keeps recursion bounded).
 pub(super) const MAX_DEPTH: usize = 256;
 
@@ -32,7 +35,7 @@ pub(super) fn document(src: &str) -> PResult<Document> {
     if let Some(offset) = first_disallowed(src.as_bytes()) {
         return Err(ParseError {
             offset,
-            message: "disallowed code point (control, direction or BOM character)",
+            message: DISALLOWED,
         });
     }
     let mut c = Cursor::new(src);
@@ -47,50 +50,28 @@ pub(super) fn document(src: &str) -> PResult<Document> {
 }
 
 /// `nodes := (line-space* node)* line-space*`; stops at the end or at a `}`.
-///
-/// Two rules here are not the spec's but `kdl` 6.5's, kept so that this parser never accepts
-/// a document `kdl` rejects (kiln's diagnostics come from `kdl`): a slash-dashed node cannot
-/// end with `;`, and a node whose children block is followed by node-space (`a {} ;`,
-/// `a {}  ⏎ b`) must be the block's last node, with no `;` after it.
 fn nodes(c: &mut Cursor<'_>, depth: usize) -> PResult<Document> {
     // Nodes go on the shared stack and move into an exact-size Vec at the end of the block
     // (nested blocks push and drain above this mark).
     let mark = c.scratch.nodes.len();
     let mut first: Option<usize> = None;
     let mut last_end = 0;
-    // A node ended with `}` and node-space: `kdl` then takes only line-space and slash-dashed
-    // nodes up to the end of the block.
-    let mut tail_only = false;
     loop {
         c.skip_line_space()?;
         if c.at_eof() || c.peek() == Some(b'}') {
             break;
         }
-        let node_start = c.pos;
         let dashed = c.slashdash()?;
-        if tail_only && !dashed {
-            return c.err(
-                node_start,
-                "a node after `}` and trailing whitespace (kdl 6.5)",
-            );
-        }
         let node = base_node(c, depth)?;
         let node_end = node.span.offset() + node.span.len();
         if !dashed {
             first.get_or_insert(node.span.offset());
             last_end = node_end;
-            tail_only = node.children.is_some() && c.pos > node_end;
             c.scratch.nodes.push(node);
         }
         // `node-terminator`, or the end of the enclosing block (`final-node`).
         match c.peek() {
             None | Some(b'}') => {}
-            Some(b';') if dashed || tail_only => {
-                return c.err(
-                    c.pos,
-                    "';' after a slash-dashed node or `}` and whitespace (kdl 6.5)",
-                );
-            }
             Some(b';') => c.pos += 1,
             Some(b'/') if c.peek_at(1) == Some(b'/') => c.line_comment(),
             Some(_) => {
@@ -117,13 +98,14 @@ fn nodes(c: &mut Cursor<'_>, depth: usize) -> PResult<Document> {
 ///
 /// ```text
 /// base-node := slashdash? type? node-space* string
-///     (node-space+ slashdash? node-prop-or-arg)*
-///     (node-space+ slashdash node-children)*
-///     (node-space+ node-children)?
-///     (node-space+ slashdash node-children)*
+///     (node-space* (node-space | slashdash) node-prop-or-arg)*
+///     (node-space* slashdash node-children)*
+///     (node-space* node-children)?
+///     (node-space* slashdash node-children)*
 ///     node-space*
 /// ```
-/// (Like `kdl`, the real children block may also follow with no node-space: `a{}`.)
+/// (The grammar as amended after 2.0.0 by kdl-org/kdl#499, which the official test suite
+/// follows: `/-` and a children block need no node-space before them, `a "b"/-1`, `a{}`.)
 /// The span ends after the trailing node-space, or, for a node with a children block, at
 /// the last `}` (as in `kdl`).
 fn base_node(c: &mut Cursor<'_>, depth: usize) -> PResult<Node> {
@@ -145,8 +127,6 @@ fn base_node(c: &mut Cursor<'_>, depth: usize) -> PResult<Node> {
     let mut in_children = false;
     let mut blocks_end = 0;
     loop {
-        // Like `kdl`, a `/-{…}` may follow the real block with no node-space between.
-        let after_block = children.is_some() && c.pos == blocks_end;
         let spaced = c.skip_node_space()?;
         match c.peek() {
             Some(b'{') => {
@@ -159,7 +139,7 @@ fn base_node(c: &mut Cursor<'_>, depth: usize) -> PResult<Node> {
                 in_children = true;
                 blocks_end = c.pos;
             }
-            Some(b'/') if c.peek_at(1) == Some(b'-') && (spaced || after_block) => {
+            Some(b'/') if c.peek_at(1) == Some(b'-') => {
                 c.slashdash()?;
                 if c.peek() == Some(b'{') {
                     entries.get_or_insert_with(|| c.scratch.entries.drain(mark..).collect());

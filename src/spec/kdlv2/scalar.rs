@@ -11,7 +11,7 @@ use super::lexer::{Cursor, PResult};
 
 /// The error for a single-line raw string whose body starts with `"` and then `"` or its
 /// end (`kdl` 6.5 rejects only the body `"`).
-pub(super) const RAW_LOOKS_MULTILINE: &str =
+pub(crate) const RAW_LOOKS_MULTILINE: &str =
     "a single-line raw string cannot start like a multi-line one";
 
 /// A scalar read from the source: its value, whether it was a string, and its byte range.

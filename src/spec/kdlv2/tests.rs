@@ -129,6 +129,28 @@ fn known_stricter(text: &str, error: &ParseError) -> bool {
         || glued_slashdash
 }
 
+/// Texts the spec allows and `kdl` 6.5 rejects, which this parser accepts (see the module
+/// docs): node-space after a children block before the terminator (`a {} ;`, `a {}  ⏎ b`),
+/// `;` after a slash-dashed node (`/- a; b`), and `/-` with no node-space before it
+/// (`a 1/-2`, allowed since kdl-org/kdl#499). Recognised by what the text contains: a
+/// generated or mutated document with one of these shapes is not compared.
+fn known_laxer(text: &str) -> bool {
+    let b = text.as_bytes();
+    let space_after_block = b.iter().enumerate().any(|(i, &c)| {
+        c == b'}'
+            && (matches!(b.get(i + 1), Some(b' ' | b'\t' | b'\\'))
+                || b[i + 1..].starts_with(b"/*")
+                || super::chars::space_len(b, i + 1) != 0)
+    });
+    let dashed_then_semicolon = text.contains("/-") && text.contains(';');
+    let glued_slashdash = text.match_indices("/-").any(|(i, _)| {
+        i > 0
+            && !matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r' | b'/')
+            && !text[..i].ends_with("*/")
+    });
+    space_after_block || dashed_then_semicolon || glued_slashdash
+}
+
 /// Both parsers must accept `text` and agree exactly.
 fn assert_same(what: &str, text: &str) {
     let theirs = kdl_dump(text);
@@ -141,14 +163,19 @@ fn assert_same(what: &str, text: &str) {
     }
 }
 
-/// Whatever this parser accepts, `kdl` accepts with the same tree; and what it rejects,
-/// `kdl` rejects too, but for [`known_stricter`] texts.
+/// Whatever this parser accepts, `kdl` accepts with the same tree, but for [`known_laxer`]
+/// texts; and what it rejects, `kdl` rejects too, but for [`known_stricter`] texts.
 fn assert_sound(text: &str) -> Result<(), TestCaseError> {
     let theirs = kdl_dump(text);
     let ours = our_dump(text);
     match (theirs, ours) {
         (Some(t), Ok(o)) => prop_assert_eq!(o, t, "trees differ for {:?}", text),
-        (None, Ok(o)) => prop_assert!(false, "kdlv2 accepts, kdl rejects {:?}\n{}", text, o),
+        (None, Ok(o)) => prop_assert!(
+            known_laxer(text),
+            "kdlv2 accepts, kdl rejects {:?}\n{}",
+            text,
+            o
+        ),
         (Some(_), Err(e)) => prop_assert!(
             known_stricter(text, &e),
             "kdl accepts, kdlv2 rejects ({}) {:?}",
@@ -245,6 +272,10 @@ fn every_repository_text_parses_as_with_kdl() {
         match kdl_dump(&text) {
             Some(theirs) => match our_dump(&text) {
                 Ok(ours) => assert_eq!(ours, theirs, "{what}: trees differ"),
+                // Syntax-error fixtures of what only the spec forbids.
+                Err(e) if what.contains("tests/diagnostics") && known_stricter(&text, &e) => {
+                    rejected += 1;
+                }
                 Err(e) => panic!("{what}: kdl accepts, kdlv2 rejects: {e}"),
             },
             None => {
@@ -336,7 +367,6 @@ fn hand_picked_invalid_documents_are_rejected_by_both() {
         "a {}{}",
         "a {} 1",
         "a 1 /-{} 2",
-        "a 1/-2",
         "a #true=1",
         "a (t)k=1",
         "a 1.",
@@ -356,10 +386,6 @@ fn hand_picked_invalid_documents_are_rejected_by_both() {
         "a /* *",
         "a \"\\\"\"\"",
         "a #\"\"\"#",
-        "a {} ;",
-        "a {}  \nb",
-        "a; /- b; c",
-        "/- a;\nb",
         "a \"\"\"x\"\"\"",
         "a \"\"\"\n  x\"\"\"",
         "a \"\"\"\n x\n  \"\"\"",
@@ -381,6 +407,31 @@ fn hand_picked_invalid_documents_are_rejected_by_both() {
     for text in cases {
         assert!(kdl_dump(text).is_none(), "kdl accepts {text:?}");
         assert!(parse(text).is_err(), "kdlv2 accepts {text:?}");
+    }
+}
+
+#[test]
+fn laxer_than_kdl_where_the_spec_says_so() {
+    let cases = [
+        ("a 1/-2", "a 1"),
+        ("a \"s\"/-x=1 {}/-{}", "a \"s\""),
+        ("a {} ;", "a {}"),
+        ("a {}  \nb", "a {}\nb"),
+        ("a; /- b; c", "a; c"),
+        ("/- a;\nb", "b"),
+    ];
+    for (text, same_as) in cases {
+        assert!(kdl_dump(text).is_none(), "kdl accepts {text:?}");
+        assert!(known_laxer(text), "{text:?}");
+        let ours = parse(text).unwrap_or_else(|e| panic!("kdlv2 rejects {text:?}: {e}"));
+        let want = parse(same_as).expect("valid");
+        let names = |d: &Document| {
+            d.nodes()
+                .iter()
+                .map(|n| (n.name().value().to_owned(), n.entries().len()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&ours), names(&want), "{text:?}");
     }
 }
 

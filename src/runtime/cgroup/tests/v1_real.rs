@@ -15,8 +15,7 @@ const MIB: u64 = 1024 * 1024;
 
 /// The machine's hierarchy when the test can run here.
 fn v1_hierarchy() -> Option<Hierarchy> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: the real cgroup tests need root");
+    if !crate::test_support::is_root() {
         return None;
     }
     let hierarchy = Hierarchy::detect().unwrap();

@@ -1,53 +1,41 @@
-//! A fluent harness around the `kiln` binary.
+//! The `kiln` binary, run fluently, and what it did.
 //!
 //! ```ignore
 //! Kiln::new().args(["check", "-f", path]).run().success().stdout_contains("1 image");
 //! ```
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// The repository root (where Cargo.toml is).
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Whether golden files should be rewritten instead of compared.
-pub fn bless() -> bool {
-    std::env::var_os("KILN_BLESS").is_some()
-}
-
-/// Compares `actual` with the golden file at `path` (or rewrites it when blessing).
-pub fn assert_golden(path: &Path, actual: &str) {
-    if bless() {
-        std::fs::write(path, actual).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        return;
-    }
-    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with KILN_BLESS=1 to create it)",
-            path.display()
-        )
-    });
-    if expected != actual {
-        panic!(
-            "{} differs from the output (run with KILN_BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
-            path.display()
-        );
-    }
-}
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 pub struct Kiln {
     command: Command,
     shown: Vec<String>,
     /// `-f FILE`, given right after the subcommand when it reads a project.
-    project_file: Option<std::ffi::OsString>,
+    project_file: Option<OsString>,
+    stdin: Option<Vec<u8>>,
 }
 
-/// The subcommands that take `-f FILE`.
-const PROJECT_COMMANDS: [&str; 7] = ["check", "build", "explain", "graph", "up", "down", "test"];
+/// Whether subcommand `name` reads a project file (`-f/--file`), as clap defines it.
+fn reads_a_project(name: &str) -> bool {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            use clap::CommandFactory;
+            kiln::cli::Cli::command()
+                .get_subcommands()
+                .filter(|c| c.get_arguments().any(|a| a.get_long() == Some("file")))
+                .map(|c| c.get_name().to_string())
+                .collect()
+        })
+        .iter()
+        .any(|n| n == name)
+}
 
 impl Kiln {
+    /// `kiln`, without colour, 100 columns wide, without `KILN_ROOT` from outside.
     pub fn new() -> Kiln {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
         command
@@ -58,19 +46,20 @@ impl Kiln {
             command,
             shown: vec!["kiln".into()],
             project_file: None,
+            stdin: None,
         }
     }
 
     pub fn args<I, S>(mut self, args: I) -> Kiln
     where
         I: IntoIterator<Item = S>,
-        S: AsRef<std::ffi::OsStr>,
+        S: AsRef<OsStr>,
     {
         for a in args {
             let text = a.as_ref().to_string_lossy().into_owned();
             self.shown.push(text.clone());
             self.command.arg(a);
-            if PROJECT_COMMANDS.contains(&text.as_str())
+            if reads_a_project(&text)
                 && let Some(file) = self.project_file.take()
             {
                 self.shown.push("-f".into());
@@ -87,7 +76,13 @@ impl Kiln {
         self
     }
 
-    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Kiln {
+    /// Gives `-f FILE` to the next subcommand that reads a project.
+    pub fn project(mut self, file: impl Into<OsString>) -> Kiln {
+        self.project_file = Some(file.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Kiln {
         self.command.env(key, value);
         self
     }
@@ -97,8 +92,41 @@ impl Kiln {
         self
     }
 
+    /// Feeds `input` to kiln's stdin (otherwise stdin is empty).
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Kiln {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// The command as configured, for a test that streams its output or signals it.
+    pub fn command(self) -> Command {
+        self.command
+    }
+
     pub fn run(mut self) -> Ran {
-        let output = self.command.output().expect("kiln runs");
+        let output = match self.stdin.take() {
+            None => self
+                .command
+                .stdin(Stdio::null())
+                .output()
+                .expect("kiln runs"),
+            Some(input) => {
+                let mut child = self
+                    .command
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("kiln runs");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(&input)
+                    .expect("writing kiln's stdin");
+                child.wait_with_output().expect("kiln finishes")
+            }
+        };
         Ran {
             output,
             shown: self.shown.join(" "),
@@ -119,6 +147,11 @@ impl Ran {
 
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Whether it exited 0 (for polling; assertions use [`Ran::success`]).
+    pub fn ok(&self) -> bool {
+        self.output.status.success()
     }
 
     fn fail(&self, what: &str) -> ! {
@@ -171,59 +204,9 @@ impl Ran {
         serde_json::from_str(&self.stdout())
             .unwrap_or_else(|e| self.fail(&format!("stdout is not one JSON value: {e}")))
     }
-}
 
-/// A project in a temporary directory: kiln.kdl plus whatever files a test writes.
-pub struct Project {
-    pub dir: tempfile::TempDir,
-}
-
-impl Project {
-    pub fn new(kdl: &str) -> Project {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        std::fs::write(dir.path().join("kiln.kdl"), kdl).expect("writing kiln.kdl");
-        Project { dir }
+    /// Stdout, trimmed: what `run -d` and `commit` print is one word.
+    pub fn word(&self) -> String {
+        self.stdout().trim().to_string()
     }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn file(self, relative: &str, content: &str) -> Project {
-        self.write(relative, content);
-        self
-    }
-
-    pub fn write(&self, relative: &str, content: &str) {
-        let path = self.dir.path().join(relative);
-        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-        std::fs::write(&path, content).expect("writing a project file");
-    }
-
-    /// `kiln -f <project>/kiln.kdl` with `root` as the state root.
-    pub fn kiln(&self, root: &Path) -> Kiln {
-        let mut kiln = Kiln::new().root(root);
-        kiln.project_file = Some(self.dir.path().join("kiln.kdl").into_os_string());
-        kiln
-    }
-}
-
-/// Whether the tests run as root (the build sandbox needs it; CI runs as root).
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Whether an interop tool is installed; under CI (which installs them) it must be.
-pub fn which(program: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "{program} is missing: .ci/run installs it"
-    );
-    if !found {
-        eprintln!("note: {program} is not installed; its check is skipped");
-    }
-    found
 }

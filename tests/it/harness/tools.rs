@@ -1,0 +1,82 @@
+//! Other programs that read what kiln writes (skopeo, umoci, podman, Python), run and
+//! checked. Tests call [`which`](super::which) before the optional ones.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `command`, which must succeed; its stdout.
+pub fn run(command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `skopeo inspect REFERENCE` (`oci:DIR:TAG`, `oci-archive:FILE`), as JSON.
+pub fn skopeo_inspect(reference: &str) -> serde_json::Value {
+    let text = run(Command::new("skopeo").args(["inspect", reference]));
+    serde_json::from_str(&text).expect("skopeo prints JSON")
+}
+
+/// `umoci raw unpack --image LAYOUT:TAG ROOTFS`; `--rootless` when not root (owners are
+/// not kept then, which no test looks at).
+pub fn umoci_unpack(layout: &Path, tag: &str, rootfs: &Path) {
+    let mut command = Command::new("umoci");
+    command.args(["raw", "unpack"]);
+    if !nix::unistd::geteuid().is_root() {
+        command.arg("--rootless");
+    }
+    run(command
+        .arg("--image")
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(rootfs));
+}
+
+/// `python3 -c SCRIPT ARGS…`, which must succeed; its stdout.
+pub fn python(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    run(Command::new("python3").arg("-c").arg(script).args(args))
+}
+
+/// Podman with throw-away storage of its own (vfs), so tests never touch the machine's
+/// images; its storage is emptied and removed when dropped.
+pub struct Podman {
+    storage: tempfile::TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        Podman {
+            storage: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// `podman --root … --runroot … --storage-driver vfs`.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new("podman");
+        command
+            .arg("--root")
+            .arg(self.storage.path().join("root"))
+            .arg("--runroot")
+            .arg(self.storage.path().join("run"))
+            .args(["--storage-driver", "vfs"]);
+        command
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.command().args(["rmi", "-a", "-f"]).output();
+        // podman's vfs storage has read-only layers; make them removable for the temp dir.
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(self.storage.path())
+            .status();
+    }
+}
