@@ -289,8 +289,12 @@ impl Carrier {
                     self.carried.insert(spec.id.clone(), carried);
                 }
                 Err(err) => {
+                    let since = self
+                        .failed
+                        .get(&spec.id)
+                        .map_or_else(Instant::now, |(_, _, since)| *since);
                     self.failed
-                        .insert(spec.id.clone(), (spec.clone(), err.to_string()));
+                        .insert(spec.id.clone(), (spec.clone(), err.to_string(), since));
                 }
             }
         }
