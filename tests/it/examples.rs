@@ -69,7 +69,10 @@ fn three_tier() {
 fn router_ring() {
     up_and_down(
         "router-ring",
-        &["link r1:eth1 r2:eth1: up, impaired by the", "router-ring: up"],
+        &[
+            "link r1:eth1 r2:eth1: up, impaired by the",
+            "router-ring: up",
+        ],
     );
 }
 

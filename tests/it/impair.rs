@@ -72,7 +72,11 @@ impl Topology {
         };
         wait_for("a first reply", || !ping(1).rtts.is_empty());
         let result = ping(count);
-        result.rtts.iter().map(|d| d.as_secs_f64() * 1000.0).collect()
+        result
+            .rtts
+            .iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect()
     }
 
     fn root(&self) -> String {
@@ -134,7 +138,10 @@ test "slow" {{
         };
         let rtts = t.rtts("a", B, 40, Duration::from_millis(25));
         let median = median(&rtts);
-        eprintln!("{engine}: delay=30ms → median rtt {median:.2} ms over {}", rtts.len());
+        eprintln!(
+            "{engine}: delay=30ms → median rtt {median:.2} ms over {}",
+            rtts.len()
+        );
         assert!(rtts.len() >= 38, "{rtts:?}");
         assert!((57.0..=63.0).contains(&median), "{engine}: {median} ms");
         // The test that passed wrongly where the kernel has no netem now fails, rightly.
@@ -144,7 +151,10 @@ test "slow" {{
             "{}",
             tested.stdout()
         );
-        let links = t.kiln(&["network", "links", "--format", "json"]).success().json();
+        let links = t
+            .kiln(&["network", "links", "--format", "json"])
+            .success()
+            .json();
         assert_eq!(links[0]["carried_by"], engine, "{links}");
         if engine == "userspace" {
             let there = &links[0]["engine"]["directions"][0];
@@ -199,7 +209,10 @@ fn a_10_percent_loss_loses_10_percent_of_5000_packets() {
         eprintln!("{engine}: loss=10% → {loss:.2}% of {N} lost");
         assert!((8.0..=12.0).contains(&loss), "{engine}: {loss}%");
         if engine == "userspace" {
-            let links = t.kiln(&["network", "links", "--format", "json"]).success().json();
+            let links = t
+                .kiln(&["network", "links", "--format", "json"])
+                .success()
+                .json();
             let there = &links[0]["engine"]["directions"][0];
             let counted = there["lost"].as_f64().unwrap() / there["received"].as_f64().unwrap();
             assert!((0.08..=0.12).contains(&counted), "{links}");
@@ -287,7 +300,10 @@ fn jitter_spreads_round_trips_as_declared() {
         );
         // Each way stays within 20..40 ms; a busy machine may add a little now and then.
         let outside = rtts.iter().filter(|r| !(39.5..=81.0).contains(*r)).count();
-        assert!(outside * 50 <= rtts.len(), "{engine}: {min}..{max}, {outside} outside");
+        assert!(
+            outside * 50 <= rtts.len(),
+            "{engine}: {min}..{max}, {outside} outside"
+        );
         t.down();
     }
 }
@@ -365,7 +381,10 @@ link "a:eth1" "b:eth1" subnet="10.97.0.0/30"
     ) else {
         return;
     };
-    let links = t.kiln(&["network", "links", "--format", "json"]).success().json();
+    let links = t
+        .kiln(&["network", "links", "--format", "json"])
+        .success()
+        .json();
     assert!(links[0]["carried_by"].is_null(), "{links}");
     t.kiln(&[
         "network",
@@ -380,7 +399,10 @@ link "a:eth1" "b:eth1" subnet="10.97.0.0/30"
     .stdout_contains("(userspace engine)");
     let rtt = median(&t.rtts("a", B, 20, Duration::from_millis(25)));
     assert!((28.5..=31.5).contains(&rtt), "{rtt}");
-    let links = t.kiln(&["network", "links", "--format", "json"]).success().json();
+    let links = t
+        .kiln(&["network", "links", "--format", "json"])
+        .success()
+        .json();
     assert_eq!(links[0]["carried_by"], "userspace", "{links}");
     // Settings the engine cannot honour are refused before anything changes.
     t.kiln(&["network", "impair", "b:eth1", "--reorder", "5%"])
