@@ -178,6 +178,20 @@ fn a_10_percent_loss_loses_10_percent_of_5000_packets() {
         receiver
             .set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
+        // Room for every datagram even if the counting thread is slow to run: only the link
+        // may lose them.
+        let room: libc::c_int = 16 << 20;
+        // SAFETY: a valid c_int of the given length, on a socket this test owns.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&receiver),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const room).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
         let sender = t.inside("a", || UdpSocket::bind((A, 0))).unwrap();
         const N: u32 = 5000;
         let counting = std::thread::spawn(move || {
@@ -198,8 +212,8 @@ fn a_10_percent_loss_loses_10_percent_of_5000_packets() {
             let mut datagram = [0u8; 64];
             datagram[..4].copy_from_slice(&seq.to_be_bytes());
             sender.send_to(&datagram, (B, 9000)).unwrap();
-            // 100 µs apart: half a second in all, no queue anywhere.
-            let due = start + Duration::from_micros(100) * (seq + 1);
+            // 200 µs apart: a second in all, no queue anywhere.
+            let due = start + Duration::from_micros(200) * (seq + 1);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
