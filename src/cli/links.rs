@@ -11,7 +11,7 @@ use super::output::{json_line, line, table};
 use crate::net::Netem;
 use crate::net::engine::control::PathStatus;
 use crate::net::impair::{Carrier, Engine};
-use crate::net::link::{LinkEnd, LinkRecord};
+use crate::net::link::LinkRecord;
 use crate::net::netem::{Distribution, LossModel};
 
 fn report(err: impl miette::Diagnostic + Send + Sync + 'static) -> u8 {
@@ -374,69 +374,21 @@ pub(super) fn impair(root: &Path, args: &NetworkImpairArgs) -> Result<u8, crate:
     Ok(0)
 }
 
-/// Applies `netem` to a link, moving it to another engine when asked (or when it had no
-/// impairment and this kernel has no netem); returns who carries it now.
+/// Applies `netem` to a running link (see [`crate::net::link::reimpair`]).
 fn impair_link(
     root: &Path,
     link: &LinkRecord,
     netem: Option<&Netem>,
     engine: Option<Engine>,
 ) -> Result<Option<Carrier>, crate::Error> {
-    let mut pids = Vec::new();
-    for (container, _) in link.ends() {
-        let Some(pid) = running_pid(root, container) else {
-            return Err(crate::Error::Failed {
-                message: format!("{container} is not running"),
-                help: Some("`kiln up -d` brings the project back".into()),
-            });
-        };
-        pids.push(pid);
+    let mut pids = [0; 2];
+    for ((container, _), pid) in link.ends().into_iter().zip(&mut pids) {
+        *pid = running_pid(root, container).ok_or_else(|| crate::Error::Failed {
+            message: format!("{container} is not running"),
+            help: Some("`kiln up -d` brings the project back".into()),
+        })?;
     }
-    let target = match (netem, engine, link.carrier) {
-        // Cleared: the link keeps its plumbing, with nothing applied.
-        (None, None, current) => current,
-        (_, Some(engine), _) => Some(crate::net::impair::choose(engine)?),
-        (Some(_), None, Some(current)) => Some(current),
-        (Some(_), None, None) => Some(crate::net::impair::choose(Engine::Auto)?),
-    };
-    let ends = link.ends();
-    if target == link.carrier || target.is_none() {
-        match link.carrier {
-            Some(Carrier::Userspace) => {
-                let id = link.id();
-                let default = Netem::default();
-                crate::net::impair::carry(
-                    root,
-                    &id,
-                    crate::net::link::ports(&id)?,
-                    netem.unwrap_or(&default),
-                )?;
-            }
-            _ => {
-                for ((_, interface), pid) in ends.iter().zip(&pids) {
-                    crate::net::link::set_impairment(*pid, interface, netem)?;
-                }
-            }
-        }
-        return Ok(link.carrier);
-    }
-    // Another engine: the link's interfaces are made again, its way.
-    let addresses = link.subnet.and_then(crate::net::link::link_addresses);
-    let end = |i: usize| LinkEnd {
-        pid: pids[i],
-        interface: ends[i].1.to_string(),
-        address: addresses.map(|(a, b)| if i == 0 { a } else { b }),
-    };
-    let id = link.id();
-    crate::net::link::disconnect(root, &id, &end(0), &end(1))?;
-    let default = Netem::default();
-    let netem = netem.unwrap_or(&default);
-    let engine = match target {
-        Some(Carrier::Kernel) => Engine::Kernel,
-        _ => Engine::Userspace,
-    };
-    let connected = crate::net::link::connect(root, &id, &end(0), &end(1), Some((netem, engine)))?;
-    Ok(connected.carrier)
+    Ok(crate::net::link::reimpair(root, link, pids, netem, engine)?)
 }
 
 /// `kiln network impair web:eth0`: a container's impaired attachment to a network.

@@ -133,6 +133,14 @@ fn report(event: UpEvent) {
             link,
             impaired_by: Some(engine),
         } => format!("link {link}: up, impaired by the {engine} engine"),
+        UpEvent::Reimpaired {
+            link,
+            impaired_by: None,
+        } => format!("link {link}: impairment removed"),
+        UpEvent::Reimpaired {
+            link,
+            impaired_by: Some(engine),
+        } => format!("link {link}: impairment changed, carried by the {engine} engine"),
     };
     eprintln!("{text}");
 }

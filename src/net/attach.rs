@@ -211,10 +211,7 @@ pub fn set_impairment(
     let outside = Netlink::open_in(&NetNs::open(&HostNamespace::path(state_root))?)?;
     let inside = Netlink::open_in(&NetNs::of_pid(pid)?)?;
     for (netlink, name) in [(&outside, &interface.host_name), (&inside, &interface.name)] {
-        match netem {
-            Some(netem) => netlink.replace_netem(name, netem)?,
-            None => netlink.delete_root_qdisc(name)?,
-        }
+        super::link::set_netem(netlink, name, netem)?;
     }
     Ok(())
 }

@@ -158,6 +158,13 @@ pub struct LinkRecord {
     /// Who carries it (`None` for an unimpaired link).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier: Option<Carrier>,
+    /// What kiln.kdl declared when `kiln up` last made or changed the link: a new
+    /// declaration replaces the impairment in force, an unchanged one keeps it (it may have
+    /// been changed by `kiln network impair`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<Netem>,
+    #[serde(default)]
+    pub declared_engine: Engine,
 }
 
 impl LinkRecord {
@@ -222,6 +229,60 @@ pub fn save_project_links(
     crate::atomic_file::replace(&path, &bytes).map_err(|cause| NetError::Io { path, cause })
 }
 
+/// Changes the impairment of a running link whose containers' pid 1 are `pids`: in place
+/// when who carries it stays the same, or by making the link again when it moves to
+/// another engine (`engine` asks for one; a link without impairment gets `auto`'s). `None`
+/// clears the impairment and keeps the link as it is. Returns who carries it now.
+pub fn reimpair(
+    state_root: &Path,
+    link: &LinkRecord,
+    pids: [i32; 2],
+    netem: Option<&Netem>,
+    engine: Option<Engine>,
+) -> Result<Option<Carrier>, NetError> {
+    let target = match (netem, engine, link.carrier) {
+        (None, None, current) => current,
+        (_, Some(engine), _) => Some(super::impair::choose(engine)?),
+        (Some(_), None, Some(current)) => Some(current),
+        (Some(_), None, None) => Some(super::impair::choose(Engine::Auto)?),
+    };
+    let ends = link.ends();
+    let id = link.id();
+    let default = Netem::default();
+    if target == link.carrier || target.is_none() {
+        match link.carrier {
+            Some(Carrier::Userspace) => {
+                super::impair::carry(state_root, &id, ports(&id)?, netem.unwrap_or(&default))?;
+            }
+            _ => {
+                for ((_, interface), pid) in ends.iter().zip(pids) {
+                    set_impairment(pid, interface, netem)?;
+                }
+            }
+        }
+        return Ok(link.carrier);
+    }
+    let addresses = link.subnet.and_then(link_addresses);
+    let end = |i: usize| LinkEnd {
+        pid: pids[i],
+        interface: ends[i].1.to_string(),
+        address: addresses.map(|(a, b)| if i == 0 { a } else { b }),
+    };
+    disconnect(state_root, &id, &end(0), &end(1))?;
+    let engine = match target {
+        Some(Carrier::Kernel) => Engine::Kernel,
+        _ => Engine::Userspace,
+    };
+    let connected = connect(
+        state_root,
+        &id,
+        &end(0),
+        &end(1),
+        Some((netem.unwrap_or(&default), engine)),
+    )?;
+    Ok(connected.carrier)
+}
+
 /// Takes a link apart (both containers' interfaces, the engine's ports and path), so that
 /// [`connect`] can make it again another way.
 pub fn disconnect(state_root: &Path, id: &str, a: &LinkEnd, b: &LinkEnd) -> Result<(), NetError> {
@@ -252,11 +313,28 @@ pub fn forget_project(state_root: &Path, project: &str) -> Result<(), NetError> 
     HostNamespace::release_if_unused(state_root)
 }
 
-/// Sets (or with `None` clears) the impairment on one end, in the container `pid`.
+/// Sets (or with `None` clears) the kernel's netem on one end, in the container `pid`.
 pub fn set_impairment(pid: i32, interface: &str, netem: Option<&Netem>) -> Result<(), NetError> {
     let netlink = Netlink::open_in(&NetNs::of_pid(pid)?)?;
+    set_netem(&netlink, interface, netem)
+}
+
+/// Replaces (or removes) the netem qdisc of `interface`. A replace keeps the delay
+/// distribution the qdisc had (the kernel forgets a table only with its qdisc): jitter
+/// that must be uniform again gets a new qdisc.
+pub(crate) fn set_netem(
+    netlink: &Netlink,
+    interface: &str,
+    netem: Option<&Netem>,
+) -> Result<(), NetError> {
     match netem {
-        Some(netem) => netlink.replace_netem(interface, netem),
+        Some(netem) => {
+            if netem.distribution == super::netem::Distribution::Uniform && !netem.jitter.is_zero()
+            {
+                netlink.delete_root_qdisc(interface)?;
+            }
+            netlink.replace_netem(interface, netem)
+        }
         None => netlink.delete_root_qdisc(interface),
     }
 }

@@ -1,6 +1,8 @@
 //! Networks: the kiln host namespace, netlink operations, netem impairments and interface
 //! names (the kernel side); addresses, network records, DNS and published ports (the
-//! service side); and the glue that gives containers their interfaces.
+//! service side); the glue that gives containers their interfaces and links; and kiln's
+//! own impairment engine (`engine`), which applies netem's model in user space where the
+//! kernel has no netem (`impair` chooses).
 //!
 //! See DESIGN.md §6: nothing here touches the machine's own network namespace; every
 //! interface, address, route and qdisc lives in a namespace kiln created. tokio is an

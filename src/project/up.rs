@@ -64,6 +64,11 @@ pub enum UpEvent {
         link: String,
         impaired_by: Option<&'static str>,
     },
+    /// A link's declared impairment changed and was applied.
+    Reimpaired {
+        link: String,
+        impaired_by: Option<&'static str>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -128,6 +133,13 @@ pub enum ProjectError {
     Link {
         a: String,
         b: String,
+        #[source]
+        source: crate::net::NetError,
+    },
+    #[error("cannot record the links of {project}")]
+    #[diagnostic(help("`kiln network links` shows what is recorded; `kiln down` tries again"))]
+    Links {
+        project: String,
         #[source]
         source: crate::net::NetError,
     },
@@ -292,10 +304,11 @@ pub fn down(
     {
         crate::net::network::remove(state_root, &network.name).map_err(ContainerError::from)?;
     }
-    crate::net::link::forget_project(state_root, project).map_err(|source| ProjectError::Link {
-        a: String::new(),
-        b: String::new(),
-        source,
+    crate::net::link::forget_project(state_root, project).map_err(|source| {
+        ProjectError::Links {
+            project: project.to_string(),
+            source,
+        }
     })?;
     if volumes {
         let dir = volume_root(state_root, project);
@@ -392,6 +405,7 @@ fn make_links(
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
     let mut made = Vec::new();
+    let before = crate::net::link::load_links(records.state_root()).unwrap_or_default();
     for link in &plan.links {
         let pid = |name: &str| -> Result<i32, ProjectError> {
             let record = named(records, name)?.reconciled();
@@ -429,23 +443,54 @@ fn make_links(
             })?;
         if connected.made {
             events(UpEvent::Linked {
-                link: name,
+                link: name.clone(),
                 impaired_by: connected.carrier.map(|c| c.name()),
             });
         }
-        made.push(crate::net::link::LinkRecord {
+        let mut record = crate::net::link::LinkRecord {
             project: plan.project.clone(),
             a: end_a,
             b: end_b,
             subnet: link.subnet,
             impair: link.impair.clone(),
             carrier: connected.carrier,
-        });
+            declared: link.impair.clone(),
+            declared_engine: link.engine,
+        };
+        // A link kept as it was keeps the impairment in force (`kiln network impair` may
+        // have changed it) while kiln.kdl declares the same; a new declaration replaces it.
+        if !connected.made
+            && let Some(previous) = before.iter().find(|l| l.a == record.a && l.b == record.b)
+        {
+            if previous.declared == record.declared && previous.declared_engine == link.engine {
+                record.impair = previous.impair.clone();
+                record.carrier = previous.carrier;
+            } else {
+                let mut changed = previous.clone();
+                changed.declared = record.declared.clone();
+                record.carrier = crate::net::link::reimpair(
+                    records.state_root(),
+                    &changed,
+                    [a.pid, b.pid],
+                    link.impair.as_ref(),
+                    link.impair.as_ref().map(|_| link.engine),
+                )
+                .map_err(|source| ProjectError::Link {
+                    a: record.a.clone(),
+                    b: record.b.clone(),
+                    source,
+                })?;
+                events(UpEvent::Reimpaired {
+                    link: name,
+                    impaired_by: record.carrier.map(|c| c.name()),
+                });
+            }
+        }
+        made.push(record);
     }
     crate::net::link::save_project_links(records.state_root(), &plan.project, made).map_err(
-        |source| ProjectError::Link {
-            a: String::new(),
-            b: String::new(),
+        |source| ProjectError::Links {
+            project: plan.project.clone(),
             source,
         },
     )

@@ -157,7 +157,10 @@ pub fn forget(state_root: &Path, gone: impl Fn(&str) -> bool) -> Result<(), NetE
         return Ok(());
     }
     paths::remove_where(state_root, gone)?;
-    if running(state_root).is_some() {
+    if paths::load(state_root)?.paths.is_empty() {
+        // Nothing left to carry: the engine goes now, not a moment later.
+        stop(state_root);
+    } else if running(state_root).is_some() {
         ensure(state_root)?;
     }
     Ok(())
@@ -177,6 +180,17 @@ fn term_flag() -> std::io::Result<Arc<AtomicBool>> {
 /// `kiln __linkd`: starts the worker and starts it again when it dies, until no path is
 /// left or SIGTERM.
 pub fn supervise(state_root: &Path) -> std::io::Result<()> {
+    // One supervisor per state root: a second one (two commands started the engine at
+    // once) leaves at once; the first one's pid file is what they wait for.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state_root.join("net").join("linkd.sup"))?;
+    let Ok(_lock) = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    else {
+        return Ok(());
+    };
     let pid = std::process::id() as i32;
     let start = process_start_time(pid).unwrap_or(0);
     let pid_file = pid_path(state_root);
