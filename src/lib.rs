@@ -6,6 +6,7 @@
 //! `net`, `orchestrate`) join as they get content; see DESIGN.md §3.
 
 pub mod atomic_file;
+pub mod beneath;
 pub mod build;
 pub mod cli;
 pub mod containers;
@@ -18,6 +19,7 @@ pub mod net;
 pub mod plan;
 pub mod probe;
 pub mod project;
+pub mod reference;
 pub mod registry;
 pub mod runtime;
 pub mod spec;

@@ -224,10 +224,13 @@ pub enum Command {
     #[command(name = "__netd", hide = true)]
     Netd,
 
-    /// kiln's impairment engine of a state root (started by `kiln up` and
-    /// `kiln network impair` when a link needs it).
+    /// kiln's impairment engine of a state root (started by the network supervisor while a
+    /// link or attachment needs it).
     #[command(name = "__linkd", hide = true)]
-    Linkd(LinkdArgs),
+    Linkd,
+    /// The supervisor of a state root's network services (started with the DNS daemon).
+    #[command(name = "__netsup", hide = true)]
+    Netsup,
 
     /// Write the OCI bundle kiln would run (DIR/config.json, DIR/rootfs), for runc.
     ///
@@ -328,8 +331,9 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Gc(GcArgs),
 
-    /// Check the store: re-hash every blob and follow every reference. Exit 1 on any
-    /// problem, naming it.
+    /// Check the store: re-hash every blob, follow every reference (a blob missing, or of
+    /// another size than its descriptor says), and find the files killed writers left in
+    /// store/ingest (`kiln gc` removes them). Exit 1 on any problem, naming it.
     Fsck(FormatArgs),
 
     /// Pull an image from a registry into the store, as `docker pull` does.
@@ -373,6 +377,16 @@ pub enum Command {
 
     /// Remove a registry's saved credentials from Docker's and Podman's files.
     Logout(super::registry_args::LogoutArgs),
+
+    /// Resolve every registry image kiln.kdl names (`from`, `copy … from=`, `image=`) to
+    /// a digest and write kiln.lock beside it, sorted, one line per image; pins nothing
+    /// uses are dropped. Builds then use the pinned digests, offline once pulled.
+    ///
+    /// Examples:
+    ///   kiln lock
+    ///   kiln lock -f examples/registry/kiln.kdl && git diff kiln.lock
+    #[command(verbatim_doc_comment)]
+    Lock(super::registry_args::LockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -412,6 +426,14 @@ pub struct BuildArgs {
     /// Output format of the final summary: `text`, or `json` (one object on stdout).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+
+    /// Resolve the tags of registry images again (and pull what changed) instead of
+    /// using the digests pinned in kiln.lock; rewrites kiln.lock.
+    #[arg(long)]
+    pub update: bool,
+
+    #[command(flatten)]
+    pub net: super::registry_args::RegistryNetArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -524,6 +546,14 @@ pub struct RunArgs {
     /// (a userspace proxy; needs --network NAME).
     #[arg(short = 'p', long = "publish", value_name = "HOST:PORT[/udp]")]
     pub publish: Vec<String>,
+    /// The most connections (UDP: client sessions) each published port's proxy holds at
+    /// once; the next client is reset (default 4096).
+    #[arg(long, value_name = "N", requires = "publish")]
+    pub publish_max_connections: Option<usize>,
+    /// Close a published port's connection (UDP: session) after this long without a byte
+    /// either way, e.g. 30s, 10m (default 1h for TCP, 60s for UDP).
+    #[arg(long, value_name = "DURATION", requires = "publish")]
+    pub publish_idle_timeout: Option<String>,
     /// Print each kernel-level step as it happens (for learning how containers work).
     #[arg(long)]
     pub trace: bool,
@@ -747,13 +777,6 @@ pub struct NetworkImpairArgs {
     /// Remove every impairment of the link.
     #[arg(long, conflicts_with_all = ["delay", "jitter", "distribution", "delay_correlation", "loss", "loss_correlation", "gilbert_elliott", "four_state", "rate", "corrupt", "duplicate", "reorder", "gap", "limit", "seed"])]
     pub clear: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct LinkdArgs {
-    /// Carry the paths (the process the supervisor starts).
-    #[arg(long)]
-    pub worker: bool,
 }
 
 #[derive(Debug, Args)]

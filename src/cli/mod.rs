@@ -15,12 +15,12 @@ mod images;
 mod links;
 mod network;
 mod output;
+mod pin;
 mod project;
 mod registry;
 mod registry_args;
 mod stats;
 mod test;
-mod verify;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -72,7 +72,8 @@ pub fn run(
         Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
         Command::Netd => network::netd(&cli),
-        Command::Linkd(args) => network::linkd(&cli, args),
+        Command::Linkd => network::linkd(&cli),
+        Command::Netsup => network::netsup(&cli),
         Command::Test(args) => test::run(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),
@@ -91,6 +92,7 @@ pub fn run(
         Command::Push(args) => registry::push(&cli, args),
         Command::Login(args) => registry::login(&cli, args),
         Command::Logout(args) => registry::logout(&cli, args),
+        Command::Lock(args) => pin::lock(&cli, args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.

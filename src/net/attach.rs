@@ -1,14 +1,16 @@
 //! A container's interfaces: reserved before it starts (an address per network, recorded
 //! as a member of the network, so /etc/hosts and DNS know it), made once its process exists
 //! (a veth pair from the network's bridge into the container's namespace, named `eth0`,
-//! `eth1`… in declaration order, its address, the default route, impairments), and released
-//! when the container is removed. The veths die with the container's namespace by
-//! themselves: a restart makes them again with the same names and addresses.
+//! `eth1`… in declaration order, its anti-spoofing rules, its address, the default route,
+//! impairments), and released when the container is removed. The veths die with the
+//! container's namespace by themselves: a restart makes them again with the same names and
+//! addresses.
 //!
 //! An impaired attachment is carried by netem on both ends of its veth, or by kiln's engine:
 //! then the container's interface has its peer — port `kec…` — in the kiln host namespace,
-//! a second pair joins port `keb…` to the usual `kv…` port on the bridge, and the engine
-//! moves frames between `kec…` and `keb…`.
+//! a second pair joins port `keb…` to the usual `kv…` port on the bridge (whose
+//! anti-spoofing rules stay where they are), and the engine moves frames between `kec…` and
+//! `keb…`.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -16,8 +18,10 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
+use super::antispoof::{self, Port};
 use super::impair::{Carrier, Engine};
 use super::network::NetworkError;
+use super::nft::Nft;
 use super::records::{MemberRequest, NetworkRecords};
 use super::{HostNamespace, NetError, NetNs, Netem, Netlink};
 
@@ -83,6 +87,9 @@ pub fn reserve(
     requests: &[AttachRequest],
 ) -> Result<Vec<Interface>, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
+    // The DNS its resolv.conf names must be there: a killed supervisor is replaced (a
+    // pid-file read when it runs, no wait when it does not).
+    super::supervise::revive(state_root);
     let mut interfaces = Vec::new();
     let mut default_taken = false;
     for (index, request) in requests.iter().enumerate() {
@@ -143,6 +150,7 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     };
     let container = NetNs::of_pid(pid)?;
     let outside = Netlink::open_in(&host)?;
+    let mut nft = Nft::open_in(&host)?;
     let mut kernel_impaired = Vec::new();
     for interface in interfaces {
         // A previous run's pair may still be on its way out with its namespace.
@@ -150,35 +158,57 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
             Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
             Err(err) => return Err(err),
         }
-        let mac = Some(mac_for(interface.address.ip()));
+        let mac = mac_for(interface.address.ip());
         let carrier = match &interface.impair {
             Some(_) => Some(super::impair::choose(interface.engine)?),
             None => None,
         };
-        match (carrier, &interface.impair) {
+        let engine_ports = match (carrier, &interface.impair) {
             (Some(Carrier::Userspace), Some(netem)) => {
+                // The container's interface pairs with the engine's port; the bridge's
+                // port `kv…` pairs with the engine's other one.
                 let (inner, outer) = interface.ports()?;
                 match outside.delete_link(&inner) {
                     Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
                     Err(err) => return Err(err),
                 }
-                outside.create_veth_into_with_mac(&inner, &interface.name, &container, mac)?;
+                outside.create_veth_into_with_mac(
+                    &inner,
+                    &interface.name,
+                    &container,
+                    Some(mac),
+                )?;
                 outside.create_veth(&outer, &interface.host_name)?;
-                outside.set_master(&interface.host_name, &interface.bridge)?;
-                outside.set_up(&interface.host_name)?;
-                super::impair::prepare_port(&host, &outside, &inner)?;
-                super::impair::prepare_port(&host, &outside, &outer)?;
-                super::impair::carry(state_root, &interface.path_id(), [inner, outer], netem)?;
+                Some((inner, outer, netem))
             }
             _ => {
                 outside.create_veth_into_with_mac(
                     &interface.host_name,
                     &interface.name,
                     &container,
-                    mac,
+                    Some(mac),
                 )?;
-                outside.set_master(&interface.host_name, &interface.bridge)?;
-                outside.set_up(&interface.host_name)?;
+                None
+            }
+        };
+        outside.set_master(&interface.host_name, &interface.bridge)?;
+        // Filtered before the port is up: not one frame passes unchecked.
+        antispoof::protect(
+            &mut nft,
+            &Port {
+                host_name: &interface.host_name,
+                mac,
+                address: interface.address.ip(),
+            },
+        )?;
+        outside.set_up(&interface.host_name)?;
+        match engine_ports {
+            Some((inner, outer, netem)) => {
+                super::impair::prepare_port(&host, &outside, &inner)?;
+                super::impair::prepare_port(&host, &outside, &outer)?;
+                super::impair::carry(state_root, &interface.path_id(), [inner, outer], netem)?;
+            }
+            None => {
                 if let Some(netem) = &interface.impair {
                     outside.replace_netem(&interface.host_name, netem)?;
                     kernel_impaired.push((interface.name.as_str(), netem));
@@ -186,6 +216,15 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
             }
         }
     }
+    // An interface on an IPv4 network gets no IPv6 address from kiln, and its port drops
+    // IPv6: switched off, the container does not send its link-local chatter (router
+    // solicitations, MLD reports) into the drop counters.
+    let ipv4_only: Vec<&str> = interfaces
+        .iter()
+        .filter(|i| i.address.is_ipv4())
+        .map(|i| i.name.as_str())
+        .collect();
+    disable_ipv6(&container, &ipv4_only)?;
     let inside = Netlink::open_in(&container)?;
     for interface in interfaces {
         inside.add_address(&interface.name, interface.address)?;
@@ -198,6 +237,30 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
         inside.add_default_route(gateway)?;
     }
     Ok(())
+}
+
+/// Writes `net.ipv6.conf.NAME.disable_ipv6 = 1` for each of `names` inside `ns` (one
+/// thread). A kernel without IPv6 has no such files: nothing to do.
+fn disable_ipv6(ns: &NetNs, names: &[&str]) -> Result<(), NetError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    super::run_in(ns, || {
+        for name in names {
+            let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+            match std::fs::write(&path, "1") {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(cause) => {
+                    return Err(NetError::Io {
+                        path: path.into(),
+                        cause,
+                    });
+                }
+            }
+        }
+        Ok(())
+    })?
 }
 
 /// Sets (or with `None` clears) the kernel's netem on both ends of an attachment the kernel
@@ -272,15 +335,23 @@ pub fn release(state_root: &Path, container_id: &str, interfaces: &[Interface]) 
             let _ = records.remove_member(&interface.network, container_id);
         }
     }
-    if let Ok(host) = NetNs::open(&HostNamespace::path(state_root))
-        && let Ok(netlink) = Netlink::open_in(&host)
-    {
-        for interface in interfaces {
-            let _ = netlink.delete_link(&interface.host_name);
-            if interface.impair.is_some()
-                && let Ok((inner, _)) = interface.ports()
-            {
-                let _ = netlink.delete_link(&inner);
+    if let Ok(host) = NetNs::open(&HostNamespace::path(state_root)) {
+        if let Ok(netlink) = Netlink::open_in(&host) {
+            for interface in interfaces {
+                let _ = netlink.delete_link(&interface.host_name);
+                // The engine's port on the container's side goes with the container's
+                // namespace, or here if that lingers.
+                if interface.impair.is_some()
+                    && let Ok((inner, _)) = interface.ports()
+                {
+                    let _ = netlink.delete_link(&inner);
+                }
+            }
+        }
+        // The kernel keeps a port's chain after its device is gone: removed here.
+        if let Ok(mut nft) = Nft::open_in(&host) {
+            for interface in interfaces {
+                let _ = antispoof::unprotect(&mut nft, &interface.host_name);
             }
         }
     }

@@ -79,7 +79,7 @@ impl HostNamespace {
             .map(|list| list.len())
             .unwrap_or(0);
         if networks == 0 && super::engine::paths::load(state_root)?.paths.is_empty() {
-            super::engine::daemon::stop(state_root);
+            super::supervise::stop(state_root);
             HostNamespace::remove(state_root)?;
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! The bundled projects go up and come down cleanly: hello-web (the README's main job),
-//! three-tier, router-ring and flaky-link (whose tests need its impairments to be real).
+//! three-tier, router-ring, flaky-link (whose tests need its impairments to be real) and
+//! registry (a registry container pushed to and pulled from).
 
-use crate::harness::{Kiln, Root, example, is_root};
+use crate::harness::{Kiln, Root, example, is_root, which};
 
 fn up_and_down(name: &str, expect: &[&str]) {
     up_check_down(name, expect, |_| {});
@@ -91,6 +92,40 @@ fn flaky_link() {
                 .json();
             let carrier = links[0]["carried_by"].as_str().unwrap_or_default();
             assert!(["kernel", "userspace"].contains(&carrier), "{links}");
+        },
+    );
+}
+
+#[test]
+fn registry() {
+    if !is_root() || !which("docker-registry") {
+        return;
+    }
+    up_check_down(
+        "registry",
+        &["registry: healthy", "client: started", "registry: up"],
+        |kiln| {
+            // The seed's workflow: push to the registry container through its published
+            // port, pull back into another state root, run what came back.
+            let reference = "127.0.0.1:35000/demo/client:1";
+            let pushed = kiln(&["push", "client", reference, "--format", "json"])
+                .run()
+                .success()
+                .json();
+            let elsewhere = Root::new();
+            let pulled = elsewhere
+                .kiln()
+                .args(["pull", reference, "--format", "json"])
+                .run()
+                .success()
+                .json();
+            assert_eq!(pulled["digest"], pushed["digest"]);
+            elsewhere
+                .kiln()
+                .args(["run", "--rm", reference, "sh", "-c", "echo pulled back"])
+                .run()
+                .success()
+                .stdout_is("pulled back\n");
         },
     );
 }

@@ -364,12 +364,13 @@ container "b" image="base" {{
         assert!((8.5..=11.5).contains(&rtt), "{engine}: {rtt}");
 
         if engine == "userspace" {
-            // The engine's worker dies: its supervisor starts it again, with the change.
+            // The engine dies: the root's network supervisor starts it again, with the
+            // change.
             let root = t.root();
-            let worker = pid_of(&format!("{root} __linkd --worker"));
+            let worker = pid_of(&format!("{root} __linkd"));
             host::signal(i64::from(worker), nix::sys::signal::Signal::SIGKILL);
-            wait_for("a new worker", || {
-                let now = pid_of_maybe(&format!("{root} __linkd --worker"));
+            wait_for("a new engine", || {
+                let now = pid_of_maybe(&format!("{root} __linkd"));
                 now.is_some_and(|p| p != worker)
             });
             let rtt = median(&t.rtts("b", a, 10, Duration::from_millis(25)));

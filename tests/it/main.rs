@@ -7,24 +7,31 @@
 
 #![allow(unreachable_pub)]
 
+mod antispoof;
 mod archive;
 mod book;
 mod build;
 mod check;
 mod commit;
+mod copy;
 mod detach;
 mod diagnostics;
 mod examples;
 mod exec;
 mod fuzz;
+mod fuzz_archives;
 mod graph;
 mod harness;
 mod health;
+mod hostile_archives;
 mod impair;
 mod network;
 mod project;
+mod proxy;
 mod registry;
 mod rollout;
 mod run;
+mod services;
 mod stats;
+mod tarball;
 mod test_cmd;

@@ -1,22 +1,15 @@
 //! The engine's process: `kiln __linkd`, one per state root, living in the kiln host
-//! namespace. It is two processes: a small supervisor, recorded in `$ROOT/net/linkd.pid`
-//! (pid and start time, so a recycled pid is never mistaken for it), and the worker it
-//! starts (`kiln __linkd --worker`) that carries the paths. A worker that dies is started
-//! again (after 0.1 s, backing off to 2 s); a worker whose supervisor dies gets SIGTERM
-//! (`PR_SET_PDEATHSIG`) and the next kiln command that needs the engine starts a new pair.
-//! Both leave the session of the command that started them, so they outlive it.
+//! namespace: a supervised service ([`SERVICE`]) of the root's network supervisor
+//! (`net::supervise`), which starts it while `linkd.json` lists a path, starts it again at
+//! once when it dies, and stops it when the last path goes.
 //!
-//! The worker applies `linkd.json` ([`super::paths`]) when asked through the control
-//! socket and every 200 ms on its own (a port that came back — its container restarted —
-//! is picked up then), and exits when no path is left, the supervisor with it.
-//!
-//! A replaceable piece: a common supervisor of kiln's network daemons can take over
-//! [`ensure`]/[`stop`] and run `kiln __linkd --worker` itself.
+//! It applies `linkd.json` ([`super::paths`]) when asked through the control socket and every
+//! 200 ms on its own (a port that came back — its container restarted — is picked up then;
+//! a path whose ports stay gone is dropped), and exits when no path is left.
 
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,8 +18,8 @@ use super::control::{self, PathStatus, Request, Status};
 use super::paths::{self, PathSpec};
 use super::port::{self, Port};
 use super::pump::{Pump, Settings};
-use crate::net::{HostNamespace, NetError};
-use crate::state::process_start_time;
+use crate::net::NetError;
+use crate::net::supervise::{self, Service};
 
 /// How often the worker looks at `linkd.json` and its ports by itself.
 const TICK: Duration = Duration::from_millis(200);
@@ -37,41 +30,48 @@ const ORPHANED: Duration = Duration::from_secs(10);
 /// How long [`ensure`] waits for the engine to apply a change.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
 
-fn pid_path(state_root: &Path) -> PathBuf {
-    state_root.join("net").join("linkd.pid")
+/// The engine as the supervisor sees it.
+pub const SERVICE: Service = Service {
+    name: "linkd",
+    args: &["__linkd"],
+    in_host_namespace: true,
+    what: "kiln's impairment engine",
+    wanted,
+    ready,
+};
+
+/// Wanted while `linkd.json` lists a path.
+fn wanted(state_root: &Path) -> bool {
+    paths::load(state_root).is_ok_and(|p| !p.paths.is_empty())
 }
 
-pub fn log_path(state_root: &Path) -> PathBuf {
-    state_root.join("net").join("linkd.log")
+/// Ready once it answers on its control socket.
+fn ready(state_root: &Path) -> std::io::Result<()> {
+    control::request(state_root, Request::Status, Duration::from_secs(1)).map(drop)
 }
 
-/// The supervisor's pid if it runs.
+/// The engine's pid if it runs.
 pub fn running(state_root: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(pid_path(state_root)).ok()?;
-    let (pid, start) = text.trim().split_once(' ')?;
-    let pid: i32 = pid.parse().ok()?;
-    let start: u64 = start.parse().ok()?;
-    (process_start_time(pid) == Some(start)).then_some(pid)
+    supervise::running(state_root, SERVICE.name)
 }
 
 fn engine_error(state_root: &Path, cause: std::io::Error) -> NetError {
     NetError::Engine {
-        log: log_path(state_root),
+        log: supervise::log_path(state_root, SERVICE.name),
         cause,
     }
 }
 
-/// Makes the engine carry what `linkd.json` says: starts it when paths exist and it does
-/// not run, asks it to apply the file, and waits until it has. With no path left, stops it.
+/// Makes the engine carry what `linkd.json` says: has the supervisor start it when paths
+/// exist, asks it to apply the file, and waits until it has. With no path left, stops it.
 pub fn ensure(state_root: &Path) -> Result<(), NetError> {
     let wanted = paths::load(state_root)?;
     if wanted.paths.is_empty() {
-        stop(state_root);
+        supervise::stop(state_root);
         return Ok(());
     }
-    if running(state_root).is_none() {
-        spawn(state_root).map_err(|e| engine_error(state_root, e))?;
-    }
+    supervise::ensure(state_root)
+        .map_err(|err| engine_error(state_root, std::io::Error::other(err)))?;
     let deadline = Instant::now() + APPLY_WAIT;
     loop {
         match control::request(state_root, Request::Reload, Duration::from_secs(2)) {
@@ -99,67 +99,15 @@ pub fn status(state_root: &Path) -> Option<Status> {
     control::request(state_root, Request::Status, Duration::from_secs(2)).ok()
 }
 
-fn spawn(state_root: &Path) -> std::io::Result<()> {
-    let exe = std::env::current_exe()?;
-    let root = std::fs::canonicalize(state_root)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path(&root))?;
-    let ns = HostNamespace::ensure(&root).map_err(std::io::Error::other)?;
-    let mut command = crate::net::command_in(&ns, exe);
-    command
-        .arg("--root")
-        .arg(&root)
-        .arg("__linkd")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe; the engine leaves the session of the command
-    // that started it, so a Ctrl-C of that command does not reach it.
-    unsafe {
-        command.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    let mut child = command.spawn()?;
-    // Reaped by a thread so it never lingers as a zombie of a long-lived caller.
-    std::thread::spawn(move || child.wait());
-    // Until the supervisor has written its pid file, another command would start a second
-    // one: wait for it (the worker's lock would stop a second worker anyway).
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while running(&root).is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    Ok(())
-}
-
-/// Stops the engine if it runs (it also stops by itself once no path is left).
-pub fn stop(state_root: &Path) {
-    if let Some(pid) = running(state_root) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while process_start_time(pid).is_some() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-    let _ = std::fs::remove_file(pid_path(state_root));
-}
-
-/// Removes the paths `gone` picks and makes the engine drop them (it stops when nothing is
-/// left): for `kiln down` and removals, which must leave no process behind.
+/// Removes the paths `gone` picks and makes the engine drop them; the engine stops when
+/// nothing is left (`kiln down` and removals must leave no process behind).
 pub fn forget(state_root: &Path, gone: impl Fn(&str) -> bool) -> Result<(), NetError> {
     if !paths::file(state_root).exists() {
         return Ok(());
     }
     paths::remove_where(state_root, gone)?;
     if paths::load(state_root)?.paths.is_empty() {
-        // Nothing left to carry: the engine goes now, not a moment later.
-        stop(state_root);
+        supervise::stop(state_root);
     } else if running(state_root).is_some() {
         ensure(state_root)?;
     }
@@ -175,76 +123,6 @@ fn term_flag() -> std::io::Result<Arc<AtomicBool>> {
         crate::net::daemon::signal_hook_flag(signal, &term)?;
     }
     Ok(term)
-}
-
-/// `kiln __linkd`: starts the worker and starts it again when it dies, until no path is
-/// left or SIGTERM.
-pub fn supervise(state_root: &Path) -> std::io::Result<()> {
-    // One supervisor per state root: a second one (two commands started the engine at
-    // once) leaves at once; the first one's pid file is what they wait for.
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(state_root.join("net").join("linkd.sup"))?;
-    let Ok(_lock) = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
-    else {
-        return Ok(());
-    };
-    let pid = std::process::id() as i32;
-    let start = process_start_time(pid).unwrap_or(0);
-    let pid_file = pid_path(state_root);
-    crate::atomic_file::write_durably(&pid_file, format!("{pid} {start}\n").as_bytes())?;
-    let term = term_flag()?;
-    let exe = std::env::current_exe()?;
-    let mut backoff = Duration::from_millis(100);
-    while !term.load(Ordering::SeqCst) {
-        if paths::load(state_root).map_or(true, |p| p.paths.is_empty()) {
-            break;
-        }
-        let mut command = std::process::Command::new(&exe);
-        command
-            .arg("--root")
-            .arg(state_root)
-            .arg("__linkd")
-            .arg("--worker");
-        // SAFETY: prctl is async-signal-safe; the worker ends when its supervisor does.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
-                Ok(())
-            });
-        }
-        let started = Instant::now();
-        let mut child = command.spawn()?;
-        let status = loop {
-            if term.load(Ordering::SeqCst) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(child.id() as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-                break child.wait()?;
-            }
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if status.success() || term.load(Ordering::SeqCst) {
-            break;
-        }
-        eprintln!("kiln linkd: the worker ended ({status}); starting it again");
-        if started.elapsed() > Duration::from_secs(10) {
-            backoff = Duration::from_millis(100);
-        }
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-    // Only remove the pid file if it is still ours.
-    if std::fs::read_to_string(&pid_file).is_ok_and(|t| t.starts_with(&format!("{pid} "))) {
-        let _ = std::fs::remove_file(&pid_file);
-    }
-    Ok(())
 }
 
 /// A path the worker carries.
@@ -363,7 +241,7 @@ fn start(spec: &PathSpec) -> std::io::Result<Carried> {
     })
 }
 
-/// `kiln __linkd --worker`: carries the paths until none is left or SIGTERM.
+/// `kiln __linkd`: carries the paths until none is left or SIGTERM.
 pub fn work(state_root: &Path) -> std::io::Result<()> {
     let term = term_flag()?;
     // One worker per state root, whatever happened to supervisors.
@@ -393,6 +271,8 @@ pub fn work(state_root: &Path) -> std::io::Result<()> {
         }
         if last_look.elapsed() >= TICK {
             last_look = Instant::now();
+            // Its supervisor may have been killed: a new one adopts this process.
+            supervise::revive(state_root);
             let wanted = paths::load(state_root).unwrap_or_default();
             if wanted.paths.is_empty() {
                 break Ok(());

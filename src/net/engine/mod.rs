@@ -12,7 +12,8 @@
 //! - [`port`] is the kernel side (AF_PACKET sockets with virtio-net headers);
 //! - [`pump`] is the I/O loop of one direction;
 //! - [`paths`] is the desired state (`$ROOT/net/linkd.json`), [`control`] the daemon's
-//!   socket (reload, live counters) and [`daemon`] the process and its supervision.
+//!   socket (reload, live counters) and [`daemon`] the process, a service of the root's
+//!   network supervisor (`net::supervise`).
 //!
 //! It knows nothing of kiln.kdl: it takes [`crate::net::Netem`] settings and port names.
 
