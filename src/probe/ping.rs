@@ -69,8 +69,11 @@ pub fn ping(
         if result.sent < count && now >= next_send {
             let seq = result.sent as u16;
             let packet = echo_request(id, seq, PAYLOAD);
+            // Stamped before the send: the request may be on its way (and a faster thread
+            // may have taken it further) before `send_to` returns here.
+            let stamp = (Instant::now(), SystemTime::now());
             match socket.send_to(&packet, &address) {
-                Ok(_) => sent_at[usize::from(seq)] = Some((Instant::now(), SystemTime::now())),
+                Ok(_) => sent_at[usize::from(seq)] = Some(stamp),
                 // A lost request, like one dropped on the way: later ones may still pass.
                 Err(err) if is_unreachable(&err) => unreachable = Some(err),
                 Err(err) => return Err(err),
