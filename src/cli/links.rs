@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::args::{NetworkImpairArgs, OutputFormat};
+use super::error::CliError;
 use super::output::{json_line, line, table};
 use crate::net::Netem;
 use crate::net::engine::control::PathStatus;
@@ -257,9 +258,12 @@ fn settings(args: &NetworkImpairArgs) -> Result<Option<Netem>, crate::Error> {
     if args.clear {
         return Ok(None);
     }
-    let bad = |what: &str, value: &str, reason: String| crate::Error::Failed {
-        message: format!("invalid {what} `{value}`: {reason}"),
-        help: Some("durations like 20ms, percentages like 1%, rates like 10mbit".into()),
+    let bad = |what: &str, value: &str, reason: String| {
+        crate::Error::from(CliError::BadImpairment {
+            what: what.to_string(),
+            value: value.to_string(),
+            reason,
+        })
     };
     let duration = |v: &Option<String>, what: &str| -> Result<std::time::Duration, crate::Error> {
         v.as_deref().map_or(Ok(std::time::Duration::ZERO), |t| {
@@ -329,10 +333,7 @@ fn settings(args: &NetworkImpairArgs) -> Result<Option<Netem>, crate::Error> {
         seed: args.seed,
         ..Netem::default()
     };
-    netem.validate().map_err(|err| crate::Error::Failed {
-        message: err.to_string(),
-        help: Some("`kiln network impair --help` lists the settings and what each needs".into()),
-    })?;
+    netem.validate()?;
     Ok(Some(netem))
 }
 
@@ -383,9 +384,8 @@ fn impair_link(
 ) -> Result<Option<Carrier>, crate::Error> {
     let mut pids = [0; 2];
     for ((container, _), pid) in link.ends().into_iter().zip(&mut pids) {
-        *pid = running_pid(root, container).ok_or_else(|| crate::Error::Failed {
-            message: format!("{container} is not running"),
-            help: Some("`kiln up -d` brings the project back".into()),
+        *pid = running_pid(root, container).ok_or_else(|| CliError::LinkEndDown {
+            container: container.to_string(),
         })?;
     }
     Ok(crate::net::link::reimpair(root, link, pids, netem, engine)?)
@@ -397,13 +397,8 @@ fn impair_attachment(
     args: &NetworkImpairArgs,
     netem: Option<&Netem>,
 ) -> Result<u8, crate::Error> {
-    let not_found = || crate::Error::Failed {
-        message: format!("no link has the end `{}`", args.endpoint),
-        help: Some(
-            "`kiln network links` lists them (ends are CONTAINER:INTERFACE); a container's \
-             interface on a network can be changed when kiln.kdl impairs it"
-                .into(),
-        ),
+    let not_found = || CliError::UnknownLinkEnd {
+        end: args.endpoint.clone(),
     };
     let (container, name) = args.endpoint.split_once(':').ok_or_else(not_found)?;
     let records = crate::state::Records::open(root).map_err(|_| not_found())?;
@@ -420,25 +415,20 @@ fn impair_attachment(
         .find(|i| i.name == name)
         .ok_or_else(not_found)?;
     if interface.impair.is_none() {
-        return Err(crate::Error::Failed {
-            message: format!("{} has no impairment to change", args.endpoint),
-            help: Some(format!(
-                "declare one in kiln.kdl (`network \"{}\" {{ impair delay=\"5ms\" }}`) and run `kiln up`",
-                interface.network
-            )),
-        });
+        return Err(CliError::NothingToImpair {
+            end: args.endpoint.clone(),
+            network: interface.network.clone(),
+        }
+        .into());
     }
     if args.engine.is_some() {
-        return Err(crate::Error::Failed {
-            message: "--engine applies to links only".into(),
-            help: Some("an attachment's engine is declared in kiln.kdl (`impair engine=…`)".into()),
-        });
+        return Err(CliError::EngineOfAttachment.into());
     }
     let Some(pid) = running_pid(root, container) else {
-        return Err(crate::Error::Failed {
-            message: format!("{container} is not running"),
-            help: Some("`kiln start` or `kiln up -d` brings it back".into()),
-        });
+        return Err(CliError::LinkEndDown {
+            container: container.to_string(),
+        }
+        .into());
     };
     let carrier = crate::net::impair::choose(interface.engine)?;
     let result = match carrier {
