@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TCP throughput between two containers on one kiln network against the raw kernel, the cost
-# of attaching a container to a network (issue 5), and the accuracy and throughput of
-# impaired links on each engine (issue 13).
+# of attaching a container to a network, and the accuracy and throughput of impaired links
+# on each engine (the kernel's netem where it exists, kiln's own always).
 #
 #   sudo bench/net.sh            # KILN=/path/to/kiln to pick the binary
 #   RUNS=1 ATTACH_N=5 sudo -E bench/net.sh      # a quick smoke run
@@ -17,17 +17,17 @@
 #      kiln    `kiln network create bench --subnet 10.201.0.0/24`, a server
 #              `kiln run -d --network bench --ip 10.201.0.10 iperf iperf3 -s` and per round a
 #              client `kiln run --rm --network bench iperf iperf3 -c 10.201.0.10 ...`.
-#      bridge+rules  the bridge set-up with kiln's anti-spoofing rules (issue 10) on both
+#      bridge+rules  the bridge set-up with kiln's anti-spoofing rules on both
 #              bridge ports: an nftables netdev ingress chain per port, the same six rules
 #              kiln writes (source MAC, IPv4/ARP only, ARP header, ARP sender MAC and
 #              address, IPv4 source), loaded with `nft` in kilnbench-br before each of its
 #              runs and removed after (only when nft is installed).
-#    Goal (issue 5): kiln / veth >= 0.85 (issue 10: with anti-spoofing on, as kiln always
+#    Goal: kiln / veth >= 0.85 (with anti-spoofing on, as kiln always
 #    has it). kiln / bridge and bridge+rules / bridge (what the rules cost) are printed too.
 # 2. Attach cost: $ATTACH_N (30) interleaved pairs of `kiln run --rm --network bench iperf true`
 #    and `kiln run --rm iperf true`; the difference of the medians is what attaching to a
 #    network (interface, address, resolv.conf/hosts) costs. Goal: < 5 ms.
-# 3. Impairments (issue 13), on kiln's own engine and, where the kernel has netem (probed
+# 3. Impairments, on kiln's own engine and, where the kernel has netem (probed
 #    with `tc qdisc add dev lo root netem` inside a scratch namespace made for it), on the
 #    kernel's, side by side: two containers joined by five links — delay="30ms" (round
 #    trip of 1-byte TCP ping-pongs, goal 60 ms ± 5 %), loss="10%" (5000 UDP datagrams one
@@ -367,7 +367,7 @@ ip netns exec $NS_PROBE tc qdisc add dev lo root netem delay 1ms 2>/dev/null && 
 ip netns del $NS_PROBE
 engines=(userspace)
 ((netem)) && engines+=(kernel)
-echo "3. impairments (issue 13), engines: ${engines[*]}$( ((netem)) || echo " (this kernel has no netem)")"
+echo "3. impairments, engines: ${engines[*]}$( ((netem)) || echo " (this kernel has no netem)")"
 mkdir -p "$work/link"
 cat >"$work/link/echo.py" <<'PY'
 import socket

@@ -4,9 +4,10 @@
 //! own impairment engine (`engine`), which applies netem's model in user space where the
 //! kernel has no netem (`impair` chooses).
 //!
-//! See DESIGN.md §6: nothing here touches the machine's own network namespace; every
-//! interface, address, route and qdisc lives in a namespace kiln created. tokio is an
-//! internal detail of [`netlink`]: every API here blocks.
+//! Nothing here touches the machine's own network namespace (an invariant of the book's
+//! "How kiln is built"): every interface, address, route and qdisc lives in a namespace
+//! kiln created. tokio is an internal detail of [`netlink`]: every API here blocks. It does
+//! not know kiln.kdl: the project hands it plain data (addresses, a `Netem`).
 
 pub mod antispoof;
 pub mod attach;
