@@ -36,6 +36,13 @@ pub use netem::{Netem, Psched};
 pub use netlink::{Link, LinkStats, Netlink, Qdisc};
 pub use netns::{NetNs, run_in};
 
+/// Every network service of a state root, which `supervise` keeps running while it is
+/// wanted: the DNS daemon and kiln's impairment engine. Here, where the module's parts meet,
+/// rather than in `supervise`: each service uses the supervisor's primitives, so the
+/// supervisor cannot name them. A new per-root daemon adds itself here (and calls
+/// [`supervise::revive`] from its main loop); nothing else changes.
+pub const SERVICES: &[supervise::Service] = &[daemon::SERVICE, engine::daemon::SERVICE];
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //! values — except a delay distribution, which only a new qdisc forgets.
 //!
 //! [`Netem`] is also what kiln's own engine (`net::engine`) applies: one description of an
-//! impairment, two engines.
+//! impairment, two engines. So are the delay distributions' tables ([`dist`]): the kernel
+//! receives them, the engine draws from them.
 //!
 //! Pure: no I/O except [`Psched::read`]. It knows nothing of kiln.kdl: the project turns the
 //! language's `impair` into a [`Netem`] (`project::plan::netem`).
@@ -21,6 +22,8 @@
 use std::time::Duration;
 
 use super::NetError;
+
+pub mod dist;
 
 const TCA_NETEM_CORR: u16 = 1;
 const TCA_NETEM_DELAY_DIST: u16 = 2;
@@ -415,7 +418,7 @@ impl Netem {
             }
             attr(&mut out, TCA_NETEM_LOSS | NLA_F_NESTED, &nested);
         }
-        if let Some(table) = super::engine::dist::table(self.distribution) {
+        if let Some(table) = dist::table(self.distribution) {
             let bytes: Vec<u8> = table.iter().flat_map(|v| v.to_ne_bytes()).collect();
             attr(&mut out, TCA_NETEM_DELAY_DIST, &bytes);
         }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::control::{self, PathStatus, Request, Status};
@@ -112,17 +112,6 @@ pub fn forget(state_root: &Path, gone: impl Fn(&str) -> bool) -> Result<(), NetE
         ensure(state_root)?;
     }
     Ok(())
-}
-
-fn term_flag() -> std::io::Result<Arc<AtomicBool>> {
-    let term = Arc::new(AtomicBool::new(false));
-    for signal in [
-        nix::sys::signal::Signal::SIGTERM,
-        nix::sys::signal::Signal::SIGINT,
-    ] {
-        crate::net::daemon::signal_hook_flag(signal, &term)?;
-    }
-    Ok(term)
 }
 
 /// A path the worker carries.
@@ -243,7 +232,7 @@ fn start(spec: &PathSpec) -> std::io::Result<Carried> {
 
 /// `kiln __linkd`: carries the paths until none is left or SIGTERM.
 pub fn work(state_root: &Path) -> std::io::Result<()> {
-    let term = term_flag()?;
+    let term = supervise::on_terminate_signals()?;
     // One worker per state root, whatever happened to supervisors.
     let lock_path = state_root.join("net").join("linkd.run");
     let lock = std::fs::OpenOptions::new()

@@ -7,8 +7,9 @@
 //! ports of each *path*, one thread per direction, scheduling every frame by its departure
 //! time as netem would ([`model`]).
 //!
-//! - [`rng`], [`dist`], [`model`] and [`frame`] are pure and tested with a seeded generator
-//!   and a virtual clock;
+//! - [`rng`], [`model`] and [`frame`] are pure and tested with a seeded generator and a
+//!   virtual clock ([`model`] draws delays from netem's distribution tables,
+//!   [`crate::net::netem::dist`]);
 //! - [`port`] is the kernel side (AF_PACKET sockets with virtio-net headers);
 //! - [`pump`] is the I/O loop of one direction;
 //! - [`paths`] is the desired state (`$ROOT/net/linkd.json`), [`control`] the daemon's
@@ -19,7 +20,6 @@
 
 pub mod control;
 pub mod daemon;
-pub mod dist;
 pub mod frame;
 pub mod model;
 pub mod paths;

@@ -14,9 +14,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::dist;
 use super::rng::Rng;
-use crate::net::netem::{LossModel, Netem, scale_percent};
+use crate::net::netem::{LossModel, Netem, dist, scale_percent};
 
 /// What the model needs from a packet.
 pub trait Packet: Sized {

@@ -1,5 +1,5 @@
-use crate::net::engine::dist::{TABLE_SIZE, inverse_normal_cdf, table, tabledist};
 use crate::net::netem::Distribution;
+use crate::net::netem::dist::{TABLE_SIZE, inverse_normal_cdf, table, tabledist};
 
 fn mean_and_sd(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;

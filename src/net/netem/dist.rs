@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use crate::net::netem::Distribution;
+use super::Distribution;
 
 /// netem's `NETEM_DIST_SCALE`: table values are standard deviations × 8192.
 pub const SCALE: i64 = 8192;
