@@ -122,7 +122,9 @@ impl Netlink {
                     NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
                         peer = match bytes.len() {
                             4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
-                            16 => <[u8; 16]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
+                            16 => <[u8; 16]>::try_from(bytes.as_slice())
+                                .ok()
+                                .map(IpAddr::from),
                             _ => None,
                         };
                     }
