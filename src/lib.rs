@@ -13,6 +13,7 @@ pub mod digest;
 pub mod error;
 pub mod graph;
 pub mod image;
+pub mod inroot;
 pub mod layer;
 pub mod net;
 pub mod plan;

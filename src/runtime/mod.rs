@@ -63,7 +63,7 @@ pub use output::OutputTail;
 pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};
 pub use sandbox::{NoObserver, SandboxObserver, TraceEvent, run};
 pub use seccomp::{BpfInstruction, DEFAULT_DENIED, SeccompFilter, default_seccomp};
-pub use step::{CStringArray, SetupPlan, SetupStep};
+pub use step::{CStringArray, Purpose, SetupPlan, SetupStep, Target};
 pub use sys::{ExecFailure, Failure, RealSys, Sys, execute};
 
 /// How much of the command's combined stdout and stderr [`SandboxOutcome`] keeps.
@@ -208,6 +208,9 @@ pub enum SandboxError {
     },
     #[error("the sandbox died during setup ({status})")]
     SetupDied { status: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    InRoot(Box<InRootFailure>),
     #[error("working directory `{cwd}` does not exist in the image")]
     #[diagnostic(help("create it in an earlier step, e.g. `run \"mkdir\" \"-p\" \"{cwd}\"`"))]
     CwdNotFound { cwd: String },
@@ -229,6 +232,20 @@ pub enum SandboxError {
         #[source]
         source: Errno,
     },
+}
+
+/// A path of the container that could not be resolved (or created) inside its root: what
+/// kiln was doing, why the image's tree did not allow it, what to do.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot {action} `{path}` in the container: {reason}")]
+#[diagnostic(help("{help}"))]
+pub struct InRootFailure {
+    pub action: String,
+    pub path: String,
+    pub reason: String,
+    pub help: String,
+    #[source]
+    pub source: Errno,
 }
 
 impl SandboxError {

@@ -21,6 +21,7 @@ mod fuzz;
 mod graph;
 mod harness;
 mod health;
+mod inroot;
 mod network;
 mod project;
 mod registry;
