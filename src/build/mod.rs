@@ -190,6 +190,17 @@ pub enum BuildError {
         #[diagnostic_source]
         source: crate::layer::LayerError,
     },
+    #[error(
+        "layer {digest} is not the layer its image names: it unpacks to {actual}, the image config says {expected}"
+    )]
+    #[diagnostic(help(
+        "the image is corrupt or hostile (it claims another layer's identity); nothing of it was unpacked"
+    ))]
+    DiffIdMismatch {
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("user `{user}` of image `{image}` is not in the image's /etc/passwd")]
     #[diagnostic(help("use numeric ids (`user \"1000:1000\"`) or create the user first"))]
     UnknownUser {

@@ -224,6 +224,10 @@ pub enum Command {
     #[command(name = "__netd", hide = true)]
     Netd,
 
+    /// The supervisor of a state root's network services (started with the DNS daemon).
+    #[command(name = "__netsup", hide = true)]
+    Netsup,
+
     /// Write the OCI bundle kiln would run (DIR/config.json, DIR/rootfs), for runc.
     ///
     /// Examples:
@@ -323,8 +327,9 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Gc(GcArgs),
 
-    /// Check the store: re-hash every blob and follow every reference. Exit 1 on any
-    /// problem, naming it.
+    /// Check the store: re-hash every blob, follow every reference (a blob missing, or of
+    /// another size than its descriptor says), and find the files killed writers left in
+    /// store/ingest (`kiln gc` removes them). Exit 1 on any problem, naming it.
     Fsck(FormatArgs),
 
     /// Pull an image from a registry into the store, as `docker pull` does.
@@ -368,6 +373,16 @@ pub enum Command {
 
     /// Remove a registry's saved credentials from Docker's and Podman's files.
     Logout(super::registry_args::LogoutArgs),
+
+    /// Resolve every registry image kiln.kdl names (`from`, `copy … from=`, `image=`) to
+    /// a digest and write kiln.lock beside it, sorted, one line per image; pins nothing
+    /// uses are dropped. Builds then use the pinned digests, offline once pulled.
+    ///
+    /// Examples:
+    ///   kiln lock
+    ///   kiln lock -f examples/registry/kiln.kdl && git diff kiln.lock
+    #[command(verbatim_doc_comment)]
+    Lock(super::registry_args::LockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -407,6 +422,14 @@ pub struct BuildArgs {
     /// Output format of the final summary: `text`, or `json` (one object on stdout).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+
+    /// Resolve the tags of registry images again (and pull what changed) instead of
+    /// using the digests pinned in kiln.lock; rewrites kiln.lock.
+    #[arg(long)]
+    pub update: bool,
+
+    #[command(flatten)]
+    pub net: super::registry_args::RegistryNetArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -519,6 +542,19 @@ pub struct RunArgs {
     /// (a userspace proxy; needs --network NAME).
     #[arg(short = 'p', long = "publish", value_name = "HOST:PORT[/udp]")]
     pub publish: Vec<String>,
+    /// The most connections (UDP: client sessions) each published port's proxy holds at
+    /// once; the next client is reset (default 4096).
+    #[arg(long, value_name = "N", requires = "publish")]
+    pub publish_max_connections: Option<usize>,
+    /// Close a published port's connection (UDP: session) after this long without a byte
+    /// either way, e.g. 30s, 10m (default 1h for TCP, 60s for UDP).
+    #[arg(long, value_name = "DURATION", requires = "publish")]
+    pub publish_idle_timeout: Option<String>,
+    /// Security options. `seccomp=unconfined` runs without a seccomp filter;
+    /// `seccomp=PROFILE.json` uses a profile in Docker's JSON format instead of kiln's
+    /// default allow-list; `no-new-privileges` is always on.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opts: Vec<String>,
     /// Print each kernel-level step as it happens (for learning how containers work).
     #[arg(long)]
     pub trace: bool,
@@ -736,6 +772,9 @@ pub struct SuperviseArgs {
 
 #[derive(Debug, Args)]
 pub struct BundleArgs {
+    /// Security options, as for `kiln run` (`seccomp=unconfined`, `seccomp=PROFILE.json`).
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opts: Vec<String>,
     /// The image.
     pub image: String,
     /// The bundle directory (created; its rootfs must be empty).

@@ -7,6 +7,7 @@ use super::args::{
     Cli, CompressionArg, ExportArgs, ExportFormat, FormatArgs, GcArgs, ImageArg, ImportArgs,
     InspectArgs, OutputFormat, RmiArgs, TagArgs,
 };
+use super::error::CliError;
 use super::output::{human_size, json_line, line, table};
 use crate::image::{self, ArchiveFormat, StoredImage};
 use crate::layer::Compression;
@@ -161,10 +162,10 @@ pub(super) fn rmi(cli: &Cli, args: &RmiArgs) -> Result<u8, crate::Error> {
     if missing.is_empty() {
         Ok(0)
     } else {
-        Err(crate::Error::Failed {
-            message: format!("no image named {}", quoted_list(&missing)),
-            help: Some("`kiln images` lists the images".into()),
-        })
+        Err(CliError::NoSuchImages {
+            names: quoted_list(&missing),
+        }
+        .into())
     }
 }
 
@@ -215,7 +216,9 @@ pub(super) fn fsck(cli: &Cli, args: &FormatArgs) -> Result<u8, crate::Error> {
             if problems.is_empty() {
                 line(format!("{}: ok", store.root().display()))?;
             } else {
-                eprintln!("{}: {} problems", store.root().display(), problems.len());
+                let count = problems.len();
+                let noun = if count == 1 { "problem" } else { "problems" };
+                eprintln!("{}: {count} {noun}", store.root().display());
             }
         }
     }

@@ -9,11 +9,13 @@ mod build;
 mod check;
 mod commit;
 mod containers;
+mod error;
 mod exec;
 mod graph;
 mod images;
 mod network;
 mod output;
+mod pin;
 mod project;
 mod registry;
 mod registry_args;
@@ -28,6 +30,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 pub use args::{Cli, Command, OutputFormat};
+pub use error::CliError;
 
 /// Runs kiln with the given arguments (the first is the program name) and returns the exit
 /// code. `Err` is for failures that stop a command; problems in kiln.kdl are reported by the
@@ -70,6 +73,7 @@ pub fn run(
         Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
         Command::Netd => network::netd(&cli),
+        Command::Netsup => network::netsup(&cli),
         Command::Test(args) => test::run(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),
@@ -88,6 +92,7 @@ pub fn run(
         Command::Push(args) => registry::push(&cli, args),
         Command::Login(args) => registry::login(&cli, args),
         Command::Logout(args) => registry::logout(&cli, args),
+        Command::Lock(args) => pin::lock(&cli, args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.
@@ -130,6 +135,18 @@ fn store_images(cli: &Cli) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The runtime's reading of a container's seccomp profile, for the front end's diagnostic.
+pub fn check_seccomp_profile(text: &str) -> Result<(), crate::spec::ProfileProblem> {
+    crate::runtime::Profile::parse("", text)
+        .map(|_| ())
+        .map_err(|e| crate::spec::ProfileProblem {
+            message: e.detail(),
+            help: miette::Diagnostic::help(&e)
+                .map(|h| h.to_string())
+                .unwrap_or_default(),
+        })
+}
+
 /// Loads and validates a project file the way every command that runs it does: paths
 /// checked, images of the store known to `from`.
 fn load_project_file(
@@ -139,6 +156,7 @@ fn load_project_file(
     let options = crate::spec::Options {
         check_paths: true,
         external_images: store_images(cli),
+        check_seccomp_profile: Some(check_seccomp_profile),
     };
     Ok(crate::spec::load_file(
         file,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ContainerError;
 use crate::net::attach::{self, AttachRequest, Interface};
-use crate::net::proxy::{PortProxy, Protocol};
+use crate::net::proxy::{PortProxy, Protocol, ProxyOptions};
 use crate::net::{HostNamespace, NetNs};
 use crate::runtime::spec::Volume;
 
@@ -20,6 +20,13 @@ pub struct Published {
     pub host_port: u16,
     pub port: u16,
     pub protocol: Protocol,
+    /// The most connections (UDP: sessions) at once; the proxy's default when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Idle connections (sessions) are closed after this many milliseconds; the proxy's
+    /// default for the protocol when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Published {
@@ -48,7 +55,19 @@ impl Published {
             host_port: number(host)?,
             port: number(port)?,
             protocol,
+            max_connections: None,
+            idle_timeout_ms: None,
         })
+    }
+
+    /// The proxy's limits for this port.
+    pub fn proxy_options(&self) -> ProxyOptions {
+        let defaults = ProxyOptions::default();
+        ProxyOptions {
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+            idle_timeout: self.idle_timeout_ms.map(std::time::Duration::from_millis),
+            ..defaults
+        }
     }
 }
 
@@ -119,31 +138,17 @@ pub(crate) fn start_proxies(
     for p in publish {
         let host = NetNs::open(&HostNamespace::path(state_root))
             .map_err(crate::net::network::NetworkError::from)?;
-        let proxy = PortProxy::start(
+        let proxy = PortProxy::start_with(
             SocketAddr::from(([127, 0, 0, 1], p.host_port)),
             SocketAddr::new(target_ip, p.port),
             Some(host.into()),
             p.protocol,
+            p.proxy_options(),
         )
         .map_err(|e| ContainerError::Proxy(Box::new(e)))?;
         proxies.push(proxy);
     }
     Ok(proxies)
-}
-
-/// Makes the container's interfaces while its process waits (a start hook): the error is a
-/// message with its causes, as hooks report them.
-pub(crate) fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(), String> {
-    attach::attach(state_root, pid, interfaces).map_err(|err| {
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        message
-    })
 }
 
 /// Releases what a removed container held on the networks: its `interfaces` (from its

@@ -50,6 +50,8 @@ mod scan;
 mod write;
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;

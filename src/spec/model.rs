@@ -1,8 +1,10 @@
 //! The typed model of a kiln project: what kiln.kdl means, with a span on every value.
 //!
-//! Owns the data types only. `parse` fills them from KDL, `validate` checks them, later stages
-//! (plan, build, runtime, net, orchestrate) read them. Defaults are already filled in here, so
-//! nothing downstream re-decides them.
+//! Owns the data types only. `parse` fills them from KDL, `validate` checks them, and the
+//! stages that meet the language read them: `plan` (images), `project` (containers,
+//! networks, links, tests) and `graph`. The kernel-facing modules (`runtime`, `net`) never
+//! see them: `project` converts. Defaults are already filled in here, so nothing downstream
+//! re-decides them.
 
 use std::net::IpAddr;
 
@@ -244,6 +246,18 @@ pub struct Container {
     pub user: Option<Spanned<String>>,
     pub hostname: Option<Spanned<String>>,
     pub stop_signal: Option<Spanned<Signal>>,
+    /// `seccomp "unconfined"` or `seccomp "PROFILE.json"` (none: kiln's default profile).
+    pub seccomp: Option<Spanned<Seccomp>>,
+}
+
+/// A container's seccomp profile, when it is not kiln's default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Seccomp {
+    /// No filter (Docker's `--security-opt seccomp=unconfined`).
+    Unconfined,
+    /// A profile in Docker's JSON format, relative to the file that declares it.
+    Profile { path: String },
 }
 
 impl Container {
@@ -275,6 +289,13 @@ pub struct Publish {
     pub port: Spanned<u16>,
     pub host: Spanned<u16>,
     pub protocol: Protocol,
+    /// `max-connections=N`: the most connections (UDP: client sessions) the port's proxy
+    /// holds at once; the proxy's default when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<Spanned<u32>>,
+    /// `idle-timeout="1h"`: a connection (session) passing no byte this long is closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<Spanned<Duration>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -125,24 +125,31 @@ impl Store {
                 .map(|d| (d.clone(), "the build cache".to_string())),
         );
         while let Some((descriptor, referenced_by)) = queue.pop() {
-            if seen.contains_key(&descriptor.digest) {
-                continue;
-            }
-            seen.insert(descriptor.digest.clone(), descriptor.size);
+            // Every reference's size is checked (two descriptors of one blob may disagree);
+            // a blob's own references are followed once.
+            let first = !seen.contains_key(&descriptor.digest);
+            seen.entry(descriptor.digest.clone())
+                .or_insert(descriptor.size);
             let path = self.blob_path(&descriptor.digest);
             let Ok(meta) = fs::metadata(&path) else {
-                problems.push(Problem::Missing {
-                    digest: descriptor.digest.clone(),
-                    referenced_by,
-                });
+                if first {
+                    problems.push(Problem::Missing {
+                        digest: descriptor.digest.clone(),
+                        referenced_by,
+                    });
+                }
                 continue;
             };
-            if meta.len() != descriptor.size {
-                problems.push(Problem::WrongSize {
-                    digest: descriptor.digest.clone(),
-                    expected: descriptor.size,
-                    actual: meta.len(),
-                });
+            let wrong = Problem::WrongSize {
+                digest: descriptor.digest.clone(),
+                expected: descriptor.size,
+                actual: meta.len(),
+            };
+            if meta.len() != descriptor.size && !problems.contains(&wrong) {
+                problems.push(wrong);
+            }
+            if !first {
+                continue;
             }
             match children(self, &descriptor) {
                 Ok(kids) => {
@@ -202,7 +209,12 @@ impl Store {
             |p| !matches!(p, Problem::Unreadable { digest, .. } if corrupt.contains(digest)),
         );
         problems.extend(reference_problems);
-        problems.extend(self.leftovers()?.into_iter().map(|(path, size)| {
+        // A dead transaction's lock file is not worth a line of its own: its blobs are.
+        let leftovers = self
+            .leftovers()?
+            .into_iter()
+            .filter(|(p, _)| !is_lock_file(p));
+        problems.extend(leftovers.map(|(path, size)| {
             Problem::Leftover {
                 path: path
                     .strip_prefix(&self.root)
@@ -272,11 +284,22 @@ impl Store {
         // Every writer holds the shared lock, so with the exclusive one held every file in
         // ingest/ is a leftover; `leftovers` checks each file's own lock all the same.
         for (path, _) in self.leftovers()? {
-            fs::remove_file(&path).map_err(io_err(&path))?;
-            report.ingest_files_removed += 1;
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => fs::remove_dir_all(&path),
+                _ => fs::remove_file(&path),
+            }
+            .map_err(io_err(&path))?;
+            if !is_lock_file(&path) {
+                report.ingest_files_removed += 1;
+            }
         }
         Ok(report)
     }
+}
+
+/// A transaction's lock file in `ingest/` (see `staging::Group`).
+fn is_lock_file(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "lock")
 }
 
 fn short_kind(media_type: &str) -> &'static str {

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::sync::Mutex;
 
 use super::references::{self, MAX_MANIFEST_BYTES};
-use super::staging::{Staged, Staging};
+use super::staging::{Group, Staged, Staging};
 use super::{Descriptor, Index, REF_NAME, Store, StoreError, StoreLock, io_err};
 use crate::atomic_file as atomic;
 use crate::digest::Digest;
@@ -24,6 +24,8 @@ pub struct Transaction {
     staged: Mutex<BTreeMap<Digest, Staged>>,
     tags: Mutex<BTreeMap<String, Descriptor>>,
     keep: Mutex<Vec<Descriptor>>,
+    /// Covers every staged file (declared after `staged`: the files go first on drop).
+    group: Group,
     _lock: StoreLock,
 }
 
@@ -40,12 +42,15 @@ pub struct Committed {
 impl Store {
     /// Begins an ingest transaction.
     pub fn begin(&self) -> Result<Transaction, StoreError> {
+        let lock = self.lock_shared()?;
+        let dir = self.root.join("ingest");
         Ok(Transaction {
             store: self.clone(),
             staged: Mutex::new(BTreeMap::new()),
             tags: Mutex::new(BTreeMap::new()),
             keep: Mutex::new(Vec::new()),
-            _lock: self.lock_shared()?,
+            group: Group::create(&dir).map_err(io_err(&dir))?,
+            _lock: lock,
         })
     }
 }
@@ -60,7 +65,8 @@ impl Transaction {
     /// the content has exactly that size and digest.
     pub fn writer(&self, expected: Option<&Descriptor>) -> Result<BlobWriter<'_>, StoreError> {
         let dir = self.store.root.join("ingest");
-        let staging = Staging::create(&dir, expected.map(|d| d.size)).map_err(io_err(&dir))?;
+        let staging = Staging::create(&dir, expected.map(|d| d.size), Some(&self.group))
+            .map_err(io_err(&dir))?;
         Ok(BlobWriter {
             tx: self,
             staging,
@@ -105,21 +111,24 @@ impl Transaction {
             .map(|m| m.len())
     }
 
-    /// Reads a staged or stored blob of at most `limit` bytes (a manifest, a config).
-    pub fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
+    /// Opens a staged or stored blob for reading (to check a layer's content, say).
+    pub fn open(&self, digest: &Digest) -> Result<fs::File, StoreError> {
         let path = match self.staged.lock().expect("staged").get(digest) {
             Some(staged) => staged.path().to_path_buf(),
             None => self.store.blob_path(digest),
         };
-        let file = fs::File::open(&path).map_err(|source| match source.kind() {
+        fs::File::open(&path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => StoreError::MissingBlob {
                 digest: digest.clone(),
             },
-            _ => StoreError::Io {
-                path: path.clone(),
-                source,
-            },
-        })?;
+            _ => StoreError::Io { path, source },
+        })
+    }
+
+    /// Reads a staged or stored blob of at most `limit` bytes (a manifest, a config).
+    pub fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
+        let file = self.open(digest)?;
+        let path = self.store.blob_path(digest);
         let mut bytes = Vec::new();
         file.take(limit + 1)
             .read_to_end(&mut bytes)

@@ -7,6 +7,7 @@
 
 #![allow(unreachable_pub)]
 
+mod antispoof;
 mod archive;
 mod book;
 mod build;
@@ -18,14 +19,20 @@ mod diagnostics;
 mod examples;
 mod exec;
 mod fuzz;
+mod fuzz_archives;
 mod graph;
 mod harness;
 mod health;
+mod hostile_archives;
 mod inroot;
 mod network;
 mod project;
+mod proxy;
 mod registry;
 mod rollout;
 mod run;
+mod seccomp;
+mod services;
 mod stats;
+mod tarball;
 mod test_cmd;

@@ -11,7 +11,7 @@ use super::{unknown_node, values};
 use crate::spec::diag::{Code, Diagnostics, did_you_mean};
 use crate::spec::model::{
     Attachment, Condition, Container, ContainerKind, Dependency, Health, Protocol, Publish,
-    RestartPolicy, Volume, VolumeSource,
+    RestartPolicy, Seccomp, Volume, VolumeSource,
 };
 use crate::spec::reader::Node;
 use crate::spec::source::{FileId, Span, Spanned};
@@ -34,6 +34,7 @@ pub(super) const CHILDREN: &[&str] = &[
     "user",
     "hostname",
     "stop-signal",
+    "seccomp",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
@@ -129,6 +130,7 @@ pub(super) fn parse_container(
         user: None,
         hostname: None,
         stop_signal: None,
+        seccomp: None,
     };
     let context = match kind {
         ContainerKind::Service => "a `container` block",
@@ -177,7 +179,9 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
     let keyword = node.name().value();
     let usage = match keyword {
         "network" => "network \"NAME\" [ip=\"ADDRESS\"] [alias=\"NAME\"] [{ impair … }]",
-        "publish" => "publish PORT host=HOST_PORT [protocol=\"tcp\"|\"udp\"]",
+        "publish" => {
+            "publish PORT host=HOST_PORT [protocol=\"tcp\"|\"udp\"] [max-connections=N] [idle-timeout=\"1h\"]"
+        }
         "env" => "env KEY=\"VALUE\"…",
         "volume" => "volume \"SOURCE\" \"/TARGET\" [ro=#true]",
         "memory" => "memory \"128MiB\"",
@@ -196,6 +200,7 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
         "user" => "user \"UID[:GID]\"",
         "hostname" => "hostname \"NAME\"",
         "stop-signal" => "stop-signal \"SIGTERM\"",
+        "seccomp" => "seccomp \"unconfined\"|\"PROFILE.json\"",
         _ => unreachable!("checked against CHILDREN"),
     };
     let mut n = Node::new(node, file, diags, usage);
@@ -242,12 +247,35 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
                     )
                 })
                 .map_or(Protocol::Tcp, |p| p.value);
+            let max_connections = n
+                .prop_int(diags, "max-connections")
+                .and_then(|m| values::bounded(diags, m, "`max-connections`", 1, 1 << 20))
+                .map(|m| Spanned::new(m.value as u32, m.span));
+            let idle_timeout = n
+                .prop_any("idle-timeout")
+                .and_then(|v| values::duration(diags, v, "`idle-timeout`"))
+                .filter(|d| {
+                    let positive = d.value.0 > 0;
+                    if !positive {
+                        diags
+                            .error(
+                                Code::ValueOutOfRange,
+                                d.span,
+                                "`idle-timeout` is out of range",
+                            )
+                            .label("must be longer than 0s")
+                            .help("leave it out for the default (1h for TCP, 60s for UDP)");
+                    }
+                    positive
+                });
             if let Some(port) = port {
                 let host = host.unwrap_or(port.clone());
                 c.publish.push(Publish {
                     port,
                     host,
                     protocol,
+                    max_connections,
+                    idle_timeout,
                 });
             }
         }
@@ -392,6 +420,21 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
             c.stop_signal = n
                 .any_arg(diags, 0, "a signal")
                 .and_then(|v| values::signal(diags, v, "the stop signal"));
+        }
+        "seccomp" => {
+            n.max_args(diags, 1);
+            c.seccomp = n
+                .str_arg(diags, 0, "`\"unconfined\"` or a profile file")
+                .map(|v| {
+                    let seccomp = if v.value == "unconfined" {
+                        Seccomp::Unconfined
+                    } else {
+                        Seccomp::Profile {
+                            path: v.value.clone(),
+                        }
+                    };
+                    Spanned::new(seccomp, v.span)
+                });
         }
         _ => unreachable!("checked against CHILDREN"),
     }
