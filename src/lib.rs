@@ -21,7 +21,7 @@
 //! - [`spec`]: kiln.kdl → a validated, typed model with diagnostics (pure); [`graph`]
 //!   draws it.
 //! - Leaves any of them may use: [`digest`], [`reference`](mod@reference), [`atomic_file`], [`timestamp`],
-//!   [`beneath`], [`causes`].
+//!   [`beneath`], [`inroot`], [`causes`].
 
 pub mod atomic_file;
 pub mod beneath;
