@@ -27,6 +27,7 @@ mod hostile_archives;
 mod impair;
 mod inroot;
 mod network;
+mod placement;
 mod project;
 mod proxy;
 mod registry;
