@@ -57,6 +57,15 @@ impl Cgroup {
         self.inner.dirs(&self.name)
     }
 
+    /// The ids of the device programs attached to it (see [`super::DEVICE_RULES`]); empty
+    /// on a pure v1 machine, where `devices.list` holds the rules instead.
+    pub fn device_programs(&self) -> Result<Vec<u32>, CgroupError> {
+        match self.inner.device_dir(&self.name) {
+            Some(dir) => self.inner.ops.device_programs(&dir),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Moves process `pid` (all its threads) into the cgroup, in every v1 hierarchy.
     /// Children it forks afterwards are born inside.
     pub fn attach(&self, pid: i32) -> Result<(), CgroupError> {
