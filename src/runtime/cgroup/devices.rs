@@ -79,7 +79,11 @@ impl Access {
 impl fmt::Display for Access {
     /// `rwm` order, as v1 prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (bit, letter) in [(Access::READ, 'r'), (Access::WRITE, 'w'), (Access::MKNOD, 'm')] {
+        for (bit, letter) in [
+            (Access::READ, 'r'),
+            (Access::WRITE, 'w'),
+            (Access::MKNOD, 'm'),
+        ] {
             if self.contains(bit) {
                 write!(f, "{letter}")?;
             }
@@ -132,8 +136,16 @@ impl fmt::Display for DeviceRule {
 }
 
 /// Whether `rules` allow `access` to `kind major:minor` (deny unless a rule allows).
-pub fn allowed(rules: &[DeviceRule], kind: DeviceKind, major: u32, minor: u32, access: Access) -> bool {
-    rules.iter().any(|rule| rule.allows(kind, major, minor, access))
+pub fn allowed(
+    rules: &[DeviceRule],
+    kind: DeviceKind,
+    major: u32,
+    minor: u32,
+    access: Access,
+) -> bool {
+    rules
+        .iter()
+        .any(|rule| rule.allows(kind, major, minor, access))
 }
 
 const RWM: Access = Access::ALL;
@@ -146,14 +158,14 @@ const C: DeviceKind = DeviceKind::Char;
 pub const DEVICE_RULES: [DeviceRule; 11] = [
     DeviceRule::new(C, None, None, M),
     DeviceRule::new(DeviceKind::Block, None, None, M),
-    DeviceRule::new(C, Some(1), Some(3), RWM),   // null
-    DeviceRule::new(C, Some(1), Some(5), RWM),   // zero
-    DeviceRule::new(C, Some(1), Some(7), RWM),   // full
-    DeviceRule::new(C, Some(1), Some(8), RWM),   // random
-    DeviceRule::new(C, Some(1), Some(9), RWM),   // urandom
-    DeviceRule::new(C, Some(5), Some(0), RWM),   // tty
-    DeviceRule::new(C, Some(5), Some(2), RWM),   // ptmx
-    DeviceRule::new(C, Some(136), None, RWM),    // pts/*
+    DeviceRule::new(C, Some(1), Some(3), RWM),    // null
+    DeviceRule::new(C, Some(1), Some(5), RWM),    // zero
+    DeviceRule::new(C, Some(1), Some(7), RWM),    // full
+    DeviceRule::new(C, Some(1), Some(8), RWM),    // random
+    DeviceRule::new(C, Some(1), Some(9), RWM),    // urandom
+    DeviceRule::new(C, Some(5), Some(0), RWM),    // tty
+    DeviceRule::new(C, Some(5), Some(2), RWM),    // ptmx
+    DeviceRule::new(C, Some(136), None, RWM),     // pts/*
     DeviceRule::new(C, Some(10), Some(200), RWM), // net/tun
 ];
 

@@ -2,6 +2,7 @@
 //! behaves like the kernel (no root needed), and v1 for real on this machine (root only).
 
 mod devices;
+mod devices_real;
 mod fake_kernel;
 mod hybrid_fake;
 mod parse;

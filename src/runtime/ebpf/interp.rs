@@ -7,8 +7,8 @@
 //! It is not used to filter anything: the kernel runs the real program.
 
 use super::asm::{
-    ALU_AND, ALU_MOV, ALU_RSH, CLASS_ALU, CLASS_JMP, CLASS_LDX, INSN_SIZE, Insn, JMP_EXIT,
-    JMP_JA, JMP_JNE, MODE_MEM, Reg, SIZE_W, SRC_X,
+    ALU_AND, ALU_MOV, ALU_RSH, CLASS_ALU, CLASS_JMP, CLASS_LDX, INSN_SIZE, Insn, JMP_EXIT, JMP_JA,
+    JMP_JNE, MODE_MEM, Reg, SIZE_W, SRC_X,
 };
 
 /// What a register holds.

@@ -191,7 +191,10 @@ pub fn load_cgroup_device(program: &[Insn], name: &str) -> Result<OwnedFd, BpfEr
 
 /// Attaches `program` to the cgroup open as `cgroup` (a directory descriptor in the
 /// unified hierarchy) with `BPF_F_ALLOW_MULTI`.
-pub fn attach_cgroup_device(cgroup: BorrowedFd<'_>, program: BorrowedFd<'_>) -> Result<(), BpfError> {
+pub fn attach_cgroup_device(
+    cgroup: BorrowedFd<'_>,
+    program: BorrowedFd<'_>,
+) -> Result<(), BpfError> {
     let mut attr = Attr::new();
     // struct { target_fd; attach_bpf_fd; attach_type; attach_flags; replace_bpf_fd; }
     attr.u32(0, cgroup.as_raw_fd() as u32)

@@ -11,15 +11,39 @@ use super::interp::{InterpError, run};
 fn each_instruction_has_the_kernels_layout() {
     let cases = [
         // opcode, dst | src << 4, off (le16), imm (le32)
-        (Insn::load_u32(Reg::R2, Reg::R1, 0), [0x61, 0x12, 0, 0, 0, 0, 0, 0]),
-        (Insn::load_u32(Reg::R5, Reg::R1, 8), [0x61, 0x15, 8, 0, 0, 0, 0, 0]),
-        (Insn::and32_imm(Reg::R2, 0xffff), [0x54, 0x02, 0, 0, 0xff, 0xff, 0, 0]),
-        (Insn::rsh32_imm(Reg::R3, 16), [0x74, 0x03, 0, 0, 16, 0, 0, 0]),
+        (
+            Insn::load_u32(Reg::R2, Reg::R1, 0),
+            [0x61, 0x12, 0, 0, 0, 0, 0, 0],
+        ),
+        (
+            Insn::load_u32(Reg::R5, Reg::R1, 8),
+            [0x61, 0x15, 8, 0, 0, 0, 0, 0],
+        ),
+        (
+            Insn::and32_imm(Reg::R2, 0xffff),
+            [0x54, 0x02, 0, 0, 0xff, 0xff, 0, 0],
+        ),
+        (
+            Insn::rsh32_imm(Reg::R3, 16),
+            [0x74, 0x03, 0, 0, 16, 0, 0, 0],
+        ),
         (Insn::mov32_imm(Reg::R0, 1), [0xb4, 0x00, 0, 0, 1, 0, 0, 0]),
-        (Insn::mov32_reg(Reg::R1, Reg::R3), [0xbc, 0x31, 0, 0, 0, 0, 0, 0]),
-        (Insn::jne_imm(Reg::R4, 136, 3), [0x55, 0x04, 3, 0, 136, 0, 0, 0]),
-        (Insn::jne_imm(Reg::R2, -1, -2), [0x55, 0x02, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]),
-        (Insn::jne_reg(Reg::R1, Reg::R3, 7), [0x5d, 0x31, 7, 0, 0, 0, 0, 0]),
+        (
+            Insn::mov32_reg(Reg::R1, Reg::R3),
+            [0xbc, 0x31, 0, 0, 0, 0, 0, 0],
+        ),
+        (
+            Insn::jne_imm(Reg::R4, 136, 3),
+            [0x55, 0x04, 3, 0, 136, 0, 0, 0],
+        ),
+        (
+            Insn::jne_imm(Reg::R2, -1, -2),
+            [0x55, 0x02, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ),
+        (
+            Insn::jne_reg(Reg::R1, Reg::R3, 7),
+            [0x5d, 0x31, 7, 0, 0, 0, 0, 0],
+        ),
         (Insn::ja(1), [0x05, 0x00, 1, 0, 0, 0, 0, 0]),
         (Insn::exit(), [0x95, 0x00, 0, 0, 0, 0, 0, 0]),
     ];
@@ -97,10 +121,7 @@ fn bad_labels_are_refused() {
     asm.place(back);
     asm.push(Insn::mov32_imm(Reg::R0, 0));
     asm.jump(Insn::ja(0), back);
-    assert_eq!(
-        asm.finish(),
-        Err(AsmError::Backwards { at: 1, target: 0 })
-    );
+    assert_eq!(asm.finish(), Err(AsmError::Backwards { at: 1, target: 0 }));
 
     let mut asm = Asm::new();
     let end = asm.label();
@@ -116,10 +137,7 @@ fn the_interpreter_is_as_strict_as_the_verifier() {
     // A plain read of the context.
     assert_eq!(
         run(
-            &program(&[
-                Insn::load_u32(Reg::R0, Reg::R1, 8),
-                Insn::exit()
-            ]),
+            &program(&[Insn::load_u32(Reg::R0, Reg::R1, 8), Insn::exit()]),
             &ctx
         ),
         Ok(3)
@@ -169,7 +187,10 @@ fn the_interpreter_is_as_strict_as_the_verifier() {
             program(&[Insn::mov32_imm(Reg::R0, 0)]),
             InterpError::FellOff,
         ),
-        (vec![0x18, 0, 0, 0, 0, 0, 0, 0], InterpError::Opcode { at: 0, code: 0x18 }),
+        (
+            vec![0x18, 0, 0, 0, 0, 0, 0, 0],
+            InterpError::Opcode { at: 0, code: 0x18 },
+        ),
         (vec![0x95, 0, 0], InterpError::Length(3)),
     ];
     for (bytes, error) in refused {

@@ -175,7 +175,21 @@ fn a_one_rule_program_has_these_bytes() {
 
 #[test]
 fn the_program_decides_as_the_rules_on_a_grid_of_requests() {
-    let majors = [0, 1, 4, 5, 7, 8, 10, 136, 137, 254, 4095, i32::MAX as u32, u32::MAX];
+    let majors = [
+        0,
+        1,
+        4,
+        5,
+        7,
+        8,
+        10,
+        136,
+        137,
+        254,
+        4095,
+        i32::MAX as u32,
+        u32::MAX,
+    ];
     let minors = [0, 1, 2, 3, 5, 7, 8, 9, 11, 200, 65535, 1 << 20, u32::MAX];
     let program = encode_all(&device_program(&DEVICE_RULES).unwrap());
     let mut allowed_count = 0;
@@ -219,9 +233,26 @@ fn the_attacks_of_issue_10_are_denied_and_the_standard_devices_allowed() {
     // /dev/mem (c 1:1), a block device under a char device's numbers (b 1:3).
     assert!(!verdict(rules, DeviceKind::Char, 1, 1, r));
     assert!(!verdict(rules, DeviceKind::Block, 1, 3, rw));
-    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2), (136, 0), (136, 7), (10, 200)] {
-        assert!(verdict(rules, DeviceKind::Char, major, minor, rw), "{major}:{minor}");
-        assert!(verdict(rules, DeviceKind::Char, major, minor, m), "{major}:{minor}");
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 2),
+        (136, 0),
+        (136, 7),
+        (10, 200),
+    ] {
+        assert!(
+            verdict(rules, DeviceKind::Char, major, minor, rw),
+            "{major}:{minor}"
+        );
+        assert!(
+            verdict(rules, DeviceKind::Char, major, minor, m),
+            "{major}:{minor}"
+        );
     }
     // /dev/console (c 5:1) is not among them, as in runc.
     assert!(!verdict(rules, DeviceKind::Char, 5, 1, rw));
@@ -240,14 +271,14 @@ fn numbers_the_program_cannot_hold_are_refused() {
         Err(DeviceProgramError::Number(u32::MAX))
     );
     // No rule at all: deny everything.
-    assert_eq!(
-        device_program(&[]).unwrap(),
-        {
-            let mut expected = device_program(&DEVICE_RULES).unwrap()[..6].to_vec();
-            expected.extend([Insn::mov32_imm(crate::runtime::ebpf::Reg::R0, 0), Insn::exit()]);
-            expected
-        }
-    );
+    assert_eq!(device_program(&[]).unwrap(), {
+        let mut expected = device_program(&DEVICE_RULES).unwrap()[..6].to_vec();
+        expected.extend([
+            Insn::mov32_imm(crate::runtime::ebpf::Reg::R0, 0),
+            Insn::exit(),
+        ]);
+        expected
+    });
 }
 
 fn any_rule() -> impl Strategy<Value = DeviceRule> {

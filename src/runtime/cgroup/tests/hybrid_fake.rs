@@ -68,14 +68,15 @@ fn where_the_program_cannot_be_loaded_the_v1_rules_stand_alone_and_the_trace_say
     let fake = FakeKernel::hybrid();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let hierarchy = fake
-        .hybrid_hierarchy()
-        .with_observer(Arc::new(move |event: &CgroupEvent<'_>| {
-            sink.lock().unwrap().push(event.to_string());
-        }));
+    let hierarchy =
+        fake.hybrid_hierarchy()
+            .with_observer(Arc::new(move |event: &CgroupEvent<'_>| {
+                sink.lock().unwrap().push(event.to_string());
+            }));
     fake.fail_next_write("bpf", libc::EINVAL);
     let cgroup = hierarchy.create("c", &Limits::default()).unwrap();
-    let seen = seen.lock().unwrap();
+    // A copy: the observer takes the lock again on `remove`.
+    let seen = seen.lock().unwrap().clone();
     let last = seen.last().unwrap();
     assert!(
         last.starts_with(&format!(

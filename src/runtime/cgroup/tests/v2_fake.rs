@@ -622,7 +622,10 @@ fn freeze_and_thaw_write_cgroup_freeze_and_wait_for_the_kernel() {
 #[test]
 fn every_cgroup_gets_the_device_program_of_the_default_rules() {
     let fake = FakeKernel::new(ALL, "");
-    let cgroup = fake.hierarchy().create("kiln/abc/c1", &Limits::default()).unwrap();
+    let cgroup = fake
+        .hierarchy()
+        .create("kiln/abc/c1", &Limits::default())
+        .unwrap();
     let programs = fake.programs("kiln/abc/c1");
     assert_eq!(programs.len(), 1);
     assert_eq!(
