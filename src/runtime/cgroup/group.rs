@@ -70,7 +70,16 @@ impl Cgroup {
     /// Children it forks afterwards are born inside.
     pub fn attach(&self, pid: i32) -> Result<(), CgroupError> {
         let value = pid.to_string();
+        // A container made by a kiln before hybrid machines got a unified cgroup has none
+        // there: it keeps its v1 rules alone until it is made again.
+        let unified = match &self.inner.version {
+            Version::V1 { .. } => self.inner.device_dir(&self.name),
+            Version::V2 { .. } => None,
+        };
         for dir in self.dirs() {
+            if unified.as_ref() == Some(&dir) && !self.inner.ops.exists(&dir) {
+                continue;
+            }
             self.inner.ops.write(&dir.join("cgroup.procs"), &value)?;
         }
         Ok(())
