@@ -30,6 +30,9 @@ const HYBRID_V1: [(&str, &[(&str, &str)]); 3] = [
     ("freezer", &[("freezer.state", "THAWED")]),
 ];
 
+/// A device program attached: its id and instructions.
+type Attached = (u32, Vec<Insn>);
+
 #[derive(Debug)]
 pub(super) struct FakeKernel {
     pub(super) dir: tempfile::TempDir,
@@ -42,7 +45,7 @@ pub(super) struct FakeKernel {
     /// device program attachment).
     fail: Mutex<Option<(String, i32)>>,
     /// Device programs attached, by directory: (id, instructions).
-    programs: Mutex<BTreeMap<PathBuf, Vec<(u32, Vec<Insn>)>>>,
+    programs: Mutex<BTreeMap<PathBuf, Vec<Attached>>>,
     /// Whether this is [`FakeKernel::hybrid`]'s layout.
     hybrid: bool,
 }
@@ -106,7 +109,7 @@ impl FakeKernel {
     }
 
     /// The device programs attached to `relative` (ids and instructions).
-    pub(super) fn programs(&self, relative: &str) -> Vec<(u32, Vec<Insn>)> {
+    pub(super) fn programs(&self, relative: &str) -> Vec<Attached> {
         let dir = self.dir.path().join(relative);
         self.programs
             .lock()
