@@ -16,8 +16,21 @@ pub enum CliError {
     },
 
     #[error("no link has the end `{end}`")]
-    #[diagnostic(help("`kiln network links` lists them (ends are CONTAINER:INTERFACE)"))]
+    #[diagnostic(help(
+        "`kiln network links` lists them (ends are CONTAINER:INTERFACE); a container's \
+         interface on a network can be changed when kiln.kdl impairs it"
+    ))]
     UnknownLinkEnd { end: String },
+
+    #[error("{end} has no impairment to change")]
+    #[diagnostic(help(
+        "declare one in kiln.kdl (`network \"{network}\" {{ impair delay=\"5ms\" }}`) and run `kiln up`"
+    ))]
+    NothingToImpair { end: String, network: String },
+
+    #[error("--engine applies to links only")]
+    #[diagnostic(help("an attachment's engine is declared in kiln.kdl (`impair engine=…`)"))]
+    EngineOfAttachment,
 
     #[error("{container} is not running")]
     #[diagnostic(help("`kiln up -d` brings the project back"))]
@@ -26,6 +39,13 @@ pub enum CliError {
     #[error("no container or job named `{service}` in the project")]
     #[diagnostic(help("the project declares: {declared}"))]
     UnknownService { service: String, declared: String },
+
+    #[error("project {project} declares hosts or overlay networks, which `kiln up` cannot run yet")]
+    #[diagnostic(help(
+        "`kiln up --dry-run` shows where each container would run; remove the `host` nodes, \
+         `host=` and `driver=\"overlay\"` to run the project on this machine"
+    ))]
+    MultiHostNotRunnable { project: String },
 
     #[error("project {project} has no container named `{name}`")]
     #[diagnostic(help("`kiln ps --project {project}` lists them"))]

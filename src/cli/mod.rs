@@ -13,9 +13,11 @@ mod error;
 mod exec;
 mod graph;
 mod images;
+mod links;
 mod network;
 mod output;
 mod pin;
+mod placement;
 mod project;
 mod registry;
 mod registry_args;
@@ -73,6 +75,7 @@ pub fn run(
         Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
         Command::Netd => network::netd(&cli),
+        Command::Linkd => network::linkd(&cli),
         Command::Netsup => network::netsup(&cli),
         Command::Test(args) => test::run(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
@@ -157,6 +160,7 @@ fn load_project_file(
         check_paths: true,
         external_images: store_images(cli),
         check_seccomp_profile: Some(check_seccomp_profile),
+        check_placement: Some(crate::project::placement::check),
     };
     Ok(crate::spec::load_file(
         file,

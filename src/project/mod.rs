@@ -10,6 +10,7 @@
 //! here, [`UpEvent`] and [`ProjectError`], so that neither file needs the other's.
 
 pub mod assert;
+pub mod placement;
 mod plan;
 pub mod probe;
 mod rollout;
@@ -17,7 +18,7 @@ mod rollout;
 mod tests;
 mod up;
 
-pub use plan::{Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
+pub use plan::{HostPlan, Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
 pub use probe::LiveProber;
 pub use rollout::{PREVIOUS, health_deadline, rollback};
 pub use up::{DEFAULT_WAIT, down, project_records, up};
@@ -57,10 +58,16 @@ pub enum UpEvent {
         name: String,
         code: i32,
     },
-    /// A link was made; `unimpaired`: its impairments could not be applied (no netem).
+    /// A link was made; `impaired_by`: who carries its impairments (`kernel`, the netem
+    /// qdisc; `userspace`, kiln's engine), `None` when it has none.
     Linked {
         link: String,
-        unimpaired: bool,
+        impaired_by: Option<&'static str>,
+    },
+    /// A link's declared impairment changed and was applied.
+    Reimpaired {
+        link: String,
+        impaired_by: Option<&'static str>,
     },
 }
 
@@ -126,6 +133,13 @@ pub enum ProjectError {
     Link {
         a: String,
         b: String,
+        #[source]
+        source: crate::net::NetError,
+    },
+    #[error("cannot record the links of {project}")]
+    #[diagnostic(help("`kiln network links` shows what is recorded; `kiln down` tries again"))]
+    Links {
+        project: String,
         #[source]
         source: crate::net::NetError,
     },

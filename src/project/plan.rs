@@ -12,7 +12,7 @@ use crate::runtime::spec::{NetworkMode, RunOptions};
 use crate::runtime::supervise::RestartPolicy;
 
 use crate::spec::model::{
-    Attachment, Condition, Container, ContainerKind, Health, Impairment, Project, Publish,
+    Attachment, Condition, Container, ContainerKind, Driver, Health, Impairment, Project, Publish,
     RestartPolicy as SpecRestart, Seccomp, VolumeSource,
 };
 
@@ -27,6 +27,18 @@ pub struct ProjectPlan {
     pub waves: Vec<Vec<usize>>,
     pub networks: Vec<NetworkPlan>,
     pub links: Vec<LinkPlan>,
+    /// The declared hosts, in declaration order (none: everything runs on this machine).
+    pub hosts: Vec<HostPlan>,
+}
+
+/// A declared host: a machine of its own, or one simulated on this machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostPlan {
+    pub name: String,
+    /// Its underlay address (VXLAN's peers reach it there).
+    pub address: std::net::IpAddr,
+    pub cpus: Option<f64>,
+    pub memory: Option<u64>,
 }
 
 /// A network the project declares.
@@ -36,6 +48,8 @@ pub struct NetworkPlan {
     /// `None`: the first free /24 of 10.89.0.0/16.
     pub subnet: Option<IpNetwork>,
     pub internal: bool,
+    /// The VNI of an overlay network (`driver="overlay"`); `None` for a bridge.
+    pub vni: Option<u32>,
 }
 
 /// A link between two instances' named interfaces.
@@ -46,6 +60,8 @@ pub struct LinkPlan {
     pub b: (String, String),
     pub subnet: Option<IpNetwork>,
     pub impair: Option<Netem>,
+    /// Which engine carries `impair`.
+    pub engine: crate::net::impair::Engine,
 }
 
 /// A volume the instance mounts, before its source is made to exist.
@@ -75,6 +91,10 @@ pub struct Instance {
     pub kind: ContainerKind,
     /// The image, as the project names it.
     pub image: String,
+    /// The declared host it runs on (pinned or placed); `None` in a project without hosts.
+    pub host: Option<String>,
+    /// Pinned with `host=` (else placed by kiln).
+    pub pinned: bool,
     /// Options from the node; `volumes` is left empty — see `volumes`.
     pub options: RunOptions,
     pub volumes: Vec<VolumePlan>,
@@ -90,10 +110,13 @@ pub struct Instance {
     pub fingerprint: String,
 }
 
-/// The kernel's netem settings for the language's `impair` (of a link or of a network
-/// attachment). The spec's rates are bits per second (as `tc` writes them); netem wants bytes.
-/// Here, where the project meets the network, so that `net` never knows kiln.kdl.
+/// The netem settings of the language's `impair` (of a link or of a network attachment),
+/// for either engine. The spec's rates are bits per second (as `tc` writes them); netem
+/// wants bytes. Here, where the project meets the network, so that `net` never knows
+/// kiln.kdl.
 pub(super) fn netem(impair: &Impairment) -> Netem {
+    use crate::net::netem::{Distribution, LossModel as NetLoss};
+    use crate::spec::model::{DelayDistribution, LossModel};
     let time = |d: &Option<crate::spec::Spanned<crate::spec::units::Duration>>| {
         d.as_ref().map_or(std::time::Duration::ZERO, |d| {
             std::time::Duration::from_nanos(d.value.0)
@@ -102,26 +125,83 @@ pub(super) fn netem(impair: &Impairment) -> Netem {
     let percent = |p: &Option<crate::spec::Spanned<crate::spec::units::Percent>>| {
         p.as_ref().map_or(0.0, |p| p.value.0)
     };
+    let defaults = Netem::default();
     Netem {
         delay: time(&impair.delay),
         jitter: time(&impair.jitter),
+        delay_correlation: percent(&impair.delay_correlation),
+        distribution: match impair.distribution.as_ref().map(|d| d.value) {
+            None | Some(DelayDistribution::Uniform) => Distribution::Uniform,
+            Some(DelayDistribution::Normal) => Distribution::Normal,
+            Some(DelayDistribution::Pareto) => Distribution::Pareto,
+            Some(DelayDistribution::Paretonormal) => Distribution::Paretonormal,
+        },
         loss_percent: percent(&impair.loss),
+        loss_correlation: percent(&impair.loss_correlation),
+        loss_model: impair.loss_model.as_ref().map(|m| match &m.value {
+            LossModel::GilbertElliott {
+                p,
+                r,
+                bad_loss,
+                good_loss,
+            } => NetLoss::GilbertElliott {
+                p: p.0,
+                r: r.0,
+                bad_loss: bad_loss.0,
+                good_loss: good_loss.0,
+            },
+            LossModel::FourState {
+                p13,
+                p31,
+                p32,
+                p23,
+                p14,
+            } => NetLoss::FourState {
+                p13: p13.0,
+                p31: p31.0,
+                p32: p32.0,
+                p23: p23.0,
+                p14: p14.0,
+            },
+        }),
         rate_bytes_per_sec: impair.rate.as_ref().map(|r| r.value.0 / 8),
+        packet_overhead: impair.packet_overhead.as_ref().map_or(0, |v| v.value),
+        cell_size: impair.cell_size.as_ref().map_or(0, |v| v.value),
+        cell_overhead: impair.cell_overhead.as_ref().map_or(0, |v| v.value),
         corrupt_percent: percent(&impair.corrupt),
+        corrupt_correlation: percent(&impair.corrupt_correlation),
         duplicate_percent: percent(&impair.duplicate),
+        duplicate_correlation: percent(&impair.duplicate_correlation),
         reorder_percent: percent(&impair.reorder),
-        limit: crate::net::netem::DEFAULT_LIMIT,
+        reorder_correlation: percent(&impair.reorder_correlation),
+        gap: impair.gap.as_ref().map_or(0, |g| g.value),
+        limit: impair.limit.as_ref().map_or(defaults.limit, |l| l.value),
+        seed: impair.seed.as_ref().map(|s| s.value),
+    }
+}
+
+/// The engine an `impair` asks for (`auto` when it says nothing).
+pub(super) fn engine(impair: &Impairment) -> crate::net::impair::Engine {
+    use crate::net::impair::Engine;
+    use crate::spec::model::ImpairEngine;
+    match impair.engine.as_ref().map(|e| e.value) {
+        None | Some(ImpairEngine::Auto) => Engine::Auto,
+        Some(ImpairEngine::Kernel) => Engine::Kernel,
+        Some(ImpairEngine::Userspace) => Engine::Userspace,
     }
 }
 
 /// Plans a validated project whose file lives in `project_dir`.
 pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
+    let placement = super::placement::of_project(project);
     let mut instances = Vec::new();
     for container in &project.containers {
         let fingerprint = fingerprint(container);
         let names = container.instance_names();
         for name in names {
-            instances.push(instance(container, name, project_dir, &fingerprint));
+            let mut instance = instance(container, name, project_dir, &fingerprint);
+            instance.host = placement.get(&instance.name).cloned();
+            instances.push(instance);
         }
     }
     let waves = waves(project, &instances);
@@ -132,6 +212,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
             name: n.name.value.clone(),
             subnet: n.subnet.as_ref().map(|s| s.value),
             internal: n.internal,
+            vni: (n.driver == Driver::Overlay).then(|| n.vni(&project.name)),
         })
         .collect();
     let links = project
@@ -142,6 +223,19 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
             b: (l.b.container.value.clone(), l.b.interface.value.clone()),
             subnet: l.subnet.as_ref().map(|s| s.value),
             impair: l.impair.as_ref().map(netem),
+            engine: l.impair.as_ref().map_or_else(Default::default, engine),
+        })
+        .collect();
+    let hosts = project
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            Some(HostPlan {
+                name: h.name.value.clone(),
+                address: h.address.as_ref()?.value,
+                cpus: h.cpus.as_ref().map(|c| c.value),
+                memory: h.memory.as_ref().map(|m| m.value.0),
+            })
         })
         .collect();
     ProjectPlan {
@@ -150,6 +244,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
         waves,
         networks,
         links,
+        hosts,
     }
 }
 
@@ -219,6 +314,8 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
         name,
         kind: container.kind,
         image: container.image.value.clone(),
+        host: None,
+        pinned: container.host.is_some(),
         options,
         volumes,
         restart,
