@@ -249,10 +249,10 @@ pub(crate) fn describe_netem(n: &crate::net::Netem) -> String {
     }
 }
 
-/// The pid 1 of a running container, by name.
-fn running_pid(root: &std::path::Path, name: &str) -> Option<i32> {
+/// The pid 1 of a running container of `project`, by name.
+fn running_pid(root: &std::path::Path, project: &str, name: &str) -> Option<i32> {
     let records = crate::state::Records::open(root).ok()?;
-    let record = records.find_named(name).ok()??.reconciled();
+    let record = records.find_member(Some(project), name).ok()??.reconciled();
     record.state.pid.filter(|_| record.state.process_alive())
 }
 
@@ -268,7 +268,7 @@ fn links(root: &std::path::Path, format: OutputFormat) -> Result<u8, crate::Erro
                 .ends()
                 .iter()
                 .map(|(container, interface)| {
-                    let state = running_pid(root, container)
+                    let state = running_pid(root, &link.project, container)
                         .and_then(|pid| crate::net::link::end_state(pid, interface).ok());
                     let (kernel_link, netem) = state.unwrap_or((None, None));
                     json!({
@@ -388,7 +388,7 @@ fn impair(
         .into());
     };
     for (container, interface) in link.ends() {
-        let Some(pid) = running_pid(root, container) else {
+        let Some(pid) = running_pid(root, &link.project, container) else {
             return Err(CliError::LinkEndDown {
                 container: container.to_string(),
             }
