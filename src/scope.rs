@@ -126,10 +126,7 @@ pub fn resolve<T>(
     candidates: impl IntoIterator<Item = Candidate<T>>,
 ) -> Result<Option<T>, Ambiguous> {
     let (project, name) = split(reference);
-    let mut named: Vec<Candidate<T>> = candidates
-        .into_iter()
-        .filter(|c| c.name == name)
-        .collect();
+    let mut named: Vec<Candidate<T>> = candidates.into_iter().filter(|c| c.name == name).collect();
     if project.is_some() {
         return Ok(named
             .into_iter()
@@ -168,7 +165,11 @@ mod tests {
             .collect()
     }
 
-    fn find(reference: &str, context: Option<&str>, have: &[&str]) -> Result<Option<String>, Ambiguous> {
+    fn find(
+        reference: &str,
+        context: Option<&str>,
+        have: &[&str],
+    ) -> Result<Option<String>, Ambiguous> {
         resolve(Kind::Container, reference, context, candidates(have))
     }
 
@@ -186,19 +187,37 @@ mod tests {
     #[test]
     fn a_qualified_reference_names_exactly_one_project() {
         let have = ["shop/web", "blog/web", "web"];
-        assert_eq!(find("shop/web", None, &have).unwrap().as_deref(), Some("shop/web"));
-        assert_eq!(find("blog/web", Some("shop"), &have).unwrap().as_deref(), Some("blog/web"));
+        assert_eq!(
+            find("shop/web", None, &have).unwrap().as_deref(),
+            Some("shop/web")
+        );
+        assert_eq!(
+            find("blog/web", Some("shop"), &have).unwrap().as_deref(),
+            Some("blog/web")
+        );
         assert_eq!(find("wiki/web", None, &have).unwrap(), None);
     }
 
     #[test]
     fn a_bare_name_prefers_the_current_project_then_no_project_then_a_unique_one() {
         let have = ["shop/web", "blog/web", "web"];
-        assert_eq!(find("web", Some("blog"), &have).unwrap().as_deref(), Some("blog/web"));
+        assert_eq!(
+            find("web", Some("blog"), &have).unwrap().as_deref(),
+            Some("blog/web")
+        );
         assert_eq!(find("web", None, &have).unwrap().as_deref(), Some("web"));
-        assert_eq!(find("web", Some("wiki"), &have).unwrap().as_deref(), Some("web"));
-        assert_eq!(find("db", None, &["shop/db", "web"]).unwrap().as_deref(), Some("shop/db"));
-        assert_eq!(find("db", Some("blog"), &["shop/db"]).unwrap().as_deref(), Some("shop/db"));
+        assert_eq!(
+            find("web", Some("wiki"), &have).unwrap().as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            find("db", None, &["shop/db", "web"]).unwrap().as_deref(),
+            Some("shop/db")
+        );
+        assert_eq!(
+            find("db", Some("blog"), &["shop/db"]).unwrap().as_deref(),
+            Some("shop/db")
+        );
         assert_eq!(find("db", None, &["shop/web"]).unwrap(), None);
     }
 

@@ -211,7 +211,9 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                     Vec::new()
                 }
                 name => vec![crate::net::attach::AttachRequest {
-                    network: name.to_string(),
+                    network: super::network_reference(cli, name).map_err(|e| {
+                        ContainerError::from(crate::net::network::NetworkError::from(e))
+                    })?,
                     ip: args.ip,
                     aliases: args.network_aliases.clone(),
                     ..Default::default()

@@ -139,10 +139,7 @@ fn find_container(
 
 /// The full ids of the containers command-line references name (for the library calls
 /// that take one).
-fn container_ids(
-    cli: &Cli,
-    queries: &[String],
-) -> Result<Vec<String>, crate::state::RecordError> {
+fn container_ids(cli: &Cli, queries: &[String]) -> Result<Vec<String>, crate::state::RecordError> {
     if queries.is_empty() {
         return Ok(Vec::new());
     }
@@ -150,8 +147,24 @@ fn container_ids(
     let context = current_project(None);
     queries
         .iter()
-        .map(|q| records.resolve(q, context.as_deref()).map(|r| r.id.to_string()))
+        .map(|q| {
+            records
+                .resolve(q, context.as_deref())
+                .map(|r| r.id.to_string())
+        })
         .collect()
+}
+
+/// The network a command-line reference names (`PROJECT/NAME`, or a bare name, the current
+/// project's first): its full reference.
+fn network_reference(
+    cli: &Cli,
+    query: &str,
+) -> Result<String, crate::net::records::NetRecordError> {
+    let records = crate::net::records::NetworkRecords::open(&state_root(cli))?;
+    Ok(records
+        .resolve(query, current_project(None).as_deref())?
+        .name)
 }
 
 /// The store under the state root, created if missing.

@@ -142,6 +142,12 @@ impl NetworkRecord {
         project: Option<String>,
     ) -> Result<NetworkRecord, NetRecordError> {
         validate_reference(name)?;
+        // A project's network is known as `project/name`, one of no project by its name.
+        if crate::scope::split(name).0 != project.as_deref() {
+            return Err(NetRecordError::InvalidName {
+                name: name.to_string(),
+            });
+        }
         Ok(NetworkRecord {
             name: name.to_string(),
             subnet,
@@ -264,7 +270,10 @@ impl NetworkRecords {
             else {
                 continue; // temporary files of an interrupted write
             };
-            if let Some(record) = self.find(&crate::scope::from_file_key(name))? {
+            let reference = crate::scope::from_file_key(name);
+            if validate_reference(&reference).is_ok()
+                && let Some(record) = self.read(&reference)?
+            {
                 records.push(record);
             }
         }
@@ -277,6 +286,23 @@ impl NetworkRecords {
         if validate_reference(name).is_err() {
             return Ok(None);
         }
+        if let Some(record) = self.read(name)? {
+            return Ok(Some(record));
+        }
+        // A project's network made before networks were per project is stored under its
+        // short name (`front.json`, its project `shop`): it keeps working as `shop/front`
+        // (its bridge and addresses as they are) until the project takes it down.
+        if let (Some(project), short) = crate::scope::split(name)
+            && let Some(legacy) = self.read(short)?
+            && legacy.project.as_deref() == Some(project)
+        {
+            return Ok(Some(legacy));
+        }
+        Ok(None)
+    }
+
+    /// The record stored under exactly this reference.
+    fn read(&self, name: &str) -> Result<Option<NetworkRecord>, NetRecordError> {
         let path = self.path(name);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -295,10 +321,11 @@ impl NetworkRecords {
         reference: &str,
         context: Option<&str>,
     ) -> Result<NetworkRecord, NetRecordError> {
-        let candidates = self
-            .list()?
-            .into_iter()
-            .map(|r| crate::scope::Candidate::from_reference(&r.name.clone(), r));
+        let candidates = self.list()?.into_iter().map(|r| crate::scope::Candidate {
+            project: r.project.clone(),
+            name: r.short_name().to_string(),
+            item: r,
+        });
         crate::scope::resolve(crate::scope::Kind::Network, reference, context, candidates)?
             .ok_or_else(|| NetRecordError::NotFound {
                 name: reference.to_string(),

@@ -89,6 +89,12 @@ impl Records {
         for dir in [records.containers_dir(), records.names_dir()] {
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
+        // Once per state root: the index of an older kiln moves to per-project names.
+        let marker = records.root.join(SCOPED_MARKER);
+        if !marker.exists() {
+            records.upgrade_index()?;
+            let _ = File::create(&marker);
+        }
         Ok(records)
     }
 
@@ -113,7 +119,9 @@ impl Records {
     /// The index file of the container `name` of `project` (none: of no project).
     fn name_path(&self, project: Option<&str>, name: &str) -> PathBuf {
         self.names_dir()
-            .join(crate::scope::file_key(&crate::scope::qualify(project, name)))
+            .join(crate::scope::file_key(&crate::scope::qualify(
+                project, name,
+            )))
     }
 
     /// Reserves the record's name (in its project) for a new container and writes its first
@@ -168,8 +176,7 @@ impl Records {
     /// or unique id prefix. A bare name several projects have is an error listing them.
     pub fn resolve(&self, query: &str, context: Option<&str>) -> Result<Record, RecordError> {
         let (project, name) = crate::scope::split(query);
-        if validate_stored_name(name).is_ok() && project.is_none_or(|p| validate_name(p).is_ok())
-        {
+        if validate_stored_name(name).is_ok() && project.is_none_or(|p| validate_name(p).is_ok()) {
             let candidates = self.named(name)?;
             if let Some(path) =
                 crate::scope::resolve(crate::scope::Kind::Container, query, context, candidates)?
@@ -380,6 +387,9 @@ fn take_name(path: &Path, id: &ContainerId, reference: &str) -> Result<(), Recor
         Err(err) => Err(io_err(path)(err)),
     }
 }
+
+/// In the state root: the index in `names/` is per project (see [`Records::upgrade_index`]).
+const SCOPED_MARKER: &str = ".names-per-project";
 
 /// What separates a container's name from the tag of a hidden name: a character
 /// [`validate_name`] refuses, so no user-given name has it.

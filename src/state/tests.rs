@@ -205,9 +205,26 @@ fn each_project_has_its_own_names() {
     let blog = member(&records, "blog", "web");
     let plain = record(&records, "web");
     assert!(dir.path().join("names/shop+web").is_file());
-    assert_eq!(records.find_member(Some("shop"), "web").unwrap().unwrap().id, shop.id);
-    assert_eq!(records.find_member(Some("blog"), "web").unwrap().unwrap().id, blog.id);
-    assert_eq!(records.find_member(None, "web").unwrap().unwrap().id, plain.id);
+    assert_eq!(
+        records
+            .find_member(Some("shop"), "web")
+            .unwrap()
+            .unwrap()
+            .id,
+        shop.id
+    );
+    assert_eq!(
+        records
+            .find_member(Some("blog"), "web")
+            .unwrap()
+            .unwrap()
+            .id,
+        blog.id
+    );
+    assert_eq!(
+        records.find_member(None, "web").unwrap().unwrap().id,
+        plain.id
+    );
     assert_eq!(records.find("shop/web").unwrap().id, shop.id);
     assert_eq!(records.resolve("web", Some("blog")).unwrap().id, blog.id);
     // Without a current project, the bare name is the container whose whole name it is.
@@ -235,10 +252,21 @@ fn index_entries_of_an_older_kiln_move_to_their_project() {
     let old = member(&records, "shop", "web");
     let plain = record(&records, "db");
     // As kiln wrote it before names were per project.
-    std::fs::rename(dir.path().join("names/shop+web"), dir.path().join("names/web")).unwrap();
+    std::fs::rename(
+        dir.path().join("names/shop+web"),
+        dir.path().join("names/web"),
+    )
+    .unwrap();
     assert_eq!(records.upgrade_index().unwrap(), 1);
     assert!(!dir.path().join("names/web").exists());
-    assert_eq!(records.find_member(Some("shop"), "web").unwrap().unwrap().id, old.id);
+    assert_eq!(
+        records
+            .find_member(Some("shop"), "web")
+            .unwrap()
+            .unwrap()
+            .id,
+        old.id
+    );
     assert_eq!(records.find_named("db").unwrap().unwrap().id, plain.id);
     assert_eq!(records.upgrade_index().unwrap(), 0);
 }
