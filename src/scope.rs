@@ -87,6 +87,8 @@ pub enum Kind {
     Container,
     Network,
     Image,
+    /// A link's end, `container:interface`.
+    Link,
 }
 
 impl fmt::Display for Kind {
@@ -95,6 +97,7 @@ impl fmt::Display for Kind {
             Kind::Container => "container",
             Kind::Network => "network",
             Kind::Image => "image",
+            Kind::Link => "link end",
         })
     }
 }
