@@ -12,8 +12,9 @@
 //! A bare name on the command line is resolved by [`resolve`], in this order:
 //! 1. the current project's (the project of `./kiln.kdl`, or of `-f FILE`), if it has one;
 //! 2. the one thing whose whole reference it is (no project);
-//! 3. the one project's that has it;
-//! and when several projects have it (and neither rule above applies) it is an error that
+//! 3. the one project's that has it.
+//!
+//! When several projects have it (and neither rule above applies) it is an error that
 //! lists them. Container ids, image digests and registry references are the stores'
 //! business: they ask here only about names.
 //!
