@@ -8,12 +8,14 @@ mod args;
 mod build;
 mod check;
 mod commit;
+mod completions;
 mod containers;
 mod error;
 mod exec;
 mod graph;
 mod images;
 mod links;
+mod man;
 mod network;
 mod output;
 mod pin;
@@ -48,7 +50,11 @@ pub fn run(
             return Ok(if err.use_stderr() { 2 } else { 0 });
         }
     };
-    if !matches!(cli.command, Command::Check(_) | Command::Graph(_)) {
+    // These read no state: they must not make a state root (nor need the right to).
+    if !matches!(
+        cli.command,
+        Command::Check(_) | Command::Graph(_) | Command::Completions(_) | Command::Man(_)
+    ) {
         let root = state_root(&cli);
         crate::store::make_state_root_private(&root).map_err(|source| {
             crate::store::StoreError::Io {
@@ -96,6 +102,8 @@ pub fn run(
         Command::Login(args) => registry::login(&cli, args),
         Command::Logout(args) => registry::logout(&cli, args),
         Command::Lock(args) => pin::lock(&cli, args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.

@@ -13,6 +13,7 @@ mod book;
 mod build;
 mod check;
 mod commit;
+mod completions;
 mod copy;
 mod detach;
 mod devices;
