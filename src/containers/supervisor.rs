@@ -28,7 +28,7 @@ use super::probing::probe_once;
 use crate::runtime::cgroup::Cgroup;
 use crate::runtime::supervise::{Backoff, ExitReason, LogWriter, RestartPolicy, Stream};
 use crate::runtime::{HookError, SandboxStatus, StartHooks, Stdio, start};
-use crate::state::{Record, RecordError, Records, Status, process_start_time};
+use crate::state::{Record, RecordError, RecordWatch, Records, Status, process_start_time};
 use crate::timestamp::now;
 
 /// The record, shared by the thread that runs the container and its health checker:
@@ -135,6 +135,8 @@ fn supervise_record(
         record: Mutex::new(record.clone()),
     };
     let mut backoff = Backoff::default();
+    // Wakes the backoff wait when the stop marker appears.
+    let watch = records.watch(&record.id).ok();
     // Bound before the first start (a port taken meanwhile is `kiln run -d`'s error), kept
     // across restarts: the container's address does not change.
     let _proxies = super::network::start_proxies(state_root, &launch.interfaces, &launch.publish)?;
@@ -152,6 +154,13 @@ fn supervise_record(
             Ok(mut started) => {
                 if let Some(mut file) = report.take() {
                     let _ = writeln!(file, "{STARTED}");
+                }
+                // `kiln stop` or `rm -f` may have made the marker after it was last looked
+                // at and read the record before this run's pid was in it: then nobody else
+                // stops this run. (Made after the record was saved, the check sees any
+                // marker made before the record was read.)
+                if marker.exists() {
+                    let _ = started.signal(nix::sys::signal::Signal::SIGKILL);
                 }
                 let copiers = [
                     (started.stdout.take(), Stream::Stdout),
@@ -221,7 +230,7 @@ fn supervise_record(
         if !restart {
             break Ok(());
         }
-        if !wait_unless_stopped(backoff.after_run(began.elapsed()), &marker) {
+        if !wait_unless_stopped(backoff.after_run(began.elapsed()), &marker, &watch) {
             break Ok(());
         }
         shared.update(|record| record.state.restarts += 1)?;
@@ -285,7 +294,7 @@ fn monitor(
 }
 
 /// Sleeps `wait`, waking early (and returning `false`) when the stop marker appears.
-fn wait_unless_stopped(wait: Duration, marker: &Path) -> bool {
+fn wait_unless_stopped(wait: Duration, marker: &Path, watch: &Option<RecordWatch>) -> bool {
     let until = Instant::now() + wait;
     loop {
         if marker.exists() {
@@ -295,7 +304,12 @@ fn wait_unless_stopped(wait: Duration, marker: &Path) -> bool {
         if left.is_zero() {
             return true;
         }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
+        match watch {
+            Some(watch) => {
+                watch.wait(left);
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(50))),
+        }
     }
 }
 
