@@ -21,12 +21,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("atomic_file", &[]),
     ("timestamp", &[]),
     ("beneath", &[]),
+    ("process", &[]),
     ("reference", &[]),
     ("spec", &["reference"]),
     ("graph", &["spec"]),
     ("layer", &["beneath"]),
     ("store", &["atomic_file"]),
-    ("state", &["atomic_file", "timestamp"]),
+    ("state", &["atomic_file", "process", "timestamp"]),
     (
         "image",
         &["beneath", "layer", "reference", "store", "timestamp"],
@@ -37,8 +38,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("plan", &["image", "reference", "spec"]),
     // The OCI image config (`image::RuntimeConfig`) is what a container spec starts from.
-    ("runtime", &["image", "timestamp"]),
-    ("net", &["atomic_file", "state", "timestamp"]),
+    ("runtime", &["image", "process", "timestamp"]),
+    ("net", &["atomic_file", "process", "state", "timestamp"]),
     ("probe", &["net"]),
     (
         "build",
@@ -64,6 +65,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "layer",
             "net",
             "probe",
+            "process",
             "runtime",
             "spec",
             "state",

@@ -147,7 +147,10 @@ mod tests {
         let pid = child.id() as i32;
         let start = process_start_time(pid).expect("it runs");
         let pidfd = Pidfd::open(pid, Some(start)).expect("the same process");
-        assert!(Pidfd::open(pid, Some(start + 1)).is_none(), "another start time");
+        assert!(
+            Pidfd::open(pid, Some(start + 1)).is_none(),
+            "another start time"
+        );
         assert!(!pidfd.exited());
         assert!(!pidfd.wait(Duration::from_millis(20)));
         assert!(pidfd.signal(Signal::SIGKILL).unwrap());

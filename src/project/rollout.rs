@@ -246,7 +246,9 @@ pub(super) fn wait_ready(
                 output()
             )));
         }
-        let left = deadline.saturating_duration_since(Instant::now()).min(RECHECK);
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(RECHECK);
         match &watch {
             Some(watch) => {
                 watch.wait(left);

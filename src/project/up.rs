@@ -659,7 +659,9 @@ fn wait_instance(
                 on: what.to_string(),
             });
         }
-        let left = deadline.saturating_duration_since(Instant::now()).min(RECHECK);
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(RECHECK);
         match &watch {
             Some(watch) => {
                 watch.wait(left);

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::ContainerId;
-pub use crate::process::process_start_time;
 use crate::process::Pidfd;
+pub use crate::process::process_start_time;
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

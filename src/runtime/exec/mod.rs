@@ -27,10 +27,9 @@ mod tests;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sched::CloneFlags;
