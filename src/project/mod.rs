@@ -11,6 +11,7 @@
 
 pub mod assert;
 mod ordered;
+pub mod overlay;
 pub mod placement;
 mod plan;
 pub mod probe;
