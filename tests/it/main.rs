@@ -9,6 +9,7 @@
 
 mod archive;
 mod book;
+mod book_console;
 mod build;
 mod check;
 mod commit;

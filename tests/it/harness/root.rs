@@ -1,7 +1,7 @@
 //! A temporary state root (`KILN_ROOT`) that checks, when it goes, that kiln left nothing
 //! behind. Every test that runs kiln against state uses one, so every test checks that.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -16,21 +16,35 @@ use super::kiln::Kiln;
 /// Dropped while a test fails, it removes what it can instead (containers, networks), so a
 /// failed test does not leave running containers behind.
 pub struct Root {
-    dir: tempfile::TempDir,
+    path: PathBuf,
+    /// The temporary directory, removed when the root goes (none for an adopted root).
+    _dir: Option<tempfile::TempDir>,
     /// Pids kiln recorded for this root's containers and supervisors (see [`Root::record`]).
     pids: Mutex<Vec<i64>>,
 }
 
 impl Root {
     pub fn new() -> Root {
+        let dir = tempfile::tempdir().expect("a temporary state root");
         Root {
-            dir: tempfile::tempdir().expect("a temporary state root"),
+            path: dir.path().to_path_buf(),
+            _dir: Some(dir),
+            pids: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A state root a test did not make (one a book session used): checked the same way,
+    /// but not removed.
+    pub fn adopt(path: &Path) -> Root {
+        Root {
+            path: path.to_path_buf(),
+            _dir: None,
             pids: Mutex::new(Vec::new()),
         }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     /// `kiln` with this state root.
@@ -130,8 +144,9 @@ impl Root {
         );
     }
 
-    /// After a failure: remove every container and network of the root, ignoring errors.
-    fn clean_up(&self) {
+    /// Removes every container and network of the root, ignoring errors (after a failure,
+    /// or after a book session that left them running).
+    pub fn clean_up(&self) {
         let listed = |args: &[&str]| -> Vec<Value> {
             let ran = self.kiln().args(args.iter().copied()).run();
             serde_json::from_str::<Value>(&ran.stdout())
