@@ -22,7 +22,18 @@ macro_rules! chains {
 chains! {
     getting_started => "getting-started.md",
     check => "language/check.md",
+    graph => "language/graph.md",
     diagnostics => "diagnostics.md",
+    oci => "inside/oci.md",
+    cache => "inside/cache.md",
+    reproducible => "inside/reproducible.md",
+    namespaces_rootfs_cgroups_security => "inside/namespaces.md",
+    supervisors => "inside/supervisors.md",
+    dns_ports => "inside/dns-ports.md",
+    networks => "inside/networks.md",
+    up_down => "projects/up-down.md",
+    tests => "projects/tests.md",
+    rollouts => "projects/rollouts.md",
 }
 
 #[test]

@@ -423,6 +423,42 @@ fn unordered(expected: &[String], actual: &[String], bindings: &mut Bindings) ->
     true
 }
 
+/// The book's lines against the printed ones, as a line diff (` ` both, `-` the book's
+/// only, `+` printed only); lines compare as the matcher compares them.
+fn diff(book: &[String], printed: &[&str], bindings: &Bindings) -> String {
+    let same = |b: &String, p: &str| {
+        b.trim() == "…" || line_matches(&normalize(b), &normalize(p), &mut bindings.clone())
+    };
+    // Longest common subsequence, then walk it.
+    let (n, m) = (book.len(), printed.len());
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if same(&book[i], printed[j]) {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < n || j < m {
+        if i < n && j < m && same(&book[i], printed[j]) {
+            out.push(format!("  {}", printed[j]));
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push(format!("+ {}", printed[j]));
+            j += 1;
+        } else {
+            out.push(format!("- {}", book[i]));
+            i += 1;
+        }
+    }
+    out.join("\n")
+}
+
 /// A shell in a sandbox, running a chain of pages' sessions.
 pub struct Session {
     sandbox: tempfile::TempDir,
@@ -610,12 +646,12 @@ impl Session {
             self.bindings = bindings;
             return None;
         }
+        let printed: Vec<&str> = printed.trim_end().lines().collect();
         Some(format!(
-            "{}: `{}` (exit {status}) printed something else\n--- the book\n{}\n--- kiln\n{}",
+            "{}: `{}` (exit {status}) printed something else (- the book, + kiln):\n{}",
             typed.place,
             typed.command,
-            typed.expected.join("\n"),
-            printed.trim_end()
+            diff(&typed.expected, &printed, &self.bindings)
         ))
     }
 
@@ -623,7 +659,9 @@ impl Session {
     /// container records.
     fn roots(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-            if dir.join("store/oci-layout").is_file() || dir.join("containers").is_dir() {
+            if dir.join("store/oci-layout").is_file()
+                || (dir.join("containers").is_dir() && dir.join("layers").is_dir())
+            {
                 out.push(dir.to_path_buf());
             }
             if depth == 0 {
@@ -641,13 +679,16 @@ impl Session {
         roots
     }
 
-    /// Empties every state root the sessions made and checks each is then clean.
-    pub fn finish(self) {
-        for root in self.roots() {
-            let root = Root::adopt(&root);
+    /// Empties every state root the sessions made; what is left of them after that.
+    pub fn finish(self) -> Vec<String> {
+        let mut left = Vec::new();
+        for path in self.roots() {
+            let root = Root::adopt(&path);
             root.clean_up();
-            // Dropped: asserts that nothing is left.
+            let path = self.outward(&path.display().to_string());
+            left.extend(root.leftovers().into_iter().map(|l| format!("{path}: {l}")));
         }
+        left
     }
 }
 
@@ -699,12 +740,17 @@ pub fn check_chain(first: &str) {
     for page in &chain {
         problems.extend(session.run_page(page));
     }
-    session.finish();
+    let left = session.finish();
     assert!(
         problems.is_empty(),
         "{} console example(s) differ from what kiln prints:\n\n{}",
         problems.len(),
         problems.join("\n\n")
+    );
+    assert!(
+        left.is_empty(),
+        "kiln left behind, after `kiln rm -f` and `kiln network rm` of everything:\n{}",
+        left.join("\n")
     );
 }
 

@@ -17,8 +17,9 @@ use super::kiln::Kiln;
 /// failed test does not leave running containers behind.
 pub struct Root {
     path: PathBuf,
-    /// The temporary directory, removed when the root goes (none for an adopted root).
-    _dir: Option<tempfile::TempDir>,
+    /// The temporary directory, removed when the root goes (none for an adopted root,
+    /// which is not checked when it goes either: its user checks [`Root::leftovers`]).
+    dir: Option<tempfile::TempDir>,
     /// Pids kiln recorded for this root's containers and supervisors (see [`Root::record`]).
     pids: Mutex<Vec<i64>>,
 }
@@ -28,17 +29,17 @@ impl Root {
         let dir = tempfile::tempdir().expect("a temporary state root");
         Root {
             path: dir.path().to_path_buf(),
-            _dir: Some(dir),
+            dir: Some(dir),
             pids: Mutex::new(Vec::new()),
         }
     }
 
-    /// A state root a test did not make (one a book session used): checked the same way,
-    /// but not removed.
+    /// A state root a test did not make (one a book session used): neither removed nor
+    /// checked when it goes.
     pub fn adopt(path: &Path) -> Root {
         Root {
             path: path.to_path_buf(),
-            _dir: None,
+            dir: None,
             pids: Mutex::new(Vec::new()),
         }
     }
@@ -181,6 +182,9 @@ impl AsRef<Path> for Root {
 
 impl Drop for Root {
     fn drop(&mut self) {
+        if self.dir.is_none() {
+            return;
+        }
         if std::thread::panicking() {
             self.clean_up();
         } else {
