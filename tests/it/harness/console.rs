@@ -15,6 +15,9 @@
 //!   later command that names it (`cd containers/013db4…`) uses the real one.
 //! - `<!-- unordered -->` above a block: each command's lines may come in any order (the
 //!   progress of a parallel build).
+//! - `<!-- eventually -->` above a block: each command runs again (for up to 30 s) until
+//!   it prints what the book shows — for what takes its time (a health check turning
+//!   healthy, a log line). Only for blocks whose commands may run twice.
 //! - `<!-- file: PATH -->` above any block: the block is the file PATH, written before the
 //!   next command runs (an absolute `/tmp/…` path, or one relative to the checkout).
 //! - `<!-- continues: inside/namespaces.md -->` anywhere in a page: its sessions go on where
@@ -44,6 +47,9 @@ use super::root::Root;
 /// How long one command may take.
 const COMMAND_PATIENCE: Duration = Duration::from_secs(300);
 
+/// How long a command of an `eventually` block is run again until it prints the book's.
+const EVENTUALLY: Duration = Duration::from_secs(30);
+
 /// What the shell prints after each command: this byte, the exit status, a newline.
 const DONE: u8 = 0x1e;
 
@@ -66,6 +72,7 @@ pub enum Step {
     Console {
         commands: Vec<Typed>,
         unordered: bool,
+        eventually: bool,
     },
 }
 
@@ -136,6 +143,7 @@ impl Page {
     fn read_block(&mut self, block: Block) {
         let place = block.place();
         let mut unordered = false;
+        let mut eventually = false;
         let mut unchecked = None;
         for directive in &block.directives {
             if let Some(path) = directive.strip_prefix("file:") {
@@ -151,14 +159,16 @@ impl Page {
                 unchecked = Some(reason.trim().to_string());
             } else if directive == "unordered" {
                 unordered = true;
+            } else if directive == "eventually" {
+                eventually = true;
             } else if !directive.starts_with("continues:") {
                 panic!("{place}: unknown directive `{directive}` (see tests/it/harness/console.rs)");
             }
         }
         if block.language() != "console" {
             assert!(
-                unchecked.is_none() && !unordered,
-                "{place}: `unchecked` and `unordered` are for console blocks"
+                unchecked.is_none() && !unordered && !eventually,
+                "{place}: `unchecked`, `unordered` and `eventually` are for console blocks"
             );
             return;
         }
@@ -171,6 +181,7 @@ impl Page {
         self.steps.push(Step::Console {
             commands,
             unordered,
+            eventually,
         });
     }
 }
@@ -610,12 +621,18 @@ impl Session {
                 Step::Console {
                     commands,
                     unordered: any_order,
-                    ..
+                    eventually,
                 } => {
                     for typed in commands {
-                        if let Some(problem) = self.check(typed, *any_order) {
-                            problems.push(problem);
-                        }
+                        let deadline = Instant::now() + EVENTUALLY;
+                        let problem = loop {
+                            let problem = self.check(typed, *any_order);
+                            if problem.is_none() || !eventually || Instant::now() > deadline {
+                                break problem;
+                            }
+                            std::thread::sleep(Duration::from_millis(500));
+                        };
+                        problems.extend(problem);
                     }
                 }
             }
