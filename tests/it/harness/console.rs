@@ -478,6 +478,8 @@ pub struct Session {
     output: Receiver<Vec<u8>>,
     pending: Vec<u8>,
     bindings: Bindings,
+    /// Whether [`Session::finish`] emptied the state roots (else dropping does).
+    finished: bool,
 }
 
 impl Session {
@@ -530,7 +532,7 @@ impl Session {
         });
         let mut input = shell.stdin.take().expect("stdin");
         input
-            .write_all(b"exec 2>&1\nshopt -s expand_aliases\n")
+            .write_all(b"exec 2>&1\nshopt -s expand_aliases\n__kiln_restore() { return $1; }\n")
             .expect("bash reads");
         Session {
             sandbox,
@@ -539,6 +541,7 @@ impl Session {
             output,
             pending: Vec::new(),
             bindings: Bindings::default(),
+            finished: false,
         }
     }
 
@@ -570,7 +573,11 @@ impl Session {
 
     /// Runs `command` in the shell; what it printed (stdout and stderr) and its status.
     fn run(&mut self, command: &str) -> Result<(String, String), String> {
-        let script = format!("{{ {command}\n}} </dev/null\nprintf '\\036%s\\n' \"$?\"\n");
+        // The status is printed after the marker, then restored, so that the book's next
+        // command can look at `$?`.
+        let script = format!(
+            "{{ {command}\n}} </dev/null\n__kiln_status=$?\nprintf '\\036%s\\n' \"$__kiln_status\"\n__kiln_restore $__kiln_status\n"
+        );
         self.input
             .write_all(script.as_bytes())
             .map_err(|e| format!("the shell is gone: {e}"))?;
@@ -697,7 +704,8 @@ impl Session {
     }
 
     /// Empties every state root the sessions made; what is left of them after that.
-    pub fn finish(self) -> Vec<String> {
+    pub fn finish(&mut self) -> Vec<String> {
+        self.finished = true;
         let mut left = Vec::new();
         for path in self.roots() {
             let root = Root::adopt(&path);
@@ -711,6 +719,12 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        // A test that failed half-way still leaves no container running.
+        if !self.finished {
+            for path in self.roots() {
+                Root::adopt(&path).clean_up();
+            }
+        }
         // The shell and whatever it left in the background: its own process group.
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(self.shell.id() as i32),

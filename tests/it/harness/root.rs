@@ -160,6 +160,15 @@ impl Root {
                 let _ = self.kiln().args(["rm", "-f", id]).run();
             }
         }
+        // What `ps` does not list: kept previous versions of a rollout.
+        for entry in std::fs::read_dir(self.path().join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let _ = self.kiln().args(["rm", "-f", &id]).run();
+        }
         for network in listed(&["network", "ls", "--format", "json"]) {
             if let Some(name) = network["name"].as_str() {
                 let _ = self.kiln().args(["network", "rm", name]).run();
