@@ -22,7 +22,6 @@ macro_rules! chains {
 chains! {
     getting_started => "getting-started.md",
     check => "language/check.md",
-    graph => "language/graph.md",
     diagnostics => "diagnostics.md",
     oci => "inside/oci.md",
     cache => "inside/cache.md",
@@ -45,7 +44,10 @@ fn every_console_block_runs_or_says_why_not_and_every_chain_has_a_test() {
         // reason, fails here.
         let page = page(name);
         if let Some(first) = &page.continues {
-            assert!(names.contains(first), "{name} continues {first}, which is not a page");
+            assert!(
+                names.contains(first),
+                "{name} continues {first}, which is not a page"
+            );
         } else if page.runs() {
             heads.push(name.clone());
         }

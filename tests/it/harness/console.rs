@@ -97,9 +97,7 @@ impl Page {
 
     /// Whether the page runs anything.
     pub fn runs(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(s, Step::Console { .. }))
+        self.steps.iter().any(|s| matches!(s, Step::Console { .. }))
     }
 }
 
@@ -162,7 +160,9 @@ impl Page {
             } else if directive == "eventually" {
                 eventually = true;
             } else if !directive.starts_with("continues:") {
-                panic!("{place}: unknown directive `{directive}` (see tests/it/harness/console.rs)");
+                panic!(
+                    "{place}: unknown directive `{directive}` (see tests/it/harness/console.rs)"
+                );
             }
         }
         if block.language() != "console" {
@@ -177,7 +177,10 @@ impl Page {
             return;
         }
         let commands = commands(&block);
-        assert!(!commands.is_empty(), "{place}: a console block without a command");
+        assert!(
+            !commands.is_empty(),
+            "{place}: a console block without a command"
+        );
         self.steps.push(Step::Console {
             commands,
             unordered,
@@ -287,10 +290,7 @@ fn redactions() -> &'static [(Regex, &'static str)] {
             (r"\b\d+m\d+\.\d+s\b", "[DURATION]"),
             (r"\b\d+\.\d+ ?(ns|µs|us|ms|s)\b", "[DURATION]"),
             (r"\b\d+\.\d+%", "[PERCENT]"),
-            (
-                r"\b\d+(\.\d+)? ?(B|kB|MB|GB|KiB|MiB|GiB|KB)\b",
-                "[SIZE]",
-            ),
+            (r"\b\d+(\.\d+)? ?(B|kB|MB|GB|KiB|MiB|GiB|KB)\b", "[SIZE]"),
             (r#""size": \d+"#, r#""size": [SIZE]"#),
         ]
         .into_iter()
@@ -419,10 +419,7 @@ fn unordered(expected: &[String], actual: &[String], bindings: &mut Bindings) ->
     let mut left: Vec<&String> = actual.iter().collect();
     let mut trial = bindings.clone();
     for line in expected.iter().filter(|l| *l != "…") {
-        let Some(at) = left
-            .iter()
-            .position(|a| line_matches(line, a, &mut trial))
-        else {
+        let Some(at) = left.iter().position(|a| line_matches(line, a, &mut trial)) else {
             return false;
         };
         left.remove(at);
@@ -498,8 +495,9 @@ impl Session {
         assert!(copied.success(), "copying examples/ into the sandbox");
         let kiln = PathBuf::from(env!("CARGO_BIN_EXE_kiln"));
         let path = std::env::join_paths(
-            std::iter::once(kiln.parent().expect("a directory").to_path_buf())
-                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+            std::iter::once(kiln.parent().expect("a directory").to_path_buf()).chain(
+                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+            ),
         )
         .expect("a PATH");
         let mut shell = Command::new("bash")
@@ -553,8 +551,8 @@ impl Session {
     /// A path or command of the book, as it runs in the sandbox.
     fn inward(&self, text: &str) -> String {
         static OUTSIDE: OnceLock<Regex> = OnceLock::new();
-        let outside = OUTSIDE
-            .get_or_init(|| Regex::new(r"(/tmp|/var/lib/kiln)\b").expect("a regex"));
+        let outside =
+            OUTSIDE.get_or_init(|| Regex::new(r"(/tmp|/var/lib/kiln)\b").expect("a regex"));
         let sandbox = self.sandbox();
         let text = hex()
             .replace_all(text, |c: &Captures<'_>| self.bindings.real(&c[0]))
@@ -762,7 +760,10 @@ pub fn chain(first: &str) -> Vec<Page> {
 /// difference. Pages with a root prompt need root (see [`is_root`](super::is_root)).
 pub fn check_chain(first: &str) {
     let chain = chain(first);
-    assert!(chain[0].continues.is_none(), "{first} continues another page");
+    assert!(
+        chain[0].continues.is_none(),
+        "{first} continues another page"
+    );
     if chain.iter().any(Page::needs_root) && !super::is_root() {
         return;
     }
@@ -809,7 +810,11 @@ mod tests {
             &lines("web sha256:fedcba9876543210"),
             &mut b
         ));
-        assert!(ordered(&lines("pid … on the host"), &lines("pid 1234 on the host"), &mut b));
+        assert!(ordered(
+            &lines("pid … on the host"),
+            &lines("pid 1234 on the host"),
+            &mut b
+        ));
         assert!(!ordered(&lines("a\nb"), &lines("a"), &mut b));
         assert!(!ordered(&lines("a"), &lines("a\nseccomp"), &mut b));
         assert!(unordered(&lines("b\na"), &lines("a\nb"), &mut b));
