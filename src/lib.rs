@@ -6,6 +6,7 @@
 //! `net`, `orchestrate`) join as they get content; see DESIGN.md §3.
 
 pub mod atomic_file;
+pub mod beneath;
 pub mod build;
 pub mod cli;
 pub mod containers;

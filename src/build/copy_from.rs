@@ -4,7 +4,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::inputs::{HostItem, ItemKind};
+use super::inputs::{CopyMatch, ItemKind, TreeItem};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CopyFromError {
@@ -79,67 +79,57 @@ fn components(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// The items `copy SRC DST` takes from the image rooted at `root`, with Docker's rules: a
-/// directory's contents go under DST; a file goes to DST, or into it when DST ends in `/`.
-pub(crate) fn copy_from_tree(
-    root: &Path,
-    src: &str,
-    dst: &str,
-) -> Result<Vec<HostItem>, CopyFromError> {
+/// What `copy SRC … from=` names in the image rooted at `root`: the file or directory at
+/// `src`, symbolic links on the way (its own too) followed inside the image. Where it lands
+/// is `build::place`'s business.
+pub(crate) fn copy_from_match(root: &Path, src: &str) -> Result<CopyMatch, CopyFromError> {
     let source = resolve(root, src)?;
     let io = |source: std::io::Error| CopyFromError::Io {
         path: src.to_string(),
         source,
     };
     let meta = std::fs::metadata(&source).map_err(io)?;
-    let mut items = Vec::new();
+    let mut contents = Vec::new();
     if meta.is_dir() {
-        let base = dst.trim_end_matches('/');
-        walk(&source, base, &mut items).map_err(io)?;
-    } else {
-        let name = Path::new(src)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let image_path = if dst.ends_with('/') {
-            format!("{dst}{name}")
-        } else {
-            dst.to_string()
-        };
-        items.push(HostItem {
-            image_path,
-            source,
-            kind: ItemKind::File,
-        });
+        walk(&source, "", &mut contents).map_err(io)?;
     }
-    Ok(items)
+    Ok(CopyMatch {
+        path: src.to_string(),
+        source,
+        is_dir: meta.is_dir(),
+        contents,
+    })
 }
 
-fn walk(dir: &Path, image_dir: &str, items: &mut Vec<HostItem>) -> std::io::Result<()> {
+fn walk(dir: &Path, rel_dir: &str, items: &mut Vec<TreeItem>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let image_path = format!("{image_dir}/{name}");
+        let rel = if rel_dir.is_empty() {
+            name
+        } else {
+            format!("{rel_dir}/{name}")
+        };
         let path = entry.path();
         let kind = entry.file_type()?;
         if kind.is_symlink() {
             let target = std::fs::read_link(&path)?;
-            items.push(HostItem {
-                image_path,
+            items.push(TreeItem {
+                rel,
                 source: path,
                 kind: ItemKind::Symlink(target),
             });
         } else if kind.is_dir() {
-            items.push(HostItem {
-                image_path: image_path.clone(),
+            items.push(TreeItem {
+                rel: rel.clone(),
                 source: path.clone(),
                 kind: ItemKind::Dir,
             });
-            walk(&path, &image_path, items)?;
+            walk(&path, &rel, items)?;
         } else if kind.is_file() {
-            items.push(HostItem {
-                image_path,
+            items.push(TreeItem {
+                rel,
                 source: path,
                 kind: ItemKind::File,
             });

@@ -1,16 +1,19 @@
 //! Runs the plan: one task per layer step and one per image (assembling its config and
-//! manifest), scheduled as a DAG. Steps that read only host files start at once, in parallel;
-//! a `run` step waits for the layers below it; an image waits for its layers and its base.
+//! manifest), scheduled as a DAG. Steps that read only host files (`host-binary`,
+//! `host-path`) start at once, in parallel; a step whose result depends on the image below
+//! it (`run`; `copy` and `workdir`, which look at what is already there, see `place`) waits
+//! for the layers below it; an image waits for its layers and its base.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use super::hashing::{HostInputs, ResolvedInputs};
-use super::inputs::ItemKind;
-use super::layer_dirs::{flatten, unpack_stack};
+use super::inputs::{CopyMatch, ItemKind};
+use super::layer_dirs::{chain_ids, flatten, unpack_stack};
+use super::place::{self, Placed, Placement};
 use super::record::{self, BuildRecord};
 use super::schedule::run_dag;
 use super::{
@@ -18,8 +21,8 @@ use super::{
 };
 use crate::digest::Digest;
 use crate::image::{History, ImageConfig, StoredImage, write_image};
-use crate::layer::{self, Content, Entries, Entry, EntryKind, WriteOptions};
-use crate::plan::{Base, BuildPlan, ImagePlan, LayerAction, PlannedStep, StepAction, apply_config};
+use crate::layer::{self, Content, Entries, Entry, EntryKind, ImageIndex, WriteOptions};
+use crate::plan::{Base, BuildPlan, ImagePlan, LayerAction, PlannedStep, StepAction};
 use crate::runtime::{SandboxObserver, SandboxSpec};
 use crate::store::{CacheEntry, Descriptor, Store};
 use crate::timestamp::rfc3339_utc;
@@ -29,6 +32,8 @@ use crate::timestamp::rfc3339_utc;
 struct LayerRef {
     descriptor: Descriptor,
     diff_id: Digest,
+    /// A `workdir` step that created nothing: its (empty) layer is left out of the image.
+    empty: bool,
 }
 
 /// What an image is once built: enough to be the base of another.
@@ -57,6 +62,8 @@ struct Run<'a> {
     built: Mutex<Vec<BuiltImage>>,
     /// Archive bases imported so far: path → manifest digest.
     archives: Mutex<HashMap<std::path::PathBuf, String>>,
+    /// File trees of layer stacks that `copy` and `workdir` steps looked at, by chain id.
+    indexes: Mutex<HashMap<Digest, Arc<ImageIndex>>>,
 }
 
 /// Builds every image of `plan`, whose keys must have been computed with `inputs`.
@@ -85,6 +92,7 @@ pub fn build(
         reports: Mutex::new(Vec::new()),
         built: Mutex::new(Vec::new()),
         archives: Mutex::new(HashMap::new()),
+        indexes: Mutex::new(HashMap::new()),
     };
     let (tasks, deps) = task_graph(plan);
     run_dag(&deps, options.jobs, |t| match tasks[t] {
@@ -132,16 +140,21 @@ fn task_graph(plan: &BuildPlan) -> (Vec<Task>, Vec<Vec<usize>>) {
                 continue;
             };
             let t = layer_task[&(i, step.index)];
-            match action {
-                LayerAction::Run { .. } => {
-                    deps[t].extend(base_dep);
-                    deps[t].extend(earlier_layers.iter().copied());
-                }
-                LayerAction::Copy {
-                    from: Some(Base::Project(j)),
-                    ..
-                } => deps[t].push(assemble_base + j),
-                _ => {}
+            // What is already in the image decides where a copy lands and what a workdir
+            // creates: those wait for the layers below, as `run` does.
+            if matches!(
+                action,
+                LayerAction::Run { .. } | LayerAction::Copy { .. } | LayerAction::Workdir { .. }
+            ) {
+                deps[t].extend(base_dep);
+                deps[t].extend(earlier_layers.iter().copied());
+            }
+            if let LayerAction::Copy {
+                from: Some(Base::Project(j)),
+                ..
+            } = action
+            {
+                deps[t].push(assemble_base + j);
             }
             earlier_layers.push(t);
         }
@@ -222,6 +235,7 @@ impl Run<'_> {
                         path: self.store.blob_path(&stored.manifest.config.digest),
                         source: std::io::Error::other(format!("bad diff_id `{diff_id}`")),
                     })?,
+                    empty: false,
                 })
             })
             .collect::<Result<_, BuildError>>()?;
@@ -255,11 +269,14 @@ impl Run<'_> {
             }
         };
         let duration = started.elapsed();
+        let empty = matches!(step.action, StepAction::Layer(LayerAction::Workdir { .. }))
+            && entry.diff_id == layer::empty_diff_id();
         self.layers.lock().expect("layers lock").insert(
             (i, s),
             LayerRef {
                 descriptor: entry.layer.clone(),
                 diff_id: entry.diff_id.clone(),
+                empty,
             },
         );
         self.report(i, step, cache, duration, Some(entry.layer));
@@ -312,9 +329,17 @@ impl Run<'_> {
                 from: Some(from),
             } => return self.copy_from_image(i, step, from, sources, destination),
             LayerAction::Run { argv, network } => return self.run_step(i, step, argv, *network),
-            LayerAction::Copy { .. }
-            | LayerAction::HostBinary { .. }
-            | LayerAction::HostPath { .. } => {
+            LayerAction::Workdir { .. } => self.workdir_entries(i, step)?,
+            LayerAction::Copy {
+                destination,
+                from: None,
+                ..
+            } => {
+                let resolved = self.inputs.resolved(image, step)?;
+                let placement = self.place(i, step, &resolved.copies, destination)?;
+                entries_of_placement(&placement, false).map_err(|e| self.layer_error(i, step, e))?
+            }
+            LayerAction::HostBinary { .. } | LayerAction::HostPath { .. } => {
                 let resolved = self.inputs.resolved(image, step)?;
                 entries_of(&resolved).map_err(|e| self.layer_error(i, step, e))?
             }
@@ -351,17 +376,111 @@ impl Run<'_> {
         let mut state = self.base(i)?;
         let layers = self.layers.lock().expect("layers lock");
         for step in &self.image(i).steps[..s] {
-            match &step.action {
-                StepAction::Config(model) => apply_config(model, &mut state.config),
-                StepAction::Layer(_) => state.layers.push(
-                    layers
-                        .get(&(i, step.index))
-                        .expect("earlier layers finish first")
-                        .clone(),
-                ),
+            step.action.apply_config(&mut state.config);
+            if let StepAction::Layer(_) = &step.action {
+                let layer = layers
+                    .get(&(i, step.index))
+                    .expect("earlier layers finish first");
+                if !layer.empty {
+                    state.layers.push(layer.clone());
+                }
             }
         }
         Ok(state)
+    }
+
+    /// The file tree of a stack of layers (metadata only), read from the store once per
+    /// stack and build.
+    fn index_of(&self, layers: &[LayerRef]) -> Result<Arc<ImageIndex>, BuildError> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chains = chain_ids(&diff_ids);
+        let Some(top) = chains.last() else {
+            return Ok(Arc::new(ImageIndex::new()));
+        };
+        if let Some(found) = self.indexes.lock().expect("indexes lock").get(top) {
+            return Ok(found.clone());
+        }
+        // Start from the longest stack below that is known.
+        let (mut index, start) = {
+            let known = self.indexes.lock().expect("indexes lock");
+            match (0..chains.len())
+                .rev()
+                .find_map(|n| known.get(&chains[n]).map(|x| (x, n)))
+            {
+                Some((found, n)) => ((**found).clone(), n + 1),
+                None => (ImageIndex::new(), 0),
+            }
+        };
+        for layer in &layers[start..] {
+            let digest = &layer.descriptor.digest;
+            let unpack = |source| BuildError::Unpack {
+                digest: digest.clone(),
+                source,
+            };
+            let blob = self.store.open_blob(digest)?;
+            let tar = layer::decompressing_reader(std::io::BufReader::new(blob)).map_err(unpack)?;
+            index.apply_layer(tar).map_err(unpack)?;
+        }
+        let index = Arc::new(index);
+        self.indexes
+            .lock()
+            .expect("indexes lock")
+            .insert(top.clone(), index.clone());
+        Ok(index)
+    }
+
+    /// Where the matches of a `copy` land in image `i` at step `step`.
+    fn place(
+        &self,
+        i: usize,
+        step: &PlannedStep,
+        matches: &[(usize, CopyMatch)],
+        destination: &str,
+    ) -> Result<Placement, BuildError> {
+        let state = self.state_before(i, step.index)?;
+        let index = self.index_of(&state.layers)?;
+        let workdir = state.config.config.working_dir.as_deref().unwrap_or("/");
+        place::place(matches, destination, workdir, &index).map_err(|source| BuildError::Place {
+            image: self.image(i).name.clone(),
+            index: step.index,
+            span: step.span,
+            source,
+        })
+    }
+
+    /// The layer of a `workdir` step: the directories it creates (none when the image has
+    /// them), owned by the image's user.
+    fn workdir_entries(&self, i: usize, step: &PlannedStep) -> Result<Entries, BuildError> {
+        let image = self.image(i);
+        let state = self.state_before(i, step.index)?;
+        let index = self.index_of(&state.layers)?;
+        let mut after = state.config.clone();
+        step.action.apply_config(&mut after);
+        let path = after.config.working_dir.unwrap_or_else(|| "/".into());
+        let created = place::workdir(&index, &path).map_err(|source| BuildError::Place {
+            image: image.name.clone(),
+            index: step.index,
+            span: step.span,
+            source,
+        })?;
+        let mut entries = Entries::new();
+        if created.is_empty() {
+            return Ok(entries);
+        }
+        let user = state.config.config.user.as_deref().unwrap_or("");
+        let (uid, gid) =
+            super::owner::owner_ids(user, &index).map_err(|source| BuildError::Owner {
+                image: image.name.clone(),
+                index: step.index,
+                span: step.span,
+                source,
+            })?;
+        for dir in created {
+            entries
+                .insert(&dir, Entry::new(EntryKind::Dir, 0o755, uid, gid))
+                .map_err(|e| self.layer_error(i, step, e))?;
+        }
+        Ok(entries)
     }
 
     fn scratch_dir(&self, what: &str) -> Result<tempfile::TempDir, BuildError> {
@@ -396,25 +515,21 @@ impl Run<'_> {
         std::fs::create_dir(&root).map_err(io_err(&root))?;
         let descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
         flatten(self.store, &descriptors, &root)?;
-        let mut items = Vec::new();
-        for source in sources {
-            items.extend(
-                super::copy_from::copy_from_tree(&root, source, destination).map_err(|source| {
-                    BuildError::CopyFrom {
-                        image: image.name.clone(),
-                        index: step.index,
-                        span: step.span,
-                        source,
-                    }
-                })?,
-            );
+        let mut matches = Vec::new();
+        for (group, source) in sources.iter().enumerate() {
+            let found = super::copy_from::copy_from_match(&root, source).map_err(|source| {
+                BuildError::CopyFrom {
+                    image: image.name.clone(),
+                    index: step.index,
+                    span: step.span,
+                    source,
+                }
+            })?;
+            matches.push((group, found));
         }
-        let resolved = ResolvedInputs {
-            items,
-            keep_owner: true,
-            host_parents: false,
-        };
-        let entries = entries_of(&resolved).map_err(|e| self.layer_error(i, step, e))?;
+        let placement = self.place(i, step, &matches, destination)?;
+        let entries =
+            entries_of_placement(&placement, true).map_err(|e| self.layer_error(i, step, e))?;
         // The entries read their files while the layer is written: `scratch` lives until then.
         let result = self.write_layer(i, step, &entries);
         drop(scratch);
@@ -509,9 +624,9 @@ impl Run<'_> {
         {
             let layers = self.layers.lock().expect("layers lock");
             for step in &image.steps {
+                step.action.apply_config(&mut state.config);
                 let empty_layer = match &step.action {
-                    StepAction::Config(model) => {
-                        apply_config(model, &mut state.config);
+                    StepAction::Config(_) => {
                         // Nothing to cache: "hit" means unchanged since the last build, as
                         // `kiln explain` says.
                         let key = step.key.map(|k| k.hex()).unwrap_or_default();
@@ -529,8 +644,11 @@ impl Run<'_> {
                         true
                     }
                     StepAction::Layer(_) => {
-                        state.layers.push(layers[&(i, step.index)].clone());
-                        false
+                        let layer = &layers[&(i, step.index)];
+                        if !layer.empty {
+                            state.layers.push(layer.clone());
+                        }
+                        layer.empty
                     }
                 };
                 state.config.history.push(History {
@@ -610,6 +728,61 @@ impl SandboxObserver for LineForwarder<'_> {
             line: String::from_utf8_lossy(line).into_owned(),
         });
     }
+}
+
+/// Layer entries for a `copy`'s placement: each item with its source's mode (and owner with
+/// `keep_owner`, else root's), directories the copy made as 0755 root, and files of one
+/// source sharing an inode as one file plus hard links to it (the first path in tar order is
+/// the file), as BuildKit keeps them.
+fn entries_of_placement(
+    placement: &Placement,
+    keep_owner: bool,
+) -> Result<Entries, layer::LayerError> {
+    let mut entries = Entries::new();
+    let mut linked: HashMap<(usize, u64, u64), String> = HashMap::new();
+    for (path, placed) in placement {
+        let (source, kind, group) = match placed {
+            Placed::NewDir => {
+                entries.insert(path, Entry::new(EntryKind::Dir, 0o755, 0, 0))?;
+                continue;
+            }
+            Placed::Item {
+                source,
+                kind,
+                group,
+            } => (source, kind, *group),
+        };
+        let meta = std::fs::symlink_metadata(source).map_err(layer::io_err(source.clone()))?;
+        let (uid, gid) = if keep_owner {
+            (meta.uid(), meta.gid())
+        } else {
+            (0, 0)
+        };
+        let kind = match kind {
+            ItemKind::File if meta.nlink() > 1 => {
+                match linked.entry((group, meta.dev(), meta.ino())) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        EntryKind::Hardlink(first.get().clone())
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(layer::normalize_path(path)?);
+                        EntryKind::File(Content::Host {
+                            path: source.clone(),
+                            size: meta.size(),
+                        })
+                    }
+                }
+            }
+            ItemKind::File => EntryKind::File(Content::Host {
+                path: source.clone(),
+                size: meta.size(),
+            }),
+            ItemKind::Dir => EntryKind::Dir,
+            ItemKind::Symlink(target) => EntryKind::Symlink(target.clone()),
+        };
+        entries.insert(path, Entry::new(kind, meta.mode(), uid, gid))?;
+    }
+    Ok(entries)
 }
 
 /// Layer entries for resolved host items.

@@ -14,9 +14,12 @@ mod execute;
 mod hashing;
 pub mod inputs;
 mod layer_dirs;
+mod owner;
+pub(crate) mod place;
 pub mod record;
 mod schedule;
 mod statcache;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,9 +28,12 @@ pub use cleanup::{CleanReport, clean_state};
 pub use execute::{build, store_layer};
 pub use hashing::HostInputs;
 pub use layer_dirs::{chain_ids, flatten, unpack_stack};
+pub use owner::OwnerError;
+pub use place::PlaceError;
 pub use record::{ExplainedStep, explain};
 pub use schedule::run_dag;
 pub use statcache::StatCache;
+pub use verify::{Verification, VerifyError, verify};
 
 use crate::digest::Digest;
 use crate::layer::Compression;
@@ -132,6 +138,24 @@ pub enum BuildError {
         #[diagnostic_source]
         source: copy_from::CopyFromError,
     },
+    #[error("cannot place what step {} of image `{image}` copies or creates", index + 1)]
+    Place {
+        image: String,
+        index: usize,
+        span: Span,
+        #[source]
+        #[diagnostic_source]
+        source: place::PlaceError,
+    },
+    #[error("cannot tell who owns what step {} of image `{image}` creates", index + 1)]
+    Owner {
+        image: String,
+        index: usize,
+        span: Span,
+        #[source]
+        #[diagnostic_source]
+        source: owner::OwnerError,
+    },
     #[error("`run` in image `{image}` failed: {status}")]
     RunFailed {
         image: String,
@@ -165,6 +189,17 @@ pub enum BuildError {
         #[source]
         #[diagnostic_source]
         source: crate::layer::LayerError,
+    },
+    #[error(
+        "layer {digest} is not the layer its image names: it unpacks to {actual}, the image config says {expected}"
+    )]
+    #[diagnostic(help(
+        "the image is corrupt or hostile (it claims another layer's identity); nothing of it was unpacked"
+    ))]
+    DiffIdMismatch {
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
     },
     #[error("user `{user}` of image `{image}` is not in the image's /etc/passwd")]
     #[diagnostic(help("use numeric ids (`user \"1000:1000\"`) or create the user first"))]
@@ -203,6 +238,8 @@ impl BuildError {
         match self {
             BuildError::Inputs { span, .. }
             | BuildError::CopyFrom { span, .. }
+            | BuildError::Place { span, .. }
+            | BuildError::Owner { span, .. }
             | BuildError::RunFailed { span, .. }
             | BuildError::RunStart { span, .. }
             | BuildError::Layer { span, .. }

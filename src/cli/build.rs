@@ -1,5 +1,6 @@
 //! `kiln build` and `kiln explain`: load the project, plan, compute keys, then build (or
-//! explain) and render progress, errors with their place in kiln.kdl, and the summary.
+//! explain) and render progress, errors with their place in kiln.kdl, the summary, and the
+//! comparison of `--verify` (made by `build::verify`).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -9,8 +10,9 @@ use serde_json::json;
 
 use super::args::{BuildArgs, Cli, CompressionArg, ExplainArgs, OutputFormat};
 use super::output::{json_line, line};
+use crate::build::verify::{Difference, Files};
 use crate::build::{
-    self, BuildError, BuildEvent, BuildOptions, CacheStatus, HostInputs, StatCache,
+    self, BuildError, BuildEvent, BuildOptions, CacheStatus, HostInputs, StatCache, VerifyError,
 };
 use crate::layer::Compression;
 use crate::plan::{self, BuildPlan};
@@ -139,7 +141,7 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
     }
     let mut code = 0;
     if args.verify {
-        code = super::verify::run(&store, &loaded, &plan, &outcome, &options)?;
+        code = verify(&store, &loaded, &plan, &outcome, &options)?;
     }
     // Layer steps are the ones the cache saves work on; config steps cost nothing.
     let layer_steps: Vec<_> = outcome.steps.iter().filter(|s| s.layer.is_some()).collect();
@@ -178,6 +180,87 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
         }
     }
     Ok(code)
+}
+
+/// `--verify`: rebuilds in a temporary state root and prints the comparison; 1 when an
+/// image differs or the rebuild failed.
+fn verify(
+    main_store: &Store,
+    loaded: &Loaded,
+    plan: &BuildPlan,
+    first: &build::BuildOutcome,
+    options: &BuildOptions,
+) -> Result<u8, crate::Error> {
+    let temp = tempfile::Builder::new()
+        .prefix("kiln-verify-")
+        .tempdir()
+        .map_err(|source| crate::Error::Failed {
+            message: format!("cannot create a temporary state root: {source}"),
+            help: None,
+        })?;
+    eprintln!(
+        "verify: rebuilding from scratch in {}",
+        temp.path().display()
+    );
+    let verification = match build::verify(main_store, plan, first, options, temp.path()) {
+        Ok(verification) => verification,
+        Err(VerifyError::Store(err)) => return Err(err.into()),
+        Err(VerifyError::Keys(err)) => {
+            report_error(&err, &loaded.sources);
+            return Ok(1);
+        }
+        Err(VerifyError::Build(errors)) => {
+            for err in &errors {
+                report_error(err, &loaded.sources);
+            }
+            return Ok(1);
+        }
+    };
+    for image in &verification.images {
+        let Some(difference) = &image.difference else {
+            line(format!(
+                "verify: {}  {}  identical",
+                image.name, image.first
+            ))?;
+            continue;
+        };
+        eprintln!(
+            "verify: {} differs: {} then {}",
+            image.name, image.first, image.second
+        );
+        match difference {
+            Difference::Layer {
+                index,
+                first,
+                second,
+                files,
+            } => {
+                eprintln!("  layer {} differs: {first} then {second}", index + 1);
+                match files {
+                    Files::First {
+                        path,
+                        first,
+                        second,
+                    } => {
+                        eprintln!("  first differing file: /{path}");
+                        eprintln!("    first:  {}", first.as_deref().unwrap_or("absent"));
+                        eprintln!("    second: {}", second.as_deref().unwrap_or("absent"));
+                    }
+                    Files::Same => {
+                        eprintln!("  same files, different tar bytes (order or padding)")
+                    }
+                    Files::Unreadable(err) => eprintln!("  cannot list the layers: {err}"),
+                }
+            }
+            Difference::LayerCount { first, second } => {
+                eprintln!("  layer count differs: {first} then {second}")
+            }
+            Difference::Config => {
+                eprintln!("  every layer is identical: the image config differs")
+            }
+        }
+    }
+    Ok(if verification.identical() { 0 } else { 1 })
 }
 
 fn write_report(path: &Path, outcome: &build::BuildOutcome) -> Result<(), crate::Error> {
@@ -336,7 +419,7 @@ fn error_chain(err: &dyn std::error::Error) -> Vec<String> {
 
 /// Prints a build error rustc-style: the message, where in kiln.kdl, the causes, the help,
 /// and for a failed `run` the tail of its output.
-pub(super) fn report_error(err: &BuildError, sources: &Sources) {
+fn report_error(err: &BuildError, sources: &Sources) {
     let chain = error_chain(err);
     eprintln!("error: {}", chain[0]);
     if let Some(span) = err.span() {

@@ -19,7 +19,6 @@ mod registry;
 mod registry_args;
 mod stats;
 mod test;
-mod verify;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;

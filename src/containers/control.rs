@@ -1,7 +1,7 @@
-//! `kiln stop`, `kiln kill`, `kiln restart` and the stopping half of `kiln rm -f`: signals to
-//! a container's pid 1, the stop marker that keeps its supervisor from restarting it, and
-//! waiting for the supervisor to record the end. It does not start containers (see
-//! `detach`) nor remove files (see `run::remove`).
+//! `kiln stop`, `kiln kill` and `kiln rm`: signals to a container's pid 1, the stop marker
+//! that keeps its supervisor from restarting it, waiting for the supervisor to record the
+//! end, and removing a container (its cgroup, then its files through `lifecycle`). It does
+//! not start containers (`kiln restart` is `detach`'s).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,7 +10,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::ContainerError;
-use super::supervisor::stop_marker;
+use super::lifecycle::{cgroup_name, remove_files, remove_parent_cgroups, stop_marker};
+use crate::runtime::cgroup::Hierarchy;
 use crate::runtime::spec::STOP_SIGNAL_ANNOTATION;
 use crate::state::{Record, Records, Status};
 
@@ -163,26 +164,33 @@ pub fn wait_supervisor(records: &Records, record: &Record, kill_container: bool)
     }
 }
 
-/// `kiln restart`: stops the container, then starts it again under a new supervisor.
-pub fn restart(
+/// Removes a container: its cgroup if one is left, files and record. A running one (and
+/// its supervisor) only with `force`, killed first.
+pub fn remove(
     records: &Records,
     record: &Record,
     state_root: &Path,
-    timeout: Duration,
+    force: bool,
 ) -> Result<(), ContainerError> {
-    stop(records, record, timeout)?;
-    let marker = stop_marker(records, &record.id);
-    match std::fs::remove_file(&marker) {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(super::io_err(&marker)(err)),
+    let current = record.reconciled();
+    let active = matches!(current.state.status, Status::Running | Status::Restarting)
+        || current.state.supervisor_alive();
+    if active {
+        if !force {
+            return Err(ContainerError::Running {
+                name: record.name.clone(),
+            });
+        }
+        // The supervisor must not start it again, and must be gone before its files are.
+        mark_stopped(records, record)?;
+        wait_supervisor(records, record, true);
     }
-    let mut current = records.load(&record.id)?.reconciled();
-    current.state.status = Status::Created;
-    current.state.pid = None;
-    current.state.pid_start_time = None;
-    current.state.supervisor_pid = None;
-    current.state.supervisor_start_time = None;
-    records.save(&current)?;
-    super::detach::spawn_supervisor(state_root, &record.id)
+    if let Ok(hierarchy) = Hierarchy::detect()
+        && let Some(cgroup) = hierarchy.open(&cgroup_name(state_root, &record.id))?
+    {
+        cgroup.kill_all()?;
+        cgroup.remove()?;
+        remove_parent_cgroups(state_root);
+    }
+    remove_files(records, record)
 }

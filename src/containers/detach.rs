@@ -1,6 +1,7 @@
-//! `kiln run -d`: prepare the container as the foreground path does, then hand it to a
-//! supervisor — kiln itself re-executed as `kiln __supervise ID`, in its own session with
-//! stdio on /dev/null — and return once the supervisor says the container started.
+//! `kiln run -d` and `kiln restart`: prepare the container as the foreground path does (or
+//! stop it), then hand it to a supervisor — kiln itself re-executed as `kiln __supervise
+//! ID`, in its own session with stdio on /dev/null — and return once the supervisor says the
+//! container started.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -14,10 +15,9 @@ use nix::libc;
 
 use super::ContainerError;
 use super::health::HealthCheck;
-use super::prepare::{cgroup, prepare_with};
-use super::run::{RunRequest, remove_parent_cgroups};
-use super::supervisor::STARTED;
-use crate::state::{ContainerId, Record};
+use super::lifecycle::{RunRequest, STARTED, cgroup, remove_parent_cgroups, stop_marker};
+use super::prepare::prepare_with;
+use crate::state::{ContainerId, Record, Records, Status};
 use crate::store::Store;
 
 /// The descriptor on which a supervisor reports the first start.
@@ -42,7 +42,7 @@ pub fn run_detached(
     if let Err(err) = made {
         let records = &prepared.records;
         if let Ok(record) = records.load(&id) {
-            let _ = super::run::remove(records, &record, state_root, true);
+            let _ = super::control::remove(records, &record, state_root, true);
         }
         remove_parent_cgroups(state_root);
         return Err(err);
@@ -141,4 +141,28 @@ fn read_report(read_end: OwnedFd) -> Option<String> {
     }
     let text = String::from_utf8_lossy(&text);
     text.lines().next().map(str::to_string)
+}
+
+/// `kiln restart`: stops the container, then starts it again under a new supervisor.
+pub fn restart(
+    records: &Records,
+    record: &Record,
+    state_root: &Path,
+    timeout: Duration,
+) -> Result<(), ContainerError> {
+    super::control::stop(records, record, timeout)?;
+    let marker = stop_marker(records, &record.id);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(super::io_err(&marker)(err)),
+    }
+    let mut current = records.load(&record.id)?.reconciled();
+    current.state.status = Status::Created;
+    current.state.pid = None;
+    current.state.pid_start_time = None;
+    current.state.supervisor_pid = None;
+    current.state.supervisor_start_time = None;
+    records.save(&current)?;
+    spawn_supervisor(state_root, &record.id)
 }

@@ -77,7 +77,9 @@ impl Target {
             source: std::io::Error::other(e),
         })?;
         let cgroup = match Hierarchy::detect() {
-            Ok(hierarchy) => hierarchy.open(&super::cgroup_name(state_root, &record.id))?,
+            Ok(hierarchy) => {
+                hierarchy.open(&super::lifecycle::cgroup_name(state_root, &record.id))?
+            }
             Err(_) => None,
         };
         Ok(Target {

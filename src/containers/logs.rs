@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::ContainerError;
-use super::supervisor::log_path;
+use super::lifecycle::log_path;
 use crate::runtime::supervise::{LogLine, LogReader};
 use crate::state::{Record, Records, Status};
 

@@ -13,6 +13,7 @@ mod control;
 mod detach;
 mod exec;
 mod health;
+mod lifecycle;
 mod logs;
 mod network;
 mod prepare;
@@ -27,23 +28,23 @@ use std::path::{Path, PathBuf};
 pub use bundle::write_bundle;
 pub use commit::{Change, CommitRequest, Committed, apply_changes, commit, parse_change};
 pub use control::{
-    kill_container, mark_stopped, parse_signal, restart, signal_container, stop, stop_signal,
+    kill_container, mark_stopped, parse_signal, remove, signal_container, stop, stop_signal,
     wait_supervisor,
 };
-pub use detach::{REPORT_FD, run_detached, spawn_supervisor};
+pub use detach::{REPORT_FD, restart, run_detached, spawn_supervisor};
 pub use exec::{ExecRequest, Target, exec};
 pub use health::{
     Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, RoundResult, parse_health,
     probe_once,
 };
+pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
 pub use logs::{parse_since, read_logs};
 pub use network::Published;
-pub use prepare::Launch;
-pub use run::{RunRequest, RunResult, cgroup_name, remove, run};
+pub use run::{RunResult, run};
 pub use stats::{
     ContainerStats, NetIo, Sampler, cpu_percent, parse_mem_total, parse_net_dev, snapshot,
 };
-pub use supervisor::{log_path, stop_marker, supervise};
+pub use supervisor::supervise;
 
 use crate::runtime::spec::SpecError;
 use crate::state::RecordError;

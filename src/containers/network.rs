@@ -146,10 +146,11 @@ pub(crate) fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> R
     })
 }
 
-/// Releases what a removed container held on the networks (per its `launch.json`).
-pub(crate) fn release(state_root: &Path, dir: &Path, container_id: &str) {
-    if let Ok(launch) = super::Launch::load(dir) {
-        attach::release(state_root, container_id, &launch.interfaces);
+/// Releases what a removed container held on the networks: its `interfaces` (from its
+/// `launch.json`), or, when they are unknown, at least its `/etc` files.
+pub(crate) fn release(state_root: &Path, container_id: &str, interfaces: Option<&[Interface]>) {
+    if let Some(interfaces) = interfaces {
+        attach::release(state_root, container_id, interfaces);
     } else {
         let _ = std::fs::remove_dir_all(attach::etc_dir(state_root, container_id));
     }

@@ -4,62 +4,17 @@
 //! before anything is created. It does not start the container.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use super::health::HealthCheck;
-use super::run::{RunRequest, cgroup_name};
+use super::lifecycle::{Launch, RunRequest, layout};
 use super::{ContainerError, io_err};
 use crate::image::StoredImage;
 use crate::runtime::RootfsLayout;
-use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
+use crate::runtime::cgroup::Limits;
 use crate::runtime::spec::{NetworkMode, container_spec, to_json};
 use crate::state::{ContainerId, ContainerState, Record, Records, generate_name};
 use crate::store::Store;
 use crate::timestamp::now;
-
-/// What a supervisor needs to start the container again, besides `config.json`:
-/// `containers/<id>/launch.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Launch {
-    /// The image's unpacked layers, lowest first.
-    pub lower_dirs: Vec<PathBuf>,
-    pub memory: Option<u64>,
-    pub cpus: Option<f64>,
-    pub pids: Option<u64>,
-    /// `--rm`: the supervisor removes the container once it is done.
-    #[serde(default)]
-    pub remove: bool,
-    /// The health check the supervisor runs, if any.
-    #[serde(default)]
-    pub health: Option<HealthCheck>,
-    /// Interfaces on kiln networks, made at every start.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub interfaces: Vec<crate::net::attach::Interface>,
-    /// Published ports, proxied while the container runs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub publish: Vec<super::Published>,
-}
-
-impl Launch {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            memory: self.memory,
-            cpus: self.cpus,
-            pids: self.pids,
-        }
-    }
-
-    pub fn load(dir: &Path) -> Result<Launch, ContainerError> {
-        let path = dir.join("launch.json");
-        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-        serde_json::from_slice(&bytes).map_err(|e| ContainerError::Io {
-            path,
-            source: std::io::Error::other(e),
-        })
-    }
-}
 
 /// A container whose record and files exist, ready to start.
 pub(crate) struct Prepared {
@@ -73,15 +28,6 @@ pub(crate) struct Prepared {
 impl Prepared {
     pub(crate) fn layout(&self) -> RootfsLayout {
         layout(&self.dir, &self.launch)
-    }
-}
-
-/// The rootfs layout of the container in `dir`.
-pub(crate) fn layout(dir: &Path, launch: &Launch) -> RootfsLayout {
-    RootfsLayout {
-        lower_dirs: launch.lower_dirs.clone(),
-        upper_dir: dir.join("upper"),
-        scratch_dir: dir.join("scratch"),
     }
 }
 
@@ -211,36 +157,4 @@ fn write_files(prepared: &Prepared) -> Result<(), ContainerError> {
         std::fs::create_dir_all(&d).map_err(io_err(&d))?;
     }
     Ok(())
-}
-
-/// The container's cgroup with its limits: the existing one (a restart), else a new one.
-/// `None` without cgroups when no limit was asked for.
-pub(crate) fn cgroup(
-    state_root: &Path,
-    id: &ContainerId,
-    limits: &Limits,
-    trace: bool,
-) -> Result<Option<Cgroup>, ContainerError> {
-    let mut hierarchy = Hierarchy::detect();
-    if trace && let Ok(h) = &hierarchy {
-        let observer: crate::runtime::cgroup::Observer =
-            Arc::new(|event: &CgroupEvent<'_>| super::trace_line(format_args!("{event}")));
-        hierarchy = Ok(h.with_observer(observer));
-    }
-    match hierarchy {
-        Ok(h) => {
-            let name = cgroup_name(state_root, id);
-            match h.open(&name)? {
-                Some(existing) => Ok(Some(existing)),
-                None => Ok(Some(h.create(&name, limits)?)),
-            }
-        }
-        Err(err) if limits.is_empty() => {
-            if trace {
-                super::trace_line(format_args!("no cgroups ({err}); running without limits"));
-            }
-            Ok(None)
-        }
-        Err(err) => Err(err.into()),
-    }
 }

@@ -1,36 +1,15 @@
 //! `kiln run` in the foreground: prepare (image → rootfs → spec → record → cgroup), run,
-//! record how it ended, clean up; and `remove` for `kiln rm`.
+//! record how it ended, clean up.
 
 use std::path::Path;
 
 use super::ContainerError;
+use super::lifecycle::{RunRequest, remove_files, remove_parent_cgroups};
 use super::prepare::{Prepared, prepare};
-use crate::runtime::cgroup::{Cgroup, Hierarchy};
-use crate::runtime::spec::RunOptions;
-use crate::runtime::supervise::RestartPolicy;
+use crate::runtime::cgroup::Cgroup;
 use crate::runtime::{SandboxStatus, StartHooks, Stdio, TraceEvent, run_foreground};
 use crate::state::{ContainerId, Record, Records, Status};
 use crate::store::Store;
-
-/// What `kiln run` was asked.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    pub image: String,
-    pub name: Option<String>,
-    pub options: RunOptions,
-    /// Remove the container (record, upper directory, cgroup) when it exits.
-    pub remove: bool,
-    /// Print every kernel-level step on stderr.
-    pub trace: bool,
-    /// Recorded; applied by the supervisor of a detached container.
-    pub restart: RestartPolicy,
-    /// The project and service the container is an instance of (`kiln up`).
-    pub member: Option<crate::state::Membership>,
-    /// kiln networks to attach to, in order (`eth0` for the first).
-    pub networks: Vec<crate::net::attach::AttachRequest>,
-    /// `-p`: host ports proxied to the container's first address.
-    pub publish: Vec<super::Published>,
-}
 
 /// How the container ended.
 #[derive(Debug, Clone)]
@@ -47,18 +26,6 @@ impl RunResult {
     pub fn exit_code(&self) -> u8 {
         u8::try_from(self.status.code()).unwrap_or(255)
     }
-}
-
-/// The cgroup of a container: under `kiln/<state root hash>/`, so two roots never meet.
-pub fn cgroup_name(state_root: &Path, id: &ContainerId) -> String {
-    format!("{}/{}", root_cgroup(state_root), id.short())
-}
-
-/// `kiln/<state root hash>`: the parent of a state root's container cgroups.
-fn root_cgroup(state_root: &Path) -> String {
-    let canonical = std::fs::canonicalize(state_root).unwrap_or_else(|_| state_root.into());
-    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex();
-    format!("kiln/{}", &hash[..12])
 }
 
 struct Hooks<'a> {
@@ -133,7 +100,7 @@ fn run_recorded(
     request: &RunRequest,
 ) -> Result<RunResult, ContainerError> {
     let limits = prepared.launch.limits();
-    let cgroup = super::prepare::cgroup(state_root, &prepared.record.id, &limits, request.trace)?;
+    let cgroup = super::lifecycle::cgroup(state_root, &prepared.record.id, &limits, request.trace)?;
     let layout = prepared.layout();
     let stdio = if request.options.tty {
         Stdio::Pty
@@ -191,56 +158,4 @@ fn run_recorded(
         status,
         oom_limit,
     })
-}
-
-/// Removes a container: its cgroup if one is left, files and record. A running one (and
-/// its supervisor) only with `force`, killed first.
-pub fn remove(
-    records: &Records,
-    record: &Record,
-    state_root: &Path,
-    force: bool,
-) -> Result<(), ContainerError> {
-    let current = record.reconciled();
-    let active = matches!(current.state.status, Status::Running | Status::Restarting)
-        || current.state.supervisor_alive();
-    if active {
-        if !force {
-            return Err(ContainerError::Running {
-                name: record.name.clone(),
-            });
-        }
-        // The supervisor must not start it again, and must be gone before its files are.
-        super::control::mark_stopped(records, record)?;
-        super::control::wait_supervisor(records, record, true);
-    }
-    if let Ok(hierarchy) = Hierarchy::detect()
-        && let Some(cgroup) = hierarchy.open(&cgroup_name(state_root, &record.id))?
-    {
-        cgroup.kill_all()?;
-        cgroup.remove()?;
-        remove_parent_cgroups(state_root);
-    }
-    remove_files(records, record)
-}
-
-/// `kiln/<root hash>` and `kiln` once no container uses them (another kiln process may be
-/// creating one at the same moment: then the directory is busy and stays, which is right).
-pub(crate) fn remove_parent_cgroups(state_root: &Path) {
-    if let Ok(hierarchy) = Hierarchy::detect() {
-        let _ = hierarchy.remove_if_empty(&root_cgroup(state_root));
-        let _ = hierarchy.remove_if_empty("kiln");
-    }
-}
-
-/// The record and the container's directory (upper layer, scratch, config.json), and what
-/// it held on kiln's networks.
-pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
-    super::network::release(
-        records.state_root(),
-        &records.dir(&record.id),
-        record.id.as_str(),
-    );
-    records.remove(record)?;
-    Ok(())
 }

@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -21,27 +21,14 @@ use std::time::{Duration, Instant};
 use super::ContainerError;
 use super::exec::Target;
 use super::health::{Health, HealthCheck, HealthTracker, probe_once};
-use super::prepare::{Launch, cgroup, layout};
-use super::run::{remove_files, remove_parent_cgroups};
+use super::lifecycle::{
+    Launch, STARTED, cgroup, layout, log_path, remove_files, remove_parent_cgroups, stop_marker,
+};
 use crate::runtime::cgroup::Cgroup;
 use crate::runtime::supervise::{Backoff, ExitReason, LogWriter, RestartPolicy, Stream};
 use crate::runtime::{SandboxStatus, StartHooks, Stdio, start};
-use crate::state::{ContainerId, Record, RecordError, Records, Status, process_start_time};
+use crate::state::{Record, RecordError, Records, Status, process_start_time};
 use crate::timestamp::now;
-
-/// The file whose existence tells the supervisor not to start the container again.
-pub fn stop_marker(records: &Records, id: &ContainerId) -> PathBuf {
-    records.dir(id).join("stop")
-}
-
-/// The container's log file.
-pub fn log_path(records: &Records, id: &ContainerId) -> PathBuf {
-    records.dir(id).join("log.jsonl")
-}
-
-/// The first line a supervisor writes to the report pipe: `started`, or `failed CODE
-/// MESSAGE` when the container could not be started the first time.
-pub(crate) const STARTED: &str = "started";
 
 /// The record, shared by the thread that runs the container and its health checker:
 /// every change is made and saved under the lock, so neither overwrites the other's.

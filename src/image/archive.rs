@@ -1,25 +1,18 @@
-//! Export and import: an image as an OCI layout directory, an OCI archive (that directory as
-//! a tar) or a Docker archive (`docker save` / `podman load` format); and import of those
-//! plus plain root-filesystem tarballs.
-//!
-//! Every archive is unpacked with the layer module's safe extraction (no absolute paths, no
-//! `..`, no symlink escapes, no devices) into a temporary directory before anything is read,
-//! and every blob is re-hashed on its way into the store; a digest that does not match is an
-//! error and nothing is tagged. Archives are written with the deterministic tar writer, so
-//! exporting twice gives the same bytes.
+//! Export: an image as an OCI layout directory, an OCI archive (that directory as a tar) or
+//! a Docker archive (`docker save` / `podman load` format), and the errors of both export
+//! and import (`super::import` reads those formats back). Archives are written with the
+//! deterministic tar writer, so exporting twice gives the same bytes. Blobs are copied out
+//! of the store, never hard-linked: a link would let whoever can write the exported file
+//! change the store's blob.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-use super::{ImageConfig, ImageError, MEDIA_CONFIG, Manifest, StoredImage, write_image};
+use super::{ImageError, Manifest, StoredImage};
 use crate::digest::Digest;
-use crate::layer::{
-    self, Compression, Entries, Entry, ExtractOptions, ScanOptions, WhiteoutMode, WriteOptions,
-};
+use crate::layer::{self, Compression, Entries, Entry, ScanOptions, WriteOptions};
 use crate::store::{Descriptor, MEDIA_INDEX, MEDIA_MANIFEST, REF_NAME, Store};
 
 /// The container formats of `kiln export`.
@@ -82,9 +75,80 @@ pub enum ArchiveError {
     #[error("{} has no tag and none was given", path.display())]
     #[diagnostic(help("give one with --tag NAME"))]
     NoTag { path: PathBuf },
+    #[error("`{entry}` in {} is a link to `{target}`, outside the archive", path.display())]
+    #[diagnostic(help(
+        "kiln reads archives as data and never follows a link out of one; nothing was imported"
+    ))]
+    LinkOutside {
+        path: PathBuf,
+        entry: String,
+        target: String,
+    },
+    #[error("`{entry}` in {} is a symbolic link", path.display())]
+    #[diagnostic(help(
+        "an OCI layout is read without following links (one could lead to any file of the machine); \
+         copy the real files in; nothing was imported"
+    ))]
+    SymlinkInLayout { path: PathBuf, entry: String },
+    #[error("`{entry}` in {} is not a regular file", path.display())]
+    #[diagnostic(help("the archive is malformed or hostile; nothing was imported"))]
+    NotAFile { path: PathBuf, entry: String },
+    #[error("`{entry}` in {} is unsafe: {reason}", path.display())]
+    #[diagnostic(help("the archive is malformed or hostile; nothing was imported"))]
+    UnsafeEntry {
+        path: PathBuf,
+        entry: String,
+        reason: String,
+    },
+    #[error("`{entry}` in {} is not what its descriptor says", path.display())]
+    BadBlob {
+        path: PathBuf,
+        entry: String,
+        #[source]
+        #[diagnostic_source]
+        source: crate::store::StoreError,
+    },
+    #[error("{} has {layers} layers but its config lists {diff_ids} diff_ids", path.display())]
+    #[diagnostic(help("the archive is malformed or hostile; nothing was imported"))]
+    LayerCount {
+        path: PathBuf,
+        layers: usize,
+        diff_ids: usize,
+    },
+    #[error("layer `{entry}` in {} hashes to {actual}, but the config says {expected}", path.display())]
+    #[diagnostic(help(
+        "a layer must be the one its image config names (kiln keys unpacked layers by it); \
+         nothing was imported"
+    ))]
+    DiffIdMismatch {
+        path: PathBuf,
+        entry: String,
+        expected: String,
+        actual: Digest,
+    },
+    #[error("{} has two members named `{entry}`", path.display())]
+    #[diagnostic(help("the archive is malformed or hostile; nothing was imported"))]
+    Duplicate { path: PathBuf, entry: String },
+    #[error("`{entry}` in {} is not where image archives keep their files", path.display())]
+    #[diagnostic(help(
+        "kiln imports what docker save, podman save and OCI tools write: blobs/sha256/…, \
+         <id>/layer.tar, <id>.tar, <id>.json"
+    ))]
+    UnsupportedMember { path: PathBuf, entry: String },
+    #[error("{} names a `{media_type}`, which kiln cannot import", path.display())]
+    UnsupportedMedia { path: PathBuf, media_type: String },
+    #[error("{} has no image for linux/{architecture}", path.display())]
+    NoPlatform { path: PathBuf, architecture: String },
+    #[error("{} is not a file kiln can read twice", path.display())]
+    #[diagnostic(help(
+        "a root filesystem tarball is read twice (once to find its format); save it to a file first"
+    ))]
+    NotSeekable { path: PathBuf },
+    #[error("{} is not an OCI image layout: it has no `oci-layout` file", path.display())]
+    NotALayout { path: PathBuf },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
     move |source| ArchiveError::Io {
         path: path.to_path_buf(),
         source,
@@ -197,10 +261,9 @@ fn write_blob(dir: &Path, digest: &Digest, content: BlobSource<'_>) -> Result<()
     match content {
         BlobSource::Bytes(bytes) => fs::write(&target, bytes).map_err(io_err(&target)),
         BlobSource::File(path) => {
-            // A hard link when the store is on the same filesystem; a copy otherwise.
-            fs::hard_link(path, &target)
-                .or_else(|_| fs::copy(path, &target).map(|_| ()))
-                .map_err(io_err(&target))
+            // A copy (copy_file_range: a reflink where the filesystem can), never a hard
+            // link: the exported file must not be the store's blob.
+            fs::copy(path, &target).map(|_| ()).map_err(io_err(&target))
         }
     }
 }
@@ -447,356 +510,4 @@ fn write_docker_dir(
     )
     .map_err(io_err(&path))?;
     Ok(image.descriptor.digest.clone())
-}
-
-/// What `import` found and stored.
-#[derive(Debug, Clone)]
-pub struct Imported {
-    pub name: String,
-    pub descriptor: Descriptor,
-    pub format: &'static str,
-}
-
-/// Imports an OCI layout directory, an OCI or Docker archive, or a root-filesystem tarball
-/// (optionally gzip/zstd compressed) into the store under `tag` (for archives: default the
-/// name they carry). Nothing is tagged unless every blob checked out.
-pub fn import(store: &Store, path: &Path, tag: Option<&str>) -> Result<Imported, ArchiveError> {
-    import_with(store, path, Naming::Tag(tag))
-}
-
-/// Imports an archive without naming it (a build's `from "oci-archive:…"`): the blobs are
-/// stored and the manifest returned; the image that builds on it keeps them alive.
-pub fn import_untagged(store: &Store, path: &Path) -> Result<Imported, ArchiveError> {
-    import_with(store, path, Naming::Untagged)
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Naming<'a> {
-    Tag(Option<&'a str>),
-    Untagged,
-}
-
-impl<'a> Naming<'a> {
-    fn wanted(self) -> Option<&'a str> {
-        match self {
-            Naming::Tag(tag) => tag,
-            Naming::Untagged => None,
-        }
-    }
-
-    /// Tags the image unless untagged; returns the name it got ("" when untagged).
-    fn apply(
-        self,
-        store: &Store,
-        carried: Option<String>,
-        descriptor: &Descriptor,
-        archive: &Path,
-    ) -> Result<String, ArchiveError> {
-        match self {
-            Naming::Untagged => Ok(String::new()),
-            Naming::Tag(tag) => {
-                let name =
-                    tag.map(str::to_string)
-                        .or(carried)
-                        .ok_or_else(|| ArchiveError::NoTag {
-                            path: archive.to_path_buf(),
-                        })?;
-                store.set_tag(&name, descriptor)?;
-                Ok(name)
-            }
-        }
-    }
-}
-
-fn import_with(store: &Store, path: &Path, naming: Naming<'_>) -> Result<Imported, ArchiveError> {
-    if path.is_dir() {
-        return import_oci_dir(store, path, path, naming);
-    }
-    let temp = tempfile::Builder::new()
-        .prefix("kiln-import-")
-        .tempdir()
-        .map_err(|e| io_err(path)(e))?;
-    let root = temp.path().join("archive");
-    fs::create_dir(&root).map_err(io_err(&root))?;
-    let file = File::open(path).map_err(io_err(path))?;
-    let tar = layer::decompressing_reader(BufReader::new(file)).map_err(|source| {
-        ArchiveError::Unpack {
-            path: path.to_path_buf(),
-            source,
-        }
-    })?;
-    let options = ExtractOptions {
-        whiteouts: WhiteoutMode::Apply,
-        preserve_ownership: nix::unistd::geteuid().is_root(),
-        allow_devices: false,
-    };
-    layer::extract(tar, &root, &options).map_err(|source| ArchiveError::Unpack {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if root.join("oci-layout").is_file() && root.join("index.json").is_file() {
-        import_oci_dir(store, &root, path, naming)
-    } else if root.join("manifest.json").is_file() {
-        import_docker_dir(store, &root, path, naming)
-    } else {
-        import_rootfs(store, &root, path, naming)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct OciIndex {
-    manifests: Vec<Descriptor>,
-}
-
-/// Copies `file` into the store, checking that it hashes to `expected`.
-fn ingest_checked(
-    store: &Store,
-    file: &Path,
-    expected: &Digest,
-    archive: &Path,
-) -> Result<u64, ArchiveError> {
-    if store.contains(expected) {
-        return Ok(fs::metadata(store.blob_path(expected))
-            .map(|m| m.len())
-            .unwrap_or(0));
-    }
-    let mut ingest = store.ingest()?;
-    let mut source = File::open(file).map_err(io_err(file))?;
-    io::copy(&mut source, &mut ingest).map_err(io_err(file))?;
-    let (actual, size) = ingest.commit()?;
-    if &actual != expected {
-        return Err(ArchiveError::DigestMismatch {
-            path: archive.to_path_buf(),
-            expected: expected.clone(),
-            actual,
-        });
-    }
-    Ok(size)
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    what: &'static str,
-) -> Result<T, ArchiveError> {
-    let bytes = fs::read(path).map_err(io_err(path))?;
-    serde_json::from_slice(&bytes).map_err(|source| ArchiveError::Malformed {
-        path: path.to_path_buf(),
-        what,
-        source,
-    })
-}
-
-fn import_oci_dir(
-    store: &Store,
-    dir: &Path,
-    archive: &Path,
-    naming: Naming<'_>,
-) -> Result<Imported, ArchiveError> {
-    let tag = naming.wanted();
-    let index: OciIndex = read_json(&dir.join("index.json"), "OCI index")?;
-    let chosen = match index.manifests.len() {
-        0 => {
-            return Err(ArchiveError::Empty {
-                path: archive.to_path_buf(),
-            });
-        }
-        1 => index.manifests[0].clone(),
-        count => tag
-            .and_then(|t| {
-                index
-                    .manifests
-                    .iter()
-                    .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(t))
-            })
-            .cloned()
-            .ok_or(ArchiveError::Ambiguous {
-                path: archive.to_path_buf(),
-                count,
-            })?,
-    };
-    let blob = |digest: &Digest| dir.join("blobs/sha256").join(digest.hex());
-    let manifest_path = blob(&chosen.digest);
-    if !manifest_path.is_file() {
-        return Err(ArchiveError::MissingEntry {
-            path: archive.to_path_buf(),
-            entry: format!("blobs/sha256/{}", chosen.digest.hex()),
-        });
-    }
-    let manifest: Manifest = read_json(&manifest_path, "OCI manifest")?;
-    for descriptor in manifest.layers.iter().chain([&manifest.config]) {
-        let path = blob(&descriptor.digest);
-        if !path.is_file() {
-            return Err(ArchiveError::MissingEntry {
-                path: archive.to_path_buf(),
-                entry: format!("blobs/sha256/{}", descriptor.digest.hex()),
-            });
-        }
-        ingest_checked(store, &path, &descriptor.digest, archive)?;
-    }
-    // The config must parse as one, or the image is useless.
-    let _: ImageConfig = read_json(&blob(&manifest.config.digest), "OCI image config")?;
-    let size = ingest_checked(store, &manifest_path, &chosen.digest, archive)?;
-    let carried = chosen.annotations.get(REF_NAME).cloned();
-    let descriptor = Descriptor {
-        media_type: MEDIA_MANIFEST.to_string(),
-        digest: chosen.digest,
-        size,
-        annotations: BTreeMap::new(),
-    };
-    let name = naming.apply(store, carried, &descriptor, archive)?;
-    Ok(Imported {
-        name,
-        descriptor,
-        format: "oci",
-    })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DockerManifestEntry {
-    config: String,
-    #[serde(default)]
-    repo_tags: Vec<String>,
-    layers: Vec<String>,
-}
-
-fn import_docker_dir(
-    store: &Store,
-    dir: &Path,
-    archive: &Path,
-    naming: Naming<'_>,
-) -> Result<Imported, ArchiveError> {
-    let tag = naming.wanted();
-    let entries: Vec<DockerManifestEntry> =
-        read_json(&dir.join("manifest.json"), "Docker archive manifest")?;
-    let entry = match entries.len() {
-        0 => {
-            return Err(ArchiveError::Empty {
-                path: archive.to_path_buf(),
-            });
-        }
-        1 => &entries[0],
-        count => tag
-            .and_then(|t| entries.iter().find(|e| e.repo_tags.iter().any(|r| r == t)))
-            .ok_or(ArchiveError::Ambiguous {
-                path: archive.to_path_buf(),
-                count,
-            })?,
-    };
-    let member = |name: &str| -> Result<PathBuf, ArchiveError> {
-        let path = dir.join(name);
-        // Names come from the archive: they must stay inside it (extraction already made
-        // sure no link leads out).
-        if name.split('/').any(|c| c == "..") || name.starts_with('/') || !path.is_file() {
-            return Err(ArchiveError::MissingEntry {
-                path: archive.to_path_buf(),
-                entry: name.to_string(),
-            });
-        }
-        Ok(path)
-    };
-    let config_path = member(&entry.config)?;
-    let config_bytes = fs::read(&config_path).map_err(io_err(&config_path))?;
-    let config: ImageConfig =
-        serde_json::from_slice(&config_bytes).map_err(|source| ArchiveError::Malformed {
-            path: config_path.clone(),
-            what: "image config",
-            source,
-        })?;
-    let (config_digest, config_size) = store.put(&config_bytes)?;
-    let mut layers = Vec::new();
-    for (index, name) in entry.layers.iter().enumerate() {
-        let path = member(name)?;
-        let mut head = [0u8; 4];
-        let n = File::open(&path)
-            .and_then(|mut f| f.read(&mut head))
-            .map_err(io_err(&path))?;
-        let compression = Compression::detect(&head[..n]);
-        let mut ingest = store.ingest()?;
-        let mut source = File::open(&path).map_err(io_err(&path))?;
-        io::copy(&mut source, &mut ingest).map_err(io_err(&path))?;
-        let (digest, size) = ingest.commit()?;
-        if compression == Compression::None
-            && let Some(expected) = config.rootfs.diff_ids.get(index)
-            && *expected != digest.to_string()
-        {
-            return Err(ArchiveError::DigestMismatch {
-                path: archive.to_path_buf(),
-                expected: expected.parse().unwrap_or_else(|_| digest.clone()),
-                actual: digest,
-            });
-        }
-        layers.push(Descriptor {
-            media_type: compression.media_type().to_string(),
-            digest,
-            size,
-            annotations: BTreeMap::new(),
-        });
-    }
-    let manifest = Manifest::new(
-        Descriptor {
-            media_type: MEDIA_CONFIG.to_string(),
-            digest: config_digest,
-            size: config_size,
-            annotations: BTreeMap::new(),
-        },
-        layers,
-    );
-    let bytes = manifest.to_canonical_json();
-    let (digest, size) = store.put(&bytes)?;
-    let descriptor = Descriptor {
-        media_type: MEDIA_MANIFEST.to_string(),
-        digest,
-        size,
-        annotations: BTreeMap::new(),
-    };
-    let name = naming.apply(
-        store,
-        entry.repo_tags.first().cloned(),
-        &descriptor,
-        archive,
-    )?;
-    Ok(Imported {
-        name,
-        descriptor,
-        format: "docker",
-    })
-}
-
-fn import_rootfs(
-    store: &Store,
-    root: &Path,
-    archive: &Path,
-    naming: Naming<'_>,
-) -> Result<Imported, ArchiveError> {
-    if let Naming::Tag(None) = naming {
-        return Err(ArchiveError::NoTag {
-            path: archive.to_path_buf(),
-        });
-    }
-    let entries = Entries::scan_dir(root, &ScanOptions::default()).map_err(ArchiveError::Layer)?;
-    let options = WriteOptions {
-        compression: Compression::Zstd,
-        source_date_epoch: 0,
-        skip_implicit_dirs: false,
-    };
-    let mut ingest = store.ingest()?;
-    let info = layer::write(&entries, &options, &mut ingest).map_err(ArchiveError::Layer)?;
-    let (digest, size) = ingest.commit()?;
-    let mut config = ImageConfig::empty();
-    config.created = Some(crate::timestamp::rfc3339_utc(0));
-    config.rootfs.diff_ids = vec![info.diff_id.to_string()];
-    let layer = Descriptor {
-        media_type: info.media_type().to_string(),
-        digest,
-        size,
-        annotations: BTreeMap::new(),
-    };
-    let (descriptor, _) = write_image(store, &config, &[layer])?;
-    let name = naming.apply(store, None, &descriptor, archive)?;
-    Ok(Imported {
-        name,
-        descriptor,
-        format: "rootfs",
-    })
 }

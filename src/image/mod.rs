@@ -6,6 +6,7 @@
 
 mod archive;
 mod config;
+mod import;
 mod manifest;
 mod reference;
 #[cfg(test)]
@@ -14,10 +15,10 @@ mod tests;
 use std::path::PathBuf;
 
 pub use archive::{
-    ArchiveError, ArchiveFormat, ExportReport, Imported, export, import, import_untagged,
-    media_compression, recompress_layer,
+    ArchiveError, ArchiveFormat, ExportReport, export, media_compression, recompress_layer,
 };
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
+pub use import::{Imported, import, import_untagged};
 pub use manifest::{MEDIA_CONFIG, Manifest};
 pub use reference::{DEFAULT_REGISTRY, DOCKER_HUB_HOST, Reference, ReferenceError};
 

@@ -465,21 +465,38 @@ impl Extractor<'_> {
     }
 
     /// Directory modes and mtimes, deepest first, once nothing more is written below them.
+    /// Each directory is reopened beneath the root with no symlink followed: a later entry
+    /// may have replaced one of its parents with a symlink (`etc/` then `etc -> /etc`),
+    /// and a path-based chmod would then change the host's directory.
     fn finish_dirs(&mut self) -> Result<(), LayerError> {
+        let root = crate::beneath::open_root(self.root).map_err(super::io_err(self.root))?;
         for (path, dir) in self.dirs.iter().rev() {
             let fail = |source| LayerError::Extract {
                 entry: dir.entry.clone(),
                 source,
             };
-            match fs::symlink_metadata(path) {
-                Ok(meta) if meta.is_dir() => {}
-                _ => continue, // replaced or whited out later in the archive
-            }
-            fs::set_permissions(path, fs::Permissions::from_mode(dir.mode)).map_err(fail)?;
-            set_mtime(path, dir.mtime).map_err(fail)?;
+            let Ok(relative) = path.strip_prefix(self.root) else {
+                continue;
+            };
+            let file = match crate::beneath::open(&root, relative, crate::beneath::Kind::Dir) {
+                Ok(file) => file,
+                // Replaced, whited out, or now reached through a symlink: not ours to touch.
+                Err(err) if crate::beneath::not_there(&err) => continue,
+                Err(err) => return Err(fail(err)),
+            };
+            file.set_permissions(fs::Permissions::from_mode(dir.mode))
+                .map_err(fail)?;
+            set_fd_mtime(&file, dir.mtime).map_err(fail)?;
         }
         Ok(())
     }
+}
+
+/// Sets atime and mtime through a descriptor.
+fn set_fd_mtime(file: &fs::File, mtime: u64) -> io::Result<()> {
+    let seconds = i64::try_from(mtime).map_err(|_| io::ErrorKind::InvalidData)?;
+    let time = TimeSpec::new(seconds, 0);
+    nix::sys::stat::futimens(file, &time, &time).map_err(io::Error::from)
 }
 
 fn refused(entry: &str, refusal: Refusal) -> LayerError {

@@ -30,6 +30,11 @@
 //! root, as are links whose `..` climb above it. Entries never follow a symlink at their own
 //! final component: an existing entry is removed and replaced.
 //!
+//! # Index
+//! [`ImageIndex`] reads a stack of layers as metadata only (no file is written): the merged
+//! tree a build step decides against (is `/srv` a directory already? what does `/bin`
+//! link to?), with symbolic links resolved inside the image.
+//!
 //! # Paths
 //! Entry paths are UTF-8, relative, `/`-separated, without `.` or `..`; names starting with
 //! `.wh.` are reserved for whiteouts. Host names that are not UTF-8 are an error when
@@ -39,10 +44,13 @@ mod compress;
 mod entries;
 mod extract;
 mod header;
+mod index;
 mod resolve;
 mod scan;
 mod write;
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +60,7 @@ use std::path::PathBuf;
 pub use compress::{Compression, decompressing_reader};
 pub use entries::{Content, Entries, Entry, EntryKind, normalize_path};
 pub use extract::{ExtractOptions, ExtractReport, WhiteoutMode, extract};
+pub use index::{CAPTURED, ImageIndex, IndexKind, IndexNode, SymlinkLoop};
 pub use scan::ScanOptions;
 pub use write::{LayerInfo, WriteOptions, compress_stream, write};
 
@@ -66,6 +75,12 @@ pub const MEDIA_TYPE_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zs
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// Name of the OCI marker that makes its directory opaque (hides all lower content).
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// The diff_id of a layer without entries: the tar [`write`] makes of empty [`Entries`] (its
+/// end-of-archive blocks, 1024 zero bytes), the well-known empty layer of Docker and OCI.
+pub fn empty_diff_id() -> crate::digest::Digest {
+    crate::digest::Digest::of(&[0u8; 1024])
+}
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LayerError {

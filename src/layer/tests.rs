@@ -18,7 +18,7 @@ use super::write::Pipeline;
 use super::*;
 use crate::digest::Digest;
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
@@ -889,7 +889,7 @@ fn overlay_upper_dirs_become_oci_whiteouts_and_back() {
 // ---------------------------------------------------------------- hostile archives
 
 /// A tar with members written verbatim (names are not checked), as an attacker would.
-fn crafted(members: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {
+pub(super) fn crafted(members: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, kind, link, data) in members {
         let mut header = Header::new_gnu();
@@ -921,7 +921,10 @@ fn crafted(members: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {
 
 /// Extracts `tar` into `<tmp>/outside/root`; returns the error and the sandbox, after
 /// checking that nothing appeared in `<tmp>` or `<tmp>/outside` besides `outside/root`.
-fn extract_hostile(tar: &[u8], opts: &ExtractOptions) -> (LayerError, tempfile::TempDir) {
+pub(super) fn extract_hostile(
+    tar: &[u8],
+    opts: &ExtractOptions,
+) -> (LayerError, tempfile::TempDir) {
     let sandbox = tempfile::tempdir().unwrap();
     let root = sandbox.path().join("outside/root");
     fs::create_dir_all(&root).unwrap();
@@ -947,7 +950,7 @@ fn extract_hostile(tar: &[u8], opts: &ExtractOptions) -> (LayerError, tempfile::
     (error, sandbox)
 }
 
-fn assert_refused(error: &LayerError, entry: &str, reason: &str) {
+pub(super) fn assert_refused(error: &LayerError, entry: &str, reason: &str) {
     let message = error.to_string();
     assert!(
         matches!(error, LayerError::UnsafeEntry { .. }),

@@ -41,13 +41,30 @@ pub enum LayerAction {
         argv: Vec<String>,
         network: bool,
     },
+    /// `workdir PATH`: sets the working directory (a config change) and creates it in the
+    /// image when it is missing, as Docker's WORKDIR does (the layer holds the directories
+    /// made; an image that has them gets no layer for this step).
+    Workdir {
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepAction {
     Layer(LayerAction),
-    /// A change to the image config only (env, workdir, user, cmd…): no layer.
+    /// A change to the image config only (env, user, cmd…): no layer.
     Config(Step),
+}
+
+impl StepAction {
+    /// Applies what this step changes in the image config (`Config` steps and `workdir`).
+    pub fn apply_config(&self, config: &mut ImageConfig) {
+        match self {
+            StepAction::Config(step) => apply_config(step, config),
+            StepAction::Layer(LayerAction::Workdir { path }) => apply_workdir(path, config),
+            StepAction::Layer(_) => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +173,9 @@ impl BuildPlan {
                             .extend(inputs.inputs(&self.images[index], step)?);
                     }
                 }
+                if let StepAction::Layer(LayerAction::Workdir { path }) = &step.action {
+                    apply_workdir(path, &mut config);
+                }
                 let key = recipe.key();
                 step.recipe = recipe;
                 step.key = Some(key);
@@ -196,6 +216,7 @@ fn describe_layer(action: &LayerAction, from_key: Option<Key>, recipe: &mut Reci
             }
             recipe.push("network", network.to_string());
         }
+        LayerAction::Workdir { path } => recipe.push("path", path.clone()),
     }
 }
 
@@ -257,11 +278,7 @@ pub fn apply_config(step: &Step, config: &mut ImageConfig) {
                     .insert(key.value.clone(), value.value.clone());
             }
         }
-        Step::Workdir { path } => {
-            // A relative workdir is relative to the previous one, as in Docker.
-            let base = runtime.working_dir.clone().unwrap_or_else(|| "/".into());
-            runtime.working_dir = Some(join_image_path(&base, &path.value));
-        }
+        Step::Workdir { path } => apply_workdir(&path.value, config),
         Step::User { user } => runtime.user = Some(user.value.clone()),
         Step::Expose { ports } => {
             for port in ports {
@@ -286,6 +303,14 @@ pub fn apply_config(step: &Step, config: &mut ImageConfig) {
         Step::StopSignal { signal } => runtime.stop_signal = Some(signal.value.to_string()),
         Step::Copy { .. } | Step::HostBinary { .. } | Step::HostPath { .. } | Step::Run { .. } => {}
     }
+}
+
+/// `workdir PATH`'s config change: a relative PATH is relative to the previous working
+/// directory, as in Docker.
+fn apply_workdir(path: &str, config: &mut ImageConfig) {
+    let runtime = &mut config.config;
+    let base = runtime.working_dir.clone().unwrap_or_else(|| "/".into());
+    runtime.working_dir = Some(join_image_path(&base, path));
 }
 
 /// `base` joined with `path` inside an image (absolute paths replace), normalized.
@@ -468,6 +493,9 @@ fn step_action(step: &Step, index_of: &BTreeMap<&str, usize>) -> StepAction {
                 RunCommand::Exec(_) | RunCommand::Shell(_) => command.argv(),
             },
             network: *network,
+        },
+        Step::Workdir { path } => LayerAction::Workdir {
+            path: path.value.clone(),
         },
         other => return StepAction::Config(other.clone()),
     })

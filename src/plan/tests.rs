@@ -130,10 +130,13 @@ fn config_steps_apply_like_docker() {
     let (_, web) = plan.image("web").unwrap();
     let mut config = crate::image::ImageConfig::empty();
     for step in &web.steps {
-        if let StepAction::Config(s) = &step.action {
-            apply_config(s, &mut config);
-        }
+        step.action.apply_config(&mut config);
     }
+    // `workdir` is a layer step (it creates the directory) that also sets the config.
+    assert!(web.steps.iter().any(|s| matches!(
+        &s.action,
+        StepAction::Layer(LayerAction::Workdir { path }) if path == "www"
+    )));
     assert_eq!(config.config.working_dir.as_deref(), Some("/srv/www"));
     assert_eq!(config.config.cmd, Some(vec!["sh".to_string()]));
 }

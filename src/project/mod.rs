@@ -4,6 +4,10 @@
 //! resolves volumes and limits into `docker run`-style options and orders the instances in
 //! start waves by `depends-on`. It is pure data; starting and stopping is done by
 //! `containers` (and the network by `net`), never here by hand.
+//!
+//! [`up`] (and `down`) make the running containers match the plan; the rolling update of a
+//! changed instance and `kiln rollback` are `rollout`'s. Both report through the types
+//! here, [`UpEvent`] and [`ProjectError`], so that neither file needs the other's.
 
 pub mod assert;
 mod plan;
@@ -16,4 +20,119 @@ mod up;
 pub use plan::{Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
 pub use probe::LiveProber;
 pub use rollout::{PREVIOUS, health_deadline, rollback};
-pub use up::{DEFAULT_WAIT, ProjectError, UpEvent, down, project_records, up};
+pub use up::{DEFAULT_WAIT, down, project_records, up};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::containers::ContainerError;
+
+/// What happened to each instance, as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpEvent {
+    /// Already running as declared: left alone.
+    Kept(String),
+    /// Removed: changed (replaced next) or no longer declared.
+    Removed(String),
+    Started(String),
+    /// Waiting for a service to be started, healthy or completed.
+    Waiting {
+        name: String,
+        on: String,
+    },
+    Healthy(String),
+    /// A changed instance was stopped and kept under another name (for a rollback), to be
+    /// replaced next.
+    Retired {
+        name: String,
+        kept_as: String,
+    },
+    /// The previous version of an instance runs again (image digest, shortened).
+    RolledBack {
+        name: String,
+        digest: String,
+    },
+    /// A job ended with this code.
+    Completed {
+        name: String,
+        code: i32,
+    },
+    /// A link was made; `unimpaired`: its impairments could not be applied (no netem).
+    Linked {
+        link: String,
+        unimpaired: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ProjectError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Record(#[from] crate::state::RecordError),
+    #[error("container name `{name}` is taken by a container outside project {project}")]
+    #[diagnostic(help("remove it (`kiln rm -f {name}`) or rename the node in kiln.kdl"))]
+    NameTaken { name: String, project: String },
+    #[error("{name} did not become {condition} within {}s", waited.as_secs())]
+    #[diagnostic(help("`kiln logs {name}` shows what it printed; `kiln ps -a` its state"))]
+    NotReady {
+        name: String,
+        condition: &'static str,
+        waited: Duration,
+    },
+    #[error("{name} exited with code {code} before it was {condition}")]
+    #[diagnostic(help("`kiln logs {name}` shows what it printed"))]
+    Exited {
+        name: String,
+        code: i32,
+        condition: &'static str,
+    },
+    #[error("{name}: {reason}")]
+    #[diagnostic(help("`kiln logs {name}` shows what it printed"))]
+    NotServing { name: String, reason: String },
+    #[error("{name}: {reason}; rolled back {name} to {digest}; rollout of {service} stopped")]
+    #[diagnostic(help(
+        "the instances not replaced yet still run the previous version; fix kiln.kdl and run `kiln up` again"
+    ))]
+    RolloutStopped {
+        name: String,
+        service: String,
+        reason: String,
+        digest: String,
+    },
+    #[error("{name}: {reason}, and its previous version did not come back")]
+    #[diagnostic(help(
+        "`kiln logs {name}~retiring` shows what the previous version printed; `kiln up` tries again"
+    ))]
+    RollbackFailed {
+        name: String,
+        reason: String,
+        #[source]
+        source: Box<ProjectError>,
+    },
+    #[error("no previous version of {service} is kept")]
+    #[diagnostic(help(
+        "kiln keeps the previous version of an instance when `kiln up` replaces it with a changed one"
+    ))]
+    NothingToRollBack { service: String },
+    #[error("cannot make a link of {name}: it is not running")]
+    LinkEndDown { name: String },
+    #[error("cannot link {a} and {b}")]
+    #[diagnostic(help(
+        "`kiln network exec -- ip link` and `kiln exec C ip link` show what exists"
+    ))]
+    Link {
+        a: String,
+        b: String,
+        #[source]
+        source: crate::net::NetError,
+    },
+    #[error("cannot create volume directory {}", path.display())]
+    Volume {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::up::{ProjectError, UpEvent};
+use super::{ProjectError, UpEvent};
 use crate::containers::{self, ContainerError, HealthCheck, Launch};
 use crate::net::records::{Member, MemberRequest, NetRecordError, NetworkRecords};
 use crate::state::{Record, Records, Status, hidden_name, split_hidden};

@@ -310,3 +310,104 @@ fn impairments_from_the_spec_convert_bits_to_bytes() {
     assert_eq!(netem.duplicate_percent, 0.5);
     assert_eq!(netem.limit, 1000);
 }
+
+mod decide {
+    use super::*;
+    use crate::project::ProjectError;
+    use crate::project::up::{Decision, decide};
+    use crate::state::{ContainerId, ContainerState, Membership, Record, Status};
+
+    const DIGEST: &str = "sha256:aaaa";
+
+    /// The container `kiln up` made for `instance` (same fingerprint and image), in `status`.
+    fn existing(instance: &Instance, status: Status, exit_code: Option<i32>) -> Record {
+        Record {
+            id: ContainerId::parse(&"ab".repeat(32)).unwrap(),
+            name: instance.name.clone(),
+            image: instance.image.clone(),
+            image_digest: DIGEST.to_string(),
+            created: "2026-01-01T00:00:00Z".to_string(),
+            command: Vec::new(),
+            restart: "no".to_string(),
+            state: ContainerState {
+                status,
+                exit_code,
+                ..ContainerState::default()
+            },
+            member: Some(Membership {
+                project: "demo".to_string(),
+                service: instance.service.clone(),
+                fingerprint: instance.fingerprint.clone(),
+            }),
+        }
+    }
+
+    fn instance(name: &str) -> Instance {
+        let plan = plan_of(PROJECT);
+        plan.instances.into_iter().find(|i| i.name == name).unwrap()
+    }
+
+    fn decision(instance: &Instance, record: &Record, digest: &str) -> Decision {
+        decide("demo", instance, record, digest).unwrap()
+    }
+
+    #[test]
+    fn an_unchanged_running_instance_is_kept() {
+        let db = instance("db");
+        for status in [Status::Running, Status::Restarting] {
+            let record = existing(&db, status, None);
+            assert_eq!(decision(&db, &record, DIGEST), Decision::Keep);
+        }
+    }
+
+    #[test]
+    fn an_unchanged_ended_instance_is_recreated() {
+        let db = instance("db");
+        for (status, code) in [(Status::Exited, Some(0)), (Status::Exited, Some(1))] {
+            let record = existing(&db, status, code);
+            assert_eq!(decision(&db, &record, DIGEST), Decision::Recreate);
+        }
+        let created = existing(&db, Status::Created, None);
+        assert_eq!(decision(&db, &created, DIGEST), Decision::Recreate);
+    }
+
+    #[test]
+    fn a_changed_service_is_rolled_out_whether_or_not_it_runs() {
+        let app = instance("app-1");
+        let mut record = existing(&app, Status::Running, None);
+        assert_eq!(decision(&app, &record, "sha256:bbbb"), Decision::Rollout);
+        record.member.as_mut().unwrap().fingerprint = "older".to_string();
+        assert_eq!(decision(&app, &record, DIGEST), Decision::Rollout);
+        record.state.status = Status::Exited;
+        assert_eq!(decision(&app, &record, DIGEST), Decision::Rollout);
+    }
+
+    #[test]
+    fn a_job_is_kept_once_it_succeeded_and_otherwise_run_again_never_rolled_out() {
+        let seed = instance("seed");
+        let done = existing(&seed, Status::Exited, Some(0));
+        assert_eq!(decision(&seed, &done, DIGEST), Decision::Keep);
+        let failed = existing(&seed, Status::Exited, Some(1));
+        assert_eq!(decision(&seed, &failed, DIGEST), Decision::Recreate);
+        let running = existing(&seed, Status::Running, None);
+        assert_eq!(decision(&seed, &running, DIGEST), Decision::Keep);
+        assert_eq!(decision(&seed, &done, "sha256:bbbb"), Decision::Recreate);
+    }
+
+    #[test]
+    fn a_container_of_that_name_outside_the_project_is_not_touched() {
+        let web = instance("web");
+        let mut record = existing(&web, Status::Running, None);
+        record.member.as_mut().unwrap().project = "other".to_string();
+        let err = decide("demo", &web, &record, DIGEST).unwrap_err();
+        assert!(
+            matches!(&err, ProjectError::NameTaken { name, project } if name == "web" && project == "demo"),
+            "{err:?}"
+        );
+        record.member = None;
+        assert!(matches!(
+            decide("demo", &web, &record, DIGEST),
+            Err(ProjectError::NameTaken { .. })
+        ));
+    }
+}

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::plan::{Instance, ProjectPlan, VolumePlan};
+use super::{ProjectError, UpEvent};
 use crate::containers::{self, ContainerError, RunRequest};
 use crate::image::StoredImage;
 use crate::net::attach::AttachRequest;
@@ -27,116 +28,6 @@ use crate::store::Store;
 
 /// How long a dependency may take to meet its condition, and a job to finish.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
-
-/// What happened to each instance, as it happens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpEvent {
-    /// Already running as declared: left alone.
-    Kept(String),
-    /// Removed: changed (replaced next) or no longer declared.
-    Removed(String),
-    Started(String),
-    /// Waiting for a service to be started, healthy or completed.
-    Waiting {
-        name: String,
-        on: String,
-    },
-    Healthy(String),
-    /// A changed instance was stopped and kept under another name (for a rollback), to be
-    /// replaced next.
-    Retired {
-        name: String,
-        kept_as: String,
-    },
-    /// The previous version of an instance runs again (image digest, shortened).
-    RolledBack {
-        name: String,
-        digest: String,
-    },
-    /// A job ended with this code.
-    Completed {
-        name: String,
-        code: i32,
-    },
-    /// A link was made; `unimpaired`: its impairments could not be applied (no netem).
-    Linked {
-        link: String,
-        unimpaired: bool,
-    },
-}
-
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum ProjectError {
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Container(#[from] ContainerError),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Record(#[from] crate::state::RecordError),
-    #[error("container name `{name}` is taken by a container outside project {project}")]
-    #[diagnostic(help("remove it (`kiln rm -f {name}`) or rename the node in kiln.kdl"))]
-    NameTaken { name: String, project: String },
-    #[error("{name} did not become {condition} within {}s", waited.as_secs())]
-    #[diagnostic(help("`kiln logs {name}` shows what it printed; `kiln ps -a` its state"))]
-    NotReady {
-        name: String,
-        condition: &'static str,
-        waited: Duration,
-    },
-    #[error("{name} exited with code {code} before it was {condition}")]
-    #[diagnostic(help("`kiln logs {name}` shows what it printed"))]
-    Exited {
-        name: String,
-        code: i32,
-        condition: &'static str,
-    },
-    #[error("{name}: {reason}")]
-    #[diagnostic(help("`kiln logs {name}` shows what it printed"))]
-    NotServing { name: String, reason: String },
-    #[error("{name}: {reason}; rolled back {name} to {digest}; rollout of {service} stopped")]
-    #[diagnostic(help(
-        "the instances not replaced yet still run the previous version; fix kiln.kdl and run `kiln up` again"
-    ))]
-    RolloutStopped {
-        name: String,
-        service: String,
-        reason: String,
-        digest: String,
-    },
-    #[error("{name}: {reason}, and its previous version did not come back")]
-    #[diagnostic(help(
-        "`kiln logs {name}~retiring` shows what the previous version printed; `kiln up` tries again"
-    ))]
-    RollbackFailed {
-        name: String,
-        reason: String,
-        #[source]
-        source: Box<ProjectError>,
-    },
-    #[error("no previous version of {service} is kept")]
-    #[diagnostic(help(
-        "kiln keeps the previous version of an instance when `kiln up` replaces it with a changed one"
-    ))]
-    NothingToRollBack { service: String },
-    #[error("cannot make a link of {name}: it is not running")]
-    LinkEndDown { name: String },
-    #[error("cannot link {a} and {b}")]
-    #[diagnostic(help(
-        "`kiln network exec -- ip link` and `kiln exec C ip link` show what exists"
-    ))]
-    Link {
-        a: String,
-        b: String,
-        #[source]
-        source: crate::net::NetError,
-    },
-    #[error("cannot create volume directory {}", path.display())]
-    Volume {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// Brings the project's containers to the plan. `only` limits it to these services and
 /// what they depend on (nothing is removed then).
@@ -501,7 +392,8 @@ enum Task<'a> {
     Rollout(Vec<(&'a Instance, Record)>),
 }
 
-/// Compares an instance with the container of its name, if any.
+/// Compares an instance with the container of its name, if any: reads the record, the
+/// kernel's view of it and the image's digest, then lets [`decide`] choose.
 fn assess(
     store: &Store,
     records: &Records,
@@ -515,27 +407,53 @@ fn assess(
     let image = StoredImage::load(store, &instance.image).map_err(ContainerError::from)?;
     let digest = image.descriptor.digest.to_string();
     let existing = existing.reconciled();
-    let Some(member) = existing
-        .member
-        .as_ref()
-        .filter(|m| m.project == plan.project)
-    else {
+    Ok(match decide(&plan.project, instance, &existing, &digest)? {
+        Decision::Keep => Action::Keep,
+        Decision::Recreate => Action::Recreate(existing),
+        Decision::Rollout => Action::Rollout(existing),
+    })
+}
+
+/// What becomes of an instance whose container exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// It runs as declared (or is a job that completed): left alone.
+    Keep,
+    /// The same definition, but ended — or a job, changed or not: removed and started anew.
+    Recreate,
+    /// A changed service instance: replaced through a rollout (kept for a rollback).
+    Rollout,
+}
+
+/// The keep / recreate / rollout decision for `instance` of `project`, given the container
+/// of its name as the kernel sees it now (`existing`, reconciled) and the digest its image
+/// resolves to in the store. Pure: [`assess`] does the reading.
+///
+/// Unchanged means the same fingerprint (the node's meaning) and the same image digest. A
+/// container of that name that is not this project's is never touched.
+pub(super) fn decide(
+    project: &str,
+    instance: &Instance,
+    existing: &Record,
+    image_digest: &str,
+) -> Result<Decision, ProjectError> {
+    let Some(member) = existing.member.as_ref().filter(|m| m.project == project) else {
         return Err(ProjectError::NameTaken {
             name: instance.name.clone(),
-            project: plan.project.clone(),
+            project: project.to_string(),
         });
     };
-    let same = member.fingerprint == instance.fingerprint && existing.image_digest == digest;
+    let same = member.fingerprint == instance.fingerprint && existing.image_digest == image_digest;
     let alive = matches!(existing.state.status, Status::Running | Status::Restarting);
     let job_done = instance.kind == ContainerKind::Job
         && existing.state.status == Status::Exited
         && existing.state.exit_code == Some(0);
     Ok(if same && (alive || job_done) {
-        Action::Keep
+        Decision::Keep
     } else if same || instance.kind == ContainerKind::Job {
-        Action::Recreate(existing)
+        Decision::Recreate
     } else {
-        Action::Rollout(existing)
+        Decision::Rollout
     })
 }
 

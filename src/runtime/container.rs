@@ -225,7 +225,7 @@ impl StdioEnds {
                 Ok(ends)
             }
             Stdio::Pty => {
-                let size = super::foreground::terminal_size();
+                let size = super::terminal::terminal_size();
                 let pty =
                     nix::pty::openpty(size.as_ref(), None).map_err(os("open a pseudo-terminal"))?;
                 let master = dup(pty.master.as_raw_fd())?;

@@ -13,12 +13,12 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use nix::sys::termios::{self, SetArg, Termios};
 use oci_spec::runtime::Spec;
 
 use super::container::{StartHooks, Started, Stdio, start};
 use super::plan::RootfsLayout;
 use super::sandbox::os;
+use super::terminal::{RawMode, isatty, terminal_size};
 use super::{SandboxError, SandboxStatus};
 
 /// What `kiln run` passes on to the container (SIGWINCH resizes the pty instead).
@@ -220,53 +220,6 @@ fn write_all(fd: RawFd, mut bytes: &[u8]) {
             }
         }
         bytes = &bytes[n as usize..];
-    }
-}
-
-fn isatty(fd: RawFd) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
-/// The size of kiln's terminal (stdin's, else stdout's), if it has one.
-pub(crate) fn terminal_size() -> Option<libc::winsize> {
-    [0, 1].into_iter().find_map(|fd| {
-        let mut size: libc::winsize = libc::winsize {
-            ws_row: 0,
-            ws_col: 0,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCGWINSZ fills the winsize it is given.
-        let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) } == 0;
-        (ok && size.ws_row > 0).then_some(size)
-    })
-}
-
-/// kiln's terminal in raw mode (keys go to the container as typed: ^C reaches its shell),
-/// restored on drop.
-struct RawMode {
-    fd: RawFd,
-    saved: Termios,
-}
-
-impl RawMode {
-    fn enter(fd: RawFd) -> Option<RawMode> {
-        // SAFETY: the descriptor stays open for the life of the process (it is stdin).
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let saved = termios::tcgetattr(borrowed).ok()?;
-        let mut raw = saved.clone();
-        termios::cfmakeraw(&mut raw);
-        termios::tcsetattr(borrowed, SetArg::TCSADRAIN, &raw).ok()?;
-        Some(RawMode { fd, saved })
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        // SAFETY: as in `enter`.
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
-        let _ = termios::tcsetattr(borrowed, SetArg::TCSADRAIN, &self.saved);
     }
 }
 

@@ -48,6 +48,7 @@ pub mod spec;
 mod step;
 pub mod supervise;
 mod sys;
+mod terminal;
 
 use std::io;
 use std::path::PathBuf;

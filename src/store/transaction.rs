@@ -105,21 +105,24 @@ impl Transaction {
             .map(|m| m.len())
     }
 
-    /// Reads a staged or stored blob of at most `limit` bytes (a manifest, a config).
-    pub fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
+    /// Opens a staged or stored blob for reading (to check a layer's content, say).
+    pub fn open(&self, digest: &Digest) -> Result<fs::File, StoreError> {
         let path = match self.staged.lock().expect("staged").get(digest) {
             Some(staged) => staged.path().to_path_buf(),
             None => self.store.blob_path(digest),
         };
-        let file = fs::File::open(&path).map_err(|source| match source.kind() {
+        fs::File::open(&path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => StoreError::MissingBlob {
                 digest: digest.clone(),
             },
-            _ => StoreError::Io {
-                path: path.clone(),
-                source,
-            },
-        })?;
+            _ => StoreError::Io { path, source },
+        })
+    }
+
+    /// Reads a staged or stored blob of at most `limit` bytes (a manifest, a config).
+    pub fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
+        let file = self.open(digest)?;
+        let path = self.store.blob_path(digest);
         let mut bytes = Vec::new();
         file.take(limit + 1)
             .read_to_end(&mut bytes)

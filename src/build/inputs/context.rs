@@ -1,22 +1,20 @@
-//! The build context (the project directory) and `copy SRC DST` from it, with Docker's COPY
-//! semantics and a `.kilnignore` at the context's top (gitignore syntax and semantics: an
-//! excluded directory is not descended into, so `!` cannot re-include a file below it; the
-//! file may exclude itself).
+//! The build context (the project directory) and what a `copy SRC…` names in it, with
+//! Docker's COPY semantics and a `.kilnignore` at the context's top (gitignore syntax and
+//! semantics: an excluded directory is not descended into, so `!` cannot re-include a file
+//! below it; the file may exclude itself).
 //!
 //! - SRC is relative to the context; a leading `/` or `./` means the context's top, not the
 //!   host's root. `..` that would leave the context is an error.
-//! - A file SRC goes to DST, or to DST/NAME when DST ends in `/`.
-//! - A directory SRC has its *contents* put under DST; DST itself becomes a directory item
-//!   with the source directory's metadata (unless DST is `/`).
-//! - A SRC with `*`, `?` or `[` is a glob (each `*` stays within one path component) and every
-//!   match is copied as if named on its own into DST, which must then end in `/` (so adding a
-//!   file to the context never changes what DST means).
+//! - A file SRC is one [`CopyMatch`]; a directory SRC is one whose contents are copied (the
+//!   directory itself is not).
+//! - A SRC with `*`, `?` or `[` is a glob (each `*` stays within one path component; `**`
+//!   crosses them) and every match is a [`CopyMatch`] of its own, as if named on its own.
 //! - Symbolic links on the way to SRC, SRC's own included, are followed inside the context
 //!   (Docker follows the top-level source); inside a copied tree they are kept as links, and a
 //!   link whose target resolves outside the context is an error.
-//! - A relative DST is taken from the image's root (join the working directory first when
-//!   that is wanted). Whether DST already is a directory in the parent image is not known
-//!   here; parent directories are created by the layer writer.
+//!
+//! Where the matches land (DST, an existing directory, a symbolic link in the image) is not
+//! decided here: `build::place` does it against the image below the step.
 
 use std::fs;
 use std::io;
@@ -27,7 +25,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use super::resolve::{Failure, Follow, Scope, host_of, walk};
 use super::tree::{self, TreePolicy};
-use super::{HostItem, InputError, ItemKind, ItemSet, error::io_err, show};
+use super::{CopyMatch, InputError, ItemSet, TreeItem, error::io_err, show};
 
 /// The ignore file at the context's top.
 pub const IGNORE_FILE: &str = ".kilnignore";
@@ -81,35 +79,22 @@ impl Context {
             || (!rel.as_os_str().is_empty() && self.ignore.matched(rel, is_dir).is_ignore())
     }
 
-    /// What `copy SRC DST` puts in its layer (see the module documentation), sorted.
-    pub fn copy_items(&self, src: &str, dst: &str) -> Result<Vec<HostItem>, InputError> {
+    /// What `copy SRC …` names in the context (see the module documentation): one match,
+    /// or one per match of a glob, in order.
+    pub fn copy_matches(&self, src: &str) -> Result<Vec<CopyMatch>, InputError> {
         let rel = clean_source(src)?;
-        let (dst_path, dst_is_dir) = clean_destination(dst);
-        let mut items = ItemSet::default();
         if is_glob(&rel) {
-            if !dst_is_dir {
-                return Err(InputError::GlobNeedsDirectory {
-                    dst: dst.to_owned(),
-                });
-            }
-            for found in self.glob(src, &rel)? {
-                self.copy_one(src, &found, &dst_path, true, &mut items)?;
-            }
+            self.glob(src, &rel)?
+                .iter()
+                .map(|found| self.match_one(src, found))
+                .collect()
         } else {
-            self.copy_one(src, &rel, &dst_path, dst_is_dir, &mut items)?;
+            Ok(vec![self.match_one(src, &rel)?])
         }
-        items.into_items()
     }
 
-    /// Copies the context path `rel` (a file or directory) to the image path `dst`.
-    fn copy_one(
-        &self,
-        src: &str,
-        rel: &Path,
-        dst: &Path,
-        into_dir: bool,
-        items: &mut ItemSet,
-    ) -> Result<(), InputError> {
+    /// The context path `rel` (a file or directory) as a match.
+    fn match_one(&self, src: &str, rel: &Path) -> Result<CopyMatch, InputError> {
         let rooted = Path::new("/").join(rel);
         let found = walk(
             &self.root,
@@ -137,22 +122,39 @@ impl Context {
             return Err(InputError::Excluded { path: src.into() });
         }
         let source = host_of(&self.root, &found.path);
+        let path = rel
+            .to_str()
+            .ok_or_else(|| InputError::NotUtf8 { path: rel.into() })?
+            .to_owned();
         if meta.is_dir() {
-            if dst != Path::new("/") {
-                items.insert(dst.to_path_buf(), source.clone(), ItemKind::Dir);
-            }
             let policy = ContextTree {
                 context: self,
                 top: physical,
             };
-            tree::add_tree(&source, dst, &policy, items)
+            let mut items = ItemSet::default();
+            tree::add_tree(&source, Path::new("/"), &policy, &mut items)?;
+            let contents = items
+                .into_items()?
+                .into_iter()
+                .map(|item| TreeItem {
+                    rel: item.image_path.trim_start_matches('/').to_owned(),
+                    source: item.source,
+                    kind: item.kind,
+                })
+                .collect();
+            Ok(CopyMatch {
+                path,
+                source,
+                is_dir: true,
+                contents,
+            })
         } else if meta.is_file() {
-            let target = match (into_dir, rel.file_name()) {
-                (true, Some(name)) => dst.join(name),
-                _ => dst.to_path_buf(),
-            };
-            items.insert(target, source, ItemKind::File);
-            Ok(())
+            Ok(CopyMatch {
+                path,
+                source,
+                is_dir: false,
+                contents: Vec::new(),
+            })
         } else {
             Err(InputError::UnsupportedFileType {
                 path: show(&source),
@@ -331,27 +333,6 @@ fn clean_source(src: &str) -> Result<PathBuf, InputError> {
         }
     }
     Ok(PathBuf::from(parts.join("/")))
-}
-
-/// DST as a clean image path, and whether it names a directory (ends in `/`).
-fn clean_destination(dst: &str) -> (PathBuf, bool) {
-    let is_dir = dst.is_empty()
-        || dst.ends_with('/')
-        || dst.ends_with("/.")
-        || dst.ends_with("/..")
-        || dst == "."
-        || dst == "..";
-    let mut path = PathBuf::from("/");
-    for part in dst.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                path.pop();
-            }
-            name => path.push(name),
-        }
-    }
-    (path, is_dir)
 }
 
 fn is_glob(path: &Path) -> bool {

@@ -103,12 +103,6 @@ pub enum InputError {
         #[source]
         source: globset::Error,
     },
-
-    #[error(
-        "copy destination {dst} must be a directory ending in `/` when the source is a pattern"
-    )]
-    #[diagnostic(help("write \"{dst}/\""))]
-    GlobNeedsDirectory { dst: String },
 }
 
 /// Builds the closure that turns an `io::Error` into [`InputError::Io`] for `path`.

@@ -2,7 +2,10 @@
 //! executable and its shared-library closure), `host-path` (a file or tree as is) and `copy`
 //! (from the build context, honouring `.kilnignore`).
 //!
-//! The result of each is a sorted list of [`HostItem`]s: what goes where in the step's layer.
+//! The result of `host-binary` and `host-path` is a sorted list of [`HostItem`]s: what goes
+//! where in the step's layer. The result of `copy` is a list of [`CopyMatch`]es: what each
+//! source names, before anyone knows where it lands (that depends on the image below the
+//! step: `build::place` decides).
 //! This module only resolves paths and reads ELF headers; it must not write tars, touch the
 //! store or parse KDL. Ownership, modes and content are read later, from each item's `source`,
 //! by the layer writer, which also creates any missing parent directories.
@@ -49,6 +52,39 @@ pub enum ItemKind {
     Dir,
     /// A symbolic link, with its target exactly as the host has it.
     Symlink(PathBuf),
+}
+
+/// One thing a `copy` source names, found before the destination is known (placing it is
+/// `build::place`'s job, against the image below the step): a file, or a directory whose
+/// contents are copied. A glob names one per match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyMatch {
+    /// The source as matched: relative to the context (`site/index.html`), or the path in
+    /// the `from=` image. Its last component is the name a file takes inside a destination
+    /// directory.
+    pub path: String,
+    /// The file or directory read (symbolic links on the way to it followed).
+    pub source: PathBuf,
+    pub is_dir: bool,
+    /// A directory's contents, relative to it, parents first (empty for a file).
+    pub contents: Vec<TreeItem>,
+}
+
+impl CopyMatch {
+    /// The name a file takes inside a destination directory.
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').find(|p| !p.is_empty()).unwrap_or("")
+    }
+}
+
+/// An entry inside a copied directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeItem {
+    /// Path relative to the copied directory (`css/main.css`).
+    pub rel: String,
+    /// Host path to read (with lstat: a symlink's source is the link itself).
+    pub source: PathBuf,
+    pub kind: ItemKind,
 }
 
 impl HostItem {

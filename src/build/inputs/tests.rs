@@ -732,47 +732,80 @@ fn context_tree() -> TempDir {
     dir
 }
 
-fn context_summary(context: &Context, items: &[HostItem]) -> Vec<String> {
-    for item in items {
-        assert!(item.source.starts_with(context.root()), "{item:?}");
+/// What `copy SRC DST` from `context` puts in a layer on an empty image: one line per entry
+/// (`N path` for a directory the copy creates), and the source of each item. Placement
+/// itself is tested in `build::place`; here it shows what the matches mean.
+fn copy_items(
+    context: &Context,
+    src: &str,
+    dst: &str,
+) -> Result<(Vec<String>, Vec<PathBuf>), InputError> {
+    let matches: Vec<(usize, CopyMatch)> = context
+        .copy_matches(src)?
+        .into_iter()
+        .map(|m| (0, m))
+        .collect();
+    let placement =
+        crate::build::place::place(&matches, dst, "/", &crate::layer::ImageIndex::new())
+            .unwrap_or_else(|e| panic!("placing {src} at {dst}: {e}"));
+    let mut listed = Vec::new();
+    let mut sources = Vec::new();
+    for (path, placed) in placement {
+        match placed {
+            crate::build::place::Placed::NewDir => listed.push(format!("N /{path}")),
+            crate::build::place::Placed::Item { source, kind, .. } => {
+                assert!(source.starts_with(context.root()), "{source:?}");
+                listed.push(match kind {
+                    ItemKind::File => format!("F /{path}"),
+                    ItemKind::Dir => format!("D /{path}"),
+                    ItemKind::Symlink(target) => format!("L /{path} -> {}", target.display()),
+                });
+                sources.push(source);
+            }
+        }
     }
-    summary(items)
+    Ok((listed, sources))
+}
+
+fn listed(context: &Context, src: &str, dst: &str) -> Vec<String> {
+    copy_items(context, src, dst)
+        .unwrap_or_else(|e| panic!("copy {src} {dst}: {e}"))
+        .0
 }
 
 #[test]
 fn copy_of_a_file_goes_to_the_path_or_into_the_directory() {
     let dir = context_tree();
     let context = Context::open(dir.path()).expect("open");
-    let items = context.copy_items("a.txt", "/x/").expect("copy");
-    assert_eq!(context_summary(&context, &items), lines(&["F /x/a.txt"]));
-    assert_eq!(items[0].source, context.root().join("a.txt"));
-    let items = context
-        .copy_items("./sub/c.txt", "/x/renamed")
-        .expect("copy");
-    assert_eq!(summary(&items), lines(&["F /x/renamed"]));
-    assert_eq!(items[0].source, context.root().join("sub/c.txt"));
+    let (items, sources) = copy_items(&context, "a.txt", "/x/").expect("copy");
+    assert_eq!(items, lines(&["N /x", "F /x/a.txt"]));
+    assert_eq!(sources, [context.root().join("a.txt")]);
+    let (items, sources) = copy_items(&context, "./sub/c.txt", "/x/renamed").expect("copy");
+    assert_eq!(items, lines(&["N /x", "F /x/renamed"]));
+    assert_eq!(sources, [context.root().join("sub/c.txt")]);
     // A leading `/` is the context's top, not the host's.
-    let items = context.copy_items("/a.txt", "etc/a").expect("copy");
-    assert_eq!(summary(&items), lines(&["F /etc/a"]));
+    assert_eq!(
+        listed(&context, "/a.txt", "etc/a"),
+        lines(&["N /etc", "F /etc/a"])
+    );
 }
 
 #[test]
 fn copy_of_a_directory_puts_its_contents_under_the_destination() {
     let dir = context_tree();
     let context = Context::open(dir.path()).expect("open");
-    let items = context.copy_items("site/", "/srv/www/").expect("copy");
     assert_eq!(
-        context_summary(&context, &items),
+        listed(&context, "site/", "/srv/www/"),
         lines(&[
-            "D /srv/www",
+            "N /srv",
+            "N /srv/www",
             "D /srv/www/css",
             "F /srv/www/css/main.css",
             "F /srv/www/index.html",
         ])
     );
-    let items = context.copy_items(".", "/").expect("copy everything");
     assert_eq!(
-        summary(&items),
+        listed(&context, ".", "/"),
         lines(&[
             "F /a.txt",
             "F /b.txt",
@@ -791,24 +824,29 @@ fn copy_of_a_directory_puts_its_contents_under_the_destination() {
 fn copy_of_a_glob_copies_each_match_into_the_directory() {
     let dir = context_tree();
     let context = Context::open(dir.path()).expect("open");
-    let items = context.copy_items("*.txt", "/d/").expect("glob");
-    assert_eq!(summary(&items), lines(&["F /d/a.txt", "F /d/b.txt"]));
-    let items = context.copy_items("s*/c.txt", "/d/").expect("glob");
-    assert_eq!(summary(&items), lines(&["F /d/c.txt"]));
-    let items = context.copy_items("**/*.css", "/d/").expect("glob");
-    assert_eq!(summary(&items), lines(&["F /d/main.css"]));
-    // A matching directory has its contents copied, as Docker does.
-    let items = context.copy_items("si?e", "/d/").expect("glob");
-    assert!(summary(&items).contains(&"F /d/index.html".to_owned()));
-
-    let err = context
-        .copy_items("*.txt", "/d")
-        .expect_err("needs a directory");
-    assert!(
-        matches!(&err, InputError::GlobNeedsDirectory { .. }),
-        "{err:?}"
+    assert_eq!(
+        listed(&context, "*.txt", "/d/"),
+        lines(&["N /d", "F /d/a.txt", "F /d/b.txt"])
     );
-    let err = context.copy_items("*.rs", "/d/").expect_err("no match");
+    assert_eq!(
+        listed(&context, "s*/c.txt", "/d/"),
+        lines(&["N /d", "F /d/c.txt"])
+    );
+    assert_eq!(
+        listed(&context, "**/*.css", "/d/"),
+        lines(&["N /d", "F /d/main.css"])
+    );
+    // A matching directory has its contents copied, as Docker does.
+    assert!(listed(&context, "si?e", "/d/").contains(&"F /d/index.html".to_owned()));
+    // One match: DST may name the file, as for a plain source.
+    assert_eq!(listed(&context, "s*/c.txt", "/c"), lines(&["F /c"]));
+    let matches = context.copy_matches("*.txt").expect("glob");
+    assert_eq!(
+        matches.iter().map(CopyMatch::name).collect::<Vec<_>>(),
+        ["a.txt", "b.txt"]
+    );
+
+    let err = context.copy_matches("*.rs").expect_err("no match");
     assert!(
         matches!(&err, InputError::NoMatch { pattern } if pattern == "*.rs"),
         "{err:?}"
@@ -831,11 +869,10 @@ fn kilnignore_excludes_files_and_directories_and_negation_re_includes() {
     )
     .expect("write");
     let context = Context::open(root).expect("open");
-    let items = context.copy_items(".", "/app/").expect("copy");
     assert_eq!(
-        summary(&items),
+        listed(&context, ".", "/app/"),
         lines(&[
-            "D /app",
+            "N /app",
             "F /app/a.txt",
             "F /app/b.txt",
             "F /app/keep.log",
@@ -860,7 +897,7 @@ fn kilnignore_excludes_files_and_directories_and_negation_re_includes() {
         "debug.log",
         ".kilnignore",
     ] {
-        let err = context.copy_items(src, "/x").expect_err(src);
+        let err = context.copy_matches(src).expect_err(src);
         assert!(
             matches!(&err, InputError::Excluded { path } if path == src),
             "{src}: {err:?}"
@@ -870,12 +907,12 @@ fn kilnignore_excludes_files_and_directories_and_negation_re_includes() {
             format!("copy source is excluded by .kilnignore: {src}")
         );
     }
-    let items = context
-        .copy_items("*.log", "/x/")
-        .expect("one not excluded");
-    assert_eq!(summary(&items), lines(&["F /x/keep.log"]));
+    assert_eq!(
+        listed(&context, "*.log", "/x/"),
+        lines(&["N /x", "F /x/keep.log"])
+    );
     let err = context
-        .copy_items("bui*", "/x/")
+        .copy_matches("bui*")
         .expect_err("all matches excluded");
     assert!(matches!(&err, InputError::Excluded { .. }), "{err:?}");
 }
@@ -890,17 +927,17 @@ fn copy_sources_may_not_leave_the_context() {
     let context = Context::open(&root).expect("open");
 
     for src in ["../secret", "site/../../secret", "/../secret"] {
-        let err = context.copy_items(src, "/x").expect_err(src);
+        let err = context.copy_matches(src).expect_err(src);
         assert!(
             matches!(&err, InputError::EscapesContext { path } if path == src),
             "{src}: {err:?}"
         );
     }
     // `..` that stays inside is fine.
-    let items = context
-        .copy_items("site/inner/../index.html", "/x")
-        .expect("inside");
-    assert_eq!(summary(&items), lines(&["F /x"]));
+    assert_eq!(
+        listed(&context, "site/inner/../index.html", "/x"),
+        lines(&["F /x"])
+    );
 
     // A link in the copied tree pointing out (relative, absolute, or through another link).
     let cases = [
@@ -912,7 +949,7 @@ fn copy_sources_may_not_leave_the_context() {
     symlink("..", root.join("hop")).expect("symlink");
     for (link, target) in cases {
         symlink(target, root.join(link)).expect("symlink");
-        let err = context.copy_items("site", "/srv/").expect_err(link);
+        let err = context.copy_matches("site").expect_err(link);
         match &err {
             InputError::SymlinkEscapes { link: l, target: t } => {
                 assert_eq!((l.as_str(), t.as_str()), (link, target));
@@ -926,7 +963,7 @@ fn copy_sources_may_not_leave_the_context() {
 
     // The source itself a link out of the context.
     symlink("../secret", root.join("leak")).expect("symlink");
-    let err = context.copy_items("leak", "/x").expect_err("leak");
+    let err = context.copy_matches("leak").expect_err("leak");
     assert!(
         matches!(&err, InputError::SymlinkEscapes { link, .. } if link == "leak"),
         "{err:?}"
@@ -946,8 +983,7 @@ fn links_inside_the_context_are_kept_and_a_linked_source_is_followed() {
     symlink("site", root.join("site-link")).expect("symlink");
     let context = Context::open(root).expect("open");
 
-    let items = context.copy_items("site", "/w").expect("copy");
-    let listed = summary(&items);
+    let found = listed(&context, "site", "/w");
     for expected in [
         "L /w/home.html -> index.html",
         "L /w/a -> ../a.txt",
@@ -955,24 +991,26 @@ fn links_inside_the_context_are_kept_and_a_linked_source_is_followed() {
         "L /w/dangling -> missing",
     ] {
         assert!(
-            listed.contains(&expected.to_owned()),
-            "{expected} in {listed:?}"
+            found.contains(&expected.to_owned()),
+            "{expected} in {found:?}"
         );
     }
 
     // The top-level source is followed: the file's content, under the link's name.
-    let items = context.copy_items("top", "/x/").expect("copy");
-    assert_eq!(summary(&items), lines(&["F /x/top"]));
-    assert_eq!(items[0].source, context.root().join("site/index.html"));
-    let items = context.copy_items("site-link/css", "/c/").expect("copy");
-    assert_eq!(summary(&items), lines(&["D /c", "F /c/main.css"]));
+    let (items, sources) = copy_items(&context, "top", "/x/").expect("copy");
+    assert_eq!(items, lines(&["N /x", "F /x/top"]));
+    assert_eq!(sources, [context.root().join("site/index.html")]);
+    assert_eq!(
+        listed(&context, "site-link/css", "/c/"),
+        lines(&["N /c", "F /c/main.css"])
+    );
 }
 
 #[test]
 fn a_missing_source_is_an_error_naming_it() {
     let dir = context_tree();
     let context = Context::open(dir.path()).expect("open");
-    let err = context.copy_items("nope/x", "/x").expect_err("missing");
+    let err = context.copy_matches("nope/x").expect_err("missing");
     assert!(
         matches!(&err, InputError::CopySourceNotFound { path } if path == "nope/x"),
         "{err:?}"
@@ -985,9 +1023,9 @@ fn a_missing_source_is_an_error_naming_it() {
 fn stat_reports_size_mtime_and_inode() {
     let dir = context_tree();
     let context = Context::open(dir.path()).expect("open");
-    let items = context.copy_items("a.txt", "/a").expect("copy");
-    let path = &items[0].source;
-    let before = items[0].stat().expect("stat");
+    let matches = context.copy_matches("a.txt").expect("copy");
+    let path = &matches[0].source;
+    let before = stat(path).expect("stat");
     let meta = fs::metadata(path).expect("metadata");
     assert_eq!(before.size, 1);
     assert_eq!(before.ino, meta.ino());

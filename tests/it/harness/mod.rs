@@ -14,6 +14,7 @@
 //! - [`is_root`], [`which`] and [`has_python`] say whether a test can run here: without CI
 //!   they print a note and the test skips; under CI (`CI` set) they fail it instead;
 //! - [`markdown`] reads fenced blocks from the book, [`console`] runs its console sessions;
+//! - [`tree`] lists file trees (a directory, an image's layers) to compare them;
 //! - [`repo`], [`example`], [`examples`] and [`assert_golden`] find the repository's files.
 //!
 //! This module tests nothing of kiln itself: it is the tests' tool box (its own matcher has
@@ -29,6 +30,7 @@ mod needs;
 mod project;
 mod root;
 pub mod tools;
+pub mod tree;
 mod wait;
 
 pub use files::{assert_golden, example, examples, repo};

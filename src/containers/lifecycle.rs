@@ -1,0 +1,174 @@
+//! What every stage of a container's life shares — `prepare`, the foreground `run`, the
+//! detached path (`detach`, `supervisor`) and `control` (stop, kill, rm): the request, the
+//! on-disk launch description (`launch.json`), the container's cgroup (its name, its
+//! creation, the cleanup of its parents), the stop marker, the log file, and the removal of
+//! its files. Those five files depend on this one and never on each other in a circle:
+//! `run` and `detach` use `prepare`; `detach` uses `control`; everything uses this.
+//!
+//! It does not start, signal or wait for anything.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::health::HealthCheck;
+use super::{ContainerError, io_err};
+use crate::runtime::RootfsLayout;
+use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
+use crate::runtime::spec::RunOptions;
+use crate::runtime::supervise::RestartPolicy;
+use crate::state::{ContainerId, Record, Records};
+
+/// What `kiln run` was asked.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub image: String,
+    pub name: Option<String>,
+    pub options: RunOptions,
+    /// Remove the container (record, upper directory, cgroup) when it exits.
+    pub remove: bool,
+    /// Print every kernel-level step on stderr.
+    pub trace: bool,
+    /// Recorded; applied by the supervisor of a detached container.
+    pub restart: RestartPolicy,
+    /// The project and service the container is an instance of (`kiln up`).
+    pub member: Option<crate::state::Membership>,
+    /// kiln networks to attach to, in order (`eth0` for the first).
+    pub networks: Vec<crate::net::attach::AttachRequest>,
+    /// `-p`: host ports proxied to the container's first address.
+    pub publish: Vec<super::Published>,
+}
+
+/// What a supervisor needs to start the container again, besides `config.json`:
+/// `containers/<id>/launch.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Launch {
+    /// The image's unpacked layers, lowest first.
+    pub lower_dirs: Vec<PathBuf>,
+    pub memory: Option<u64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<u64>,
+    /// `--rm`: the supervisor removes the container once it is done.
+    #[serde(default)]
+    pub remove: bool,
+    /// The health check the supervisor runs, if any.
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
+    /// Interfaces on kiln networks, made at every start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<crate::net::attach::Interface>,
+    /// Published ports, proxied while the container runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<super::Published>,
+}
+
+impl Launch {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory: self.memory,
+            cpus: self.cpus,
+            pids: self.pids,
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<Launch, ContainerError> {
+        let path = dir.join("launch.json");
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        serde_json::from_slice(&bytes).map_err(|e| ContainerError::Io {
+            path,
+            source: std::io::Error::other(e),
+        })
+    }
+}
+
+/// The rootfs layout of the container in `dir`.
+pub(crate) fn layout(dir: &Path, launch: &Launch) -> RootfsLayout {
+    RootfsLayout {
+        lower_dirs: launch.lower_dirs.clone(),
+        upper_dir: dir.join("upper"),
+        scratch_dir: dir.join("scratch"),
+    }
+}
+
+/// The cgroup of a container: under `kiln/<state root hash>/`, so two roots never meet.
+pub fn cgroup_name(state_root: &Path, id: &ContainerId) -> String {
+    format!("{}/{}", root_cgroup(state_root), id.short())
+}
+
+/// `kiln/<state root hash>`: the parent of a state root's container cgroups.
+fn root_cgroup(state_root: &Path) -> String {
+    let canonical = std::fs::canonicalize(state_root).unwrap_or_else(|_| state_root.into());
+    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex();
+    format!("kiln/{}", &hash[..12])
+}
+
+/// The container's cgroup with its limits: the existing one (a restart), else a new one.
+/// `None` without cgroups when no limit was asked for.
+pub(crate) fn cgroup(
+    state_root: &Path,
+    id: &ContainerId,
+    limits: &Limits,
+    trace: bool,
+) -> Result<Option<Cgroup>, ContainerError> {
+    let mut hierarchy = Hierarchy::detect();
+    if trace && let Ok(h) = &hierarchy {
+        let observer: crate::runtime::cgroup::Observer =
+            Arc::new(|event: &CgroupEvent<'_>| super::trace_line(format_args!("{event}")));
+        hierarchy = Ok(h.with_observer(observer));
+    }
+    match hierarchy {
+        Ok(h) => {
+            let name = cgroup_name(state_root, id);
+            match h.open(&name)? {
+                Some(existing) => Ok(Some(existing)),
+                None => Ok(Some(h.create(&name, limits)?)),
+            }
+        }
+        Err(err) if limits.is_empty() => {
+            if trace {
+                super::trace_line(format_args!("no cgroups ({err}); running without limits"));
+            }
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `kiln/<root hash>` and `kiln` once no container uses them (another kiln process may be
+/// creating one at the same moment: then the directory is busy and stays, which is right).
+pub(crate) fn remove_parent_cgroups(state_root: &Path) {
+    if let Ok(hierarchy) = Hierarchy::detect() {
+        let _ = hierarchy.remove_if_empty(&root_cgroup(state_root));
+        let _ = hierarchy.remove_if_empty("kiln");
+    }
+}
+
+/// The file whose existence tells the supervisor not to start the container again.
+pub fn stop_marker(records: &Records, id: &ContainerId) -> PathBuf {
+    records.dir(id).join("stop")
+}
+
+/// The container's log file.
+pub fn log_path(records: &Records, id: &ContainerId) -> PathBuf {
+    records.dir(id).join("log.jsonl")
+}
+
+/// The first line a supervisor writes to the report pipe: `started`, or `failed CODE
+/// MESSAGE` when the container could not be started the first time.
+pub(crate) const STARTED: &str = "started";
+
+/// The record and the container's directory (upper layer, scratch, config.json), and what
+/// it held on kiln's networks.
+pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
+    let interfaces = Launch::load(&records.dir(&record.id))
+        .ok()
+        .map(|launch| launch.interfaces);
+    super::network::release(
+        records.state_root(),
+        record.id.as_str(),
+        interfaces.as_deref(),
+    );
+    records.remove(record)?;
+    Ok(())
+}
