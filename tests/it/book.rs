@@ -137,3 +137,25 @@ fn the_command_reference_is_the_help_text() {
     }
     assert_golden(&repo().join("book/src/reference/cli.md"), &page);
 }
+
+/// Every `src/…` path the book or README.md names (in backticks) is there: a module moved
+/// is a page to update.
+#[test]
+fn every_source_path_the_book_names_exists() {
+    let mut missing = Vec::new();
+    for page in book_pages().into_iter().chain([repo().join("README.md")]) {
+        let text = std::fs::read_to_string(&page).expect("readable");
+        for (i, piece) in text.split('`').enumerate() {
+            // Odd pieces are inside backticks.
+            if i % 2 == 1
+                && piece.starts_with("src/")
+                && !piece.contains(char::is_whitespace)
+                && !repo().join(piece).exists()
+            {
+                let page = page.strip_prefix(repo()).unwrap_or(&page).display();
+                missing.push(format!("{page}: {piece}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "paths that are not there:\n{}", missing.join("\n"));
+}

@@ -313,7 +313,9 @@ fn normalize(line: &str) -> String {
 struct Bindings(HashMap<String, String>);
 
 impl Bindings {
-    /// Whether `book` may stand for `actual` (same length, consistent with what is bound).
+    /// Whether `book` may stand for `actual`: the same length, and consistent with what is
+    /// bound (a string the book shows again stands for the same one; a prefix of a bound
+    /// one for its prefix; two different ones never for the same).
     fn allows(&self, book: &str, actual: &str) -> bool {
         if book.len() != actual.len() {
             return false;
@@ -322,6 +324,10 @@ impl Bindings {
             return bound == actual;
         }
         for (known, bound) in &self.0 {
+            // Two strings of the book never stand for the same one.
+            if bound == actual {
+                return false;
+            }
             if known.starts_with(book) && !bound.starts_with(actual) {
                 return false;
             }
@@ -709,7 +715,11 @@ impl Session {
             let root = Root::adopt(&path);
             root.clean_up();
             let path = self.outward(&path.display().to_string());
-            left.extend(root.leftovers().into_iter().map(|l| format!("{path}: {l}")));
+            left.extend(
+                root.settled_leftovers()
+                    .into_iter()
+                    .map(|l| format!("{path}: {l}")),
+            );
         }
         left
     }

@@ -134,9 +134,22 @@ impl Root {
         left
     }
 
+    /// What is left once what is on its way out had its time: processes that exit on their
+    /// own (a DNS daemon whose last network went) are given a few seconds.
+    pub fn settled_leftovers(&self) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Fails the test if kiln left anything of this root (what [`Drop`] checks too).
     pub fn assert_clean(&self) {
-        let left = self.leftovers();
+        let left = self.settled_leftovers();
         assert!(
             left.is_empty(),
             "kiln left behind in {}:\n{}",
