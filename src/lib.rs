@@ -19,6 +19,7 @@ pub mod net;
 pub mod plan;
 pub mod probe;
 pub mod project;
+pub mod reference;
 pub mod registry;
 pub mod runtime;
 pub mod spec;

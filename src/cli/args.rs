@@ -323,8 +323,9 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Gc(GcArgs),
 
-    /// Check the store: re-hash every blob and follow every reference. Exit 1 on any
-    /// problem, naming it.
+    /// Check the store: re-hash every blob, follow every reference (a blob missing, or of
+    /// another size than its descriptor says), and find the files killed writers left in
+    /// store/ingest (`kiln gc` removes them). Exit 1 on any problem, naming it.
     Fsck(FormatArgs),
 
     /// Pull an image from a registry into the store, as `docker pull` does.
@@ -368,6 +369,16 @@ pub enum Command {
 
     /// Remove a registry's saved credentials from Docker's and Podman's files.
     Logout(super::registry_args::LogoutArgs),
+
+    /// Resolve every registry image kiln.kdl names (`from`, `copy … from=`, `image=`) to
+    /// a digest and write kiln.lock beside it, sorted, one line per image; pins nothing
+    /// uses are dropped. Builds then use the pinned digests, offline once pulled.
+    ///
+    /// Examples:
+    ///   kiln lock
+    ///   kiln lock -f examples/registry/kiln.kdl && git diff kiln.lock
+    #[command(verbatim_doc_comment)]
+    Lock(super::registry_args::LockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -407,6 +418,14 @@ pub struct BuildArgs {
     /// Output format of the final summary: `text`, or `json` (one object on stdout).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+
+    /// Resolve the tags of registry images again (and pull what changed) instead of
+    /// using the digests pinned in kiln.lock; rewrites kiln.lock.
+    #[arg(long)]
+    pub update: bool,
+
+    #[command(flatten)]
+    pub net: super::registry_args::RegistryNetArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

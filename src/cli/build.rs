@@ -87,6 +87,14 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
         Err(code) => return Ok(code),
     };
     let mut plan = planned(&loaded, &args.images)?;
+    super::pin::pin_plan(
+        cli,
+        &loaded,
+        &mut plan,
+        &args.project.file,
+        args.update,
+        &args.net,
+    )?;
     let compression = match args.compression {
         CompressionArg::Zstd => Compression::Zstd,
         CompressionArg::Gzip => Compression::Gzip,

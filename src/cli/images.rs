@@ -215,7 +215,9 @@ pub(super) fn fsck(cli: &Cli, args: &FormatArgs) -> Result<u8, crate::Error> {
             if problems.is_empty() {
                 line(format!("{}: ok", store.root().display()))?;
             } else {
-                eprintln!("{}: {} problems", store.root().display(), problems.len());
+                let count = problems.len();
+                let noun = if count == 1 { "problem" } else { "problems" };
+                eprintln!("{}: {count} {noun}", store.root().display());
             }
         }
     }

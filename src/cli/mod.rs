@@ -14,6 +14,7 @@ mod graph;
 mod images;
 mod network;
 mod output;
+mod pin;
 mod project;
 mod registry;
 mod registry_args;
@@ -88,6 +89,7 @@ pub fn run(
         Command::Push(args) => registry::push(&cli, args),
         Command::Login(args) => registry::login(&cli, args),
         Command::Logout(args) => registry::logout(&cli, args),
+        Command::Lock(args) => pin::lock(&cli, args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.

@@ -83,15 +83,18 @@ fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
         verify: false,
         compression: CompressionArg::Zstd,
         format: OutputFormat::Text,
+        update: false,
+        net: Default::default(),
     };
     let built = super::build::run(cli, &build)?;
     if built != 0 {
         return Ok(Err(built));
     }
-    let loaded = match load(cli, &args.project.file)? {
+    let mut loaded = match load(cli, &args.project.file)? {
         Ok(loaded) => loaded,
         Err(code) => return Ok(Err(code)),
     };
+    super::pin::pin_containers(cli, &mut loaded, &args.project.file)?;
     for service in &args.services {
         if loaded.project.container(service).is_none() {
             return Err(crate::Error::Failed {

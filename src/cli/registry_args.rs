@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{CompressionArg, OutputFormat};
+use super::args::{CompressionArg, OutputFormat, ProjectArg};
 
 /// How to reach a registry: shared by every command that talks to one.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct RegistryNetArgs {
     /// Allow plain HTTP and accept any TLS certificate for this registry (loopback
     /// registries may use plain HTTP without it).
@@ -93,4 +93,12 @@ pub struct LogoutArgs {
     /// The credentials file to change instead of the default ones.
     #[arg(long, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
+    #[command(flatten)]
+    pub net: RegistryNetArgs,
 }

@@ -8,19 +8,18 @@ mod archive;
 mod config;
 mod import;
 mod manifest;
-mod reference;
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
 
+pub use crate::reference::{DEFAULT_REGISTRY, DOCKER_HUB_HOST, Reference, ReferenceError};
 pub use archive::{
     ArchiveError, ArchiveFormat, ExportReport, export, media_compression, recompress_layer,
 };
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
 pub use import::{Imported, import, import_untagged};
 pub use manifest::{MEDIA_CONFIG, Manifest};
-pub use reference::{DEFAULT_REGISTRY, DOCKER_HUB_HOST, Reference, ReferenceError};
 
 use crate::digest::Digest;
 use crate::store::{Descriptor, MEDIA_MANIFEST, Store, StoreError};

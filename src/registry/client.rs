@@ -245,7 +245,9 @@ impl<'e> Client<'e> {
 
     /// `https://host` or `http://host`, found by the first `GET /v2/`.
     fn base(&self) -> Result<String, RegistryError> {
-        if let Some(base) = self.base.lock().expect("not poisoned").clone() {
+        // Held while probing: the threads of a push wait for the first answer.
+        let mut known = self.base.lock().expect("not poisoned");
+        if let Some(base) = known.clone() {
             return Ok(base);
         }
         let https = format!("https://{}", self.host);
@@ -297,7 +299,7 @@ impl<'e> Client<'e> {
             }
             Err(other) => return Err(other),
         };
-        *self.base.lock().expect("not poisoned") = Some(chosen.clone());
+        *known = Some(chosen.clone());
         Ok(chosen)
     }
 

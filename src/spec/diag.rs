@@ -79,6 +79,10 @@ codes! {
     InvalidUrl => "invalid-url", "an `http` URL that kiln cannot probe";
     PathNotFound => "path-not-found", "a `copy` source or volume path that does not exist";
     PathEscapesContext => "path-escapes-context", "a path that leaves the project directory";
+    InvalidReference => "invalid-reference", "an image name written as a registry reference that is not a valid one";
+    UnpinnedImage => "unpinned-image", "a registry image that is neither in the store nor pinned in kiln.lock";
+    LockMismatch => "lock-mismatch", "kiln.lock disagrees with kiln.kdl (another digest, or a pin nothing uses)";
+    InvalidLock => "invalid-lock", "kiln.lock is not what kiln writes (unknown nodes, bad references or digests)";
 }
 
 impl Code {

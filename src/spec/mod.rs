@@ -6,6 +6,7 @@
 
 pub mod diag;
 pub(crate) mod kdlv2;
+pub mod lock;
 pub mod model;
 mod parse;
 mod reader;
@@ -64,6 +65,8 @@ pub struct ReadError {
 #[derive(Debug)]
 pub struct Loaded {
     pub project: Project,
+    /// kiln.lock beside the root file (empty when there is none).
+    pub lock: lock::Lock,
     pub sources: Sources,
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -111,6 +114,7 @@ pub fn load_source(
     };
     let root = loader.sources.add(name, path.map(Path::to_path_buf), text);
     let project_name = loader.load(root, FileKey::of(path, name));
+    let lock = loader.load_lock(path);
     let mut project = std::mem::take(&mut loader.project);
     project.name = project_name
         .map(|n| n.value)
@@ -121,10 +125,12 @@ pub fn load_source(
         fs,
         options,
         loader.incomplete,
+        &lock,
         &mut loader.diags,
     );
     Loaded {
         project,
+        lock,
         sources: loader.sources,
         diagnostics: loader.diags.into_sorted(),
     }
@@ -359,6 +365,28 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
+    /// Reads kiln.lock beside the root file, if there is one.
+    fn load_lock(&mut self, root: Option<&Path>) -> lock::Lock {
+        let Some(root) = root else {
+            return lock::Lock::default();
+        };
+        let path = match root.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(lock::LOCK_FILE),
+            _ => PathBuf::from(lock::LOCK_FILE),
+        };
+        let Ok(text) = self.fs.read_to_string(&path) else {
+            return lock::Lock::default();
+        };
+        let file = self.sources.add(lock::LOCK_FILE, Some(path), &text);
+        match self.parse_kdl(file, &text) {
+            Some(doc) => lock::parse(&doc, file, &mut self.diags),
+            None => lock::Lock {
+                file: Some(file),
+                entries: Vec::new(),
+            },
+        }
+    }
+
     /// Parses one file's KDL with kiln's own parser, which decides what is valid (KDL 2.0.0
     /// exactly). Only when it rejects the text does the `kdl` crate run, to word the syntax
     /// error; where `kdl` accepts what the spec forbids (a DEL character, `#"""x"""#`), or

@@ -1,7 +1,7 @@
 //! The bundled projects go up and come down cleanly: hello-web (the README's main job),
-//! three-tier and router-ring.
+//! three-tier, router-ring and registry (a registry container pushed to and pulled from).
 
-use crate::harness::{Kiln, Root, example, is_root};
+use crate::harness::{Kiln, Root, example, is_root, which};
 
 fn up_and_down(name: &str, expect: &[&str]) {
     up_check_down(name, expect, |_| {});
@@ -70,5 +70,39 @@ fn router_ring() {
     up_and_down(
         "router-ring",
         &["link r1:eth1 r2:eth1: up", "router-ring: up"],
+    );
+}
+
+#[test]
+fn registry() {
+    if !is_root() || !which("docker-registry") {
+        return;
+    }
+    up_check_down(
+        "registry",
+        &["registry: healthy", "client: started", "registry: up"],
+        |kiln| {
+            // The seed's workflow: push to the registry container through its published
+            // port, pull back into another state root, run what came back.
+            let reference = "127.0.0.1:35000/demo/client:1";
+            let pushed = kiln(&["push", "client", reference, "--format", "json"])
+                .run()
+                .success()
+                .json();
+            let elsewhere = Root::new();
+            let pulled = elsewhere
+                .kiln()
+                .args(["pull", reference, "--format", "json"])
+                .run()
+                .success()
+                .json();
+            assert_eq!(pulled["digest"], pushed["digest"]);
+            elsewhere
+                .kiln()
+                .args(["run", "--rm", reference, "sh", "-c", "echo pulled back"])
+                .run()
+                .success()
+                .stdout_is("pulled back\n");
+        },
     );
 }

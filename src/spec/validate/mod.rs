@@ -9,6 +9,7 @@ mod addresses;
 mod graph;
 mod paths;
 mod references;
+mod remote;
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -36,10 +37,12 @@ pub(crate) fn validate(
     fs: &dyn FileSystem,
     options: &Options,
     incomplete: bool,
+    lock: &super::lock::Lock,
     diags: &mut Diagnostics,
 ) {
     let index = Index::new(project);
     references::check(project, &index, options, incomplete, diags);
+    remote::check(project, lock, options, diags);
     graph::check(project, diags);
     addresses::check(project, &index, diags);
     paths::check(project, sources, options.check_paths.then_some(fs), diags);

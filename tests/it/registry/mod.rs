@@ -606,3 +606,176 @@ fn bearer_tokens_from_a_token_service_anonymous_and_credentialed() {
         "credentialed token requests"
     );
 }
+
+#[test]
+fn from_a_registry_image_pins_it_in_kiln_lock_and_builds_offline_from_the_lock() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let (base_project, base_root) = built();
+    let base = format!("{}/team/base:1", registry.addr);
+    let first = base_project
+        .kiln(base_root.path())
+        .args(["push", "hello", &base, "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let first_digest = first["digest"].as_str().unwrap().to_string();
+
+    let project = Project::new(&format!(
+        "image \"app\" {{\n    from \"{base}\"\n    copy \"extra.txt\" \"/extra.txt\"\n}}\n"
+    ))
+    .file("extra.txt", "extra\n");
+    let root = Root::new();
+    project
+        .kiln(root.path())
+        .args(["check"])
+        .run()
+        .success()
+        .stderr_contains("unpinned-image");
+    project.kiln(root.path()).args(["build"]).run().success();
+    let lock_path = project.path().join("kiln.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    assert!(
+        lock.ends_with(&format!("image \"{base}\" digest=\"{first_digest}\"\n")),
+        "{lock}"
+    );
+    let clean = project.kiln(root.path()).args(["check"]).run().success();
+    assert!(
+        !clean.stderr().contains("unpinned-image"),
+        "{}",
+        clean.stderr()
+    );
+    let app = |root: &Root| {
+        project
+            .kiln(root.path())
+            .args(["inspect", "app", "--format", "json"])
+            .run()
+            .success()
+            .json()["digest"]
+            .clone()
+    };
+    let built_first = app(&root);
+
+    // The tag moves on in the registry; builds keep the locked digest until --update.
+    base_project.write("msg.txt", "a newer base\n");
+    base_project
+        .kiln(base_root.path())
+        .args(["build"])
+        .run()
+        .success();
+    let second = base_project
+        .kiln(base_root.path())
+        .args(["push", "hello", &base, "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_ne!(second["digest"], first_digest.as_str());
+    project.kiln(root.path()).args(["build"]).run().success();
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), lock);
+    assert_eq!(app(&root), built_first);
+    // A digest in kiln.kdl that disagrees with the lock is an error pointing at both.
+    let pinned_project = Project::new(&format!(
+        "image \"app\" {{\n    from \"{base}@{}\"\n}}\n",
+        second["digest"].as_str().unwrap()
+    ));
+    std::fs::write(pinned_project.path().join("kiln.lock"), &lock).unwrap();
+    fails_saying(
+        pinned_project.kiln(root.path()).args(["check"]).run(),
+        "kiln.lock to",
+    );
+
+    project
+        .kiln(root.path())
+        .args(["build", "--update"])
+        .run()
+        .success();
+    let updated = std::fs::read_to_string(&lock_path).unwrap();
+    assert!(
+        updated.contains(second["digest"].as_str().unwrap()),
+        "{updated}"
+    );
+    let built_second = app(&root);
+    assert_ne!(built_second, built_first);
+
+    // `kiln lock` resolves without pulling and gives the same bytes.
+    std::fs::remove_file(&lock_path).unwrap();
+    project.kiln(root.path()).args(["lock"]).run().success();
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), updated);
+
+    // The registry goes away: builds from the lock and the store need no network.
+    drop(registry);
+    project
+        .kiln(root.path())
+        .args(["build", "--no-cache"])
+        .run()
+        .success();
+    assert_eq!(app(&root), built_second);
+}
+
+#[test]
+fn a_busybox_userland_pushed_by_skopeo_is_a_base_to_build_from() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    if !is_root() || !which("skopeo") || !which("busybox") {
+        return;
+    }
+    // A distro userland: Debian's static busybox and its applet links, as a rootfs tarball.
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = work.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    let busybox = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v busybox"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::fs::copy(busybox.trim(), rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "echo", "cat", "ls"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    let tarball = work.path().join("rootfs.tar");
+    checked(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    );
+    let scratch = Root::new();
+    Kiln::new()
+        .root(scratch.path())
+        .args(["import", "--tag", "busybox"])
+        .args([&tarball])
+        .run()
+        .success();
+    let archive = work.path().join("busybox.tar");
+    Kiln::new()
+        .root(scratch.path())
+        .args(["export", "busybox", "--compression", "gzip", "-o"])
+        .args([&archive])
+        .run()
+        .success();
+    let reference = format!("{}/distro/busybox:1", registry.addr);
+    checked(
+        Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false", "--format", "v2s2"])
+            .arg(format!("oci-archive:{}", archive.display()))
+            .arg(format!("docker://{reference}")),
+    );
+    let project = Project::new(&format!(
+        "image \"app\" {{\n    from \"{reference}\"\n    run \"sh\" \"-c\" \"echo built on busybox > /built.txt\"\n    cmd \"cat\" \"/built.txt\"\n}}\n"
+    ));
+    let root = Root::new();
+    project.kiln(root.path()).args(["build"]).run().success();
+    project
+        .kiln(root.path())
+        .args(["run", "--rm", "app"])
+        .run()
+        .success()
+        .stdout_is("built on busybox\n");
+}

@@ -1,4 +1,5 @@
-//! Image references as Docker reads them: `debian` is `docker.io/library/debian:latest`,
+//! Image references as Docker reads them (a leaf module: the language, the store's names
+//! and the registry client all spell references this one way): `debian` is `docker.io/library/debian:latest`,
 //! `localhost:5000/app` is on the registry `localhost:5000`, `app@sha256:…` is pinned.
 //!
 //! Owns the grammar (distribution's `reference` package: lowercase path components joined
@@ -237,6 +238,14 @@ impl Reference {
         Reference {
             tag: None,
             digest: Some(digest),
+            ..self.clone()
+        }
+    }
+
+    /// The same reference without its digest (the tag kiln.lock pins).
+    pub fn without_digest(&self) -> Reference {
+        Reference {
+            digest: None,
             ..self.clone()
         }
     }
