@@ -1,4 +1,5 @@
-//! What unit tests that touch the kernel need in order to run: root, an installed program.
+//! What unit tests that touch the kernel need in order to run (root, an installed program)
+//! and see of the machine (its mounts, but for what other tests make meanwhile).
 //! Without CI a missing need prints a note naming the test, which then returns early; under
 //! CI (`CI` set: `.ci/run` runs as root with every tool installed) it fails the test
 //! instead, so a CI run is never green on skipped tests. The integration tests' harness
@@ -35,4 +36,15 @@ pub(crate) fn has_program(program: &str) -> bool {
         missing(&format!("{program} is not installed (.ci/run installs it)"));
     }
     found
+}
+
+/// The machine's mount table, but for network namespace pins (nsfs): other tests, and other
+/// state roots on the machine, make and remove those while a test runs.
+pub(crate) fn host_mounts() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter(|l| !l.contains(" - nsfs "))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }

@@ -199,7 +199,7 @@ fn every_inside_chapter_ends_with_the_code() {
             continue;
         }
         let text = std::fs::read_to_string(&page).expect("readable");
-        let last = text.lines().filter(|l| l.starts_with("## ")).last();
+        let last = text.lines().rfind(|l| l.starts_with("## "));
         if last != Some("## The code") {
             lacking.push(name.display().to_string());
         }

@@ -63,7 +63,7 @@ impl Fixture {
         }
         Fixture {
             dir,
-            mountinfo: fs::read_to_string("/proc/self/mountinfo").unwrap(),
+            mountinfo: crate::test_support::host_mounts(),
         }
     }
 
@@ -122,7 +122,7 @@ impl Fixture {
     /// whose command line holds `marker` is left.
     fn assert_clean(&self, marker: &str) {
         assert_eq!(
-            fs::read_to_string("/proc/self/mountinfo").unwrap(),
+            crate::test_support::host_mounts(),
             self.mountinfo,
             "the host's mount table changed"
         );
