@@ -16,7 +16,13 @@
 #      kiln    `kiln network create bench --subnet 10.201.0.0/24`, a server
 #              `kiln run -d --network bench --ip 10.201.0.10 iperf iperf3 -s` and per round a
 #              client `kiln run --rm --network bench iperf iperf3 -c 10.201.0.10 ...`.
-#    Goal (issue 5): kiln / veth >= 0.85. kiln / bridge is printed too.
+#      bridge+rules  the bridge set-up with kiln's anti-spoofing rules (issue 10) on both
+#              bridge ports: an nftables netdev ingress chain per port, the same six rules
+#              kiln writes (source MAC, IPv4/ARP only, ARP header, ARP sender MAC and
+#              address, IPv4 source), loaded with `nft` in kilnbench-br before each of its
+#              runs and removed after (only when nft is installed).
+#    Goal (issue 5): kiln / veth >= 0.85 (issue 10: with anti-spoofing on, as kiln always
+#    has it). kiln / bridge and bridge+rules / bridge (what the rules cost) are printed too.
 # 2. Attach cost: $ATTACH_N (30) interleaved pairs of `kiln run --rm --network bench iperf true`
 #    and `kiln run --rm iperf true`; the difference of the medians is what attaching to a
 #    network (interface, address, resolv.conf/hosts) costs. Goal: < 5 ms.
@@ -183,6 +189,32 @@ ip -n $NS_A addr add 10.202.1.1/24 dev va1
 ip -n $NS_B addr add 10.202.1.2/24 dev vb1
 ip -n $NS_A link set va1 up
 ip -n $NS_B link set vb1 up
+# kiln's anti-spoofing rules for the two bridge ports, as kiln writes them (src/net/antispoof.rs).
+rules=
+if command -v nft >/dev/null; then
+    rules=$work/rules.nft
+    port_rules() { # PORT MAC IPV4
+        local mac=0x${2//:/} ip
+        ip=0x$(printf '%02x' ${3//./ })
+        cat <<NFT
+    chain $1 {
+        type filter hook ingress device "$1" priority -500; policy accept;
+        @ll,48,48 != $mac counter drop comment "kiln: source MAC"
+        @ll,96,16 != 0x800 @ll,96,16 != 0x806 counter drop comment "kiln: not IPv4 or ARP"
+        @ll,96,16 0x806 @nh,0,48 != 0x108000604 counter drop comment "kiln: ARP not Ethernet/IPv4"
+        @ll,96,16 0x806 @nh,64,48 != $mac counter drop comment "kiln: ARP sender MAC"
+        @ll,96,16 0x806 @nh,112,32 != $ip counter drop comment "kiln: ARP sender address"
+        @ll,96,16 0x800 @nh,96,32 != $ip counter drop comment "kiln: IPv4 source"
+    }
+NFT
+    }
+    {
+        echo "table netdev kilnbench {"
+        port_rules pa "$(ip -n $NS_A -br link show va1 | awk '{print $3}')" 10.202.1.1
+        port_rules pb "$(ip -n $NS_B -br link show vb1 | awk '{print $3}')" 10.202.1.2
+        echo "}"
+    } >"$rules"
+fi
 # One server in b answers both baselines (iperf3 runs one test at a time; runs are sequential).
 ip netns exec $NS_B iperf3 -s >"$work/base-server.log" 2>&1 &
 base_server=$!
@@ -190,10 +222,10 @@ pids+=("$base_server")
 
 # --- 1 and 2: the driver ------------------------------------------------------------------
 status=0
-python3 - "$KILN" "$root" "$RUNS" "$DURATION" "$ATTACH_N" "$KILN_SERVER" "$NS_A" <<'PY' &
+python3 - "$KILN" "$root" "$RUNS" "$DURATION" "$ATTACH_N" "$KILN_SERVER" "$NS_A" "$rules" "$NS_BR" <<'PY' &
 import json, statistics, subprocess, sys, time
 
-kiln, root, runs, duration, attach_n, server, ns_a = sys.argv[1:8]
+kiln, root, runs, duration, attach_n, server, ns_a, rules, ns_br = sys.argv[1:10]
 runs, attach_n = int(runs), int(attach_n)
 K = [kiln, "--root", root]
 clients = {
@@ -201,6 +233,8 @@ clients = {
     "bridge": ["ip", "netns", "exec", ns_a, "iperf3", "-c", "10.202.1.2"],
     "kiln": [*K, "run", "--rm", "--network", "bench", "iperf", "iperf3", "-c", server],
 }
+if rules:
+    clients["bridge+rules"] = clients["bridge"]
 failures = []
 
 
@@ -208,8 +242,23 @@ def load():
     return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
+def rules_on(on):
+    """Loads (or removes) kiln's rules on the bench bridge's ports, in its own namespace."""
+    if on:
+        subprocess.run(["ip", "netns", "exec", ns_br, "nft", "-f", rules], check=True)
+    else:
+        subprocess.run(["ip", "netns", "exec", ns_br, "nft", "delete", "table", "netdev",
+                        "kilnbench"], check=True)
+
+
 def iperf(name, seconds=duration, tries=1):
     """One client run of set-up `name`: received bits per second, or None."""
+    if name == "bridge+rules":
+        rules_on(True)
+        try:
+            return iperf("bridge", seconds, tries)
+        finally:
+            rules_on(False)
     argv = clients[name] + ["-t", seconds, "-J"]
     for attempt in range(tries):
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
@@ -234,13 +283,13 @@ if failures:
     print("warm-up failed:", *failures, sep="\n  ")
     sys.exit(1)
 
-print(f"\n1. TCP throughput, iperf3 -t {duration}: {runs} rounds, the three set-ups once each"
+print(f"\n1. TCP throughput, iperf3 -t {duration}: {runs} rounds, the {len(clients)} set-ups once each"
       " per round (order rotates)")
 print(f"   load average before: {load()}")
 names = list(clients)
 gbps = {n: [] for n in names}
 for r in range(runs):
-    order = names[r % 3:] + names[:r % 3]
+    order = names[r % len(names):] + names[:r % len(names)]
     for name in order:
         bps = iperf(name)
         if bps is not None:
@@ -260,6 +309,8 @@ ratio_veth = med["kiln"] / med["veth"]
 ratio_bridge = med["kiln"] / med["bridge"]
 print(f"   kiln / veth   {ratio_veth:.2f}   goal ≥ 0.85   {'PASS' if ratio_veth >= 0.85 else 'FAIL'}")
 print(f"   kiln / bridge {ratio_bridge:.2f}   (bridge / veth {med['bridge'] / med['veth']:.2f})")
+if "bridge+rules" in med:
+    print(f"   bridge+rules / bridge {med['bridge+rules'] / med['bridge']:.2f}   (what the anti-spoofing rules cost)")
 
 print(f"\n2. attach cost: {attach_n} interleaved pairs of `kiln run --rm [--network bench] iperf true`")
 print(f"   load average before: {load()}")

@@ -224,6 +224,10 @@ pub enum Command {
     #[command(name = "__netd", hide = true)]
     Netd,
 
+    /// The supervisor of a state root's network services (started with the DNS daemon).
+    #[command(name = "__netsup", hide = true)]
+    Netsup,
+
     /// Write the OCI bundle kiln would run (DIR/config.json, DIR/rootfs), for runc.
     ///
     /// Examples:
@@ -538,6 +542,14 @@ pub struct RunArgs {
     /// (a userspace proxy; needs --network NAME).
     #[arg(short = 'p', long = "publish", value_name = "HOST:PORT[/udp]")]
     pub publish: Vec<String>,
+    /// The most connections (UDP: client sessions) each published port's proxy holds at
+    /// once; the next client is reset (default 4096).
+    #[arg(long, value_name = "N", requires = "publish")]
+    pub publish_max_connections: Option<usize>,
+    /// Close a published port's connection (UDP: session) after this long without a byte
+    /// either way, e.g. 30s, 10m (default 1h for TCP, 60s for UDP).
+    #[arg(long, value_name = "DURATION", requires = "publish")]
+    pub publish_idle_timeout: Option<String>,
     /// Print each kernel-level step as it happens (for learning how containers work).
     #[arg(long)]
     pub trace: bool,

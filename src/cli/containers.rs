@@ -79,6 +79,45 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
     })
 }
 
+/// `-p` with `--publish-max-connections` and `--publish-idle-timeout` applied to each.
+fn publish(args: &RunArgs) -> Result<Vec<containers::Published>, ContainerError> {
+    let max_connections = match args.publish_max_connections {
+        Some(0) => {
+            return Err(ContainerError::BadLimit {
+                what: "--publish-max-connections",
+                value: "0".into(),
+                reason: "at least one connection must be allowed".into(),
+            });
+        }
+        other => other,
+    };
+    let idle_timeout_ms = match &args.publish_idle_timeout {
+        None => None,
+        Some(text) => {
+            let bad = |reason: String| ContainerError::BadLimit {
+                what: "--publish-idle-timeout",
+                value: text.clone(),
+                reason,
+            };
+            let duration = crate::spec::units::Duration::parse(text).map_err(bad)?;
+            let ms = duration.as_std().as_millis();
+            if ms == 0 {
+                return Err(bad("it must be longer than 0s".into()));
+            }
+            Some(u64::try_from(ms).unwrap_or(u64::MAX))
+        }
+    };
+    args.publish
+        .iter()
+        .map(|p| {
+            let mut published = containers::Published::parse(p)?;
+            published.max_connections = max_connections;
+            published.idle_timeout_ms = idle_timeout_ms;
+            Ok(published)
+        })
+        .collect()
+}
+
 /// What `kiln run` did.
 enum Ran {
     Foreground(containers::RunResult),
@@ -133,11 +172,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                     ..Default::default()
                 }],
             },
-            publish: args
-                .publish
-                .iter()
-                .map(|p| containers::Published::parse(p))
-                .collect::<Result<_, _>>()?,
+            publish: publish(args)?,
         };
         let health = containers::parse_health(&containers::HealthFlags {
             cmd: args.health_cmd.clone(),

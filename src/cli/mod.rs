@@ -71,6 +71,7 @@ pub fn run(
         Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
         Command::Netd => network::netd(&cli),
+        Command::Netsup => network::netsup(&cli),
         Command::Test(args) => test::run(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),
         Command::Bundle(args) => containers::bundle(&cli, args),

@@ -1,12 +1,13 @@
-//! `kiln network create|ls|inspect|rm|exec` and the hidden `kiln __netd`.
+//! `kiln network create|ls|inspect|rm|exec` and the hidden `kiln __netd` and `__netsup`.
 
 use serde_json::json;
 
 use super::Cli;
 use super::args::{NetworkCommand, OutputFormat};
 use super::output::{json_line, line, table};
+use crate::net::nft::Nft;
 use crate::net::records::{NetworkRecord, NetworkRecords};
-use crate::net::{HostNamespace, NetNs, Netlink, network};
+use crate::net::{HostNamespace, NetNs, Netlink, antispoof, network};
 
 fn report(err: impl miette::Diagnostic + Send + Sync + 'static) -> u8 {
     eprintln!("{:?}", miette::Report::new(err));
@@ -69,7 +70,7 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
                 OutputFormat::Json => json_line(&value)?,
                 OutputFormat::Text => {
                     line(format!(
-                        "{}: {} gateway {} bridge {}{}",
+                        "{}: {} gateway {} bridge {}{}, anti-spoofing: on",
                         record.name,
                         record.subnet,
                         record.gateway,
@@ -77,8 +78,27 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
                         if record.internal { " (internal)" } else { "" }
                     ))?;
                     for member in value["members"].as_array().into_iter().flatten() {
+                        let spoofing = match member["spoofed_dropped_packets"].as_u64() {
+                            None => "  anti-spoofing: off".to_string(),
+                            Some(0) => String::new(),
+                            Some(_) => format!(
+                                "  spoofed frames dropped: {}",
+                                member["spoofed_dropped"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter(|d| d["packets"].as_u64() > Some(0))
+                                    .map(|d| format!(
+                                        "{} {}",
+                                        d["packets"],
+                                        d["reason"].as_str().unwrap_or("")
+                                    ))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        };
                         line(format!(
-                            "  {} {} {}  rx {} B  tx {} B{}",
+                            "  {} {} {}  rx {} B  tx {} B{}{}",
                             member["name"].as_str().unwrap_or(""),
                             member["interface"].as_str().unwrap_or(""),
                             member["address"].as_str().unwrap_or(""),
@@ -87,7 +107,8 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
                             member["impairment"]
                                 .as_str()
                                 .map(|i| format!("  impaired: {i}"))
-                                .unwrap_or_default()
+                                .unwrap_or_default(),
+                            spoofing
                         ))?;
                     }
                 }
@@ -115,9 +136,9 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
 
 /// A network with its members, their host-side counters and impairments.
 fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_json::Value {
-    let netlink = NetNs::open(&HostNamespace::path(root))
-        .ok()
-        .and_then(|ns| Netlink::open_in(&ns).ok());
+    let host_ns = NetNs::open(&HostNamespace::path(root)).ok();
+    let netlink = host_ns.as_ref().and_then(|ns| Netlink::open_in(ns).ok());
+    let mut nft = host_ns.as_ref().and_then(|ns| Nft::open_in(ns).ok());
     let members: Vec<serde_json::Value> = record
         .members
         .iter()
@@ -140,6 +161,14 @@ fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_json::Value 
                     .map(|n| describe_netem(&n)),
                 _ => None,
             };
+            // The port's drops, rule by rule; `null` when it has no rules (a container
+            // attached by a kiln without anti-spoofing).
+            let dropped = match (&mut nft, &host) {
+                (Some(nft), Some(host)) => antispoof::dropped(nft, host).ok().flatten(),
+                _ => None,
+            };
+            let dropped_packets: Option<u64> =
+                dropped.as_ref().map(|d| d.iter().map(|r| r.packets).sum());
             json!({
                 "name": m.container_name,
                 "id": m.container_id,
@@ -154,6 +183,9 @@ fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_json::Value 
                 "tx_packets": link.as_ref().map(|l| l.stats.rx_packets),
                 "rx_packets": link.as_ref().map(|l| l.stats.tx_packets),
                 "impairment": impairment,
+                "anti_spoofing": if dropped.is_some() { "on" } else { "off" },
+                "spoofed_dropped_packets": dropped_packets,
+                "spoofed_dropped": dropped,
             })
         })
         .collect();
@@ -178,6 +210,8 @@ fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_json::Value 
         "gateway": record.gateway.to_string(),
         "bridge": record.bridge,
         "internal": record.internal,
+        // Every attachment gets the rules (src/net/antispoof.rs); members say if theirs are.
+        "anti_spoofing": "on",
         "project": record.project,
         "created": record.created,
         "members": members,
@@ -385,6 +419,18 @@ pub(super) fn netd(cli: &Cli) -> Result<u8, crate::Error> {
         Ok(()) => Ok(0),
         Err(err) => {
             eprintln!("kiln netd: {err}");
+            Ok(1)
+        }
+    }
+}
+
+/// `kiln __netsup`.
+pub(super) fn netsup(cli: &Cli) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    match crate::net::supervise::supervise(&root) {
+        Ok(()) => Ok(0),
+        Err(err) => {
+            eprintln!("kiln netsup: {err}");
             Ok(1)
         }
     }

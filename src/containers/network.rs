@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ContainerError;
 use crate::net::attach::{self, AttachRequest, Interface};
-use crate::net::proxy::{PortProxy, Protocol};
+use crate::net::proxy::{PortProxy, Protocol, ProxyOptions};
 use crate::net::{HostNamespace, NetNs};
 use crate::runtime::spec::Volume;
 
@@ -20,6 +20,13 @@ pub struct Published {
     pub host_port: u16,
     pub port: u16,
     pub protocol: Protocol,
+    /// The most connections (UDP: sessions) at once; the proxy's default when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Idle connections (sessions) are closed after this many milliseconds; the proxy's
+    /// default for the protocol when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Published {
@@ -48,7 +55,19 @@ impl Published {
             host_port: number(host)?,
             port: number(port)?,
             protocol,
+            max_connections: None,
+            idle_timeout_ms: None,
         })
+    }
+
+    /// The proxy's limits for this port.
+    pub fn proxy_options(&self) -> ProxyOptions {
+        let defaults = ProxyOptions::default();
+        ProxyOptions {
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+            idle_timeout: self.idle_timeout_ms.map(std::time::Duration::from_millis),
+            ..defaults
+        }
     }
 }
 
@@ -119,11 +138,12 @@ pub(crate) fn start_proxies(
     for p in publish {
         let host = NetNs::open(&HostNamespace::path(state_root))
             .map_err(crate::net::network::NetworkError::from)?;
-        let proxy = PortProxy::start(
+        let proxy = PortProxy::start_with(
             SocketAddr::from(([127, 0, 0, 1], p.host_port)),
             SocketAddr::new(target_ip, p.port),
             Some(host.into()),
             p.protocol,
+            p.proxy_options(),
         )
         .map_err(|e| ContainerError::Proxy(Box::new(e)))?;
         proxies.push(proxy);

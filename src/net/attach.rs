@@ -1,7 +1,8 @@
 //! A container's interfaces: reserved before it starts (an address per network, recorded
 //! as a member of the network, so /etc/hosts and DNS know it), made once its process exists
 //! (a veth pair from the network's bridge into the container's namespace, named `eth0`,
-//! `eth1`… in declaration order, its address, the default route, netem), and released when
+//! `eth1`… in declaration order, its anti-spoofing rules, its address, the default route,
+//! netem), and released when
 //! the container is removed. The veths die with the container's namespace by themselves:
 //! a restart makes them again with the same names and addresses.
 
@@ -11,7 +12,9 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
+use super::antispoof::{self, Port};
 use super::network::NetworkError;
+use super::nft::Nft;
 use super::records::{MemberRequest, NetworkRecords};
 use super::{HostNamespace, NetError, NetNs, Netem, Netlink};
 
@@ -54,6 +57,9 @@ pub fn reserve(
     requests: &[AttachRequest],
 ) -> Result<Vec<Interface>, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
+    // The DNS its resolv.conf names must be there: a killed supervisor is replaced (a
+    // pid-file read when it runs, no wait when it does not).
+    super::supervise::revive(state_root);
     let mut interfaces = Vec::new();
     let mut default_taken = false;
     for (index, request) in requests.iter().enumerate() {
@@ -113,6 +119,7 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     };
     let container = NetNs::of_pid(pid)?;
     let outside = Netlink::open_in(&host)?;
+    let mut nft = Nft::open_in(&host)?;
     for interface in interfaces {
         // A previous run's pair may still be on its way out with its namespace.
         match outside.delete_link(&interface.host_name) {
@@ -126,6 +133,15 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
             Some(mac_for(interface.address.ip())),
         )?;
         outside.set_master(&interface.host_name, &interface.bridge)?;
+        // Filtered before the port is up: not one frame passes unchecked.
+        antispoof::protect(
+            &mut nft,
+            &Port {
+                host_name: &interface.host_name,
+                mac: mac_for(interface.address.ip()),
+                address: interface.address.ip(),
+            },
+        )?;
         outside.set_up(&interface.host_name)?;
         // Without netem in the kernel the container still starts, unimpaired;
         // `kiln network inspect` shows no impairment.
@@ -133,6 +149,15 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
             super::link::impair(&outside, &interface.host_name, netem)?;
         }
     }
+    // An interface on an IPv4 network gets no IPv6 address from kiln, and its port drops
+    // IPv6: switched off, the container does not send its link-local chatter (router
+    // solicitations, MLD reports) into the drop counters.
+    let ipv4_only: Vec<&str> = interfaces
+        .iter()
+        .filter(|i| i.address.is_ipv4())
+        .map(|i| i.name.as_str())
+        .collect();
+    disable_ipv6(&container, &ipv4_only)?;
     let inside = Netlink::open_in(&container)?;
     for interface in interfaces {
         inside.add_address(&interface.name, interface.address)?;
@@ -145,6 +170,30 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
         inside.add_default_route(gateway)?;
     }
     Ok(())
+}
+
+/// Writes `net.ipv6.conf.NAME.disable_ipv6 = 1` for each of `names` inside `ns` (one
+/// thread). A kernel without IPv6 has no such files: nothing to do.
+fn disable_ipv6(ns: &NetNs, names: &[&str]) -> Result<(), NetError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    super::run_in(ns, || {
+        for name in names {
+            let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+            match std::fs::write(&path, "1") {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(cause) => {
+                    return Err(NetError::Io {
+                        path: path.into(),
+                        cause,
+                    });
+                }
+            }
+        }
+        Ok(())
+    })?
 }
 
 /// Where a container's /etc/resolv.conf and /etc/hosts are kept (bind-mounted into it).
@@ -203,11 +252,17 @@ pub fn release(state_root: &Path, container_id: &str, interfaces: &[Interface]) 
             let _ = records.remove_member(&interface.network, container_id);
         }
     }
-    if let Ok(host) = NetNs::open(&HostNamespace::path(state_root))
-        && let Ok(netlink) = Netlink::open_in(&host)
-    {
-        for interface in interfaces {
-            let _ = netlink.delete_link(&interface.host_name);
+    if let Ok(host) = NetNs::open(&HostNamespace::path(state_root)) {
+        if let Ok(netlink) = Netlink::open_in(&host) {
+            for interface in interfaces {
+                let _ = netlink.delete_link(&interface.host_name);
+            }
+        }
+        // The kernel keeps a port's chain after its device is gone: removed here.
+        if let Ok(mut nft) = Nft::open_in(&host) {
+            for interface in interfaces {
+                let _ = antispoof::unprotect(&mut nft, &interface.host_name);
+            }
         }
     }
 }

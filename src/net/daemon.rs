@@ -7,119 +7,102 @@
 //! a name and DNS hands out the healthy ones, rotated. Anyone else is refused; other names
 //! are NXDOMAIN (nothing is forwarded out of the topology).
 //!
-//! Started by the first `network create`, it picks up new networks by rescanning the
-//! records, and exits when the last network is gone. Its pid file, `$ROOT/net/netd.pid`,
-//! holds the pid and start time, so a recycled pid is never mistaken for it.
+//! It is a supervised service ([`SERVICE`], see `supervise`): started by the first
+//! `network create`, started again within moments when it dies, ready once every network's
+//! server answers a query ([`ready`]). It picks up new networks by rescanning the records,
+//! and exits when the last network is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::dns::message::{build_query, parse_response};
 use super::dns::{DnsServer, Lookup, NameTable};
 use super::records::{NetworkRecord, NetworkRecords};
+use super::supervise::Service;
+use super::threads::in_netns;
 use super::{HostNamespace, NetNs};
-use crate::state::{Records, Status, process_start_time};
+use crate::state::{Records, Status};
 
 /// How often the daemon looks for new and removed networks.
 const RESCAN: Duration = Duration::from_millis(100);
 /// How long an answer may be built from records read earlier.
 const FRESH: Duration = Duration::from_millis(50);
 
-fn pid_path(state_root: &Path) -> PathBuf {
-    state_root.join("net").join("netd.pid")
+/// The daemon as the supervisor sees it.
+pub const SERVICE: Service = Service {
+    name: "netd",
+    args: &["__netd"],
+    in_host_namespace: false,
+    what: "the DNS daemon",
+    wanted,
+    ready,
+};
+
+/// Wanted while the root has a network (a listing of the records' directory, no parse).
+fn wanted(state_root: &Path) -> bool {
+    std::fs::read_dir(state_root.join("net").join("networks")).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".json"))
+    })
 }
 
 /// The daemon's pid if it runs.
 pub fn running(state_root: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(pid_path(state_root)).ok()?;
-    let (pid, start) = text.trim().split_once(' ')?;
-    let pid: i32 = pid.parse().ok()?;
-    let start: u64 = start.parse().ok()?;
-    (process_start_time(pid) == Some(start)).then_some(pid)
+    super::supervise::running(state_root, SERVICE.name)
 }
 
-/// Starts the daemon unless it runs, and waits until it has bound every network's server.
-pub fn ensure(state_root: &Path) -> std::io::Result<()> {
-    if running(state_root).is_none() {
-        let exe = std::env::current_exe()?;
-        let root = std::fs::canonicalize(state_root)?;
-        let log = root.join("net").join("netd.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        let mut command = std::process::Command::new(exe);
-        command
-            .arg("--root")
-            .arg(&root)
-            .arg("__netd")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log);
-        // SAFETY: setsid is async-signal-safe; the daemon leaves kiln's session so that a
-        // Ctrl-C of the command that started it does not reach it.
-        unsafe {
-            command.pre_exec(|| {
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
-        let mut child = command.spawn()?;
-        // Reaped by a thread so it never lingers as a zombie of a long-lived caller.
-        std::thread::spawn(move || child.wait());
+/// Ready once the server of every network answers a query: one query each, sent from
+/// kiln's namespace to the gateway's port 53 (any answer counts, NXDOMAIN included).
+pub fn ready(state_root: &Path) -> std::io::Result<()> {
+    let networks = NetworkRecords::open(state_root)
+        .and_then(|r| r.list())
+        .map_err(std::io::Error::other)?;
+    if networks.is_empty() {
+        return Ok(());
     }
-    wait_served(state_root)
+    let host = NetNs::open(&HostNamespace::path(state_root)).map_err(std::io::Error::other)?;
+    let gateways: Vec<IpAddr> = networks.iter().map(|n| n.gateway).collect();
+    let sockets = in_netns(host.as_fd(), || {
+        gateways
+            .iter()
+            .map(|gateway| {
+                let any: SocketAddr = match gateway {
+                    IpAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+                    IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+                };
+                UdpSocket::bind(any)
+            })
+            .collect::<std::io::Result<Vec<UdpSocket>>>()
+    })??;
+    let query = build_query(0x6b6c, READY_NAME, 1);
+    for (socket, gateway) in sockets.iter().zip(&gateways) {
+        socket.connect(SocketAddr::new(*gateway, 53))?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        socket.send(&query)?;
+    }
+    let mut buffer = [0u8; 512];
+    for ((socket, gateway), network) in sockets.iter().zip(&gateways).zip(&networks) {
+        let answered = match socket.recv(&mut buffer) {
+            Ok(len) => parse_response(&buffer[..len]).is_some_and(|r| r.id == 0x6b6c),
+            Err(_) => false,
+        };
+        if !answered {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no DNS answer from {gateway}:53 (network {})", network.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
-/// Waits (up to 5 s) until the daemon's `served` file lists every network of the root.
-fn wait_served(state_root: &Path) -> std::io::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let records = NetworkRecords::open(state_root).map_err(std::io::Error::other)?;
-    loop {
-        let wanted: BTreeSet<String> = records
-            .list()
-            .map_err(std::io::Error::other)?
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        let served: BTreeSet<String> =
-            std::fs::read_to_string(state_root.join("net").join("netd.served"))
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect();
-        if wanted.is_subset(&served) && running(state_root).is_some() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(std::io::Error::other(format!(
-                "the DNS daemon did not start serving within 5 s (see {})",
-                state_root.join("net/netd.log").display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Stops the daemon if it runs (it also stops by itself once no network is left).
-pub fn stop(state_root: &Path) {
-    if let Some(pid) = running(state_root) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while process_start_time(pid).is_some() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-    let _ = std::fs::remove_file(pid_path(state_root));
-    let _ = std::fs::remove_file(state_root.join("net").join("netd.served"));
-}
+/// The name [`ready`] asks for: under `.invalid` (RFC 6761), so never a container's.
+const READY_NAME: &str = "kiln-ready.invalid";
 
 /// What the daemon answers from: every network and which containers may be named.
 #[derive(Default)]
@@ -193,10 +176,6 @@ impl Directory {
 
 /// `kiln __netd`: serves until no network is left or SIGTERM.
 pub fn serve(state_root: &Path) -> std::io::Result<()> {
-    let pid = std::process::id() as i32;
-    let start = process_start_time(pid).unwrap_or(0);
-    let pid_file = pid_path(state_root);
-    crate::atomic_file::write_durably(&pid_file, format!("{pid} {start}\n").as_bytes())?;
     let term = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [
         nix::sys::signal::Signal::SIGTERM,
@@ -242,18 +221,9 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
                 Err(err) => eprintln!("kiln netd: network {}: {err}", network.name),
             }
         }
-        let served: String = servers.keys().map(|n| format!("{n}\n")).collect();
-        let _ = crate::atomic_file::write_durably(
-            &root.join("net").join("netd.served"),
-            served.as_bytes(),
-        );
+        // Its supervisor may have been killed: a new one adopts this daemon.
+        super::supervise::revive(state_root);
         std::thread::sleep(RESCAN);
-    }
-    drop(servers);
-    // Only remove the pid file if it is still ours (a new daemon may have replaced it).
-    if std::fs::read_to_string(&pid_file).is_ok_and(|t| t.starts_with(&format!("{pid} "))) {
-        let _ = std::fs::remove_file(&pid_file);
-        let _ = std::fs::remove_file(root.join("net").join("netd.served"));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! interface, address, route and qdisc lives in a namespace kiln created. tokio is an
 //! internal detail of [`netlink`]: every API here blocks.
 
+pub mod antispoof;
 pub mod attach;
 pub mod daemon;
 pub mod dns;
@@ -18,8 +19,10 @@ pub mod netem;
 pub mod netlink;
 pub mod netns;
 pub mod network;
+pub(crate) mod nft;
 pub mod proxy;
 pub mod records;
+pub mod supervise;
 mod threads;
 
 pub use error::NetError;

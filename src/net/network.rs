@@ -1,7 +1,7 @@
 //! Managed networks: `kiln network create` / `rm` and what `kiln up` / `down` do with the
 //! networks a project declares. A network is a record (`records`) and a bridge with the
 //! gateway address in the kiln host namespace (`host`); its DNS server is the root's
-//! daemon's (`daemon`). Record and bridge are made and removed together: a failure
+//! daemon's (`daemon`, kept running by `supervise`). Record and bridge are made and removed together: a failure
 //! half-way undoes the first half.
 
 use std::net::IpAddr;
@@ -30,8 +30,9 @@ pub enum NetworkError {
         existing: IpNetwork,
         wanted: IpNetwork,
     },
-    #[error("cannot start the DNS daemon")]
-    Daemon(#[source] std::io::Error),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Service(#[from] super::supervise::ServiceError),
     #[error("no free /24 left in 10.89.0.0/16 for network {name}")]
     #[diagnostic(help("give the network a subnet: `network \"{name}\" subnet=\"10.90.0.0/24\"`"))]
     NoFreeSubnet { name: String },
@@ -67,7 +68,7 @@ pub fn create(
         let _ = records.remove(name);
         return Err(err);
     }
-    super::daemon::ensure(state_root).map_err(NetworkError::Daemon)?;
+    super::supervise::ensure(state_root)?;
     Ok(record)
 }
 
@@ -112,7 +113,7 @@ pub fn ensure(
         if Netlink::open_in(&host)?.link(&existing.bridge)?.is_none() {
             make_bridge(state_root, &existing)?;
         }
-        super::daemon::ensure(state_root).map_err(NetworkError::Daemon)?;
+        super::supervise::ensure(state_root)?;
         return Ok(existing);
     }
     let subnet = match subnet {
@@ -164,7 +165,7 @@ pub fn remove(state_root: &Path, name: &str) -> Result<NetworkRecord, NetworkErr
         }
     }
     if records.list()?.is_empty() {
-        super::daemon::stop(state_root);
+        super::supervise::stop(state_root);
         HostNamespace::remove(state_root)?;
     }
     Ok(record)

@@ -2,21 +2,32 @@
 //! namespace (`127.0.0.1:HOST_PORT`) to a container's address inside kiln's namespace.
 //!
 //! The listener is bound first, in the caller's namespace, so a port in use is an error
-//! before anything runs. Each TCP connection gets an outgoing socket made on a thread inside
-//! the target namespace, and bytes are copied both ways, half-closes included. UDP keeps one
-//! outgoing socket per client address, closed after a while without traffic.
+//! before anything runs. Then one thread per published port enters the target's namespace
+//! (sockets it makes are made there; the listener stays where it was bound) and runs a
+//! small single-threaded tokio runtime: every connection is a task, not a thread, and costs
+//! two descriptors and a few hundred bytes while idle (a copy buffer is shared by the
+//! thread's tasks; a connection holds bytes of its own only while a peer is slower than the
+//! other). TCP half-closes pass through; UDP keeps a session (an outgoing socket) per
+//! client address.
+//!
+//! Bounded: at most [`ProxyOptions::max_connections`] connections (or UDP sessions) at
+//! once — the next client is reset at once, and the refusal counted — and a connection or
+//! session with no byte either way for [`ProxyOptions::idle_timeout`] is closed. When the
+//! load is gone, descriptors, tasks and memory are given back.
 //!
 //! It never touches a firewall: no DNAT rule, nothing to clean up in the machine's netfilter.
+//! It does not know about containers or the language: callers pass addresses and limits.
 
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::net::threads::{Stop, Wait, in_netns};
+mod tcp;
+mod udp;
 
 #[cfg(test)]
 mod tests;
@@ -53,64 +64,123 @@ pub enum Protocol {
     Udp,
 }
 
+/// The most connections (or UDP sessions) a published port holds at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// A TCP connection with no byte either way for this long is closed. An hour: a database
+/// or SSH session left open over lunch survives, a connection whose client vanished (a
+/// laptop closed, a crashed program behind a NAT) is reclaimed the same afternoon.
+pub const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(3600);
+/// A UDP client's session ends after this long without a datagram either way (Linux's
+/// conntrack keeps an answered UDP flow 120 s, an unanswered one 30 s).
+pub const DEFAULT_UDP_IDLE: Duration = Duration::from_secs(60);
+
 /// Limits of a proxy; [`PortProxy::start`] uses the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProxyOptions {
     /// How long a TCP connection to the target may take before the client is dropped.
-    /// Stopping the proxy waits for connections still being made.
     pub connect_timeout: Duration,
-    /// A UDP client's session ends after this long without a datagram either way.
-    pub udp_idle: Duration,
+    /// The most connections (TCP) or sessions (UDP) at once; the next client is refused.
+    pub max_connections: usize,
+    /// How long a connection or session may pass no byte before it is closed; `None`: the
+    /// protocol's default ([`DEFAULT_TCP_IDLE`], [`DEFAULT_UDP_IDLE`]).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ProxyOptions {
     fn default() -> ProxyOptions {
         ProxyOptions {
             connect_timeout: Duration::from_secs(5),
-            udp_idle: Duration::from_secs(60),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: None,
         }
     }
 }
 
-/// A running proxy for one published port; stopped (every thread joined, every socket
+impl ProxyOptions {
+    /// The idle timeout in force for `protocol`.
+    pub fn idle(&self, protocol: Protocol) -> Duration {
+        self.idle_timeout.unwrap_or(match protocol {
+            Protocol::Tcp => DEFAULT_TCP_IDLE,
+            Protocol::Udp => DEFAULT_UDP_IDLE,
+        })
+    }
+}
+
+/// What a proxy has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Connections (TCP) or sessions (UDP) open now.
+    pub open: usize,
+    /// Connections accepted, or sessions opened, since the start.
+    pub accepted: u64,
+    /// Clients turned away because `max_connections` were open.
+    pub refused: u64,
+    /// Connections or sessions closed for being idle.
+    pub timed_out: u64,
+}
+
+/// Counters the proxy thread writes and [`PortProxy::stats`] reads.
+#[derive(Debug, Default)]
+struct Counters {
+    open: AtomicUsize,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+/// What the proxy thread needs.
+#[derive(Debug)]
+struct Settings {
+    target: SocketAddr,
+    options: ProxyOptions,
+    /// `max_connections`, lowered to what the descriptor limit allows.
+    max_open: usize,
+    idle: Duration,
+    counters: Arc<Counters>,
+    local_addr: SocketAddr,
+}
+
+/// A running proxy for one published port; stopped (its thread joined, every socket
 /// closed) by [`PortProxy::stop`] or when dropped.
 #[derive(Debug)]
 pub struct PortProxy {
     local_addr: SocketAddr,
     protocol: Protocol,
-    shared: Arc<Shared>,
+    counters: Arc<Counters>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-/// What the proxy's threads share.
-#[derive(Debug)]
-struct Shared {
-    target: SocketAddr,
-    /// `None`: the target is in the caller's own namespace.
-    target_netns: Option<OwnedFd>,
-    options: ProxyOptions,
-    stop: Stop,
-    /// Open TCP connections (client side, target side), shut down on stop.
-    connections: Mutex<Connections>,
-    /// UDP sessions by client address.
-    sessions: Mutex<HashMap<SocketAddr, Session>>,
+/// The listening socket, bound in the caller's namespace.
+enum Listener {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
 }
 
-#[derive(Debug, Default)]
-struct Connections {
-    next: u64,
-    open: HashMap<u64, (TcpStream, TcpStream)>,
-}
+/// Descriptors kept free for everything else the process does.
+const FD_RESERVE: u64 = 64;
 
-#[derive(Debug)]
-struct Session {
-    upstream: Arc<UdpSocket>,
-    last_active: Instant,
-}
-
-/// A poisoned lock only means another proxy thread panicked; the data is still usable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+/// Raises this process's soft descriptor limit towards what `max` connections need (two
+/// descriptors each), never above the hard limit (raising that needs CAP_SYS_RESOURCE),
+/// and returns how many connections the limit then allows.
+fn fit_descriptor_limit(max: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let wanted = (max as u64).saturating_mul(2).saturating_add(FD_RESERVE);
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return max;
+    };
+    let soft = if soft < wanted && soft < hard {
+        let raised = wanted.min(hard);
+        if setrlimit(Resource::RLIMIT_NOFILE, raised, hard).is_ok() {
+            raised
+        } else {
+            soft
+        }
+    } else {
+        soft
+    };
+    let allowed = usize::try_from(soft.saturating_sub(FD_RESERVE) / 2).unwrap_or(usize::MAX);
+    max.min(allowed.max(1))
 }
 
 impl PortProxy {
@@ -156,42 +226,50 @@ impl PortProxy {
             addr: listen,
             source,
         };
-        let shared = Arc::new(Shared {
-            target,
-            target_netns,
-            options,
-            stop: Stop::new().map_err(start_error)?,
-            connections: Mutex::default(),
-            sessions: Mutex::default(),
-        });
-        let (local_addr, work): (SocketAddr, Box<dyn FnOnce() + Send>) = match protocol {
+        let (listener, local_addr) = match protocol {
             Protocol::Tcp => {
                 let listener = TcpListener::bind(listen).map_err(bind_error)?;
-                // A connection reset between poll and accept must not block the loop.
-                listener.set_nonblocking(true).map_err(start_error)?;
-                let shared = Arc::clone(&shared);
-                (
-                    listener.local_addr().map_err(start_error)?,
-                    Box::new(move || accept_loop(&listener, &shared)),
-                )
+                let addr = listener.local_addr().map_err(start_error)?;
+                (Listener::Tcp(listener), addr)
             }
             Protocol::Udp => {
-                let socket = Arc::new(UdpSocket::bind(listen).map_err(bind_error)?);
-                let shared = Arc::clone(&shared);
-                (
-                    socket.local_addr().map_err(start_error)?,
-                    Box::new(move || datagram_loop(&socket, &shared)),
-                )
+                let socket = UdpSocket::bind(listen).map_err(bind_error)?;
+                let addr = socket.local_addr().map_err(start_error)?;
+                (Listener::Udp(socket), addr)
             }
         };
+        let counters = Arc::new(Counters::default());
+        let settings = Settings {
+            target,
+            options,
+            max_open: fit_descriptor_limit(options.max_connections.max(1)),
+            idle: options.idle(protocol),
+            counters: Arc::clone(&counters),
+            local_addr,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("kiln-proxy {local_addr}"))
-            .spawn(work)
+            .spawn(move || run(listener, target_netns, settings, stopped, &ready_tx))
             .map_err(start_error)?;
+        // The thread says when it serves (or why it cannot).
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => {
+                let _ = thread.join();
+                return Err(start_error(source));
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(start_error(io::Error::other("the proxy thread ended")));
+            }
+        }
         Ok(PortProxy {
             local_addr,
             protocol,
-            shared,
+            counters,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -207,16 +285,30 @@ impl PortProxy {
 
     /// How many UDP clients have a session now.
     pub fn udp_sessions(&self) -> usize {
-        lock(&self.shared.sessions).len()
+        match self.protocol {
+            Protocol::Udp => self.counters.open.load(Ordering::Relaxed),
+            Protocol::Tcp => 0,
+        }
     }
 
-    /// Closes the listener and every connection, and joins every thread.
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            open: self.counters.open.load(Ordering::Relaxed),
+            accepted: self.counters.accepted.load(Ordering::Relaxed),
+            refused: self.counters.refused.load(Ordering::Relaxed),
+            timed_out: self.counters.timed_out.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the listener and every connection, and joins the thread.
     pub fn stop(mut self) {
         self.stop_and_join();
     }
 
     fn stop_and_join(&mut self) {
-        self.shared.stop.stop();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -229,219 +321,69 @@ impl Drop for PortProxy {
     }
 }
 
-impl Shared {
-    /// Runs `work` in the target's namespace.
-    fn in_target<T: Send>(&self, work: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
-        match &self.target_netns {
-            Some(netns) => in_netns(netns.as_fd(), work)?,
-            None => work(),
+/// The proxy thread: enters the target's namespace, serves until told to stop, and drops
+/// every task (closing its sockets) on the way out.
+fn run(
+    listener: Listener,
+    target_netns: Option<OwnedFd>,
+    settings: Settings,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+    ready: &std::sync::mpsc::Sender<io::Result<()>>,
+) {
+    let setup = (|| {
+        if let Some(netns) = &target_netns {
+            // This thread is the proxy's alone and ends with it: the process's other
+            // threads stay where they are.
+            nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
         }
-    }
-}
-
-/// Joins the threads that have finished, keeping the others.
-fn reap(threads: &mut Vec<JoinHandle<()>>) {
-    let (done, running): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
-    *threads = running;
-    for thread in done {
-        let _ = thread.join();
-    }
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let mut threads = Vec::new();
-    loop {
-        match shared.stop.wait(listener.as_fd(), None) {
-            Ok(Wait::Readable) => {}
-            Ok(Wait::TimedOut) => continue,
-            Ok(Wait::Stopped) | Err(_) => break,
-        }
-        reap(&mut threads);
-        let Ok((client, _)) = listener.accept() else {
-            continue; // WouldBlock (the client gave up already) or a per-connection error
-        };
-        let shared = Arc::clone(shared);
-        if let Ok(thread) = std::thread::Builder::new()
-            .name("kiln-proxy-conn".into())
-            .spawn(move || relay_connection(client, &shared))
-        {
-            threads.push(thread);
-        }
-    }
-    // Unblock every copy, then wait for the copies to notice.
-    for (client, upstream) in lock(&shared.connections).open.values() {
-        let _ = client.shutdown(Shutdown::Both);
-        let _ = upstream.shutdown(Shutdown::Both);
-    }
-    for thread in threads {
-        let _ = thread.join();
-    }
-}
-
-/// Connects to the target for `client` and copies both ways until both sides are done.
-fn relay_connection(client: TcpStream, shared: &Shared) {
-    let target = shared.target;
-    let timeout = shared.options.connect_timeout;
-    let Ok(upstream) = shared.in_target(|| TcpStream::connect_timeout(&target, timeout)) else {
-        return; // dropping the client closes it: the target is not there
-    };
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let (Ok(client_copy), Ok(upstream_copy)) = (client.try_clone(), upstream.try_clone()) else {
-        return;
-    };
-    let id = {
-        let mut connections = lock(&shared.connections);
-        // Checked under the lock the stopping thread takes to shut connections down, so a
-        // connection registers before that sweep or sees the stop here.
-        if shared.stop.is_stopped() {
+        drop(target_netns);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+    })();
+    let runtime = match setup {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            let _ = ready.send(Err(err));
             return;
         }
-        let id = connections.next;
-        connections.next += 1;
-        connections.open.insert(id, (client_copy, upstream_copy));
-        id
     };
-    let back = {
-        let (Ok(from), Ok(to)) = (upstream.try_clone(), client.try_clone()) else {
-            lock(&shared.connections).open.remove(&id);
-            return;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let served = match listener {
+            Listener::Tcp(listener) => tcp::serve(listener, settings, stopped, ready).await,
+            Listener::Udp(socket) => udp::serve(socket, settings, stopped, ready).await,
         };
-        std::thread::Builder::new()
-            .name("kiln-proxy-back".into())
-            .spawn(move || pump(from, to))
-    };
-    match back {
-        Ok(back) => {
-            pump(client, upstream);
-            let _ = back.join();
+        if let Err(err) = served {
+            let _ = ready.send(Err(err));
         }
-        Err(_) => {
-            let _ = client.shutdown(Shutdown::Both);
-        }
-    }
-    lock(&shared.connections).open.remove(&id);
+    });
+    // Dropping the set drops every connection task still open: their sockets close.
+    drop(local);
 }
 
-/// Copies `from` to `to` until `from` ends, then half-closes `to` so its reader sees the
-/// end too. A failure on either side closes both.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buffer) {
-            Ok(0) => {
-                let _ = to.shutdown(Shutdown::Write);
-                return;
-            }
-            Ok(len) => {
-                if to.write_all(&buffer[..len]).is_err() {
-                    break;
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
+/// Gives freed heap memory back to the system (glibc keeps it in the thread's arena): called
+/// when the last connection of a busy spell closes.
+fn release_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
     }
-    let _ = from.shutdown(Shutdown::Both);
-    let _ = to.shutdown(Shutdown::Both);
 }
 
-fn datagram_loop(socket: &Arc<UdpSocket>, shared: &Arc<Shared>) {
-    let mut threads = Vec::new();
-    let mut buffer = vec![0u8; 65536];
-    loop {
-        match shared.stop.wait(socket.as_fd(), None) {
-            Ok(Wait::Readable) => {}
-            Ok(Wait::TimedOut) => continue,
-            Ok(Wait::Stopped) | Err(_) => break,
-        }
-        let Ok((len, client)) = socket.recv_from(&mut buffer) else {
-            continue;
-        };
-        reap(&mut threads);
-        let mut sessions = lock(&shared.sessions);
-        let upstream = match sessions.get_mut(&client) {
-            Some(session) => {
-                session.last_active = Instant::now();
-                Arc::clone(&session.upstream)
-            }
-            None => {
-                let Ok(upstream) = open_session(shared) else {
-                    continue; // the datagram is lost, as UDP allows
-                };
-                let spawned = std::thread::Builder::new()
-                    .name("kiln-proxy-udp".into())
-                    .spawn({
-                        let (socket, upstream) = (Arc::clone(socket), Arc::clone(&upstream));
-                        let shared = Arc::clone(shared);
-                        move || relay_replies(&socket, &upstream, client, &shared)
-                    });
-                let Ok(thread) = spawned else {
-                    continue;
-                };
-                threads.push(thread);
-                sessions.insert(
-                    client,
-                    Session {
-                        upstream: Arc::clone(&upstream),
-                        last_active: Instant::now(),
-                    },
-                );
-                upstream
-            }
-        };
-        drop(sessions);
-        let _ = upstream.send(&buffer[..len]);
-    }
-    for thread in threads {
-        let _ = thread.join();
-    }
-    lock(&shared.sessions).clear();
-}
+/// Prints at most one line per this long about refused clients.
+const REFUSAL_NOTICE: Duration = Duration::from_secs(10);
 
-/// A socket in the target's namespace, connected to the target (so only its replies come
-/// back on it).
-fn open_session(shared: &Shared) -> io::Result<Arc<UdpSocket>> {
-    let target = shared.target;
-    let any: SocketAddr = if target.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let upstream = shared.in_target(|| UdpSocket::bind(any))?;
-    upstream.connect(target)?;
-    Ok(Arc::new(upstream))
-}
-
-/// Sends the target's replies back to `client` until the session has been idle for
-/// `udp_idle`, or the proxy stops.
-fn relay_replies(socket: &UdpSocket, upstream: &UdpSocket, client: SocketAddr, shared: &Shared) {
-    let idle = shared.options.udp_idle;
-    let mut buffer = vec![0u8; 65536];
-    loop {
-        match shared.stop.wait(upstream.as_fd(), Some(idle)) {
-            Ok(Wait::Readable) => {
-                // An error is an ICMP report (nobody listens yet): the next datagram may do.
-                if let Ok(len) = upstream.recv(&mut buffer) {
-                    let _ = socket.send_to(&buffer[..len], client);
-                    if let Some(session) = lock(&shared.sessions).get_mut(&client) {
-                        session.last_active = Instant::now();
-                    }
-                }
-            }
-            Ok(Wait::TimedOut) => {
-                // Decided under the lock the receiving loop takes to use the session: it
-                // either refreshed `last_active` already or finds no session and opens one.
-                let mut sessions = lock(&shared.sessions);
-                let expired = sessions
-                    .get(&client)
-                    .is_none_or(|s| s.last_active.elapsed() >= idle);
-                if expired {
-                    sessions.remove(&client);
-                    return;
-                }
-            }
-            Ok(Wait::Stopped) | Err(_) => return,
-        }
+/// Tells (on stderr, at most every [`REFUSAL_NOTICE`]) that clients are being refused.
+fn notice_refusal(settings: &Settings, last: &mut Option<std::time::Instant>) {
+    settings.counters.refused.fetch_add(1, Ordering::Relaxed);
+    if last.is_none_or(|at| at.elapsed() >= REFUSAL_NOTICE) {
+        *last = Some(std::time::Instant::now());
+        eprintln!(
+            "kiln: published port {}: {} connections open, the limit; new clients are refused",
+            settings.local_addr, settings.max_open
+        );
     }
 }

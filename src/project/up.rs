@@ -515,6 +515,11 @@ fn start_instance(
                     crate::spec::model::Protocol::Tcp => crate::net::proxy::Protocol::Tcp,
                     crate::spec::model::Protocol::Udp => crate::net::proxy::Protocol::Udp,
                 },
+                max_connections: p.max_connections.as_ref().map(|m| m.value as usize),
+                idle_timeout_ms: p
+                    .idle_timeout
+                    .as_ref()
+                    .map(|d| d.value.as_std().as_millis() as u64),
             })
             .collect(),
     };

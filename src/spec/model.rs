@@ -275,6 +275,13 @@ pub struct Publish {
     pub port: Spanned<u16>,
     pub host: Spanned<u16>,
     pub protocol: Protocol,
+    /// `max-connections=N`: the most connections (UDP: client sessions) the port's proxy
+    /// holds at once; the proxy's default when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<Spanned<u32>>,
+    /// `idle-timeout="1h"`: a connection (session) passing no byte this long is closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<Spanned<Duration>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

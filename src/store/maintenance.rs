@@ -202,7 +202,12 @@ impl Store {
             |p| !matches!(p, Problem::Unreadable { digest, .. } if corrupt.contains(digest)),
         );
         problems.extend(reference_problems);
-        problems.extend(self.leftovers()?.into_iter().map(|(path, size)| {
+        // A dead transaction's lock file is not worth a line of its own: its blobs are.
+        let leftovers = self
+            .leftovers()?
+            .into_iter()
+            .filter(|(p, _)| !is_lock_file(p));
+        problems.extend(leftovers.map(|(path, size)| {
             Problem::Leftover {
                 path: path
                     .strip_prefix(&self.root)
@@ -272,11 +277,22 @@ impl Store {
         // Every writer holds the shared lock, so with the exclusive one held every file in
         // ingest/ is a leftover; `leftovers` checks each file's own lock all the same.
         for (path, _) in self.leftovers()? {
-            fs::remove_file(&path).map_err(io_err(&path))?;
-            report.ingest_files_removed += 1;
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => fs::remove_dir_all(&path),
+                _ => fs::remove_file(&path),
+            }
+            .map_err(io_err(&path))?;
+            if !is_lock_file(&path) {
+                report.ingest_files_removed += 1;
+            }
         }
         Ok(report)
     }
+}
+
+/// A transaction's lock file in `ingest/` (see `staging::Group`).
+fn is_lock_file(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "lock")
 }
 
 fn short_kind(media_type: &str) -> &'static str {

@@ -41,9 +41,11 @@
 //!
 //! # Leftovers
 //!
-//! Each ingest file is `flock`ed by its writer, so a writer killed with SIGKILL leaves an
-//! unlocked file: `fsck` reports it (a write in progress stays locked and is not reported)
-//! and `gc` removes it. The store's directories are private (0700): layers may hold
+//! Each ingest file is covered by an `flock` of its writer (its own, or for a transaction
+//! one lock file for all its blobs, so a transaction of a thousand blobs holds one
+//! descriptor, not a thousand), so a writer killed with SIGKILL leaves unlocked files:
+//! `fsck` reports them (a write in progress stays locked and is not reported) and `gc`
+//! removes them. The store's directories are private (0700): layers may hold
 //! device nodes and setuid programs that no other user may reach through the store.
 
 mod lock;
@@ -231,7 +233,7 @@ impl Store {
     pub fn ingest(&self) -> Result<Ingest, StoreError> {
         let lock = self.lock_shared()?;
         let dir = self.root.join("ingest");
-        let staging = staging::Staging::create(&dir, None).map_err(io_err(&dir))?;
+        let staging = staging::Staging::create(&dir, None, None).map_err(io_err(&dir))?;
         Ok(Ingest {
             store: self.clone(),
             staging,

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::sync::Mutex;
 
 use super::references::{self, MAX_MANIFEST_BYTES};
-use super::staging::{Staged, Staging};
+use super::staging::{Group, Staged, Staging};
 use super::{Descriptor, Index, REF_NAME, Store, StoreError, StoreLock, io_err};
 use crate::atomic_file as atomic;
 use crate::digest::Digest;
@@ -24,6 +24,8 @@ pub struct Transaction {
     staged: Mutex<BTreeMap<Digest, Staged>>,
     tags: Mutex<BTreeMap<String, Descriptor>>,
     keep: Mutex<Vec<Descriptor>>,
+    /// Covers every staged file (declared after `staged`: the files go first on drop).
+    group: Group,
     _lock: StoreLock,
 }
 
@@ -40,12 +42,15 @@ pub struct Committed {
 impl Store {
     /// Begins an ingest transaction.
     pub fn begin(&self) -> Result<Transaction, StoreError> {
+        let lock = self.lock_shared()?;
+        let dir = self.root.join("ingest");
         Ok(Transaction {
             store: self.clone(),
             staged: Mutex::new(BTreeMap::new()),
             tags: Mutex::new(BTreeMap::new()),
             keep: Mutex::new(Vec::new()),
-            _lock: self.lock_shared()?,
+            group: Group::create(&dir).map_err(io_err(&dir))?,
+            _lock: lock,
         })
     }
 }
@@ -60,7 +65,8 @@ impl Transaction {
     /// the content has exactly that size and digest.
     pub fn writer(&self, expected: Option<&Descriptor>) -> Result<BlobWriter<'_>, StoreError> {
         let dir = self.store.root.join("ingest");
-        let staging = Staging::create(&dir, expected.map(|d| d.size)).map_err(io_err(&dir))?;
+        let staging = Staging::create(&dir, expected.map(|d| d.size), Some(&self.group))
+            .map_err(io_err(&dir))?;
         Ok(BlobWriter {
             tx: self,
             staging,

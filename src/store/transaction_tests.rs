@@ -116,9 +116,10 @@ fn a_blob_that_is_not_what_its_descriptor_says_is_refused_while_streaming() {
         tx.put(b"54321", Some(&layer)),
         Err(StoreError::WrongDigest { .. })
     ));
+    // Nothing staged is left but the transaction's own lock file.
     assert_eq!(
         fs::read_dir(store.root().join("ingest")).unwrap().count(),
-        0
+        1
     );
 }
 
@@ -262,4 +263,45 @@ fn the_store_directories_are_private() {
         let mode = fs::metadata(&d).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o700, "{}", d.display());
     }
+}
+
+fn open_fds() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn a_transaction_holds_one_lock_not_one_descriptor_per_blob() {
+    let (_dir, store) = store();
+    let tx = store.begin().unwrap();
+    let before = open_fds();
+    for i in 0..200 {
+        tx.put(format!("blob {i}").as_bytes(), None).unwrap();
+    }
+    // Other tests' threads open files too: a margin, far below one per blob.
+    assert!(open_fds() < before + 50, "{} → {}", before, open_fds());
+    // Its staged files are live while it is: fsck leaves them alone.
+    assert_eq!(store.fsck(&[]).unwrap(), vec![]);
+    drop(tx);
+    assert_eq!(
+        fs::read_dir(store.root().join("ingest")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn a_killed_transactions_files_are_leftovers() {
+    let (_dir, store) = store();
+    // What a SIGKILLed transaction leaves: its lock file (unlocked now) and a blob.
+    let ingest = store.root().join("ingest");
+    fs::write(ingest.join(".tx-999999-3.lock"), b"").unwrap();
+    fs::write(ingest.join(".tx-999999-3-0.tmp"), b"half a layer").unwrap();
+    assert_eq!(
+        store.fsck(&[]).unwrap(),
+        vec![Problem::Leftover {
+            path: "ingest/.tx-999999-3-0.tmp".into(),
+            size: 12
+        }]
+    );
+    assert_eq!(store.gc(&[]).unwrap().ingest_files_removed, 1);
+    assert_eq!(fs::read_dir(&ingest).unwrap().count(), 0);
 }

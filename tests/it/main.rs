@@ -7,6 +7,7 @@
 
 #![allow(unreachable_pub)]
 
+mod antispoof;
 mod archive;
 mod book;
 mod book_console;
@@ -26,9 +27,11 @@ mod health;
 mod hostile_archives;
 mod network;
 mod project;
+mod proxy;
 mod registry;
 mod rollout;
 mod run;
+mod services;
 mod stats;
 mod tarball;
 mod test_cmd;

@@ -165,7 +165,7 @@ fn udp_from_loopback_to_loopback_with_sessions_that_expire() {
     let target = server.local_addr().unwrap();
     let echo = udp_echo(server);
     let options = ProxyOptions {
-        udp_idle: Duration::from_millis(50),
+        idle_timeout: Some(Duration::from_millis(50)),
         ..ProxyOptions::default()
     };
     let proxy = PortProxy::start_with(loopback(), target, None, Protocol::Udp, options).unwrap();
@@ -247,4 +247,113 @@ fn udp_into_a_network_namespace() {
     echo.join().unwrap();
     proxy.stop();
     netns.close_and_check();
+}
+
+/// Accepts connections and holds them open, silent, until the listener's thread is done.
+fn silent_server(listener: TcpListener, count: usize) -> JoinHandle<Vec<TcpStream>> {
+    std::thread::spawn(move || (0..count).map(|_| listener.accept().unwrap().0).collect())
+}
+
+/// What a read sees on a connection the proxy closed: EOF or a reset, not a timeout.
+fn closed_by_proxy(stream: &mut TcpStream) -> bool {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    match stream.read(&mut [0u8; 16]) {
+        Ok(0) => true,
+        Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    }
+}
+
+#[test]
+fn over_the_limit_a_client_is_reset_at_once_and_a_freed_slot_is_used_again() {
+    let server = TcpListener::bind(loopback()).unwrap();
+    let target = server.local_addr().unwrap();
+    let options = ProxyOptions {
+        max_connections: 2,
+        ..ProxyOptions::default()
+    };
+    let proxy = PortProxy::start_with(loopback(), target, None, Protocol::Tcp, options).unwrap();
+    let first = TcpStream::connect(proxy.local_addr()).unwrap();
+    let (first_server, _) = server.accept().unwrap();
+    let _second = TcpStream::connect(proxy.local_addr()).unwrap();
+    let _second_server = server.accept().unwrap();
+    assert_eq!(proxy.stats().open, 2);
+    let mut third = TcpStream::connect(proxy.local_addr()).unwrap();
+    assert!(closed_by_proxy(&mut third), "the third client is closed");
+    assert_eq!(proxy.stats().refused, 1);
+    // Both ends of the first connection close: its slot is free.
+    drop(first);
+    drop(first_server);
+    assert!(eventually(|| proxy.stats().open == 1), "the slot is freed");
+    let _fourth = TcpStream::connect(proxy.local_addr()).unwrap();
+    let _fourth_server = server.accept().unwrap();
+    assert_eq!(proxy.stats().open, 2);
+    assert_eq!(proxy.stats().accepted, 3);
+    proxy.stop();
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let server = TcpListener::bind(loopback()).unwrap();
+    let target = server.local_addr().unwrap();
+    let held = silent_server(server, 1);
+    let options = ProxyOptions {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..ProxyOptions::default()
+    };
+    let proxy = PortProxy::start_with(loopback(), target, None, Protocol::Tcp, options).unwrap();
+    let mut client = TcpStream::connect(proxy.local_addr()).unwrap();
+    let mut server_side = held.join().unwrap().pop().unwrap();
+    assert!(closed_by_proxy(&mut client), "the client side is closed");
+    assert!(
+        closed_by_proxy(&mut server_side),
+        "the target side is closed"
+    );
+    assert!(eventually(|| proxy.stats().open == 0));
+    assert_eq!(proxy.stats().timed_out, 1);
+    assert_eq!(
+        ProxyOptions::default().idle(Protocol::Tcp),
+        DEFAULT_TCP_IDLE
+    );
+    assert_eq!(
+        ProxyOptions::default().idle(Protocol::Udp),
+        DEFAULT_UDP_IDLE
+    );
+    proxy.stop();
+}
+
+#[test]
+fn bytes_keep_flowing_when_the_receiver_is_slower_than_the_sender() {
+    // The target reads 4 MiB slowly; the proxy must hold what it cannot pass on yet and
+    // deliver all of it, in order.
+    let server = TcpListener::bind(loopback()).unwrap();
+    let target = server.local_addr().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).unwrap();
+            if n == 0 {
+                return received;
+            }
+            received.extend_from_slice(&buffer[..n]);
+            if received.len() % (256 * 1024) < 4096 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    });
+    let proxy = PortProxy::start(loopback(), target, None, Protocol::Tcp).unwrap();
+    let big: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
+    let mut client = TcpStream::connect(proxy.local_addr()).unwrap();
+    client.write_all(&big).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let received = reader.join().unwrap();
+    assert!(
+        received == big,
+        "{} of {} bytes, in order",
+        received.len(),
+        big.len()
+    );
+    proxy.stop();
 }

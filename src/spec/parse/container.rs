@@ -177,7 +177,9 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
     let keyword = node.name().value();
     let usage = match keyword {
         "network" => "network \"NAME\" [ip=\"ADDRESS\"] [alias=\"NAME\"] [{ impair … }]",
-        "publish" => "publish PORT host=HOST_PORT [protocol=\"tcp\"|\"udp\"]",
+        "publish" => {
+            "publish PORT host=HOST_PORT [protocol=\"tcp\"|\"udp\"] [max-connections=N] [idle-timeout=\"1h\"]"
+        }
         "env" => "env KEY=\"VALUE\"…",
         "volume" => "volume \"SOURCE\" \"/TARGET\" [ro=#true]",
         "memory" => "memory \"128MiB\"",
@@ -242,12 +244,35 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
                     )
                 })
                 .map_or(Protocol::Tcp, |p| p.value);
+            let max_connections = n
+                .prop_int(diags, "max-connections")
+                .and_then(|m| values::bounded(diags, m, "`max-connections`", 1, 1 << 20))
+                .map(|m| Spanned::new(m.value as u32, m.span));
+            let idle_timeout = n
+                .prop_any("idle-timeout")
+                .and_then(|v| values::duration(diags, v, "`idle-timeout`"))
+                .filter(|d| {
+                    let positive = d.value.0 > 0;
+                    if !positive {
+                        diags
+                            .error(
+                                Code::ValueOutOfRange,
+                                d.span,
+                                "`idle-timeout` is out of range",
+                            )
+                            .label("must be longer than 0s")
+                            .help("leave it out for the default (1h for TCP, 60s for UDP)");
+                    }
+                    positive
+                });
             if let Some(port) = port {
                 let host = host.unwrap_or(port.clone());
                 c.publish.push(Publish {
                     port,
                     host,
                     protocol,
+                    max_connections,
+                    idle_timeout,
                 });
             }
         }

@@ -113,3 +113,15 @@ pub fn kiln_links_on_the_machine() -> Vec<String> {
         .filter(|n| n.starts_with("kb-") || n.starts_with("kb.") || veth(n, "kv") || veth(n, "kp"))
         .collect()
 }
+
+/// A port free for both TCP and UDP on 127.0.0.1 right now (the kernel picks it): for tests
+/// that listen or publish, never a fixed, well-known port another test may be using.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = tcp.local_addr().expect("a bound address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

@@ -15,13 +15,7 @@ use base64::Engine as _;
 use crate::harness::tools::run as checked;
 use crate::harness::which;
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use crate::harness::host::free_port;
 
 /// A running `docker-registry`, killed (by its pid) when dropped.
 pub struct Registry {
