@@ -47,28 +47,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-addr=127.0.0.1:$port
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-  delete:
-    enabled: true
-http:
-  addr: $addr
-EOF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
-    sleep 0.1
-done
+# A fresh registry (new port, empty storage) for every run: nothing to mount, nothing to
+# skip, for either tool (skopeo's blob-info cache would otherwise mount from the last run).
+start_registry() {
+    if [[ -n $registry_pid ]]; then
+        kill "$registry_pid" 2>/dev/null
+        wait "$registry_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work/registry"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    addr=127.0.0.1:$port
+    printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n' \
+        "$work/registry" "$addr" >"$work/registry.yml"
+    docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+    registry_pid=$!
+    for _ in $(seq 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
+        sleep 0.1
+    done
+}
 
 echo "building a ${SIZE_MB} MB image…" >&2
 project=$work/project
@@ -93,6 +90,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 
 kiln_push=() skopeo_push=() kiln_noop=() kiln_pull=() skopeo_pull=()
 for run in $(seq "$RUNS"); do
+    start_registry
     # Push, each run to repositories the registry has never seen (no blob is there yet);
     # kiln's mount hints are cleared so it uploads rather than mounts from the last run.
     rm -rf "$root/store/kiln/registry-blobs"

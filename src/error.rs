@@ -33,13 +33,14 @@ pub enum Error {
     #[diagnostic(transparent)]
     Container(Box<crate::containers::ContainerError>),
 
-    /// A command's own failure, already explained (e.g. `kiln rmi` of an unknown name).
-    #[error("{message}")]
-    Failed {
-        message: String,
-        #[help]
-        help: Option<String>,
-    },
+    /// A command's own failure (e.g. `kiln rmi` of an unknown name).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cli(#[from] crate::cli::CliError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Project(Box<crate::project::ProjectError>),
 
     #[error("cannot write to standard output")]
     Output(#[source] std::io::Error),
@@ -48,6 +49,12 @@ pub enum Error {
 impl From<crate::build::BuildError> for Error {
     fn from(err: crate::build::BuildError) -> Error {
         Error::Build(Box::new(err))
+    }
+}
+
+impl From<crate::project::ProjectError> for Error {
+    fn from(err: crate::project::ProjectError) -> Error {
+        Error::Project(Box::new(err))
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod atomic_file;
 pub mod beneath;
 pub mod build;
+pub mod causes;
 pub mod cli;
 pub mod containers;
 pub mod digest;

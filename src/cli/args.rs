@@ -550,6 +550,11 @@ pub struct RunArgs {
     /// either way, e.g. 30s, 10m (default 1h for TCP, 60s for UDP).
     #[arg(long, value_name = "DURATION", requires = "publish")]
     pub publish_idle_timeout: Option<String>,
+    /// Security options. `seccomp=unconfined` runs without a seccomp filter;
+    /// `seccomp=PROFILE.json` uses a profile in Docker's JSON format instead of kiln's
+    /// default allow-list; `no-new-privileges` is always on.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opts: Vec<String>,
     /// Print each kernel-level step as it happens (for learning how containers work).
     #[arg(long)]
     pub trace: bool,
@@ -767,6 +772,9 @@ pub struct SuperviseArgs {
 
 #[derive(Debug, Args)]
 pub struct BundleArgs {
+    /// Security options, as for `kiln run` (`seccomp=unconfined`, `seccomp=PROFILE.json`).
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opts: Vec<String>,
     /// The image.
     pub image: String,
     /// The bundle directory (created; its rootfs must be empty).

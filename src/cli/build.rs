@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use super::args::{BuildArgs, Cli, CompressionArg, ExplainArgs, OutputFormat};
+use super::error::CliError;
 use super::output::{json_line, line};
 use crate::build::verify::{Difference, Files};
 use crate::build::{
@@ -41,18 +42,18 @@ fn load_project(cli: &Cli, file: &Path) -> Result<Result<Loaded, u8>, crate::Err
 }
 
 fn planned(loaded: &Loaded, wanted: &[String]) -> Result<BuildPlan, crate::Error> {
-    plan::plan(&loaded.project, &loaded.sources, wanted).map_err(|name| crate::Error::Failed {
-        message: format!("no image named `{name}` in the project"),
-        help: Some(format!(
-            "the project declares: {}",
-            loaded
+    plan::plan(&loaded.project, &loaded.sources, wanted).map_err(|name| {
+        CliError::UnknownImage {
+            name,
+            declared: loaded
                 .project
                 .images
                 .iter()
                 .map(|i| i.name.value.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .join(", "),
+        }
+        .into()
     })
 }
 
@@ -74,10 +75,10 @@ pub(super) fn source_date_epoch() -> Result<u64, crate::Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Err(_) => Ok(0),
         Ok(text) if text.trim().is_empty() => Ok(0),
-        Ok(text) => text.trim().parse().map_err(|_| crate::Error::Failed {
-            message: format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds"),
-            help: Some("set it to a Unix time, e.g. `git log -1 --format=%ct`".into()),
-        }),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| CliError::BadSourceDateEpoch { value: text }.into()),
     }
 }
 
@@ -137,7 +138,7 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
             if args.format == OutputFormat::Json {
                 json_line(&json!({
                     "ok": false,
-                    "errors": errors.iter().map(|e| error_chain(e)).collect::<Vec<_>>(),
+                    "errors": errors.iter().map(|e| crate::causes::chain(e)).collect::<Vec<_>>(),
                 }))?;
             }
             return Ok(1);
@@ -202,10 +203,7 @@ fn verify(
     let temp = tempfile::Builder::new()
         .prefix("kiln-verify-")
         .tempdir()
-        .map_err(|source| crate::Error::Failed {
-            message: format!("cannot create a temporary state root: {source}"),
-            help: None,
-        })?;
+        .map_err(CliError::TempRoot)?;
     eprintln!(
         "verify: rebuilding from scratch in {}",
         temp.path().display()
@@ -277,9 +275,13 @@ fn write_report(path: &Path, outcome: &build::BuildOutcome) -> Result<(), crate:
         "steps": outcome.steps,
     }))
     .expect("a report serializes");
-    std::fs::write(path, text).map_err(|source| crate::Error::Failed {
-        message: format!("cannot write the report to {}: {source}", path.display()),
-        help: None,
+    std::fs::write(path, text).map_err(|source| {
+        CliError::Write {
+            what: "the report",
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()
     })
 }
 
@@ -414,21 +416,10 @@ pub(super) fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, crate::Error>
     Ok(0)
 }
 
-/// Messages of an error and its causes, outermost first.
-fn error_chain(err: &dyn std::error::Error) -> Vec<String> {
-    let mut out = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push(cause.to_string());
-        source = cause.source();
-    }
-    out
-}
-
 /// Prints a build error rustc-style: the message, where in kiln.kdl, the causes, the help,
 /// and for a failed `run` the tail of its output.
 fn report_error(err: &BuildError, sources: &Sources) {
-    let chain = error_chain(err);
+    let chain = crate::causes::chain(err);
     eprintln!("error: {}", chain[0]);
     if let Some(span) = err.span() {
         let file = sources.get(span.file);
@@ -454,11 +445,7 @@ fn report_error(err: &BuildError, sources: &Sources) {
     for cause in &chain[1..] {
         eprintln!("  caused by: {cause}");
     }
-    if let Some(help) = miette::Diagnostic::help(err) {
-        eprintln!("  help: {help}");
-    } else if let Some(inner) = miette::Diagnostic::diagnostic_source(err)
-        && let Some(help) = inner.help()
-    {
+    if let Some(help) = crate::causes::help(err) {
         eprintln!("  help: {help}");
     }
     if let BuildError::RunFailed { output_tail, .. } = err

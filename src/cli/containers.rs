@@ -4,17 +4,61 @@
 use serde_json::json;
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use super::args::{
     BundleArgs, Cli, KillArgs, LogsArgs, OutputFormat, PsArgs, RmArgs, RunArgs, StopArgs,
     SuperviseArgs,
 };
+use super::error::CliError;
 use super::output::{json_line, line, table};
 use crate::containers::{self, ContainerError, RunRequest};
 use crate::runtime::spec::{NetworkMode, RunOptions};
 use crate::runtime::supervise::{RestartPolicy, Stream};
+use crate::runtime::{Profile, SeccompChoice, UNCONFINED};
 use crate::state::{Record, Records, Status};
+
+/// `--security-opt` values, with Docker's meanings: the seccomp profile to use.
+pub(super) fn security_opts(opts: &[String]) -> Result<SeccompChoice, ContainerError> {
+    let mut seccomp: Option<(SeccompChoice, &str)> = None;
+    for opt in opts {
+        let bad = |reason: &str| ContainerError::BadSecurityOpt {
+            opt: opt.clone(),
+            reason: reason.into(),
+        };
+        // Docker takes `KEY=VALUE`, and the older `KEY:VALUE`.
+        let (key, value) = match opt.split_once('=').or_else(|| opt.split_once(':')) {
+            Some((key, value)) => (key, Some(value)),
+            None => (opt.as_str(), None),
+        };
+        match (key, value) {
+            ("no-new-privileges", None | Some("true")) => {}
+            ("no-new-privileges", Some(_)) => {
+                return Err(bad("kiln always sets no_new_privs on containers"));
+            }
+            ("seccomp", Some(value)) if !value.is_empty() => {
+                let choice = match value {
+                    UNCONFINED => SeccompChoice::Unconfined,
+                    path => SeccompChoice::Profile(Profile::load(Path::new(path))?),
+                };
+                if let Some((_, earlier)) = seccomp.replace((choice, value))
+                    && earlier != value
+                {
+                    return Err(bad(&format!(
+                        "seccomp is given twice (`{earlier}` and `{value}`)"
+                    )));
+                }
+            }
+            ("seccomp", _) => return Err(bad("give `seccomp=unconfined` or `seccomp=FILE`")),
+            ("apparmor" | "label" | "systempaths" | "mask" | "unmask", _) => {
+                return Err(bad(&format!("kiln does not implement {key} options")));
+            }
+            _ => return Err(bad("unknown option")),
+        }
+    }
+    Ok(seccomp.map(|(choice, _)| choice).unwrap_or_default())
+}
 
 fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
     let mut env = Vec::new();
@@ -76,6 +120,7 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
             "host" => NetworkMode::Host,
             _ => NetworkMode::None,
         },
+        seccomp: security_opts(&args.security_opts)?,
     })
 }
 
@@ -326,8 +371,13 @@ pub(super) fn rm(cli: &Cli, args: &RmArgs) -> Result<u8, crate::Error> {
 
 pub(super) fn bundle(cli: &Cli, args: &BundleArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let options = RunOptions::default();
-    match containers::write_bundle(&store, &args.image, &options, &args.dir) {
+    let options = security_opts(&args.security_opts).map(|seccomp| RunOptions {
+        seccomp,
+        ..RunOptions::default()
+    });
+    let written = options
+        .and_then(|options| containers::write_bundle(&store, &args.image, &options, &args.dir));
+    match written {
         Ok(()) => {
             line(format!(
                 "{}: config.json and rootfs of {}",
@@ -401,10 +451,7 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
         return super::project::project_logs(cli, project, &args.containers, args.follow);
     }
     if args.containers.len() != 1 {
-        return Err(crate::Error::Failed {
-            message: "name one container (or give --project)".into(),
-            help: Some("kiln logs web; kiln logs --project lab web db".into()),
-        });
+        return Err(CliError::LogsNeedOneContainer.into());
     }
     let outcome = (|| {
         let since = args

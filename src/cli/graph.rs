@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use super::args::{Cli, GraphArgs, GraphFormat};
+use super::error::CliError;
 use crate::graph;
 use crate::spec::render::{self, TextStyle};
 use crate::spec::{self, Options, RealFs};
@@ -12,6 +13,7 @@ pub(super) fn run(cli: &Cli, args: &GraphArgs) -> Result<u8, crate::Error> {
         // A drawing needs no build context: sources on disk are `kiln check`'s business.
         check_paths: false,
         external_images: super::store_images(cli),
+        check_seccomp_profile: None,
     };
     let loaded = spec::load_file(&args.project.file, &RealFs, &options)?;
     if !loaded.diagnostics.is_empty() {
@@ -37,9 +39,10 @@ pub(super) fn run(cli: &Cli, args: &GraphArgs) -> Result<u8, crate::Error> {
         GraphFormat::Json => graph::to_json(&drawing),
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text).map_err(|source| crate::Error::Failed {
-            message: format!("cannot write the graph to {}: {source}", path.display()),
-            help: None,
+        Some(path) => std::fs::write(path, text).map_err(|source| CliError::Write {
+            what: "the graph",
+            path: path.clone(),
+            source,
         })?,
         None => std::io::stdout()
             .lock()

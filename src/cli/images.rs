@@ -7,6 +7,7 @@ use super::args::{
     Cli, CompressionArg, ExportArgs, ExportFormat, FormatArgs, GcArgs, ImageArg, ImportArgs,
     InspectArgs, OutputFormat, RmiArgs, TagArgs,
 };
+use super::error::CliError;
 use super::output::{human_size, json_line, line, table};
 use crate::image::{self, ArchiveFormat, StoredImage};
 use crate::layer::Compression;
@@ -161,10 +162,10 @@ pub(super) fn rmi(cli: &Cli, args: &RmiArgs) -> Result<u8, crate::Error> {
     if missing.is_empty() {
         Ok(0)
     } else {
-        Err(crate::Error::Failed {
-            message: format!("no image named {}", quoted_list(&missing)),
-            help: Some("`kiln images` lists the images".into()),
-        })
+        Err(CliError::NoSuchImages {
+            names: quoted_list(&missing),
+        }
+        .into())
     }
 }
 

@@ -9,6 +9,7 @@ mod build;
 mod check;
 mod commit;
 mod containers;
+mod error;
 mod exec;
 mod graph;
 mod images;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 pub use args::{Cli, Command, OutputFormat};
+pub use error::CliError;
 
 /// Runs kiln with the given arguments (the first is the program name) and returns the exit
 /// code. `Err` is for failures that stop a command; problems in kiln.kdl are reported by the
@@ -133,6 +135,18 @@ fn store_images(cli: &Cli) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The runtime's reading of a container's seccomp profile, for the front end's diagnostic.
+pub fn check_seccomp_profile(text: &str) -> Result<(), crate::spec::ProfileProblem> {
+    crate::runtime::Profile::parse("", text)
+        .map(|_| ())
+        .map_err(|e| crate::spec::ProfileProblem {
+            message: e.detail(),
+            help: miette::Diagnostic::help(&e)
+                .map(|h| h.to_string())
+                .unwrap_or_default(),
+        })
+}
+
 /// Loads and validates a project file the way every command that runs it does: paths
 /// checked, images of the store known to `from`.
 fn load_project_file(
@@ -142,6 +156,7 @@ fn load_project_file(
     let options = crate::spec::Options {
         check_paths: true,
         external_images: store_images(cli),
+        check_seccomp_profile: Some(check_seccomp_profile),
     };
     Ok(crate::spec::load_file(
         file,

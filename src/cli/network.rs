@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::Cli;
 use super::args::{NetworkCommand, OutputFormat};
+use super::error::CliError;
 use super::output::{json_line, line, table};
 use crate::net::nft::Nft;
 use crate::net::records::{NetworkRecord, NetworkRecords};
@@ -331,9 +332,13 @@ fn impair(
     args: &super::args::NetworkImpairArgs,
 ) -> Result<u8, crate::Error> {
     use crate::spec::units::{Duration, Percent, Rate};
-    let bad = |what: &str, value: &str, reason: String| crate::Error::Failed {
-        message: format!("invalid {what} `{value}`: {reason}"),
-        help: Some("durations like 20ms, percentages like 1%, rates like 10mbit".into()),
+    let bad = |what: &str, value: &str, reason: String| -> crate::Error {
+        CliError::BadImpairment {
+            what: what.to_string(),
+            value: value.to_string(),
+            reason,
+        }
+        .into()
     };
     let duration = |v: &Option<String>, what: &str| -> Result<std::time::Duration, crate::Error> {
         v.as_deref().map_or(Ok(std::time::Duration::ZERO), |t| {
@@ -377,17 +382,17 @@ fn impair(
         .iter_mut()
         .find(|l| l.a == args.endpoint || l.b == args.endpoint)
     else {
-        return Err(crate::Error::Failed {
-            message: format!("no link has the end `{}`", args.endpoint),
-            help: Some("`kiln network links` lists them (ends are CONTAINER:INTERFACE)".into()),
-        });
+        return Err(CliError::UnknownLinkEnd {
+            end: args.endpoint.clone(),
+        }
+        .into());
     };
     for (container, interface) in link.ends() {
         let Some(pid) = running_pid(root, container) else {
-            return Err(crate::Error::Failed {
-                message: format!("{container} is not running"),
-                help: Some("`kiln up -d` brings the project back".into()),
-            });
+            return Err(CliError::LinkEndDown {
+                container: container.to_string(),
+            }
+            .into());
         };
         if let Err(err) = crate::net::link::set_impairment(pid, interface, netem.as_ref()) {
             return Ok(report(err));

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::error::CliError;
 use super::registry::Progress;
 use crate::digest::Digest;
 use crate::image::lookup_tag;
@@ -147,9 +148,10 @@ impl<'a> Pinner<'a> {
 
 pub(super) fn write_lock(path: &Path, pins: &BTreeMap<String, Digest>) -> Result<(), crate::Error> {
     let text = lock::render(pins);
-    crate::atomic_file::write_durably(path, text.as_bytes()).map_err(|e| crate::Error::Failed {
-        message: format!("cannot write {}: {e}", path.display()),
-        help: None,
+    crate::atomic_file::write_durably(path, text.as_bytes()).map_err(|source| CliError::Write {
+        what: "the lock file",
+        path: path.to_path_buf(),
+        source,
     })?;
     eprintln!("wrote {}", path.display());
     Ok(())

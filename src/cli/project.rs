@@ -8,6 +8,7 @@ use super::Cli;
 use super::args::{
     BuildArgs, CompressionArg, DownArgs, OutputFormat, ProjectArg, RollbackArgs, UpArgs,
 };
+use super::error::CliError;
 use super::output::line;
 use crate::project::{self, UpEvent};
 use crate::runtime::supervise::Stream;
@@ -97,10 +98,17 @@ fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
     super::pin::pin_containers(cli, &mut loaded, &args.project.file)?;
     for service in &args.services {
         if loaded.project.container(service).is_none() {
-            return Err(crate::Error::Failed {
-                message: format!("no container or job named `{service}` in the project"),
-                help: None,
-            });
+            return Err(CliError::UnknownService {
+                service: service.clone(),
+                declared: loaded
+                    .project
+                    .containers
+                    .iter()
+                    .map(|c| format!("`{}`", c.name.value))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
         }
     }
     let plan = project::plan(&loaded.project, &project_dir(&args.project.file));
@@ -151,13 +159,10 @@ fn follow_until_interrupted(root: &Path, project_name: &str) -> Result<u8, crate
     signals.add(Signal::SIGTERM);
     // Blocked before the threads exist, so they inherit the mask and only the loop below
     // sees the signals.
-    signals.thread_block().map_err(|e| crate::Error::Failed {
-        message: format!("cannot block SIGINT: {e}"),
-        help: None,
-    })?;
+    signals.thread_block().map_err(CliError::BlockSignals)?;
     let records = Records::open(root).map_err(crate::containers::ContainerError::from)?;
     let members: Vec<_> = project::project_records(&records, project_name)
-        .map_err(project_error)?
+        .map_err(crate::Error::from)?
         .into_iter()
         // Previous versions kept for a rollback do not run: nothing to follow.
         .filter(|r| split_hidden(&r.name).is_none())
@@ -177,9 +182,9 @@ fn follow_until_interrupted(root: &Path, project_name: &str) -> Result<u8, crate
         }
     }
     eprintln!("{project_name}: stopping");
-    for record in project::project_records(&records, project_name).map_err(project_error)? {
+    for record in project::project_records(&records, project_name).map_err(crate::Error::from)? {
         crate::containers::stop(&records, &record, Duration::from_secs(10))
-            .map_err(|e| project_error(e.into()))?;
+            .map_err(|e| crate::Error::from(project::ProjectError::from(e)))?;
     }
     for handle in handles {
         let _ = handle.join();
@@ -247,13 +252,15 @@ pub(super) fn project_logs(
 ) -> Result<u8, crate::Error> {
     let root = super::state_root(cli);
     let records = Records::open(&root).map_err(crate::containers::ContainerError::from)?;
-    let mut members = project::project_records(&records, project_name).map_err(project_error)?;
+    let mut members =
+        project::project_records(&records, project_name).map_err(crate::Error::from)?;
     for name in only {
         if !members.iter().any(|r| &r.name == name) {
-            return Err(crate::Error::Failed {
-                message: format!("project {project_name} has no container named `{name}`"),
-                help: Some(format!("`kiln ps --project {project_name}` lists them")),
-            });
+            return Err(CliError::UnknownMember {
+                project: project_name.to_string(),
+                name: name.clone(),
+            }
+            .into());
         }
     }
     members.retain(|r| only.is_empty() || only.contains(&r.name));
@@ -271,7 +278,7 @@ pub(super) fn project_logs(
             lines.push((log.time_ns, prefix.as_str(), log.clone()));
             Ok(())
         })
-        .map_err(|e| project_error(e.into()))?;
+        .map_err(|e| crate::Error::from(project::ProjectError::from(e)))?;
     }
     lines.sort_by_key(|(time, _, _)| *time);
     for (_, prefix, log) in &lines {
@@ -283,26 +290,16 @@ pub(super) fn project_logs(
     Ok(0)
 }
 
-fn project_error(err: project::ProjectError) -> crate::Error {
-    crate::Error::Failed {
-        message: format!("{:?}", miette::Report::new(err)),
-        help: None,
-    }
-}
-
 pub(super) fn down(cli: &Cli, args: &DownArgs) -> Result<u8, crate::Error> {
     let loaded = match load(cli, &args.project.file)? {
         Ok(loaded) => loaded,
         Err(_) => {
             // The file may be broken now: the project's name is still needed to find what
             // it left running.
-            return Err(crate::Error::Failed {
-                message: format!(
-                    "{}: cannot read the project (run `kiln check` to see why)",
-                    args.project.file.display()
-                ),
-                help: None,
-            });
+            return Err(CliError::UnreadableProject {
+                path: args.project.file.clone(),
+            }
+            .into());
         }
     };
     let root = super::state_root(cli);

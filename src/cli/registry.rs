@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use super::args::{Cli, CompressionArg, OutputFormat};
+use super::error::CliError;
 use super::output::{human_size, json_line, line};
 use super::registry_args::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use crate::image::{Reference, StoredImage};
@@ -174,10 +175,10 @@ pub(super) fn push(cli: &Cli, args: &PushArgs) -> Result<u8, crate::Error> {
     let chunk_size = match crate::spec::units::Size::parse(&args.chunk_size) {
         Ok(size) if size.0 > 0 => size.0,
         Ok(_) | Err(_) => {
-            return Err(crate::Error::Failed {
-                message: format!("--chunk-size `{}` is not a size", args.chunk_size),
-                help: Some("write it like 64MiB or 5MB".into()),
-            });
+            return Err(CliError::BadChunkSize {
+                value: args.chunk_size.clone(),
+            }
+            .into());
         }
     };
     let options = registry::PushOptions {
@@ -245,10 +246,10 @@ fn registry_name(text: &str) -> Result<Reference, crate::Error> {
     };
     match Reference::parse(&probe) {
         Ok(r) if r.registry == bare => Ok(r),
-        _ => Err(crate::Error::Failed {
-            message: format!("`{text}` is not a registry"),
-            help: Some("name it as HOST or HOST:PORT, e.g. localhost:5000 or quay.io".into()),
-        }),
+        _ => Err(CliError::NotARegistry {
+            text: text.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -258,10 +259,7 @@ fn ask(prompt: &str, hidden: bool) -> Result<String, crate::Error> {
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|_| crate::Error::Failed {
-            message: "no terminal to ask for the credentials on".into(),
-            help: Some("give -u USER and pipe the password into --password-stdin".into()),
-        })?;
+        .map_err(CliError::NoTerminal)?;
     let mut out = &tty;
     let _ = write!(out, "{prompt}");
     let _ = out.flush();
@@ -281,9 +279,9 @@ fn ask(prompt: &str, hidden: bool) -> Result<String, crate::Error> {
         let _ = termios::tcsetattr(&tty, termios::SetArg::TCSANOW, &saved);
         let _ = writeln!(out);
     }
-    read.map_err(|e| crate::Error::Failed {
-        message: format!("cannot read the terminal: {e}"),
-        help: None,
+    read.map_err(|source| CliError::ReadCredentials {
+        what: "terminal",
+        source,
     })?;
     Ok(answer.trim_end_matches(['\r', '\n']).to_string())
 }
@@ -293,12 +291,7 @@ pub(super) fn login(_cli: &Cli, args: &LoginArgs) -> Result<u8, crate::Error> {
     let username = match &args.username {
         Some(u) => u.clone(),
         None if args.password_stdin => {
-            return Err(crate::Error::Failed {
-                message: "--password-stdin needs -u USER".into(),
-                help: Some(
-                    "echo \"$PASSWORD\" | kiln login -u USER --password-stdin REGISTRY".into(),
-                ),
-            });
+            return Err(CliError::PasswordStdinWithoutUser.into());
         }
         None => ask("Username: ", false)?,
     };
@@ -306,19 +299,16 @@ pub(super) fn login(_cli: &Cli, args: &LoginArgs) -> Result<u8, crate::Error> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| crate::Error::Failed {
-                message: format!("cannot read the password from standard input: {e}"),
-                help: None,
+            .map_err(|source| CliError::ReadCredentials {
+                what: "password from standard input",
+                source,
             })?;
         text.trim_end_matches(['\r', '\n']).to_string()
     } else {
         ask("Password: ", true)?
     };
     if username.is_empty() || password.is_empty() {
-        return Err(crate::Error::Failed {
-            message: "the user name and the password must not be empty".into(),
-            help: None,
-        });
+        return Err(CliError::EmptyCredentials.into());
     }
     let credentials = registry::credentials::Credentials { username, password };
     let net = args.net.options();

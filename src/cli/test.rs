@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::Cli;
 use super::args::{OutputFormat, ProjectArg, TestArgs, UpArgs};
+use super::error::CliError;
 use crate::project::LiveProber;
 use crate::project::assert::{self, Verdict};
 use crate::spec::render::{self, TextStyle};
@@ -82,9 +83,10 @@ pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
             let (location, line) = locate(&loaded.sources, v);
             format!("{location}\n{}", line.trim())
         });
-        std::fs::write(path, xml).map_err(|e| crate::Error::Failed {
-            message: format!("cannot write the JUnit report {}: {e}", path.display()),
-            help: None,
+        std::fs::write(path, xml).map_err(|source| CliError::Write {
+            what: "the JUnit report",
+            path: path.clone(),
+            source,
         })?;
     }
     let mut out = std::io::stdout().lock();
@@ -133,10 +135,11 @@ fn unknown_test(err: assert::UnknownTest) -> crate::Error {
     } else {
         format!("the project declares: {}", err.known)
     };
-    crate::Error::Failed {
-        message: err.to_string(),
-        help: Some(help),
+    CliError::UnknownTest {
+        name: err.name,
+        help,
     }
+    .into()
 }
 
 /// `kiln.kdl:LINE:COL` of the verdict's assertion, and the text of that line.
@@ -238,10 +241,7 @@ struct StdoutToStderr {
 
 impl StdoutToStderr {
     fn install() -> Result<StdoutToStderr, crate::Error> {
-        let failed = |e: nix::errno::Errno| crate::Error::Failed {
-            message: format!("cannot redirect standard output: {e}"),
-            help: None,
-        };
+        let failed = CliError::Redirect;
         std::io::stdout().flush().map_err(crate::Error::Output)?;
         let saved = nix::unistd::dup(std::io::stdout()).map_err(failed)?;
         nix::unistd::dup2_stdout(std::io::stderr()).map_err(failed)?;

@@ -15,7 +15,8 @@ use super::ContainerError;
 use crate::runtime::cgroup::{Cgroup, Hierarchy};
 use crate::runtime::spec::{SpecError, resolve_user};
 use crate::runtime::{
-    ExecEvent, ExecHooks, ExecProcess, ExecStdio, SandboxStatus, Stdio, run_exec, start_exec,
+    ExecEvent, ExecHooks, ExecProcess, ExecStdio, HookError, SandboxStatus, Stdio, run_exec,
+    start_exec,
 };
 use crate::state::{Record, Records, Status};
 
@@ -202,7 +203,9 @@ impl Target {
             cgroup: self.cgroup.as_ref(),
             trace,
         };
-        Ok(start_exec(self.pid, process, stdio, &mut hooks)?)
+        Ok(start_exec(
+            self.pid, process, &self.spec, stdio, &mut hooks,
+        )?)
     }
 }
 
@@ -276,9 +279,9 @@ struct Hooks<'a> {
 }
 
 impl ExecHooks for Hooks<'_> {
-    fn before_continue(&mut self, pid: i32) -> Result<(), String> {
+    fn before_continue(&mut self, pid: i32) -> Result<(), HookError> {
         match self.cgroup {
-            Some(cgroup) => cgroup.attach(pid).map_err(|e| e.to_string()),
+            Some(cgroup) => cgroup.attach(pid).map_err(HookError::new),
             None => Ok(()),
         }
     }
@@ -319,6 +322,6 @@ pub fn exec(
         cgroup: target.cgroup.as_ref(),
         trace: request.trace,
     };
-    let status = run_exec(target.pid, &process, stdio, &mut hooks)?;
+    let status = run_exec(target.pid, &process, &target.spec, stdio, &mut hooks)?;
     Ok(Some(status))
 }

@@ -1,27 +1,19 @@
 //! Health checks of detached containers: what to probe and how often ([`HealthCheck`],
-//! kept in `launch.json`), the rule that turns probe results into `starting`, `healthy`
-//! or `unhealthy` ([`HealthTracker`], pure), and running one round of probes against a
-//! running container ([`probe_once`]): `exec` probes through `kiln exec`'s machinery,
-//! `http` and `tcp` probes from a thread inside the container's network namespace.
+//! kept in `launch.json`) and the rule that turns probe results into `starting`, `healthy`
+//! or `unhealthy` ([`HealthTracker`], pure). Running a round of probes is `probing`'s.
 //!
 //! It does not schedule rounds, record results or restart anything: the supervisor does.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::ContainerError;
-use super::exec::Target;
-use crate::probe::{http_get, in_netns, tcp_connect};
 
 /// Docker's defaults.
 pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_RETRIES: u32 = 3;
-
-/// How much of an exec probe's output (stdout then stderr) is kept.
-const OUTPUT_BYTES: usize = 4096;
 
 /// One thing to check; a round passes when every probe passes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,65 +230,6 @@ impl HealthTracker {
         }
         (self.status != before).then_some(self.status)
     }
-}
-
-/// One round's result: whether it passed and what the probes said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoundResult {
-    pub passed: bool,
-    /// One line per probe (the first lines of an exec probe's output).
-    pub output: String,
-}
-
-/// Runs every probe of `check` once against the running container `target`.
-pub fn probe_once(target: &Target, check: &HealthCheck) -> RoundResult {
-    let mut passed = true;
-    let mut lines = Vec::new();
-    for probe in &check.probes {
-        let (ok, line) = run_probe(target, probe, check.timeout);
-        passed &= ok;
-        lines.push(line);
-    }
-    RoundResult {
-        passed,
-        output: lines.join("\n"),
-    }
-}
-
-fn run_probe(target: &Target, probe: &HealthProbe, timeout: Duration) -> (bool, String) {
-    let netns = PathBuf::from(format!("/proc/{}/ns/net", target.pid));
-    match probe {
-        HealthProbe::Http { url, status } => match in_netns(&netns, || http_get(url, timeout)) {
-            Ok(Ok(result)) => (result.passed(*status), result.to_string()),
-            Ok(Err(err)) | Err(err) => (false, err.to_string()),
-        },
-        HealthProbe::Tcp { address } => match in_netns(&netns, || tcp_connect(address, timeout)) {
-            Ok(Ok(result)) => (result.passed(), result.to_string()),
-            Ok(Err(err)) | Err(err) => (false, err.to_string()),
-        },
-        HealthProbe::Exec { command } => exec_probe(target, command, timeout),
-    }
-}
-
-/// The command in the container, its output captured, killed at `timeout`.
-fn exec_probe(target: &Target, command: &[String], timeout: Duration) -> (bool, String) {
-    let shown = command.join(" ");
-    let captured = match target.run_captured(command, timeout, OUTPUT_BYTES) {
-        Ok(Some(captured)) => captured,
-        Ok(None) => return (false, format!("exec {shown}: timed out after {timeout:?}")),
-        Err(err) => return (false, format!("exec {shown}: {err}")),
-    };
-    let mut output = captured.stdout;
-    output.extend_from_slice(&captured.stderr);
-    output.truncate(OUTPUT_BYTES);
-    let text = String::from_utf8_lossy(&output).trim_end().to_string();
-    let status = captured.status;
-    let summary = if text.is_empty() {
-        format!("exec {shown}: {status}")
-    } else {
-        format!("exec {shown}: {status}: {text}")
-    };
-    (status.success(), summary)
 }
 
 #[cfg(test)]

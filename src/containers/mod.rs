@@ -17,6 +17,7 @@ mod lifecycle;
 mod logs;
 mod network;
 mod prepare;
+mod probing;
 mod run;
 mod stats;
 mod supervisor;
@@ -33,13 +34,11 @@ pub use control::{
 };
 pub use detach::{REPORT_FD, restart, run_detached, spawn_supervisor};
 pub use exec::{ExecRequest, Target, exec};
-pub use health::{
-    Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, RoundResult, parse_health,
-    probe_once,
-};
+pub use health::{Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, parse_health};
 pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
 pub use logs::{parse_since, read_logs};
 pub use network::Published;
+pub use probing::{RoundResult, probe_once};
 pub use run::{RunResult, run};
 pub use stats::{
     ContainerStats, NetIo, Sampler, cpu_percent, parse_mem_total, parse_net_dev, snapshot,
@@ -72,9 +71,35 @@ pub enum ContainerError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Layers(#[from] Box<crate::build::BuildError>),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Seccomp(Box<crate::runtime::SeccompError>),
+    #[error("unsupported --security-opt `{opt}`: {reason}")]
+    #[diagnostic(help(
+        "kiln takes seccomp=unconfined, seccomp=PROFILE.json (Docker's format) and no-new-privileges"
+    ))]
+    BadSecurityOpt { opt: String, reason: String },
     #[error("bad volume `{spec}`: {reason}")]
-    #[diagnostic(help("use SRC:DST or SRC:DST:ro, with SRC an existing host path"))]
-    BadVolume { spec: String, reason: String },
+    BadVolume {
+        spec: String,
+        reason: String,
+        #[help]
+        help: String,
+    },
+    #[error("bad volume `{spec}`: source `{}` does not exist", path.display())]
+    #[diagnostic(help(
+        "create it first (`mkdir -p {}`), or correct the path; a relative source is taken from the current directory",
+        path.display()
+    ))]
+    VolumeSourceNotFound { spec: String, path: PathBuf },
+    #[error("bad volume `{spec}`: cannot use source `{}`", path.display())]
+    #[diagnostic(help("the source must be a host path kiln can resolve and read"))]
+    VolumeSource {
+        spec: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid {what} `{value}`: {reason}")]
     BadLimit {
         what: &'static str,
@@ -138,6 +163,12 @@ pub enum ContainerError {
     },
 }
 
+impl From<crate::runtime::SeccompError> for ContainerError {
+    fn from(error: crate::runtime::SeccompError) -> ContainerError {
+        ContainerError::Seccomp(Box::new(error))
+    }
+}
+
 impl ContainerError {
     /// Docker's convention: 125 when the container could not be started at all, 126/127
     /// when its command could not be executed or found.
@@ -169,28 +200,48 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError + '_ {
 
 /// Parses `SRC:DST[:ro|rw]`; SRC must exist (relative paths are from the current directory).
 pub fn parse_volume(spec: &str) -> Result<crate::runtime::spec::Volume, ContainerError> {
-    let bad = |reason: &str| ContainerError::BadVolume {
+    const FORM: &str = "use SRC:DST or SRC:DST:ro, e.g. -v ./data:/data:ro";
+    let bad = |reason: &str, help: &str| ContainerError::BadVolume {
         spec: spec.to_string(),
         reason: reason.to_string(),
+        help: help.to_string(),
     };
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, destination, read_only) = match parts.as_slice() {
         [s, d] => (*s, *d, false),
         [s, d, "ro"] => (*s, *d, true),
         [s, d, "rw"] => (*s, *d, false),
-        [_, _, mode] => return Err(bad(&format!("unknown mode `{mode}` (ro or rw)"))),
-        _ => return Err(bad("expected SRC:DST[:ro]")),
+        [_, _, mode] => {
+            return Err(bad(
+                &format!("unknown mode `{mode}`"),
+                "the mode is `ro` (read-only) or `rw` (the default)",
+            ));
+        }
+        _ => return Err(bad("expected SRC:DST[:ro]", FORM)),
     };
     if source.is_empty() || destination.is_empty() {
-        return Err(bad("empty source or destination"));
+        return Err(bad("empty source or destination", FORM));
     }
     if !destination.starts_with('/') {
         return Err(bad(
             "the destination must be an absolute path in the container",
+            &format!("write it from the container's root, e.g. {source}:/{destination}"),
         ));
     }
-    let source =
-        std::fs::canonicalize(source).map_err(|e| bad(&format!("source `{source}`: {e}")))?;
+    let source = std::fs::canonicalize(source).map_err(|err| {
+        let path = PathBuf::from(source);
+        match err.kind() {
+            std::io::ErrorKind::NotFound => ContainerError::VolumeSourceNotFound {
+                spec: spec.to_string(),
+                path,
+            },
+            _ => ContainerError::VolumeSource {
+                spec: spec.to_string(),
+                path,
+                source: err,
+            },
+        }
+    })?;
     Ok(crate::runtime::spec::Volume {
         source,
         destination: destination.to_string(),

@@ -151,21 +151,6 @@ pub(crate) fn start_proxies(
     Ok(proxies)
 }
 
-/// Makes the container's interfaces while its process waits (a start hook): the error is a
-/// message with its causes, as hooks report them.
-pub(crate) fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(), String> {
-    attach::attach(state_root, pid, interfaces).map_err(|err| {
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        message
-    })
-}
-
 /// Releases what a removed container held on the networks: its `interfaces` (from its
 /// `launch.json`), or, when they are unknown, at least its `/etc` files.
 pub(crate) fn release(state_root: &Path, container_id: &str, interfaces: Option<&[Interface]>) {

@@ -7,7 +7,7 @@ use super::ContainerError;
 use super::lifecycle::{RunRequest, remove_files, remove_parent_cgroups};
 use super::prepare::{Prepared, prepare};
 use crate::runtime::cgroup::Cgroup;
-use crate::runtime::{SandboxStatus, StartHooks, Stdio, TraceEvent, run_foreground};
+use crate::runtime::{HookError, SandboxStatus, StartHooks, Stdio, TraceEvent, run_foreground};
 use crate::state::{ContainerId, Record, Records, Status};
 use crate::store::Store;
 
@@ -38,12 +38,13 @@ struct Hooks<'a> {
 }
 
 impl StartHooks for Hooks<'_> {
-    fn before_continue(&mut self, pid: i32) -> Result<(), String> {
+    fn before_continue(&mut self, pid: i32) -> Result<(), HookError> {
         if let Some(cgroup) = self.cgroup {
-            cgroup.attach(pid).map_err(|e| e.to_string())?;
+            cgroup.attach(pid).map_err(HookError::new)?;
         }
         let began = std::time::Instant::now();
-        super::network::attach(self.state_root, pid, self.interfaces)?;
+        crate::net::attach::attach(self.state_root, pid, self.interfaces)
+            .map_err(HookError::new)?;
         if self.trace {
             for i in self.interfaces {
                 super::trace_line(format_args!(
@@ -70,7 +71,7 @@ impl StartHooks for Hooks<'_> {
         state.pid = Some(pid);
         state.pid_start_time = crate::state::process_start_time(pid);
         state.started_at = Some(crate::timestamp::now());
-        self.records.save(self.record).map_err(|e| e.to_string())
+        self.records.save(self.record).map_err(HookError::new)
     }
 
     fn trace(&mut self, event: &TraceEvent<'_>) {

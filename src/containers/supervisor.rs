@@ -20,13 +20,14 @@ use std::time::{Duration, Instant};
 
 use super::ContainerError;
 use super::exec::Target;
-use super::health::{Health, HealthCheck, HealthTracker, probe_once};
+use super::health::{Health, HealthCheck, HealthTracker};
 use super::lifecycle::{
     Launch, STARTED, cgroup, layout, log_path, remove_files, remove_parent_cgroups, stop_marker,
 };
+use super::probing::probe_once;
 use crate::runtime::cgroup::Cgroup;
 use crate::runtime::supervise::{Backoff, ExitReason, LogWriter, RestartPolicy, Stream};
-use crate::runtime::{SandboxStatus, StartHooks, Stdio, start};
+use crate::runtime::{HookError, SandboxStatus, StartHooks, Stdio, start};
 use crate::state::{Record, RecordError, Records, Status, process_start_time};
 use crate::timestamp::now;
 
@@ -58,11 +59,12 @@ struct Hooks<'a> {
 }
 
 impl StartHooks for Hooks<'_> {
-    fn before_continue(&mut self, pid: i32) -> Result<(), String> {
+    fn before_continue(&mut self, pid: i32) -> Result<(), HookError> {
         if let Some(cgroup) = self.cgroup {
-            cgroup.attach(pid).map_err(|e| e.to_string())?;
+            cgroup.attach(pid).map_err(HookError::new)?;
         }
-        super::network::attach(self.state_root, pid, self.interfaces)?;
+        crate::net::attach::attach(self.state_root, pid, self.interfaces)
+            .map_err(HookError::new)?;
         let checked = self.checked;
         self.shared
             .update(|record| {
@@ -79,7 +81,7 @@ impl StartHooks for Hooks<'_> {
                     state.health_output = None;
                 }
             })
-            .map_err(|e| e.to_string())
+            .map_err(HookError::new)
     }
 }
 
@@ -99,7 +101,7 @@ pub fn supervise(
     records.save(&record)?;
     let outcome = supervise_record(state_root, &records, &mut record, &mut report);
     if let (Err(err), Some(file)) = (&outcome, report.as_mut()) {
-        let message = err.to_string().replace('\n', " ");
+        let message = crate::causes::one_line(err).replace('\n', " ");
         let _ = writeln!(file, "failed {} {message}", err.exit_code());
     }
     let remove = Launch::load(&records.dir(&record.id)).is_ok_and(|l| l.remove);

@@ -19,6 +19,26 @@ fn volumes_parse_like_docker() {
 }
 
 #[test]
+fn a_missing_volume_source_says_how_to_make_it() {
+    let err = parse_volume("/no/such/dir:/data").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bad volume `/no/such/dir:/data`: source `/no/such/dir` does not exist"
+    );
+    assert_eq!(
+        crate::causes::help(&err).as_deref(),
+        Some(
+            "create it first (`mkdir -p /no/such/dir`), or correct the path; a relative source is taken from the current directory"
+        )
+    );
+    let err = parse_volume("/tmp:data").unwrap_err();
+    assert_eq!(
+        crate::causes::help(&err).as_deref(),
+        Some("write it from the container's root, e.g. /tmp:/data")
+    );
+}
+
+#[test]
 fn memory_limits_parse_with_units() {
     assert_eq!(parse_memory("64MiB").unwrap(), 64 * 1024 * 1024);
     assert_eq!(parse_memory("67108864").unwrap(), 64 * 1024 * 1024);

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use ipnetwork::IpNetwork;
 
 use crate::net::Netem;
+use crate::runtime::SeccompChoice;
 use crate::runtime::spec::{NetworkMode, RunOptions};
 use crate::runtime::supervise::RestartPolicy;
 
 use crate::spec::model::{
     Attachment, Condition, Container, ContainerKind, Health, Impairment, Project, Publish,
-    RestartPolicy as SpecRestart, VolumeSource,
+    RestartPolicy as SpecRestart, Seccomp, VolumeSource,
 };
 
 /// What `kiln up` must have running for one project.
@@ -180,6 +181,11 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
         tty: false,
         interactive: false,
         network: NetworkMode::None,
+        seccomp: match container.seccomp.as_ref().map(|s| &s.value) {
+            None => SeccompChoice::Default,
+            Some(Seccomp::Unconfined) => SeccompChoice::Unconfined,
+            Some(Seccomp::Profile { path }) => SeccompChoice::File(absolute(project_dir, path)),
+        },
     };
     let volumes = container
         .volumes

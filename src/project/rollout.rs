@@ -281,7 +281,10 @@ pub(super) fn replace(
             return Ok(());
         }
         Err(ProjectError::NotServing { reason, .. }) => reason,
-        Err(err) => format!("new version did not start: {}", flatten(&err)),
+        Err(err) => format!(
+            "new version did not start: {}",
+            crate::causes::one_line(&err)
+        ),
     };
     discard(records, state_root, &name, Some(&retired));
     let digest = short_digest(&retired.image_digest);
@@ -309,18 +312,6 @@ pub(super) fn replace(
         reason,
         digest,
     })
-}
-
-/// An error and its causes on one line.
-fn flatten(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `kiln rollback SERVICE`: every instance of `service` in `project` that has a previous

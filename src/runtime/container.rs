@@ -21,7 +21,7 @@ use super::sandbox::{
     Child, ChildIo, TraceEvent, above_stdio, clean_scratch, follow_reports, os, prepare_scratch,
     spawn,
 };
-use super::{SandboxError, SandboxStatus};
+use super::{HookError, SandboxError, SandboxStatus};
 
 /// Where the container's stdin, stdout and stderr go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +40,8 @@ pub enum Stdio {
 pub trait StartHooks {
     /// The child exists (`pid`, as the host sees it) in its new namespaces and waits:
     /// attach it to its cgroup, move network interfaces into its namespace. An error kills
-    /// it, and [`start`] fails with [`SandboxError::Prepare`].
-    fn before_continue(&mut self, _pid: i32) -> Result<(), String> {
+    /// it, and [`start`] fails with [`SandboxError::Hook`], which keeps the error whole.
+    fn before_continue(&mut self, _pid: i32) -> Result<(), HookError> {
         Ok(())
     }
     /// Each kernel-level step as it happens (for `--trace`).
@@ -163,7 +163,7 @@ fn start_plan(
     });
     hooks
         .before_continue(started.pid())
-        .map_err(|message| SandboxError::Prepare { message })?;
+        .map_err(SandboxError::hook)?;
     let mut sync = File::from(sync_write);
     sync.write_all(&[1])
         .map_err(|e| os("start the container")(super::sandbox::io_errno(&e)))?;

@@ -38,12 +38,13 @@ mod cgroupfs;
 mod container;
 pub mod exec;
 mod foreground;
+mod hook;
 mod linux_names;
 mod mount_options;
 mod output;
 mod plan;
 mod sandbox;
-mod seccomp;
+pub mod seccomp;
 pub mod spec;
 mod step;
 pub mod supervise;
@@ -59,10 +60,14 @@ pub use cgroupfs::{Hierarchy, HostCgroups};
 pub use container::{NoHooks, StartHooks, Started, Stdio, start};
 pub use exec::{ExecEvent, ExecHooks, ExecProcess, ExecStdio, run_exec, start_exec};
 pub use foreground::{FORWARDED, ForwardedSignals, run_foreground};
+pub use hook::HookError;
 pub use output::OutputTail;
 pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};
 pub use sandbox::{NoObserver, SandboxObserver, TraceEvent, run};
-pub use seccomp::{BpfInstruction, DEFAULT_DENIED, SeccompFilter, default_seccomp};
+pub use seccomp::{
+    BpfInstruction, PROFILE_ANNOTATION, Profile, SeccompChoice, SeccompError, SeccompFilter,
+    UNCONFINED, default_seccomp,
+};
 pub use step::{CStringArray, SetupPlan, SetupStep};
 pub use sys::{ExecFailure, Failure, RealSys, Sys, execute};
 
@@ -175,10 +180,22 @@ pub enum SandboxError {
     BadHostname { hostname: String },
     #[error("mount destination `{path}` must be an absolute path without `..`")]
     BadMountDestination { path: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Seccomp(Box<SeccompError>),
     #[error("kiln's runtime does not support {what}")]
     Unsupported { what: String },
     #[error("cannot prepare the container: {message}")]
     Prepare { message: String },
+    /// A caller's start hook refused (see [`HookError`]): its help is this error's.
+    #[error("cannot prepare the container")]
+    Hook {
+        #[source]
+        #[diagnostic_source]
+        source: HookError,
+        #[help]
+        help: Option<String>,
+    },
     #[error("the overlay mount options are {len} bytes, more than the kernel's 4095")]
     #[diagnostic(help(
         "too many layers or too long paths: a shorter state directory (KILN_ROOT) helps"
@@ -231,7 +248,19 @@ pub enum SandboxError {
     },
 }
 
+impl From<SeccompError> for SandboxError {
+    fn from(error: SeccompError) -> SandboxError {
+        SandboxError::Seccomp(Box::new(error))
+    }
+}
+
 impl SandboxError {
+    /// A start hook's refusal, its help brought up to this error.
+    pub fn hook(source: HookError) -> SandboxError {
+        let help = crate::causes::help(&source);
+        SandboxError::Hook { source, help }
+    }
+
     /// The exit code a shell (and Docker) gives this failure: 127 when the command cannot be
     /// found, 126 when it cannot be executed, 125 when the sandbox itself failed.
     pub fn exit_code(&self) -> i32 {

@@ -403,10 +403,7 @@ pub(crate) fn plan_with(
         });
     }
     // Compiled here, before clone: the child may not allocate.
-    let seccomp = linux
-        .and_then(|l| l.seccomp().as_ref())
-        .map(SeccompFilter::from_spec)
-        .transpose()?;
+    let seccomp = SeccompFilter::of_spec(spec)?;
     let no_new_privs = process.no_new_privileges() == Some(true);
     if let (Some(filter), false) = (&seccomp, no_new_privs) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the identity

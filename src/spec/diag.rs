@@ -83,6 +83,7 @@ codes! {
     UnpinnedImage => "unpinned-image", "a registry image that is neither in the store nor pinned in kiln.lock";
     LockMismatch => "lock-mismatch", "kiln.lock disagrees with kiln.kdl (another digest, or a pin nothing uses)";
     InvalidLock => "invalid-lock", "kiln.lock is not what kiln writes (unknown nodes, bad references or digests)";
+    InvalidSeccompProfile => "invalid-seccomp-profile", "a seccomp profile file kiln cannot use (not Docker's format, an unknown system call, …)";
 }
 
 impl Code {

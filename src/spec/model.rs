@@ -244,6 +244,18 @@ pub struct Container {
     pub user: Option<Spanned<String>>,
     pub hostname: Option<Spanned<String>>,
     pub stop_signal: Option<Spanned<Signal>>,
+    /// `seccomp "unconfined"` or `seccomp "PROFILE.json"` (none: kiln's default profile).
+    pub seccomp: Option<Spanned<Seccomp>>,
+}
+
+/// A container's seccomp profile, when it is not kiln's default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Seccomp {
+    /// No filter (Docker's `--security-opt seccomp=unconfined`).
+    Unconfined,
+    /// A profile in Docker's JSON format, relative to the file that declares it.
+    Profile { path: String },
 }
 
 impl Container {

@@ -45,6 +45,7 @@ fn render_fixture(name: &str, path: &Path) -> (String, Vec<Code>) {
     let text = std::fs::read_to_string(path).expect("fixture readable");
     let options = Options {
         check_paths: true,
+        check_seccomp_profile: Some(kiln::cli::check_seccomp_profile),
         ..Options::default()
     };
     let loaded = spec::load_source(name, Some(path), &text, &RealFs, &options);
@@ -119,6 +120,7 @@ fn json_positions_are_one_based_and_match_the_text() {
             &RealFs,
             &Options {
                 check_paths: true,
+                check_seccomp_profile: Some(kiln::cli::check_seccomp_profile),
                 ..Options::default()
             },
         );

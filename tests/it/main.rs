@@ -31,6 +31,7 @@ mod proxy;
 mod registry;
 mod rollout;
 mod run;
+mod seccomp;
 mod services;
 mod stats;
 mod tarball;

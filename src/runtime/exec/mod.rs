@@ -36,7 +36,7 @@ use nix::libc;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{Process, Spec};
 
 use join::ExecReport;
 pub use join::{JoinSys, Joined, join};
@@ -94,7 +94,7 @@ impl std::fmt::Display for ExecEvent<'_> {
 /// What the caller does while the process is being made: put the joining child in the
 /// container's cgroup, and trace.
 pub trait ExecHooks {
-    fn before_continue(&mut self, _pid: i32) -> Result<(), String> {
+    fn before_continue(&mut self, _pid: i32) -> Result<(), super::HookError> {
         Ok(())
     }
     fn trace(&mut self, _event: &ExecEvent<'_>) {}
@@ -205,13 +205,14 @@ fn pidfd_open(pid: i32) -> Result<OwnedFd, SandboxError> {
 pub fn start_exec(
     container_pid: i32,
     process: &Process,
+    container: &Spec,
     stdio: ExecStdio,
     hooks: &mut dyn ExecHooks,
 ) -> Result<ExecProcess, SandboxError> {
     let namespaces = ContainerNamespaces::open(container_pid)?;
     let mut process = process.clone();
     process.set_terminal(Some(stdio == ExecStdio::Attached(Stdio::Pty)));
-    let plan = plan_exec(&namespaces.joins(), &process)?;
+    let plan = plan_exec(&namespaces.joins(), &process, container)?;
     let ends = match stdio {
         ExecStdio::Attached(stdio) => StdioEnds::open(stdio)?,
         ExecStdio::Detached => StdioEnds {
@@ -245,11 +246,18 @@ pub fn start_exec(
 pub fn run_exec(
     container_pid: i32,
     process: &Process,
+    container: &Spec,
     stdio: Stdio,
     hooks: &mut dyn ExecHooks,
 ) -> Result<SandboxStatus, SandboxError> {
     let signals = ForwardedSignals::install()?;
-    let mut started = start_exec(container_pid, process, ExecStdio::Attached(stdio), hooks)?;
+    let mut started = start_exec(
+        container_pid,
+        process,
+        container,
+        ExecStdio::Attached(stdio),
+        hooks,
+    )?;
     let status = attach(&mut started, &signals)?;
     hooks.trace(&ExecEvent::Exited(status));
     Ok(status)
@@ -299,7 +307,7 @@ fn spawn_and_follow(
     });
     hooks
         .before_continue(joiner.pid.as_raw())
-        .map_err(|message| SandboxError::Prepare { message })?;
+        .map_err(SandboxError::hook)?;
     let mut sync = File::from(sync_write);
     sync.write_all(&[1])
         .map_err(|e| os("start the process")(io_errno(&e)))?;

@@ -135,10 +135,12 @@ impl ContainerNamespaces {
 }
 
 /// Plans an exec of `process` (its args, env, cwd, user, capabilities, rlimits,
-/// no_new_privs, terminal) after joining `namespaces`. The working directory must exist.
+/// no_new_privs, terminal) after joining `namespaces`, under the seccomp filter of
+/// `container` (its spec). The working directory must exist.
 pub fn plan_exec(
     namespaces: &[(CloneFlags, PathBuf, RawFd)],
     process: &Process,
+    container: &Spec,
 ) -> Result<ExecPlan, SandboxError> {
     let mut joins = Vec::with_capacity(namespaces.len() + 1);
     for (kind, path, fd) in namespaces {
@@ -155,19 +157,19 @@ pub fn plan_exec(
     joins.push(JoinStep::Fork);
     Ok(ExecPlan {
         joins,
-        process: process_plan(process)?,
+        process: process_plan(process, container)?,
     })
 }
 
 /// The steps of a container's process from its new session on: the container planner's
-/// own, on a spec with nothing but `process` (its rootfs steps are dropped, the
-/// container has its root already).
-fn process_plan(process: &Process) -> Result<SetupPlan, SandboxError> {
+/// own, on a spec with nothing but `process` and the container's seccomp profile (its
+/// rootfs steps are dropped, the container has its root already).
+fn process_plan(process: &Process, container: &Spec) -> Result<SetupPlan, SandboxError> {
     let mut spec = Spec::default();
     spec.set_process(Some(process.clone()));
     spec.set_mounts(Some(Vec::new()));
     spec.set_hostname(None);
-    spec.set_annotations(None);
+    spec.set_annotations(container.annotations().clone());
     let mut root = Root::default();
     root.set_readonly(Some(false));
     spec.set_root(Some(root));
@@ -183,11 +185,9 @@ fn process_plan(process: &Process) -> Result<SetupPlan, SandboxError> {
     linux.set_resources(None);
     linux.set_masked_paths(None);
     linux.set_readonly_paths(None);
-    // Every kiln container runs under the default seccomp filter (with no_new_privs): a
-    // process exec'd into it gets the same one, or exec would be a way around it.
-    if process.no_new_privileges() == Some(true) {
-        linux.set_seccomp(Some(crate::runtime::default_seccomp()));
-    }
+    // A process exec'd into the container gets its filter, or exec would be a way around
+    // it.
+    linux.set_seccomp(container.linux().as_ref().and_then(|l| l.seccomp().clone()));
     spec.set_linux(Some(linux));
     // Never mounted: only the steps after the root's setup are kept.
     let unused = RootfsLayout {

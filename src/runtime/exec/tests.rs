@@ -56,6 +56,19 @@ fn namespaces() -> Vec<(CloneFlags, PathBuf, i32)> {
     ]
 }
 
+/// The container exec'd into: Docker's defaults, kiln's default seccomp profile.
+fn container() -> oci_spec::runtime::Spec {
+    crate::runtime::spec::container_spec(
+        &Default::default(),
+        &crate::runtime::spec::RunOptions {
+            args: vec!["sh".into()],
+            ..Default::default()
+        },
+        &[],
+    )
+    .expect("a spec")
+}
+
 fn process(args: &[&str]) -> Process {
     let mut process = crate::runtime::spec::container_spec(
         &Default::default(),
@@ -75,7 +88,7 @@ fn process(args: &[&str]) -> Process {
 
 #[test]
 fn the_plan_joins_each_namespace_then_forks() {
-    let plan = plan_exec(&namespaces(), &process(&["ls"])).unwrap();
+    let plan = plan_exec(&namespaces(), &process(&["ls"]), &container()).unwrap();
     let rendered: Vec<String> = plan.joins.iter().map(ToString::to_string).collect();
     assert_eq!(
         rendered,
@@ -104,7 +117,7 @@ fn the_plan_joins_each_namespace_then_forks() {
 
 #[test]
 fn the_process_steps_are_the_containers_without_any_rootfs_setup() {
-    let plan = plan_exec(&namespaces(), &process(&["ls", "-l"])).unwrap();
+    let plan = plan_exec(&namespaces(), &process(&["ls", "-l"]), &container()).unwrap();
     let steps = &plan.process.steps;
     assert_eq!(steps[0], SetupStep::NewSession);
     assert!(
@@ -155,7 +168,10 @@ fn a_terminal_and_another_user_add_their_steps() {
     user.set_uid(1000);
     user.set_gid(100);
     process.set_user(user);
-    let steps = plan_exec(&[], &process).unwrap().process.steps;
+    let steps = plan_exec(&[], &process, &container())
+        .unwrap()
+        .process
+        .steps;
     assert_eq!(steps[1], SetupStep::SetControllingTerminal);
     assert!(steps.contains(&SetupStep::KeepCaps));
     assert!(steps.contains(&SetupStep::SetUid { uid: 1000 }));
@@ -164,7 +180,7 @@ fn a_terminal_and_another_user_add_their_steps() {
 
 #[test]
 fn join_sets_each_namespace_and_the_caller_learns_the_forked_pid() {
-    let plan = plan_exec(&namespaces(), &process(&["ls"])).unwrap();
+    let plan = plan_exec(&namespaces(), &process(&["ls"]), &container()).unwrap();
     let mut sys = FakeJoin::new(1234);
     let mut begun = Vec::new();
     let joined = join(&plan.joins, &mut sys, &mut |i| begun.push(i));
@@ -186,7 +202,7 @@ fn join_sets_each_namespace_and_the_caller_learns_the_forked_pid() {
 
 #[test]
 fn a_failed_setns_stops_the_join_at_its_step() {
-    let plan = plan_exec(&namespaces(), &process(&["ls"])).unwrap();
+    let plan = plan_exec(&namespaces(), &process(&["ls"]), &container()).unwrap();
     let mut sys = FakeJoin::new(1234);
     sys.fail = Some((1, Errno::EPERM));
     let joined = join(&plan.joins, &mut sys, &mut |_| {});
@@ -218,7 +234,7 @@ fn a_failed_setns_stops_the_join_at_its_step() {
 
 #[test]
 fn failures_of_the_process_steps_map_to_run_errors_and_exit_codes() {
-    let plan = plan_exec(&namespaces(), &process(&["nosuch"])).unwrap();
+    let plan = plan_exec(&namespaces(), &process(&["nosuch"]), &container()).unwrap();
     let not_found = exec_error(&plan, Failure::Exec(ExecFailure::NotFound));
     assert_eq!(not_found.exit_code(), 127);
     assert!(

@@ -18,7 +18,7 @@ use oci_spec::runtime::{
 };
 
 use crate::image::RuntimeConfig;
-use crate::runtime::default_seccomp;
+use crate::runtime::seccomp::{PROFILE_ANNOTATION, SeccompChoice, SeccompError};
 
 pub use oci_spec::runtime::Spec as OciSpec;
 pub use user::{ResolvedUser, resolve_user, resolve_user_in};
@@ -74,6 +74,11 @@ pub struct RunOptions {
     pub tty: bool,
     pub interactive: bool,
     pub network: NetworkMode,
+    /// `--security-opt seccomp=…`: kiln's default profile, none, or a Docker profile. It is
+    /// resolved against the container's final capability set (its bounding set, as
+    /// Docker does), so capability options must be applied before [`container_spec`]
+    /// builds `linux.seccomp`.
+    pub seccomp: SeccompChoice,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -115,8 +120,17 @@ pub enum SpecError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Seccomp(Box<SeccompError>),
     #[error("the OCI spec is incomplete")]
     Incomplete(#[source] oci_spec::OciSpecError),
+}
+
+impl From<SeccompError> for SpecError {
+    fn from(error: SeccompError) -> SpecError {
+        SpecError::Seccomp(Box::new(error))
+    }
 }
 
 /// The container of `image` run with `options`, with Docker's defaults (see [`defaults`]).
@@ -175,7 +189,11 @@ pub fn container_spec(
     process.set_args(Some(args));
     process.set_env(Some(env));
     process.set_cwd(cwd.into());
-    process.set_capabilities(Some(defaults::capabilities()));
+    let capabilities = defaults::capabilities();
+    // Resolved against the capabilities the container ends up with.
+    let bounding: Vec<_> = capabilities.bounding().iter().flatten().copied().collect();
+    let (seccomp, seccomp_name) = options.seccomp.resolve(&bounding)?;
+    process.set_capabilities(Some(capabilities));
     process.set_rlimits(Some(defaults::rlimits()));
     process.set_no_new_privileges(Some(true));
     process.set_oom_score_adj(None);
@@ -188,7 +206,7 @@ pub fn container_spec(
     linux.set_resources(Some(resources));
     linux.set_masked_paths(Some(strings(&defaults::MASKED_PATHS)));
     linux.set_readonly_paths(Some(strings(&defaults::READONLY_PATHS)));
-    linux.set_seccomp(Some(default_seccomp()));
+    linux.set_seccomp(seccomp);
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
     linux.set_sysctl(None);
@@ -204,11 +222,12 @@ pub fn container_spec(
     spec.set_mounts(Some(mounts));
     spec.set_process(Some(process));
     spec.set_linux(Some(linux));
-    let annotations: HashMap<String, String> = image
+    let mut annotations: HashMap<String, String> = image
         .stop_signal
         .iter()
         .map(|signal| (STOP_SIGNAL_ANNOTATION.to_string(), signal.clone()))
         .collect();
+    annotations.insert(PROFILE_ANNOTATION.to_string(), seccomp_name);
     spec.set_annotations((!annotations.is_empty()).then_some(annotations));
     Ok(spec)
 }

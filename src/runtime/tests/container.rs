@@ -16,8 +16,8 @@ use super::rootfs::host_rootfs;
 use crate::image::RuntimeConfig;
 use crate::runtime::spec::{RunOptions, Volume, container_spec};
 use crate::runtime::{
-    NoHooks, RootfsLayout, SandboxError, SandboxStatus, StartHooks, Started, Stdio, TraceEvent,
-    run_foreground, start,
+    HookError, NoHooks, RootfsLayout, SandboxError, SandboxStatus, StartHooks, Started, Stdio,
+    TraceEvent, run_foreground, start,
 };
 
 macro_rules! require_root {
@@ -492,6 +492,12 @@ fn a_pty_is_the_controlling_terminal() {
     assert_eq!(String::from_utf8_lossy(&output), "tty\r\nhi\r\n");
 }
 
+/// A hook's own error, with a cause and a help.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("no cgroup for you")]
+#[diagnostic(help("ask for one"))]
+struct NoCgroup(#[source] nix::errno::Errno);
+
 /// Records the hook call and the trace.
 #[derive(Default)]
 struct Hooks {
@@ -501,12 +507,12 @@ struct Hooks {
 }
 
 impl StartHooks for Hooks {
-    fn before_continue(&mut self, pid: i32) -> Result<(), String> {
+    fn before_continue(&mut self, pid: i32) -> Result<(), HookError> {
         // The child exists and waits: its /proc entry is there.
         assert!(Path::new(&format!("/proc/{pid}")).exists());
         self.pid = Some(pid);
         if self.fail {
-            Err("no cgroup for you".into())
+            Err(HookError::new(NoCgroup(nix::errno::Errno::EPERM)))
         } else {
             Ok(())
         }
@@ -561,9 +567,14 @@ fn hooks_run_while_the_child_waits_and_the_trace_shows_each_step() {
     )
     .unwrap_err();
     assert_eq!(
-        error.to_string(),
-        "cannot prepare the container: no cgroup for you"
+        crate::causes::chain(&error),
+        [
+            "cannot prepare the container",
+            "no cgroup for you",
+            "EPERM: Operation not permitted"
+        ]
     );
+    assert_eq!(crate::causes::help(&error).as_deref(), Some("ask for one"));
     assert_eq!(error.exit_code(), 125);
     let pid = failing.pid.unwrap();
     assert!(

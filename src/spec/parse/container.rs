@@ -11,7 +11,7 @@ use super::{unknown_node, values};
 use crate::spec::diag::{Code, Diagnostics, did_you_mean};
 use crate::spec::model::{
     Attachment, Condition, Container, ContainerKind, Dependency, Health, Protocol, Publish,
-    RestartPolicy, Volume, VolumeSource,
+    RestartPolicy, Seccomp, Volume, VolumeSource,
 };
 use crate::spec::reader::Node;
 use crate::spec::source::{FileId, Span, Spanned};
@@ -34,6 +34,7 @@ pub(super) const CHILDREN: &[&str] = &[
     "user",
     "hostname",
     "stop-signal",
+    "seccomp",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
@@ -129,6 +130,7 @@ pub(super) fn parse_container(
         user: None,
         hostname: None,
         stop_signal: None,
+        seccomp: None,
     };
     let context = match kind {
         ContainerKind::Service => "a `container` block",
@@ -198,6 +200,7 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
         "user" => "user \"UID[:GID]\"",
         "hostname" => "hostname \"NAME\"",
         "stop-signal" => "stop-signal \"SIGTERM\"",
+        "seccomp" => "seccomp \"unconfined\"|\"PROFILE.json\"",
         _ => unreachable!("checked against CHILDREN"),
     };
     let mut n = Node::new(node, file, diags, usage);
@@ -417,6 +420,21 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
             c.stop_signal = n
                 .any_arg(diags, 0, "a signal")
                 .and_then(|v| values::signal(diags, v, "the stop signal"));
+        }
+        "seccomp" => {
+            n.max_args(diags, 1);
+            c.seccomp = n
+                .str_arg(diags, 0, "`\"unconfined\"` or a profile file")
+                .map(|v| {
+                    let seccomp = if v.value == "unconfined" {
+                        Seccomp::Unconfined
+                    } else {
+                        Seccomp::Profile {
+                            path: v.value.clone(),
+                        }
+                    };
+                    Spanned::new(seccomp, v.span)
+                });
         }
         _ => unreachable!("checked against CHILDREN"),
     }

@@ -27,6 +27,20 @@ pub struct Options {
     pub external_images: BTreeSet<String>,
     /// Check that `copy` sources, volume sources and archives exist on disk.
     pub check_paths: bool,
+    /// Checks the text of a container's seccomp profile file (with `check_paths`). The
+    /// format is the runtime's business; the front end only reports what it says.
+    pub check_seccomp_profile: Option<ProfileCheck>,
+}
+
+/// Checks a seccomp profile's text: `Err` says what is wrong (with its JSON path) and how
+/// to fix it.
+pub type ProfileCheck = fn(&str) -> Result<(), ProfileProblem>;
+
+/// What is wrong with a seccomp profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileProblem {
+    pub message: String,
+    pub help: String,
 }
 
 /// `incomplete`: an import could not be loaded, so references to undeclared names may be
@@ -45,7 +59,13 @@ pub(crate) fn validate(
     remote::check(project, lock, options, diags);
     graph::check(project, diags);
     addresses::check(project, &index, diags);
-    paths::check(project, sources, options.check_paths.then_some(fs), diags);
+    paths::check(
+        project,
+        sources,
+        options.check_paths.then_some(fs),
+        options.check_seccomp_profile,
+        diags,
+    );
 }
 
 /// A multiply-rotate hasher (as in rustc's FxHash) for name maps: SipHash's flood

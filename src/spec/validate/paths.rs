@@ -5,8 +5,9 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::spec::FileSystem;
 use crate::spec::diag::{Code, Diagnostics};
-use crate::spec::model::{FromRef, Project, Step, VolumeSource};
+use crate::spec::model::{FromRef, Project, Seccomp, Step, VolumeSource};
 use crate::spec::source::{Sources, Span, Spanned};
+use crate::spec::validate::ProfileCheck;
 
 /// The directory of the file a span is in; `None` for embedded stdlib modules.
 fn base_dir(sources: &Sources, span: Span) -> Option<PathBuf> {
@@ -34,18 +35,20 @@ pub(crate) fn escapes(path: &str) -> bool {
     false
 }
 
+/// Whether `path` exists; reports it when not.
 fn must_exist(
     diags: &mut Diagnostics,
     fs: &dyn FileSystem,
     base: &Path,
     path: &Spanned<String>,
     what: &str,
-) {
+) -> bool {
     if path.value.contains(['*', '?', '[']) {
-        return;
+        return true;
     }
     let full = base.join(&path.value);
-    if !fs.exists(&full) {
+    let exists = fs.exists(&full);
+    if !exists {
         diags
             .error(
                 Code::PathNotFound,
@@ -55,6 +58,39 @@ fn must_exist(
             .label("no such file or directory")
             .help("paths are relative to the directory of the file that declares them");
     }
+    exists
+}
+
+/// A container's seccomp profile: it exists, and `check` accepts its text.
+fn check_profile(
+    diags: &mut Diagnostics,
+    fs: &dyn FileSystem,
+    base: &Path,
+    path: &Spanned<String>,
+    check: Option<ProfileCheck>,
+) {
+    if !must_exist(diags, fs, base, path, "seccomp profile") {
+        return;
+    }
+    let full = base.join(&path.value);
+    let problem = match fs.read_to_string(&full) {
+        Ok(text) => match check.map(|check| check(&text)) {
+            Some(Err(problem)) => problem,
+            _ => return,
+        },
+        Err(e) => crate::spec::ProfileProblem {
+            message: format!("cannot read it: {e}"),
+            help: "make the file readable".into(),
+        },
+    };
+    diags
+        .error(
+            Code::InvalidSeccompProfile,
+            path.span,
+            format!("seccomp profile `{}` cannot be used", path.value),
+        )
+        .label(problem.message)
+        .help(problem.help);
 }
 
 /// Escapes are checked always (they are about the text); existence only when `fs` is given.
@@ -62,6 +98,7 @@ pub(super) fn check(
     project: &Project,
     sources: &Sources,
     fs: Option<&dyn FileSystem>,
+    check_seccomp_profile: Option<ProfileCheck>,
     diags: &mut Diagnostics,
 ) {
     for image in &project.images {
@@ -111,6 +148,14 @@ pub(super) fn check(
             {
                 must_exist(diags, fs, &base, path, "volume source");
             }
+        }
+        if let Some(fs) = fs
+            && let Some(seccomp) = &c.seccomp
+            && let Seccomp::Profile { path } = &seccomp.value
+            && let Some(base) = base_dir(sources, seccomp.span)
+        {
+            let path = Spanned::new(path.clone(), seccomp.span);
+            check_profile(diags, fs, &base, &path, check_seccomp_profile);
         }
     }
 }
