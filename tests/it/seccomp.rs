@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{Project, is_root, which};
+use crate::harness::{Project, Root, is_root, which};
 
 /// An image with the probe, a shell, coreutils, util-linux's unshare and python3.
 fn image(probe: &Path) -> String {
@@ -52,7 +52,7 @@ fn build_probe(dir: &Path) -> PathBuf {
 /// A built `probe` image in a fresh state root, or `None` when not root.
 struct Fixture {
     project: Project,
-    root: tempfile::TempDir,
+    root: Root,
     probe: PathBuf,
     _bin: tempfile::TempDir,
 }
@@ -60,7 +60,6 @@ struct Fixture {
 impl Fixture {
     fn new() -> Option<Fixture> {
         if !is_root() {
-            eprintln!("skipped: containers need root");
             return None;
         }
         if !which("cc") {
@@ -69,8 +68,8 @@ impl Fixture {
         let bin = tempfile::tempdir().unwrap();
         let probe = build_probe(bin.path());
         let project = Project::new(&image(&probe));
-        let root = tempfile::tempdir().unwrap();
-        project.kiln(root.path()).args(["build"]).run().success();
+        let root = Root::new();
+        project.kiln(&root).args(["build"]).run().success();
         Some(Fixture {
             project,
             root,
@@ -474,7 +473,7 @@ container "open" image="base" {
         "bad.json",
         r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_LIKE"}]}]}"#,
     );
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     let ran = project
         .kiln(root.path())
         .args(["check", "--format", "json"])

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 
 use crate::harness::tools::run as checked;
-use crate::harness::which;
+use crate::harness::{eventually, which};
 
 pub use crate::harness::host::free_port;
 
@@ -73,16 +73,14 @@ impl Registry {
             .spawn()
             .expect("docker-registry starts");
         let registry = Registry { child, dir, addr };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&registry.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on {}: {}",
-                registry.addr,
-                registry.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            &format!("docker-registry to listen on {}", registry.addr),
+            || {
+                TcpStream::connect(&registry.addr)
+                    .map(drop)
+                    .map_err(|e| format!("{e}; its log: {}", registry.log()))
+            },
+        );
         Some(registry)
     }
 
