@@ -15,6 +15,12 @@ pub fn write_bundle(
     dir: &Path,
 ) -> Result<(), ContainerError> {
     let stored = StoredImage::load(store, image)?;
+    // A bundle kiln creates is private (0700), like the state root: the rootfs may hold
+    // the image's device nodes and setuid programs, which no other user may reach by path.
+    // (`rootfs` itself keeps the image's mode: it is the container's `/`.)
+    if !dir.exists() {
+        crate::store::make_private(dir).map_err(io_err(dir))?;
+    }
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs).map_err(io_err(&rootfs))?;
     if std::fs::read_dir(&rootfs)

@@ -125,24 +125,31 @@ impl Store {
                 .map(|d| (d.clone(), "the build cache".to_string())),
         );
         while let Some((descriptor, referenced_by)) = queue.pop() {
-            if seen.contains_key(&descriptor.digest) {
-                continue;
-            }
-            seen.insert(descriptor.digest.clone(), descriptor.size);
+            // Every reference's size is checked (two descriptors of one blob may disagree);
+            // a blob's own references are followed once.
+            let first = !seen.contains_key(&descriptor.digest);
+            seen.entry(descriptor.digest.clone())
+                .or_insert(descriptor.size);
             let path = self.blob_path(&descriptor.digest);
             let Ok(meta) = fs::metadata(&path) else {
-                problems.push(Problem::Missing {
-                    digest: descriptor.digest.clone(),
-                    referenced_by,
-                });
+                if first {
+                    problems.push(Problem::Missing {
+                        digest: descriptor.digest.clone(),
+                        referenced_by,
+                    });
+                }
                 continue;
             };
-            if meta.len() != descriptor.size {
-                problems.push(Problem::WrongSize {
-                    digest: descriptor.digest.clone(),
-                    expected: descriptor.size,
-                    actual: meta.len(),
-                });
+            let wrong = Problem::WrongSize {
+                digest: descriptor.digest.clone(),
+                expected: descriptor.size,
+                actual: meta.len(),
+            };
+            if meta.len() != descriptor.size && !problems.contains(&wrong) {
+                problems.push(wrong);
+            }
+            if !first {
+                continue;
             }
             match children(self, &descriptor) {
                 Ok(kids) => {

@@ -305,3 +305,35 @@ fn a_killed_transactions_files_are_leftovers() {
     assert_eq!(store.gc(&[]).unwrap().ingest_files_removed, 1);
     assert_eq!(fs::read_dir(&ingest).unwrap().count(), 0);
 }
+
+#[test]
+fn fsck_checks_the_size_of_every_reference_to_a_blob() {
+    let (_dir, store) = store();
+    let layer = descriptor(LAYER, b"layer");
+    store.put(b"layer").unwrap();
+    let config = descriptor(CONFIG, b"{}");
+    store.put(b"{}").unwrap();
+    // Two manifests name the same layer; the second says the wrong size.
+    let good = manifest_bytes(&config, std::slice::from_ref(&layer));
+    let bad = manifest_bytes(
+        &config,
+        &[Descriptor {
+            size: 99,
+            ..layer.clone()
+        }],
+    );
+    for (name, bytes) in [("a", &good), ("b", &bad)] {
+        store.put(bytes).unwrap();
+        store
+            .set_tag(name, &descriptor(MEDIA_MANIFEST, bytes))
+            .unwrap();
+    }
+    assert_eq!(
+        store.fsck(&[]).unwrap(),
+        vec![Problem::WrongSize {
+            digest: layer.digest.clone(),
+            expected: 99,
+            actual: 5
+        }]
+    );
+}

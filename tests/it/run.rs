@@ -181,6 +181,11 @@ fn runc_runs_the_bundle_kiln_writes() {
         .args([&bundle])
         .run()
         .success();
+    // The bundle kiln made is private: its rootfs may hold an image's devices and setuid
+    // programs (issue 10, finding 2).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&bundle).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o700);
     let kiln_output = lab
         .kiln()
         .args(["run", "--rm", "tools"])
