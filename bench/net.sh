@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TCP throughput between two containers on one kiln network against the raw kernel, the cost
-# of attaching a container to a network, and the delay of an impaired link (issue 5).
+# of attaching a container to a network, and the delay of an impaired link.
 #
 #   sudo bench/net.sh            # KILN=/path/to/kiln to pick the binary
 #   RUNS=1 ATTACH_N=5 sudo -E bench/net.sh      # a quick smoke run
@@ -16,12 +16,12 @@
 #      kiln    `kiln network create bench --subnet 10.201.0.0/24`, a server
 #              `kiln run -d --network bench --ip 10.201.0.10 iperf iperf3 -s` and per round a
 #              client `kiln run --rm --network bench iperf iperf3 -c 10.201.0.10 ...`.
-#      bridge+rules  the bridge set-up with kiln's anti-spoofing rules (issue 10) on both
+#      bridge+rules  the bridge set-up with kiln's anti-spoofing rules on both
 #              bridge ports: an nftables netdev ingress chain per port, the same six rules
 #              kiln writes (source MAC, IPv4/ARP only, ARP header, ARP sender MAC and
 #              address, IPv4 source), loaded with `nft` in kilnbench-br before each of its
 #              runs and removed after (only when nft is installed).
-#    Goal (issue 5): kiln / veth >= 0.85 (issue 10: with anti-spoofing on, as kiln always
+#    Goal: kiln / veth >= 0.85 (with anti-spoofing on, as kiln always
 #    has it). kiln / bridge and bridge+rules / bridge (what the rules cost) are printed too.
 # 2. Attach cost: $ATTACH_N (30) interleaved pairs of `kiln run --rm --network bench iperf true`
 #    and `kiln run --rm iperf true`; the difference of the medians is what attaching to a

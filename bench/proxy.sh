@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The published-port proxy against a direct connection (issue 10): connections per second,
+# The published-port proxy against a direct connection: connections per second,
 # TCP throughput, and what idle connections cost the proxy's process.
 #
 #   sudo bench/proxy.sh                  # KILN=/path/to/kiln to pick the binary

@@ -3,7 +3,7 @@
 //! pivot_root, rlimits, capabilities, no_new_privs, exec, wait, cleanup) on a tiny rootfs
 //! copied from the host, through `kiln::runtime::start` and `Started::wait`.
 //!
-//! Run as root with `cargo bench --bench run`. The goal (DESIGN.md §6): at or below
+//! Run as root with `cargo bench --bench run`. The goal: at or below
 //! `runc run` on the same rootfs (about 40 ms here). Without root it says so and measures
 //! nothing. `$KILN_BENCH_DIR` chooses where the temporary directories go (default: the
 //! system's temporary directory).

@@ -18,7 +18,7 @@
 #
 # 1. Interleaved: $RUNS rounds (default 20), each runs the three tools once, in an order that
 #    rotates from round to round so all see the same load; median and best wall time each.
-#    Goals (issue 4): kiln's median <= runc's, and <= 1/4 of podman's.
+#    Goals: kiln's median <= runc's, and <= 1/4 of podman's.
 # 2. Sequential: $SEQ (default 100) runs of each tool back to back; total and mean per run.
 # 3. Detached: 50 starts with `kiln run -d` (kiln only), then `kiln rm -f` of all of them.
 #

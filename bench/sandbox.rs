@@ -1,7 +1,7 @@
 //! Sandbox start-up: run `sh -c true` in a fresh sandbox (namespaces, overlayfs, /proc,
 //! /dev, /sys, pivot_root, exec, wait, cleanup) on a tiny rootfs copied from the host.
 //!
-//! Run as root with `cargo bench --bench sandbox`. The goal (DESIGN.md §6) is a few
+//! Run as root with `cargo bench --bench sandbox`. The goal is a few
 //! milliseconds. Without root it says so and measures nothing. The upper and scratch
 //! directories live in a temporary directory under `$KILN_BENCH_DIR` (default: the system's
 //! temporary directory); point it at a tmpfs such as /dev/shm to see the cost without the

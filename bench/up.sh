@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `kiln up -d` and `kiln down` of a generated 20-container, 3-network project (issue 6).
+# `kiln up -d` and `kiln down` of a generated 20-container, 3-network project.
 #
 #   sudo bench/up.sh             # KILN=/path/to/kiln to pick the binary
 #   RUNS=2 sudo -E bench/up.sh   # a quick smoke run
@@ -19,7 +19,7 @@
 #   up      `kiln up -d -f FILE` from nothing (networks, 20 containers, 25 attachments)
 #   no-op   `kiln up -d -f FILE` again on the running project: everything unchanged
 #   down    `kiln down -f FILE` (containers, networks, kiln's host namespace)
-# Medians. Goals (issue 6): up < 3 s, down < 2 s. The no-op is printed (no goal).
+# Medians. Goals: up < 3 s, down < 2 s. The no-op is printed (no goal).
 # After each up the script checks that 20 containers run; after the no-op, that it said
 # "unchanged" for all 20; after each down, that `kiln ps -a` is empty.
 #

@@ -1,7 +1,7 @@
 //! Front-end speed: parse and validate a generated ~1 MB project (thousands of containers,
 //! networks, links and tests) in memory.
 //!
-//! Run with `cargo bench --bench validate`. The goal (issue 2) is under 100 ms.
+//! Run with `cargo bench --bench validate`. The goal is under 100 ms.
 
 mod generate;
 

@@ -1,6 +1,6 @@
 //! Atomic file replacement: write a temporary file beside the target, rename it over the
 //! target. Readers see the old file or the new one, never a part; a crash leaves at most a
-//! stray temporary file (named by [`temp_name`]), which `gc` removes.
+//! stray temporary file (named by `temp_name`), which `gc` removes.
 //!
 //! Two strengths: [`write_durably`] fsyncs the file and its directory (the store's blobs and
 //! indexes, network records, pid files: state nothing else can tell again), [`replace`] does

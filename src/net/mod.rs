@@ -2,9 +2,10 @@
 //! names (the kernel side); addresses, network records, DNS and published ports (the
 //! service side); and the glue that gives containers their interfaces.
 //!
-//! See DESIGN.md §6: nothing here touches the machine's own network namespace; every
-//! interface, address, route and qdisc lives in a namespace kiln created. tokio is an
-//! internal detail of [`netlink`]: every API here blocks.
+//! Nothing here touches the machine's own network namespace (an invariant of the book's
+//! "How kiln is built"): every interface, address, route and qdisc lives in a namespace
+//! kiln created. tokio is an internal detail of [`netlink`]: every API here blocks. It does
+//! not know kiln.kdl: the project hands it plain data (addresses, a `Netem`).
 
 pub mod antispoof;
 pub mod attach;

@@ -12,7 +12,7 @@
 //! passwords and tokens never appear in an error, an event or a log line.
 //!
 //! Why not the `oci-client` crate: it is async (reqwest, hyper, tokio) where kiln is
-//! synchronous, and what the issue asks for sits mostly outside it: Docker's and Podman's
+//! synchronous, and what kiln needs sits mostly outside it: Docker's and Podman's
 //! credential files, `certs.d` CAs and client certificates per registry (it takes one root
 //! list per client), plain HTTP only for loopback or an explicit `--insecure`, bounded
 //! retries with backoff on 429/5xx and resets, the 4 MiB manifest cap, size checks, resuming
@@ -36,8 +36,8 @@ use std::path::PathBuf;
 pub use client::Client;
 pub use error::RegistryError;
 pub use media::Platform;
-pub use pull::{PULLED_DIGEST, PULLED_FROM, Pulled, pull, resolve};
-pub use push::{PushOptions, Pushed, pulled_from, push};
+pub use pull::{PULLED_DIGEST, PULLED_FROM, Pulled, pull, pulled_from, resolve};
+pub use push::{PushOptions, Pushed, push};
 
 use crate::digest::Digest;
 pub use crate::image::Reference;

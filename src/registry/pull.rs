@@ -27,6 +27,13 @@ pub const PULLED_FROM: &str = "dev.kiln.pulled.reference";
 /// manifest digest, as `kiln.lock` pins it).
 pub const PULLED_DIGEST: &str = "dev.kiln.pulled.digest";
 
+/// Annotations of a tag that came from a registry: the reference and its pinned digest.
+pub fn pulled_from(descriptor: &Descriptor) -> Option<(String, Digest)> {
+    let reference = descriptor.annotations.get(PULLED_FROM)?;
+    let digest = descriptor.annotations.get(PULLED_DIGEST)?.parse().ok()?;
+    Some((reference.clone(), digest))
+}
+
 /// Parallel blob downloads.
 const PARALLEL: usize = 3;
 

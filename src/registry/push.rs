@@ -400,17 +400,6 @@ pub(crate) fn known_locations(store: &Store, digest: &Digest) -> Vec<String> {
     locations(store, digest).repositories
 }
 
-/// Annotations of a tag that came from a registry: the reference and its pinned digest.
-pub fn pulled_from(descriptor: &Descriptor) -> Option<(String, Digest)> {
-    let reference = descriptor.annotations.get(super::pull::PULLED_FROM)?;
-    let digest = descriptor
-        .annotations
-        .get(super::pull::PULLED_DIGEST)?
-        .parse()
-        .ok()?;
-    Some((reference.clone(), digest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

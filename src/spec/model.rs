@@ -1,8 +1,10 @@
 //! The typed model of a kiln project: what kiln.kdl means, with a span on every value.
 //!
-//! Owns the data types only. `parse` fills them from KDL, `validate` checks them, later stages
-//! (plan, build, runtime, net, orchestrate) read them. Defaults are already filled in here, so
-//! nothing downstream re-decides them.
+//! Owns the data types only. `parse` fills them from KDL, `validate` checks them, and the
+//! stages that meet the language read them: `plan` (images), `project` (containers,
+//! networks, links, tests) and `graph`. The kernel-facing modules (`runtime`, `net`) never
+//! see them: `project` converts. Defaults are already filled in here, so nothing downstream
+//! re-decides them.
 
 use std::net::IpAddr;
 

@@ -1,4 +1,4 @@
-//! Anti-spoofing (issue 10, finding 5): a container answering ARP for the gateway's and a
+//! Anti-spoofing: a container answering ARP for the gateway's and a
 //! neighbour's addresses, stealing the neighbour's MAC and sending IP with a forged source
 //! gets none of their traffic; its forged frames are dropped at its bridge port and counted,
 //! and the others' traffic goes on as before. The rules read back with `nft`, and go away

@@ -10,7 +10,7 @@ fn every_example_is_valid_without_warnings() {
     let examples = examples();
     assert!(
         examples.len() >= 2,
-        "examples/ holds the DESIGN.md examples at least"
+        "examples/ holds the language tour and the two-host example at least"
     );
     for path in examples {
         let loaded = spec::load_file(

@@ -1,8 +1,8 @@
-//! Issue 10's store and archive findings, tried as an attacker would: device nodes and
-//! secrets of layers reachable by other users through the state root (finding 2), archives
-//! whose files are links to host files (finding 3), imports that fail half-way or whose
-//! descriptors lie, and ingest files a killed import leaves (finding 9). Each test is the
-//! attack, then: nothing created or readable outside, a clear error, a store unchanged.
+//! The store and archive findings of a hostile-input review, tried as an attacker would:
+//! device nodes and secrets of layers reachable by other users through the state root,
+//! archives whose files are links to host files, imports that fail half-way or whose
+//! descriptors lie, and ingest files a killed import leaves. Each test is the attack, then:
+//! nothing created or readable outside, a clear error, a store unchanged.
 
 use std::collections::BTreeMap;
 use std::io::Write;

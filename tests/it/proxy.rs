@@ -1,4 +1,4 @@
-//! The published-port proxy is bounded (issue 10, finding 7): 200 idle clients cost the
+//! The published-port proxy is bounded: 200 idle clients cost the
 //! proxy's process two descriptors each and no thread, and everything returns to the
 //! baseline when they leave; over the connection limit a client is reset at once; an idle
 //! connection is closed after the idle timeout; half-closes and UDP still work.

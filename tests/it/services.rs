@@ -1,4 +1,4 @@
-//! Supervised network services (issue 10, finding 6): the DNS daemon killed with SIGKILL is
+//! Supervised network services: the DNS daemon killed with SIGKILL is
 //! back by itself and names resolve again; its supervisor killed is replaced by the daemon;
 //! `kiln up` with both dead brings them back, and fails loudly when the daemon cannot answer.
 
