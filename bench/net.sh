@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # TCP throughput between two containers on one kiln network against the raw kernel, the cost
-# of attaching a container to a network, and the delay of an impaired link.
+# of attaching a container to a network, and the accuracy and throughput of impaired links
+# on each engine (the kernel's netem where it exists, kiln's own always).
 #
 #   sudo bench/net.sh            # KILN=/path/to/kiln to pick the binary
 #   RUNS=1 ATTACH_N=5 sudo -E bench/net.sh      # a quick smoke run
@@ -26,11 +27,14 @@
 # 2. Attach cost: $ATTACH_N (30) interleaved pairs of `kiln run --rm --network bench iperf true`
 #    and `kiln run --rm iperf true`; the difference of the medians is what attaching to a
 #    network (interface, address, resolv.conf/hosts) costs. Goal: < 5 ms.
-# 3. Link delay: only if the kernel has netem (probed with `tc qdisc add dev lo root netem`
-#    inside a scratch namespace made for it). A project with two containers joined by a
-#    `link` with `impair delay="20ms"` (netem on both ends: a round trip is 2 x 20 ms), and
-#    the round-trip time of 1-byte TCP ping-pongs between them (python3, `kiln exec`).
-#    LINK_RTT=1 measures the link even without netem (it is then unimpaired).
+# 3. Impairments, on kiln's own engine and, where the kernel has netem (probed
+#    with `tc qdisc add dev lo root netem` inside a scratch namespace made for it), on the
+#    kernel's, side by side: two containers joined by five links — delay="30ms" (round
+#    trip of 1-byte TCP ping-pongs, goal 60 ms ± 5 %), loss="10%" (5000 UDP datagrams one
+#    way, goal 10 % ± 2 points), rate="10mbit" (iperf3 TCP goodput, goal 9–10 Mbit/s),
+#    delay="30ms" jitter="10ms" (standard deviation of the round trips, goal 8.16 ms ± 20 %)
+#    and an unimpaired link through the engine (iperf3, goal ≥ 2 Gbit/s, next to the veth
+#    baseline).
 #
 # Safety: the machine's own network namespace is never touched. Every interface of the
 # baselines is created inside a namespace made here (`ip -n NS link add ... peer ... netns
@@ -48,7 +52,6 @@ KILN=${KILN:-$here/../target/release/kiln}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 ATTACH_N=${ATTACH_N:-30}
-LINK_RTT=${LINK_RTT:-0}
 
 NS_A=kilnbench-a
 NS_B=kilnbench-b
@@ -355,47 +358,17 @@ rx=$(kiln network inspect bench --format json |
     python3 -c 'import json,sys; m=json.load(sys.stdin)["members"][0]; print(m["rx_bytes"], m["tx_bytes"])')
 echo "   (kiln network inspect bench: the server's host-side interface counted rx/tx bytes $rx)"
 
-# --- 3: link delay, if the kernel has netem -----------------------------------------------
+# --- 3: impairments, on each engine this kernel has ------------------------------------------
 echo
 ip netns add $NS_PROBE
 made_ns+=($NS_PROBE)
 netem=0
 ip netns exec $NS_PROBE tc qdisc add dev lo root netem delay 1ms 2>/dev/null && netem=1
 ip netns del $NS_PROBE
-if ((netem == 0 && LINK_RTT == 0)); then
-    echo "3. netem: not available on this kernel (CONFIG_NET_SCH_NETEM), delay not measured"
-    exit $status
-fi
-if ((netem)); then
-    echo "3. link delay: two containers joined by a link with impair delay=\"20ms\" (netem on"
-    echo "   both ends: expected round trip 40 ms), 1-byte TCP ping-pongs"
-else
-    echo "3. link round trip (LINK_RTT=1; no netem here, so the link is unimpaired)"
-fi
+engines=(userspace)
+((netem)) && engines+=(kernel)
+echo "3. impairments, engines: ${engines[*]}$( ((netem)) || echo " (this kernel has no netem)")"
 mkdir -p "$work/link"
-cat >"$work/link/kiln.kdl" <<'KDL'
-project "kilnbench"
-
-image "py" {
-    from "scratch"
-    host-binary "/bin/sleep" "/usr/bin/python3"
-    host-path "/usr/lib/python3.11"
-    copy "echo.py" "/echo.py"
-    copy "rtt.py" "/rtt.py"
-}
-
-container "a" image="py" {
-    cmd "sleep" "infinity"
-}
-
-container "b" image="py" {
-    cmd "python3" "/echo.py"
-}
-
-link "a:eth1" "b:eth1" subnet="10.201.1.0/30" {
-    impair delay="20ms"
-}
-KDL
 cat >"$work/link/echo.py" <<'PY'
 import socket
 s = socket.socket()
@@ -427,21 +400,118 @@ for _ in range(count + 2):
     s.sendall(b"x")
     s.recv(1)
     rtts.append((time.perf_counter() - start) * 1000)
+    time.sleep(0.005)
 rtts = rtts[2:]  # the first exchanges settle the connection
-print("%.2f %.2f %.2f" % (statistics.median(rtts), min(rtts), max(rtts)))
+print("%.2f %.2f %.2f %.2f" % (statistics.median(rtts), statistics.pstdev(rtts), min(rtts), max(rtts)))
 PY
-quiet kiln build -f "$work/link/kiln.kdl"
-kiln up -d -f "$work/link/kiln.kdl" >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; die "kiln up failed"; }
-grep -i "link" "$work/up.log" | sed 's/^/   kiln up: /'
-if out=$(kiln exec a python3 /rtt.py 10.201.1.2 7000 20); then
-    read -r median best worst <<<"$out"
-    echo "   round trip over the link, 20 ping-pongs: median $median ms, best $best, worst $worst"
-    if ((netem)); then
-        python3 -c "import sys; m=float(sys.argv[1]); print('   goal: 40 ms ± 2 ms  ', 'PASS' if abs(m-40)<=2 else 'FAIL')" "$median"
-    fi
-else
-    echo "   the round-trip probe failed"
-    status=1
-fi
-quiet kiln down -f "$work/link/kiln.kdl"
+cat >"$work/link/udp.py" <<'PY'
+# udp.py sink HOST PORT: counts distinct datagrams until 2 s of silence, prints the count.
+# udp.py send HOST PORT N: sends N numbered datagrams 200 µs apart.
+import socket, sys, time
+mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+if mode == "sink":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.bind((host, port))
+    s.settimeout(10)
+    seen = set()
+    try:
+        while True:
+            seen.add(s.recv(64)[:4])
+            s.settimeout(2)
+    except socket.timeout:
+        pass
+    print(len(seen))
+else:
+    n, start = int(sys.argv[4]), time.perf_counter()
+    for i in range(n):
+        s.sendto(i.to_bytes(4, "big") + bytes(60), (host, port))
+        delay = start + (i + 1) * 0.0002 - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+PY
+link_project() { # ENGINE
+    cat <<KDL
+project "kilnbench"
+
+image "tools" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/sleep" "/usr/bin/iperf3" "/usr/bin/python3"
+    host-path "/usr/lib/python3.11"
+    copy "echo.py" "/echo.py"
+    copy "rtt.py" "/rtt.py"
+    copy "udp.py" "/udp.py"
+    workdir "/tmp"
+}
+
+container "a" image="tools" {
+    cmd "sleep" "infinity"
+}
+
+container "b" image="tools" {
+    cmd "sh" "-c" "iperf3 -s -D && exec python3 /echo.py"
+}
+
+link "a:eth1" "b:eth1" subnet="10.201.1.0/30" { impair delay="30ms" engine="$1"; }
+link "a:eth2" "b:eth2" subnet="10.201.2.0/30" { impair loss="10%" engine="$1"; }
+link "a:eth3" "b:eth3" subnet="10.201.3.0/30" { impair rate="10mbit" engine="$1"; }
+link "a:eth4" "b:eth4" subnet="10.201.4.0/30" { impair delay="30ms" jitter="10ms" engine="$1"; }
+link "a:eth5" "b:eth5" subnet="10.201.5.0/30" { impair engine="$1"; }
+KDL
+}
+iperf_mbits() { # ARGV...: an iperf3 -J client; prints the received Mbit/s or "-"
+    "$@" -J 2>/dev/null | python3 -c '
+import json, sys
+try: print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))
+except Exception: print("-")'
+}
+declare -A fig
+for engine in "${engines[@]}"; do
+    link_project "$engine" >"$work/link/kiln.kdl"
+    quiet kiln build -f "$work/link/kiln.kdl"
+    kiln up -d -f "$work/link/kiln.kdl" >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; die "kiln up failed"; }
+    grep -c "impaired by the $engine engine" "$work/up.log" | grep -qx 5 ||
+        { cat "$work/up.log" >&2; die "the links are not all carried by the $engine engine"; }
+    read -r rtt _ _ _ <<<"$(kiln exec a python3 /rtt.py 10.201.1.2 7000 100)"
+    read -r jmean jsd jmin jmax <<<"$(kiln exec a python3 /rtt.py 10.201.4.2 7000 200)"
+    kiln exec b python3 /udp.py sink 10.201.2.2 7001 >"$work/sink.out" 2>&1 &
+    sink=$!
+    pids+=("$sink")
+    sleep 0.5
+    kiln exec a python3 /udp.py send 10.201.2.2 7001 5000
+    wait "$sink"
+    received=$(cat "$work/sink.out")
+    fig[$engine.rtt]=$rtt
+    fig[$engine.jsd]=$jsd
+    fig[$engine.jrange]="$jmin–$jmax"
+    fig[$engine.loss]=$(python3 -c "print('%.2f' % (100 - int('$received') / 50))" 2>/dev/null || echo -)
+    fig[$engine.rate]=$(iperf_mbits kiln exec a iperf3 -c 10.201.3.2 -t 5)
+    fig[$engine.tput]=$(iperf_mbits kiln exec a iperf3 -c 10.201.5.2 -t "$DURATION")
+    quiet kiln down -f "$work/link/kiln.kdl"
+done
+veth=$(iperf_mbits ip netns exec $NS_A iperf3 -c 10.202.0.2 -t "$DURATION")
+row() { # LABEL GOAL KEY CHECK
+    local line
+    line=$(printf "   %-26s %-22s" "$1" "$2")
+    for engine in "${engines[@]}"; do
+        local v=${fig[$engine.$3]:--}
+        local verdict
+        verdict=$(python3 -c "v='$v'
+try: x=float(v.split('–')[0]); print('PASS' if ($4) else 'FAIL')
+except ValueError: print('')" 2>/dev/null)
+        line+=$(printf " %-10s %-5s" "$v" "$verdict")
+    done
+    echo "$line"
+}
+printf "   %-26s %-22s" "impairment" "goal"
+for engine in "${engines[@]}"; do printf " %-16s" "$engine"; done
+echo
+row 'delay="30ms": ping rtt' "60 ms ± 5 %" rtt 'abs(x - 60) <= 3'
+row 'loss="10%": of 5000 lost' "10 % ± 2 points" loss 'abs(x - 10) <= 2'
+row 'rate="10mbit": TCP' "9–10 Mbit/s" rate '9 <= x <= 10'
+row 'jitter="10ms": rtt sd' "8.16 ms ± 20 %" jsd 'abs(x - 8.16) <= 1.63'
+row 'jitter="10ms": rtt range' "40–80 ms" jrange 'x >= 39'
+row 'unimpaired: TCP Mbit/s' "≥ 2000 (userspace)" tput 'x >= 2000'
+echo "   veth baseline (two namespaces, one veth pair): $veth Mbit/s;" \
+    "userspace / veth $(python3 -c "print('%.2f' % (float('${fig[userspace.tput]}') / float('$veth')))" 2>/dev/null || echo -)"
 exit $status

@@ -96,9 +96,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const FILE_CYCLES: &[(&str, &[&str])] = &[
     // clap's definition of the command line, split in two files for size.
     ("cli", &["args", "registry_args"]),
-    // The network services' table (`supervise::SERVICES`) names the DNS daemon's `Service`,
-    // and the daemon revives its supervisor.
-    ("net", &["daemon", "supervise"]),
     // To untangle: `seccomp::default_seccomp` reads `spec::defaults::DEFAULT_CAPABILITIES`
     // while `spec` reads seccomp's annotation types; the default profile belongs beside the
     // default capabilities (or takes them as an argument).

@@ -33,6 +33,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Container(Box<crate::containers::ContainerError>),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Net(#[from] crate::net::NetError),
+
     /// A command's own failure (e.g. `kiln rmi` of an unknown name).
     #[error(transparent)]
     #[diagnostic(transparent)]

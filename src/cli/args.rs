@@ -224,6 +224,10 @@ pub enum Command {
     #[command(name = "__netd", hide = true)]
     Netd,
 
+    /// kiln's impairment engine of a state root (started by the network supervisor while a
+    /// link or attachment needs it).
+    #[command(name = "__linkd", hide = true)]
+    Linkd,
     /// The supervisor of a state root's network services (started with the DNS daemon).
     #[command(name = "__netsup", hide = true)]
     Netsup,
@@ -679,35 +683,80 @@ pub enum NetworkCommand {
     Rm(NetworkRmArgs),
     /// Run a host command inside the kiln host namespace, where the bridges live.
     Exec(NetworkExecArgs),
-    /// List the links of running projects: both ends, addresses, the impairment in force
-    /// (as the kernel reports it) and each end's counters.
+    /// List the links of running projects: both ends, addresses, the impairment in force,
+    /// which engine carries it (the kernel's netem or kiln's own) and live counters.
+    ///
+    /// Examples:
+    ///   kiln network links
+    ///   kiln network links --format json     # per direction: sent, lost, duplicated, queued…
+    #[command(verbatim_doc_comment)]
     Links(NetworkListArgs),
-    /// Change the impairment of a link (both ends) on a running topology.
+    /// Change the impairment of a link (both ends), or of a container's impaired
+    /// attachment to a network, on a running topology. The settings replace the ones in
+    /// force (what is not given is off), as `tc qdisc replace` does.
     ///
     /// Examples:
     ///   kiln network impair r1:eth1 --delay 50ms --jitter 5ms --loss 2%
-    ///   kiln network impair r1:eth1 --rate 1mbit
+    ///   kiln network impair r1:eth1 --delay 30ms --jitter 10ms --distribution normal
+    ///   kiln network impair r1:eth1 --gilbert-elliott 1% 25%     # losses in bursts
+    ///   kiln network impair r1:eth1 --rate 1mbit --engine userspace
+    ///   kiln network impair web:eth0 --delay 5ms                  # an impaired attachment
     ///   kiln network impair r1:eth1 --clear
     #[command(verbatim_doc_comment)]
-    Impair(NetworkImpairArgs),
+    Impair(Box<NetworkImpairArgs>),
 }
 
 #[derive(Debug, Args)]
 pub struct NetworkImpairArgs {
-    /// Either end of the link, as `container:interface`.
+    /// Either end of the link, as `container:interface` (or a container's interface on
+    /// a network, `web:eth0`, when kiln.kdl impairs it).
     pub endpoint: String,
-    /// Added delay (`20ms`).
+    /// Added delay, each way (`20ms`).
     #[arg(long, value_name = "DURATION")]
     pub delay: Option<String>,
     /// Variation of the delay (`5ms`).
     #[arg(long, value_name = "DURATION")]
     pub jitter: Option<String>,
+    /// How the jitter spreads (with --jitter).
+    #[arg(long, value_name = "NAME", value_parser = ["uniform", "normal", "pareto", "paretonormal"])]
+    pub distribution: Option<String>,
+    /// Weight of the previous random delay in the next (`25%`, with --jitter).
+    #[arg(long, value_name = "PERCENT")]
+    pub delay_correlation: Option<String>,
     /// Packets dropped (`1%`).
     #[arg(long, value_name = "PERCENT")]
     pub loss: Option<String>,
+    /// Weight of the previous loss draw in the next (`25%`, with --loss).
+    #[arg(long, value_name = "PERCENT")]
+    pub loss_correlation: Option<String>,
+    /// Losses in bursts, Gilbert-Elliott: P [R [BAD-LOSS [GOOD-LOSS]]] (tc's `loss gemodel`).
+    #[arg(long, num_args = 1..=4, value_names = ["P", "R", "BAD", "GOOD"], conflicts_with_all = ["loss", "four_state"])]
+    pub gilbert_elliott: Option<Vec<String>>,
+    /// Losses in bursts, 4-state model: P13 [P31 [P32 [P23 [P14]]]] (tc's `loss state`).
+    #[arg(long, num_args = 1..=5, value_names = ["P13", "P31", "P32", "P23", "P14"], conflicts_with = "loss")]
+    pub four_state: Option<Vec<String>>,
     /// Bandwidth (`10mbit`).
     #[arg(long, value_name = "RATE")]
     pub rate: Option<String>,
+    /// Bytes the rate limiter adds to each packet (negative: takes away).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        allow_hyphen_values = true,
+        requires = "rate"
+    )]
+    pub packet_overhead: Option<i32>,
+    /// Packets travel in cells of this many bytes (with --rate).
+    #[arg(long, value_name = "BYTES", requires = "rate")]
+    pub cell_size: Option<u32>,
+    /// Bytes added to each cell (with --cell-size).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        allow_hyphen_values = true,
+        requires = "cell_size"
+    )]
+    pub cell_overhead: Option<i32>,
     /// Packets with a flipped bit (`0.1%`).
     #[arg(long, value_name = "PERCENT")]
     pub corrupt: Option<String>,
@@ -717,8 +766,21 @@ pub struct NetworkImpairArgs {
     /// Packets sent out of order (`1%`, with --delay).
     #[arg(long, value_name = "PERCENT")]
     pub reorder: Option<String>,
+    /// Only one packet in GAP may be reordered (with --reorder).
+    #[arg(long, value_name = "GAP", requires = "reorder")]
+    pub gap: Option<u32>,
+    /// Packets the queue holds (default 1000).
+    #[arg(long, value_name = "PACKETS")]
+    pub limit: Option<u32>,
+    /// Seed of the random numbers: the same seed, the same losses and delays.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Who carries the impairment: `kernel` (netem), `userspace` (kiln's engine) or
+    /// `auto`; a link moves to it (its interfaces are made again).
+    #[arg(long, value_name = "ENGINE", value_parser = ["auto", "kernel", "userspace"])]
+    pub engine: Option<String>,
     /// Remove every impairment of the link.
-    #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "rate", "corrupt", "duplicate", "reorder"])]
+    #[arg(long, conflicts_with_all = ["delay", "jitter", "distribution", "delay_correlation", "loss", "loss_correlation", "gilbert_elliott", "four_state", "rate", "corrupt", "duplicate", "reorder", "gap", "limit", "seed"])]
     pub clear: bool,
 }
 

@@ -16,8 +16,21 @@ pub enum CliError {
     },
 
     #[error("no link has the end `{end}`")]
-    #[diagnostic(help("`kiln network links` lists them (ends are CONTAINER:INTERFACE)"))]
+    #[diagnostic(help(
+        "`kiln network links` lists them (ends are CONTAINER:INTERFACE); a container's \
+         interface on a network can be changed when kiln.kdl impairs it"
+    ))]
     UnknownLinkEnd { end: String },
+
+    #[error("{end} has no impairment to change")]
+    #[diagnostic(help(
+        "declare one in kiln.kdl (`network \"{network}\" {{ impair delay=\"5ms\" }}`) and run `kiln up`"
+    ))]
+    NothingToImpair { end: String, network: String },
+
+    #[error("--engine applies to links only")]
+    #[diagnostic(help("an attachment's engine is declared in kiln.kdl (`impair engine=…`)"))]
+    EngineOfAttachment,
 
     #[error("{container} is not running")]
     #[diagnostic(help("`kiln up -d` brings the project back"))]

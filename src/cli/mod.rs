@@ -13,6 +13,7 @@ mod error;
 mod exec;
 mod graph;
 mod images;
+mod links;
 mod network;
 mod output;
 mod pin;
@@ -73,6 +74,7 @@ pub fn run(
         Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
         Command::Netd => network::netd(&cli),
+        Command::Linkd => network::linkd(&cli),
         Command::Netsup => network::netsup(&cli),
         Command::Test(args) => test::run(&cli, args),
         Command::Supervise(args) => containers::supervise(&cli, args),

@@ -138,14 +138,20 @@ fn report(event: UpEvent) {
         UpEvent::Completed { name, code } => format!("{name}: completed with exit code {code}"),
         UpEvent::Linked {
             link,
-            unimpaired: false,
+            impaired_by: None,
         } => format!("link {link}: up"),
         UpEvent::Linked {
             link,
-            unimpaired: true,
-        } => {
-            format!("link {link}: up, WITHOUT its impairments (this kernel has no netem qdisc)")
-        }
+            impaired_by: Some(engine),
+        } => format!("link {link}: up, impaired by the {engine} engine"),
+        UpEvent::Reimpaired {
+            link,
+            impaired_by: None,
+        } => format!("link {link}: impairment removed"),
+        UpEvent::Reimpaired {
+            link,
+            impaired_by: Some(engine),
+        } => format!("link {link}: impairment changed, carried by the {engine} engine"),
     };
     eprintln!("{text}");
 }

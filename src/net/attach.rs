@@ -2,9 +2,15 @@
 //! as a member of the network, so /etc/hosts and DNS know it), made once its process exists
 //! (a veth pair from the network's bridge into the container's namespace, named `eth0`,
 //! `eth1`… in declaration order, its anti-spoofing rules, its address, the default route,
-//! netem), and released when
-//! the container is removed. The veths die with the container's namespace by themselves:
-//! a restart makes them again with the same names and addresses.
+//! impairments), and released when the container is removed. The veths die with the
+//! container's namespace by themselves: a restart makes them again with the same names and
+//! addresses.
+//!
+//! An impaired attachment is carried by netem on both ends of its veth, or by kiln's engine:
+//! then the container's interface has its peer — port `kec…` — in the kiln host namespace,
+//! a second pair joins port `keb…` to the usual `kv…` port on the bridge (whose
+//! anti-spoofing rules stay where they are), and the engine moves frames between `kec…` and
+//! `keb…`.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -13,6 +19,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::antispoof::{self, Port};
+use super::impair::{Carrier, Engine};
 use super::network::NetworkError;
 use super::nft::Nft;
 use super::records::{MemberRequest, NetworkRecords};
@@ -25,6 +32,8 @@ pub struct AttachRequest {
     pub ip: Option<IpAddr>,
     pub aliases: Vec<String>,
     pub impair: Option<Netem>,
+    /// Which engine carries `impair`.
+    pub engine: Engine,
     /// Addresses other containers of the project ask for with `ip=` on this network.
     pub reserved: std::collections::BTreeSet<IpAddr>,
 }
@@ -46,6 +55,27 @@ pub struct Interface {
     pub gateway: IpAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impair: Option<Netem>,
+    #[serde(default)]
+    pub engine: Engine,
+}
+
+impl Interface {
+    /// The engine's id of this attachment's path.
+    pub fn path_id(&self) -> String {
+        format!("attach {}", self.host_name)
+    }
+
+    fn index(&self) -> u16 {
+        self.name
+            .strip_prefix("eth")
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The engine's two ports: (container side, bridge side).
+    pub fn ports(&self) -> Result<(String, String), NetError> {
+        super::names::attach_port_names(&self.host_name, self.index())
+    }
 }
 
 /// Reserves an address on every network asked for, in order (`eth0` for the first); on a
@@ -91,6 +121,7 @@ pub fn reserve(
                 default_gateway,
                 gateway: network.gateway,
                 impair: request.impair.clone(),
+                engine: request.engine,
             })
         })();
         match reserved {
@@ -120,33 +151,69 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     let container = NetNs::of_pid(pid)?;
     let outside = Netlink::open_in(&host)?;
     let mut nft = Nft::open_in(&host)?;
+    let mut kernel_impaired = Vec::new();
     for interface in interfaces {
         // A previous run's pair may still be on its way out with its namespace.
         match outside.delete_link(&interface.host_name) {
             Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
             Err(err) => return Err(err),
         }
-        outside.create_veth_into_with_mac(
-            &interface.host_name,
-            &interface.name,
-            &container,
-            Some(mac_for(interface.address.ip())),
-        )?;
+        let mac = mac_for(interface.address.ip());
+        let carrier = match &interface.impair {
+            Some(_) => Some(super::impair::choose(interface.engine)?),
+            None => None,
+        };
+        let engine_ports = match (carrier, &interface.impair) {
+            (Some(Carrier::Userspace), Some(netem)) => {
+                // The container's interface pairs with the engine's port; the bridge's
+                // port `kv…` pairs with the engine's other one.
+                let (inner, outer) = interface.ports()?;
+                match outside.delete_link(&inner) {
+                    Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
+                    Err(err) => return Err(err),
+                }
+                outside.create_veth_into_with_mac(
+                    &inner,
+                    &interface.name,
+                    &container,
+                    Some(mac),
+                )?;
+                outside.create_veth(&outer, &interface.host_name)?;
+                Some((inner, outer, netem))
+            }
+            _ => {
+                outside.create_veth_into_with_mac(
+                    &interface.host_name,
+                    &interface.name,
+                    &container,
+                    Some(mac),
+                )?;
+                None
+            }
+        };
         outside.set_master(&interface.host_name, &interface.bridge)?;
         // Filtered before the port is up: not one frame passes unchecked.
         antispoof::protect(
             &mut nft,
             &Port {
                 host_name: &interface.host_name,
-                mac: mac_for(interface.address.ip()),
+                mac,
                 address: interface.address.ip(),
             },
         )?;
         outside.set_up(&interface.host_name)?;
-        // Without netem in the kernel the container still starts, unimpaired;
-        // `kiln network inspect` shows no impairment.
-        if let Some(netem) = &interface.impair {
-            super::link::impair(&outside, &interface.host_name, netem)?;
+        match engine_ports {
+            Some((inner, outer, netem)) => {
+                super::impair::prepare_port(&host, &outside, &inner)?;
+                super::impair::prepare_port(&host, &outside, &outer)?;
+                super::impair::carry(state_root, &interface.path_id(), [inner, outer], netem)?;
+            }
+            None => {
+                if let Some(netem) = &interface.impair {
+                    outside.replace_netem(&interface.host_name, netem)?;
+                    kernel_impaired.push((interface.name.as_str(), netem));
+                }
+            }
         }
     }
     // An interface on an IPv4 network gets no IPv6 address from kiln, and its port drops
@@ -162,9 +229,9 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     for interface in interfaces {
         inside.add_address(&interface.name, interface.address)?;
         inside.set_up(&interface.name)?;
-        if let Some(netem) = &interface.impair {
-            super::link::impair(&inside, &interface.name, netem)?;
-        }
+    }
+    for (name, netem) in kernel_impaired {
+        inside.replace_netem(name, netem)?;
     }
     if let Some(gateway) = interfaces.iter().find_map(|i| i.default_gateway) {
         inside.add_default_route(gateway)?;
@@ -194,6 +261,22 @@ fn disable_ipv6(ns: &NetNs, names: &[&str]) -> Result<(), NetError> {
         }
         Ok(())
     })?
+}
+
+/// Sets (or with `None` clears) the kernel's netem on both ends of an attachment the kernel
+/// impairs: the bridge side in the kiln host namespace, the container side in `pid`'s.
+pub fn set_impairment(
+    state_root: &Path,
+    pid: i32,
+    interface: &Interface,
+    netem: Option<&Netem>,
+) -> Result<(), NetError> {
+    let outside = Netlink::open_in(&NetNs::open(&HostNamespace::path(state_root))?)?;
+    let inside = Netlink::open_in(&NetNs::of_pid(pid)?)?;
+    for (netlink, name) in [(&outside, &interface.host_name), (&inside, &interface.name)] {
+        super::link::set_netem(netlink, name, netem)?;
+    }
+    Ok(())
 }
 
 /// Where a container's /etc/resolv.conf and /etc/hosts are kept (bind-mounted into it).
@@ -256,6 +339,13 @@ pub fn release(state_root: &Path, container_id: &str, interfaces: &[Interface]) 
         if let Ok(netlink) = Netlink::open_in(&host) {
             for interface in interfaces {
                 let _ = netlink.delete_link(&interface.host_name);
+                // The engine's port on the container's side goes with the container's
+                // namespace, or here if that lingers.
+                if interface.impair.is_some()
+                    && let Ok((inner, _)) = interface.ports()
+                {
+                    let _ = netlink.delete_link(&inner);
+                }
             }
         }
         // The kernel keeps a port's chain after its device is gone: removed here.
@@ -264,6 +354,10 @@ pub fn release(state_root: &Path, container_id: &str, interfaces: &[Interface]) 
                 let _ = antispoof::unprotect(&mut nft, &interface.host_name);
             }
         }
+    }
+    for interface in interfaces.iter().filter(|i| i.impair.is_some()) {
+        let id = interface.path_id();
+        let _ = super::engine::daemon::forget(state_root, |path| path == id);
     }
 }
 

@@ -176,13 +176,7 @@ impl Directory {
 
 /// `kiln __netd`: serves until no network is left or SIGTERM.
 pub fn serve(state_root: &Path) -> std::io::Result<()> {
-    let term = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [
-        nix::sys::signal::Signal::SIGTERM,
-        nix::sys::signal::Signal::SIGINT,
-    ] {
-        signal_hook_flag(signal, &term)?;
-    }
+    let term = super::supervise::on_terminate_signals()?;
     let directory = Arc::new(Mutex::new(Directory::default()));
     let mut servers: BTreeMap<String, (IpAddr, DnsServer)> = BTreeMap::new();
     let host_path = HostNamespace::path(state_root);
@@ -225,28 +219,5 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
         super::supervise::revive(state_root);
         std::thread::sleep(RESCAN);
     }
-    Ok(())
-}
-
-/// Sets `flag` when `signal` arrives.
-fn signal_hook_flag(
-    signal: nix::sys::signal::Signal,
-    flag: &Arc<std::sync::atomic::AtomicBool>,
-) -> std::io::Result<()> {
-    static FLAG: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>> =
-        std::sync::OnceLock::new();
-    let _ = FLAG.set(Arc::clone(flag));
-    extern "C" fn on_signal(_: nix::libc::c_int) {
-        if let Some(flag) = FLAG.get() {
-            flag.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-    let action = nix::sys::signal::SigAction::new(
-        nix::sys::signal::SigHandler::Handler(on_signal),
-        nix::sys::signal::SaFlags::empty(),
-        nix::sys::signal::SigSet::empty(),
-    );
-    // SAFETY: the handler only performs an atomic store, which is async-signal-safe.
-    unsafe { nix::sys::signal::sigaction(signal, &action) }.map_err(std::io::Error::from)?;
     Ok(())
 }

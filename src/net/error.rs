@@ -85,6 +85,15 @@ pub enum NetError {
     #[error("invalid impairment: {reason}")]
     InvalidNetem { reason: String },
 
+    /// kiln's impairment engine (`kiln __linkd`) did not start or did not answer.
+    #[error("kiln's impairment engine does not answer")]
+    #[diagnostic(help("its log is {}", log.display()))]
+    Engine {
+        log: PathBuf,
+        #[source]
+        cause: io::Error,
+    },
+
     /// A name the kernel would refuse as an interface name.
     #[error("invalid interface name `{name}`: {reason}")]
     InvalidName { name: String, reason: String },
@@ -102,7 +111,8 @@ impl NetError {
             | NetError::Enter(cause)
             | NetError::Io { cause, .. }
             | NetError::Exec { cause, .. }
-            | NetError::NetemUnavailable { cause, .. } => cause.raw_os_error(),
+            | NetError::NetemUnavailable { cause, .. }
+            | NetError::Engine { cause, .. } => cause.raw_os_error(),
             NetError::NotPinned { .. }
             | NetError::InvalidNetem { .. }
             | NetError::InvalidName { .. } => None,

@@ -70,6 +70,20 @@ impl HostNamespace {
     pub fn remove(state_root: &Path) -> Result<(), NetError> {
         NetNs::remove_pinned(&HostNamespace::path(state_root))
     }
+
+    /// Unpins the namespace once nothing needs it: no network and no path of kiln's
+    /// impairment engine (a project with links only has no network).
+    pub fn release_if_unused(state_root: &Path) -> Result<(), NetError> {
+        let networks = super::records::NetworkRecords::open(state_root)
+            .and_then(|r| r.list())
+            .map(|list| list.len())
+            .unwrap_or(0);
+        if networks == 0 && super::engine::paths::load(state_root)?.paths.is_empty() {
+            super::supervise::stop(state_root);
+            HostNamespace::remove(state_root)?;
+        }
+        Ok(())
+    }
 }
 
 /// An exclusive lock on `path`, held until the returned value is dropped.

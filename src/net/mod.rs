@@ -1,6 +1,8 @@
 //! Networks: the kiln host namespace, netlink operations, netem impairments and interface
 //! names (the kernel side); addresses, network records, DNS and published ports (the
-//! service side); and the glue that gives containers their interfaces.
+//! service side); the glue that gives containers their interfaces and links; and kiln's
+//! own impairment engine (`engine`), which applies netem's model in user space where the
+//! kernel has no netem (`impair` chooses).
 //!
 //! Nothing here touches the machine's own network namespace (an invariant of the book's
 //! "How kiln is built"): every interface, address, route and qdisc lives in a namespace
@@ -11,8 +13,10 @@ pub mod antispoof;
 pub mod attach;
 pub mod daemon;
 pub mod dns;
+pub mod engine;
 mod error;
 pub mod host;
+pub mod impair;
 pub mod ipam;
 pub mod link;
 pub mod names;
@@ -31,6 +35,13 @@ pub use host::{HostNamespace, command_in, exec_in};
 pub use netem::{Netem, Psched};
 pub use netlink::{Link, LinkStats, Netlink, Qdisc};
 pub use netns::{NetNs, run_in};
+
+/// Every network service of a state root, which `supervise` keeps running while it is
+/// wanted: the DNS daemon and kiln's impairment engine. Here, where the module's parts meet,
+/// rather than in `supervise`: each service uses the supervisor's primitives, so the
+/// supervisor cannot name them. A new per-root daemon adds itself here (and calls
+/// [`supervise::revive`] from its main loop); nothing else changes.
+pub const SERVICES: &[supervise::Service] = &[daemon::SERVICE, engine::daemon::SERVICE];
 
 #[cfg(test)]
 mod tests;

@@ -61,8 +61,34 @@ pub fn peer_veth_name(container_id: &str, interface: u16) -> Result<String, NetE
     veth_name("kp", container_id, interface)
 }
 
-fn veth_name(prefix: &str, container_id: &str, interface: u16) -> Result<String, NetError> {
-    let name = format!("{prefix}{}-{interface}", short_hash(container_id, 9));
+/// The engine's ports (interfaces of the kiln host namespace that kiln's impairment
+/// engine reads and writes) all start with `ke`; the third letter says whose they are:
+/// `kel<8 hex of blake3(link)>-a` / `-b` for the two ends of an impaired link,
+/// `kec<8 hex of blake3(its kv… name)>-<interface>` for the container side of an impaired
+/// attachment and `keb…-<interface>` for its bridge side (whose peer is the `kv…` port on
+/// the bridge).
+pub fn link_port_name(link: &str, side: char) -> Result<String, NetError> {
+    let name = format!("kel{}-{side}", short_hash(link, 8));
+    validate_ifname(&name)?;
+    Ok(name)
+}
+
+/// The two ports of an impaired attachment: (container side, bridge side), from the name
+/// of its `kv…` port on the bridge.
+pub fn attach_port_names(host_veth: &str, interface: u16) -> Result<(String, String), NetError> {
+    Ok((
+        veth_name_hashed("kec", host_veth, interface, 8)?,
+        veth_name_hashed("keb", host_veth, interface, 8)?,
+    ))
+}
+
+fn veth_name_hashed(
+    prefix: &str,
+    id: &str,
+    interface: u16,
+    digits: usize,
+) -> Result<String, NetError> {
+    let name = format!("{prefix}{}-{interface}", short_hash(id, digits));
     if name.len() > IFNAME_MAX {
         return Err(NetError::InvalidName {
             name,
@@ -71,6 +97,10 @@ fn veth_name(prefix: &str, container_id: &str, interface: u16) -> Result<String,
     }
     validate_ifname(&name)?;
     Ok(name)
+}
+
+fn veth_name(prefix: &str, container_id: &str, interface: u16) -> Result<String, NetError> {
+    veth_name_hashed(prefix, container_id, interface, 9)
 }
 
 fn short_hash(text: &str, hex_digits: usize) -> String {

@@ -212,6 +212,14 @@ impl Netlink {
             .map_err(link_error("set down", name))
     }
 
+    /// `ip link set NAME arp on|off`: an interface without ARP never answers for the
+    /// namespace's addresses.
+    pub fn set_arp(&self, name: &str, on: bool) -> Result<(), NetError> {
+        let message = LinkUnspec::new_with_name(name).arp(on).build();
+        self.block(self.handle.link().set(message).execute())
+            .map_err(link_error("set arp on", name))
+    }
+
     /// `ip link set NAME master BRIDGE`.
     pub fn set_master(&self, name: &str, bridge: &str) -> Result<(), NetError> {
         let bridge_index = self.index_of("attach to bridge", bridge)?;

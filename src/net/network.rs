@@ -152,8 +152,8 @@ pub fn ensure_new(
 }
 
 /// Removes a network: refused while containers are attached (members whose container no
-/// longer exists are dropped first). The last network takes the kiln host namespace and
-/// the DNS daemon with it.
+/// longer exists are dropped first). The last network takes the DNS daemon with it, and the
+/// kiln host namespace unless kiln's impairment engine still carries links there.
 pub fn remove(state_root: &Path, name: &str) -> Result<NetworkRecord, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
     prune_members(state_root, &records, name)?;
@@ -166,7 +166,7 @@ pub fn remove(state_root: &Path, name: &str) -> Result<NetworkRecord, NetworkErr
     }
     if records.list()?.is_empty() {
         super::supervise::stop(state_root);
-        HostNamespace::remove(state_root)?;
+        HostNamespace::release_if_unused(state_root)?;
     }
     Ok(record)
 }

@@ -1,6 +1,7 @@
 //! Supervision of a state root's network services: the long-lived daemons that serve every
-//! network of a root from kiln's network namespace (the DNS daemon `kiln __netd`; any other
-//! per-root daemon joins by adding a [`Service`] to [`SERVICES`]).
+//! network of a root from kiln's network namespace (the DNS daemon `kiln __netd`, kiln's
+//! impairment engine `kiln __linkd`; any other per-root daemon joins by adding a [`Service`]
+//! to `net::SERVICES`).
 //!
 //! One small process per root, `kiln __netsup`, starts every service that is wanted (its
 //! [`Service::wanted`] reads the records), watches it through a pidfd and starts it again
@@ -16,7 +17,7 @@
 //! recycled pid is never mistaken for it) and `NAME.log` (its stderr). Whoever starts a
 //! process writes its pid file.
 //!
-//! A new per-root daemon joins in three steps: a [`Service`] in [`SERVICES`] (its name,
+//! A new per-root daemon joins in three steps: a [`Service`] in [`super::SERVICES`] (its name,
 //! its hidden subcommand and arguments, whether its process lives in the kiln host
 //! namespace, a cheap `wanted` and a `ready` that asks it a real question); a call to
 //! [`revive`] from its main loop; and [`ensure`] where a command needs it, [`stop`] where
@@ -59,10 +60,6 @@ pub struct Service {
     /// Whether it serves: `Ok` once it answers a real request. Called by [`ensure`] only.
     pub ready: fn(&Path) -> io::Result<()>,
 }
-
-/// Every supervised service. A new per-root daemon adds itself here (and calls [`revive`]
-/// from its main loop); nothing else changes.
-pub const SERVICES: &[Service] = &[super::daemon::SERVICE];
 
 /// The supervisor's own name (its files: `netsup.pid`, `netsup.log`).
 const SUPERVISOR: &str = "netsup";
@@ -234,7 +231,7 @@ pub fn ensure(state_root: &Path) -> Result<(), ServiceError> {
             start_supervisor(state_root)?;
         }
     }
-    for service in SERVICES.iter().filter(|s| (s.wanted)(state_root)) {
+    for service in super::SERVICES.iter().filter(|s| (s.wanted)(state_root)) {
         wait_ready(state_root, service)?;
     }
     Ok(())
@@ -268,14 +265,15 @@ fn wait_ready(state_root: &Path, service: &Service) -> Result<(), ServiceError> 
 /// supervisor runs (two small reads): services call it from their main loop, and the
 /// container start path calls it, so a root whose supervisor was killed gets one back.
 pub fn revive(state_root: &Path) {
-    if running(state_root, SUPERVISOR).is_some() || !SERVICES.iter().any(|s| (s.wanted)(state_root))
+    if running(state_root, SUPERVISOR).is_some()
+        || !super::SERVICES.iter().any(|s| (s.wanted)(state_root))
     {
         return;
     }
     // Someone else holding the lock is starting (or stopping) it: leave it to them.
     if let Ok(Some(_lock)) = lock(state_root, false)
         && running(state_root, SUPERVISOR).is_none()
-        && SERVICES.iter().any(|s| (s.wanted)(state_root))
+        && super::SERVICES.iter().any(|s| (s.wanted)(state_root))
         && let Err(err) = start_supervisor(state_root)
     {
         eprintln!("kiln: {err}");
@@ -287,7 +285,7 @@ pub fn revive(state_root: &Path) {
 /// wanted keeps running, and so does its supervisor.
 pub fn stop(state_root: &Path) {
     let _lock = lock(state_root, true).ok().flatten();
-    if !SERVICES.iter().any(|s| (s.wanted)(state_root)) {
+    if !super::SERVICES.iter().any(|s| (s.wanted)(state_root)) {
         if let Some(pid) = running(state_root, SUPERVISOR) {
             // It stops the services itself, then exits.
             terminate(pid, STOP_GRACE + Duration::from_secs(1));
@@ -295,7 +293,7 @@ pub fn stop(state_root: &Path) {
         let _ = std::fs::remove_file(pid_path(state_root, SUPERVISOR));
     }
     // Services whose supervisor was dead or still runs, or did not get to them.
-    for service in SERVICES.iter().filter(|s| !(s.wanted)(state_root)) {
+    for service in super::SERVICES.iter().filter(|s| !(s.wanted)(state_root)) {
         if let Some(pid) = running(state_root, service.name) {
             terminate(pid, STOP_GRACE);
         }
@@ -357,11 +355,13 @@ extern "C" fn on_terminate(_: libc::c_int) {
     TERMINATE.store(true, Ordering::Relaxed);
 }
 
-/// `kiln __netsup`: the supervisor's loop, until nothing is wanted or SIGTERM.
-pub fn supervise(state_root: &Path) -> io::Result<()> {
+/// Makes SIGTERM and SIGINT set the returned flag instead of killing the process: a
+/// service's main loop (and the supervisor's) serves until it is set. The handler is
+/// installed without `SA_RESTART`, so a blocking call returns `EINTR` and the loop sees the
+/// flag. One flag per process.
+pub fn on_terminate_signals() -> io::Result<&'static AtomicBool> {
     let action = nix::sys::signal::SigAction::new(
         nix::sys::signal::SigHandler::Handler(on_terminate),
-        // No SA_RESTART: poll returns EINTR and the loop sees the flag.
         nix::sys::signal::SaFlags::empty(),
         nix::sys::signal::SigSet::empty(),
     );
@@ -369,8 +369,14 @@ pub fn supervise(state_root: &Path) -> io::Result<()> {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { nix::sys::signal::sigaction(signal, &action) }?;
     }
+    Ok(&TERMINATE)
+}
+
+/// `kiln __netsup`: the supervisor's loop, until nothing is wanted or SIGTERM.
+pub fn supervise(state_root: &Path) -> io::Result<()> {
+    on_terminate_signals()?;
     let now = Instant::now();
-    let mut slots: Vec<Slot> = SERVICES
+    let mut slots: Vec<Slot> = super::SERVICES
         .iter()
         .map(|service| Slot {
             service,

@@ -2,12 +2,15 @@
 //! is root there, so images need no ping binary and no ping_group_range setting.
 //!
 //! It sends and counts; it does not resolve names (the caller passes an address) and does
-//! not judge the result.
+//! not judge the result. A reply's time is the kernel's (`SO_TIMESTAMPNS`): when it reached
+//! the socket, not when this thread got to read it, so a busy machine does not lengthen
+//! round trips.
 
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -48,7 +51,9 @@ pub fn ping(
     let address = SocketAddr::V4(SocketAddrV4::new(target, 0)).into();
     // A raw ICMP socket sees every ICMP packet of the namespace: ours carry this id.
     let id = (std::process::id() as u16) ^ NEXT_TAG.fetch_add(0x9e37, Ordering::Relaxed);
-    let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize];
+    let mut sent_at: Vec<Option<(Instant, SystemTime)>> = vec![None; count as usize];
+    // Kernel timestamps on replies; without them, the time the read returns.
+    let stamped = set_timestamps(&socket).is_ok();
     let mut result = PingResult {
         target,
         sent: 0,
@@ -64,8 +69,11 @@ pub fn ping(
         if result.sent < count && now >= next_send {
             let seq = result.sent as u16;
             let packet = echo_request(id, seq, PAYLOAD);
+            // Stamped before the send: the request may be on its way (and a faster thread
+            // may have taken it further) before `send_to` returns here.
+            let stamp = (Instant::now(), SystemTime::now());
             match socket.send_to(&packet, &address) {
-                Ok(_) => sent_at[usize::from(seq)] = Some(Instant::now()),
+                Ok(_) => sent_at[usize::from(seq)] = Some(stamp),
                 // A lost request, like one dropped on the way: later ones may still pass.
                 Err(err) if is_unreachable(&err) => unreachable = Some(err),
                 Err(err) => return Err(err),
@@ -83,14 +91,22 @@ pub fn ping(
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
         socket.set_read_timeout(Some(wait))?;
-        match (&socket).read(&mut buffer) {
-            Ok(n) => {
+        let received = if stamped {
+            recv_stamped(&socket, &mut buffer)
+        } else {
+            (&socket).read(&mut buffer).map(|n| (n, None))
+        };
+        match received {
+            Ok((n, arrived)) => {
                 if let Some(reply_seq) = echo_reply(&buffer[..n], id, target)
-                    && let Some(at) = sent_at
+                    && let Some((at, sent)) = sent_at
                         .get_mut(usize::from(reply_seq))
                         .and_then(Option::take)
                 {
-                    result.rtts.push(at.elapsed());
+                    let rtt = arrived
+                        .and_then(|arrived| arrived.duration_since(sent).ok())
+                        .unwrap_or_else(|| at.elapsed());
+                    result.rtts.push(rtt);
                 }
             }
             Err(err)
@@ -108,6 +124,67 @@ pub fn ping(
         Some(err) if result.rtts.is_empty() => Err(err),
         _ => Ok(result),
     }
+}
+
+/// Asks the kernel to stamp every packet with its arrival time (`SO_TIMESTAMPNS`).
+fn set_timestamps(socket: &Socket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid c_int of the given length for a socket option we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one packet and the kernel's stamp of its arrival (`SCM_TIMESTAMPNS`).
+fn recv_stamped(socket: &Socket, buffer: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // Room for one timespec control message, aligned as cmsghdr wants.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; all zeroes is valid before the fields are set.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &raw mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `message` points at a valid iovec over `buffer` and at `control`, both alive
+    // for the call.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &raw mut message, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut arrived = None;
+    // SAFETY: CMSG_FIRSTHDR/NXTHDR walk the control buffer the kernel filled, within
+    // `msg_controllen`; a SCM_TIMESTAMPNS message holds one timespec.
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(&raw const message);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET
+                && (*header).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let stamp: libc::timespec =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(header).cast());
+                arrived = Some(
+                    SystemTime::UNIX_EPOCH
+                        + Duration::new(stamp.tv_sec as u64, stamp.tv_nsec as u32),
+                );
+            }
+            header = libc::CMSG_NXTHDR(&raw const message, header);
+        }
+    }
+    Ok((n as usize, arrived))
 }
 
 fn is_unreachable(err: &io::Error) -> bool {

@@ -154,10 +154,14 @@ pub fn describe(assertion: &Assertion) -> String {
             from,
             target,
             count,
+            min_rtt,
             max_rtt,
             expect,
         } => {
             let mut text = format!("ping from={} {} count={count}", from.value, target.value);
+            if let Some(min) = min_rtt {
+                text.push_str(&format!(" min-rtt={}", min.value));
+            }
             if let Some(max) = max_rtt {
                 text.push_str(&format!(" max-rtt={}", max.value));
             }
@@ -273,6 +277,7 @@ fn check(assertion: &Assertion, prober: &dyn Prober) -> (bool, String) {
             from,
             target,
             count,
+            min_rtt,
             max_rtt,
             expect,
         } => match prober.ping(&from.value, &target.value, *count) {
@@ -283,10 +288,14 @@ fn check(assertion: &Assertion, prober: &dyn Prober) -> (bool, String) {
             Ok(seen) => {
                 let received = seen.rtts.len() as u32;
                 let worst = seen.rtts.iter().max().copied();
+                let best = seen.rtts.iter().min().copied();
                 let mut observed = format!(
                     "{} replies of {} from {}",
                     received, seen.sent, seen.address
                 );
+                if let (Some(best), Some(_)) = (best, min_rtt) {
+                    observed.push_str(&format!(", min rtt {}", millis(best)));
+                }
                 if let Some(worst) = worst {
                     observed.push_str(&format!(", max rtt {}", millis(worst)));
                 }
@@ -297,6 +306,9 @@ fn check(assertion: &Assertion, prober: &dyn Prober) -> (bool, String) {
                             && max_rtt
                                 .as_ref()
                                 .is_none_or(|max| worst.is_some_and(|w| w <= max.value.as_std()))
+                            && min_rtt
+                                .as_ref()
+                                .is_none_or(|min| best.is_some_and(|b| b >= min.value.as_std()))
                     }
                 };
                 (passed, observed)

@@ -57,10 +57,16 @@ pub enum UpEvent {
         name: String,
         code: i32,
     },
-    /// A link was made; `unimpaired`: its impairments could not be applied (no netem).
+    /// A link was made; `impaired_by`: who carries its impairments (`kernel`, the netem
+    /// qdisc; `userspace`, kiln's engine), `None` when it has none.
     Linked {
         link: String,
-        unimpaired: bool,
+        impaired_by: Option<&'static str>,
+    },
+    /// A link's declared impairment changed and was applied.
+    Reimpaired {
+        link: String,
+        impaired_by: Option<&'static str>,
     },
 }
 
@@ -126,6 +132,13 @@ pub enum ProjectError {
     Link {
         a: String,
         b: String,
+        #[source]
+        source: crate::net::NetError,
+    },
+    #[error("cannot record the links of {project}")]
+    #[diagnostic(help("`kiln network links` shows what is recorded; `kiln down` tries again"))]
+    Links {
+        project: String,
         #[source]
         source: crate::net::NetError,
     },

@@ -46,6 +46,8 @@ pub struct LinkPlan {
     pub b: (String, String),
     pub subnet: Option<IpNetwork>,
     pub impair: Option<Netem>,
+    /// Which engine carries `impair`.
+    pub engine: crate::net::impair::Engine,
 }
 
 /// A volume the instance mounts, before its source is made to exist.
@@ -90,10 +92,13 @@ pub struct Instance {
     pub fingerprint: String,
 }
 
-/// The kernel's netem settings for the language's `impair` (of a link or of a network
-/// attachment). The spec's rates are bits per second (as `tc` writes them); netem wants bytes.
-/// Here, where the project meets the network, so that `net` never knows kiln.kdl.
+/// The netem settings of the language's `impair` (of a link or of a network attachment),
+/// for either engine. The spec's rates are bits per second (as `tc` writes them); netem
+/// wants bytes. Here, where the project meets the network, so that `net` never knows
+/// kiln.kdl.
 pub(super) fn netem(impair: &Impairment) -> Netem {
+    use crate::net::netem::{Distribution, LossModel as NetLoss};
+    use crate::spec::model::{DelayDistribution, LossModel};
     let time = |d: &Option<crate::spec::Spanned<crate::spec::units::Duration>>| {
         d.as_ref().map_or(std::time::Duration::ZERO, |d| {
             std::time::Duration::from_nanos(d.value.0)
@@ -102,15 +107,69 @@ pub(super) fn netem(impair: &Impairment) -> Netem {
     let percent = |p: &Option<crate::spec::Spanned<crate::spec::units::Percent>>| {
         p.as_ref().map_or(0.0, |p| p.value.0)
     };
+    let defaults = Netem::default();
     Netem {
         delay: time(&impair.delay),
         jitter: time(&impair.jitter),
+        delay_correlation: percent(&impair.delay_correlation),
+        distribution: match impair.distribution.as_ref().map(|d| d.value) {
+            None | Some(DelayDistribution::Uniform) => Distribution::Uniform,
+            Some(DelayDistribution::Normal) => Distribution::Normal,
+            Some(DelayDistribution::Pareto) => Distribution::Pareto,
+            Some(DelayDistribution::Paretonormal) => Distribution::Paretonormal,
+        },
         loss_percent: percent(&impair.loss),
+        loss_correlation: percent(&impair.loss_correlation),
+        loss_model: impair.loss_model.as_ref().map(|m| match &m.value {
+            LossModel::GilbertElliott {
+                p,
+                r,
+                bad_loss,
+                good_loss,
+            } => NetLoss::GilbertElliott {
+                p: p.0,
+                r: r.0,
+                bad_loss: bad_loss.0,
+                good_loss: good_loss.0,
+            },
+            LossModel::FourState {
+                p13,
+                p31,
+                p32,
+                p23,
+                p14,
+            } => NetLoss::FourState {
+                p13: p13.0,
+                p31: p31.0,
+                p32: p32.0,
+                p23: p23.0,
+                p14: p14.0,
+            },
+        }),
         rate_bytes_per_sec: impair.rate.as_ref().map(|r| r.value.0 / 8),
+        packet_overhead: impair.packet_overhead.as_ref().map_or(0, |v| v.value),
+        cell_size: impair.cell_size.as_ref().map_or(0, |v| v.value),
+        cell_overhead: impair.cell_overhead.as_ref().map_or(0, |v| v.value),
         corrupt_percent: percent(&impair.corrupt),
+        corrupt_correlation: percent(&impair.corrupt_correlation),
         duplicate_percent: percent(&impair.duplicate),
+        duplicate_correlation: percent(&impair.duplicate_correlation),
         reorder_percent: percent(&impair.reorder),
-        limit: crate::net::netem::DEFAULT_LIMIT,
+        reorder_correlation: percent(&impair.reorder_correlation),
+        gap: impair.gap.as_ref().map_or(0, |g| g.value),
+        limit: impair.limit.as_ref().map_or(defaults.limit, |l| l.value),
+        seed: impair.seed.as_ref().map(|s| s.value),
+    }
+}
+
+/// The engine an `impair` asks for (`auto` when it says nothing).
+pub(super) fn engine(impair: &Impairment) -> crate::net::impair::Engine {
+    use crate::net::impair::Engine;
+    use crate::spec::model::ImpairEngine;
+    match impair.engine.as_ref().map(|e| e.value) {
+        None | Some(ImpairEngine::Auto) => Engine::Auto,
+        Some(ImpairEngine::Kernel) => Engine::Kernel,
+        Some(ImpairEngine::Userspace) => Engine::Userspace,
     }
 }
 
@@ -142,6 +201,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
             b: (l.b.container.value.clone(), l.b.interface.value.clone()),
             subnet: l.subnet.as_ref().map(|s| s.value),
             impair: l.impair.as_ref().map(netem),
+            engine: l.impair.as_ref().map_or_else(Default::default, engine),
         })
         .collect();
     ProjectPlan {

@@ -297,9 +297,8 @@ fn impairments_from_the_spec_convert_bits_to_bytes() {
         jitter: Some(Spanned::new(SpecDuration::parse("5ms").unwrap(), span)),
         loss: Some(Spanned::new(Percent(1.0), span)),
         rate: Some(Spanned::new(Rate::parse("10mbit").unwrap(), span)),
-        corrupt: None,
         duplicate: Some(Spanned::new(Percent(0.5), span)),
-        reorder: None,
+        ..Impairment::default()
     };
     let netem = super::plan::netem(&impair);
     assert_eq!(netem.delay, std::time::Duration::from_millis(20));
@@ -308,7 +307,68 @@ fn impairments_from_the_spec_convert_bits_to_bytes() {
     assert_eq!(netem.rate_bytes_per_sec, Some(1_250_000));
     assert_eq!(netem.corrupt_percent, 0.0);
     assert_eq!(netem.duplicate_percent, 0.5);
+    assert_eq!(
+        super::plan::engine(&impair),
+        crate::net::impair::Engine::Auto
+    );
     assert_eq!(netem.limit, 1000);
+}
+
+#[test]
+fn every_impair_setting_reaches_the_engines() {
+    use crate::net::netem::{Distribution, LossModel as NetLoss};
+    use crate::spec::model::{DelayDistribution, ImpairEngine, Impairment, LossModel};
+    use crate::spec::source::{Span, Spanned};
+    use crate::spec::units::{Duration as SpecDuration, Percent, Rate};
+    fn s<T>(v: T) -> Spanned<T> {
+        Spanned::new(v, Span::default())
+    }
+    let impair = Impairment {
+        delay: Some(s(SpecDuration::parse("20ms").unwrap())),
+        jitter: Some(s(SpecDuration::parse("5ms").unwrap())),
+        delay_correlation: Some(s(Percent(25.0))),
+        distribution: Some(s(DelayDistribution::Paretonormal)),
+        loss_model: Some(s(LossModel::GilbertElliott {
+            p: Percent(1.0),
+            r: Percent(30.0),
+            bad_loss: Percent(100.0),
+            good_loss: Percent(0.0),
+        })),
+        rate: Some(s(Rate::parse("1mbit").unwrap())),
+        packet_overhead: Some(s(-4)),
+        cell_size: Some(s(48)),
+        cell_overhead: Some(s(5)),
+        reorder: Some(s(Percent(10.0))),
+        reorder_correlation: Some(s(Percent(5.0))),
+        gap: Some(s(3)),
+        limit: Some(s(50)),
+        seed: Some(s(7)),
+        engine: Some(s(ImpairEngine::Userspace)),
+        ..Impairment::default()
+    };
+    let netem = super::plan::netem(&impair);
+    assert_eq!(netem.delay_correlation, 25.0);
+    assert_eq!(netem.distribution, Distribution::Paretonormal);
+    assert_eq!(
+        netem.loss_model,
+        Some(NetLoss::GilbertElliott {
+            p: 1.0,
+            r: 30.0,
+            bad_loss: 100.0,
+            good_loss: 0.0
+        })
+    );
+    assert_eq!(
+        (netem.packet_overhead, netem.cell_size, netem.cell_overhead),
+        (-4, 48, 5)
+    );
+    assert_eq!((netem.gap, netem.limit, netem.seed), (3, 50, Some(7)));
+    assert_eq!(netem.reorder_correlation, 5.0);
+    assert!(netem.validate().is_ok());
+    assert_eq!(
+        super::plan::engine(&impair),
+        crate::net::impair::Engine::Userspace
+    );
 }
 
 mod decide {

@@ -176,13 +176,18 @@ pub fn down(
     let networks = crate::net::records::NetworkRecords::open(state_root)
         .and_then(|r| r.list())
         .map_err(|e| ContainerError::from(crate::net::network::NetworkError::from(e)))?;
-    let _ = crate::net::link::save_project_links(state_root, project, Vec::new());
     for network in networks
         .iter()
         .filter(|n| n.project.as_deref() == Some(project))
     {
         crate::net::network::remove(state_root, &network.name).map_err(ContainerError::from)?;
     }
+    crate::net::link::forget_project(state_root, project).map_err(|source| {
+        ProjectError::Links {
+            project: project.to_string(),
+            source,
+        }
+    })?;
     if volumes {
         let dir = volume_root(state_root, project);
         match std::fs::remove_dir_all(&dir) {
@@ -261,6 +266,10 @@ fn attach_requests(
                 ip: attachment.ip.as_ref().map(|ip| ip.value).or(planned),
                 aliases,
                 impair: attachment.impair.as_ref().map(super::plan::netem),
+                engine: attachment
+                    .impair
+                    .as_ref()
+                    .map_or_else(Default::default, super::plan::engine),
                 reserved,
             }
         })
@@ -274,6 +283,7 @@ fn make_links(
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
     let mut made = Vec::new();
+    let before = crate::net::link::load_links(records.state_root()).unwrap_or_default();
     for link in &plan.links {
         let pid = |name: &str| -> Result<i32, ProjectError> {
             let record = named(records, name)?.reconciled();
@@ -296,33 +306,69 @@ fn make_links(
             interface: link.b.1.clone(),
             address: addresses.map(|(_, b)| b),
         };
-        let netem = link.impair.clone();
         let name = format!("{}:{} {}:{}", link.a.0, link.a.1, link.b.0, link.b.1);
-        let connected = crate::net::link::connect(&a, &b, netem.as_ref()).map_err(|source| {
-            ProjectError::Link {
-                a: format!("{}:{}", link.a.0, link.a.1),
-                b: format!("{}:{}", link.b.0, link.b.1),
+        let (end_a, end_b) = (
+            format!("{}:{}", link.a.0, link.a.1),
+            format!("{}:{}", link.b.0, link.b.1),
+        );
+        let id = crate::net::link::link_id(&plan.project, &end_a, &end_b);
+        let impair = link.impair.as_ref().map(|netem| (netem, link.engine));
+        let connected = crate::net::link::connect(records.state_root(), &id, &a, &b, impair)
+            .map_err(|source| ProjectError::Link {
+                a: end_a.clone(),
+                b: end_b.clone(),
                 source,
-            }
-        })?;
+            })?;
         if connected.made {
             events(UpEvent::Linked {
-                link: name,
-                unimpaired: connected.netem_missing,
+                link: name.clone(),
+                impaired_by: connected.carrier.map(|c| c.name()),
             });
         }
-        made.push(crate::net::link::LinkRecord {
+        let mut record = crate::net::link::LinkRecord {
             project: plan.project.clone(),
-            a: format!("{}:{}", link.a.0, link.a.1),
-            b: format!("{}:{}", link.b.0, link.b.1),
+            a: end_a,
+            b: end_b,
             subnet: link.subnet,
-            impair: netem.filter(|_| !connected.netem_missing),
-        });
+            impair: link.impair.clone(),
+            carrier: connected.carrier,
+            declared: link.impair.clone(),
+            declared_engine: link.engine,
+        };
+        // A link kept as it was keeps the impairment in force (`kiln network impair` may
+        // have changed it) while kiln.kdl declares the same; a new declaration replaces it.
+        if !connected.made
+            && let Some(previous) = before.iter().find(|l| l.a == record.a && l.b == record.b)
+        {
+            if previous.declared == record.declared && previous.declared_engine == link.engine {
+                record.impair = previous.impair.clone();
+                record.carrier = previous.carrier;
+            } else {
+                let mut changed = previous.clone();
+                changed.declared = record.declared.clone();
+                record.carrier = crate::net::link::reimpair(
+                    records.state_root(),
+                    &changed,
+                    [a.pid, b.pid],
+                    link.impair.as_ref(),
+                    link.impair.as_ref().map(|_| link.engine),
+                )
+                .map_err(|source| ProjectError::Link {
+                    a: record.a.clone(),
+                    b: record.b.clone(),
+                    source,
+                })?;
+                events(UpEvent::Reimpaired {
+                    link: name,
+                    impaired_by: record.carrier.map(|c| c.name()),
+                });
+            }
+        }
+        made.push(record);
     }
     crate::net::link::save_project_links(records.state_root(), &plan.project, made).map_err(
-        |source| ProjectError::Link {
-            a: String::new(),
-            b: String::new(),
+        |source| ProjectError::Links {
+            project: plan.project.clone(),
             source,
         },
     )

@@ -73,6 +73,7 @@ codes! {
     InvalidReplicas => "invalid-replicas", "`replicas` is below 1";
     InvalidCpus => "invalid-cpus", "`cpus` is zero or negative";
     ImpairmentOutOfRange => "impairment-out-of-range", "an impairment value outside what netem accepts";
+    ImpairmentConflict => "impairment-conflict", "two impairment settings that exclude each other";
     EmptyHealth => "empty-health", "a `health` block has no probe";
     InvalidChoice => "invalid-choice", "a value that is not one of the allowed choices";
     ValueOutOfRange => "value-out-of-range", "a number outside the range the setting accepts";

@@ -380,16 +380,94 @@ pub struct Impairment {
     pub delay: Option<Spanned<Duration>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jitter: Option<Spanned<Duration>>,
+    /// How much each random delay depends on the previous one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_correlation: Option<Spanned<Percent>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Spanned<DelayDistribution>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<Spanned<Percent>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_correlation: Option<Spanned<Percent>>,
+    /// A `gilbert-elliott` or `four-state` child: losses in bursts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_model: Option<Spanned<LossModel>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<Spanned<Rate>>,
+    /// Bytes the rate limiter adds to each packet (negative: takes away).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packet_overhead: Option<Spanned<i32>>,
+    /// Packets travel in cells of this many bytes (ATM: 48).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell_size: Option<Spanned<u32>>,
+    /// Bytes added to each cell (ATM: 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell_overhead: Option<Spanned<i32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub corrupt: Option<Spanned<Percent>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrupt_correlation: Option<Spanned<Percent>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<Spanned<Percent>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_correlation: Option<Spanned<Percent>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reorder: Option<Spanned<Percent>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reorder_correlation: Option<Spanned<Percent>>,
+    /// One packet in `gap` may be reordered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Spanned<u32>>,
+    /// Packets the queue holds at most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Spanned<u32>>,
+    /// The seed of the random numbers: the same seed, the same losses and delays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<Spanned<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Spanned<ImpairEngine>>,
+}
+
+/// How jitter spreads the delay (`distribution=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DelayDistribution {
+    Uniform,
+    Normal,
+    Pareto,
+    Paretonormal,
+}
+
+/// Who carries an impairment (`engine=`): the kernel's netem, kiln's own engine, or
+/// whichever this kernel has (`auto`, the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImpairEngine {
+    Auto,
+    Kernel,
+    Userspace,
+}
+
+/// A loss model with memory, defaults filled in as `tc` fills them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
+#[serde(tag = "model", rename_all = "kebab-case")]
+pub enum LossModel {
+    /// `gilbert-elliott p="1%" [r="100%"] [bad-loss="100%"] [good-loss="0%"]`.
+    GilbertElliott {
+        p: Percent,
+        r: Percent,
+        bad_loss: Percent,
+        good_loss: Percent,
+    },
+    /// `four-state p13="1%" [p31="99%"] [p32="0%"] [p23="100%"] [p14="0%"]`.
+    FourState {
+        p13: Percent,
+        p31: Percent,
+        p32: Percent,
+        p23: Percent,
+        p14: Percent,
+    },
 }
 
 /// `"container:interface"`
@@ -453,6 +531,8 @@ pub enum Assertion {
         from: Name,
         target: Spanned<String>,
         count: u32,
+        /// Every reply must take at least this long (a delay is really there).
+        min_rtt: Option<Spanned<Duration>>,
         max_rtt: Option<Spanned<Duration>>,
         expect: PingExpect,
     },

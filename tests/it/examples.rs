@@ -1,5 +1,6 @@
 //! The bundled projects go up and come down cleanly: hello-web (the README's main job),
-//! three-tier, router-ring and registry (a registry container pushed to and pulled from).
+//! three-tier, router-ring, flaky-link (whose tests need its impairments to be real) and
+//! registry (a registry container pushed to and pulled from).
 
 use crate::harness::{Kiln, Root, example, is_root, which};
 
@@ -69,7 +70,29 @@ fn three_tier() {
 fn router_ring() {
     up_and_down(
         "router-ring",
-        &["link r1:eth1 r2:eth1: up", "router-ring: up"],
+        &[
+            "link r1:eth1 r2:eth1: up, impaired by the",
+            "router-ring: up",
+        ],
+    );
+}
+
+#[test]
+fn flaky_link() {
+    up_check_down(
+        "flaky-link",
+        &[
+            "link client:eth1 server:eth1: up, impaired by the",
+            "flaky-link: up",
+        ],
+        |kiln| {
+            let links = kiln(&["network", "links", "--format", "json"])
+                .run()
+                .success()
+                .json();
+            let carrier = links[0]["carried_by"].as_str().unwrap_or_default();
+            assert!(["kernel", "userspace"].contains(&carrier), "{links}");
+        },
     );
 }
 

@@ -25,6 +25,7 @@ mod graph;
 mod harness;
 mod health;
 mod hostile_archives;
+mod impair;
 mod network;
 mod project;
 mod proxy;

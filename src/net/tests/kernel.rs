@@ -502,6 +502,7 @@ fn netem_options_read_back_through_tc() {
         duplicate_percent: 2.0,
         reorder_percent: 25.0,
         limit: 500,
+        ..Netem::default()
     };
     if netem_missing(host.replace_netem("imp0", &netem)) {
         host.delete_link("imp0").unwrap();

@@ -1,4 +1,7 @@
-use crate::net::names::{IFNAME_MAX, bridge_name, host_veth_name, peer_veth_name, validate_ifname};
+use crate::net::names::{
+    IFNAME_MAX, attach_port_names, bridge_name, host_veth_name, link_port_name, peer_veth_name,
+    validate_ifname,
+};
 
 #[test]
 fn short_network_names_keep_their_name() {
@@ -58,4 +61,17 @@ fn the_kernel_rules_for_names_are_checked() {
         let err = validate_ifname(bad).unwrap_err();
         assert!(err.to_string().contains("invalid interface name"), "{err}");
     }
+}
+
+#[test]
+fn engine_ports_are_named_ke_and_fit() {
+    let a = link_port_name("link p r1:eth1 r2:eth1", 'a').unwrap();
+    let b = link_port_name("link p r1:eth1 r2:eth1", 'b').unwrap();
+    assert!(a.starts_with("kel") && a.ends_with("-a"), "{a}");
+    assert_eq!(a[..a.len() - 1], b[..b.len() - 1]);
+    assert_ne!(a, link_port_name("link q r1:eth1 r2:eth1", 'a').unwrap());
+    let (container, bridge) = attach_port_names(&"f".repeat(64), 999).unwrap();
+    assert!(container.starts_with("kec") && bridge.starts_with("keb"));
+    assert_eq!(container.len(), IFNAME_MAX);
+    assert!(attach_port_names("x", 1000).is_err());
 }

@@ -70,14 +70,15 @@ fn every_attribute_is_present_so_a_replace_clears_old_values() {
     let bytes = Netem::default().encode(&psched()).unwrap();
     let attrs = attributes(&bytes);
     let kinds: Vec<u16> = attrs.iter().map(|(k, _)| *k).collect();
-    // LATENCY64, JITTER64, REORDER, CORRUPT, RATE; no RATE64 for small rates.
-    assert_eq!(kinds, vec![10, 11, 3, 4, 6]);
+    // LATENCY64, JITTER64, CORR, REORDER, CORRUPT, RATE; no RATE64 for small rates, no
+    // loss model, delay table or seed when none is set.
+    assert_eq!(kinds, vec![10, 11, 1, 3, 4, 6]);
     assert!(
         attrs
             .iter()
             .all(|(_, payload)| payload.iter().all(|b| *b == 0))
     );
-    assert_eq!(bytes.len(), 24 + 12 + 12 + 12 + 12 + 20);
+    assert_eq!(bytes.len(), 24 + 12 + 12 + 16 + 12 + 12 + 20);
 }
 
 #[test]
@@ -132,6 +133,7 @@ fn decode_reads_back_what_encode_wrote() {
         duplicate_percent: 2.0,
         reorder_percent: 25.0,
         limit: 321,
+        ..Netem::default()
     };
     let decoded = Netem::decode(&netem.encode(&psched()).unwrap(), &psched()).unwrap();
     assert_eq!(decoded.delay, netem.delay);
@@ -195,6 +197,7 @@ fn the_encoding_matches_what_iproute2_sends() {
         duplicate_percent: 2.0,
         reorder_percent: 25.0,
         limit: 500,
+        ..Netem::default()
     };
     let ours = netem.encode(&psched()).unwrap();
     assert_eq!(ours[..24], IPROUTE2_OPTIONS[..24], "struct tc_netem_qopt");
@@ -202,13 +205,14 @@ fn the_encoding_matches_what_iproute2_sends() {
     for theirs in attributes(IPROUTE2_OPTIONS) {
         assert!(our_attrs.contains(&theirs), "attribute {theirs:?} differs");
     }
-    // The only additions: exact 64-bit latency and jitter, which the kernel prefers.
+    // The only additions: the correlations (all zero: a replace must not inherit old
+    // ones), and exact 64-bit latency and jitter, which the kernel prefers.
     let extra: Vec<u16> = our_attrs
         .iter()
         .filter(|a| !attributes(IPROUTE2_OPTIONS).contains(a))
         .map(|(kind, _)| *kind)
         .collect();
-    assert_eq!(extra, vec![10, 11]);
+    assert_eq!(extra, vec![10, 11, 1]);
     // And decoding iproute2's bytes gives the same settings back.
     let decoded = Netem::decode(IPROUTE2_OPTIONS, &psched()).unwrap();
     assert_eq!(decoded.delay, netem.delay);

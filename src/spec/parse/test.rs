@@ -50,7 +50,7 @@ fn usage(keyword: &str) -> &'static str {
         }
         "dns" => "dns from=\"CONTAINER\" \"NAME\" [expect=\"ADDRESS\"|\"nxdomain\"]",
         "ping" => {
-            "ping from=\"CONTAINER\" \"TARGET\" [count=3] [max-rtt=\"50ms\"] [expect=\"reachable\"|\"unreachable\"]"
+            "ping from=\"CONTAINER\" \"TARGET\" [count=3] [min-rtt=\"20ms\"] [max-rtt=\"50ms\"] [expect=\"reachable\"|\"unreachable\"]"
         }
         "tcp" => {
             "tcp from=\"CONTAINER\" \"HOST:PORT\" [expect=\"open\"|\"refused\"|\"timeout\"] [timeout=\"1s\"]"
@@ -130,9 +130,24 @@ fn parse_assertion(
                 .prop_int(diags, "count")
                 .and_then(|c| values::bounded(diags, c, "`count`", 1, 1000))
                 .map_or(3, |c| c.value as u32);
+            let min_rtt = n
+                .prop_any("min-rtt")
+                .and_then(|v| values::duration(diags, v, "`min-rtt`"));
             let max_rtt = n
                 .prop_any("max-rtt")
                 .and_then(|v| values::duration(diags, v, "`max-rtt`"));
+            if let (Some(min), Some(max)) = (&min_rtt, &max_rtt)
+                && min.value.0 > max.value.0
+            {
+                diags
+                    .error(
+                        Code::ValueOutOfRange,
+                        min.span,
+                        format!("`min-rtt` is above `max-rtt` ({})", max.value),
+                    )
+                    .related(max.span, "`max-rtt` given here")
+                    .help("no round trip can be both: swap them");
+            }
             let expect = n
                 .prop_any("expect")
                 .and_then(|v| {
@@ -151,6 +166,7 @@ fn parse_assertion(
                 from: from?,
                 target: target?,
                 count,
+                min_rtt,
                 max_rtt,
                 expect,
             })

@@ -95,22 +95,31 @@ pub fn machine_links() -> Vec<String> {
     names
 }
 
-/// Interfaces in the machine's namespace named as kiln names its bridges (`kb-…`, `kb.…`)
-/// and veth ends (`kv…-N`, `kp…-N`): kiln makes those only in its own host namespace, so
-/// any here is a leak, whichever test made it.
+/// Interfaces in the machine's namespace named as kiln names its bridges (`kb-…`, `kb.…`),
+/// veth ends (`kv…-N`, `kp…-N`) and the ports of its impairment engine (`kel…-a|b`,
+/// `kec…-N`, `keb…-N`): kiln makes those only in its own host namespace, so any here is a
+/// leak, whichever test made it.
 pub fn kiln_links_on_the_machine() -> Vec<String> {
-    let veth = |name: &str, prefix: &str| {
+    let veth = |name: &str, prefix: &str, digits: usize, suffix: fn(&str) -> bool| {
         name.strip_prefix(prefix)
             .and_then(|rest| rest.split_once('-'))
             .is_some_and(|(hash, n)| {
-                hash.len() == 9
-                    && hash.bytes().all(|b| b.is_ascii_hexdigit())
-                    && n.bytes().all(|b| b.is_ascii_digit())
+                hash.len() == digits && hash.bytes().all(|b| b.is_ascii_hexdigit()) && suffix(n)
             })
     };
+    let number = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    let side = |n: &str| n == "a" || n == "b";
     machine_links()
         .into_iter()
-        .filter(|n| n.starts_with("kb-") || n.starts_with("kb.") || veth(n, "kv") || veth(n, "kp"))
+        .filter(|n| {
+            n.starts_with("kb-")
+                || n.starts_with("kb.")
+                || veth(n, "kv", 9, number)
+                || veth(n, "kp", 9, number)
+                || veth(n, "kec", 8, number)
+                || veth(n, "keb", 8, number)
+                || veth(n, "kel", 8, side)
+        })
         .collect()
 }
 

@@ -11,8 +11,9 @@ use super::kiln::Kiln;
 
 /// A fresh state root. Dropped at the end of a passing test, it asserts that nothing of
 /// kiln's is left: no process naming it, no mount below it (the network namespace pins
-/// included), no cgroup of it, no container record, no kiln host namespace or DNS daemon,
-/// no process whose pid a record gave, and no kiln interface in the machine's namespace.
+/// included), no cgroup of it, no container record, no kiln host namespace, DNS daemon or
+/// impairment engine, no process whose pid a record gave, and no kiln interface in the
+/// machine's namespace.
 /// Dropped while a test fails, it removes what it can instead (containers, networks), so a
 /// failed test does not leave running containers behind.
 pub struct Root {
@@ -122,6 +123,8 @@ impl Root {
         for (file, what) in [
             ("net/host.netns", "the kiln host namespace"),
             ("net/netd.pid", "the DNS daemon's pid file"),
+            ("net/linkd.pid", "the impairment engine's pid file"),
+            ("net/linkd.sock", "the impairment engine's socket"),
             ("net/links.json", "link records"),
         ] {
             if root.join(file).exists() {
