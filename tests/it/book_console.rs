@@ -31,6 +31,7 @@ chains! {
     supervisors => "inside/supervisors.md",
     dns_ports => "inside/dns-ports.md",
     networks => "inside/networks.md",
+    impairments => "inside/impairments.md",
     up_down => "projects/up-down.md",
     tests => "projects/tests.md",
     rollouts => "projects/rollouts.md",
