@@ -96,6 +96,26 @@ impl Drop for Registry {
     }
 }
 
+/// `DIR/NAME.key` and `DIR/NAME.crt`: a new key and a certificate for `subject` it signs
+/// itself, valid for two days (openssl).
+fn self_signed(dir: &Path, name: &str, subject: &str) {
+    checked(Command::new("openssl").current_dir(dir).args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &format!("{name}.key"),
+        "-out",
+        &format!("{name}.crt"),
+        "-days",
+        "2",
+        "-subj",
+        subject,
+    ]));
+}
+
 /// A test CA and a certificate for 127.0.0.1 signed by it (openssl).
 pub struct Certs {
     pub dir: tempfile::TempDir,
@@ -113,21 +133,7 @@ impl Certs {
             c.current_dir(d);
             c
         };
-        checked(openssl().args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=kiln test CA",
-        ]));
+        self_signed(d, "ca", "/CN=kiln test CA");
         checked(openssl().args([
             "req",
             "-newkey",
@@ -332,21 +338,7 @@ impl TokenService {
             return None;
         }
         let certs = tempfile::tempdir().unwrap();
-        checked(Command::new("openssl").current_dir(certs.path()).args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "token.key",
-            "-out",
-            "token.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=kiln test token issuer",
-        ]));
+        self_signed(certs.path(), "token", "/CN=kiln test token issuer");
         let der = checked_bytes(Command::new("openssl").current_dir(certs.path()).args([
             "x509",
             "-in",
