@@ -27,6 +27,7 @@ mod health;
 mod hostile_archives;
 mod impair;
 mod network;
+mod placement;
 mod project;
 mod proxy;
 mod registry;

@@ -22,10 +22,13 @@ use crate::runtime::{
 };
 
 fn default_program_len() -> usize {
-    SeccompFilter::from_spec(&default_seccomp(), "default")
-        .unwrap()
-        .program()
-        .len()
+    SeccompFilter::from_spec(
+        &default_seccomp(&crate::runtime::spec::defaults::DEFAULT_CAPABILITIES),
+        "default",
+    )
+    .unwrap()
+    .program()
+    .len()
 }
 
 fn layout() -> RootfsLayout {
@@ -516,7 +519,7 @@ fn a_seccomp_profile_kiln_cannot_apply_is_refused() {
         ..RunOptions::default()
     });
     let mut linux = spec.linux().clone().unwrap();
-    let mut seccomp = default_seccomp();
+    let mut seccomp = default_seccomp(&crate::runtime::spec::defaults::DEFAULT_CAPABILITIES);
     // A notify listener needs an agent kiln does not run.
     seccomp.set_default_action(oci_spec::runtime::LinuxSeccompAction::ScmpActNotify);
     linux.set_seccomp(Some(seccomp));
