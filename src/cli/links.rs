@@ -97,10 +97,10 @@ pub(crate) fn describe_netem(n: &Netem) -> String {
     }
 }
 
-/// The pid 1 of a running container, by name.
-pub(super) fn running_pid(root: &Path, name: &str) -> Option<i32> {
+/// The pid 1 of a running container, by its exact name in `project`.
+pub(super) fn running_pid(root: &Path, project: Option<&str>, name: &str) -> Option<i32> {
     let records = crate::state::Records::open(root).ok()?;
-    let record = records.find_named(name).ok()??.reconciled();
+    let record = records.find_member(project, name).ok()??.reconciled();
     record.state.pid.filter(|_| record.state.process_alive())
 }
 
@@ -156,7 +156,7 @@ pub(super) fn links(root: &Path, format: OutputFormat) -> Result<u8, crate::Erro
                 .ends()
                 .iter()
                 .map(|(container, interface)| {
-                    let state = running_pid(root, container)
+                    let state = running_pid(root, Some(&link.project), container)
                         .and_then(|pid| crate::net::link::end_state(pid, interface).ok());
                     let (kernel_link, netem) = state.unwrap_or((None, None));
                     json!({
@@ -344,10 +344,24 @@ pub(super) fn impair(root: &Path, args: &NetworkImpairArgs) -> Result<u8, crate:
         Ok(records) => records,
         Err(err) => return Ok(report(err)),
     };
-    let Some(link) = records
-        .iter_mut()
-        .find(|l| l.a == args.endpoint || l.b == args.endpoint)
-    else {
+    // `r1:eth1`, or `PROJECT/r1:eth1` when several projects have the end.
+    let candidates = records.iter().enumerate().flat_map(|(i, l)| {
+        [&l.a, &l.b].map(|end| crate::scope::Candidate {
+            project: Some(l.project.clone()),
+            name: end.clone(),
+            item: i,
+        })
+    });
+    let context = super::current_project(None);
+    let found = crate::scope::resolve(
+        crate::scope::Kind::Link,
+        &args.endpoint,
+        context.as_deref(),
+        candidates,
+    )
+    .map_err(crate::state::RecordError::from)
+    .map_err(crate::containers::ContainerError::from)?;
+    let Some(link) = found.and_then(|i| records.get_mut(i)) else {
         return impair_attachment(root, args, netem.as_ref());
     };
     let carrier = match impair_link(root, link, netem.as_ref(), engine) {
@@ -384,8 +398,10 @@ fn impair_link(
 ) -> Result<Option<Carrier>, crate::Error> {
     let mut pids = [0; 2];
     for ((container, _), pid) in link.ends().into_iter().zip(&mut pids) {
-        *pid = running_pid(root, container).ok_or_else(|| CliError::LinkEndDown {
-            container: container.to_string(),
+        *pid = running_pid(root, Some(&link.project), container).ok_or_else(|| {
+            CliError::LinkEndDown {
+                container: container.to_string(),
+            }
         })?;
     }
     Ok(crate::net::link::reimpair(root, link, pids, netem, engine)?)
@@ -402,11 +418,13 @@ fn impair_attachment(
     };
     let (container, name) = args.endpoint.split_once(':').ok_or_else(not_found)?;
     let records = crate::state::Records::open(root).map_err(|_| not_found())?;
-    let record = records
-        .find_named(container)
-        .ok()
-        .flatten()
-        .ok_or_else(not_found)?;
+    let record = match records.resolve(container, super::current_project(None).as_deref()) {
+        Ok(record) => record,
+        Err(err @ crate::state::RecordError::AmbiguousName(_)) => {
+            return Err(crate::containers::ContainerError::from(err).into());
+        }
+        Err(_) => return Err(not_found().into()),
+    };
     let launch =
         crate::containers::Launch::load(&records.dir(&record.id)).map_err(|_| not_found())?;
     let interface = launch
@@ -424,7 +442,7 @@ fn impair_attachment(
     if args.engine.is_some() {
         return Err(CliError::EngineOfAttachment.into());
     }
-    let Some(pid) = running_pid(root, container) else {
+    let Some(pid) = running_pid(root, record.project(), &record.name) else {
         return Err(CliError::LinkEndDown {
             container: container.to_string(),
         }

@@ -61,7 +61,7 @@ pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
             return Ok(code);
         }
     }
-    let prober = LiveProber::new(super::state_root(cli));
+    let prober = LiveProber::new(super::state_root(cli), &loaded.project.name);
     let mut text = TextReport {
         sources: &loaded.sources,
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),

@@ -27,6 +27,7 @@ mod health;
 mod hostile_archives;
 mod impair;
 mod inroot;
+mod namespaces;
 mod network;
 mod placement;
 mod project;

@@ -140,7 +140,7 @@ fn exited_containers_are_listed_until_removed() {
         .args(["ps"])
         .run()
         .success()
-        .stdout_is("CONTAINER ID   NAME   IMAGE   COMMAND   CREATED   STATUS\n");
+        .stdout_is("CONTAINER ID   PROJECT   NAME   IMAGE   COMMAND   CREATED   STATUS\n");
     lab.kiln()
         .args(["rm", "once"])
         .run()
