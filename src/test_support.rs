@@ -1,5 +1,4 @@
-//! What unit tests that touch the kernel need in order to run (root, an installed program)
-//! and see of the machine (its mounts, but for what other tests make meanwhile).
+//! What unit tests that touch the kernel need in order to run: root, an installed program.
 //! Without CI a missing need prints a note naming the test, which then returns early; under
 //! CI (`CI` set: `.ci/run` runs as root with every tool installed) it fails the test
 //! instead, so a CI run is never green on skipped tests. The integration tests' harness
@@ -38,13 +37,15 @@ pub(crate) fn has_program(program: &str) -> bool {
     found
 }
 
-/// The machine's mount table, but for network namespace pins (nsfs): other tests, and other
-/// state roots on the machine, make and remove those while a test runs.
-pub(crate) fn host_mounts() -> String {
+/// The mount table's lines (`/proc/self/mountinfo`) that mention `dir`: a mount on or
+/// below it, or one whose source lies there. Tests compare these, never the whole table,
+/// which other tests running at the same time change.
+pub(crate) fn mounts_mentioning(dir: &std::path::Path) -> Vec<String> {
+    let needle = dir.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
-        .expect("mountinfo")
+        .unwrap_or_default()
         .lines()
-        .filter(|l| !l.contains(" - nsfs "))
-        .map(|l| format!("{l}\n"))
+        .filter(|line| line.contains(&needle))
+        .map(str::to_string)
         .collect()
 }
