@@ -4,6 +4,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`'s text after `kiln `: what `kiln version` says (`cli/info.rs`), in short.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("KILN_GIT_COMMIT"),
+    "\nrustc:  ",
+    env!("KILN_RUSTC_VERSION"),
+);
+
 /// kiln — declarative containers: one KDL file for images, networks, containers, links and
 /// tests.
 ///
@@ -13,7 +22,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "kiln",
     version,
-    long_version = super::info::LONG_VERSION,
+    long_version = LONG_VERSION,
     propagate_version = true,
     max_term_width = 100
 )]

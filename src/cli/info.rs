@@ -34,15 +34,6 @@ pub(crate) const BUILD: Build = Build {
     arch: std::env::consts::ARCH,
 };
 
-/// `--version`'s text (clap prints `kiln ` before it).
-pub(super) const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    "\ncommit: ",
-    env!("KILN_GIT_COMMIT"),
-    "\nrustc:  ",
-    env!("KILN_RUSTC_VERSION"),
-);
-
 #[derive(Debug, Serialize)]
 struct Info {
     kiln: Build,
