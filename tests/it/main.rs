@@ -36,6 +36,7 @@ mod proxy;
 mod registry;
 mod rollout;
 mod run;
+mod run_options;
 mod seccomp;
 mod services;
 mod stats;
