@@ -14,6 +14,7 @@ mod error;
 mod exec;
 mod graph;
 mod images;
+mod info;
 mod links;
 mod man;
 mod network;
@@ -53,7 +54,12 @@ pub fn run(
     // These read no state: they must not make a state root (nor need the right to).
     if !matches!(
         cli.command,
-        Command::Check(_) | Command::Graph(_) | Command::Completions(_) | Command::Man(_)
+        Command::Check(_)
+            | Command::Graph(_)
+            | Command::Info(_)
+            | Command::Version(_)
+            | Command::Completions(_)
+            | Command::Man(_)
     ) {
         let root = state_root(&cli);
         crate::store::make_state_root_private(&root).map_err(|source| {
@@ -102,6 +108,8 @@ pub fn run(
         Command::Login(args) => registry::login(&cli, args),
         Command::Logout(args) => registry::logout(&cli, args),
         Command::Lock(args) => pin::lock(&cli, args),
+        Command::Info(args) => info::run(&cli, args),
+        Command::Version(args) => info::version(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     };

@@ -10,6 +10,7 @@
 mod antispoof;
 mod archive;
 mod book;
+mod book_console;
 mod build;
 mod check;
 mod commit;
@@ -27,6 +28,7 @@ mod harness;
 mod health;
 mod hostile_archives;
 mod impair;
+mod info;
 mod inroot;
 mod namespaces;
 mod network;
