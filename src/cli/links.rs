@@ -338,6 +338,9 @@ fn settings(args: &NetworkImpairArgs) -> Result<Option<Netem>, crate::Error> {
 }
 
 pub(super) fn impair(root: &Path, args: &NetworkImpairArgs) -> Result<u8, crate::Error> {
+    if args.down || args.up {
+        return carrier(root, &args.endpoint, args.up);
+    }
     let netem = settings(args)?;
     let engine = args.engine.as_deref().and_then(Engine::from_name);
     let mut records = match crate::net::link::load_links(root) {
@@ -452,6 +455,36 @@ fn impair_attachment(
         args.endpoint,
         netem.map_or_else(|| "no impairment".to_string(), describe_netem),
         carrier.name()
+    ))?;
+    Ok(0)
+}
+
+/// `kiln network impair END --down` / `--up`: END's interface down or up in its container
+/// (see [`crate::net::carrier`]); an engine link's path follows.
+fn carrier(root: &Path, endpoint: &str, up: bool) -> Result<u8, crate::Error> {
+    let (container, interface) = endpoint
+        .split_once(':')
+        .filter(|(c, i)| !c.is_empty() && !i.is_empty())
+        .ok_or_else(|| CliError::UnknownLinkEnd {
+            end: endpoint.to_string(),
+        })?;
+    let Some(pid) = running_pid(root, container) else {
+        return Err(CliError::LinkEndDown {
+            container: container.to_string(),
+        }
+        .into());
+    };
+    let links = crate::net::link::load_links(root).unwrap_or_default();
+    let path = links
+        .iter()
+        .find(|l| (l.a == endpoint || l.b == endpoint) && l.carrier == Some(Carrier::Userspace))
+        .map(LinkRecord::id);
+    if let Err(err) = crate::net::carrier::set(root, pid, interface, up, path.as_deref()) {
+        return Ok(report(err));
+    }
+    line(format!(
+        "{endpoint}: {}",
+        if up { "carrier on" } else { "carrier off" }
     ))?;
     Ok(0)
 }
