@@ -462,6 +462,23 @@ fn impair_attachment(
 /// `kiln network impair END --down` / `--up`: END's interface down or up in its container
 /// (see [`crate::net::carrier`]); an engine link's path follows.
 fn carrier(root: &Path, endpoint: &str, up: bool) -> Result<u8, crate::Error> {
+    if let Err(err) = set_carrier(root, endpoint, up)? {
+        return Ok(report(err));
+    }
+    line(format!(
+        "{endpoint}: {}",
+        if up { "carrier on" } else { "carrier off" }
+    ))?;
+    Ok(0)
+}
+
+/// Sets END's carrier; the outer error is the command line's (no such container), the
+/// inner the network's.
+pub(super) fn set_carrier(
+    root: &Path,
+    endpoint: &str,
+    up: bool,
+) -> Result<Result<(), crate::net::NetError>, crate::Error> {
     let (container, interface) = endpoint
         .split_once(':')
         .filter(|(c, i)| !c.is_empty() && !i.is_empty())
@@ -479,12 +496,11 @@ fn carrier(root: &Path, endpoint: &str, up: bool) -> Result<u8, crate::Error> {
         .iter()
         .find(|l| (l.a == endpoint || l.b == endpoint) && l.carrier == Some(Carrier::Userspace))
         .map(LinkRecord::id);
-    if let Err(err) = crate::net::carrier::set(root, pid, interface, up, path.as_deref()) {
-        return Ok(report(err));
-    }
-    line(format!(
-        "{endpoint}: {}",
-        if up { "carrier on" } else { "carrier off" }
-    ))?;
-    Ok(0)
+    Ok(crate::net::carrier::set(
+        root,
+        pid,
+        interface,
+        up,
+        path.as_deref(),
+    ))
 }

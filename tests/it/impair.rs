@@ -492,6 +492,64 @@ fn a_link_goes_down_and_up_on_every_engine() {
     }
 }
 
+#[test]
+fn a_test_stops_a_container_on_its_timeline_and_brings_it_back() {
+    // `stop` takes b away for a second; `kiln test` waits for a to lose it and find it
+    // again (b back, with its link, as `kiln up` brings it), and shows the timeline.
+    let kdl = format!(
+        r#"{}
+test "b comes back" {{
+    fault at="0s" for="1s" {{
+        stop "b"
+    }}
+    eventually within="5s" {{
+        ping from="a" "10.97.0.2" count=1 expect="unreachable"
+    }}
+    eventually within="30s" {{
+        ping from="a" "10.97.0.2" count=1
+    }}
+}}
+test "too late" {{
+    fault at="1h" {{
+        kill "b"
+    }}
+    ping from="a" "10.97.0.2" count=1
+}}
+"#,
+        link("userspace", r#"delay="1ms""#)
+    );
+    let Some(t) = Topology::up(&kdl) else {
+        return;
+    };
+    let before = t.pid("b");
+    let tested = t.kiln(&["test", "--no-up", "b comes back"]).success();
+    assert!(
+        tested
+            .stdout()
+            .contains("⚡ fault at=0s for=1s { stop b } (from 0."),
+        "{}",
+        tested.stdout()
+    );
+    assert!(
+        tested.stdout().contains("2 passed, 0 failed"),
+        "{}",
+        tested.stdout()
+    );
+    assert_ne!(t.pid("b"), before, "b was started again");
+    let late = t.kiln(&["test", "--no-up", "too late"]).failure();
+    assert!(
+        late.stdout().contains("never happened"),
+        "{}",
+        late.stdout()
+    );
+    assert!(
+        late.stdout().contains("1 passed, 1 failed"),
+        "{}",
+        late.stdout()
+    );
+    t.down();
+}
+
 /// The pid of the process (of this test's root) whose command line ends with `needle`.
 fn pid_of_maybe(needle: &str) -> Option<i32> {
     let root = needle.split_whitespace().next()?;
