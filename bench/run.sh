@@ -16,6 +16,10 @@
 #           and `podman load`; runtime runc and cgroupfs from /etc/containers/containers.conf)
 # Every command gets stdin from /dev/null and its output in a pipe.
 #
+# KILN_BEFORE=/path/to/other/kiln adds that binary as a fourth tool ("before", with a state
+# root of its own, the same image built by it): a change's before and after figures side by
+# side, measured in the same rounds under the same load.
+#
 # 1. Interleaved: $RUNS rounds (default 20), each runs the three tools once, in an order that
 #    rotates from round to round so all see the same load; median and best wall time each.
 #    Goals: kiln's median <= runc's, and <= 1/4 of podman's.
@@ -84,6 +88,11 @@ quiet() {
     "$@" >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; die "failed: $*"; }
 }
 quiet "$KILN" --root "$work/kiln" build -f "$work/kiln.kdl"
+if [[ -n ${KILN_BEFORE:-} ]]; then
+    [[ -x $KILN_BEFORE ]] || die "no kiln binary at KILN_BEFORE=$KILN_BEFORE"
+    echo "before: $KILN_BEFORE"
+    quiet "$KILN_BEFORE" --root "$work/kiln-before" build -f "$work/kiln.kdl"
+fi
 quiet "$KILN" --root "$work/kiln" bundle tools "$work/bundle"
 quiet "$KILN" --root "$work/kiln" export tools -o "$work/tools.tar" --format docker-archive
 mkdir -p "$work/runc"
@@ -117,6 +126,10 @@ def podman_cmd():
 
 
 tools = {"kiln": kiln_cmd, "runc": runc_cmd, "podman": podman_cmd}
+kiln_before = os.environ.get("KILN_BEFORE")
+if kiln_before:
+    tools["before"] = lambda: ([kiln_before, "--root", f"{work}/kiln-before", "run", "--rm",
+                                "tools", "true"], None)
 
 
 def timed(name):
@@ -145,12 +158,12 @@ if failures:
     print("warm-up failed:", *failures, sep="\n  ")
     sys.exit(1)
 
-print(f"\n1. interleaved: {runs} rounds, the three tools once each per round (order rotates)")
-print(f"   load average before: {load()}")
 names = list(tools)
+print(f"\n1. interleaved: {runs} rounds, the {len(names)} tools once each per round (order rotates)")
+print(f"   load average before: {load()}")
 times = {n: [] for n in names}
 for r in range(runs):
-    order = names[r % 3:] + names[:r % 3]
+    order = names[r % len(names):] + names[:r % len(names)]
     for name in order:
         times[name].append(timed(name))
 print(f"   load average after:  {load()}")
@@ -164,6 +177,7 @@ goal = {
     "kiln": ("—", None),
     "runc": ("kiln ≤ runc", k <= med["runc"]),
     "podman": ("kiln ≤ podman/4", k <= med["podman"] / 4),
+    "before": ("kiln ≤ before", k <= med["before"]) if kiln_before else ("—", None),
 }
 print()
 print(f"   {'tool':8} {'median ms':>10} {'best ms':>8} {'ratio vs kiln':>14}   {'target':17} result")

@@ -11,16 +11,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Leaves any module may use: pure, and knowing no other kiln module.
-const ANYWHERE: &[&str] = &["digest", "causes", "test_support"];
+const ANYWHERE: &[&str] = &["digest", "causes", "kernel_names", "test_support"];
 
 /// Each module and what it may use besides [`ANYWHERE`], bottom to top.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("digest", &[]),
     ("causes", &[]),
+    ("kernel_names", &[]),
     ("test_support", &[]),
     ("atomic_file", &[]),
     ("timestamp", &[]),
     ("beneath", &[]),
+    ("inroot", &[]),
     ("reference", &[]),
     ("spec", &["reference"]),
     ("graph", &["spec"]),
@@ -37,7 +39,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("plan", &["image", "reference", "spec"]),
     // The OCI image config (`image::RuntimeConfig`) is what a container spec starts from.
-    ("runtime", &["image", "timestamp"]),
+    ("runtime", &["image", "inroot", "timestamp"]),
     ("net", &["atomic_file", "state", "timestamp"]),
     ("probe", &["net"]),
     (
@@ -46,6 +48,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "atomic_file",
             "beneath",
             "image",
+            "inroot",
             "layer",
             "plan",
             "reference",
@@ -61,6 +64,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "atomic_file",
             "build",
             "image",
+            "inroot",
             "layer",
             "net",
             "probe",
@@ -77,6 +81,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "atomic_file",
             "containers",
             "image",
+            "inroot",
             "net",
             "probe",
             "runtime",
@@ -96,10 +101,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const FILE_CYCLES: &[(&str, &[&str])] = &[
     // clap's definition of the command line, split in two files for size.
     ("cli", &["args", "registry_args"]),
-    // To untangle: `seccomp::default_seccomp` reads `spec::defaults::DEFAULT_CAPABILITIES`
-    // while `spec` reads seccomp's annotation types; the default profile belongs beside the
-    // default capabilities (or takes them as an argument).
-    ("runtime", &["seccomp", "spec"]),
 ];
 
 fn src() -> PathBuf {

@@ -21,7 +21,7 @@
 //! - [`spec`]: kiln.kdl → a validated, typed model with diagnostics (pure); [`graph`]
 //!   draws it.
 //! - Leaves any of them may use: [`digest`], [`reference`](mod@reference), [`atomic_file`], [`timestamp`],
-//!   [`beneath`], [`causes`].
+//!   [`beneath`], [`inroot`], [`causes`], [`kernel_names`].
 
 pub mod atomic_file;
 pub mod beneath;
@@ -33,6 +33,8 @@ pub mod digest;
 pub mod error;
 pub mod graph;
 pub mod image;
+pub mod inroot;
+pub mod kernel_names;
 pub mod layer;
 pub mod net;
 pub mod plan;

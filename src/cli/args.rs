@@ -991,6 +991,10 @@ pub struct UpArgs {
     /// Seconds to wait for each dependency condition, health check and job.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub timeout: u64,
+    /// Print the plan — which host runs each container (placement by the declared cpus and
+    /// memory), what each host holds, the networks — and build or start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

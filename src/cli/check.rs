@@ -13,6 +13,7 @@ pub(super) fn run(cli: &Cli, args: &CheckArgs) -> Result<u8, crate::Error> {
         check_paths: !args.no_path_checks,
         external_images: super::store_images(cli),
         check_seccomp_profile: Some(super::check_seccomp_profile),
+        check_placement: Some(crate::project::placement::check),
     };
     let loaded = match spec::load_file(&args.project.file, &RealFs, &options) {
         Ok(loaded) => loaded,

@@ -14,6 +14,7 @@ pub(super) fn run(cli: &Cli, args: &GraphArgs) -> Result<u8, crate::Error> {
         check_paths: false,
         external_images: super::store_images(cli),
         check_seccomp_profile: None,
+        check_placement: Some(crate::project::placement::check),
     };
     let loaded = spec::load_file(&args.project.file, &RealFs, &options)?;
     if !loaded.diagnostics.is_empty() {
@@ -32,7 +33,8 @@ pub(super) fn run(cli: &Cli, args: &GraphArgs) -> Result<u8, crate::Error> {
         eprintln!("{}: {errors} {noun}", args.project.file.display());
         return Ok(1);
     }
-    let drawing = graph::build(&loaded.project);
+    let placement = crate::project::placement::of_project(&loaded.project);
+    let drawing = graph::build_placed(&loaded.project, &placement);
     let text = match args.format {
         GraphFormat::Dot => graph::to_dot(&drawing),
         GraphFormat::Mermaid => graph::to_mermaid(&drawing),

@@ -17,6 +17,7 @@ mod links;
 mod network;
 mod output;
 mod pin;
+mod placement;
 mod project;
 mod registry;
 mod registry_args;
@@ -159,6 +160,7 @@ fn load_project_file(
         check_paths: true,
         external_images: store_images(cli),
         check_seccomp_profile: Some(check_seccomp_profile),
+        check_placement: Some(crate::project::placement::check),
     };
     Ok(crate::spec::load_file(
         file,

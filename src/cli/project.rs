@@ -36,6 +36,9 @@ fn project_dir(file: &Path) -> std::path::PathBuf {
 }
 
 pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
+    if args.dry_run {
+        return dry_run(cli, args);
+    }
     if args.detach {
         return up_detached(cli, args);
     }
@@ -43,6 +46,52 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
         Ok(project_name) => follow_until_interrupted(&super::state_root(cli), &project_name),
         Err(code) => Ok(code),
     }
+}
+
+/// `kiln up --dry-run`: the diagnostics, then the placement; nothing built or started.
+fn dry_run(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
+    let loaded = super::load_project_file(cli, &args.project.file)?;
+    if !loaded.diagnostics.is_empty() {
+        let style = crate::spec::render::TextStyle {
+            color: super::stderr_color(),
+            width: super::render_width(),
+        };
+        eprint!(
+            "{}",
+            crate::spec::render::text_all(&loaded.diagnostics, &loaded.sources, style)
+        );
+    }
+    if loaded.has_errors() {
+        eprintln!(
+            "{}: no plan: fix the errors above",
+            args.project.file.display()
+        );
+        return Ok(1);
+    }
+    unknown_services(&loaded, &args.services)?;
+    let plan = project::plan(&loaded.project, &project_dir(&args.project.file));
+    super::placement::print(&plan)?;
+    Ok(0)
+}
+
+/// An error naming the first of `services` the project does not declare.
+fn unknown_services(loaded: &Loaded, services: &[String]) -> Result<(), crate::Error> {
+    for service in services {
+        if loaded.project.container(service).is_none() {
+            return Err(CliError::UnknownService {
+                service: service.clone(),
+                declared: loaded
+                    .project
+                    .containers
+                    .iter()
+                    .map(|c| format!("`{}`", c.name.value))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// `kiln up -d`: builds, starts and waits as declared, then returns the exit code (what
@@ -62,6 +111,14 @@ pub(super) fn up_detached(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> 
 fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
     // Diagnostics and the build: what `kiln build` does, for the images the project runs.
     let loaded = super::load_project_file(cli, &args.project.file)?;
+    // Never accept and ignore: hosts and overlays are planned (`--dry-run`) but not yet run.
+    let overlay = |n: &crate::spec::model::Network| n.driver == crate::spec::model::Driver::Overlay;
+    if !loaded.project.hosts.is_empty() || loaded.project.networks.iter().any(overlay) {
+        return Err(CliError::MultiHostNotRunnable {
+            project: loaded.project.name.clone(),
+        }
+        .into());
+    }
     let images: Vec<String> = loaded
         .project
         .containers
@@ -96,21 +153,7 @@ fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
         Err(code) => return Ok(Err(code)),
     };
     super::pin::pin_containers(cli, &mut loaded, &args.project.file)?;
-    for service in &args.services {
-        if loaded.project.container(service).is_none() {
-            return Err(CliError::UnknownService {
-                service: service.clone(),
-                declared: loaded
-                    .project
-                    .containers
-                    .iter()
-                    .map(|c| format!("`{}`", c.name.value))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
-            .into());
-        }
-    }
+    unknown_services(&loaded, &args.services)?;
     let plan = project::plan(&loaded.project, &project_dir(&args.project.file));
     let store = super::open_store(cli)?;
     let root = super::state_root(cli);

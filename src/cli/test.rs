@@ -56,6 +56,7 @@ pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
             services: Vec::new(),
             detach: true,
             timeout: args.timeout,
+            dry_run: false,
         };
         // What coming up prints is progress: stdout is kept for the report.
         let code = {

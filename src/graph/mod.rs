@@ -3,9 +3,9 @@
 //! Owns turning a validated [`Project`] into a neutral [`Graph`] (nodes, edges, clusters,
 //! each label a list of lines) and rendering it as Graphviz dot, Mermaid or JSON. It reads
 //! the model only: it must not load files, validate, or decide anything the runtime decides
-//! (allocated addresses, placement of containers without a host), so it shows what the
-//! file says and nothing more. Order follows declaration order, so the same project always
-//! gives byte-identical output.
+//! (allocated addresses), so it shows what the file says and nothing more; where containers
+//! without a host run is handed in ([`build_placed`]: placement is `project`'s). Order follows
+//! declaration order, so the same project always gives byte-identical output.
 
 mod dot;
 mod mermaid;
@@ -101,6 +101,13 @@ pub fn to_json(graph: &Graph) -> String {
 /// of its replicas (`"r-1:eth1"`): then each replica is a node of its own, so the link has
 /// an end to attach to.
 pub fn build(project: &Project) -> Graph {
+    build_placed(project, &BTreeMap::new())
+}
+
+/// [`build`], with each instance drawn in the cluster of the host `placement` gives it
+/// (instance name → host name): a container kiln places is drawn where it runs, marked
+/// `placed`; replicas placed on several hosts are drawn one node per replica.
+pub fn build_placed(project: &Project, placement: &BTreeMap<String, String>) -> Graph {
     let mut b = Builder::default();
     b.graph.project = project.name.clone();
 
@@ -159,12 +166,27 @@ pub fn build(project: &Project) -> Graph {
     let mut container_nodes: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut instance_nodes: BTreeMap<String, String> = BTreeMap::new();
     for c in &project.containers {
-        let cluster = c
+        let pinned = c
             .host
             .as_ref()
             .and_then(|h| host_ids.get(h.value.as_str()).cloned());
         let instances = c.instance_names();
-        let expand = instances.len() > 1 && instances.iter().any(|i| linked.contains(i.as_str()));
+        // Where kiln places each instance of a container without `host=`.
+        let placed_in = |instance: &str| {
+            placement
+                .get(instance)
+                .and_then(|h| host_ids.get(h.as_str()).cloned())
+        };
+        let placed = pinned.is_none() && instances.iter().any(|i| placed_in(i).is_some());
+        let spread = instances
+            .iter()
+            .map(|i| placed_in(i))
+            .collect::<BTreeSet<_>>()
+            .len()
+            > 1;
+        let cluster = pinned.or_else(|| placed_in(&instances[0]));
+        let expand = instances.len() > 1
+            && (spread || instances.iter().any(|i| linked.contains(i.as_str())));
         let mut ids = Vec::new();
         if expand {
             for (n, instance) in instances.iter().enumerate() {
@@ -172,7 +194,15 @@ pub fn build(project: &Project) -> Graph {
                 let mut label = vec![instance.clone()];
                 label.extend(container_details(c));
                 label.push(format!("replica {} of {}", n + 1, c.name.value));
-                b.push_container(c, &id, label, cluster.clone());
+                if placed {
+                    label.push("placed".to_string());
+                }
+                let cluster = if placed {
+                    placed_in(instance)
+                } else {
+                    cluster.clone()
+                };
+                b.push_container(c, &id, label, cluster);
                 instance_nodes.insert(instance.clone(), id.clone());
                 ids.push(id);
             }
@@ -187,6 +217,9 @@ pub fn build(project: &Project) -> Graph {
                     instances[0],
                     instances[instances.len() - 1]
                 ));
+            }
+            if placed {
+                label.push("placed".to_string());
             }
             b.push_container(c, &id, label, cluster);
             for instance in instances {

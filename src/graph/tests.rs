@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::*;
@@ -212,6 +213,33 @@ fn hosts_are_clusters_holding_their_pinned_containers() {
         mermaid.contains("    subgraph h_m1 [\"host m1<br>192.0.2.1\"]\n        c_a["),
         "{mermaid}"
     );
+}
+
+#[test]
+fn placed_containers_are_drawn_where_kiln_runs_them() {
+    let project = load(
+        r#"
+        image "base" { from "scratch"; }
+        host "m1" address="192.0.2.1"
+        host "m2" address="192.0.2.2"
+        container "a" image="base" host="m1"
+        container "b" image="base"
+        container "web" image="base" replicas=2
+        "#,
+    );
+    let placement: BTreeMap<String, String> =
+        [("a", "m1"), ("b", "m2"), ("web-1", "m1"), ("web-2", "m2")]
+            .into_iter()
+            .map(|(i, h)| (i.to_string(), h.to_string()))
+            .collect();
+    let graph = build_placed(&project, &placement);
+    assert_eq!(node(&graph, "c_a").cluster.as_deref(), Some("h_m1"));
+    assert!(!node(&graph, "c_a").label.contains(&"placed".to_string()));
+    assert_eq!(node(&graph, "c_b").cluster.as_deref(), Some("h_m2"));
+    assert!(node(&graph, "c_b").label.contains(&"placed".to_string()));
+    // Replicas on two hosts: a node each, in its host.
+    assert_eq!(node(&graph, "c_web_1").cluster.as_deref(), Some("h_m1"));
+    assert_eq!(node(&graph, "c_web_2").cluster.as_deref(), Some("h_m2"));
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! here, [`UpEvent`] and [`ProjectError`], so that neither file needs the other's.
 
 pub mod assert;
+pub mod placement;
 mod plan;
 pub mod probe;
 mod rollout;
@@ -17,7 +18,7 @@ mod rollout;
 mod tests;
 mod up;
 
-pub use plan::{Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
+pub use plan::{HostPlan, Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
 pub use probe::LiveProber;
 pub use rollout::{PREVIOUS, health_deadline, rollback};
 pub use up::{DEFAULT_WAIT, down, project_records, up};

@@ -12,7 +12,7 @@ use crate::runtime::spec::{NetworkMode, RunOptions};
 use crate::runtime::supervise::RestartPolicy;
 
 use crate::spec::model::{
-    Attachment, Condition, Container, ContainerKind, Health, Impairment, Project, Publish,
+    Attachment, Condition, Container, ContainerKind, Driver, Health, Impairment, Project, Publish,
     RestartPolicy as SpecRestart, Seccomp, VolumeSource,
 };
 
@@ -27,6 +27,18 @@ pub struct ProjectPlan {
     pub waves: Vec<Vec<usize>>,
     pub networks: Vec<NetworkPlan>,
     pub links: Vec<LinkPlan>,
+    /// The declared hosts, in declaration order (none: everything runs on this machine).
+    pub hosts: Vec<HostPlan>,
+}
+
+/// A declared host: a machine of its own, or one simulated on this machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostPlan {
+    pub name: String,
+    /// Its underlay address (VXLAN's peers reach it there).
+    pub address: std::net::IpAddr,
+    pub cpus: Option<f64>,
+    pub memory: Option<u64>,
 }
 
 /// A network the project declares.
@@ -36,6 +48,8 @@ pub struct NetworkPlan {
     /// `None`: the first free /24 of 10.89.0.0/16.
     pub subnet: Option<IpNetwork>,
     pub internal: bool,
+    /// The VNI of an overlay network (`driver="overlay"`); `None` for a bridge.
+    pub vni: Option<u32>,
 }
 
 /// A link between two instances' named interfaces.
@@ -77,6 +91,10 @@ pub struct Instance {
     pub kind: ContainerKind,
     /// The image, as the project names it.
     pub image: String,
+    /// The declared host it runs on (pinned or placed); `None` in a project without hosts.
+    pub host: Option<String>,
+    /// Pinned with `host=` (else placed by kiln).
+    pub pinned: bool,
     /// Options from the node; `volumes` is left empty — see `volumes`.
     pub options: RunOptions,
     pub volumes: Vec<VolumePlan>,
@@ -175,12 +193,15 @@ pub(super) fn engine(impair: &Impairment) -> crate::net::impair::Engine {
 
 /// Plans a validated project whose file lives in `project_dir`.
 pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
+    let placement = super::placement::of_project(project);
     let mut instances = Vec::new();
     for container in &project.containers {
         let fingerprint = fingerprint(container);
         let names = container.instance_names();
         for name in names {
-            instances.push(instance(container, name, project_dir, &fingerprint));
+            let mut instance = instance(container, name, project_dir, &fingerprint);
+            instance.host = placement.get(&instance.name).cloned();
+            instances.push(instance);
         }
     }
     let waves = waves(project, &instances);
@@ -191,6 +212,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
             name: n.name.value.clone(),
             subnet: n.subnet.as_ref().map(|s| s.value),
             internal: n.internal,
+            vni: (n.driver == Driver::Overlay).then(|| n.vni(&project.name)),
         })
         .collect();
     let links = project
@@ -204,12 +226,25 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
             engine: l.impair.as_ref().map_or_else(Default::default, engine),
         })
         .collect();
+    let hosts = project
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            Some(HostPlan {
+                name: h.name.value.clone(),
+                address: h.address.as_ref()?.value,
+                cpus: h.cpus.as_ref().map(|c| c.value),
+                memory: h.memory.as_ref().map(|m| m.value.0),
+            })
+        })
+        .collect();
     ProjectPlan {
         project: project.name.clone(),
         instances,
         waves,
         networks,
         links,
+        hosts,
     }
 }
 
@@ -279,6 +314,8 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
         name,
         kind: container.kind,
         image: container.image.value.clone(),
+        host: None,
+        pinned: container.host.is_some(),
         options,
         volumes,
         restart,

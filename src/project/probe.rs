@@ -76,10 +76,12 @@ impl Container {
 
     /// The container's `/etc/resolv.conf`, empty when it has none.
     fn resolv_conf(&self) -> String {
-        let path = Path::new("/proc")
-            .join(self.pid.to_string())
-            .join("root/etc/resolv.conf");
-        std::fs::read_to_string(path).unwrap_or_default()
+        // Inside the container's root: its own links (`/etc -> /somewhere`) stay in it.
+        let root = Path::new("/proc").join(self.pid.to_string()).join("root");
+        crate::inroot::Root::open(root)
+            .and_then(|root| root.read("/etc/resolv.conf", 1 << 20))
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
     }
 
     /// The A records of `name` from the container's resolver; empty for NXDOMAIN.

@@ -2,50 +2,8 @@
 
 use oci_spec::runtime::{Capability, PosixRlimitType};
 
-/// Capability names by number (`CAP_` prefix dropped), up to CAP_CHECKPOINT_RESTORE (40).
-pub(crate) const CAPABILITY_NAMES: [&str; 41] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
+/// Capability names by number (`CAP_` prefix dropped): the shared table.
+pub(crate) use crate::kernel_names::CAPABILITIES as CAPABILITY_NAMES;
 
 /// The capability's number, from its OCI name (`CAP_CHOWN` → 0).
 pub(crate) fn capability_number(capability: &Capability) -> Option<u32> {

@@ -68,7 +68,7 @@ pub use seccomp::{
     BpfInstruction, PROFILE_ANNOTATION, Profile, SeccompChoice, SeccompError, SeccompFilter,
     UNCONFINED, default_seccomp,
 };
-pub use step::{CStringArray, SetupPlan, SetupStep};
+pub use step::{CStringArray, Purpose, SetupPlan, SetupStep, Target};
 pub use sys::{ExecFailure, Failure, RealSys, Sys, execute};
 
 /// How much of the command's combined stdout and stderr [`SandboxOutcome`] keeps.
@@ -225,6 +225,9 @@ pub enum SandboxError {
     },
     #[error("the sandbox died during setup ({status})")]
     SetupDied { status: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    InRoot(Box<InRootFailure>),
     #[error("working directory `{cwd}` does not exist in the image")]
     #[diagnostic(help("create it in an earlier step, e.g. `run \"mkdir\" \"-p\" \"{cwd}\"`"))]
     CwdNotFound { cwd: String },
@@ -246,6 +249,20 @@ pub enum SandboxError {
         #[source]
         source: Errno,
     },
+}
+
+/// A path of the container that could not be resolved (or created) inside its root: what
+/// kiln was doing, why the image's tree did not allow it, what to do.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot {action} `{path}` in the container: {reason}")]
+#[diagnostic(help("{help}"))]
+pub struct InRootFailure {
+    pub action: String,
+    pub path: String,
+    pub reason: String,
+    pub help: String,
+    #[source]
+    pub source: Errno,
 }
 
 impl From<SeccompError> for SandboxError {

@@ -22,8 +22,9 @@ use super::linux_names::{capability_mask, rlimit_resource};
 use super::mount_options::{self, MountOptions};
 use super::seccomp::SeccompFilter;
 use super::spec::defaults;
-use super::step::{CStringArray, SetupPlan, SetupStep};
+use super::step::{CStringArray, Purpose, SetupPlan, SetupStep, Target};
 use super::{SandboxError, SandboxSpec};
+use crate::inroot::{Create, How};
 
 /// The PATH used for the command lookup when the spec's env has none (Docker's default).
 pub fn default_path() -> &'static str {
@@ -210,10 +211,6 @@ pub(crate) fn plan_with(
         clone_flags(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
 
     let root = &scratch.merged;
-    let root_len = root.as_os_str().len();
-    let in_root = |destination: &str| -> Result<CString, SandboxError> {
-        cpath(&root.join(relative(destination)?), "mount destination")
-    };
     let mut steps = Vec::new();
     // The cgroup namespace first, now that the parent has put us in our cgroup: its root
     // is the container's cgroup.
@@ -223,14 +220,14 @@ pub(crate) fn plan_with(
     // Before anything is mounted: nothing may propagate to the machine's mounts.
     steps.push(mount(
         None,
-        c("/"),
+        host(c("/")),
         None,
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
     ));
     steps.push(mount(
         Some(c("tmpfs")),
-        cpath(&scratch.mountpoint, "scratch directory")?,
+        host(cpath(&scratch.mountpoint, "scratch directory")?),
         Some(c("tmpfs")),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some(c("mode=755,size=64k")),
@@ -249,12 +246,18 @@ pub(crate) fn plan_with(
     }
     steps.push(mount(
         Some(c("overlay")),
-        cpath(root, "scratch directory")?,
+        host(cpath(root, "scratch directory")?),
         Some(c("overlay")),
         MsFlags::empty(),
         Some(overlay_options(&lowers, upper, &scratch.overlay_work)?),
     ));
 
+    // From here on every path in the root is the image's, so hostile: each is resolved
+    // inside the root (its links followed as the container will see them) and mounted
+    // onto through its descriptor.
+    steps.push(SetupStep::OpenRoot {
+        path: cpath(root, "scratch directory")?,
+    });
     // Pseudo filesystems already mounted: nothing can (or need) be created inside them.
     let mut pseudo: Vec<&str> = Vec::new();
     let mut mounted: Vec<&str> = Vec::new();
@@ -265,35 +268,50 @@ pub(crate) fn plan_with(
         let target = in_root(destination)?;
         let fstype = m.typ().as_deref().unwrap_or("none");
         let parsed = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
-        let top = destination.trim_matches('/');
         let inside_pseudo = pseudo
             .iter()
             .any(|p| destination.starts_with(p) && destination[p.len()..].starts_with('/'));
-        let needs_dir = !SKELETON_DIRS.contains(&top) && !inside_pseudo;
         if fstype == "bind" || parsed.bind {
-            bind_steps(m, &parsed, target, root_len, &mut steps)?;
+            bind_steps(m, &parsed, target, &mut steps)?;
         } else if fstype == "cgroup" {
             cgroup_steps(&parsed, target, cgroups, &mut steps)?;
         } else {
-            if needs_dir {
-                steps.push(SetupStep::EnsureDir {
-                    path: target.clone(),
-                    from: root_len,
-                });
-            }
+            steps.push(SetupStep::Resolve {
+                path: target.clone(),
+                how: How {
+                    create: if inside_pseudo {
+                        Create::Nothing
+                    } else {
+                        Create::Dir
+                    },
+                    // runc's rule (CVE-2019-19921): proc and sysfs only on a real
+                    // directory, never through a link the image planted.
+                    symlinks: !matches!(fstype, "proc" | "sysfs"),
+                },
+                purpose: Purpose::Mountpoint {
+                    fstype: fstype.to_string(),
+                },
+            });
             let data = (!parsed.data.is_empty()).then(|| parsed.data.join(","));
             steps.push(mount(
                 m.source()
                     .as_ref()
                     .map(|s| cpath(s, "mount source"))
                     .transpose()?,
-                target.clone(),
+                Target::Resolved(target.clone()),
                 Some(cstring(fstype.to_string())),
                 parsed.flags,
                 data.map(cstring),
             ));
             if !parsed.propagation.is_empty() {
-                steps.push(mount(None, target, None, parsed.propagation, None));
+                steps.push(again(&target));
+                steps.push(mount(
+                    None,
+                    Target::Resolved(target),
+                    None,
+                    parsed.propagation,
+                    None,
+                ));
             }
         }
         if matches!(fstype, "proc" | "sysfs") {
@@ -306,13 +324,15 @@ pub(crate) fn plan_with(
             what: "device path",
         })?;
         let target = in_root(path)?;
-        steps.push(SetupStep::EnsureFile {
+        steps.push(SetupStep::Resolve {
             path: target.clone(),
+            how: How::FILE,
+            purpose: Purpose::Device,
         });
         // The host's node, bound: works wherever kiln runs, even where mknod would not.
         steps.push(mount(
             Some(cstring(path.to_string())),
-            target,
+            Target::Resolved(target),
             None,
             MsFlags::MS_BIND,
             None,
@@ -328,19 +348,27 @@ pub(crate) fn plan_with(
         if mounted.contains(&"/dev/pts") {
             links.push(("ptmx", "pts/ptmx"));
         }
+        steps.push(SetupStep::Resolve {
+            path: c("/dev"),
+            how: How::EXISTING,
+            purpose: Purpose::Links,
+        });
         for (link, target) in links {
-            steps.push(SetupStep::Symlink {
+            steps.push(SetupStep::SymlinkAt {
                 target: c(target),
-                link: in_root(&format!("/dev/{link}"))?,
+                name: c(link),
             });
         }
     }
     if options.create_cwd {
-        steps.push(SetupStep::EnsureDir {
+        // Docker's WORKDIR creates a missing directory at run time too: inside the root.
+        steps.push(SetupStep::Resolve {
             path: in_root(&cwd)?,
-            from: root_len,
+            how: How::DIR,
+            purpose: Purpose::Workdir,
         });
     }
+    steps.push(SetupStep::CloseRoot);
     // pivot_root(".", ".") stacks the old root on the new one; detaching "." drops it.
     // No put_old directory is needed, so nothing is created in the rootfs.
     steps.push(SetupStep::Chdir {
@@ -371,7 +399,7 @@ pub(crate) fn plan_with(
     if spec.root().as_ref().and_then(Root::readonly) == Some(true) {
         steps.push(mount(
             None,
-            c("/"),
+            host(c("/")),
             None,
             MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
             None,
@@ -413,6 +441,12 @@ pub(crate) fn plan_with(
         });
     }
     identity_steps(process, &mut steps)?;
+    // As the command's user (so with its permissions), before no_new_privs and the filter.
+    steps.push(SetupStep::ChdirInRoot {
+        path: CString::new(cwd.as_str()).map_err(|_| SandboxError::Nul {
+            what: "working directory",
+        })?,
+    });
     if no_new_privs {
         steps.push(SetupStep::NoNewPrivs);
         // As late as possible, so no setup step runs under it; execve and chdir stay
@@ -422,11 +456,6 @@ pub(crate) fn plan_with(
         }
     }
     let path = path_var(&env);
-    steps.push(SetupStep::Chdir {
-        path: CString::new(cwd.as_str()).map_err(|_| SandboxError::Nul {
-            what: "working directory",
-        })?,
-    });
     steps.push(SetupStep::Exec {
         candidates: exec_candidates(command, &path)?,
         argv: strings_array("command", &argv)?,
@@ -478,13 +507,16 @@ fn clone_flags(
     Ok((cloned, unshared))
 }
 
-/// A bind mount (a volume): the target is created (a file for a file), then the bind, its
-/// propagation, and a remount for `ro`/`nosuid`/… (a bind ignores them).
+/// A bind mount (a volume): the target resolved inside the root and created there when
+/// missing (a file for a file: binding a file onto a directory, or a directory onto a
+/// file, is refused with an error naming both), then the bind onto that descriptor, its
+/// propagation, and a remount for `ro`/`nosuid`/… (a bind ignores them) of the mount found
+/// again inside the root. A target that is a link of the image is followed inside the root,
+/// as runc does: the volume appears where the link points, and through the link.
 fn bind_steps(
     m: &Mount,
     parsed: &MountOptions,
     target: CString,
-    root_len: usize,
     steps: &mut Vec<SetupStep>,
 ) -> Result<(), SandboxError> {
     let source = m.source().as_ref().ok_or(SandboxError::RelativePath {
@@ -493,27 +525,13 @@ fn bind_steps(
     })?;
     let source = absolute("bind mount source", source)?;
     let is_file = std::fs::metadata(source).is_ok_and(|meta| !meta.is_dir());
-    if is_file {
-        let parent_end = target
-            .as_bytes()
-            .iter()
-            .rposition(|&b| b == b'/')
-            .unwrap_or(0);
-        if parent_end > root_len {
-            steps.push(SetupStep::EnsureDir {
-                path: CString::new(&target.as_bytes()[..parent_end]).unwrap_or_default(),
-                from: root_len,
-            });
-        }
-        steps.push(SetupStep::EnsureFile {
-            path: target.clone(),
-        });
-    } else {
-        steps.push(SetupStep::EnsureDir {
-            path: target.clone(),
-            from: root_len,
-        });
-    }
+    steps.push(SetupStep::Resolve {
+        path: target.clone(),
+        how: if is_file { How::FILE } else { How::DIR },
+        purpose: Purpose::Bind {
+            source: source.display().to_string(),
+        },
+    });
     let recursive = if parsed.recursive {
         MsFlags::MS_REC
     } else {
@@ -521,20 +539,31 @@ fn bind_steps(
     };
     steps.push(mount(
         Some(cpath(source, "bind mount source")?),
-        target.clone(),
+        Target::Resolved(target.clone()),
         None,
         MsFlags::MS_BIND | recursive,
         None,
     ));
-    if !parsed.propagation.is_empty() {
-        steps.push(mount(None, target.clone(), None, parsed.propagation, None));
-    }
     let restrictions = parsed.flags
         & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    if parsed.propagation.is_empty() && restrictions.is_empty() {
+        return Ok(());
+    }
+    // The descriptor names the directory under the new mount: look again to reach it.
+    steps.push(again(&target));
+    if !parsed.propagation.is_empty() {
+        steps.push(mount(
+            None,
+            Target::Resolved(target.clone()),
+            None,
+            parsed.propagation,
+            None,
+        ));
+    }
     if !restrictions.is_empty() {
         steps.push(mount(
             None,
-            target,
+            Target::Resolved(target),
             None,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | restrictions,
             None,
@@ -543,8 +572,20 @@ fn bind_steps(
     Ok(())
 }
 
+/// The mount just made at `target`, found again inside the root (a descriptor resolved
+/// before the mount names what is under it).
+fn again(target: &CString) -> SetupStep {
+    SetupStep::Resolve {
+        path: target.clone(),
+        how: How::EXISTING,
+        purpose: Purpose::Remount,
+    }
+}
+
 /// `/sys/fs/cgroup` as the host has it (see [`HostCgroups`]), read-only by bind remounts
-/// (a new mount of an existing hierarchy must match its read-write superblock).
+/// (a new mount of an existing hierarchy must match its read-write superblock). Inside the
+/// sysfs just mounted, so nothing of the image is on the way; resolved inside the root all
+/// the same, like every other path there.
 fn cgroup_steps(
     parsed: &MountOptions,
     target: CString,
@@ -554,11 +595,19 @@ fn cgroup_steps(
     let restrictions = parsed.flags
         & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let read_only = parsed.flags.contains(MsFlags::MS_RDONLY);
-    let seal = |target: CString, steps: &mut Vec<SetupStep>| {
+    let mountpoint = |path: &CString, fstype: &str| SetupStep::Resolve {
+        path: path.clone(),
+        how: How::DIR,
+        purpose: Purpose::Mountpoint {
+            fstype: fstype.to_string(),
+        },
+    };
+    let seal = |target: &CString, steps: &mut Vec<SetupStep>| {
         if read_only {
+            steps.push(again(target));
             steps.push(mount(
                 None,
-                target,
+                Target::Resolved(target.clone()),
                 None,
                 MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | restrictions,
                 None,
@@ -568,49 +617,56 @@ fn cgroup_steps(
     match cgroups {
         HostCgroups::Absent => {}
         HostCgroups::V2 => {
+            steps.push(mountpoint(&target, "cgroup2"));
             steps.push(mount(
                 Some(c("cgroup2")),
-                target.clone(),
+                Target::Resolved(target.clone()),
                 Some(c("cgroup2")),
                 restrictions,
                 None,
             ));
-            seal(target, steps);
+            seal(&target, steps);
         }
         HostCgroups::V1 { hierarchies, links } => {
             let base = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+            steps.push(mountpoint(&target, "tmpfs"));
             steps.push(mount(
                 Some(c("tmpfs")),
-                target.clone(),
+                Target::Resolved(target.clone()),
                 Some(c("tmpfs")),
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
                 Some(c("mode=755")),
             ));
             for hierarchy in hierarchies {
                 let dir = cpath(&base.join(&hierarchy.name), "cgroup hierarchy")?;
-                steps.push(SetupStep::MakeDir {
-                    path: dir.clone(),
-                    mode: 0o755,
-                });
+                steps.push(mountpoint(&dir, &hierarchy.fstype));
                 steps.push(mount(
                     Some(cstring(hierarchy.fstype.clone())),
-                    dir.clone(),
+                    Target::Resolved(dir.clone()),
                     Some(cstring(hierarchy.fstype.clone())),
                     restrictions,
                     (!hierarchy.options.is_empty()).then(|| cstring(hierarchy.options.clone())),
                 ));
-                seal(dir, steps);
+                seal(&dir, steps);
+            }
+            if !links.is_empty() {
+                steps.push(SetupStep::Resolve {
+                    path: target.clone(),
+                    how: How::EXISTING,
+                    purpose: Purpose::Links,
+                });
             }
             for (link, link_target) in links {
-                steps.push(SetupStep::Symlink {
+                steps.push(SetupStep::SymlinkAt {
                     target: cstring(link_target.clone()),
-                    link: cpath(&base.join(link), "cgroup hierarchy")?,
+                    name: cstring(link.clone()),
                 });
             }
             if read_only {
+                steps.push(again(&target));
                 steps.push(mount(
                     None,
-                    target,
+                    Target::Resolved(target),
                     None,
                     MsFlags::MS_REMOUNT
                         | MsFlags::MS_RDONLY
@@ -677,6 +733,15 @@ fn relative(destination: &str) -> Result<&Path, SandboxError> {
         });
     }
     Ok(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// A mount destination or working directory: an absolute path of the container, resolved
+/// inside its root by the child.
+fn in_root(destination: &str) -> Result<CString, SandboxError> {
+    relative(destination)?;
+    CString::new(destination).map_err(|_| SandboxError::Nul {
+        what: "mount destination",
+    })
 }
 
 /// An absolute path inside the container (after pivot_root).
@@ -772,7 +837,7 @@ fn absolute<'a>(what: &'static str, path: &'a Path) -> Result<&'a Path, SandboxE
 
 fn mount(
     source: Option<CString>,
-    target: CString,
+    target: Target,
     fstype: Option<CString>,
     flags: MsFlags,
     data: Option<CString>,
@@ -784,6 +849,11 @@ fn mount(
         flags,
         data,
     }
+}
+
+/// A mount target that is kiln's own path.
+fn host(path: CString) -> Target {
+    Target::Path(path)
 }
 
 /// A C string from a literal or a formatted string free of NULs.

@@ -21,9 +21,12 @@ use nix::unistd::Pid;
 
 use super::output::OutputTail;
 use super::plan::{ScratchLayout, plan};
-use super::step::{SetupPlan, SetupStep, namespace_names};
+use super::step::{Purpose, SetupPlan, SetupStep, namespace_names};
 use super::sys::{ExecFailure, Failure, RealSys, execute};
-use super::{OUTPUT_TAIL_BYTES, SandboxError, SandboxOutcome, SandboxSpec, SandboxStatus};
+use super::{
+    InRootFailure, OUTPUT_TAIL_BYTES, SandboxError, SandboxOutcome, SandboxSpec, SandboxStatus,
+};
+use crate::inroot::{Create, How};
 
 /// The child's stack until it execs. Its setup needs a few KiB; untouched pages cost
 /// nothing.
@@ -411,21 +414,42 @@ pub(crate) fn setup_error(plan: &SetupPlan, failure: Failure) -> SandboxError {
         _ => String::new(),
     };
     match failure {
-        // The chdir right before exec is the working directory's.
-        Failure::Step { index, errno }
-            if index + 2 == plan.steps.len() && matches!(errno, Errno::ENOENT | Errno::ENOTDIR) =>
-        {
-            SandboxError::CwdNotFound {
-                cwd: plan.cwd.clone(),
+        Failure::Step { index, errno } => match plan.steps.get(index) {
+            Some(SetupStep::ChdirInRoot { .. }) if errno == Errno::ENOENT => {
+                SandboxError::CwdNotFound {
+                    cwd: plan.cwd.clone(),
+                }
             }
-        }
-        Failure::Step { index, errno } => SandboxError::Setup {
-            step: plan
-                .steps
-                .get(index)
-                .map(ToString::to_string)
-                .unwrap_or_else(|| format!("step {index}")),
-            source: errno,
+            Some(SetupStep::ChdirInRoot { .. }) => in_root_error(
+                "use the working directory",
+                &plan.cwd,
+                &Purpose::Workdir,
+                How::EXISTING,
+                errno,
+            ),
+            Some(SetupStep::Resolve { path, how, purpose }) => {
+                let path = path.to_string_lossy();
+                let action = match purpose {
+                    Purpose::Mountpoint { fstype } => format!("mount {fstype} on"),
+                    Purpose::Bind { source } if how.create == Create::File => {
+                        format!("bind the file `{source}` onto")
+                    }
+                    Purpose::Bind { source } => format!("bind the directory `{source}` onto"),
+                    Purpose::Device => "bind the host's device onto".into(),
+                    Purpose::Remount => "change the mount at".into(),
+                    Purpose::Links => "create links in".into(),
+                    Purpose::Workdir => "create the working directory".into(),
+                };
+                in_root_error(&action, &path, purpose, *how, errno)
+            }
+            _ => SandboxError::Setup {
+                step: plan
+                    .steps
+                    .get(index)
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| format!("step {index}")),
+                source: errno,
+            },
         },
         Failure::Exec(ExecFailure::NotFound) => SandboxError::CommandNotFound {
             command,
@@ -452,6 +476,56 @@ pub(crate) fn setup_error(plan: &SetupPlan, failure: Failure) -> SandboxError {
             source: errno,
         },
     }
+}
+
+/// A path of the container that could not be resolved (or created) inside its root, in
+/// words: what kiln was doing, why the image's tree did not allow it, what to do.
+fn in_root_error(
+    action: &str,
+    path: &str,
+    purpose: &Purpose,
+    how: How,
+    errno: Errno,
+) -> SandboxError {
+    let (reason, help): (String, String) = match (errno, purpose) {
+        (Errno::ELOOP, Purpose::Mountpoint { fstype }) if !how.symlinks => (
+            "it is a symbolic link in the image".into(),
+            format!(
+                "{fstype} is only ever mounted on a real directory (as runc does): an image must not replace `{path}` with a link"
+            ),
+        ),
+        (Errno::ELOOP, _) => (
+            "too many symbolic links on the way, or a /proc magic link".into(),
+            "kiln follows an image's links only inside the image, never through /proc/*/fd, /proc/*/root or /proc/*/cwd".into(),
+        ),
+        (Errno::EISDIR, Purpose::Bind { .. }) => (
+            "it is a directory in the image".into(),
+            "a file can only be bound onto a file: pick a destination that is not a directory".into(),
+        ),
+        (Errno::ENOTDIR, Purpose::Bind { .. }) if how.create == Create::Dir => (
+            "it, or a directory on its way, is not a directory in the image".into(),
+            "a directory can only be bound onto a directory: pick another destination".into(),
+        ),
+        (Errno::ENOTDIR, _) => (
+            "it, or a directory on its way, is not a directory in the image".into(),
+            "the image has a file where a directory is needed".into(),
+        ),
+        (Errno::EACCES | Errno::EPERM, Purpose::Workdir) => (
+            "permission denied".into(),
+            "the command's user must be allowed to enter every directory on the way".into(),
+        ),
+        (errno, _) => (
+            errno.desc().to_string(),
+            "paths in the container are resolved inside its root: the image's links stay inside it".into(),
+        ),
+    };
+    SandboxError::InRoot(Box::new(InRootFailure {
+        action: action.to_string(),
+        path: path.to_string(),
+        reason,
+        help,
+        source: errno,
+    }))
 }
 
 /// The cloned child; killed and reaped on drop unless waited for, so an early return never

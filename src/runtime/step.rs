@@ -10,6 +10,44 @@ use nix::sched::CloneFlags;
 
 use super::linux_names::capability_list;
 use super::seccomp::SeccompFilter;
+use crate::inroot::{Create, How};
+
+/// Where a [`SetupStep::Mount`] mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A path of kiln's own on the host (the scratch tmpfs, the merged root), or a path
+    /// after pivot_root.
+    Path(CString),
+    /// The descriptor of the last [`SetupStep::Resolve`], through `/proc/self/fd/N`: the
+    /// container path is kept for the trace and error messages.
+    Resolved(CString),
+}
+
+impl Target {
+    /// The path shown to people: the host path, or the path in the container.
+    pub fn shown(&self) -> String {
+        match self {
+            Target::Path(path) | Target::Resolved(path) => show(path),
+        }
+    }
+}
+
+/// Why a path is resolved: what a failure means to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// A filesystem's mountpoint (`/proc`, `/dev`, a tmpfs).
+    Mountpoint { fstype: String },
+    /// The target of a bind mount (a volume, /etc/hosts) of `source`.
+    Bind { source: String },
+    /// A device node bound from the host.
+    Device,
+    /// The mount just made, found again to change its flags or propagation.
+    Remount,
+    /// The directory links are created in.
+    Links,
+    /// The working directory, created when missing.
+    Workdir,
+}
 
 /// The setup of one sandbox or container: namespaces created by clone(2), then steps run
 /// by the child, the last one always [`SetupStep::Exec`].
@@ -35,29 +73,46 @@ pub enum SetupStep {
     },
     Mount {
         source: Option<CString>,
-        target: CString,
+        target: Target,
         fstype: Option<CString>,
         flags: MsFlags,
         data: Option<CString>,
     },
+    /// A directory of kiln's own (the scratch tmpfs), by its host path.
     MakeDir {
         path: CString,
         mode: u32,
     },
-    /// `mkdir -p` of the components of `path` after its first `from` bytes (which exist).
-    EnsureDir {
-        path: CString,
-        from: usize,
-    },
-    /// An empty regular file unless something exists there: a bind-mount target.
-    EnsureFile {
+    /// Opens the merged root (`O_PATH`): every later [`SetupStep::Resolve`] stays inside it.
+    OpenRoot {
         path: CString,
     },
-    Symlink {
+    /// Resolves the container path `path` inside the root opened by
+    /// [`SetupStep::OpenRoot`] (`openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: the
+    /// image's links are followed as the container will see them, never on the host),
+    /// creating what `how` asks for one component at a time on resolved descriptors. The
+    /// descriptor is kept for the steps that follow ([`Target::Resolved`],
+    /// [`SetupStep::SymlinkAt`]) until the next resolve.
+    Resolve {
+        path: CString,
+        how: How,
+        purpose: Purpose,
+    },
+    /// symlinkat(2): the link `name` → `target` in the directory last resolved.
+    SymlinkAt {
         target: CString,
-        link: CString,
+        name: CString,
     },
+    /// Closes the root's and the last resolved descriptors: nothing of the host stays open
+    /// across pivot_root.
+    CloseRoot,
     Chdir {
+        path: CString,
+    },
+    /// The process's working directory: resolved inside the process's root
+    /// (`RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`), then fchdir(2): neither an image's link
+    /// nor a `/proc/self/fd/N` of a descriptor kiln still holds can put it outside.
+    ChdirInRoot {
         path: CString,
     },
     PivotRoot {
@@ -202,8 +257,33 @@ impl fmt::Display for SetupStep {
             SetupStep::Unshare { flags } => {
                 write!(f, "unshare {}", namespace_options(*flags))
             }
-            SetupStep::EnsureDir { path, .. } => write!(f, "mkdir -p {}", show(path)),
-            SetupStep::EnsureFile { path } => write!(f, "touch {}", show(path)),
+            SetupStep::OpenRoot { path } => write!(
+                f,
+                "exec {{root}}<{}  # O_PATH: later paths are resolved inside it",
+                show(path)
+            ),
+            SetupStep::Resolve { path, how, .. } => {
+                let create = match how.create {
+                    Create::Nothing => "",
+                    Create::Dir => ", mkdir -p inside it",
+                    Create::File => ", mkdir -p and touch inside it",
+                };
+                let links = if how.symlinks {
+                    "RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS"
+                } else {
+                    "RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS|RESOLVE_NO_SYMLINKS"
+                };
+                write!(f, "N=openat2({{root}}, {}, {links}){create}", show(path))
+            }
+            SetupStep::SymlinkAt { target, name } => {
+                write!(f, "ln -s {} /proc/self/fd/N/{}", show(target), show(name))
+            }
+            SetupStep::CloseRoot => f.write_str("exec {root}>&- N>&-"),
+            SetupStep::ChdirInRoot { path } => write!(
+                f,
+                "cd {}  # openat2(/, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS), fchdir",
+                show(path)
+            ),
             SetupStep::MaskPath { path } => write!(
                 f,
                 "mount --bind /dev/null {0}  # or, for a directory: mount -t tmpfs -o ro tmpfs {0}",
@@ -241,9 +321,6 @@ impl fmt::Display for SetupStep {
             SetupStep::NoNewPrivs => f.write_str("prctl(PR_SET_NO_NEW_PRIVS, 1)"),
             SetupStep::Seccomp { filter } => write!(f, "{filter}"),
             SetupStep::MakeDir { path, mode } => write!(f, "mkdir -m {mode:o} {}", show(path)),
-            SetupStep::Symlink { target, link } => {
-                write!(f, "ln -s {} {}", show(target), show(link))
-            }
             SetupStep::Chdir { path } => write!(f, "cd {}", show(path)),
             SetupStep::PivotRoot { new_root, put_old } => {
                 write!(f, "pivot_root {} {}", show(new_root), show(put_old))
@@ -273,11 +350,30 @@ impl fmt::Display for SetupStep {
 fn fmt_mount(
     f: &mut fmt::Formatter<'_>,
     source: Option<&CStr>,
-    target: &CStr,
+    target: &Target,
     fstype: Option<&CStr>,
     flags: MsFlags,
     data: &Option<CString>,
 ) -> fmt::Result {
+    mount_command(f, source, target, fstype, flags, data)?;
+    if let Target::Resolved(path) = target {
+        write!(f, "  # N: {} in the root", show(path))?;
+    }
+    Ok(())
+}
+
+fn mount_command(
+    f: &mut fmt::Formatter<'_>,
+    source: Option<&CStr>,
+    target: &Target,
+    fstype: Option<&CStr>,
+    flags: MsFlags,
+    data: &Option<CString>,
+) -> fmt::Result {
+    let target = match target {
+        Target::Path(path) => show(path),
+        Target::Resolved(_) => "/proc/self/fd/N".to_string(),
+    };
     let recursive = if flags.contains(MsFlags::MS_REC) {
         "r"
     } else {
@@ -291,7 +387,7 @@ fn fmt_mount(
         (MsFlags::MS_UNBINDABLE, "unbindable"),
     ] {
         if flags.contains(flag) {
-            return write!(f, "mount --make-{recursive}{kind} {}", show(target));
+            return write!(f, "mount --make-{recursive}{kind} {target}");
         }
     }
     if flags.contains(MsFlags::MS_REMOUNT) {
@@ -301,16 +397,16 @@ fn fmt_mount(
         }
         options.extend(flag_names(flags));
         options.extend(data.as_deref().map(show));
-        return write!(f, "mount -o {} {}", options.join(","), show(target));
+        return write!(f, "mount -o {} {target}", options.join(","));
     }
     if flags.contains(MsFlags::MS_BIND) {
-        return write!(f, "mount --{recursive}bind {source} {}", show(target));
+        return write!(f, "mount --{recursive}bind {source} {target}");
     }
     write!(f, "mount")?;
     if let Some(fstype) = fstype {
         write!(f, " -t {}", show(fstype))?;
     }
-    write!(f, " {source} {}", show(target))?;
+    write!(f, " {source} {target}")?;
     let mut options = flag_names(flags);
     options.extend(data.as_deref().map(show));
     if !options.is_empty() {

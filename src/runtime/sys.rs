@@ -8,6 +8,7 @@
 //! wrappers try to synchronise threads the child does not have.
 
 use std::ffi::CStr;
+use std::os::fd::RawFd;
 use std::os::raw::{c_char, c_short};
 
 use nix::errno::Errno;
@@ -17,7 +18,8 @@ use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
 use super::seccomp::BpfInstruction;
-use super::step::{CStringArray, SetupStep};
+use super::step::{CStringArray, SetupStep, Target};
+use crate::inroot::{self, How};
 
 /// The kernel operations the setup needs. Each returns the raw errno on failure.
 pub trait Sys {
@@ -29,11 +31,19 @@ pub trait Sys {
         flags: MsFlags,
         data: Option<&CStr>,
     ) -> Result<(), Errno>;
-    /// An empty regular file (EEXIST if something is there).
-    fn create_file(&mut self, path: &CStr) -> Result<(), Errno>;
     fn mkdir(&mut self, path: &CStr, mode: u32) -> Result<(), Errno>;
-    fn symlink(&mut self, target: &CStr, link: &CStr) -> Result<(), Errno>;
+    /// Opens the directory `path` (`O_PATH`): the root later resolutions stay in.
+    fn open_root(&mut self, path: &CStr) -> Result<RawFd, Errno>;
+    /// [`inroot::raw::resolve`]: `path` inside the directory open at `root`, created as
+    /// `how` says; an `O_PATH` descriptor the caller closes.
+    fn resolve_in_root(&mut self, root: RawFd, path: &CStr, how: How) -> Result<RawFd, Errno>;
+    /// symlinkat(2): `name` in the directory open at `dir`, pointing at `target`.
+    fn symlinkat(&mut self, target: &CStr, dir: RawFd, name: &CStr) -> Result<(), Errno>;
+    fn close(&mut self, fd: RawFd);
     fn chdir(&mut self, path: &CStr) -> Result<(), Errno>;
+    /// The working directory `path`, resolved inside the process's root (`/`) with no
+    /// magic links, then fchdir(2).
+    fn chdir_in_root(&mut self, path: &CStr) -> Result<(), Errno>;
     fn pivot_root(&mut self, new_root: &CStr, put_old: &CStr) -> Result<(), Errno>;
     fn unmount_detach(&mut self, target: &CStr) -> Result<(), Errno>;
     fn sethostname(&mut self, name: &CStr) -> Result<(), Errno>;
@@ -82,6 +92,38 @@ pub enum ExecFailure {
 /// Runs `steps` in order, calling `on_step` before each; stops at the first failure.
 /// Never returns when the exec step succeeds.
 pub fn execute(steps: &[SetupStep], sys: &mut dyn Sys, on_step: &mut dyn FnMut(usize)) -> Failure {
+    let mut fds = Descriptors {
+        root: None,
+        resolved: None,
+    };
+    let failure = run_steps(steps, sys, on_step, &mut fds);
+    fds.close(sys);
+    failure
+}
+
+/// The descriptors the steps hold: the root and the last path resolved in it.
+struct Descriptors {
+    root: Option<RawFd>,
+    resolved: Option<RawFd>,
+}
+
+impl Descriptors {
+    fn close(&mut self, sys: &mut dyn Sys) {
+        for fd in [self.resolved.take(), self.root.take()]
+            .into_iter()
+            .flatten()
+        {
+            sys.close(fd);
+        }
+    }
+}
+
+fn run_steps(
+    steps: &[SetupStep],
+    sys: &mut dyn Sys,
+    on_step: &mut dyn FnMut(usize),
+    fds: &mut Descriptors,
+) -> Failure {
     for (index, step) in steps.iter().enumerate() {
         on_step(index);
         let result = match step {
@@ -91,20 +133,51 @@ pub fn execute(steps: &[SetupStep], sys: &mut dyn Sys, on_step: &mut dyn FnMut(u
                 fstype,
                 flags,
                 data,
-            } => sys.mount(
-                source.as_deref(),
-                target,
-                fstype.as_deref(),
-                *flags,
-                data.as_deref(),
-            ),
+            } => {
+                let mut buffer = [0u8; PROC_FD_PATH];
+                let target = match target {
+                    Target::Path(path) => Ok(path.as_c_str()),
+                    Target::Resolved(_) => match fds.resolved {
+                        Some(fd) => proc_fd_path(fd, &mut buffer),
+                        None => Err(Errno::EBADF),
+                    },
+                };
+                target.and_then(|target| {
+                    sys.mount(
+                        source.as_deref(),
+                        target,
+                        fstype.as_deref(),
+                        *flags,
+                        data.as_deref(),
+                    )
+                })
+            }
             SetupStep::Unshare { flags } => sys.unshare(*flags),
-            SetupStep::EnsureFile { path } => match sys.create_file(path) {
-                Err(Errno::EEXIST) => Ok(()),
-                other => other,
-            },
             SetupStep::MakeDir { path, mode } => sys.mkdir(path, *mode),
-            SetupStep::EnsureDir { path, from } => ensure_dir(sys, path, *from),
+            SetupStep::OpenRoot { path } => {
+                fds.close(sys);
+                sys.open_root(path).map(|fd| fds.root = Some(fd))
+            }
+            SetupStep::Resolve { path, how, .. } => {
+                if let Some(fd) = fds.resolved.take() {
+                    sys.close(fd);
+                }
+                match fds.root {
+                    Some(root) => sys
+                        .resolve_in_root(root, path, *how)
+                        .map(|fd| fds.resolved = Some(fd)),
+                    None => Err(Errno::EBADF),
+                }
+            }
+            SetupStep::SymlinkAt { target, name } => match fds.resolved {
+                Some(dir) => sys.symlinkat(target, dir, name),
+                None => Err(Errno::EBADF),
+            },
+            SetupStep::CloseRoot => {
+                fds.close(sys);
+                Ok(())
+            }
+            SetupStep::ChdirInRoot { path } => sys.chdir_in_root(path),
             SetupStep::MaskPath { path } => mask_path(sys, path),
             SetupStep::ReadonlyPath { path } => readonly_path(sys, path),
             SetupStep::SetControllingTerminal => sys.set_controlling_terminal(),
@@ -124,7 +197,6 @@ pub fn execute(steps: &[SetupStep], sys: &mut dyn Sys, on_step: &mut dyn FnMut(u
             } => set_capabilities(sys, *effective, *permitted, *inheritable, *ambient),
             SetupStep::NoNewPrivs => sys.set_no_new_privs(),
             SetupStep::Seccomp { filter } => sys.load_seccomp(filter.program()),
-            SetupStep::Symlink { target, link } => sys.symlink(target, link),
             SetupStep::Chdir { path } => sys.chdir(path),
             SetupStep::PivotRoot { new_root, put_old } => sys.pivot_root(new_root, put_old),
             SetupStep::UnmountDetach { target } => sys.unmount_detach(target),
@@ -152,39 +224,33 @@ pub fn execute(steps: &[SetupStep], sys: &mut dyn Sys, on_step: &mut dyn FnMut(u
     Failure::Exec(ExecFailure::NotFound)
 }
 
-/// Longest path [`ensure_dir`] handles (the kernel's PATH_MAX).
-const PATH_MAX: usize = 4096;
+/// Room for `/proc/self/fd/` and any descriptor number, NUL included.
+const PROC_FD_PATH: usize = 32;
 
-/// `mkdir -p` of `path` from byte `from` on, with the prefixes copied to a stack buffer
-/// (the child may not allocate).
-fn ensure_dir(sys: &mut dyn Sys, path: &CStr, from: usize) -> Result<(), Errno> {
-    let bytes = path.to_bytes();
-    if bytes.len() >= PATH_MAX {
-        return Err(Errno::ENAMETOOLONG);
+/// `/proc/self/fd/FD` in `buffer`, without allocating: a path to what `fd` names that the
+/// kernel does not resolve again from a string (magic link of kiln's own process).
+fn proc_fd_path(fd: RawFd, buffer: &mut [u8; PROC_FD_PATH]) -> Result<&CStr, Errno> {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    if fd < 0 {
+        return Err(Errno::EBADF);
     }
-    let mut buffer = [0u8; PATH_MAX];
-    buffer[..bytes.len()].copy_from_slice(bytes);
-    let mut end = from;
-    while end < bytes.len() {
-        // The next component ends at the next `/` (or the end of the path).
-        let next = bytes[end + 1..]
-            .iter()
-            .position(|&b| b == b'/')
-            .map_or(bytes.len(), |i| end + 1 + i);
-        if next > end + 1 {
-            buffer[next] = 0;
-            let prefix = CStr::from_bytes_until_nul(&buffer).map_err(|_| Errno::EINVAL)?;
-            match sys.mkdir(prefix, 0o755) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(errno) => return Err(errno),
-            }
-            if next < bytes.len() {
-                buffer[next] = b'/';
-            }
+    buffer[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut n = fd as u32;
+    let mut count = 0;
+    loop {
+        digits[count] = b'0' + (n % 10) as u8;
+        count += 1;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-        end = next;
     }
-    Ok(())
+    for i in 0..count {
+        buffer[PREFIX.len() + i] = digits[count - 1 - i];
+    }
+    buffer[PREFIX.len() + count] = 0;
+    CStr::from_bytes_until_nul(&buffer[..]).map_err(|_| Errno::EINVAL)
 }
 
 /// runc's maskPath: /dev/null over a file, a read-only empty tmpfs over a directory.
@@ -316,24 +382,53 @@ impl Sys for RealSys {
         nix::mount::mount(source, target, fstype, flags, data)
     }
 
-    fn create_file(&mut self, path: &CStr) -> Result<(), Errno> {
-        // SAFETY: `path` is a valid NUL-terminated string; mknod only reads it.
-        check(unsafe { libc::mknod(path.as_ptr(), libc::S_IFREG | 0o644, 0) })
-    }
-
     fn mkdir(&mut self, path: &CStr, mode: u32) -> Result<(), Errno> {
         // SAFETY: `path` is a valid NUL-terminated string.
         check(unsafe { libc::mkdir(path.as_ptr(), mode) })
     }
 
-    fn symlink(&mut self, target: &CStr, link: &CStr) -> Result<(), Errno> {
-        // SAFETY: both are valid NUL-terminated strings.
-        check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) })
+    fn open_root(&mut self, path: &CStr) -> Result<RawFd, Errno> {
+        // SAFETY: `path` is a valid NUL-terminated string; the result is checked.
+        Errno::result(unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })
+    }
+
+    fn resolve_in_root(&mut self, root: RawFd, path: &CStr, how: How) -> Result<RawFd, Errno> {
+        inroot::raw::resolve(root, path, how)
+    }
+
+    fn symlinkat(&mut self, target: &CStr, dir: RawFd, name: &CStr) -> Result<(), Errno> {
+        // SAFETY: both strings are NUL-terminated; `dir` is a descriptor the plan opened.
+        check(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) })
+    }
+
+    fn close(&mut self, fd: RawFd) {
+        inroot::raw::close(fd);
     }
 
     fn chdir(&mut self, path: &CStr) -> Result<(), Errno> {
         // SAFETY: `path` is a valid NUL-terminated string.
         check(unsafe { libc::chdir(path.as_ptr()) })
+    }
+
+    fn chdir_in_root(&mut self, path: &CStr) -> Result<(), Errno> {
+        let root = self.open_root(c"/")?;
+        let dir = inroot::raw::openat2(
+            root,
+            path,
+            libc::O_PATH | libc::O_DIRECTORY,
+            inroot::raw::in_root_flags(true),
+        );
+        inroot::raw::close(root);
+        let dir = dir?;
+        // SAFETY: `dir` is the descriptor just opened (fchdir accepts O_PATH ones).
+        let result = check(unsafe { libc::fchdir(dir) });
+        inroot::raw::close(dir);
+        result
     }
 
     fn pivot_root(&mut self, new_root: &CStr, put_old: &CStr) -> Result<(), Errno> {

@@ -48,6 +48,8 @@ codes! {
     UnknownNetwork => "unknown-network", "a reference to a network that is not declared";
     UnknownContainer => "unknown-container", "a reference to a container or job that is not declared";
     UnknownHost => "unknown-host", "a reference to a host that is not declared";
+    NoHostFits => "no-host-fits", "a container fits on no declared host (their cpus and memory are taken)";
+    LinkAcrossHosts => "link-across-hosts", "a link joins containers pinned to two different hosts";
     UnknownLinkEndpoint => "unknown-link-endpoint", "a link endpoint names a container that is not declared";
     InvalidLinkEndpoint => "invalid-link-endpoint", "a link endpoint is not of the form `container:interface`";
     InterfaceConflict => "interface-conflict", "two links or network attachments claim one interface";
@@ -60,6 +62,7 @@ codes! {
     OverlappingSubnets => "overlapping-subnets", "two networks or links have overlapping subnets";
     AddressOutsideSubnet => "address-outside-subnet", "a fixed address is not inside the subnet it is assigned on";
     DuplicateAddress => "duplicate-address", "one address is assigned twice";
+    VniCollision => "vni-collision", "two overlay networks have the same VXLAN network identifier";
     InvalidAddress => "invalid-address", "a value is not a valid IP address";
     SubnetTooSmall => "subnet-too-small", "a subnet has fewer addresses than it must hand out";
     DuplicateHostPort => "duplicate-host-port", "one host port is published twice";

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 pub use diag::{Code, Diagnostic, Severity};
 pub use model::Project;
 pub use source::{FileId, Sources, Span, Spanned};
-pub use validate::{Options, ProfileCheck, ProfileProblem};
+pub use validate::{Options, PlacementCheck, ProfileCheck, ProfileProblem};
 
 use diag::{Diagnostics, did_you_mean};
 

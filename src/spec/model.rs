@@ -212,6 +212,32 @@ pub struct Network {
     pub subnet: Option<Spanned<IpNetwork>>,
     pub internal: bool,
     pub driver: Driver,
+    /// `vni=` of an overlay network; [`Network::vni`] derives one when it is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vni: Option<Spanned<u32>>,
+}
+
+impl Network {
+    /// The VXLAN network identifier of an overlay: `vni=`, else derived from the project's
+    /// and the network's names (blake3, 24 bits, never 0), so every machine that reads the
+    /// file computes the same one.
+    pub fn vni(&self, project: &str) -> u32 {
+        self.vni
+            .as_ref()
+            .map_or_else(|| derived_vni(project, &self.name.value), |v| v.value)
+    }
+}
+
+/// The largest VXLAN network identifier (24 bits).
+pub const VNI_MAX: u32 = (1 << 24) - 1;
+
+/// The VNI of overlay `network` of `project` when the file gives none: the first three
+/// bytes of blake3(`project/network`), 0 (which some VTEPs treat as "no VNI") becoming 1.
+pub fn derived_vni(project: &str, network: &str) -> u32 {
+    let hash = blake3::hash(format!("{project}/{network}").as_bytes());
+    let bytes = hash.as_bytes();
+    let vni = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]);
+    vni.max(1)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -594,4 +620,10 @@ pub enum Assertion {
 pub struct Host {
     pub name: Name,
     pub address: Option<Spanned<IpAddr>>,
+    /// The CPUs kiln may place on it; without it, the host takes any number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Spanned<f64>>,
+    /// The memory kiln may place on it; without it, the host takes any amount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Spanned<Size>>,
 }

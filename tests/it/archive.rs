@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::tools::{Podman, python, run, skopeo_inspect, umoci_unpack};
+use crate::harness::tools::{Podman, hostile_tar, run, skopeo_inspect, umoci_unpack};
 use crate::harness::{Project, Root, is_root, which};
 
 const IMAGE: &str = r#"
@@ -224,16 +224,6 @@ image "derived" {
         .success()
         .stdout_contains("mybase  sha256:");
     let _ = std::fs::remove_file(&tarball);
-}
-
-/// Writes a tar with the given members using Python's tarfile (kiln's own writer refuses to
-/// make hostile archives).
-fn hostile_tar(path: &Path, script: &str) {
-    let program = format!(
-        "import tarfile, io\nt = tarfile.open({:?}, 'w')\n{script}\nt.close()\n",
-        path.display().to_string()
-    );
-    python(&program, &[]);
 }
 
 #[test]

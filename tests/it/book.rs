@@ -40,11 +40,16 @@ fn every_kdl_block_in_the_book_is_valid_or_marked_bad() {
         let loaded = if bad {
             let options = Options {
                 check_paths: true,
+                check_placement: Some(kiln::project::placement::check),
                 ..Options::default()
             };
             spec::load_source("kiln.kdl", Some(&path), code, &RealFs, &options)
         } else {
-            spec::load_source("kiln.kdl", None, code, &RealFs, &Options::default())
+            let options = Options {
+                check_placement: Some(kiln::project::placement::check),
+                ..Options::default()
+            };
+            spec::load_source("kiln.kdl", None, code, &RealFs, &options)
         };
         let place = block.place();
         if bad && !loaded.has_errors() {

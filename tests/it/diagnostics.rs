@@ -46,6 +46,7 @@ fn render_fixture(name: &str, path: &Path) -> (String, Vec<Code>) {
     let options = Options {
         check_paths: true,
         check_seccomp_profile: Some(kiln::cli::check_seccomp_profile),
+        check_placement: Some(kiln::project::placement::check),
         ..Options::default()
     };
     let loaded = spec::load_source(name, Some(path), &text, &RealFs, &options);
@@ -121,6 +122,7 @@ fn json_positions_are_one_based_and_match_the_text() {
             &Options {
                 check_paths: true,
                 check_seccomp_profile: Some(kiln::cli::check_seccomp_profile),
+                check_placement: Some(kiln::project::placement::check),
                 ..Options::default()
             },
         );

@@ -137,12 +137,7 @@ fn replicas_roll_one_at_a_time_roll_back_on_failure_and_by_hand() {
     );
     let failed = lab.kiln().args(["up", "-d"]).run().failure();
     // miette wraps the message: as one line.
-    let text = failed
-        .stderr()
-        .replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = failed.message();
     for expected in [
         "app-1: new version unhealthy (",
         "cat: /ready: No such file or directory",

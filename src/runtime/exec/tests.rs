@@ -127,7 +127,8 @@ fn the_process_steps_are_the_containers_without_any_rootfs_setup() {
                 | SetupStep::PivotRoot { .. }
                 | SetupStep::SetHostname { .. }
                 | SetupStep::MakeDir { .. }
-                | SetupStep::EnsureDir { .. }
+                | SetupStep::OpenRoot { .. }
+                | SetupStep::Resolve { .. }
         )),
         "{steps:#?}"
     );
@@ -144,11 +145,24 @@ fn the_process_steps_are_the_containers_without_any_rootfs_setup() {
     );
     assert!(!steps.contains(&SetupStep::SetControllingTerminal));
     let n = steps.len();
+    // The working directory is resolved inside the container's root, magic links refused
+    // (runc's CVE-2024-21626: a `-w /proc/self/fd/N` of a descriptor kiln holds).
+    let chdir = steps
+        .iter()
+        .position(|s| matches!(s, SetupStep::ChdirInRoot { .. }))
+        .expect("a working directory step");
     assert_eq!(
-        steps[n - 2],
-        SetupStep::Chdir {
+        steps[chdir],
+        SetupStep::ChdirInRoot {
             path: CString::new("/srv").unwrap()
         }
+    );
+    assert!(
+        chdir
+            < steps
+                .iter()
+                .position(|s| *s == SetupStep::NoNewPrivs)
+                .unwrap()
     );
     match &steps[n - 1] {
         SetupStep::Exec { argv, .. } => assert_eq!(
@@ -241,7 +255,13 @@ fn failures_of_the_process_steps_map_to_run_errors_and_exit_codes() {
         not_found.to_string().contains("`nosuch` not found"),
         "{not_found}"
     );
-    let chdir = plan.len() - 2;
+    let chdir = plan.joins.len()
+        + plan
+            .process
+            .steps
+            .iter()
+            .position(|s| matches!(s, SetupStep::ChdirInRoot { .. }))
+            .unwrap();
     let cwd = exec_error(
         &plan,
         Failure::Step {

@@ -120,11 +120,10 @@ pub(crate) fn cap_names(caps: &[Capability]) -> Vec<String> {
     caps.iter().map(|cap| format!("CAP_{cap}")).collect()
 }
 
-/// kiln's default profile for a container with Docker's default capabilities, as OCI
+/// kiln's default profile for a container whose bounding set is `caps`, as OCI
 /// `linux.seccomp`.
-pub fn default_seccomp() -> LinuxSeccomp {
-    let caps = crate::runtime::spec::defaults::DEFAULT_CAPABILITIES;
-    match SeccompChoice::Default.resolve(&caps) {
+pub fn default_seccomp(caps: &[Capability]) -> LinuxSeccomp {
+    match SeccompChoice::Default.resolve(caps) {
         Ok((Some(seccomp), _)) => seccomp,
         _ => LinuxSeccomp::default(),
     }

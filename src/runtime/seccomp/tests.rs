@@ -361,7 +361,7 @@ fn the_default_profile_shows_itself_in_one_line() {
     );
     assert!(filter.rules() > 300, "{line}");
     // The spec form runc reads: an allow-list, native architecture only.
-    let seccomp = default_seccomp();
+    let seccomp = default_seccomp(&default_caps());
     assert_eq!(seccomp.default_action(), LinuxSeccompAction::ScmpActErrno);
     assert_eq!(seccomp.default_errno_ret(), Some(libc::EPERM as u32));
     let rules = seccomp.syscalls().as_ref().unwrap();
@@ -696,13 +696,13 @@ fn a_bad_profile_says_where_in_the_json() {
 
 #[test]
 fn an_oci_spec_kiln_cannot_apply_is_refused() {
-    let mut notify = default_seccomp();
+    let mut notify = default_seccomp(&default_caps());
     notify.set_default_action(LinuxSeccompAction::ScmpActNotify);
-    let mut flags = default_seccomp();
+    let mut flags = default_seccomp(&default_caps());
     flags.set_flags(Some(vec![
         oci_spec::runtime::LinuxSeccompFilterFlag::SeccompFilterFlagLog,
     ]));
-    let mut unknown = default_seccomp();
+    let mut unknown = default_seccomp(&default_caps());
     let mut rule = oci_spec::runtime::LinuxSyscall::default();
     rule.set_names(vec!["no_such_call".into()]);
     rule.set_action(LinuxSeccompAction::ScmpActErrno);

@@ -15,17 +15,27 @@ pub struct ResolvedUser {
 }
 
 /// Resolves `user` (`name`, `uid`, `name:group`, `uid:gid`, …) against the first of `roots`
-/// (top-most layer first) that has the file in question.
+/// (top-most layer first, or a running container's `/proc/PID/root`) that has the file in
+/// question, read inside that root (see [`crate::inroot`]).
 pub fn resolve_user(user: &str, roots: &[&Path]) -> Result<ResolvedUser, SpecError> {
     let passwd = read_first(roots, "etc/passwd");
     let group_file = read_first(roots, "etc/group");
     resolve_user_in(user, &passwd, &group_file)
 }
 
+/// The largest /etc/passwd or /etc/group read (an image's file may be of any size).
+const MAX_ACCOUNT_FILE: u64 = 16 << 20;
+
+/// The file at `relative` in the first root that has it, resolved inside that root: an
+/// image's `/etc/passwd -> /etc/shadow` link names the image's own file, never the host's.
 fn read_first(roots: &[&Path], relative: &str) -> String {
     roots
         .iter()
-        .find_map(|root| std::fs::read_to_string(root.join(relative)).ok())
+        .find_map(|root| {
+            let root = crate::inroot::Root::open(root).ok()?;
+            let bytes = root.read(relative, MAX_ACCOUNT_FILE).ok()?;
+            Some(String::from_utf8_lossy(&bytes).into_owned())
+        })
         .unwrap_or_default()
 }
 

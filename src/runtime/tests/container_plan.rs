@@ -8,12 +8,13 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 
-use super::fake::{Call, FakeSys};
+use super::fake::{Call, FakeSys, RESOLVED};
 use super::plan::{
-    DOCKER_CAPS, ROOT, drop_bounding_calls, hardening_calls, mkdir_p, mount, nofile_call,
-    pivot_calls, r, rootfs_calls, strings,
+    DOCKER_CAPS, again, drop_bounding_calls, hardening_calls, mount, nofile_call, pivot_calls,
+    resolve_dir, rootfs_calls, strings,
 };
 use crate::image::RuntimeConfig;
+use crate::inroot::How;
 use crate::runtime::plan::{PlanOptions, plan_with};
 use crate::runtime::spec::{RunOptions, Volume, container_spec};
 use crate::runtime::{
@@ -22,10 +23,13 @@ use crate::runtime::{
 };
 
 fn default_program_len() -> usize {
-    SeccompFilter::from_spec(&default_seccomp(), "default")
-        .unwrap()
-        .program()
-        .len()
+    SeccompFilter::from_spec(
+        &default_seccomp(&crate::runtime::spec::defaults::DEFAULT_CAPABILITIES),
+        "default",
+    )
+    .unwrap()
+    .program()
+    .len()
 }
 
 fn layout() -> RootfsLayout {
@@ -58,40 +62,39 @@ fn v1_host() -> HostCgroups {
 }
 
 fn v1_cgroup_calls() -> Vec<Call> {
-    let base = r("sys/fs/cgroup");
+    let base = "/sys/fs/cgroup";
     let restrict = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let flags = restrict | MsFlags::MS_RELATIME;
     let seal = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
     vec![
+        resolve_dir(base),
         mount(
             Some("tmpfs"),
-            &base,
+            RESOLVED,
             Some("tmpfs"),
             restrict,
             Some("mode=755"),
         ),
-        Call::Mkdir(format!("{base}/memory"), 0o755),
+        resolve_dir(&format!("{base}/memory")),
         mount(
             Some("cgroup"),
-            &format!("{base}/memory"),
+            RESOLVED,
             Some("cgroup"),
             flags,
             Some("memory"),
         ),
-        mount(None, &format!("{base}/memory"), None, seal, None),
-        Call::Mkdir(format!("{base}/unified"), 0o755),
-        mount(
-            Some("cgroup2"),
-            &format!("{base}/unified"),
-            Some("cgroup2"),
-            flags,
-            None,
-        ),
-        mount(None, &format!("{base}/unified"), None, seal, None),
-        Call::Symlink("cpu,cpuacct".into(), format!("{base}/cpuacct")),
+        again(&format!("{base}/memory")),
+        mount(None, RESOLVED, None, seal, None),
+        resolve_dir(&format!("{base}/unified")),
+        mount(Some("cgroup2"), RESOLVED, Some("cgroup2"), flags, None),
+        again(&format!("{base}/unified")),
+        mount(None, RESOLVED, None, seal, None),
+        again(base),
+        Call::SymlinkAt("cpu,cpuacct".into(), "cpuacct".into()),
+        again(base),
         mount(
             None,
-            &base,
+            RESOLVED,
             None,
             MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | restrict,
             Some("mode=755"),
@@ -148,56 +151,59 @@ fn a_container_plan_adds_volumes_cwd_tty_and_no_new_privs() {
     execute(&plan.steps, &mut sys, &mut |_| {});
 
     let mut expected = rootfs_calls(OVERLAY, v1_cgroup_calls());
-    // The volumes come after Docker's mounts (and before the devices).
+    // The volumes come after Docker's mounts (and before the devices), each resolved
+    // inside the root and mounted onto its descriptor.
     let devices_at = expected
         .iter()
-        .position(|c| *c == Call::CreateFile(r("dev/null")))
+        .position(|c| *c == Call::Resolve("/dev/null".into(), How::FILE))
         .unwrap();
     let source = volumes.path().to_str().unwrap();
-    let mut volume_calls = mkdir_p("data");
-    volume_calls.extend([
+    let volume_calls = vec![
+        resolve_dir("/data"),
         mount(
             Some(source),
-            &r("data"),
+            RESOLVED,
             None,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
         ),
+        // Found again: the descriptor names the directory under the new mount.
+        again("/data"),
         mount(
             None,
-            &r("data"),
+            RESOLVED,
             None,
             MsFlags::MS_REC | MsFlags::MS_PRIVATE,
             None,
         ),
         mount(
             None,
-            &r("data"),
+            RESOLVED,
             None,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
             None,
         ),
-    ]);
-    volume_calls.extend(mkdir_p("etc/app"));
-    volume_calls.extend([
-        Call::CreateFile(r("etc/app/app.conf")),
+        // A file's target is a file, its parents made inside the root.
+        Call::Resolve("/etc/app/app.conf".into(), How::FILE),
         mount(
             Some(file.to_str().unwrap()),
-            &r("etc/app/app.conf"),
+            RESOLVED,
             None,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
         ),
+        again("/etc/app/app.conf"),
         mount(
             None,
-            &r("etc/app/app.conf"),
+            RESOLVED,
             None,
             MsFlags::MS_REC | MsFlags::MS_PRIVATE,
             None,
         ),
-    ]);
+    ];
     expected.splice(devices_at..devices_at, volume_calls);
-    expected.extend(mkdir_p("srv/app"));
+    // The working directory, created inside the root when missing.
+    expected.push(resolve_dir("/srv/app"));
     expected.extend(pivot_calls());
     expected.extend(hardening_calls());
     expected.extend([
@@ -216,14 +222,16 @@ fn a_container_plan_adds_volumes_cwd_tty_and_no_new_privs() {
         Call::SetUid(1000),
         Call::Capset(DOCKER_CAPS, DOCKER_CAPS, 0),
         Call::ClearAmbient,
+        // As the user, before no_new_privs and the filter.
+        Call::ChdirInRoot("/srv/app".into()),
         Call::NoNewPrivs,
         Call::Seccomp(default_program_len()),
-        Call::Chdir("/srv/app".into()),
     ]);
     let env = strings(&["HOSTNAME=web", "PATH=/bin", "TERM=xterm", "HOME=/"]);
     expected.push(Call::Execve("/bin/app".into(), strings(&["app"]), env));
     expected.push(Call::Exists("/bin/app".into()));
     assert_eq!(sys.calls, expected);
+    assert_eq!(sys.open, 0, "every descriptor closed before the exec");
 }
 
 #[test]
@@ -308,21 +316,87 @@ fn bounding_set_drops_stop_at_the_kernels_last_capability() {
 }
 
 #[test]
-fn ensure_dir_creates_each_component_below_the_root() {
-    let steps = [SetupStep::EnsureDir {
-        path: CString::new(format!("{ROOT}/a//b/c")).unwrap(),
-        from: ROOT.len(),
+fn a_target_the_image_made_unusable_stops_the_setup_with_a_clear_error() {
+    let volumes = tempfile::tempdir().unwrap();
+    let file = volumes.path().join("app.conf");
+    std::fs::write(&file, "").unwrap();
+    let options = RunOptions {
+        args: vec!["app".into()],
+        volumes: vec![
+            Volume {
+                source: file.clone(),
+                destination: "/etc".into(),
+                read_only: false,
+            },
+            Volume {
+                source: volumes.path().to_path_buf(),
+                destination: "/bin/sh".into(),
+                read_only: false,
+            },
+        ],
+        ..RunOptions::default()
+    };
+    let plan = plan_with(
+        &container(&options),
+        &layout(),
+        PlanOptions::default(),
+        &HostCgroups::Absent,
+    )
+    .unwrap();
+    let run = |path: &str, errno: Errno| {
+        let mut sys = FakeSys::new();
+        sys.resolve_errors.insert(path.into(), errno);
+        let failure = execute(&plan.steps, &mut sys, &mut |_| {});
+        assert_eq!(sys.open, 0, "the root is closed on failure too");
+        assert!(
+            !sys.calls.iter().any(|c| matches!(c, Call::PivotRoot(..))),
+            "nothing runs after the failure"
+        );
+        crate::runtime::sandbox::setup_error(&plan, failure).to_string()
+    };
+    assert_eq!(
+        run("/etc", Errno::EISDIR),
+        format!(
+            "cannot bind the file `{}` onto `/etc` in the container: it is a directory in the image",
+            file.display()
+        )
+    );
+    assert_eq!(
+        run("/bin/sh", Errno::ENOTDIR),
+        format!(
+            "cannot bind the directory `{}` onto `/bin/sh` in the container: it, or a directory on its way, is not a directory in the image",
+            volumes.path().display()
+        )
+    );
+    assert_eq!(
+        run("/sys", Errno::ELOOP),
+        "cannot mount sysfs on `/sys` in the container: it is a symbolic link in the image"
+    );
+    assert_eq!(
+        run("/dev/null", Errno::ELOOP),
+        "cannot bind the host's device onto `/dev/null` in the container: too many symbolic links on the way, or a /proc magic link"
+    );
+}
+
+#[test]
+fn steps_on_a_resolved_descriptor_need_one() {
+    let steps = [SetupStep::Mount {
+        source: None,
+        target: crate::runtime::Target::Resolved(CString::new("/x").unwrap()),
+        fstype: None,
+        flags: MsFlags::MS_BIND,
+        data: None,
     }];
     let mut sys = FakeSys::new();
-    execute(&steps, &mut sys, &mut |_| {});
+    let failure = execute(&steps, &mut sys, &mut |_| {});
     assert_eq!(
-        sys.calls,
-        [
-            Call::Mkdir(r("a"), 0o755),
-            Call::Mkdir(r("a//b"), 0o755),
-            Call::Mkdir(r("a//b/c"), 0o755),
-        ]
+        failure,
+        crate::runtime::Failure::Step {
+            index: 0,
+            errno: Errno::EBADF
+        }
     );
+    assert!(sys.calls.is_empty(), "never a mount onto nothing");
 }
 
 #[test]
@@ -445,10 +519,13 @@ fn the_seccomp_filter_comes_after_no_new_privs_and_right_before_exec() {
     let no_new_privs = step_index(steps, |s| *s == SetupStep::NoNewPrivs);
     let capabilities = step_index(steps, |s| matches!(s, SetupStep::SetCapabilities { .. }));
     assert!(capabilities < no_new_privs && no_new_privs + 1 == seccomp);
-    // Only the working directory and the exec follow, both allowed by the filter.
-    assert!(matches!(steps[seccomp + 1], SetupStep::Chdir { .. }));
-    assert!(matches!(steps[seccomp + 2], SetupStep::Exec { .. }));
-    assert_eq!(seccomp + 3, steps.len());
+    // Only the exec follows; the working directory was entered before no_new_privs.
+    assert!(matches!(
+        steps[no_new_privs - 1],
+        SetupStep::ChdirInRoot { .. }
+    ));
+    assert!(matches!(steps[seccomp + 1], SetupStep::Exec { .. }));
+    assert_eq!(seccomp + 2, steps.len());
     assert_eq!(
         steps
             .iter()
@@ -516,7 +593,7 @@ fn a_seccomp_profile_kiln_cannot_apply_is_refused() {
         ..RunOptions::default()
     });
     let mut linux = spec.linux().clone().unwrap();
-    let mut seccomp = default_seccomp();
+    let mut seccomp = default_seccomp(&crate::runtime::spec::defaults::DEFAULT_CAPABILITIES);
     // A notify listener needs an agent kiln does not run.
     seccomp.set_default_action(oci_spec::runtime::LinuxSeccompAction::ScmpActNotify);
     linux.set_seccomp(Some(seccomp));

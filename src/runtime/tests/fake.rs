@@ -7,7 +7,17 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
+use std::os::fd::RawFd;
+
+use crate::inroot::How;
 use crate::runtime::{BpfInstruction, CStringArray, Sys};
+
+/// The descriptor the fake's open_root returns.
+pub(super) const ROOT_FD: RawFd = 3;
+/// The descriptor every resolution returns (the executor closes the last one first).
+pub(super) const RESOLVED_FD: RawFd = 4;
+/// How a mount onto the resolved descriptor names its target.
+pub(super) const RESOLVED: &str = "/proc/self/fd/4";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Call {
@@ -18,10 +28,14 @@ pub(super) enum Call {
         flags: MsFlags,
         data: Option<String>,
     },
-    CreateFile(String),
     Mkdir(String, u32),
-    Symlink(String, String),
+    OpenRoot(String),
+    /// A path resolved inside the root opened last.
+    Resolve(String, How),
+    /// A link (target, name) in the directory resolved last.
+    SymlinkAt(String, String),
     Chdir(String),
+    ChdirInRoot(String),
     PivotRoot(String, String),
     UnmountDetach(String),
     Hostname(String),
@@ -48,7 +62,9 @@ pub(super) enum Call {
 /// Records calls. The `fail_call`-th call (0-based, execve and exists excluded) fails
 /// with the given errno; execve fails with `exec_errors[path]`, else ENOENT; `exists`
 /// answers from `existing`; mounts onto a path in `mount_errors` fail with its errno;
-/// dropping a bounding capability above `last_cap` fails with EINVAL, as the kernel does.
+/// dropping a bounding capability above `last_cap` fails with EINVAL, as the kernel does;
+/// resolving a path in `resolve_errors` fails with its errno. `open` counts the
+/// descriptors handed out and not closed yet.
 #[derive(Debug, Default)]
 pub(super) struct FakeSys {
     pub(super) calls: Vec<Call>,
@@ -57,7 +73,9 @@ pub(super) struct FakeSys {
     pub(super) existing: BTreeSet<String>,
     pub(super) counted: usize,
     pub(super) mount_errors: BTreeMap<String, Errno>,
+    pub(super) resolve_errors: BTreeMap<String, Errno>,
     pub(super) last_cap: u32,
+    pub(super) open: i32,
 }
 
 impl FakeSys {
@@ -117,17 +135,41 @@ impl Sys for FakeSys {
             data: data.map(s),
         })
     }
-    fn create_file(&mut self, path: &CStr) -> Result<(), Errno> {
-        self.record(Call::CreateFile(s(path)))
-    }
     fn mkdir(&mut self, path: &CStr, mode: u32) -> Result<(), Errno> {
         self.record(Call::Mkdir(s(path), mode))
     }
-    fn symlink(&mut self, target: &CStr, link: &CStr) -> Result<(), Errno> {
-        self.record(Call::Symlink(s(target), s(link)))
+    fn open_root(&mut self, path: &CStr) -> Result<RawFd, Errno> {
+        self.record(Call::OpenRoot(s(path)))?;
+        self.open += 1;
+        Ok(ROOT_FD)
+    }
+    fn resolve_in_root(&mut self, root: RawFd, path: &CStr, how: How) -> Result<RawFd, Errno> {
+        assert_eq!(root, ROOT_FD, "resolved inside the root");
+        if let Some(errno) = self.resolve_errors.get(&s(path)) {
+            let errno = *errno;
+            self.calls.push(Call::Resolve(s(path), how));
+            return Err(errno);
+        }
+        self.record(Call::Resolve(s(path), how))?;
+        self.open += 1;
+        Ok(RESOLVED_FD)
+    }
+    fn symlinkat(&mut self, target: &CStr, dir: RawFd, name: &CStr) -> Result<(), Errno> {
+        assert_eq!(dir, RESOLVED_FD, "links go in the resolved directory");
+        self.record(Call::SymlinkAt(s(target), s(name)))
+    }
+    fn close(&mut self, fd: RawFd) {
+        assert!(
+            fd == ROOT_FD || fd == RESOLVED_FD,
+            "closes only what it opened"
+        );
+        self.open -= 1;
     }
     fn chdir(&mut self, path: &CStr) -> Result<(), Errno> {
         self.record(Call::Chdir(s(path)))
+    }
+    fn chdir_in_root(&mut self, path: &CStr) -> Result<(), Errno> {
+        self.record(Call::ChdirInRoot(s(path)))
     }
     fn pivot_root(&mut self, new_root: &CStr, put_old: &CStr) -> Result<(), Errno> {
         self.record(Call::PivotRoot(s(new_root), s(put_old)))

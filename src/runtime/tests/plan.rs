@@ -7,7 +7,8 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
-use super::fake::{Call, FakeSys};
+use super::fake::{Call, FakeSys, RESOLVED};
+use crate::inroot::{Create, How};
 use crate::runtime::plan::{PlanOptions, plan_with};
 use crate::runtime::sandbox::Report;
 use crate::runtime::spec::defaults;
@@ -72,10 +73,6 @@ fn run_fake(spec: &SandboxSpec, sys: &mut FakeSys) -> (Failure, Vec<usize>) {
 
 pub(super) const ROOT: &str = "/step/scratch/mnt/merged";
 
-pub(super) fn r(path: &str) -> String {
-    format!("{ROOT}/{path}")
-}
-
 const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);
@@ -83,15 +80,25 @@ const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
 /// Docker's default capabilities as the kernel's mask (what `CapEff` shows).
 pub(super) const DOCKER_CAPS: u64 = 0x0000_0000_a804_25fb;
 
-/// `mkdir -p` of `path` below the root, as the fake sees it: one mkdir per component.
-pub(super) fn mkdir_p(path: &str) -> Vec<Call> {
-    let mut calls = Vec::new();
-    let mut prefix = ROOT.to_string();
-    for component in path.split('/').filter(|c| !c.is_empty()) {
-        prefix = format!("{prefix}/{component}");
-        calls.push(Call::Mkdir(prefix.clone(), 0o755));
-    }
-    calls
+/// A mountpoint (or bind target directory) resolved inside the root, created when missing.
+pub(super) fn resolve_dir(path: &str) -> Call {
+    Call::Resolve(path.into(), How::DIR)
+}
+
+/// A mount found again inside the root, to change it.
+pub(super) fn again(path: &str) -> Call {
+    Call::Resolve(path.into(), How::EXISTING)
+}
+
+/// `/proc` and `/sys`: a real directory, no link on the way.
+fn strict(path: &str) -> Call {
+    Call::Resolve(
+        path.into(),
+        How {
+            create: Create::Dir,
+            symlinks: false,
+        },
+    )
 }
 
 /// Everything up to and including the pivot into the new root, with the cgroup mount of
@@ -120,72 +127,77 @@ pub(super) fn rootfs_calls(overlay_data: &str, cgroup_calls: Vec<Call>) -> Vec<C
             MsFlags::empty(),
             Some(overlay_data),
         ),
+        // Every path of the image from here on: inside the root, onto its descriptor.
+        Call::OpenRoot(ROOT.into()),
+        strict("/proc"),
         mount(
             Some("proc"),
-            &r("proc"),
+            RESOLVED,
             Some("proc"),
             NOSUID_NODEV_NOEXEC,
             None,
         ),
+        resolve_dir("/dev"),
         mount(
             Some("tmpfs"),
-            &r("dev"),
+            RESOLVED,
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         ),
-    ];
-    calls.extend(mkdir_p("dev/pts"));
-    calls.extend([
+        resolve_dir("/dev/pts"),
         mount(
             Some("devpts"),
-            &r("dev/pts"),
+            RESOLVED,
             Some("devpts"),
             MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
             Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
         ),
+        strict("/sys"),
         mount(
             Some("sysfs"),
-            &r("sys"),
+            RESOLVED,
             Some("sysfs"),
             MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
             None,
         ),
-    ]);
+    ];
     calls.extend(cgroup_calls);
-    calls.extend(mkdir_p("dev/mqueue"));
-    calls.push(mount(
-        Some("mqueue"),
-        &r("dev/mqueue"),
-        Some("mqueue"),
-        NOSUID_NODEV_NOEXEC,
-        None,
-    ));
-    calls.extend(mkdir_p("dev/shm"));
-    calls.push(mount(
-        Some("shm"),
-        &r("dev/shm"),
-        Some("tmpfs"),
-        NOSUID_NODEV_NOEXEC,
-        Some("mode=1777,size=65536k"),
-    ));
+    calls.extend([
+        resolve_dir("/dev/mqueue"),
+        mount(
+            Some("mqueue"),
+            RESOLVED,
+            Some("mqueue"),
+            NOSUID_NODEV_NOEXEC,
+            None,
+        ),
+        resolve_dir("/dev/shm"),
+        mount(
+            Some("shm"),
+            RESOLVED,
+            Some("tmpfs"),
+            NOSUID_NODEV_NOEXEC,
+            Some("mode=1777,size=65536k"),
+        ),
+    ]);
     for device in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let target = r(&format!("dev/{device}"));
-        calls.push(Call::CreateFile(target.clone()));
+        calls.push(Call::Resolve(format!("/dev/{device}"), How::FILE));
         calls.push(mount(
             Some(&format!("/dev/{device}")),
-            &target,
+            RESOLVED,
             None,
             MsFlags::MS_BIND,
             None,
         ));
     }
     calls.extend([
-        Call::Symlink("/proc/self/fd".into(), r("dev/fd")),
-        Call::Symlink("/proc/self/fd/0".into(), r("dev/stdin")),
-        Call::Symlink("/proc/self/fd/1".into(), r("dev/stdout")),
-        Call::Symlink("/proc/self/fd/2".into(), r("dev/stderr")),
-        Call::Symlink("pts/ptmx".into(), r("dev/ptmx")),
+        Call::Resolve("/dev".into(), How::EXISTING),
+        Call::SymlinkAt("/proc/self/fd".into(), "fd".into()),
+        Call::SymlinkAt("/proc/self/fd/0".into(), "stdin".into()),
+        Call::SymlinkAt("/proc/self/fd/1".into(), "stdout".into()),
+        Call::SymlinkAt("/proc/self/fd/2".into(), "stderr".into()),
+        Call::SymlinkAt("pts/ptmx".into(), "ptmx".into()),
     ]);
     calls
 }
@@ -193,16 +205,12 @@ pub(super) fn rootfs_calls(overlay_data: &str, cgroup_calls: Vec<Call>) -> Vec<C
 pub(super) fn v2_cgroup_calls() -> Vec<Call> {
     let flags = NOSUID_NODEV_NOEXEC | MsFlags::MS_RELATIME;
     vec![
-        mount(
-            Some("cgroup2"),
-            &r("sys/fs/cgroup"),
-            Some("cgroup2"),
-            flags,
-            None,
-        ),
+        resolve_dir("/sys/fs/cgroup"),
+        mount(Some("cgroup2"), RESOLVED, Some("cgroup2"), flags, None),
+        again("/sys/fs/cgroup"),
         mount(
             None,
-            &r("sys/fs/cgroup"),
+            RESOLVED,
             None,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
             None,
@@ -291,7 +299,7 @@ fn plan_runs_the_exact_setup_sequence() {
         Call::Capset(DOCKER_CAPS, DOCKER_CAPS, 0),
         Call::ClearAmbient,
         // A build step may run setuid programs: no no_new_privs.
-        Call::Chdir("/work".into()),
+        Call::ChdirInRoot("/work".into()),
         // The PATH lookup: /usr/bin/sh does not exist, /bin/sh is tried next.
         Call::Execve("/usr/bin/sh".into(), argv.clone(), env.clone()),
         Call::Exists("/usr/bin/sh".into()),
@@ -311,6 +319,7 @@ fn plan_runs_the_exact_setup_sequence() {
         (0..steps).collect::<Vec<_>>(),
         "every step is reported"
     );
+    assert_eq!(sys.open, 0, "every descriptor closed before the exec");
 }
 
 #[test]
@@ -371,7 +380,7 @@ fn user_is_switched_groups_first_before_the_working_directory() {
         Call::SetUid(1000),
         Call::Capset(DOCKER_CAPS, DOCKER_CAPS, 0),
         Call::ClearAmbient,
-        Call::Chdir("/work".into()),
+        Call::ChdirInRoot("/work".into()),
     ]);
     let at = sys
         .calls
@@ -606,11 +615,17 @@ fn setup_failures_become_clear_errors() {
     use crate::runtime::sandbox::setup_error;
     let spec = spec();
     let plan = plan(&spec).unwrap();
-    let n = plan.steps.len();
+    let position = |wanted: &dyn Fn(&SetupStep) -> bool| {
+        plan.steps
+            .iter()
+            .position(wanted)
+            .expect("the step is planned")
+    };
+    let chdir = position(&|s| matches!(s, SetupStep::ChdirInRoot { .. }));
     let cwd = setup_error(
         &plan,
         Failure::Step {
-            index: n - 2,
+            index: chdir,
             errno: Errno::ENOENT,
         },
     );
@@ -632,6 +647,33 @@ fn setup_failures_become_clear_errors() {
         "{mount}"
     );
     assert_eq!(mount.exit_code(), 125);
+    // A working directory through a magic link, a mountpoint the image made a link, a file
+    // bound onto a directory: said in words, with the fix.
+    let magic = setup_error(
+        &plan,
+        Failure::Step {
+            index: chdir,
+            errno: Errno::ELOOP,
+        },
+    );
+    assert_eq!(
+        magic.to_string(),
+        "cannot use the working directory `/work` in the container: too many symbolic links on the way, or a /proc magic link"
+    );
+    let proc =
+        position(&|s| matches!(s, SetupStep::Resolve { path, .. } if path.as_c_str() == c"/proc"));
+    let linked = setup_error(
+        &plan,
+        Failure::Step {
+            index: proc,
+            errno: Errno::ELOOP,
+        },
+    );
+    assert_eq!(
+        linked.to_string(),
+        "cannot mount proc on `/proc` in the container: it is a symbolic link in the image"
+    );
+    assert_eq!(linked.exit_code(), 125);
     let not_found = setup_error(&plan, Failure::Exec(ExecFailure::NotFound));
     assert_eq!(not_found.to_string(), "command `sh` not found in the image");
     assert_eq!(not_found.exit_code(), 127);
@@ -692,18 +734,20 @@ fn trace_renders_steps_as_commands() {
     for expected in [
         "mount --make-rprivate /",
         &format!("mount -t overlay overlay {ROOT} -o {OVERLAY}"),
-        &format!("mount -t proc proc {ROOT}/proc -o nosuid,nodev,noexec"),
-        &format!("mount -t tmpfs tmpfs {ROOT}/dev -o nosuid,strictatime,mode=755,size=65536k"),
-        &format!("touch {ROOT}/dev/null"),
-        &format!("mount --bind /dev/null {ROOT}/dev/null"),
-        &format!("ln -s /proc/self/fd {ROOT}/dev/fd"),
-        &format!("mkdir -p {ROOT}/dev/shm"),
-        &format!(
-            "mount -t devpts devpts {ROOT}/dev/pts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5"
-        ),
-        &format!("mount -t sysfs sysfs {ROOT}/sys -o ro,nosuid,nodev,noexec"),
-        &format!("mount -t cgroup2 cgroup2 {ROOT}/sys/fs/cgroup -o nosuid,nodev,noexec,relatime"),
-        &format!("mount -o remount,bind,ro,nosuid,nodev,noexec,relatime {ROOT}/sys/fs/cgroup"),
+        &format!("exec {{root}}<{ROOT}  # O_PATH: later paths are resolved inside it"),
+        "N=openat2({root}, /proc, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS|RESOLVE_NO_SYMLINKS), mkdir -p inside it",
+        "mount -t proc proc /proc/self/fd/N -o nosuid,nodev,noexec  # N: /proc in the root",
+        "N=openat2({root}, /dev, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS), mkdir -p inside it",
+        "mount -t tmpfs tmpfs /proc/self/fd/N -o nosuid,strictatime,mode=755,size=65536k  # N: /dev in the root",
+        "N=openat2({root}, /dev/null, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS), mkdir -p and touch inside it",
+        "mount --bind /dev/null /proc/self/fd/N  # N: /dev/null in the root",
+        "N=openat2({root}, /dev, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS)",
+        "ln -s /proc/self/fd /proc/self/fd/N/fd",
+        "mount -t devpts devpts /proc/self/fd/N -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5  # N: /dev/pts in the root",
+        "mount -t sysfs sysfs /proc/self/fd/N -o ro,nosuid,nodev,noexec  # N: /sys in the root",
+        "mount -t cgroup2 cgroup2 /proc/self/fd/N -o nosuid,nodev,noexec,relatime  # N: /sys/fs/cgroup in the root",
+        "mount -o remount,bind,ro,nosuid,nodev,noexec,relatime /proc/self/fd/N  # N: /sys/fs/cgroup in the root",
+        "exec {root}>&- N>&-",
         "unshare --cgroup",
         "pivot_root . .",
         "umount --lazy .",
@@ -720,7 +764,7 @@ fn trace_renders_steps_as_commands() {
         "setgid 2",
         "setuid 1",
         "capset effective=cap_chown,cap_dac_override,cap_fowner,cap_fsetid,cap_kill,cap_setgid,cap_setuid,cap_setpcap,cap_net_bind_service,cap_net_raw,cap_sys_chroot,cap_mknod,cap_audit_write,cap_setfcap permitted=cap_chown,cap_dac_override,cap_fowner,cap_fsetid,cap_kill,cap_setgid,cap_setuid,cap_setpcap,cap_net_bind_service,cap_net_raw,cap_sys_chroot,cap_mknod,cap_audit_write,cap_setfcap inheritable=none ambient=none",
-        "cd /work",
+        "cd /work  # openat2(/, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS), fchdir",
         "exec sh -c 'echo hi'",
     ] {
         assert!(

@@ -178,8 +178,7 @@ fn parse_project(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, out:
 }
 
 fn parse_network(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Option<Network> {
-    let usage =
-        "network \"NAME\" subnet=\"10.89.0.0/24\" [internal=#true] [driver=\"bridge\"|\"overlay\"]";
+    let usage = "network \"NAME\" subnet=\"10.89.0.0/24\" [internal=#true] [driver=\"bridge\"|\"overlay\"] [vni=N]";
     let mut n = Node::new(node, file, diags, usage);
     let name = n.str_arg(diags, 0, "a name");
     n.max_args(diags, 1);
@@ -187,43 +186,123 @@ fn parse_network(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> O
         .prop_any("subnet")
         .and_then(|v| values::subnet(diags, v, "`subnet`"));
     let internal = n.prop_bool(diags, "internal").is_some_and(|b| b.value);
-    let driver = n
-        .prop_any("driver")
-        .and_then(|v| {
-            values::choice(
-                diags,
-                v,
-                "network driver",
-                &[("bridge", Driver::Bridge), ("overlay", Driver::Overlay)],
-            )
-        })
-        .map_or(Driver::Bridge, |d| d.value);
+    let driver = n.prop_any("driver").and_then(|v| {
+        values::choice(
+            diags,
+            v,
+            "network driver",
+            &[("bridge", Driver::Bridge), ("overlay", Driver::Overlay)],
+        )
+    });
+    let vni = n
+        .prop_any("vni")
+        .and_then(|v| v.integer(diags, "`vni`"))
+        .and_then(|v| values::bounded(diags, v, "`vni`", 1, i128::from(super::model::VNI_MAX)))
+        .map(|v| v.map(|vni| vni as u32));
     n.no_children(diags);
     n.finish(diags);
     let name = name?;
     values::check_name(diags, &name, "network");
+    let overlay = driver.as_ref().is_some_and(|d| d.value == Driver::Overlay);
+    if let Some(vni) = &vni
+        && !overlay
+    {
+        diags
+            .error(
+                Code::UnknownProperty,
+                vni.span,
+                "`vni` is a property of overlay networks",
+            )
+            .label("a bridge network has no VXLAN identifier")
+            .help("add `driver=\"overlay\"`, or remove `vni`");
+    }
+    if overlay && subnet.is_none() {
+        diags
+            .error(
+                Code::MissingProperty,
+                name.span,
+                format!("overlay network `{}` has no `subnet`", name.value),
+            )
+            .label("every host must give it the same addresses")
+            .help(
+                "add `subnet=\"10.77.0.0/16\"`: kiln cannot pick one that every machine agrees on",
+            );
+    }
     Some(Network {
         name,
         subnet,
         internal,
-        driver,
+        driver: driver.map_or(Driver::Bridge, |d| d.value),
+        vni: vni.filter(|_| overlay),
     })
 }
 
 fn parse_host(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Option<Host> {
-    let mut n = Node::new(node, file, diags, "host \"NAME\" address=\"192.0.2.1\"");
+    let mut n = Node::new(
+        node,
+        file,
+        diags,
+        "host \"NAME\" address=\"192.0.2.1\" [cpus=4] [memory=\"8GiB\"]",
+    );
     let name = n.str_arg(diags, 0, "a name");
     n.max_args(diags, 1);
     let address = match n.prop_any("address") {
-        Some(v) => values::address(diags, v, "`address`"),
+        Some(v) => values::address(diags, v, "`address`").and_then(|a| underlay_address(diags, a)),
         None => {
             n.required_str(diags, "address");
             None
         }
     };
+    let cpus = n
+        .prop_any("cpus")
+        .and_then(|v| v.number(diags, "`cpus`"))
+        .and_then(|cpus| {
+            if cpus.value > 0.0 && cpus.value.is_finite() {
+                return Some(cpus);
+            }
+            diags
+                .error(Code::InvalidCpus, cpus.span, format!("`cpus` is {}", cpus.value))
+                .label("must be greater than 0")
+                .help("give the number of CPUs containers may use on the host, or remove `cpus` for no limit");
+            None
+        });
+    let memory = n
+        .prop_any("memory")
+        .and_then(|v| values::size(diags, v, "`memory`"));
     n.no_children(diags);
     n.finish(diags);
     let name = name?;
     values::check_name(diags, &name, "host");
-    Some(Host { name, address })
+    Some(Host {
+        name,
+        address,
+        cpus,
+        memory,
+    })
+}
+
+/// A host's underlay address must be one a VXLAN socket can send from and to: a unicast
+/// address (not `0.0.0.0`, a multicast group or the broadcast address).
+fn underlay_address(
+    diags: &mut Diagnostics,
+    address: Spanned<std::net::IpAddr>,
+) -> Option<Spanned<std::net::IpAddr>> {
+    let reason = match address.value {
+        ip if ip.is_unspecified() => Some("the unspecified address is no host's"),
+        ip if ip.is_multicast() => Some("a multicast group is no host's address"),
+        std::net::IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address is no host's"),
+        _ => None,
+    };
+    let Some(reason) = reason else {
+        return Some(address);
+    };
+    diags
+        .error(
+            Code::InvalidAddress,
+            address.span,
+            format!("invalid host address `{}`", address.value),
+        )
+        .label(reason)
+        .help("give the unicast address by which the other hosts reach this one, e.g. `\"192.0.2.1\"`");
+    None
 }

@@ -7,6 +7,7 @@
 
 mod addresses;
 mod graph;
+mod hosts;
 mod paths;
 mod references;
 mod remote;
@@ -30,7 +31,14 @@ pub struct Options {
     /// Checks the text of a container's seccomp profile file (with `check_paths`). The
     /// format is the runtime's business; the front end only reports what it says.
     pub check_seccomp_profile: Option<ProfileCheck>,
+    /// Places the containers on the declared hosts and reports what does not fit. Where
+    /// containers run is the orchestrator's business (`project`), so the front end is handed
+    /// the check rather than knowing the algorithm.
+    pub check_placement: Option<PlacementCheck>,
 }
+
+/// Reports, into the diagnostics, every container the project's hosts cannot take.
+pub type PlacementCheck = fn(&Project, &mut Diagnostics);
 
 /// Checks a seccomp profile's text: `Err` says what is wrong (with its JSON path) and how
 /// to fix it.
@@ -59,6 +67,7 @@ pub(crate) fn validate(
     remote::check(project, lock, options, diags);
     graph::check(project, diags);
     addresses::check(project, &index, diags);
+    hosts::check(project, diags);
     paths::check(
         project,
         sources,
@@ -66,6 +75,9 @@ pub(crate) fn validate(
         options.check_seccomp_profile,
         diags,
     );
+    if let Some(check) = options.check_placement {
+        check(project, diags);
+    }
 }
 
 /// A multiply-rotate hasher (as in rustc's FxHash) for name maps: SipHash's flood

@@ -193,6 +193,24 @@ impl Ran {
         self
     }
 
+    /// Stderr as one line: miette's wrapping and its `│` gutters undone, whitespace
+    /// collapsed, so a long message can be checked whole.
+    pub fn message(&self) -> String {
+        self.stderr()
+            .replace(['│', '╰', '─', '▶', '×'], " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Whether stderr, as one line (see [`Ran::message`]), says `text`.
+    pub fn says(self, text: &str) -> Ran {
+        if !self.message().contains(text) {
+            self.fail(&format!("stderr does not say {text:?}"));
+        }
+        self
+    }
+
     pub fn stdout_is(self, text: &str) -> Ran {
         if self.stdout() != text {
             self.fail(&format!("stdout is not {text:?}"));

@@ -43,6 +43,16 @@ pub fn python(script: &str, args: &[&std::ffi::OsStr]) -> String {
     run(Command::new("python3").arg("-c").arg(script).args(args))
 }
 
+/// Writes a tar with the given members using Python's tarfile (kiln's own writer refuses to
+/// make hostile archives): `script` adds them to `t`, the open `tarfile.TarFile`.
+pub fn hostile_tar(path: &std::path::Path, script: &str) {
+    let program = format!(
+        "import tarfile, io\nt = tarfile.open({:?}, 'w')\n{script}\nt.close()\n",
+        path.display().to_string()
+    );
+    python(&program, &[]);
+}
+
 /// Podman with throw-away storage of its own (vfs), so tests never touch the machine's
 /// images; its storage is emptied and removed when dropped.
 pub struct Podman {
