@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Leaves any module may use: pure, and knowing no other kiln module.
-const ANYWHERE: &[&str] = &["digest", "causes", "kernel_names", "test_support"];
+const ANYWHERE: &[&str] = &["digest", "causes", "kernel_names", "test_support", "scope"];
 
 /// Each module and what it may use besides [`ANYWHERE`], bottom to top.
 const ALLOWED: &[(&str, &[&str])] = &[
@@ -19,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("causes", &[]),
     ("kernel_names", &[]),
     ("test_support", &[]),
+    ("scope", &[]),
     ("atomic_file", &[]),
     ("timestamp", &[]),
     ("beneath", &[]),

@@ -43,6 +43,7 @@ pub mod project;
 pub mod reference;
 pub mod registry;
 pub mod runtime;
+pub mod scope;
 pub mod spec;
 pub mod state;
 pub mod store;

@@ -7,8 +7,11 @@ use crate::layer::Compression;
 
 pub(super) fn run(cli: &Cli, args: &CommitArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
+    let container = super::container_ids(cli, std::slice::from_ref(&args.container))
+        .map_err(crate::containers::ContainerError::from)?
+        .remove(0);
     let request = CommitRequest {
-        container: args.container.clone(),
+        container,
         image: args.image.clone(),
         message: args.message.clone(),
         author: args.author.clone(),

@@ -211,7 +211,9 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                     Vec::new()
                 }
                 name => vec![crate::net::attach::AttachRequest {
-                    network: name.to_string(),
+                    network: super::network_reference(cli, name).map_err(|e| {
+                        ContainerError::from(crate::net::network::NetworkError::from(e))
+                    })?,
                     ip: args.ip,
                     aliases: args.network_aliases.clone(),
                     ..Default::default()
@@ -302,7 +304,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                         "pid": r.state.pid,
                         "restarts": r.state.restarts,
                         "created": r.created,
-                        "project": r.member.as_ref().map(|m| m.project.as_str()),
+                        "project": r.project(),
                         "service": r.member.as_ref().map(|m| m.service.as_str()),
                     })
                 })
@@ -313,6 +315,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
             let mut rows = vec![
                 [
                     "CONTAINER ID",
+                    "PROJECT",
                     "NAME",
                     "IMAGE",
                     "COMMAND",
@@ -334,6 +337,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                 }
                 rows.push(vec![
                     r.id.short().to_string(),
+                    r.project().unwrap_or("-").to_string(),
                     r.name.clone(),
                     r.image.clone(),
                     command,
@@ -352,14 +356,13 @@ pub(super) fn rm(cli: &Cli, args: &RmArgs) -> Result<u8, crate::Error> {
     let records = Records::open(&root).map_err(ContainerError::from)?;
     let mut code = 0;
     for query in &args.containers {
-        let result = records
-            .find(query)
+        let result = super::find_container(&records, query)
             .map_err(ContainerError::from)
             .and_then(|record| {
                 containers::remove(&records, &record, &root, args.force).map(|()| record)
             });
         match result {
-            Ok(record) => line(&record.name)?,
+            Ok(record) => line(record.reference())?,
             Err(err) => {
                 eprintln!("{:?}", miette::Report::new(err));
                 code = 1;
@@ -403,12 +406,11 @@ fn for_each_container(
     let records = Records::open(&super::state_root(cli)).map_err(ContainerError::from)?;
     let mut code = 0;
     for query in queries {
-        let result = records
-            .find(query)
+        let result = super::find_container(&records, query)
             .map_err(ContainerError::from)
             .and_then(|record| each(&records, &record).map(|()| record));
         match result {
-            Ok(record) => line(&record.name)?,
+            Ok(record) => line(record.reference())?,
             Err(err) => {
                 eprintln!("{:?}", miette::Report::new(err));
                 code = 1;
@@ -460,7 +462,7 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
             .map(|s| containers::parse_since(s, crate::timestamp::now_ns()))
             .transpose()?;
         let records = Records::open(&super::state_root(cli))?;
-        let record = records.find(&args.containers[0])?;
+        let record = super::find_container(&records, &args.containers[0])?;
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
         containers::read_logs(&records, &record, since, args.follow, |log| {

@@ -32,7 +32,14 @@ pub(super) fn run(cli: &Cli, args: &ExecArgs) -> Result<u8, crate::Error> {
         detach: args.detach,
         trace: args.trace,
     };
-    match containers::exec(&super::state_root(cli), &args.container, &request) {
+    let target = match super::container_ids(cli, std::slice::from_ref(&args.container)) {
+        Ok(ids) => ids.into_iter().next().unwrap_or_default(),
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(ContainerError::from(err)));
+            return Ok(125);
+        }
+    };
+    match containers::exec(&super::state_root(cli), &target, &request) {
         Ok(Some(status)) => Ok(u8::try_from(status.code()).unwrap_or(255)),
         Ok(None) => Ok(0),
         Err(err) => {

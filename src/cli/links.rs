@@ -97,10 +97,10 @@ pub(crate) fn describe_netem(n: &Netem) -> String {
     }
 }
 
-/// The pid 1 of a running container, by name.
-pub(super) fn running_pid(root: &Path, name: &str) -> Option<i32> {
+/// The pid 1 of a running container, by its exact name in `project`.
+pub(super) fn running_pid(root: &Path, project: Option<&str>, name: &str) -> Option<i32> {
     let records = crate::state::Records::open(root).ok()?;
-    let record = records.find_named(name).ok()??.reconciled();
+    let record = records.find_member(project, name).ok()??.reconciled();
     record.state.pid.filter(|_| record.state.process_alive())
 }
 
@@ -156,7 +156,7 @@ pub(super) fn links(root: &Path, format: OutputFormat) -> Result<u8, crate::Erro
                 .ends()
                 .iter()
                 .map(|(container, interface)| {
-                    let state = running_pid(root, container)
+                    let state = running_pid(root, Some(&link.project), container)
                         .and_then(|pid| crate::net::link::end_state(pid, interface).ok());
                     let (kernel_link, netem) = state.unwrap_or((None, None));
                     json!({
@@ -347,10 +347,24 @@ pub(super) fn impair(root: &Path, args: &NetworkImpairArgs) -> Result<u8, crate:
         Ok(records) => records,
         Err(err) => return Ok(report(err)),
     };
-    let Some(link) = records
-        .iter_mut()
-        .find(|l| l.a == args.endpoint || l.b == args.endpoint)
-    else {
+    // `r1:eth1`, or `PROJECT/r1:eth1` when several projects have the end.
+    let candidates = records.iter().enumerate().flat_map(|(i, l)| {
+        [&l.a, &l.b].map(|end| crate::scope::Candidate {
+            project: Some(l.project.clone()),
+            name: end.clone(),
+            item: i,
+        })
+    });
+    let context = super::current_project(None);
+    let found = crate::scope::resolve(
+        crate::scope::Kind::Link,
+        &args.endpoint,
+        context.as_deref(),
+        candidates,
+    )
+    .map_err(crate::state::RecordError::from)
+    .map_err(crate::containers::ContainerError::from)?;
+    let Some(link) = found.and_then(|i| records.get_mut(i)) else {
         return impair_attachment(root, args, netem.as_ref());
     };
     let carrier = match impair_link(root, link, netem.as_ref(), engine) {
@@ -387,8 +401,10 @@ fn impair_link(
 ) -> Result<Option<Carrier>, crate::Error> {
     let mut pids = [0; 2];
     for ((container, _), pid) in link.ends().into_iter().zip(&mut pids) {
-        *pid = running_pid(root, container).ok_or_else(|| CliError::LinkEndDown {
-            container: container.to_string(),
+        *pid = running_pid(root, Some(&link.project), container).ok_or_else(|| {
+            CliError::LinkEndDown {
+                container: container.to_string(),
+            }
         })?;
     }
     Ok(crate::net::link::reimpair(root, link, pids, netem, engine)?)
@@ -405,11 +421,13 @@ fn impair_attachment(
     };
     let (container, name) = args.endpoint.split_once(':').ok_or_else(not_found)?;
     let records = crate::state::Records::open(root).map_err(|_| not_found())?;
-    let record = records
-        .find_named(container)
-        .ok()
-        .flatten()
-        .ok_or_else(not_found)?;
+    let record = match records.resolve(container, super::current_project(None).as_deref()) {
+        Ok(record) => record,
+        Err(err @ crate::state::RecordError::AmbiguousName(_)) => {
+            return Err(crate::containers::ContainerError::from(err).into());
+        }
+        Err(_) => return Err(not_found().into()),
+    };
     let launch =
         crate::containers::Launch::load(&records.dir(&record.id)).map_err(|_| not_found())?;
     let interface = launch
@@ -427,7 +445,7 @@ fn impair_attachment(
     if args.engine.is_some() {
         return Err(CliError::EngineOfAttachment.into());
     }
-    let Some(pid) = running_pid(root, container) else {
+    let Some(pid) = running_pid(root, record.project(), &record.name) else {
         return Err(CliError::LinkEndDown {
             container: container.to_string(),
         }
@@ -462,7 +480,8 @@ fn impair_attachment(
 /// `kiln network impair END --down` / `--up`: END's interface down or up in its container
 /// (see [`crate::net::carrier`]); an engine link's path follows.
 fn carrier(root: &Path, endpoint: &str, up: bool) -> Result<u8, crate::Error> {
-    if let Err(err) = set_carrier(root, endpoint, up)? {
+    let context = super::current_project(None);
+    if let Err(err) = set_carrier(root, context.as_deref(), endpoint, up)? {
         return Ok(report(err));
     }
     line(format!(
@@ -472,29 +491,45 @@ fn carrier(root: &Path, endpoint: &str, up: bool) -> Result<u8, crate::Error> {
     Ok(0)
 }
 
-/// Sets END's carrier; the outer error is the command line's (no such container), the
-/// inner the network's.
+/// Sets END's carrier (`c:eth1`, or `PROJECT/c:eth1`; a bare name is looked up from the
+/// project `context` as container names are); the outer error is the command line's (no
+/// such container), the inner the network's.
 pub(super) fn set_carrier(
     root: &Path,
+    context: Option<&str>,
     endpoint: &str,
     up: bool,
 ) -> Result<Result<(), crate::net::NetError>, crate::Error> {
+    let not_found = || CliError::UnknownLinkEnd {
+        end: endpoint.to_string(),
+    };
     let (container, interface) = endpoint
-        .split_once(':')
+        .rsplit_once(':')
         .filter(|(c, i)| !c.is_empty() && !i.is_empty())
-        .ok_or_else(|| CliError::UnknownLinkEnd {
-            end: endpoint.to_string(),
-        })?;
-    let Some(pid) = running_pid(root, container) else {
+        .ok_or_else(not_found)?;
+    let records = crate::state::Records::open(root).map_err(|_| not_found())?;
+    let record = match records.resolve(container, context) {
+        Ok(record) => record,
+        Err(err @ crate::state::RecordError::AmbiguousName(_)) => {
+            return Err(crate::containers::ContainerError::from(err).into());
+        }
+        Err(_) => return Err(not_found().into()),
+    };
+    let Some(pid) = running_pid(root, record.project(), &record.name) else {
         return Err(CliError::LinkEndDown {
             container: container.to_string(),
         }
         .into());
     };
+    let end = format!("{}:{interface}", record.name);
     let links = crate::net::link::load_links(root).unwrap_or_default();
     let path = links
         .iter()
-        .find(|l| (l.a == endpoint || l.b == endpoint) && l.carrier == Some(Carrier::Userspace))
+        .find(|l| {
+            Some(l.project.as_str()) == record.project()
+                && (l.a == end || l.b == end)
+                && l.carrier == Some(Carrier::Userspace)
+        })
         .map(LinkRecord::id);
     Ok(crate::net::carrier::set(
         root,

@@ -120,6 +120,56 @@ pub fn state_root(cli: &Cli) -> PathBuf {
     data.join("kiln")
 }
 
+/// The current project, whose names a bare name on the command line means first (see
+/// [`crate::scope`]): the project of `file` (`-f FILE` of the commands that take it), else
+/// of `./kiln.kdl` when there is one.
+fn current_project(file: Option<&std::path::Path>) -> Option<String> {
+    let path = file.unwrap_or(std::path::Path::new("kiln.kdl"));
+    if !path.is_file() {
+        return None;
+    }
+    crate::spec::project_name(path, &crate::spec::RealFs)
+}
+
+/// The container a command-line reference names: `PROJECT/NAME`, a bare name (the current
+/// project's first), or an id or unique id prefix.
+fn find_container(
+    records: &crate::state::Records,
+    query: &str,
+) -> Result<crate::state::Record, crate::state::RecordError> {
+    records.resolve(query, current_project(None).as_deref())
+}
+
+/// The full ids of the containers command-line references name (for the library calls
+/// that take one).
+fn container_ids(cli: &Cli, queries: &[String]) -> Result<Vec<String>, crate::state::RecordError> {
+    if queries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records = crate::state::Records::open(&state_root(cli))?;
+    let context = current_project(None);
+    queries
+        .iter()
+        .map(|q| {
+            records
+                .resolve(q, context.as_deref())
+                .map(|r| r.id.to_string())
+        })
+        .collect()
+}
+
+/// The network a command-line reference names (`PROJECT/NAME`, or a bare name, the current
+/// project's first): its full reference.
+fn network_reference(
+    cli: &Cli,
+    query: &str,
+) -> Result<String, crate::net::records::NetRecordError> {
+    let records = crate::net::records::NetworkRecords::open(&state_root(cli))?;
+    Ok(records
+        .resolve(query, current_project(None).as_deref())?
+        .name)
+}
+
 /// The store under the state root, created if missing.
 fn open_store(cli: &Cli) -> Result<crate::store::Store, crate::Error> {
     Ok(crate::store::Store::open(state_root(cli).join("store"))?)

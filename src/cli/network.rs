@@ -61,7 +61,10 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
             Ok(0)
         }
         NetworkCommand::Inspect(args) => {
-            let record = match NetworkRecords::open(&root).and_then(|r| r.load(&args.name)) {
+            let context = super::current_project(None);
+            let record = match NetworkRecords::open(&root)
+                .and_then(|r| r.resolve(&args.name, context.as_deref()))
+            {
                 Ok(record) => record,
                 Err(err) => return Ok(report(err)),
             };
@@ -118,8 +121,12 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
         NetworkCommand::Rm(args) => {
             let mut code = 0;
             for name in &args.names {
-                match network::remove(&root, name) {
-                    Ok(_) => line(name)?,
+                let removed = NetworkRecords::open(&root)
+                    .and_then(|r| r.resolve(name, super::current_project(None).as_deref()))
+                    .map_err(network::NetworkError::from)
+                    .and_then(|record| network::remove(&root, &record.name));
+                match removed {
+                    Ok(record) => line(&record.name)?,
                     Err(err) => code = report(err),
                 }
             }

@@ -17,18 +17,20 @@ const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
 pub(super) fn run(cli: &Cli, args: &StatsArgs) -> Result<u8, crate::Error> {
     let root = super::state_root(cli);
     let mut out = std::io::stdout();
+    let containers = super::container_ids(cli, &args.containers)
+        .map_err(crate::containers::ContainerError::from)?;
     if args.no_stream {
-        let figures = containers::snapshot(&root, &args.containers, SNAPSHOT_GAP)?;
+        let figures = containers::snapshot(&root, &containers, SNAPSHOT_GAP)?;
         return write(&mut out, &render(&figures, args.format)).map(|()| 0);
     }
     let mut sampler = Sampler::new(&root)?;
     // Containers named but unknown or stopped are an error now, not a silent empty table.
-    let first = sampler.select(&args.containers, true)?;
+    let first = sampler.select(&containers, true)?;
     sampler.sample(&first)?;
     std::thread::sleep(SNAPSHOT_GAP);
     let redraw = args.format == StatsFormat::Table && out.is_terminal();
     loop {
-        let shown = sampler.select(&args.containers, false)?;
+        let shown = sampler.select(&containers, false)?;
         let figures = sampler.sample(&shown)?;
         let mut text = render(&figures, args.format);
         if redraw {

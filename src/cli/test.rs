@@ -68,9 +68,10 @@ pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
             return Ok(code);
         }
     }
-    let prober = LiveProber::new(super::state_root(cli));
+    let prober = LiveProber::new(super::state_root(cli), &loaded.project.name);
     let faults = LiveFaults {
         cli,
+        project: loaded.project.name.clone(),
         plan: if needs_plan(&loaded, &args.names) {
             match super::project::plan_of(cli, &args.project.file)? {
                 Ok(plan) => Some(plan),
@@ -180,6 +181,8 @@ fn on_interrupt() -> Result<&'static AtomicBool, crate::Error> {
 /// The faults of `kiln test`, made on the running project.
 struct LiveFaults<'a> {
     cli: &'a Cli,
+    /// The project whose containers the faults name.
+    project: String,
     /// The plan a container taken away is brought back with (when a test takes one).
     plan: Option<ProjectPlan>,
 }
@@ -187,7 +190,7 @@ struct LiveFaults<'a> {
 impl LiveFaults<'_> {
     fn carrier(&self, end: &str, up: bool) -> Result<(), String> {
         let root = super::state_root(self.cli);
-        match super::links::set_carrier(&root, end, up) {
+        match super::links::set_carrier(&root, Some(&self.project), end, up) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(one_line(&err)),
             Err(err) => Err(one_line(&err)),
@@ -202,9 +205,8 @@ impl LiveFaults<'_> {
         let root = super::state_root(self.cli);
         let records = Records::open(&root).map_err(|e| one_line(&e))?;
         let record = records
-            .find_named(name)
-            .map_err(|e| one_line(&e))?
-            .ok_or_else(|| format!("no container named {name} runs"))?;
+            .resolve(name, Some(&self.project))
+            .map_err(|e| one_line(&e))?;
         act(&records, &record).map_err(|e| one_line(&e))
     }
 

@@ -34,16 +34,18 @@ pub fn validate_ifname(name: &str) -> Result<(), NetError> {
     }
 }
 
-/// The bridge of a network: `kb-<name>` when that fits, else `kb.<first 5 bytes>.<6 hex of
-/// blake3(name)>`. The third byte tells the two forms apart (`-` or `.`), so a short name can
-/// never collide with a shortened long one.
+/// The bridge of a network (by reference: `front`, or a project's `shop/front`):
+/// `kb-<name>` when that is a valid name that fits, else `kb.<first 5 bytes of the name in
+/// its project>.<6 hex of blake3(reference)>` — so every project network is hashed, and two
+/// projects' `front` get two bridges. The third byte tells the two forms apart (`-` or
+/// `.`), so a plain name can never collide with a hashed one.
 pub fn bridge_name(network: &str) -> Result<String, NetError> {
     let plain = format!("kb-{network}");
-    if plain.len() <= IFNAME_MAX {
-        validate_ifname(&plain)?;
+    if plain.len() <= IFNAME_MAX && validate_ifname(&plain).is_ok() {
         return Ok(plain);
     }
-    let prefix: String = network.chars().take(5).collect();
+    let short = crate::scope::split(network).1;
+    let prefix: String = short.chars().take(5).collect();
     let hashed = format!("kb.{prefix}.{}", short_hash(network, 6));
     validate_ifname(&hashed)?;
     Ok(hashed)

@@ -49,8 +49,9 @@ pub fn gateway_network(record: &NetworkRecord) -> IpNetwork {
     IpNetwork::new(record.gateway, record.subnet.prefix()).expect("the gateway is in the subnet")
 }
 
-/// Creates a network: its record, then its bridge (up, with the gateway address) in the
-/// kiln host namespace, then makes sure the DNS daemon serves it.
+/// Creates the network `name` of `project` (none: of no project; its record is known as
+/// `project/name`, see [`crate::scope`]): its record, then its bridge (up, with the gateway
+/// address) in the kiln host namespace, then makes sure the DNS daemon serves it.
 pub fn create(
     state_root: &Path,
     name: &str,
@@ -61,11 +62,21 @@ pub fn create(
     let records = NetworkRecords::open(state_root)?;
     // The user's name is judged as a network name, not as the bridge made from it.
     super::records::validate_name(name)?;
-    let bridge = super::names::bridge_name(name)?;
-    let record = NetworkRecord::new(name, subnet, internal, bridge, project.map(str::to_string))?;
+    if let Some(project) = project {
+        super::records::validate_name(project)?;
+    }
+    let reference = crate::scope::qualify(project, name);
+    let bridge = super::names::bridge_name(&reference)?;
+    let record = NetworkRecord::new(
+        &reference,
+        subnet,
+        internal,
+        bridge,
+        project.map(str::to_string),
+    )?;
     records.create(&record)?;
     if let Err(err) = make_bridge(state_root, &record) {
-        let _ = records.remove(name);
+        let _ = records.remove(&reference);
         return Err(err);
     }
     super::supervise::ensure(state_root)?;
@@ -86,8 +97,8 @@ fn make_bridge(state_root: &Path, record: &NetworkRecord) -> Result<(), NetworkE
     Ok(())
 }
 
-/// The network a project declares: created when missing; an existing one must have the
-/// same subnet. Without a subnet, the first /24 of 10.89.0.0/16 free of every other
+/// The network `name` a project declares: created when missing; an existing one must have
+/// the same subnet. Without a subnet, the first /24 of 10.89.0.0/16 free of every other
 /// network is taken.
 pub fn ensure(
     state_root: &Path,
@@ -97,12 +108,12 @@ pub fn ensure(
     project: Option<&str>,
 ) -> Result<NetworkRecord, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
-    if let Some(existing) = records.find(name)? {
+    if let Some(existing) = records.find(&crate::scope::qualify(project, name))? {
         if let Some(wanted) = subnet
             && wanted != existing.subnet
         {
             return Err(NetworkError::SubnetMismatch {
-                name: name.to_string(),
+                name: existing.name.clone(),
                 existing: existing.subnet,
                 wanted,
             });
@@ -151,9 +162,10 @@ pub fn ensure_new(
     create(state_root, name, subnet, internal, None)
 }
 
-/// Removes a network: refused while containers are attached (members whose container no
-/// longer exists are dropped first). The last network takes the DNS daemon with it, and the
-/// kiln host namespace unless kiln's impairment engine still carries links there.
+/// Removes a network (by reference: `front`, `shop/front`): refused while containers are
+/// attached (members whose container no longer exists are dropped first). The last network
+/// takes the DNS daemon with it, and the kiln host namespace unless kiln's impairment engine
+/// still carries links there.
 pub fn remove(state_root: &Path, name: &str) -> Result<NetworkRecord, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
     prune_members(state_root, &records, name)?;

@@ -1,6 +1,10 @@
 //! Network records: what kiln knows about each network of a state root, one JSON file per
-//! network under `$ROOT/net/networks/<name>.json`, and the lock `$ROOT/net/lock` that
+//! network under `$ROOT/net/networks/<key>.json`, and the lock `$ROOT/net/lock` that
 //! serialises every change (creating, removing, attaching, detaching).
+//!
+//! A network is known by its reference ([`crate::scope`]): `front` for one of
+//! `kiln network create`, `shop/front` for project `shop`'s (stored as `shop+front.json`),
+//! so two projects' `front` are two networks.
 //!
 //! It owns the records and the addresses handed out (through [`super::ipam`]), and refuses
 //! overlapping subnets. It does not create bridges or veths: the kernel side reads these
@@ -47,7 +51,7 @@ pub enum NetRecordError {
     InvalidName { name: String },
     #[error("subnet {subnet} of network `{name}` overlaps {other_subnet} of network `{other}`")]
     #[diagnostic(help(
-        "choose a subnet that does not overlap; `kiln network ls` shows the subnets in use"
+        "the networks of every project share one address space, as Docker's do: choose a subnet that does not overlap, or leave it out to get a free one; `kiln network ls` shows the subnets in use"
     ))]
     Overlap {
         name: String,
@@ -68,6 +72,9 @@ pub enum NetRecordError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Ipam(#[from] IpamError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    AmbiguousName(#[from] crate::scope::Ambiguous),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NetRecordError + '_ {
@@ -80,6 +87,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NetRecordError + '_ {
 /// One network as kiln created it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkRecord {
+    /// Its reference: `front`, or `shop/front` for a project's (see [`crate::scope`]).
     pub name: String,
     pub subnet: IpNetwork,
     /// The bridge's address, and the containers' default route unless `internal`.
@@ -133,7 +141,13 @@ impl NetworkRecord {
         bridge: String,
         project: Option<String>,
     ) -> Result<NetworkRecord, NetRecordError> {
-        validate_name(name)?;
+        validate_reference(name)?;
+        // A project's network is known as `project/name`, one of no project by its name.
+        if crate::scope::split(name).0 != project.as_deref() {
+            return Err(NetRecordError::InvalidName {
+                name: name.to_string(),
+            });
+        }
         Ok(NetworkRecord {
             name: name.to_string(),
             subnet,
@@ -151,8 +165,13 @@ impl NetworkRecord {
         format!(
             "{}/{container_name}/{}",
             self.project.as_deref().unwrap_or(""),
-            self.name
+            self.short_name()
         )
+    }
+
+    /// Its name in its project (`front` of `shop/front`).
+    pub fn short_name(&self) -> &str {
+        crate::scope::split(&self.name).1
     }
 
     pub fn member(&self, container_id: &str) -> Option<&Member> {
@@ -162,15 +181,32 @@ impl NetworkRecord {
 
 /// Network names become file and device-related names: keep them plain.
 pub fn validate_name(name: &str) -> Result<(), NetRecordError> {
-    let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && name.len() <= 64;
-    if ok {
+    let plain = |name: &str| {
+        let mut chars = name.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            && name.len() <= 64
+    };
+    if plain(name) {
         Ok(())
     } else {
         Err(NetRecordError::InvalidName {
             name: name.to_string(),
+        })
+    }
+}
+
+/// A network's reference: a plain name, or a project's (`shop/front`), each part plain.
+pub fn validate_reference(reference: &str) -> Result<(), NetRecordError> {
+    let ok = match crate::scope::split(reference) {
+        (Some(project), name) => validate_name(project).is_ok() && validate_name(name).is_ok(),
+        (None, name) => validate_name(name).is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(NetRecordError::InvalidName {
+            name: reference.to_string(),
         })
     }
 }
@@ -198,7 +234,8 @@ impl NetworkRecords {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.networks_dir().join(format!("{name}.json"))
+        self.networks_dir()
+            .join(format!("{}.json", crate::scope::file_key(name)))
     }
 
     /// The lock every change of this root's networks holds; released when dropped. The
@@ -233,7 +270,10 @@ impl NetworkRecords {
             else {
                 continue; // temporary files of an interrupted write
             };
-            if let Some(record) = self.find(name)? {
+            let reference = crate::scope::from_file_key(name);
+            if validate_reference(&reference).is_ok()
+                && let Some(record) = self.read(&reference)?
+            {
                 records.push(record);
             }
         }
@@ -241,11 +281,28 @@ impl NetworkRecords {
         Ok(records)
     }
 
-    /// The network named `name`, if it exists.
+    /// The network whose reference is `name`, if it exists.
     pub fn find(&self, name: &str) -> Result<Option<NetworkRecord>, NetRecordError> {
-        if validate_name(name).is_err() {
+        if validate_reference(name).is_err() {
             return Ok(None);
         }
+        if let Some(record) = self.read(name)? {
+            return Ok(Some(record));
+        }
+        // A project's network made before networks were per project is stored under its
+        // short name (`front.json`, its project `shop`): it keeps working as `shop/front`
+        // (its bridge and addresses as they are) until the project takes it down.
+        if let (Some(project), short) = crate::scope::split(name)
+            && let Some(legacy) = self.read(short)?
+            && legacy.project.as_deref() == Some(project)
+        {
+            return Ok(Some(legacy));
+        }
+        Ok(None)
+    }
+
+    /// The record stored under exactly this reference.
+    fn read(&self, name: &str) -> Result<Option<NetworkRecord>, NetRecordError> {
         let path = self.path(name);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -257,7 +314,25 @@ impl NetworkRecords {
             .map_err(|source| NetRecordError::Malformed { path, source })
     }
 
-    /// The network named `name`.
+    /// The network a command-line reference names: `shop/front`, or a bare name resolved
+    /// as [`crate::scope::resolve`] says (`context`: the current project).
+    pub fn resolve(
+        &self,
+        reference: &str,
+        context: Option<&str>,
+    ) -> Result<NetworkRecord, NetRecordError> {
+        let candidates = self.list()?.into_iter().map(|r| crate::scope::Candidate {
+            project: r.project.clone(),
+            name: r.short_name().to_string(),
+            item: r,
+        });
+        crate::scope::resolve(crate::scope::Kind::Network, reference, context, candidates)?
+            .ok_or_else(|| NetRecordError::NotFound {
+                name: reference.to_string(),
+            })
+    }
+
+    /// The network whose reference is `name`.
     pub fn load(&self, name: &str) -> Result<NetworkRecord, NetRecordError> {
         self.find(name)?.ok_or_else(|| NetRecordError::NotFound {
             name: name.to_string(),
@@ -267,7 +342,7 @@ impl NetworkRecords {
     /// Writes `record` (temp file + rename, without fsync: after a power cut no container
     /// is running, and the addresses come back the same anyway). Callers hold [`Self::lock`].
     pub fn save(&self, record: &NetworkRecord) -> Result<(), NetRecordError> {
-        validate_name(&record.name)?;
+        validate_reference(&record.name)?;
         let path = self.path(&record.name);
         let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
         crate::atomic_file::replace(&path, &bytes).map_err(io_err(&path))
@@ -276,7 +351,7 @@ impl NetworkRecords {
     /// Records a new network, refusing an existing name or a subnet overlapping another
     /// network's. Written durably (fsync), as it outlives every container.
     pub fn create(&self, record: &NetworkRecord) -> Result<(), NetRecordError> {
-        validate_name(&record.name)?;
+        validate_reference(&record.name)?;
         let _lock = self.lock()?;
         let existing = self.list()?;
         if existing.iter().any(|other| other.name == record.name) {

@@ -28,24 +28,28 @@ const PING_TIMEOUT: Duration = Duration::from_secs(1);
 const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 const EXEC_STDOUT_BYTES: usize = 64 * 1024;
 
-/// Observes running containers of the state root.
+/// Observes running containers of one project of the state root.
 #[derive(Debug, Clone)]
 pub struct LiveProber {
     pub state_root: PathBuf,
+    /// The project whose containers kiln.kdl names.
+    pub project: String,
 }
 
 impl LiveProber {
-    pub fn new(state_root: impl Into<PathBuf>) -> LiveProber {
+    pub fn new(state_root: impl Into<PathBuf>, project: impl Into<String>) -> LiveProber {
         LiveProber {
             state_root: state_root.into(),
+            project: project.into(),
         }
     }
 
     fn container(&self, name: &str) -> Result<Container, String> {
-        // Names in kiln.kdl are exact: never an id prefix.
+        // Names in kiln.kdl are exact and the project's: never an id prefix, never
+        // another project's container.
         let records = crate::state::Records::open(&self.state_root).map_err(|e| e.to_string())?;
         let record = records
-            .find_named(name)
+            .find_member(Some(&self.project), name)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no container named {name}"))?;
         let target = Target::of(&self.state_root, &records, record).map_err(|e| e.to_string())?;

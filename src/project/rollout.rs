@@ -172,8 +172,14 @@ fn reinstate(
 }
 
 /// Stops and removes a container if it exists (errors ignored: it is on its way out).
-fn discard(records: &Records, state_root: &Path, name: &str, unless: Option<&Record>) {
-    if let Ok(Some(record)) = records.find_named(name)
+fn discard(
+    records: &Records,
+    state_root: &Path,
+    project: Option<&str>,
+    name: &str,
+    unless: Option<&Record>,
+) {
+    if let Ok(Some(record)) = records.find_member(project, name)
         && unless.is_none_or(|u| u.id != record.id)
     {
         let _ = containers::stop(records, &record, STOP_TIMEOUT);
@@ -181,11 +187,12 @@ fn discard(records: &Records, state_root: &Path, name: &str, unless: Option<&Rec
     }
 }
 
-/// Waits until the container `name` is ready: healthy when it has a health check
+/// Waits until the container `name` of `project` is ready: healthy when it has a health check
 /// (within [`health_deadline`]), else running. `Err` says why not, about `what` ("new
 /// version").
 pub(super) fn wait_ready(
     records: &Records,
+    project: Option<&str>,
     name: &str,
     what: &str,
     events: &(dyn Fn(UpEvent) + Sync),
@@ -194,7 +201,7 @@ pub(super) fn wait_ready(
         name: name.to_string(),
         reason,
     };
-    let record = records.find_named(name)?.ok_or_else(|| {
+    let record = records.find_member(project, name)?.ok_or_else(|| {
         ProjectError::Record(crate::state::RecordError::NotFound {
             query: name.to_string(),
         })
@@ -261,22 +268,29 @@ pub(super) fn replace(
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
     let name = existing.name.clone();
+    let project = existing.project();
     let service = existing
         .member
         .as_ref()
         .map_or_else(|| name.clone(), |m| m.service.clone());
     let kept_as = hidden_name(&name, PREVIOUS);
     // Left by a rollout that was interrupted.
-    discard(records, state_root, &hidden_name(&name, RETIRING), None);
+    discard(
+        records,
+        state_root,
+        project,
+        &hidden_name(&name, RETIRING),
+        None,
+    );
     let retired = retire(records, state_root, existing, RETIRING)?;
     events(UpEvent::Retired {
         name: name.clone(),
         kept_as: kept_as.clone(),
     });
-    let outcome = start().and_then(|()| wait_ready(records, &name, "new version", events));
+    let outcome = start().and_then(|()| wait_ready(records, project, &name, "new version", events));
     let reason = match outcome {
         Ok(()) => {
-            discard(records, state_root, &kept_as, None);
+            discard(records, state_root, project, &kept_as, None);
             records.rename(&retired, &kept_as)?;
             return Ok(());
         }
@@ -286,7 +300,7 @@ pub(super) fn replace(
             crate::causes::one_line(&err)
         ),
     };
-    discard(records, state_root, &name, Some(&retired));
+    discard(records, state_root, project, &name, Some(&retired));
     let digest = short_digest(&retired.image_digest);
     if let Err(err) = reinstate(records, state_root, &retired, &name) {
         return Err(ProjectError::RollbackFailed {
@@ -299,7 +313,7 @@ pub(super) fn replace(
         name: name.clone(),
         digest: digest.clone(),
     });
-    if let Err(err) = wait_ready(records, &name, "previous version", events) {
+    if let Err(err) = wait_ready(records, project, &name, "previous version", events) {
         return Err(ProjectError::RollbackFailed {
             name,
             reason,
@@ -342,7 +356,7 @@ pub fn rollback(
     kept.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
     let mut done = Vec::new();
     for (name, previous) in kept {
-        let current = records.find_named(&name).ok().flatten();
+        let current = records.find_member(Some(project), &name).ok().flatten();
         let retiring = match &current {
             Some(current) => {
                 let retired = retire(&records, state_root, current, RETIRING)?;
@@ -358,7 +372,7 @@ pub fn rollback(
         if let Err(err) = reinstate(&records, state_root, &previous, &name) {
             if let Some(retiring) = retiring {
                 // Put the current version back rather than leave the instance down.
-                discard(&records, state_root, &name, Some(&retiring));
+                discard(&records, state_root, Some(project), &name, Some(&retiring));
                 let _ = reinstate(&records, state_root, &retiring, &name);
             }
             return Err(err);
@@ -370,7 +384,7 @@ pub fn rollback(
             name: name.clone(),
             digest,
         });
-        wait_ready(&records, &name, "previous version", events)?;
+        wait_ready(&records, Some(project), &name, "previous version", events)?;
         done.push(name);
     }
     Ok(done)

@@ -41,18 +41,7 @@ pub fn up(
 ) -> Result<(), ProjectError> {
     let records = Records::open(state_root)?;
     let selected = selected_services(plan, only);
-    let mut subnets = BTreeMap::new();
-    for network in &plan.networks {
-        let record = crate::net::network::ensure(
-            state_root,
-            &network.name,
-            network.subnet,
-            network.internal,
-            Some(&plan.project),
-        )
-        .map_err(ContainerError::from)?;
-        subnets.insert(record.name, record.subnet);
-    }
+    let subnets = make_networks(state_root, plan)?;
     let addresses = plan_addresses(plan, &subnets)?;
     if only.is_empty() {
         for record in project_records(&records, &plan.project)? {
@@ -140,7 +129,14 @@ pub fn up(
             ContainerKind::Service if instance.health.is_some() => Condition::Healthy,
             ContainerKind::Service => continue,
         };
-        wait_instance(&records, &instance.name, condition, wait, events)?;
+        wait_instance(
+            &records,
+            &plan.project,
+            &instance.name,
+            condition,
+            wait,
+            events,
+        )?;
     }
     Ok(())
 }
@@ -197,6 +193,45 @@ pub fn down(
         }
     }
     Ok(removed)
+}
+
+/// Makes the project's networks that are missing (as `project/name`, see [`crate::scope`]);
+/// returns each one's subnet by its name in the project. All or nothing: when one cannot be
+/// made, the ones made here are removed again, so a failed `up` leaves no half-made
+/// topology behind.
+fn make_networks(
+    state_root: &Path,
+    plan: &ProjectPlan,
+) -> Result<BTreeMap<String, IpNetwork>, ProjectError> {
+    let records = crate::net::records::NetworkRecords::open(state_root)
+        .map_err(|e| ContainerError::from(crate::net::network::NetworkError::from(e)))?;
+    let mut made: Vec<String> = Vec::new();
+    let mut subnets = BTreeMap::new();
+    for network in &plan.networks {
+        let reference = crate::scope::qualify(Some(&plan.project), &network.name);
+        let existed = matches!(records.find(&reference), Ok(Some(_)));
+        match crate::net::network::ensure(
+            state_root,
+            &network.name,
+            network.subnet,
+            network.internal,
+            Some(&plan.project),
+        ) {
+            Ok(record) => {
+                if !existed {
+                    made.push(record.name);
+                }
+                subnets.insert(network.name.clone(), record.subnet);
+            }
+            Err(err) => {
+                for name in made.iter().rev() {
+                    let _ = crate::net::network::remove(state_root, name);
+                }
+                return Err(ContainerError::from(err).into());
+            }
+        }
+    }
+    Ok(subnets)
 }
 
 /// The key of an instance's address on a network (as `net::records` makes it).
@@ -262,7 +297,7 @@ fn attach_requests(
                 .get(&address_key(&plan.project, &instance.name, network))
                 .copied();
             AttachRequest {
-                network: network.clone(),
+                network: crate::scope::qualify(Some(&plan.project), network),
                 ip: attachment.ip.as_ref().map(|ip| ip.value).or(planned),
                 aliases,
                 impair: attachment.impair.as_ref().map(super::plan::netem),
@@ -286,7 +321,7 @@ fn make_links(
     let before = crate::net::link::load_links(records.state_root()).unwrap_or_default();
     for link in &plan.links {
         let pid = |name: &str| -> Result<i32, ProjectError> {
-            let record = named(records, name)?.reconciled();
+            let record = named(records, &plan.project, name)?.reconciled();
             record
                 .state
                 .pid
@@ -374,9 +409,9 @@ fn make_links(
     )
 }
 
-/// The container named exactly `name` (an id prefix never matches).
-fn named(records: &Records, name: &str) -> Result<Record, ProjectError> {
-    records.find_named(name)?.ok_or_else(|| {
+/// The container named exactly `name` in `project` (an id prefix never matches).
+fn named(records: &Records, project: &str, name: &str) -> Result<Record, ProjectError> {
+    records.find_member(Some(project), name)?.ok_or_else(|| {
         ProjectError::Record(crate::state::RecordError::NotFound {
             query: name.to_string(),
         })
@@ -447,7 +482,7 @@ fn assess(
     instance: &Instance,
 ) -> Result<Action, ProjectError> {
     // By exact name: a project name is never taken for some container's id prefix.
-    let Some(existing) = records.find_named(&instance.name)? else {
+    let Some(existing) = records.find_member(Some(&plan.project), &instance.name)? else {
         return Ok(Action::Start);
     };
     let image = StoredImage::load(store, &instance.image).map_err(ContainerError::from)?;
@@ -623,7 +658,14 @@ fn wait_for(
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
     for instance in plan.instances.iter().filter(|i| i.service == service) {
-        wait_instance(records, &instance.name, condition, wait, events)?;
+        wait_instance(
+            records,
+            &plan.project,
+            &instance.name,
+            condition,
+            wait,
+            events,
+        )?;
     }
     Ok(())
 }
@@ -639,6 +681,7 @@ fn condition_name(condition: Condition) -> &'static str {
 /// Polls the instance's record until it meets `condition`, fails, or `wait` passes.
 fn wait_instance(
     records: &Records,
+    project: &str,
     name: &str,
     condition: Condition,
     wait: Duration,
@@ -648,7 +691,7 @@ fn wait_instance(
     let deadline = Instant::now() + wait;
     let mut announced = false;
     loop {
-        let record = named(records, name)?.reconciled();
+        let record = named(records, project, name)?.reconciled();
         let state = &record.state;
         // The process may be gone a moment before its supervisor records the exit code.
         let exited = state.status == Status::Exited

@@ -136,6 +136,23 @@ pub fn load_source(
     }
 }
 
+/// The name of the project whose root file is at `path`, read cheaply: that file alone
+/// (`project "NAME"`, else the name of its directory), imports and validation skipped.
+/// `None` when the file cannot be read or is not valid KDL. For the command line, whose
+/// bare names mean the current project's first ([`crate::scope`]).
+pub fn project_name(path: &Path, fs: &dyn FileSystem) -> Option<String> {
+    let text = fs.read_to_string(path).ok()?;
+    let doc = kdlv2::parse(&text).ok()?;
+    let mut diags = Diagnostics::default();
+    let parsed = parse::parse_document(&doc, FileId(0), &mut diags);
+    Some(
+        parsed
+            .project_name
+            .map(|n| n.value)
+            .unwrap_or_else(|| default_project_name(Some(path))),
+    )
+}
+
 /// Parses KDL with the front end's parser; true if the text is valid. For the benchmarks
 /// only (the parser itself is crate-private).
 #[doc(hidden)]

@@ -2,8 +2,10 @@
 //! `$KILN_ROOT/containers/<id>/` — `state.json` (replaced by rename, not fsynced: the kernel is
 //! the truth and `reconciled` asks it), `config.json` (the OCI
 //! runtime spec it runs), `log.jsonl` (its output with timestamps) and a `lock` — plus the
-//! name index `names/<name>` (created with O_EXCL, so two `kiln run --name web` at once cannot
-//! both win). A container can be renamed ([`Records::rename`]); the names `kiln up` keeps
+//! name index `names/<key>` (created with O_EXCL, so two `kiln run --name web` at once cannot
+//! both win). Names are per project ([`crate::scope`]): a container of project `shop` is
+//! indexed as `names/shop+web`, one of no project as `names/web`, so two projects' `web`
+//! never meet. A container can be renamed ([`Records::rename`]); the names `kiln up` keeps
 //! previous versions under (`web-1~previous`, see [`hidden_name`]) are ones users cannot
 //! give, so they never clash with a container of theirs.
 //!
@@ -48,6 +50,9 @@ pub enum RecordError {
     #[error("`{query}` matches several containers: {ids}")]
     #[diagnostic(help("give more of the id, or the name"))]
     Ambiguous { query: String, ids: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    AmbiguousName(#[from] crate::scope::Ambiguous),
     #[error("{} is not a valid container record", path.display())]
     Malformed {
         path: PathBuf,
@@ -84,6 +89,12 @@ impl Records {
         for dir in [records.containers_dir(), records.names_dir()] {
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
+        // Once per state root: the index of an older kiln moves to per-project names.
+        let marker = records.root.join(SCOPED_MARKER);
+        if !marker.exists() {
+            records.upgrade_index()?;
+            let _ = File::create(&marker);
+        }
         Ok(records)
     }
 
@@ -105,28 +116,20 @@ impl Records {
         self.containers_dir().join(id.as_str())
     }
 
-    /// Reserves `name` for a new container and writes its first record. The name is taken
-    /// first (O_EXCL), so a clash leaves nothing behind.
+    /// The index file of the container `name` of `project` (none: of no project).
+    fn name_path(&self, project: Option<&str>, name: &str) -> PathBuf {
+        self.names_dir()
+            .join(crate::scope::file_key(&crate::scope::qualify(
+                project, name,
+            )))
+    }
+
+    /// Reserves the record's name (in its project) for a new container and writes its first
+    /// record. The name is taken first (O_EXCL), so a clash leaves nothing behind.
     pub fn create(&self, record: &Record) -> Result<(), RecordError> {
         validate_name(&record.name)?;
-        let name_path = self.names_dir().join(&record.name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&name_path)
-        {
-            Ok(mut file) => file
-                .write_all(record.id.as_str().as_bytes())
-                .map_err(io_err(&name_path))?,
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                let id = fs::read_to_string(&name_path).unwrap_or_default();
-                return Err(RecordError::NameInUse {
-                    name: record.name.clone(),
-                    id: id.chars().take(12).collect(),
-                });
-            }
-            Err(err) => return Err(io_err(&name_path)(err)),
-        }
+        let name_path = self.name_path(record.project(), &record.name);
+        take_name(&name_path, &record.id, &record.reference())?;
         let dir = self.dir(&record.id);
         if let Err(err) = fs::create_dir_all(&dir) {
             let _ = fs::remove_file(&name_path);
@@ -162,11 +165,22 @@ impl Records {
         Ok(records)
     }
 
-    /// A container by name, full id or unique id prefix (as Docker resolves them).
+    /// A container by name, full id or unique id prefix (as Docker resolves them), with no
+    /// current project: see [`Records::resolve`].
     pub fn find(&self, query: &str) -> Result<Record, RecordError> {
-        if validate_stored_name(query).is_ok() {
-            let name_path = self.names_dir().join(query);
-            if let Ok(id) = fs::read_to_string(&name_path)
+        self.resolve(query, None)
+    }
+
+    /// A container by reference (`shop/web`, or a bare `web` resolved as
+    /// [`crate::scope::resolve`] says, `context` being the current project), else by full id
+    /// or unique id prefix. A bare name several projects have is an error listing them.
+    pub fn resolve(&self, query: &str, context: Option<&str>) -> Result<Record, RecordError> {
+        let (project, name) = crate::scope::split(query);
+        if validate_stored_name(name).is_ok() && project.is_none_or(|p| validate_name(p).is_ok()) {
+            let candidates = self.named(name)?;
+            if let Some(path) =
+                crate::scope::resolve(crate::scope::Kind::Container, query, context, candidates)?
+                && let Ok(id) = fs::read_to_string(&path)
                 && let Some(id) = ContainerId::parse(id.trim())
                 && let Ok(record) = self.load(&id)
             {
@@ -194,14 +208,39 @@ impl Records {
         }
     }
 
-    /// The container named exactly `name` (never an id prefix: a project's container `db`
-    /// must not find some container whose id starts with `db`).
-    pub fn find_named(&self, name: &str) -> Result<Option<Record>, RecordError> {
+    /// The index entries of every container called `name`, in any project.
+    fn named(&self, name: &str) -> Result<Vec<crate::scope::Candidate<PathBuf>>, RecordError> {
+        let dir = self.names_dir();
+        Ok(fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let key = entry.file_name().into_string().ok()?;
+                let candidate =
+                    crate::scope::Candidate::from_reference(&crate::scope::from_file_key(&key), ());
+                (candidate.name == name).then(|| crate::scope::Candidate {
+                    project: candidate.project,
+                    name: candidate.name,
+                    item: entry.path(),
+                })
+            })
+            .collect())
+    }
+
+    /// The container named exactly `name` in `project` (none: of no project) — never an id
+    /// prefix: a project's container `db` must not find some container whose id starts
+    /// with `db`.
+    pub fn find_member(
+        &self,
+        project: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Record>, RecordError> {
         // Hidden names (`web-1~previous`) are names too; paths are not.
-        if validate_stored_name(name).is_err() {
+        if validate_stored_name(name).is_err() || project.is_some_and(|p| validate_name(p).is_err())
+        {
             return Ok(None);
         }
-        let name_path = self.names_dir().join(name);
+        let name_path = self.name_path(project, name);
         let id = match fs::read_to_string(&name_path) {
             Ok(id) => id,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -212,6 +251,11 @@ impl Records {
             Some(id) if self.dir(&id).join("state.json").exists() => self.load(&id).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// The container named exactly `name` of no project.
+    pub fn find_named(&self, name: &str) -> Result<Option<Record>, RecordError> {
+        self.find_member(None, name)
     }
 
     /// Gives a stopped container another name (a valid one, or a [`hidden_name`]); returns
@@ -238,30 +282,18 @@ impl Records {
                 to: to.to_string(),
             });
         }
-        let to_path = self.names_dir().join(to);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&to_path)
-        {
-            Ok(mut file) => file
-                .write_all(current.id.as_str().as_bytes())
-                .map_err(io_err(&to_path))?,
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                let id = fs::read_to_string(&to_path).unwrap_or_default();
-                return Err(RecordError::NameInUse {
-                    name: to.to_string(),
-                    id: id.chars().take(12).collect(),
-                });
-            }
-            Err(err) => return Err(io_err(&to_path)(err)),
-        }
+        let to_path = self.name_path(current.project(), to);
+        take_name(
+            &to_path,
+            &current.id,
+            &crate::scope::qualify(current.project(), to),
+        )?;
         current.name = to.to_string();
         if let Err(err) = self.save(&current) {
             let _ = fs::remove_file(&to_path);
             return Err(err);
         }
-        let from_path = self.names_dir().join(&from);
+        let from_path = self.name_path(current.project(), &from);
         if fs::read_to_string(&from_path).is_ok_and(|id| id.trim() == current.id.as_str()) {
             fs::remove_file(&from_path).map_err(io_err(&from_path))?;
         }
@@ -270,7 +302,7 @@ impl Records {
 
     /// Removes a container's files and its name.
     pub fn remove(&self, record: &Record) -> Result<(), RecordError> {
-        let name_path = self.names_dir().join(&record.name);
+        let name_path = self.name_path(record.project(), &record.name);
         if fs::read_to_string(&name_path).is_ok_and(|id| id.trim() == record.id.as_str()) {
             fs::remove_file(&name_path).map_err(io_err(&name_path))?;
         }
@@ -280,6 +312,46 @@ impl Records {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(err) => Err(io_err(&dir)(err)),
         }
+    }
+
+    /// Moves the index entries of project containers made before names were per project
+    /// (`names/web` for project `shop`'s `web`) to their place (`names/shop+web`); returns
+    /// how many moved. Idempotent, and safe while another kiln does the same.
+    pub fn upgrade_index(&self) -> Result<usize, RecordError> {
+        let dir = self.names_dir();
+        let mut moved = 0;
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
+            let Ok(key) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Some(record) = fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|id| ContainerId::parse(id.trim()))
+                .and_then(|id| self.load(&id).ok())
+            else {
+                continue;
+            };
+            let Some(project) = record.project().filter(|_| record.name == key) else {
+                continue;
+            };
+            match take_name(
+                &self.name_path(Some(project), &record.name),
+                &record.id,
+                &record.reference(),
+            ) {
+                Ok(()) => {}
+                // Moved by another kiln, or the project has a newer container of the name:
+                // either way the old entry stays as it is.
+                Err(RecordError::NameInUse { .. }) => continue,
+                Err(err) => return Err(err),
+            }
+            let path = entry.path();
+            if fs::read_to_string(&path).is_ok_and(|id| id.trim() == record.id.as_str()) {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     /// Holds the container's lock (flock on `lock`) while it is changed.
@@ -299,6 +371,25 @@ impl Records {
         })
     }
 }
+
+/// Creates the index file `path` holding `id` (O_EXCL): the name is taken, or it is
+/// already someone's and nothing changed.
+fn take_name(path: &Path, id: &ContainerId, reference: &str) -> Result<(), RecordError> {
+    match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut file) => file.write_all(id.as_str().as_bytes()).map_err(io_err(path)),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            let id = fs::read_to_string(path).unwrap_or_default();
+            Err(RecordError::NameInUse {
+                name: reference.to_string(),
+                id: id.chars().take(12).collect(),
+            })
+        }
+        Err(err) => Err(io_err(path)(err)),
+    }
+}
+
+/// In the state root: the index in `names/` is per project (see [`Records::upgrade_index`]).
+const SCOPED_MARKER: &str = ".names-per-project";
 
 /// What separates a container's name from the tag of a hidden name: a character
 /// [`validate_name`] refuses, so no user-given name has it.

@@ -126,6 +126,16 @@ pub struct Membership {
 }
 
 impl Record {
+    /// The project the container belongs to (`kiln up`), none for `kiln run`'s.
+    pub fn project(&self) -> Option<&str> {
+        self.member.as_ref().map(|m| m.project.as_str())
+    }
+
+    /// How the command line names it: `shop/web`, or `web` outside a project.
+    pub fn reference(&self) -> String {
+        crate::scope::qualify(self.project(), &self.name)
+    }
+
     /// The state as the kernel sees it: a record that says running (or restarting) whose
     /// process is gone — or is another process with a recycled pid — has exited, with an
     /// unknown code (the supervisor that would have recorded it is gone too).

@@ -176,3 +176,97 @@ fn a_running_container_is_not_renamed() {
     ));
     assert_eq!(records.find("c").unwrap().id, r.id);
 }
+
+fn member(records: &Records, project: &str, name: &str) -> Record {
+    let record = Record {
+        id: ContainerId::generate().unwrap(),
+        name: name.to_string(),
+        image: "web".into(),
+        image_digest: "sha256:00".into(),
+        created: "1970-01-01T00:00:00Z".into(),
+        command: vec!["sh".into()],
+        restart: "no".into(),
+        state: ContainerState::default(),
+        member: Some(Membership {
+            project: project.to_string(),
+            service: name.to_string(),
+            fingerprint: "f".into(),
+        }),
+    };
+    records.create(&record).unwrap();
+    record
+}
+
+#[test]
+fn each_project_has_its_own_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = Records::open(dir.path()).unwrap();
+    let shop = member(&records, "shop", "web");
+    let blog = member(&records, "blog", "web");
+    let plain = record(&records, "web");
+    assert!(dir.path().join("names/shop+web").is_file());
+    assert_eq!(
+        records
+            .find_member(Some("shop"), "web")
+            .unwrap()
+            .unwrap()
+            .id,
+        shop.id
+    );
+    assert_eq!(
+        records
+            .find_member(Some("blog"), "web")
+            .unwrap()
+            .unwrap()
+            .id,
+        blog.id
+    );
+    assert_eq!(
+        records.find_member(None, "web").unwrap().unwrap().id,
+        plain.id
+    );
+    assert_eq!(records.find("shop/web").unwrap().id, shop.id);
+    assert_eq!(records.resolve("web", Some("blog")).unwrap().id, blog.id);
+    // Without a current project, the bare name is the container whose whole name it is.
+    assert_eq!(records.find("web").unwrap().id, plain.id);
+    records.remove(&plain).unwrap();
+    match records.find("web") {
+        Err(RecordError::AmbiguousName(err)) => {
+            assert_eq!(err.candidates, ["blog/web", "shop/web"])
+        }
+        other => panic!("{other:?}"),
+    }
+    records.remove(&blog).unwrap();
+    assert_eq!(records.find("web").unwrap().id, shop.id);
+    assert!(matches!(
+        records.find("blog/web"),
+        Err(RecordError::NotFound { .. })
+    ));
+    assert_eq!(shop.reference(), "shop/web");
+}
+
+#[test]
+fn index_entries_of_an_older_kiln_move_to_their_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = Records::open(dir.path()).unwrap();
+    let old = member(&records, "shop", "web");
+    let plain = record(&records, "db");
+    // As kiln wrote it before names were per project.
+    std::fs::rename(
+        dir.path().join("names/shop+web"),
+        dir.path().join("names/web"),
+    )
+    .unwrap();
+    assert_eq!(records.upgrade_index().unwrap(), 1);
+    assert!(!dir.path().join("names/web").exists());
+    assert_eq!(
+        records
+            .find_member(Some("shop"), "web")
+            .unwrap()
+            .unwrap()
+            .id,
+        old.id
+    );
+    assert_eq!(records.find_named("db").unwrap().unwrap().id, plain.id);
+    assert_eq!(records.upgrade_index().unwrap(), 0);
+}

@@ -373,3 +373,54 @@ container "talker" image="tools" {{
     lab.kiln().args(["down"]).run().success();
     lab.root.assert_clean();
 }
+
+#[test]
+fn a_failed_up_leaves_no_half_made_network() {
+    if !is_root() {
+        return;
+    }
+    let root = Root::new();
+    // The second network's subnet is taken by a network outside the project: up makes the
+    // first, fails on the second, and must take the first away again.
+    root.kiln()
+        .args(["network", "create", "taken", "--subnet", "10.77.0.0/24"])
+        .run()
+        .success();
+    let project = Project::new(
+        r#"project "half"
+image "tools" {
+    from "scratch"
+    host-binary "/bin/sleep"
+}
+network "first" subnet="10.76.0.0/24"
+network "second" subnet="10.77.0.0/24"
+container "app" image="tools" {
+    network "first"
+    network "second"
+    cmd "sleep" "1000"
+}
+"#,
+    );
+    project
+        .kiln(&root)
+        .args(["up", "-d"])
+        .run()
+        .failure()
+        .stderr_contains("network `half/second` overlaps")
+        .stderr_contains("network `taken`");
+    let networks = root
+        .kiln()
+        .args(["network", "ls", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let names: Vec<&str> = networks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["taken"], "the first network stayed behind");
+    assert!(root.ps().is_empty());
+    root.kiln().args(["network", "rm", "taken"]).run().success();
+}

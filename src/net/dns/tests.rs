@@ -220,7 +220,7 @@ fn the_table_of_a_record() {
     let dir = tempfile::tempdir().unwrap();
     let records = crate::net::records::NetworkRecords::open(dir.path()).unwrap();
     let record = crate::net::records::NetworkRecord::new(
-        "front",
+        "p/front",
         "10.89.0.0/24".parse().unwrap(),
         false,
         "kb-front".into(),
@@ -230,7 +230,7 @@ fn the_table_of_a_record() {
     records.create(&record).unwrap();
     let member = records
         .add_member(
-            "front",
+            "p/front",
             crate::net::records::MemberRequest {
                 container_id: "id1".into(),
                 container_name: "client-1".into(),
@@ -240,7 +240,7 @@ fn the_table_of_a_record() {
             },
         )
         .unwrap();
-    let table = NameTable::from_record(&records.load("front").unwrap());
+    let table = NameTable::from_record(&records.load("p/front").unwrap());
     let IpAddr::V4(address) = member.address else {
         panic!("an IPv4 network gives IPv4 addresses")
     };

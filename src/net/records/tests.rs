@@ -13,7 +13,7 @@ fn network(name: &str, subnet: &str) -> NetworkRecord {
         subnet.parse().unwrap(),
         false,
         format!("kb-{name}"),
-        Some("hello".to_string()),
+        crate::scope::split(name).0.map(str::to_string),
     )
     .unwrap()
 }
@@ -117,7 +117,7 @@ fn members_get_deterministic_addresses_and_leave() {
         record.gateway,
         &BTreeSet::new(),
         &BTreeSet::new(),
-        "hello/web/front",
+        "/web/front",
     )
     .unwrap();
     assert_eq!(web.address, expected);

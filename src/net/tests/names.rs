@@ -21,6 +21,18 @@ fn long_network_names_are_shortened_deterministically() {
 }
 
 #[test]
+fn each_project_network_gets_a_bridge_of_its_own() {
+    let shop = bridge_name("shop/front").unwrap();
+    let blog = bridge_name("blog/front").unwrap();
+    assert!(shop.starts_with("kb.front."), "{shop}");
+    assert!(shop.len() <= IFNAME_MAX);
+    validate_ifname(&shop).unwrap();
+    assert_ne!(shop, blog);
+    assert_ne!(shop, bridge_name("front").unwrap());
+    assert_eq!(shop, bridge_name("shop/front").unwrap());
+}
+
+#[test]
 fn a_shortened_name_never_equals_a_plain_one() {
     // 12 bytes fit as `kb-...`; the shortened form has a `.` third.
     let plain = bridge_name("abcde.123456").unwrap();

@@ -126,7 +126,7 @@ fn nothing_listening_is_an_error_not_a_hang() {
 #[test]
 fn a_missing_container_is_a_failure_to_observe() {
     let root = tempfile::tempdir().unwrap();
-    let prober = LiveProber::new(root.path());
+    let prober = LiveProber::new(root.path(), "p");
     let err = prober
         .tcp("ghost", "127.0.0.1:80", Duration::from_secs(1))
         .unwrap_err();

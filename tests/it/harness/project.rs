@@ -47,6 +47,12 @@ impl Project {
         Kiln::new().root(root).project(self.file_path())
     }
 
+    /// `kiln` with `root` as the state root, run in the project's directory without `-f`:
+    /// as a user who `cd`s into a project (its bare names are the current project's).
+    pub fn kiln_in(&self, root: impl AsRef<Path>) -> Kiln {
+        Kiln::new().root(root).current_dir(self.path())
+    }
+
     /// `kiln` run in the project's directory without `-f` (so places read `kiln.kdl:L:C`,
     /// not an absolute path), and without a state root.
     pub fn kiln_here(&self) -> Kiln {
