@@ -10,10 +10,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::spec::Span;
 use crate::spec::model::{
     Assertion, Check, Fault, FaultAction, PingExpect, Project, TcpExpect, Test,
 };
+use crate::spec::{Span, Spanned};
 
 /// What an HTTP GET saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,14 +102,20 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an assertion inside `eventually` is tried again.
 const RETRY: Duration = Duration::from_millis(200);
 
-/// Runs the named tests (all when `names` is empty), in declaration order, calling `each`
-/// as every verdict is reached. Each test's faults happen on their timeline while its
-/// assertions run, and are undone by the time the test ends; once `interrupted` is set
-/// (Ctrl-C), what is left is skipped, and the faults are undone all the same.
+/// How many assertions are checked at once.
+const PARALLEL: usize = 8;
+
+/// Runs the named tests (all when `names` is empty). The assertions of tests without
+/// faults or `eventually` run up to [`PARALLEL`] at once, except that the `exec`s of one
+/// container run one after another in file order (one may read what another wrote). A test
+/// with faults or `eventually` runs its assertions in order while its faults happen on their
+/// timeline, and they are undone by the time the test ends; once `interrupted` is set
+/// (Ctrl-C), what is left is skipped, and the faults are undone all the same. `each` is
+/// called with every verdict in declaration order, as soon as every verdict before it is in.
 pub fn run_tests(
     project: &Project,
     names: &[String],
-    prober: &dyn Prober,
+    prober: &(dyn Prober + Sync),
     faults: &dyn Faults,
     interrupted: &AtomicBool,
     each: &mut dyn FnMut(&Verdict),
@@ -128,17 +134,65 @@ pub fn run_tests(
         }
     }
     let mut verdicts = Vec::new();
+    let mut report = |verdict: Verdict| {
+        each(&verdict);
+        verdicts.push(verdict);
+    };
+    // Consecutive tests without a timeline are checked together, in parallel.
+    let mut batch: Vec<(&str, &Spanned<Assertion>)> = Vec::new();
     for test in project
         .tests
         .iter()
         .filter(|t| names.is_empty() || names.contains(&t.name.value))
     {
-        run_test(test, prober, faults, interrupted, &mut |verdict| {
-            each(&verdict);
-            verdicts.push(verdict);
-        });
+        let timed = !test.faults.is_empty() || test.assertions.iter().any(|c| c.within.is_some());
+        if !timed {
+            batch.extend(
+                test.assertions
+                    .iter()
+                    .map(|c| (test.name.value.as_str(), &c.assertion)),
+            );
+            continue;
+        }
+        run_parallel(&std::mem::take(&mut batch), prober, &mut report);
+        run_test(test, prober, faults, interrupted, &mut report);
     }
+    run_parallel(&batch, prober, &mut report);
     Ok(verdicts)
+}
+
+/// Checks `jobs` up to [`PARALLEL`] at once (the `exec`s of one container in order),
+/// reporting the verdicts in the jobs' order.
+fn run_parallel(
+    jobs: &[(&str, &Spanned<Assertion>)],
+    prober: &(dyn Prober + Sync),
+    report: &mut dyn FnMut(Verdict),
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    super::ordered::run_in_order(
+        jobs,
+        |(_, assertion)| match &assertion.value {
+            Assertion::Exec { container, .. } => Some(container.value.as_str()),
+            _ => None,
+        },
+        PARALLEL,
+        |(test, assertion)| {
+            let started = Instant::now();
+            let (passed, observed) = check(&assertion.value, prober);
+            Verdict {
+                kind: Kind::Assertion,
+                test: test.to_string(),
+                assertion: describe(&assertion.value),
+                passed,
+                observed,
+                span: assertion.span,
+                elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+            }
+        },
+        |_, verdict| report(verdict),
+    );
 }
 
 /// When a fault of the timeline began and ended (from the test's start), or why not.
