@@ -13,6 +13,7 @@ mod error;
 mod exec;
 mod graph;
 mod images;
+mod info;
 mod links;
 mod network;
 mod output;
@@ -48,7 +49,10 @@ pub fn run(
             return Ok(if err.use_stderr() { 2 } else { 0 });
         }
     };
-    if !matches!(cli.command, Command::Check(_) | Command::Graph(_)) {
+    if !matches!(
+        cli.command,
+        Command::Check(_) | Command::Graph(_) | Command::Info(_) | Command::Version(_)
+    ) {
         let root = state_root(&cli);
         crate::store::make_state_root_private(&root).map_err(|source| {
             crate::store::StoreError::Io {
@@ -96,6 +100,8 @@ pub fn run(
         Command::Login(args) => registry::login(&cli, args),
         Command::Logout(args) => registry::logout(&cli, args),
         Command::Lock(args) => pin::lock(&cli, args),
+        Command::Info(args) => info::run(&cli, args),
+        Command::Version(args) => info::version(args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.
