@@ -705,6 +705,10 @@ pub struct PsArgs {
     /// Only the containers of this project (`kiln up`).
     #[arg(long, value_name = "NAME")]
     pub project: Option<String>,
+    /// Print only the containers' short ids, one a line (as `docker ps -q`; for
+    /// `kiln rm -f $(kiln ps -aq)`). Takes the place of --format.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
