@@ -124,6 +124,60 @@ pub enum Command {
     #[command(verbatim_doc_comment, disable_help_flag = true)]
     Run(Box<RunArgs>),
 
+    /// Create a container and do not start it, as `docker create` does: every option of
+    /// `kiln run` but -d; prints the container's id.
+    ///
+    /// The image's layers are unpacked, the container's root, config and addresses on its
+    /// networks made ready, its record written with the status `created`; nothing runs
+    /// until `kiln start`. Options of a detached container (--restart, --health-*) apply
+    /// when it starts; -i and -t when it starts with `kiln start -a`.
+    ///
+    /// Examples:
+    ///   kiln create --name web -p 18080:8080 --network front web
+    ///   kiln start web
+    ///   kiln create --name job -it base sh && kiln start -ai job
+    // `-h` is the host name, as in Docker: help is `--help` only.
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Create(Box<CreateArgs>),
+
+    /// Start created or stopped containers, as `docker start` does: each under a
+    /// supervisor (as `kiln run -d`), printing its name; one already running is left as
+    /// it is.
+    ///
+    /// With -a the one container runs in the foreground instead, its output on kiln's
+    /// (with -i its input from kiln's, with a terminal if it was created with -t), and
+    /// kiln exits with its exit code, as `kiln run` does.
+    ///
+    /// Examples:
+    ///   kiln start web
+    ///   kiln start -a job; echo "exit $?"
+    ///   kiln start -ai shell
+    #[command(verbatim_doc_comment)]
+    Start(StartArgs),
+
+    /// Block until containers stop, then print each one's exit code, one a line in the
+    /// order given, as `docker wait` does.
+    ///
+    /// Returns at once for a container that does not run (a created one: 0). Waits on the
+    /// kernel's word (the container's and its supervisor's pidfds, the record's changes),
+    /// never by polling. Exit 1 if a container is unknown.
+    ///
+    /// Examples:
+    ///   kiln wait web
+    ///   kiln run -d --name job base sh -c 'exit 3'; kiln wait job    # 3
+    #[command(verbatim_doc_comment)]
+    Wait(WaitArgs),
+
+    /// List a running container's published ports, or the host address of one of them,
+    /// as `docker port` does.
+    ///
+    /// Examples:
+    ///   kiln port web                # 8080/tcp -> 127.0.0.1:18080
+    ///   kiln port web 8080/tcp       # 127.0.0.1:18080
+    ///   kiln port web 53/udp
+    #[command(verbatim_doc_comment)]
+    Port(PortArgs),
+
     /// Run a command in a running container, as `docker exec` does.
     ///
     /// The process joins the container's namespaces (mount, pid, uts, ipc, net, cgroup) and
@@ -521,17 +575,34 @@ pub struct ExplainArgs {
     pub format: OutputFormat,
 }
 
+/// `kiln run`: every option of `kiln create`, and -d.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Run in the background under a supervisor; print the container's id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+impl std::ops::Deref for RunArgs {
+    type Target = CreateArgs;
+
+    fn deref(&self) -> &CreateArgs {
+        &self.create
+    }
+}
+
+/// The options of a new container: `kiln create`'s, and `kiln run`'s with -d. Options
+/// marked "with -d" apply to a created container when `kiln start` starts it.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
-    /// Run in the background under a supervisor; print the container's id.
-    #[arg(short = 'd', long)]
-    pub detach: bool,
     /// With -d: restart policy (no, on-failure[:N], always, unless-stopped, on-unhealthy).
     #[arg(long, value_name = "POLICY", default_value = "no")]
     pub restart: String,
@@ -692,6 +763,36 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Run the container in the foreground: its output on kiln's, its exit code kiln's
+    /// (one container only).
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Give the container kiln's standard input too (implies -a).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Containers, by name or (a prefix of their) id.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Containers, by name or (a prefix of their) id.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The container, by name or (a prefix of its) id.
+    pub container: String,
+    /// Only this port of the container: PORT or PORT/tcp, PORT/udp.
+    #[arg(value_name = "PORT[/PROTO]")]
+    pub port: Option<String>,
 }
 
 #[derive(Debug, Args)]

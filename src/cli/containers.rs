@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::args::{
-    BundleArgs, Cli, ContainerOptionArgs, KillArgs, LogsArgs, OutputFormat, PsArgs, RmArgs,
-    RunArgs, StopArgs, SuperviseArgs,
+    BundleArgs, Cli, ContainerOptionArgs, CreateArgs, KillArgs, LogsArgs, OutputFormat, PsArgs,
+    RmArgs, RunArgs, StopArgs, SuperviseArgs,
 };
 use super::error::CliError;
 use super::output::{json_line, line, table};
@@ -60,7 +60,7 @@ pub(super) fn security_opts(opts: &[String]) -> Result<SeccompChoice, ContainerE
     Ok(seccomp.map(|(choice, _)| choice).unwrap_or_default())
 }
 
-fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
+fn run_options(args: &CreateArgs) -> Result<RunOptions, ContainerError> {
     let mut env = Vec::new();
     for pair in &args.env {
         // `-e NAME` takes the value from kiln's own environment, as Docker does.
@@ -150,7 +150,7 @@ fn with_options(
 }
 
 /// `-p` with `--publish-max-connections` and `--publish-idle-timeout` applied to each.
-fn publish(args: &RunArgs) -> Result<Vec<containers::Published>, ContainerError> {
+fn publish(args: &CreateArgs) -> Result<Vec<containers::Published>, ContainerError> {
     let max_connections = match args.publish_max_connections {
         Some(0) => {
             return Err(ContainerError::BadLimit {
@@ -195,6 +195,73 @@ enum Ran {
 }
 use Ran::{Detached, Foreground};
 
+/// What `kiln run` and `kiln create` make of their options: the one path from the command
+/// line to a container's request (the store, the request, its health check).
+pub(super) fn request(
+    cli: &Cli,
+    args: &CreateArgs,
+) -> Result<
+    (
+        crate::store::Store,
+        RunRequest,
+        Option<containers::HealthCheck>,
+    ),
+    ContainerError,
+> {
+    let options = run_options(args)?;
+    let store = super::open_store(cli).map_err(|e| match e {
+        crate::Error::Store(s) => ContainerError::Store(s),
+        other => ContainerError::Io {
+            path: super::state_root(cli),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })?;
+    let restart =
+        RestartPolicy::parse(&args.restart).map_err(|reason| ContainerError::BadLimit {
+            what: "restart policy",
+            value: args.restart.clone(),
+            reason,
+        })?;
+    let request = RunRequest {
+        image: args.image.clone(),
+        name: args.name.clone(),
+        options,
+        remove: args.rm,
+        trace: args.trace,
+        restart,
+        member: None,
+        networks: match args.network.as_str() {
+            "none" | "host" => {
+                if args.ip.is_some() || !args.network_aliases.is_empty() {
+                    return Err(ContainerError::NetworkModeConflict {
+                        network: args.network.clone(),
+                    });
+                }
+                Vec::new()
+            }
+            name => vec![crate::net::attach::AttachRequest {
+                network: super::network_reference(cli, name).map_err(|e| {
+                    ContainerError::from(crate::net::network::NetworkError::from(e))
+                })?,
+                ip: args.ip,
+                aliases: args.network_aliases.clone(),
+                ..Default::default()
+            }],
+        },
+        publish: publish(args)?,
+    };
+    let health = containers::parse_health(&containers::HealthFlags {
+        cmd: args.health_cmd.clone(),
+        http: args.health_http.clone(),
+        tcp: args.health_tcp.clone(),
+        interval: args.health_interval.clone(),
+        timeout: args.health_timeout.clone(),
+        retries: args.health_retries,
+        start_period: args.health_start_period.clone(),
+    })?;
+    Ok((store, request, health))
+}
+
 pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
     let outcome = (|| {
         if args.detach && (args.tty || args.interactive) {
@@ -204,57 +271,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                 reason: "detached containers have no terminal or input yet".into(),
             });
         }
-        let options = run_options(args)?;
-        let store = super::open_store(cli).map_err(|e| match e {
-            crate::Error::Store(s) => ContainerError::Store(s),
-            other => ContainerError::Io {
-                path: super::state_root(cli),
-                source: std::io::Error::other(other.to_string()),
-            },
-        })?;
-        let restart =
-            RestartPolicy::parse(&args.restart).map_err(|reason| ContainerError::BadLimit {
-                what: "restart policy",
-                value: args.restart.clone(),
-                reason,
-            })?;
-        let request = RunRequest {
-            image: args.image.clone(),
-            name: args.name.clone(),
-            options,
-            remove: args.rm,
-            trace: args.trace,
-            restart,
-            member: None,
-            networks: match args.network.as_str() {
-                "none" | "host" => {
-                    if args.ip.is_some() || !args.network_aliases.is_empty() {
-                        return Err(ContainerError::NetworkModeConflict {
-                            network: args.network.clone(),
-                        });
-                    }
-                    Vec::new()
-                }
-                name => vec![crate::net::attach::AttachRequest {
-                    network: super::network_reference(cli, name).map_err(|e| {
-                        ContainerError::from(crate::net::network::NetworkError::from(e))
-                    })?,
-                    ip: args.ip,
-                    aliases: args.network_aliases.clone(),
-                    ..Default::default()
-                }],
-            },
-            publish: publish(args)?,
-        };
-        let health = containers::parse_health(&containers::HealthFlags {
-            cmd: args.health_cmd.clone(),
-            http: args.health_http.clone(),
-            tcp: args.health_tcp.clone(),
-            interval: args.health_interval.clone(),
-            timeout: args.health_timeout.clone(),
-            retries: args.health_retries,
-            start_period: args.health_start_period.clone(),
-        })?;
+        let (store, request, health) = request(cli, args)?;
         if args.detach {
             return containers::run_detached(&store, &super::state_root(cli), &request, health)
                 .map(|record| Detached(Box::new(record)));
@@ -266,7 +283,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                 reason: "health checks are run by the supervisor: add -d".into(),
             });
         }
-        if restart != RestartPolicy::No {
+        if request.restart != RestartPolicy::No {
             return Err(ContainerError::BadLimit {
                 what: "restart policy",
                 value: args.restart.clone(),
@@ -432,7 +449,7 @@ pub(super) fn bundle(cli: &Cli, args: &BundleArgs) -> Result<u8, crate::Error> {
 
 /// Runs `each` on every container named, printing its name on success (as Docker does) and
 /// the error otherwise; exit code 1 if any failed.
-fn for_each_container(
+pub(super) fn for_each_container(
     cli: &Cli,
     queries: &[String],
     each: impl Fn(&Records, &Record) -> Result<(), ContainerError>,

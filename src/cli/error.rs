@@ -78,6 +78,10 @@ pub enum CliError {
     #[diagnostic(help("kiln logs web; kiln logs --project lab web db"))]
     LogsNeedOneContainer,
 
+    #[error("`kiln start -a` runs one container in the foreground")]
+    #[diagnostic(help("name one container, or start several detached without -a"))]
+    AttachOneContainer,
+
     #[error("cannot write {what} to {}", path.display())]
     #[diagnostic(help("check that the directory exists and that you may write there"))]
     Write {

@@ -10,6 +10,7 @@ mod check;
 mod commit;
 mod completions;
 mod containers;
+mod create;
 mod error;
 mod exec;
 mod graph;
@@ -21,11 +22,14 @@ mod network;
 mod output;
 mod pin;
 mod placement;
+mod port;
 mod project;
 mod registry;
 mod registry_args;
+mod start;
 mod stats;
 mod test;
+mod wait;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -75,6 +79,10 @@ pub fn run(
         Command::Build(args) => build::run(&cli, args),
         Command::Explain(args) => build::explain(&cli, args),
         Command::Run(args) => containers::run(&cli, args),
+        Command::Create(args) => create::run(&cli, args),
+        Command::Start(args) => start::run(&cli, args),
+        Command::Wait(args) => wait::run(&cli, args),
+        Command::Port(args) => port::run(&cli, args),
         Command::Exec(args) => exec::run(&cli, args),
         Command::Ps(args) => containers::ps(&cli, args),
         Command::Rm(args) => containers::rm(&cli, args),

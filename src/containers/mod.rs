@@ -1,6 +1,6 @@
 //! Containers from images: `kiln run` (foreground and `-d`), the supervisor of detached
-//! containers with its health checks, `kiln exec`, `ps`, `logs`, `stop`, `kill`, `restart`,
-//! `rm`, `bundle`, `stats` and `commit`.
+//! containers with its health checks, `kiln create`, `start`, `wait`, `port`, `exec`, `ps`,
+//! `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats` and `commit`.
 //!
 //! Owns the path from an image in the store to a running container: each layer unpacked
 //! once into a shared read-only directory, a per-container upper directory, the OCI runtime
@@ -16,13 +16,16 @@ mod health;
 mod lifecycle;
 mod logs;
 mod network;
+mod port;
 mod prepare;
 mod probing;
 mod run;
+mod start;
 mod stats;
 mod supervisor;
 #[cfg(test)]
 mod tests;
+mod wait;
 
 use std::path::{Path, PathBuf};
 
@@ -38,12 +41,15 @@ pub use health::{Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, p
 pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
 pub use logs::{parse_since, read_logs};
 pub use network::Published;
+pub use port::{PortQuery, port_lines};
 pub use probing::{RoundResult, probe_once};
 pub use run::{RunResult, run};
+pub use start::{create, start, start_attached};
 pub use stats::{
     ContainerStats, NetIo, Sampler, cpu_percent, parse_mem_total, parse_net_dev, snapshot,
 };
 pub use supervisor::supervise;
+pub use wait::{Waited, wait};
 
 use crate::runtime::spec::SpecError;
 use crate::state::RecordError;
@@ -135,6 +141,29 @@ pub enum ContainerError {
     Running { name: String },
     #[error("container {name} is not running")]
     NotRunning { name: String },
+    #[error("container {name} is already running")]
+    #[diagnostic(help(
+        "`kiln logs -f {name}` follows its output; `kiln stop {name}` first to start it again in the foreground"
+    ))]
+    AlreadyRunning { name: String },
+    #[error("container {name} was created with a terminal (-t)")]
+    #[diagnostic(help(
+        "a terminal needs someone at it: `kiln start -a {name}` (-ai to type into it)"
+    ))]
+    NeedsAttach { name: String },
+    #[error("container {name} has {what}, which its supervisor applies")]
+    #[diagnostic(help(
+        "start it detached (`kiln start {name}`) and follow it with `kiln logs -f {name}` and `kiln wait {name}`"
+    ))]
+    AttachUnsupervised { name: String, what: String },
+    #[error("container {name} ended, and nothing recorded its exit code")]
+    #[diagnostic(help("the process that ran it was killed before it could write the record"))]
+    ExitUnknown { name: String },
+    #[error("container {name} was removed before its exit code could be read")]
+    RemovedWhileWaiting { name: String },
+    #[error("no public port `{port}` published for {name}")]
+    #[diagnostic(help("`kiln port {name}` lists the ports it publishes"))]
+    NoSuchPort { name: String, port: String },
     #[error("the container did not start: {message}")]
     SupervisorFailed { message: String, code: u8 },
     #[error("unknown signal `{signal}`")]

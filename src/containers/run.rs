@@ -88,27 +88,43 @@ pub fn run(
     request: &RunRequest,
 ) -> Result<RunResult, ContainerError> {
     let mut prepared = prepare(store, state_root, request)?;
-    let result = run_recorded(&mut prepared, state_root, request);
+    let how = Foreground {
+        tty: request.options.tty,
+        stdin: request.options.interactive,
+        trace: request.trace,
+    };
+    let result = run_recorded(&mut prepared, state_root, how);
     if request.remove {
         remove_files(&prepared.records, &prepared.record)?;
     }
     result
 }
 
-fn run_recorded(
+/// How a container runs in the foreground.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Foreground {
+    /// On a new pty (the container's spec asks for a terminal).
+    pub tty: bool,
+    /// With kiln's standard input (without `tty`).
+    pub stdin: bool,
+    /// `--trace`.
+    pub trace: bool,
+}
+
+/// Runs a prepared (or created, or exited) container in the foreground until it exits and
+/// records how it ended: `kiln run` and `kiln start -a`.
+pub(crate) fn run_recorded(
     prepared: &mut Prepared,
     state_root: &Path,
-    request: &RunRequest,
+    how: Foreground,
 ) -> Result<RunResult, ContainerError> {
     let limits = prepared.launch.limits();
-    let cgroup = super::lifecycle::cgroup(state_root, &prepared.record.id, &limits, request.trace)?;
+    let cgroup = super::lifecycle::cgroup(state_root, &prepared.record.id, &limits, how.trace)?;
     let layout = prepared.layout();
-    let stdio = if request.options.tty {
+    let stdio = if how.tty {
         Stdio::Pty
     } else {
-        Stdio::Inherit {
-            stdin: request.options.interactive,
-        }
+        Stdio::Inherit { stdin: how.stdin }
     };
     let Prepared {
         records,
@@ -122,7 +138,7 @@ fn run_recorded(
     let proxies = super::network::start_proxies(state_root, &launch.interfaces, &launch.publish)?;
     let mut hooks = Hooks {
         cgroup: cgroup.as_ref(),
-        trace: request.trace,
+        trace: how.trace,
         records,
         record,
         state_root,

@@ -22,6 +22,7 @@ macro_rules! chains {
 
 chains! {
     getting_started => "getting-started.md",
+    containers => "containers.md",
     check => "language/check.md",
     diagnostics => "diagnostics.md",
     oci => "inside/oci.md",

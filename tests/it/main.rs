@@ -30,6 +30,7 @@ mod hostile_archives;
 mod impair;
 mod info;
 mod inroot;
+mod lifecycle;
 mod namespaces;
 mod network;
 mod placement;
