@@ -178,6 +178,38 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Port(PortArgs),
 
+    /// Show the processes of a running container, as `docker top` does: those of its
+    /// cgroup, read from /proc, in `ps -ef`'s columns (pids are the machine's).
+    ///
+    /// After the container, `-o LIST` picks the columns: pid, ppid, user, uid, comm, args,
+    /// cmd, stat, time, etime, rss, vsz, tty, c, stime (`ps`'s keywords).
+    ///
+    /// Examples:
+    ///   kiln top web
+    ///   kiln top web -o pid,stat,rss,args
+    #[command(verbatim_doc_comment)]
+    Top(TopArgs),
+
+    /// Copy files between a container and the machine, as `docker cp` does; running,
+    /// created and stopped containers alike.
+    ///
+    /// One side is CONTAINER:PATH (PATH from the container's root), the other a local path,
+    /// or `-` for a tar stream (on stdout as DEST, on stdin as SRC: extracted into the
+    /// directory DEST). A file goes into a directory under its name, or replaces a file; a
+    /// directory goes into an existing directory under its name, or only its contents with
+    /// SRC ending in `/.`; a DEST that does not exist is made (its parent must exist; a DEST
+    /// ending in `/` must be a directory). A symbolic link SRC is copied as a link (-L
+    /// follows it). Every path in the container is resolved inside its root: its links
+    /// never lead kiln to the machine's files. Copies are owned by root unless -a.
+    ///
+    /// Examples:
+    ///   kiln cp web:/etc/hosts .
+    ///   kiln cp ./site/. web:/srv/www          # the contents of site into /srv/www
+    ///   kiln cp web:/var/log - | tar -tv        # a tar stream
+    ///   tar -c conf | kiln cp - web:/etc
+    #[command(verbatim_doc_comment)]
+    Cp(CpArgs),
+
     /// Run a command in a running container, as `docker exec` does.
     ///
     /// The process joins the container's namespaces (mount, pid, uts, ipc, net, cgroup) and
@@ -347,13 +379,18 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Images(FormatArgs),
 
-    /// Show an image's manifest, config and digests.
+    /// Show an image, a container or a network in detail, as `docker inspect` does.
     ///
-    /// IMAGE is a name (`web`) or a manifest digest (`sha256:…`).
+    /// An image: its manifest, config and digests (NAME is a name or `sha256:…`). A
+    /// container: its state, config, limits, networks and ports (with --format json in
+    /// Docker's field names: .State.ExitCode, .NetworkSettings.Ports…). A network: as
+    /// `kiln network inspect`. Without --type, NAME must name one kind only.
     ///
     /// Examples:
     ///   kiln inspect web
-    ///   kiln inspect web --format json | jq .config.config.Cmd
+    ///   kiln inspect --type image web --format json | jq .config.config.Cmd
+    ///   kiln inspect --type container web --format json | jq .State.Status
+    ///   kiln inspect --type network front
     #[command(verbatim_doc_comment)]
     Inspect(InspectArgs),
 
@@ -796,6 +833,38 @@ pub struct PortArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The container, by name or (a prefix of its) id.
+    pub container: String,
+    /// `ps` options: `-o LIST` (`-ef`, Docker's default, is taken too).
+    #[arg(
+        value_name = "PS OPTIONS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Keep the source's uid and gid (archive mode); otherwise copies are root's.
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Follow a symbolic link SRC names (copy what it points to, not the link).
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Print nothing on success (kiln prints a summary on a terminal only).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// CONTAINER:PATH, a local path, or `-` (a tar stream on stdin).
+    #[arg(value_name = "SRC")]
+    pub src: String,
+    /// CONTAINER:PATH, a local path, or `-` (a tar stream on stdout).
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+}
+
+#[derive(Debug, Args)]
 pub struct PsArgs {
     /// Show every container, not only running ones.
     #[arg(short = 'a', long)]
@@ -1108,12 +1177,26 @@ pub struct ImageArg {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// An image name or manifest digest.
+    /// An image (a name or a manifest digest), a container (`PROJECT/NAME`, a name, or a
+    /// prefix of its id) or a network.
+    #[arg(value_name = "NAME")]
     pub image: String,
 
-    /// Output format: `text` for people, `json` for scripts (manifest and config in full).
+    /// What NAME is; without it, the one kind NAME names (several: an error naming them).
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: Option<InspectKind>,
+
+    /// Output format: `text` for people, `json` for scripts (in full; a container's with
+    /// Docker's field names).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InspectKind {
+    Image,
+    Container,
+    Network,
 }
 
 #[derive(Debug, Args)]

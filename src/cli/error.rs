@@ -78,6 +78,18 @@ pub enum CliError {
     #[diagnostic(help("kiln logs web; kiln logs --project lab web db"))]
     LogsNeedOneContainer,
 
+    #[error("no image, container or network named `{name}`")]
+    #[diagnostic(help("`kiln images`, `kiln ps -a` and `kiln network ls` list them"))]
+    NothingNamed { name: String },
+
+    #[error("`{name}` names several things: {kinds}")]
+    #[diagnostic(help("say which with --type, e.g. `kiln inspect --type {first} {name}`"))]
+    SeveralNamed {
+        name: String,
+        kinds: String,
+        first: &'static str,
+    },
+
     #[error("`kiln start -a` runs one container in the foreground")]
     #[diagnostic(help("name one container, or start several detached without -a"))]
     AttachOneContainer,

@@ -10,12 +10,14 @@ mod check;
 mod commit;
 mod completions;
 mod containers;
+mod cp;
 mod create;
 mod error;
 mod exec;
 mod graph;
 mod images;
 mod info;
+mod inspect;
 mod links;
 mod man;
 mod network;
@@ -29,6 +31,7 @@ mod registry_args;
 mod start;
 mod stats;
 mod test;
+mod top;
 mod wait;
 
 use std::collections::BTreeSet;
@@ -83,6 +86,8 @@ pub fn run(
         Command::Start(args) => start::run(&cli, args),
         Command::Wait(args) => wait::run(&cli, args),
         Command::Port(args) => port::run(&cli, args),
+        Command::Top(args) => top::run(&cli, args),
+        Command::Cp(args) => cp::run(&cli, args),
         Command::Exec(args) => exec::run(&cli, args),
         Command::Ps(args) => containers::ps(&cli, args),
         Command::Rm(args) => containers::rm(&cli, args),
@@ -105,7 +110,7 @@ pub fn run(
         Command::Images(args) => images::list(&cli, args),
         Command::Export(args) => images::export(&cli, args),
         Command::Import(args) => images::import(&cli, args),
-        Command::Inspect(args) => images::inspect(&cli, args),
+        Command::Inspect(args) => inspect::run(&cli, args),
         Command::History(args) => images::history(&cli, args),
         Command::Tag(args) => images::tag(&cli, args),
         Command::Rmi(args) => images::rmi(&cli, args),

@@ -60,64 +60,7 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
             }
             Ok(0)
         }
-        NetworkCommand::Inspect(args) => {
-            let context = super::current_project(None);
-            let record = match NetworkRecords::open(&root)
-                .and_then(|r| r.resolve(&args.name, context.as_deref()))
-            {
-                Ok(record) => record,
-                Err(err) => return Ok(report(err)),
-            };
-            let value = inspect(&root, &record);
-            match args.format {
-                OutputFormat::Json => json_line(&value)?,
-                OutputFormat::Text => {
-                    line(format!(
-                        "{}: {} gateway {} bridge {}{}, anti-spoofing: on",
-                        record.name,
-                        record.subnet,
-                        record.gateway,
-                        record.bridge,
-                        if record.internal { " (internal)" } else { "" }
-                    ))?;
-                    for member in value["members"].as_array().into_iter().flatten() {
-                        let spoofing = match member["spoofed_dropped_packets"].as_u64() {
-                            None => "  anti-spoofing: off".to_string(),
-                            Some(0) => String::new(),
-                            Some(_) => format!(
-                                "  spoofed frames dropped: {}",
-                                member["spoofed_dropped"]
-                                    .as_array()
-                                    .into_iter()
-                                    .flatten()
-                                    .filter(|d| d["packets"].as_u64() > Some(0))
-                                    .map(|d| format!(
-                                        "{} {}",
-                                        d["packets"],
-                                        d["reason"].as_str().unwrap_or("")
-                                    ))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        };
-                        line(format!(
-                            "  {} {} {}  rx {} B  tx {} B{}{}",
-                            member["name"].as_str().unwrap_or(""),
-                            member["interface"].as_str().unwrap_or(""),
-                            member["address"].as_str().unwrap_or(""),
-                            member["rx_bytes"],
-                            member["tx_bytes"],
-                            member["impairment"]
-                                .as_str()
-                                .map(|i| format!("  impaired: {i}"))
-                                .unwrap_or_default(),
-                            spoofing
-                        ))?;
-                    }
-                }
-            }
-            Ok(0)
-        }
+        NetworkCommand::Inspect(args) => show(&root, &args.name, args.format),
         NetworkCommand::Rm(args) => {
             let mut code = 0;
             for name in &args.names {
@@ -142,6 +85,69 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
 }
 
 /// A network with its members, their host-side counters and impairments.
+/// `kiln network inspect NAME` (and `kiln inspect --type network NAME`).
+pub(super) fn show(
+    root: &std::path::Path,
+    name: &str,
+    format: OutputFormat,
+) -> Result<u8, crate::Error> {
+    let context = super::current_project(None);
+    let record = match NetworkRecords::open(root).and_then(|r| r.resolve(name, context.as_deref()))
+    {
+        Ok(record) => record,
+        Err(err) => return Ok(report(err)),
+    };
+    let value = inspect(root, &record);
+    match format {
+        OutputFormat::Json => json_line(&value)?,
+        OutputFormat::Text => {
+            line(format!(
+                "{}: {} gateway {} bridge {}{}, anti-spoofing: on",
+                record.name,
+                record.subnet,
+                record.gateway,
+                record.bridge,
+                if record.internal { " (internal)" } else { "" }
+            ))?;
+            for member in value["members"].as_array().into_iter().flatten() {
+                let spoofing = match member["spoofed_dropped_packets"].as_u64() {
+                    None => "  anti-spoofing: off".to_string(),
+                    Some(0) => String::new(),
+                    Some(_) => format!(
+                        "  spoofed frames dropped: {}",
+                        member["spoofed_dropped"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|d| d["packets"].as_u64() > Some(0))
+                            .map(|d| format!(
+                                "{} {}",
+                                d["packets"],
+                                d["reason"].as_str().unwrap_or("")
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                line(format!(
+                    "  {} {} {}  rx {} B  tx {} B{}{}",
+                    member["name"].as_str().unwrap_or(""),
+                    member["interface"].as_str().unwrap_or(""),
+                    member["address"].as_str().unwrap_or(""),
+                    member["rx_bytes"],
+                    member["tx_bytes"],
+                    member["impairment"]
+                        .as_str()
+                        .map(|i| format!("  impaired: {i}"))
+                        .unwrap_or_default(),
+                    spoofing
+                ))?;
+            }
+        }
+    }
+    Ok(0)
+}
+
 fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_json::Value {
     let host_ns = NetNs::open(&HostNamespace::path(root)).ok();
     let netlink = host_ns.as_ref().and_then(|ns| Netlink::open_in(ns).ok());

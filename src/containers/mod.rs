@@ -1,5 +1,5 @@
 //! Containers from images: `kiln run` (foreground and `-d`), the supervisor of detached
-//! containers with its health checks, `kiln create`, `start`, `wait`, `port`, `exec`, `ps`,
+//! containers with its health checks, `kiln create`, `start`, `wait`, `port`, `top`, `cp`, `inspect`, `exec`, `ps`,
 //! `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats` and `commit`.
 //!
 //! Owns the path from an image in the store to a running container: each layer unpacked
@@ -10,9 +10,11 @@
 mod bundle;
 mod commit;
 mod control;
+mod cp;
 mod detach;
 mod exec;
 mod health;
+mod inspect;
 mod lifecycle;
 mod logs;
 mod network;
@@ -25,6 +27,7 @@ mod stats;
 mod supervisor;
 #[cfg(test)]
 mod tests;
+mod top;
 mod wait;
 
 use std::path::{Path, PathBuf};
@@ -35,9 +38,11 @@ pub use control::{
     kill_container, mark_stopped, parse_signal, remove, signal_container, stop, stop_signal,
     wait_supervisor,
 };
+pub use cp::{Copied, CopyError, CopyOptions, Side, copy};
 pub use detach::{REPORT_FD, restart, run_detached, spawn_supervisor};
 pub use exec::{ExecRequest, Target, exec};
 pub use health::{Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, parse_health};
+pub use inspect::{Details, details};
 pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
 pub use logs::{parse_since, read_logs};
 pub use network::Published;
@@ -49,6 +54,7 @@ pub use stats::{
     ContainerStats, NetIo, Sampler, cpu_percent, parse_mem_total, parse_net_dev, snapshot,
 };
 pub use supervisor::supervise;
+pub use top::{columns as top_columns, top};
 pub use wait::{Waited, wait};
 
 use crate::runtime::spec::SpecError;
@@ -161,6 +167,22 @@ pub enum ContainerError {
     ExitUnknown { name: String },
     #[error("container {name} was removed before its exit code could be read")]
     RemovedWhileWaiting { name: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Copy(Box<cp::CopyError>),
+    #[error("kiln cp copies between a container and the machine, not between containers")]
+    #[diagnostic(help("copy out to a directory of the machine, then into the other container"))]
+    CopyBetweenContainers,
+    #[error("kiln cp needs a container on one side: CONTAINER:PATH")]
+    #[diagnostic(help(
+        "e.g. `kiln cp web:/etc/hosts .` or `kiln cp ./site web:/srv`; a local path with a `:` is written ./a:b"
+    ))]
+    CopyWithoutContainer,
+    #[error("`{option}`: {reason}")]
+    #[diagnostic(help(
+        "kiln top takes -o LIST of pid, ppid, user, uid, comm, args, cmd, stat, time, etime, rss, vsz, tty, c, stime (default: ps -ef's columns)"
+    ))]
+    BadTopOption { option: String, reason: String },
     #[error("no public port `{port}` published for {name}")]
     #[diagnostic(help("`kiln port {name}` lists the ports it publishes"))]
     NoSuchPort { name: String, port: String },

@@ -51,6 +51,7 @@ mod step;
 pub mod supervise;
 mod sys;
 mod terminal;
+mod view;
 
 use std::io;
 use std::path::PathBuf;
@@ -71,6 +72,7 @@ pub use seccomp::{
 };
 pub use step::{CStringArray, Purpose, SetupPlan, SetupStep, Target};
 pub use sys::{ExecFailure, Failure, RealSys, Sys, execute};
+pub use view::{RootView, mount_view};
 
 /// How much of the command's combined stdout and stderr [`SandboxOutcome`] keeps.
 pub const OUTPUT_TAIL_BYTES: usize = 8 * 1024;

@@ -32,7 +32,7 @@ pub fn default_path() -> &'static str {
 }
 
 /// Mountpoints provided by the skeleton layer below the caller's layers.
-const SKELETON_DIRS: [&str; 3] = ["proc", "dev", "sys"];
+pub(crate) const SKELETON_DIRS: [&str; 3] = ["proc", "dev", "sys"];
 
 /// Linux limits mount data to one page, NUL included.
 const MOUNT_DATA_MAX: usize = 4095;
@@ -773,7 +773,11 @@ fn exec_candidates(command: &str, path: &str) -> Result<Vec<CString>, SandboxErr
         .collect()
 }
 
-fn overlay_options(lowers: &[&Path], upper: &Path, work: &Path) -> Result<CString, SandboxError> {
+pub(crate) fn overlay_options(
+    lowers: &[&Path],
+    upper: &Path,
+    work: &Path,
+) -> Result<CString, SandboxError> {
     let mut data = b"lowerdir=".to_vec();
     for (i, lower) in lowers.iter().enumerate() {
         if i > 0 {

@@ -1,4 +1,4 @@
-//! `kiln create`, `start`, `wait` and `port` with Docker's meanings: a container made and
+//! `kiln create`, `start`, `wait`, `port` and `top` with Docker's meanings: a container made and
 //! not started, started detached or in the foreground, waited for, its ports listed; and
 //! nothing left behind.
 
@@ -101,6 +101,42 @@ fn start_leaves_a_running_container_alone_and_wait_blocks_until_it_stops() {
         .stdout_is("srv\n");
     assert_eq!(lab.root.ps().get("srv")["pid"], before, "not started twice");
     lab.root.pids();
+    // top: the cgroup's processes, in ps -ef's columns or those of -o.
+    let top = lab.kiln().args(["top", "srv"]).run().success();
+    let header: Vec<String> = top
+        .stdout()
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        header,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "{}",
+        top.stdout()
+    );
+    assert!(top.stdout().contains("sleep 1000"), "{}", top.stdout());
+    assert_eq!(
+        top.stdout().lines().count(),
+        3,
+        "sh and sleep: {}",
+        top.stdout()
+    );
+    let pid = lab.root.ps().get("srv")["pid"].as_i64().unwrap();
+    lab.kiln()
+        .args(["top", "srv", "-o", "pid,comm"])
+        .run()
+        .success()
+        .stdout_contains("PID")
+        .stdout_contains(&format!("{pid}   sh\n"))
+        .stdout_contains("sleep");
+    lab.kiln()
+        .args(["top", "srv", "aux"])
+        .run()
+        .code(1)
+        .says("not an option kiln top knows");
     let waiting = lab
         .kiln()
         .args(["wait", "srv"])
@@ -113,6 +149,11 @@ fn start_leaves_a_running_container_alone_and_wait_blocks_until_it_stops() {
     let out = waiting.wait_with_output().expect("kiln wait ends");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "7\n");
+    lab.kiln()
+        .args(["top", "srv"])
+        .run()
+        .code(1)
+        .says("is not running");
     lab.kiln().args(["rm", "srv"]).run().success();
 }
 
@@ -244,4 +285,104 @@ fn port_lists_the_published_ports_of_a_running_container_as_docker_does() {
         .says("tcp or udp");
     lab.kiln().args(["rm", "-f", "web"]).run().success();
     lab.kiln().args(["network", "rm", "pub"]).run().success();
+}
+
+#[test]
+fn inspect_shows_containers_networks_and_images_and_asks_when_a_name_is_several() {
+    let Some(lab) = lab() else {
+        return;
+    };
+    lab.kiln()
+        .args(["network", "create", "front", "--subnet", "10.89.78.0/24"])
+        .run()
+        .success();
+    let port = free_port();
+    lab.kiln()
+        .args(["create", "--name", "web", "--network", "front", "--restart"])
+        .args([
+            "on-failure:2",
+            "-p",
+            &format!("{port}:8080"),
+            "--memory",
+            "64MiB",
+        ])
+        .args(["tools", "sh", "-c", "exit 4"])
+        .run()
+        .success();
+    let created = lab
+        .kiln()
+        .args(["inspect", "--type", "container", "web", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(created["State"]["Status"], "created", "{created}");
+    assert_eq!(created["State"]["Running"], false);
+    assert_eq!(created["Config"]["Image"], "tools");
+    assert_eq!(created["Path"], "sh");
+    assert_eq!(created["Args"], serde_json::json!(["-c", "exit 4"]));
+    assert_eq!(created["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(
+        created["HostConfig"]["RestartPolicy"]["MaximumRetryCount"],
+        2
+    );
+    assert_eq!(created["HostConfig"]["Memory"], 64 * 1024 * 1024);
+    assert_eq!(
+        created["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+    assert_eq!(
+        created["NetworkSettings"]["Networks"]["front"]["Gateway"],
+        "10.89.78.1"
+    );
+    // The one kind the name names, without --type.
+    lab.kiln()
+        .args(["inspect", "web"])
+        .run()
+        .success()
+        .stdout_contains("status:        created")
+        .stdout_contains("network:       front eth0 10.89.78.");
+    lab.kiln().args(["start", "web"]).run().success();
+    lab.kiln()
+        .args(["wait", "web"])
+        .run()
+        .success()
+        .stdout_is("4\n");
+    let exited = lab
+        .kiln()
+        .args(["inspect", "web", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(exited["State"]["ExitCode"], 4, "{exited}");
+    lab.kiln()
+        .args(["inspect", "front"])
+        .run()
+        .success()
+        .stdout_contains("front: 10.89.78.0/24");
+    // A container named as the image: the name is two things.
+    lab.kiln()
+        .args(["create", "--name", "tools", "tools", "echo"])
+        .run()
+        .success();
+    lab.kiln()
+        .args(["inspect", "tools"])
+        .run()
+        .failure()
+        .says("`tools` names several things: image, container");
+    lab.kiln()
+        .args(["inspect", "--type", "image", "tools"])
+        .run()
+        .success()
+        .stdout_contains("digest:");
+    lab.kiln()
+        .args(["inspect", "nothing"])
+        .run()
+        .failure()
+        .says("no image, container or network named `nothing`");
+    // Restarted by its policy meanwhile, perhaps.
+    lab.kiln()
+        .args(["rm", "-f", "web", "tools"])
+        .run()
+        .success();
+    lab.kiln().args(["network", "rm", "front"]).run().success();
 }
