@@ -432,3 +432,16 @@ mod tests {
         }
     }
 }
+
+/// `--sysctl NAME=VALUE` (the name checked when the spec is built).
+pub fn parse_sysctl(text: &str) -> Result<(String, String), SpecError> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(SpecError::BadSysctl {
+            value: text.to_string(),
+            help: "write NAME=VALUE, e.g. `net.ipv4.ip_forward=1`".into(),
+        }),
+    }
+}
