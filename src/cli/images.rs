@@ -62,7 +62,7 @@ pub(super) fn short_digest(digest: &str) -> String {
 
 pub(super) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.image)?;
+    let image = StoredImage::load(&store, &super::image_name(&store, &args.image)?)?;
     match args.format {
         OutputFormat::Json => json_line(&json!({
             "name": args.image,
@@ -116,7 +116,7 @@ pub(super) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8, crate::Error>
 
 pub(super) fn history(cli: &Cli, args: &ImageArg) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.image)?;
+    let image = StoredImage::load(&store, &super::image_name(&store, &args.image)?)?;
     let mut rows = vec![vec![
         "LAYER".to_string(),
         "SIZE".to_string(),
@@ -141,7 +141,7 @@ pub(super) fn history(cli: &Cli, args: &ImageArg) -> Result<u8, crate::Error> {
 
 pub(super) fn tag(cli: &Cli, args: &TagArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.source)?;
+    let image = StoredImage::load(&store, &super::image_name(&store, &args.source)?)?;
     let mut descriptor = image.descriptor;
     descriptor.annotations.clear();
     store.set_tag(&args.target, &descriptor)?;
@@ -227,7 +227,7 @@ pub(super) fn fsck(cli: &Cli, args: &FormatArgs) -> Result<u8, crate::Error> {
 
 pub(super) fn export(cli: &Cli, args: &ExportArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let stored = StoredImage::load(&store, &args.image)?;
+    let stored = StoredImage::load(&store, &super::image_name(&store, &args.image)?)?;
     let format = match args.format {
         ExportFormat::OciDir => ArchiveFormat::OciDir,
         ExportFormat::OciArchive => ArchiveFormat::OciArchive,

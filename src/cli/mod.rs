@@ -170,6 +170,30 @@ fn network_reference(
         .name)
 }
 
+/// The stored image a command-line name means: a name with `:`, `/` or `@` as written (a
+/// project's `shop/web`, a registry reference, a digest); a bare name is resolved among
+/// the plain tag of that name and the projects' images of that name (the current
+/// project's first, see [`crate::scope`]), and stays as written when none has it.
+fn image_name(store: &crate::store::Store, query: &str) -> Result<String, crate::Error> {
+    if query.contains([':', '/', '@']) {
+        return Ok(query.to_string());
+    }
+    let candidates: Vec<crate::scope::Candidate<String>> = store
+        .tags()?
+        .into_keys()
+        .filter(|tag| !tag.contains([':', '@']))
+        .map(|tag| crate::scope::Candidate::from_reference(&tag.clone(), tag))
+        .collect();
+    let context = current_project(None);
+    Ok(crate::scope::resolve(
+        crate::scope::Kind::Image,
+        query,
+        context.as_deref(),
+        candidates,
+    )?
+    .unwrap_or_else(|| query.to_string()))
+}
+
 /// The store under the state root, created if missing.
 fn open_store(cli: &Cli) -> Result<crate::store::Store, crate::Error> {
     Ok(crate::store::Store::open(state_root(cli).join("store"))?)
