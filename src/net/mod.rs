@@ -25,6 +25,7 @@ pub mod netlink;
 pub mod netns;
 pub mod network;
 pub(crate) mod nft;
+pub mod overlay;
 pub mod proxy;
 pub mod records;
 pub mod supervise;

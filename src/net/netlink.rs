@@ -1,5 +1,5 @@
 //! A blocking netlink (rtnetlink) handle bound to one network namespace: links, bridges,
-//! veths, addresses, routes and netem qdiscs.
+//! veths, VXLAN devices and their forwarding entries, addresses, routes and netem qdiscs.
 //!
 //! The socket is created by a thread inside the namespace (a netlink socket talks to the
 //! namespace it was created in for its whole life), so one process can hold handles for many
@@ -30,7 +30,10 @@ use rtnetlink::{
 
 use super::NetError;
 use super::netem::{Netem, Psched};
+
+mod vxlan;
 use super::netns::{NetNs, run_in};
+pub use vxlan::Vxlan;
 
 const TCA_OPTIONS: u16 = 2;
 

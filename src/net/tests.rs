@@ -5,6 +5,7 @@ mod dist;
 mod kernel;
 mod names;
 mod netem;
+mod overlay;
 
 #[test]
 fn container_macs_come_from_their_addresses() {

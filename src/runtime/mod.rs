@@ -36,6 +36,7 @@
 pub mod cgroup;
 mod cgroupfs;
 mod container;
+pub mod ebpf;
 pub mod exec;
 mod foreground;
 mod hook;

@@ -15,6 +15,7 @@ mod check;
 mod commit;
 mod copy;
 mod detach;
+mod devices;
 mod diagnostics;
 mod examples;
 mod exec;

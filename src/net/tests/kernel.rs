@@ -26,7 +26,7 @@ fn net(text: &str) -> IpNetwork {
 }
 
 /// Interface names of the machine's own namespace (this test thread never leaves it).
-fn machine_links() -> BTreeSet<String> {
+pub(super) fn machine_links() -> BTreeSet<String> {
     let output = std::process::Command::new("ip")
         .args(["-o", "link", "show"])
         .output()
@@ -80,7 +80,7 @@ fn references(inode: u64) -> Vec<String> {
 
 /// Fails unless nothing in this process refers to namespace `inode` any more. A helper
 /// thread may still be exiting after join returned, so the kernel gets a moment.
-fn assert_released(inode: u64) {
+pub(super) fn assert_released(inode: u64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = references(inode);
@@ -211,7 +211,7 @@ fn configure_container(container: &NetNs, address: &str, gateway: &str) {
 
 /// A listener bound inside `ns` (sockets stay in the namespace they were created in),
 /// answering `hi` to one connection on a plain thread.
-fn listen_in(ns: &NetNs, address: &str) -> (SocketAddr, std::thread::JoinHandle<()>) {
+pub(super) fn listen_in(ns: &NetNs, address: &str) -> (SocketAddr, std::thread::JoinHandle<()>) {
     let listener = run_in(ns, || TcpListener::bind(address)).unwrap().unwrap();
     let local = listener.local_addr().unwrap();
     let thread = std::thread::spawn(move || {
@@ -235,11 +235,15 @@ fn listen_in(ns: &NetNs, address: &str) -> (SocketAddr, std::thread::JoinHandle<
 }
 
 /// Connects from inside `ns`; the stream is created there.
-fn connect_from(ns: &NetNs, to: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+pub(super) fn connect_from(
+    ns: &NetNs,
+    to: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
     run_in(ns, || TcpStream::connect_timeout(&to, timeout)).unwrap()
 }
 
-fn read_greeting(mut stream: TcpStream) -> String {
+pub(super) fn read_greeting(mut stream: TcpStream) -> String {
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     text

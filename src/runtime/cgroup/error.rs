@@ -55,6 +55,15 @@ pub enum CgroupError {
 
     #[error("cannot parse {}: unexpected `{content}`", path.display())]
     Parse { path: PathBuf, content: String },
+
+    #[error("cannot set the device rules of {}: {source}", path.display())]
+    DeviceProgram {
+        path: PathBuf,
+        #[source]
+        source: crate::runtime::ebpf::BpfError,
+        #[help]
+        help: Option<String>,
+    },
 }
 
 impl CgroupError {
@@ -81,15 +90,55 @@ impl CgroupError {
         }
     }
 
+    /// A device program that could not be loaded or attached to the cgroup `path`.
+    pub(crate) fn device_program(
+        path: &Path,
+        source: crate::runtime::ebpf::BpfError,
+    ) -> CgroupError {
+        let help = explain_bpf(&source).map(str::to_owned);
+        CgroupError::DeviceProgram {
+            path: path.to_owned(),
+            source,
+            help,
+        }
+    }
+
     /// The errno of an [`CgroupError::Io`], if that is what this is.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             CgroupError::Io { source, .. } | CgroupError::Detect { source, .. } => {
                 source.raw_os_error()
             }
+            CgroupError::DeviceProgram { source, .. } => source.source.raw_os_error(),
             _ => None,
         }
     }
+}
+
+fn explain_bpf(error: &crate::runtime::ebpf::BpfError) -> Option<&'static str> {
+    if error.op == "load" && error.log.is_some() {
+        return Some(
+            "the kernel's verifier refused the program (its log is above): this is a bug in kiln, please report it",
+        );
+    }
+    Some(match (error.op, error.source.raw_os_error()?) {
+        (_, libc::EPERM | libc::EACCES) => {
+            "loading and attaching eBPF programs needs root (CAP_BPF and CAP_SYS_ADMIN); in a user namespace the kernel refuses them"
+        }
+        ("load", libc::EINVAL) => {
+            "this kernel has no cgroup device programs (CONFIG_CGROUP_BPF, Linux 4.15 or later)"
+        }
+        ("attach", libc::EINVAL | libc::EBADF) => {
+            "the directory is not a cgroup of a cgroup2 hierarchy, or this kernel cannot attach device programs there"
+        }
+        ("attach", libc::ENOSPC | libc::E2BIG) => {
+            "the cgroup already has the most programs the kernel takes (64)"
+        }
+        ("load", libc::ENOMEM | libc::EAGAIN) => {
+            "the kernel is short of memory for eBPF programs (on Linux before 5.11, raise RLIMIT_MEMLOCK)"
+        }
+        _ => return None,
+    })
 }
 
 fn explain_dir(error: &io::Error) -> Option<&'static str> {

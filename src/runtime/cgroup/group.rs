@@ -57,11 +57,29 @@ impl Cgroup {
         self.inner.dirs(&self.name)
     }
 
+    /// The ids of the device programs attached to it (see [`super::DEVICE_RULES`]); empty
+    /// on a pure v1 machine, where `devices.list` holds the rules instead.
+    pub fn device_programs(&self) -> Result<Vec<u32>, CgroupError> {
+        match self.inner.device_dir(&self.name) {
+            Some(dir) => self.inner.ops.device_programs(&dir),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Moves process `pid` (all its threads) into the cgroup, in every v1 hierarchy.
     /// Children it forks afterwards are born inside.
     pub fn attach(&self, pid: i32) -> Result<(), CgroupError> {
         let value = pid.to_string();
+        // A container made by a kiln before hybrid machines got a unified cgroup has none
+        // there: it keeps its v1 rules alone until it is made again.
+        let unified = match &self.inner.version {
+            Version::V1 { .. } => self.inner.device_dir(&self.name),
+            Version::V2 { .. } => None,
+        };
         for dir in self.dirs() {
+            if unified.as_ref() == Some(&dir) && !self.inner.ops.exists(&dir) {
+                continue;
+            }
             self.inner.ops.write(&dir.join("cgroup.procs"), &value)?;
         }
         Ok(())

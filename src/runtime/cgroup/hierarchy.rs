@@ -6,14 +6,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::limits::{LimitWrite, v1_writes, v2_writes};
 use super::mountinfo::{parse_mountinfo, parse_proc_cgroup};
 use super::{
-    Cgroup, CgroupError, CgroupEvent, CgroupFs, Limits, RealFs, V1_CONTROLLERS, V2_CONTROLLERS,
-    V2_OPTIONAL_CONTROLLERS, Version,
+    Cgroup, CgroupError, CgroupEvent, CgroupFs, DEVICE_RULES, DeviceRule, Limits, RealFs,
+    V1_CONTROLLERS, V2_CONTROLLERS, V2_OPTIONAL_CONTROLLERS, Version, device_program,
 };
+use crate::runtime::ebpf::Insn;
+
+/// Where the kernel checks kiln's device rules (see [`Hierarchy::device_rules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRulesAt {
+    /// The mount point of v1's `devices` controller, when kiln writes its files.
+    pub v1: Option<PathBuf>,
+    /// The cgroup2 mount point where each container's device program is attached.
+    pub program: Option<PathBuf>,
+}
 
 /// Sees every change before it is made (`kiln run --trace`).
 pub type Observer = Arc<dyn Fn(&CgroupEvent<'_>) + Send + Sync>;
@@ -85,6 +95,30 @@ impl Ops {
         self.fs.exists(path)
     }
 
+    /// Attaches the program of `rules` to `dir`; returns the program's id.
+    pub(crate) fn attach_device_program(
+        &self,
+        dir: &Path,
+        rules: &[DeviceRule],
+        program: &[Insn],
+    ) -> Result<u32, CgroupError> {
+        self.trace(CgroupEvent::AttachDeviceProgram {
+            dir,
+            rules,
+            instructions: program.len(),
+        });
+        self.fs
+            .attach_device_program(dir, program)
+            .map_err(|source| CgroupError::device_program(dir, source))
+    }
+
+    /// The ids of the device programs attached to `dir`.
+    pub(crate) fn device_programs(&self, dir: &Path) -> Result<Vec<u32>, CgroupError> {
+        self.fs
+            .device_programs(dir)
+            .map_err(|source| CgroupError::device_program(dir, source))
+    }
+
     /// `dir` and every cgroup below it, each before its children; empty when `dir` does
     /// not exist.
     pub(crate) fn subtree(&self, dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
@@ -103,7 +137,7 @@ impl Ops {
         Ok(found)
     }
 
-    fn trace(&self, event: CgroupEvent<'_>) {
+    pub(crate) fn trace(&self, event: CgroupEvent<'_>) {
         if let Some(observer) = &self.observer {
             observer(&event);
         }
@@ -117,12 +151,14 @@ impl Inner {
         self.bases().iter().map(|base| base.join(name)).collect()
     }
 
-    /// The root directory of each hierarchy kiln uses.
+    /// The root directory of each hierarchy kiln uses (on a hybrid machine, the unified
+    /// one too).
     pub(crate) fn bases(&self) -> Vec<PathBuf> {
         match &self.version {
             Version::V2 { root } => vec![root.clone()],
-            Version::V1 { mounts } => {
+            Version::V1 { mounts, unified } => {
                 let mut bases: Vec<PathBuf> = mounts.values().cloned().collect();
+                bases.extend(unified.iter().cloned());
                 bases.sort();
                 bases.dedup();
                 bases
@@ -130,12 +166,26 @@ impl Inner {
         }
     }
 
+    /// The directory of cgroup `name` where its device program is attached: in the v2
+    /// hierarchy, or the unified one of a hybrid machine; `None` on pure v1.
+    pub(crate) fn device_dir(&self, name: &str) -> Option<PathBuf> {
+        match &self.version {
+            Version::V2 { root } => Some(root.join(name)),
+            Version::V1 { unified, .. } => unified.as_ref().map(|base| base.join(name)),
+        }
+    }
+
+    /// Whether v1's `devices` controller applies [`DEVICE_RULES`] to kiln's cgroups.
+    pub(crate) fn v1_devices(&self) -> bool {
+        matches!(self.version, Version::V1 { .. }) && self.has("devices")
+    }
+
     /// The directory of cgroup `name` that holds `controller`'s files; `None` when v1 has
     /// no such hierarchy.
     pub(crate) fn dir(&self, controller: &str, name: &str) -> Option<PathBuf> {
         match &self.version {
             Version::V2 { root } => Some(root.join(name)),
-            Version::V1 { mounts } => mounts.get(controller).map(|base| base.join(name)),
+            Version::V1 { mounts, .. } => mounts.get(controller).map(|base| base.join(name)),
         }
     }
 
@@ -268,7 +318,12 @@ impl Hierarchy {
             {
                 Version::V2 { root }
             }
-            _ if !v1.is_empty() => Version::V1 { mounts: v1 },
+            // A hybrid machine's cgroup2 mount, even without controllers, takes device
+            // programs.
+            v2 if !v1.is_empty() => Version::V1 {
+                mounts: v1,
+                unified: v2,
+            },
             Some(root) => Version::V2 { root },
             None => return Err(CgroupError::NotMounted),
         };
@@ -284,7 +339,7 @@ impl Hierarchy {
     fn build(version: Version, fs: Arc<dyn CgroupFs>, own: BTreeMap<String, String>) -> Hierarchy {
         let controllers = match &version {
             Version::V2 { root } => v2_available(fs.as_ref(), root),
-            Version::V1 { mounts } => mounts
+            Version::V1 { mounts, .. } => mounts
                 .keys()
                 .filter(|c| V1_CONTROLLERS.contains(&c.as_str()))
                 .cloned()
@@ -321,6 +376,20 @@ impl Hierarchy {
         &self.inner.version
     }
 
+    /// Where the kernel checks kiln's device rules here: the v1 `devices` hierarchy, and
+    /// the cgroup2 hierarchy that takes device programs (v2, or hybrid's unified one).
+    pub fn device_rules(&self) -> DeviceRulesAt {
+        let inner = &self.inner;
+        DeviceRulesAt {
+            v1: inner
+                .v1_devices()
+                .then(|| inner.dir("devices", ""))
+                .flatten()
+                .map(|dir| dir.components().collect()),
+            program: inner.device_dir("").map(|dir| dir.components().collect()),
+        }
+    }
+
     /// The controllers kiln can use here (see [`V1_CONTROLLERS`], [`V2_CONTROLLERS`]).
     pub fn controllers(&self) -> &BTreeSet<String> {
         &self.inner.controllers
@@ -339,20 +408,21 @@ impl Hierarchy {
         validate_name(name)?;
         let inner = &self.inner;
         let mut writes = inner.limit_writes(name, limits)?;
-        if matches!(inner.version, Version::V1 { .. }) && inner.has("devices") {
+        if inner.v1_devices() {
             writes.push(super::limits::write("devices", "devices.deny", "a".into()));
-            for rule in super::V1_DEVICE_RULES {
+            for rule in DEVICE_RULES {
                 writes.push(super::limits::write(
                     "devices",
                     "devices.allow",
-                    rule.into(),
+                    rule.to_string(),
                 ));
             }
         }
         let mut created = Vec::new();
         let result = self
             .make_dirs(name, &mut created)
-            .and_then(|()| inner.apply(name, &writes));
+            .and_then(|()| inner.apply(name, &writes))
+            .and_then(|()| self.attach_device_program(name));
         if let Err(err) = result {
             // Parents may be shared with a concurrent `create`: their rmdir then fails,
             // which is right.
@@ -362,6 +432,30 @@ impl Hierarchy {
             return Err(err);
         }
         Ok(Cgroup::new(name.to_owned(), Arc::clone(inner)))
+    }
+
+    /// Attaches the program of [`DEVICE_RULES`] to cgroup `name` where one can be (see
+    /// [`Inner::device_dir`]). On a hybrid machine whose v1 rules are in place, a failure
+    /// is reported to the observer and the v1 rules stand alone; elsewhere it is an error.
+    fn attach_device_program(&self, name: &str) -> Result<(), CgroupError> {
+        let inner = &self.inner;
+        let Some(dir) = inner.device_dir(name) else {
+            return Ok(());
+        };
+        match inner
+            .ops
+            .attach_device_program(&dir, &DEVICE_RULES, default_program())
+        {
+            Ok(_) => Ok(()),
+            Err(err) if inner.v1_devices() => {
+                inner.ops.trace(CgroupEvent::DeviceProgramSkipped {
+                    dir: &dir,
+                    reason: &err.to_string(),
+                });
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Makes the directories of cgroup `name`, pushing each one it made to `created`.
@@ -455,6 +549,12 @@ impl fmt::Debug for Hierarchy {
             .field("own", &self.inner.own)
             .finish_non_exhaustive()
     }
+}
+
+/// The program of [`DEVICE_RULES`], assembled once.
+fn default_program() -> &'static [Insn] {
+    static PROGRAM: OnceLock<Vec<Insn>> = OnceLock::new();
+    PROGRAM.get_or_init(|| device_program(&DEVICE_RULES).expect("the default rules assemble"))
 }
 
 /// The controllers of [`V2_CONTROLLERS`] and [`V2_OPTIONAL_CONTROLLERS`] listed in

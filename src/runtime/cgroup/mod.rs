@@ -17,8 +17,9 @@
 //!   [`Hierarchy::new`] takes a [`Version`] and a [`CgroupFs`] directly.
 //! - [`Hierarchy::create`] makes a cgroup with [`Limits`]: on v2 it enables the controllers
 //!   in every ancestor's `cgroup.subtree_control`; on v1 it makes one directory per
-//!   hierarchy (memory, cpu, cpuacct, pids, freezer — co-mounted controllers share one). On
-//!   error it removes whatever it made. [`Hierarchy::open`] finds an existing one,
+//!   hierarchy (memory, cpu, cpuacct, pids, freezer, devices, blkio — co-mounted
+//!   controllers share one — and the unified one of a hybrid machine). It applies the
+//!   device rules (below). On error it removes whatever it made. [`Hierarchy::open`] finds an existing one,
 //!   [`Hierarchy::list`] lists every cgroup below a prefix (leftover checks), and
 //!   [`Hierarchy::remove_if_empty`] removes a shared parent once nothing uses it.
 //! - [`Cgroup`]: [`attach`](Cgroup::attach), [`stats`](Cgroup::stats),
@@ -45,6 +46,7 @@
 //! | block I/O     | `io.stat` `rbytes`, `wbytes`         | `blkio.throttle.io_service_bytes` (or the `bfq`/CFQ table) `Read`, `Write` |
 //! | kill all      | `cgroup.kill`, else `cgroup.freeze`  | `freezer.state` FROZEN, SIGKILL each, THAWED |
 //! | freeze, thaw  | `cgroup.freeze` 1, 0                 | `freezer.state` FROZEN, THAWED              |
+//! | device rules  | eBPF program (`BPF_PROG_ATTACH`)     | `devices.deny` a, `devices.allow` each rule (and the program in `unified`) |
 //!
 //! The swap files are written only when they exist (swap accounting on): with them a memory
 //! limit really limits instead of pushing the excess to swap.
@@ -60,9 +62,23 @@
 //! existing memory charge when it is attached, which is one more reason to attach before
 //! the child execs.
 //!
-//! Not handled here: device access rules on v2 (eBPF), cpusets, block I/O limits, network
-//! statistics (they belong to network namespaces, not cgroups), systemd-delegated scopes.
+//! # Device rules
+//!
+//! Every container gets [`DEVICE_RULES`] (Docker's: make any node, open only the standard
+//! devices, ptys and tun) in every place the kernel checks them: on v1, `devices.deny a`
+//! then one `devices.allow` per rule; on v2, and in the unified hierarchy of a hybrid
+//! machine, a `BPF_CGROUP_DEVICE` program compiled from the same rules
+//! ([`device_program`]) attached to the container's cgroup with `BPF_F_ALLOW_MULTI` (what
+//! runs below may only restrict further). On a hybrid machine the kernel asks both and
+//! both must allow. The attachment holds the program, nothing is pinned, and removing the
+//! cgroup frees it. Loading needs root; when it fails on a hybrid machine whose v1 rules
+//! are in place, the container still starts (the observer is told), elsewhere `create`
+//! fails: a v2 container never runs without device rules.
+//!
+//! Not handled here: cpusets, block I/O limits, network statistics (they belong to network
+//! namespaces, not cgroups), systemd-delegated scopes.
 
+mod devices;
 mod error;
 mod fs;
 mod group;
@@ -74,10 +90,14 @@ mod stats;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use devices::{
+    Access, DEVICE_RULES, DeviceKind, DeviceProgramError, DeviceRule, allowed, device_program,
+    program_context,
+};
 pub use error::CgroupError;
-pub use fs::{CgroupEvent, CgroupFs, RealFs};
+pub use fs::{CgroupEvent, CgroupFs, DEVICE_PROGRAM_NAME, RealFs};
 pub use group::Cgroup;
-pub use hierarchy::{Hierarchy, Observer};
+pub use hierarchy::{DeviceRulesAt, Hierarchy, Observer};
 pub use limits::{CPU_PERIOD_US, Limits};
 pub use mountinfo::{CgroupMounts, parse_mountinfo, parse_proc_cgroup};
 pub use stats::Stats;
@@ -86,7 +106,13 @@ pub use stats::Stats;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Version {
     /// One mount per hierarchy; co-mounted controllers (`cpu,cpuacct`) map to one path.
-    V1 { mounts: BTreeMap<String, PathBuf> },
+    V1 {
+        mounts: BTreeMap<String, PathBuf>,
+        /// The unified (cgroup2) hierarchy of a "hybrid" machine, with no controllers of
+        /// its own: containers get a cgroup there too, where their device program is
+        /// attached (cgroup BPF works on any cgroup2 hierarchy).
+        unified: Option<PathBuf>,
+    },
     /// The unified hierarchy's mount point.
     V2 { root: PathBuf },
 }
@@ -95,24 +121,6 @@ pub enum Version {
 /// I/O for `kiln stats`; kiln sets no block I/O limits.
 pub const V1_CONTROLLERS: [&str; 7] = [
     "memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio",
-];
-
-/// Docker's default device rules, in the v1 `devices.allow` syntax, applied after
-/// `devices.deny a`: any device node may be made (`m`), but only these may be opened — so
-/// CAP_MKNOD in the default capability set does not open the host's disks. (cgroup v2 has no
-/// devices files: it needs an eBPF program, which kiln does not load yet.)
-pub const V1_DEVICE_RULES: [&str; 11] = [
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",    // null
-    "c 1:5 rwm",    // zero
-    "c 1:7 rwm",    // full
-    "c 1:8 rwm",    // random
-    "c 1:9 rwm",    // urandom
-    "c 5:0 rwm",    // tty
-    "c 5:2 rwm",    // ptmx
-    "c 136:* rwm",  // pts
-    "c 10:200 rwm", // net/tun
 ];
 
 /// The v2 controllers kiln enables for its cgroups (when available).

@@ -170,38 +170,34 @@ pub fn devices() -> Vec<LinuxDevice> {
         .collect()
 }
 
-/// The device cgroup rules: deny everything, then allow the standard devices and ptys.
+/// The device cgroup rules: deny everything, then allow what kiln's own cgroups allow
+/// ([`DEVICE_RULES`](crate::runtime::cgroup::DEVICE_RULES): make any node, open the
+/// standard devices, ptys and tun), so runc with kiln's bundle applies the same list.
 pub fn device_rules() -> Vec<LinuxDeviceCgroup> {
-    let rule =
-        |allow: bool, typ: Option<LinuxDeviceType>, major: Option<i64>, minor: Option<i64>| {
-            let mut builder = LinuxDeviceCgroupBuilder::default()
-                .allow(allow)
-                .access("rwm");
-            if let Some(typ) = typ {
-                builder = builder.typ(typ);
-            }
-            if let Some(major) = major {
-                builder = builder.major(major);
-            }
-            if let Some(minor) = minor {
-                builder = builder.minor(minor);
-            }
-            builder.build().expect("a device rule is complete")
+    use crate::runtime::cgroup::{DEVICE_RULES, DeviceKind};
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .expect("a device rule is complete");
+    let allow = DEVICE_RULES.iter().map(|rule| {
+        let mut builder = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access(rule.access.to_string());
+        builder = match rule.kind {
+            DeviceKind::Char => builder.typ(LinuxDeviceType::C),
+            DeviceKind::Block => builder.typ(LinuxDeviceType::B),
+            DeviceKind::Any => builder.typ(LinuxDeviceType::A),
         };
-    let mut rules = vec![rule(false, None, None, None)];
-    for (_, major, minor) in DEVICES {
-        rules.push(rule(
-            true,
-            Some(LinuxDeviceType::C),
-            Some(major),
-            Some(minor),
-        ));
-    }
-    // /dev/console, /dev/pts/ptmx and the pty slaves.
-    rules.push(rule(true, Some(LinuxDeviceType::C), Some(5), Some(1)));
-    rules.push(rule(true, Some(LinuxDeviceType::C), Some(5), Some(2)));
-    rules.push(rule(true, Some(LinuxDeviceType::C), Some(136), None));
-    rules
+        if let Some(major) = rule.major {
+            builder = builder.major(i64::from(major));
+        }
+        if let Some(minor) = rule.minor {
+            builder = builder.minor(i64::from(minor));
+        }
+        builder.build().expect("a device rule is complete")
+    });
+    std::iter::once(deny_all).chain(allow).collect()
 }
 
 /// Docker's capabilities in the bounding, effective and permitted sets; none inheritable

@@ -226,6 +226,37 @@ fn limits_become_resources() {
 }
 
 #[test]
+fn the_device_rules_runc_gets_are_kilns_own() {
+    let spec = build(&RunOptions::default()).unwrap();
+    let resources = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
+    let rules: Vec<String> = resources
+        .devices()
+        .as_deref()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            let number = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
+            format!(
+                "{} {} {}:{} {}",
+                if rule.allow() { "allow" } else { "deny" },
+                rule.typ()
+                    .map_or("a".to_string(), |t| t.as_str().to_string()),
+                number(rule.major()),
+                number(rule.minor()),
+                rule.access().as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    let mut expected = vec!["deny a *:* rwm".to_string()];
+    expected.extend(
+        crate::runtime::cgroup::DEVICE_RULES
+            .iter()
+            .map(|rule| format!("allow {rule}")),
+    );
+    assert_eq!(rules, expected);
+}
+
+#[test]
 fn bad_input_is_refused_before_anything_exists() {
     let dir = tempfile::tempdir().unwrap();
     let volume = |source: &Path, destination: &str| RunOptions {

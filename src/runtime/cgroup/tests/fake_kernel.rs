@@ -3,15 +3,35 @@
 //! enables, `cgroup.subtree_control` takes `+ctrl`/`-ctrl` and refuses controllers the
 //! cgroup does not have, `rmdir` refuses a cgroup with processes or children, and writes to
 //! missing files fail with ENOENT. It records every change, and can be told to fail one
-//! write.
+//! write. [`FakeKernel::hybrid`] lays out a hybrid machine instead: v1 hierarchies for
+//! devices, pids and freezer beside an empty unified one. Device programs are recorded
+//! per directory (the instructions as given) and numbered from 1.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::runtime::cgroup::{CgroupFs, Hierarchy, RealFs, Version};
+use crate::runtime::ebpf::{BpfError, Insn};
+
+/// The v1 hierarchies of [`FakeKernel::hybrid`], with the files `mkdir` gives their cgroups.
+const HYBRID_V1: [(&str, &[(&str, &str)]); 3] = [
+    (
+        "devices",
+        &[
+            ("devices.allow", ""),
+            ("devices.deny", ""),
+            ("devices.list", "a *:* rwm\n"),
+        ],
+    ),
+    ("pids", &[("pids.max", "max"), ("pids.current", "0")]),
+    ("freezer", &[("freezer.state", "THAWED")]),
+];
+
+/// A device program attached: its id and instructions.
+type Attached = (u32, Vec<Insn>);
 
 #[derive(Debug)]
 pub(super) struct FakeKernel {
@@ -21,8 +41,13 @@ pub(super) struct FakeKernel {
     /// Whether new cgroups get `cgroup.kill` (Linux ≥ 5.14).
     pub(super) kill_file: bool,
     log: Mutex<Vec<String>>,
-    /// The next write to a file of this name fails with this errno.
+    /// The next write to a file of this name fails with this errno (`bpf`: the next
+    /// device program attachment).
     fail: Mutex<Option<(String, i32)>>,
+    /// Device programs attached, by directory: (id, instructions).
+    programs: Mutex<BTreeMap<PathBuf, Vec<Attached>>>,
+    /// Whether this is [`FakeKernel::hybrid`]'s layout.
+    hybrid: bool,
 }
 
 impl FakeKernel {
@@ -45,7 +70,53 @@ impl FakeKernel {
             kill_file: true,
             log: Mutex::new(Vec::new()),
             fail: Mutex::new(None),
+            programs: Mutex::new(BTreeMap::new()),
+            hybrid: false,
         })
+    }
+
+    /// A hybrid machine: `devices`, `pids` and `freezer` v1 hierarchies and an empty
+    /// `unified` cgroup2 one, each a directory of the root.
+    pub(super) fn hybrid() -> Arc<FakeKernel> {
+        let fake = FakeKernel::new("", "");
+        let mut fake = Arc::into_inner(fake).unwrap();
+        fake.hybrid = true;
+        for hierarchy in HYBRID_V1.iter().map(|(name, _)| *name).chain(["unified"]) {
+            let dir = fake.dir.path().join(hierarchy);
+            fs::create_dir(&dir).unwrap();
+            fs::write(dir.join("cgroup.procs"), "1\n").unwrap();
+            if hierarchy == "unified" {
+                fs::write(dir.join("cgroup.controllers"), "").unwrap();
+                fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+            }
+        }
+        Arc::new(fake)
+    }
+
+    /// [`hybrid`](FakeKernel::hybrid)'s hierarchy.
+    pub(super) fn hybrid_hierarchy(self: &Arc<Self>) -> Hierarchy {
+        let mounts = HYBRID_V1
+            .iter()
+            .map(|(name, _)| (name.to_string(), self.root().join(name)))
+            .collect();
+        Hierarchy::new(
+            Version::V1 {
+                mounts,
+                unified: Some(self.root().join("unified")),
+            },
+            Arc::clone(self) as Arc<dyn CgroupFs>,
+        )
+    }
+
+    /// The device programs attached to `relative` (ids and instructions).
+    pub(super) fn programs(&self, relative: &str) -> Vec<Attached> {
+        let dir = self.dir.path().join(relative);
+        self.programs
+            .lock()
+            .unwrap()
+            .get(&dir)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Like [`new`](FakeKernel::new) with the kernel features chosen.
@@ -184,6 +255,20 @@ impl CgroupFs for FakeKernel {
     fn mkdir(&self, path: &Path) -> io::Result<()> {
         self.record(format!("mkdir {}", self.relative(path)));
         fs::create_dir(path)?;
+        if self.hybrid {
+            let relative = self.relative(path);
+            let hierarchy = relative.split('/').next().unwrap();
+            let mut files = vec![("cgroup.procs", "")];
+            if let Some((_, v1_files)) = HYBRID_V1.iter().find(|(name, _)| *name == hierarchy) {
+                files.extend_from_slice(v1_files);
+            } else {
+                files.extend([("cgroup.controllers", ""), ("cgroup.subtree_control", "")]);
+            }
+            for (file, content) in files {
+                fs::write(path.join(file), content)?;
+            }
+            return Ok(());
+        }
         let parent = path.parent().unwrap();
         let enabled = words(&fs::read_to_string(parent.join("cgroup.subtree_control"))?);
         let mut files = vec![
@@ -240,6 +325,7 @@ impl CgroupFs for FakeKernel {
         if !procs.trim().is_empty() || !RealFs.subdirs(path)?.is_empty() {
             return Err(errno(libc::EBUSY));
         }
+        self.programs.lock().unwrap().remove(path);
         fs::remove_dir_all(path)
     }
 
@@ -249,5 +335,44 @@ impl CgroupFs for FakeKernel {
 
     fn subdirs(&self, path: &Path) -> io::Result<Vec<String>> {
         RealFs.subdirs(path)
+    }
+
+    fn attach_device_program(&self, dir: &Path, program: &[Insn]) -> Result<u32, BpfError> {
+        self.record(format!(
+            "attach device program ({} instructions) to {}",
+            program.len(),
+            self.relative(dir)
+        ));
+        let failing = {
+            let mut fail = self.fail.lock().unwrap();
+            match fail.as_ref() {
+                Some((name, _)) if name == "bpf" => fail.take().map(|(_, code)| code),
+                _ => None,
+            }
+        };
+        if let Some(code) = failing {
+            return Err(BpfError::new("load", errno(code)));
+        }
+        if !dir.join("cgroup.procs").is_file() {
+            return Err(BpfError::new("open the cgroup", errno(libc::ENOENT)));
+        }
+        let mut programs = self.programs.lock().unwrap();
+        let id = programs.values().map(Vec::len).sum::<usize>() as u32 + 1;
+        programs
+            .entry(dir.to_owned())
+            .or_default()
+            .push((id, program.to_vec()));
+        Ok(id)
+    }
+
+    fn device_programs(&self, dir: &Path) -> Result<Vec<u32>, BpfError> {
+        if !dir.is_dir() {
+            return Err(BpfError::new("open the cgroup", errno(libc::ENOENT)));
+        }
+        Ok(self
+            .programs(&self.relative(dir))
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
     }
 }

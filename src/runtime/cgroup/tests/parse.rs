@@ -151,7 +151,7 @@ fn detection_falls_back_to_v1_when_the_unified_hierarchy_is_empty() {
     let root = fake_root(HYBRID, "sys/fs/cgroup/unified", Some(""));
     let hierarchy = Hierarchy::at(root.path()).unwrap();
     let base = root.path().join("sys/fs/cgroup");
-    let Version::V1 { mounts } = hierarchy.version() else {
+    let Version::V1 { mounts, .. } = hierarchy.version() else {
         panic!("{hierarchy:?}");
     };
     let expected: BTreeMap<String, PathBuf> = [

@@ -42,6 +42,7 @@ fn create_enables_controllers_in_every_parent_and_writes_each_limit() {
             "write kiln/abc/c1/memory.swap.max = 0",
             "write kiln/abc/c1/cpu.max = 50000 100000",
             "write kiln/abc/c1/pids.max = 100",
+            "attach device program (64 instructions) to kiln/abc/c1",
         ]
     );
     for dir in ["", "kiln/", "kiln/abc/"] {
@@ -83,7 +84,8 @@ fn a_second_cgroup_reuses_the_parents_and_enables_nothing_twice() {
         fake.take_log(),
         [
             "mkdir kiln/abc/c2",
-            "write kiln/abc/c2/cpu.max = 200000 100000"
+            "write kiln/abc/c2/cpu.max = 200000 100000",
+            "attach device program (64 instructions) to kiln/abc/c2",
         ]
     );
     // The root already had the controllers enabled (systemd does that): never rewritten.
@@ -527,6 +529,11 @@ fn the_observer_sees_every_change_before_it_happens() {
         [
             format!("mkdir {root}/c"),
             format!("echo \"10\" > {root}/c/pids.max"),
+            format!(
+                "bpf: load a cgroup device program (64 instructions) and attach it to {root}/c: \
+                 allow c *:* m, b *:* m, c 1:3 rwm, c 1:5 rwm, c 1:7 rwm, c 1:8 rwm, c 1:9 rwm, \
+                 c 5:0 rwm, c 5:2 rwm, c 136:* rwm, c 10:200 rwm; deny every other device"
+            ),
             format!("rmdir {root}/c"),
         ]
     );
@@ -575,7 +582,8 @@ fn io_is_enabled_when_the_kernel_offers_it_and_its_failure_is_not_fatal() {
         fake.take_log(),
         [
             "write cgroup.subtree_control = +memory +cpu +pids",
-            "mkdir c"
+            "mkdir c",
+            "attach device program (64 instructions) to c",
         ]
     );
     // Where enabling it fails, the container's cgroup is made all the same, and its block
@@ -585,7 +593,11 @@ fn io_is_enabled_when_the_kernel_offers_it_and_its_failure_is_not_fatal() {
     let cgroup = fake.hierarchy().create("c", &Limits::default()).unwrap();
     assert_eq!(
         fake.take_log(),
-        ["write cgroup.subtree_control = +io", "mkdir c"]
+        [
+            "write cgroup.subtree_control = +io",
+            "mkdir c",
+            "attach device program (64 instructions) to c",
+        ]
     );
     assert_eq!(fake.file("c/cgroup.controllers"), "cpu memory pids");
     let stats = cgroup.stats().unwrap();
@@ -605,4 +617,40 @@ fn freeze_and_thaw_write_cgroup_freeze_and_wait_for_the_kernel() {
         ["write c/cgroup.freeze = 1", "write c/cgroup.freeze = 0"]
     );
     assert_eq!(fake.file("c/cgroup.events"), "populated 1\nfrozen 0");
+}
+
+#[test]
+fn every_cgroup_gets_the_device_program_of_the_default_rules() {
+    let fake = FakeKernel::new(ALL, "");
+    let cgroup = fake
+        .hierarchy()
+        .create("kiln/abc/c1", &Limits::default())
+        .unwrap();
+    let programs = fake.programs("kiln/abc/c1");
+    assert_eq!(programs.len(), 1);
+    assert_eq!(
+        programs[0].1,
+        crate::runtime::cgroup::device_program(&crate::runtime::cgroup::DEVICE_RULES).unwrap()
+    );
+    assert_eq!(cgroup.device_programs().unwrap(), [programs[0].0]);
+    // Only the container's own cgroup: the shared parents stay open for other containers.
+    assert!(fake.programs("kiln/abc").is_empty());
+    assert!(fake.programs("kiln").is_empty());
+    cgroup.remove().unwrap();
+    assert!(fake.programs("kiln/abc/c1").is_empty());
+}
+
+#[test]
+fn without_a_device_program_a_v2_cgroup_is_not_made() {
+    let fake = FakeKernel::new(ALL, "");
+    let hierarchy = fake.hierarchy();
+    fake.fail_next_write("bpf", libc::EPERM);
+    let err = hierarchy.create("kiln/abc/c1", &limits()).unwrap_err();
+    let CgroupError::DeviceProgram { path, help, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*path, fake.root().join("kiln/abc/c1"));
+    assert!(help.as_deref().unwrap().contains("needs root"), "{help:?}");
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    assert!(hierarchy.list("kiln").unwrap().is_empty());
 }
