@@ -39,6 +39,7 @@ pub mod layer;
 pub mod net;
 pub mod plan;
 pub mod probe;
+pub mod process;
 pub mod project;
 pub mod reference;
 pub mod registry;

@@ -36,3 +36,16 @@ pub(crate) fn has_program(program: &str) -> bool {
     }
     found
 }
+
+/// The mount table's lines (`/proc/self/mountinfo`) that mention `dir`: a mount on or
+/// below it, or one whose source lies there. Tests compare these, never the whole table,
+/// which other tests running at the same time change.
+pub(crate) fn mounts_mentioning(dir: &std::path::Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(&needle))
+        .map(str::to_string)
+        .collect()
+}

@@ -1,8 +1,15 @@
 //! `copy SRC DST from="IMAGE"`: picks files out of another image's flattened root
 //! filesystem. Paths are resolved inside that root (an absolute symlink target means the
-//! image's `/`, `..` stops at its root), so nothing outside it is ever read.
+//! image's `/`, `..` stops at its root), so nothing outside it is ever read. Devices and
+//! FIFOs are carried into the layer as nodes (as BuildKit does), never opened.
 
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::inroot::{How, Root};
 
 use super::inputs::{CopyMatch, ItemKind, TreeItem};
 
@@ -21,62 +28,36 @@ pub enum CopyFromError {
     },
 }
 
-const MAX_LINKS: usize = 40;
-
 /// Resolves `path` (absolute in the image) to a real path under `root`, following every
-/// symlink, the last one included.
+/// symlink, the last one included, inside the image (`inroot`: an absolute target starts
+/// again at the image's `/`, `..` stops there).
 fn resolve(root: &Path, path: &str) -> Result<PathBuf, CopyFromError> {
-    let mut pending: Vec<String> = components(path);
-    pending.reverse();
-    let mut resolved: Vec<String> = Vec::new();
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        if part == ".." {
-            resolved.pop();
-            continue;
-        }
-        let candidate = root.join(resolved.join("/")).join(&part);
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                links += 1;
-                if links > MAX_LINKS {
-                    return Err(CopyFromError::SymlinkLoop {
-                        path: path.to_string(),
-                    });
-                }
-                let target =
-                    std::fs::read_link(&candidate).map_err(|source| CopyFromError::Io {
-                        path: path.to_string(),
-                        source,
-                    })?;
-                let target = target.to_string_lossy();
-                if target.starts_with('/') {
-                    resolved.clear();
-                }
-                let mut more = components(&target);
-                more.reverse();
-                pending.extend(more);
+    let io = |source: std::io::Error| CopyFromError::Io {
+        path: path.to_string(),
+        source,
+    };
+    let image = Root::open(root).map_err(|e| io(e.source))?;
+    let fd = image.resolve(path, How::EXISTING).map_err(|e| {
+        if e.is_not_found() || e.errno() == Some(Errno::ENOTDIR) {
+            CopyFromError::NotFound {
+                path: path.to_string(),
             }
-            Ok(_) => resolved.push(part),
-            Err(_) => {
-                return Err(CopyFromError::NotFound {
-                    path: path.to_string(),
-                });
+        } else if e.errno() == Some(Errno::ELOOP) {
+            CopyFromError::SymlinkLoop {
+                path: path.to_string(),
             }
+        } else {
+            io(e.source)
         }
+    })?;
+    // The real path of what the descriptor names: below `root` by construction (the
+    // flattened image is kiln's own scratch directory, which nothing else changes).
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(io)?;
+    let root = std::fs::canonicalize(root).map_err(io)?;
+    if !real.starts_with(&root) {
+        return Err(io(std::io::Error::other("it resolved outside the image")));
     }
-    Ok(root.join(resolved.join("/")))
-}
-
-fn components(path: &str) -> Vec<String> {
-    Path::new(path)
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(name) => Some(name.to_string_lossy().into_owned()),
-            Component::ParentDir => Some("..".to_string()),
-            _ => None,
-        })
-        .collect()
+    Ok(real)
 }
 
 /// What `copy SRC … from=` names in the image rooted at `root`: the file or directory at
@@ -132,6 +113,14 @@ fn walk(dir: &Path, rel_dir: &str, items: &mut Vec<TreeItem>) -> std::io::Result
                 rel,
                 source: path,
                 kind: ItemKind::File,
+            });
+        } else if !kind.is_socket() {
+            // Devices and FIFOs are carried as they are, as BuildKit's copy does (a socket
+            // is nothing without its process; BuildKit skips those too).
+            items.push(TreeItem {
+                rel,
+                source: path,
+                kind: ItemKind::Special,
             });
         }
     }

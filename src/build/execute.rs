@@ -1,8 +1,9 @@
 //! Runs the plan: one task per layer step and one per image (assembling its config and
-//! manifest), scheduled as a DAG. Steps that read only host files (`host-binary`,
-//! `host-path`) start at once, in parallel; a step whose result depends on the image below
-//! it (`run`; `copy` and `workdir`, which look at what is already there, see `place`) waits
-//! for the layers below it; an image waits for its layers and its base.
+//! manifest), scheduled as a DAG. Every layer step waits for the layers below it, because
+//! its result depends on the image there: `run` runs in it; `copy`, `workdir`,
+//! `host-binary` and `host-path` look at what is already there (the image's symbolic links
+//! are followed inside the image, see `place`); images that do not depend on each other
+//! build in parallel. An image waits for its layers and its base.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -140,15 +141,11 @@ fn task_graph(plan: &BuildPlan) -> (Vec<Task>, Vec<Vec<usize>>) {
                 continue;
             };
             let t = layer_task[&(i, step.index)];
-            // What is already in the image decides where a copy lands and what a workdir
-            // creates: those wait for the layers below, as `run` does.
-            if matches!(
-                action,
-                LayerAction::Run { .. } | LayerAction::Copy { .. } | LayerAction::Workdir { .. }
-            ) {
-                deps[t].extend(base_dep);
-                deps[t].extend(earlier_layers.iter().copied());
-            }
+            // What is already in the image decides where a copy or a host file lands (its
+            // links are followed inside it) and what a workdir creates: every layer step
+            // waits for the layers below, as `run` does.
+            deps[t].extend(base_dep);
+            deps[t].extend(earlier_layers.iter().copied());
             if let LayerAction::Copy {
                 from: Some(Base::Project(j)),
                 ..
@@ -341,7 +338,8 @@ impl Run<'_> {
             }
             LayerAction::HostBinary { .. } | LayerAction::HostPath { .. } => {
                 let resolved = self.inputs.resolved(image, step)?;
-                entries_of(&resolved).map_err(|e| self.layer_error(i, step, e))?
+                let paths = self.place_host_items(i, step, &resolved)?;
+                entries_of(&resolved, &paths).map_err(|e| self.layer_error(i, step, e))?
             }
         };
         self.write_layer(i, step, &entries)
@@ -441,6 +439,28 @@ impl Run<'_> {
         let index = self.index_of(&state.layers)?;
         let workdir = state.config.config.working_dir.as_deref().unwrap_or("/");
         place::place(matches, destination, workdir, &index).map_err(|source| BuildError::Place {
+            image: self.image(i).name.clone(),
+            index: step.index,
+            span: step.span,
+            source,
+        })
+    }
+
+    /// The image paths of a `host-binary` or `host-path` step's items, the image's links on
+    /// the way followed inside the image below the step (see `place::host_items`).
+    fn place_host_items(
+        &self,
+        i: usize,
+        step: &PlannedStep,
+        resolved: &ResolvedInputs,
+    ) -> Result<Vec<String>, BuildError> {
+        let state = self.state_before(i, step.index)?;
+        let index = self.index_of(&state.layers)?;
+        let items = resolved
+            .items
+            .iter()
+            .map(|item| (item.image_path.as_str(), &item.kind));
+        place::host_items(&index, items).map_err(|source| BuildError::Place {
             image: self.image(i).name.clone(),
             index: step.index,
             span: step.span,
@@ -759,6 +779,10 @@ fn entries_of_placement(
             (0, 0)
         };
         let kind = match kind {
+            // A device or FIFO of another image (`copy from=`), even where the source was
+            // named as a file: a node, never opened (a FIFO would block, a device would
+            // read the machine's).
+            _ if is_special(&meta) => special_kind(&meta),
             ItemKind::File if meta.nlink() > 1 => {
                 match linked.entry((group, meta.dev(), meta.ino())) {
                     std::collections::hash_map::Entry::Occupied(first) => {
@@ -779,16 +803,43 @@ fn entries_of_placement(
             }),
             ItemKind::Dir => EntryKind::Dir,
             ItemKind::Symlink(target) => EntryKind::Symlink(target.clone()),
+            ItemKind::Special => special_kind(&meta),
         };
         entries.insert(path, Entry::new(kind, meta.mode(), uid, gid))?;
     }
     Ok(entries)
 }
 
+/// Whether `meta` is a device or a FIFO.
+fn is_special(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    kind.is_fifo() || kind.is_char_device() || kind.is_block_device()
+}
+
+/// The layer entry of a device or FIFO (anything else that is not a file, directory or link
+/// is taken as a FIFO: it is never opened).
+fn special_kind(meta: &std::fs::Metadata) -> EntryKind {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    let rdev = meta.rdev();
+    let (major, minor) = (
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    );
+    if kind.is_char_device() {
+        EntryKind::CharDevice { major, minor }
+    } else if kind.is_block_device() {
+        EntryKind::BlockDevice { major, minor }
+    } else {
+        EntryKind::Fifo
+    }
+}
+
 /// Layer entries for resolved host items.
-fn entries_of(resolved: &ResolvedInputs) -> Result<Entries, layer::LayerError> {
+fn entries_of(resolved: &ResolvedInputs, paths: &[String]) -> Result<Entries, layer::LayerError> {
     let mut entries = Entries::new();
-    for item in &resolved.items {
+    for (item, image_path) in resolved.items.iter().zip(paths) {
         let meta =
             std::fs::symlink_metadata(&item.source).map_err(layer::io_err(item.source.clone()))?;
         let (uid, gid) = if resolved.keep_owner {
@@ -803,8 +854,9 @@ fn entries_of(resolved: &ResolvedInputs) -> Result<Entries, layer::LayerError> {
             }),
             ItemKind::Dir => EntryKind::Dir,
             ItemKind::Symlink(target) => EntryKind::Symlink(target.clone()),
+            ItemKind::Special => special_kind(&meta),
         };
-        entries.insert(&item.image_path, Entry::new(kind, meta.mode(), uid, gid))?;
+        entries.insert(image_path, Entry::new(kind, meta.mode(), uid, gid))?;
     }
     if resolved.host_parents {
         // Host trees keep the host's directories as they are (`/tmp` stays 1777), where

@@ -170,6 +170,7 @@ impl HostInputs<'_> {
                     }
                     ItemKind::Dir => format!("dir {mode:04o} 0:0"),
                     ItemKind::Symlink(target) => format!("symlink {}", target.display()),
+                    ItemKind::Special => format!("special {:o} {}", meta.mode(), meta.rdev()),
                 };
                 Ok((value, meta))
             })
@@ -234,6 +235,7 @@ impl InputSource for HostInputs<'_> {
                     }
                     ItemKind::Dir => format!("dir {mode:04o} {owner}"),
                     ItemKind::Symlink(target) => format!("symlink {}", target.display()),
+                    ItemKind::Special => format!("special {:o} {}", meta.mode(), meta.rdev()),
                 };
                 Ok(RecipeItem::new(item.image_path.clone(), value))
             })

@@ -67,6 +67,13 @@ pub enum PlaceError {
         "copy into it with a destination ending in `/`, or remove it in an earlier step"
     ))]
     FileOntoDirectory { path: String },
+    #[error(
+        "the host's `{path}` is a symbolic link (to `{target}`), but the image has a directory there"
+    )]
+    #[diagnostic(help(
+        "name the host file by its real path (below `{target}`), or remove the directory in an earlier step"
+    ))]
+    LinkOntoDirectory { path: String, target: String },
     #[error(transparent)]
     SymlinkLoop(#[from] SymlinkLoop),
 }
@@ -222,7 +229,9 @@ pub(crate) fn place(
                 (ItemKind::Dir, Some(node)) if !node.is_dir() => {
                     return Err(PlaceError::DirectoryOntoFile { path: shown(&path) });
                 }
-                (ItemKind::File | ItemKind::Symlink(_), Some(node)) if node.is_dir() => {
+                (ItemKind::File | ItemKind::Symlink(_) | ItemKind::Special, Some(node))
+                    if node.is_dir() =>
+                {
                     return Err(PlaceError::FileOntoDirectory { path: shown(&path) });
                 }
                 _ => {}
@@ -234,12 +243,55 @@ pub(crate) fn place(
     Ok(out)
 }
 
+/// Where the items of a `host-binary` or `host-path` step go on the image `parent` (each
+/// given by its path as written, the host path, and its kind; parents before children): the
+/// image's symbolic links on the way are followed inside the image, as `copy` follows them
+/// (`/bin/sh` on an image where `/bin -> usr/bin` goes to `usr/bin/sh`, not over the link).
+/// A directory at a link to a directory merges into the link's target; a file or a link
+/// replaces a link at its own name; a directory onto a non-directory, or a non-directory onto
+/// a directory, is an error. Returns the normalized image path of each item, in order.
+pub(crate) fn host_items<'a>(
+    parent: &ImageIndex,
+    items: impl IntoIterator<Item = (&'a str, &'a ItemKind)>,
+) -> Result<Vec<String>, PlaceError> {
+    let mut tree = parent.clone();
+    let mut out = Vec::new();
+    for (path, kind) in items {
+        let is_dir = *kind == ItemKind::Dir;
+        let resolved = tree.resolve(path, is_dir)?;
+        mkdir_all(&mut tree, parent_of(&resolved), (0, 0))?;
+        match (tree.get(&resolved), is_dir) {
+            (Some(node), true) if !node.is_dir() => {
+                return Err(PlaceError::DirectoryOntoFile {
+                    path: shown(&resolved),
+                });
+            }
+            (Some(node), false) if node.is_dir() => {
+                return Err(match kind {
+                    ItemKind::Symlink(target) => PlaceError::LinkOntoDirectory {
+                        path: shown(&resolved),
+                        target: target.to_string_lossy().into_owned(),
+                    },
+                    _ => PlaceError::FileOntoDirectory {
+                        path: shown(&resolved),
+                    },
+                });
+            }
+            (Some(_), true) => {}
+            _ => tree.insert(&resolved, node_of(kind)),
+        }
+        out.push(resolved);
+    }
+    Ok(out)
+}
+
 /// What an item looks like to later placements of the same copy.
 fn node_of(kind: &ItemKind) -> IndexNode {
     let kind = match kind {
         ItemKind::File => IndexKind::File,
         ItemKind::Dir => IndexKind::Dir,
         ItemKind::Symlink(target) => IndexKind::Symlink(target.to_string_lossy().into_owned()),
+        ItemKind::Special => IndexKind::Other,
     };
     IndexNode {
         kind,
@@ -323,6 +375,7 @@ mod tests {
                         ItemKind::File => "F",
                         ItemKind::Dir => "D",
                         ItemKind::Symlink(_) => "L",
+                        ItemKind::Special => "S",
                     };
                     format!("{letter} /{path} <- {}", source.display())
                 }
@@ -470,6 +523,51 @@ mod tests {
         assert_eq!(workdir(&image, "/bin/x").expect("made"), ["usr/bin/x"]);
         assert_eq!(workdir(&image, "/evil").expect("made"), ["tmp", "tmp/x"]);
         let err = workdir(&image, "/etc/motd").expect_err("a file");
+        assert!(matches!(err, PlaceError::NotADirectory { .. }), "{err}");
+    }
+
+    #[test]
+    fn host_items_follow_the_images_links_inside_the_image() {
+        let image = image();
+        let file = ItemKind::File;
+        let dir = ItemKind::Dir;
+        let link = ItemKind::Symlink("dash".into());
+        let placed = host_items(
+            &image,
+            [
+                ("/bin/sh", &link),
+                ("/bin/dash", &file),
+                ("/evil/tool", &file),
+                ("/srv/www", &dir),
+                ("/srv/www/new.html", &file),
+                ("/flink", &file),
+            ],
+        )
+        .expect("placed");
+        assert_eq!(
+            placed,
+            [
+                "usr/bin/sh",
+                "usr/bin/dash",
+                "tmp/x/tool",
+                "srv/www",
+                "srv/www/new.html",
+                "flink"
+            ],
+            "through /bin -> usr/bin and /evil -> /tmp/x inside the image; a file replaces a link at its own name"
+        );
+        // A directory through a link to a directory merges into the target.
+        assert_eq!(
+            host_items(&image, [("/bin", &dir), ("/bin/x", &file)]).expect("placed"),
+            ["usr/bin", "usr/bin/x"]
+        );
+        let err = host_items(&image, [("/etc/motd", &dir)]).expect_err("onto a file");
+        assert!(matches!(err, PlaceError::DirectoryOntoFile { .. }), "{err}");
+        let err = host_items(&image, [("/srv/www", &file)]).expect_err("onto a dir");
+        assert!(matches!(err, PlaceError::FileOntoDirectory { .. }), "{err}");
+        let err = host_items(&image, [("/srv", &link)]).expect_err("a link onto a dir");
+        assert!(matches!(err, PlaceError::LinkOntoDirectory { .. }), "{err}");
+        let err = host_items(&image, [("/etc/motd/x", &file)]).expect_err("through a file");
         assert!(matches!(err, PlaceError::NotADirectory { .. }), "{err}");
     }
 }

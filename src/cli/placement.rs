@@ -115,5 +115,45 @@ pub(super) fn print(plan: &ProjectPlan) -> Result<(), crate::Error> {
         }
         table(&rows)?;
     }
+    overlay_addresses(plan)
+}
+
+/// Each overlay's addresses, as every machine computes them: the containers' and each
+/// host's range for containers started by hand.
+fn overlay_addresses(plan: &ProjectPlan) -> Result<(), crate::Error> {
+    let addresses = crate::project::overlay::addresses(plan);
+    let mut rows = vec![["OVERLAY", "ADDRESS", "OF"].map(String::from).to_vec()];
+    for network in plan.networks.iter().filter(|n| n.vni.is_some()) {
+        let Some(subnet) = network.subnet else {
+            continue;
+        };
+        for instance in &plan.instances {
+            if let Some(address) = addresses
+                .get(&network.name)
+                .and_then(|a| a.get(&instance.name))
+            {
+                rows.push(vec![
+                    network.name.clone(),
+                    address.to_string(),
+                    instance.name.clone(),
+                ]);
+            }
+        }
+        for (n, host) in plan.hosts.iter().enumerate() {
+            if let Some((first, last)) =
+                crate::project::overlay::dynamic_range(subnet, plan.hosts.len(), n)
+            {
+                rows.push(vec![
+                    network.name.clone(),
+                    format!("{first}-{last}"),
+                    format!("started by hand on {}", host.name),
+                ]);
+            }
+        }
+    }
+    if rows.len() > 1 {
+        line(String::new())?;
+        table(&rows)?;
+    }
     Ok(())
 }

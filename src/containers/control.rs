@@ -6,8 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::ContainerError;
 use super::lifecycle::{cgroup_name, remove_files, remove_parent_cgroups, stop_marker};
@@ -59,18 +58,13 @@ pub fn mark_stopped(records: &Records, record: &Record) -> Result<(), ContainerE
 /// Sends `signal` to the container's pid 1 if it runs (the recorded process, not a recycled
 /// pid). `Ok(false)` when it does not run.
 pub fn signal_container(record: &Record, signal: Signal) -> Result<bool, ContainerError> {
-    let state = &record.state;
-    let Some(pid) = state.pid.filter(|_| state.process_alive()) else {
+    let Some(process) = record.state.process() else {
         return Ok(false);
     };
-    match kill(Pid::from_raw(pid), signal) {
-        Ok(()) => Ok(true),
-        Err(nix::errno::Errno::ESRCH) => Ok(false),
-        Err(errno) => Err(ContainerError::Io {
-            path: format!("/proc/{pid}").into(),
-            source: errno.into(),
-        }),
-    }
+    process.signal(signal).map_err(|source| ContainerError::Io {
+        path: format!("/proc/{}", process.pid()).into(),
+        source,
+    })
 }
 
 /// Whether process `pid` has a handler for `signal` (`SigCgt` of /proc/PID/status).
@@ -116,21 +110,23 @@ pub fn stop(records: &Records, record: &Record, timeout: Duration) -> Result<(),
     }
     mark_stopped(records, record)?;
     let signal = stop_signal(records, record);
-    // pid 1 of a pid namespace only gets the signals it has a handler for: one it does not
-    // catch is dropped by the kernel, and waiting `timeout` for it would be time lost.
-    let caught = current
-        .state
-        .pid
-        .is_none_or(|pid| catches(pid, signal).unwrap_or(true));
-    if signal_container(&current, signal)? && caught {
-        let deadline = Instant::now() + timeout;
-        while current.state.process_alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+    if let Some(process) = current.state.process() {
+        // pid 1 of a pid namespace only gets the signals it has a handler for: one it does
+        // not catch is dropped by the kernel, and waiting `timeout` for it would be time lost.
+        let caught = catches(process.pid(), signal).unwrap_or(true);
+        if process.signal(signal).unwrap_or(false) && caught {
+            // Returns the moment it exits.
+            process.wait(timeout);
         }
     }
     wait_supervisor(records, record, true);
     Ok(())
 }
+
+/// How often [`wait_supervisor`] looks at the record again while it waits: only to kill a
+/// run that began before the stop marker was seen. The wait itself ends the moment the
+/// supervisor (or the container) exits.
+const RECHECK: Duration = Duration::from_millis(250);
 
 /// Waits until the supervisor is gone, SIGKILLing the container's pid 1 (whichever run is
 /// current: a restart may have begun before the marker was seen) when `kill` is set. After
@@ -142,25 +138,28 @@ pub fn wait_supervisor(records: &Records, record: &Record, kill_container: bool)
             return true;
         };
         let state = &current.state;
-        if !state.supervisor_alive() {
-            // A foreground `kiln run` or a dead supervisor: only the container to wait for.
-            if kill_container {
-                let _ = signal_container(&current, Signal::SIGKILL);
-            }
-            if !state.process_alive() {
+        let process = state.process();
+        if kill_container && let Some(process) = &process {
+            let _ = process.signal(Signal::SIGKILL);
+        }
+        // The supervisor's end, or without one (a foreground `kiln run`, or a supervisor
+        // that died) the container's.
+        let Some(waited) = state.supervisor().or(process) else {
+            return true;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if waited.wait(left.min(RECHECK)) {
+            if state.supervisor_pid.is_some_and(|pid| pid == waited.pid()) {
                 return true;
             }
-        } else if kill_container {
-            let _ = signal_container(&current, Signal::SIGKILL);
+            // The container ended and nobody supervised it: its record may still say so.
+            continue;
         }
         if Instant::now() >= deadline {
-            if let Some(pid) = state.supervisor_pid.filter(|_| state.supervisor_alive()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+            let _ = waited.signal(Signal::SIGKILL);
             let _ = signal_container(&current, Signal::SIGKILL);
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -1,22 +1,30 @@
 //! The supervisor of a detached container (`kiln __supervise ID`, started by `kiln run -d`
 //! and `kiln restart`): starts the container with its output on pipes, copies each line into
 //! `log.jsonl` with a timestamp, records pid, exit code and OOM kills in `state.json`,
-//! runs its health check on a thread of its own (recording `starting`, `healthy` or
-//! `unhealthy`, and killing it when unhealthy under `--restart on-unhealthy`), applies the
-//! restart policy with its backoff, and cleans the cgroup once it is done.
+//! runs its health check (recording `starting`, `healthy` or `unhealthy`, and killing it
+//! when unhealthy under `--restart on-unhealthy`), applies the restart policy with its
+//! backoff, and cleans the cgroup once it is done.
+//!
+//! It is one thread with one `poll` loop per run (the container's pidfd, its two output
+//! pipes, the health timer): a supervisor lives as long as its container, one per
+//! container, so what it costs in memory and threads is paid a thousand times in a large
+//! project. Only a health round in progress has a thread of its own, and a published port
+//! its proxy's.
 //!
 //! It stops restarting once `containers/<id>/stop` exists (`kiln stop`, `kiln kill`,
 //! `kiln rm -f`). It does not decide what a policy means (`supervise::policy`) nor how a
-//! container is made (`runtime::start`); the thread that starts the container waits for it.
+//! container is made (`runtime::start`).
 
+use std::cell::Cell;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::os::fd::OwnedFd;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::ContainerError;
 use super::exec::Target;
@@ -24,15 +32,16 @@ use super::health::{Health, HealthCheck, HealthTracker};
 use super::lifecycle::{
     Launch, STARTED, cgroup, layout, log_path, remove_files, remove_parent_cgroups, stop_marker,
 };
-use super::probing::probe_once;
+use super::probing::{RoundResult, probe_once};
+use crate::process::Pidfd;
 use crate::runtime::cgroup::Cgroup;
 use crate::runtime::supervise::{Backoff, ExitReason, LogWriter, RestartPolicy, Stream};
 use crate::runtime::{HookError, SandboxStatus, StartHooks, Stdio, start};
-use crate::state::{Record, RecordError, Records, Status, process_start_time};
+use crate::state::{Record, RecordError, RecordWatch, Records, Status, process_start_time};
 use crate::timestamp::now;
 
-/// The record, shared by the thread that runs the container and its health checker:
-/// every change is made and saved under the lock, so neither overwrites the other's.
+/// The record as the supervisor keeps it: every change is made and saved under the lock
+/// (the start hooks and the health rounds each change their part of it).
 struct Shared<'a> {
     records: &'a Records,
     record: Mutex<Record>,
@@ -135,6 +144,8 @@ fn supervise_record(
         record: Mutex::new(record.clone()),
     };
     let mut backoff = Backoff::default();
+    // Wakes the backoff wait when the stop marker appears.
+    let watch = records.watch(&record.id).ok();
     // Bound before the first start (a port taken meanwhile is `kiln run -d`'s error), kept
     // across restarts: the container's address does not change.
     let _proxies = super::network::start_proxies(state_root, &launch.interfaces, &launch.publish)?;
@@ -147,42 +158,32 @@ fn supervise_record(
             state_root,
             interfaces: &launch.interfaces,
         };
-        let unhealthy = AtomicBool::new(false);
+        let unhealthy = Cell::new(false);
         let status = match start(&spec, &layout, Stdio::Pipe { stdin: false }, &mut hooks) {
             Ok(mut started) => {
                 if let Some(mut file) = report.take() {
                     let _ = writeln!(file, "{STARTED}");
                 }
-                let copiers = [
-                    (started.stdout.take(), Stream::Stdout),
-                    (started.stderr.take(), Stream::Stderr),
-                ]
-                .into_iter()
-                .filter_map(|(fd, stream)| fd.map(|fd| copy_lines(fd, stream, &log)))
-                .collect::<Vec<_>>();
-                let status = std::thread::scope(|scope| {
-                    let (stop, stopped) = mpsc::channel::<()>();
-                    if let Some(check) = &launch.health {
-                        let target = Target {
-                            record: shared.read(Record::clone),
-                            pid: started.pid(),
-                            spec: spec.clone(),
-                            cgroup: cgroup.clone(),
-                        };
-                        let (shared, unhealthy) = (&shared, &unhealthy);
-                        scope.spawn(move || {
-                            let kill = policy == RestartPolicy::OnUnhealthy;
-                            monitor(shared, &target, check, kill, &stopped, unhealthy)
-                        });
-                    }
-                    // The thread that started the container waits for it.
-                    let status = started.wait();
-                    drop(stop);
-                    status
-                });
-                for copier in copiers {
-                    let _ = copier.join();
+                // `kiln stop` or `rm -f` may have made the marker after it was last looked
+                // at and read the record before this run's pid was in it: then nobody else
+                // stops this run. (Made after the record was saved, the check sees any
+                // marker made before the record was read.)
+                if marker.exists() {
+                    let _ = started.signal(nix::sys::signal::Signal::SIGKILL);
                 }
+                let health = launch.health.as_ref().map(|check| Monitor {
+                    check,
+                    target: Target {
+                        record: shared.read(Record::clone),
+                        pid: started.pid(),
+                        spec: spec.clone(),
+                        cgroup: cgroup.clone(),
+                    },
+                    kill: policy == RestartPolicy::OnUnhealthy,
+                    tracker: std::cell::RefCell::new(HealthTracker::new(check.retries)),
+                    began: Instant::now(),
+                });
+                let status = follow(&mut started, &log, health, &shared, &unhealthy);
                 match status {
                     Ok(status) => status.code(),
                     Err(err) => err.exit_code(),
@@ -198,7 +199,7 @@ fn supervise_record(
                 .is_some_and(|c| c.oom_killed().unwrap_or(false));
         let reason = if marker.exists() {
             ExitReason::StoppedByUser
-        } else if unhealthy.load(Ordering::SeqCst) {
+        } else if unhealthy.get() {
             ExitReason::Unhealthy
         } else {
             ExitReason::Exited(status)
@@ -221,7 +222,7 @@ fn supervise_record(
         if !restart {
             break Ok(());
         }
-        if !wait_unless_stopped(backoff.after_run(began.elapsed()), &marker) {
+        if !wait_unless_stopped(backoff.after_run(began.elapsed()), &marker, &watch) {
             break Ok(());
         }
         shared.update(|record| record.state.restarts += 1)?;
@@ -245,47 +246,8 @@ fn supervise_record(
     result
 }
 
-/// Runs `check` every interval until `stopped` says the container has exited; records
-/// each round. With `kill` (`--restart on-unhealthy`), kills the container once it turns
-/// unhealthy and sets `unhealthy` so that the supervisor knows why it ended.
-fn monitor(
-    shared: &Shared<'_>,
-    target: &Target,
-    check: &HealthCheck,
-    kill: bool,
-    stopped: &mpsc::Receiver<()>,
-    unhealthy: &AtomicBool,
-) {
-    let began = Instant::now();
-    let mut tracker = HealthTracker::new(check.retries);
-    loop {
-        match stopped.recv_timeout(check.interval) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        let round = probe_once(target, check);
-        let in_start_period = began.elapsed() < check.start_period;
-        let changed = tracker.record(round.passed, in_start_period);
-        // A full disk loses a health record, not the container.
-        let _ = shared.update(|record| {
-            let state = &mut record.state;
-            state.health = Some(tracker.status.as_str().into());
-            state.health_failing_streak = tracker.failing_streak;
-            state.health_output = Some(round.output.clone());
-        });
-        if kill && changed == Some(Health::Unhealthy) {
-            unhealthy.store(true, Ordering::SeqCst);
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(target.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            return;
-        }
-    }
-}
-
 /// Sleeps `wait`, waking early (and returning `false`) when the stop marker appears.
-fn wait_unless_stopped(wait: Duration, marker: &Path) -> bool {
+fn wait_unless_stopped(wait: Duration, marker: &Path, watch: &Option<RecordWatch>) -> bool {
     let until = Instant::now() + wait;
     loop {
         if marker.exists() {
@@ -295,31 +257,224 @@ fn wait_unless_stopped(wait: Duration, marker: &Path) -> bool {
         if left.is_zero() {
             return true;
         }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
+        match watch {
+            Some(watch) => {
+                watch.wait(left);
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(50))),
+        }
     }
 }
 
-/// Copies the lines of `fd` into the log until the last writer closes it.
-fn copy_lines(fd: OwnedFd, stream: Stream, log: &Path) -> std::thread::JoinHandle<()> {
-    let log = log.to_path_buf();
-    std::thread::spawn(move || {
-        let Ok(mut writer) = LogWriter::open(&log) else {
-            return;
-        };
-        let mut reader = BufReader::new(File::from(fd));
-        let mut line = Vec::new();
+/// The health check of one run: a round every `interval` while the container runs.
+struct Monitor<'a> {
+    check: &'a HealthCheck,
+    target: Target,
+    /// `--restart on-unhealthy`: kill the container once it turns unhealthy.
+    kill: bool,
+    /// The rounds so far (changed by the loop, never by a round's thread).
+    tracker: std::cell::RefCell<HealthTracker>,
+    began: Instant,
+}
+
+/// Follows one run of the container on this one thread until it has exited and its
+/// output has ended: copies each line of its stdout and stderr into the log as it comes,
+/// and runs a health round every interval. A single `poll` waits on the container's pidfd,
+/// both pipes, the next round's time and the end of a round in progress. A round runs on
+/// a short-lived thread (an exec probe may take its whole timeout, and the output must
+/// keep flowing meanwhile); between rounds the supervisor is one thread. Under
+/// `--restart on-unhealthy`, a round that turns the container unhealthy kills it and sets
+/// `unhealthy`, so that the supervisor knows why it ended.
+fn follow(
+    started: &mut crate::runtime::Started,
+    log: &Path,
+    health: Option<Monitor<'_>>,
+    shared: &Shared<'_>,
+    unhealthy: &Cell<bool>,
+) -> Result<SandboxStatus, crate::runtime::SandboxError> {
+    let mut writer = LogWriter::open(log).ok();
+    let mut outputs: Vec<Output> = [
+        (started.stdout.take(), Stream::Stdout),
+        (started.stderr.take(), Stream::Stderr),
+    ]
+    .into_iter()
+    .filter_map(|(fd, stream)| Output::new(fd?, stream).ok())
+    .collect();
+    // Without a pidfd (it cannot fail on a kernel kiln runs on), the end of the output
+    // says the container is gone.
+    let pidfd = Pidfd::open_any(started.pid()).ok();
+    let mut status = None;
+    let mut next_round = health.as_ref().map(|h| Instant::now() + h.check.interval);
+    // Starting the container (the spec, the rootfs, the network) left freed memory in the
+    // heap; the supervisor then lives as long as the container: give it back.
+    // SAFETY: malloc_trim only returns free heap memory to the kernel; no pointer changes.
+    unsafe { nix::libc::malloc_trim(0) };
+    std::thread::scope(|scope| {
+        // A round in progress: its thread, and the read end of a pipe whose write end the
+        // thread holds (it hangs up when the round is done).
+        let mut round: Option<(std::thread::ScopedJoinHandle<'_, RoundResult>, OwnedFd)> = None;
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    if line.last() == Some(&b'\n') {
-                        line.pop();
-                    }
-                    // A full disk loses lines, not the container.
-                    let _ = writer.append(stream, &line);
+            let running = status.is_none() && pidfd.is_some();
+            if !running && outputs.is_empty() && round.is_none() {
+                break;
+            }
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
+            if running && let Some(pidfd) = &pidfd {
+                fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+            }
+            for output in &outputs {
+                fds.push(PollFd::new(output.file.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some((_, done)) = &round {
+                fds.push(PollFd::new(done.as_fd(), PollFlags::POLLIN));
+            }
+            let timeout = match next_round {
+                Some(at) if running && round.is_none() => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    // Rounded up: a wait of 0.4 ms must not become a busy loop.
+                    PollTimeout::try_from(left.as_micros().div_ceil(1000))
+                        .unwrap_or(PollTimeout::MAX)
+                }
+                _ => PollTimeout::NONE,
+            };
+            let ready: Vec<bool> = match poll(&mut fds, timeout) {
+                Ok(_) => fds
+                    .iter()
+                    .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                    .collect(),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => vec![true; fds.len()],
+            };
+            drop(fds);
+            let mut ready = ready.into_iter();
+            if running && pidfd.is_some() && ready.next() == Some(true) {
+                status = Some(started.wait());
+            }
+            let mut ended = Vec::new();
+            for (index, output) in outputs.iter_mut().enumerate() {
+                if ready.next() == Some(true) && !output.copy(writer.as_mut()) {
+                    ended.push(index);
+                }
+            }
+            for index in ended.into_iter().rev() {
+                outputs.remove(index);
+            }
+            if round.is_some() && ready.next() == Some(true) {
+                let (thread, _) = round.take().expect("a round in progress");
+                let result = thread.join().expect("a health round panicked");
+                if let Some(monitor) = &health {
+                    monitor.record(result, shared, started, unhealthy);
+                    next_round = Some(Instant::now() + monitor.check.interval);
+                }
+            }
+            let due = next_round.is_some_and(|at| Instant::now() >= at);
+            if due && round.is_none() && status.is_none() && !unhealthy.get() {
+                if let Some(monitor) = &health {
+                    let Ok((done, hang_up)) = nix::unistd::pipe2(OFlag::O_CLOEXEC) else {
+                        next_round = Some(Instant::now() + monitor.check.interval);
+                        continue;
+                    };
+                    let (target, check) = (&monitor.target, monitor.check);
+                    let thread = scope.spawn(move || {
+                        let result = probe_once(target, check);
+                        drop(hang_up);
+                        result
+                    });
+                    round = Some((thread, done));
+                    next_round = None;
                 }
             }
         }
-    })
+    });
+    match status {
+        Some(status) => status,
+        None => started.wait(),
+    }
+}
+
+impl Monitor<'_> {
+    /// Records a round's outcome; kills the container when it turns unhealthy under
+    /// `--restart on-unhealthy`.
+    fn record(
+        &self,
+        round: RoundResult,
+        shared: &Shared<'_>,
+        started: &crate::runtime::Started,
+        unhealthy: &Cell<bool>,
+    ) {
+        let in_start_period = self.began.elapsed() < self.check.start_period;
+        let mut tracker = self.tracker.borrow_mut();
+        let changed = tracker.record(round.passed, in_start_period);
+        // A full disk loses a health record, not the container.
+        let _ = shared.update(|record| {
+            let state = &mut record.state;
+            state.health = Some(tracker.status.as_str().into());
+            state.health_failing_streak = tracker.failing_streak;
+            state.health_output = Some(round.output.clone());
+        });
+        if self.kill && changed == Some(Health::Unhealthy) {
+            unhealthy.set(true);
+            let _ = started.signal(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// One of the container's output pipes, split into lines for the log.
+struct Output {
+    file: File,
+    stream: Stream,
+    /// The start of a line whose end has not come yet.
+    partial: Vec<u8>,
+}
+
+impl Output {
+    fn new(fd: OwnedFd, stream: Stream) -> nix::Result<Output> {
+        let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
+        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        Ok(Output {
+            file: File::from(fd),
+            stream,
+            partial: Vec::new(),
+        })
+    }
+
+    /// Copies what the pipe holds into the log, line by line; `false` once every writer
+    /// has closed it (a last line without a newline is logged as it is).
+    fn copy(&mut self, mut writer: Option<&mut LogWriter>) -> bool {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match self.file.read(&mut buffer) {
+                Ok(0) => {
+                    if !self.partial.is_empty()
+                        && let Some(writer) = writer.as_deref_mut()
+                    {
+                        // A full disk loses lines, not the container.
+                        let _ = writer.append(self.stream, &self.partial);
+                    }
+                    self.partial.clear();
+                    return false;
+                }
+                Ok(n) => {
+                    let mut rest = &buffer[..n];
+                    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+                        let line: &[u8] = if self.partial.is_empty() {
+                            &rest[..end]
+                        } else {
+                            self.partial.extend_from_slice(&rest[..end]);
+                            &self.partial
+                        };
+                        if let Some(writer) = writer.as_deref_mut() {
+                            let _ = writer.append(self.stream, line);
+                        }
+                        self.partial.clear();
+                        rest = &rest[end + 1..];
+                    }
+                    self.partial.extend_from_slice(rest);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
 }

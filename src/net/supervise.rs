@@ -28,16 +28,15 @@
 //! namespace (a service's child enters it between fork and exec).
 
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-use crate::state::process_start_time;
+use crate::process::{Pidfd, process_start_time};
 
 /// A daemon of a state root that the supervisor keeps running while it is wanted.
 #[derive(Debug)]
@@ -303,37 +302,22 @@ pub fn stop(state_root: &Path) {
 
 /// SIGTERM, then SIGKILL after `grace`; returns once the process is gone.
 fn terminate(pid: i32, grace: Duration) {
-    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while process_start_time(pid).is_some() {
-        if Instant::now() >= deadline {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            std::thread::sleep(Duration::from_millis(10));
-            if process_start_time(pid).is_none() {
-                break;
-            }
-            continue;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let Some(process) = Pidfd::open(pid, None) else {
+        return;
+    };
+    let _ = process.signal(Signal::SIGTERM);
+    if process.wait(grace) {
+        return;
     }
-}
-
-/// A pidfd: readable once the process has exited.
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let _ = process.signal(Signal::SIGKILL);
+    while !process.wait(Duration::from_secs(1)) {}
 }
 
 /// The supervisor's view of one service.
 struct Slot {
     service: &'static Service,
     /// The pid watched, with its pidfd.
-    watched: Option<(i32, Option<OwnedFd>)>,
+    watched: Option<(i32, Option<Pidfd>)>,
     started: Option<Instant>,
     /// Deaths in a row, each within [`STABLE`] of its start.
     failures: u32,
@@ -424,7 +408,7 @@ pub fn supervise(state_root: &Path) -> io::Result<()> {
                     active = true;
                     if slot.watched.is_none() {
                         // A service started by an earlier supervisor is adopted as it is.
-                        slot.watched = Some((pid, pidfd_open(pid).ok()));
+                        slot.watched = Some((pid, Pidfd::open_any(pid).ok()));
                         slot.started.get_or_insert(now);
                     }
                 }
@@ -447,7 +431,7 @@ pub fn supervise(state_root: &Path) -> io::Result<()> {
                             if let Err(err) = write_pid(state_root, name, pid) {
                                 eprintln!("kiln netsup: cannot record {name}'s pid: {err}");
                             }
-                            slot.watched = Some((pid, pidfd_open(pid).ok()));
+                            slot.watched = Some((pid, Pidfd::open_any(pid).ok()));
                             slot.started = Some(now);
                         }
                         Err(err) => {

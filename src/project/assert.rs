@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::spec::Span;
 use crate::spec::model::{Assertion, PingExpect, Project, TcpExpect};
+use crate::spec::{Span, Spanned};
 
 /// What an HTTP GET saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +78,17 @@ pub struct UnknownTest {
 /// How long an HTTP probe of a test may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs the named tests (all when `names` is empty), in declaration order, calling `each`
-/// as every verdict is reached.
+/// How many assertions are checked at once.
+const PARALLEL: usize = 8;
+
+/// Runs the named tests (all when `names` is empty): up to [`PARALLEL`] assertions at once,
+/// except that the `exec`s of one container run one after another in file order (one may
+/// read what another wrote). `each` is called with every verdict in declaration order, as
+/// soon as every verdict before it is in.
 pub fn run_tests(
     project: &Project,
     names: &[String],
-    prober: &dyn Prober,
+    prober: &(dyn Prober + Sync),
     each: &mut dyn FnMut(&Verdict),
 ) -> Result<Vec<Verdict>, UnknownTest> {
     for name in names {
@@ -99,27 +104,41 @@ pub fn run_tests(
             });
         }
     }
-    let mut verdicts = Vec::new();
-    for test in project
+    let jobs: Vec<(&str, &Spanned<Assertion>)> = project
         .tests
         .iter()
         .filter(|t| names.is_empty() || names.contains(&t.name.value))
-    {
-        for assertion in &test.assertions {
+        .flat_map(|test| {
+            test.assertions
+                .iter()
+                .map(|assertion| (test.name.value.as_str(), assertion))
+        })
+        .collect();
+    let mut verdicts = Vec::with_capacity(jobs.len());
+    super::ordered::run_in_order(
+        &jobs,
+        |(_, assertion)| match &assertion.value {
+            Assertion::Exec { container, .. } => Some(container.value.as_str()),
+            _ => None,
+        },
+        PARALLEL,
+        |(test, assertion)| {
             let started = Instant::now();
             let (passed, observed) = check(&assertion.value, prober);
-            let verdict = Verdict {
-                test: test.name.value.clone(),
+            Verdict {
+                test: test.to_string(),
                 assertion: describe(&assertion.value),
                 passed,
                 observed,
                 span: assertion.span,
                 elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-            };
+            }
+        },
+        |_, verdict| {
             each(&verdict);
             verdicts.push(verdict);
-        }
-    }
+        },
+    );
     Ok(verdicts)
 }
 
@@ -229,7 +248,7 @@ fn millis(d: Duration) -> String {
 }
 
 /// Pass or fail, and what was seen.
-fn check(assertion: &Assertion, prober: &dyn Prober) -> (bool, String) {
+fn check(assertion: &Assertion, prober: &(dyn Prober + Sync)) -> (bool, String) {
     match assertion {
         Assertion::Http {
             from,

@@ -10,6 +10,7 @@
 //! here, [`UpEvent`] and [`ProjectError`], so that neither file needs the other's.
 
 pub mod assert;
+mod ordered;
 pub mod overlay;
 pub mod placement;
 mod plan;

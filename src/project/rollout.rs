@@ -229,6 +229,8 @@ pub(super) fn wait_ready(
         name: name.to_string(),
         on: "healthy".to_string(),
     });
+    // Woken by each change of the record (the supervisor records every health round).
+    let watch = records.watch(&record.id).ok();
     loop {
         let record = records.load(&record.id)?.reconciled();
         let state = &record.state;
@@ -251,9 +253,20 @@ pub(super) fn wait_ready(
                 output()
             )));
         }
-        std::thread::sleep(Duration::from_millis(25));
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(RECHECK);
+        match &watch {
+            Some(watch) => {
+                watch.wait(left);
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(25))),
+        }
     }
 }
+
+/// How long a wait for a record change may last before the record is read again anyway.
+const RECHECK: Duration = Duration::from_millis(500);
 
 /// Replaces the running (or ended) instance `existing` with a new one made by `start`.
 /// `existing` is stopped and set aside; once the new one is ready it becomes the kept

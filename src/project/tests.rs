@@ -274,6 +274,107 @@ test "bad" {
         assert_eq!(err.known, "good, bad");
     }
 
+    /// A prober whose `http` waits (at most 30 s) until another `http` is in progress too,
+    /// and whose `exec` notes whether another exec of the same container is running.
+    #[derive(Default)]
+    struct Overlaps {
+        inside: std::sync::Mutex<(u32, bool)>,
+        changed: std::sync::Condvar,
+        execs: std::sync::atomic::AtomicU32,
+        exec_overlap: std::sync::atomic::AtomicBool,
+    }
+
+    impl Prober for Overlaps {
+        fn http(&self, _: &str, _: &str, _: Duration) -> Result<HttpSeen, String> {
+            let mut inside = self.inside.lock().unwrap();
+            inside.0 += 1;
+            if inside.0 >= 2 {
+                inside.1 = true;
+            }
+            self.changed.notify_all();
+            let (mut inside, _) = self
+                .changed
+                .wait_timeout_while(inside, Duration::from_secs(30), |i| !i.1)
+                .unwrap();
+            inside.0 -= 1;
+            Ok(HttpSeen {
+                status: if inside.1 { 200 } else { 500 },
+                body: String::new(),
+            })
+        }
+        fn tcp(&self, _: &str, _: &str, _: Duration) -> Result<TcpSeen, String> {
+            Ok(TcpSeen::Open)
+        }
+        fn ping(&self, _: &str, _: &str, _: u32) -> Result<PingSeen, String> {
+            Err("unused".into())
+        }
+        fn dns(&self, _: &str, _: &str) -> Result<Vec<IpAddr>, String> {
+            Err("unused".into())
+        }
+        fn exec(&self, _: &str, _: &[String]) -> Result<ExecSeen, String> {
+            use std::sync::atomic::Ordering;
+            if self.execs.fetch_add(1, Ordering::SeqCst) > 0 {
+                self.exec_overlap.store(true, Ordering::SeqCst);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            self.execs.fetch_sub(1, Ordering::SeqCst);
+            Ok(ExecSeen {
+                code: 0,
+                stdout: String::new(),
+            })
+        }
+    }
+
+    #[test]
+    fn independent_assertions_overlap_execs_of_one_container_do_not_and_order_holds() {
+        let text = r#"
+image "base" {
+    from "scratch"
+}
+container "client" image="base" { cmd "true"; }
+container "web" image="base" { cmd "true"; }
+test "first" {
+    http from="client" "http://web:8080/a" status=200
+    exec "web" "one"
+    tcp from="client" "web:80" expect="open"
+    exec "web" "two"
+}
+test "second" {
+    exec "web" "three"
+    http from="client" "http://web:8080/b" status=200
+}
+"#;
+        let loaded = load_source("kiln.kdl", None, text, &RealFs, &Options::default());
+        assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+        let prober = Overlaps::default();
+        let mut reported = Vec::new();
+        let all = run_tests(&loaded.project, &[], &prober, &mut |v| {
+            reported.push(v.assertion.clone())
+        })
+        .unwrap();
+        // The two http assertions only pass when they were in progress at the same time.
+        assert!(all.iter().all(|v| v.passed), "{all:#?}");
+        assert!(
+            !prober
+                .exec_overlap
+                .load(std::sync::atomic::Ordering::SeqCst)
+        );
+        let described: Vec<String> = all.iter().map(|v| v.assertion.clone()).collect();
+        assert_eq!(reported, described, "reported in the order returned");
+        assert_eq!(
+            described,
+            [
+                "http from=client http://web:8080/a status=200",
+                "exec \"web\" \"one\"",
+                "tcp from=client web:80 expect=\"open\"",
+                "exec \"web\" \"two\"",
+                "exec \"web\" \"three\"",
+                "http from=client http://web:8080/b status=200",
+            ]
+        );
+        assert_eq!(all[4].test, "second");
+    }
+
     #[test]
     fn junit_is_escaped_and_counts_failures() {
         let mut all = verdicts(&[]);

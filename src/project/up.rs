@@ -678,7 +678,12 @@ fn condition_name(condition: Condition) -> &'static str {
     }
 }
 
-/// Polls the instance's record until it meets `condition`, fails, or `wait` passes.
+/// How long a wait for a record change may last before the record is read again anyway
+/// (a supervisor killed without a last word changes no file).
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// Reads the instance's record, again at each of its changes, until it meets `condition`,
+/// fails, or `wait` passes.
 fn wait_instance(
     records: &Records,
     project: &str,
@@ -690,6 +695,7 @@ fn wait_instance(
     let what = condition_name(condition);
     let deadline = Instant::now() + wait;
     let mut announced = false;
+    let watch = records.watch(&named(records, project, name)?.id).ok();
     loop {
         let record = named(records, project, name)?.reconciled();
         let state = &record.state;
@@ -742,6 +748,14 @@ fn wait_instance(
                 on: what.to_string(),
             });
         }
-        std::thread::sleep(Duration::from_millis(25));
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(RECHECK);
+        match &watch {
+            Some(watch) => {
+                watch.wait(left);
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(25))),
+        }
     }
 }

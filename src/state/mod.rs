@@ -18,13 +18,14 @@
 //! reads them too (the DNS daemon and `network rm` ask which containers still live), and `net`
 //! sits below `containers`. Inside `runtime` they were misplaced — the runtime runs one
 //! process tree and never reads a record — and they made `net` depend on `runtime`. Here
-//! they depend only on [`crate::atomic_file`], so `runtime`, `net`, `containers`, `project`
-//! and `cli` can all read them without an upward edge. (Networks keep their own records in
-//! `net::records`: only `net` and those above it read them.)
+//! they depend only on [`crate::atomic_file`] and [`crate::process`], so `runtime`, `net`,
+//! `containers`, `project` and `cli` can all read them without an upward edge. (Networks
+//! keep their own records in `net::records`: only `net` and those above it read them.)
 mod id;
 mod record;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 pub use id::{ContainerId, generate_name};
 pub use record::{ContainerState, Membership, Record, Status, process_start_time};
+pub use watch::RecordWatch;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RecordError {
@@ -114,6 +116,13 @@ impl Records {
     /// The directory of a container's files.
     pub fn dir(&self, id: &ContainerId) -> PathBuf {
         self.containers_dir().join(id.as_str())
+    }
+
+    /// A watch that wakes on every change of container `id`'s record or files (see
+    /// [`RecordWatch`]). Made before the record is read, it misses nothing.
+    pub fn watch(&self, id: &ContainerId) -> Result<RecordWatch, RecordError> {
+        let dir = self.dir(id);
+        RecordWatch::new(&dir).map_err(io_err(&dir))
     }
 
     /// The index file of the container `name` of `project` (none: of no project).

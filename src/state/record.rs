@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::ContainerId;
+use crate::process::Pidfd;
+pub use crate::process::process_start_time;
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +87,16 @@ impl ContainerState {
         }
     }
 
+    /// The container's pid 1, if it is the recorded process and still runs.
+    pub fn process(&self) -> Option<Pidfd> {
+        Pidfd::open(self.pid?, self.pid_start_time)
+    }
+
+    /// The supervisor, if it is the recorded process and still runs.
+    pub fn supervisor(&self) -> Option<Pidfd> {
+        Pidfd::open(self.supervisor_pid?, self.supervisor_start_time)
+    }
+
     /// Whether the recorded supervisor still runs (the same process, not a recycled pid).
     pub fn supervisor_alive(&self) -> bool {
         match (self.supervisor_pid, self.supervisor_start_time) {
@@ -155,18 +167,4 @@ impl Record {
         }
         record
     }
-}
-
-/// Field 22 of /proc/PID/stat (start time in clock ticks since boot), `None` if there is no
-/// such process (or it is a zombie).
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: split after it.
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    // `after` starts at field 3 (state).
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(22 - 3)?.parse().ok()
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::harness::tools::hostile_tar;
 use crate::harness::{Lab, Project, images, wait_for};
+use crate::tarball::{self, Kind, Member};
 
 /// The names of the entries of a host directory, sorted.
 fn listing(dir: &Path) -> Vec<String> {
@@ -294,4 +295,78 @@ fn user_names_are_looked_up_inside_the_image() {
         .says("user `intruder` is not in the container's /etc/passwd")
         .stdout_is("");
     lab.kiln().args(["rm", "-f", "c"]).run().success();
+}
+
+#[test]
+fn host_steps_follow_the_images_links_inside_the_image() {
+    // An image whose `/tmp` is a link to `/srv` (as `/bin -> usr/bin` is on merged-/usr
+    // systems): a later `host-path` of a file below the host's /tmp goes through the link,
+    // inside the image, as `copy` does, and leaves the link in place (before, its layer put
+    // a directory `/tmp` over the link).
+    let host = tempfile::Builder::new()
+        .prefix("kiln-inroot-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::write(host.path().join("data.txt"), "from the host\n").unwrap();
+    let name = host.path().file_name().unwrap().to_string_lossy();
+    let extra = format!(
+        r#"host-binary "/bin/ln" "/bin/readlink"
+    run "mkdir" "/srv"
+    run "ln" "-s" "/srv" "/tmp"
+    host-path "{}/data.txt"
+"#,
+        host.path().display()
+    );
+    let Some(lab) = Lab::build(Project::new(&images::tools("linked", &extra))) else {
+        return;
+    };
+    lab.kiln()
+        .args(["run", "--rm", "linked", "sh", "-c"])
+        .args([format!("readlink /tmp && cat /srv/{name}/data.txt")])
+        .run()
+        .success()
+        .stdout_is("/srv\nfrom the host\n");
+}
+
+#[test]
+fn copy_from_an_image_carries_its_devices_and_fifos() {
+    // An image with a FIFO and a character device (1,5: a twin of /dev/zero), in a
+    // directory and at the top: `copy from=` carries them as nodes, as BuildKit does; it
+    // never skips them silently and never opens them (a FIFO would block the build, a
+    // device would read the machine's).
+    let project = Project::new(&images::tools(
+        "carried",
+        r#"copy "/dir" "/carried" from="special:1"
+    copy "/zero" "/top-zero" from="special:1"
+"#,
+    ));
+    let Some(lab) = Lab::unbuilt(project) else {
+        return;
+    };
+    let layer = tarball::tar(&[
+        tarball::dir("dir"),
+        Member {
+            name: "dir/pipe".into(),
+            kind: Kind::Fifo,
+            mode: 0o644,
+        },
+        tarball::device("dir/zero", 1, 5),
+        tarball::device("zero", 1, 5),
+    ]);
+    let archive = lab.project.path().join("special.tar");
+    std::fs::write(
+        &archive,
+        tarball::tar(&tarball::docker_archive("special:1", &[layer], &[])),
+    )
+    .unwrap();
+    lab.kiln().args(["import"]).args([&archive]).run().success();
+    lab.kiln().args(["build", "carried"]).run().success();
+    lab.kiln()
+        .args(["run", "--rm", "carried", "sh", "-c"])
+        .args([
+            "test -p /carried/pipe && test -c /carried/zero && test -c /top-zero && echo carried",
+        ])
+        .run()
+        .success()
+        .stdout_is("carried\n");
 }

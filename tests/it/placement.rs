@@ -41,6 +41,25 @@ fn up_dry_run_prints_the_placement_and_starts_nothing() {
     assert_eq!(hosts.len(), 3, "{out}");
     assert!(out.contains("overlay, VNI 42"), "{out}");
     assert!(row("m1").contains(&"192.0.2.1".to_string()), "{out}");
+    // Overlay addresses from the file alone: declaration order, then a range per host.
+    let has = |tokens: &[&str]| {
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == tokens)
+    };
+    assert!(has(&["mesh", "10.77.0.2", "db"]), "{out}");
+    assert!(has(&["mesh", "10.77.0.3", "web-1"]), "{out}");
+    assert!(
+        has(&[
+            "mesh",
+            "10.77.128.0-10.77.170.169",
+            "started",
+            "by",
+            "hand",
+            "on",
+            "m1"
+        ]),
+        "{out}"
+    );
     // The same file, the same placement.
     let again = project
         .kiln(root.path())

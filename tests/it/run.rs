@@ -17,7 +17,7 @@ fn a_container_is_isolated_and_returns_its_exit_code() {
     let Some(lab) = lab() else {
         return;
     };
-    let before = host::machine_mounts();
+    let before = host::mounts_under(lab.path());
     lab.kiln()
         .args(["run", "--rm", "-h", "box", "tools", "sh", "-c"])
         .args(["echo pid $$; hostname; ls /proc | grep -c . ; exit 3"])
@@ -53,7 +53,11 @@ fn a_container_is_isolated_and_returns_its_exit_code() {
         ])
         .run()
         .code(2);
-    assert_eq!(host::machine_mounts(), before, "nothing stays mounted");
+    assert_eq!(
+        host::mounts_under(lab.path()),
+        before,
+        "nothing stays mounted"
+    );
     assert!(host::cgroups_of(lab.path()).is_empty());
     assert!(lab.root.ps().is_empty(), "--rm removed every container");
 }
@@ -223,7 +227,7 @@ fn two_hundred_run_rm_cycles_leave_nothing_behind() {
     let Some(lab) = lab() else {
         return;
     };
-    let before = host::machine_mounts();
+    let before = host::mounts_under(lab.path());
     for _ in 0..200 {
         lab.kiln()
             .args([
@@ -239,7 +243,7 @@ fn two_hundred_run_rm_cycles_leave_nothing_behind() {
             .run()
             .success();
     }
-    assert_eq!(host::machine_mounts(), before, "no mount left");
+    assert_eq!(host::mounts_under(lab.path()), before, "no mount left");
     assert!(host::cgroups_of(lab.path()).is_empty(), "no cgroup left");
     let containers = std::fs::read_dir(lab.path().join("containers"))
         .unwrap()

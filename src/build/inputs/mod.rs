@@ -52,6 +52,8 @@ pub enum ItemKind {
     Dir,
     /// A symbolic link, with its target exactly as the host has it.
     Symlink(PathBuf),
+    /// A device or a FIFO of another image (`copy from=`), carried as a node, never opened.
+    Special,
 }
 
 /// One thing a `copy` source names, found before the destination is known (placing it is

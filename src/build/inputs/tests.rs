@@ -75,6 +75,7 @@ fn summary(items: &[HostItem]) -> Vec<String> {
             ItemKind::File => format!("F {}", item.image_path),
             ItemKind::Dir => format!("D {}", item.image_path),
             ItemKind::Symlink(target) => format!("L {} -> {}", item.image_path, target.display()),
+            ItemKind::Special => format!("S {}", item.image_path),
         })
         .collect()
 }
@@ -759,6 +760,7 @@ fn copy_items(
                     ItemKind::File => format!("F /{path}"),
                     ItemKind::Dir => format!("D /{path}"),
                     ItemKind::Symlink(target) => format!("L /{path} -> {}", target.display()),
+                    ItemKind::Special => format!("S /{path}"),
                 });
                 sources.push(source);
             }

@@ -27,10 +27,9 @@ mod tests;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sched::CloneFlags;
@@ -138,24 +137,12 @@ impl ExecProcess {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<SandboxStatus>, SandboxError> {
-        let pidfd = pidfd_open(self.pid())?;
-        let mut fds = [libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let millis = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-            // SAFETY: a valid one-element pollfd array.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, millis) };
-            match ready {
-                n if n > 0 => return self.wait().map(Some),
-                0 => return Ok(None),
-                _ if Errno::last() == Errno::EINTR => continue,
-                _ => return Err(os("wait for the process")(Errno::last())),
-            }
+        let pidfd = crate::process::Pidfd::open_any(self.pid())
+            .map_err(|e| os("watch the process")(io_errno(&e)))?;
+        if pidfd.wait(timeout) {
+            self.wait().map(Some)
+        } else {
+            Ok(None)
         }
     }
 
@@ -190,14 +177,6 @@ impl Attached for ExecProcess {
     fn wait(&mut self) -> Result<SandboxStatus, SandboxError> {
         ExecProcess::wait(self)
     }
-}
-
-fn pidfd_open(pid: i32) -> Result<OwnedFd, SandboxError> {
-    // SAFETY: pidfd_open takes a pid and flags; the result is checked.
-    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
-        .map_err(os("watch the process"))?;
-    // SAFETY: a new descriptor returned by pidfd_open, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// Starts `process` in the container whose pid 1 is `container_pid` (as kiln sees it);

@@ -28,10 +28,10 @@ macro_rules! require_root {
     };
 }
 
-/// A container's directories and the host's mount table when it was made.
+/// A container's directories and the host's mounts that mention them when it was made.
 struct Fixture {
     dir: tempfile::TempDir,
-    mountinfo: String,
+    mountinfo: Vec<String>,
 }
 
 impl Fixture {
@@ -61,10 +61,8 @@ impl Fixture {
         for name in ["upper", "scratch", "volume", "readonly"] {
             fs::create_dir(dir.path().join(name)).unwrap();
         }
-        Fixture {
-            dir,
-            mountinfo: fs::read_to_string("/proc/self/mountinfo").unwrap(),
-        }
+        let mountinfo = crate::test_support::mounts_mentioning(dir.path());
+        Fixture { dir, mountinfo }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -118,11 +116,12 @@ impl Fixture {
         self.run(&self.options(script))
     }
 
-    /// The host's mounts are as they were, the scratch directory is empty, and no process
+    /// The host's mounts of the fixture's directories are as they were (other tests change
+    /// the rest of the table meanwhile), the scratch directory is empty, and no process
     /// whose command line holds `marker` is left.
     fn assert_clean(&self, marker: &str) {
         assert_eq!(
-            fs::read_to_string("/proc/self/mountinfo").unwrap(),
+            crate::test_support::mounts_mentioning(self.dir.path()),
             self.mountinfo,
             "the host's mount table changed"
         );

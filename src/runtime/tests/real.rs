@@ -376,14 +376,14 @@ pub(super) fn processes_with(marker: &str) -> usize {
 fn nothing_leaks_mounts_or_processes() {
     require_root!();
     let fixture = Fixture::new();
-    let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let before = crate::test_support::mounts_mentioning(fixture.dir.path());
     // The background sleep outlives the shell; the kernel must kill it with pid 1.
     let (status, output) = fixture.sh("sleep 31337.25 & echo started; exit 0");
     assert_eq!(
         (status, output.as_str()),
         (SandboxStatus::Exited(0), "started\n")
     );
-    let after = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let after = crate::test_support::mounts_mentioning(fixture.dir.path());
     assert_eq!(before, after, "the host's mount table changed");
     assert_eq!(
         processes_with("31337.25"),

@@ -163,8 +163,26 @@ pub(super) fn check(project: &Project, index: &Index<'_>, diags: &mut Diagnostic
                     .help("give each container its own address");
             }
         }
-        let cap = capacity(&subnet.value, true);
+        let overlay = network.driver == crate::spec::model::Driver::Overlay;
+        let cap = if overlay {
+            // The lower half, less network and gateway; the upper half is cut into one range
+            // per host for containers started by hand (`project::overlay`).
+            ((capacity(&subnet.value, true) + 3) / 2).saturating_sub(2)
+        } else {
+            capacity(&subnet.value, true)
+        };
         if members > cap {
+            let label = if overlay {
+                format!(
+                    "an overlay's declared containers take the lower half of its {} addresses, less network and gateway",
+                    subnet.value.size()
+                )
+            } else {
+                format!(
+                    "{} addresses, less network, broadcast and gateway",
+                    subnet.value.size()
+                )
+            };
             diags
                 .error(
                     Code::SubnetTooSmall,
@@ -174,10 +192,7 @@ pub(super) fn check(project: &Project, index: &Index<'_>, diags: &mut Diagnostic
                         network.name.value
                     ),
                 )
-                .label(format!(
-                    "{} addresses, less network, broadcast and gateway",
-                    subnet.value.size()
-                ))
+                .label(label)
                 .help("use a larger subnet (a smaller prefix length)");
         }
     }

@@ -50,18 +50,6 @@ pub fn mounts_under(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The machine's mounts (mount point and options), but for network namespace pins (nsfs):
-/// the network tests, running beside others, make and remove those, and check them
-/// themselves through their [`Root`](super::Root).
-pub fn machine_mounts() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| !l.contains(" - nsfs "))
-        .map(|l| l.split(' ').skip(3).take(2).collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
 /// The cgroup directories kiln made for the state root `root`, in every hierarchy (v1
 /// controllers, the unified v2 one, or v2 alone): `…/kiln/<12 hex of blake3(root)>`.
 pub fn cgroups_of(root: &Path) -> Vec<PathBuf> {
