@@ -559,6 +559,8 @@ pub struct RunArgs {
     /// default allow-list; `no-new-privileges` is always on.
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opts: Vec<String>,
+    #[command(flatten)]
+    pub options: ContainerOptionArgs,
     /// Print each kernel-level step as it happens (for learning how containers work).
     #[arg(long)]
     pub trace: bool,
@@ -567,6 +569,30 @@ pub struct RunArgs {
     /// The command and its arguments (default: the image's entrypoint and cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// The filesystem and security options `kiln run` and `kiln bundle` share.
+#[derive(Debug, Args)]
+pub struct ContainerOptionArgs {
+    /// Mount the container's root filesystem read-only. /dev, /proc, /dev/shm, --tmpfs
+    /// mounts and volumes stay writable, as do /etc/resolv.conf and /etc/hosts.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Mount a fresh tmpfs: DIR or DIR:OPTIONS (`/run:size=64m,mode=1777,exec`). Docker's
+    /// defaults apply: noexec, nosuid, nodev, no size limit but the kernel's (half the RAM).
+    #[arg(long, value_name = "DIR[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// Add a Linux capability to Docker's default set (`NET_ADMIN`, `CAP_SYS_TIME`, or
+    /// `ALL`: every capability kiln holds itself).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from the set (`ALL` keeps only the --cap-add ones).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// A resource limit: NAME=SOFT[:HARD] (`nofile=1024:2048`, `nproc=64`; -1 for none).
+    /// Never above kiln's own hard limit: raising one needs CAP_SYS_RESOURCE.
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -837,6 +863,8 @@ pub struct BundleArgs {
     /// Security options, as for `kiln run` (`seccomp=unconfined`, `seccomp=PROFILE.json`).
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opts: Vec<String>,
+    #[command(flatten)]
+    pub options: ContainerOptionArgs,
     /// The image.
     pub image: String,
     /// The bundle directory (created; its rootfs must be empty).

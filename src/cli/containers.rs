@@ -8,13 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::args::{
-    BundleArgs, Cli, KillArgs, LogsArgs, OutputFormat, PsArgs, RmArgs, RunArgs, StopArgs,
-    SuperviseArgs,
+    BundleArgs, Cli, ContainerOptionArgs, KillArgs, LogsArgs, OutputFormat, PsArgs, RmArgs,
+    RunArgs, StopArgs, SuperviseArgs,
 };
 use super::error::CliError;
 use super::output::{json_line, line, table};
 use crate::containers::{self, ContainerError, RunRequest};
-use crate::runtime::spec::{NetworkMode, RunOptions};
+use crate::runtime::spec::{NetworkMode, RunOptions, SpecError};
 use crate::runtime::supervise::{RestartPolicy, Stream};
 use crate::runtime::{Profile, SeccompChoice, UNCONFINED};
 use crate::state::{Record, Records, Status};
@@ -93,7 +93,7 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
             reason: "use a positive number, or -1 for no limit".into(),
         });
     }
-    Ok(RunOptions {
+    let options = RunOptions {
         args: args.command.clone(),
         env,
         hostname: args.hostname.clone(),
@@ -121,6 +121,31 @@ fn run_options(args: &RunArgs) -> Result<RunOptions, ContainerError> {
             _ => NetworkMode::None,
         },
         seccomp: security_opts(&args.security_opts)?,
+        ..RunOptions::default()
+    };
+    with_options(options, &args.options)
+}
+
+/// `--read-only`, `--tmpfs`, `--cap-add`, `--cap-drop` and `--ulimit` over `options`.
+fn with_options(
+    options: RunOptions,
+    args: &ContainerOptionArgs,
+) -> Result<RunOptions, ContainerError> {
+    Ok(RunOptions {
+        read_only: args.read_only,
+        tmpfs: args
+            .tmpfs
+            .iter()
+            .map(|t| t.parse())
+            .collect::<Result<_, SpecError>>()?,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        ulimits: args
+            .ulimit
+            .iter()
+            .map(|u| u.parse())
+            .collect::<Result<_, SpecError>>()?,
+        ..options
     })
 }
 
@@ -376,9 +401,12 @@ pub(super) fn rm(cli: &Cli, args: &RmArgs) -> Result<u8, crate::Error> {
 
 pub(super) fn bundle(cli: &Cli, args: &BundleArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let options = security_opts(&args.security_opts).map(|seccomp| RunOptions {
-        seccomp,
-        ..RunOptions::default()
+    let options = security_opts(&args.security_opts).and_then(|seccomp| {
+        let options = RunOptions {
+            seccomp,
+            ..RunOptions::default()
+        };
+        with_options(options, &args.options)
     });
     let image = super::image_name(&store, &args.image)?;
     let written =

@@ -321,6 +321,24 @@ fn bad_hardlinks_are_refused_when_writing() {
 }
 
 #[test]
+fn a_host_file_swapped_for_a_fifo_after_the_scan_is_an_error_not_a_hang() {
+    // A running container's upper directory (kiln commit without a freezer): a scanned
+    // file replaced by a FIFO must not block the writer, nor be read as data.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("swapped");
+    fs::write(&path, b"").unwrap();
+    let entries = Entries::scan_dir(dir.path(), &ScanOptions::default()).unwrap();
+    fs::remove_file(&path).unwrap();
+    nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o644)).unwrap();
+    let error = write(&entries, &WriteOptions::default(), Vec::new()).unwrap_err();
+    assert!(
+        error.to_string().contains("layer I/O failed")
+            && format!("{error:?}").contains("no longer a regular file"),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn host_files_that_change_after_the_scan_are_an_error() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("grows"), b"0123").unwrap();

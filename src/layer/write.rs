@@ -280,12 +280,21 @@ fn copy_host_file(
     size: u64,
     buffer: &mut [u8],
 ) -> Result<(), LayerError> {
+    // O_NONBLOCK: a file swapped for a FIFO since the scan (a running container's upper
+    // directory) must not hang the writer; it is refused just below, as is a device.
     let mut file = File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(io_err(path))?;
-    let actual = file.metadata().map_err(io_err(path))?.len();
+    let meta = file.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(LayerError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::other("it is no longer a regular file"),
+        });
+    }
+    let actual = meta.len();
     let changed = |actual| LayerError::HostFileChanged {
         path: path.to_path_buf(),
         expected: size,

@@ -8,7 +8,7 @@ use ipnetwork::IpNetwork;
 
 use crate::net::Netem;
 use crate::runtime::SeccompChoice;
-use crate::runtime::spec::{NetworkMode, RunOptions};
+use crate::runtime::spec::{NetworkMode, RunOptions, Tmpfs, Ulimit};
 use crate::runtime::supervise::RestartPolicy;
 
 use crate::spec::model::{
@@ -289,6 +289,19 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
             Some(Seccomp::Unconfined) => SeccompChoice::Unconfined,
             Some(Seccomp::Profile { path }) => SeccompChoice::File(absolute(project_dir, path)),
         },
+        read_only: container.read_only,
+        tmpfs: container.tmpfs.iter().map(tmpfs).collect(),
+        cap_add: container.cap_add.iter().map(|c| c.value.clone()).collect(),
+        cap_drop: container.cap_drop.iter().map(|c| c.value.clone()).collect(),
+        ulimits: container
+            .ulimits
+            .iter()
+            .map(|u| Ulimit {
+                name: u.name.value.clone(),
+                soft: u.soft.value,
+                hard: u.hard.value,
+            })
+            .collect(),
     };
     let volumes = container
         .volumes
@@ -337,6 +350,24 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
         networks: container.networks.clone(),
         publish: container.publish.clone(),
         fingerprint: fp.to_string(),
+    }
+}
+
+/// A container's `tmpfs` as `--tmpfs` would give it.
+fn tmpfs(tmpfs: &crate::spec::model::Tmpfs) -> Tmpfs {
+    let mut options = Vec::new();
+    if let Some(size) = &tmpfs.size {
+        options.push(format!("size={}", size.value.0));
+    }
+    if let Some(mode) = &tmpfs.mode {
+        options.push(format!("mode={:o}", mode.value));
+    }
+    if tmpfs.exec {
+        options.push("exec".into());
+    }
+    Tmpfs {
+        destination: tmpfs.target.value.clone(),
+        options,
     }
 }
 

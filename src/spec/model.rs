@@ -274,6 +274,45 @@ pub struct Container {
     pub stop_signal: Option<Spanned<Signal>>,
     /// `seccomp "unconfined"` or `seccomp "PROFILE.json"` (none: kiln's default profile).
     pub seccomp: Option<Spanned<Seccomp>>,
+    /// `read-only`: the root filesystem read-only (Docker's `--read-only`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// `tmpfs "/PATH" [size=…] [mode=…] [exec=#true]`, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<Tmpfs>,
+    /// `cap-add "NET_ADMIN"…`: capability names without `CAP_`, upper case, or `ALL`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<Spanned<String>>,
+    /// `cap-drop "CHOWN"…`, the same spelling.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<Spanned<String>>,
+    /// `ulimit "nofile" SOFT [HARD]`, one per resource.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// `tmpfs "/PATH"` on a container: a fresh tmpfs, `noexec,nosuid,nodev` as in Docker.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Tmpfs {
+    pub target: Spanned<String>,
+    /// `size="64MiB"`: the most it holds (none: the kernel's default, half the RAM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<Spanned<Size>>,
+    /// `mode="1777"`: the permissions of its top directory, octal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Spanned<u32>>,
+    /// `exec=#true`: programs on it may run (Docker's default is `noexec`).
+    pub exec: bool,
+}
+
+/// `ulimit "NAME" SOFT [HARD]`: a resource limit (`u64::MAX` is unlimited).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Ulimit {
+    pub name: Spanned<String>,
+    pub soft: Spanned<u64>,
+    pub hard: Spanned<u64>,
 }
 
 /// A container's seccomp profile, when it is not kiln's default.

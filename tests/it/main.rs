@@ -35,6 +35,7 @@ mod proxy;
 mod registry;
 mod rollout;
 mod run;
+mod run_options;
 mod seccomp;
 mod services;
 mod stats;

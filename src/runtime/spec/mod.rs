@@ -6,6 +6,7 @@
 //! sources exist; it never creates, mounts or starts anything.
 
 pub mod defaults;
+mod options;
 mod user;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use crate::image::RuntimeConfig;
 use crate::runtime::seccomp::{PROFILE_ANNOTATION, SeccompChoice, SeccompError};
 
 pub use oci_spec::runtime::Spec as OciSpec;
+pub use options::{Tmpfs, Ulimit};
 pub use user::{ResolvedUser, resolve_user, resolve_user_in};
 
 /// The OCI runtime spec version kiln writes.
@@ -79,6 +81,18 @@ pub struct RunOptions {
     /// Docker does), so capability options must be applied before [`container_spec`]
     /// builds `linux.seccomp`.
     pub seccomp: SeccompChoice,
+    /// `--read-only`: the root filesystem read-only. Its own mounts (/dev, /proc, /dev/shm,
+    /// /dev/mqueue, tmpfs and volumes) keep their modes, as in Docker.
+    pub read_only: bool,
+    /// `--tmpfs DESTINATION[:OPTIONS]`, mounted after the volumes.
+    pub tmpfs: Vec<Tmpfs>,
+    /// `--cap-add`: capability names as the user wrote them (`NET_ADMIN`, `cap_net_admin`,
+    /// `ALL`).
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`, the same spelling.
+    pub cap_drop: Vec<String>,
+    /// `--ulimit`, each over Docker's default for its resource.
+    pub ulimits: Vec<Ulimit>,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -123,6 +137,27 @@ pub enum SpecError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Seccomp(Box<SeccompError>),
+    #[error("unknown capability `{name}` in {flag}")]
+    #[diagnostic(help(
+        "write a Linux capability with or without `CAP_` (`NET_ADMIN`, `cap_sys_time`), or `ALL`"
+    ))]
+    UnknownCapability { flag: &'static str, name: String },
+    #[error("kiln does not hold CAP_{name} itself, so it cannot give it to a container")]
+    #[diagnostic(help("run kiln where it has the capability, or leave it out"))]
+    CapabilityNotHeld { name: String },
+    #[error("invalid ulimit `{value}`")]
+    #[diagnostic(help("{help}"))]
+    BadUlimit { value: String, help: String },
+    #[error("the hard {name} limit {hard} is above kiln's own ({own})")]
+    #[diagnostic(help(
+        "raising a hard limit needs CAP_SYS_RESOURCE, which kiln does not have: give at most {own}"
+    ))]
+    UlimitAboveHard { name: String, hard: u64, own: u64 },
+    #[error("tmpfs option `{option}` is not one kiln passes on")]
+    #[diagnostic(help(
+        "use rw, ro, exec, noexec, suid, nosuid, dev, nodev, sync, async, noatime, atime, size=, mode=, uid=, gid= or nr_inodes="
+    ))]
+    BadTmpfsOption { option: String },
     #[error("the OCI spec is incomplete")]
     Incomplete(#[source] oci_spec::OciSpecError),
 }
@@ -171,7 +206,10 @@ pub fn container_spec(
         None => None,
     };
     let env = environment(image, options, &hostname, resolved.as_ref())?;
-    let mounts = mounts(&options.volumes)?;
+    let mut mounts = mounts(&options.volumes)?;
+    for tmpfs in &options.tmpfs {
+        mounts.push(options::tmpfs_mount(tmpfs)?);
+    }
     let resources = resources(options)?;
 
     let mut user = User::default();
@@ -189,12 +227,19 @@ pub fn container_spec(
     process.set_args(Some(args));
     process.set_env(Some(env));
     process.set_cwd(cwd.into());
-    let capabilities = defaults::capabilities();
+    let capabilities = if options.cap_add.is_empty() && options.cap_drop.is_empty() {
+        defaults::capabilities()
+    } else {
+        options::capabilities(&options.cap_add, &options.cap_drop)?
+    };
     // Resolved against the capabilities the container ends up with.
     let bounding: Vec<_> = capabilities.bounding().iter().flatten().copied().collect();
     let (seccomp, seccomp_name) = options.seccomp.resolve(&bounding)?;
     process.set_capabilities(Some(capabilities));
-    process.set_rlimits(Some(defaults::rlimits()));
+    process.set_rlimits(Some(options::rlimits(
+        defaults::rlimits(),
+        &options.ulimits,
+    )?));
     process.set_no_new_privileges(Some(true));
     process.set_oom_score_adj(None);
 
@@ -213,7 +258,7 @@ pub fn container_spec(
 
     let mut root = Root::default();
     root.set_path("rootfs".into());
-    root.set_readonly(Some(false));
+    root.set_readonly(Some(options.read_only));
 
     let mut spec = Spec::default();
     spec.set_version(OCI_VERSION.into());

@@ -4,6 +4,7 @@ use kdl::KdlValue;
 
 use crate::spec::kdlv2;
 
+use super::container_options;
 use super::image::string_props;
 use super::test::parse_probe;
 use super::topology::parse_impair_block;
@@ -35,10 +36,25 @@ pub(super) const CHILDREN: &[&str] = &[
     "hostname",
     "stop-signal",
     "seccomp",
+    "read-only",
+    "tmpfs",
+    "cap-add",
+    "cap-drop",
+    "ulimit",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
-const REPEATABLE: &[&str] = &["network", "publish", "env", "volume", "depends-on"];
+const REPEATABLE: &[&str] = &[
+    "network",
+    "publish",
+    "env",
+    "volume",
+    "depends-on",
+    "tmpfs",
+    "cap-add",
+    "cap-drop",
+    "ulimit",
+];
 
 /// What a job does not take: it runs once to completion.
 const NOT_IN_JOBS: &[&str] = &["publish", "health"];
@@ -131,6 +147,11 @@ pub(super) fn parse_container(
         hostname: None,
         stop_signal: None,
         seccomp: None,
+        read_only: false,
+        tmpfs: Vec::new(),
+        cap_add: Vec::new(),
+        cap_drop: Vec::new(),
+        ulimits: Vec::new(),
     };
     let context = match kind {
         ContainerKind::Service => "a `container` block",
@@ -201,7 +222,13 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
         "hostname" => "hostname \"NAME\"",
         "stop-signal" => "stop-signal \"SIGTERM\"",
         "seccomp" => "seccomp \"unconfined\"|\"PROFILE.json\"",
-        _ => unreachable!("checked against CHILDREN"),
+        other => {
+            container_options::USAGE
+                .iter()
+                .find(|(k, _)| *k == other)
+                .expect("checked against CHILDREN")
+                .1
+        }
     };
     let mut n = Node::new(node, file, diags, usage);
     if !matches!(keyword, "network" | "health") {
@@ -436,7 +463,7 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
                     Spanned::new(seccomp, v.span)
                 });
         }
-        _ => unreachable!("checked against CHILDREN"),
+        other => container_options::parse(other, &mut n, diags, c),
     }
     n.finish(diags);
 }
