@@ -31,7 +31,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, OutputFormat};
+pub use args::{Cli, Command, NetworkCommand, OutputFormat};
 pub use error::CliError;
 
 /// Runs kiln with the given arguments (the first is the program name) and returns the exit
@@ -48,6 +48,11 @@ pub fn run(
             return Ok(if err.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some((command, reason)) = needs_root(&cli.command)
+        && !nix::unistd::geteuid().is_root()
+    {
+        return Err(error::CliError::NeedsRoot { command, reason }.into());
+    }
     if !matches!(cli.command, Command::Check(_) | Command::Graph(_)) {
         let root = state_root(&cli);
         crate::store::make_state_root_private(&root).map_err(|source| {
@@ -102,6 +107,40 @@ pub fn run(
         Err(crate::Error::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         other => other,
     }
+}
+
+/// Why a command cannot work without root, said before it starts instead of a raw EPERM
+/// half-way (`kiln build` says it itself, for `run` steps only). `None`: it works as any
+/// user, with the state root in `$XDG_DATA_HOME/kiln`.
+fn needs_root(command: &Command) -> Option<(String, &'static str)> {
+    const CONTAINERS: &str =
+        "containers run in namespaces, mounts and cgroups that only root can make";
+    const THEIRS: &str = "containers are root's processes, namespaces and cgroups";
+    const NETWORKS: &str = "networks are bridges in a network namespace that only root can make";
+    let name = match command {
+        Command::Run(_) => ("run", CONTAINERS),
+        Command::Up(_) => ("up", CONTAINERS),
+        Command::Rollback(_) => ("rollback", CONTAINERS),
+        Command::Test(_) => ("test", "its probes enter the containers' namespaces"),
+        Command::Supervise(_) => ("__supervise", CONTAINERS),
+        Command::Exec(_) => ("exec", THEIRS),
+        Command::Stop(_) => ("stop", THEIRS),
+        Command::Kill(_) => ("kill", THEIRS),
+        Command::Restart(_) => ("restart", THEIRS),
+        Command::Rm(_) => ("rm", THEIRS),
+        Command::Down(_) => ("down", THEIRS),
+        Command::Stats(_) => ("stats", THEIRS),
+        Command::Commit(_) => ("commit", THEIRS),
+        Command::Netd | Command::Linkd | Command::Netsup => ("network", NETWORKS),
+        Command::Network(
+            NetworkCommand::Create(_)
+            | NetworkCommand::Rm(_)
+            | NetworkCommand::Exec(_)
+            | NetworkCommand::Impair(_),
+        ) => ("network", NETWORKS),
+        _ => return None,
+    };
+    Some((name.0.to_string(), name.1))
 }
 
 /// The state root: `--root`, `$KILN_ROOT`, else /var/lib/kiln as root and
