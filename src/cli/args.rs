@@ -4,13 +4,28 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`'s text after `kiln `: what `kiln version` says (`cli/info.rs`), in short.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("KILN_GIT_COMMIT"),
+    "\nrustc:  ",
+    env!("KILN_RUSTC_VERSION"),
+);
+
 /// kiln — declarative containers: one KDL file for images, networks, containers, links and
 /// tests.
 ///
 /// kiln reads `kiln.kdl` in the current directory (or `-f FILE`), checks it with precise
 /// diagnostics and builds, runs and tests what it declares. All state lives under `--root`.
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "kiln",
+    version,
+    long_version = LONG_VERSION,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Directory that holds all of kiln's state (images, containers, networks).
     ///
@@ -335,6 +350,24 @@ pub enum Command {
     /// another size than its descriptor says), and find the files killed writers left in
     /// store/ingest (`kiln gc` removes them). Exit 1 on any problem, naming it.
     Fsck(FormatArgs),
+
+    /// Show what kiln found on this kernel and which protections are active.
+    ///
+    /// Cgroups (v1, v2 or hybrid, and where), device rules (v1 files, v2 eBPF program),
+    /// seccomp, overlayfs, user namespaces, netem, nftables (anti-spoofing), io_uring,
+    /// openat2, pidfd, the state root and its permissions, and kiln's build. Changes
+    /// nothing, not even the state root. As root it also has the kernel verify kiln's
+    /// device program.
+    ///
+    /// Examples:
+    ///   kiln info
+    ///   kiln info --format json | jq .device_rules
+    #[command(verbatim_doc_comment)]
+    Info(FormatArgs),
+
+    /// Show kiln's version, the git commit it was built from, the Rust compiler and the
+    /// platform (also `kiln --version`).
+    Version(FormatArgs),
 
     /// Pull an image from a registry into the store, as `docker pull` does.
     ///

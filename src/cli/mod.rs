@@ -13,6 +13,7 @@ mod error;
 mod exec;
 mod graph;
 mod images;
+mod info;
 mod links;
 mod network;
 mod output;
@@ -53,7 +54,10 @@ pub fn run(
     {
         return Err(error::CliError::NeedsRoot { command, reason }.into());
     }
-    if !matches!(cli.command, Command::Check(_) | Command::Graph(_)) {
+    if !matches!(
+        cli.command,
+        Command::Check(_) | Command::Graph(_) | Command::Info(_) | Command::Version(_)
+    ) {
         let root = state_root(&cli);
         crate::store::make_state_root_private(&root).map_err(|source| {
             crate::store::StoreError::Io {
@@ -101,6 +105,8 @@ pub fn run(
         Command::Login(args) => registry::login(&cli, args),
         Command::Logout(args) => registry::logout(&cli, args),
         Command::Lock(args) => pin::lock(&cli, args),
+        Command::Info(args) => info::run(&cli, args),
+        Command::Version(args) => info::version(args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.

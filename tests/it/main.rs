@@ -26,6 +26,7 @@ mod harness;
 mod health;
 mod hostile_archives;
 mod impair;
+mod info;
 mod inroot;
 mod namespaces;
 mod network;
