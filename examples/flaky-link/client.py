@@ -1,7 +1,7 @@
 """Sends COUNT numbered requests to the echo server at HOST PORT and waits for each answer.
 
-A request without an answer within 150 ms is sent again (up to 20 tries), unless
---no-retry. Prints what happened; exits 0 when every request was answered and at least
+A request without an answer within 150 ms (or that cannot be sent: the line is down) is
+sent again (up to 20 tries), unless --no-retry. Prints what happened; exits 0 when every request was answered and at least
 one needed another try (the line is lossy and the retries saved the day), 1 otherwise.
 """
 import socket
@@ -20,13 +20,17 @@ for n in range(count):
         if attempt:
             retries += 1
         sent = time.monotonic()
-        client.sendto(request, (host, port))
         try:
+            client.sendto(request, (host, port))
             while True:
                 data, _ = client.recvfrom(2048)
                 if data == request:
                     break
         except socket.timeout:
+            continue
+        except OSError:
+            # Nothing could be sent (the line is down): wait as for an answer, try again.
+            time.sleep(0.15)
             continue
         rtt = (time.monotonic() - sent) * 1000
         fastest = rtt if fastest is None else min(fastest, rtt)

@@ -761,6 +761,8 @@ pub enum NetworkCommand {
     ///   kiln network impair r1:eth1 --rate 1mbit --engine userspace
     ///   kiln network impair web:eth0 --delay 5ms                  # an impaired attachment
     ///   kiln network impair r1:eth1 --clear
+    ///   kiln network impair r1:eth1 --down      # pull the cable at r1's end
+    ///   kiln network impair r1:eth1 --up        # and plug it back
     #[command(verbatim_doc_comment)]
     Impair(Box<NetworkImpairArgs>),
 }
@@ -841,6 +843,16 @@ pub struct NetworkImpairArgs {
     /// Remove every impairment of the link.
     #[arg(long, conflicts_with_all = ["delay", "jitter", "distribution", "delay_correlation", "loss", "loss_correlation", "gilbert_elliott", "four_state", "rate", "corrupt", "duplicate", "reorder", "gap", "limit", "seed"])]
     pub clear: bool,
+    /// Carrier off: the interface goes down in its container, as if its cable were pulled
+    /// (the far end of a link loses its carrier; nothing passes either way). Any interface
+    /// of a running container: a link's end or an attachment to a network. The impairment
+    /// is kept.
+    #[arg(long, conflicts_with_all = ["up", "clear", "engine", "delay", "jitter", "distribution", "delay_correlation", "loss", "loss_correlation", "gilbert_elliott", "four_state", "rate", "corrupt", "duplicate", "reorder", "gap", "limit", "seed"])]
+    pub down: bool,
+    /// Carrier on again after --down: the interface comes up with its addresses and
+    /// connected routes (routes added by hand are not restored).
+    #[arg(long, conflicts_with_all = ["clear", "engine", "delay", "jitter", "distribution", "delay_correlation", "loss", "loss_correlation", "gilbert_elliott", "four_state", "rate", "corrupt", "duplicate", "reorder", "gap", "limit", "seed"])]
+    pub up: bool,
 }
 
 #[derive(Debug, Args)]

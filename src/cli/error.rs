@@ -95,6 +95,10 @@ pub enum CliError {
     #[diagnostic(help("this is a bug in kiln: please report it"))]
     BlockSignals(#[source] nix::errno::Errno),
 
+    #[error("cannot catch SIGINT and SIGTERM to undo a test's faults")]
+    #[diagnostic(help("this is a bug in kiln: please report it"))]
+    CatchSignals(#[source] nix::errno::Errno),
+
     #[error("cannot redirect standard output to standard error")]
     #[diagnostic(help("give --format text, or make sure standard output and error are open"))]
     Redirect(#[source] nix::errno::Errno),

@@ -338,6 +338,9 @@ fn settings(args: &NetworkImpairArgs) -> Result<Option<Netem>, crate::Error> {
 }
 
 pub(super) fn impair(root: &Path, args: &NetworkImpairArgs) -> Result<u8, crate::Error> {
+    if args.down || args.up {
+        return carrier(root, &args.endpoint, args.up);
+    }
     let netem = settings(args)?;
     let engine = args.engine.as_deref().and_then(Engine::from_name);
     let mut records = match crate::net::link::load_links(root) {
@@ -472,4 +475,67 @@ fn impair_attachment(
         carrier.name()
     ))?;
     Ok(0)
+}
+
+/// `kiln network impair END --down` / `--up`: END's interface down or up in its container
+/// (see [`crate::net::carrier`]); an engine link's path follows.
+fn carrier(root: &Path, endpoint: &str, up: bool) -> Result<u8, crate::Error> {
+    let context = super::current_project(None);
+    if let Err(err) = set_carrier(root, context.as_deref(), endpoint, up)? {
+        return Ok(report(err));
+    }
+    line(format!(
+        "{endpoint}: {}",
+        if up { "carrier on" } else { "carrier off" }
+    ))?;
+    Ok(0)
+}
+
+/// Sets END's carrier (`c:eth1`, or `PROJECT/c:eth1`; a bare name is looked up from the
+/// project `context` as container names are); the outer error is the command line's (no
+/// such container), the inner the network's.
+pub(super) fn set_carrier(
+    root: &Path,
+    context: Option<&str>,
+    endpoint: &str,
+    up: bool,
+) -> Result<Result<(), crate::net::NetError>, crate::Error> {
+    let not_found = || CliError::UnknownLinkEnd {
+        end: endpoint.to_string(),
+    };
+    let (container, interface) = endpoint
+        .rsplit_once(':')
+        .filter(|(c, i)| !c.is_empty() && !i.is_empty())
+        .ok_or_else(not_found)?;
+    let records = crate::state::Records::open(root).map_err(|_| not_found())?;
+    let record = match records.resolve(container, context) {
+        Ok(record) => record,
+        Err(err @ crate::state::RecordError::AmbiguousName(_)) => {
+            return Err(crate::containers::ContainerError::from(err).into());
+        }
+        Err(_) => return Err(not_found().into()),
+    };
+    let Some(pid) = running_pid(root, record.project(), &record.name) else {
+        return Err(CliError::LinkEndDown {
+            container: container.to_string(),
+        }
+        .into());
+    };
+    let end = format!("{}:{interface}", record.name);
+    let links = crate::net::link::load_links(root).unwrap_or_default();
+    let path = links
+        .iter()
+        .find(|l| {
+            Some(l.project.as_str()) == record.project()
+                && (l.a == end || l.b == end)
+                && l.carrier == Some(Carrier::Userspace)
+        })
+        .map(LinkRecord::id);
+    Ok(crate::net::carrier::set(
+        root,
+        pid,
+        interface,
+        up,
+        path.as_deref(),
+    ))
 }

@@ -10,7 +10,7 @@ use super::args::{
 };
 use super::error::CliError;
 use super::output::line;
-use crate::project::{self, UpEvent};
+use crate::project::{self, ProjectPlan, UpEvent};
 use crate::runtime::supervise::Stream;
 use crate::spec::Loaded;
 use crate::state::{Records, split_hidden};
@@ -164,6 +164,36 @@ fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
         return Ok(Err(1));
     }
     Ok(Ok(plan.project))
+}
+
+/// The plan `kiln up` follows for the project in `file` (images pinned as `up` pins them):
+/// what a test's faults are undone with.
+pub(super) fn plan_of(cli: &Cli, file: &Path) -> Result<Result<ProjectPlan, u8>, crate::Error> {
+    let mut loaded = match load(cli, file)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(Err(code)),
+    };
+    super::pin::pin_containers(cli, &mut loaded, file)?;
+    Ok(Ok(project::plan(&loaded.project, &project_dir(file))))
+}
+
+/// Brings `services` of the plan back as `kiln up` would, quietly (a test's fault ends).
+pub(super) fn restore(
+    cli: &Cli,
+    plan: &ProjectPlan,
+    services: &[String],
+) -> Result<(), crate::Error> {
+    let store = super::open_store(cli)?;
+    let root = super::state_root(cli);
+    project::up(
+        &store,
+        &root,
+        plan,
+        services,
+        project::DEFAULT_WAIT,
+        &|_| {},
+    )?;
+    Ok(())
 }
 
 /// One line on stderr per event of `up` and `rollback`.

@@ -9,13 +9,20 @@ use std::io::{IsTerminal, Write};
 
 use serde_json::json;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+
 use super::Cli;
 use super::args::{OutputFormat, ProjectArg, TestArgs, UpArgs};
 use super::error::CliError;
-use crate::project::LiveProber;
-use crate::project::assert::{self, Verdict};
+use crate::containers::{self, ContainerError};
+use crate::project::assert::{self, Kind, Verdict};
+use crate::project::{LiveProber, ProjectPlan};
+use crate::spec::model::FaultAction;
 use crate::spec::render::{self, TextStyle};
 use crate::spec::{Loaded, Sources};
+use crate::state::{Record, Records};
 
 pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
     let loaded = super::load_project_file(cli, &args.project.file)?;
@@ -62,23 +69,47 @@ pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
         }
     }
     let prober = LiveProber::new(super::state_root(cli), &loaded.project.name);
+    let faults = LiveFaults {
+        cli,
+        project: loaded.project.name.clone(),
+        plan: if needs_plan(&loaded, &args.names) {
+            match super::project::plan_of(cli, &args.project.file)? {
+                Ok(plan) => Some(plan),
+                Err(code) => return Ok(code),
+            }
+        } else {
+            None
+        },
+    };
+    let interrupted = on_interrupt()?;
     let mut text = TextReport {
         sources: &loaded.sources,
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         current_test: None,
         failed_write: None,
     };
-    let verdicts = assert::run_tests(&loaded.project, &args.names, &prober, &mut |verdict| {
-        if args.format == OutputFormat::Text {
-            text.verdict(verdict);
-        }
-    })
+    let verdicts = assert::run_tests(
+        &loaded.project,
+        &args.names,
+        &prober,
+        &faults,
+        interrupted,
+        &mut |verdict| {
+            if args.format == OutputFormat::Text {
+                text.verdict(verdict);
+            }
+        },
+    )
     .map_err(unknown_test)?;
     if let Some(err) = text.failed_write {
         return Err(crate::Error::Output(err));
     }
-    let passed = verdicts.iter().filter(|v| v.passed).count();
-    let failed = verdicts.len() - passed;
+    // A fault that was made and undone is no assertion: it counts only when it failed.
+    let passed = verdicts
+        .iter()
+        .filter(|v| v.passed && v.kind == Kind::Assertion)
+        .count();
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
     if let Some(path) = &args.junit {
         let xml = assert::junit(&loaded.project.name, &verdicts, |v| {
             let (location, line) = locate(&loaded.sources, v);
@@ -108,7 +139,124 @@ pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
             writeln!(out, "{passed} passed, {failed} failed").map_err(crate::Error::Output)?;
         }
     }
+    if interrupted.load(Ordering::Relaxed) {
+        return Ok(130);
+    }
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Whether a test that runs has a fault that takes a container away (its end brings the
+/// container back as `kiln up` would, which needs the project's plan).
+fn needs_plan(loaded: &Loaded, names: &[String]) -> bool {
+    loaded
+        .project
+        .tests
+        .iter()
+        .filter(|t| names.is_empty() || names.contains(&t.name.value))
+        .flat_map(|t| &t.faults)
+        .any(|f| !matches!(f.value.action.value, FaultAction::LinkDown { .. }))
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: nix::libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// From here on, Ctrl-C (SIGINT, SIGTERM) stops the tests instead of the process, so the
+/// faults in force are undone before kiln exits (130).
+fn on_interrupt() -> Result<&'static AtomicBool, crate::Error> {
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigint),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { sigaction(signal, &action) }.map_err(CliError::CatchSignals)?;
+    }
+    Ok(&INTERRUPTED)
+}
+
+/// The faults of `kiln test`, made on the running project.
+struct LiveFaults<'a> {
+    cli: &'a Cli,
+    /// The project whose containers the faults name.
+    project: String,
+    /// The plan a container taken away is brought back with (when a test takes one).
+    plan: Option<ProjectPlan>,
+}
+
+impl LiveFaults<'_> {
+    fn carrier(&self, end: &str, up: bool) -> Result<(), String> {
+        let root = super::state_root(self.cli);
+        match super::links::set_carrier(&root, Some(&self.project), end, up) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(one_line(&err)),
+            Err(err) => Err(one_line(&err)),
+        }
+    }
+
+    fn container(
+        &self,
+        name: &str,
+        act: impl Fn(&Records, &Record) -> Result<(), ContainerError>,
+    ) -> Result<(), String> {
+        let root = super::state_root(self.cli);
+        let records = Records::open(&root).map_err(|e| one_line(&e))?;
+        let record = records
+            .resolve(name, Some(&self.project))
+            .map_err(|e| one_line(&e))?;
+        act(&records, &record).map_err(|e| one_line(&e))
+    }
+
+    /// Brings the instance back as `kiln up` would (its links with it).
+    fn restore(&self, instance: &str) -> Result<(), String> {
+        let plan = self
+            .plan
+            .as_ref()
+            .ok_or_else(|| "the project's plan is missing".to_string())?;
+        let service = plan
+            .instances
+            .iter()
+            .find(|i| i.name == instance)
+            .map_or_else(|| instance.to_string(), |i| i.service.clone());
+        super::project::restore(self.cli, plan, &[service]).map_err(|e| one_line(&e))
+    }
+}
+
+impl assert::Faults for LiveFaults<'_> {
+    fn begin(&self, fault: &FaultAction) -> Result<(), String> {
+        match fault {
+            FaultAction::LinkDown { end } => self.carrier(&end.value, false),
+            FaultAction::Stop { container } => self.container(&container.value, |r, c| {
+                containers::stop(r, c, std::time::Duration::from_secs(10))
+            }),
+            FaultAction::Kill { container } => self.container(&container.value, |r, c| {
+                containers::kill_container(r, c, Signal::SIGKILL)
+            }),
+        }
+    }
+
+    fn end(&self, fault: &FaultAction) -> Result<(), String> {
+        match fault {
+            FaultAction::LinkDown { end } => self.carrier(&end.value, true),
+            FaultAction::Stop { container } | FaultAction::Kill { container } => {
+                self.restore(&container.value)
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn one_line(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// Every name asked for must be a test of the project: checked before anything starts.
@@ -187,6 +335,15 @@ impl TextReport<'_> {
             self.current_test = Some(verdict.test.clone());
         }
         let elapsed = format!("{:.1} ms", verdict.elapsed_ms);
+        if verdict.kind == Kind::Fault && verdict.passed {
+            text.push_str(&format!(
+                "  {} {} ({})\n",
+                self.paint("33", "⚡"),
+                verdict.assertion,
+                verdict.observed
+            ));
+            return text;
+        }
         if verdict.passed {
             text.push_str(&format!(
                 "  {} {} ({}, {elapsed})\n",

@@ -181,11 +181,14 @@ impl ContainerError {
     }
 }
 
-/// One `--trace` line on stderr. A closed stderr (`kiln run --trace … 2>&1 | head`) must not
-/// abort a container half-started, so write errors are ignored.
+/// One `--trace` line on stderr, in one write: stderr is unbuffered, and a line written in
+/// pieces would be cut by the container's own output on the same terminal or pipe. A closed
+/// stderr (`kiln run --trace … 2>&1 | head`) must not abort a container half-started, so
+/// write errors are ignored.
 fn trace_line(text: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "trace: {text}");
+    let line = format!("trace: {text}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError + '_ {

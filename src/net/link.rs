@@ -63,9 +63,9 @@ pub fn ports(id: &str) -> Result<[String; 2], NetError> {
     ])
 }
 
-/// Makes the link `id` unless end `a`'s interface already exists: `kiln up` runs this for
+/// Makes the link `id` unless both ends' interfaces already exist: `kiln up` runs this for
 /// every link, every time (an engine link is registered with the engine again then, in
-/// case it lost it).
+/// case it lost it; a link one of whose containers was started again is made anew).
 pub fn connect(
     state_root: &Path,
     id: &str,
@@ -79,7 +79,8 @@ pub fn connect(
     let ns_a = NetNs::of_pid(a.pid)?;
     let ns_b = NetNs::of_pid(b.pid)?;
     let side_a = Netlink::open_in(&ns_a)?;
-    if side_a.link(&a.interface)?.is_some() {
+    let side_b = Netlink::open_in(&ns_b)?;
+    if side_a.link(&a.interface)?.is_some() && side_b.link(&b.interface)?.is_some() {
         // The engine may have lost the path (its file was removed): give it back the
         // declared one; one it has (perhaps changed by `kiln network impair`) stays.
         if let (Some(Carrier::Userspace), Some((netem, _))) = (carrier, impair) {
@@ -98,11 +99,13 @@ pub fn connect(
             carrier,
         });
     }
-    let side_b = Netlink::open_in(&ns_b)?;
-    // A half left by a restart of the other side's peer would clash with the new pair.
-    match side_b.delete_link(&b.interface) {
-        Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
-        Err(err) => return Err(err),
+    // A half left by a restart of one side (its peer, or its engine port, still there)
+    // would clash with the new pair.
+    for (side, end) in [(&side_a, a), (&side_b, b)] {
+        match side.delete_link(&end.interface) {
+            Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
+            Err(err) => return Err(err),
+        }
     }
     match (carrier, impair) {
         (Some(Carrier::Userspace), Some((netem, _))) => {

@@ -11,6 +11,7 @@
 
 pub mod antispoof;
 pub mod attach;
+pub mod carrier;
 pub mod daemon;
 pub mod dns;
 pub mod engine;

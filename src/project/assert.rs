@@ -6,9 +6,13 @@
 //! tested with a fake prober and the real one is tested where it lives.
 
 use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::spec::model::{Assertion, PingExpect, Project, TcpExpect};
+use crate::spec::model::{
+    Assertion, Check, Fault, FaultAction, PingExpect, Project, TcpExpect, Test,
+};
 use crate::spec::{Span, Spanned};
 
 /// What an HTTP GET saw.
@@ -53,9 +57,26 @@ pub trait Prober {
     fn exec(&self, container: &str, command: &[String]) -> Result<ExecSeen, String>;
 }
 
-/// The verdict on one assertion.
+/// Makes a test's faults and undoes them (the live one brings the link up again, the
+/// container back with `kiln up`'s reconciliation).
+pub trait Faults: Sync {
+    fn begin(&self, fault: &FaultAction) -> Result<(), String>;
+    fn end(&self, fault: &FaultAction) -> Result<(), String>;
+}
+
+/// What a verdict is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Assertion,
+    /// A fault of the timeline: passed when it was made and undone.
+    Fault,
+}
+
+/// The verdict on one assertion, or on one fault of the timeline.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Verdict {
+    pub kind: Kind,
     pub test: String,
     /// The assertion, as written (`http from=client-1 http://web:8080/ status=200`).
     pub assertion: String,
@@ -78,17 +99,25 @@ pub struct UnknownTest {
 /// How long an HTTP probe of a test may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often an assertion inside `eventually` is tried again.
+const RETRY: Duration = Duration::from_millis(200);
+
 /// How many assertions are checked at once.
 const PARALLEL: usize = 8;
 
-/// Runs the named tests (all when `names` is empty): up to [`PARALLEL`] assertions at once,
-/// except that the `exec`s of one container run one after another in file order (one may
-/// read what another wrote). `each` is called with every verdict in declaration order, as
-/// soon as every verdict before it is in.
+/// Runs the named tests (all when `names` is empty). The assertions of tests without
+/// faults or `eventually` run up to [`PARALLEL`] at once, except that the `exec`s of one
+/// container run one after another in file order (one may read what another wrote). A test
+/// with faults or `eventually` runs its assertions in order while its faults happen on their
+/// timeline, and they are undone by the time the test ends; once `interrupted` is set
+/// (Ctrl-C), what is left is skipped, and the faults are undone all the same. `each` is
+/// called with every verdict in declaration order, as soon as every verdict before it is in.
 pub fn run_tests(
     project: &Project,
     names: &[String],
     prober: &(dyn Prober + Sync),
+    faults: &dyn Faults,
+    interrupted: &AtomicBool,
     each: &mut dyn FnMut(&Verdict),
 ) -> Result<Vec<Verdict>, UnknownTest> {
     for name in names {
@@ -104,19 +133,46 @@ pub fn run_tests(
             });
         }
     }
-    let jobs: Vec<(&str, &Spanned<Assertion>)> = project
+    let mut verdicts = Vec::new();
+    let mut report = |verdict: Verdict| {
+        each(&verdict);
+        verdicts.push(verdict);
+    };
+    // Consecutive tests without a timeline are checked together, in parallel.
+    let mut batch: Vec<(&str, &Spanned<Assertion>)> = Vec::new();
+    for test in project
         .tests
         .iter()
         .filter(|t| names.is_empty() || names.contains(&t.name.value))
-        .flat_map(|test| {
-            test.assertions
-                .iter()
-                .map(|assertion| (test.name.value.as_str(), assertion))
-        })
-        .collect();
-    let mut verdicts = Vec::with_capacity(jobs.len());
+    {
+        let timed = !test.faults.is_empty() || test.assertions.iter().any(|c| c.within.is_some());
+        if !timed {
+            batch.extend(
+                test.assertions
+                    .iter()
+                    .map(|c| (test.name.value.as_str(), &c.assertion)),
+            );
+            continue;
+        }
+        run_parallel(&std::mem::take(&mut batch), prober, &mut report);
+        run_test(test, prober, faults, interrupted, &mut report);
+    }
+    run_parallel(&batch, prober, &mut report);
+    Ok(verdicts)
+}
+
+/// Checks `jobs` up to [`PARALLEL`] at once (the `exec`s of one container in order),
+/// reporting the verdicts in the jobs' order.
+fn run_parallel(
+    jobs: &[(&str, &Spanned<Assertion>)],
+    prober: &(dyn Prober + Sync),
+    report: &mut dyn FnMut(Verdict),
+) {
+    if jobs.is_empty() {
+        return;
+    }
     super::ordered::run_in_order(
-        &jobs,
+        jobs,
         |(_, assertion)| match &assertion.value {
             Assertion::Exec { container, .. } => Some(container.value.as_str()),
             _ => None,
@@ -126,6 +182,7 @@ pub fn run_tests(
             let started = Instant::now();
             let (passed, observed) = check(&assertion.value, prober);
             Verdict {
+                kind: Kind::Assertion,
                 test: test.to_string(),
                 assertion: describe(&assertion.value),
                 passed,
@@ -134,12 +191,207 @@ pub fn run_tests(
                 elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
             }
         },
-        |_, verdict| {
-            each(&verdict);
-            verdicts.push(verdict);
-        },
+        |_, verdict| report(verdict),
     );
-    Ok(verdicts)
+}
+
+/// When a fault of the timeline began and ended (from the test's start), or why not.
+#[derive(Debug, Clone, Default)]
+struct Happened {
+    began: Option<Duration>,
+    ended: Option<Duration>,
+    error: Option<String>,
+}
+
+fn run_test(
+    test: &Test,
+    prober: &dyn Prober,
+    faults: &dyn Faults,
+    interrupted: &AtomicBool,
+    each: &mut dyn FnMut(Verdict),
+) {
+    let start = Instant::now();
+    let log: Vec<Mutex<Happened>> = test.faults.iter().map(|_| Mutex::default()).collect();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if !test.faults.is_empty() {
+            scope.spawn(|| timeline(&test.faults, faults, start, &log, &done, interrupted));
+        }
+        for check in &test.assertions {
+            let verdict = if interrupted.load(Ordering::Relaxed) {
+                Verdict {
+                    kind: Kind::Assertion,
+                    test: test.name.value.clone(),
+                    assertion: describe(&check.assertion.value),
+                    passed: false,
+                    observed: "not checked: interrupted".to_string(),
+                    span: check.assertion.span,
+                    elapsed_ms: 0.0,
+                }
+            } else {
+                run_check(&test.name.value, check, prober, interrupted)
+            };
+            each(verdict);
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    // What is still in force is undone now, whatever the assertions found.
+    let ended_at = start.elapsed();
+    for (fault, happened) in test.faults.iter().zip(&log) {
+        let mut happened = lock(happened);
+        if happened.began.is_some() && happened.ended.is_none() {
+            if let Err(err) = faults.end(&fault.value.action.value) {
+                happened.error.get_or_insert(err);
+            }
+            happened.ended = Some(start.elapsed());
+        }
+        each(fault_verdict(&test.name.value, fault, &happened, ended_at));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Makes and undoes the faults when their times come, until the assertions are done.
+fn timeline(
+    list: &[crate::spec::Spanned<Fault>],
+    faults: &dyn Faults,
+    start: Instant,
+    log: &[Mutex<Happened>],
+    done: &AtomicBool,
+    interrupted: &AtomicBool,
+) {
+    // (when, which, begin?), in time order; at one instant, ends come before beginnings.
+    let mut events: Vec<(Duration, usize, bool)> = Vec::new();
+    for (index, fault) in list.iter().enumerate() {
+        let at = fault.value.at.as_std();
+        events.push((at, index, true));
+        if let Some(lasts) = fault.value.lasts {
+            events.push((at + lasts.as_std(), index, false));
+        }
+    }
+    events.sort_by_key(|&(when, index, begin)| (when, begin, index));
+    for (when, index, begin) in events {
+        loop {
+            if done.load(Ordering::Relaxed) || interrupted.load(Ordering::Relaxed) {
+                return;
+            }
+            let now = start.elapsed();
+            if now >= when {
+                break;
+            }
+            std::thread::sleep((when - now).min(Duration::from_millis(20)));
+        }
+        let action = &list[index].value.action.value;
+        let mut happened = lock(&log[index]);
+        if begin {
+            happened.began = Some(start.elapsed());
+            if let Err(err) = faults.begin(action) {
+                happened.error = Some(err);
+            }
+        } else if happened.began.is_some() && happened.ended.is_none() {
+            if let Err(err) = faults.end(action) {
+                happened.error.get_or_insert(err);
+            }
+            happened.ended = Some(start.elapsed());
+        }
+    }
+}
+
+/// One assertion: once, or inside `eventually` until it passes or its time is up.
+fn run_check(test: &str, check: &Check, prober: &dyn Prober, interrupted: &AtomicBool) -> Verdict {
+    let started = Instant::now();
+    let mut tries = 0u32;
+    let (passed, mut observed) = loop {
+        tries += 1;
+        let (passed, observed) = self::check(&check.assertion.value, prober);
+        let Some(within) = &check.within else {
+            break (passed, observed);
+        };
+        if passed
+            || started.elapsed() >= within.value.as_std()
+            || interrupted.load(Ordering::Relaxed)
+        {
+            break (passed, observed);
+        }
+        std::thread::sleep(RETRY);
+    };
+    if let Some(within) = &check.within {
+        observed = if passed {
+            format!("{observed}; after {tries} tries")
+        } else {
+            format!("{observed}; still after {tries} tries in {}", within.value)
+        };
+    }
+    let mut assertion = describe(&check.assertion.value);
+    if let Some(within) = &check.within {
+        assertion = format!("eventually within={} {{ {assertion} }}", within.value);
+    }
+    Verdict {
+        kind: Kind::Assertion,
+        test: test.to_string(),
+        assertion,
+        passed,
+        observed,
+        span: check.assertion.span,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+/// The fault in kiln.kdl's words.
+pub fn describe_fault(fault: &Fault) -> String {
+    let action = match &fault.action.value {
+        FaultAction::LinkDown { end } => format!("link-down {}", end.value),
+        FaultAction::Stop { container } => format!("stop {}", container.value),
+        FaultAction::Kill { container } => format!("kill {}", container.value),
+    };
+    match fault.lasts {
+        Some(lasts) => format!("fault at={} for={lasts} {{ {action} }}", fault.at),
+        None => format!("fault at={} {{ {action} }}", fault.at),
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+fn fault_verdict(
+    test: &str,
+    fault: &crate::spec::Spanned<Fault>,
+    happened: &Happened,
+    ended_at: Duration,
+) -> Verdict {
+    let (passed, observed) = match (happened.began, happened.ended, &happened.error) {
+        (_, _, Some(err)) => (false, err.clone()),
+        (None, _, None) => (
+            false,
+            format!(
+                "never happened: the assertions were done at {}; keep one waiting for it \
+                 (`eventually within=…`)",
+                seconds(ended_at)
+            ),
+        ),
+        (Some(began), ended, None) => (
+            true,
+            format!(
+                "from {} to {}",
+                seconds(began),
+                ended.map_or_else(|| "the end".to_string(), seconds)
+            ),
+        ),
+    };
+    Verdict {
+        kind: Kind::Fault,
+        test: test.to_string(),
+        assertion: describe_fault(&fault.value),
+        passed,
+        observed,
+        span: fault.span,
+        elapsed_ms: 0.0,
+    }
 }
 
 /// The assertion in kiln.kdl's words.
@@ -248,7 +500,7 @@ fn millis(d: Duration) -> String {
 }
 
 /// Pass or fail, and what was seen.
-fn check(assertion: &Assertion, prober: &(dyn Prober + Sync)) -> (bool, String) {
+fn check(assertion: &Assertion, prober: &dyn Prober) -> (bool, String) {
     match assertion {
         Assertion::Http {
             from,

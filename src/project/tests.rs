@@ -135,10 +135,185 @@ fn fingerprints_ignore_layout_and_see_meaning() {
 
 mod assertions {
     use std::net::IpAddr;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use crate::project::assert::*;
+    use crate::spec::model::FaultAction;
     use crate::spec::{Options, RealFs, load_source};
+
+    struct NoFaults;
+
+    impl Faults for NoFaults {
+        fn begin(&self, fault: &FaultAction) -> Result<(), String> {
+            panic!("no fault expected: {fault:?}")
+        }
+        fn end(&self, fault: &FaultAction) -> Result<(), String> {
+            panic!("no fault expected: {fault:?}")
+        }
+    }
+
+    /// A link that is down while a fault holds it: `ping … "r2"` gets no reply then.
+    #[derive(Default)]
+    struct Flaky {
+        down: AtomicBool,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl Faults for Flaky {
+        fn begin(&self, fault: &FaultAction) -> Result<(), String> {
+            self.log.lock().unwrap().push(format!("begin {fault:?}"));
+            match fault {
+                FaultAction::LinkDown { .. } => self.down.store(true, Ordering::SeqCst),
+                FaultAction::Kill { .. } => return Err("kill refused".into()),
+                FaultAction::Stop { .. } => {}
+            }
+            Ok(())
+        }
+        fn end(&self, fault: &FaultAction) -> Result<(), String> {
+            self.log.lock().unwrap().push(format!("end {fault:?}"));
+            if let FaultAction::LinkDown { .. } = fault {
+                self.down.store(false, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+    }
+
+    impl Prober for Flaky {
+        fn http(&self, _: &str, _: &str, _: Duration) -> Result<HttpSeen, String> {
+            unreachable!()
+        }
+        fn tcp(&self, _: &str, _: &str, _: Duration) -> Result<TcpSeen, String> {
+            unreachable!()
+        }
+        fn ping(&self, _: &str, _: &str, count: u32) -> Result<PingSeen, String> {
+            let replies = if self.down.load(Ordering::SeqCst) {
+                0
+            } else {
+                count
+            };
+            Ok(PingSeen {
+                address: "10.0.0.2".parse().unwrap(),
+                sent: count,
+                rtts: vec![Duration::from_millis(1); replies as usize],
+            })
+        }
+        fn dns(&self, _: &str, _: &str) -> Result<Vec<IpAddr>, String> {
+            unreachable!()
+        }
+        fn exec(&self, _: &str, _: &[String]) -> Result<ExecSeen, String> {
+            unreachable!()
+        }
+    }
+
+    const TIMELINE: &str = r#"
+image "base" {
+    from "scratch"
+}
+container "r1" image="base" { cmd "true"; }
+container "r2" image="base" { cmd "true"; }
+test "recovers" {
+    fault at="0s" for="300ms" {
+        link-down "r1:eth1"
+    }
+    fault at="0s" {
+        stop "r2"
+    }
+    eventually within="2s" {
+        ping from="r1" "r2" count=1 expect="unreachable"
+    }
+    eventually within="5s" {
+        ping from="r1" "r2" count=1
+    }
+}
+test "never" {
+    fault at="1h" {
+        kill "r2"
+    }
+    ping from="r1" "r2" count=1
+}
+test "refused" {
+    fault at="0s" {
+        kill "r2"
+    }
+    eventually within="100ms" {
+        ping from="r1" "r2" count=1 expect="unreachable"
+    }
+}
+"#;
+
+    fn timeline(name: &str, interrupted: bool) -> (Vec<Verdict>, Vec<String>) {
+        let loaded = load_source("kiln.kdl", None, TIMELINE, &RealFs, &Options::default());
+        assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+        let flaky = Flaky::default();
+        let verdicts = run_tests(
+            &loaded.project,
+            &[name.to_string()],
+            &flaky,
+            &flaky,
+            &AtomicBool::new(interrupted),
+            &mut |_| {},
+        )
+        .unwrap();
+        (verdicts, flaky.log.into_inner().unwrap())
+    }
+
+    #[test]
+    fn faults_happen_on_their_timeline_and_are_undone() {
+        let (verdicts, log) = timeline("recovers", false);
+        let shown: Vec<(Kind, bool)> = verdicts.iter().map(|v| (v.kind, v.passed)).collect();
+        assert_eq!(
+            shown,
+            [
+                (Kind::Assertion, true),
+                (Kind::Assertion, true),
+                (Kind::Fault, true),
+                (Kind::Fault, true),
+            ],
+            "{verdicts:#?}"
+        );
+        assert!(verdicts[1].observed.contains("tries"), "{verdicts:#?}");
+        assert_eq!(
+            verdicts[2].assertion,
+            "fault at=0s for=300ms { link-down r1:eth1 }"
+        );
+        assert!(verdicts[3].observed.starts_with("from 0."), "{verdicts:#?}");
+        // The link came back on its own time, the stopped container with the test's end.
+        assert_eq!(log.len(), 4, "{log:?}");
+        assert!(
+            log.iter().filter(|l| l.starts_with("end")).count() == 2,
+            "{log:?}"
+        );
+        assert!(log[3].starts_with("end Stop"), "{log:?}");
+    }
+
+    #[test]
+    fn a_fault_that_never_happens_or_fails_fails_the_test() {
+        let (verdicts, log) = timeline("never", false);
+        assert!(verdicts[0].passed);
+        assert!(!verdicts[1].passed);
+        assert!(
+            verdicts[1].observed.contains("never happened"),
+            "{verdicts:#?}"
+        );
+        assert!(log.is_empty(), "{log:?}");
+        let (verdicts, _) = timeline("refused", false);
+        assert_eq!(verdicts[1].kind, Kind::Fault);
+        assert_eq!(verdicts[1].observed, "kill refused");
+        assert!(!verdicts[1].passed);
+    }
+
+    #[test]
+    fn an_interrupted_test_checks_nothing_more() {
+        let (verdicts, log) = timeline("recovers", true);
+        assert!(
+            verdicts[0].observed.contains("interrupted"),
+            "{verdicts:#?}"
+        );
+        assert!(!verdicts[0].passed);
+        assert!(log.is_empty(), "{log:?}");
+    }
 
     /// Answers from a fixed world: web serves "hello" with 200, resolves to 10.0.0.2;
     /// port 81 refuses, port 82 times out; ping RTT 2 ms; `cat /x` prints "x\n".
@@ -228,7 +403,15 @@ test "bad" {
         assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut seen = 0;
-        let all = run_tests(&loaded.project, &names, &World, &mut |_| seen += 1).unwrap();
+        let all = run_tests(
+            &loaded.project,
+            &names,
+            &World,
+            &NoFaults,
+            &AtomicBool::new(false),
+            &mut |_| seen += 1,
+        )
+        .unwrap();
         assert_eq!(seen, all.len(), "every verdict is reported as it comes");
         all
     }
@@ -270,7 +453,15 @@ test "bad" {
     fn names_select_tests_and_unknown_ones_are_refused() {
         assert_eq!(verdicts(&[]).len(), 16);
         let loaded = load_source("kiln.kdl", None, TESTS, &RealFs, &Options::default());
-        let err = run_tests(&loaded.project, &["ugly".into()], &World, &mut |_| {}).unwrap_err();
+        let err = run_tests(
+            &loaded.project,
+            &["ugly".into()],
+            &World,
+            &NoFaults,
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert_eq!(err.known, "good, bad");
     }
 
@@ -348,9 +539,14 @@ test "second" {
         assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
         let prober = Overlaps::default();
         let mut reported = Vec::new();
-        let all = run_tests(&loaded.project, &[], &prober, &mut |v| {
-            reported.push(v.assertion.clone())
-        })
+        let all = run_tests(
+            &loaded.project,
+            &[],
+            &prober,
+            &NoFaults,
+            &AtomicBool::new(false),
+            &mut |v: &Verdict| reported.push(v.assertion.clone()),
+        )
         .unwrap();
         // The two http assertions only pass when they were in progress at the same time.
         assert!(all.iter().all(|v| v.passed), "{all:#?}");

@@ -79,6 +79,7 @@ codes! {
     ImpairmentOutOfRange => "impairment-out-of-range", "an impairment value outside what netem accepts";
     ImpairmentConflict => "impairment-conflict", "two impairment settings that exclude each other";
     EmptyHealth => "empty-health", "a `health` block has no probe";
+    EmptyBlock => "empty-block", "a test's `fault` block without exactly one fault, or an `eventually` block without an assertion";
     InvalidChoice => "invalid-choice", "a value that is not one of the allowed choices";
     ValueOutOfRange => "value-out-of-range", "a number outside the range the setting accepts";
     InvalidUrl => "invalid-url", "an `http` URL that kiln cannot probe";

@@ -556,7 +556,46 @@ pub struct Link {
 #[serde(rename_all = "kebab-case")]
 pub struct Test {
     pub name: Name,
-    pub assertions: Vec<Spanned<Assertion>>,
+    /// Checked in order, from the moment the test starts.
+    pub assertions: Vec<Check>,
+    /// What goes wrong while the assertions run, on a timeline from the test's start; each
+    /// fault is undone when its time is up and, at the latest, when the test ends.
+    pub faults: Vec<Spanned<Fault>>,
+}
+
+/// One assertion of a test, and how long it may take to come true.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Check {
+    pub assertion: Spanned<Assertion>,
+    /// Inside `eventually within="…"`: tried again until it passes or this long has passed
+    /// since its first try.
+    pub within: Option<Spanned<Duration>>,
+}
+
+/// `fault at="1s" for="2s" { link-down "r1:eth1" }`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Fault {
+    /// When it begins, from the test's start.
+    pub at: Duration,
+    /// How long it lasts; `None`: until the test ends.
+    #[serde(rename = "for")]
+    pub lasts: Option<Duration>,
+    pub action: Spanned<FaultAction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all_fields = "kebab-case")]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum FaultAction {
+    /// The interface (`container:interface`) goes down in its container: carrier off.
+    LinkDown { end: Spanned<String> },
+    /// The container is stopped (its stop signal, then SIGKILL); brought back by `kiln up`'s
+    /// reconciliation when the fault ends.
+    Stop { container: Name },
+    /// The container's processes get SIGKILL; brought back likewise.
+    Kill { container: Name },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -255,12 +255,15 @@ fn a_spoofing_container_gets_none_of_its_neighbours_traffic() {
     }
 
     // The rules as nft reads them back from kiln's namespace (never the machine's).
-    if which("nft") {
-        let ruleset = kiln(&[
+    let kiln_ruleset = || {
+        kiln(&[
             "network", "exec", "--", "nft", "list", "table", "netdev", "kiln",
         ])
         .success()
-        .stdout();
+        .stdout()
+    };
+    if which("nft") {
+        let ruleset = kiln_ruleset();
         assert_eq!(
             ruleset.matches("type filter hook ingress device").count(),
             3
@@ -281,11 +284,7 @@ fn a_spoofing_container_gets_none_of_its_neighbours_traffic() {
     // Removed with the attachment.
     kiln(&["rm", "-f", "attacker"]).success();
     if which("nft") {
-        let ruleset = kiln(&[
-            "network", "exec", "--", "nft", "list", "table", "netdev", "kiln",
-        ])
-        .success()
-        .stdout();
+        let ruleset = kiln_ruleset();
         assert_eq!(
             ruleset.matches("type filter hook ingress device").count(),
             2

@@ -5,23 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::harness::tools::{Podman, hostile_tar, run, skopeo_inspect, umoci_unpack};
-use crate::harness::{Project, Root, is_root, which};
-
-const IMAGE: &str = r#"
-image "hello" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/cat"
-    copy "msg.txt" "/msg.txt"
-    cmd "cat" "/msg.txt"
-}
-"#;
-
-fn built() -> (Project, Root) {
-    let project = Project::new(IMAGE).file("msg.txt", "hello from kiln\n");
-    let root = Root::new();
-    project.kiln(root.path()).args(["build"]).run().success();
-    (project, root)
-}
+use crate::harness::{Project, Root, images, is_root, which};
 
 fn digest_of(project: &Project, root: &Path, name: &str) -> String {
     let inspect = project
@@ -35,7 +19,7 @@ fn digest_of(project: &Project, root: &Path, name: &str) -> String {
 
 #[test]
 fn oci_archive_is_deterministic_and_skopeo_reads_it() {
-    let (project, root) = built();
+    let (project, root) = images::hello();
     let out = tempfile::tempdir().unwrap();
     let a = out.path().join("a.tar");
     let b = out.path().join("b.tar");
@@ -77,7 +61,7 @@ fn oci_archive_is_deterministic_and_skopeo_reads_it() {
 
 #[test]
 fn an_oci_dir_with_gzip_layers_unpacks_with_umoci() {
-    let (project, root) = built();
+    let (project, root) = images::hello();
     let out = tempfile::tempdir().unwrap();
     let layout = out.path().join("layout");
     project
@@ -132,7 +116,7 @@ fn an_oci_dir_with_gzip_layers_unpacks_with_umoci() {
 
 #[test]
 fn podman_loads_a_docker_archive_and_runs_it() {
-    let (project, root) = built();
+    let (project, root) = images::hello();
     let out = tempfile::tempdir().unwrap();
     let archive = out.path().join("hello-docker.tar");
     project
@@ -164,7 +148,7 @@ fn podman_loads_a_docker_archive_and_runs_it() {
 
 #[test]
 fn a_build_can_start_from_an_archive_and_a_rootfs_tarball_imports() {
-    let (project, root) = built();
+    let (project, root) = images::hello();
     let archive = project.path().join("hello.tar");
     project
         .kiln(root.path())
@@ -228,7 +212,8 @@ image "derived" {
 
 #[test]
 fn hostile_archives_are_refused_and_write_nothing_outside() {
-    let project = Project::new(IMAGE).file("msg.txt", "x\n");
+    // No project is read: import and images work on the state root alone.
+    let project = Project::new("");
     let root = Root::new();
     let dir = tempfile::tempdir().unwrap();
     let cases = [

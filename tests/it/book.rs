@@ -142,3 +142,79 @@ fn the_command_reference_is_the_help_text() {
     }
     assert_golden(&repo().join("book/src/reference/cli.md"), &page);
 }
+
+/// Every `src/…` path the book or README.md names (in backticks) is there: a module moved
+/// is a page to update. A pattern (`src/*.rs`) names the directory before its `*`.
+#[test]
+fn every_source_path_the_book_names_exists() {
+    let mut missing = Vec::new();
+    for page in book_pages().into_iter().chain([repo().join("README.md")]) {
+        let text = std::fs::read_to_string(&page).expect("readable");
+        for (i, piece) in text.split('`').enumerate() {
+            let named = match piece.split_once('*') {
+                Some((before, _)) => before,
+                None => piece,
+            };
+            // Odd pieces are inside backticks.
+            if i % 2 == 1
+                && piece.starts_with("src/")
+                && !piece.contains(char::is_whitespace)
+                && !repo().join(named).exists()
+            {
+                let page = page.strip_prefix(repo()).unwrap_or(&page).display();
+                missing.push(format!("{page}: {piece}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "paths that are not there:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// The introduction links every chapter of the guide and of Inside kiln (the pages of
+/// SUMMARY.md but the reference and the error index, which it names as wholes).
+#[test]
+fn the_introduction_links_every_chapter() {
+    let summary = std::fs::read_to_string(repo().join("book/src/SUMMARY.md")).expect("SUMMARY.md");
+    let introduction =
+        std::fs::read_to_string(repo().join("book/src/introduction.md")).expect("introduction");
+    let unlinked: Vec<&str> = summary
+        .split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')').map(|(target, _)| target))
+        .filter(|t| {
+            *t != "introduction.md"
+                && !t.starts_with("reference/")
+                && !t.starts_with("errors")
+                && !introduction.contains(&format!("]({t})"))
+        })
+        .collect();
+    assert!(
+        unlinked.is_empty(),
+        "chapters the introduction does not link: {unlinked:?}"
+    );
+}
+
+/// Every chapter of Inside kiln ends with a section `## The code` that names the modules
+/// and files doing what the chapter shows.
+#[test]
+fn every_inside_chapter_ends_with_the_code() {
+    let mut lacking = Vec::new();
+    for page in book_pages() {
+        let name = page.strip_prefix(repo().join("book/src")).expect("a page");
+        if !name.starts_with("inside") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&page).expect("readable");
+        let last = text.lines().rfind(|l| l.starts_with("## "));
+        if last != Some("## The code") {
+            lacking.push(name.display().to_string());
+        }
+    }
+    assert!(
+        lacking.is_empty(),
+        "chapters whose last section is not `## The code`: {lacking:?}"
+    );
+}

@@ -95,6 +95,22 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
+/// The state root and the directories under it that hold images and containers are mode
+/// 0700.
+fn assert_private(root: &Path) {
+    for dir in [
+        "",
+        "store",
+        "store/ingest",
+        "layers",
+        "containers",
+        "tmp",
+        "volumes",
+    ] {
+        assert_eq!(mode(&root.join(dir)), 0o700, "{dir}");
+    }
+}
+
 /// Runs `sh -c script` as nobody (uid and gid 65534, no supplementary groups).
 fn as_nobody(script: &str, args: &[&Path]) -> std::process::Output {
     std::process::Command::new("/bin/sh")
@@ -166,17 +182,7 @@ image "probe" {
     let read = as_nobody("cat \"$1\"", &[&token]);
     assert!(!read.status.success(), "another user read a layer's file");
     assert!(read.stdout.is_empty());
-    for dir in [
-        "",
-        "store",
-        "store/ingest",
-        "layers",
-        "containers",
-        "tmp",
-        "volumes",
-    ] {
-        assert_eq!(mode(&root.join(dir)), 0o700, "{dir}");
-    }
+    assert_private(&root);
 }
 
 /// Finding 2, for roots an older kiln made: their modes are narrowed on first use.
@@ -191,17 +197,7 @@ fn an_existing_state_root_is_made_private_on_first_use() {
         std::fs::set_permissions(root.join(dir), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     kiln(&root).args(["images"]).run().success();
-    for dir in [
-        "",
-        "store",
-        "store/ingest",
-        "layers",
-        "containers",
-        "tmp",
-        "volumes",
-    ] {
-        assert_eq!(mode(&root.join(dir)), 0o700, "{dir}");
-    }
+    assert_private(&root);
     // A command that never touches the state (kiln check) does not create it.
     let fresh = base.path().join("untouched");
     Project::new("image \"a\" {\n    from \"scratch\"\n}\n")

@@ -432,6 +432,124 @@ link "a:eth1" "b:eth1" subnet="10.97.0.0/30"
     t.down();
 }
 
+#[test]
+fn a_link_goes_down_and_up_on_every_engine() {
+    // Carrier off and on: nothing passes while an end is down, either way, and the link
+    // carries again once it is up, with its impairment.
+    // `plain`: an unimpaired link, one kernel veth pair, on every kernel.
+    for engine in engines().into_iter().chain(["plain"]) {
+        let kdl = if engine == "plain" {
+            link("auto", r#"delay="5ms""#)
+                .replace("{\n    impair delay=\"5ms\" engine=\"auto\"\n}", "")
+        } else {
+            link(engine, r#"delay="5ms""#)
+        };
+        assert_eq!(engine == "plain", !kdl.contains("impair"), "{kdl}");
+        let Some(t) = Topology::up(&kdl) else {
+            return;
+        };
+        let replies = |from: &str, to: Ipv4Addr| {
+            t.inside(from, || {
+                kiln::probe::ping::ping(
+                    to,
+                    3,
+                    Duration::from_millis(50),
+                    Duration::from_millis(300),
+                )
+            })
+            // From the down end there is no route at all: "network unreachable".
+            .map_or(0, |p| p.rtts.len())
+        };
+        assert!(!t.rtts("a", B, 3, Duration::from_millis(20)).is_empty());
+        t.kiln(&["network", "impair", "a:eth1", "--down"])
+            .success()
+            .stdout_contains("a:eth1: carrier off");
+        assert_eq!(
+            replies("b", A),
+            0,
+            "{engine}: b reached a through a down link"
+        );
+        assert_eq!(
+            replies("a", B),
+            0,
+            "{engine}: a reached b through a down link"
+        );
+        t.kiln(&["network", "impair", "a:eth1", "--up"])
+            .success()
+            .stdout_contains("a:eth1: carrier on");
+        let rtt = median(&t.rtts("a", B, 5, Duration::from_millis(20)));
+        if engine != "plain" {
+            assert!(rtt >= 10.0, "{engine}: the impairment stays: {rtt} ms");
+        }
+        // An interface the container does not have, and the flags that do not go together.
+        t.kiln(&["network", "impair", "a:eth9", "--down"])
+            .failure()
+            .stderr_contains("no interface named eth9");
+        t.kiln(&["network", "impair", "a:eth1", "--down", "--delay", "5ms"])
+            .code(2)
+            .stderr_contains("cannot be used with");
+        t.down();
+    }
+}
+
+#[test]
+fn a_test_stops_a_container_on_its_timeline_and_brings_it_back() {
+    // `stop` takes b away for a second; `kiln test` waits for a to lose it and find it
+    // again (b back, with its link, as `kiln up` brings it), and shows the timeline.
+    let kdl = format!(
+        r#"{}
+test "b comes back" {{
+    fault at="0s" for="1s" {{
+        stop "b"
+    }}
+    eventually within="5s" {{
+        ping from="a" "10.97.0.2" count=1 expect="unreachable"
+    }}
+    eventually within="30s" {{
+        ping from="a" "10.97.0.2" count=1
+    }}
+}}
+test "too late" {{
+    fault at="1h" {{
+        kill "b"
+    }}
+    ping from="a" "10.97.0.2" count=1
+}}
+"#,
+        link("userspace", r#"delay="1ms""#)
+    );
+    let Some(t) = Topology::up(&kdl) else {
+        return;
+    };
+    let before = t.pid("b");
+    let tested = t.kiln(&["test", "--no-up", "b comes back"]).success();
+    assert!(
+        tested
+            .stdout()
+            .contains("⚡ fault at=0s for=1s { stop b } (from 0."),
+        "{}",
+        tested.stdout()
+    );
+    assert!(
+        tested.stdout().contains("2 passed, 0 failed"),
+        "{}",
+        tested.stdout()
+    );
+    assert_ne!(t.pid("b"), before, "b was started again");
+    let late = t.kiln(&["test", "--no-up", "too late"]).failure();
+    assert!(
+        late.stdout().contains("never happened"),
+        "{}",
+        late.stdout()
+    );
+    assert!(
+        late.stdout().contains("1 passed, 1 failed"),
+        "{}",
+        late.stdout()
+    );
+    t.down();
+}
+
 /// The pid of the process (of this test's root) whose command line ends with `needle`.
 fn pid_of_maybe(needle: &str) -> Option<i32> {
     let root = needle.split_whitespace().next()?;

@@ -10,6 +10,7 @@
 mod antispoof;
 mod archive;
 mod book;
+mod book_console;
 mod build;
 mod check;
 mod commit;

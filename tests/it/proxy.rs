@@ -62,6 +62,22 @@ fn usage(pid: i64) -> (usize, usize, u64) {
     (fds, threads, rss)
 }
 
+/// Waits until the server answers a ping through the proxy on `port` (the container is
+/// up and its proxy listening).
+fn wait_until_it_answers(port: u16) {
+    wait_for("the server answers", || {
+        TcpStream::connect(("127.0.0.1", port))
+            .and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(b"ping\n")?;
+                let mut line = String::new();
+                BufReader::new(&s).read_line(&mut line)?;
+                Ok(line == "pong\n")
+            })
+            .unwrap_or(false)
+    });
+}
+
 /// A connection through the proxy on `port` that has been relayed to the server (a
 /// ping answered).
 fn connected(port: u16) -> TcpStream {
@@ -116,17 +132,7 @@ fn two_hundred_idle_clients_cost_two_descriptors_each_and_are_given_back() {
     let pid = lab.root.record(&id)["state"]["supervisor_pid"]
         .as_i64()
         .unwrap();
-    wait_for("the server answers", || {
-        TcpStream::connect(("127.0.0.1", tcp))
-            .and_then(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                s.write_all(b"ping\n")?;
-                let mut line = String::new();
-                BufReader::new(&s).read_line(&mut line)?;
-                Ok(line == "pong\n")
-            })
-            .unwrap_or(false)
-    });
+    wait_until_it_answers(tcp);
     // Half-close: the server answers once it sees the end of the request.
     let mut stream = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -229,17 +235,7 @@ fn over_the_limit_clients_are_reset_and_idle_ones_closed() {
         "/server.py",
     ])
     .success();
-    wait_for("the server answers", || {
-        TcpStream::connect(("127.0.0.1", port))
-            .and_then(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                s.write_all(b"ping\n")?;
-                let mut line = String::new();
-                BufReader::new(&s).read_line(&mut line)?;
-                Ok(line == "pong\n")
-            })
-            .unwrap_or(false)
-    });
+    wait_until_it_answers(port);
     // The probe's connection is closed by now or soon; wait until all five slots are free.
     std::thread::sleep(Duration::from_millis(300));
     let mut five: Vec<TcpStream> = (0..5).map(|_| connected(port)).collect();

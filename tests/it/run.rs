@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::harness::tools::runc_run;
 use crate::harness::{Lab, Project, host, images, which};
 
 fn lab() -> Option<Lab> {
@@ -198,22 +199,7 @@ fn runc_runs_the_bundle_kiln_writes() {
         .run()
         .success()
         .stdout();
-    let state = dir.path().join("runc-state");
-    let id = format!("kiln-test-{}", std::process::id());
-    let out = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["run", "--bundle"])
-        .arg(&bundle)
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let _ = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["delete", "-f", &id])
-        .output();
+    let out = runc_run(&bundle, "test");
     assert!(
         out.status.success(),
         "{}",

@@ -12,7 +12,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{Project, is_root, which};
+use crate::harness::tools::runc_run;
+use crate::harness::{Project, Root, is_root, which};
+
+/// A shell that waits until it is stopped (and exits 0 on SIGTERM).
+const WAIT: &str = "trap 'exit 0' TERM; while :; do sleep 1; done";
 
 /// An image with the probe, a shell, coreutils, util-linux's unshare and python3.
 fn image(probe: &Path) -> String {
@@ -52,7 +56,7 @@ fn build_probe(dir: &Path) -> PathBuf {
 /// A built `probe` image in a fresh state root, or `None` when not root.
 struct Fixture {
     project: Project,
-    root: tempfile::TempDir,
+    root: Root,
     probe: PathBuf,
     _bin: tempfile::TempDir,
 }
@@ -60,7 +64,6 @@ struct Fixture {
 impl Fixture {
     fn new() -> Option<Fixture> {
         if !is_root() {
-            eprintln!("skipped: containers need root");
             return None;
         }
         if !which("cc") {
@@ -69,8 +72,8 @@ impl Fixture {
         let bin = tempfile::tempdir().unwrap();
         let probe = build_probe(bin.path());
         let project = Project::new(&image(&probe));
-        let root = tempfile::tempdir().unwrap();
-        project.kiln(root.path()).args(["build"]).run().success();
+        let root = Root::new();
+        project.kiln(&root).args(["build"]).run().success();
         Some(Fixture {
             project,
             root,
@@ -225,16 +228,16 @@ fn a_docker_profile_replaces_the_default_for_run_and_exec() {
 
     // A process exec'd into the container gets the container's filter.
     let kiln = || f.project.kiln(f.root.path());
-    kiln()
-        .args(["run", "-d", "--name", "held", "--security-opt", &opt])
-        .args([
-            "probe",
-            "sh",
-            "-c",
-            "trap 'exit 0' TERM; while :; do sleep 1; done",
-        ])
-        .run()
-        .success();
+    // A container that waits to be stopped, with `options` for `kiln run`.
+    let waiting = |name: &str, options: &[&str]| {
+        kiln()
+            .args(["run", "-d", "--name", name])
+            .args(options)
+            .args(["probe", "sh", "-c", WAIT])
+            .run()
+            .success();
+    };
+    waiting("held", &["--security-opt", &opt]);
     let exec = kiln().args(["exec", "held", "uname", "-s"]).run();
     assert!(
         exec.stderr().contains("Permission denied"),
@@ -249,16 +252,7 @@ fn a_docker_profile_replaces_the_default_for_run_and_exec() {
     kiln().args(["rm", "-f", "held"]).run().success();
 
     // The default container's exec'd processes get the default filter.
-    kiln()
-        .args(["run", "-d", "--name", "plain"])
-        .args([
-            "probe",
-            "sh",
-            "-c",
-            "trap 'exit 0' TERM; while :; do sleep 1; done",
-        ])
-        .run()
-        .success();
+    waiting("plain", &[]);
     kiln()
         .args(["exec", "plain", "sh", "-c"])
         .args([f.probes(&["clone-ns", "io_uring", "clone3"])])
@@ -347,22 +341,7 @@ fn runc_applies_the_same_filter_from_the_bundle() {
             serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
         spec["process"]["args"] = serde_json::json!(["sh", "-c", script]);
         std::fs::write(&config, spec.to_string()).unwrap();
-        let state = dir.path().join("runc-state");
-        let id = format!("kiln-seccomp-{name}-{}", std::process::id());
-        let out = Command::new("runc")
-            .arg("--root")
-            .arg(&state)
-            .args(["run", "--bundle"])
-            .arg(&bundle)
-            .arg(&id)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let _ = Command::new("runc")
-            .arg("--root")
-            .arg(&state)
-            .args(["delete", "-f", &id])
-            .output();
+        let out = runc_run(&bundle, &format!("seccomp-{name}"));
         (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             spec["linux"]["seccomp"].clone(),
@@ -474,7 +453,7 @@ container "open" image="base" {
         "bad.json",
         r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_LIKE"}]}]}"#,
     );
-    let root = tempfile::tempdir().unwrap();
+    let root = Root::new();
     let ran = project
         .kiln(root.path())
         .args(["check", "--format", "json"])

@@ -1,5 +1,5 @@
-//! A container's log: one JSON object per line of output, `{"time": RFC 3339 with
-//! nanoseconds, "stream": "stdout"|"stderr", "line": …}`, appended by the supervisor and read
+//! A container's log: one JSON object per line of output, `{"time_ns": nanoseconds since
+//! the epoch, "stream": "stdout"|"stderr", "line": …}`, appended by the supervisor and read
 //! by `kiln logs` (with `--since` and `-f`). Lines that do not end (a process that prints no
 //! newline) are flushed as they are when the stream ends.
 

@@ -49,6 +49,10 @@ fn home_of(name: &str) -> Option<&'static str> {
         Some("a `container` or `job` block")
     } else if test::ASSERTIONS.contains(&name) {
         Some("a `test` block (or a container's `health` block)")
+    } else if name == "fault" || name == "eventually" {
+        Some("a `test` block")
+    } else if test::FAULTS.contains(&name) {
+        Some("a test's `fault` block")
     } else if name == "impair" {
         Some("a `link` block or a container's `network` block")
     } else if TOP_LEVEL.contains(&name) {

@@ -6,9 +6,11 @@ use crate::spec::kdlv2;
 
 use super::{unknown_node, values};
 use crate::spec::diag::{Code, Diagnostics};
-use crate::spec::model::{Assertion, PingExpect, Probe, TcpExpect, Test};
+use crate::spec::model::{
+    Assertion, Check, Fault, FaultAction, PingExpect, Probe, TcpExpect, Test,
+};
 use crate::spec::reader::Node;
-use crate::spec::source::{FileId, Spanned};
+use crate::spec::source::{FileId, Span, Spanned};
 use crate::spec::units::Duration;
 
 pub(super) const ASSERTIONS: &[&str] = &["http", "dns", "ping", "tcp", "exec"];
@@ -28,19 +30,198 @@ pub(super) fn parse_test(
     n.max_args(diags, 1);
     n.finish(diags);
     let mut assertions = Vec::new();
+    let mut faults = Vec::new();
     for child in node.children().map(|d| d.nodes()).unwrap_or_default() {
-        if !ASSERTIONS.contains(&child.name().value()) {
-            unknown_node(diags, child, file, "a `test` block", ASSERTIONS);
-            continue;
-        }
-        if let Some(a) = parse_assertion(child, file, diags) {
-            assertions.push(a);
+        match child.name().value() {
+            "fault" => faults.extend(parse_fault(child, file, diags)),
+            "eventually" => assertions.extend(parse_eventually(child, file, diags)),
+            keyword if ASSERTIONS.contains(&keyword) => {
+                if let Some(assertion) = parse_assertion(child, file, diags) {
+                    assertions.push(Check {
+                        assertion,
+                        within: None,
+                    });
+                }
+            }
+            _ => unknown_node(diags, child, file, "a `test` block", TEST_NODES),
         }
     }
     Some(Test {
         name: name?,
         assertions,
+        faults,
     })
+}
+
+/// What a `test` block holds.
+const TEST_NODES: &[&str] = &["http", "dns", "ping", "tcp", "exec", "eventually", "fault"];
+
+/// What a `fault` block holds: one of these.
+pub(super) const FAULTS: &[&str] = &["link-down", "stop", "kill"];
+
+/// `eventually within="5s" { ASSERTION… }`: its assertions, each tried again until it
+/// passes or the time is up.
+fn parse_eventually(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Vec<Check> {
+    let mut n = Node::new(
+        node,
+        file,
+        diags,
+        "eventually within=\"5s\" { http …; ping …; tcp …; dns …; exec … }",
+    );
+    n.max_args(diags, 0);
+    let within = match n.prop_any("within") {
+        Some(v) => values::duration(diags, v, "`within`"),
+        None => {
+            diags
+                .error(
+                    Code::MissingProperty,
+                    n.name_span(),
+                    "`eventually` needs `within=`",
+                )
+                .help("say how long it may take to come true: `eventually within=\"5s\" { … }`");
+            None
+        }
+    };
+    let head = n.name_span();
+    n.finish(diags);
+    let mut checks = Vec::new();
+    let mut seen = false;
+    for child in node.children().map(|d| d.nodes()).unwrap_or_default() {
+        seen = true;
+        if !ASSERTIONS.contains(&child.name().value()) {
+            unknown_node(diags, child, file, "an `eventually` block", ASSERTIONS);
+            continue;
+        }
+        if let Some(assertion) = parse_assertion(child, file, diags) {
+            checks.push(Check {
+                assertion,
+                within: within.clone(),
+            });
+        }
+    }
+    if !seen {
+        diags
+            .error(Code::EmptyBlock, head, "`eventually` has no assertion")
+            .help("put what must come true inside: `eventually within=\"5s\" { ping from=\"a\" \"b\" }`");
+    }
+    checks
+}
+
+/// `fault at="1s" for="2s" { link-down "r1:eth1" }`.
+fn parse_fault(
+    node: &kdlv2::Node,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<Fault>> {
+    let mut n = Node::new(
+        node,
+        file,
+        diags,
+        "fault at=\"1s\" [for=\"2s\"] { link-down \"CONTAINER:INTERFACE\" | stop \"CONTAINER\" | kill \"CONTAINER\" }",
+    );
+    n.max_args(diags, 0);
+    let at = n
+        .prop_any("at")
+        .and_then(|v| values::duration(diags, v, "`at`"))
+        .map_or(Duration(0), |d| d.value);
+    let lasts = n
+        .prop_any("for")
+        .and_then(|v| values::duration(diags, v, "`for`"));
+    if let Some(lasts) = &lasts
+        && lasts.value.0 == 0
+    {
+        diags
+            .error(Code::ValueOutOfRange, lasts.span, "a fault lasts longer than 0s")
+            .help("give it a duration (`for=\"2s\"`), or leave `for` out: it lasts until the test ends");
+    }
+    let head = n.name_span();
+    let span = n.span();
+    n.finish(diags);
+    let children: Vec<&kdlv2::Node> = node
+        .children()
+        .map(|d| d.nodes())
+        .unwrap_or_default()
+        .iter()
+        .collect();
+    let mut actions = Vec::new();
+    for child in &children {
+        if !FAULTS.contains(&child.name().value()) {
+            unknown_node(diags, child, file, "a `fault` block", FAULTS);
+            continue;
+        }
+        actions.extend(parse_action(child, file, diags));
+    }
+    match children.len() {
+        0 => {
+            diags
+                .error(Code::EmptyBlock, head, "`fault` says nothing goes wrong")
+                .help("put one fault inside: `fault at=\"1s\" { link-down \"r1:eth1\" }`");
+            return None;
+        }
+        1 => {}
+        _ => {
+            let second = Span::from_miette(file, children[1].span());
+            diags
+                .error(Code::EmptyBlock, second, "a `fault` holds one fault")
+                .label("a second one")
+                .help("give each its own `fault` block (they may share `at` and `for`)");
+            return None;
+        }
+    }
+    Some(Spanned::new(
+        Fault {
+            at,
+            lasts: lasts.map(|l| l.value),
+            action: actions.pop()?,
+        },
+        span,
+    ))
+}
+
+fn parse_action(
+    node: &kdlv2::Node,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<FaultAction>> {
+    let keyword = node.name().value();
+    let usage = match keyword {
+        "link-down" => "link-down \"CONTAINER:INTERFACE\"",
+        "stop" => "stop \"CONTAINER\"",
+        _ => "kill \"CONTAINER\"",
+    };
+    let n = Node::new(node, file, diags, usage);
+    n.no_children(diags);
+    n.max_args(diags, 1);
+    let action = match keyword {
+        "link-down" => {
+            let end = n.str_arg(diags, 0, "an interface (`CONTAINER:INTERFACE`)")?;
+            let well_formed = end
+                .value
+                .split_once(':')
+                .is_some_and(|(c, i)| !c.is_empty() && !i.is_empty() && !i.contains(':'));
+            if !well_formed {
+                diags
+                    .error(
+                        Code::InvalidLinkEndpoint,
+                        end.span,
+                        format!("`{}` is not `container:interface`", end.value),
+                    )
+                    .help("name the interface with its container: `link-down \"r1:eth1\"`");
+                None
+            } else {
+                Some(FaultAction::LinkDown { end })
+            }
+        }
+        "stop" => Some(FaultAction::Stop {
+            container: n.str_arg(diags, 0, "a container")?,
+        }),
+        _ => Some(FaultAction::Kill {
+            container: n.str_arg(diags, 0, "a container")?,
+        }),
+    };
+    let span = n.span();
+    n.finish(diags);
+    action.map(|a| Spanned::new(a, span))
 }
 
 fn usage(keyword: &str) -> &'static str {

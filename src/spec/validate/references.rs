@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use super::{Index, Options};
 use crate::spec::diag::{Code, Diagnostics, did_you_mean};
-use crate::spec::model::{Assertion, Condition, ContainerKind, FromRef, Name, Project, Step};
-use crate::spec::source::Span;
+use crate::spec::model::{
+    Assertion, Condition, ContainerKind, FaultAction, FromRef, Name, Project, Step,
+};
+use crate::spec::source::{Span, Spanned};
 
 /// Reports the second and later declarations of a name; returns name → first span.
 fn unique<'a>(
@@ -281,7 +283,23 @@ pub(super) fn check(
         }
     };
     for test in &project.tests {
-        for assertion in &test.assertions {
+        for fault in &test.faults {
+            match &fault.value.action.value {
+                FaultAction::LinkDown { end } => {
+                    let (container, _) = end.value.split_once(':').unwrap_or_default();
+                    let name = Spanned::new(
+                        container.to_string(),
+                        Span::new(end.span.file, end.span.offset as usize + 1, container.len()),
+                    );
+                    instance_ref(diags, &name);
+                }
+                FaultAction::Stop { container } | FaultAction::Kill { container } => {
+                    instance_ref(diags, container);
+                }
+            }
+        }
+        for check in &test.assertions {
+            let assertion = &check.assertion;
             match &assertion.value {
                 Assertion::Http { from, .. }
                 | Assertion::Dns { from, .. }

@@ -29,3 +29,23 @@ image "{name}" {{
 "#
     )
 }
+
+/// A project with one small image, `hello` (a shell, `cat`, and `/msg.txt` saying
+/// `hello from kiln`, which it prints), built in a fresh root. No root needed: it has no
+/// `run` step.
+pub fn hello() -> (super::Project, super::Root) {
+    let project = super::Project::new(
+        r#"
+image "hello" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/cat"
+    copy "msg.txt" "/msg.txt"
+    cmd "cat" "/msg.txt"
+}
+"#,
+    )
+    .file("msg.txt", "hello from kiln\n");
+    let root = super::Root::new();
+    project.kiln(&root).args(["build"]).run().success();
+    (project, root)
+}

@@ -14,6 +14,10 @@ pub struct Block {
     pub info: String,
     /// Its lines, without the fences and without the fence's indentation.
     pub text: String,
+    /// The HTML comments on the lines right above the opening fence, without `<!--`/`-->`
+    /// (`file: /tmp/x/kiln.kdl`, `unchecked: why`): directions for the tests that read
+    /// the block, invisible in the book.
+    pub directives: Vec<String>,
 }
 
 impl Block {
@@ -43,14 +47,17 @@ impl Block {
 /// Every fenced block of `file`, in order.
 pub fn blocks(file: &Path) -> Vec<Block> {
     let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let lines: Vec<&str> = text.lines().collect();
     let mut blocks = Vec::new();
     let mut current: Option<(usize, usize, String, String)> = None;
-    for (i, line) in text.lines().enumerate() {
+    let mut directives = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
         match &mut current {
             None => {
                 if let Some(info) = trimmed.strip_prefix("```") {
+                    directives = comments_above(&lines[..i]);
                     current = Some((i + 1, indent, info.trim().to_string(), String::new()));
                 }
             }
@@ -61,6 +68,7 @@ pub fn blocks(file: &Path) -> Vec<Block> {
                         line: *start,
                         info: std::mem::take(info),
                         text: std::mem::take(code),
+                        directives: std::mem::take(&mut directives),
                     });
                     current = None;
                 } else {
@@ -72,6 +80,22 @@ pub fn blocks(file: &Path) -> Vec<Block> {
         }
     }
     blocks
+}
+
+/// The one-line HTML comments right above the end of `lines`, in order.
+fn comments_above(lines: &[&str]) -> Vec<String> {
+    let mut comments: Vec<String> = lines
+        .iter()
+        .rev()
+        .map_while(|l| {
+            l.trim()
+                .strip_prefix("<!--")
+                .and_then(|c| c.strip_suffix("-->"))
+                .map(|c| c.trim().to_string())
+        })
+        .collect();
+    comments.reverse();
+    comments
 }
 
 /// The book's pages (`book/src/**/*.md`), sorted.

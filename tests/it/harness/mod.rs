@@ -13,12 +13,14 @@
 //!   programs that read what kiln writes (skopeo, umoci, Python);
 //! - [`is_root`], [`which`] and [`has_python`] say whether a test can run here: without CI
 //!   they print a note and the test skips; under CI (`CI` set) they fail it instead;
-//! - [`markdown`] reads fenced blocks from the book;
+//! - [`markdown`] reads fenced blocks from the book, [`console`] runs its console sessions;
 //! - [`tree`] lists file trees (a directory, an image's layers) to compare them;
 //! - [`repo`], [`example`], [`examples`] and [`assert_golden`] find the repository's files.
 //!
-//! This module must not test anything itself: it is the tests' tool box, not a test.
+//! This module tests nothing of kiln itself: it is the tests' tool box (its own matcher has
+//! unit tests, in `console`).
 
+pub mod console;
 mod files;
 pub mod host;
 pub mod images;

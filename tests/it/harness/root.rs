@@ -1,7 +1,7 @@
 //! A temporary state root (`KILN_ROOT`) that checks, when it goes, that kiln left nothing
 //! behind. Every test that runs kiln against state uses one, so every test checks that.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -17,21 +17,36 @@ use super::kiln::Kiln;
 /// Dropped while a test fails, it removes what it can instead (containers, networks), so a
 /// failed test does not leave running containers behind.
 pub struct Root {
-    dir: tempfile::TempDir,
+    path: PathBuf,
+    /// The temporary directory, removed when the root goes (none for an adopted root,
+    /// which is not checked when it goes either: its user checks [`Root::leftovers`]).
+    dir: Option<tempfile::TempDir>,
     /// Pids kiln recorded for this root's containers and supervisors (see [`Root::record`]).
     pids: Mutex<Vec<i64>>,
 }
 
 impl Root {
     pub fn new() -> Root {
+        let dir = tempfile::tempdir().expect("a temporary state root");
         Root {
-            dir: tempfile::tempdir().expect("a temporary state root"),
+            path: dir.path().to_path_buf(),
+            dir: Some(dir),
+            pids: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A state root a test did not make (one a book session used): neither removed nor
+    /// checked when it goes.
+    pub fn adopt(path: &Path) -> Root {
+        Root {
+            path: path.to_path_buf(),
+            dir: None,
             pids: Mutex::new(Vec::new()),
         }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     /// `kiln` with this state root.
@@ -122,9 +137,22 @@ impl Root {
         left
     }
 
+    /// What is left once what is on its way out had its time: processes that exit on their
+    /// own (a DNS daemon whose last network went) are given a few seconds.
+    pub fn settled_leftovers(&self) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Fails the test if kiln left anything of this root (what [`Drop`] checks too).
     pub fn assert_clean(&self) {
-        let left = self.leftovers();
+        let left = self.settled_leftovers();
         assert!(
             left.is_empty(),
             "kiln left behind in {}:\n{}",
@@ -133,8 +161,9 @@ impl Root {
         );
     }
 
-    /// After a failure: remove every container and network of the root, ignoring errors.
-    fn clean_up(&self) {
+    /// Removes every container and network of the root, ignoring errors (after a failure,
+    /// or after a book session that left them running).
+    pub fn clean_up(&self) {
         let listed = |args: &[&str]| -> Vec<Value> {
             let ran = self.kiln().args(args.iter().copied()).run();
             serde_json::from_str::<Value>(&ran.stdout())
@@ -146,6 +175,15 @@ impl Root {
             if let Some(id) = container["id"].as_str() {
                 let _ = self.kiln().args(["rm", "-f", id]).run();
             }
+        }
+        // What `ps` does not list: kept previous versions of a rollout.
+        for entry in std::fs::read_dir(self.path().join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let _ = self.kiln().args(["rm", "-f", &id]).run();
         }
         for network in listed(&["network", "ls", "--format", "json"]) {
             if let Some(name) = network["name"].as_str() {
@@ -169,6 +207,9 @@ impl AsRef<Path> for Root {
 
 impl Drop for Root {
     fn drop(&mut self) {
+        if self.dir.is_none() {
+            return;
+        }
         if std::thread::panicking() {
             self.clean_up();
         } else {

@@ -1,5 +1,5 @@
-//! Other programs that read what kiln writes (skopeo, umoci, podman, Python), run and
-//! checked. Tests call [`which`](super::which) before the optional ones.
+//! Other programs that read what kiln writes (skopeo, umoci, podman, runc, Python), run
+//! and checked. Tests call [`which`](super::which) before the optional ones.
 
 use std::path::Path;
 use std::process::Command;
@@ -36,6 +36,28 @@ pub fn umoci_unpack(layout: &Path, tag: &str, rootfs: &Path) {
         .arg("--image")
         .arg(format!("{}:{tag}", layout.display()))
         .arg(rootfs));
+}
+
+/// `runc run` of the bundle `bundle` as container `kiln-NAME-PID`, with a state directory of
+/// its own, deleted afterwards whatever happened; what it printed and its status.
+pub fn runc_run(bundle: &Path, name: &str) -> std::process::Output {
+    let state = tempfile::tempdir().expect("a runc state directory");
+    let id = format!("kiln-{name}-{}", std::process::id());
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(state.path())
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runc runs");
+    let _ = Command::new("runc")
+        .arg("--root")
+        .arg(state.path())
+        .args(["delete", "-f", &id])
+        .output();
+    out
 }
 
 /// `python3 -c SCRIPT ARGS…`, which must succeed; its stdout.

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 
 use crate::harness::tools::run as checked;
-use crate::harness::which;
+use crate::harness::{eventually, which};
 
 pub use crate::harness::host::free_port;
 
@@ -73,16 +73,14 @@ impl Registry {
             .spawn()
             .expect("docker-registry starts");
         let registry = Registry { child, dir, addr };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&registry.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on {}: {}",
-                registry.addr,
-                registry.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            &format!("docker-registry to listen on {}", registry.addr),
+            || {
+                TcpStream::connect(&registry.addr)
+                    .map(drop)
+                    .map_err(|e| format!("{e}; its log: {}", registry.log()))
+            },
+        );
         Some(registry)
     }
 
@@ -96,6 +94,26 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `DIR/NAME.key` and `DIR/NAME.crt`: a new key and a certificate for `subject` it signs
+/// itself, valid for two days (openssl).
+fn self_signed(dir: &Path, name: &str, subject: &str) {
+    checked(Command::new("openssl").current_dir(dir).args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &format!("{name}.key"),
+        "-out",
+        &format!("{name}.crt"),
+        "-days",
+        "2",
+        "-subj",
+        subject,
+    ]));
 }
 
 /// A test CA and a certificate for 127.0.0.1 signed by it (openssl).
@@ -115,21 +133,7 @@ impl Certs {
             c.current_dir(d);
             c
         };
-        checked(openssl().args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=kiln test CA",
-        ]));
+        self_signed(d, "ca", "/CN=kiln test CA");
         checked(openssl().args([
             "req",
             "-newkey",
@@ -334,21 +338,7 @@ impl TokenService {
             return None;
         }
         let certs = tempfile::tempdir().unwrap();
-        checked(Command::new("openssl").current_dir(certs.path()).args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "token.key",
-            "-out",
-            "token.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=kiln test token issuer",
-        ]));
+        self_signed(certs.path(), "token", "/CN=kiln test token issuer");
         let der = checked_bytes(Command::new("openssl").current_dir(certs.path()).args([
             "x509",
             "-in",

@@ -11,23 +11,7 @@ use std::process::Command;
 use fixture::{Certs, Registry, Setup, TokenService, htpasswd};
 
 use crate::harness::tools::{Podman, run as checked};
-use crate::harness::{Kiln, Project, Root, is_root, which};
-
-const IMAGE: &str = r#"
-image "hello" {
-    from "scratch"
-    host-binary "/bin/sh" "/bin/cat"
-    copy "msg.txt" "/msg.txt"
-    cmd "cat" "/msg.txt"
-}
-"#;
-
-pub(crate) fn built() -> (Project, Root) {
-    let project = Project::new(IMAGE).file("msg.txt", "hello from kiln\n");
-    let root = Root::new();
-    project.kiln(root.path()).args(["build"]).run().success();
-    (project, root)
-}
+use crate::harness::{Kiln, Project, Root, images, is_root, which};
 
 /// Nothing but empty directories under `store/blobs` and `store/ingest`, and no names.
 pub(crate) fn assert_store_empty(root: &Path) {
@@ -86,7 +70,7 @@ fn push_and_pull_back_over_plain_http_with_chunks_skips_and_mounts() {
     let Some(registry) = Registry::start() else {
         return;
     };
-    let (project, root) = built();
+    let (project, root) = images::hello();
     let reference = format!("{}/team/hello:1", registry.addr);
     // Chunked: the layer (about 1 MB) goes in 64 KiB PATCH requests.
     let first = project
@@ -190,7 +174,7 @@ fn podman_pulls_and_runs_what_kiln_pushed() {
     if !is_root() || !which("podman") {
         return;
     }
-    let (project, root) = built();
+    let (project, root) = images::hello();
     let reference = format!("{}/hello:podman", registry.addr);
     // Podman of Debian 12 reads zstd layers; gzip is the old-client path, tested too.
     for (tag, compression) in [("zstd", "zstd"), ("gzip", "gzip")] {
@@ -275,7 +259,7 @@ fn kiln_pulls_what_skopeo_copied_gzip_docker_schema2_and_multi_arch() {
     if !which("skopeo") {
         return;
     }
-    let (project, root) = built();
+    let (project, root) = images::hello();
     let out = tempfile::tempdir().unwrap();
     let layout = out.path().join("layout");
     project
@@ -387,7 +371,7 @@ fn tls_with_a_test_ca_and_htpasswd_basic_auth_and_podman_logins_both_ways() {
     }) else {
         return;
     };
-    let (project, root) = built();
+    let (project, root) = images::hello();
     let auth = tempfile::tempdir().unwrap();
     let authfile = auth.path().join("auth.json");
     let cert_dir = certs.path("certs.d");
@@ -525,7 +509,7 @@ fn bearer_tokens_from_a_token_service_anonymous_and_credentialed() {
     }) else {
         return;
     };
-    let (project, root) = built();
+    let (project, root) = images::hello();
     let auth = tempfile::tempdir().unwrap();
     let authfile = auth.path().join("auth.json");
     let reference = format!("{}/tokens/hello:1", registry.addr);
@@ -612,7 +596,7 @@ fn from_a_registry_image_pins_it_in_kiln_lock_and_builds_offline_from_the_lock()
     let Some(registry) = Registry::start() else {
         return;
     };
-    let (base_project, base_root) = built();
+    let (base_project, base_root) = images::hello();
     let base = format!("{}/team/base:1", registry.addr);
     let first = base_project
         .kiln(base_root.path())
