@@ -420,6 +420,39 @@ pub enum Command {
     ///   kiln lock -f examples/registry/kiln.kdl && git diff kiln.lock
     #[command(verbatim_doc_comment)]
     Lock(super::registry_args::LockArgs),
+
+    /// Print a completion script for a shell, generated from the definition `--help` comes
+    /// from (every command, flag and value kiln knows).
+    ///
+    /// Examples:
+    ///   kiln completions bash > /etc/bash_completion.d/kiln
+    ///   kiln completions zsh > "${fpath[1]}/_kiln"
+    ///   kiln completions fish > ~/.config/fish/completions/kiln.fish
+    #[command(verbatim_doc_comment)]
+    Completions(CompletionsArgs),
+
+    /// Write kiln's man pages, generated from the definition `--help` comes from: kiln(1)
+    /// on standard output, or one page per command into DIR (kiln.1, kiln-run.1,
+    /// kiln-network-create.1, …), which is created if missing.
+    ///
+    /// Examples:
+    ///   kiln man | man -l -
+    ///   kiln man /usr/local/share/man/man1 && man kiln-run
+    #[command(verbatim_doc_comment)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write one page per command here instead of kiln(1) on standard output.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -672,6 +705,10 @@ pub struct PsArgs {
     /// Only the containers of this project (`kiln up`).
     #[arg(long, value_name = "NAME")]
     pub project: Option<String>,
+    /// Print only the containers' short ids, one a line (as `docker ps -q`; for
+    /// `kiln rm -f $(kiln ps -aq)`). Takes the place of --format.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -316,6 +316,12 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                 .is_none_or(|p| r.member.as_ref().is_some_and(|m| &m.project == p))
         })
         .collect();
+    if args.quiet {
+        for r in &shown {
+            line(r.id.short())?;
+        }
+        return Ok(0);
+    }
     match args.format {
         OutputFormat::Json => {
             let list: Vec<_> = shown

@@ -126,7 +126,8 @@ struct UserNamespaces {
 struct Netem {
     /// `null` when the kernel's configuration cannot be read.
     available: Option<bool>,
-    /// What applies `impair` of links and networks: `netem`, or `none`.
+    /// What carries `impair` of links and networks by default (`engine="auto"`): `kernel`
+    /// (netem qdiscs) where the kernel has netem, else `userspace` (kiln's own engine).
     impairments: String,
 }
 
@@ -227,7 +228,12 @@ fn gather(cli: &Cli) -> Info {
         },
         netem: Netem {
             available: netem,
-            impairments: if netem == Some(true) { "netem" } else { "none" }.to_string(),
+            impairments: crate::net::impair::Carrier::name(if netem == Some(true) {
+                crate::net::impair::Carrier::Kernel
+            } else {
+                crate::net::impair::Carrier::Userspace
+            })
+            .to_string(),
         },
         nftables: Nftables {
             available: nft,

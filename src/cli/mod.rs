@@ -8,6 +8,7 @@ mod args;
 mod build;
 mod check;
 mod commit;
+mod completions;
 mod containers;
 mod error;
 mod exec;
@@ -15,6 +16,7 @@ mod graph;
 mod images;
 mod info;
 mod links;
+mod man;
 mod network;
 mod output;
 mod pin;
@@ -54,9 +56,15 @@ pub fn run(
     {
         return Err(error::CliError::NeedsRoot { command, reason }.into());
     }
+    // These read no state: they must not make a state root (nor need the right to).
     if !matches!(
         cli.command,
-        Command::Check(_) | Command::Graph(_) | Command::Info(_) | Command::Version(_)
+        Command::Check(_)
+            | Command::Graph(_)
+            | Command::Info(_)
+            | Command::Version(_)
+            | Command::Completions(_)
+            | Command::Man(_)
     ) {
         let root = state_root(&cli);
         crate::store::make_state_root_private(&root).map_err(|source| {
@@ -107,6 +115,8 @@ pub fn run(
         Command::Lock(args) => pin::lock(&cli, args),
         Command::Info(args) => info::run(&cli, args),
         Command::Version(args) => info::version(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     };
     match result {
         // `kiln check --print | head`: the reader left; that is not an error.

@@ -14,6 +14,7 @@ mod book_console;
 mod build;
 mod check;
 mod commit;
+mod completions;
 mod copy;
 mod detach;
 mod devices;

@@ -145,6 +145,14 @@ fn exited_containers_are_listed_until_removed() {
         .run()
         .success()
         .stdout_is("CONTAINER ID   PROJECT   NAME   IMAGE   COMMAND   CREATED   STATUS\n");
+    // -q: the short ids only (Docker's), of running containers unless -a.
+    lab.kiln().args(["ps", "-q"]).run().success().stdout_is("");
+    let id = ps[0]["id"].as_str().unwrap();
+    lab.kiln()
+        .args(["ps", "-aq"])
+        .run()
+        .success()
+        .stdout_is(&format!("{}\n", &id[..12]));
     lab.kiln()
         .args(["rm", "once"])
         .run()

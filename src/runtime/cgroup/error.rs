@@ -80,6 +80,13 @@ impl CgroupError {
     }
 
     /// An I/O error creating, listing or removing the cgroup directory `path`.
+    /// A directory could not be made because its parent is gone (ENOENT): a shared
+    /// parent removed by a concurrent cleanup.
+    pub(crate) fn is_missing_parent(&self) -> bool {
+        matches!(self, CgroupError::Io { action, source, .. }
+            if action == "create" && source.raw_os_error() == Some(libc::ENOENT))
+    }
+
     pub(crate) fn dir(action: impl Into<String>, path: &Path, source: io::Error) -> CgroupError {
         let help = explain_dir(&source).map(str::to_owned);
         CgroupError::Io {

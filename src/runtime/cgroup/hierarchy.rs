@@ -472,7 +472,7 @@ impl Hierarchy {
             .filter(|c| inner.has(c))
             .collect();
         let v2 = matches!(inner.version, Version::V2 { .. });
-        for mut dir in inner.bases() {
+        let in_base = |mut dir: PathBuf, created: &mut Vec<PathBuf>| {
             for parent in parents {
                 if v2 {
                     enable_controllers(&inner.ops, &dir, &enable)?;
@@ -492,6 +492,19 @@ impl Hierarchy {
                 return Err(CgroupError::Exists { path: dir });
             }
             created.push(dir);
+            Ok(())
+        };
+        for base in inner.bases() {
+            // The parents (`kiln`, `kiln/<root>`) are shared: another kiln's cleanup may
+            // remove one, empty, between our check and our mkdir below it (ENOENT). Make
+            // the path again then, a bounded number of times.
+            let mut tries = 0;
+            loop {
+                match in_base(base.clone(), created) {
+                    Err(err) if err.is_missing_parent() && tries < 8 => tries += 1,
+                    other => break other?,
+                }
+            }
         }
         Ok(())
     }

@@ -166,6 +166,12 @@ impl FakeKernel {
         *self.fail.lock().unwrap() = Some((file.to_owned(), errno));
     }
 
+    /// The next `mkdir` of a directory named `name` fails with `errno` (ENOENT: its
+    /// parent was removed by someone else just before).
+    pub(super) fn fail_next_mkdir(&self, name: &str, errno: i32) {
+        *self.fail.lock().unwrap() = Some((name.to_owned(), errno));
+    }
+
     fn relative(&self, path: &Path) -> String {
         let relative = path.strip_prefix(self.dir.path()).unwrap_or(path);
         relative.to_string_lossy().into_owned()
@@ -254,6 +260,17 @@ impl CgroupFs for FakeKernel {
 
     fn mkdir(&self, path: &Path) -> io::Result<()> {
         self.record(format!("mkdir {}", self.relative(path)));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        {
+            let mut fail = self.fail.lock().unwrap();
+            if let Some((failing, code)) = fail.as_ref()
+                && *failing == name
+            {
+                let code = *code;
+                *fail = None;
+                return Err(errno(code));
+            }
+        }
         fs::create_dir(path)?;
         if self.hybrid {
             let relative = self.relative(path);

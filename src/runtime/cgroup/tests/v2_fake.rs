@@ -540,6 +540,23 @@ fn the_observer_sees_every_change_before_it_happens() {
 }
 
 #[test]
+fn a_shared_parent_removed_during_create_is_made_again() {
+    let fake = FakeKernel::new(ALL, "");
+    let hierarchy = fake.hierarchy();
+    // Another kiln's cleanup removes `kiln/abc` between our check and our mkdir below it.
+    fake.fail_next_mkdir("c1", libc::ENOENT);
+    let cgroup = hierarchy.create("kiln/abc/c1", &Limits::default()).unwrap();
+    assert!(fake.root().join("kiln/abc/c1").is_dir());
+    cgroup.remove().unwrap();
+    // Other errors are not retried.
+    fake.fail_next_mkdir("c2", libc::EACCES);
+    let err = hierarchy
+        .create("kiln/abc/c2", &Limits::default())
+        .unwrap_err();
+    assert!(!err.is_missing_parent(), "{err}");
+}
+
+#[test]
 fn remove_if_empty_leaves_parents_that_are_still_in_use() {
     let fake = FakeKernel::new(ALL, "");
     let hierarchy = fake.hierarchy();
