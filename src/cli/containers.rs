@@ -126,7 +126,8 @@ fn run_options(args: &CreateArgs) -> Result<RunOptions, ContainerError> {
     with_options(options, &args.options)
 }
 
-/// `--read-only`, `--tmpfs`, `--cap-add`, `--cap-drop` and `--ulimit` over `options`.
+/// `--read-only`, `--tmpfs`, `--cap-add`, `--cap-drop`, `--ulimit`, `--sysctl`,
+/// `--stop-signal` and `--stop-timeout` over `options`.
 fn with_options(
     options: RunOptions,
     args: &ContainerOptionArgs,
@@ -145,6 +146,17 @@ fn with_options(
             .iter()
             .map(|u| u.parse())
             .collect::<Result<_, SpecError>>()?,
+        sysctls: args
+            .sysctl
+            .iter()
+            .map(|s| crate::runtime::spec::parse_sysctl(s))
+            .collect::<Result<_, SpecError>>()?,
+        stop_signal: args
+            .stop_signal
+            .as_ref()
+            .map(|s| containers::parse_signal(s).map(|_| s.clone()))
+            .transpose()?,
+        stop_timeout: args.stop_timeout,
         ..options
     })
 }
@@ -200,6 +212,7 @@ use Ran::{Detached, Foreground};
 pub(super) fn request(
     cli: &Cli,
     args: &CreateArgs,
+    image: String,
 ) -> Result<
     (
         crate::store::Store,
@@ -223,7 +236,7 @@ pub(super) fn request(
             reason,
         })?;
     let request = RunRequest {
-        image: args.image.clone(),
+        image,
         name: args.name.clone(),
         options,
         remove: args.rm,
@@ -263,6 +276,8 @@ pub(super) fn request(
 }
 
 pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
+    // `web`: the current project's, a plain tag, or the one project's that has it.
+    let image = super::image_name(&super::open_store(cli)?, &args.image)?;
     let outcome = (|| {
         if args.detach && (args.tty || args.interactive) {
             return Err(ContainerError::BadLimit {
@@ -271,7 +286,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                 reason: "detached containers have no terminal or input yet".into(),
             });
         }
-        let (store, request, health) = request(cli, args)?;
+        let (store, request, health) = request(cli, args, image)?;
         if args.detach {
             return containers::run_detached(&store, &super::state_root(cli), &request, health)
                 .map(|record| Detached(Box::new(record)));
@@ -429,8 +444,9 @@ pub(super) fn bundle(cli: &Cli, args: &BundleArgs) -> Result<u8, crate::Error> {
         };
         with_options(options, &args.options)
     });
-    let written = options
-        .and_then(|options| containers::write_bundle(&store, &args.image, &options, &args.dir));
+    let image = super::image_name(&store, &args.image)?;
+    let written =
+        options.and_then(|options| containers::write_bundle(&store, &image, &options, &args.dir));
     match written {
         Ok(()) => {
             line(format!(
@@ -472,7 +488,7 @@ pub(super) fn for_each_container(
 }
 
 pub(super) fn stop(cli: &Cli, args: &StopArgs) -> Result<u8, crate::Error> {
-    let timeout = Duration::from_secs(args.time);
+    let timeout = args.time.map(Duration::from_secs);
     for_each_container(cli, &args.containers, |records, record| {
         containers::stop(records, record, timeout)
     })
@@ -493,7 +509,7 @@ pub(super) fn kill(cli: &Cli, args: &KillArgs) -> Result<u8, crate::Error> {
 
 pub(super) fn restart(cli: &Cli, args: &StopArgs) -> Result<u8, crate::Error> {
     let root = super::state_root(cli);
-    let timeout = Duration::from_secs(args.time);
+    let timeout = args.time.map(Duration::from_secs);
     for_each_container(cli, &args.containers, |records, record| {
         containers::restart(records, record, &root, timeout)
     })

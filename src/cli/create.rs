@@ -6,6 +6,8 @@ use super::output::line;
 use crate::containers::{self, ContainerError};
 
 pub(super) fn run(cli: &Cli, args: &CreateArgs) -> Result<u8, crate::Error> {
+    // `web`: the current project's, a plain tag, or the one project's that has it.
+    let image = super::image_name(&super::open_store(cli)?, &args.image)?;
     let outcome = (|| {
         if args.trace {
             return Err(ContainerError::BadLimit {
@@ -15,7 +17,7 @@ pub(super) fn run(cli: &Cli, args: &CreateArgs) -> Result<u8, crate::Error> {
                     .into(),
             });
         }
-        let (store, request, health) = super::containers::request(cli, args)?;
+        let (store, request, health) = super::containers::request(cli, args, image)?;
         containers::create(&store, &super::state_root(cli), &request, health)
     })();
     match outcome {

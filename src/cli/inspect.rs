@@ -25,8 +25,10 @@ fn kinds_named(cli: &Cli, name: &str) -> Vec<InspectKind> {
     let mut kinds = Vec::new();
     let store = root.join("store");
     if store.join("index.json").is_file()
-        && crate::store::Store::open(&store)
-            .is_ok_and(|s| crate::image::StoredImage::load(&s, name).is_ok())
+        && crate::store::Store::open(&store).is_ok_and(|s| {
+            super::image_name(&s, name)
+                .is_ok_and(|name| crate::image::StoredImage::load(&s, &name).is_ok())
+        })
     {
         kinds.push(InspectKind::Image);
     }

@@ -317,7 +317,13 @@ fn inspect_shows_containers_networks_and_images_and_asks_when_a_name_is_several(
         .json();
     assert_eq!(created["State"]["Status"], "created", "{created}");
     assert_eq!(created["State"]["Running"], false);
-    assert_eq!(created["Config"]["Image"], "tools");
+    // The project's image, by its full name.
+    assert!(
+        created["Config"]["Image"]
+            .as_str()
+            .is_some_and(|i| i.ends_with("/tools")),
+        "{created}"
+    );
     assert_eq!(created["Path"], "sh");
     assert_eq!(created["Args"], serde_json::json!(["-c", "exit 4"]));
     assert_eq!(created["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
