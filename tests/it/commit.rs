@@ -163,7 +163,7 @@ fn changes_apply_to_the_config_and_mistakes_are_refused() {
         .failure()
         .stderr_contains("bad --change `RUN make`: unknown instruction");
     kiln()
-        .args(["inspect", "x"])
+        .args(["inspect", "--type", "image", "x"])
         .run()
         .failure()
         .stderr_contains("no image named `x`");
