@@ -191,6 +191,7 @@ fn member(records: &Records, project: &str, name: &str) -> Record {
             project: project.to_string(),
             service: name.to_string(),
             fingerprint: "f".into(),
+            host: None,
         }),
     };
     records.create(&record).unwrap();
