@@ -44,3 +44,4 @@ mod services;
 mod stats;
 mod tarball;
 mod test_cmd;
+mod unprivileged;
