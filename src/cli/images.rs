@@ -71,10 +71,11 @@ pub(super) fn short_digest(digest: &str) -> String {
 
 pub(super) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.image)?;
+    let name = super::image_name(&store, &args.image)?;
+    let image = StoredImage::load(&store, &name)?;
     match args.format {
         OutputFormat::Json => json_line(&json!({
-            "name": args.image,
+            "name": name,
             "digest": image.descriptor.digest.to_string(),
             "size": image.size(),
             "manifest": image.manifest,
@@ -82,7 +83,7 @@ pub(super) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8, crate::Error>
         }))?,
         OutputFormat::Text => {
             let c = &image.config;
-            line(format!("name:          {}", args.image))?;
+            line(format!("name:          {name}"))?;
             line(format!("digest:        {}", image.descriptor.digest))?;
             line(format!("config:        {}", image.manifest.config.digest))?;
             line(format!("platform:      {}/{}", c.os, c.architecture))?;
@@ -125,7 +126,7 @@ pub(super) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8, crate::Error>
 
 pub(super) fn history(cli: &Cli, args: &ImageArg) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.image)?;
+    let image = StoredImage::load(&store, &super::image_name(&store, &args.image)?)?;
     let mut rows = vec![vec![
         "LAYER".to_string(),
         "SIZE".to_string(),
@@ -150,7 +151,7 @@ pub(super) fn history(cli: &Cli, args: &ImageArg) -> Result<u8, crate::Error> {
 
 pub(super) fn tag(cli: &Cli, args: &TagArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.source)?;
+    let image = StoredImage::load(&store, &super::image_name(&store, &args.source)?)?;
     let mut descriptor = image.descriptor;
     descriptor.annotations.clear();
     store.set_tag(&args.target, &descriptor)?;
@@ -161,11 +162,12 @@ pub(super) fn tag(cli: &Cli, args: &TagArgs) -> Result<u8, crate::Error> {
 pub(super) fn rmi(cli: &Cli, args: &RmiArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
     let mut missing = Vec::new();
-    for name in &args.images {
+    for query in &args.images {
+        let name = &super::image_name(&store, query)?;
         if store.remove_tag(name)? {
             line(format!("untagged: {name}"))?;
         } else {
-            missing.push(name.as_str());
+            missing.push(query.as_str());
         }
     }
     if missing.is_empty() {
@@ -236,7 +238,7 @@ pub(super) fn fsck(cli: &Cli, args: &FormatArgs) -> Result<u8, crate::Error> {
 
 pub(super) fn export(cli: &Cli, args: &ExportArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let stored = StoredImage::load(&store, &args.image)?;
+    let stored = StoredImage::load(&store, &super::image_name(&store, &args.image)?)?;
     let format = match args.format {
         ExportFormat::OciDir => ArchiveFormat::OciDir,
         ExportFormat::OciArchive => ArchiveFormat::OciArchive,
