@@ -298,7 +298,7 @@ pub enum Command {
     ///
     /// Examples:
     ///   kiln images
-    ///   kiln images -q --filter reference='web*'
+    ///   kiln images -q --filter reference='shop/*'
     ///   kiln images --format json | jq -r '.[].digest'
     #[command(verbatim_doc_comment)]
     Images(ImagesArgs),

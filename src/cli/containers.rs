@@ -301,7 +301,18 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
 }
 
 pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
-    let filter = containers::ContainerFilter::parse(&args.filter)?;
+    // `ancestor=web` names an image as `kiln run web` would (the current project's first).
+    let store_dir = super::state_root(cli).join("store");
+    let mut filters = args.filter.clone();
+    if store_dir.join("index.json").is_file() {
+        let store = super::open_store(cli)?;
+        for filter in &mut filters {
+            if let Some(image) = filter.strip_prefix("ancestor=") {
+                *filter = format!("ancestor={}", super::image_name(&store, image)?);
+            }
+        }
+    }
+    let filter = containers::ContainerFilter::parse(&filters)?;
     let root = super::state_root(cli);
     let records = Records::open(&root).map_err(ContainerError::from)?;
     let facts = containers::Facts::new(&records, &root);

@@ -164,7 +164,7 @@ fn images_quiet_and_filters() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|i| i["name"] == name)
+            .find(|i| i["name"].as_str().unwrap().ends_with(&format!("/{name}")))
             .unwrap()["digest"]
             .as_str()
             .unwrap()
@@ -179,7 +179,7 @@ fn images_quiet_and_filters() {
         .success()
         .stdout_is(&format!("{child}\n{tools}\n"));
     lab.kiln()
-        .args(["images", "-q", "--filter", "reference=t*"])
+        .args(["images", "-q", "--filter", "reference=*/t*"])
         .run()
         .success()
         .stdout_is(&format!("{tools}\n"));
@@ -188,9 +188,9 @@ fn images_quiet_and_filters() {
             "images",
             "-q",
             "-f",
-            "reference=tools",
+            "reference=*/tools",
             "-f",
-            "reference=child",
+            "reference=*/child",
         ])
         .run()
         .success()
