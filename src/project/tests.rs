@@ -697,6 +697,7 @@ mod decide {
                 fingerprint: instance.fingerprint.clone(),
                 host: None,
             }),
+            labels: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ fn record(records: &Records, name: &str) -> Record {
         restart: "no".into(),
         state: ContainerState::default(),
         member: None,
+        labels: Default::default(),
     };
     records.create(&record).unwrap();
     record
@@ -193,6 +194,7 @@ fn member(records: &Records, project: &str, name: &str) -> Record {
             fingerprint: "f".into(),
             host: None,
         }),
+        labels: Default::default(),
     };
     records.create(&record).unwrap();
     record
