@@ -33,6 +33,7 @@ mod impair;
 mod info;
 mod inroot;
 mod lifecycle;
+mod listing;
 mod namespaces;
 mod network;
 mod placement;
