@@ -201,6 +201,14 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
         for name in names {
             let mut instance = instance(container, name, project_dir, &fingerprint);
             instance.host = placement.get(&instance.name).cloned();
+            // An image the project builds is tagged as the project's (`shop/web`).
+            if project
+                .images
+                .iter()
+                .any(|i| i.name.value == instance.image)
+            {
+                instance.image = crate::scope::qualify(Some(&project.name), &instance.image);
+            }
             instances.push(instance);
         }
     }
@@ -294,6 +302,16 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
                 hard: u.hard.value,
             })
             .collect(),
+        sysctls: container
+            .sysctls
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        stop_signal: container
+            .stop_signal
+            .as_ref()
+            .map(|s| s.value.name.to_string()),
+        stop_timeout: container.stop_timeout.as_ref().map(|s| s.value),
     };
     let volumes = container
         .volumes

@@ -67,6 +67,7 @@ codes! {
     SubnetTooSmall => "subnet-too-small", "a subnet has fewer addresses than it must hand out";
     TooManyMembers => "too-many-members", "a network has more containers than its bridge has ports (1,023)";
     DuplicateHostPort => "duplicate-host-port", "one host port is published twice";
+    PublishWithoutNetwork => "publish-without-network", "a container publishes a port but is on no network";
     InvalidPort => "invalid-port", "a port number outside 1–65535";
     InvalidDuration => "invalid-duration", "a duration that does not parse (`250ms`, `1s`, `1m30s`)";
     InvalidSize => "invalid-size", "a size that does not parse (`64MiB`, `1G`)";
