@@ -233,6 +233,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                 reason,
             })?;
         let request = RunRequest {
+            net_root: None,
             image: image.clone(),
             name: args.name.clone(),
             options,
@@ -313,12 +314,28 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
 }
 
 pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
-    let records = Records::open(&super::state_root(cli)).map_err(ContainerError::from)?;
+    // `ancestor=web` names an image as `kiln run web` would (the current project's first).
+    let store_dir = super::state_root(cli).join("store");
+    let mut filters = args.filter.clone();
+    if store_dir.join("index.json").is_file() {
+        let store = super::open_store(cli)?;
+        for filter in &mut filters {
+            if let Some(image) = filter.strip_prefix("ancestor=") {
+                *filter = format!("ancestor={}", super::image_name(&store, image)?);
+            }
+        }
+    }
+    let filter = containers::ContainerFilter::parse(&filters)?;
+    let root = super::state_root(cli);
+    let records = Records::open(&root).map_err(ContainerError::from)?;
+    let facts = containers::Facts::new(&records, &root);
     let all = records.list().map_err(ContainerError::from)?;
+    let every = args.all || filter.has_status();
     let shown: Vec<_> = all
         .iter()
         .map(|r| r.reconciled())
-        .filter(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting))
+        .filter(|r| every || matches!(r.state.status, Status::Running | Status::Restarting))
+        .filter(|r| filter.matches(r, &facts))
         // Previous versions `kiln up` keeps for `kiln rollback` (`web-1~previous`) are not
         // instances of the project; they stay reachable by name.
         .filter(|r| crate::state::split_hidden(&r.name).is_none())
@@ -351,25 +368,31 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                         "created": r.created,
                         "project": r.project(),
                         "service": r.member.as_ref().map(|m| m.service.as_str()),
+                        "host": r.member.as_ref().and_then(|m| m.host.as_deref()),
+                        "labels": r.labels,
                     })
                 })
                 .collect();
             json_line(&list)?;
         }
         OutputFormat::Text => {
-            let mut rows = vec![
-                [
-                    "CONTAINER ID",
-                    "PROJECT",
-                    "NAME",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                ]
-                .map(String::from)
-                .to_vec(),
-            ];
+            // A HOST column when a shown container runs on a declared host (a project
+            // with hosts, see the book's "Hosts").
+            let host_of = |r: &crate::state::Record| {
+                r.member
+                    .as_ref()
+                    .and_then(|m| m.host.clone())
+                    .unwrap_or_else(|| "-".to_string())
+            };
+            let hosts = shown
+                .iter()
+                .any(|r| r.member.as_ref().is_some_and(|m| m.host.is_some()));
+            let mut header = vec!["CONTAINER ID", "PROJECT", "NAME"];
+            if hosts {
+                header.push("HOST");
+            }
+            header.extend(["IMAGE", "COMMAND", "CREATED", "STATUS"]);
+            let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
             for r in &shown {
                 let status = match (r.state.status, r.state.exit_code, &r.state.health) {
                     (Status::Exited, Some(code), _) => format!("exited ({code})"),
@@ -380,15 +403,16 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                 if command.chars().count() > 30 {
                     command = command.chars().take(29).collect::<String>() + "…";
                 }
-                rows.push(vec![
+                let mut row = vec![
                     r.id.short().to_string(),
                     r.project().unwrap_or("-").to_string(),
                     r.name.clone(),
-                    r.image.clone(),
-                    command,
-                    r.created.clone(),
-                    status,
-                ]);
+                ];
+                if hosts {
+                    row.push(host_of(r));
+                }
+                row.extend([r.image.clone(), command, r.created.clone(), status]);
+                rows.push(row);
             }
             table(&rows)?;
         }
@@ -505,16 +529,26 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
         return Err(CliError::LogsNeedOneContainer.into());
     }
     let outcome = (|| {
-        let since = args
-            .since
-            .as_deref()
-            .map(|s| containers::parse_since(s, crate::timestamp::now_ns()))
-            .transpose()?;
+        let now = crate::timestamp::now_ns();
+        let time = |t: &Option<String>| {
+            t.as_deref()
+                .map(|s| containers::parse_since(s, now))
+                .transpose()
+        };
+        let query = containers::LogQuery {
+            since: time(&args.since)?,
+            until: time(&args.until)?,
+            tail: match args.tail {
+                Some(super::args::Tail::Last(n)) => Some(n),
+                Some(super::args::Tail::All) | None => None,
+            },
+            follow: args.follow,
+        };
         let records = Records::open(&super::state_root(cli))?;
         let record = super::find_container(&records, &args.containers[0])?;
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
-        containers::read_logs(&records, &record, since, args.follow, |log| {
+        containers::read_logs(&records, &record, &query, |log| {
             let text = if args.timestamps {
                 format!("{} {}\n", log.timestamp(), log.line)
             } else {

@@ -12,6 +12,7 @@ fn record(records: &Records, name: &str) -> Record {
         restart: "no".into(),
         state: ContainerState::default(),
         member: None,
+        labels: Default::default(),
     };
     records.create(&record).unwrap();
     record
@@ -191,7 +192,9 @@ fn member(records: &Records, project: &str, name: &str) -> Record {
             project: project.to_string(),
             service: name.to_string(),
             fingerprint: "f".into(),
+            host: None,
         }),
+        labels: Default::default(),
     };
     records.create(&record).unwrap();
     record
