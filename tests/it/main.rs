@@ -12,6 +12,7 @@ mod archive;
 mod book;
 mod book_console;
 mod build;
+mod build_sandbox;
 mod check;
 mod commit;
 mod completions;
