@@ -15,6 +15,7 @@ mod build;
 mod build_sandbox;
 mod check;
 mod commit;
+mod commit_race;
 mod completions;
 mod copy;
 mod detach;
