@@ -17,6 +17,7 @@ mod check;
 mod commit;
 mod commit_race;
 mod completions;
+mod container_options;
 mod copy;
 mod detach;
 mod devices;
