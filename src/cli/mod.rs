@@ -20,6 +20,7 @@ mod links;
 mod man;
 mod network;
 mod output;
+mod overlay;
 mod pin;
 mod placement;
 mod project;
