@@ -18,6 +18,7 @@ mod graph;
 mod images;
 mod info;
 mod inspect;
+mod interrupt;
 mod links;
 mod man;
 mod network;
