@@ -92,6 +92,16 @@ impl Netlink {
         Netlink::from_socket(socket)
     }
 
+    /// [`Netlink::open_in`], running `first` in `ns` on the same thread before the socket
+    /// is made: one thread for both (a sysctl of the namespace, say).
+    pub fn open_in_after<T: Send>(
+        ns: &NetNs,
+        first: impl FnOnce() -> T + Send,
+    ) -> Result<(T, Netlink), NetError> {
+        let (value, socket) = run_in(ns, || (first(), route_socket()))?;
+        Ok((value, Netlink::from_socket(socket?)?))
+    }
+
     fn from_socket(socket: OwnedFd) -> Result<Netlink, NetError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()

@@ -9,6 +9,7 @@
 
 mod antispoof;
 mod archive;
+mod attach_ipv6;
 mod book;
 mod book_console;
 mod build;
@@ -23,6 +24,7 @@ mod detach;
 mod devices;
 mod diagnostics;
 mod examples;
+mod exe_of_kiln;
 mod exec;
 mod fuzz;
 mod fuzz_archives;
