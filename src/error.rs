@@ -37,6 +37,11 @@ pub enum Error {
     #[diagnostic(transparent)]
     Net(#[from] crate::net::NetError),
 
+    /// A bare name on the command line that several projects have.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Ambiguous(#[from] crate::scope::Ambiguous),
+
     /// A command's own failure (e.g. `kiln rmi` of an unknown name).
     #[error(transparent)]
     #[diagnostic(transparent)]

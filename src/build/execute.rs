@@ -86,7 +86,7 @@ pub fn build(
         previous: plan
             .images
             .iter()
-            .map(|i| record::load(store, &i.name))
+            .map(|i| record::load(store, &i.tag))
             .collect(),
         layers: Mutex::new(HashMap::new()),
         assembled: plan.images.iter().map(|_| OnceLock::new()).collect(),
@@ -686,7 +686,7 @@ impl Run<'_> {
         let descriptors: Vec<Descriptor> =
             state.layers.iter().map(|l| l.descriptor.clone()).collect();
         let (descriptor, _) = write_image(self.store, config, &descriptors)?;
-        self.store.set_tag(&image.name, &descriptor)?;
+        self.store.set_tag(&image.tag, &descriptor)?;
         record::save(self.store, image)?;
         (self.events)(BuildEvent::ImageBuilt {
             image: image.name.clone(),

@@ -61,7 +61,7 @@ pub(crate) fn save(store: &Store, image: &ImagePlan) -> Result<(), StoreError> {
             .collect(),
     };
     let bytes = serde_json::to_vec(&record).expect("a build record serializes");
-    let name = file_name(&image.name);
+    let name = file_name(&image.tag);
     // A no-op rebuild writes nothing (and fsyncs nothing).
     if store.get_meta(NAMESPACE, &name)?.as_deref() == Some(bytes.as_slice()) {
         return Ok(());
@@ -116,7 +116,7 @@ pub struct ExplainedStep {
 pub fn explain(store: &Store, plan: &BuildPlan) -> Result<Vec<ExplainedStep>, StoreError> {
     let mut out = Vec::new();
     for image in &plan.images {
-        let previous = load(store, &image.name);
+        let previous = load(store, &image.tag);
         for step in &image.steps {
             let key = step.key.map(|k| k.hex()).unwrap_or_default();
             let hit = match &step.action {

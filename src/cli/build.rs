@@ -116,6 +116,13 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
         print_plan(&store, &plan, args.format)?;
         return Ok(0);
     }
+    if !nix::unistd::geteuid().is_root() && runs_a_step(&store, &plan, args.no_cache)? {
+        return Err(CliError::NeedsRoot {
+            command: "build".into(),
+            reason: "a `run` step that is not cached runs in a container, and containers need namespaces and mounts only root can make",
+        }
+        .into());
+    }
     let options = BuildOptions {
         jobs: args
             .jobs
@@ -550,4 +557,21 @@ fn outcome(cache: CacheStatus, duration: std::time::Duration) -> String {
         CacheStatus::Hit => "cached".to_string(),
         CacheStatus::Miss => format!("done in {:.2}s", duration.as_secs_f64()),
     }
+}
+
+/// Whether the build would run a `run` step (one whose layer is not in the cache, or any
+/// with `--no-cache`).
+fn runs_a_step(store: &Store, plan: &BuildPlan, no_cache: bool) -> Result<bool, crate::Error> {
+    for step in plan.images.iter().flat_map(|i| &i.steps) {
+        if matches!(
+            step.action,
+            plan::StepAction::Layer(plan::LayerAction::Run { .. })
+        ) {
+            let key = step.key.map(|k| k.hex()).unwrap_or_default();
+            if no_cache || store.cache_get(&key)?.is_none() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }

@@ -196,6 +196,8 @@ enum Ran {
 use Ran::{Detached, Foreground};
 
 pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
+    // `web`: the current project's, a plain tag, or the one project's that has it.
+    let image = super::image_name(&super::open_store(cli)?, &args.image)?;
     let outcome = (|| {
         if args.detach && (args.tty || args.interactive) {
             return Err(ContainerError::BadLimit {
@@ -219,7 +221,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                 reason,
             })?;
         let request = RunRequest {
-            image: args.image.clone(),
+            image: image.clone(),
             name: args.name.clone(),
             options,
             remove: args.rm,
@@ -412,8 +414,9 @@ pub(super) fn bundle(cli: &Cli, args: &BundleArgs) -> Result<u8, crate::Error> {
         };
         with_options(options, &args.options)
     });
-    let written = options
-        .and_then(|options| containers::write_bundle(&store, &args.image, &options, &args.dir));
+    let image = super::image_name(&store, &args.image)?;
+    let written =
+        options.and_then(|options| containers::write_bundle(&store, &image, &options, &args.dir));
     match written {
         Ok(()) => {
             line(format!(

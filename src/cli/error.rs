@@ -130,4 +130,13 @@ pub enum CliError {
     #[error("the user name and the password must not be empty")]
     #[diagnostic(help("give both: -u USER, and the password when asked or on --password-stdin"))]
     EmptyCredentials,
+
+    #[error("`kiln {command}` needs root: {reason}")]
+    #[diagnostic(help(
+        "run it as root (e.g. with sudo); `kiln check`, `graph`, `build` without `run` steps, `images`, `inspect` and `export` work as any user"
+    ))]
+    NeedsRoot {
+        command: String,
+        reason: &'static str,
+    },
 }

@@ -62,10 +62,11 @@ pub(super) fn short_digest(digest: &str) -> String {
 
 pub(super) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.image)?;
+    let name = super::image_name(&store, &args.image)?;
+    let image = StoredImage::load(&store, &name)?;
     match args.format {
         OutputFormat::Json => json_line(&json!({
-            "name": args.image,
+            "name": name,
             "digest": image.descriptor.digest.to_string(),
             "size": image.size(),
             "manifest": image.manifest,
@@ -73,7 +74,7 @@ pub(super) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8, crate::Error>
         }))?,
         OutputFormat::Text => {
             let c = &image.config;
-            line(format!("name:          {}", args.image))?;
+            line(format!("name:          {name}"))?;
             line(format!("digest:        {}", image.descriptor.digest))?;
             line(format!("config:        {}", image.manifest.config.digest))?;
             line(format!("platform:      {}/{}", c.os, c.architecture))?;
@@ -116,7 +117,7 @@ pub(super) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8, crate::Error>
 
 pub(super) fn history(cli: &Cli, args: &ImageArg) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.image)?;
+    let image = StoredImage::load(&store, &super::image_name(&store, &args.image)?)?;
     let mut rows = vec![vec![
         "LAYER".to_string(),
         "SIZE".to_string(),
@@ -141,7 +142,7 @@ pub(super) fn history(cli: &Cli, args: &ImageArg) -> Result<u8, crate::Error> {
 
 pub(super) fn tag(cli: &Cli, args: &TagArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.source)?;
+    let image = StoredImage::load(&store, &super::image_name(&store, &args.source)?)?;
     let mut descriptor = image.descriptor;
     descriptor.annotations.clear();
     store.set_tag(&args.target, &descriptor)?;
@@ -152,11 +153,12 @@ pub(super) fn tag(cli: &Cli, args: &TagArgs) -> Result<u8, crate::Error> {
 pub(super) fn rmi(cli: &Cli, args: &RmiArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
     let mut missing = Vec::new();
-    for name in &args.images {
+    for query in &args.images {
+        let name = &super::image_name(&store, query)?;
         if store.remove_tag(name)? {
             line(format!("untagged: {name}"))?;
         } else {
-            missing.push(name.as_str());
+            missing.push(query.as_str());
         }
     }
     if missing.is_empty() {
@@ -227,7 +229,7 @@ pub(super) fn fsck(cli: &Cli, args: &FormatArgs) -> Result<u8, crate::Error> {
 
 pub(super) fn export(cli: &Cli, args: &ExportArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let stored = StoredImage::load(&store, &args.image)?;
+    let stored = StoredImage::load(&store, &super::image_name(&store, &args.image)?)?;
     let format = match args.format {
         ExportFormat::OciDir => ArchiveFormat::OciDir,
         ExportFormat::OciArchive => ArchiveFormat::OciArchive,

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, OutputFormat};
+pub use args::{Cli, Command, NetworkCommand, OutputFormat};
 pub use error::CliError;
 
 /// Runs kiln with the given arguments (the first is the program name) and returns the exit
@@ -51,6 +51,11 @@ pub fn run(
             return Ok(if err.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some((command, reason)) = needs_root(&cli.command)
+        && !nix::unistd::geteuid().is_root()
+    {
+        return Err(error::CliError::NeedsRoot { command, reason }.into());
+    }
     // These read no state: they must not make a state root (nor need the right to).
     if !matches!(
         cli.command,
@@ -120,6 +125,40 @@ pub fn run(
     }
 }
 
+/// Why a command cannot work without root, said before it starts instead of a raw EPERM
+/// half-way (`kiln build` says it itself, for `run` steps only). `None`: it works as any
+/// user, with the state root in `$XDG_DATA_HOME/kiln`.
+fn needs_root(command: &Command) -> Option<(String, &'static str)> {
+    const CONTAINERS: &str =
+        "containers run in namespaces, mounts and cgroups that only root can make";
+    const THEIRS: &str = "containers are root's processes, namespaces and cgroups";
+    const NETWORKS: &str = "networks are bridges in a network namespace that only root can make";
+    let name = match command {
+        Command::Run(_) => ("run", CONTAINERS),
+        Command::Up(_) => ("up", CONTAINERS),
+        Command::Rollback(_) => ("rollback", CONTAINERS),
+        Command::Test(_) => ("test", "its probes enter the containers' namespaces"),
+        Command::Supervise(_) => ("__supervise", CONTAINERS),
+        Command::Exec(_) => ("exec", THEIRS),
+        Command::Stop(_) => ("stop", THEIRS),
+        Command::Kill(_) => ("kill", THEIRS),
+        Command::Restart(_) => ("restart", THEIRS),
+        Command::Rm(_) => ("rm", THEIRS),
+        Command::Down(_) => ("down", THEIRS),
+        Command::Stats(_) => ("stats", THEIRS),
+        Command::Commit(_) => ("commit", THEIRS),
+        Command::Netd | Command::Linkd | Command::Netsup => ("network", NETWORKS),
+        Command::Network(
+            NetworkCommand::Create(_)
+            | NetworkCommand::Rm(_)
+            | NetworkCommand::Exec(_)
+            | NetworkCommand::Impair(_),
+        ) => ("network", NETWORKS),
+        _ => return None,
+    };
+    Some((name.0.to_string(), name.1))
+}
+
 /// The state root: `--root`, `$KILN_ROOT`, else /var/lib/kiln as root and
 /// `$XDG_DATA_HOME/kiln` (or `~/.local/share/kiln`) otherwise.
 pub fn state_root(cli: &Cli) -> PathBuf {
@@ -184,6 +223,30 @@ fn network_reference(
     Ok(records
         .resolve(query, current_project(None).as_deref())?
         .name)
+}
+
+/// The stored image a command-line name means: a name with `:`, `/` or `@` as written (a
+/// project's `shop/web`, a registry reference, a digest); a bare name is resolved among
+/// the plain tag of that name and the projects' images of that name (the current
+/// project's first, see [`crate::scope`]), and stays as written when none has it.
+fn image_name(store: &crate::store::Store, query: &str) -> Result<String, crate::Error> {
+    if query.contains([':', '/', '@']) {
+        return Ok(query.to_string());
+    }
+    let candidates: Vec<crate::scope::Candidate<String>> = store
+        .tags()?
+        .into_keys()
+        .filter(|tag| !tag.contains([':', '@']))
+        .map(|tag| crate::scope::Candidate::from_reference(&tag.clone(), tag))
+        .collect();
+    let context = current_project(None);
+    Ok(crate::scope::resolve(
+        crate::scope::Kind::Image,
+        query,
+        context.as_deref(),
+        candidates,
+    )?
+    .unwrap_or_else(|| query.to_string()))
 }
 
 /// The store under the state root, created if missing.

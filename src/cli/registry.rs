@@ -169,7 +169,7 @@ pub(super) fn pull(cli: &Cli, args: &PullArgs) -> Result<u8, crate::Error> {
 
 pub(super) fn push(cli: &Cli, args: &PushArgs) -> Result<u8, crate::Error> {
     let store = super::open_store(cli)?;
-    let image = StoredImage::load(&store, &args.image)?;
+    let image = StoredImage::load(&store, &super::image_name(&store, &args.image)?)?;
     let text = args.reference.as_deref().unwrap_or(&args.image);
     let reference = Reference::parse(text).map_err(registry::RegistryError::from)?;
     let chunk_size = match crate::spec::units::Size::parse(&args.chunk_size) {

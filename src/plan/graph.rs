@@ -83,7 +83,11 @@ pub struct PlannedStep {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImagePlan {
+    /// As the project names it (`web`): in its messages and its other images' `from`.
     pub name: String,
+    /// Its tag in the store: the project's reference of it (`shop/web`, see
+    /// [`crate::scope`]), so two projects' `web` never overwrite each other.
+    pub tag: String,
     pub span: Span,
     /// Relative `copy` sources are read from here: the directory of the file that declares
     /// the image (none for stdlib modules, which live in the binary).
@@ -384,7 +388,7 @@ pub fn plan(project: &Project, sources: &Sources, wanted: &[String]) -> Result<B
     let index_of: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let images = order
         .iter()
-        .map(|name| plan_image(by_name[name], &index_of, sources))
+        .map(|name| plan_image(&project.name, by_name[name], &index_of, sources))
         .collect();
     Ok(BuildPlan {
         images,
@@ -406,7 +410,12 @@ fn image_dependencies(image: &Image) -> impl Iterator<Item = &str> {
         }))
 }
 
-fn plan_image(image: &Image, index_of: &BTreeMap<&str, usize>, sources: &Sources) -> ImagePlan {
+fn plan_image(
+    project: &str,
+    image: &Image,
+    index_of: &BTreeMap<&str, usize>,
+    sources: &Sources,
+) -> ImagePlan {
     let file = sources.get(image.name.span.file);
     // `kiln.kdl` has the parent "": the current directory.
     let context = file.path.as_ref().map(|p| match p.parent() {
@@ -455,6 +464,7 @@ fn plan_image(image: &Image, index_of: &BTreeMap<&str, usize>, sources: &Sources
     needs.dedup();
     ImagePlan {
         name: image.name.value.clone(),
+        tag: crate::scope::qualify(Some(project), &image.name.value),
         span: image.name.span,
         context,
         base,

@@ -203,6 +203,14 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
         for name in names {
             let mut instance = instance(container, name, project_dir, &fingerprint);
             instance.host = placement.get(&instance.name).cloned();
+            // An image the project builds is tagged as the project's (`shop/web`).
+            if project
+                .images
+                .iter()
+                .any(|i| i.name.value == instance.image)
+            {
+                instance.image = crate::scope::qualify(Some(&project.name), &instance.image);
+            }
             instances.push(instance);
         }
     }

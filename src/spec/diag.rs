@@ -66,6 +66,7 @@ codes! {
     InvalidAddress => "invalid-address", "a value is not a valid IP address";
     SubnetTooSmall => "subnet-too-small", "a subnet has fewer addresses than it must hand out";
     DuplicateHostPort => "duplicate-host-port", "one host port is published twice";
+    PublishWithoutNetwork => "publish-without-network", "a container publishes a port but is on no network";
     InvalidPort => "invalid-port", "a port number outside 1–65535";
     InvalidDuration => "invalid-duration", "a duration that does not parse (`250ms`, `1s`, `1m30s`)";
     InvalidSize => "invalid-size", "a size that does not parse (`64MiB`, `1G`)";

@@ -40,7 +40,12 @@ fn digests(project: &Project, root: &Path) -> serde_json::Value {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["name"].as_str().unwrap().to_string(), i["digest"].clone()))
+        .map(|i| {
+            // Tagged as the project's (`DIR/web`): the directory differs, the name not.
+            let name = i["name"].as_str().unwrap();
+            let short = name.split_once('/').map_or(name, |(_, n)| n);
+            (short.to_string(), i["digest"].clone())
+        })
         .collect::<serde_json::Map<_, _>>()
         .into()
 }
@@ -303,7 +308,7 @@ image "bad" {
         .stderr_contains("/no/such/binary");
 }
 
-const WITH_RUN: &str = r#"
+const WITH_RUN: &str = r#"project "steps"
 image "base" {
     from "scratch"
     host-binary "/bin/sh" "/bin/cat" "/bin/rm" "/bin/mkdir"
@@ -336,7 +341,7 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
     let bundle = tempfile::tempdir().unwrap();
     // skopeo and umoci read the store as the OCI layout it is.
     if which("skopeo") {
-        let image = format!("oci:{}:final", root.path().join("store").display());
+        let image = format!("oci:{}:steps/final", root.path().join("store").display());
         let inspect = skopeo_inspect(&image);
         assert_eq!(
             inspect["Layers"].as_array().unwrap().len(),
@@ -347,7 +352,7 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
     }
     if which("umoci") {
         let rootfs = bundle.path().join("rootfs");
-        umoci_unpack(&root.path().join("store"), "final", &rootfs);
+        umoci_unpack(&root.path().join("store"), "steps/final", &rootfs);
         assert_eq!(
             std::fs::read_to_string(rootfs.join("answer")).unwrap(),
             "42\n"

@@ -45,3 +45,4 @@ mod services;
 mod stats;
 mod tarball;
 mod test_cmd;
+mod unprivileged;

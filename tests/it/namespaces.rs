@@ -94,6 +94,36 @@ fn two_projects_with_the_same_names_are_up_at_once() {
     assert_eq!(names, ["blog/front", "shop/front"]);
     assert_ne!(networks[0]["bridge"], networks[1]["bridge"]);
 
+    // Each project's image is tagged as its own: neither build overwrote the other.
+    root.kiln()
+        .args(["images"])
+        .run()
+        .success()
+        .stdout_contains("blog/web")
+        .stdout_contains("shop/web");
+    blog.kiln_in(&root)
+        .args(["run", "--rm", "web", "cat", "/who"])
+        .run()
+        .success()
+        .stdout_is("blog\n");
+    root.kiln()
+        .args(["run", "--rm", "shop/web", "cat", "/who"])
+        .run()
+        .success()
+        .stdout_is("shop\n");
+    let ambiguous = root
+        .kiln()
+        .args(["run", "--rm", "web", "cat", "/who"])
+        .run();
+    assert!(!ambiguous.ok());
+    assert!(
+        ambiguous
+            .stderr()
+            .contains("2 images have this name (blog/web, shop/web)"),
+        "{}",
+        ambiguous.stderr()
+    );
+
     // PROJECT/NAME anywhere; a bare name in a project's directory is that project's.
     root.kiln()
         .args(["exec", "shop/web", "cat", "/who"])

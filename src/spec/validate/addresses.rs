@@ -250,6 +250,20 @@ fn broadcast(subnet: &IpNetwork) -> Option<IpAddr> {
 fn check_ports(project: &Project, diags: &mut Diagnostics) {
     let mut published: BTreeMap<(u16, Protocol), Span> = BTreeMap::new();
     for c in &project.containers {
+        // The port's proxy forwards to the container's address on a network: none, no port.
+        if let Some(first) = c.publish.first()
+            && c.networks.is_empty()
+        {
+            diags
+                .error(
+                    Code::PublishWithoutNetwork,
+                    first.port.span,
+                    format!("`{}` publishes a port but is on no network", c.name.value),
+                )
+                .label("published here")
+                .related(c.name.span, "this container has no `network`")
+                .help("attach it to one: `network \"NAME\"` in the container, with `network \"NAME\"` declared at the top");
+        }
         for p in &c.publish {
             if c.replicas.value > 1 {
                 diags

@@ -87,6 +87,14 @@ impl Kiln {
         self
     }
 
+    /// Runs kiln as another user (`uid`, `gid`, no supplementary groups: the standard
+    /// library drops them when root changes the uid), for what works without root.
+    pub fn user(mut self, uid: u32, gid: u32) -> Kiln {
+        use std::os::unix::process::CommandExt;
+        self.command.uid(uid).gid(gid);
+        self
+    }
+
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Kiln {
         self.command.current_dir(dir);
         self
