@@ -143,6 +143,13 @@ pub enum Command {
     Exec(ExecArgs),
 
     /// List containers (running ones; all with -a).
+    ///
+    /// Examples:
+    ///   kiln ps -a
+    ///   kiln ps --filter status=exited -q        # for `kiln rm $(…)`
+    ///   kiln ps --filter name=web --filter name=db --filter label=tier=front
+    ///   kiln ps --filter ancestor=base --format json
+    #[command(verbatim_doc_comment)]
     Ps(PsArgs),
 
     /// Remove containers (-f: also running ones, killed first).
@@ -153,10 +160,13 @@ pub enum Command {
     /// Examples:
     ///   kiln logs web
     ///   kiln logs -f --since 10m --timestamps web
+    ///   kiln logs --tail 20 web
+    ///   kiln logs --since 2026-12-01T10:00:00Z --until 2026-12-01T10:05:00Z web
     #[command(verbatim_doc_comment)]
     Logs(LogsArgs),
 
-    /// Stop containers: the image's stop signal (default SIGTERM), SIGKILL after -t seconds.
+    /// Stop containers: their stop signal (--stop-signal, else the image's STOPSIGNAL, else
+    /// SIGTERM), SIGKILL after -t seconds (default: their --stop-timeout, else 10).
     Stop(StopArgs),
 
     /// Send a signal to containers' main process (default SIGKILL); they are not restarted.
@@ -289,9 +299,10 @@ pub enum Command {
     ///
     /// Examples:
     ///   kiln images
+    ///   kiln images -q --filter reference='shop/*'
     ///   kiln images --format json | jq -r '.[].digest'
     #[command(verbatim_doc_comment)]
-    Images(FormatArgs),
+    Images(ImagesArgs),
 
     /// Show an image's manifest, config and digests.
     ///
@@ -659,6 +670,20 @@ pub struct ContainerOptionArgs {
     /// Never above kiln's own hard limit: raising one needs CAP_SYS_RESOURCE.
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
+    /// Set a namespaced kernel parameter in the container (`net.ipv4.ip_forward=1`,
+    /// `kernel.shmmax=…`): net.* (not with --network host), kernel.shm*, kernel.msg*,
+    /// kernel.sem, fs.mqueue.*, kernel.domainname. Written in the container's own /proc
+    /// before its command starts; the machine's values never change.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub sysctl: Vec<String>,
+    /// The signal `kiln stop` sends first (`SIGQUIT`, `QUIT`, `3`); default: the image's
+    /// STOPSIGNAL, else SIGTERM.
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `kiln stop`, `restart`, `down` and rollouts wait after the stop signal
+    /// before SIGKILL, unless given -t (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub stop_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -709,6 +734,14 @@ pub struct PsArgs {
     /// `kiln rm -f $(kiln ps -aq)`). Takes the place of --format.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Only containers that match, as Docker's: `id=`, `name=` (any part of the name; a
+    /// regular expression: `name=^web$`), `status=` (created, running, restarting,
+    /// exited; a status filter looks at every container, as -a does), `label=KEY` or
+    /// `label=KEY=VALUE`, `project=`, `ancestor=` (the image, or one built on it),
+    /// `network=`. Repeated: values of one key are alternatives, different keys and every
+    /// label must all match.
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -723,14 +756,28 @@ pub struct RmArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Keep printing new output until the container has exited.
+    /// Keep printing new output until the container has exited (or --until has passed).
     #[arg(short = 'f', long)]
     pub follow: bool,
     /// Only lines since a time: a duration before now (10m, 1h30m) or RFC 3339.
-    #[arg(long, value_name = "DURATION|RFC3339")]
+    #[arg(long, value_name = "DURATION|RFC3339", conflicts_with = "project")]
     pub since: Option<String>,
+    /// Only lines until a time: a duration before now (10m, 1h30m) or RFC 3339. With -f,
+    /// following ends once that time has passed.
+    #[arg(long, value_name = "DURATION|RFC3339", conflicts_with = "project")]
+    pub until: Option<String>,
+    /// Only the last N lines written so far (`all`: every line, the default); with -f,
+    /// then what comes next.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N|all",
+        value_parser = parse_tail,
+        conflicts_with = "project"
+    )]
+    pub tail: Option<Tail>,
     /// Prefix each line with its time (RFC 3339, nanoseconds).
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, conflicts_with = "project")]
     pub timestamps: bool,
     /// The output of a whole project (`kiln up`): every container's lines (or those named),
     /// each prefixed by its container's name.
@@ -741,11 +788,28 @@ pub struct LogsArgs {
     pub containers: Vec<String>,
 }
 
+/// `--tail`: a number of lines, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    All,
+    Last(usize),
+}
+
+fn parse_tail(text: &str) -> Result<Tail, String> {
+    if text == "all" {
+        return Ok(Tail::All);
+    }
+    text.parse()
+        .map(Tail::Last)
+        .map_err(|_| format!("`{text}` is not a number of lines or `all`"))
+}
+
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait after the stop signal before SIGKILL.
-    #[arg(short = 't', long = "time", value_name = "SECS", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default: the container's
+    /// --stop-timeout, else 10).
+    #[arg(short = 't', long = "time", value_name = "SECS")]
+    pub time: Option<u64>,
     /// Containers, by name or (a prefix of their) id.
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -999,6 +1063,23 @@ pub struct CommitArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Print only the images' short digests, one a line (the DIGEST column, as
+    /// `docker images -q` prints IDs). Takes the place of --format.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Only images that match, as Docker's: `reference=` (a glob over the name: `web*`,
+    /// `team/*:1`), `label=KEY` or `label=KEY=VALUE`, `dangling=true|false` (kiln lists
+    /// named images only, so `true` matches none: unnamed ones are `kiln system prune`'s).
+    /// Values of one key are alternatives; different keys and every label must all match.
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct FormatArgs {
     /// Output format: `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -1130,9 +1211,10 @@ pub struct DownArgs {
     /// Remove the project's named volumes too.
     #[arg(short = 'v', long)]
     pub volumes: bool,
-    /// Seconds each container gets to stop before SIGKILL.
-    #[arg(short = 't', long, value_name = "SECS", default_value_t = 10)]
-    pub timeout: u64,
+    /// Seconds each container gets to stop before SIGKILL (default: its own stop timeout,
+    /// `stop-timeout` in kiln.kdl, else 10).
+    #[arg(short = 't', long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -291,6 +291,12 @@ pub struct Container {
     /// `ulimit "nofile" SOFT [HARD]`, one per resource.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<Ulimit>,
+    /// `sysctl NAME="VALUE"…`: namespaced sysctls (`kernel_names::sysctl`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<(Spanned<String>, Spanned<String>)>,
+    /// `stop-timeout "30s"`: whole seconds `kiln stop` waits before SIGKILL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<Spanned<u64>>,
 }
 
 /// `tmpfs "/PATH"` on a container: a fresh tmpfs, `noexec,nosuid,nodev` as in Docker.

@@ -41,6 +41,8 @@ pub(super) const CHILDREN: &[&str] = &[
     "cap-add",
     "cap-drop",
     "ulimit",
+    "sysctl",
+    "stop-timeout",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
@@ -54,6 +56,7 @@ const REPEATABLE: &[&str] = &[
     "cap-add",
     "cap-drop",
     "ulimit",
+    "sysctl",
 ];
 
 /// What a job does not take: it runs once to completion.
@@ -152,6 +155,8 @@ pub(super) fn parse_container(
         cap_add: Vec::new(),
         cap_drop: Vec::new(),
         ulimits: Vec::new(),
+        sysctls: Vec::new(),
+        stop_timeout: None,
     };
     let context = match kind {
         ContainerKind::Service => "a `container` block",
