@@ -50,7 +50,7 @@ const TAP: &str = "tap0";
 /// The masquerading table of the egress namespace (family `ip`).
 const TABLE: &str = "kiln-egress";
 /// How long pasta has to bring its tap device up.
-const START: Duration = Duration::from_secs(10);
+const START: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EgressError {
