@@ -23,6 +23,7 @@ mod copy;
 mod detach;
 mod devices;
 mod diagnostics;
+mod egress;
 mod examples;
 mod exe_of_kiln;
 mod exec;
