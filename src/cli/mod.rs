@@ -26,6 +26,7 @@ mod registry;
 mod registry_args;
 mod stats;
 mod test;
+mod volume;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -91,6 +92,7 @@ pub fn run(
         Command::Down(args) => project::down(&cli, args),
         Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
+        Command::Volume(command) => volume::run(&cli, command),
         Command::Netd => network::netd(&cli),
         Command::Linkd => network::linkd(&cli),
         Command::Netsup => network::netsup(&cli),

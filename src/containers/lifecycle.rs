@@ -38,6 +38,11 @@ pub struct RunRequest {
     pub networks: Vec<crate::net::attach::AttachRequest>,
     /// `-p`: host ports proxied to the container's first address.
     pub publish: Vec<super::Published>,
+    /// Named (and anonymous) volumes, made on first use and filled from the image; binds
+    /// and tmpfs mounts are in `options`.
+    pub volumes: Vec<super::NamedVolume>,
+    /// `--label K=V`, kept in the record.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What a supervisor needs to start the container again, besides `config.json`:

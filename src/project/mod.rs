@@ -25,7 +25,6 @@ pub use probe::LiveProber;
 pub use rollout::{PREVIOUS, health_deadline, rollback};
 pub use up::{DEFAULT_WAIT, down, project_records, up};
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::containers::ContainerError;
@@ -144,11 +143,5 @@ pub enum ProjectError {
         project: String,
         #[source]
         source: crate::net::NetError,
-    },
-    #[error("cannot create volume directory {}", path.display())]
-    Volume {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
     },
 }

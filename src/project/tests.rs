@@ -696,6 +696,8 @@ mod decide {
                 service: instance.service.clone(),
                 fingerprint: instance.fingerprint.clone(),
             }),
+            labels: Default::default(),
+            volumes: Vec::new(),
         }
     }
 

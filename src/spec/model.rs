@@ -289,6 +289,10 @@ pub struct Container {
     /// `ulimit "nofile" SOFT [HARD]`, one per resource.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<Ulimit>,
+    /// `label KEY="VALUE"…`: the container's labels (Docker's `--label`), in order; a
+    /// later one of the same key wins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(Spanned<String>, Spanned<String>)>,
 }
 
 /// `tmpfs "/PATH"` on a container: a fresh tmpfs, `noexec,nosuid,nodev` as in Docker.

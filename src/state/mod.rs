@@ -23,6 +23,7 @@
 //! keep their own records in `net::records`: only `net` and those above it read them.)
 mod id;
 mod record;
+pub mod volumes;
 #[cfg(test)]
 mod tests;
 mod watch;

@@ -124,6 +124,13 @@ pub struct Record {
     /// The project and service a container of `kiln up` belongs to; none for `kiln run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<Membership>,
+    /// `--label K=V` and a `container`'s `label "K" "V"` (Docker's container labels).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The named volumes it mounts, by reference (`shop/data`, `data`): they are in use
+    /// while this record exists (see [`super::volumes`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// Which declared container a record is an instance of.

@@ -12,6 +12,8 @@ fn record(records: &Records, name: &str) -> Record {
         restart: "no".into(),
         state: ContainerState::default(),
         member: None,
+        labels: Default::default(),
+        volumes: Vec::new(),
     };
     records.create(&record).unwrap();
     record
@@ -192,6 +194,8 @@ fn member(records: &Records, project: &str, name: &str) -> Record {
             service: name.to_string(),
             fingerprint: "f".into(),
         }),
+        labels: Default::default(),
+        volumes: Vec::new(),
     };
     records.create(&record).unwrap();
     record

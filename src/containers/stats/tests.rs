@@ -70,6 +70,8 @@ fn record() -> Record {
         restart: "no".into(),
         state: ContainerState::default(),
         member: None,
+        labels: Default::default(),
+        volumes: Vec::new(),
     }
 }
 

@@ -31,14 +31,18 @@ pub const OCI_VERSION: &str = "1.0.2";
 /// Annotation carrying the image's stop signal (the image-spec's own key).
 pub const STOP_SIGNAL_ANNOTATION: &str = "org.opencontainers.image.stopSignal";
 
-/// `-v SOURCE:DESTINATION[:ro]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A bind mount: `-v SOURCE:DESTINATION[:ro]`, `--mount type=bind`, a named volume's
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Volume {
     /// Absolute host path; it must exist.
     pub source: PathBuf,
     /// Absolute path in the container; created there if missing.
     pub destination: String,
     pub read_only: bool,
+    /// `bind-propagation=`: `rprivate` (the default), `private`, `rshared`, `shared`,
+    /// `rslave`, `slave`, applied to the mount in the container's mount namespace.
+    pub propagation: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -364,7 +368,8 @@ fn mounts(volumes: &[Volume]) -> Result<Vec<Mount>, SpecError> {
         if volume.destination.trim_end_matches('/').is_empty() {
             return Err(SpecError::VolumeOnRoot);
         }
-        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+        let propagation = volume.propagation.as_deref().unwrap_or("rprivate");
+        let mut options = vec!["rbind".to_string(), propagation.to_string()];
         if volume.read_only {
             options.push("ro".into());
         }
