@@ -156,7 +156,8 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Logs(LogsArgs),
 
-    /// Stop containers: the image's stop signal (default SIGTERM), SIGKILL after -t seconds.
+    /// Stop containers: their stop signal (--stop-signal, else the image's STOPSIGNAL, else
+    /// SIGTERM), SIGKILL after -t seconds (default: their --stop-timeout, else 10).
     Stop(StopArgs),
 
     /// Send a signal to containers' main process (default SIGKILL); they are not restarted.
@@ -688,6 +689,20 @@ pub struct ContainerOptionArgs {
     /// Never above kiln's own hard limit: raising one needs CAP_SYS_RESOURCE.
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
+    /// Set a namespaced kernel parameter in the container (`net.ipv4.ip_forward=1`,
+    /// `kernel.shmmax=…`): net.* (not with --network host), kernel.shm*, kernel.msg*,
+    /// kernel.sem, fs.mqueue.*, kernel.domainname. Written in the container's own /proc
+    /// before its command starts; the machine's values never change.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub sysctl: Vec<String>,
+    /// The signal `kiln stop` sends first (`SIGQUIT`, `QUIT`, `3`); default: the image's
+    /// STOPSIGNAL, else SIGTERM.
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `kiln stop`, `restart`, `down` and rollouts wait after the stop signal
+    /// before SIGKILL, unless given -t (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub stop_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -772,9 +787,10 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait after the stop signal before SIGKILL.
-    #[arg(short = 't', long = "time", value_name = "SECS", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default: the container's
+    /// --stop-timeout, else 10).
+    #[arg(short = 't', long = "time", value_name = "SECS")]
+    pub time: Option<u64>,
     /// Containers, by name or (a prefix of their) id.
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -1231,9 +1247,10 @@ pub struct DownArgs {
     /// Remove the project's named volumes too.
     #[arg(short = 'v', long)]
     pub volumes: bool,
-    /// Seconds each container gets to stop before SIGKILL.
-    #[arg(short = 't', long, value_name = "SECS", default_value_t = 10)]
-    pub timeout: u64,
+    /// Seconds each container gets to stop before SIGKILL (default: its own stop timeout,
+    /// `stop-timeout` in kiln.kdl, else 10).
+    #[arg(short = 't', long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -173,7 +173,8 @@ fn labels(args: &RunArgs) -> Result<BTreeMap<String, String>, ContainerError> {
     Ok(labels)
 }
 
-/// `--read-only`, `--tmpfs`, `--cap-add`, `--cap-drop` and `--ulimit` over `options`.
+/// `--read-only`, `--tmpfs`, `--cap-add`, `--cap-drop`, `--ulimit`, `--sysctl`,
+/// `--stop-signal` and `--stop-timeout` over `options`.
 fn with_options(
     options: RunOptions,
     args: &ContainerOptionArgs,
@@ -192,6 +193,17 @@ fn with_options(
             .iter()
             .map(|u| u.parse())
             .collect::<Result<_, SpecError>>()?,
+        sysctls: args
+            .sysctl
+            .iter()
+            .map(|s| crate::runtime::spec::parse_sysctl(s))
+            .collect::<Result<_, SpecError>>()?,
+        stop_signal: args
+            .stop_signal
+            .as_ref()
+            .map(|s| containers::parse_signal(s).map(|_| s.clone()))
+            .transpose()?,
+        stop_timeout: args.stop_timeout,
         ..options
     })
 }
@@ -509,7 +521,7 @@ fn for_each_container(
 }
 
 pub(super) fn stop(cli: &Cli, args: &StopArgs) -> Result<u8, crate::Error> {
-    let timeout = Duration::from_secs(args.time);
+    let timeout = args.time.map(Duration::from_secs);
     for_each_container(cli, &args.containers, |records, record| {
         containers::stop(records, record, timeout)
     })
@@ -530,7 +542,7 @@ pub(super) fn kill(cli: &Cli, args: &KillArgs) -> Result<u8, crate::Error> {
 
 pub(super) fn restart(cli: &Cli, args: &StopArgs) -> Result<u8, crate::Error> {
     let root = super::state_root(cli);
-    let timeout = Duration::from_secs(args.time);
+    let timeout = args.time.map(Duration::from_secs);
     for_each_container(cli, &args.containers, |records, record| {
         containers::restart(records, record, &root, timeout)
     })

@@ -262,7 +262,7 @@ fn follow_until_interrupted(root: &Path, project_name: &str) -> Result<u8, crate
     }
     eprintln!("{project_name}: stopping");
     for record in project::project_records(&records, project_name).map_err(crate::Error::from)? {
-        crate::containers::stop(&records, &record, Duration::from_secs(10))
+        crate::containers::stop(&records, &record, None)
             .map_err(|e| crate::Error::from(project::ProjectError::from(e)))?;
     }
     for handle in handles {
@@ -383,7 +383,12 @@ pub(super) fn down(cli: &Cli, args: &DownArgs) -> Result<u8, crate::Error> {
     };
     let root = super::state_root(cli);
     let name = &loaded.project.name;
-    match project::down(&root, name, args.volumes, Duration::from_secs(args.timeout)) {
+    match project::down(
+        &root,
+        name,
+        args.volumes,
+        args.timeout.map(Duration::from_secs),
+    ) {
         Ok(removed) => {
             // Previous versions kept for a rollback go too, without a line each.
             for container in removed.iter().filter(|n| split_hidden(n).is_none()) {

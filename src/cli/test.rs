@@ -229,9 +229,9 @@ impl assert::Faults for LiveFaults<'_> {
     fn begin(&self, fault: &FaultAction) -> Result<(), String> {
         match fault {
             FaultAction::LinkDown { end } => self.carrier(&end.value, false),
-            FaultAction::Stop { container } => self.container(&container.value, |r, c| {
-                containers::stop(r, c, std::time::Duration::from_secs(10))
-            }),
+            FaultAction::Stop { container } => {
+                self.container(&container.value, |r, c| containers::stop(r, c, None))
+            }
             FaultAction::Kill { container } => self.container(&container.value, |r, c| {
                 containers::kill_container(r, c, Signal::SIGKILL)
             }),

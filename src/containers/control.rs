@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use super::ContainerError;
 use super::lifecycle::{cgroup_name, remove_files, remove_parent_cgroups, stop_marker};
 use crate::runtime::cgroup::Hierarchy;
-use crate::runtime::spec::STOP_SIGNAL_ANNOTATION;
+use crate::runtime::spec::{STOP_SIGNAL_ANNOTATION, STOP_TIMEOUT_ANNOTATION};
 use crate::state::{Record, Records, Status};
 
 /// How long to wait for a supervisor to notice its container ended and record it.
@@ -34,19 +34,31 @@ pub fn parse_signal(text: &str) -> Result<Signal, ContainerError> {
     name.parse().map_err(|_| bad())
 }
 
-/// The image's stop signal (recorded in the container's `config.json`), else SIGTERM.
-pub fn stop_signal(records: &Records, record: &Record) -> Signal {
+/// How long `kiln stop` waits after the stop signal unless the container or the caller
+/// says otherwise (Docker's default).
+pub(crate) const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An annotation of the container's `config.json`.
+fn annotation(records: &Records, record: &Record, key: &str) -> Option<String> {
     let config = records.dir(&record.id).join("config.json");
-    oci_spec::runtime::Spec::load(config)
-        .ok()
-        .and_then(|spec| {
-            spec.annotations()
-                .as_ref()?
-                .get(STOP_SIGNAL_ANNOTATION)
-                .cloned()
-        })
+    let spec = oci_spec::runtime::Spec::load(config).ok()?;
+    spec.annotations().as_ref()?.get(key).cloned()
+}
+
+/// The container's stop signal (`--stop-signal`, else the image's StopSignal, recorded in
+/// its `config.json`), else SIGTERM.
+pub fn stop_signal(records: &Records, record: &Record) -> Signal {
+    annotation(records, record, STOP_SIGNAL_ANNOTATION)
         .and_then(|text| parse_signal(&text).ok())
         .unwrap_or(Signal::SIGTERM)
+}
+
+/// The container's `--stop-timeout` (`stop-timeout` in kiln.kdl), else
+/// [`DEFAULT_STOP_TIMEOUT`].
+pub(crate) fn stop_timeout(records: &Records, record: &Record) -> Duration {
+    annotation(records, record, STOP_TIMEOUT_ANNOTATION)
+        .and_then(|text| text.parse().ok())
+        .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs)
 }
 
 /// Keeps the supervisor from starting the container again.
@@ -99,9 +111,15 @@ pub fn kill_container(
     Ok(())
 }
 
-/// `kiln stop`: the stop signal, SIGKILL after `timeout`, then waits for the supervisor to
-/// record the exit. Stopping a container that does not run does nothing.
-pub fn stop(records: &Records, record: &Record, timeout: Duration) -> Result<(), ContainerError> {
+/// `kiln stop`: the stop signal, SIGKILL after `timeout` (`None`: the container's own
+/// stop timeout, see [`stop_timeout`]), then waits for the supervisor to record the exit.
+/// Stopping a container that does not run does nothing.
+pub fn stop(
+    records: &Records,
+    record: &Record,
+    timeout: Option<Duration>,
+) -> Result<(), ContainerError> {
+    let timeout = timeout.unwrap_or_else(|| stop_timeout(records, record));
     let current = records.load(&record.id)?.reconciled();
     if !matches!(current.state.status, Status::Running | Status::Restarting)
         && !current.state.supervisor_alive()

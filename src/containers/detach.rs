@@ -148,7 +148,7 @@ pub fn restart(
     records: &Records,
     record: &Record,
     state_root: &Path,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<(), ContainerError> {
     super::control::stop(records, record, timeout)?;
     let marker = stop_marker(records, &record.id);

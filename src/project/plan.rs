@@ -304,6 +304,16 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
                 hard: u.hard.value,
             })
             .collect(),
+        sysctls: container
+            .sysctls
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        stop_signal: container
+            .stop_signal
+            .as_ref()
+            .map(|s| s.value.name.to_string()),
+        stop_timeout: container.stop_timeout.as_ref().map(|s| s.value),
     };
     let volumes = container
         .volumes

@@ -31,7 +31,6 @@ pub const PREVIOUS: &str = "previous";
 /// The tag of the current version while it is replaced (by a rollout or a rollback).
 const RETIRING: &str = "retiring";
 /// What a container gets to stop before SIGKILL when it is replaced.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Added to a health check's own limit: the supervisor's first round, process start-up.
 const HEALTH_SLACK: Duration = Duration::from_secs(2);
 /// How much of the last probe output goes into a message.
@@ -102,7 +101,7 @@ fn retire(
     current: &Record,
     tag: &str,
 ) -> Result<Record, ProjectError> {
-    containers::stop(records, current, STOP_TIMEOUT)?;
+    containers::stop(records, current, None)?;
     let networks = NetworkRecords::open(state_root).map_err(net_error)?;
     let interfaces = Launch::load(&records.dir(&current.id))
         .map(|l| l.interfaces)
@@ -167,7 +166,7 @@ fn reinstate(
             .map_err(net_error)?;
     }
     let _ = std::fs::remove_file(&path);
-    containers::restart(records, &record, state_root, STOP_TIMEOUT)?;
+    containers::restart(records, &record, state_root, None)?;
     Ok(records.load(&record.id)?)
 }
 
@@ -182,7 +181,7 @@ fn discard(
     if let Ok(Some(record)) = records.find_member(project, name)
         && unless.is_none_or(|u| u.id != record.id)
     {
-        let _ = containers::stop(records, &record, STOP_TIMEOUT);
+        let _ = containers::stop(records, &record, None);
         let _ = containers::remove(records, &record, state_root, true);
     }
 }

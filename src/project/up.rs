@@ -147,7 +147,7 @@ pub fn down(
     state_root: &Path,
     project: &str,
     volumes: bool,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<Vec<String>, ProjectError> {
     let records = Records::open(state_root)?;
     let members = project_records(&records, project)?;
@@ -546,7 +546,7 @@ fn carry_out(
         }
         Action::Start => start(instance),
         Action::Recreate(existing) | Action::Rollout(existing) => {
-            containers::stop(records, &existing, Duration::from_secs(10))?;
+            containers::stop(records, &existing, None)?;
             containers::remove(records, &existing, state_root, true)?;
             events(UpEvent::Removed(instance.name.clone()));
             start(instance)

@@ -186,6 +186,11 @@ pub enum SandboxError {
     Seccomp(Box<SeccompError>),
     #[error("kiln's runtime does not support {what}")]
     Unsupported { what: String },
+    #[error("sysctl `{name}` cannot be set in this container: {reason}")]
+    #[diagnostic(help(
+        "only namespaced sysctls can be set: net.* with a network namespace of its own, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.domainname"
+    ))]
+    BadSysctl { name: String, reason: String },
     #[error("cannot prepare the container: {message}")]
     Prepare { message: String },
     /// A caller's start hook refused (see [`HookError`]): its help is this error's.

@@ -380,6 +380,12 @@ pub(crate) fn plan_with(
     });
     steps.push(SetupStep::UnmountDetach { target: c(".") });
     steps.push(SetupStep::Chdir { path: c("/") });
+    // In the container's own /proc, before /proc/sys is made read-only (runc's order).
+    sysctl_steps(
+        linux.and_then(|l| l.sysctl().as_ref()),
+        namespaces,
+        &mut steps,
+    )?;
     for path in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or(&[])
@@ -468,6 +474,48 @@ pub(crate) fn plan_with(
         path,
         cwd,
     })
+}
+
+/// The sysctls of the spec, sorted by name, each checked as runc's validator does: only
+/// one of a namespace the container has of its own (`net.*` needs its own network
+/// namespace, the IPC ones its IPC namespace, `kernel.domainname` its UTS namespace).
+fn sysctl_steps(
+    sysctls: Option<&std::collections::HashMap<String, String>>,
+    namespaces: CloneFlags,
+    steps: &mut Vec<SetupStep>,
+) -> Result<(), SandboxError> {
+    use crate::kernel_names::{SysctlNamespace, sysctl};
+    let Some(sysctls) = sysctls else {
+        return Ok(());
+    };
+    let mut sorted: Vec<(&String, &String)> = sysctls.iter().collect();
+    sorted.sort();
+    for (name, value) in sorted {
+        let bad = |reason: &str| SandboxError::BadSysctl {
+            name: name.clone(),
+            reason: reason.to_string(),
+        };
+        let needs = match sysctl(name).map_err(bad)? {
+            SysctlNamespace::Ipc => (CloneFlags::CLONE_NEWIPC, "an IPC namespace"),
+            SysctlNamespace::Network => (CloneFlags::CLONE_NEWNET, "a network namespace"),
+            SysctlNamespace::Uts => (CloneFlags::CLONE_NEWUTS, "a UTS namespace"),
+        };
+        if !namespaces.contains(needs.0) {
+            return Err(bad(&format!(
+                "it needs {} of its own (it would change the machine's)",
+                needs.1
+            )));
+        }
+        steps.push(SetupStep::Sysctl {
+            path: CString::new(name.replace('.', "/")).map_err(|_| SandboxError::Nul {
+                what: "sysctl name",
+            })?,
+            value: CString::new(value.as_str()).map_err(|_| SandboxError::Nul {
+                what: "sysctl value",
+            })?,
+        });
+    }
+    Ok(())
 }
 
 /// The clone(2) flags, and the namespaces unshared later (cgroup).

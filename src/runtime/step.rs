@@ -136,6 +136,13 @@ pub enum SetupStep {
     SetHostname {
         name: CString,
     },
+    /// Writes `value` to the sysctl file `path` (relative to `/proc/sys`, `net/ipv4/ip_forward`)
+    /// of the container's own /proc, mounted after pivot_root: the lookup starts at that
+    /// mount's `sys` and stays beneath it (no symlinks, no other mount), never the host's.
+    Sysctl {
+        path: CString,
+        value: CString,
+    },
     /// Brings `lo` up; only planned in a new network namespace.
     LoopbackUp,
     /// setsid(2): a new session without a controlling terminal.
@@ -327,6 +334,13 @@ impl fmt::Display for SetupStep {
             }
             SetupStep::UnmountDetach { target } => write!(f, "umount --lazy {}", show(target)),
             SetupStep::SetHostname { name } => write!(f, "hostname {}", show(name)),
+            SetupStep::Sysctl { path, value } => write!(
+                f,
+                "sysctl -w {}={}  # /proc/sys/{} of the container's /proc",
+                show(path).replace('/', "."),
+                quote(&show(value)),
+                show(path)
+            ),
             SetupStep::LoopbackUp => f.write_str("ip link set lo up"),
             SetupStep::NewSession => f.write_str("setsid"),
             SetupStep::Umask { mask } => write!(f, "umask {mask:03o}"),

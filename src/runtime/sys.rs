@@ -47,6 +47,9 @@ pub trait Sys {
     fn pivot_root(&mut self, new_root: &CStr, put_old: &CStr) -> Result<(), Errno>;
     fn unmount_detach(&mut self, target: &CStr) -> Result<(), Errno>;
     fn sethostname(&mut self, name: &CStr) -> Result<(), Errno>;
+    /// Writes `value` to `/proc/sys/PATH` of the process's own /proc (a procfs mount is
+    /// checked for; the lookup stays beneath its `sys` directory, no symlinks).
+    fn write_sysctl(&mut self, path: &CStr, value: &CStr) -> Result<(), Errno>;
     fn loopback_up(&mut self) -> Result<(), Errno>;
     fn setsid(&mut self) -> Result<(), Errno>;
     fn umask(&mut self, mask: u32);
@@ -201,6 +204,7 @@ fn run_steps(
             SetupStep::PivotRoot { new_root, put_old } => sys.pivot_root(new_root, put_old),
             SetupStep::UnmountDetach { target } => sys.unmount_detach(target),
             SetupStep::SetHostname { name } => sys.sethostname(name),
+            SetupStep::Sysctl { path, value } => sys.write_sysctl(path, value),
             SetupStep::LoopbackUp => sys.loopback_up(),
             SetupStep::NewSession => sys.setsid(),
             SetupStep::Umask { mask } => {
@@ -453,6 +457,10 @@ impl Sys for RealSys {
         loopback_up()
     }
 
+    fn write_sysctl(&mut self, path: &CStr, value: &CStr) -> Result<(), Errno> {
+        write_sysctl(path, value)
+    }
+
     fn setsid(&mut self) -> Result<(), Errno> {
         // SAFETY: no arguments; setsid only changes this process's session.
         check(unsafe { libc::setsid() })
@@ -601,6 +609,44 @@ impl Sys for RealSys {
         unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), env.as_ptr()) };
         Errno::last()
     }
+}
+
+/// `PROC_SUPER_MAGIC` of statfs(2): the filesystem of a real /proc.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// `RESOLVE_*` of openat2(2): stay beneath the directory, on its mount, follow no link.
+const RESOLVE_BENEATH_STRICT: u64 = 0x08 | 0x01 | 0x02 | 0x04;
+
+/// [`Sys::write_sysctl`]: `/proc/sys` opened and checked to be procfs, the file opened
+/// beneath it, `value` written in one write(2) as sysctl(8) does.
+fn write_sysctl(path: &CStr, value: &CStr) -> Result<(), Errno> {
+    let dir = inroot::raw::openat2(
+        libc::AT_FDCWD,
+        c"/proc/sys",
+        libc::O_PATH | libc::O_DIRECTORY,
+        0x04 | 0x02,
+    )?;
+    let result = (|| {
+        // SAFETY: a zeroed statfs is a valid out-parameter the kernel fills.
+        let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `dir` is an open descriptor and `stat` a writable statfs.
+        check(unsafe { libc::fstatfs(dir, &mut stat) })?;
+        if stat.f_type as i64 != PROC_SUPER_MAGIC {
+            return Err(Errno::EXDEV);
+        }
+        let file = inroot::raw::openat2(dir, path, libc::O_WRONLY, RESOLVE_BENEATH_STRICT)?;
+        let bytes = value.to_bytes();
+        // SAFETY: the pointer and length describe `value`'s bytes; `file` is open.
+        let written = unsafe { libc::write(file, bytes.as_ptr().cast(), bytes.len()) };
+        inroot::raw::close(file);
+        match Errno::result(written) {
+            Ok(n) if n as usize == bytes.len() => Ok(()),
+            Ok(_) => Err(Errno::EIO),
+            Err(errno) => Err(errno),
+        }
+    })();
+    inroot::raw::close(dir);
+    result
 }
 
 /// `struct ifreq` as SIOCGIFFLAGS/SIOCSIFFLAGS use it: the name, then the flags, padded to

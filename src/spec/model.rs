@@ -293,6 +293,12 @@ pub struct Container {
     /// later one of the same key wins.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<(Spanned<String>, Spanned<String>)>,
+    /// `sysctl NAME="VALUE"…`: namespaced sysctls (`kernel_names::sysctl`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<(Spanned<String>, Spanned<String>)>,
+    /// `stop-timeout "30s"`: whole seconds `kiln stop` waits before SIGKILL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<Spanned<u64>>,
 }
 
 /// `tmpfs "/PATH"` on a container: a fresh tmpfs, `noexec,nosuid,nodev` as in Docker.

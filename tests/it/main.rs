@@ -15,6 +15,7 @@ mod build;
 mod check;
 mod commit;
 mod completions;
+mod container_options;
 mod copy;
 mod detach;
 mod devices;

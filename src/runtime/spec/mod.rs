@@ -22,7 +22,7 @@ use crate::image::RuntimeConfig;
 use crate::runtime::seccomp::{PROFILE_ANNOTATION, SeccompChoice, SeccompError};
 
 pub use oci_spec::runtime::Spec as OciSpec;
-pub use options::{Tmpfs, Ulimit};
+pub use options::{Tmpfs, Ulimit, parse_sysctl};
 pub use user::{ResolvedUser, resolve_user, resolve_user_in};
 
 /// The OCI runtime spec version kiln writes.
@@ -30,6 +30,10 @@ pub const OCI_VERSION: &str = "1.0.2";
 
 /// Annotation carrying the image's stop signal (the image-spec's own key).
 pub const STOP_SIGNAL_ANNOTATION: &str = "org.opencontainers.image.stopSignal";
+
+/// Annotation carrying `--stop-timeout`, in seconds (Docker keeps it in the container's
+/// config as `StopTimeout`; runc ignores it).
+pub const STOP_TIMEOUT_ANNOTATION: &str = "dev.kiln.stop-timeout";
 
 /// A bind mount: `-v SOURCE:DESTINATION[:ro]`, `--mount type=bind`, a named volume's
 /// directory.
@@ -97,6 +101,14 @@ pub struct RunOptions {
     pub cap_drop: Vec<String>,
     /// `--ulimit`, each over Docker's default for its resource.
     pub ulimits: Vec<Ulimit>,
+    /// `--sysctl NAME=VALUE`: namespaced sysctls only (see `kernel_names::sysctl`),
+    /// written in the container's /proc before its command starts.
+    pub sysctls: Vec<(String, String)>,
+    /// `--stop-signal`: over the image's StopSignal (a name like `SIGQUIT`, or a number).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`: seconds `kiln stop` (and restart, down, rollouts) waits after the
+    /// stop signal before SIGKILL, unless told otherwise (default 10).
+    pub stop_timeout: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -162,6 +174,12 @@ pub enum SpecError {
         "use rw, ro, exec, noexec, suid, nosuid, dev, nodev, sync, async, noatime, atime, size=, mode=, uid=, gid= or nr_inodes="
     ))]
     BadTmpfsOption { option: String },
+    #[error("invalid sysctl `{value}`")]
+    #[diagnostic(help("{help}"))]
+    BadSysctl { value: String, help: String },
+    #[error("invalid stop signal `{signal}`")]
+    #[diagnostic(help("give a signal name like SIGTERM or QUIT, or its number"))]
+    BadStopSignal { signal: String },
     #[error("the OCI spec is incomplete")]
     Incomplete(#[source] oci_spec::OciSpecError),
 }
@@ -258,7 +276,7 @@ pub fn container_spec(
     linux.set_seccomp(seccomp);
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
-    linux.set_sysctl(None);
+    linux.set_sysctl(sysctls(options)?);
 
     let mut root = Root::default();
     root.set_path("rootfs".into());
@@ -271,14 +289,43 @@ pub fn container_spec(
     spec.set_mounts(Some(mounts));
     spec.set_process(Some(process));
     spec.set_linux(Some(linux));
-    let mut annotations: HashMap<String, String> = image
-        .stop_signal
+    let stop_signal = options.stop_signal.as_ref().or(image.stop_signal.as_ref());
+    let mut annotations: HashMap<String, String> = stop_signal
         .iter()
-        .map(|signal| (STOP_SIGNAL_ANNOTATION.to_string(), signal.clone()))
+        .map(|signal| (STOP_SIGNAL_ANNOTATION.to_string(), signal.to_string()))
         .collect();
+    if let Some(seconds) = options.stop_timeout {
+        annotations.insert(STOP_TIMEOUT_ANNOTATION.to_string(), seconds.to_string());
+    }
     annotations.insert(PROFILE_ANNOTATION.to_string(), seccomp_name);
     spec.set_annotations((!annotations.is_empty()).then_some(annotations));
     Ok(spec)
+}
+
+/// `--sysctl`s as `linux.sysctl`, each a namespaced one the container has of its own: a
+/// `net.*` one needs a network namespace of its own (not `--network host`), as runc checks.
+fn sysctls(options: &RunOptions) -> Result<Option<HashMap<String, String>>, SpecError> {
+    use crate::kernel_names::{SysctlNamespace, sysctl};
+    let mut map = HashMap::new();
+    for (name, value) in &options.sysctls {
+        let bad = |help: &str| SpecError::BadSysctl {
+            value: format!("{name}={value}"),
+            help: help.to_string(),
+        };
+        match sysctl(name).map_err(bad)? {
+            SysctlNamespace::Network if options.network == NetworkMode::Host => {
+                return Err(bad(
+                    "net.* sysctls need a network namespace of the container's own: not with --network host",
+                ));
+            }
+            _ => {}
+        }
+        if value.contains('\0') || value.contains('\n') {
+            return Err(bad("the value is one line of text"));
+        }
+        map.insert(name.clone(), value.clone());
+    }
+    Ok((!map.is_empty()).then_some(map))
 }
 
 /// Entrypoint + (the given args, else the image's Cmd). A replaced entrypoint drops the

@@ -309,6 +309,19 @@ pub(super) fn rlimits(
     Ok(rlimits)
 }
 
+/// `--sysctl NAME=VALUE` (the name checked when the spec is built).
+pub fn parse_sysctl(text: &str) -> Result<(String, String), SpecError> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(SpecError::BadSysctl {
+            value: text.to_string(),
+            help: "write NAME=VALUE, e.g. `net.ipv4.ip_forward=1`".into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

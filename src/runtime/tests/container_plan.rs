@@ -612,3 +612,68 @@ fn a_seccomp_profile_kiln_cannot_apply_is_refused() {
     assert!(matches!(error, SandboxError::Seccomp(_)), "{error:?}");
     assert!(error.to_string().contains("SCMP_ACT_NOTIFY"), "{error}");
 }
+
+#[test]
+fn sysctls_are_written_after_pivot_root_before_proc_sys_is_read_only() {
+    let spec = container(&RunOptions {
+        args: vec!["app".into()],
+        sysctls: vec![
+            ("net.ipv4.ip_forward".into(), "1".into()),
+            ("kernel.shmmni".into(), "1234".into()),
+        ],
+        ..RunOptions::default()
+    });
+    let plan = plan_with(
+        &spec,
+        &layout(),
+        PlanOptions::default(),
+        &HostCgroups::Absent,
+    )
+    .unwrap();
+    let steps = &plan.steps;
+    let pivot = step_index(steps, |s| matches!(s, SetupStep::PivotRoot { .. }));
+    let first = step_index(steps, |s| matches!(s, SetupStep::Sysctl { .. }));
+    let read_only = step_index(steps, |s| matches!(s, SetupStep::ReadonlyPath { .. }));
+    assert!(pivot < first && first + 2 <= read_only);
+    assert_eq!(
+        steps[first].to_string(),
+        "sysctl -w kernel.shmmni=1234  # /proc/sys/kernel/shmmni of the container's /proc"
+    );
+    let mut sys = FakeSys::new();
+    execute(steps, &mut sys, &mut |_| {});
+    let written: Vec<&Call> = sys
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Call::Sysctl(..)))
+        .collect();
+    assert_eq!(
+        written,
+        [
+            &Call::Sysctl("kernel/shmmni".into(), "1234".into()),
+            &Call::Sysctl("net/ipv4/ip_forward".into(), "1".into()),
+        ]
+    );
+    // Without a network namespace of its own, a net.* sysctl would be the machine's.
+    let mut host = spec.clone();
+    let mut linux = host.linux().clone().unwrap();
+    let namespaces = linux
+        .namespaces()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.typ() != LinuxNamespaceType::Network)
+        .collect();
+    linux.set_namespaces(Some(namespaces));
+    host.set_linux(Some(linux));
+    let error = plan_with(
+        &host,
+        &layout(),
+        PlanOptions::default(),
+        &HostCgroups::Absent,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, SandboxError::BadSysctl { name, .. } if name == "net.ipv4.ip_forward"),
+        "{error:?}"
+    );
+}

@@ -39,6 +39,8 @@ pub(super) enum Call {
     PivotRoot(String, String),
     UnmountDetach(String),
     Hostname(String),
+    /// A sysctl written in the container's /proc: (path below /proc/sys, value).
+    Sysctl(String, String),
     LoopbackUp,
     Setsid,
     Umask(u32),
@@ -182,6 +184,9 @@ impl Sys for FakeSys {
     }
     fn loopback_up(&mut self) -> Result<(), Errno> {
         self.record(Call::LoopbackUp)
+    }
+    fn write_sysctl(&mut self, path: &CStr, value: &CStr) -> Result<(), Errno> {
+        self.record(Call::Sysctl(s(path), s(value)))
     }
     fn setsid(&mut self) -> Result<(), Errno> {
         self.record(Call::Setsid)

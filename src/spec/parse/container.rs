@@ -41,6 +41,8 @@ pub(super) const CHILDREN: &[&str] = &[
     "cap-add",
     "cap-drop",
     "ulimit",
+    "sysctl",
+    "stop-timeout",
     "label",
 ];
 
@@ -55,6 +57,7 @@ const REPEATABLE: &[&str] = &[
     "cap-add",
     "cap-drop",
     "ulimit",
+    "sysctl",
     "label",
 ];
 
@@ -154,6 +157,8 @@ pub(super) fn parse_container(
         cap_add: Vec::new(),
         cap_drop: Vec::new(),
         ulimits: Vec::new(),
+        sysctls: Vec::new(),
+        stop_timeout: None,
         labels: Vec::new(),
     };
     let context = match kind {

@@ -1,5 +1,5 @@
 //! A container's filesystem and security settings, with Docker's meaning: `read-only`,
-//! `tmpfs`, `cap-add`, `cap-drop`, `ulimit`. Names are checked against `kernel_names`, the
+//! `tmpfs`, `cap-add`, `cap-drop`, `ulimit`, `sysctl`, and its `stop-timeout`. Names are checked against `kernel_names`, the
 //! tables the runtime uses too.
 
 use kdl::KdlValue;
@@ -21,6 +21,8 @@ pub(super) const USAGE: &[(&str, &str)] = &[
     ("cap-add", "cap-add \"NET_ADMIN\"…"),
     ("cap-drop", "cap-drop \"ALL\"|\"CHOWN\"…"),
     ("ulimit", "ulimit \"nofile\" SOFT [HARD]"),
+    ("sysctl", "sysctl net.ipv4.ip_forward=\"1\"…"),
+    ("stop-timeout", "stop-timeout \"30s\""),
 ];
 
 /// Parses `keyword` into `c`; `n` is the node, its usage from [`USAGE`].
@@ -102,6 +104,59 @@ pub(super) fn parse(keyword: &str, n: &mut Node<'_>, diags: &mut Diagnostics, c:
                 return;
             }
             c.ulimits.push(Ulimit { name, soft, hard });
+        }
+        "sysctl" => {
+            n.max_args(diags, 0);
+            for (name, value) in super::image::string_props(n, diags, "sysctl") {
+                if let Err(reason) = kernel_names::sysctl(&name.value) {
+                    diags
+                        .error(
+                            Code::InvalidChoice,
+                            name.span,
+                            format!("sysctl `{}` cannot be set in a container", name.value),
+                        )
+                        .label(reason)
+                        .help("only namespaced sysctls: net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.domainname");
+                    continue;
+                }
+                if let Some((first, _)) = c.sysctls.iter().find(|(k, _)| k.value == name.value) {
+                    diags
+                        .error(
+                            Code::MisplacedNode,
+                            name.span,
+                            format!("sysctl `{}` is given twice", name.value),
+                        )
+                        .related(first.span, "first given here")
+                        .help("keep one of them");
+                    continue;
+                }
+                c.sysctls.push((name, value));
+            }
+        }
+        "stop-timeout" => {
+            n.max_args(diags, 1);
+            let Some(value) = n.any_arg(diags, 0, "a duration") else {
+                return;
+            };
+            let before = diags.len();
+            let seconds = match value.value {
+                KdlValue::Integer(i) => u64::try_from(*i).ok().map(|s| Spanned::new(s, value.span)),
+                _ => values::duration(diags, value, "the stop timeout").and_then(|d| {
+                    (d.value.0 % 1_000_000_000 == 0)
+                        .then(|| Spanned::new(d.value.0 / 1_000_000_000, d.span))
+                }),
+            };
+            if seconds.is_none() && diags.len() == before {
+                diags
+                    .error(
+                        Code::ValueOutOfRange,
+                        value.span,
+                        "the stop timeout is whole seconds",
+                    )
+                    .label("not a whole number of seconds")
+                    .help("write it like `\"30s\"`, `\"2m\"` or `30`");
+            }
+            c.stop_timeout = seconds;
         }
         _ => unreachable!("checked against USAGE"),
     }
