@@ -53,7 +53,9 @@ fn bad(spec: &str, reason: impl Into<String>, help: impl Into<String>) -> Contai
 }
 
 /// The propagation modes of `bind-propagation=` and `-v …:rslave`.
-const PROPAGATIONS: [&str; 6] = ["rprivate", "private", "rshared", "shared", "rslave", "slave"];
+const PROPAGATIONS: [&str; 6] = [
+    "rprivate", "private", "rshared", "shared", "rslave", "slave",
+];
 
 /// `-v SRC:DST[:OPTS]` or `-v /DST` (Docker's `--volume`): SRC is a host path when it
 /// starts with `/` or `.` (a missing one is created, as Docker does), else a volume name
@@ -110,7 +112,13 @@ pub fn parse_volume(spec: &str) -> Result<Mount, ContainerError> {
         }
     }
     if !bind {
-        return Ok(Mount::Volume(named(spec, source, destination, read_only, no_copy)?));
+        return Ok(Mount::Volume(named(
+            spec,
+            source,
+            destination,
+            read_only,
+            no_copy,
+        )?));
     }
     // Docker's `-v` makes a missing host directory; `--mount` refuses it.
     let path = PathBuf::from(source);
@@ -240,9 +248,17 @@ pub fn parse_mount(spec: &str) -> Result<Mount, ContainerError> {
                 let size = value_of(key)?;
                 let bytes = match size.parse::<u64>() {
                     Ok(bytes) => bytes,
-                    Err(_) => crate::spec::units::Size::parse(size)
-                        .map_err(|reason| bad(spec, format!("tmpfs-size `{size}`: {reason}"), "give bytes or a size such as 64m or 1GiB"))?
-                        .0,
+                    Err(_) => {
+                        crate::spec::units::Size::parse(size)
+                            .map_err(|reason| {
+                                bad(
+                                    spec,
+                                    format!("tmpfs-size `{size}`: {reason}"),
+                                    "give bytes or a size such as 64m or 1GiB",
+                                )
+                            })?
+                            .0
+                    }
                 };
                 tmpfs_options.push(format!("size={bytes}"));
                 only.push((key, "tmpfs"));
@@ -360,12 +376,19 @@ pub(crate) fn attach_volumes(
         };
         let (volume, _) = store_of_volumes.create(wanted.project.as_deref(), &name, &new)?;
         if !wanted.no_copy && is_empty(&volume.mountpoint)? {
-            copy_up(store, state_root, layers, lower_dirs, &wanted.destination, &volume.mountpoint)
-                .map_err(|source| ContainerError::CopyUp {
-                    volume: volume.reference.clone(),
-                    destination: wanted.destination.clone(),
-                    source: Box::new(source),
-                })?;
+            copy_up(
+                store,
+                state_root,
+                layers,
+                lower_dirs,
+                &wanted.destination,
+                &volume.mountpoint,
+            )
+            .map_err(|source| ContainerError::CopyUp {
+                volume: volume.reference.clone(),
+                destination: wanted.destination.clone(),
+                source: Box::new(source),
+            })?;
         }
         binds.push(Volume {
             source: volume.mountpoint.clone(),
@@ -398,7 +421,11 @@ fn copy_up(
 ) -> Result<(), ContainerError> {
     // Whatever the image has at `/a/b` it has some of at `/a` in some layer: when no layer
     // has the first component, there is nothing to copy and nothing to flatten.
-    let first = destination.trim_start_matches('/').split('/').next().unwrap_or("");
+    let first = destination
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
     if first.is_empty()
         || !lower_dirs
             .iter()

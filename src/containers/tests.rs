@@ -25,9 +25,15 @@ fn volumes_parse_like_docker() {
     assert_eq!(v.propagation.as_deref(), Some("rslave"));
     // A name is a volume; a project's too; `/DST` alone an anonymous one.
     let v = volume(parse_volume("data:/data:nocopy").unwrap());
-    assert_eq!((v.project, v.name.as_deref(), v.no_copy), (None, Some("data"), true));
+    assert_eq!(
+        (v.project, v.name.as_deref(), v.no_copy),
+        (None, Some("data"), true)
+    );
     let v = volume(parse_volume("shop/data:/data").unwrap());
-    assert_eq!((v.project.as_deref(), v.name.as_deref()), (Some("shop"), Some("data")));
+    assert_eq!(
+        (v.project.as_deref(), v.name.as_deref()),
+        (Some("shop"), Some("data"))
+    );
     assert_eq!(volume(parse_volume("/cache").unwrap()).name, None);
     for bad in [
         "relative".to_string(),
@@ -55,7 +61,10 @@ fn dash_v_makes_a_missing_host_directory_and_mount_refuses_it() {
     let err = parse_mount(&spec).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("bad mount `{spec}`: bind source `{}` does not exist", gone.display())
+        format!(
+            "bad mount `{spec}`: bind source `{}` does not exist",
+            gone.display()
+        )
     );
     assert!(!gone.exists());
 }
@@ -71,13 +80,24 @@ fn mount_takes_dockers_keys_and_refuses_what_kiln_does_not_do() {
         .unwrap(),
     );
     assert_eq!(
-        (v.destination.as_str(), v.read_only, v.propagation.as_deref()),
+        (
+            v.destination.as_str(),
+            v.read_only,
+            v.propagation.as_deref()
+        ),
         ("/etc/app", true, Some("rshared"))
     );
-    let v = volume(parse_mount("src=data,dst=/data,ro=false,volume-nocopy,volume-label=a=b").unwrap());
-    assert_eq!((v.name.as_deref(), v.read_only, v.no_copy), (Some("data"), false, true));
+    let v =
+        volume(parse_mount("src=data,dst=/data,ro=false,volume-nocopy,volume-label=a=b").unwrap());
+    assert_eq!(
+        (v.name.as_deref(), v.read_only, v.no_copy),
+        (Some("data"), false, true)
+    );
     assert_eq!(v.labels.get("a").map(String::as_str), Some("b"));
-    assert_eq!(volume(parse_mount("type=volume,dst=/x").unwrap()).name, None);
+    assert_eq!(
+        volume(parse_mount("type=volume,dst=/x").unwrap()).name,
+        None
+    );
     match parse_mount("type=tmpfs,dst=/run,tmpfs-size=64m,tmpfs-mode=1770,readonly").unwrap() {
         Mount::Tmpfs(t) => assert_eq!(t.options, ["size=67108864", "mode=1770", "ro"]),
         other => panic!("{other:?}"),

@@ -23,9 +23,9 @@
 //! keep their own records in `net::records`: only `net` and those above it read them.)
 mod id;
 mod record;
-pub mod volumes;
 #[cfg(test)]
 mod tests;
+pub mod volumes;
 mod watch;
 
 use std::fs::{self, File, OpenOptions};

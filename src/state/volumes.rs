@@ -172,7 +172,11 @@ impl VolumeStore {
     }
 
     /// The volume, if it exists.
-    pub fn get(&self, project: Option<&str>, name: &str) -> Result<Option<VolumeInfo>, VolumeError> {
+    pub fn get(
+        &self,
+        project: Option<&str>,
+        name: &str,
+    ) -> Result<Option<VolumeInfo>, VolumeError> {
         check_name(project, name)?;
         let path = self.path(project, name);
         let stat = match fs::symlink_metadata(&path) {
@@ -478,9 +482,17 @@ mod tests {
         assert_eq!(shop.mountpoint, root.path().join("volumes/shop/data"));
         // An older kiln's project volume has no metadata: still a volume.
         fs::create_dir_all(root.path().join("volumes/blog/data")).unwrap();
-        let all: Vec<String> = store.list().unwrap().into_iter().map(|v| v.reference).collect();
+        let all: Vec<String> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|v| v.reference)
+            .collect();
         assert_eq!(all, ["blog/data", "data", "shop/data"]);
-        assert_eq!(store.resolve("data", Some("shop")).unwrap().reference, "shop/data");
+        assert_eq!(
+            store.resolve("data", Some("shop")).unwrap().reference,
+            "shop/data"
+        );
         assert_eq!(store.resolve("data", None).unwrap().reference, "data");
         assert!(matches!(
             store.resolve("nope", None),
@@ -502,10 +514,14 @@ mod tests {
         };
         store.create(None, "a1", &anonymous).unwrap();
         let (keep, _) = store
-            .create(None, "keep", &NewVolume {
-                labels: labels(&[("keep", "yes")]),
-                anonymous: false,
-            })
+            .create(
+                None,
+                "keep",
+                &NewVolume {
+                    labels: labels(&[("keep", "yes")]),
+                    anonymous: false,
+                },
+            )
             .unwrap();
         fs::write(keep.mountpoint.join("f"), vec![1u8; 8192]).unwrap();
         store.create(None, "named", &NewVolume::default()).unwrap();
@@ -519,10 +535,13 @@ mod tests {
         let (removed, _) = store.prune(&[], &prune).unwrap();
         assert_eq!(removed, ["named"]);
         let (removed, reclaimed) = store
-            .prune(&[], &PruneFilter {
-                all: true,
-                labels: Vec::new(),
-            })
+            .prune(
+                &[],
+                &PruneFilter {
+                    all: true,
+                    labels: Vec::new(),
+                },
+            )
             .unwrap();
         assert_eq!(removed, ["keep"]);
         assert!(reclaimed >= 8192, "{reclaimed}");

@@ -38,7 +38,12 @@ fn named_volumes_are_filled_from_the_image_shared_and_kept_until_unused() {
         .stdout_is("from the image\n");
     // A volume is not filled again: what the last container wrote stays.
     lab.kiln()
-        .args(["run", "--rm", "--mount", "type=volume,src=data,dst=/x,readonly"])
+        .args([
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=data,dst=/x,readonly",
+        ])
         .args(["seeded", "sh", "-c", "cat /x/g; echo no > /x/h"])
         .run()
         .code(2)
@@ -46,7 +51,15 @@ fn named_volumes_are_filled_from_the_image_shared_and_kept_until_unused() {
         .stderr_contains("Read-only file system");
     // nocopy: a new volume stays empty.
     lab.kiln()
-        .args(["run", "--rm", "-v", "empty:/seed:nocopy", "seeded", "ls", "/seed"])
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            "empty:/seed:nocopy",
+            "seeded",
+            "ls",
+            "/seed",
+        ])
         .run()
         .success()
         .stdout_is("");
@@ -64,7 +77,11 @@ fn named_volumes_are_filled_from_the_image_shared_and_kept_until_unused() {
         .json();
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 3, "{listed:?}");
-    assert!(listed.iter().any(|v| v["name"] == "data" && v["project"].is_null()));
+    assert!(
+        listed
+            .iter()
+            .any(|v| v["name"] == "data" && v["project"].is_null())
+    );
     assert_eq!(
         listed.iter().filter(|v| v["anonymous"] == true).count(),
         1,
@@ -74,7 +91,9 @@ fn named_volumes_are_filled_from_the_image_shared_and_kept_until_unused() {
     // In use by a container (running or not): not removed, not pruned.
     lab.kiln()
         .args(["run", "-d", "--name", "holder", "-v", "data:/d"])
-        .args(["--label", "team=web", "-l", "canary", "seeded", "sleep", "1000"])
+        .args([
+            "--label", "team=web", "-l", "canary", "seeded", "sleep", "1000",
+        ])
         .run()
         .success();
     let ps = lab.root.ps();
@@ -134,7 +153,10 @@ fn mount_binds_tmpfs_and_refusals() {
     };
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("conf"), "on the host\n").unwrap();
-    let bind = format!("type=bind,source={},target=/etc/app,ro", host.path().display());
+    let bind = format!(
+        "type=bind,source={},target=/etc/app,ro",
+        host.path().display()
+    );
     lab.kiln()
         .args(["run", "--rm", "--mount", &bind])
         .args(["--mount", "type=tmpfs,dst=/scratch,tmpfs-size=1m,tmpfs-mode=1770"])
@@ -163,10 +185,22 @@ fn mount_binds_tmpfs_and_refusals() {
         .success();
     assert!(missing.join("x").exists());
     for (mount, says) in [
-        ("type=volume,src=v,dst=/d,volume-opt=o=x", "`volume-opt` is not supported"),
-        ("type=volume,src=v,dst=/d,volume-driver=nfs", "`volume-driver` is not supported"),
-        ("type=bind,src=/tmp,dst=/d,volume-nocopy", "does not go with type=bind"),
-        ("type=image,src=seeded,dst=/d", "type `image` is not supported"),
+        (
+            "type=volume,src=v,dst=/d,volume-opt=o=x",
+            "`volume-opt` is not supported",
+        ),
+        (
+            "type=volume,src=v,dst=/d,volume-driver=nfs",
+            "`volume-driver` is not supported",
+        ),
+        (
+            "type=bind,src=/tmp,dst=/d,volume-nocopy",
+            "does not go with type=bind",
+        ),
+        (
+            "type=image,src=seeded,dst=/d",
+            "type `image` is not supported",
+        ),
     ] {
         lab.kiln()
             .args(["run", "--rm", "--mount", mount, "seeded", "echo"])
@@ -187,7 +221,10 @@ fn a_projects_volumes_and_labels_are_its_own() {
     let Some(lab) = lab() else {
         return;
     };
-    lab.kiln().args(["volume", "create", "data"]).run().success();
+    lab.kiln()
+        .args(["volume", "create", "data"])
+        .run()
+        .success();
     lab.kiln().args(["up", "-d"]).run().success();
     lab.kiln()
         .args(["exec", "app", "cat", "/seed/f"])
