@@ -165,6 +165,24 @@ pub(crate) const STARTED: &str = "started";
 
 /// The record and the container's directory (upper layer, scratch, config.json), and what
 /// it held on kiln's networks.
+/// `--rm`: the anonymous volumes the container made go with it, as in Docker; named ones
+/// stay. One another container uses too is kept (as `kiln volume rm` would).
+pub(crate) fn remove_anonymous_volumes(records: &Records, record: &Record) {
+    let store = crate::state::volumes::VolumeStore::open(records.state_root());
+    let Ok(others) = records.list() else {
+        return;
+    };
+    for reference in &record.volumes {
+        let (project, name) = crate::scope::split(reference);
+        if let Ok(Some(volume)) = store.get(project, name)
+            && volume.anonymous
+        {
+            // Best effort, like the rest of `--rm`: `kiln volume prune` takes what is left.
+            let _ = store.remove(&volume, &others);
+        }
+    }
+}
+
 pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
     let interfaces = Launch::load(&records.dir(&record.id))
         .ok()

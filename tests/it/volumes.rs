@@ -63,12 +63,21 @@ fn named_volumes_are_filled_from_the_image_shared_and_kept_until_unused() {
         .run()
         .success()
         .stdout_is("");
-    // `-v /DST`: an anonymous volume, filled too.
+    // `-v /DST`: an anonymous volume, filled too; `--rm` removes it with the container,
+    // `kiln rm` keeps it (as Docker's without -v).
     lab.kiln()
         .args(["run", "--rm", "-v", "/seed", "seeded", "cat", "/seed/f"])
         .run()
         .success()
         .stdout_is("from the image\n");
+    lab.kiln()
+        .args([
+            "run", "--name", "anon", "-v", "/seed", "seeded", "cat", "/seed/f",
+        ])
+        .run()
+        .success()
+        .stdout_is("from the image\n");
+    lab.kiln().args(["rm", "anon"]).run().success();
     let listed = lab
         .kiln()
         .args(["volume", "ls", "--format", "json"])
