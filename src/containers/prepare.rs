@@ -131,7 +131,15 @@ pub(crate) fn prepare_with(
         restart: request.restart.to_string(),
         state: ContainerState::default(),
         member: request.member.clone(),
-        labels: request.labels.clone(),
+        // The image's labels, the container's own over them (Docker's merge).
+        labels: image
+            .config
+            .config
+            .labels
+            .clone()
+            .into_iter()
+            .chain(request.labels.clone())
+            .collect(),
         volumes: volume_references,
     };
     records.create(&record).map_err(|e| release(e.into()))?;

@@ -124,8 +124,9 @@ pub struct Record {
     /// The project and service a container of `kiln up` belongs to; none for `kiln run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<Membership>,
-    /// `--label K=V` and a `container`'s `label "K" "V"` (Docker's container labels).
-    #[serde(default)]
+    /// Its labels: the image's, with the container's own (`--label`) over them, as Docker
+    /// merges them (`kiln ps --filter label=…`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
     /// The named volumes it mounts, by reference (`shop/data`, `data`): they are in use
     /// while this record exists (see [`super::volumes`]).
