@@ -43,6 +43,9 @@ pub struct RunRequest {
     pub volumes: Vec<super::NamedVolume>,
     /// `--label K=V`, kept in the record.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The root of the networks in `networks` when it is not the state root: a simulated
+    /// host's (`kiln up` of a project with hosts).
+    pub net_root: Option<PathBuf>,
 }
 
 /// What a supervisor needs to start the container again, besides `config.json`:
@@ -66,6 +69,9 @@ pub struct Launch {
     /// Published ports, proxied while the container runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<super::Published>,
+    /// Where its networks live when not in the state root: a simulated host's network root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_root: Option<PathBuf>,
 }
 
 impl Launch {
@@ -75,6 +81,11 @@ impl Launch {
             cpus: self.cpus,
             pids: self.pids,
         }
+    }
+
+    /// The root whose networks the container is on: [`Launch::net_root`] or `state_root`.
+    pub fn net_root<'a>(&'a self, state_root: &'a Path) -> &'a Path {
+        self.net_root.as_deref().unwrap_or(state_root)
     }
 
     pub fn load(dir: &Path) -> Result<Launch, ContainerError> {
@@ -103,9 +114,7 @@ pub fn cgroup_name(state_root: &Path, id: &ContainerId) -> String {
 
 /// `kiln/<state root hash>`: the parent of a state root's container cgroups.
 fn root_cgroup(state_root: &Path) -> String {
-    let canonical = std::fs::canonicalize(state_root).unwrap_or_else(|_| state_root.into());
-    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex();
-    format!("kiln/{}", &hash[..12])
+    crate::runtime::cgroup::state_root_group(state_root)
 }
 
 /// The container's cgroup with its limits: the existing one (a restart), else a new one.
@@ -163,8 +172,6 @@ pub fn log_path(records: &Records, id: &ContainerId) -> PathBuf {
 /// MESSAGE` when the container could not be started the first time.
 pub(crate) const STARTED: &str = "started";
 
-/// The record and the container's directory (upper layer, scratch, config.json), and what
-/// it held on kiln's networks.
 /// `--rm`: the anonymous volumes the container made go with it, as in Docker; named ones
 /// stay. One another container uses too is kept (as `kiln volume rm` would).
 pub(crate) fn remove_anonymous_volumes(records: &Records, record: &Record) {
@@ -183,14 +190,18 @@ pub(crate) fn remove_anonymous_volumes(records: &Records, record: &Record) {
     }
 }
 
+/// The record and the container's directory (upper layer, scratch, config.json), and what
+/// it held on kiln's networks.
 pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
-    let interfaces = Launch::load(&records.dir(&record.id))
-        .ok()
-        .map(|launch| launch.interfaces);
+    let launch = Launch::load(&records.dir(&record.id)).ok();
+    let net_root = launch
+        .as_ref()
+        .and_then(|l| l.net_root.clone())
+        .unwrap_or_else(|| records.state_root().to_path_buf());
     super::network::release(
-        records.state_root(),
+        &net_root,
         record.id.as_str(),
-        interfaces.as_deref(),
+        launch.as_ref().map(|l| l.interfaces.as_slice()),
     );
     records.remove(record)?;
     Ok(())
