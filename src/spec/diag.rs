@@ -65,6 +65,7 @@ codes! {
     VniCollision => "vni-collision", "two overlay networks have the same VXLAN network identifier";
     InvalidAddress => "invalid-address", "a value is not a valid IP address";
     SubnetTooSmall => "subnet-too-small", "a subnet has fewer addresses than it must hand out";
+    TooManyMembers => "too-many-members", "a network has more containers than its bridge has ports (1,023)";
     DuplicateHostPort => "duplicate-host-port", "one host port is published twice";
     PublishWithoutNetwork => "publish-without-network", "a container publishes a port but is on no network";
     InvalidPort => "invalid-port", "a port number outside 1–65535";
@@ -78,6 +79,7 @@ codes! {
     InvalidCpus => "invalid-cpus", "`cpus` is zero or negative";
     ImpairmentOutOfRange => "impairment-out-of-range", "an impairment value outside what netem accepts";
     ImpairmentConflict => "impairment-conflict", "two impairment settings that exclude each other";
+    EgressConflict => "egress-conflict", "a network with `egress=#true` that is also `internal` or an overlay";
     EmptyHealth => "empty-health", "a `health` block has no probe";
     EmptyBlock => "empty-block", "a test's `fault` block without exactly one fault, or an `eventually` block without an assertion";
     InvalidChoice => "invalid-choice", "a value that is not one of the allowed choices";
