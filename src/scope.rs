@@ -88,6 +88,7 @@ pub enum Kind {
     Container,
     Network,
     Image,
+    Volume,
     /// A link's end, `container:interface`.
     Link,
 }
@@ -98,6 +99,7 @@ impl fmt::Display for Kind {
             Kind::Container => "container",
             Kind::Network => "network",
             Kind::Image => "image",
+            Kind::Volume => "volume",
             Kind::Link => "link end",
         })
     }

@@ -327,6 +327,19 @@ pub enum Command {
     #[command(verbatim_doc_comment, subcommand)]
     Network(NetworkCommand),
 
+    /// Manage named volumes: directories under the state root that outlive containers.
+    ///
+    /// A project's volume `data` is `PROJECT/data`; a bare name means the current
+    /// project's, else the one of no project, else the one project's that has it.
+    ///
+    /// Examples:
+    ///   kiln volume create data
+    ///   kiln run --rm -v data:/data tools sh -c 'echo hi > /data/f'
+    ///   kiln volume ls --format json
+    ///   kiln volume prune --all --filter label=tmp
+    #[command(verbatim_doc_comment, subcommand)]
+    Volume(VolumeCommand),
+
     /// The supervisor of a detached container (started by `kiln run -d`).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -703,9 +716,25 @@ pub struct CreateArgs {
     /// User (name or uid, with an optional :group) to run as.
     #[arg(short = 'u', long = "user", value_name = "USER")]
     pub user: Option<String>,
-    /// Bind-mount a host path: SRC:DST or SRC:DST:ro.
-    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    /// Mount a host path or a volume: SRC:DST[:OPTS]. SRC starting with / or . is a host
+    /// path (created if missing); otherwise a volume name (`data`, or a project's
+    /// `shop/data`), made on first use and filled from the image's DST. `-v /DST` alone: a
+    /// new anonymous volume. OPTS: ro, rw, nocopy (volumes), a propagation (binds).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:OPTS]")]
     pub volumes: Vec<String>,
+    /// Mount with Docker's long syntax: type=bind|volume|tmpfs, src (source), dst
+    /// (destination, target), readonly (ro), bind-propagation, volume-nocopy,
+    /// volume-label, tmpfs-size, tmpfs-mode. A missing bind source is an error.
+    #[arg(long = "mount", value_name = "type=…,src=…,dst=…")]
+    pub mounts: Vec<String>,
+    /// Set a label on the container (`K=V`, or `K` for an empty value), over the image's
+    /// labels; `kiln ps --format json` shows them, `kiln ps --filter label=K=V` selects.
+    #[arg(short = 'l', long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// Read labels from a file: one K=V a line; blank lines and `#` comments are skipped.
+    /// --label goes over it.
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_files: Vec<std::path::PathBuf>,
     /// Memory limit (`64MiB`, `1G`, or bytes).
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
@@ -998,6 +1027,84 @@ pub struct KillArgs {
     /// Containers, by name or (a prefix of their) id.
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume (nothing happens if it exists); print its name.
+    Create(VolumeCreateArgs),
+    /// List volumes, with their project.
+    #[command(alias = "list")]
+    Ls(VolumeListArgs),
+    /// Show volumes: name, project, mountpoint, created, labels, the containers using them.
+    Inspect(VolumeInspectArgs),
+    /// Remove volumes. One a container uses (running or not) is refused, as in Docker.
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove the volumes no container uses: anonymous ones, or all with --all.
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// The name: `data`, or `PROJECT/data` for a project's (default: a generated one).
+    pub name: Option<String>,
+    /// Set a label on the volume (`K=V`, or `K` for an empty value).
+    #[arg(short = 'l', long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// The volume driver; kiln has one, `local` (directories under the state root).
+    #[arg(short = 'd', long, value_name = "DRIVER", default_value = "local")]
+    pub driver: String,
+    /// Driver options: refused, kiln's `local` driver takes none.
+    #[arg(short = 'o', long = "opt", value_name = "K=V")]
+    pub opts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeListArgs {
+    /// Only volume names.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Keep the volumes that match: dangling=true|false (unused or used), name=TEXT,
+    /// label=K, label=K=V, label!=K[=V]. Repeat to narrow.
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Volumes: `data` or `PROJECT/data`.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Output format: `json` (the default, as Docker's) or `text`.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Do not fail on a volume that does not exist (a used one is still refused).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Volumes: `data` or `PROJECT/data`.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove every unused volume, named ones too (default: anonymous ones only).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only the volumes that match: label=K, label=K=V, label!=K[=V], all=true.
+    #[arg(long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Do not ask for confirmation (kiln never asks: accepted for Docker's scripts).
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

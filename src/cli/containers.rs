@@ -13,7 +13,9 @@ use super::args::{
 };
 use super::error::CliError;
 use super::output::{json_line, line, table};
-use crate::containers::{self, ContainerError, RunRequest};
+use std::collections::BTreeMap;
+
+use crate::containers::{self, ContainerError, Mount, NamedVolume, RunRequest};
 use crate::runtime::spec::{NetworkMode, RunOptions, SpecError};
 use crate::runtime::supervise::{RestartPolicy, Stream};
 use crate::runtime::{Profile, SeccompChoice, UNCONFINED};
@@ -60,7 +62,8 @@ pub(super) fn security_opts(opts: &[String]) -> Result<SeccompChoice, ContainerE
     Ok(seccomp.map(|(choice, _)| choice).unwrap_or_default())
 }
 
-fn run_options(args: &CreateArgs) -> Result<RunOptions, ContainerError> {
+/// The options of `kiln run`/`create`, and the named volumes they mount.
+fn run_options(args: &CreateArgs) -> Result<(RunOptions, Vec<NamedVolume>), ContainerError> {
     let mut env = Vec::new();
     for pair in &args.env {
         // `-e NAME` takes the value from kiln's own environment, as Docker does.
@@ -70,11 +73,21 @@ fn run_options(args: &CreateArgs) -> Result<RunOptions, ContainerError> {
         };
         env.push((key, value));
     }
-    let volumes = args
+    let mut volumes = Vec::new();
+    let mut named = Vec::new();
+    let mut tmpfs = Vec::new();
+    let parsed = args
         .volumes
         .iter()
         .map(|v| containers::parse_volume(v))
-        .collect::<Result<_, _>>()?;
+        .chain(args.mounts.iter().map(|m| containers::parse_mount(m)));
+    for mount in parsed {
+        match mount? {
+            Mount::Bind(bind) => volumes.push(bind),
+            Mount::Volume(volume) => named.push(volume),
+            Mount::Tmpfs(t) => tmpfs.push(t),
+        }
+    }
     if let Some(cpus) = args.cpus
         && (cpus.is_nan() || cpus <= 0.0)
     {
@@ -123,7 +136,41 @@ fn run_options(args: &CreateArgs) -> Result<RunOptions, ContainerError> {
         seccomp: security_opts(&args.security_opts)?,
         ..RunOptions::default()
     };
-    with_options(options, &args.options)
+    let mut options = with_options(options, &args.options)?;
+    options.tmpfs.extend(tmpfs);
+    Ok((options, named))
+}
+
+/// `--label-file`s, then `--label`s over them (Docker's order).
+fn labels(args: &CreateArgs) -> Result<BTreeMap<String, String>, ContainerError> {
+    let mut labels = BTreeMap::new();
+    let mut add = |pair: &str| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key.is_empty() {
+            return Err(ContainerError::BadLimit {
+                what: "label",
+                value: pair.to_string(),
+                reason: "write KEY=VALUE (or KEY for an empty value)".into(),
+            });
+        }
+        labels.insert(key.to_string(), value.to_string());
+        Ok(())
+    };
+    for file in &args.label_files {
+        let text = std::fs::read_to_string(file).map_err(|source| ContainerError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') {
+                add(line)?;
+            }
+        }
+    }
+    for pair in &args.labels {
+        add(pair)?;
+    }
+    Ok(labels)
 }
 
 /// `--read-only`, `--tmpfs`, `--cap-add`, `--cap-drop`, `--ulimit`, `--sysctl`,
@@ -221,7 +268,8 @@ pub(super) fn request(
     ),
     ContainerError,
 > {
-    let options = run_options(args)?;
+    let (options, volumes) = run_options(args)?;
+    let labels = labels(args)?;
     let store = super::open_store(cli).map_err(|e| match e {
         crate::Error::Store(s) => ContainerError::Store(s),
         other => ContainerError::Io {
@@ -263,6 +311,8 @@ pub(super) fn request(
             }],
         },
         publish: publish(args)?,
+        volumes,
+        labels,
     };
     let health = containers::parse_health(&containers::HealthFlags {
         cmd: args.health_cmd.clone(),

@@ -34,6 +34,7 @@ mod start;
 mod stats;
 mod test;
 mod top;
+mod volume;
 mod wait;
 
 use std::collections::BTreeSet;
@@ -106,6 +107,7 @@ pub fn run(
         Command::Down(args) => project::down(&cli, args),
         Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
+        Command::Volume(command) => volume::run(&cli, command),
         Command::Netd => network::netd(&cli),
         Command::Linkd => network::linkd(&cli),
         Command::Netsup => network::netsup(&cli),

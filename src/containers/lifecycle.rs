@@ -38,6 +38,11 @@ pub struct RunRequest {
     pub networks: Vec<crate::net::attach::AttachRequest>,
     /// `-p`: host ports proxied to the container's first address.
     pub publish: Vec<super::Published>,
+    /// Named (and anonymous) volumes, made on first use and filled from the image; binds
+    /// and tmpfs mounts are in `options`.
+    pub volumes: Vec<super::NamedVolume>,
+    /// `--label K=V`, kept in the record.
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The root of the networks in `networks` when it is not the state root: a simulated
     /// host's (`kiln up` of a project with hosts).
     pub net_root: Option<PathBuf>,
@@ -166,6 +171,24 @@ pub fn log_path(records: &Records, id: &ContainerId) -> PathBuf {
 /// The first line a supervisor writes to the report pipe: `started`, or `failed CODE
 /// MESSAGE` when the container could not be started the first time.
 pub(crate) const STARTED: &str = "started";
+
+/// `--rm`: the anonymous volumes the container made go with it, as in Docker; named ones
+/// stay. One another container uses too is kept (as `kiln volume rm` would).
+pub(crate) fn remove_anonymous_volumes(records: &Records, record: &Record) {
+    let store = crate::state::volumes::VolumeStore::open(records.state_root());
+    let Ok(others) = records.list() else {
+        return;
+    };
+    for reference in &record.volumes {
+        let (project, name) = crate::scope::split(reference);
+        if let Ok(Some(volume)) = store.get(project, name)
+            && volume.anonymous
+        {
+            // Best effort, like the rest of `--rm`: `kiln volume prune` takes what is left.
+            let _ = store.remove(&volume, &others);
+        }
+    }
+}
 
 /// The record and the container's directory (upper layer, scratch, config.json), and what
 /// it held on kiln's networks.

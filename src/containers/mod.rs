@@ -18,6 +18,7 @@ mod health;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod mounts;
 mod network;
 mod port;
 mod prepare;
@@ -47,6 +48,7 @@ pub use health::{Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, p
 pub use inspect::{Details, details};
 pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
 pub use logs::{LogQuery, parse_since, read_logs};
+pub use mounts::{Mount, NamedVolume, parse_mount, parse_volume};
 pub use network::Published;
 pub use port::{PortQuery, port_lines};
 pub use probing::{RoundResult, probe_once};
@@ -93,26 +95,36 @@ pub enum ContainerError {
         "kiln takes seccomp=unconfined, seccomp=PROFILE.json (Docker's format) and no-new-privileges"
     ))]
     BadSecurityOpt { opt: String, reason: String },
-    #[error("bad volume `{spec}`: {reason}")]
+    #[error("bad mount `{spec}`: {reason}")]
     BadVolume {
         spec: String,
         reason: String,
         #[help]
         help: String,
     },
-    #[error("bad volume `{spec}`: source `{}` does not exist", path.display())]
+    #[error("bad mount `{spec}`: bind source `{}` does not exist", path.display())]
     #[diagnostic(help(
-        "create it first (`mkdir -p {}`), or correct the path; a relative source is taken from the current directory",
+        "create it first (`mkdir -p {}`), or correct the path; a relative source is taken from the current directory (-v creates a missing one)",
         path.display()
     ))]
     VolumeSourceNotFound { spec: String, path: PathBuf },
-    #[error("bad volume `{spec}`: cannot use source `{}`", path.display())]
+    #[error("bad mount `{spec}`: cannot use source `{}`", path.display())]
     #[diagnostic(help("the source must be a host path kiln can resolve and read"))]
     VolumeSource {
         spec: String,
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Volume(#[from] crate::state::volumes::VolumeError),
+    #[error("cannot fill volume {volume} with the image's {destination}")]
+    CopyUp {
+        volume: String,
+        destination: String,
+        #[source]
+        source: Box<ContainerError>,
     },
     #[error("invalid {what} `{value}`: {reason}")]
     BadLimit {
@@ -254,57 +266,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Parses `SRC:DST[:ro|rw]`; SRC must exist (relative paths are from the current directory).
-pub fn parse_volume(spec: &str) -> Result<crate::runtime::spec::Volume, ContainerError> {
-    const FORM: &str = "use SRC:DST or SRC:DST:ro, e.g. -v ./data:/data:ro";
-    let bad = |reason: &str, help: &str| ContainerError::BadVolume {
-        spec: spec.to_string(),
-        reason: reason.to_string(),
-        help: help.to_string(),
-    };
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (source, destination, read_only) = match parts.as_slice() {
-        [s, d] => (*s, *d, false),
-        [s, d, "ro"] => (*s, *d, true),
-        [s, d, "rw"] => (*s, *d, false),
-        [_, _, mode] => {
-            return Err(bad(
-                &format!("unknown mode `{mode}`"),
-                "the mode is `ro` (read-only) or `rw` (the default)",
-            ));
-        }
-        _ => return Err(bad("expected SRC:DST[:ro]", FORM)),
-    };
-    if source.is_empty() || destination.is_empty() {
-        return Err(bad("empty source or destination", FORM));
-    }
-    if !destination.starts_with('/') {
-        return Err(bad(
-            "the destination must be an absolute path in the container",
-            &format!("write it from the container's root, e.g. {source}:/{destination}"),
-        ));
-    }
-    let source = std::fs::canonicalize(source).map_err(|err| {
-        let path = PathBuf::from(source);
-        match err.kind() {
-            std::io::ErrorKind::NotFound => ContainerError::VolumeSourceNotFound {
-                spec: spec.to_string(),
-                path,
-            },
-            _ => ContainerError::VolumeSource {
-                spec: spec.to_string(),
-                path,
-                source: err,
-            },
-        }
-    })?;
-    Ok(crate::runtime::spec::Volume {
-        source,
-        destination: destination.to_string(),
-        read_only,
-    })
 }
 
 /// `--memory 64MiB` (or `64m`, bytes as a plain number).

@@ -118,6 +118,7 @@ pub(crate) fn reserve(
             source,
             destination: destination.to_string(),
             read_only: false,
+            ..Default::default()
         })
         .collect();
     Ok((interfaces, volumes))

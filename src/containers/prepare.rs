@@ -101,6 +101,19 @@ pub(crate) fn prepare_with(
         crate::net::attach::release(net_root, id.as_str(), &interfaces);
         err
     };
+    let (named, volume_references) = super::mounts::attach_volumes(
+        store,
+        state_root,
+        &image.manifest.layers,
+        &lower_dirs,
+        &request.volumes,
+    )
+    .map_err(release)?;
+    options.volumes.extend(named);
+    // Docker's order: a mount goes after the ones it is inside of (fewer components first).
+    options
+        .volumes
+        .sort_by_key(|v| v.destination.split('/').filter(|p| !p.is_empty()).count());
     options.volumes.extend(etc_volumes);
     let roots: Vec<&Path> = lower_dirs.iter().map(PathBuf::as_path).collect();
     let spec =
@@ -119,7 +132,16 @@ pub(crate) fn prepare_with(
         restart: request.restart.to_string(),
         state: ContainerState::default(),
         member: request.member.clone(),
-        labels: image.config.config.labels.clone(),
+        // The image's labels, the container's own over them (Docker's merge).
+        labels: image
+            .config
+            .config
+            .labels
+            .clone()
+            .into_iter()
+            .chain(request.labels.clone())
+            .collect(),
+        volumes: volume_references,
     };
     records.create(&record).map_err(|e| release(e.into()))?;
     let dir = records.dir(&id);

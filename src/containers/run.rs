@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::ContainerError;
-use super::lifecycle::{RunRequest, remove_files, remove_parent_cgroups};
+use super::lifecycle::{RunRequest, remove_anonymous_volumes, remove_files, remove_parent_cgroups};
 use super::prepare::{Prepared, prepare};
 use crate::runtime::cgroup::Cgroup;
 use crate::runtime::{HookError, SandboxStatus, StartHooks, Stdio, TraceEvent, run_foreground};
@@ -96,6 +96,7 @@ pub fn run(
     let result = run_recorded(&mut prepared, state_root, how);
     if request.remove {
         remove_files(&prepared.records, &prepared.record)?;
+        remove_anonymous_volumes(&prepared.records, &prepared.record);
     }
     result
 }

@@ -121,6 +121,7 @@ pub fn supervise(
     let remove = Launch::load(&records.dir(&record.id)).is_ok_and(|l| l.remove);
     if remove && records.load(&record.id).is_ok() {
         remove_files(&records, &record)?;
+        super::lifecycle::remove_anonymous_volumes(&records, &record);
     }
     outcome.map(|()| 0)
 }

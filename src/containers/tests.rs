@@ -1,17 +1,48 @@
 use super::*;
 
+fn bind(mount: Mount) -> crate::runtime::spec::Volume {
+    match mount {
+        Mount::Bind(bind) => bind,
+        other => panic!("not a bind: {other:?}"),
+    }
+}
+
+fn volume(mount: Mount) -> NamedVolume {
+    match mount {
+        Mount::Volume(volume) => volume,
+        other => panic!("not a volume: {other:?}"),
+    }
+}
+
 #[test]
 fn volumes_parse_like_docker() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().display().to_string();
-    let v = parse_volume(&format!("{src}:/data:ro")).unwrap();
+    let v = bind(parse_volume(&format!("{src}:/data:ro")).unwrap());
     assert_eq!((v.destination.as_str(), v.read_only), ("/data", true));
-    assert!(!parse_volume(&format!("{src}:/data")).unwrap().read_only);
+    assert!(!bind(parse_volume(&format!("{src}:/data")).unwrap()).read_only);
+    let v = bind(parse_volume(&format!("{src}:/data:ro,rslave")).unwrap());
+    assert_eq!(v.propagation.as_deref(), Some("rslave"));
+    // A name is a volume; a project's too; `/DST` alone an anonymous one.
+    let v = volume(parse_volume("data:/data:nocopy").unwrap());
+    assert_eq!(
+        (v.project, v.name.as_deref(), v.no_copy),
+        (None, Some("data"), true)
+    );
+    let v = volume(parse_volume("shop/data:/data").unwrap());
+    assert_eq!(
+        (v.project.as_deref(), v.name.as_deref()),
+        (Some("shop"), Some("data"))
+    );
+    assert_eq!(volume(parse_volume("/cache").unwrap()).name, None);
     for bad in [
-        src.clone(),
+        "relative".to_string(),
         format!("{src}:data"),
         format!("{src}:/data:rx"),
-        "/no/such/dir:/data".to_string(),
+        format!("{src}:/data:nocopy"),
+        "data:/data:rslave".to_string(),
+        format!("{src}:/data:z"),
+        "da ta:/data".to_string(),
         format!("{src}:/a:ro:x"),
     ] {
         assert!(parse_volume(&bad).is_err(), "{bad}");
@@ -19,23 +50,77 @@ fn volumes_parse_like_docker() {
 }
 
 #[test]
-fn a_missing_volume_source_says_how_to_make_it() {
-    let err = parse_volume("/no/such/dir:/data").unwrap_err();
+fn dash_v_makes_a_missing_host_directory_and_mount_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("a/b");
+    let v = bind(parse_volume(&format!("{}:/data", missing.display())).unwrap());
+    assert!(missing.is_dir());
+    assert_eq!(v.source, missing.canonicalize().unwrap());
+    let gone = dir.path().join("gone");
+    let spec = format!("type=bind,src={},dst=/data", gone.display());
+    let err = parse_mount(&spec).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "bad volume `/no/such/dir:/data`: source `/no/such/dir` does not exist"
-    );
-    assert_eq!(
-        crate::causes::help(&err).as_deref(),
-        Some(
-            "create it first (`mkdir -p /no/such/dir`), or correct the path; a relative source is taken from the current directory"
+        format!(
+            "bad mount `{spec}`: bind source `{}` does not exist",
+            gone.display()
         )
     );
-    let err = parse_volume("/tmp:data").unwrap_err();
-    assert_eq!(
-        crate::causes::help(&err).as_deref(),
-        Some("write it from the container's root, e.g. /tmp:/data")
+    assert!(!gone.exists());
+}
+
+#[test]
+fn mount_takes_dockers_keys_and_refuses_what_kiln_does_not_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().display().to_string();
+    let v = bind(
+        parse_mount(&format!(
+            "type=bind,source={src},target=/etc/app,readonly,bind-propagation=rshared"
+        ))
+        .unwrap(),
     );
+    assert_eq!(
+        (
+            v.destination.as_str(),
+            v.read_only,
+            v.propagation.as_deref()
+        ),
+        ("/etc/app", true, Some("rshared"))
+    );
+    let v =
+        volume(parse_mount("src=data,dst=/data,ro=false,volume-nocopy,volume-label=a=b").unwrap());
+    assert_eq!(
+        (v.name.as_deref(), v.read_only, v.no_copy),
+        (Some("data"), false, true)
+    );
+    assert_eq!(v.labels.get("a").map(String::as_str), Some("b"));
+    assert_eq!(
+        volume(parse_mount("type=volume,dst=/x").unwrap()).name,
+        None
+    );
+    match parse_mount("type=tmpfs,dst=/run,tmpfs-size=64m,tmpfs-mode=1770,readonly").unwrap() {
+        Mount::Tmpfs(t) => assert_eq!(t.options, ["size=67108864", "mode=1770", "ro"]),
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        "type=volume,src=data,dst=/d,volume-opt=type=nfs",
+        "type=volume,src=data,dst=/d,volume-driver=nfs",
+        "type=volume,src=data,dst=/d,volume-subpath=x",
+        "type=bind,src=/tmp,dst=/d,volume-nocopy",
+        "type=volume,src=data,dst=/d,bind-propagation=rslave",
+        "type=bind,src=/tmp,dst=/d,bind-propagation=sideways",
+        "type=bind,src=/tmp,dst=/d,bind-recursive=disabled",
+        "type=tmpfs,src=x,dst=/d",
+        "type=tmpfs,dst=/d,tmpfs-mode=999",
+        "type=image,src=web,dst=/d",
+        "type=volume,src=data",
+        "type=volume,src=data,dst=d",
+        "type=volume,src=data,dst=/d,readonly=maybe",
+        "type=volume,src=data,dst=/d,consistency=cached",
+        "type=volume,src=data,dst=/d,colour=blue",
+    ] {
+        assert!(parse_mount(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]

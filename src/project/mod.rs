@@ -161,10 +161,4 @@ pub enum ProjectError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot create volume directory {}", path.display())]
-    Volume {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }

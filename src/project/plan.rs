@@ -107,6 +107,8 @@ pub struct Instance {
     pub depends_on: Vec<(String, Condition)>,
     pub networks: Vec<Attachment>,
     pub publish: Vec<Publish>,
+    /// `label KEY="VALUE"`, the last of a key winning.
+    pub labels: BTreeMap<String, String>,
     /// A digest of the node's meaning (spans left out): equal fingerprints and equal image
     /// digests mean a running instance can be kept as it is.
     pub fingerprint: String,
@@ -362,6 +364,11 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
             .collect(),
         networks: container.networks.clone(),
         publish: container.publish.clone(),
+        labels: container
+            .labels
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
         fingerprint: fp.to_string(),
     }
 }

@@ -698,6 +698,7 @@ mod decide {
                 host: None,
             }),
             labels: Default::default(),
+            volumes: Vec::new(),
         }
     }
 

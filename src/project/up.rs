@@ -197,12 +197,9 @@ pub fn down(
         }
     })?;
     if volumes {
-        let dir = volume_root(state_root, project);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(ProjectError::Volume { path: dir, source }),
-        }
+        crate::state::volumes::VolumeStore::open(state_root)
+            .remove_project(project)
+            .map_err(ContainerError::from)?;
     }
     Ok(removed)
 }
@@ -440,11 +437,6 @@ pub fn project_records(records: &Records, project: &str) -> Result<Vec<Record>, 
         .collect())
 }
 
-/// Named volumes of a project live under `$ROOT/volumes/<project>/`.
-fn volume_root(state_root: &Path, project: &str) -> PathBuf {
-    state_root.join("volumes").join(project)
-}
-
 /// The services to bring up: `only` and everything they depend on (all when empty).
 fn selected_services<'a>(plan: &'a ProjectPlan, only: &[String]) -> BTreeMap<&'a str, ()> {
     let mut selected = BTreeMap::new();
@@ -596,7 +588,8 @@ fn start_instance(
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
     let mut options = instance.options.clone();
-    options.volumes = volumes(state_root, &plan.project, &instance.volumes)?;
+    let (binds, named) = volumes(&plan.project, &instance.volumes);
+    options.volumes = binds;
     let request = RunRequest {
         image: instance.image.clone(),
         name: Some(instance.name.clone()),
@@ -629,6 +622,8 @@ fn start_instance(
                     .map(|d| d.value.as_std().as_millis() as u64),
             })
             .collect(),
+        volumes: named,
+        labels: instance.labels.clone(),
     };
     let health = instance.health.as_ref().map(containers::HealthCheck::from);
     containers::run_detached(store, state_root, &request, health)?;
@@ -636,42 +631,37 @@ fn start_instance(
     Ok(())
 }
 
-/// Bind sources as they are; named volumes made under the state root.
-fn volumes(
-    state_root: &Path,
-    project: &str,
-    planned: &[VolumePlan],
-) -> Result<Vec<Volume>, ProjectError> {
-    planned
-        .iter()
-        .map(|v| match v {
+/// Bind sources as they are (into `options`); named volumes as the project's, made and
+/// filled from the image when the container is prepared.
+fn volumes(project: &str, planned: &[VolumePlan]) -> (Vec<Volume>, Vec<containers::NamedVolume>) {
+    let mut binds = Vec::new();
+    let mut named = Vec::new();
+    for volume in planned {
+        match volume {
             VolumePlan::Bind {
                 source,
                 target,
                 read_only,
-            } => Ok(Volume {
+            } => binds.push(Volume {
                 source: source.clone(),
                 destination: target.clone(),
                 read_only: *read_only,
+                propagation: None,
             }),
             VolumePlan::Named {
                 name,
                 target,
                 read_only,
-            } => {
-                let path = volume_root(state_root, project).join(name);
-                std::fs::create_dir_all(&path).map_err(|source| ProjectError::Volume {
-                    path: path.clone(),
-                    source,
-                })?;
-                Ok(Volume {
-                    source: path,
-                    destination: target.clone(),
-                    read_only: *read_only,
-                })
-            }
-        })
-        .collect()
+            } => named.push(containers::NamedVolume {
+                project: Some(project.to_string()),
+                name: Some(name.clone()),
+                destination: target.clone(),
+                read_only: *read_only,
+                ..Default::default()
+            }),
+        }
+    }
+    (binds, named)
 }
 
 /// Waits until every instance of `service` meets `condition`.

@@ -291,6 +291,10 @@ pub struct Container {
     /// `ulimit "nofile" SOFT [HARD]`, one per resource.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<Ulimit>,
+    /// `label KEY="VALUE"…`: the container's labels (Docker's `--label`), in order; a
+    /// later one of the same key wins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(Spanned<String>, Spanned<String>)>,
     /// `sysctl NAME="VALUE"…`: namespaced sysctls (`kernel_names::sysctl`), in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sysctls: Vec<(Spanned<String>, Spanned<String>)>,

@@ -25,6 +25,7 @@ mod id;
 mod record;
 #[cfg(test)]
 mod tests;
+pub mod volumes;
 mod watch;
 
 use std::fs::{self, File, OpenOptions};

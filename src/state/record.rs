@@ -128,6 +128,10 @@ pub struct Record {
     /// merges them (`kiln ps --filter label=…`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The named volumes it mounts, by reference (`shop/data`, `data`): they are in use
+    /// while this record exists (see [`super::volumes`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// Which declared container a record is an instance of.

@@ -13,6 +13,7 @@ fn record(records: &Records, name: &str) -> Record {
         state: ContainerState::default(),
         member: None,
         labels: Default::default(),
+        volumes: Vec::new(),
     };
     records.create(&record).unwrap();
     record
@@ -195,6 +196,7 @@ fn member(records: &Records, project: &str, name: &str) -> Record {
             host: None,
         }),
         labels: Default::default(),
+        volumes: Vec::new(),
     };
     records.create(&record).unwrap();
     record

@@ -54,3 +54,4 @@ mod stats;
 mod tarball;
 mod test_cmd;
 mod unprivileged;
+mod volumes;

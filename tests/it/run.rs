@@ -103,8 +103,11 @@ fn bad_input_is_refused_before_anything_is_created() {
     };
     for (args, message) in [
         (vec!["run", "nope"], "no image named `nope`"),
-        (vec!["run", "-v", "/no/such:/x", "tools"], "bad volume"),
-        (vec!["run", "-v", "relative", "tools"], "bad volume"),
+        (
+            vec!["run", "--mount", "type=bind,src=/no/such,dst=/x", "tools"],
+            "bad mount",
+        ),
+        (vec!["run", "-v", "relative", "tools"], "bad mount"),
         (vec!["run", "--memory", "lots", "tools"], "invalid memory"),
         (vec!["run", "--cpus", "0", "tools"], "invalid cpus"),
         (

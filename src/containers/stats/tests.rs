@@ -71,6 +71,7 @@ fn record() -> Record {
         state: ContainerState::default(),
         member: None,
         labels: Default::default(),
+        volumes: Vec::new(),
     }
 }
 

@@ -35,14 +35,18 @@ pub const STOP_SIGNAL_ANNOTATION: &str = "org.opencontainers.image.stopSignal";
 /// config as `StopTimeout`; runc ignores it).
 pub const STOP_TIMEOUT_ANNOTATION: &str = "dev.kiln.stop-timeout";
 
-/// `-v SOURCE:DESTINATION[:ro]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A bind mount: `-v SOURCE:DESTINATION[:ro]`, `--mount type=bind`, a named volume's
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Volume {
     /// Absolute host path; it must exist.
     pub source: PathBuf,
     /// Absolute path in the container; created there if missing.
     pub destination: String,
     pub read_only: bool,
+    /// `bind-propagation=`: `rprivate` (the default), `private`, `rshared`, `shared`,
+    /// `rslave`, `slave`, applied to the mount in the container's mount namespace.
+    pub propagation: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -411,7 +415,8 @@ fn mounts(volumes: &[Volume]) -> Result<Vec<Mount>, SpecError> {
         if volume.destination.trim_end_matches('/').is_empty() {
             return Err(SpecError::VolumeOnRoot);
         }
-        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+        let propagation = volume.propagation.as_deref().unwrap_or("rprivate");
+        let mut options = vec!["rbind".to_string(), propagation.to_string()];
         if volume.read_only {
             options.push("ro".into());
         }

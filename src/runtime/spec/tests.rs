@@ -264,6 +264,7 @@ fn bad_input_is_refused_before_anything_exists() {
             source: source.to_path_buf(),
             destination: destination.into(),
             read_only: false,
+            ..Default::default()
         }],
         ..RunOptions::default()
     };

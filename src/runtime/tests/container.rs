@@ -179,11 +179,13 @@ fn host_files_are_invisible_except_volumes() {
             source: fixture.path("volume"),
             destination: "/data".into(),
             read_only: false,
+            ..Default::default()
         },
         Volume {
             source: fixture.path("readonly"),
             destination: "/config".into(),
             read_only: true,
+            ..Default::default()
         },
     ];
     let (status, stdout, stderr) = fixture.run(&options);
@@ -439,6 +441,7 @@ fn signals_to_kiln_reach_the_container() {
         source: fixture.path("volume"),
         destination: "/data".into(),
         read_only: false,
+        ..Default::default()
     }];
     let spec = fixture.spec(&options);
     let layout = fixture.layout();

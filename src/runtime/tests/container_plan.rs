@@ -126,11 +126,13 @@ fn a_container_plan_adds_volumes_cwd_tty_and_no_new_privs() {
                 source: volumes.path().to_path_buf(),
                 destination: "/data".into(),
                 read_only: true,
+                ..Default::default()
             },
             Volume {
                 source: file.clone(),
                 destination: "/etc/app/app.conf".into(),
                 read_only: false,
+                ..Default::default()
             },
         ],
         tty: true,
@@ -327,11 +329,13 @@ fn a_target_the_image_made_unusable_stops_the_setup_with_a_clear_error() {
                 source: file.clone(),
                 destination: "/etc".into(),
                 read_only: false,
+                ..Default::default()
             },
             Volume {
                 source: volumes.path().to_path_buf(),
                 destination: "/bin/sh".into(),
                 read_only: false,
+                ..Default::default()
             },
         ],
         ..RunOptions::default()

@@ -43,6 +43,7 @@ pub(super) const CHILDREN: &[&str] = &[
     "ulimit",
     "sysctl",
     "stop-timeout",
+    "label",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
@@ -57,6 +58,7 @@ const REPEATABLE: &[&str] = &[
     "cap-drop",
     "ulimit",
     "sysctl",
+    "label",
 ];
 
 /// What a job does not take: it runs once to completion.
@@ -157,6 +159,7 @@ pub(super) fn parse_container(
         ulimits: Vec::new(),
         sysctls: Vec::new(),
         stop_timeout: None,
+        labels: Vec::new(),
     };
     let context = match kind {
         ContainerKind::Service => "a `container` block",
@@ -209,6 +212,7 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
             "publish PORT host=HOST_PORT [protocol=\"tcp\"|\"udp\"] [max-connections=N] [idle-timeout=\"1h\"]"
         }
         "env" => "env KEY=\"VALUE\"…",
+        "label" => "label KEY=\"VALUE\"…",
         "volume" => "volume \"SOURCE\" \"/TARGET\" [ro=#true]",
         "memory" => "memory \"128MiB\"",
         "cpus" => "cpus 0.5",
@@ -314,6 +318,20 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
         "env" => {
             n.max_args(diags, 0);
             c.env.extend(string_props(&mut n, diags, "env"));
+        }
+        "label" => {
+            n.max_args(diags, 0);
+            let labels = string_props(&mut n, diags, "label");
+            if labels.is_empty() && n.arg_count() == 0 {
+                diags
+                    .error(
+                        Code::MissingArgument,
+                        n.name_span(),
+                        "`label` sets no label",
+                    )
+                    .help("write it as `label KEY=\"VALUE\"`");
+            }
+            c.labels.extend(labels);
         }
         "volume" => {
             n.max_args(diags, 2);
