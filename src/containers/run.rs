@@ -101,7 +101,18 @@ fn run_recorded(
     request: &RunRequest,
 ) -> Result<RunResult, ContainerError> {
     let limits = prepared.launch.limits();
-    let cgroup = super::lifecycle::cgroup(state_root, &prepared.record.id, &limits, request.trace)?;
+    let cgroup = super::lifecycle::cgroup(
+        state_root,
+        &prepared.record.id,
+        &limits,
+        &prepared.spec,
+        request.trace,
+    )?;
+    if request.trace && request.options.privileged {
+        super::trace_line(format_args!(
+            "privileged: every capability kiln holds, no seccomp filter, every device of the host (cgroup rule `a *:* rwm`), /sys read-write, nothing masked or read-only"
+        ));
+    }
     let layout = prepared.layout();
     let stdio = if request.options.tty {
         Stdio::Pty

@@ -43,6 +43,9 @@ pub(super) const CHILDREN: &[&str] = &[
     "ulimit",
     "sysctl",
     "stop-timeout",
+    "privileged",
+    "device",
+    "env-file",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
@@ -57,6 +60,8 @@ const REPEATABLE: &[&str] = &[
     "cap-drop",
     "ulimit",
     "sysctl",
+    "device",
+    "env-file",
 ];
 
 /// What a job does not take: it runs once to completion.
@@ -157,6 +162,9 @@ pub(super) fn parse_container(
         ulimits: Vec::new(),
         sysctls: Vec::new(),
         stop_timeout: None,
+        env_files: Vec::new(),
+        privileged: false,
+        devices: Vec::new(),
     };
     let context = match kind {
         ContainerKind::Service => "a `container` block",
