@@ -143,6 +143,13 @@ pub enum Command {
     Exec(ExecArgs),
 
     /// List containers (running ones; all with -a).
+    ///
+    /// Examples:
+    ///   kiln ps -a
+    ///   kiln ps --filter status=exited -q        # for `kiln rm $(…)`
+    ///   kiln ps --filter name=web --filter name=db --filter label=tier=front
+    ///   kiln ps --filter ancestor=base --format json
+    #[command(verbatim_doc_comment)]
     Ps(PsArgs),
 
     /// Remove containers (-f: also running ones, killed first).
@@ -153,6 +160,8 @@ pub enum Command {
     /// Examples:
     ///   kiln logs web
     ///   kiln logs -f --since 10m --timestamps web
+    ///   kiln logs --tail 20 web
+    ///   kiln logs --since 2026-12-01T10:00:00Z --until 2026-12-01T10:05:00Z web
     #[command(verbatim_doc_comment)]
     Logs(LogsArgs),
 
@@ -290,9 +299,10 @@ pub enum Command {
     ///
     /// Examples:
     ///   kiln images
+    ///   kiln images -q --filter reference='shop/*'
     ///   kiln images --format json | jq -r '.[].digest'
     #[command(verbatim_doc_comment)]
-    Images(FormatArgs),
+    Images(ImagesArgs),
 
     /// Show an image's manifest, config and digests.
     ///
@@ -742,6 +752,14 @@ pub struct PsArgs {
     /// `kiln rm -f $(kiln ps -aq)`). Takes the place of --format.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Only containers that match, as Docker's: `id=`, `name=` (any part of the name; a
+    /// regular expression: `name=^web$`), `status=` (created, running, restarting,
+    /// exited; a status filter looks at every container, as -a does), `label=KEY` or
+    /// `label=KEY=VALUE`, `project=`, `ancestor=` (the image, or one built on it),
+    /// `network=`. Repeated: values of one key are alternatives, different keys and every
+    /// label must all match.
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -756,14 +774,28 @@ pub struct RmArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Keep printing new output until the container has exited.
+    /// Keep printing new output until the container has exited (or --until has passed).
     #[arg(short = 'f', long)]
     pub follow: bool,
     /// Only lines since a time: a duration before now (10m, 1h30m) or RFC 3339.
-    #[arg(long, value_name = "DURATION|RFC3339")]
+    #[arg(long, value_name = "DURATION|RFC3339", conflicts_with = "project")]
     pub since: Option<String>,
+    /// Only lines until a time: a duration before now (10m, 1h30m) or RFC 3339. With -f,
+    /// following ends once that time has passed.
+    #[arg(long, value_name = "DURATION|RFC3339", conflicts_with = "project")]
+    pub until: Option<String>,
+    /// Only the last N lines written so far (`all`: every line, the default); with -f,
+    /// then what comes next.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N|all",
+        value_parser = parse_tail,
+        conflicts_with = "project"
+    )]
+    pub tail: Option<Tail>,
     /// Prefix each line with its time (RFC 3339, nanoseconds).
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, conflicts_with = "project")]
     pub timestamps: bool,
     /// The output of a whole project (`kiln up`): every container's lines (or those named),
     /// each prefixed by its container's name.
@@ -772,6 +804,22 @@ pub struct LogsArgs {
     /// The container, by name or (a prefix of its) id; with --project, any number of them.
     #[arg(required_unless_present = "project")]
     pub containers: Vec<String>,
+}
+
+/// `--tail`: a number of lines, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    All,
+    Last(usize),
+}
+
+fn parse_tail(text: &str) -> Result<Tail, String> {
+    if text == "all" {
+        return Ok(Tail::All);
+    }
+    text.parse()
+        .map(Tail::Last)
+        .map_err(|_| format!("`{text}` is not a number of lines or `all`"))
 }
 
 #[derive(Debug, Args)]
@@ -1024,6 +1072,23 @@ pub struct CommitArgs {
     pub container: String,
     /// The name of the new image.
     pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Print only the images' short digests, one a line (the DIGEST column, as
+    /// `docker images -q` prints IDs). Takes the place of --format.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Only images that match, as Docker's: `reference=` (a glob over the name: `web*`,
+    /// `team/*:1`), `label=KEY` or `label=KEY=VALUE`, `dangling=true|false` (kiln lists
+    /// named images only, so `true` matches none: unnamed ones are `kiln system prune`'s).
+    /// Values of one key are alternatives; different keys and every label must all match.
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -339,12 +339,28 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
 }
 
 pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
-    let records = Records::open(&super::state_root(cli)).map_err(ContainerError::from)?;
+    // `ancestor=web` names an image as `kiln run web` would (the current project's first).
+    let store_dir = super::state_root(cli).join("store");
+    let mut filters = args.filter.clone();
+    if store_dir.join("index.json").is_file() {
+        let store = super::open_store(cli)?;
+        for filter in &mut filters {
+            if let Some(image) = filter.strip_prefix("ancestor=") {
+                *filter = format!("ancestor={}", super::image_name(&store, image)?);
+            }
+        }
+    }
+    let filter = containers::ContainerFilter::parse(&filters)?;
+    let root = super::state_root(cli);
+    let records = Records::open(&root).map_err(ContainerError::from)?;
+    let facts = containers::Facts::new(&records, &root);
     let all = records.list().map_err(ContainerError::from)?;
+    let every = args.all || filter.has_status();
     let shown: Vec<_> = all
         .iter()
         .map(|r| r.reconciled())
-        .filter(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting))
+        .filter(|r| every || matches!(r.state.status, Status::Running | Status::Restarting))
+        .filter(|r| filter.matches(r, &facts))
         // Previous versions `kiln up` keeps for `kiln rollback` (`web-1~previous`) are not
         // instances of the project; they stay reachable by name.
         .filter(|r| crate::state::split_hidden(&r.name).is_none())
@@ -377,6 +393,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                         "created": r.created,
                         "project": r.project(),
                         "service": r.member.as_ref().map(|m| m.service.as_str()),
+                        "labels": r.labels,
                     })
                 })
                 .collect();
@@ -531,16 +548,26 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
         return Err(CliError::LogsNeedOneContainer.into());
     }
     let outcome = (|| {
-        let since = args
-            .since
-            .as_deref()
-            .map(|s| containers::parse_since(s, crate::timestamp::now_ns()))
-            .transpose()?;
+        let now = crate::timestamp::now_ns();
+        let time = |t: &Option<String>| {
+            t.as_deref()
+                .map(|s| containers::parse_since(s, now))
+                .transpose()
+        };
+        let query = containers::LogQuery {
+            since: time(&args.since)?,
+            until: time(&args.until)?,
+            tail: match args.tail {
+                Some(super::args::Tail::Last(n)) => Some(n),
+                Some(super::args::Tail::All) | None => None,
+            },
+            follow: args.follow,
+        };
         let records = Records::open(&super::state_root(cli))?;
         let record = super::find_container(&records, &args.containers[0])?;
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
-        containers::read_logs(&records, &record, since, args.follow, |log| {
+        containers::read_logs(&records, &record, &query, |log| {
             let text = if args.timestamps {
                 format!("{} {}\n", log.timestamp(), log.line)
             } else {

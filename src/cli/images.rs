@@ -4,20 +4,29 @@
 use serde_json::json;
 
 use super::args::{
-    Cli, CompressionArg, ExportArgs, ExportFormat, FormatArgs, GcArgs, ImageArg, ImportArgs,
-    InspectArgs, OutputFormat, RmiArgs, TagArgs,
+    Cli, CompressionArg, ExportArgs, ExportFormat, FormatArgs, GcArgs, ImageArg, ImagesArgs,
+    ImportArgs, InspectArgs, OutputFormat, RmiArgs, TagArgs,
 };
 use super::error::CliError;
 use super::output::{human_size, json_line, line, table};
 use crate::image::{self, ArchiveFormat, StoredImage};
 use crate::layer::Compression;
 
-pub(super) fn list(cli: &Cli, args: &FormatArgs) -> Result<u8, crate::Error> {
+pub(super) fn list(cli: &Cli, args: &ImagesArgs) -> Result<u8, crate::Error> {
+    let filter = image::ImageFilter::parse(&args.filter)?;
     let store = super::open_store(cli)?;
     let mut images = Vec::new();
     for (name, descriptor) in store.tags()? {
         let image = StoredImage::from_descriptor(&store, descriptor)?;
-        images.push((name, image));
+        if filter.matches(&name, &image) {
+            images.push((name, image));
+        }
+    }
+    if args.quiet {
+        for (_, image) in &images {
+            line(short_digest(&image.descriptor.digest.to_string()))?;
+        }
+        return Ok(0);
     }
     match args.format {
         OutputFormat::Json => {

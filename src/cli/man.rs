@@ -12,7 +12,7 @@ use super::error::CliError;
 use super::output::line;
 
 pub(super) fn run(args: &ManArgs) -> Result<u8, crate::Error> {
-    let command = Cli::command();
+    let command = for_man(Cli::command());
     let Some(dir) = &args.dir else {
         let mut page = Vec::new();
         clap_mangen::Man::new(command)
@@ -35,4 +35,40 @@ pub(super) fn run(args: &ManArgs) -> Result<u8, crate::Error> {
     clap_mangen::generate_to(command, dir).map_err(write_error)?;
     line(format!("wrote the man pages to {}", dir.display()))?;
     Ok(0)
+}
+
+/// The definition as a man page shows it: NAME is `kiln \- ABOUT`, so ABOUT must not say
+/// `kiln —` again as `--help`'s first line does.
+fn for_man(command: clap::Command) -> clap::Command {
+    let about = command.get_about().map(ToString::to_string);
+    match about.as_deref().and_then(|a| a.strip_prefix("kiln — ")) {
+        Some(rest) => {
+            let rest = rest.to_string();
+            command.about(rest)
+        }
+        None => command,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_name_line_says_kiln_once() {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(super::for_man(
+            <super::Cli as clap::CommandFactory>::command(),
+        ))
+        .render(&mut page)
+        .unwrap();
+        let page = String::from_utf8(page).unwrap();
+        let name = page
+            .lines()
+            .skip_while(|l| *l != ".SH NAME")
+            .nth(1)
+            .unwrap();
+        assert!(
+            name.starts_with("kiln \\- declarative containers"),
+            "{name}"
+        );
+    }
 }

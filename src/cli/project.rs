@@ -313,7 +313,11 @@ fn follow_logs(
         .map(|(record, prefix)| {
             let records = records.clone();
             std::thread::spawn(move || {
-                let _ = crate::containers::read_logs(&records, &record, None, true, |log| {
+                let query = crate::containers::LogQuery {
+                    follow: true,
+                    ..Default::default()
+                };
+                let _ = crate::containers::read_logs(&records, &record, &query, |log| {
                     write_line(&prefix, log)
                 });
             })
@@ -353,7 +357,7 @@ pub(super) fn project_logs(
     let prefixes = prefixes(&members);
     let mut lines = Vec::new();
     for (record, prefix) in members.iter().zip(&prefixes) {
-        crate::containers::read_logs(&records, record, None, false, |log| {
+        crate::containers::read_logs(&records, record, &Default::default(), |log| {
             lines.push((log.time_ns, prefix.as_str(), log.clone()));
             Ok(())
         })

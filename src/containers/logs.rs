@@ -1,5 +1,6 @@
-//! `kiln logs`: a container's log lines, from `--since` on, and with `-f` as they come until
-//! the container has exited and the log is drained. Rendering is the caller's.
+//! `kiln logs`: a container's log lines between `--since` and `--until`, the last
+//! `--tail N` of them, and with `-f` as they come until the container has exited and the
+//! log is drained. Rendering is the caller's.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use super::lifecycle::log_path;
 use crate::runtime::supervise::{LogLine, LogReader};
 use crate::state::{Record, Records, Status};
 
-/// `--since`: a duration before now (`10m`, `1h30m`) or an RFC 3339 time
+/// `--since` and `--until`: a duration before now (`10m`, `1h30m`) or an RFC 3339 time
 /// (`2026-11-30T10:00:00Z`, with optional fraction and offset); nanoseconds since the epoch.
 pub fn parse_since(text: &str, now_ns: u128) -> Result<u128, ContainerError> {
     if let Ok(duration) = crate::spec::units::Duration::parse(text) {
@@ -96,21 +97,41 @@ fn finished(records: &Records, record: &Record) -> bool {
     }
 }
 
-/// Gives each log line at or after `since` to `emit`; with `follow`, keeps reading as the
-/// log grows until the container has finished and the log is drained.
+/// What `kiln logs` asks of a log: a time window, the last lines only, following.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogQuery {
+    /// `--since`: lines at or after this time (nanoseconds since the epoch).
+    pub since: Option<u128>,
+    /// `--until`: lines at or before this time; with `follow`, following ends once it
+    /// has passed.
+    pub until: Option<u128>,
+    /// `--tail N`: only the last N lines (of the window) already written.
+    pub tail: Option<usize>,
+    /// `-f`: keep reading as the log grows.
+    pub follow: bool,
+}
+
+impl LogQuery {
+    fn wants(&self, line: &LogLine) -> bool {
+        self.since.is_none_or(|s| line.time_ns >= s) && self.until.is_none_or(|u| line.time_ns <= u)
+    }
+}
+
+/// Gives each log line `query` asks for to `emit`; with `follow`, keeps reading as the log
+/// grows until the container has finished and the log is drained (or `until` has passed).
 pub fn read_logs(
     records: &Records,
     record: &Record,
-    since: Option<u128>,
-    follow: bool,
+    query: &LogQuery,
     mut emit: impl FnMut(&LogLine) -> std::io::Result<()>,
 ) -> Result<(), ContainerError> {
+    let follow = query.follow;
     let path = log_path(records, &record.id);
     let mut reader = loop {
         match LogReader::open(&path) {
             Ok(reader) => break reader,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                if !follow || finished(records, record) {
+                if !follow || finished(records, record) || passed(query.until) {
                     return Ok(());
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -118,11 +139,27 @@ pub fn read_logs(
             Err(err) => return Err(super::io_err(&path)(err)),
         }
     };
+    let stdout = std::path::Path::new("<stdout>");
+    if let Some(tail) = query.tail {
+        // The last `tail` lines written so far; then, when following, what comes next.
+        let mut last = std::collections::VecDeque::with_capacity(tail.min(4096));
+        while let Some(line) = reader.next_line().map_err(super::io_err(&path))? {
+            if tail > 0 && query.wants(&line) {
+                if last.len() == tail {
+                    last.pop_front();
+                }
+                last.push_back(line);
+            }
+        }
+        for line in &last {
+            emit(line).map_err(super::io_err(stdout))?;
+        }
+    }
     let mut done = false;
     loop {
         while let Some(line) = reader.next_line().map_err(super::io_err(&path))? {
-            if since.is_none_or(|s| line.time_ns >= s) {
-                emit(&line).map_err(super::io_err(std::path::Path::new("<stdout>")))?;
+            if query.wants(&line) {
+                emit(&line).map_err(super::io_err(stdout))?;
             }
         }
         // Checked before the last read: whatever the supervisor wrote before it finished
@@ -130,9 +167,14 @@ pub fn read_logs(
         if !follow || done {
             return Ok(());
         }
-        done = finished(records, record);
+        done = finished(records, record) || passed(query.until);
         if !done {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Whether `--until` lies in the past.
+fn passed(until: Option<u128>) -> bool {
+    until.is_some_and(|u| crate::timestamp::now_ns() > u)
 }

@@ -12,6 +12,7 @@ mod commit;
 mod control;
 mod detach;
 mod exec;
+mod filter;
 mod health;
 mod lifecycle;
 mod logs;
@@ -34,9 +35,10 @@ pub use control::{
 };
 pub use detach::{REPORT_FD, restart, run_detached, spawn_supervisor};
 pub use exec::{ExecRequest, Target, exec};
+pub use filter::{ContainerFilter, Facts};
 pub use health::{Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, parse_health};
 pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
-pub use logs::{parse_since, read_logs};
+pub use logs::{LogQuery, parse_since, read_logs};
 pub use network::Published;
 pub use probing::{RoundResult, probe_once};
 pub use run::{RunResult, run};
@@ -167,9 +169,14 @@ pub enum ContainerError {
         "use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR or STOPSIGNAL, e.g. --change 'CMD [\"sh\"]'"
     ))]
     BadChange { change: String, reason: String },
-    #[error("invalid --since `{since}`")]
+    #[error("invalid time `{since}`")]
     #[diagnostic(help("use a duration (10m, 1h30m) or an RFC 3339 time (2026-11-30T10:00:00Z)"))]
     BadSince { since: String },
+    #[error("invalid filter `{filter}`: {reason}")]
+    #[diagnostic(help(
+        "use KEY=VALUE with a key among id, name, label, status, project, ancestor, network (e.g. --filter status=exited)"
+    ))]
+    BadFilter { filter: String, reason: String },
     #[error("container I/O failed at {}", path.display())]
     Io {
         path: PathBuf,

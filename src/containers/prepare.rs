@@ -118,6 +118,7 @@ pub(crate) fn prepare_with(
         restart: request.restart.to_string(),
         state: ContainerState::default(),
         member: request.member.clone(),
+        labels: image.config.config.labels.clone(),
     };
     records.create(&record).map_err(|e| release(e.into()))?;
     let dir = records.dir(&id);

@@ -6,6 +6,7 @@
 
 mod archive;
 mod config;
+mod filter;
 mod import;
 mod manifest;
 #[cfg(test)]
@@ -18,6 +19,7 @@ pub use archive::{
     ArchiveError, ArchiveFormat, ExportReport, export, media_compression, recompress_layer,
 };
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig, oci_architecture};
+pub use filter::ImageFilter;
 pub use import::{Imported, import, import_untagged};
 pub use manifest::{MEDIA_CONFIG, Manifest};
 
@@ -32,6 +34,11 @@ pub enum ImageError {
     #[error("no image named `{name}` in the store")]
     #[diagnostic(help("`kiln images` lists the images; `kiln build` builds the project's"))]
     NotFound { name: String },
+    #[error("invalid filter `{filter}`: {reason}")]
+    #[diagnostic(help(
+        "use KEY=VALUE with a key among reference, label, dangling (e.g. --filter reference='web*')"
+    ))]
+    BadFilter { filter: String, reason: String },
     #[error("{what} {digest} is not valid JSON for an OCI {what}")]
     Malformed {
         what: &'static str,

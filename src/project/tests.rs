@@ -696,6 +696,7 @@ mod decide {
                 service: instance.service.clone(),
                 fingerprint: instance.fingerprint.clone(),
             }),
+            labels: Default::default(),
         }
     }
 

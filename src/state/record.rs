@@ -124,6 +124,10 @@ pub struct Record {
     /// The project and service a container of `kiln up` belongs to; none for `kiln run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<Membership>,
+    /// Its labels: the image's, with the container's own (`--label`) over them, as Docker
+    /// merges them (`kiln ps --filter label=…`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Which declared container a record is an instance of.

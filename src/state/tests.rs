@@ -12,6 +12,7 @@ fn record(records: &Records, name: &str) -> Record {
         restart: "no".into(),
         state: ContainerState::default(),
         member: None,
+        labels: Default::default(),
     };
     records.create(&record).unwrap();
     record
@@ -192,6 +193,7 @@ fn member(records: &Records, project: &str, name: &str) -> Record {
             service: name.to_string(),
             fingerprint: "f".into(),
         }),
+        labels: Default::default(),
     };
     records.create(&record).unwrap();
     record

@@ -106,6 +106,39 @@ fn exec_sees_the_containers_processes_host_name_files_and_environment() {
         .success()
         .stdout_is("1000\n1000\n/proc\n");
 
+    // What follows the command is the command's, untouched, as Docker's trailing
+    // arguments: exec's own flags (-e, -u, -d, --help), `--` and kiln's global --root.
+    kiln()
+        .args(["exec", "web", "test", "-e", "/dev/null"])
+        .run()
+        .success();
+    kiln()
+        .args(["exec", "web", "test", "-e", "/nonexistent"])
+        .run()
+        .code(1);
+    kiln()
+        .args([
+            "exec", "-e", "A=1", "web", "echo", "-e", "-u", "--help", "--", "--root", "/x", "-d",
+        ])
+        .run()
+        .success()
+        .stdout_is("-u --help -- --root /x -d\n");
+    kiln()
+        .args([
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$@\"",
+            "sh",
+            "-e",
+            "--",
+        ])
+        .run()
+        .success()
+        .stdout_is("-e --\n");
+
     // -i: stdin reaches the command.
     kiln()
         .args(["exec", "-i", "web", "cat"])

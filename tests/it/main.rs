@@ -31,6 +31,7 @@ mod hostile_archives;
 mod impair;
 mod info;
 mod inroot;
+mod listing;
 mod namespaces;
 mod network;
 mod placement;

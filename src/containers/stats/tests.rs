@@ -70,6 +70,7 @@ fn record() -> Record {
         restart: "no".into(),
         state: ContainerState::default(),
         member: None,
+        labels: Default::default(),
     }
 }
 

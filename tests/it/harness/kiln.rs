@@ -15,6 +15,9 @@ pub struct Kiln {
     shown: Vec<String>,
     /// `-f FILE`, given right after the subcommand when it reads a project.
     project_file: Option<OsString>,
+    /// The subcommand has been given: later arguments are its own (`kiln exec web test
+    /// -e /dev/null` runs `test`, it is not the subcommand `kiln test`).
+    subcommand_given: bool,
     stdin: Option<Vec<u8>>,
 }
 
@@ -46,6 +49,7 @@ impl Kiln {
             command,
             shown: vec!["kiln".into()],
             project_file: None,
+            subcommand_given: false,
             stdin: None,
         }
     }
@@ -57,8 +61,13 @@ impl Kiln {
     {
         for a in args {
             let text = a.as_ref().to_string_lossy().into_owned();
+            let value_of_root = self.shown.last().is_some_and(|l| l == "--root");
             self.shown.push(text.clone());
             self.command.arg(a);
+            if self.subcommand_given || text.starts_with('-') || value_of_root {
+                continue;
+            }
+            self.subcommand_given = true;
             if reads_a_project(&text)
                 && let Some(file) = self.project_file.take()
             {
