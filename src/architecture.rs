@@ -72,6 +72,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "containers",
         &[
             "atomic_file",
+            "beneath",
             "build",
             "image",
             "inroot",
