@@ -111,7 +111,12 @@ pub fn reserve(
                     mac: None,
                 },
             )?;
-            let default_gateway = (!network.internal && !default_taken).then_some(network.gateway);
+            let way_out = if network.egress {
+                super::egress::GATEWAY
+            } else {
+                network.gateway
+            };
+            let default_gateway = (!network.internal && !default_taken).then_some(way_out);
             default_taken |= default_gateway.is_some();
             let index = u16::try_from(index).unwrap_or(u16::MAX);
             Ok::<_, NetworkError>(Interface {
@@ -243,8 +248,14 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     for (name, netem) in kernel_impaired {
         inside.replace_netem(name, netem)?;
     }
-    if let Some(gateway) = interfaces.iter().find_map(|i| i.default_gateway) {
-        inside.add_default_route(gateway)?;
+    if let Some(interface) = interfaces.iter().find(|i| i.default_gateway.is_some()) {
+        let gateway = interface.default_gateway.expect("found by it");
+        if interface.address.contains(gateway) {
+            inside.add_default_route(gateway)?;
+        } else {
+            // An egress network's way out, outside its subnet (see `egress`).
+            inside.add_default_route_onlink(gateway, &interface.name)?;
+        }
     }
     Ok(())
 }

@@ -49,6 +49,8 @@ pub struct NetworkPlan {
     /// `None`: the first free /24 of 10.89.0.0/16.
     pub subnet: Option<IpNetwork>,
     pub internal: bool,
+    /// `egress=#true`: a way out of the machine (see `net::egress`).
+    pub egress: bool,
     /// The VNI of an overlay network (`driver="overlay"`); `None` for a bridge.
     pub vni: Option<u32>,
 }
@@ -225,6 +227,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> Result<ProjectPlan, Contai
             name: n.name.value.clone(),
             subnet: n.subnet.as_ref().map(|s| s.value),
             internal: n.internal,
+            egress: n.egress,
             vni: (n.driver == Driver::Overlay).then(|| n.vni(&project.name)),
         })
         .collect();

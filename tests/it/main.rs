@@ -22,6 +22,7 @@ mod copy;
 mod detach;
 mod devices;
 mod diagnostics;
+mod egress;
 mod examples;
 mod exec;
 mod fuzz;
