@@ -11,13 +11,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Leaves any module may use: pure, and knowing no other kiln module.
-const ANYWHERE: &[&str] = &["digest", "causes", "kernel_names", "test_support", "scope"];
+const ANYWHERE: &[&str] = &[
+    "digest",
+    "causes",
+    "kernel_names",
+    "env_file",
+    "test_support",
+    "scope",
+];
 
 /// Each module and what it may use besides [`ANYWHERE`], bottom to top.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("digest", &[]),
     ("causes", &[]),
     ("kernel_names", &[]),
+    ("env_file", &[]),
     ("test_support", &[]),
     ("scope", &[]),
     ("atomic_file", &[]),

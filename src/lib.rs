@@ -21,7 +21,7 @@
 //! - [`spec`]: kiln.kdl → a validated, typed model with diagnostics (pure); [`graph`]
 //!   draws it.
 //! - Leaves any of them may use: [`digest`], [`reference`](mod@reference), [`atomic_file`], [`timestamp`],
-//!   [`beneath`], [`inroot`], [`causes`], [`kernel_names`].
+//!   [`beneath`], [`inroot`], [`causes`], [`kernel_names`], [`env_file`].
 
 pub mod atomic_file;
 pub mod beneath;
@@ -30,6 +30,7 @@ pub mod causes;
 pub mod cli;
 pub mod containers;
 pub mod digest;
+pub mod env_file;
 pub mod error;
 pub mod graph;
 pub mod image;

@@ -702,6 +702,11 @@ pub struct CreateArgs {
     /// Set an environment variable (over the image's).
     #[arg(short = 'e', long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+    /// Read environment variables from a file in Docker's format: one KEY=VALUE a line
+    /// (taken as is: no quotes removed), a bare KEY takes kiln's own value, # comments.
+    /// Repeatable; -e wins over a file.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
     /// The container's host name (default: its short id).
     #[arg(short = 'h', long = "hostname", value_name = "HOST")]
     pub hostname: Option<String>,
@@ -821,6 +826,19 @@ pub struct ContainerOptionArgs {
     /// before SIGKILL, unless given -t (default 10).
     #[arg(long, value_name = "SECS")]
     pub stop_timeout: Option<u64>,
+    /// Give the container the machine, as Docker's --privileged: every capability kiln
+    /// holds (--cap-add/--cap-drop do not apply), no seccomp filter (unless
+    /// --security-opt names a profile), every device node of the host in its /dev and
+    /// allowed by its cgroup, /sys and /sys/fs/cgroup read-write, no masked or read-only
+    /// paths. Its namespaces stay its own; no_new_privs stays on. Only for what needs it.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Give the container a device of the host: HOST[:CONTAINER[:PERMS]]
+    /// (`/dev/fuse`, `/dev/sdc:/dev/xvdc:r`). The node is made at CONTAINER with the
+    /// host's type and numbers; its cgroup lets the container read (r), write (w) or
+    /// mknod (m) it, default rwm.
+    #[arg(long, value_name = "HOST[:CONTAINER[:PERMS]]")]
+    pub device: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -62,9 +62,29 @@ pub(super) fn security_opts(opts: &[String]) -> Result<SeccompChoice, ContainerE
     Ok(seccomp.map(|(choice, _)| choice).unwrap_or_default())
 }
 
+/// The variables of `--env-file` files, in order (Docker's format, see `env_file`).
+fn env_files(files: &[std::path::PathBuf]) -> Result<Vec<(String, String)>, ContainerError> {
+    let mut env = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(path).map_err(|source| ContainerError::EnvFileRead {
+            path: path.clone(),
+            source,
+        })?;
+        let pairs =
+            crate::env_file::parse(&text, |key| std::env::var(key).ok()).map_err(|source| {
+                ContainerError::EnvFileLine {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        env.extend(pairs);
+    }
+    Ok(env)
+}
+
 /// The options of `kiln run`/`create`, and the named volumes they mount.
 fn run_options(args: &CreateArgs) -> Result<(RunOptions, Vec<NamedVolume>), ContainerError> {
-    let mut env = Vec::new();
+    let mut env = env_files(&args.env_files)?;
     for pair in &args.env {
         // `-e NAME` takes the value from kiln's own environment, as Docker does.
         let (key, value) = match pair.split_once('=') {
@@ -204,6 +224,12 @@ fn with_options(
             .map(|s| containers::parse_signal(s).map(|_| s.clone()))
             .transpose()?,
         stop_timeout: args.stop_timeout,
+        privileged: args.privileged,
+        devices: args
+            .device
+            .iter()
+            .map(|d| d.parse())
+            .collect::<Result<_, SpecError>>()?,
         ..options
     })
 }

@@ -69,7 +69,7 @@ fn dry_run(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
         return Ok(1);
     }
     unknown_services(&loaded, &args.services)?;
-    let plan = project::plan(&loaded.project, &project_dir(&args.project.file));
+    let plan = project::plan(&loaded.project, &project_dir(&args.project.file))?;
     super::placement::print(&plan)?;
     Ok(0)
 }
@@ -146,7 +146,7 @@ fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
     };
     super::pin::pin_containers(cli, &mut loaded, &args.project.file)?;
     unknown_services(&loaded, &args.services)?;
-    let plan = project::plan(&loaded.project, &project_dir(&args.project.file));
+    let plan = project::plan(&loaded.project, &project_dir(&args.project.file))?;
     let store = super::open_store(cli)?;
     let root = super::state_root(cli);
     let wait = Duration::from_secs(args.timeout);
@@ -166,7 +166,7 @@ pub(super) fn plan_of(cli: &Cli, file: &Path) -> Result<Result<ProjectPlan, u8>,
         Err(code) => return Ok(Err(code)),
     };
     super::pin::pin_containers(cli, &mut loaded, file)?;
-    Ok(Ok(project::plan(&loaded.project, &project_dir(file))))
+    Ok(Ok(project::plan(&loaded.project, &project_dir(file))?))
 }
 
 /// Brings `services` of the plan back as `kiln up` would, quietly (a test's fault ends).

@@ -36,8 +36,14 @@ pub fn run_detached(
     let prepared = prepare_with(store, state_root, request, health)?;
     let id = prepared.record.id.clone();
     // The cgroup is made here so that a machine without one fails before a supervisor.
-    let made = cgroup(state_root, &id, &prepared.launch.limits(), false)
-        .and_then(|_| spawn_supervisor(state_root, &id));
+    let made = cgroup(
+        state_root,
+        &id,
+        &prepared.launch.limits(),
+        &prepared.spec,
+        false,
+    )
+    .and_then(|_| spawn_supervisor(state_root, &id));
     if let Err(err) = made {
         let records = &prepared.records;
         if let Ok(record) = records.load(&id) {

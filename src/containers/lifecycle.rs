@@ -117,14 +117,16 @@ fn root_cgroup(state_root: &Path) -> String {
     crate::runtime::cgroup::state_root_group(state_root)
 }
 
-/// The container's cgroup with its limits: the existing one (a restart), else a new one.
-/// `None` without cgroups when no limit was asked for.
+/// The container's cgroup with its limits and the device rules of its `spec`: the existing
+/// one (a restart), else a new one. `None` without cgroups when no limit was asked for.
 pub(crate) fn cgroup(
     state_root: &Path,
     id: &ContainerId,
     limits: &Limits,
+    spec: &oci_spec::runtime::Spec,
     trace: bool,
 ) -> Result<Option<Cgroup>, ContainerError> {
+    let rules = crate::runtime::spec::cgroup_rules(spec)?;
     let mut hierarchy = Hierarchy::detect();
     if trace && let Ok(h) = &hierarchy {
         let observer: crate::runtime::cgroup::Observer =
@@ -136,7 +138,7 @@ pub(crate) fn cgroup(
             let name = cgroup_name(state_root, id);
             match h.open(&name)? {
                 Some(existing) => Ok(Some(existing)),
-                None => Ok(Some(h.create(&name, limits)?)),
+                None => Ok(Some(h.create_with_devices(&name, limits, &rules)?)),
             }
         }
         Err(err) if limits.is_empty() => {

@@ -95,6 +95,22 @@ pub enum ContainerError {
         "kiln takes seccomp=unconfined, seccomp=PROFILE.json (Docker's format) and no-new-privileges"
     ))]
     BadSecurityOpt { opt: String, reason: String },
+    #[error("cannot read env file {}", path.display())]
+    EnvFileRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("env file {} is not in Docker's format", path.display())]
+    #[diagnostic(help(
+        "one KEY=VALUE a line; a bare KEY takes kiln's own value; # starts a comment"
+    ))]
+    EnvFileLine {
+        path: PathBuf,
+        #[source]
+        source: crate::env_file::EnvFileError,
+    },
+    #[error("bad volume `{spec}`: {reason}")]
     #[error("bad mount `{spec}`: {reason}")]
     BadVolume {
         spec: String,

@@ -120,7 +120,23 @@ pub(crate) fn run_recorded(
     how: Foreground,
 ) -> Result<RunResult, ContainerError> {
     let limits = prepared.launch.limits();
-    let cgroup = super::lifecycle::cgroup(state_root, &prepared.record.id, &limits, how.trace)?;
+    let cgroup = super::lifecycle::cgroup(
+        state_root,
+        &prepared.record.id,
+        &limits,
+        &prepared.spec,
+        how.trace,
+    )?;
+    let privileged = prepared
+        .spec
+        .annotations()
+        .as_ref()
+        .is_some_and(|a| a.contains_key(crate::runtime::spec::PRIVILEGED_ANNOTATION));
+    if how.trace && privileged {
+        super::trace_line(format_args!(
+            "privileged: every capability kiln holds, no seccomp filter, every device of the host (cgroup rule `a *:* rwm`), /sys read-write, nothing masked or read-only"
+        ));
+    }
     let layout = prepared.layout();
     let stdio = if how.tty {
         Stdio::Pty

@@ -141,7 +141,7 @@ fn supervise_record(
     })?;
     let policy = RestartPolicy::parse(&record.restart).unwrap_or(RestartPolicy::No);
     let limits = launch.limits();
-    let cgroup = cgroup(state_root, &record.id, &limits, false)?;
+    let cgroup = cgroup(state_root, &record.id, &limits, &spec, false)?;
     let layout = layout(&dir, &launch);
     let marker = stop_marker(records, &record.id);
     let log = log_path(records, &record.id);

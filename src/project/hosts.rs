@@ -232,7 +232,7 @@ mod tests {
         };
         let loaded = load_source("kiln.kdl", None, text, &RealFs, &options);
         assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-        super::super::plan(&loaded.project, Path::new("/"))
+        super::super::plan(&loaded.project, Path::new("/")).unwrap()
     }
 
     #[test]

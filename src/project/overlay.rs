@@ -170,7 +170,7 @@ mod tests {
         };
         let loaded = load_source("kiln.kdl", None, text, &RealFs, &options);
         assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-        super::super::plan(&loaded.project, std::path::Path::new("/"))
+        super::super::plan(&loaded.project, std::path::Path::new("/")).unwrap()
     }
 
     const TWO: &str = r#"

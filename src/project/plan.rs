@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ipnetwork::IpNetwork;
 
+use crate::containers::ContainerError;
 use crate::net::Netem;
 use crate::runtime::SeccompChoice;
 use crate::runtime::spec::{NetworkMode, RunOptions, Tmpfs, Ulimit};
@@ -195,15 +196,19 @@ pub(super) fn engine(impair: &Impairment) -> crate::net::impair::Engine {
     }
 }
 
-/// Plans a validated project whose file lives in `project_dir`.
-pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
+/// Plans a validated project whose file lives in `project_dir`. Reads its containers'
+/// `env-file`s (relative to `project_dir`, bare `KEY`s from kiln's own environment): an
+/// unreadable or malformed one is an error.
+pub fn plan(project: &Project, project_dir: &Path) -> Result<ProjectPlan, ContainerError> {
     let placement = super::placement::of_project(project);
     let mut instances = Vec::new();
     for container in &project.containers {
-        let fingerprint = fingerprint(container);
+        let file_env = env_files(container, project_dir)?;
+        let fingerprint = fingerprint(container, &file_env);
         let names = container.instance_names();
         for name in names {
             let mut instance = instance(container, name, project_dir, &fingerprint);
+            instance.options.env.splice(0..0, file_env.iter().cloned());
             instance.host = placement.get(&instance.name).cloned();
             // An image the project builds is tagged as the project's (`shop/web`).
             if project
@@ -251,14 +256,35 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
             })
         })
         .collect();
-    ProjectPlan {
+    Ok(ProjectPlan {
         project: project.name.clone(),
         instances,
         waves,
         networks,
         links,
         hosts,
+    })
+}
+
+/// The variables of a container's `env-file`s, in order.
+fn env_files(
+    container: &Container,
+    project_dir: &Path,
+) -> Result<Vec<(String, String)>, ContainerError> {
+    let mut env = Vec::new();
+    for file in &container.env_files {
+        let path = absolute(project_dir, &file.value);
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ContainerError::EnvFileRead {
+                path: path.clone(),
+                source,
+            })?;
+        env.extend(
+            crate::env_file::parse(&text, |key| std::env::var(key).ok())
+                .map_err(|source| ContainerError::EnvFileLine { path, source })?,
+        );
     }
+    Ok(env)
 }
 
 fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -> Instance {
@@ -317,6 +343,19 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
             .as_ref()
             .map(|s| s.value.name.to_string()),
         stop_timeout: container.stop_timeout.as_ref().map(|s| s.value),
+        privileged: container.privileged,
+        devices: container
+            .devices
+            .iter()
+            .map(|d| crate::runtime::spec::Device {
+                host: d.host.value.clone().into(),
+                container: d.container.as_ref().unwrap_or(&d.host).value.clone(),
+                access: d
+                    .permissions
+                    .as_ref()
+                    .map_or_else(|| "rwm".to_string(), |p| p.value.clone()),
+            })
+            .collect(),
     };
     let volumes = container
         .volumes
@@ -412,13 +451,18 @@ fn absolute(project_dir: &Path, path: &str) -> PathBuf {
 }
 
 /// blake3 over the node as the resolved model prints it (values only, no spans), so moving
-/// a node in the file or reformatting it changes nothing. The replica count is left out:
+/// a node in the file or reformatting it changes nothing, and over the variables its env
+/// files give (a changed file is a changed container). The replica count is left out:
 /// scaling adds or removes instances, it does not change the ones that stay.
-fn fingerprint(container: &Container) -> String {
+fn fingerprint(container: &Container, file_env: &[(String, String)]) -> String {
     let mut container = container.clone();
     container.replicas.value = 1;
-    let json = serde_json::to_vec(&container).expect("the model serializes");
-    blake3::hash(&json).to_hex()[..16].to_string()
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&serde_json::to_vec(&container).expect("the model serializes"));
+    if !file_env.is_empty() {
+        hasher.update(&serde_json::to_vec(file_env).expect("pairs serialize"));
+    }
+    hasher.finalize().to_hex()[..16].to_string()
 }
 
 /// Longest-path layering of the `depends-on` graph between services (validation has

@@ -8,7 +8,7 @@ use crate::spec::{Options, RealFs, load_source};
 fn plan_of(text: &str) -> ProjectPlan {
     let loaded = load_source("kiln.kdl", None, text, &RealFs, &Options::default());
     assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
-    plan(&loaded.project, Path::new("/srv/proj"))
+    plan(&loaded.project, Path::new("/srv/proj")).unwrap()
 }
 
 const PROJECT: &str = r#"

@@ -329,6 +329,12 @@ pub(crate) fn plan_with(
             what: "device path",
         })?;
         let target = in_root(path)?;
+        if !host_has_node(device) {
+            // Not the host's node at the same path (`--device /dev/sdc:/dev/xvdc`): made
+            // from its type and numbers, as runc does.
+            node_steps(device, path, &mut steps)?;
+            continue;
+        }
         steps.push(SetupStep::Resolve {
             path: target.clone(),
             how: How::FILE,
@@ -482,6 +488,71 @@ pub(crate) fn plan_with(
         path,
         cwd,
     })
+}
+
+/// Whether the host has `device`'s node at the same path (type and numbers alike): then
+/// it is bound rather than made.
+fn host_has_node(device: &oci_spec::runtime::LinuxDevice) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(meta) = std::fs::metadata(device.path()) else {
+        return false;
+    };
+    let kind = meta.file_type();
+    let same_kind = match device.typ() {
+        oci_spec::runtime::LinuxDeviceType::B => kind.is_block_device(),
+        oci_spec::runtime::LinuxDeviceType::C | oci_spec::runtime::LinuxDeviceType::U => {
+            kind.is_char_device()
+        }
+        _ => false,
+    };
+    same_kind
+        && i64::from(nix::sys::stat::major(meta.rdev()) as u32) == device.major()
+        && i64::from(nix::sys::stat::minor(meta.rdev()) as u32) == device.minor()
+}
+
+/// The steps that make `device` at `path` in the root: its directory resolved (created
+/// when missing), then the node made in it.
+fn node_steps(
+    device: &oci_spec::runtime::LinuxDevice,
+    path: &str,
+    steps: &mut Vec<SetupStep>,
+) -> Result<(), SandboxError> {
+    use oci_spec::runtime::LinuxDeviceType;
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let number = |n: i64| {
+        u32::try_from(n).map_err(|_| SandboxError::Unsupported {
+            what: format!("device number {n} of {path}"),
+        })
+    };
+    let block = match device.typ() {
+        LinuxDeviceType::B => true,
+        LinuxDeviceType::C | LinuxDeviceType::U => false,
+        other => {
+            return Err(SandboxError::Unsupported {
+                what: format!("a device of type `{}` ({path})", other.as_str()),
+            });
+        }
+    };
+    if name.is_empty() {
+        return Err(SandboxError::BadMountDestination {
+            path: path.to_string(),
+        });
+    }
+    steps.push(SetupStep::Resolve {
+        path: in_root(if dir.is_empty() { "/" } else { dir })?,
+        how: How::DIR,
+        purpose: Purpose::Device,
+    });
+    steps.push(SetupStep::MakeNode {
+        name: cstring(name.to_string()),
+        block,
+        mode: device.file_mode().unwrap_or(0o666),
+        major: number(device.major())?,
+        minor: number(device.minor())?,
+        uid: device.uid().unwrap_or(0),
+        gid: device.gid().unwrap_or(0),
+    });
+    Ok(())
 }
 
 /// The sysctls of the spec, sorted by name, each checked as runc's validator does: only

@@ -103,6 +103,18 @@ pub enum SetupStep {
         target: CString,
         name: CString,
     },
+    /// mknodat(2) of the device node `name` in the directory last resolved (one already
+    /// there is replaced), then fchownat(2) to `uid`:`gid`: a `--device` whose host node
+    /// is not at the same path.
+    MakeNode {
+        name: CString,
+        block: bool,
+        mode: u32,
+        major: u32,
+        minor: u32,
+        uid: u32,
+        gid: u32,
+    },
     /// Closes the root's and the last resolved descriptors: nothing of the host stays open
     /// across pivot_root.
     CloseRoot,
@@ -285,6 +297,20 @@ impl fmt::Display for SetupStep {
             SetupStep::SymlinkAt { target, name } => {
                 write!(f, "ln -s {} /proc/self/fd/N/{}", show(target), show(name))
             }
+            SetupStep::MakeNode {
+                name,
+                block,
+                mode,
+                major,
+                minor,
+                uid,
+                gid,
+            } => write!(
+                f,
+                "mknod -m {mode:o} /proc/self/fd/N/{} {} {major} {minor} && chown {uid}:{gid} /proc/self/fd/N/{0}",
+                show(name),
+                if *block { 'b' } else { 'c' }
+            ),
             SetupStep::CloseRoot => f.write_str("exec {root}>&- N>&-"),
             SetupStep::ChdirInRoot { path } => write!(
                 f,

@@ -39,6 +39,16 @@ pub trait Sys {
     fn resolve_in_root(&mut self, root: RawFd, path: &CStr, how: How) -> Result<RawFd, Errno>;
     /// symlinkat(2): `name` in the directory open at `dir`, pointing at `target`.
     fn symlinkat(&mut self, target: &CStr, dir: RawFd, name: &CStr) -> Result<(), Errno>;
+    /// mknodat(2) of `name` in the directory open at `dir` (`mode` holds the node's type),
+    /// replacing a non-directory already there, then fchownat(2) to `uid`:`gid`.
+    fn mknodat(
+        &mut self,
+        dir: RawFd,
+        name: &CStr,
+        mode: u32,
+        device: u64,
+        owner: (u32, u32),
+    ) -> Result<(), Errno>;
     fn close(&mut self, fd: RawFd);
     fn chdir(&mut self, path: &CStr) -> Result<(), Errno>;
     /// The working directory `path`, resolved inside the process's root (`/`) with no
@@ -174,6 +184,22 @@ fn run_steps(
             }
             SetupStep::SymlinkAt { target, name } => match fds.resolved {
                 Some(dir) => sys.symlinkat(target, dir, name),
+                None => Err(Errno::EBADF),
+            },
+            SetupStep::MakeNode {
+                name,
+                block,
+                mode,
+                major,
+                minor,
+                uid,
+                gid,
+            } => match fds.resolved {
+                Some(dir) => {
+                    let kind = if *block { libc::S_IFBLK } else { libc::S_IFCHR };
+                    let device = libc::makedev(*major, *minor);
+                    sys.mknodat(dir, name, kind | (mode & 0o7777), device, (*uid, *gid))
+                }
                 None => Err(Errno::EBADF),
             },
             SetupStep::CloseRoot => {
@@ -408,6 +434,36 @@ impl Sys for RealSys {
     fn symlinkat(&mut self, target: &CStr, dir: RawFd, name: &CStr) -> Result<(), Errno> {
         // SAFETY: both strings are NUL-terminated; `dir` is a descriptor the plan opened.
         check(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) })
+    }
+
+    fn mknodat(
+        &mut self,
+        dir: RawFd,
+        name: &CStr,
+        mode: u32,
+        device: u64,
+        owner: (u32, u32),
+    ) -> Result<(), Errno> {
+        // SAFETY: `name` is NUL-terminated; `dir` is a descriptor the plan resolved.
+        let make = || check(unsafe { libc::mknodat(dir, name.as_ptr(), mode, device) });
+        match make() {
+            Err(Errno::EEXIST) => {
+                // SAFETY: as above; a directory is not removed (flags 0: EISDIR).
+                check(unsafe { libc::unlinkat(dir, name.as_ptr(), 0) })?;
+                make()?;
+            }
+            other => other?,
+        }
+        // SAFETY: as above; the node just made is not followed if it were a link.
+        check(unsafe {
+            libc::fchownat(
+                dir,
+                name.as_ptr(),
+                owner.0,
+                owner.1,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
     }
 
     fn close(&mut self, fd: RawFd) {

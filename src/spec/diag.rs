@@ -92,6 +92,7 @@ codes! {
     LockMismatch => "lock-mismatch", "kiln.lock disagrees with kiln.kdl (another digest, or a pin nothing uses)";
     InvalidLock => "invalid-lock", "kiln.lock is not what kiln writes (unknown nodes, bad references or digests)";
     InvalidSeccompProfile => "invalid-seccomp-profile", "a seccomp profile file kiln cannot use (not Docker's format, an unknown system call, …)";
+    InvalidEnvFile => "invalid-env-file", "an env file that is not in Docker's format (a line without a variable name, a name with whitespace)";
 }
 
 impl Code {

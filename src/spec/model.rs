@@ -301,6 +301,29 @@ pub struct Container {
     /// `stop-timeout "30s"`: whole seconds `kiln stop` waits before SIGKILL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<Spanned<u64>>,
+    /// `env-file "app.env"…`: files of `KEY=VALUE` lines (Docker's format), relative to the
+    /// project's directory, read when the project is planned; `env` wins over them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<Spanned<String>>,
+    /// `privileged`: Docker's `--privileged` (every capability and device, no filter).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// `device "/dev/HOST" ["/dev/CONTAINER"] [permissions="rwm"]`, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+}
+
+/// `device "/dev/HOST" ["/dev/CONTAINER"] [permissions="rwm"]`: a host device node.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Device {
+    pub host: Spanned<String>,
+    /// Where it appears in the container (default: the host path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Spanned<String>>,
+    /// Letters of `rwm` (default all three).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Spanned<String>>,
 }
 
 /// `tmpfs "/PATH"` on a container: a fresh tmpfs, `noexec,nosuid,nodev` as in Docker.

@@ -1,6 +1,7 @@
 //! More of `kiln run`'s options with Docker's meaning, on the command line and in
 //! kiln.kdl: `--sysctl` (namespaced ones, in the container's own /proc), `--stop-signal`
-//! and `--stop-timeout` (used by `kiln stop`, `restart`, `down` and rollouts).
+//! and `--stop-timeout` (used by `kiln stop`, `restart`, `down` and rollouts),
+//! `--device` and `--privileged`.
 
 use crate::harness::{Lab, Project, images};
 
@@ -177,6 +178,279 @@ fn a_project_container_takes_them_from_kiln_kdl_and_a_change_recreates_it() {
         .success()
         .stdout_is("2345\n");
     // Stopped by its own signal: exit 0, not 137.
+    lab.kiln().args(["down"]).run().success();
+    lab.root.assert_clean();
+}
+
+/// The tools image with `mknod`, to make a device node inside a container.
+fn device_lab(extra: &str) -> Option<Lab> {
+    let kdl = format!(
+        "{}{extra}",
+        images::tools(
+            "tools",
+            "host-binary \"/bin/grep\" \"/bin/mknod\"\n    cmd \"true\""
+        )
+    );
+    Lab::build(Project::new(&kdl))
+}
+
+/// Opens `path` for reading, then for writing, in the container; prints what worked.
+const OPEN: &str = "for d in $DEVS; do \
+    (exec 3<$d) 2>/dev/null && echo $d read || echo $d no-read; \
+    (exec 3>$d) 2>/dev/null && echo $d write || echo $d no-write; done";
+
+#[test]
+fn a_device_is_made_in_the_container_and_only_it_opens() {
+    let Some(lab) = device_lab("") else {
+        return;
+    };
+    let out = lab
+        .kiln()
+        .args([
+            "run",
+            "--rm",
+            "--trace",
+            "--device",
+            "/dev/loop-control:/dev/lc:r",
+        ])
+        .args(["-e", "DEVS=/dev/lc /dev/twin", "tools", "sh", "-c"])
+        .args([format!("mknod /dev/twin b 7 0 && ls -l /dev/lc && {OPEN}")])
+        .run()
+        .success();
+    let stdout = out.stdout();
+    // The host's type and numbers, at the container's path.
+    assert!(
+        stdout.contains("crw") && stdout.contains("10, 237"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/dev/lc read\n/dev/lc no-write\n"),
+        "{stdout}"
+    );
+    // A node the container made for a device not listed cannot be opened.
+    assert!(
+        stdout.contains("/dev/twin no-read\n/dev/twin no-write\n"),
+        "{stdout}"
+    );
+    out.stderr_contains("mknod -m 600 /proc/self/fd/N/lc c 10 237");
+    for (device, message) in [
+        ("/dev/loop-control:/dev/lc:rx", "letters of `rwm`"),
+        ("/no/such/device", "cannot be read"),
+        ("/etc/hostname", "is not a device node"),
+        ("dev/null", "absolute"),
+    ] {
+        lab.kiln()
+            .args(["run", "--rm", "--device", device, "tools", "true"])
+            .run()
+            .code(125)
+            .stderr_contains(message);
+    }
+    lab.root.assert_clean();
+}
+
+/// This process's own capability bounding set, as /proc shows it.
+fn own_bounding_hex() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn privileged_is_dockers_every_capability_device_and_no_filter() {
+    let Some(lab) = device_lab("") else {
+        return;
+    };
+    let script = format!(
+        "grep 'CapEff\\|Seccomp:' /proc/self/status; grep ' /sys sysfs ' /proc/self/mounts; \
+         grep -c ' /proc/kcore ' /proc/self/mounts; {OPEN}"
+    );
+    let out = lab
+        .kiln()
+        .args([
+            "run",
+            "--rm",
+            "--trace",
+            "--privileged",
+            "--cap-drop",
+            "ALL",
+        ])
+        .args(["-e", "DEVS=/dev/loop0", "tools", "sh", "-c", &script])
+        .run()
+        .success();
+    let stdout = out.stdout();
+    assert!(
+        stdout.contains(&format!("CapEff:\t{}\n", own_bounding_hex())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Seccomp:\t0\n"), "{stdout}");
+    assert!(stdout.contains("sysfs rw,"), "{stdout}");
+    // Nothing masked: /proc/kcore is not covered (grep -c prints 0 and fails).
+    assert!(stdout.contains("\n0\n"), "{stdout}");
+    assert!(stdout.contains("/dev/loop0 read\n"), "{stdout}");
+    out.stderr_contains("privileged: every capability");
+    lab.root.assert_clean();
+}
+
+const DEVICES: &str = r#"
+container "box" image="tools" {
+    device "/dev/loop-control" "/dev/lc" permissions="r"
+    cmd "sh" "-c" "trap 'exit 0' TERM; while :; do sleep 0.1; done"
+}
+container "root" image="tools" {
+    privileged
+    cmd "sh" "-c" "trap 'exit 0' TERM; while :; do sleep 0.1; done"
+}
+"#;
+
+#[test]
+fn devices_and_privileged_come_from_kiln_kdl() {
+    let Some(lab) = device_lab(DEVICES) else {
+        return;
+    };
+    lab.kiln().args(["check"]).run().success();
+    lab.kiln().args(["up", "-d"]).run().success();
+    lab.kiln()
+        .args(["exec", "-e", "DEVS=/dev/lc", "box", "sh", "-c", OPEN])
+        .run()
+        .success()
+        .stdout_is("/dev/lc read\n/dev/lc no-write\n");
+    lab.kiln()
+        .args(["exec", "root", "grep", "Seccomp:", "/proc/self/status"])
+        .run()
+        .success()
+        .stdout_is("Seccomp:\t0\n");
+    lab.kiln().args(["down"]).run().success();
+    lab.root.assert_clean();
+}
+
+#[test]
+fn runc_sees_the_same_devices_in_the_bundle() {
+    let Some(lab) = device_lab("") else {
+        return;
+    };
+    if !crate::harness::which("runc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    lab.kiln()
+        .args(["bundle", "--device", "/dev/loop-control:/dev/lc:r", "tools"])
+        .args([&bundle])
+        .run()
+        .success();
+    let config = bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    spec["process"]["args"] = serde_json::json!(["sh", "-c", OPEN]);
+    spec["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push("DEVS=/dev/lc".into());
+    std::fs::write(&config, spec.to_string()).unwrap();
+    let state = dir.path().join("runc-state");
+    let id = format!("kiln-devices-{}", std::process::id());
+    let out = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["delete", "-f", &id])
+        .output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/dev/lc read\n/dev/lc no-write\n"
+    );
+}
+
+#[test]
+fn env_files_are_read_as_docker_reads_them() {
+    let Some(lab) = lab("") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    std::fs::write(
+        &file,
+        "# settings\n\nMODE=prod\nQUOTED=\"kept\"\n  FROM_KILN\nUNSET_HERE\nLEVEL=1\n",
+    )
+    .unwrap();
+    lab.kiln()
+        .env("FROM_KILN", "caller")
+        .args(["run", "--rm", "--env-file"])
+        .args([&file])
+        .args(["-e", "LEVEL=2", "tools", "sh", "-c"])
+        .args(["echo $MODE $QUOTED $FROM_KILN $LEVEL ${UNSET_HERE-unset}"])
+        .run()
+        .success()
+        .stdout_is("prod \"kept\" caller 2 unset\n");
+    std::fs::write(&file, "A=1\n=2\n").unwrap();
+    lab.kiln()
+        .args(["run", "--rm", "--env-file"])
+        .args([&file])
+        .args(["tools", "true"])
+        .run()
+        .code(125)
+        .stderr_contains("line 2: no variable name before `=`");
+    lab.root.assert_clean();
+}
+
+const ENV_FILE: &str = r#"
+container "box" image="tools" {
+    env-file "app.env"
+    env LEVEL="2"
+    cmd "sh" "-c" "trap 'exit 0' TERM; while :; do sleep 0.1; done"
+}
+"#;
+
+#[test]
+fn a_projects_env_file_is_read_and_a_change_recreates_the_container() {
+    let kdl = format!(
+        "{}{ENV_FILE}",
+        images::tools("tools", "host-binary \"/bin/grep\"\n    cmd \"true\"")
+    );
+    let Some(lab) = Lab::build(Project::new(&kdl).file("app.env", "MODE=prod\nLEVEL=1\n")) else {
+        return;
+    };
+    lab.kiln().args(["check"]).run().success();
+    lab.kiln().args(["up", "-d"]).run().success();
+    let env = || {
+        lab.kiln()
+            .args(["exec", "box", "sh", "-c", "echo $MODE $LEVEL"])
+            .run()
+            .success()
+            .stdout()
+    };
+    assert_eq!(env(), "prod 2\n");
+    lab.project.write("app.env", "MODE=debug\n");
+    lab.kiln()
+        .args(["up", "-d"])
+        .run()
+        .success()
+        .stderr_contains("box: removed");
+    assert_eq!(env(), "debug 2\n");
+    lab.project.write("app.env", "MODE debug\n");
+    lab.kiln()
+        .args(["check"])
+        .run()
+        .code(1)
+        .stderr_contains("line 1: variable `MODE debug` contains whitespace");
+    lab.project.write("app.env", "MODE=debug\n");
     lab.kiln().args(["down"]).run().success();
     lab.root.assert_clean();
 }

@@ -56,6 +56,9 @@ pub enum CgroupError {
     #[error("cannot parse {}: unexpected `{content}`", path.display())]
     Parse { path: PathBuf, content: String },
 
+    #[error("the device rules cannot become a device program")]
+    BadDeviceRules(#[source] super::DeviceProgramError),
+
     #[error("cannot set the device rules of {}: {source}", path.display())]
     DeviceProgram {
         path: PathBuf,

@@ -405,12 +405,30 @@ impl Hierarchy {
     /// its missing parents, and applies `limits`. Fails with [`CgroupError::Exists`] when
     /// it exists already. On any error, removes the directories it made.
     pub fn create(&self, name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
+        self.create_with_devices(name, limits, &DEVICE_RULES)
+    }
+
+    /// [`create`](Hierarchy::create) with the device rules `rules` (an allow-list over
+    /// "deny everything", see [`super::devices`]) instead of [`DEVICE_RULES`]: a
+    /// container's `--device` nodes, or every device for `--privileged`. v1's
+    /// `devices.allow` gets each rule; the v2 program is built from the same list.
+    pub fn create_with_devices(
+        &self,
+        name: &str,
+        limits: &Limits,
+        rules: &[DeviceRule],
+    ) -> Result<Cgroup, CgroupError> {
         validate_name(name)?;
         let inner = &self.inner;
         let mut writes = inner.limit_writes(name, limits)?;
+        let program = if rules == DEVICE_RULES {
+            default_program().to_vec()
+        } else {
+            device_program(rules).map_err(CgroupError::BadDeviceRules)?
+        };
         if inner.v1_devices() {
             writes.push(super::limits::write("devices", "devices.deny", "a".into()));
-            for rule in DEVICE_RULES {
+            for rule in rules {
                 writes.push(super::limits::write(
                     "devices",
                     "devices.allow",
@@ -422,7 +440,7 @@ impl Hierarchy {
         let result = self
             .make_dirs(name, &mut created)
             .and_then(|()| inner.apply(name, &writes))
-            .and_then(|()| self.attach_device_program(name));
+            .and_then(|()| self.attach_device_program(name, rules, &program));
         if let Err(err) = result {
             // Parents may be shared with a concurrent `create`: their rmdir then fails,
             // which is right.
@@ -434,18 +452,20 @@ impl Hierarchy {
         Ok(Cgroup::new(name.to_owned(), Arc::clone(inner)))
     }
 
-    /// Attaches the program of [`DEVICE_RULES`] to cgroup `name` where one can be (see
+    /// Attaches `program` (of `rules`) to cgroup `name` where one can be (see
     /// [`Inner::device_dir`]). On a hybrid machine whose v1 rules are in place, a failure
     /// is reported to the observer and the v1 rules stand alone; elsewhere it is an error.
-    fn attach_device_program(&self, name: &str) -> Result<(), CgroupError> {
+    fn attach_device_program(
+        &self,
+        name: &str,
+        rules: &[DeviceRule],
+        program: &[Insn],
+    ) -> Result<(), CgroupError> {
         let inner = &self.inner;
         let Some(dir) = inner.device_dir(name) else {
             return Ok(());
         };
-        match inner
-            .ops
-            .attach_device_program(&dir, &DEVICE_RULES, default_program())
-        {
+        match inner.ops.attach_device_program(&dir, rules, program) {
             Ok(_) => Ok(()),
             Err(err) if inner.v1_devices() => {
                 inner.ops.trace(CgroupEvent::DeviceProgramSkipped {

@@ -174,13 +174,18 @@ pub fn devices() -> Vec<LinuxDevice> {
 /// ([`DEVICE_RULES`](crate::runtime::cgroup::DEVICE_RULES): make any node, open the
 /// standard devices, ptys and tun), so runc with kiln's bundle applies the same list.
 pub fn device_rules() -> Vec<LinuxDeviceCgroup> {
-    use crate::runtime::cgroup::{DEVICE_RULES, DeviceKind};
+    device_rules_of(&crate::runtime::cgroup::DEVICE_RULES)
+}
+
+/// `rules` (an allow-list) as OCI device cgroup entries after a "deny everything".
+pub fn device_rules_of(rules: &[crate::runtime::cgroup::DeviceRule]) -> Vec<LinuxDeviceCgroup> {
+    use crate::runtime::cgroup::DeviceKind;
     let deny_all = LinuxDeviceCgroupBuilder::default()
         .allow(false)
         .access("rwm")
         .build()
         .expect("a device rule is complete");
-    let allow = DEVICE_RULES.iter().map(|rule| {
+    let allow = rules.iter().map(|rule| {
         let mut builder = LinuxDeviceCgroupBuilder::default()
             .allow(true)
             .access(rule.access.to_string());

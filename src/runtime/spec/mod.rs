@@ -6,6 +6,7 @@
 //! sources exist; it never creates, mounts or starts anything.
 
 pub mod defaults;
+mod devices;
 mod options;
 mod user;
 
@@ -21,6 +22,7 @@ use oci_spec::runtime::{
 use crate::image::RuntimeConfig;
 use crate::runtime::seccomp::{PROFILE_ANNOTATION, SeccompChoice, SeccompError};
 
+pub use devices::{Device, cgroup_rules};
 pub use oci_spec::runtime::Spec as OciSpec;
 pub use options::{Tmpfs, Ulimit, parse_sysctl};
 pub use user::{ResolvedUser, resolve_user, resolve_user_in};
@@ -34,6 +36,10 @@ pub const STOP_SIGNAL_ANNOTATION: &str = "org.opencontainers.image.stopSignal";
 /// Annotation carrying `--stop-timeout`, in seconds (Docker keeps it in the container's
 /// config as `StopTimeout`; runc ignores it).
 pub const STOP_TIMEOUT_ANNOTATION: &str = "dev.kiln.stop-timeout";
+
+/// Annotation marking a `--privileged` container (for `kiln inspect` and people reading
+/// `config.json`; the spec itself says what it means).
+pub const PRIVILEGED_ANNOTATION: &str = "dev.kiln.privileged";
 
 /// A bind mount: `-v SOURCE:DESTINATION[:ro]`, `--mount type=bind`, a named volume's
 /// directory.
@@ -109,6 +115,14 @@ pub struct RunOptions {
     /// `--stop-timeout`: seconds `kiln stop` (and restart, down, rollouts) waits after the
     /// stop signal before SIGKILL, unless told otherwise (default 10).
     pub stop_timeout: Option<u64>,
+    /// `--privileged`, as Docker: every capability kiln holds, no seccomp filter (unless a
+    /// profile is named), every device of the host in /dev and allowed by the cgroup, /sys
+    /// and /sys/fs/cgroup read-write, nothing masked or read-only. `--cap-add`/`--cap-drop`
+    /// do not apply. no_new_privs stays on.
+    pub privileged: bool,
+    /// `--device HOST[:CONTAINER[:PERMS]]`: nodes made in the container, allowed by its
+    /// device cgroup with those permissions.
+    pub devices: Vec<Device>,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -180,6 +194,23 @@ pub enum SpecError {
     #[error("invalid stop signal `{signal}`")]
     #[diagnostic(help("give a signal name like SIGTERM or QUIT, or its number"))]
     BadStopSignal { signal: String },
+    #[error("invalid device `{value}`")]
+    #[diagnostic(help("{help}"))]
+    BadDevice { value: String, help: String },
+    #[error("device `{}` cannot be read", path.display())]
+    #[diagnostic(help("give the path of a device node of this machine, like /dev/fuse"))]
+    DeviceMissing {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{}` is not a device node", path.display())]
+    #[diagnostic(help(
+        "--device takes one character or block device; a directory of them is not supported"
+    ))]
+    NotADevice { path: PathBuf },
+    #[error("kiln applies allow rules after one \"deny everything\" only, not {rule}")]
+    UnsupportedDeviceRule { rule: String },
     #[error("the OCI spec is incomplete")]
     Incomplete(#[source] oci_spec::OciSpecError),
 }
@@ -229,10 +260,28 @@ pub fn container_spec(
     };
     let env = environment(image, options, &hostname, resolved.as_ref())?;
     let mut mounts = mounts(&options.volumes)?;
+    if options.privileged {
+        // /sys and the cgroup filesystems read-write, as Docker's --privileged has them.
+        for m in mounts
+            .iter_mut()
+            .filter(|m| matches!(m.typ().as_deref(), Some("sysfs" | "cgroup")))
+        {
+            let kept: Vec<String> = m
+                .options()
+                .iter()
+                .flatten()
+                .filter(|o| *o != "ro")
+                .cloned()
+                .collect();
+            m.set_options(Some(kept));
+        }
+    }
     for tmpfs in &options.tmpfs {
         mounts.push(options::tmpfs_mount(tmpfs)?);
     }
-    let resources = resources(options)?;
+    let mut resources = resources(options)?;
+    let (devices, device_rules) = device_lists(options)?;
+    resources.set_devices(Some(defaults::device_rules_of(&device_rules)));
 
     let mut user = User::default();
     if let Some(resolved) = &resolved {
@@ -249,14 +298,20 @@ pub fn container_spec(
     process.set_args(Some(args));
     process.set_env(Some(env));
     process.set_cwd(cwd.into());
-    let capabilities = if options.cap_add.is_empty() && options.cap_drop.is_empty() {
+    let capabilities = if options.privileged {
+        options::capabilities(&["ALL".to_string()], &[])?
+    } else if options.cap_add.is_empty() && options.cap_drop.is_empty() {
         defaults::capabilities()
     } else {
         options::capabilities(&options.cap_add, &options.cap_drop)?
     };
     // Resolved against the capabilities the container ends up with.
     let bounding: Vec<_> = capabilities.bounding().iter().flatten().copied().collect();
-    let (seccomp, seccomp_name) = options.seccomp.resolve(&bounding)?;
+    let seccomp_choice = match (&options.seccomp, options.privileged) {
+        (SeccompChoice::Default, true) => SeccompChoice::Unconfined,
+        (choice, _) => choice.clone(),
+    };
+    let (seccomp, seccomp_name) = seccomp_choice.resolve(&bounding)?;
     process.set_capabilities(Some(capabilities));
     process.set_rlimits(Some(options::rlimits(
         defaults::rlimits(),
@@ -269,10 +324,15 @@ pub fn container_spec(
     linux.set_namespaces(Some(defaults::namespaces(
         options.network == NetworkMode::None,
     )));
-    linux.set_devices(Some(defaults::devices()));
+    linux.set_devices(Some(devices));
     linux.set_resources(Some(resources));
-    linux.set_masked_paths(Some(strings(&defaults::MASKED_PATHS)));
-    linux.set_readonly_paths(Some(strings(&defaults::READONLY_PATHS)));
+    let (masked, readonly): (&[&str], &[&str]) = if options.privileged {
+        (&[], &[])
+    } else {
+        (&defaults::MASKED_PATHS, &defaults::READONLY_PATHS)
+    };
+    linux.set_masked_paths(Some(strings(masked)));
+    linux.set_readonly_paths(Some(strings(readonly)));
     linux.set_seccomp(seccomp);
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
@@ -294,12 +354,49 @@ pub fn container_spec(
         .iter()
         .map(|signal| (STOP_SIGNAL_ANNOTATION.to_string(), signal.to_string()))
         .collect();
+    if options.privileged {
+        annotations.insert(PRIVILEGED_ANNOTATION.to_string(), "true".to_string());
+    }
     if let Some(seconds) = options.stop_timeout {
         annotations.insert(STOP_TIMEOUT_ANNOTATION.to_string(), seconds.to_string());
     }
     annotations.insert(PROFILE_ANNOTATION.to_string(), seccomp_name);
     spec.set_annotations((!annotations.is_empty()).then_some(annotations));
     Ok(spec)
+}
+
+/// The container's device nodes and its device cgroup's allow rules: Docker's defaults,
+/// plus each `--device` (a later one at the same container path replaces an earlier
+/// entry); with `--privileged`, every host device and the one rule that allows all.
+fn device_lists(
+    options: &RunOptions,
+) -> Result<
+    (
+        Vec<oci_spec::runtime::LinuxDevice>,
+        Vec<crate::runtime::cgroup::DeviceRule>,
+    ),
+    SpecError,
+> {
+    let mut entries = defaults::devices();
+    let mut rules = crate::runtime::cgroup::DEVICE_RULES.to_vec();
+    let mut add = |entry: oci_spec::runtime::LinuxDevice| {
+        entries.retain(|e| e.path() != entry.path());
+        entries.push(entry);
+    };
+    if options.privileged {
+        for entry in devices::host_devices() {
+            add(entry);
+        }
+        rules = vec![devices::ALL_DEVICES];
+    }
+    for device in &options.devices {
+        let (entry, rule) = devices::device(device)?;
+        add(entry);
+        if !options.privileged && !rules.contains(&rule) {
+            rules.push(rule);
+        }
+    }
+    Ok((entries, rules))
 }
 
 /// `--sysctl`s as `linux.sysctl`, each a namespaced one the container has of its own: a
@@ -443,7 +540,6 @@ fn resources(options: &RunOptions) -> Result<LinuxResources, SpecError> {
         help: help.to_string(),
     };
     let mut resources = LinuxResources::default();
-    resources.set_devices(Some(defaults::device_rules()));
     if let Some(memory) = options.memory {
         // Docker's minimum: below it the container cannot even start.
         if memory < 6 * 1024 * 1024 {

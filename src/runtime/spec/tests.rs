@@ -411,3 +411,123 @@ fn write_bundle_points_root_at_rootfs() {
         elsewhere
     );
 }
+
+#[test]
+fn device_flags_are_parsed_as_docker_parses_them() {
+    let parse = |text: &str| text.parse::<Device>();
+    let device = parse("/dev/sdc").unwrap();
+    assert_eq!(
+        (device.container.as_str(), device.access.as_str()),
+        ("/dev/sdc", "rwm")
+    );
+    let device = parse("/dev/sdc:r").unwrap();
+    assert_eq!(
+        (device.container.as_str(), device.access.as_str()),
+        ("/dev/sdc", "r")
+    );
+    let device = parse("/dev/sdc:/dev/xvdc").unwrap();
+    assert_eq!(
+        (device.container.as_str(), device.access.as_str()),
+        ("/dev/xvdc", "rwm")
+    );
+    assert_eq!(parse("/dev/sdc:/dev/xvdc:rw").unwrap().access, "rw");
+    for bad in [
+        "/dev/sdc:/x:rx",
+        "sdc",
+        "/dev/sdc:/a/../b",
+        "/a:/b:r:w",
+        "/a:/b:rr",
+    ] {
+        assert!(
+            matches!(parse(bad), Err(SpecError::BadDevice { .. })),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_device_adds_its_node_and_one_rule_and_privileged_allows_every_device() {
+    use crate::runtime::cgroup::{Access, DEVICE_RULES, DeviceKind, DeviceRule};
+    // /dev/null: on every machine, and its rule is a default one (no duplicate).
+    let options = RunOptions {
+        devices: vec!["/dev/null:/dev/other:r".parse().unwrap()],
+        ..RunOptions::default()
+    };
+    let spec = build(&options).unwrap();
+    let linux = spec.linux().as_ref().unwrap();
+    let other = linux
+        .devices()
+        .iter()
+        .flatten()
+        .find(|d| d.path() == Path::new("/dev/other"))
+        .unwrap();
+    assert_eq!((other.major(), other.minor()), (1, 3));
+    let mut rules = DEVICE_RULES.to_vec();
+    rules.push(DeviceRule {
+        kind: DeviceKind::Char,
+        major: Some(1),
+        minor: Some(3),
+        access: Access::READ,
+    });
+    assert_eq!(cgroup_rules(&spec).unwrap(), rules);
+    assert_eq!(
+        cgroup_rules(&build(&RunOptions::default()).unwrap()).unwrap(),
+        DEVICE_RULES.to_vec()
+    );
+    assert!(matches!(
+        build(&RunOptions {
+            devices: vec!["/etc/hostname".parse().unwrap()],
+            ..RunOptions::default()
+        }),
+        Err(SpecError::NotADevice { .. })
+    ));
+
+    let spec = build(&RunOptions {
+        privileged: true,
+        cap_drop: vec!["ALL".into()],
+        ..RunOptions::default()
+    })
+    .unwrap();
+    assert_eq!(
+        cgroup_rules(&spec).unwrap(),
+        [DeviceRule {
+            kind: DeviceKind::Any,
+            major: None,
+            minor: None,
+            access: Access::ALL,
+        }]
+    );
+    let linux = spec.linux().as_ref().unwrap();
+    assert!(linux.masked_paths().as_ref().unwrap().is_empty());
+    assert!(linux.readonly_paths().as_ref().unwrap().is_empty());
+    assert!(linux.seccomp().is_none());
+    assert!(
+        linux
+            .devices()
+            .iter()
+            .flatten()
+            .any(|d| d.path() == Path::new("/dev/null"))
+    );
+    let sys = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .find(|m| m.destination() == Path::new("/sys"))
+        .unwrap();
+    assert!(!sys.options().iter().flatten().any(|o| o == "ro"));
+    // --cap-drop does not apply: every capability kiln holds.
+    assert!(
+        !process(&spec)
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        spec.annotations().as_ref().unwrap()[PRIVILEGED_ANNOTATION],
+        "true"
+    );
+}

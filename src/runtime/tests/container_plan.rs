@@ -691,3 +691,47 @@ fn sysctls_are_written_after_pivot_root_before_proc_sys_is_read_only() {
         "{error:?}"
     );
 }
+
+#[test]
+fn a_device_without_the_hosts_node_at_its_path_is_made() {
+    let spec = container(&RunOptions {
+        args: vec!["app".into()],
+        devices: vec!["/dev/null:/dev/extra/null2:rw".parse().unwrap()],
+        ..RunOptions::default()
+    });
+    let plan = plan_with(
+        &spec,
+        &layout(),
+        PlanOptions::default(),
+        &HostCgroups::Absent,
+    )
+    .unwrap();
+    let made = step_index(&plan.steps, |s| matches!(s, SetupStep::MakeNode { .. }));
+    assert!(matches!(
+        &plan.steps[made - 1],
+        SetupStep::Resolve { path, how, .. } if path.as_bytes() == b"/dev/extra" && *how == How::DIR
+    ));
+    assert_eq!(
+        plan.steps[made].to_string(),
+        "mknod -m 666 /proc/self/fd/N/null2 c 1 3 && chown 0:0 /proc/self/fd/N/null2"
+    );
+    let mut sys = FakeSys::new();
+    execute(&plan.steps, &mut sys, &mut |_| {});
+    assert!(
+        sys.calls
+            .contains(&Call::Mknod("null2".into(), libc_mode(0o666), 0x103)),
+        "{:?}",
+        sys.calls
+    );
+    // The standard devices are still the host's, bound.
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, SetupStep::MakeNode { name, .. } if name.as_bytes() == b"null"))
+    );
+}
+
+fn libc_mode(permissions: u32) -> u32 {
+    nix::libc::S_IFCHR | permissions
+}

@@ -34,6 +34,9 @@ pub(super) enum Call {
     Resolve(String, How),
     /// A link (target, name) in the directory resolved last.
     SymlinkAt(String, String),
+    /// A device node (name, mode with its type, device number) in the directory resolved
+    /// last.
+    Mknod(String, u32, u64),
     Chdir(String),
     ChdirInRoot(String),
     PivotRoot(String, String),
@@ -159,6 +162,16 @@ impl Sys for FakeSys {
     fn symlinkat(&mut self, target: &CStr, dir: RawFd, name: &CStr) -> Result<(), Errno> {
         assert_eq!(dir, RESOLVED_FD, "links go in the resolved directory");
         self.record(Call::SymlinkAt(s(target), s(name)))
+    }
+    fn mknodat(
+        &mut self,
+        _dir: RawFd,
+        name: &CStr,
+        mode: u32,
+        device: u64,
+        _owner: (u32, u32),
+    ) -> Result<(), Errno> {
+        self.record(Call::Mknod(s(name), mode, device))
     }
     fn close(&mut self, fd: RawFd) {
         assert!(

@@ -44,6 +44,9 @@ pub(super) const CHILDREN: &[&str] = &[
     "sysctl",
     "stop-timeout",
     "label",
+    "privileged",
+    "device",
+    "env-file",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
@@ -59,6 +62,8 @@ const REPEATABLE: &[&str] = &[
     "ulimit",
     "sysctl",
     "label",
+    "device",
+    "env-file",
 ];
 
 /// What a job does not take: it runs once to completion.
@@ -160,6 +165,9 @@ pub(super) fn parse_container(
         sysctls: Vec::new(),
         stop_timeout: None,
         labels: Vec::new(),
+        env_files: Vec::new(),
+        privileged: false,
+        devices: Vec::new(),
     };
     let context = match kind {
         ContainerKind::Service => "a `container` block",

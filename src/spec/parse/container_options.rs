@@ -1,5 +1,6 @@
 //! A container's filesystem and security settings, with Docker's meaning: `read-only`,
-//! `tmpfs`, `cap-add`, `cap-drop`, `ulimit`, `sysctl`, and its `stop-timeout`. Names are checked against `kernel_names`, the
+//! `tmpfs`, `cap-add`, `cap-drop`, `ulimit`, `sysctl`, `privileged`, `device`, and its
+//! `stop-timeout`. Names are checked against `kernel_names`, the
 //! tables the runtime uses too.
 
 use kdl::KdlValue;
@@ -7,7 +8,7 @@ use kdl::KdlValue;
 use super::values;
 use crate::kernel_names;
 use crate::spec::diag::{Code, Diagnostics, did_you_mean};
-use crate::spec::model::{Container, Tmpfs, Ulimit};
+use crate::spec::model::{Container, Device, Tmpfs, Ulimit};
 use crate::spec::reader::{Node, Value};
 use crate::spec::source::Spanned;
 
@@ -23,6 +24,12 @@ pub(super) const USAGE: &[(&str, &str)] = &[
     ("ulimit", "ulimit \"nofile\" SOFT [HARD]"),
     ("sysctl", "sysctl net.ipv4.ip_forward=\"1\"…"),
     ("stop-timeout", "stop-timeout \"30s\""),
+    ("privileged", "privileged [#true|#false]"),
+    ("env-file", "env-file \"FILE\"…"),
+    (
+        "device",
+        "device \"/dev/HOST\" [\"/dev/CONTAINER\"] [permissions=\"rwm\"]",
+    ),
 ];
 
 /// Parses `keyword` into `c`; `n` is the node, its usage from [`USAGE`].
@@ -133,6 +140,53 @@ pub(super) fn parse(keyword: &str, n: &mut Node<'_>, diags: &mut Diagnostics, c:
                 c.sysctls.push((name, value));
             }
         }
+        "env-file" => {
+            c.env_files.extend(n.str_args(diags, 0, 1, "a file"));
+        }
+        "privileged" => {
+            n.max_args(diags, 1);
+            c.privileged = match n.arg(0) {
+                None => true,
+                Some(v) => v.boolean(diags, "`privileged`").is_some_and(|b| b.value),
+            };
+        }
+        "device" => {
+            n.max_args(diags, 2);
+            let host = n.str_arg(diags, 0, "a device path");
+            let container = n.arg(1).and_then(|v| v.string(diags, "the container path"));
+            let permissions = n.prop_str(diags, "permissions");
+            let paths_ok = [&host, &container]
+                .into_iter()
+                .flatten()
+                .all(|p| device_path(diags, p));
+            let permissions_ok = permissions.as_ref().is_none_or(|p| {
+                let ok = !p.value.is_empty()
+                    && p.value.chars().all(|c| matches!(c, 'r' | 'w' | 'm'))
+                    && p.value
+                        .chars()
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
+                        == p.value.len();
+                if !ok {
+                    diags
+                        .error(
+                            Code::InvalidChoice,
+                            p.span,
+                            format!("invalid device permissions `{}`", p.value),
+                        )
+                        .label("letters of r (read), w (write), m (mknod)")
+                        .help("write them like `\"rw\"`, or leave them out for `\"rwm\"`");
+                }
+                ok
+            });
+            if let (Some(host), true, true) = (host, paths_ok, permissions_ok) {
+                c.devices.push(Device {
+                    host,
+                    container,
+                    permissions,
+                });
+            }
+        }
         "stop-timeout" => {
             n.max_args(diags, 1);
             let Some(value) = n.any_arg(diags, 0, "a duration") else {
@@ -192,6 +246,22 @@ fn absolute_target(diags: &mut Diagnostics, target: &Spanned<String>, what: &str
         return false;
     }
     true
+}
+
+/// A device path: absolute, no `..`.
+fn device_path(diags: &mut Diagnostics, path: &Spanned<String>) -> bool {
+    if path.value.starts_with('/') && !path.value.split('/').any(|p| p == "..") {
+        return true;
+    }
+    diags
+        .error(
+            Code::WrongType,
+            path.span,
+            "a device path must be absolute, without `..`",
+        )
+        .label("not an absolute path")
+        .help("write it like `\"/dev/fuse\"`");
+    false
 }
 
 /// `mode="1777"`: octal permission bits.

@@ -93,6 +93,33 @@ fn check_profile(
         .help(problem.help);
 }
 
+/// A container's env file: it exists, and every line is in Docker's format.
+fn check_env_file(
+    diags: &mut Diagnostics,
+    fs: &dyn FileSystem,
+    base: &Path,
+    path: &Spanned<String>,
+) {
+    if !must_exist(diags, fs, base, path, "env file") {
+        return;
+    }
+    let problem = match fs.read_to_string(&base.join(&path.value)) {
+        Ok(text) => match crate::env_file::parse(&text, |_| None) {
+            Ok(_) => return,
+            Err(e) => e.to_string(),
+        },
+        Err(e) => format!("cannot read it: {e}"),
+    };
+    diags
+        .error(
+            Code::InvalidEnvFile,
+            path.span,
+            format!("env file `{}` cannot be used", path.value),
+        )
+        .label(problem)
+        .help("one KEY=VALUE a line (no spaces in KEY), a bare KEY for the caller's value, # for comments");
+}
+
 /// Escapes are checked always (they are about the text); existence only when `fs` is given.
 pub(super) fn check(
     project: &Project,
@@ -147,6 +174,13 @@ pub(super) fn check(
                 && let Some(base) = base_dir(sources, path.span)
             {
                 must_exist(diags, fs, &base, path, "volume source");
+            }
+        }
+        for file in &c.env_files {
+            if let Some(fs) = fs
+                && let Some(base) = base_dir(sources, file.span)
+            {
+                check_env_file(diags, fs, &base, file);
             }
         }
         if let Some(fs) = fs
