@@ -259,7 +259,15 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                 }],
             },
             publish: publish(args)?,
+            log: containers::parse_log_opts(&args.log_opts)?,
         };
+        if !args.detach && !args.log_opts.is_empty() {
+            return Err(ContainerError::BadLogOpt {
+                opt: args.log_opts[0].clone(),
+                reason: "a container in the foreground writes to the terminal, not a log: add -d"
+                    .into(),
+            });
+        }
         let health = containers::parse_health(&containers::HealthFlags {
             cmd: args.health_cmd.clone(),
             http: args.health_http.clone(),

@@ -17,7 +17,7 @@ use super::{ContainerError, io_err};
 use crate::runtime::RootfsLayout;
 use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
 use crate::runtime::spec::RunOptions;
-use crate::runtime::supervise::RestartPolicy;
+use crate::runtime::supervise::{LogLimits, RestartPolicy};
 use crate::state::{ContainerId, Record, Records};
 
 /// What `kiln run` was asked.
@@ -38,6 +38,8 @@ pub struct RunRequest {
     pub networks: Vec<crate::net::attach::AttachRequest>,
     /// `-p`: host ports proxied to the container's first address.
     pub publish: Vec<super::Published>,
+    /// `--log-opt max-size=… max-file=…`: the supervisor's cap on its log.
+    pub log: LogLimits,
 }
 
 /// What a supervisor needs to start the container again, besides `config.json`:
@@ -61,6 +63,9 @@ pub struct Launch {
     /// Published ports, proxied while the container runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<super::Published>,
+    /// How large its log may grow (`--log-opt`, `log` in kiln.kdl).
+    #[serde(default)]
+    pub log: LogLimits,
 }
 
 impl Launch {

@@ -131,6 +131,7 @@ pub(crate) fn prepare_with(
         health,
         interfaces: interfaces.clone(),
         publish: request.publish.clone(),
+        log: request.log,
     };
     let prepared = Prepared {
         records,

@@ -105,6 +105,8 @@ pub struct Instance {
     pub depends_on: Vec<(String, Condition)>,
     pub networks: Vec<Attachment>,
     pub publish: Vec<Publish>,
+    /// The cap on its log (`log`, else kiln's default).
+    pub log: crate::runtime::supervise::LogLimits,
     /// A digest of the node's meaning (spans left out): equal fingerprints and equal image
     /// digests mean a running instance can be kept as it is.
     pub fingerprint: String,
@@ -359,8 +361,23 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
             .collect(),
         networks: container.networks.clone(),
         publish: container.publish.clone(),
+        log: log_limits(container.log.as_ref()),
         fingerprint: fp.to_string(),
     }
+}
+
+/// A container's `log` as `--log-opt` would give it.
+fn log_limits(log: Option<&crate::spec::model::LogCap>) -> crate::runtime::supervise::LogLimits {
+    let mut limits = crate::runtime::supervise::LogLimits::default();
+    if let Some(log) = log {
+        if let Some(size) = &log.max_size {
+            limits.max_size = size.value.map(|s| s.0);
+        }
+        if let Some(files) = &log.max_file {
+            limits.max_files = files.value;
+        }
+    }
+    limits
 }
 
 /// A container's `tmpfs` as `--tmpfs` would give it.

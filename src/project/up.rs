@@ -603,6 +603,7 @@ fn start_instance(
                     .map(|d| d.value.as_std().as_millis() as u64),
             })
             .collect(),
+        log: instance.log,
     };
     let health = instance.health.as_ref().map(containers::HealthCheck::from);
     containers::run_detached(store, state_root, &request, health)?;

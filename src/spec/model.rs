@@ -295,6 +295,21 @@ pub struct Container {
     /// `stop-timeout "30s"`: whole seconds `kiln stop` waits before SIGKILL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<Spanned<u64>>,
+    /// `log max-size="10m" max-file=3`: the cap on its log (none: kiln's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogCap>,
+}
+
+/// `log` on a container: Docker's `--log-opt max-size` and `max-file`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LogCap {
+    /// Bytes per file before it rotates; `Some(None)` is `-1`, no cap; none: the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<Spanned<Option<Size>>>,
+    /// Files kept, the live one included; none: the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_file: Option<Spanned<u32>>,
 }
 
 /// `tmpfs "/PATH"` on a container: a fresh tmpfs, `noexec,nosuid,nodev` as in Docker.

@@ -32,6 +32,7 @@ mod impair;
 mod info;
 mod inroot;
 mod listing;
+mod logs;
 mod namespaces;
 mod network;
 mod placement;

@@ -43,6 +43,7 @@ pub(super) const CHILDREN: &[&str] = &[
     "ulimit",
     "sysctl",
     "stop-timeout",
+    "log",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
@@ -157,6 +158,7 @@ pub(super) fn parse_container(
         ulimits: Vec::new(),
         sysctls: Vec::new(),
         stop_timeout: None,
+        log: None,
     };
     let context = match kind {
         ContainerKind::Service => "a `container` block",
@@ -227,6 +229,7 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
         "hostname" => "hostname \"NAME\"",
         "stop-signal" => "stop-signal \"SIGTERM\"",
         "seccomp" => "seccomp \"unconfined\"|\"PROFILE.json\"",
+        "log" => super::container_log::USAGE,
         other => {
             container_options::USAGE
                 .iter()
@@ -468,6 +471,7 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
                     Spanned::new(seccomp, v.span)
                 });
         }
+        "log" => super::container_log::parse(&mut n, diags, c),
         other => container_options::parse(other, &mut n, diags, c),
     }
     n.finish(diags);
