@@ -233,6 +233,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
                 reason,
             })?;
         let request = RunRequest {
+            net_root: None,
             image: image.clone(),
             name: args.name.clone(),
             options,
@@ -375,6 +376,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                         "created": r.created,
                         "project": r.project(),
                         "service": r.member.as_ref().map(|m| m.service.as_str()),
+                        "host": r.member.as_ref().and_then(|m| m.host.as_deref()),
                         "labels": r.labels,
                     })
                 })
@@ -382,19 +384,23 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
             json_line(&list)?;
         }
         OutputFormat::Text => {
-            let mut rows = vec![
-                [
-                    "CONTAINER ID",
-                    "PROJECT",
-                    "NAME",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                ]
-                .map(String::from)
-                .to_vec(),
-            ];
+            // A HOST column when a shown container runs on a declared host (a project
+            // with hosts, see the book's "Hosts").
+            let host_of = |r: &crate::state::Record| {
+                r.member
+                    .as_ref()
+                    .and_then(|m| m.host.clone())
+                    .unwrap_or_else(|| "-".to_string())
+            };
+            let hosts = shown
+                .iter()
+                .any(|r| r.member.as_ref().is_some_and(|m| m.host.is_some()));
+            let mut header = vec!["CONTAINER ID", "PROJECT", "NAME"];
+            if hosts {
+                header.push("HOST");
+            }
+            header.extend(["IMAGE", "COMMAND", "CREATED", "STATUS"]);
+            let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
             for r in &shown {
                 let status = match (r.state.status, r.state.exit_code, &r.state.health) {
                     (Status::Exited, Some(code), _) => format!("exited ({code})"),
@@ -405,15 +411,16 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                 if command.chars().count() > 30 {
                     command = command.chars().take(29).collect::<String>() + "…";
                 }
-                rows.push(vec![
+                let mut row = vec![
                     r.id.short().to_string(),
                     r.project().unwrap_or("-").to_string(),
                     r.name.clone(),
-                    r.image.clone(),
-                    command,
-                    r.created.clone(),
-                    status,
-                ]);
+                ];
+                if hosts {
+                    row.push(host_of(r));
+                }
+                row.extend([r.image.clone(), command, r.created.clone(), status]);
+                rows.push(row);
             }
             table(&rows)?;
         }

@@ -40,13 +40,6 @@ pub enum CliError {
     #[diagnostic(help("the project declares: {declared}"))]
     UnknownService { service: String, declared: String },
 
-    #[error("project {project} declares hosts or overlay networks, which `kiln up` cannot run yet")]
-    #[diagnostic(help(
-        "`kiln up --dry-run` shows where each container would run; remove the `host` nodes, \
-         `host=` and `driver=\"overlay\"` to run the project on this machine"
-    ))]
-    MultiHostNotRunnable { project: String },
-
     #[error("project {project} has no container named `{name}`")]
     #[diagnostic(help("`kiln ps --project {project}` lists them"))]
     UnknownMember { project: String, name: String },

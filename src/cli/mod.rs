@@ -19,6 +19,7 @@ mod links;
 mod man;
 mod network;
 mod output;
+mod overlay;
 mod pin;
 mod placement;
 mod project;

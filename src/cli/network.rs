@@ -30,30 +30,49 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
             }
         }
         NetworkCommand::List(args) => {
-            let records = match NetworkRecords::open(&root).and_then(|r| r.list()) {
+            let records = match all_records(&root) {
                 Ok(list) => list,
                 Err(err) => return Ok(report(err)),
             };
+            let hosts = records.iter().any(|(host, _, _)| host.is_some());
             match args.format {
-                OutputFormat::Json => json_line(&records)?,
+                OutputFormat::Json => {
+                    let list: Vec<serde_json::Value> = records
+                        .iter()
+                        .map(|(host, _, record)| {
+                            let mut value = serde_json::to_value(record).unwrap_or_default();
+                            if let (Some(host), Some(map)) = (host, value.as_object_mut()) {
+                                map.insert("host".into(), json!(host));
+                            }
+                            value
+                        })
+                        .collect();
+                    json_line(&list)?
+                }
                 OutputFormat::Text => {
-                    let mut rows = vec![vec![
-                        "NAME".to_string(),
-                        "SUBNET".into(),
-                        "GATEWAY".into(),
-                        "BRIDGE".into(),
-                        "CONTAINERS".into(),
-                        "PROJECT".into(),
-                    ]];
-                    for n in &records {
-                        rows.push(vec![
+                    let mut header = vec!["NAME", "SUBNET", "GATEWAY", "BRIDGE", "CONTAINERS"];
+                    header.push("PROJECT");
+                    if hosts {
+                        header.extend(["HOST", "DRIVER"]);
+                    }
+                    let mut rows = vec![header.into_iter().map(String::from).collect()];
+                    for (host, _, n) in &records {
+                        let mut row = vec![
                             n.name.clone(),
                             n.subnet.to_string(),
                             n.gateway.to_string(),
                             n.bridge.clone(),
                             n.members.len().to_string(),
                             n.project.clone().unwrap_or_default(),
-                        ]);
+                        ];
+                        if hosts {
+                            row.push(host.clone().unwrap_or_else(|| "-".into()));
+                            row.push(match n.overlay {
+                                Some(o) => format!("overlay, VNI {}", o.vni),
+                                None => "bridge".into(),
+                            });
+                        }
+                        rows.push(row);
                     }
                     table(&rows)?;
                 }
@@ -66,7 +85,14 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
                 .and_then(|r| r.resolve(&args.name, context.as_deref()))
             {
                 Ok(record) => record,
-                Err(err) => return Ok(report(err)),
+                Err(err) => {
+                    // A network of simulated hosts: one record on each host.
+                    let on_hosts = on_simulated_hosts(&root, &args.name, context.as_deref());
+                    if on_hosts.is_empty() {
+                        return Ok(report(err));
+                    }
+                    return super::overlay::inspect(&on_hosts, args.format, inspect);
+                }
             };
             let value = inspect(&root, &record);
             match args.format {
@@ -141,8 +167,46 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
     }
 }
 
+/// Every network record: the state root's, then each simulated host's with its host.
+fn all_records(
+    root: &std::path::Path,
+) -> Result<
+    Vec<(Option<String>, std::path::PathBuf, NetworkRecord)>,
+    crate::net::records::NetRecordError,
+> {
+    let mut all: Vec<_> = NetworkRecords::open(root)?
+        .list()?
+        .into_iter()
+        .map(|r| (None, root.to_path_buf(), r))
+        .collect();
+    for (_, host, net_root) in crate::project::hosts::simulated(root) {
+        for record in NetworkRecords::open(&net_root)?.list()? {
+            all.push((Some(host.clone()), net_root.clone(), record));
+        }
+    }
+    Ok(all)
+}
+
+/// The records of network `name` on each simulated host that has it: (host, its network
+/// root, the record).
+fn on_simulated_hosts(
+    root: &std::path::Path,
+    name: &str,
+    context: Option<&str>,
+) -> Vec<(String, std::path::PathBuf, NetworkRecord)> {
+    crate::project::hosts::simulated(root)
+        .into_iter()
+        .filter_map(|(_, host, net_root)| {
+            let record = NetworkRecords::open(&net_root)
+                .and_then(|r| r.resolve(name, context))
+                .ok()?;
+            Some((host, net_root, record))
+        })
+        .collect()
+}
+
 /// A network with its members, their host-side counters and impairments.
-fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_json::Value {
+pub(super) fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_json::Value {
     let host_ns = NetNs::open(&HostNamespace::path(root)).ok();
     let netlink = host_ns.as_ref().and_then(|ns| Netlink::open_in(ns).ok());
     let mut nft = host_ns.as_ref().and_then(|ns| Nft::open_in(ns).ok());

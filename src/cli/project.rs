@@ -111,14 +111,6 @@ pub(super) fn up_detached(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> 
 fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
     // Diagnostics and the build: what `kiln build` does, for the images the project runs.
     let loaded = super::load_project_file(cli, &args.project.file)?;
-    // Never accept and ignore: hosts and overlays are planned (`--dry-run`) but not yet run.
-    let overlay = |n: &crate::spec::model::Network| n.driver == crate::spec::model::Driver::Overlay;
-    if !loaded.project.hosts.is_empty() || loaded.project.networks.iter().any(overlay) {
-        return Err(CliError::MultiHostNotRunnable {
-            project: loaded.project.name.clone(),
-        }
-        .into());
-    }
     let images: Vec<String> = loaded
         .project
         .containers

@@ -40,6 +40,9 @@ pub struct RunRequest {
     pub publish: Vec<super::Published>,
     /// `--log-opt max-size=… max-file=…`: the supervisor's cap on its log.
     pub log: LogLimits,
+    /// The root of the networks in `networks` when it is not the state root: a simulated
+    /// host's (`kiln up` of a project with hosts).
+    pub net_root: Option<PathBuf>,
 }
 
 /// What a supervisor needs to start the container again, besides `config.json`:
@@ -66,6 +69,9 @@ pub struct Launch {
     /// How large its log may grow (`--log-opt`, `log` in kiln.kdl).
     #[serde(default)]
     pub log: LogLimits,
+    /// Where its networks live when not in the state root: a simulated host's network root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_root: Option<PathBuf>,
 }
 
 impl Launch {
@@ -75,6 +81,11 @@ impl Launch {
             cpus: self.cpus,
             pids: self.pids,
         }
+    }
+
+    /// The root whose networks the container is on: [`Launch::net_root`] or `state_root`.
+    pub fn net_root<'a>(&'a self, state_root: &'a Path) -> &'a Path {
+        self.net_root.as_deref().unwrap_or(state_root)
     }
 
     pub fn load(dir: &Path) -> Result<Launch, ContainerError> {
@@ -166,13 +177,15 @@ pub(crate) const STARTED: &str = "started";
 /// The record and the container's directory (upper layer, scratch, config.json), and what
 /// it held on kiln's networks.
 pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
-    let interfaces = Launch::load(&records.dir(&record.id))
-        .ok()
-        .map(|launch| launch.interfaces);
+    let launch = Launch::load(&records.dir(&record.id)).ok();
+    let net_root = launch
+        .as_ref()
+        .and_then(|l| l.net_root.clone())
+        .unwrap_or_else(|| records.state_root().to_path_buf());
     super::network::release(
-        records.state_root(),
+        &net_root,
         record.id.as_str(),
-        interfaces.as_deref(),
+        launch.as_ref().map(|l| l.interfaces.as_slice()),
     );
     records.remove(record)?;
     Ok(())

@@ -94,10 +94,11 @@ pub(crate) fn prepare_with(
     let mut names = vec![name.clone()];
     names.extend(options.hostname.clone().filter(|h| *h != name));
     let search = request.member.as_ref().map(|m| m.project.as_str());
+    let net_root = request.net_root.as_deref().unwrap_or(state_root);
     let (interfaces, etc_volumes) =
-        super::network::reserve(state_root, id.as_str(), &names, search, &request.networks)?;
+        super::network::reserve(net_root, id.as_str(), &names, search, &request.networks)?;
     let release = |err: ContainerError| {
-        crate::net::attach::release(state_root, id.as_str(), &interfaces);
+        crate::net::attach::release(net_root, id.as_str(), &interfaces);
         err
     };
     options.volumes.extend(etc_volumes);
@@ -132,6 +133,7 @@ pub(crate) fn prepare_with(
         interfaces: interfaces.clone(),
         publish: request.publish.clone(),
         log: request.log,
+        net_root: request.net_root.clone(),
     };
     let prepared = Prepared {
         records,

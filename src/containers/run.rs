@@ -119,13 +119,14 @@ fn run_recorded(
     } = prepared;
     // The host ports are bound before the container starts: a port taken meanwhile fails
     // the run here, not after.
-    let proxies = super::network::start_proxies(state_root, &launch.interfaces, &launch.publish)?;
+    let net_root = launch.net_root(state_root);
+    let proxies = super::network::start_proxies(net_root, &launch.interfaces, &launch.publish)?;
     let mut hooks = Hooks {
         cgroup: cgroup.as_ref(),
         trace: request.trace,
         records,
         record,
-        state_root,
+        state_root: net_root,
         interfaces: &launch.interfaces,
     };
     let outcome = run_foreground(spec, &layout, stdio, &mut hooks);

@@ -148,14 +148,15 @@ fn supervise_record(
     let watch = records.watch(&record.id).ok();
     // Bound before the first start (a port taken meanwhile is `kiln run -d`'s error), kept
     // across restarts: the container's address does not change.
-    let _proxies = super::network::start_proxies(state_root, &launch.interfaces, &launch.publish)?;
+    let net_root = launch.net_root(state_root);
+    let _proxies = super::network::start_proxies(net_root, &launch.interfaces, &launch.publish)?;
     let result = loop {
         let began = Instant::now();
         let mut hooks = Hooks {
             cgroup: cgroup.as_ref(),
             shared: &shared,
             checked: launch.health.is_some(),
-            state_root,
+            state_root: net_root,
             interfaces: &launch.interfaces,
         };
         let unhealthy = Cell::new(false);

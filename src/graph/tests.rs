@@ -198,6 +198,7 @@ fn hosts_are_clusters_holding_their_pinned_containers() {
         ]
     );
     assert_eq!(node(&graph, "c_a").cluster.as_deref(), Some("h_m1"));
+    assert_eq!(node(&graph, "c_c").cluster.as_deref(), Some("h_m2"));
     // b has no host: kiln places it, so the drawing does not.
     assert_eq!(node(&graph, "c_b").cluster, None);
     assert!(
@@ -207,7 +208,7 @@ fn hosts_are_clusters_holding_their_pinned_containers() {
     );
     let dot = to_dot(&graph);
     assert!(dot.contains("subgraph \"cluster_h_m1\" {"), "{dot}");
-    assert!(dot.contains("\"cluster_h_m2_empty\""), "{dot}");
+    assert!(dot.contains("subgraph \"cluster_h_m2\" {"), "{dot}");
     let mermaid = to_mermaid(&graph);
     assert!(
         mermaid.contains("    subgraph h_m1 [\"host m1<br>192.0.2.1\"]\n        c_a["),
@@ -397,4 +398,18 @@ fn ids_of_hostile_names_stay_safe_and_unique() {
     let ids: Vec<&str> = graph.nodes.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(ids, ["c_a_b", "c_a_b_2", "c_a_b_3", "c_end", "c_x__y_"]);
     assert_eq!(graph.nodes[4].label[0], "x\"<y>");
+}
+
+#[test]
+fn a_host_with_nothing_pinned_is_drawn_as_an_empty_cluster() {
+    let project = load(
+        r#"
+        image "base" { from "scratch"; }
+        host "m1" address="192.0.2.1"
+        host "m2" address="192.0.2.2"
+        container "a" image="base" host="m1"
+        "#,
+    );
+    let dot = to_dot(&build(&project));
+    assert!(dot.contains("\"cluster_h_m2_empty\""), "{dot}");
 }

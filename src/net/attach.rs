@@ -57,6 +57,9 @@ pub struct Interface {
     pub impair: Option<Netem>,
     #[serde(default)]
     pub engine: Engine,
+    /// The network's MTU (an overlay's leaves room for VXLAN); `None`: the kernel's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 impl Interface {
@@ -122,6 +125,7 @@ pub fn reserve(
                 gateway: network.gateway,
                 impair: request.impair.clone(),
                 engine: request.engine,
+                mtu: network.overlay.map(|o| o.mtu),
             })
         })();
         match reserved {
@@ -191,6 +195,9 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
                 None
             }
         };
+        if let Some(mtu) = interface.mtu {
+            outside.set_mtu(&interface.host_name, mtu)?;
+        }
         outside.set_master(&interface.host_name, &interface.bridge)?;
         // Filtered before the port is up: not one frame passes unchecked.
         antispoof::protect(
@@ -227,6 +234,9 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     disable_ipv6(&container, &ipv4_only)?;
     let inside = Netlink::open_in(&container)?;
     for interface in interfaces {
+        if let Some(mtu) = interface.mtu {
+            inside.set_mtu(&interface.name, mtu)?;
+        }
         inside.add_address(&interface.name, interface.address)?;
         inside.set_up(&interface.name)?;
     }

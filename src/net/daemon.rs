@@ -123,7 +123,7 @@ impl Directory {
         {
             self.networks = list.into_iter().map(|n| (n.name.clone(), n)).collect();
         }
-        self.answerable = Records::open(state_root)
+        self.answerable = Records::open(&super::host::containers_root(state_root))
             .and_then(|r| r.list())
             .map(|list| {
                 list.into_iter()
@@ -165,6 +165,14 @@ impl Directory {
                     && self.answerable.contains(&member.container_id)
                 {
                     for name in std::iter::once(&member.container_name).chain(&member.aliases) {
+                        table.add_name(name, address);
+                    }
+                }
+            }
+            // An overlay's containers on other hosts, as the file declares them.
+            for remote in &network.remotes {
+                if let IpAddr::V4(address) = remote.address {
+                    for name in std::iter::once(&remote.name).chain(&remote.aliases) {
                         table.add_name(name, address);
                     }
                 }

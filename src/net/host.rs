@@ -6,6 +6,7 @@
 //! error: connections time out). Nothing here touches the machine's own namespace.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -84,6 +85,32 @@ impl HostNamespace {
         }
         Ok(())
     }
+}
+
+/// The file that names, for a network root that is not a state root of its own (a
+/// simulated host's), the state root whose container records its networks serve.
+const OWNER: &str = "owner";
+
+/// The state root whose container records the networks of `state_root` serve: itself, or
+/// the one its `net/owner` file names (a simulated host's network root).
+pub fn containers_root(state_root: &Path) -> PathBuf {
+    match std::fs::read(state_root.join("net").join(OWNER)) {
+        Ok(bytes) if !bytes.is_empty() => PathBuf::from(std::ffi::OsString::from_vec(bytes)),
+        _ => state_root.to_path_buf(),
+    }
+}
+
+/// Makes `net_root` a network root serving the containers of `owner` (see
+/// [`containers_root`]).
+pub fn set_owner(net_root: &Path, owner: &Path) -> Result<(), NetError> {
+    let dir = net_root.join("net");
+    std::fs::create_dir_all(&dir).map_err(|cause| NetError::Io {
+        path: dir.clone(),
+        cause,
+    })?;
+    let path = dir.join(OWNER);
+    std::fs::write(&path, owner.as_os_str().as_bytes())
+        .map_err(|cause| NetError::Io { path, cause })
 }
 
 /// An exclusive lock on `path`, held until the returned value is dropped.

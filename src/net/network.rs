@@ -190,7 +190,7 @@ fn prune_members(
     records: &NetworkRecords,
     name: &str,
 ) -> Result<(), NetworkError> {
-    let containers = crate::state::Records::open(state_root)
+    let containers = crate::state::Records::open(&super::host::containers_root(state_root))
         .and_then(|r| r.list())
         .map(|list| {
             list.into_iter()

@@ -20,6 +20,8 @@
 
 use std::net::IpAddr;
 
+pub mod underlay;
+
 use super::attach::mac_for;
 use super::netlink::{LinkStats, Netlink, Vxlan};
 use super::{NetError, NetNs};
@@ -126,6 +128,13 @@ fn configure(inside: &Netlink, vtep: &Vtep, device: &str) -> Result<(), NetError
         inside.replace_neighbour(device, remote.address, mac)?;
     }
     inside.set_up(device)
+}
+
+/// [`bring_up`], replacing a VTEP of the same VNI that exists (a second `kiln up`: the
+/// file may have moved containers between hosts).
+pub fn ensure(underlay: &NetNs, kiln: &NetNs, vtep: &Vtep) -> Result<(), NetError> {
+    remove(kiln, vtep.vni)?;
+    bring_up(underlay, kiln, vtep)
 }
 
 /// Removes the VTEP of `vni` from `kiln` (its socket goes with it); absent is fine.

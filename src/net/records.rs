@@ -102,6 +102,32 @@ pub struct NetworkRecord {
     pub project: Option<String>,
     /// Sorted by container name.
     pub members: Vec<Member>,
+    /// What makes it an overlay on this host; `None` for a plain bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<Overlay>,
+    /// An overlay's containers on other hosts, which DNS answers from the file whether or
+    /// not they run (no host asks another).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remotes: Vec<RemoteName>,
+}
+
+/// An overlay network's side on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlay {
+    pub vni: u32,
+    /// This host's underlay address (its VTEP sends from it).
+    pub local: IpAddr,
+    /// The MTU of every interface on it: the underlay's less VXLAN's overhead.
+    pub mtu: u32,
+}
+
+/// A container on another host of an overlay, as DNS names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteName {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    pub address: IpAddr,
 }
 
 /// A container's attachment to a network.
@@ -157,6 +183,8 @@ impl NetworkRecord {
             created: crate::timestamp::now(),
             project,
             members: Vec::new(),
+            overlay: None,
+            remotes: Vec::new(),
         })
     }
 
@@ -375,6 +403,24 @@ impl NetworkRecords {
         crate::atomic_file::write_durably(&path, &bytes).map_err(io_err(&path))
     }
 
+    /// Makes a network this host's side of an overlay, with the names of its containers on
+    /// other hosts (whose addresses are then never allocated here).
+    pub fn set_overlay(
+        &self,
+        name: &str,
+        overlay: Overlay,
+        remotes: Vec<RemoteName>,
+    ) -> Result<(), NetRecordError> {
+        let _lock = self.lock()?;
+        let mut record = self.load(name)?;
+        if record.overlay == Some(overlay) && record.remotes == remotes {
+            return Ok(());
+        }
+        record.overlay = Some(overlay);
+        record.remotes = remotes;
+        self.save(&record)
+    }
+
     /// Removes a network without members, returning its last record.
     pub fn remove(&self, name: &str) -> Result<NetworkRecord, NetRecordError> {
         let _lock = self.lock()?;
@@ -420,7 +466,12 @@ impl NetworkRecords {
                 address
             }
             None => {
-                let taken: BTreeSet<IpAddr> = record.members.iter().map(|m| m.address).collect();
+                let taken: BTreeSet<IpAddr> = record
+                    .members
+                    .iter()
+                    .map(|m| m.address)
+                    .chain(record.remotes.iter().map(|r| r.address))
+                    .collect();
                 let key = record.ipam_key(&request.container_name);
                 ipam::allocate(
                     record.subnet,

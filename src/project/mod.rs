@@ -10,6 +10,7 @@
 //! here, [`UpEvent`] and [`ProjectError`], so that neither file needs the other's.
 
 pub mod assert;
+pub mod hosts;
 mod ordered;
 pub mod overlay;
 pub mod placement;
@@ -144,6 +145,21 @@ pub enum ProjectError {
         project: String,
         #[source]
         source: crate::net::NetError,
+    },
+    #[error("simulated host {host}: cannot make its network")]
+    #[diagnostic(help(
+        "`kiln down` removes what was made; `kiln network exec -- ip link` shows kiln's namespace"
+    ))]
+    Host {
+        host: String,
+        #[source]
+        source: crate::net::NetError,
+    },
+    #[error("cannot remove {}", path.display())]
+    HostState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("cannot create volume directory {}", path.display())]
     Volume {

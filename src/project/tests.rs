@@ -695,6 +695,7 @@ mod decide {
                 project: "demo".to_string(),
                 service: instance.service.clone(),
                 fingerprint: instance.fingerprint.clone(),
+                host: None,
             }),
             labels: Default::default(),
         }

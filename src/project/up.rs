@@ -41,8 +41,20 @@ pub fn up(
 ) -> Result<(), ProjectError> {
     let records = Records::open(state_root)?;
     let selected = selected_services(plan, only);
-    let subnets = make_networks(state_root, plan)?;
-    let addresses = plan_addresses(plan, &subnets)?;
+    // A project with hosts runs each on a simulated machine, its networks there.
+    let (subnets, net_roots) = if plan.hosts.is_empty() {
+        (make_networks(state_root, plan)?, BTreeMap::new())
+    } else {
+        let simulated = super::hosts::simulate(state_root, plan)?;
+        (simulated.subnets, simulated.net_roots)
+    };
+    let mut addresses = plan_addresses(plan, &subnets)?;
+    // An overlay's addresses are the file's (every host computes the same ones).
+    for (network, planned) in super::overlay::addresses(plan) {
+        for (instance, address) in planned {
+            addresses.insert(address_key(&plan.project, &instance, &network), address);
+        }
+    }
     if only.is_empty() {
         for record in project_records(&records, &plan.project)? {
             // A kept previous version goes with its instance.
@@ -87,9 +99,12 @@ pub fn up(
             let handles: Vec<_> = tasks
                 .into_iter()
                 .map(|task| {
-                    let (records, addresses) = (&records, &addresses);
+                    let (records, addresses, net_roots) = (&records, &addresses, &net_roots);
                     let start = move |instance: &Instance| {
-                        start_instance(store, state_root, plan, instance, addresses, events)
+                        let net_root = instance.host.as_ref().and_then(|h| net_roots.get(h));
+                        start_instance(
+                            store, state_root, plan, instance, addresses, net_root, events,
+                        )
                     };
                     scope.spawn(move || match task {
                         Task::One(instance, action) => {
@@ -178,6 +193,7 @@ pub fn down(
     {
         crate::net::network::remove(state_root, &network.name).map_err(ContainerError::from)?;
     }
+    super::hosts::remove(state_root, project)?;
     crate::net::link::forget_project(state_root, project).map_err(|source| {
         ProjectError::Links {
             project: project.to_string(),
@@ -569,6 +585,7 @@ fn start_instance(
     plan: &ProjectPlan,
     instance: &Instance,
     addresses: &BTreeMap<String, IpAddr>,
+    net_root: Option<&PathBuf>,
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
     let mut options = instance.options.clone();
@@ -584,8 +601,10 @@ fn start_instance(
             project: plan.project.clone(),
             service: instance.service.clone(),
             fingerprint: instance.fingerprint.clone(),
+            host: net_root.and(instance.host.clone()),
         }),
         networks: attach_requests(plan, instance, addresses),
+        net_root: net_root.cloned(),
         publish: instance
             .publish
             .iter()

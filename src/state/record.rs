@@ -139,6 +139,9 @@ pub struct Membership {
     /// The node's fingerprint when this instance was made: `kiln up` replaces the
     /// instance when it changes.
     pub fingerprint: String,
+    /// The declared host it runs on (a project with hosts); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Record {

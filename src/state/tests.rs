@@ -192,6 +192,7 @@ fn member(records: &Records, project: &str, name: &str) -> Record {
             project: project.to_string(),
             service: name.to_string(),
             fingerprint: "f".into(),
+            host: None,
         }),
         labels: Default::default(),
     };

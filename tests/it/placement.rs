@@ -1,7 +1,6 @@
 //! Multi-host projects as a user meets them today: `kiln up --dry-run` prints where each
 //! container runs (pinned or placed by the declared cpus and memory) without building or
-//! starting anything, and a plain `kiln up` refuses a project with hosts or overlays rather
-//! than running it on one machine as if they were not declared.
+//! starting anything (`kiln up` itself runs the hosts simulated: see `overlay.rs`).
 
 use crate::harness::{Project, Root};
 
@@ -83,18 +82,4 @@ fn up_dry_run_of_a_file_that_does_not_fit_shows_the_diagnostic() {
         .stderr_contains("kiln::spec::no-host-fits")
         .stderr_contains("`db` does not fit on host `m1`")
         .stderr_contains("`m1` has 4 cpus and 8GiB free");
-}
-
-#[test]
-fn up_refuses_hosts_it_cannot_run_yet() {
-    let root = Root::new();
-    let project = Project::new(THREE_HOSTS);
-    project
-        .kiln(root.path())
-        .args(["up", "-d"])
-        .run()
-        .failure()
-        .stderr_contains("declares hosts or overlay networks")
-        .stderr_contains("kiln up --dry-run");
-    assert!(root.ps().is_empty());
 }

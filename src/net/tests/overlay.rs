@@ -187,3 +187,51 @@ fn containers_on_two_machines_talk_over_vxlan_and_vnis_are_isolated() {
         "the machine's own namespace changed"
     );
 }
+
+#[test]
+fn simulated_machines_on_one_wire_reach_each_other_across_sites_and_go_with_the_wire() {
+    use crate::net::overlay::underlay::{HOST_INTERFACE, SimHost, Underlay};
+    if !crate::test_support::is_root() {
+        return;
+    }
+    let machine_before = machine_links();
+    let dir = tempfile::tempdir().unwrap();
+    let wire = Underlay::new(&dir.path().join("underlay"));
+    // Three "sites": no two hosts share a subnet, the wire carries them all.
+    let hosts: Vec<SimHost> = [
+        ("m1", "192.0.2.1"),
+        ("m2", "198.51.100.1"),
+        ("m3", "203.0.113.1"),
+    ]
+    .into_iter()
+    .map(|(name, address)| SimHost {
+        name: name.into(),
+        address: ip(address),
+    })
+    .collect();
+    wire.ensure(&hosts).unwrap();
+    wire.ensure(&hosts).unwrap(); // idempotent
+    let (m1, m3) = (wire.host("m1").unwrap(), wire.host("m3").unwrap());
+    let inodes = [m1.inode(), m3.inode(), wire.segment().unwrap().inode()];
+    let inside = Netlink::open_in(&m1).unwrap();
+    assert!(
+        inside
+            .addresses(HOST_INTERFACE)
+            .unwrap()
+            .contains(&net("192.0.2.1/32"))
+    );
+    let (to_m1, listener) = listen_in(&m1, "192.0.2.1:0");
+    let stream = connect_from(&m3, to_m1, Duration::from_secs(5)).expect("m3 reaches m1");
+    assert_eq!(read_greeting(stream), "hi");
+    listener.join().unwrap();
+
+    drop(inside);
+    drop((m1, m3));
+    wire.remove().unwrap();
+    wire.remove().unwrap(); // absent is fine
+    assert!(!dir.path().join("underlay").exists());
+    for inode in inodes {
+        assert_released(inode);
+    }
+    assert_eq!(machine_links(), machine_before);
+}

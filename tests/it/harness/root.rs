@@ -126,6 +126,7 @@ impl Root {
             ("net/linkd.pid", "the impairment engine's pid file"),
             ("net/linkd.sock", "the impairment engine's socket"),
             ("net/links.json", "link records"),
+            ("hosts", "simulated hosts"),
         ] {
             if root.join(file).exists() {
                 left.push(format!("{what} ({file})"));
@@ -190,6 +191,15 @@ impl Root {
                 let _ = self.kiln().args(["network", "rm", name]).run();
             }
         }
+        // Simulated hosts (`kiln down` needs the project's file): their pinned namespaces
+        // are unpinned, which takes their devices and DNS daemons with them.
+        let hosts = self.path().join("hosts");
+        for line in host::mounts_under(&hosts) {
+            if let Some(point) = line.split(' ').nth(4) {
+                let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&hosts);
     }
 }
 
