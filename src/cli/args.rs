@@ -778,6 +778,11 @@ pub struct CreateArgs {
     /// default allow-list; `no-new-privileges` is always on.
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opts: Vec<String>,
+    /// With -d: cap the container's log, as Docker's json-file and local drivers do:
+    /// `max-size=SIZE` (10m, 512k, 1g; -1: no cap) per file, `max-file=N` files kept,
+    /// the live one included; the oldest is deleted. Default: max-size=10m, max-file=3.
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
     #[command(flatten)]
     pub options: ContainerOptionArgs,
     /// Print each kernel-level step as it happens (for learning how containers work).

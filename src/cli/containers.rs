@@ -339,6 +339,7 @@ pub(super) fn request(
         publish: publish(args)?,
         volumes,
         labels,
+        log: containers::parse_log_opts(&args.log_opts)?,
     };
     let health = containers::parse_health(&containers::HealthFlags {
         cmd: args.health_cmd.clone(),
@@ -364,6 +365,13 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
             });
         }
         let (store, request, health) = request(cli, args, image)?;
+        if !args.detach && !args.log_opts.is_empty() {
+            return Err(ContainerError::BadLogOpt {
+                opt: args.log_opts[0].clone(),
+                reason: "a container in the foreground writes to the terminal, not a log: add -d"
+                    .into(),
+            });
+        }
         if args.detach {
             return containers::run_detached(&store, &super::state_root(cli), &request, health)
                 .map(|record| Detached(Box::new(record)));

@@ -17,7 +17,7 @@ use super::{ContainerError, io_err};
 use crate::runtime::RootfsLayout;
 use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
 use crate::runtime::spec::RunOptions;
-use crate::runtime::supervise::RestartPolicy;
+use crate::runtime::supervise::{LogLimits, RestartPolicy};
 use crate::state::{ContainerId, Record, Records};
 
 /// What `kiln run` was asked.
@@ -43,6 +43,8 @@ pub struct RunRequest {
     pub volumes: Vec<super::NamedVolume>,
     /// `--label K=V`, kept in the record.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--log-opt max-size=… max-file=…`: the supervisor's cap on its log.
+    pub log: LogLimits,
     /// The root of the networks in `networks` when it is not the state root: a simulated
     /// host's (`kiln up` of a project with hosts).
     pub net_root: Option<PathBuf>,
@@ -69,6 +71,9 @@ pub struct Launch {
     /// Published ports, proxied while the container runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<super::Published>,
+    /// How large its log may grow (`--log-opt`, `log` in kiln.kdl).
+    #[serde(default)]
+    pub log: LogLimits,
     /// Where its networks live when not in the state root: a simulated host's network root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_root: Option<PathBuf>,

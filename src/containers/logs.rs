@@ -6,8 +6,40 @@ use std::time::Duration;
 
 use super::ContainerError;
 use super::lifecycle::log_path;
-use crate::runtime::supervise::{LogLine, LogReader};
+use crate::runtime::supervise::{LogLimits, LogLine, LogReader};
 use crate::state::{Record, Records, Status};
+
+/// `--log-opt KEY=VALUE` flags over kiln's default cap, with Docker's json-file and local
+/// drivers' keys: `max-size` (`10m`, `512k`, `1g`, bytes; `-1`: no cap) and `max-file` (the
+/// files kept, the live one included). Any other key is refused.
+pub fn parse_log_opts(opts: &[String]) -> Result<LogLimits, ContainerError> {
+    let mut limits = LogLimits::default();
+    for opt in opts {
+        let bad = |reason: &str| ContainerError::BadLogOpt {
+            opt: opt.clone(),
+            reason: reason.to_string(),
+        };
+        let Some((key, value)) = opt.split_once('=') else {
+            return Err(bad("expected KEY=VALUE"));
+        };
+        match key {
+            "max-size" if value == "-1" => limits.max_size = None,
+            "max-size" => {
+                let size = crate::spec::units::Size::parse(value).map_err(|e| bad(&e))?;
+                if size.0 == 0 {
+                    return Err(bad("a log file must hold at least one byte"));
+                }
+                limits.max_size = Some(size.0);
+            }
+            "max-file" => match value.parse::<u32>() {
+                Ok(n) if n >= 1 => limits.max_files = n,
+                _ => return Err(bad("max-file is a number of files, at least 1")),
+            },
+            _ => return Err(bad("kiln's logs take max-size and max-file")),
+        }
+    }
+    Ok(limits)
+}
 
 /// `--since` and `--until`: a duration before now (`10m`, `1h30m`) or an RFC 3339 time
 /// (`2026-11-30T10:00:00Z`, with optional fraction and offset); nanoseconds since the epoch.

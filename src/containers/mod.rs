@@ -47,7 +47,7 @@ pub use filter::{ContainerFilter, Facts};
 pub use health::{Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, parse_health};
 pub use inspect::{Details, details};
 pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
-pub use logs::{LogQuery, parse_since, read_logs};
+pub use logs::{LogQuery, parse_log_opts, parse_since, read_logs};
 pub use mounts::{Mount, NamedVolume, parse_mount, parse_volume};
 pub use network::Published;
 pub use port::{PortQuery, port_lines};
@@ -241,6 +241,11 @@ pub enum ContainerError {
         "use KEY=VALUE with a key among id, name, label, status, project, ancestor, network (e.g. --filter status=exited)"
     ))]
     BadFilter { filter: String, reason: String },
+    #[error("invalid --log-opt `{opt}`: {reason}")]
+    #[diagnostic(help(
+        "use max-size=SIZE (10m, -1 for no cap) and max-file=N, e.g. --log-opt max-size=10m --log-opt max-file=3"
+    ))]
+    BadLogOpt { opt: String, reason: String },
     #[error("container I/O failed at {}", path.display())]
     Io {
         path: PathBuf,

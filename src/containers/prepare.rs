@@ -154,6 +154,7 @@ pub(crate) fn prepare_with(
         health,
         interfaces: interfaces.clone(),
         publish: request.publish.clone(),
+        log: request.log,
         net_root: request.net_root.clone(),
     };
     let prepared = Prepared {

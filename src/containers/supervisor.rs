@@ -1,6 +1,6 @@
 //! The supervisor of a detached container (`kiln __supervise ID`, started by `kiln run -d`
 //! and `kiln restart`): starts the container with its output on pipes, copies each line into
-//! `log.jsonl` with a timestamp, records pid, exit code and OOM kills in `state.json`,
+//! `log.jsonl` with a timestamp (capped and rotated: `runtime::supervise::rotate`), records pid, exit code and OOM kills in `state.json`,
 //! runs its health check (recording `starting`, `healthy` or `unhealthy`, and killing it
 //! when unhealthy under `--restart on-unhealthy`), applies the restart policy with its
 //! backoff, and cleans the cgroup once it is done.
@@ -35,7 +35,7 @@ use super::lifecycle::{
 use super::probing::{RoundResult, probe_once};
 use crate::process::Pidfd;
 use crate::runtime::cgroup::Cgroup;
-use crate::runtime::supervise::{Backoff, ExitReason, LogWriter, RestartPolicy, Stream};
+use crate::runtime::supervise::{Backoff, ExitReason, LogLimits, LogWriter, RestartPolicy, Stream};
 use crate::runtime::{HookError, SandboxStatus, StartHooks, Stdio, start};
 use crate::state::{Record, RecordError, RecordWatch, Records, Status, process_start_time};
 use crate::timestamp::now;
@@ -190,7 +190,13 @@ fn supervise_record(
                     tracker: std::cell::RefCell::new(HealthTracker::new(check.retries)),
                     began: Instant::now(),
                 });
-                let status = follow(&mut started, &log, health, &shared, &unhealthy);
+                let status = follow(
+                    &mut started,
+                    (&log, launch.log),
+                    health,
+                    &shared,
+                    &unhealthy,
+                );
                 match status {
                     Ok(status) => status.code(),
                     Err(err) => err.exit_code(),
@@ -294,12 +300,12 @@ struct Monitor<'a> {
 /// `unhealthy`, so that the supervisor knows why it ended.
 fn follow(
     started: &mut crate::runtime::Started,
-    log: &Path,
+    (log, limits): (&Path, LogLimits),
     health: Option<Monitor<'_>>,
     shared: &Shared<'_>,
     unhealthy: &Cell<bool>,
 ) -> Result<SandboxStatus, crate::runtime::SandboxError> {
-    let mut writer = LogWriter::open(log).ok();
+    let mut writer = LogWriter::open(log, limits).ok();
     let mut outputs: Vec<Output> = [
         (started.stdout.take(), Stream::Stdout),
         (started.stderr.take(), Stream::Stderr),
@@ -426,6 +432,9 @@ impl Monitor<'_> {
     }
 }
 
+/// The longest piece of a line one log record holds.
+const MAX_LINE: usize = 16 * 1024;
+
 /// One of the container's output pipes, split into lines for the log.
 struct Output {
     file: File,
@@ -477,6 +486,15 @@ impl Output {
                         rest = &rest[end + 1..];
                     }
                     self.partial.extend_from_slice(rest);
+                    if self.partial.len() >= MAX_LINE {
+                        // A line without end is logged in pieces (Docker's 16 KiB), so
+                        // that neither the supervisor's memory nor one record grows
+                        // without bound.
+                        if let Some(writer) = writer.as_deref_mut() {
+                            let _ = writer.append(self.stream, &self.partial);
+                        }
+                        self.partial.clear();
+                    }
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}

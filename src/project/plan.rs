@@ -110,6 +110,8 @@ pub struct Instance {
     pub publish: Vec<Publish>,
     /// `label KEY="VALUE"`, the last of a key winning.
     pub labels: BTreeMap<String, String>,
+    /// The cap on its log (`log`, else kiln's default).
+    pub log: crate::runtime::supervise::LogLimits,
     /// A digest of the node's meaning (spans left out): equal fingerprints and equal image
     /// digests mean a running instance can be kept as it is.
     pub fingerprint: String,
@@ -408,8 +410,23 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
             .iter()
             .map(|(k, v)| (k.value.clone(), v.value.clone()))
             .collect(),
+        log: log_limits(container.log.as_ref()),
         fingerprint: fp.to_string(),
     }
+}
+
+/// A container's `log` as `--log-opt` would give it.
+fn log_limits(log: Option<&crate::spec::model::LogCap>) -> crate::runtime::supervise::LogLimits {
+    let mut limits = crate::runtime::supervise::LogLimits::default();
+    if let Some(log) = log {
+        if let Some(size) = &log.max_size {
+            limits.max_size = size.value.map(|s| s.0);
+        }
+        if let Some(files) = &log.max_file {
+            limits.max_files = files.value;
+        }
+    }
+    limits
 }
 
 /// A container's `tmpfs` as `--tmpfs` would give it.

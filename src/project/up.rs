@@ -624,6 +624,7 @@ fn start_instance(
             .collect(),
         volumes: named,
         labels: instance.labels.clone(),
+        log: instance.log,
     };
     let health = instance.health.as_ref().map(containers::HealthCheck::from);
     containers::run_detached(store, state_root, &request, health)?;

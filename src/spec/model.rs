@@ -311,6 +311,21 @@ pub struct Container {
     /// `device "/dev/HOST" ["/dev/CONTAINER"] [permissions="rwm"]`, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
+    /// `log max-size="10m" max-file=3`: the cap on its log (none: kiln's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogCap>,
+}
+
+/// `log` on a container: Docker's `--log-opt max-size` and `max-file`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LogCap {
+    /// Bytes per file before it rotates; `Some(None)` is `-1`, no cap; none: the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<Spanned<Option<Size>>>,
+    /// Files kept, the live one included; none: the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_file: Option<Spanned<u32>>,
 }
 
 /// `device "/dev/HOST" ["/dev/CONTAINER"] [permissions="rwm"]`: a host device node.

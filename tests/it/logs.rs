@@ -80,12 +80,12 @@ fn a_log_never_grows_past_its_cap_and_reads_in_order() {
     lab.kiln()
         .args(["run", "-d", "--log-opt", "compress=true", "tools", "true"])
         .run()
-        .failure()
+        .code(125)
         .stderr_contains("kiln's logs take max-size and max-file");
     lab.kiln()
         .args(["run", "--rm", "--log-opt", "max-size=1k", "tools", "true"])
         .run()
-        .failure()
+        .code(125)
         .stderr_contains("add -d");
     lab.kiln().args(["rm", "chatty"]).run().success();
     lab.root.assert_clean();
@@ -137,11 +137,20 @@ fn logs_follow_across_rotations_and_kdl_sets_the_cap() {
     wait_for("chatty to exit", || {
         lab.root.ps().get("chatty")["state"] == "exited"
     });
-    let id = lab.root.ps().get("chatty")["id"].as_str().unwrap().to_string();
+    let id = lab.root.ps().get("chatty")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let dir = lab.path().join("containers").join(&id);
     assert!(dir.join("log.jsonl.1").exists());
     assert!(!dir.join("log.jsonl.2").exists());
-    let read = numbers(&lab.kiln().args(["logs", "caps/chatty"]).run().success().stdout());
+    let read = numbers(
+        &lab.kiln()
+            .args(["logs", "caps/chatty"])
+            .run()
+            .success()
+            .stdout(),
+    );
     assert_eq!(read.last(), Some(&299), "{read:?}");
     lab.kiln().args(["down"]).run().success();
     lab.root.assert_clean();

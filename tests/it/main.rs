@@ -39,6 +39,7 @@ mod info;
 mod inroot;
 mod lifecycle;
 mod listing;
+mod logs;
 mod namespaces;
 mod network;
 mod placement;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub struct LogLimits {
     /// Bytes in one file before it rotates; `None`: never rotate (Docker's `max-size=-1`).
     pub max_size: Option<u64>,
-    /// Files kept, the live one included (at least 1: then the file is emptied instead).
+    /// Files kept, the live one included (1: a full file is deleted and a new one begun).
     pub max_files: u32,
 }
 
@@ -65,7 +65,11 @@ fn generations(path: &Path) -> Vec<(u32, PathBuf)> {
 /// Every file of the log at `path`, oldest first: the rotated ones, then the live one
 /// (whether or not it exists now).
 pub fn files(path: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = generations(path).into_iter().rev().map(|(_, p)| p).collect();
+    let mut files: Vec<PathBuf> = generations(path)
+        .into_iter()
+        .rev()
+        .map(|(_, p)| p)
+        .collect();
     files.push(path.to_path_buf());
     files
 }
@@ -113,21 +117,23 @@ impl Rotating {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        if self.limits.max_files <= 1 {
-            // One file: start it again (Docker's json-file with max-file=1).
-            self.file.set_len(0)?;
-            self.size = 0;
-            return Ok(());
-        }
-        let last = self.limits.max_files - 1;
-        remove(&generation(&self.path, last))?;
-        for n in (1..last).rev() {
-            match fs::rename(generation(&self.path, n), generation(&self.path, n + 1)) {
-                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
-                _ => {}
+        let last = self.limits.max_files.max(1) - 1;
+        if last > 0 {
+            remove(&generation(&self.path, last))?;
+            for n in (1..last).rev() {
+                match fs::rename(generation(&self.path, n), generation(&self.path, n + 1)) {
+                    Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                    _ => {}
+                }
             }
         }
+        // Renamed, never emptied in place: a reader holding the file reads it to its end,
+        // then finds the new one by its name.
         fs::rename(&self.path, generation(&self.path, 1))?;
+        if last == 0 {
+            // One file (Docker's max-file=1): the full one goes.
+            remove(&generation(&self.path, 1))?;
+        }
         self.file = OpenOptions::new()
             .create(true)
             .append(true)

@@ -44,7 +44,7 @@ fn backoff_doubles_from_100ms_caps_and_resets_after_a_long_run() {
 fn log_lines_round_trip_and_torn_lines_wait_for_their_end() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.jsonl");
-    let mut writer = LogWriter::open(&path).unwrap();
+    let mut writer = LogWriter::open(&path, Default::default()).unwrap();
     writer.append(Stream::Stdout, b"hello").unwrap();
     writer
         .append(Stream::Stderr, "caf\u{e9}".as_bytes())
@@ -79,4 +79,96 @@ fn timestamps_have_nanoseconds() {
         line: String::new(),
     };
     assert_eq!(line.timestamp(), "2023-11-14T22:13:20.000000123Z");
+}
+
+/// The numbers of the lines `reader` gives until the current end (lines say `line N`).
+fn numbers(reader: &mut LogReader) -> Vec<u32> {
+    let mut out = Vec::new();
+    while let Some(line) = reader.next_line().unwrap() {
+        out.push(line.line.strip_prefix("line ").unwrap().parse().unwrap());
+    }
+    out
+}
+
+#[test]
+fn a_log_is_capped_rotated_and_read_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.jsonl");
+    let limits = LogLimits {
+        max_size: Some(1000),
+        max_files: 3,
+    };
+    let mut writer = LogWriter::open(&path, limits).unwrap();
+    for i in 0..200 {
+        writer
+            .append(Stream::Stdout, format!("line {i}").as_bytes())
+            .unwrap();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["log.jsonl", "log.jsonl.1", "log.jsonl.2"]);
+    for name in &names {
+        let size = std::fs::metadata(dir.path().join(name)).unwrap().len();
+        assert!(size <= 1000, "{name}: {size} bytes");
+    }
+    // The newest lines, oldest first, without a gap.
+    let read = numbers(&mut LogReader::open(&path).unwrap());
+    assert_eq!(read.last(), Some(&199));
+    assert!(read.len() > 20 && read[0] > 0, "{read:?}");
+    assert!(read.windows(2).all(|w| w[1] == w[0] + 1), "{read:?}");
+    // Lower limits on reopening delete the generations beyond them.
+    drop(writer);
+    let fewer = LogLimits {
+        max_files: 2,
+        ..limits
+    };
+    LogWriter::open(&path, fewer).unwrap();
+    assert!(!rotate::generation(&path, 2).exists());
+}
+
+#[test]
+fn a_follower_reads_across_rotations_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.jsonl");
+    let limits = LogLimits {
+        max_size: Some(500),
+        max_files: 100,
+    };
+    let mut writer = LogWriter::open(&path, limits).unwrap();
+    writer.append(Stream::Stdout, b"line 0").unwrap();
+    let mut reader = LogReader::open(&path).unwrap();
+    assert_eq!(numbers(&mut reader), [0]);
+    // Several rotations while the reader waits at the end of the live file.
+    for i in 1..100 {
+        writer
+            .append(Stream::Stdout, format!("line {i}").as_bytes())
+            .unwrap();
+    }
+    assert!(rotate::generation(&path, 5).exists(), "rotated many times");
+    assert_eq!(numbers(&mut reader), (1..100).collect::<Vec<_>>());
+    writer.append(Stream::Stdout, b"line 100").unwrap();
+    assert_eq!(numbers(&mut reader), [100]);
+
+    // One file: deleted when full and a new one begun; the follower goes on in it.
+    let one = dir.path().join("one.jsonl");
+    let limits = LogLimits {
+        max_size: Some(200),
+        max_files: 1,
+    };
+    let mut writer = LogWriter::open(&one, limits).unwrap();
+    writer.append(Stream::Stdout, b"line 0").unwrap();
+    let mut reader = LogReader::open(&one).unwrap();
+    assert_eq!(numbers(&mut reader), [0]);
+    for i in 1..4 {
+        writer
+            .append(Stream::Stdout, format!("line {i}").as_bytes())
+            .unwrap();
+    }
+    let after = numbers(&mut reader);
+    assert_eq!(after.last(), Some(&3), "{after:?}");
+    assert!(std::fs::metadata(&one).unwrap().len() <= 200);
+    assert!(!rotate::generation(&one, 1).exists());
 }

@@ -47,6 +47,7 @@ pub(super) const CHILDREN: &[&str] = &[
     "privileged",
     "device",
     "env-file",
+    "log",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
@@ -168,6 +169,7 @@ pub(super) fn parse_container(
         env_files: Vec::new(),
         privileged: false,
         devices: Vec::new(),
+        log: None,
     };
     let context = match kind {
         ContainerKind::Service => "a `container` block",
@@ -239,6 +241,7 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
         "hostname" => "hostname \"NAME\"",
         "stop-signal" => "stop-signal \"SIGTERM\"",
         "seccomp" => "seccomp \"unconfined\"|\"PROFILE.json\"",
+        "log" => super::container_log::USAGE,
         other => {
             container_options::USAGE
                 .iter()
@@ -494,6 +497,7 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
                     Spanned::new(seccomp, v.span)
                 });
         }
+        "log" => super::container_log::parse(&mut n, diags, c),
         other => container_options::parse(other, &mut n, diags, c),
     }
     n.finish(diags);

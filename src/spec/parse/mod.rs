@@ -6,6 +6,7 @@
 //! later by `validate`, once imports are merged.
 
 mod container;
+mod container_log;
 mod container_options;
 mod image;
 mod test;
