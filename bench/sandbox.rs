@@ -60,6 +60,7 @@ fn bench_sandbox(c: &mut Criterion) {
         user: None,
         hostname: "bench".into(),
         network: false,
+        cgroup: None,
     };
     let mut group = c.benchmark_group("sandbox");
     group.bench_function("sh -c true", |b| {

@@ -3,6 +3,7 @@
 #
 #   sudo bench/up.sh             # KILN=/path/to/kiln to pick the binary
 #   RUNS=2 sudo -E bench/up.sh   # a quick smoke run
+#   N=1000 sudo -E bench/up.sh   # scale mode: N containers (2..2000), one round by default
 #
 # The project (written by this script, in a temporary directory):
 #   - one image from the host's `sleep` (`host-binary "/bin/sleep"`), built once beforehand
@@ -20,6 +21,10 @@
 #   no-op   `kiln up -d -f FILE` again on the running project: everything unchanged
 #   down    `kiln down -f FILE` (containers, networks, kiln's host namespace)
 # Medians. Goals: up < 3 s, down < 2 s. The no-op is printed (no goal).
+# Scale mode (N set, 2..2000): containers s0001..sN running `sleep infinity`, 250 to a
+# network (n1, n2, ... on 10.205.k.0/24), no dependencies (one wave); RUNS defaults to 1
+# and there is no warm-up round. Goals: N=1000 up <= 15 s, down <= 5 s (scaled linearly for
+# other N); every kiln command is bounded by a timeout of 20 s + 0.1 s per container.
 # After each up the script checks that 20 containers run; after the no-op, that it said
 # "unchanged" for all 20; after each down, that `kiln ps -a` is empty.
 #
@@ -33,7 +38,13 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KILN=${KILN:-$here/../target/release/kiln}
-RUNS=${RUNS:-5}
+N=${N:-}
+if [[ -n $N ]]; then
+    [[ $N =~ ^[0-9]+$ ]] && ((N >= 2 && N <= 2000)) || { echo "bench/up.sh: N must be 2..2000" >&2; exit 1; }
+    RUNS=${RUNS:-1}
+else
+    RUNS=${RUNS:-5}
+fi
 
 die() {
     echo "bench/up.sh: $*" >&2
@@ -117,11 +128,23 @@ echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
 echo "kiln: $KILN"
 
 mkdir -p "$work/project"
-python3 - "$file" <<'PY'
+python3 - "$file" "$N" <<'PY'
 import sys
 out = ['project "upbench"', "",
        'image "sleeper" {', '    from "scratch"', '    host-binary "/bin/sleep"',
        '    cmd "sleep" "infinity"', "}", ""]
+if sys.argv[2]:
+    n = int(sys.argv[2])
+    nets = (n + 249) // 250
+    for k in range(1, nets + 1):
+        out.append(f'network "n{k}" subnet="10.205.{k}.0/24"')
+    out.append("")
+    for i in range(1, n + 1):
+        out.append(f'container "s{i:04}" image="sleeper" {{')
+        out.append(f'    network "n{(i - 1) // 250 + 1}"')
+        out.append("}")
+    open(sys.argv[1], "w").write("\n".join(out) + "\n")
+    sys.exit(0)
 for n in (1, 2, 3):
     out.append(f'network "n{n}" subnet="10.204.{n}.0/24"')
 out.append("")
@@ -143,10 +166,13 @@ cgroup_hash=$(cgroup_hash_of)
 kiln rm -f probe >/dev/null
 
 status=0
-python3 - "$KILN" "$root" "$file" "$RUNS" <<'PY' &
+python3 - "$KILN" "$root" "$file" "$RUNS" "$N" <<'PY' &
 import json, statistics, subprocess, sys, time
 
 kiln, root, file, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+scale = int(sys.argv[5]) if sys.argv[5] else None
+count = scale or 20
+limit = 20 + 0.1 * count
 K = [kiln, "--root", root]
 failures = []
 
@@ -157,7 +183,12 @@ def load():
 
 def timed(*args):
     start = time.perf_counter()
-    done = subprocess.run([*K, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    try:
+        done = subprocess.run([*K, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        print(f"kiln {' '.join(args)}: no answer within {limit:.0f} s", *failures, sep="\n  ")
+        raise SystemExit(1)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         failures.append(f"kiln {' '.join(args)}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
@@ -173,23 +204,25 @@ def round_():
     up, _ = timed("up", "-d", "-f", file)
     ps = running()
     states = sorted({c["state"] for c in ps or []})
-    if ps is None or len(ps) != 20 or states != ["running"]:
+    if ps is None or len(ps) != count or states != ["running"]:
         failures.append(f"after up: {len(ps or [])} containers, states {states}")
     noop, done = timed("up", "-d", "-f", file)
     unchanged = sum(1 for line in done.stderr.splitlines() if line.rstrip().endswith("unchanged"))
-    if unchanged != 20:
-        failures.append(f"no-op up: {unchanged} of 20 said unchanged:\n{done.stderr}")
+    if unchanged != count:
+        failures.append(f"no-op up: {unchanged} of {count} said unchanged:\n{done.stderr[-2000:]}")
     down, _ = timed("down", "-f", file)
     if running() != []:
         failures.append("after down: containers left")
     return up, noop, down
 
 
-round_()  # warm-up
-if failures:
-    print("warm-up failed:", *failures, sep="\n  ")
-    sys.exit(1)
-print(f"\n{runs} rounds of up / no-op up / down, 20 containers on 3 networks"
+if scale is None:
+    round_()  # warm-up
+    if failures:
+        print("warm-up failed:", *failures, sep="\n  ")
+        sys.exit(1)
+networks = f"{(scale + 249) // 250} network(s)" if scale else "3 networks"
+print(f"\n{runs} rounds of up / no-op up / down, {count} containers on {networks}"
       f" (load average before: {load()})")
 times = {"up": [], "no-op up": [], "down": []}
 for _ in range(runs):
@@ -199,11 +232,16 @@ print(f"load average after: {load()}")
 for name in times:
     print(f"   {name:9} " + " ".join(f"{t:.2f}" for t in times[name]) + " s")
 goals = {"up": 3.0, "no-op up": None, "down": 2.0}
+if scale:
+    goals = {"up": 15.0 * scale / 1000, "no-op up": None, "down": 5.0 * scale / 1000}
+    for name in times:
+        per = statistics.median(times[name]) / scale * 1000
+        print(f"   {name:9} {per:6.1f} ms per container")
 print()
 print(f"   {'command':9} {'median s':>9} {'best s':>7}   goal")
 for name, goal in goals.items():
     med = statistics.median(times[name])
-    verdict = "" if goal is None else f"< {goal:.0f} s   {'PASS' if med < goal else 'FAIL'}"
+    verdict = "" if goal is None else f"< {goal:.1f} s   {'PASS' if med < goal else 'FAIL'}"
     print(f"   {name:9} {med:9.2f} {min(times[name]):7.2f}   {verdict}")
 if failures:
     print(f"\n{len(failures)} check(s) failed:", *failures[:10], sep="\n  ")

@@ -64,6 +64,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "containers",
         &[
             "atomic_file",
+            "beneath",
             "build",
             "image",
             "inroot",

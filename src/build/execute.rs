@@ -608,6 +608,16 @@ impl Run<'_> {
             user,
             hostname: "kiln-build".into(),
             network,
+            // Device rules as a container's; named after the unique scratch directory.
+            cgroup: Some(format!(
+                "{}/build-{}",
+                crate::runtime::cgroup::state_root_group(&self.options.state_root),
+                scratch
+                    .path()
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            )),
         };
         let mut observer = LineForwarder {
             image: &image.name,

@@ -83,6 +83,9 @@ pub(super) fn source_date_epoch() -> Result<u64, crate::Error> {
 }
 
 pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
+    // Ctrl-C kills the running steps, which then clean up as failed steps do. Before any
+    // thread exists, so that every thread inherits the blocked mask.
+    let interrupts = super::interrupt::Interrupts::catch()?;
     let loaded = match load_project(cli, &args.project.file)? {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
@@ -136,6 +139,10 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
     let started = std::time::Instant::now();
     let outcome = build::build(&store, &plan, &inputs, &options, &|e| progress.event(e));
     progress.finish();
+    if interrupts.caught() {
+        eprintln!("kiln build: interrupted");
+        return Ok(130);
+    }
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(errors) => {
@@ -158,6 +165,10 @@ pub(super) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8, crate::Error> {
     let mut code = 0;
     if args.verify {
         code = verify(&store, &loaded, &plan, &outcome, &options)?;
+        if interrupts.caught() {
+            eprintln!("kiln build: interrupted");
+            return Ok(130);
+        }
     }
     // Layer steps are the ones the cache saves work on; config steps cost nothing.
     let layer_steps: Vec<_> = outcome.steps.iter().filter(|s| s.layer.is_some()).collect();

@@ -579,6 +579,9 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
 }
 
 pub(super) fn supervise(cli: &Cli, args: &SuperviseArgs) -> Result<u8, crate::Error> {
+    // Not to keep the starting command's directory busy for as long as the container runs
+    // (`kiln run -d` spawns this process where it was; the state root is absolute).
+    let _ = std::env::set_current_dir("/");
     // SAFETY: fcntl only queries the descriptor's flags; an invalid one gives an error.
     let report_open = unsafe { nix::libc::fcntl(containers::REPORT_FD, nix::libc::F_GETFD) } >= 0;
     let report = report_open.then(|| {

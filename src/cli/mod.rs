@@ -15,6 +15,7 @@ mod exec;
 mod graph;
 mod images;
 mod info;
+mod interrupt;
 mod links;
 mod man;
 mod network;

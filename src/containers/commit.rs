@@ -79,13 +79,17 @@ pub fn commit(
     let records = Records::open(state_root)?;
     let record = records.find(&request.container)?.reconciled();
     let base = StoredImage::load(store, &record.image_digest)?;
-    let upper = records.dir(&record.id).join("upper");
-    if !upper.is_dir() {
-        return Err(ContainerError::Io {
-            path: upper,
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
-    }
+    // The upper directory is the container's to change while it runs: opened beneath the
+    // container's own directory with no symlink followed, and read only through
+    // descriptors below it (see `layer::scan`).
+    let container_dir = records.dir(&record.id);
+    let upper = container_dir.join("upper");
+    let upper_dir = crate::beneath::open_root(&container_dir)
+        .and_then(|dir| crate::beneath::open(&dir, Path::new("upper"), crate::beneath::Kind::Dir))
+        .map_err(|source| ContainerError::Io {
+            path: upper.clone(),
+            source,
+        })?;
     // From the first blob until the tag is set, so gc cannot collect what is written.
     let _gc_guard = store.lock_shared()?;
     let running = matches!(record.state.status, Status::Running | Status::Restarting);
@@ -97,7 +101,7 @@ pub fn commit(
         Some(cgroup) => cgroup.freeze()?,
         None => false,
     };
-    let written = layer_of(store, &upper, &record.name, request);
+    let written = layer_of(store, upper_dir, &upper, &record.name, request);
     if froze && let Some(cgroup) = &cgroup {
         cgroup.thaw()?;
     }
@@ -135,6 +139,7 @@ pub fn commit(
 /// The container's upper directory as a layer in the store.
 fn layer_of(
     store: &Store,
+    upper_dir: std::fs::File,
     upper: &Path,
     name: &str,
     request: &CommitRequest,
@@ -143,8 +148,8 @@ fn layer_of(
         name: name.to_string(),
         source,
     };
-    let entries =
-        Entries::scan_overlay_upper(upper, &ScanOptions::default()).map_err(layer_error)?;
+    let entries = Entries::scan_overlay_upper_at(upper_dir, upper, &ScanOptions::default())
+        .map_err(layer_error)?;
     crate::build::store_layer(
         store,
         &entries,

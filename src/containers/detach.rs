@@ -3,11 +3,10 @@
 //! ID`, in its own session with stdio on /dev/null — and return once the supervisor says the
 //! container started.
 
+use std::ffi::{CString, OsStr};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -51,6 +50,11 @@ pub fn run_detached(
 }
 
 /// Starts `kiln __supervise ID` detached from this process and waits for its report.
+///
+/// The supervisor is started with `posix_spawn` (a `vfork`-like clone sharing this
+/// process's memory until the exec), never `fork`: `kiln up` starts hundreds of supervisors
+/// from one process with a thread each, and a fork copies the page tables of every one of
+/// those threads' stacks — a cost that grew with the number of containers started so far.
 pub fn spawn_supervisor(state_root: &Path, id: &ContainerId) -> Result<(), ContainerError> {
     let exe = std::env::current_exe().map_err(super::io_err(Path::new("/proc/self/exe")))?;
     let root = std::fs::canonicalize(state_root).map_err(super::io_err(state_root))?;
@@ -59,42 +63,24 @@ pub fn spawn_supervisor(state_root: &Path, id: &ContainerId) -> Result<(), Conta
             path: exe.clone(),
             source: e.into(),
         })?;
-    let write_raw = write_end.as_raw_fd();
-    let mut command = Command::new(&exe);
-    command
-        .arg("--root")
-        .arg(&root)
-        .args(["__supervise", id.as_str()])
-        // Not to keep the caller's directory busy for as long as the container runs.
-        .current_dir("/")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: between fork and exec only async-signal-safe calls (setsid, dup2) are made.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // dup2 leaves the new descriptor without FD_CLOEXEC, so it survives exec; when
-            // the pipe already is REPORT_FD, dup2 does nothing and the flag is cleared here.
-            let result = if write_raw == REPORT_FD {
-                libc::fcntl(REPORT_FD, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(write_raw, REPORT_FD)
-            };
-            if result < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = command.spawn().map_err(super::io_err(&exe))?;
+    let spawned = spawn_detached(
+        &exe,
+        &[
+            exe.as_os_str(),
+            OsStr::new("--root"),
+            root.as_os_str(),
+            OsStr::new("__supervise"),
+            OsStr::new(id.as_str()),
+        ],
+        &write_end,
+    );
     drop(write_end);
-    let report = read_report(read_end);
     // The supervisor outlives kiln (then init reaps it): not waited for.
-    drop(child);
-    match report {
+    spawned.map_err(|errno| ContainerError::Io {
+        path: exe.clone(),
+        source: errno.into(),
+    })?;
+    match read_report(read_end) {
         Some(line) if line == STARTED => Ok(()),
         Some(line) => {
             let rest = line.strip_prefix("failed ").unwrap_or(&line);
@@ -109,6 +95,47 @@ pub fn spawn_supervisor(state_root: &Path, id: &ContainerId) -> Result<(), Conta
             code: 125,
         }),
     }
+}
+
+/// Runs `exe` with `args` (the first is its argv[0]) and this process's environment, in a
+/// session of its own, its working directory `/`, stdio on /dev/null and `report` on
+/// [`REPORT_FD`] (its only other descriptor: everything kiln opens is close-on-exec).
+fn spawn_detached(exe: &Path, args: &[&OsStr], report: &OwnedFd) -> nix::Result<nix::unistd::Pid> {
+    use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
+    use std::os::unix::ffi::OsStrExt;
+    let to_c = |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| nix::errno::Errno::EINVAL);
+    let argv = args
+        .iter()
+        .map(|a| to_c(a))
+        .collect::<nix::Result<Vec<_>>>()?;
+    let envp = std::env::vars_os()
+        .map(|(key, value)| {
+            let mut pair = key;
+            pair.push("=");
+            pair.push(value);
+            to_c(&pair)
+        })
+        .collect::<nix::Result<Vec<_>>>()?;
+    let mut attr = PosixSpawnAttr::init()?;
+    // setsid in the child (glibc ≥ 2.26); nix names no constant for it.
+    attr.set_flags(PosixSpawnFlags::from_bits_retain(
+        nix::libc::POSIX_SPAWN_SETSID as _,
+    ))?;
+    let mut actions = PosixSpawnFileActions::init()?;
+    for fd in 0..3 {
+        let flags = if fd == 0 {
+            OFlag::O_RDONLY
+        } else {
+            OFlag::O_WRONLY
+        };
+        actions.add_open(fd, c"/dev/null", flags, nix::sys::stat::Mode::empty())?;
+    }
+    // dup2 clears FD_CLOEXEC on the copy (and on the descriptor itself when it already is
+    // REPORT_FD: POSIX asks it of posix_spawn's dup2, glibc ≥ 2.29 does it).
+    actions.add_dup2(report.as_raw_fd(), REPORT_FD)?;
+    // Not to keep the caller's directory busy for as long as the container runs: the
+    // supervisor moves to `/` first thing (posix_spawn's chdir action is not in nix).
+    posix_spawn(exe, &actions, &attr, &argv, &envp)
 }
 
 /// The supervisor's first line, `None` if it closed the pipe first or did not answer in time.

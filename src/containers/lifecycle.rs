@@ -109,9 +109,7 @@ pub fn cgroup_name(state_root: &Path, id: &ContainerId) -> String {
 
 /// `kiln/<state root hash>`: the parent of a state root's container cgroups.
 fn root_cgroup(state_root: &Path) -> String {
-    let canonical = std::fs::canonicalize(state_root).unwrap_or_else(|_| state_root.into());
-    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex();
-    format!("kiln/{}", &hash[..12])
+    crate::runtime::cgroup::state_root_group(state_root)
 }
 
 /// The container's cgroup with its limits: the existing one (a restart), else a new one.

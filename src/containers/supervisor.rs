@@ -103,7 +103,12 @@ pub fn supervise(
 ) -> Result<u8, ContainerError> {
     let mut report = report.map(File::from);
     let records = Records::open(state_root)?;
-    let mut record = records.find(id)?;
+    // By id, as `kiln run -d` names it: one record read, not a scan of every name and
+    // record of the root (which made each start cost more the more containers there were).
+    let mut record = match crate::state::ContainerId::parse(id) {
+        Some(id) => records.load(&id)?,
+        None => records.find(id)?,
+    };
     let me = std::process::id() as i32;
     record.state.supervisor_pid = Some(me);
     record.state.supervisor_start_time = process_start_time(me);

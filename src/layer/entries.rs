@@ -13,6 +13,15 @@ pub enum Content {
     /// A host file read when the layer is written. `size` is what the scan saw; a different
     /// size at write time is an error, never a silently corrupt layer.
     Host { path: PathBuf, size: u64 },
+    /// A file of a scanned tree that someone else may change while kiln reads it (a running
+    /// container's upper directory): opened beneath the tree's directory with no symlink
+    /// followed ([`crate::beneath`]), so a directory swapped for a link since the scan is an
+    /// error, never a way to the host's files. `path` is relative to the tree.
+    Beneath {
+        tree: Tree,
+        path: PathBuf,
+        size: u64,
+    },
     /// Bytes held in memory.
     Bytes(Vec<u8>),
 }
@@ -21,11 +30,82 @@ impl Content {
     /// The size the tar header will declare.
     pub fn size(&self) -> u64 {
         match self {
-            Content::Host { size, .. } => *size,
+            Content::Host { size, .. } | Content::Beneath { size, .. } => *size,
             Content::Bytes(bytes) => bytes.len() as u64,
         }
     }
+
+    /// The path shown in messages: the host path, or the tree's path joined with `path`.
+    pub fn shown(&self) -> Option<PathBuf> {
+        match self {
+            Content::Host { path, .. } => Some(path.clone()),
+            Content::Beneath { tree, path, .. } => Some(tree.shown.join(path)),
+            Content::Bytes(_) => None,
+        }
+    }
+
+    /// Opens a host file for reading (non-blocking, so a FIFO swapped in cannot hang the
+    /// reader; the caller checks it is a regular file). `None` for bytes in memory.
+    pub fn open(&self) -> Option<std::io::Result<std::fs::File>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        match self {
+            Content::Host { path, .. } => Some(
+                std::fs::File::options()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(path),
+            ),
+            Content::Beneath { tree, path, .. } => Some(
+                crate::beneath::open(&tree.dir, path, crate::beneath::Kind::File).map_err(|err| {
+                    match err.raw_os_error() {
+                        Some(libc::EINVAL | libc::EISDIR) => {
+                            std::io::Error::other("it is no longer a regular file")
+                        }
+                        Some(libc::ELOOP | libc::ENOTDIR | libc::EXDEV) => std::io::Error::other(
+                            "a directory on its path became a link or a file since the scan",
+                        ),
+                        _ => err,
+                    }
+                }),
+            ),
+            Content::Bytes(_) => None,
+        }
+    }
 }
+
+/// A scanned tree's directory, held open: its files are opened beneath it.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    dir: std::sync::Arc<std::fs::File>,
+    /// Its path, for messages.
+    shown: PathBuf,
+}
+
+impl Tree {
+    pub fn new(dir: std::fs::File, shown: PathBuf) -> Tree {
+        Tree {
+            dir: std::sync::Arc::new(dir),
+            shown,
+        }
+    }
+
+    pub fn dir(&self) -> &std::fs::File {
+        &self.dir
+    }
+
+    pub fn shown(&self) -> &std::path::Path {
+        &self.shown
+    }
+}
+
+/// The same tree: the same open directory.
+impl PartialEq for Tree {
+    fn eq(&self, other: &Tree) -> bool {
+        std::sync::Arc::ptr_eq(&self.dir, &other.dir)
+    }
+}
+
+impl Eq for Tree {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {

@@ -58,7 +58,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use compress::{Compression, decompressing_reader};
-pub use entries::{Content, Entries, Entry, EntryKind, normalize_path};
+pub use entries::{Content, Entries, Entry, EntryKind, Tree, normalize_path};
 pub use extract::{ExtractOptions, ExtractReport, WhiteoutMode, extract};
 pub use index::{CAPTURED, ImageIndex, IndexKind, IndexNode, SymlinkLoop};
 pub use scan::ScanOptions;

@@ -1,14 +1,19 @@
 //! A directory tree, or an overlayfs upper directory, → [`Entries`], as the tree is: lstat
 //! metadata, symlinks not followed, hardlinks detected by (device, inode). Reads metadata
-//! and xattrs only; file content is read later by the writer.
+//! and xattrs only; file content is read later by the writer, opened beneath the tree's
+//! directory ([`Content::Beneath`]). The walk goes by directory descriptors, never by path
+//! strings resolved again, so a tree changed during the scan (a running container's upper
+//! directory) can make it fail but never lead it out of the tree.
 
 use std::collections::HashMap;
-use std::fs::{self, Metadata};
+use std::fs::{self, File, Metadata};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::entries::{Content, Entries, Entry, EntryKind};
+use super::entries::{Content, Entries, Entry, EntryKind, Tree};
 use super::{LayerError, io_err};
+use crate::beneath;
 
 /// The xattr kiln always keeps: file capabilities (e.g. `ping`'s cap_net_raw).
 const CAPABILITY_XATTR: &str = "security.capability";
@@ -39,6 +44,17 @@ impl Entries {
     pub fn scan_overlay_upper(dir: &Path, opts: &ScanOptions) -> Result<Entries, LayerError> {
         Scanner::new(*opts, true).run(dir)
     }
+
+    /// [`Entries::scan_overlay_upper`] of a directory the caller opened (beneath its own
+    /// directory, with no symlink followed); `shown` is its path, for messages. For a tree
+    /// someone may change meanwhile: nothing in it is ever followed out of it.
+    pub fn scan_overlay_upper_at(
+        dir: File,
+        shown: &Path,
+        opts: &ScanOptions,
+    ) -> Result<Entries, LayerError> {
+        Scanner::new(*opts, true).run_at(dir, shown)
+    }
 }
 
 struct Scanner {
@@ -59,8 +75,14 @@ impl Scanner {
         }
     }
 
-    fn run(mut self, dir: &Path) -> Result<Entries, LayerError> {
-        self.walk(dir, "")?;
+    fn run(self, dir: &Path) -> Result<Entries, LayerError> {
+        let root = beneath::open_root(dir).map_err(io_err(dir))?;
+        self.run_at(root, dir)
+    }
+
+    fn run_at(mut self, root: File, dir: &Path) -> Result<Entries, LayerError> {
+        let tree = Tree::new(root.try_clone().map_err(io_err(dir))?, dir.to_path_buf());
+        self.walk(&tree, &root, dir, "")?;
         for mut paths in self.inodes.into_values() {
             paths.sort();
             // An inode whose other links are outside the tree leaves a group of one.
@@ -76,32 +98,46 @@ impl Scanner {
         Ok(self.entries)
     }
 
-    fn walk(&mut self, dir: &Path, prefix: &str) -> Result<(), LayerError> {
+    /// Scans directory `dir` (open; `shown` is its path, for messages), whose entries are
+    /// at `prefix` in the layer. Every name is looked up in `dir` through
+    /// `/proc/self/fd/N/NAME`, so only its last component is resolved by name (and not
+    /// followed: lstat, readlink, lgetxattr), and subdirectories are opened beneath `dir`
+    /// with no symlink followed: a directory someone swaps for a link meanwhile (a running
+    /// container's upper directory) is an error, never a way to the host's tree.
+    fn walk(
+        &mut self,
+        tree: &Tree,
+        dir: &File,
+        shown: &Path,
+        prefix: &str,
+    ) -> Result<(), LayerError> {
+        let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
         let mut children = Vec::new();
-        for child in fs::read_dir(dir).map_err(io_err(dir))? {
-            let child = child.map_err(io_err(dir))?;
+        for child in fs::read_dir(&at).map_err(io_err(shown))? {
+            let child = child.map_err(io_err(shown))?;
             let name = child.file_name();
-            let name = name
-                .to_str()
-                .ok_or_else(|| LayerError::NotUtf8 { path: child.path() })?;
+            let name = name.to_str().ok_or_else(|| LayerError::NotUtf8 {
+                path: shown.join(&name),
+            })?;
             children.push(name.to_string());
         }
         children.sort();
         for name in children {
-            let host = dir.join(&name);
+            let host = at.join(&name);
+            let shown_child = shown.join(&name);
             let path = if prefix.is_empty() {
-                name
+                name.clone()
             } else {
                 format!("{prefix}/{name}")
             };
-            let meta = fs::symlink_metadata(&host).map_err(io_err(&host))?;
-            let Some(kind) = self.kind(&host, &meta)? else {
+            let meta = fs::symlink_metadata(&host).map_err(io_err(&shown_child))?;
+            let Some(kind) = self.kind(tree, &host, &shown_child, &path, &meta)? else {
                 continue;
             };
             let xattrs = if kind == EntryKind::Whiteout {
                 Default::default()
             } else {
-                self.xattrs(&host)?
+                self.xattrs(&host, &shown_child)?
             };
             let is_dir = kind.is_dir();
             let hardlinkable = !is_dir && kind != EntryKind::Whiteout && meta.nlink() > 1;
@@ -115,7 +151,7 @@ impl Scanner {
                 .insert(&path, entry)
                 .map_err(|error| match error {
                     LayerError::InvalidPath { reason, .. } => LayerError::InvalidPath {
-                        path: host.display().to_string(),
+                        path: shown_child.display().to_string(),
                         reason,
                     },
                     other => other,
@@ -127,27 +163,39 @@ impl Scanner {
                     .push(path.clone());
             }
             if is_dir {
-                self.walk(&host, &path)?;
+                let sub = beneath::open(dir, Path::new(&name), beneath::Kind::Dir)
+                    .map_err(io_err(&shown_child))?;
+                self.walk(tree, &sub, &shown_child, &path)?;
             }
         }
         Ok(())
     }
 
-    fn kind(&self, host: &Path, meta: &Metadata) -> Result<Option<EntryKind>, LayerError> {
+    /// `host` is where the syscalls find it, `shown` its path for messages, `path` its
+    /// path in the tree.
+    fn kind(
+        &self,
+        tree: &Tree,
+        host: &Path,
+        shown: &Path,
+        path: &str,
+        meta: &Metadata,
+    ) -> Result<Option<EntryKind>, LayerError> {
         let file_type = meta.file_type();
         Ok(Some(if file_type.is_dir() {
-            if self.overlay && self.is_opaque(host)? {
+            if self.overlay && self.is_opaque(host, shown)? {
                 EntryKind::OpaqueDir
             } else {
                 EntryKind::Dir
             }
         } else if file_type.is_file() {
-            EntryKind::File(Content::Host {
-                path: host.to_path_buf(),
+            EntryKind::File(Content::Beneath {
+                tree: tree.clone(),
+                path: PathBuf::from(path),
                 size: meta.len(),
             })
         } else if file_type.is_symlink() {
-            EntryKind::Symlink(fs::read_link(host).map_err(io_err(host))?)
+            EntryKind::Symlink(fs::read_link(host).map_err(io_err(shown))?)
         } else if file_type.is_char_device() {
             let (major, minor) = device_numbers(meta.rdev());
             if self.overlay && (major, minor) == (0, 0) {
@@ -165,9 +213,9 @@ impl Scanner {
         }))
     }
 
-    fn is_opaque(&self, host: &Path) -> Result<bool, LayerError> {
+    fn is_opaque(&self, host: &Path, shown: &Path) -> Result<bool, LayerError> {
         for name in OPAQUE_XATTRS {
-            if xattr::get(host, name).map_err(io_err(host))?.as_deref() == Some(b"y") {
+            if xattr::get(host, name).map_err(io_err(shown))?.as_deref() == Some(b"y") {
                 return Ok(true);
             }
         }
@@ -177,12 +225,13 @@ impl Scanner {
     fn xattrs(
         &self,
         host: &Path,
+        shown: &Path,
     ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, LayerError> {
         let mut xattrs = std::collections::BTreeMap::new();
         let names = match xattr::list(host) {
             Ok(names) => names,
             Err(error) if error.raw_os_error() == Some(libc::ENOTSUP) => return Ok(xattrs),
-            Err(error) => return Err(io_err(host)(error)),
+            Err(error) => return Err(io_err(shown)(error)),
         };
         for name in names {
             let Some(name) = name.to_str() else { continue };
@@ -191,7 +240,7 @@ impl Scanner {
             {
                 continue;
             }
-            if let Some(value) = xattr::get(host, name).map_err(io_err(host))? {
+            if let Some(value) = xattr::get(host, name).map_err(io_err(shown))? {
                 xattrs.insert(name.to_string(), value);
             }
         }

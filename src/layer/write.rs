@@ -5,10 +5,7 @@
 //! deflate (zlib-rs) output depends on how its input is split across calls, so the split
 //! must be a function of the tar bytes alone.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 use tar::EntryType;
@@ -191,7 +188,9 @@ fn write_entry(
             emit(tar, &member)?;
             match content {
                 Content::Bytes(bytes) => tar.write_all(bytes).map_err(LayerError::Output)?,
-                Content::Host { path, size } => copy_host_file(tar, path, *size, buffer)?,
+                Content::Host { .. } | Content::Beneath { .. } => {
+                    copy_host_file(tar, content, buffer)?
+                }
             }
             let padding = header::padding(member.size);
             return tar
@@ -272,21 +271,19 @@ fn emit(tar: &mut impl Write, member: &Member<'_>) -> Result<(), LayerError> {
         .map_err(LayerError::Output)
 }
 
-/// Copies exactly `size` bytes of the host file at `path`, failing if it is shorter or
-/// longer: the header already declared `size`.
+/// Copies exactly `content.size()` bytes of the host file `content` names, failing if it
+/// is shorter or longer: the header already declared the size.
 fn copy_host_file(
     tar: &mut impl Write,
-    path: &Path,
-    size: u64,
+    content: &Content,
     buffer: &mut [u8],
 ) -> Result<(), LayerError> {
-    // O_NONBLOCK: a file swapped for a FIFO since the scan (a running container's upper
+    let size = content.size();
+    let shown = content.shown().unwrap_or_default();
+    let path = shown.as_path();
+    // Non-blocking: a file swapped for a FIFO since the scan (a running container's upper
     // directory) must not hang the writer; it is refused just below, as is a device.
-    let mut file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(io_err(path))?;
+    let mut file = content.open().expect("a host file").map_err(io_err(path))?;
     let meta = file.metadata().map_err(io_err(path))?;
     if !meta.is_file() {
         return Err(LayerError::Io {

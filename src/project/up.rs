@@ -81,8 +81,9 @@ pub fn up(
                 wait_for(&records, plan, service, *condition, wait, events)?;
             }
         }
-        // New, kept and recreated instances start in parallel; the changed instances of a
-        // service are rolled out one at a time, in order, on a thread of their own.
+        // New, kept and recreated instances start in parallel (on a bounded set of threads,
+        // see `workers`); the changed instances of a service are rolled out one at a time,
+        // in order, as one task.
         let mut tasks: Vec<Task> = Vec::new();
         let mut rollouts: BTreeMap<&str, Vec<(&Instance, Record)>> = BTreeMap::new();
         for instance in &instances {
@@ -95,41 +96,41 @@ pub fn up(
             }
         }
         tasks.extend(rollouts.into_values().map(Task::Rollout));
-        let results: Vec<Result<(), ProjectError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = tasks
-                .into_iter()
-                .map(|task| {
-                    let (records, addresses, net_roots) = (&records, &addresses, &net_roots);
-                    let start = move |instance: &Instance| {
-                        let net_root = instance.host.as_ref().and_then(|h| net_roots.get(h));
-                        start_instance(
-                            store, state_root, plan, instance, addresses, net_root, events,
-                        )
-                    };
-                    scope.spawn(move || match task {
-                        Task::One(instance, action) => {
-                            carry_out(records, state_root, instance, *action, &start, events)
-                        }
-                        Task::Rollout(changed) => {
-                            for (instance, existing) in changed {
-                                super::rollout::replace(
-                                    records,
-                                    state_root,
-                                    &existing,
-                                    &|| start(instance),
-                                    events,
-                                )?;
-                            }
-                            Ok(())
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("an instance thread panicked"))
-                .collect()
-        });
+        let start = |instance: &Instance| {
+            let net_root = instance.host.as_ref().and_then(|h| net_roots.get(h));
+            start_instance(
+                store, state_root, plan, instance, &addresses, net_root, events,
+            )
+        };
+        let mut results: Vec<Result<(), ProjectError>> = Vec::with_capacity(tasks.len());
+        super::ordered::run_in_order(
+            &tasks,
+            |_| None::<()>,
+            workers(),
+            |task| match task {
+                Task::One(instance, action) => carry_out(
+                    &records,
+                    state_root,
+                    instance,
+                    (**action).clone(),
+                    &start,
+                    events,
+                ),
+                Task::Rollout(changed) => {
+                    for (instance, existing) in changed {
+                        super::rollout::replace(
+                            &records,
+                            state_root,
+                            existing,
+                            &|| start(instance),
+                            events,
+                        )?;
+                    }
+                    Ok(())
+                }
+            },
+            |_, result| results.push(result),
+        );
         results.into_iter().collect::<Result<(), _>>()?;
     }
     make_links(&records, plan, events)?;
@@ -166,23 +167,18 @@ pub fn down(
 ) -> Result<Vec<String>, ProjectError> {
     let records = Records::open(state_root)?;
     let members = project_records(&records, project)?;
-    let results: Vec<Result<String, ProjectError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = members
-            .iter()
-            .map(|record| {
-                let records = &records;
-                scope.spawn(move || {
-                    containers::stop(records, record, timeout)?;
-                    containers::remove(records, record, state_root, true)?;
-                    Ok(record.name.clone())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a removal thread panicked"))
-            .collect()
-    });
+    let mut results: Vec<Result<String, ProjectError>> = Vec::with_capacity(members.len());
+    super::ordered::run_in_order(
+        &members,
+        |_| None::<()>,
+        workers(),
+        |record| {
+            containers::stop(&records, record, timeout)?;
+            containers::remove(&records, record, state_root, true)?;
+            Ok(record.name.clone())
+        },
+        |_, result| results.push(result),
+    );
     let removed = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     let networks = crate::net::records::NetworkRecords::open(state_root)
         .and_then(|r| r.list())
@@ -470,7 +466,17 @@ fn selected_services<'a>(plan: &'a ProjectPlan, only: &[String]) -> BTreeMap<&'a
     selected
 }
 
+/// How many containers `up` starts (and `down` removes) at once: enough to keep the
+/// machine busy while each waits for its supervisor, few enough that a thousand-container
+/// project does not run a thousand threads (each a stack to fault in, all contending for
+/// the network records' lock).
+fn workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * 8).clamp(8, 64)
+}
+
 /// What to do with one instance.
+#[derive(Clone)]
 enum Action {
     /// It runs as declared.
     Keep,

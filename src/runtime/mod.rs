@@ -45,6 +45,7 @@ mod mount_options;
 mod output;
 mod plan;
 mod sandbox;
+mod sandbox_cgroup;
 pub mod seccomp;
 pub mod spec;
 mod step;
@@ -65,6 +66,7 @@ pub use hook::HookError;
 pub use output::OutputTail;
 pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};
 pub use sandbox::{NoObserver, SandboxObserver, TraceEvent, run};
+pub use sandbox_cgroup::{interrupt, interrupted};
 pub use seccomp::{
     BpfInstruction, PROFILE_ANNOTATION, Profile, SeccompChoice, SeccompError, SeccompFilter,
     UNCONFINED, default_seccomp,
@@ -99,6 +101,12 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// `false`: a new network namespace with only `lo`, brought up. `true`: the host's.
     pub network: bool,
+    /// The cgroup the command runs in (a name like `kiln/<root-hash>/build-<id>`, see
+    /// [`cgroup`]): made with the container device rules (v1 `devices` and the
+    /// `BPF_CGROUP_DEVICE` program) before the command runs, everything in it killed and
+    /// removed — with its parents once they are empty — when the command ends, whether it
+    /// succeeded or not. `None`: no cgroup (runtime tests only; a build step always has one).
+    pub cgroup: Option<String>,
 }
 
 impl SandboxSpec {
@@ -175,6 +183,9 @@ pub enum SandboxError {
     InsideScratch { what: &'static str, path: PathBuf },
     #[error("the command is empty")]
     EmptyCommand,
+    /// [`interrupt`] was called (Ctrl-C): the command was not run, or was killed.
+    #[error("interrupted")]
+    Interrupted,
     #[error("environment entry `{entry}` is not of the form KEY=VALUE")]
     BadEnv { entry: String },
     #[error("hostname `{hostname}` is longer than 64 bytes")]
@@ -193,6 +204,14 @@ pub enum SandboxError {
     BadSysctl { name: String, reason: String },
     #[error("cannot prepare the container: {message}")]
     Prepare { message: String },
+    /// The sandbox's cgroup could not be made, joined or removed.
+    #[error("cannot give the sandbox its cgroup")]
+    Cgroup {
+        #[source]
+        source: Box<cgroup::CgroupError>,
+        #[help]
+        help: Option<String>,
+    },
     /// A caller's start hook refused (see [`HookError`]): its help is this error's.
     #[error("cannot prepare the container")]
     Hook {
@@ -278,6 +297,15 @@ impl From<SeccompError> for SandboxError {
 }
 
 impl SandboxError {
+    /// A cgroup failure, its help brought up to this error.
+    pub fn cgroup(source: cgroup::CgroupError) -> SandboxError {
+        let help = crate::causes::help(&source);
+        SandboxError::Cgroup {
+            source: Box::new(source),
+            help,
+        }
+    }
+
     /// A start hook's refusal, its help brought up to this error.
     pub fn hook(source: HookError) -> SandboxError {
         let help = crate::causes::help(&source);

@@ -20,7 +20,8 @@ use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Root, Spec, User};
 use super::cgroupfs::HostCgroups;
 use super::linux_names::{capability_mask, rlimit_resource};
 use super::mount_options::{self, MountOptions};
-use super::seccomp::SeccompFilter;
+use super::seccomp::default::DEFAULT_NAME;
+use super::seccomp::{PROFILE_ANNOTATION, SeccompFilter, default_seccomp};
 use super::spec::defaults;
 use super::step::{CStringArray, Purpose, SetupPlan, SetupStep, Target};
 use super::{SandboxError, SandboxSpec};
@@ -123,9 +124,10 @@ pub fn plan_container(spec: &Spec, rootfs: &RootfsLayout) -> Result<SetupPlan, S
 }
 
 /// A build step as an OCI spec: Docker's default mounts, devices, masked and read-only
-/// paths, capabilities and rlimits, like `docker build`'s `RUN`. No no_new_privs: build
-/// steps may need setuid programs (`su`, `sudo`). No seccomp filter either: `docker build`
-/// applies one, but a build step is the image author's own code.
+/// paths, capabilities, rlimits and seccomp profile, like `docker build`'s `RUN` (whose
+/// base image may be anyone's: the step gets a container's protections, and
+/// [`SandboxSpec::cgroup`] its device rules). No no_new_privs: build steps may need setuid
+/// programs (`su`, `sudo`); the filter is then loaded before the identity change.
 pub fn sandbox_oci_spec(spec: &SandboxSpec) -> Spec {
     let mut user = User::default();
     if let Some(ids) = &spec.user {
@@ -150,6 +152,7 @@ pub fn sandbox_oci_spec(spec: &SandboxSpec) -> Spec {
     linux.set_resources(None);
     linux.set_masked_paths(Some(strings(&defaults::MASKED_PATHS)));
     linux.set_readonly_paths(Some(strings(&defaults::READONLY_PATHS)));
+    linux.set_seccomp(Some(default_seccomp(&defaults::DEFAULT_CAPABILITIES)));
     let mut root = Root::default();
     root.set_readonly(Some(false));
     let mut oci = Spec::default();
@@ -158,7 +161,9 @@ pub fn sandbox_oci_spec(spec: &SandboxSpec) -> Spec {
     oci.set_mounts(Some(defaults::mounts()));
     oci.set_process(Some(process));
     oci.set_linux(Some(linux));
-    oci.set_annotations(None);
+    oci.set_annotations(Some(
+        [(PROFILE_ANNOTATION.to_string(), DEFAULT_NAME.to_string())].into(),
+    ));
     oci
 }
 

@@ -7,7 +7,7 @@
 //! of file without a failure means execve succeeded (close-on-exec closed the pipe).
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 
 use super::output::OutputTail;
 use super::plan::{ScratchLayout, plan};
+use super::sandbox_cgroup::{SandboxCgroup, interrupted};
 use super::step::{Purpose, SetupPlan, SetupStep, namespace_names};
 use super::sys::{ExecFailure, Failure, RealSys, execute};
 use super::{
@@ -88,15 +89,28 @@ pub fn run(
     let plan = plan(spec)?;
     let layout = ScratchLayout::new(&spec.scratch_dir);
     prepare_scratch(&layout)?;
-    let result = run_plan(&plan, observer);
+    let result = match spec.cgroup.as_deref().map(SandboxCgroup::create) {
+        None => run_plan(&plan, None, observer),
+        Some(Err(err)) => Err(err),
+        Some(Ok(cgroup)) => {
+            let mut result = run_plan(&plan, Some(&cgroup), observer);
+            if interrupted() {
+                result = Err(SandboxError::Interrupted);
+            }
+            let removed = cgroup.remove();
+            result.and_then(|outcome| removed.map(|()| outcome))
+        }
+    };
     let cleaned = clean_scratch(&layout);
     let outcome = result?;
     cleaned?;
     Ok(outcome)
 }
 
+/// Runs the plan; with `cgroup`, the child waits until it has been moved there.
 fn run_plan(
     plan: &SetupPlan,
+    cgroup: Option<&SandboxCgroup>,
     observer: &mut dyn SandboxObserver,
 ) -> Result<SandboxOutcome, SandboxError> {
     let (output_read, output_write) =
@@ -112,13 +126,29 @@ fn run_plan(
         stdout: output_write.as_raw_fd(),
         stderr: output_write.as_raw_fd(),
     };
-    let (mut child, reports) = spawn(plan, &io, None)?;
+    let (sync_read, sync_write) = match cgroup {
+        Some(_) => {
+            let (read, write) =
+                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os("create a pipe"))?;
+            let read = above_stdio(read).map_err(os("duplicate a descriptor"))?;
+            (Some(read), Some(write))
+        }
+        None => (None, None),
+    };
+    let (mut child, reports) = spawn(plan, &io, sync_read.as_ref().map(|fd| fd.as_raw_fd()))?;
     // Only the child may hold the write end, or end of file would never come.
-    drop((output_write, stdin));
+    drop((output_write, stdin, sync_read));
     observer.trace(&TraceEvent::Namespaces {
         flags: plan.namespaces,
         pid: child.pid.as_raw(),
     });
+    if let (Some(cgroup), Some(sync)) = (cgroup, sync_write) {
+        // On an error the child is killed (dropped) before it ran any step.
+        cgroup.attach(child.pid.as_raw())?;
+        File::from(sync)
+            .write_all(&[1])
+            .map_err(|e| os("start the sandbox")(io_errno(&e)))?;
+    }
     follow_reports(plan, &mut child, reports, &mut |event| {
         observer.trace(event)
     })?;

@@ -65,6 +65,7 @@ codes! {
     VniCollision => "vni-collision", "two overlay networks have the same VXLAN network identifier";
     InvalidAddress => "invalid-address", "a value is not a valid IP address";
     SubnetTooSmall => "subnet-too-small", "a subnet has fewer addresses than it must hand out";
+    TooManyMembers => "too-many-members", "a network has more containers than its bridge has ports (1,023)";
     DuplicateHostPort => "duplicate-host-port", "one host port is published twice";
     PublishWithoutNetwork => "publish-without-network", "a container publishes a port but is on no network";
     InvalidPort => "invalid-port", "a port number outside 1–65535";

@@ -102,6 +102,14 @@ pub use limits::{CPU_PERIOD_US, Limits};
 pub use mountinfo::{CgroupMounts, parse_mountinfo, parse_proc_cgroup};
 pub use stats::Stats;
 
+/// `kiln/<hash of the canonical state root>`: the parent of every cgroup of one state root
+/// (its containers, its build steps), so two roots never meet.
+pub fn state_root_group(state_root: &std::path::Path) -> String {
+    let canonical = std::fs::canonicalize(state_root).unwrap_or_else(|_| state_root.into());
+    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex();
+    format!("kiln/{}", &hash[..12])
+}
+
 /// Which cgroup filesystem kiln uses, and where it is mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Version {

@@ -22,7 +22,7 @@ use crate::runtime::{
     execute,
 };
 
-fn default_program_len() -> usize {
+pub(super) fn default_program_len() -> usize {
     SeccompFilter::from_spec(
         &default_seccomp(&crate::runtime::spec::defaults::DEFAULT_CAPABILITIES),
         "default",

@@ -7,6 +7,7 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
+use super::container_plan::default_program_len;
 use super::fake::{Call, FakeSys, RESOLVED};
 use crate::inroot::{Create, How};
 use crate::runtime::plan::{PlanOptions, plan_with};
@@ -28,6 +29,7 @@ pub(super) fn spec() -> SandboxSpec {
         user: None,
         hostname: "kiln-build".into(),
         network: false,
+        cgroup: None,
     }
 }
 
@@ -290,6 +292,9 @@ fn plan_runs_the_exact_setup_sequence() {
         Call::Setsid,
         Call::Umask(0o022),
         nofile_call(),
+        // Docker's default profile, before the identity steps (no no_new_privs: loading it
+        // needs CAP_SYS_ADMIN, which they drop).
+        Call::Seccomp(default_program_len()),
     ]);
     expected.extend(drop_bounding_calls());
     expected.extend([
@@ -370,6 +375,7 @@ fn user_is_switched_groups_first_before_the_working_directory() {
         Call::Setsid,
         Call::Umask(0o022),
         nofile_call(),
+        Call::Seccomp(default_program_len()),
         // Permitted capabilities survive the change to a non-root uid.
         Call::KeepCaps,
     ];

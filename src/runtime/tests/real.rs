@@ -61,6 +61,7 @@ impl Fixture {
             user: None,
             hostname: "kiln-test".into(),
             network: false,
+            cgroup: None,
         }
     }
 

@@ -77,6 +77,14 @@ pub(super) fn check(project: &Project, index: &Index<'_>, diags: &mut Diagnostic
         }
     }
     for network in &project.networks {
+        check_ports_per_bridge(
+            network,
+            attached
+                .get(network.name.value.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            diags,
+        );
         let Some(subnet) = &network.subnet else {
             continue;
         };
@@ -233,6 +241,52 @@ pub(super) fn check(project: &Project, index: &Index<'_>, diags: &mut Diagnostic
                 .help("each host has its own underlay address");
         }
     }
+}
+
+/// How many ports a Linux bridge takes (`BR_MAX_PORTS` is 1,024 and port number 0 is never
+/// given out): every container on a network is one port of its bridge.
+pub(crate) const BRIDGE_PORTS: u128 = 1023;
+
+/// A network with more members than its bridge has ports cannot come up: the kernel refuses
+/// the port after the last (`EXFULL`, "Exchange full") half-way through `kiln up`. An
+/// overlay's VXLAN device takes one port too.
+fn check_ports_per_bridge(
+    network: &crate::spec::model::Network,
+    attachments: &[(&Container, &Attachment)],
+    diags: &mut Diagnostics,
+) {
+    let overlay = network.driver == crate::spec::model::Driver::Overlay;
+    let room = BRIDGE_PORTS - u128::from(overlay);
+    let mut members: u128 = 0;
+    let mut overflow = None;
+    for &(c, a) in attachments {
+        members += u128::from(c.replicas.value);
+        if members > room && overflow.is_none() {
+            overflow = Some(a.network.span);
+        }
+    }
+    let Some(first) = overflow else {
+        return;
+    };
+    let label = if overlay {
+        format!(
+            "{room} containers at most: its bridge takes {BRIDGE_PORTS} ports, one of them the VXLAN device's"
+        )
+    } else {
+        format!("{room} containers at most: a Linux bridge takes {BRIDGE_PORTS} ports")
+    };
+    diags
+        .error(
+            Code::TooManyMembers,
+            network.name.span,
+            format!(
+                "network `{}` has {members} members but its bridge has room for {room}",
+                network.name.value
+            ),
+        )
+        .label(label)
+        .related(first, "the bridge is full before this attachment")
+        .help("spread the containers over several networks");
 }
 
 /// Two subnets of one family overlap when either holds the other's network address.
