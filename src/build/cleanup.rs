@@ -15,6 +15,8 @@ use crate::store::Store;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanReport {
     pub scratch_dirs: usize,
+    /// Cgroups of `run` steps whose kiln was killed (`kiln/<root>/build-*`).
+    pub step_cgroups: usize,
     pub unpacked_layers: usize,
 }
 
@@ -27,6 +29,14 @@ pub fn clean_state(store: &Store, state_root: &Path) -> Result<CleanReport, Buil
         remove_tree(&entry)?;
         report.scratch_dirs += 1;
     }
+    // No build of this root runs (the exclusive lock): a step's cgroup is a leftover.
+    report.step_cgroups = crate::runtime::remove_leftovers(
+        &crate::runtime::cgroup::state_root_group(state_root),
+        super::STEP_CGROUP_PREFIX,
+    )
+    .map_err(|source| BuildError::Cleanup {
+        source: Box::new(source),
+    })?;
     // Unpacked layers are keyed by chain id: keep every prefix of every tagged image's stack.
     let mut keep: BTreeSet<String> = BTreeSet::new();
     for (_, descriptor) in store.tags()? {

@@ -610,8 +610,9 @@ impl Run<'_> {
             network,
             // Device rules as a container's; named after the unique scratch directory.
             cgroup: Some(format!(
-                "{}/build-{}",
+                "{}/{}{}",
                 crate::runtime::cgroup::state_root_group(&self.options.state_root),
+                super::STEP_CGROUP_PREFIX,
                 scratch
                     .path()
                     .file_name()

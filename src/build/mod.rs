@@ -230,7 +230,15 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot remove the cgroups of killed build steps")]
+    Cleanup {
+        #[source]
+        source: Box<crate::runtime::SandboxError>,
+    },
 }
+
+/// The cgroup of a `run` step is `kiln/<root>/` this, then its scratch directory's name.
+pub(crate) const STEP_CGROUP_PREFIX: &str = "build-";
 
 impl BuildError {
     /// The span in kiln.kdl this error is about, if any.

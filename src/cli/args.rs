@@ -964,8 +964,14 @@ pub struct NetworkCreateArgs {
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<ipnetwork::IpNetwork>,
     /// No default route through this network's gateway.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "egress")]
     pub internal: bool,
+    /// Its containers reach the world outside the machine through a userspace path
+    /// (pasta, from the `passt` package): no route, address or firewall rule is added to the
+    /// machine's namespace, and its DNS forwards names kiln does not know to the machine's
+    /// resolvers. Without it a network is closed: nothing leaves kiln's topology.
+    #[arg(long)]
+    pub egress: bool,
 }
 
 #[derive(Debug, Args)]

@@ -209,6 +209,12 @@ pub(super) fn gc(cli: &Cli, args: &GcArgs) -> Result<u8, crate::Error> {
         cleaned.unpacked_layers,
         cleaned.scratch_dirs
     ))?;
+    if cleaned.step_cgroups > 0 {
+        line(format!(
+            "removed {} cgroups of build steps whose kiln was killed",
+            cleaned.step_cgroups
+        ))?;
+    }
     Ok(0)
 }
 

@@ -18,7 +18,7 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
     let root = super::state_root(cli);
     match command {
         NetworkCommand::Create(args) => {
-            match network::ensure_new(&root, &args.name, args.subnet, args.internal) {
+            match network::ensure_new(&root, &args.name, args.subnet, args.internal, args.egress) {
                 Ok(record) => {
                     line(format!(
                         "{}  {}  gateway {}",
@@ -104,7 +104,13 @@ pub(super) fn run(cli: &Cli, command: &NetworkCommand) -> Result<u8, crate::Erro
                         record.subnet,
                         record.gateway,
                         record.bridge,
-                        if record.internal { " (internal)" } else { "" }
+                        if record.internal {
+                            " (internal)"
+                        } else if record.egress {
+                            " (egress)"
+                        } else {
+                            ""
+                        }
                     ))?;
                     for member in value["members"].as_array().into_iter().flatten() {
                         let spoofing = match member["spoofed_dropped_packets"].as_u64() {
@@ -293,6 +299,9 @@ pub(super) fn inspect(root: &std::path::Path, record: &NetworkRecord) -> serde_j
         "gateway": record.gateway.to_string(),
         "bridge": record.bridge,
         "internal": record.internal,
+        "egress": record.egress,
+        // Its pasta process (see src/net/egress.rs), while it runs.
+        "egress_pid": crate::net::egress::running(root, &record.name),
         // Every attachment gets the rules (src/net/antispoof.rs); members say if theirs are.
         "anti_spoofing": "on",
         "project": record.project,

@@ -111,7 +111,12 @@ pub fn reserve(
                     mac: None,
                 },
             )?;
-            let default_gateway = (!network.internal && !default_taken).then_some(network.gateway);
+            let way_out = if network.egress {
+                super::egress::GATEWAY
+            } else {
+                network.gateway
+            };
+            let default_gateway = (!network.internal && !default_taken).then_some(way_out);
             default_taken |= default_gateway.is_some();
             let index = u16::try_from(index).unwrap_or(u16::MAX);
             Ok::<_, NetworkError>(Interface {
@@ -156,7 +161,15 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     let outside = Netlink::open_in(&host)?;
     let mut nft = Nft::open_in(&host)?;
     let mut kernel_impaired = Vec::new();
+    // An interface on an IPv4 network gets no IPv6 address from kiln, and its port drops
+    // IPv6: switched off, the container does not send its link-local chatter (router
+    // solicitations, MLD reports) into the drop counters. It is born switched off: the
+    // namespace's `default` is set before the interface is made there, which needs no
+    // RTNL lock (the per-interface file does, and spins — `restart_syscall` — while
+    // another namespace's teardown holds it), and restored afterwards.
+    let mut ipv6_default = Ipv6Default::new(&container);
     for interface in interfaces {
+        ipv6_default.set(!interface.address.is_ipv4())?;
         // A previous run's pair may still be on its way out with its namespace.
         match outside.delete_link(&interface.host_name) {
             Ok(()) | Err(NetError::NoSuchInterface { .. }) => {}
@@ -223,16 +236,9 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
             }
         }
     }
-    // An interface on an IPv4 network gets no IPv6 address from kiln, and its port drops
-    // IPv6: switched off, the container does not send its link-local chatter (router
-    // solicitations, MLD reports) into the drop counters.
-    let ipv4_only: Vec<&str> = interfaces
-        .iter()
-        .filter(|i| i.address.is_ipv4())
-        .map(|i| i.name.as_str())
-        .collect();
-    disable_ipv6(&container, &ipv4_only)?;
-    let inside = Netlink::open_in(&container)?;
+    // Restored to on, in the thread that opens the namespace's netlink socket.
+    let (restored, inside) = Netlink::open_in_after(&container, || ipv6_default.restore_here())?;
+    restored?;
     for interface in interfaces {
         if let Some(mtu) = interface.mtu {
             inside.set_mtu(&interface.name, mtu)?;
@@ -243,34 +249,65 @@ pub fn attach(state_root: &Path, pid: i32, interfaces: &[Interface]) -> Result<(
     for (name, netem) in kernel_impaired {
         inside.replace_netem(name, netem)?;
     }
-    if let Some(gateway) = interfaces.iter().find_map(|i| i.default_gateway) {
-        inside.add_default_route(gateway)?;
+    if let Some(interface) = interfaces.iter().find(|i| i.default_gateway.is_some()) {
+        let gateway = interface.default_gateway.expect("found by it");
+        if interface.address.contains(gateway) {
+            inside.add_default_route(gateway)?;
+        } else {
+            // An egress network's way out, outside its subnet (see `egress`).
+            inside.add_default_route_onlink(gateway, &interface.name)?;
+        }
     }
     Ok(())
 }
 
-/// Writes `net.ipv6.conf.NAME.disable_ipv6 = 1` for each of `names` inside `ns` (one
-/// thread). A kernel without IPv6 has no such files: nothing to do.
-fn disable_ipv6(ns: &NetNs, names: &[&str]) -> Result<(), NetError> {
-    if names.is_empty() {
-        return Ok(());
+/// `net.ipv6.conf.default.disable_ipv6` of a container's namespace: what an interface
+/// made there next is born with. Written only when it changes (one thread each time); a
+/// kernel without IPv6 has no such file: nothing to do.
+struct Ipv6Default<'a> {
+    ns: &'a NetNs,
+    /// Whether IPv6 is on by default now; `None` until kiln first wrote it (a new
+    /// namespace starts with it on).
+    enabled: Option<bool>,
+}
+
+impl<'a> Ipv6Default<'a> {
+    fn new(ns: &'a NetNs) -> Ipv6Default<'a> {
+        Ipv6Default { ns, enabled: None }
     }
-    super::run_in(ns, || {
-        for name in names {
-            let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
-            match std::fs::write(&path, "1") {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(cause) => {
-                    return Err(NetError::Io {
-                        path: path.into(),
-                        cause,
-                    });
-                }
-            }
+
+    /// Interfaces made from now on get IPv6 (`true`) or not; `true` when the namespace's
+    /// default was never changed is nothing to do.
+    fn set(&mut self, enabled: bool) -> Result<(), NetError> {
+        if self.enabled.unwrap_or(true) == enabled {
+            return Ok(());
         }
+        super::run_in(self.ns, || write_ipv6_default(enabled))??;
+        self.enabled = Some(enabled);
         Ok(())
-    })?
+    }
+
+    /// Back to on if kiln turned it off, on a thread already in the namespace.
+    fn restore_here(&self) -> Result<(), NetError> {
+        match self.enabled {
+            Some(false) => write_ipv6_default(true),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Writes `net.ipv6.conf.default.disable_ipv6` of the calling thread's namespace. No RTNL
+/// lock is taken for `default` (only for an existing interface's file).
+fn write_ipv6_default(enabled: bool) -> Result<(), NetError> {
+    let path = "/proc/sys/net/ipv6/conf/default/disable_ipv6";
+    match std::fs::write(path, if enabled { "0" } else { "1" }) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(cause) => Err(NetError::Io {
+            path: path.into(),
+            cause,
+        }),
+    }
 }
 
 /// Sets (or with `None` clears) the kernel's netem on both ends of an attachment the kernel

@@ -5,7 +5,9 @@
 //! on (so a container on two networks finds both sides with its first nameserver), and
 //! only containers that run and, if they have a health check, are healthy: replicas share
 //! a name and DNS hands out the healthy ones, rotated. Anyone else is refused; other names
-//! are NXDOMAIN (nothing is forwarded out of the topology).
+//! are NXDOMAIN — except on networks with egress, whose members' other questions go to the
+//! machine's resolvers (`dns::forward`, from this process, which runs in the machine's
+//! namespace).
 //!
 //! It is a supervised service ([`SERVICE`], see `supervise`): started by the first
 //! `network create`, started again within moments when it dies, ready once every network's
@@ -20,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::dns::message::{build_query, parse_response};
-use super::dns::{DnsServer, Lookup, NameTable};
+use super::dns::{DnsServer, Forwarder, Lookup, NameTable};
 use super::records::{NetworkRecord, NetworkRecords};
 use super::supervise::Service;
 use super::threads::in_netns;
@@ -178,7 +180,11 @@ impl Directory {
                 }
             }
         }
-        table.lookup(qname, client)
+        match table.lookup(qname, client) {
+            // kiln's own readiness probe (from the gateway) is never forwarded.
+            Lookup::NxDomain if asked.egress && client != asked.gateway => Lookup::Forward,
+            answer => answer,
+        }
     }
 }
 
@@ -216,7 +222,13 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
                 directory.refresh(&root);
                 directory.lookup(&name, qname, client)
             };
-            match DnsServer::bind_in(host.as_fd(), SocketAddr::new(network.gateway, 53), lookup) {
+            let addr = SocketAddr::new(network.gateway, 53);
+            let forwarder = network.egress.then(Forwarder::from_env);
+            let bound = in_netns(host.as_fd(), || UdpSocket::bind(addr))
+                .and_then(|bound| bound)
+                .map_err(|source| super::dns::DnsError::Bind { addr, source })
+                .and_then(|socket| DnsServer::serve_forwarding(socket, lookup, forwarder));
+            match bound {
                 Ok(server) => {
                     servers.insert(network.name.clone(), (network.gateway, server));
                 }

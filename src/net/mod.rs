@@ -14,6 +14,7 @@ pub mod attach;
 pub mod carrier;
 pub mod daemon;
 pub mod dns;
+pub mod egress;
 pub mod engine;
 mod error;
 pub mod host;

@@ -84,6 +84,14 @@ pub fn attach_port_names(host_veth: &str, interface: u16) -> Result<(String, Str
     ))
 }
 
+/// The bridge side of a network's egress veth (see `egress`): `kg<9 hex of
+/// blake3(network reference)>`.
+pub fn egress_veth_name(network: &str) -> Result<String, NetError> {
+    let name = format!("kg{}", short_hash(network, 9));
+    validate_ifname(&name)?;
+    Ok(name)
+}
+
 fn veth_name_hashed(
     prefix: &str,
     id: &str,

@@ -92,6 +92,16 @@ impl Netlink {
         Netlink::from_socket(socket)
     }
 
+    /// [`Netlink::open_in`], running `first` in `ns` on the same thread before the socket
+    /// is made: one thread for both (a sysctl of the namespace, say).
+    pub fn open_in_after<T: Send>(
+        ns: &NetNs,
+        first: impl FnOnce() -> T + Send,
+    ) -> Result<(T, Netlink), NetError> {
+        let (value, socket) = run_in(ns, || (first(), route_socket()))?;
+        Ok((value, Netlink::from_socket(socket?)?))
+    }
+
     fn from_socket(socket: OwnedFd) -> Result<Netlink, NetError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -321,6 +331,23 @@ impl Netlink {
             ),
         };
         self.add_route(any, Some(gateway), None)
+    }
+
+    /// `ip route add default via GATEWAY dev DEVICE onlink`: a gateway outside the device's
+    /// subnet, reached by asking for it on the device's link (an egress network's gateway,
+    /// `169.254.1.1`, is answered by its egress namespace on the bridge: see `egress`).
+    pub fn add_default_route_onlink(&self, gateway: IpAddr, device: &str) -> Result<(), NetError> {
+        let target = format!("default route via {gateway} onlink");
+        let builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(IpAddr::from([0u8, 0, 0, 0]), 0)
+            .map_err(invalid_route(&target))?
+            .gateway(gateway)
+            .map_err(invalid_route(&target))?
+            .output_interface(self.index_of("add a route through", device)?);
+        let mut message = builder.build();
+        message.header.flags |= rtnetlink::packet_route::route::RouteFlags::Onlink;
+        self.block(self.handle.route().add(message).execute())
+            .map_err(other_error("add", &target))
     }
 
     /// `ip route add DESTINATION [via GATEWAY] [dev NAME]`.

@@ -33,6 +33,15 @@ pub enum NetworkError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Service(#[from] super::supervise::ServiceError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Egress(#[from] super::egress::EgressError),
+    #[error("network {name} exists {existing}")]
+    #[diagnostic(help("remove it first (`kiln network rm {name}`), or declare it as it is"))]
+    EgressMismatch {
+        name: String,
+        existing: &'static str,
+    },
     #[error("no free /24 left in 10.89.0.0/16 for network {name}")]
     #[diagnostic(help("give the network a subnet: `network \"{name}\" subnet=\"10.90.0.0/24\"`"))]
     NoFreeSubnet { name: String },
@@ -57,6 +66,7 @@ pub fn create(
     name: &str,
     subnet: IpNetwork,
     internal: bool,
+    egress: bool,
     project: Option<&str>,
 ) -> Result<NetworkRecord, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
@@ -67,17 +77,22 @@ pub fn create(
     }
     let reference = crate::scope::qualify(project, name);
     let bridge = super::names::bridge_name(&reference)?;
-    let record = NetworkRecord::new(
+    let mut record = NetworkRecord::new(
         &reference,
         subnet,
         internal,
         bridge,
         project.map(str::to_string),
     )?;
+    record.egress = egress;
     records.create(&record)?;
     if let Err(err) = make_bridge(state_root, &record) {
         let _ = records.remove(&reference);
         return Err(err);
+    }
+    if egress && let Err(err) = super::egress::up(state_root, &record) {
+        let _ = remove(state_root, &reference);
+        return Err(err.into());
     }
     super::supervise::ensure(state_root)?;
     Ok(record)
@@ -105,6 +120,7 @@ pub fn ensure(
     name: &str,
     subnet: Option<IpNetwork>,
     internal: bool,
+    egress: bool,
     project: Option<&str>,
 ) -> Result<NetworkRecord, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
@@ -118,11 +134,24 @@ pub fn ensure(
                 wanted,
             });
         }
+        if existing.egress != egress {
+            return Err(NetworkError::EgressMismatch {
+                name: existing.name.clone(),
+                existing: if existing.egress {
+                    "with egress"
+                } else {
+                    "without egress"
+                },
+            });
+        }
         // The record may have outlived its bridge (the kiln host namespace was removed by
         // hand, or the machine rebooted): make it again.
         let host = HostNamespace::ensure(state_root)?;
         if Netlink::open_in(&host)?.link(&existing.bridge)?.is_none() {
             make_bridge(state_root, &existing)?;
+        }
+        if existing.egress {
+            super::egress::up(state_root, &existing)?;
         }
         super::supervise::ensure(state_root)?;
         return Ok(existing);
@@ -131,7 +160,7 @@ pub fn ensure(
         Some(subnet) => subnet,
         None => free_subnet(&records.list()?, name)?,
     };
-    create(state_root, name, subnet, internal, project)
+    create(state_root, name, subnet, internal, egress, project)
 }
 
 fn free_subnet(existing: &[NetworkRecord], name: &str) -> Result<IpNetwork, NetworkError> {
@@ -154,12 +183,13 @@ pub fn ensure_new(
     name: &str,
     subnet: Option<IpNetwork>,
     internal: bool,
+    egress: bool,
 ) -> Result<NetworkRecord, NetworkError> {
     let subnet = match subnet {
         Some(subnet) => subnet,
         None => free_subnet(&NetworkRecords::open(state_root)?.list()?, name)?,
     };
-    create(state_root, name, subnet, internal, None)
+    create(state_root, name, subnet, internal, egress, None)
 }
 
 /// Removes a network (by reference: `front`, `shop/front`): refused while containers are
@@ -169,6 +199,11 @@ pub fn ensure_new(
 pub fn remove(state_root: &Path, name: &str) -> Result<NetworkRecord, NetworkError> {
     let records = NetworkRecords::open(state_root)?;
     prune_members(state_root, &records, name)?;
+    if let Some(record) = records.find(name)?
+        && record.egress
+    {
+        super::egress::down(state_root, &record)?;
+    }
     let record = records.remove(name)?;
     if let Ok(host) = super::NetNs::open(&HostNamespace::path(state_root)) {
         match Netlink::open_in(&host)?.delete_link(&record.bridge) {

@@ -80,6 +80,8 @@ const UDATA_RULE_COMMENT: u8 = 0;
 
 /// `NF_NETDEV_INGRESS`.
 const HOOK_INGRESS: u32 = 0;
+/// `NF_INET_POST_ROUTING`.
+const HOOK_POSTROUTING: u32 = 4;
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
 /// The verdict register and the first 16-byte data register.
@@ -89,6 +91,7 @@ pub(crate) const REG_1: u32 = 1;
 /// Address families of tables (`NFPROTO_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Family {
+    Ipv4 = 2,
     Netdev = 5,
 }
 
@@ -135,6 +138,8 @@ pub(crate) enum Expr {
     },
     Counter,
     Drop,
+    /// Source NAT to the address of the interface the packet leaves by (`masquerade`).
+    Masquerade,
 }
 
 /// A rule: its expressions and a comment (`nft list` shows it; counters are found by it).
@@ -156,6 +161,14 @@ pub(crate) enum Op<'a> {
         table: &'a str,
         chain: &'a str,
         device: &'a str,
+        priority: i32,
+    },
+    /// Creates a NAT base chain on the postrouting hook, policy accept (an `ip` family
+    /// table: `type nat hook postrouting`).
+    AddPostroutingNatChain {
+        family: Family,
+        table: &'a str,
+        chain: &'a str,
         priority: i32,
     },
     /// Deletes a chain and its rules.
@@ -432,6 +445,23 @@ fn encode(op: &Op<'_>, seq: u32) -> Message {
             m.put_str(NFTA_CHAIN_TYPE, "filter");
             m
         }
+        Op::AddPostroutingNatChain {
+            family,
+            table,
+            chain,
+            priority,
+        } => {
+            let mut m = nft_message(NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, seq, family);
+            m.put_str(NFTA_CHAIN_TABLE, table);
+            m.put_str(NFTA_CHAIN_NAME, chain);
+            m.begin(NFTA_CHAIN_HOOK);
+            m.put_be32(NFTA_HOOK_HOOKNUM, HOOK_POSTROUTING);
+            m.put_be32(NFTA_HOOK_PRIORITY, priority as u32);
+            m.end();
+            m.put_be32(NFTA_CHAIN_POLICY, NF_ACCEPT);
+            m.put_str(NFTA_CHAIN_TYPE, "nat");
+            m
+        }
         Op::DelChain {
             family,
             table,
@@ -508,6 +538,10 @@ fn encode_expr(m: &mut Message, expr: &Expr) {
             m.end();
             m.end();
             m.end();
+        }
+        Expr::Masquerade => {
+            // No attributes: no port range, no flags.
+            m.put_str(NFTA_EXPR_NAME, "masq");
         }
     }
     m.end();

@@ -94,6 +94,10 @@ pub struct NetworkRecord {
     pub gateway: IpAddr,
     /// No route out of kiln's topology.
     pub internal: bool,
+    /// Its containers reach the world outside the machine through its egress namespace
+    /// (see `egress`), and its DNS forwards the names kiln does not know.
+    #[serde(default)]
+    pub egress: bool,
     /// The bridge device in kiln's network namespace.
     pub bridge: String,
     /// RFC 3339, UTC.
@@ -179,6 +183,7 @@ impl NetworkRecord {
             subnet,
             gateway: ipam::gateway(subnet)?,
             internal,
+            egress: false,
             bridge,
             created: crate::timestamp::now(),
             project,

@@ -89,6 +89,7 @@ pub fn simulate(state_root: &Path, plan: &ProjectPlan) -> Result<Simulated, Proj
                 &network.name,
                 network.subnet,
                 network.internal,
+                network.egress,
                 Some(project),
             )
             .map_err(network_error)?;

@@ -48,6 +48,8 @@ pub struct NetworkPlan {
     /// `None`: the first free /24 of 10.89.0.0/16.
     pub subnet: Option<IpNetwork>,
     pub internal: bool,
+    /// `egress=#true`: a way out of the machine (see `net::egress`).
+    pub egress: bool,
     /// The VNI of an overlay network (`driver="overlay"`); `None` for a bridge.
     pub vni: Option<u32>,
 }
@@ -220,6 +222,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> ProjectPlan {
             name: n.name.value.clone(),
             subnet: n.subnet.as_ref().map(|s| s.value),
             internal: n.internal,
+            egress: n.egress,
             vni: (n.driver == Driver::Overlay).then(|| n.vni(&project.name)),
         })
         .collect();

@@ -227,6 +227,7 @@ fn make_networks(
             &network.name,
             network.subnet,
             network.internal,
+            network.egress,
             Some(&plan.project),
         ) {
             Ok(record) => {

@@ -66,7 +66,7 @@ pub use hook::HookError;
 pub use output::OutputTail;
 pub use plan::{RootfsLayout, default_path, plan, plan_container, sandbox_oci_spec};
 pub use sandbox::{NoObserver, SandboxObserver, TraceEvent, run};
-pub use sandbox_cgroup::{interrupt, interrupted};
+pub use sandbox_cgroup::{interrupt, interrupted, remove_leftovers};
 pub use seccomp::{
     BpfInstruction, PROFILE_ANNOTATION, Profile, SeccompChoice, SeccompError, SeccompFilter,
     UNCONFINED, default_seccomp,
@@ -192,6 +192,11 @@ pub enum SandboxError {
     BadHostname { hostname: String },
     #[error("mount destination `{path}` must be an absolute path without `..`")]
     BadMountDestination { path: String },
+    #[error("working directory `{path}` must be an absolute path without `..`")]
+    #[diagnostic(help(
+        "the image's `WorkingDir` or `-w` names it; `..` is refused, never resolved on the host"
+    ))]
+    BadWorkdir { path: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Seccomp(Box<SeccompError>),

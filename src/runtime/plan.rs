@@ -368,7 +368,10 @@ pub(crate) fn plan_with(
     if options.create_cwd {
         // Docker's WORKDIR creates a missing directory at run time too: inside the root.
         steps.push(SetupStep::Resolve {
-            path: in_root(&cwd)?,
+            path: in_root(&cwd).map_err(|err| match err {
+                SandboxError::BadMountDestination { path } => SandboxError::BadWorkdir { path },
+                other => other,
+            })?,
             how: How::DIR,
             purpose: Purpose::Workdir,
         });

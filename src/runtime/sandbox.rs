@@ -323,6 +323,10 @@ fn child_main(context: &ChildContext<'_>) -> isize {
     unsafe {
         // If kiln dies, so does the sandbox (and with pid 1, its whole pid namespace).
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // Until execve (which resets it) this process is the kiln binary inside the
+        // container: not dumpable, so that no process there may open its /proc/PID/exe
+        // (CVE-2019-5736) or ptrace it, whatever capabilities it has dropped to.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
         // The command starts with every signal at its default and none blocked. An
         // ignored signal stays ignored across execve (Rust ignores SIGPIPE, and kiln's own
         // parent may ignore others), and the layer must not depend on that. The raw

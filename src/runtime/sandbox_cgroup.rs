@@ -100,6 +100,35 @@ impl SandboxCgroup {
     }
 }
 
+/// Removes the cgroups directly below `parent` whose name starts with `prefix`, killing
+/// what is left in them first, then `parent` and its ancestors once empty: what sandboxes
+/// whose kiln was killed with SIGKILL left (`kiln gc`, while no build of the state root
+/// runs). Returns how many it removed; none without a cgroup filesystem.
+pub fn remove_leftovers(parent: &str, prefix: &str) -> Result<usize, SandboxError> {
+    let Ok(hierarchy) = Hierarchy::detect() else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for name in hierarchy.list(parent).map_err(SandboxError::cgroup)? {
+        let leftover = name
+            .strip_prefix(parent)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|leaf| !leaf.contains('/') && leaf.starts_with(prefix));
+        if !leftover {
+            continue;
+        }
+        if let Some(cgroup) = hierarchy.open(&name).map_err(SandboxError::cgroup)? {
+            SandboxCgroup {
+                hierarchy: hierarchy.clone(),
+                cgroup: Some(cgroup),
+            }
+            .remove()?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 impl Drop for SandboxCgroup {
     fn drop(&mut self) {
         let _ = self.remove_now();

@@ -79,6 +79,7 @@ codes! {
     InvalidCpus => "invalid-cpus", "`cpus` is zero or negative";
     ImpairmentOutOfRange => "impairment-out-of-range", "an impairment value outside what netem accepts";
     ImpairmentConflict => "impairment-conflict", "two impairment settings that exclude each other";
+    EgressConflict => "egress-conflict", "a network with `egress=#true` that is also `internal` or an overlay";
     EmptyHealth => "empty-health", "a `health` block has no probe";
     EmptyBlock => "empty-block", "a test's `fault` block without exactly one fault, or an `eventually` block without an assertion";
     InvalidChoice => "invalid-choice", "a value that is not one of the allowed choices";

@@ -211,6 +211,8 @@ pub struct Network {
     pub name: Name,
     pub subnet: Option<Spanned<IpNetwork>>,
     pub internal: bool,
+    /// `egress=#true`: its containers reach the world outside the machine (pasta).
+    pub egress: bool,
     pub driver: Driver,
     /// `vni=` of an overlay network; [`Network::vni`] derives one when it is absent.
     #[serde(skip_serializing_if = "Option::is_none")]

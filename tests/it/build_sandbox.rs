@@ -4,9 +4,10 @@
 //! or block device twin (CAP_MKNOD, as in Docker) but not open it; it cannot make a user
 //! namespace. Each step's cgroup is gone when it ends — succeeded, failed or interrupted.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 
-use crate::harness::{Lab, Project, eventually, host, images};
+use crate::harness::{Lab, Project, eventually, host, images, wait_for};
 
 /// The tools image plus `extra` steps, in a fresh root, not built yet.
 fn lab(extra: &str) -> Option<Lab> {
@@ -75,22 +76,10 @@ fn the_device_files_of_a_run_step_still_work() {
     lab.root.assert_clean();
 }
 
-#[test]
-fn ctrl_c_during_a_run_step_leaves_no_cgroup() {
-    let Some(lab) = lab("\n    run \"sleep\" \"1000\"") else {
-        return;
-    };
-    let build = lab
-        .kiln()
-        .args(["build"])
-        .command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The step runs in a cgroup of its own, below the root's, in every hierarchy: v1's
-    // devices with the allow list, and the unified one where the device program is.
-    let steps = eventually("the step's cgroup", || {
+/// The cgroup directories of the `run` step that runs now (every hierarchy), once the
+/// step is in them.
+fn running_step(lab: &Lab) -> Vec<PathBuf> {
+    eventually("the step's cgroup", || {
         let steps: Vec<_> = host::cgroups_of(lab.path())
             .iter()
             .flat_map(|parent| std::fs::read_dir(parent).into_iter().flatten().flatten())
@@ -111,7 +100,56 @@ fn ctrl_c_during_a_run_step_leaves_no_cgroup() {
         } else {
             Ok(steps)
         }
+    })
+}
+
+#[test]
+fn the_cgroup_of_a_step_whose_kiln_was_killed_is_removed_by_gc() {
+    let Some(lab) = lab("\n    run \"sleep\" \"1000\"") else {
+        return;
+    };
+    let mut build = lab
+        .kiln()
+        .args(["build"])
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let steps = running_step(&lab);
+    build.kill().unwrap();
+    build.wait().unwrap();
+    // The step died with kiln (PR_SET_PDEATHSIG); its empty cgroup is what is left.
+    wait_for("the step to die", || {
+        steps.iter().all(|dir| {
+            std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty())
+        })
     });
+    assert!(!host::cgroups_of(lab.path()).is_empty());
+    lab.kiln()
+        .args(["gc"])
+        .run()
+        .success()
+        .stdout_contains("removed 1 cgroups of build steps whose kiln was killed");
+    lab.root.assert_clean();
+}
+
+#[test]
+fn ctrl_c_during_a_run_step_leaves_no_cgroup() {
+    let Some(lab) = lab("\n    run \"sleep\" \"1000\"") else {
+        return;
+    };
+    let build = lab
+        .kiln()
+        .args(["build"])
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The step runs in a cgroup of its own, below the root's, in every hierarchy: v1's
+    // devices with the allow list, and the unified one where the device program is.
+    let steps = running_step(&lab);
     let unified = steps
         .iter()
         .any(|dir| dir.join("cgroup.controllers").exists());

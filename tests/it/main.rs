@@ -9,6 +9,7 @@
 
 mod antispoof;
 mod archive;
+mod attach_ipv6;
 mod book;
 mod book_console;
 mod build;
@@ -22,7 +23,9 @@ mod copy;
 mod detach;
 mod devices;
 mod diagnostics;
+mod egress;
 mod examples;
+mod exe_of_kiln;
 mod exec;
 mod fuzz;
 mod fuzz_archives;

@@ -16,6 +16,10 @@ pub enum Lookup {
     NxDomain,
     /// The name's IPv4 addresses (empty: the name exists but has none).
     Addresses(Vec<Ipv4Addr>),
+    /// Not a name of kiln's, on a network that forwards (`egress`): the machine's resolvers
+    /// answer. [`respond`] answers SERVFAIL for it, which the server sends only when the
+    /// forwarding fails.
+    Forward,
 }
 
 pub const TYPE_A: u16 = 1;
@@ -30,6 +34,7 @@ pub const CLASS_ANY: u16 = 255;
 pub enum Rcode {
     NoError = 0,
     FormErr = 1,
+    ServFail = 2,
     NxDomain = 3,
     NotImp = 4,
     Refused = 5,
@@ -232,6 +237,7 @@ pub fn respond(
     Some(match lookup(&query.name) {
         Lookup::Refused => answer(&query, Rcode::Refused, &[]),
         Lookup::NxDomain => answer(&query, Rcode::NxDomain, &[]),
+        Lookup::Forward => answer(&query, Rcode::ServFail, &[]),
         Lookup::Addresses(mut addresses) => {
             if !matches!(query.qtype, TYPE_A | TYPE_ANY) {
                 // AAAA and the rest: the name exists, with no such records (NODATA).

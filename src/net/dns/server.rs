@@ -2,8 +2,9 @@
 //! in kiln's network namespace) and a thread answering from a lookup function until it is
 //! shut down.
 //!
-//! It does not forward anything to other resolvers, and it does not know what a name
-//! means: the lookup function does (see [`super::NameTable`]).
+//! It does not know what a name means: the lookup function does (see
+//! [`super::NameTable`]); when it says [`Lookup::Forward`] and the server was given a
+//! [`Forwarder`], the query goes to the machine's resolvers.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -11,6 +12,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::forward::Forwarder;
 use super::message::{self, Lookup};
 use crate::net::threads::{Stop, Wait, in_netns};
 
@@ -61,13 +65,24 @@ impl DnsServer {
 
     /// Serves on a socket bound already (in whatever namespace it was made).
     pub fn serve(socket: UdpSocket, lookup: impl LookupFn) -> Result<DnsServer, DnsError> {
+        DnsServer::serve_forwarding(socket, lookup, None)
+    }
+
+    /// [`DnsServer::serve`], and names the lookup says to forward ([`Lookup::Forward`]) go
+    /// to `forwarder`'s upstreams, from a thread of the caller's namespace (at most
+    /// [`MAX_FORWARDS`] at a time; more are answered SERVFAIL).
+    pub fn serve_forwarding(
+        socket: UdpSocket,
+        lookup: impl LookupFn,
+        forwarder: Option<Forwarder>,
+    ) -> Result<DnsServer, DnsError> {
         let local_addr = socket.local_addr().map_err(DnsError::Start)?;
         let stop = Arc::new(Stop::new().map_err(DnsError::Start)?);
         let thread = std::thread::Builder::new()
             .name(format!("kiln-dns {local_addr}"))
             .spawn({
                 let stop = Arc::clone(&stop);
-                move || serve_until_stopped(&socket, &lookup, &stop)
+                move || serve_until_stopped(&socket, &lookup, forwarder.as_ref(), &stop)
             })
             .map_err(DnsError::Start)?;
         Ok(DnsServer {
@@ -100,7 +115,16 @@ impl Drop for DnsServer {
     }
 }
 
-fn serve_until_stopped(socket: &UdpSocket, lookup: &impl LookupFn, stop: &Stop) {
+/// How many forwarded queries may wait for an upstream at once.
+pub const MAX_FORWARDS: usize = 64;
+
+fn serve_until_stopped(
+    socket: &UdpSocket,
+    lookup: &impl LookupFn,
+    forwarder: Option<&Forwarder>,
+    stop: &Stop,
+) {
+    let in_flight = Arc::new(AtomicUsize::new(0));
     // Big enough for any query with EDNS options; longer datagrams are cut and then
     // answered FORMERR or as far as they parse.
     let mut buffer = [0u8; 4096];
@@ -117,10 +141,40 @@ fn serve_until_stopped(socket: &UdpSocket, lookup: &impl LookupFn, stop: &Stop) 
             continue;
         };
         let client_ip = client.ip().to_canonical();
-        let reply = message::respond(&buffer[..len], |name| lookup(name, client_ip), rotation);
+        let mut forward = false;
+        let reply = message::respond(
+            &buffer[..len],
+            |name| {
+                let found = lookup(name, client_ip);
+                forward = found == Lookup::Forward;
+                found
+            },
+            rotation,
+        );
         rotation = rotation.wrapping_add(1);
-        if let Some(reply) = reply {
-            let _ = socket.send_to(&reply, client);
+        let Some(reply) = reply else { continue };
+        if forward
+            && let Some(forwarder) = forwarder
+            && in_flight.load(Ordering::Acquire) < MAX_FORWARDS
+            && let Ok(replier) = socket.try_clone()
+        {
+            let forwarder = forwarder.clone();
+            let query = buffer[..len].to_vec();
+            let fallback = reply.clone();
+            let counted = Arc::clone(&in_flight);
+            in_flight.fetch_add(1, Ordering::AcqRel);
+            let spawned = std::thread::Builder::new()
+                .name("kiln-dns-forward".to_string())
+                .spawn(move || {
+                    let answer = forwarder.ask(&query).unwrap_or(fallback);
+                    let _ = replier.send_to(&answer, client);
+                    counted.fetch_sub(1, Ordering::AcqRel);
+                });
+            if spawned.is_ok() {
+                continue;
+            }
+            in_flight.fetch_sub(1, Ordering::AcqRel);
         }
+        let _ = socket.send_to(&reply, client);
     }
 }

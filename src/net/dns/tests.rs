@@ -369,3 +369,49 @@ fn resolver_files() {
          10.89.0.10\tweb web.hello-web\n"
     );
 }
+
+#[test]
+fn a_forwarded_name_gets_the_upstreams_answer_and_servfail_without_one() {
+    // The upstream: answers everything with its own marker (an answer count of 7).
+    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 512];
+        while let Ok((len, peer)) = upstream.recv_from(&mut buffer) {
+            let mut reply = buffer[..len].to_vec();
+            reply[2] |= 0x80;
+            reply[7] = 7;
+            let _ = upstream.send_to(&reply, peer);
+        }
+    });
+    let lookup = |name: &str, _: IpAddr| match name {
+        "web" => Lookup::Addresses(vec![v4("10.89.0.10")]),
+        _ => Lookup::Forward,
+    };
+    let ask = |server: &DnsServer, name: &str| {
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client
+            .send_to(&build_query(9, name, TYPE_A), server.local_addr())
+            .unwrap();
+        let mut buffer = [0u8; 512];
+        let len = client.recv(&mut buffer).unwrap();
+        buffer[..len].to_vec()
+    };
+    let forwarding = DnsServer::serve_forwarding(
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        lookup,
+        Some(Forwarder::fixed(vec![upstream_addr])),
+    )
+    .unwrap();
+    assert_eq!(ask(&forwarding, "world.example")[7], 7);
+    // kiln's own names are never forwarded.
+    let web = parse_response(&ask(&forwarding, "web")).unwrap();
+    assert_eq!(web.addresses, vec![v4("10.89.0.10")]);
+    forwarding.shutdown();
+    let closed = DnsServer::serve(UdpSocket::bind("127.0.0.1:0").unwrap(), lookup).unwrap();
+    let reply = parse_response(&ask(&closed, "world.example")).unwrap();
+    assert_eq!(reply.rcode, Rcode::ServFail as u8);
+}

@@ -135,6 +135,11 @@ pub(super) fn child_main(context: &JoinContext<'_>) -> isize {
     // (the parent keeps them until clone returned, and we have our own copies).
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // Not dumpable until execve (which resets it): the process the container sees
+        // join it is the kiln binary, and its /proc/PID/exe must not open for the
+        // container's root (CVE-2019-5736) once it has dropped to the container's
+        // capabilities. fork keeps it, so the child that enters the pid namespace has it.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
         reset_signals();
         crate::runtime::sandbox::await_go_ahead(context.sync);
         // No other descriptor of kiln's may reach the command (the namespaces' included).

@@ -454,6 +454,20 @@ fn unsupported_specs_are_refused() {
         ),
         Err(SandboxError::BadMountDestination { .. })
     ));
+    // An image's `WorkingDir` with `..` is named as what it is, not as a mount.
+    let mut climbing = base.clone();
+    let mut process = climbing.process().clone().unwrap();
+    process.set_cwd("/proc/self/cwd/../../tmp".into());
+    climbing.set_process(Some(process));
+    let options = PlanOptions {
+        create_cwd: true,
+        ..PlanOptions::default()
+    };
+    let error = plan_with(&climbing, &layout(), options, &HostCgroups::V2).unwrap_err();
+    assert!(
+        matches!(&error, SandboxError::BadWorkdir { path } if path == "/proc/self/cwd/../../tmp"),
+        "{error:?}"
+    );
 }
 
 #[test]

@@ -179,7 +179,7 @@ fn parse_project(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, out:
 }
 
 fn parse_network(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Option<Network> {
-    let usage = "network \"NAME\" subnet=\"10.89.0.0/24\" [internal=#true] [driver=\"bridge\"|\"overlay\"] [vni=N]";
+    let usage = "network \"NAME\" subnet=\"10.89.0.0/24\" [internal=#true|egress=#true] [driver=\"bridge\"|\"overlay\"] [vni=N]";
     let mut n = Node::new(node, file, diags, usage);
     let name = n.str_arg(diags, 0, "a name");
     n.max_args(diags, 1);
@@ -187,6 +187,7 @@ fn parse_network(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> O
         .prop_any("subnet")
         .and_then(|v| values::subnet(diags, v, "`subnet`"));
     let internal = n.prop_bool(diags, "internal").is_some_and(|b| b.value);
+    let egress = n.prop_bool(diags, "egress").filter(|b| b.value);
     let driver = n.prop_any("driver").and_then(|v| {
         values::choice(
             diags,
@@ -217,6 +218,27 @@ fn parse_network(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> O
             .label("a bridge network has no VXLAN identifier")
             .help("add `driver=\"overlay\"`, or remove `vni`");
     }
+    if let Some(egress) = &egress {
+        if internal {
+            diags
+                .error(
+                    Code::EgressConflict,
+                    egress.span,
+                    "an `internal` network cannot have `egress`",
+                )
+                .label("a way out of the topology")
+                .help("remove `internal=#true` or `egress=#true`: internal means no way out");
+        } else if overlay {
+            diags
+                .error(
+                    Code::EgressConflict,
+                    egress.span,
+                    "an overlay network cannot have `egress` yet",
+                )
+                .label("egress is made for bridge networks")
+                .help("put the containers that must reach the outside on a bridge network with `egress=#true` as well");
+        }
+    }
     if overlay && subnet.is_none() {
         diags
             .error(
@@ -233,6 +255,7 @@ fn parse_network(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> O
         name,
         subnet,
         internal,
+        egress: egress.is_some(),
         driver: driver.map_or(Driver::Bridge, |d| d.value),
         vni: vni.filter(|_| overlay),
     })

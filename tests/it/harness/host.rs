@@ -85,7 +85,7 @@ pub fn machine_links() -> Vec<String> {
 
 /// Interfaces in the machine's namespace named as kiln names its bridges (`kb-…`, `kb.…`),
 /// veth ends (`kv…-N`, `kp…-N`) and the ports of its impairment engine (`kel…-a|b`,
-/// `kec…-N`, `keb…-N`): kiln makes those only in its own host namespace, so any here is a
+/// `kec…-N`, `keb…-N`) and egress veths (`kg…`): kiln makes those only in its own host namespace, so any here is a
 /// leak, whichever test made it.
 pub fn kiln_links_on_the_machine() -> Vec<String> {
     let veth = |name: &str, prefix: &str, digits: usize, suffix: fn(&str) -> bool| {
@@ -107,6 +107,9 @@ pub fn kiln_links_on_the_machine() -> Vec<String> {
                 || veth(n, "kec", 8, number)
                 || veth(n, "keb", 8, number)
                 || veth(n, "kel", 8, side)
+                || n.strip_prefix("kg").is_some_and(|hash| {
+                    hash.len() == 9 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                })
         })
         .collect()
 }

@@ -109,6 +109,22 @@ impl Kiln {
         self
     }
 
+    /// Runs kiln inside the network namespace pinned at `pin` (it enters it between fork
+    /// and exec): for tests where a namespace of theirs plays the machine (see `World`).
+    pub fn netns(mut self, pin: &Path) -> Kiln {
+        use std::os::unix::process::CommandExt;
+        let ns = std::fs::File::open(pin).expect("a pinned network namespace");
+        // SAFETY: the closure runs between fork and exec and only calls setns(2), which is
+        // async-signal-safe; it allocates nothing.
+        unsafe {
+            self.command.pre_exec(move || {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        self
+    }
+
     /// Feeds `input` to kiln's stdin (otherwise stdin is empty).
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Kiln {
         self.stdin = Some(input.into());

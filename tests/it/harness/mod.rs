@@ -13,6 +13,7 @@
 //!   programs that read what kiln writes (skopeo, umoci, Python);
 //! - [`is_root`], [`which`] and [`has_python`] say whether a test can run here: without CI
 //!   they print a note and the test skips; under CI (`CI` set) they fail it instead;
+//! - [`world`] makes namespaces that play the machine and the world outside it, for egress;
 //! - [`markdown`] reads fenced blocks from the book, [`console`] runs its console sessions;
 //! - [`tree`] lists file trees (a directory, an image's layers) to compare them;
 //! - [`repo`], [`example`], [`examples`] and [`assert_golden`] find the repository's files.
@@ -32,6 +33,7 @@ mod root;
 pub mod tools;
 pub mod tree;
 mod wait;
+pub mod world;
 
 pub use files::{assert_golden, example, examples, repo};
 pub use kiln::{Kiln, Ran};
