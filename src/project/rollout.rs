@@ -102,9 +102,15 @@ fn retire(
     tag: &str,
 ) -> Result<Record, ProjectError> {
     containers::stop(records, current, None)?;
-    let networks = NetworkRecords::open(state_root).map_err(net_error)?;
-    let interfaces = Launch::load(&records.dir(&current.id))
-        .map(|l| l.interfaces)
+    let launch = Launch::load(&records.dir(&current.id)).ok();
+    // A container on a simulated host has its networks in that host's network root.
+    let net_root = launch
+        .as_ref()
+        .map_or(state_root, |l| l.net_root(state_root));
+    let networks = NetworkRecords::open(net_root).map_err(net_error)?;
+    let interfaces = launch
+        .as_ref()
+        .map(|l| l.interfaces.clone())
         .unwrap_or_default();
     let mut kept = Kept {
         members: Vec::new(),
@@ -148,7 +154,11 @@ fn reinstate(
         },
         Err(source) => return Err(ContainerError::Io { path, source }.into()),
     };
-    let networks = NetworkRecords::open(state_root).map_err(net_error)?;
+    let launch = Launch::load(&records.dir(&record.id)).ok();
+    let net_root = launch
+        .as_ref()
+        .map_or(state_root, |l| l.net_root(state_root));
+    let networks = NetworkRecords::open(net_root).map_err(net_error)?;
     for kept in saved.members {
         networks
             .add_member(

@@ -712,6 +712,17 @@ mod decide {
     }
 
     #[test]
+    fn an_instance_placed_on_another_host_is_rolled_out_there() {
+        let mut db = instance("db");
+        db.host = Some("m2".to_string());
+        let mut record = existing(&db, Status::Running, None);
+        record.member.as_mut().unwrap().host = Some("m1".to_string());
+        assert_eq!(decision(&db, &record, DIGEST), Decision::Rollout);
+        record.member.as_mut().unwrap().host = Some("m2".to_string());
+        assert_eq!(decision(&db, &record, DIGEST), Decision::Keep);
+    }
+
+    #[test]
     fn an_unchanged_running_instance_is_kept() {
         let db = instance("db");
         for status in [Status::Running, Status::Restarting] {

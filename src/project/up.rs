@@ -525,7 +525,8 @@ pub(super) enum Decision {
 /// of its name as the kernel sees it now (`existing`, reconciled) and the digest its image
 /// resolves to in the store. Pure: [`assess`] does the reading.
 ///
-/// Unchanged means the same fingerprint (the node's meaning) and the same image digest. A
+/// Unchanged means the same fingerprint (the node's meaning), the same image digest and
+/// the same host (placement may move an instance when hosts or other containers change). A
 /// container of that name that is not this project's is never touched.
 pub(super) fn decide(
     project: &str,
@@ -539,7 +540,9 @@ pub(super) fn decide(
             project: project.to_string(),
         });
     };
-    let same = member.fingerprint == instance.fingerprint && existing.image_digest == image_digest;
+    let same = member.fingerprint == instance.fingerprint
+        && existing.image_digest == image_digest
+        && member.host == instance.host;
     let alive = matches!(existing.state.status, Status::Running | Status::Restarting);
     let job_done = instance.kind == ContainerKind::Job
         && existing.state.status == Status::Exited
