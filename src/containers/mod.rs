@@ -110,7 +110,6 @@ pub enum ContainerError {
         #[source]
         source: crate::env_file::EnvFileError,
     },
-    #[error("bad volume `{spec}`: {reason}")]
     #[error("bad mount `{spec}`: {reason}")]
     BadVolume {
         spec: String,

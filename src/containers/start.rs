@@ -87,7 +87,8 @@ pub fn start(
     if active(&current) {
         return Ok(false);
     }
-    if wants_terminal(&load_spec(records, &current)?) {
+    let spec = load_spec(records, &current)?;
+    if wants_terminal(&spec) {
         return Err(ContainerError::NeedsAttach {
             name: current.reference(),
         });
@@ -95,7 +96,7 @@ pub fn start(
     let current = reset(records, &current)?;
     let launch = Launch::load(&records.dir(&current.id))?;
     // The cgroup is made here so that a machine without one fails before a supervisor.
-    let made = cgroup(state_root, &current.id, &launch.limits(), false)
+    let made = cgroup(state_root, &current.id, &launch.limits(), &spec, false)
         .and_then(|_| super::detach::spawn_supervisor(state_root, &current.id));
     if let Err(err) = made {
         // A supervisor that failed cleaned its own cgroup; one never started did not.
