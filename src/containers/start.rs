@@ -39,7 +39,7 @@ fn active(record: &Record) -> bool {
 
 /// The record of a container that does not run, made ready for a new start: no stop
 /// marker, status `created`, no process or supervisor.
-fn reset(records: &Records, record: &Record) -> Result<Record, ContainerError> {
+pub(super) fn reset(records: &Records, record: &Record) -> Result<Record, ContainerError> {
     let marker = stop_marker(records, &record.id);
     match std::fs::remove_file(&marker) {
         Ok(()) => {}
