@@ -184,6 +184,6 @@ pub fn restart(
     timeout: Option<Duration>,
 ) -> Result<(), ContainerError> {
     super::control::stop(records, record, timeout)?;
-    super::start::reset(records, record)?;
+    super::lifecycle::reset(records, record)?;
     spawn_supervisor(state_root, &record.id)
 }
