@@ -16,7 +16,7 @@ use super::ContainerError;
 use super::health::HealthCheck;
 use super::lifecycle::{RunRequest, STARTED, cgroup, remove_parent_cgroups};
 use super::prepare::prepare_with;
-use super::supervise_exe::supervisor_command;
+use super::supervise_exe::{supervisor_command, supervisor_environment};
 use crate::state::{ContainerId, Record, Records};
 use crate::store::Store;
 
@@ -97,7 +97,8 @@ pub fn spawn_supervisor(state_root: &Path, id: &ContainerId) -> Result<(), Conta
     }
 }
 
-/// Runs `exe` with `args` (the first is its argv[0]) and this process's environment, in a
+/// Runs `exe` with `args` (the first is its argv[0]) and this process's environment (with
+/// the supervisor's allocator settings: `supervisor_environment`), in a
 /// session of its own, its working directory `/`, stdio on /dev/null and `report` on
 /// [`REPORT_FD`] (its only other descriptor: everything kiln opens is close-on-exec).
 fn spawn_detached(exe: &Path, args: &[&OsStr], report: &OwnedFd) -> nix::Result<nix::unistd::Pid> {
@@ -108,13 +109,9 @@ fn spawn_detached(exe: &Path, args: &[&OsStr], report: &OwnedFd) -> nix::Result<
         .iter()
         .map(|a| to_c(a))
         .collect::<nix::Result<Vec<_>>>()?;
-    let envp = std::env::vars_os()
-        .map(|(key, value)| {
-            let mut pair = key;
-            pair.push("=");
-            pair.push(value);
-            to_c(&pair)
-        })
+    let envp = supervisor_environment(std::env::vars_os())
+        .iter()
+        .map(|pair| to_c(pair))
         .collect::<nix::Result<Vec<_>>>()?;
     let mut attr = PosixSpawnAttr::init()?;
     // setsid in the child (glibc ≥ 2.26); nix names no constant for it.

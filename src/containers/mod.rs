@@ -59,7 +59,8 @@ pub use stats::{
     ContainerStats, NetIo, Sampler, cpu_percent, parse_mem_total, parse_net_dev, snapshot,
 };
 pub use supervise_exe::{
-    BUILD_STAMP, Invocation, SUPERVISOR_EXE, invocation, supervise_main, supervisor_command,
+    BUILD_STAMP, Invocation, SUPERVISOR_EXE, SUPERVISOR_TUNABLES, invocation, supervise_main,
+    supervisor_command, supervisor_environment,
 };
 pub use supervisor::{supervise, supervise_entry};
 pub use top::{columns as top_columns, top};

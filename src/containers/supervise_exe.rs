@@ -6,7 +6,9 @@
 //! `kiln-supervise` is told the build it must be ([`BUILD_STAMP`], a hash of the sources
 //! both executables are built from) and the kiln that started it: one left over from other
 //! sources (`cargo run` builds `kiln` alone) hands over to that kiln's `__supervise` instead
-//! of reading records a different kiln wrote. It does not spawn anything: `detach` does.
+//! of reading records a different kiln wrote. A supervisor runs with allocator settings
+//! for a long life after a burst of start-up work ([`SUPERVISOR_TUNABLES`]). It does not
+//! spawn anything: `detach` does.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -43,6 +45,37 @@ pub fn supervisor_command(kiln: &Path, root: &Path, id: &str) -> (PathBuf, Vec<O
         ]);
     }
     (exe, argv)
+}
+
+/// The glibc allocator settings a supervisor runs with (`GLIBC_TUNABLES`; they can only be
+/// set before the process starts): no per-thread cache of freed blocks (it holds them
+/// apart, so the heap cannot be trimmed under them), one arena, blocks of 8 KiB and more
+/// in mappings of their own. Measured: a supervisor's heap 184 kB without, 80 kB with.
+pub const SUPERVISOR_TUNABLES: &str =
+    "glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=8192";
+
+/// The environment (`KEY=VALUE`) a supervisor is started with: `vars` (kiln's own), with
+/// [`SUPERVISOR_TUNABLES`] put before any `GLIBC_TUNABLES` of kiln's (whose settings then
+/// win: a later tunable overrides an earlier one). The container's processes never see it:
+/// they get the environment of their spec.
+pub fn supervisor_environment(vars: impl Iterator<Item = (OsString, OsString)>) -> Vec<OsString> {
+    let mut tunables = OsString::from(SUPERVISOR_TUNABLES);
+    let mut env: Vec<OsString> = Vec::new();
+    for (key, value) in vars {
+        if key == "GLIBC_TUNABLES" {
+            tunables.push(":");
+            tunables.push(value);
+            continue;
+        }
+        let mut pair = key;
+        pair.push("=");
+        pair.push(value);
+        env.push(pair);
+    }
+    let mut pair = OsString::from("GLIBC_TUNABLES=");
+    pair.push(tunables);
+    env.push(pair);
+    env
 }
 
 /// What `kiln-supervise` is asked to do (its arguments after the program name).

@@ -96,9 +96,9 @@ impl StartHooks for Hooks<'_> {
 }
 
 /// The whole of a supervisor process (`kiln-supervise` and `kiln __supervise` both are
-/// this): sets its allocator up for a long life (`shed::prepare`), moves to `/` (not to keep the starting command's directory busy for as long as
-/// the container runs), takes the report pipe from [`super::REPORT_FD`] if it is open, and
-/// supervises container `id`. Returns the process's exit code; an error goes to stderr on
+/// this): sets its allocator up for a long life (`shed::prepare`), moves to `/` (not to
+/// keep the starting command's directory busy for as long as the container runs), takes
+/// the report pipe from [`super::REPORT_FD`] if it is open, and supervises container `id`. Returns the process's exit code; an error goes to stderr on
 /// one line (a supervisor's stderr is /dev/null, unless someone runs it by hand).
 pub fn supervise_entry(state_root: &Path, id: &str) -> u8 {
     crate::runtime::supervise::shed::prepare();

@@ -264,3 +264,21 @@ fn kiln_supervise_runs_when_it_lies_beside_kiln_else_kiln_supervises_itself() {
     swapped.swap(4, 6);
     assert_eq!(invocation(&swapped, BUILD_STAMP), None);
 }
+
+#[test]
+fn a_supervisor_runs_with_kilns_environment_and_its_allocator_settings_first() {
+    use std::ffi::OsString;
+    let vars = |pairs: &[(&str, &str)]| -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    };
+    let tunables = format!("GLIBC_TUNABLES={SUPERVISOR_TUNABLES}");
+    assert_eq!(
+        supervisor_environment(vars(&[("PATH", "/bin"), ("A", "b=c")]).into_iter()),
+        ["PATH=/bin", "A=b=c", tunables.as_str()].map(OsString::from)
+    );
+    // kiln's own tunables come after (a later setting wins).
+    assert_eq!(
+        supervisor_environment(vars(&[("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")]).into_iter()),
+        [format!("{tunables}:glibc.malloc.arena_max=4")].map(OsString::from)
+    );
+}
