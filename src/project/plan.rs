@@ -30,6 +30,8 @@ pub struct ProjectPlan {
     pub links: Vec<LinkPlan>,
     /// The declared hosts, in declaration order (none: everything runs on this machine).
     pub hosts: Vec<HostPlan>,
+    /// The impaired pairs of hosts of the simulated underlay (`underlay { link … }`).
+    pub underlay: Vec<super::underlay::UnderlayPath>,
 }
 
 /// A declared host: a machine of its own, or one simulated on this machine.
@@ -265,6 +267,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> Result<ProjectPlan, Contai
         networks,
         links,
         hosts,
+        underlay: super::underlay::plan(project),
     })
 }
 
