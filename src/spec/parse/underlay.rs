@@ -19,7 +19,12 @@ pub(super) fn parse_underlay(
     file: FileId,
     diags: &mut Diagnostics,
 ) -> Vec<UnderlayLink> {
-    let n = Node::new(node, file, diags, "underlay { link \"SITE\" \"SITE\" { impair … } }");
+    let n = Node::new(
+        node,
+        file,
+        diags,
+        "underlay { link \"SITE\" \"SITE\" { impair … } }",
+    );
     n.max_args(diags, 0);
     let mut links = Vec::new();
     for child in n.children().map(|d| d.nodes()).unwrap_or_default() {
