@@ -268,7 +268,8 @@ fn underlay_paths(root: &Path) -> Vec<serde_json::Value> {
     projects.dedup();
     let mut values = Vec::new();
     for project in projects {
-        let Some(engine_root) = crate::project::underlay::engine_root(root, &project) else {
+        let underlay_dir = crate::project::hosts::underlay_dir(root, &project);
+        let Some(engine_root) = crate::project::underlay::engine_root(&underlay_dir) else {
             continue;
         };
         let Ok(paths) = crate::net::engine::paths::load(&engine_root) else {
