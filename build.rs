@@ -7,6 +7,9 @@
 //! `Cargo.lock`): `kiln` and `kiln-supervise` are two executables of one library, and kiln
 //! uses the `kiln-supervise` beside it only when both were built from the same sources (a
 //! `cargo run` builds `kiln` alone and may leave an older one there).
+//!
+//! It also compiles `--init`'s pid 1 (`src/runtime/init/pid1.rs`, see there) on its own:
+//! a static executable without std or libc, which kiln embeds (`runtime::init`).
 
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
@@ -77,4 +80,32 @@ fn main() {
     // one supervisor per container. Fixed-address, they stay clean pages of the file,
     // shared by every supervisor.
     println!("cargo:rustc-link-arg-bin=kiln-supervise=-no-pie");
+    build_init(&rustc);
+}
+
+/// `OUT_DIR/kiln-init`: `pid1.rs` alone, `panic=abort`, no start files, no libc, static.
+fn build_init(rustc: &str) {
+    let source = "src/runtime/init/pid1.rs";
+    println!("cargo:rerun-if-changed={source}");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let target = std::env::var("TARGET").expect("cargo sets TARGET");
+    let status = Command::new(rustc)
+        .args(["--edition", "2024", "--crate-type", "bin", "--crate-name"])
+        .args(["kiln_init", "--target", &target])
+        .args([
+            "-C",
+            "panic=abort",
+            "-C",
+            "opt-level=s",
+            "-C",
+            "debuginfo=0",
+        ])
+        .args(["-C", "relocation-model=static", "-C", "strip=symbols"])
+        .args(["-C", "link-arg=-nostartfiles", "-C", "link-arg=-nostdlib"])
+        .args(["-C", "link-arg=-static", "-o"])
+        .arg(out.join("kiln-init"))
+        .arg(source)
+        .status()
+        .expect("run rustc for kiln-init");
+    assert!(status.success(), "compiling {source} failed");
 }
