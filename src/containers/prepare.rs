@@ -109,10 +109,17 @@ pub(crate) fn prepare_with(
         .chain(options.volumes.iter().map(|v| v.destination.as_str()))
         .chain(options.tmpfs.iter().map(|t| t.destination.as_str()))
         .collect();
+    // A project's container keeps them in the project's scope: `kiln down -v` takes them.
+    let project = request.member.as_ref().map(|m| m.project.clone());
     let mut volumes = request.volumes.clone();
     volumes.extend(
         super::mounts::image_volumes(image.config.config.volumes.keys(), &taken)
-            .map_err(release)?,
+            .map_err(release)?
+            .into_iter()
+            .map(|v| super::NamedVolume {
+                project: project.clone(),
+                ..v
+            }),
     );
     let (named, volume_references) = super::mounts::attach_volumes(
         store,

@@ -285,7 +285,14 @@ fn an_images_volumes_are_anonymous_volumes_that_rm_v_removes() {
     run "sh" "-c" "echo from the image > /seed/f"
     volume "/seed" "/cache""#,
     );
-    let Some(lab) = Lab::build(Project::new(&declared)) else {
+    let app = r#"
+project "decl"
+
+container "app" image="declared" {
+    cmd "sleep" "1000"
+}
+"#;
+    let Some(lab) = Lab::build(Project::new(&format!("{declared}{app}"))) else {
         return;
     };
     // Each of the image's volumes: an anonymous volume, filled from the image; a write
@@ -369,6 +376,27 @@ fn an_images_volumes_are_anonymous_volumes_that_rm_v_removes() {
         .run()
         .code(1)
         .stderr_contains("no such volume: nope");
+    // A project's container keeps its image's volumes in the project: `down -v` takes them.
+    lab.kiln().args(["up", "-d"]).run().success();
+    let listed = lab
+        .kiln()
+        .args(["volume", "ls", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let projects: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["project"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(projects, ["decl", "decl", "-"], "{listed}");
+    lab.kiln().args(["down", "-v"]).run().success();
+    lab.kiln()
+        .args(["volume", "ls", "-q"])
+        .run()
+        .success()
+        .stdout_is("mine\n");
     lab.kiln().args(["volume", "rm", "mine"]).run().success();
     lab.root.assert_clean();
 }
