@@ -17,6 +17,7 @@ mod health;
 mod lifecycle;
 mod logs;
 mod network;
+mod pause;
 mod prepare;
 mod probing;
 mod run;
@@ -40,6 +41,7 @@ pub use health::{Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, p
 pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
 pub use logs::{LogQuery, parse_since, read_logs};
 pub use network::Published;
+pub use pause::{is_paused, pause, thaw_if_paused, unpause};
 pub use probing::{RoundResult, probe_once};
 pub use run::{RunResult, run};
 pub use stats::{
@@ -137,6 +139,16 @@ pub enum ContainerError {
     Running { name: String },
     #[error("container {name} is not running")]
     NotRunning { name: String },
+    #[error("container {name} is already paused")]
+    #[diagnostic(help("`kiln unpause {name}` lets it run again"))]
+    AlreadyPaused { name: String },
+    #[error("container {name} is not paused")]
+    NotPaused { name: String },
+    #[error("cannot pause container {name}: this machine has no cgroup freezer")]
+    #[diagnostic(help(
+        "pausing needs the freezer controller of cgroup v1 or cgroup.freeze of cgroup v2 (Linux 5.2)"
+    ))]
+    NoFreezer { name: String },
     #[error("the container did not start: {message}")]
     SupervisorFailed { message: String, code: u8 },
     #[error("unknown signal `{signal}`")]
