@@ -107,6 +107,7 @@ pub fn kill_container(
         });
     }
     mark_stopped(records, record)?;
+    super::pause::thaw_if_paused(records.state_root(), &current);
     signal_container(&current, signal)?;
     Ok(())
 }
@@ -127,6 +128,7 @@ pub fn stop(
         return Ok(());
     }
     mark_stopped(records, record)?;
+    super::pause::thaw_if_paused(records.state_root(), &current);
     let signal = stop_signal(records, record);
     if let Some(process) = current.state.process() {
         // pid 1 of a pid namespace only gets the signals it has a handler for: one it does
@@ -200,6 +202,7 @@ pub fn remove(
         }
         // The supervisor must not start it again, and must be gone before its files are.
         mark_stopped(records, record)?;
+        super::pause::thaw_if_paused(state_root, &current);
         wait_supervisor(records, record, true);
     }
     if let Ok(hierarchy) = Hierarchy::detect()

@@ -210,6 +210,10 @@ pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), Con
         record.id.as_str(),
         launch.as_ref().map(|l| l.interfaces.as_slice()),
     );
+    // Its links' engine paths: nothing to carry without it (`kiln up` makes them again).
+    if let Some(project) = record.project() {
+        let _ = crate::net::link::forget_container(&net_root, project, &record.name);
+    }
     records.remove(record)?;
     Ok(())
 }

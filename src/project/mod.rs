@@ -21,7 +21,9 @@ mod rollout;
 mod tests;
 mod up;
 
-pub use plan::{HostPlan, Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
+pub use plan::{
+    HostPlan, Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, netem as netem_of, plan,
+};
 pub use probe::LiveProber;
 pub use rollout::{PREVIOUS, health_deadline, rollback};
 pub use up::{DEFAULT_WAIT, down, project_records, up};
