@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
-use crate::harness::{Lab, Project, images, wait_for};
+use crate::harness::{Lab, Project, images};
 
 /// Prints `line 1` … `line 299` (after `line 0` and, with `wait`, once /go exists).
 fn counting(wait: bool) -> String {
@@ -43,9 +43,9 @@ fn a_log_never_grows_past_its_cap_and_reads_in_order() {
         .run()
         .success()
         .word();
-    wait_for("chatty to exit", || {
-        lab.root.ps().get("chatty")["state"] == "exited"
-    });
+    // `kiln wait` returns once the supervisor has recorded the exit, after the last line of
+    // output reached the log (`ps` says exited as soon as the process is gone).
+    lab.kiln().args(["wait", "chatty"]).run().success();
     // 300 records of ~80 bytes (24 KB) written; at most 3 files of 1 KiB kept.
     let dir = lab.path().join("containers").join(&id);
     let mut logs: Vec<(String, u64)> = std::fs::read_dir(&dir)
@@ -134,9 +134,7 @@ fn logs_follow_across_rotations_and_kdl_sets_the_cap() {
         ),
     );
     lab.kiln().args(["up", "-d"]).run().success();
-    wait_for("chatty to exit", || {
-        lab.root.ps().get("chatty")["state"] == "exited"
-    });
+    lab.kiln().args(["wait", "caps/chatty"]).run().success();
     let id = lab.root.ps().get("chatty")["id"]
         .as_str()
         .unwrap()

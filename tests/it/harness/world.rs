@@ -168,7 +168,10 @@ impl World {
             all.push_str(&String::from_utf8_lossy(&out.stdout));
         }
         // Counters and link states move on their own: only the names and settings count.
+        // An IPv6 link-local address is the kernel's own and finishes its duplicate address
+        // detection when it likes (`tentative`, then a `local fe80::…` route): left out.
         all.lines()
+            .filter(|line| !line.contains("fe80:"))
             .map(|line| {
                 line.split_whitespace()
                     .filter(|w| !w.starts_with("state") && !w.contains("UP") && !w.contains("DOWN"))
