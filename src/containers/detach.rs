@@ -14,9 +14,9 @@ use nix::libc;
 
 use super::ContainerError;
 use super::health::HealthCheck;
-use super::lifecycle::{RunRequest, STARTED, cgroup, remove_parent_cgroups, stop_marker};
+use super::lifecycle::{RunRequest, STARTED, cgroup, remove_parent_cgroups};
 use super::prepare::prepare_with;
-use crate::state::{ContainerId, Record, Records, Status};
+use crate::state::{ContainerId, Record, Records};
 use crate::store::Store;
 
 /// The descriptor on which a supervisor reports the first start.
@@ -184,18 +184,6 @@ pub fn restart(
     timeout: Option<Duration>,
 ) -> Result<(), ContainerError> {
     super::control::stop(records, record, timeout)?;
-    let marker = stop_marker(records, &record.id);
-    match std::fs::remove_file(&marker) {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(super::io_err(&marker)(err)),
-    }
-    let mut current = records.load(&record.id)?.reconciled();
-    current.state.status = Status::Created;
-    current.state.pid = None;
-    current.state.pid_start_time = None;
-    current.state.supervisor_pid = None;
-    current.state.supervisor_start_time = None;
-    records.save(&current)?;
+    super::lifecycle::reset(records, record)?;
     spawn_supervisor(state_root, &record.id)
 }

@@ -18,7 +18,7 @@ use crate::runtime::RootfsLayout;
 use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
 use crate::runtime::spec::RunOptions;
 use crate::runtime::supervise::{LogLimits, RestartPolicy};
-use crate::state::{ContainerId, Record, Records};
+use crate::state::{ContainerId, Record, Records, Status};
 
 /// What `kiln run` was asked.
 #[derive(Debug, Clone)]
@@ -216,4 +216,23 @@ pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), Con
     }
     records.remove(record)?;
     Ok(())
+}
+
+/// The record of a container that does not run, made ready for a new start: no stop
+/// marker, status `created`, no process or supervisor.
+pub(super) fn reset(records: &Records, record: &Record) -> Result<Record, ContainerError> {
+    let marker = stop_marker(records, &record.id);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(super::io_err(&marker)(err)),
+    }
+    let mut current = records.load(&record.id)?.reconciled();
+    current.state.status = Status::Created;
+    current.state.pid = None;
+    current.state.pid_start_time = None;
+    current.state.supervisor_pid = None;
+    current.state.supervisor_start_time = None;
+    records.save(&current)?;
+    Ok(current)
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::ContainerError;
 use super::health::HealthCheck;
-use super::lifecycle::{Launch, RunRequest, cgroup, cgroup_name, remove_files, stop_marker};
+use super::lifecycle::{Launch, RunRequest, cgroup, cgroup_name, remove_files};
 use super::prepare::{Prepared, prepare_with};
 use super::run::{Foreground, RunResult, run_recorded};
 use crate::runtime::cgroup::Hierarchy;
@@ -35,25 +35,6 @@ fn active(record: &Record) -> bool {
     let current = record.reconciled();
     matches!(current.state.status, Status::Running | Status::Restarting)
         || current.state.supervisor_alive()
-}
-
-/// The record of a container that does not run, made ready for a new start: no stop
-/// marker, status `created`, no process or supervisor.
-fn reset(records: &Records, record: &Record) -> Result<Record, ContainerError> {
-    let marker = stop_marker(records, &record.id);
-    match std::fs::remove_file(&marker) {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(super::io_err(&marker)(err)),
-    }
-    let mut current = records.load(&record.id)?.reconciled();
-    current.state.status = Status::Created;
-    current.state.pid = None;
-    current.state.pid_start_time = None;
-    current.state.supervisor_pid = None;
-    current.state.supervisor_start_time = None;
-    records.save(&current)?;
-    Ok(current)
 }
 
 /// The container's spec (its `config.json`).
@@ -93,7 +74,7 @@ pub fn start(
             name: current.reference(),
         });
     }
-    let current = reset(records, &current)?;
+    let current = super::lifecycle::reset(records, &current)?;
     let launch = Launch::load(&records.dir(&current.id))?;
     // The cgroup is made here so that a machine without one fails before a supervisor.
     let made = cgroup(state_root, &current.id, &launch.limits(), &spec, false)
@@ -144,7 +125,7 @@ pub fn start_attached(
         stdin,
         trace: false,
     };
-    let current = reset(records, &current)?;
+    let current = super::lifecycle::reset(records, &current)?;
     let mut prepared = Prepared {
         records: records.clone(),
         record: current,
