@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use super::args::{
     BundleArgs, Cli, ContainerOptionArgs, CreateArgs, KillArgs, LogsArgs, OutputFormat, PauseArgs,
-    PsArgs,
-    RmArgs, RunArgs, StopArgs, SuperviseArgs,
+    PsArgs, RmArgs, RunArgs, StopArgs, SuperviseArgs,
 };
 use super::error::CliError;
 use super::output::{json_line, line, table};
