@@ -102,7 +102,7 @@ impl ContainerFilter {
                     .any(|n| n.is_match(&record.name) || n.is_match(&record.reference())))
             && (self.statuses.is_empty() || {
                 let status = facts.status(record);
-                self.statuses.iter().any(|v| *v == status)
+                self.statuses.contains(&status)
             })
             && self.labels.iter().all(|(k, v)| match record.labels.get(k) {
                 Some(actual) => v.as_ref().is_none_or(|v| v == actual),
