@@ -591,7 +591,8 @@ test "fails under faults" {{
             tested.stdout()
         );
     }
-    let b = t.lab.root.ps().named("b");
+    let ps = t.lab.root.ps();
+    let b = ps.named("b");
     assert_eq!(b["paused"], false, "{b}");
     // Up again (`rtts` waits for a first reply), with its own 1 ms, not the fault's 200 ms.
     let rtt = median(&t.rtts("a", B, 5, Duration::from_millis(20)));
