@@ -261,6 +261,15 @@ pub enum Command {
     /// Stop containers and start them again (detached).
     Restart(StopArgs),
 
+    /// Pause containers: every process frozen by the cgroup freezer until `kiln unpause`
+    /// (Docker's meaning). A paused container keeps its memory, sockets and addresses; what
+    /// is sent to it waits unanswered, as for a machine that hangs. `kiln stop`, `kill` and
+    /// `rm -f` thaw it first.
+    Pause(PauseArgs),
+
+    /// Let paused containers run again.
+    Unpause(PauseArgs),
+
     /// Bring the project up: build what is missing, start its containers in dependency
     /// order, wait for health and jobs; then follow their output until Ctrl-C (-d: return).
     ///
@@ -1060,6 +1069,13 @@ pub struct StopArgs {
     /// --stop-timeout, else 10).
     #[arg(short = 't', long = "time", value_name = "SECS")]
     pub time: Option<u64>,
+    /// Containers, by name or (a prefix of their) id.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
     /// Containers, by name or (a prefix of their) id.
     #[arg(required = true)]
     pub containers: Vec<String>,

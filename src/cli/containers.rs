@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::args::{
-    BundleArgs, Cli, ContainerOptionArgs, CreateArgs, KillArgs, LogsArgs, OutputFormat, PsArgs,
-    RmArgs, RunArgs, StopArgs, SuperviseArgs,
+    BundleArgs, Cli, ContainerOptionArgs, CreateArgs, KillArgs, LogsArgs, OutputFormat, PauseArgs,
+    PsArgs, RmArgs, RunArgs, StopArgs, SuperviseArgs,
 };
 use super::error::CliError;
 use super::output::{json_line, line, table};
@@ -464,6 +464,7 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
                         "id": r.id.as_str(),
                         "image": r.image,
                         "state": r.state.status.to_string(),
+                        "paused": containers::is_paused(records.state_root(), r),
                         "exit_code": r.state.exit_code,
                         "health": r.state.health,
                         "pid": r.state.pid,
@@ -497,8 +498,10 @@ pub(super) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8, crate::Error> {
             header.extend(["IMAGE", "COMMAND", "CREATED", "STATUS"]);
             let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
             for r in &shown {
+                let paused = containers::is_paused(records.state_root(), r);
                 let status = match (r.state.status, r.state.exit_code, &r.state.health) {
                     (Status::Exited, Some(code), _) => format!("exited ({code})"),
+                    (Status::Running, _, _) if paused => "paused".to_string(),
                     (Status::Running, _, Some(health)) => format!("running ({health})"),
                     (status, _, _) => status.to_string(),
                 };
@@ -617,6 +620,18 @@ pub(super) fn kill(cli: &Cli, args: &KillArgs) -> Result<u8, crate::Error> {
     };
     for_each_container(cli, &args.containers, |records, record| {
         containers::kill_container(records, record, signal)
+    })
+}
+
+/// `kiln pause` (`freeze`) and `kiln unpause`.
+pub(super) fn pause(cli: &Cli, args: &PauseArgs, freeze: bool) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    for_each_container(cli, &args.containers, |_, record| {
+        if freeze {
+            containers::pause(&root, record)
+        } else {
+            containers::unpause(&root, record)
+        }
     })
 }
 

@@ -168,9 +168,10 @@ fn docker_json(details: &Details) -> Value {
         "Path": record.command.first(),
         "Args": record.command.iter().skip(1).collect::<Vec<_>>(),
         "State": {
-            "Status": state.status.to_string(),
+            // Docker's: a paused container runs, and its status says paused.
+            "Status": if details.paused { "paused".to_string() } else { state.status.to_string() },
             "Running": running,
-            "Paused": false,
+            "Paused": details.paused,
             "Restarting": state.status == Status::Restarting,
             "OOMKilled": state.oom_killed,
             "Dead": false,
@@ -230,6 +231,7 @@ fn text(details: &Details, value: &Value) -> Result<(), crate::Error> {
         record.image, record.image_digest
     ))?;
     let status = match (state.status, state.pid, state.exit_code) {
+        (Status::Running, Some(pid), _) if details.paused => format!("paused (pid {pid})"),
         (Status::Running, Some(pid), _) => format!("running (pid {pid})"),
         (Status::Exited, _, Some(code)) => format!("exited ({code})"),
         (status, _, _) => status.to_string(),

@@ -444,6 +444,46 @@ pub(super) fn impair(root: &Path, args: &NetworkImpairArgs) -> Result<u8, crate:
     Ok(0)
 }
 
+/// Gives END (`c:eth1` of a link or of an impaired attachment, looked up from the project
+/// `context`) `netem` — none: no impairment — and returns the impairment it had before
+/// (a link's as recorded, an attachment's as declared): what a test's `impair` fault does
+/// and undoes.
+pub(super) fn reimpair_end(
+    root: &Path,
+    context: Option<&str>,
+    endpoint: &str,
+    netem: Option<&Netem>,
+) -> Result<Option<Netem>, crate::Error> {
+    let mut records = crate::net::link::load_links(root)?;
+    let candidates = records.iter().enumerate().flat_map(|(i, l)| {
+        [&l.a, &l.b].map(|end| crate::scope::Candidate {
+            project: Some(l.project.clone()),
+            name: end.clone(),
+            item: i,
+        })
+    });
+    let found = crate::scope::resolve(crate::scope::Kind::Link, endpoint, context, candidates)
+        .map_err(crate::state::RecordError::from)
+        .map_err(crate::containers::ContainerError::from)?;
+    let Some(link) = found.and_then(|i| records.get_mut(i)) else {
+        let (record, interface) = attachment(root, context, endpoint)?;
+        let before = interface.impair.clone();
+        apply_to_attachment(root, &record, &interface, netem)?;
+        return Ok(before);
+    };
+    let before = link.impair.clone();
+    let carrier = impair_link(root, link, netem, None)?;
+    link.impair = netem.cloned();
+    link.carrier = carrier;
+    let project = link.project.clone();
+    let mine: Vec<_> = records
+        .into_iter()
+        .filter(|l| l.project == project)
+        .collect();
+    crate::net::link::save_project_links(root, &project, mine)?;
+    Ok(before)
+}
+
 /// Applies `netem` to a running link (see [`crate::net::link::reimpair`]).
 fn impair_link(
     root: &Path,
@@ -468,12 +508,34 @@ fn impair_attachment(
     args: &NetworkImpairArgs,
     netem: Option<&Netem>,
 ) -> Result<u8, crate::Error> {
+    let context = super::current_project(None);
+    let (record, interface) = attachment(root, context.as_deref(), &args.endpoint)?;
+    if args.engine.is_some() {
+        return Err(CliError::EngineOfAttachment.into());
+    }
+    let carrier = apply_to_attachment(root, &record, &interface, netem)?;
+    line(format!(
+        "{}: {} ({} engine)",
+        args.endpoint,
+        netem.map_or_else(|| "no impairment".to_string(), describe_netem),
+        carrier.name()
+    ))?;
+    Ok(0)
+}
+
+/// The container END (`web:eth0`) names and that interface of it, which must have an
+/// impairment (an attachment without one has no engine path or qdisc to change).
+fn attachment(
+    root: &Path,
+    context: Option<&str>,
+    endpoint: &str,
+) -> Result<(crate::state::Record, crate::net::attach::Interface), crate::Error> {
     let not_found = || CliError::UnknownLinkEnd {
-        end: args.endpoint.clone(),
+        end: endpoint.to_string(),
     };
-    let (container, name) = args.endpoint.split_once(':').ok_or_else(not_found)?;
+    let (container, name) = endpoint.split_once(':').ok_or_else(not_found)?;
     let records = crate::state::Records::open(root).map_err(|_| not_found())?;
-    let record = match records.resolve(container, super::current_project(None).as_deref()) {
+    let record = match records.resolve(container, context) {
         Ok(record) => record,
         Err(err @ crate::state::RecordError::AmbiguousName(_)) => {
             return Err(crate::containers::ContainerError::from(err).into());
@@ -484,27 +546,35 @@ fn impair_attachment(
         crate::containers::Launch::load(&records.dir(&record.id)).map_err(|_| not_found())?;
     let interface = launch
         .interfaces
-        .iter()
+        .into_iter()
         .find(|i| i.name == name)
         .ok_or_else(not_found)?;
     if interface.impair.is_none() {
         return Err(CliError::NothingToImpair {
-            end: args.endpoint.clone(),
+            end: endpoint.to_string(),
             network: interface.network.clone(),
         }
         .into());
     }
-    if args.engine.is_some() {
-        return Err(CliError::EngineOfAttachment.into());
-    }
+    Ok((record, interface))
+}
+
+/// Gives a running container's attachment `netem` (none: no impairment), with the engine
+/// that carries it.
+fn apply_to_attachment(
+    root: &Path,
+    record: &crate::state::Record,
+    interface: &crate::net::attach::Interface,
+    netem: Option<&Netem>,
+) -> Result<Carrier, crate::Error> {
     let Some(pid) = running_pid(root, record.project(), &record.name) else {
         return Err(CliError::LinkEndDown {
-            container: container.to_string(),
+            container: record.name.clone(),
         }
         .into());
     };
     let carrier = crate::net::impair::choose(interface.engine)?;
-    let result = match carrier {
+    match carrier {
         Carrier::Userspace => {
             let (inner, outer) = interface.ports()?;
             let default = Netem::default();
@@ -513,20 +583,11 @@ fn impair_attachment(
                 &interface.path_id(),
                 [inner, outer],
                 netem.unwrap_or(&default),
-            )
+            )?;
         }
-        Carrier::Kernel => crate::net::attach::set_impairment(root, pid, interface, netem),
-    };
-    if let Err(err) = result {
-        return Ok(report(err));
+        Carrier::Kernel => crate::net::attach::set_impairment(root, pid, interface, netem)?,
     }
-    line(format!(
-        "{}: {} ({} engine)",
-        args.endpoint,
-        netem.map_or_else(|| "no impairment".to_string(), describe_netem),
-        carrier.name()
-    ))?;
-    Ok(0)
+    Ok(carrier)
 }
 
 /// `kiln network impair END --down` / `--up`: END's interface down or up in its container

@@ -102,6 +102,8 @@ pub fn run(
         Command::Logs(args) => containers::logs(&cli, args),
         Command::Stop(args) => containers::stop(&cli, args),
         Command::Kill(args) => containers::kill(&cli, args),
+        Command::Pause(args) => containers::pause(&cli, args, true),
+        Command::Unpause(args) => containers::pause(&cli, args, false),
         Command::Restart(args) => containers::restart(&cli, args),
         Command::Up(args) => project::up(&cli, args),
         Command::Down(args) => project::down(&cli, args),

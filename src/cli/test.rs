@@ -17,6 +17,7 @@ use super::Cli;
 use super::args::{OutputFormat, ProjectArg, TestArgs, UpArgs};
 use super::error::CliError;
 use crate::containers::{self, ContainerError};
+use crate::net::Netem;
 use crate::project::assert::{self, Kind, Verdict};
 use crate::project::{LiveProber, ProjectPlan};
 use crate::spec::model::FaultAction;
@@ -80,6 +81,7 @@ pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
         } else {
             None
         },
+        impaired: std::sync::Mutex::default(),
     };
     let interrupted = on_interrupt()?;
     let mut text = TextReport {
@@ -154,7 +156,12 @@ fn needs_plan(loaded: &Loaded, names: &[String]) -> bool {
         .iter()
         .filter(|t| names.is_empty() || names.contains(&t.name.value))
         .flat_map(|t| &t.faults)
-        .any(|f| !matches!(f.value.action.value, FaultAction::LinkDown { .. }))
+        .any(|f| {
+            matches!(
+                f.value.action.value,
+                FaultAction::Stop { .. } | FaultAction::Kill { .. }
+            )
+        })
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -185,6 +192,8 @@ struct LiveFaults<'a> {
     project: String,
     /// The plan a container taken away is brought back with (when a test takes one).
     plan: Option<ProjectPlan>,
+    /// The impairment each end impaired by a fault had before it, to give back.
+    impaired: std::sync::Mutex<std::collections::BTreeMap<String, Option<Netem>>>,
 }
 
 impl LiveFaults<'_> {
@@ -208,6 +217,13 @@ impl LiveFaults<'_> {
             .resolve(name, Some(&self.project))
             .map_err(|e| one_line(&e))?;
         act(&records, &record).map_err(|e| one_line(&e))
+    }
+
+    /// Gives END `netem` (none: no impairment); the impairment it had before.
+    fn reimpair(&self, end: &str, netem: Option<&Netem>) -> Result<Option<Netem>, String> {
+        let root = super::state_root(self.cli);
+        super::links::reimpair_end(&root, Some(&self.project), end, netem)
+            .map_err(|err| one_line(&err))
     }
 
     /// Brings the instance back as `kiln up` would (its links with it).
@@ -235,6 +251,18 @@ impl assert::Faults for LiveFaults<'_> {
             FaultAction::Kill { container } => self.container(&container.value, |r, c| {
                 containers::kill_container(r, c, Signal::SIGKILL)
             }),
+            FaultAction::Pause { container } => self.container(&container.value, |r, c| {
+                containers::pause(r.state_root(), c)
+            }),
+            FaultAction::Impair { end, impairment } => {
+                let netem = crate::project::netem_of(impairment);
+                let before = self.reimpair(&end.value, Some(&netem))?;
+                self.impaired
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(end.value.clone(), before);
+                Ok(())
+            }
         }
     }
 
@@ -243,6 +271,20 @@ impl assert::Faults for LiveFaults<'_> {
             FaultAction::LinkDown { end } => self.carrier(&end.value, true),
             FaultAction::Stop { container } | FaultAction::Kill { container } => {
                 self.restore(&container.value)
+            }
+            // Whoever thawed it already (a stop, a restart) did the fault's work.
+            FaultAction::Pause { container } => self.container(&container.value, |r, c| {
+                containers::thaw_if_paused(r.state_root(), c);
+                Ok(())
+            }),
+            FaultAction::Impair { end, .. } => {
+                let before = self
+                    .impaired
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&end.value)
+                    .flatten();
+                self.reimpair(&end.value, before.as_ref()).map(|_| ())
             }
         }
     }

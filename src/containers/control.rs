@@ -129,6 +129,7 @@ pub fn kill_container(
         });
     }
     mark_stopped(records, record)?;
+    super::pause::thaw_if_paused(records.state_root(), &current);
     signal_container(&current, signal)?;
     Ok(())
 }
@@ -172,6 +173,7 @@ pub fn begin_stop(
     let annotations = annotations(records, record);
     let timeout = timeout.unwrap_or_else(|| timeout_of(&annotations));
     mark_stopped(records, record)?;
+    super::pause::thaw_if_paused(records.state_root(), &current);
     let signal = signal_of(&annotations);
     let process = current.state.process().filter(|process| {
         // pid 1 of a pid namespace only gets the signals it has a handler for: one it does
@@ -279,6 +281,7 @@ fn end_and_clear(
         }
         // The supervisor must not start it again, and must be gone before its files are.
         mark_stopped(records, record)?;
+        super::pause::thaw_if_paused(state_root, &current);
         wait_supervisor(records, record, true);
     }
     if let Ok(hierarchy) = Hierarchy::detect()

@@ -17,8 +17,8 @@ use crate::image::StoredImage;
 use crate::state::{Record, Records};
 use crate::store::Store;
 
-/// Docker's container states: kiln's containers are in the first four; the others are
-/// valid and match nothing.
+/// Docker's container states: kiln's containers are in the first five (`paused`: running,
+/// frozen by `kiln pause`); the others are valid and match nothing.
 const STATUSES: [&str; 7] = [
     "created",
     "running",
@@ -100,7 +100,10 @@ impl ContainerFilter {
                     .names
                     .iter()
                     .any(|n| n.is_match(&record.name) || n.is_match(&record.reference())))
-            && any(&self.statuses, &|v| record.state.status.to_string() == v)
+            && (self.statuses.is_empty() || {
+                let status = facts.status(record);
+                self.statuses.contains(&status)
+            })
             && self.labels.iter().all(|(k, v)| match record.labels.get(k) {
                 Some(actual) => v.as_ref().is_none_or(|v| v == actual),
                 None => false,
@@ -125,6 +128,17 @@ pub struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
+    /// Its status as Docker names it: a paused container is `paused`, not `running`.
+    fn status(&self, record: &Record) -> String {
+        if record.state.status == crate::state::Status::Running
+            && super::pause::is_paused(self.records.state_root(), record)
+        {
+            "paused".to_string()
+        } else {
+            record.state.status.to_string()
+        }
+    }
+
     pub fn new(records: &'a Records, state_root: &Path) -> Facts<'a> {
         let store_dir = state_root.join("store");
         let store = store_dir

@@ -13,13 +13,17 @@ pub struct Details {
     pub record: Record,
     pub spec: Option<oci_spec::runtime::Spec>,
     pub launch: Option<Launch>,
+    /// Frozen by `kiln pause`.
+    pub paused: bool,
 }
 
 /// Reads container `record`'s details.
 pub fn details(records: &Records, record: &Record) -> Result<Details, ContainerError> {
     let dir = records.dir(&record.id);
+    let record = records.load(&record.id)?.reconciled();
     Ok(Details {
-        record: records.load(&record.id)?.reconciled(),
+        paused: super::is_paused(records.state_root(), &record),
+        record,
         spec: oci_spec::runtime::Spec::load(dir.join("config.json")).ok(),
         launch: Launch::load(&dir).ok(),
     })

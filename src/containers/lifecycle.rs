@@ -227,6 +227,10 @@ fn held_by(records: &Records, record: &Record) -> Held {
         .as_ref()
         .and_then(|l| l.net_root.clone())
         .unwrap_or_else(|| records.state_root().to_path_buf());
+    // Its links' engine paths: nothing to carry without it (`kiln up` makes them again).
+    if let Some(project) = record.project() {
+        let _ = crate::net::link::forget_container(&net_root, project, &record.name);
+    }
     Held::new(net_root, record.id.as_str(), launch.map(|l| l.interfaces))
 }
 

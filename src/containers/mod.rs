@@ -20,6 +20,7 @@ mod lifecycle;
 mod logs;
 mod mounts;
 mod network;
+mod pause;
 mod port;
 mod prepare;
 mod probing;
@@ -53,6 +54,7 @@ pub use lifecycle::{
 pub use logs::{LogQuery, parse_log_opts, parse_since, read_logs};
 pub use mounts::{Mount, NamedVolume, parse_mount, parse_volume};
 pub use network::{Held, Published, release_all};
+pub use pause::{is_paused, pause, thaw_if_paused, unpause};
 pub use port::{PortQuery, port_lines};
 pub use probing::{RoundResult, probe_once};
 pub use run::{RunResult, run};
@@ -222,6 +224,16 @@ pub enum ContainerError {
     #[error("no public port `{port}` published for {name}")]
     #[diagnostic(help("`kiln port {name}` lists the ports it publishes"))]
     NoSuchPort { name: String, port: String },
+    #[error("container {name} is already paused")]
+    #[diagnostic(help("`kiln unpause {name}` lets it run again"))]
+    AlreadyPaused { name: String },
+    #[error("container {name} is not paused")]
+    NotPaused { name: String },
+    #[error("cannot pause container {name}: this machine has no cgroup freezer")]
+    #[diagnostic(help(
+        "pausing needs the freezer controller of cgroup v1 or cgroup.freeze of cgroup v2 (Linux 5.2)"
+    ))]
+    NoFreezer { name: String },
     #[error("the container did not start: {message}")]
     SupervisorFailed { message: String, code: u8 },
     #[error("unknown signal `{signal}`")]

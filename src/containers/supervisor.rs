@@ -3,8 +3,8 @@
 //! output on pipes, copies each line into `log.jsonl` with a timestamp (capped and rotated:
 //! `runtime::supervise::rotate`), records pid, exit code and OOM kills in `state.json`,
 //! runs its health check (recording `starting`, `healthy` or `unhealthy`, and killing it
-//! when unhealthy under `--restart on-unhealthy`), applies the restart policy with its
-//! backoff, and cleans the cgroup once it is done.
+//! when unhealthy under `--restart on-unhealthy`; no round while the container is paused),
+//! applies the restart policy with its backoff, and cleans the cgroup once it is done.
 //!
 //! It is one thread with one `poll` loop per run (the container's pidfd, its two output
 //! pipes, the health timer): a supervisor lives as long as its container, one per
@@ -412,13 +412,20 @@ fn follow(
                 let (thread, _) = round.take().expect("a round in progress");
                 let result = thread.join().expect("a health round panicked");
                 if let Some(monitor) = &health {
-                    monitor.record(result, shared, started, unhealthy);
+                    // Paused meanwhile: the round says nothing about the container.
+                    if !monitor.paused() {
+                        monitor.record(result, shared, started, unhealthy);
+                    }
                     next_round = Some(Instant::now() + monitor.check.interval);
                 }
             }
             let due = next_round.is_some_and(|at| Instant::now() >= at);
             if due && round.is_none() && status.is_none() && !unhealthy.get() {
                 if let Some(monitor) = &health {
+                    if monitor.paused() {
+                        next_round = Some(Instant::now() + monitor.check.interval);
+                        continue;
+                    }
                     let Ok((done, hang_up)) = nix::unistd::pipe2(OFlag::O_CLOEXEC) else {
                         next_round = Some(Instant::now() + monitor.check.interval);
                         continue;
@@ -442,6 +449,16 @@ fn follow(
 }
 
 impl Monitor<'_> {
+    /// Whether the container is paused (`kiln pause`): then no round runs and none counts,
+    /// as in Docker — a frozen container answers nothing (an exec probe would freeze too),
+    /// and its health is what it was when it was paused.
+    fn paused(&self) -> bool {
+        self.target
+            .cgroup
+            .as_ref()
+            .is_some_and(|cgroup| cgroup.is_frozen().unwrap_or(false))
+    }
+
     /// Records a round's outcome; kills the container when it turns unhealthy under
     /// `--restart on-unhealthy`.
     fn record(

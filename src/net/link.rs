@@ -316,6 +316,23 @@ pub fn forget_project(state_root: &Path, project: &str) -> Result<(), NetError> 
     HostNamespace::release_if_unused(state_root)
 }
 
+/// Forgets the engine's paths of `project`'s links with an end at `container`, which is
+/// being removed (its interfaces, and with them the engine's ports, go with it): nothing is
+/// left for kiln's engine to carry, so the last such path takes the engine process with
+/// it. The links stay recorded: `kiln up` makes them, and their paths, again.
+pub fn forget_container(state_root: &Path, project: &str, container: &str) -> Result<(), NetError> {
+    let ids: Vec<String> = load_links(state_root)?
+        .iter()
+        .filter(|l| l.project == project && l.ends().iter().any(|(c, _)| *c == container))
+        .map(LinkRecord::id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    super::engine::daemon::forget(state_root, |id| ids.iter().any(|i| i == id))?;
+    HostNamespace::release_if_unused(state_root)
+}
+
 /// Sets (or with `None` clears) the kernel's netem on one end, in the container `pid`.
 pub fn set_impairment(pid: i32, interface: &str, netem: Option<&Netem>) -> Result<(), NetError> {
     let netlink = Netlink::open_in(&NetNs::of_pid(pid)?)?;

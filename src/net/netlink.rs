@@ -128,10 +128,21 @@ impl Netlink {
         self.runtime.block_on(future)
     }
 
-    /// `ip link add NAME type bridge` (created down; see [`Netlink::set_up`]).
+    /// `ip link add NAME type bridge address RANDOM` (created down; see
+    /// [`Netlink::set_up`]).
+    ///
+    /// The MAC address is chosen here and set, never left to the kernel: a bridge without
+    /// one takes the lowest MAC of its ports and changes it whenever a port with a lower one
+    /// comes or goes (a container replaced, an engine path made again). Every member's ARP
+    /// entry for the gateway then points at an address nobody has, and DNS (served on the
+    /// gateway) goes unanswered until the entry is resolved again, up to a minute later.
+    /// A set address stays (Docker sets its bridges' for the same reason).
     pub fn create_bridge(&self, name: &str) -> Result<(), NetError> {
         super::names::validate_ifname(name)?;
-        let message = LinkBridge::new(name).down().build();
+        let message = LinkBridge::new(name)
+            .address(random_mac().to_vec())
+            .down()
+            .build();
         self.block(self.handle.link().add(message).execute())
             .map_err(link_error("create bridge", name))
     }
@@ -653,4 +664,22 @@ fn invalid_route<E: std::fmt::Display>(target: &str) -> impl FnOnce(E) -> NetErr
         name,
         cause: io::Error::new(io::ErrorKind::InvalidInput, err.to_string()),
     }
+}
+
+/// A random locally administered unicast MAC address.
+fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    // SAFETY: getrandom writes at most `mac.len()` bytes into the buffer we own.
+    let got = unsafe { libc::getrandom(mac.as_mut_ptr().cast(), mac.len(), 0) };
+    if got != mac.len() as isize {
+        // No entropy source: the clock and pid still differ between bridges.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 40);
+        mac.copy_from_slice(&nanos.to_le_bytes()[..6]);
+    }
+    // Locally administered (bit 1), unicast (bit 0 clear).
+    mac[0] = (mac[0] | 0b10) & !0b1;
+    mac
 }

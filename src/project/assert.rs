@@ -347,6 +347,8 @@ pub fn describe_fault(fault: &Fault) -> String {
         FaultAction::LinkDown { end } => format!("link-down {}", end.value),
         FaultAction::Stop { container } => format!("stop {}", container.value),
         FaultAction::Kill { container } => format!("kill {}", container.value),
+        FaultAction::Pause { container } => format!("pause {}", container.value),
+        FaultAction::Impair { end, .. } => format!("impair {}", end.value),
     };
     match fault.lasts {
         Some(lasts) => format!("fault at={} for={lasts} {{ {action} }}", fault.at),

@@ -24,7 +24,9 @@ pub mod underlay;
 mod up;
 
 pub use down::down;
-pub use plan::{HostPlan, Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
+pub use plan::{
+    HostPlan, Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, netem as netem_of, plan,
+};
 pub use probe::LiveProber;
 pub use rollout::{PREVIOUS, health_deadline, rollback};
 pub use up::{DEFAULT_WAIT, project_records, up};

@@ -123,7 +123,7 @@ pub struct Instance {
 /// for either engine. The spec's rates are bits per second (as `tc` writes them); netem
 /// wants bytes. Here, where the project meets the network, so that `net` never knows
 /// kiln.kdl.
-pub(super) fn netem(impair: &Impairment) -> Netem {
+pub fn netem(impair: &Impairment) -> Netem {
     use crate::net::netem::{Distribution, LossModel as NetLoss};
     use crate::spec::model::{DelayDistribution, LossModel};
     let time = |d: &Option<crate::spec::Spanned<crate::spec::units::Duration>>| {

@@ -167,7 +167,9 @@ mod assertions {
             match fault {
                 FaultAction::LinkDown { .. } => self.down.store(true, Ordering::SeqCst),
                 FaultAction::Kill { .. } => return Err("kill refused".into()),
-                FaultAction::Stop { .. } => {}
+                FaultAction::Stop { .. }
+                | FaultAction::Pause { .. }
+                | FaultAction::Impair { .. } => {}
             }
             Ok(())
         }

@@ -652,6 +652,14 @@ pub enum FaultAction {
     Stop { container: Name },
     /// The container's processes get SIGKILL; brought back likewise.
     Kill { container: Name },
+    /// The container's processes are frozen (cgroup freezer), thawed when the fault ends.
+    Pause { container: Name },
+    /// The end (`container:interface`, of a link or of an impaired attachment) gets this
+    /// impairment instead of its own; its own comes back when the fault ends.
+    Impair {
+        end: Spanned<String>,
+        impairment: Box<Impairment>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -174,6 +174,14 @@ fn two_hosts() {
 }
 
 #[test]
+fn replica_failover() {
+    up_and_down(
+        "replica-failover",
+        &["api-1: started", "api-2: started", "replica-failover: up"],
+    );
+}
+
+#[test]
 fn registry() {
     if !is_root() || !which("docker-registry") {
         return;

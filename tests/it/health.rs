@@ -167,3 +167,90 @@ fn health_flags_need_a_detached_container_and_valid_values() {
         .code(125)
         .stderr_contains("--health-http");
 }
+
+/// `kiln pause` freezes a container: `ps` and `inspect` say paused, and its health check
+/// neither runs nor counts meanwhile (Docker's rule) — a frozen server would time every
+/// probe out and turn it unhealthy. `unpause` lets it (and its rounds) go on; `rm -f`
+/// thaws a paused container first.
+#[test]
+fn a_paused_container_is_shown_paused_and_its_health_check_waits() {
+    let Some(lab) = lab() else {
+        return;
+    };
+    let id = lab
+        .kiln()
+        .args(["run", "-d", "--name", "web"])
+        .args(["--health-http", "http://localhost:8000/"])
+        .args(["--health-interval", "100ms", "--health-timeout", "100ms"])
+        .args(["--health-retries", "1"])
+        .args(["py", "python3", "-m", "http.server", "8000"])
+        .run()
+        .success()
+        .word();
+    wait_until(&lab, "web", "healthy", |c| c["health"] == "healthy");
+    lab.kiln().args(["pause", "web"]).run().success();
+    let container = lab.root.ps().get("web");
+    assert_eq!(container["paused"], true, "{container}");
+    assert_eq!(container["state"], "running", "{container}");
+    lab.kiln()
+        .args(["ps"])
+        .run()
+        .success()
+        .stdout_contains("paused");
+    let inspected = lab
+        .kiln()
+        .args(["inspect", "--format", "json", "web"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(inspected["State"]["Status"], "paused", "{inspected}");
+    assert_eq!(inspected["State"]["Paused"], true, "{inspected}");
+    assert_eq!(inspected["State"]["Running"], true, "{inspected}");
+    lab.kiln()
+        .args(["inspect", "web"])
+        .run()
+        .success()
+        .stdout_contains("status:        paused (pid");
+    // Docker's status filter: paused, no longer running.
+    let listed = |status: &str| {
+        lab.kiln()
+            .args(["ps", "--format", "json", "-f", &format!("status={status}")])
+            .run()
+            .success()
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed("paused"), ["web"]);
+    assert!(listed("running").is_empty());
+    lab.kiln()
+        .args(["pause", "web"])
+        .run()
+        .failure()
+        .stderr_contains("already paused");
+    // Fifteen rounds' time: a round that ran would fail (retries 1: unhealthy at once).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let state = &lab.root.record(&id)["state"];
+    assert_eq!(state["health"], "healthy", "{state}");
+    assert_eq!(state["health_failing_streak"], 0, "{state}");
+    lab.kiln().args(["unpause", "web"]).run().success();
+    lab.kiln()
+        .args(["unpause", "web"])
+        .run()
+        .failure()
+        .stderr_contains("not paused");
+    let container = lab.root.ps().get("web");
+    assert_eq!(container["paused"], false, "{container}");
+    lab.kiln()
+        .args(["ps"])
+        .run()
+        .success()
+        .stdout_contains("running (healthy)");
+    // Removed while paused: thawed first, so that it can die.
+    lab.kiln().args(["pause", "web"]).run().success();
+    lab.kiln().args(["rm", "-f", "web"]).run().success();
+    assert_eq!(lab.root.ps().get("web"), serde_json::Value::Null);
+}

@@ -551,6 +551,56 @@ test "too late" {{
     t.down();
 }
 
+#[test]
+fn faults_still_in_force_when_a_test_fails_are_undone() {
+    // Three faults without `for` (until the test ends) and an assertion that fails while
+    // they hold: the link comes up, the paused container is thawed and the impaired end
+    // gets its own impairment back, as after a test that passes.
+    let kdl = format!(
+        r#"{}
+test "fails under faults" {{
+    fault {{
+        link-down "a:eth1"
+    }}
+    fault {{
+        pause "b"
+    }}
+    fault {{
+        impair "b:eth1" delay="200ms"
+    }}
+    eventually within="5s" {{
+        ping from="a" "10.97.0.2" count=1 expect="unreachable"
+    }}
+    ping from="a" "10.97.0.2" count=1
+}}
+"#,
+        link("userspace", r#"delay="1ms""#)
+    );
+    let Some(t) = Topology::up(&kdl) else {
+        return;
+    };
+    let tested = t.kiln(&["test", "--no-up", "fails under faults"]).failure();
+    for shown in [
+        "{ link-down a:eth1 } (from",
+        "{ pause b } (from",
+        "{ impair b:eth1 } (from",
+        "1 passed, 1 failed",
+    ] {
+        assert!(
+            tested.stdout().contains(shown),
+            "{shown}: {}",
+            tested.stdout()
+        );
+    }
+    let ps = t.lab.root.ps();
+    let b = ps.named("b");
+    assert_eq!(b["paused"], false, "{b}");
+    // Up again (`rtts` waits for a first reply), with its own 1 ms, not the fault's 200 ms.
+    let rtt = median(&t.rtts("a", B, 5, Duration::from_millis(20)));
+    assert!(rtt < 100.0, "the fault's impairment stayed: {rtt} ms");
+    t.down();
+}
+
 /// The pid of the process (of this test's root) whose command line ends with `needle`.
 fn pid_of_maybe(needle: &str) -> Option<i32> {
     let root = needle.split_whitespace().next()?;

@@ -182,3 +182,41 @@ fn the_dns_daemon_is_restarted_and_up_never_trusts_a_dead_one() {
     }
     lab.root.assert_clean();
 }
+
+/// `kiln rm -f` of every container of a project with engine-carried links: the engine
+/// (`__linkd`) has nothing left to carry and goes, and with no network either, so does the
+/// supervisor; `kiln down` still finds nothing wrong, and `kiln up` brings all back.
+#[test]
+fn removing_every_container_takes_the_engine_and_its_supervisor_with_it() {
+    let kdl = format!(
+        r#"{}
+project "gone"
+container "a" image="t" {{ cmd "sleep" "1000"; }}
+container "b" image="t" {{ cmd "sleep" "1000"; }}
+link "a:eth1" "b:eth1" subnet="10.98.0.0/30" {{
+    impair delay="1ms" engine="userspace"
+}}
+"#,
+        images::tools("t", "")
+    );
+    let Some(lab) = Lab::build(Project::new(&kdl)) else {
+        return;
+    };
+    let root = lab.path();
+    lab.kiln().args(["up", "-d"]).run().success();
+    assert!(
+        pid_of(root, "linkd").is_some(),
+        "the engine carries the link"
+    );
+    lab.kiln().args(["rm", "-f", "a", "b"]).run().success();
+    crate::harness::wait_for("the engine and its supervisor to go", || {
+        pid_of(root, "linkd").is_none() && pid_of(root, "netsup").is_none()
+    });
+    // Back as declared, link and engine included; then down as usual.
+    lab.kiln().args(["up", "-d"]).run().success();
+    assert!(
+        pid_of(root, "linkd").is_some(),
+        "the engine carries the link again"
+    );
+    lab.kiln().args(["down"]).run().success();
+}

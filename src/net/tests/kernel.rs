@@ -425,6 +425,39 @@ fn containers_on_one_bridge_talk_and_other_bridges_time_out() {
     world.finish();
 }
 
+/// A bridge keeps the MAC it was made with while ports come and go: left to itself, the
+/// kernel gives it the lowest MAC of its ports, and its members' ARP entries for the gateway
+/// would then name an address nobody has (DNS on the gateway went unanswered for up to a
+/// minute after a container with a low MAC was replaced).
+#[test]
+fn a_bridge_keeps_its_mac_while_ports_come_and_go() {
+    require_root!();
+    let world = World::new();
+    let host = world.netlink();
+    host.create_bridge("kb-mac").unwrap();
+    let made = host.link("kb-mac").unwrap().unwrap().mac.unwrap();
+    let first = u8::from_str_radix(&made[..2], 16).unwrap();
+    assert_eq!(first & 0b11, 0b10, "locally administered unicast: {made}");
+    // A port whose MAC is lower than any the bridge could have been given.
+    host.create_veth_into_with_mac("kv-mac", "kp-mac", world.host(), Some([0, 0, 0, 0, 0, 1]))
+        .unwrap();
+    host.set_master("kp-mac", "kb-mac").unwrap();
+    host.set_up("kb-mac").unwrap();
+    assert_eq!(host.link("kb-mac").unwrap().unwrap().mac.unwrap(), made);
+    host.delete_link("kv-mac").unwrap();
+    assert_eq!(host.link("kb-mac").unwrap().unwrap().mac.unwrap(), made);
+    host.create_bridge("kb-mac2").unwrap();
+    assert_ne!(
+        host.link("kb-mac2").unwrap().unwrap().mac.unwrap(),
+        made,
+        "every bridge its own"
+    );
+    host.delete_link("kb-mac").unwrap();
+    host.delete_link("kb-mac2").unwrap();
+    drop(host);
+    world.finish();
+}
+
 #[test]
 fn netlink_errors_name_the_interface() {
     require_root!();

@@ -173,6 +173,19 @@ impl Cgroup {
         }
     }
 
+    /// Whether the freezer holds this cgroup's processes (`false` without a freezer).
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        match self.freezer_file() {
+            Some((path, frozen, _)) => Ok(self.inner.ops.read(&path)?.trim() == frozen),
+            None => Ok(false),
+        }
+    }
+
+    /// Whether this cgroup can be frozen on this machine.
+    pub fn has_freezer(&self) -> bool {
+        self.freezer_file().is_some()
+    }
+
     /// The freezer's state file with its frozen and thawed values, if it exists.
     fn freezer_file(&self) -> Option<(PathBuf, &'static str, &'static str)> {
         let file = match &self.inner.version {

@@ -57,7 +57,7 @@ pub(super) fn parse_test(
 const TEST_NODES: &[&str] = &["http", "dns", "ping", "tcp", "exec", "eventually", "fault"];
 
 /// What a `fault` block holds: one of these.
-pub(super) const FAULTS: &[&str] = &["link-down", "stop", "kill"];
+pub(super) const FAULTS: &[&str] = &["link-down", "stop", "kill", "pause", "impair"];
 
 /// `eventually within="5s" { ASSERTION… }`: its assertions, each tried again until it
 /// passes or the time is up.
@@ -117,7 +117,7 @@ fn parse_fault(
         node,
         file,
         diags,
-        "fault at=\"1s\" [for=\"2s\"] { link-down \"CONTAINER:INTERFACE\" | stop \"CONTAINER\" | kill \"CONTAINER\" }",
+        "fault at=\"1s\" [for=\"2s\"] { link-down \"CONTAINER:INTERFACE\" | stop \"CONTAINER\" | kill \"CONTAINER\" | pause \"CONTAINER\" | impair \"CONTAINER:INTERFACE\" delay=… }",
     );
     n.max_args(diags, 0);
     let at = n
@@ -184,9 +184,21 @@ fn parse_action(
     diags: &mut Diagnostics,
 ) -> Option<Spanned<FaultAction>> {
     let keyword = node.name().value();
+    if keyword == "impair" {
+        let (end, impairment) = super::topology::parse_fault_impair(node, file, diags);
+        let end = end.filter(|end| well_formed_end(diags, end, keyword))?;
+        return Some(Spanned::new(
+            FaultAction::Impair {
+                end,
+                impairment: Box::new(impairment?),
+            },
+            Span::from_miette(file, node.span()),
+        ));
+    }
     let usage = match keyword {
         "link-down" => "link-down \"CONTAINER:INTERFACE\"",
         "stop" => "stop \"CONTAINER\"",
+        "pause" => "pause \"CONTAINER\"",
         _ => "kill \"CONTAINER\"",
     };
     let n = Node::new(node, file, diags, usage);
@@ -195,24 +207,12 @@ fn parse_action(
     let action = match keyword {
         "link-down" => {
             let end = n.str_arg(diags, 0, "an interface (`CONTAINER:INTERFACE`)")?;
-            let well_formed = end
-                .value
-                .split_once(':')
-                .is_some_and(|(c, i)| !c.is_empty() && !i.is_empty() && !i.contains(':'));
-            if !well_formed {
-                diags
-                    .error(
-                        Code::InvalidLinkEndpoint,
-                        end.span,
-                        format!("`{}` is not `container:interface`", end.value),
-                    )
-                    .help("name the interface with its container: `link-down \"r1:eth1\"`");
-                None
-            } else {
-                Some(FaultAction::LinkDown { end })
-            }
+            well_formed_end(diags, &end, keyword).then_some(FaultAction::LinkDown { end })
         }
         "stop" => Some(FaultAction::Stop {
+            container: n.str_arg(diags, 0, "a container")?,
+        }),
+        "pause" => Some(FaultAction::Pause {
             container: n.str_arg(diags, 0, "a container")?,
         }),
         _ => Some(FaultAction::Kill {
@@ -222,6 +222,26 @@ fn parse_action(
     let span = n.span();
     n.finish(diags);
     action.map(|a| Spanned::new(a, span))
+}
+
+/// Whether a fault's `CONTAINER:INTERFACE` has that form (reported when it does not).
+fn well_formed_end(diags: &mut Diagnostics, end: &Spanned<String>, keyword: &str) -> bool {
+    let well_formed = end
+        .value
+        .split_once(':')
+        .is_some_and(|(c, i)| !c.is_empty() && !i.is_empty() && !i.contains(':'));
+    if !well_formed {
+        diags
+            .error(
+                Code::InvalidLinkEndpoint,
+                end.span,
+                format!("`{}` is not `container:interface`", end.value),
+            )
+            .help(format!(
+                "name the interface with its container: `{keyword} \"r1:eth1\"`"
+            ));
+    }
+    well_formed
 }
 
 fn usage(keyword: &str) -> &'static str {

@@ -135,8 +135,35 @@ pub(super) fn parse_impair(
     file: FileId,
     diags: &mut Diagnostics,
 ) -> Option<Impairment> {
-    let mut n = Node::new(node, file, diags, IMPAIR_FORM);
+    let n = Node::new(node, file, diags, IMPAIR_FORM);
     n.max_args(diags, 0);
+    impair_settings(n, node, file, diags)
+}
+
+/// The form of a fault's `impair`: the end first, then the settings of any `impair`.
+const FAULT_IMPAIR_FORM: &str =
+    "impair \"CONTAINER:INTERFACE\" [delay=\"200ms\"] [loss=\"10%\"] … (the settings of `impair`)";
+
+/// `impair "r1:eth1" delay="200ms"` inside a test's `fault`: the end (not checked here)
+/// and the impairment.
+pub(super) fn parse_fault_impair(
+    node: &kdlv2::Node,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> (Option<Spanned<String>>, Option<Impairment>) {
+    let n = Node::new(node, file, diags, FAULT_IMPAIR_FORM);
+    n.max_args(diags, 1);
+    let end = n.str_arg(diags, 0, "an interface (`CONTAINER:INTERFACE`)");
+    (end, impair_settings(n, node, file, diags))
+}
+
+/// The properties and loss-model children of an `impair` node, checked.
+fn impair_settings(
+    mut n: Node<'_>,
+    node: &kdlv2::Node,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<Impairment> {
     let duration = |n: &mut Node<'_>, diags: &mut Diagnostics, key: &'static str| {
         n.prop_any(key)
             .and_then(|v| values::duration(diags, v, &format!("`{key}`")))

@@ -285,7 +285,7 @@ pub(super) fn check(
     for test in &project.tests {
         for fault in &test.faults {
             match &fault.value.action.value {
-                FaultAction::LinkDown { end } => {
+                FaultAction::LinkDown { end } | FaultAction::Impair { end, .. } => {
                     let (container, _) = end.value.split_once(':').unwrap_or_default();
                     let name = Spanned::new(
                         container.to_string(),
@@ -293,7 +293,9 @@ pub(super) fn check(
                     );
                     instance_ref(diags, &name);
                 }
-                FaultAction::Stop { container } | FaultAction::Kill { container } => {
+                FaultAction::Stop { container }
+                | FaultAction::Kill { container }
+                | FaultAction::Pause { container } => {
                     instance_ref(diags, container);
                 }
             }
