@@ -41,7 +41,8 @@ pub fn up(
 ) -> Result<(), ProjectError> {
     let records = Records::open(state_root)?;
     let selected = selected_services(plan, only);
-    // A project with hosts runs each on a simulated machine, its networks there.
+    // A project with hosts runs each on a simulated machine, its networks there; with
+    // `--host`, this machine is one of them and runs only its share (`plan.runs_here`).
     let (subnets, net_roots) = if plan.hosts.is_empty() {
         (make_networks(state_root, plan)?, BTreeMap::new())
     } else {
@@ -62,7 +63,11 @@ pub fn up(
                 Some((base, _)) => (base, true),
                 None => (record.name.as_str(), false),
             };
-            if !plan.instances.iter().any(|i| i.name == instance) {
+            if !plan
+                .instances
+                .iter()
+                .any(|i| i.name == instance && plan.runs_here(i))
+            {
                 containers::remove(&records, &record, state_root, true)?;
                 if !hidden {
                     events(UpEvent::Removed(record.name.clone()));
@@ -74,7 +79,7 @@ pub fn up(
         let instances: Vec<&Instance> = wave
             .iter()
             .map(|&i| &plan.instances[i])
-            .filter(|i| selected.contains_key(i.service.as_str()))
+            .filter(|i| selected.contains_key(i.service.as_str()) && plan.runs_here(i))
             .collect();
         for instance in &instances {
             for (service, condition) in &instance.depends_on {
@@ -138,7 +143,7 @@ pub fn up(
     for instance in plan
         .instances
         .iter()
-        .filter(|i| selected.contains_key(i.service.as_str()))
+        .filter(|i| selected.contains_key(i.service.as_str()) && plan.runs_here(i))
     {
         let condition = match instance.kind {
             ContainerKind::Job => Condition::Completed,
@@ -158,15 +163,26 @@ pub fn up(
 }
 
 /// Removes every container of the project (stopping it first); with `volumes`, its named
-/// volumes too. Returns the names removed.
+/// volumes too. With `host` (`kiln down --host`), only the containers of that declared host
+/// and its networks; what the whole project shares (links, volumes, the wire of simulated
+/// hosts) goes with the last host. Returns the names removed.
 pub fn down(
     state_root: &Path,
     project: &str,
+    host: Option<&str>,
     volumes: bool,
     timeout: Option<Duration>,
 ) -> Result<Vec<String>, ProjectError> {
     let records = Records::open(state_root)?;
-    let members = project_records(&records, project)?;
+    let mut members = project_records(&records, project)?;
+    let others = match host {
+        None => 0,
+        Some(host) => {
+            let all = members.len();
+            members.retain(|r| r.member.as_ref().and_then(|m| m.host.as_deref()) == Some(host));
+            all - members.len()
+        }
+    };
     let mut results: Vec<Result<String, ProjectError>> = Vec::with_capacity(members.len());
     super::ordered::run_in_order(
         &members,
@@ -180,6 +196,12 @@ pub fn down(
         |_, result| results.push(result),
     );
     let removed = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    if let Some(host) = host {
+        super::hosts::remove_host(state_root, project, host)?;
+        if others > 0 {
+            return Ok(removed);
+        }
+    }
     let networks = crate::net::records::NetworkRecords::open(state_root)
         .and_then(|r| r.list())
         .map_err(|e| ContainerError::from(crate::net::network::NetworkError::from(e)))?;
@@ -329,7 +351,9 @@ fn make_links(
 ) -> Result<(), ProjectError> {
     let mut made = Vec::new();
     let before = crate::net::link::load_links(records.state_root()).unwrap_or_default();
-    for link in &plan.links {
+    // A link joins two instances of one host (`kiln check` sees to it).
+    let here = |name: &str| plan.elsewhere(name).is_none();
+    for link in plan.links.iter().filter(|l| here(&l.a.0) && here(&l.b.0)) {
         let pid = |name: &str| -> Result<i32, ProjectError> {
             let record = named(records, &plan.project, name)?.reconciled();
             record
@@ -677,7 +701,12 @@ fn wait_for(
     wait: Duration,
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
-    for instance in plan.instances.iter().filter(|i| i.service == service) {
+    // Another machine's instances are its own to wait for: this one cannot see them.
+    for instance in plan
+        .instances
+        .iter()
+        .filter(|i| i.service == service && plan.runs_here(i))
+    {
         wait_instance(
             records,
             &plan.project,
