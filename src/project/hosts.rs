@@ -354,6 +354,72 @@ mod tests {
         assert!(!names.keys().any(|(network, _)| network == "local"));
     }
 
+    const SHARES: &str = r#"
+        project "p"
+        image "base" { from "scratch"; }
+        host "m1" address="192.0.2.1"
+        host "m2" address="192.0.2.2"
+        network "mesh" subnet="10.77.0.0/16" driver="overlay"
+        container "a" image="base" host="m1" { network "mesh"; }
+        container "web" image="base" host="m2" replicas=2 { network "mesh"; }
+        test "t" {
+            dns from="a" "web"
+            dns from="web" "a"
+            exec "web-1" "true"
+        }
+        test "faulty" {
+            fault at="0s" { stop "web-2"; }
+            dns from="a" "web"
+        }
+    "#;
+
+    #[test]
+    fn a_plan_on_one_host_runs_its_share_and_knows_where_the_rest_is() {
+        let plan = plan_of(SHARES);
+        assert!(plan.instances.iter().all(|i| plan.runs_here(i)));
+        assert_eq!(plan.elsewhere("web"), None, "every host runs here");
+        let on_m1 = plan.clone().on_host("m1").unwrap();
+        let here: Vec<&str> = on_m1
+            .instances
+            .iter()
+            .filter(|i| on_m1.runs_here(i))
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(here, ["a"]);
+        assert_eq!(on_m1.elsewhere("a"), None);
+        assert_eq!(on_m1.elsewhere("web"), Some("m2"));
+        assert_eq!(on_m1.elsewhere("web-2"), Some("m2"));
+        assert_eq!(on_m1.elsewhere("nobody"), None);
+        let err = plan.on_host("m9").unwrap_err().to_string();
+        assert_eq!(err, "project p declares no host `m9`");
+    }
+
+    #[test]
+    fn a_test_on_one_host_keeps_the_assertions_from_its_containers() {
+        let options = Options {
+            check_placement: Some(super::super::placement::check),
+            ..Options::default()
+        };
+        let loaded = load_source("kiln.kdl", None, SHARES, &RealFs, &options);
+        let plan = plan_of(SHARES).on_host("m1").unwrap();
+        let mut tests = loaded.project.tests.clone();
+        let left_out = super::super::assert::share(&mut tests, &[], |name| plan.elsewhere(name));
+        // From web and web-1 (on m2), and the whole test whose fault stops web-2.
+        assert_eq!(left_out, 3);
+        assert_eq!(tests[0].assertions.len(), 1);
+        assert!(tests[1].assertions.is_empty() && tests[1].faults.is_empty());
+        let mut tests = loaded.project.tests.clone();
+        let named = super::super::assert::share(&mut tests, &["t".to_string()], |name| {
+            plan.elsewhere(name)
+        });
+        assert_eq!(named, 2);
+        assert_eq!(
+            tests[1].assertions.len(),
+            1,
+            "a test not named is left as it is"
+        );
+    }
+
     #[test]
     fn net_roots_are_per_project_and_host() {
         let root = Path::new("/var/lib/kiln");
