@@ -854,6 +854,14 @@ pub struct ContainerOptionArgs {
     /// mknod (m) it, default rwm.
     #[arg(long, value_name = "HOST[:CONTAINER[:PERMS]]")]
     pub device: Vec<String>,
+    /// Run kiln's own small init as pid 1, the command as its child (as Docker's --init,
+    /// tini): it reaps the orphans the command leaves (no zombies), forwards the signals
+    /// it gets (`kiln stop`'s SIGTERM reaches a shell or program that never set a handler,
+    /// which as pid 1 it would not) and exits with the command's status (128+N when
+    /// signal N ended it). The init runs from a sealed in-memory copy: nothing in the
+    /// container leads to a file of the host.
+    #[arg(long)]
+    pub init: bool,
 }
 
 #[derive(Debug, Args)]

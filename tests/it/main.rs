@@ -36,6 +36,7 @@ mod health;
 mod hostile_archives;
 mod impair;
 mod info;
+mod init;
 mod inroot;
 mod lifecycle;
 mod listing;
