@@ -152,6 +152,12 @@ fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
     let mut plan = project::plan(&loaded.project, &project_dir(&args.project.file))?;
     if let Some(host) = &args.host {
         plan = plan.on_host(host)?;
+        if !plan.underlay.is_empty() {
+            eprintln!(
+                "{}: the `underlay` impairments are for simulated hosts: on a real machine the network between the hosts is what it is, and kiln leaves it alone",
+                plan.project
+            );
+        }
     }
     let store = super::open_store(cli)?;
     let root = super::state_root(cli);

@@ -43,9 +43,14 @@ pub fn net_root(state_root: &Path, project: &str, host: &str) -> PathBuf {
     project_dir(state_root, project).join(host)
 }
 
+/// `$ROOT/hosts/<project>/underlay`: the machines, the wire, the impaired paths.
+pub fn underlay_dir(state_root: &Path, project: &str) -> PathBuf {
+    project_dir(state_root, project).join("underlay")
+}
+
 /// The simulated machines of `project` and the wire between them.
 pub fn underlay(state_root: &Path, project: &str) -> Underlay {
-    Underlay::new(&project_dir(state_root, project).join("underlay"))
+    Underlay::new(&underlay_dir(state_root, project))
 }
 
 /// What [`simulate`] made: each host's network root, each network's subnet.
@@ -85,6 +90,7 @@ pub fn simulate(state_root: &Path, plan: &ProjectPlan) -> Result<Simulated, Proj
                 })
                 .collect();
             wire.ensure(&hosts).map_err(kernel("the underlay"))?;
+            super::underlay::ensure(&wire, &underlay_dir(state_root, project), &hosts, plan)?;
             None
         }
         Some(here) => Some(machine(plan, here)?),
@@ -291,9 +297,9 @@ fn remove_hosts(state_root: &Path, project: &str, only: Option<&str>) -> Result<
     if left > 0 {
         return Ok(());
     }
-    underlay(state_root, project)
-        .remove()
-        .map_err(kernel("the underlay"))?;
+    let wire = underlay(state_root, project);
+    super::underlay::remove(&wire, &underlay_dir(state_root, project))?;
+    wire.remove().map_err(kernel("the underlay"))?;
     let _ = std::fs::remove_dir(&dir);
     let _ = std::fs::remove_dir(state_root.join("hosts"));
     Ok(())

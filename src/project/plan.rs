@@ -34,6 +34,8 @@ pub struct ProjectPlan {
     /// instances placed there), its VTEPs sending through the machine's own network.
     /// `None`: every declared host is simulated on this machine.
     pub here: Option<String>,
+    /// The impaired pairs of hosts of the simulated underlay (`underlay { link … }`).
+    pub underlay: Vec<crate::net::overlay::wan::WanPath>,
 }
 
 impl ProjectPlan {
@@ -320,7 +322,37 @@ pub fn plan(project: &Project, project_dir: &Path) -> Result<ProjectPlan, Contai
         links,
         hosts,
         here: None,
+        underlay: underlay(project),
     })
+}
+
+/// The impaired pairs of hosts the project's `underlay` declares, in the order of the
+/// hosts' declaration. A validated project names only sites that exist, each pair once.
+fn underlay(project: &Project) -> Vec<crate::net::overlay::wan::WanPath> {
+    let mut paths = Vec::new();
+    for link in &project.underlay {
+        let Some(impair) = &link.impair else {
+            continue;
+        };
+        let netem = netem(impair);
+        let engine = engine(impair);
+        for (i, a) in project.hosts.iter().enumerate() {
+            for b in &project.hosts[i + 1..] {
+                let (sa, sb) = (a.site(), b.site());
+                let joins = (sa == link.a.value && sb == link.b.value)
+                    || (sa == link.b.value && sb == link.a.value);
+                if joins && sa != sb {
+                    paths.push(crate::net::overlay::wan::WanPath {
+                        a: a.name.value.clone(),
+                        b: b.name.value.clone(),
+                        netem: netem.clone(),
+                        engine,
+                    });
+                }
+            }
+        }
+    }
+    paths
 }
 
 /// The variables of a container's `env-file`s, in order.
