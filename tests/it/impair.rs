@@ -616,9 +616,9 @@ container "c" image="base" host="w1" { network "mesh" ip="10.77.0.12"; cmd "slee
     }
     // Within a site: the wire, unimpaired.
     let rtts = t.rtts("a", b, 20, Duration::from_millis(10));
-    let median = median(&rtts);
-    eprintln!("within a site: median rtt {median:.2} ms");
-    assert!(median < 10.0, "{median} ms");
+    let within = median(&rtts);
+    eprintln!("within a site: median rtt {within:.2} ms");
+    assert!(within < 10.0, "{within} ms");
     let links = t
         .kiln(&["network", "links", "--format", "json"])
         .success()
@@ -633,7 +633,41 @@ container "c" image="base" host="w1" { network "mesh" ip="10.77.0.12"; cmd "slee
     let there = &underlay[0]["engine"]["directions"][0];
     assert_eq!(there["from"], "e1", "{links}");
     assert!(there["sent"].as_u64().unwrap() >= 30, "{links}");
+    // The link taken out of the file: `kiln up` puts the pairs back on the wire and stops
+    // the WAN's engine, and the containers stay as they are.
+    let underlay = r#"underlay {
+    link "east" "west" { impair delay="30ms"; }
+}"#;
+    assert!(kdl.contains(underlay));
+    t.lab
+        .project
+        .write("kiln.kdl", &format!("{IMAGE}{}", kdl.replace(underlay, "")));
+    let again = t.kiln(&["up", "-d"]).success();
+    assert!(!again.stderr().contains("removed"), "{}", again.stderr());
+    let rtts = t.rtts("a", c, 10, Duration::from_millis(10));
+    assert!(median(&rtts) < 10.0, "{rtts:?}");
+    let links = t
+        .kiln(&["network", "links", "--format", "json"])
+        .success()
+        .json();
+    assert!(
+        !links
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["underlay"] == true),
+        "{links}"
+    );
     let root = t.lab.path().to_path_buf();
+    let wan_roots = || {
+        std::fs::read_dir(root.join("hosts"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|project| project.path().join("underlay/wan").exists())
+            .count()
+    };
+    assert_eq!(wan_roots(), 0);
     t.down();
     assert!(!root.join("hosts").exists());
 }
