@@ -1,13 +1,39 @@
 //! Build facts for `kiln version` and `kiln info`: the git commit the binary is built from
 //! (`KILN_GIT_COMMIT`, from the environment when a packager sets it, else `git`, else
 //! `unknown`) and the compiler's version (`KILN_RUSTC_VERSION`). Reruns only when the
-//! commit or the compiler may have changed, so that ordinary edits do not rebuild more.
+//! commit, the compiler or the sources may have changed.
+//!
+//! Also `KILN_BUILD_STAMP`, a hash of the sources (`src/`, `build.rs`, `Cargo.toml`,
+//! `Cargo.lock`): `kiln` and `kiln-supervise` are two executables of one library, and kiln
+//! uses the `kiln-supervise` beside it only when both were built from the same sources (a
+//! `cargo run` builds `kiln` alone and may leave an older one there).
 //!
 //! It also compiles `--init`'s pid 1 (`src/runtime/init/pid1.rs`, see there) on its own:
 //! a static executable without std or libc, which kiln embeds (`runtime::init`).
 
-use std::path::PathBuf;
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Hashes the names and contents of the files under `path` (a file or a directory), in
+/// name order.
+fn hash_tree(path: &Path, hasher: &mut impl Hasher) {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for entry in entries {
+            hash_tree(&entry, hasher);
+        }
+    } else if let Ok(bytes) = std::fs::read(path) {
+        hasher.write(path.as_os_str().as_encoded_bytes());
+        hasher.write(&bytes);
+    }
+}
 
 fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
@@ -40,6 +66,20 @@ fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
     let version = output(&rustc, &["--version"]).unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=KILN_RUSTC_VERSION={version}");
+    #[allow(deprecated)] // SipHasher: fixed keys, the same hash on every build machine.
+    let mut hasher = std::hash::SipHasher::new();
+    hasher.write(version.as_bytes());
+    for path in ["src", "build.rs", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={path}");
+        hash_tree(Path::new(path), &mut hasher);
+    }
+    println!("cargo:rustc-env=KILN_BUILD_STAMP={:016x}", hasher.finish());
+    // The supervisor's executable is linked at a fixed address (not position-independent):
+    // a PIE's pointers in read-only data (vtables, panic locations, string tables) are
+    // relocated when it starts, which dirties those pages in every process, and there is
+    // one supervisor per container. Fixed-address, they stay clean pages of the file,
+    // shared by every supervisor.
+    println!("cargo:rustc-link-arg-bin=kiln-supervise=-no-pie");
     build_init(&rustc);
 }
 

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# What one detached container's keeper costs: kiln's supervisor (`kiln __supervise`) vs
-# podman's conmon, in the same run.
+# What one detached container's keeper costs: kiln's supervisor (`kiln-supervise`, beside
+# kiln; `kiln __supervise` when it is missing) vs podman's conmon, in the same run, while
+# each container prints a line of log every 100 ms.
 #
 #   sudo bench/supervisor.sh            # KILN=/path/to/kiln to pick the binary
 #   N=5 sudo -E bench/supervisor.sh     # a quick smoke run
 #
-# The image is built by kiln: `image "tools" { from "scratch"; host-binary "/bin/sleep";
-# cmd "sleep" "1000" }`, exported to podman (`kiln export --format docker-archive`,
-# `podman load`). Then N (default 20) containers with each tool, started alternately:
-#   kiln    kiln --root R run -d --name kI tools
-#   podman  podman --root … --storage-driver vfs run -d --network none --name pI
-#           localhost/tools:latest      (podman starts one conmon per container, runtime runc)
+# The image is built by kiln: `image "tools" { from "scratch"; host-binary "/bin/sh";
+# host-binary "/bin/sleep"; cmd "sh" "-c" LOOP }` where LOOP prints `line N` every 100 ms,
+# exported to podman (`kiln export --format docker-archive`, `podman load`). Then N
+# (default 20) containers with each tool, started alternately:
+#   kiln    kiln --root R run -d --name kI tools      (log: the container's log.jsonl)
+#   podman  podman --root … --storage-driver vfs run -d --network none --log-driver
+#           k8s-file --name pI localhost/tools:latest (one conmon per container, runc)
 # and, once all run, for every kiln supervisor and every conmon of this run (found by its
 # command line, which names this run's directory): PSS, private memory and RSS from
-# /proc/PID/smaps_rollup, threads from /proc/PID/status. PSS divides each shared page among
+# /proc/PID/smaps_rollup, threads from /proc/PID/status, measured after the containers
+# have logged for a few seconds. PSS divides each shared page among
 # the processes that map it, so N supervisors of one binary share its text: that is what a
 # machine with N containers pays per container. Printed: the mean per keeper, side by side,
 # and kiln's ratio to conmon. Goal: kiln's PSS ≤ conmon's.
@@ -62,19 +65,26 @@ cleanup() {
         umount -l "$target"
     done
     chmod -R u+w "$work" 2>/dev/null
-    rm -rf "$work"
+    # podman's last process may still be writing its database a moment after `rm`.
+    rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work"; }
 }
 trap cleanup EXIT
 
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "kiln: $KILN ($(stat -c %s "$KILN") bytes)"
+if [[ -x $(dirname "$KILN")/kiln-supervise ]]; then
+    echo "supervisor: $(dirname "$KILN")/kiln-supervise ($(stat -c %s "$(dirname "$KILN")/kiln-supervise") bytes)"
+else
+    echo "supervisor: kiln __supervise (no kiln-supervise beside $KILN)"
+fi
 echo "podman: $(podman --version); conmon: $(conmon --version | head -1)"
 
 cat >"$work/kiln.kdl" <<'KDL'
 image "tools" {
     from "scratch"
+    host-binary "/bin/sh"
     host-binary "/bin/sleep"
-    cmd "sleep" "1000"
+    cmd "sh" "-c" "i=0; while :; do i=$((i+1)); echo \"line $i\"; sleep 0.1; done"
 }
 KDL
 quiet() {
@@ -86,16 +96,21 @@ quiet podman "${podman_args[@]}" load -i "$work/tools.tar"
 
 for ((i = 0; i < N; i++)); do
     quiet "$KILN" --root "$work/kiln" run -d --name "k$i" tools
-    quiet podman "${podman_args[@]}" run -d --network none --name "p$i" localhost/tools:latest
+    quiet podman "${podman_args[@]}" run -d --network none --log-driver k8s-file --name "p$i" \
+        localhost/tools:latest
 done
-# Let both settle (podman's conmon finishes its start-up work after `run -d` returns).
-sleep 2
+# Let both settle (podman's conmon finishes its start-up work after `run -d` returns) and
+# log for a while.
+sleep 5
 
 status=0
 python3 - "$work" "$N" <<'PY' || status=$?
 import os, statistics, sys
 
 work, n = sys.argv[1], int(sys.argv[2])
+
+
+names = set()
 
 
 def keepers():
@@ -111,6 +126,7 @@ def keepers():
         if work not in " ".join(args):
             continue
         if "__supervise" in args:
+            names.add(comm)
             found.append(("kiln", int(pid)))
         elif comm == "conmon":
             found.append(("conmon", int(pid)))
@@ -139,19 +155,25 @@ for kind, pid in keepers():
         seen[kind].append(measure(pid))
     except OSError:
         pass
-print(f"\n{n} containers each; keepers found: kiln {len(seen['kiln'])}, conmon {len(seen['conmon'])}")
+print(f"\n{n} containers each; keepers found: kiln {len(seen['kiln'])}"
+      f" ({', '.join(sorted(names))}), conmon {len(seen['conmon'])}")
 if not seen["kiln"] or not seen["conmon"]:
     print("missing keepers: nothing to compare")
     sys.exit(1)
 mean = {k: {f: statistics.mean(m[f] for m in v) for f in v[0]} for k, v in seen.items()}
-print(f"\n{'keeper':8} {'PSS kB':>8} {'private kB':>11} {'RSS kB':>8} {'threads':>8}")
+label = {"kiln": "/".join(sorted(names)), "conmon": "conmon"}
+print(f"\n{'keeper':15} {'PSS kB':>8} {'private kB':>11} {'RSS kB':>8} {'threads':>8}")
 for kind in ("kiln", "conmon"):
     m = mean[kind]
-    print(f"{kind:8} {m['pss']:8.0f} {m['private']:11.0f} {m['rss']:8.0f} {m['threads']:8.1f}")
+    print(f"{label[kind]:15} {m['pss']:8.0f} {m['private']:11.0f} {m['rss']:8.0f}"
+          f" {m['threads']:8.1f}")
 k, c = mean["kiln"], mean["conmon"]
-print(f"{'kiln/conmon':11} {k['pss'] / c['pss']:5.2f}× {k['private'] / max(c['private'], 1):10.2f}×"
+print(f"{'kiln/conmon':15} {k['pss'] / c['pss']:7.2f}× {k['private'] / max(c['private'], 1):10.2f}×"
       f" {k['rss'] / c['rss']:7.2f}× {k['threads'] / c['threads']:7.2f}×")
 print(f"\ngoal: kiln's PSS ≤ conmon's: {k['pss']:.0f} kB vs {c['pss']:.0f} kB  "
       + ("PASS" if k["pss"] <= c["pss"] else "FAIL"))
 PY
+# The same workload on both sides: lines each keeper has logged for its first container.
+echo "lines logged by the first container: kiln $("$KILN" --root "$work/kiln" logs k0 2>/dev/null | wc -l)," \
+    "podman $(podman "${podman_args[@]}" logs p0 2>/dev/null | wc -l)"
 exit $status

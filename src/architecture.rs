@@ -127,8 +127,9 @@ fn modules() -> BTreeSet<String> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let name = name.strip_suffix(".rs").map(str::to_string).unwrap_or(name);
-            // This file is the test, not a module of kiln.
-            (!matches!(name.as_str(), "lib" | "main" | "architecture")).then_some(name)
+            // This file is the test, not a module of kiln; `main.rs` and `bin/` are
+            // executables built on the library, not modules of it.
+            (!matches!(name.as_str(), "lib" | "main" | "bin" | "architecture")).then_some(name)
         })
         .collect()
 }

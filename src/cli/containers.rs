@@ -686,33 +686,8 @@ pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8, crate::Error> {
 }
 
 pub(super) fn supervise(cli: &Cli, args: &SuperviseArgs) -> Result<u8, crate::Error> {
-    // Not to keep the starting command's directory busy for as long as the container runs
-    // (`kiln run -d` spawns this process where it was; the state root is absolute).
-    let _ = std::env::set_current_dir("/");
-    // SAFETY: fcntl only queries the descriptor's flags; an invalid one gives an error.
-    let report_open = unsafe { nix::libc::fcntl(containers::REPORT_FD, nix::libc::F_GETFD) } >= 0;
-    let report = report_open.then(|| {
-        // SAFETY: kiln run -d put the report pipe on this descriptor for this process alone;
-        // nothing else in the supervisor owns it.
-        let fd = unsafe {
-            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(containers::REPORT_FD)
-        };
-        // Not for the container's processes.
-        // SAFETY: sets FD_CLOEXEC on a descriptor this process owns.
-        unsafe {
-            nix::libc::fcntl(
-                containers::REPORT_FD,
-                nix::libc::F_SETFD,
-                nix::libc::FD_CLOEXEC,
-            )
-        };
-        fd
-    });
-    match containers::supervise(&super::state_root(cli), &args.id, report) {
-        Ok(code) => Ok(code),
-        Err(err) => {
-            eprintln!("{:?}", miette::Report::new(err));
-            Ok(1)
-        }
-    }
+    Ok(containers::supervise_entry(
+        &super::state_root(cli),
+        &args.id,
+    ))
 }

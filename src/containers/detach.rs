@@ -1,9 +1,9 @@
 //! `kiln run -d` and `kiln restart`: prepare the container as the foreground path does (or
-//! stop it), then hand it to a supervisor — kiln itself re-executed as `kiln __supervise
-//! ID`, in its own session with stdio on /dev/null — and return once the supervisor says the
-//! container started.
+//! stop it), then hand it to a supervisor — `kiln-supervise` beside kiln, else kiln itself
+//! re-executed as `kiln __supervise ID` — in its own session with stdio on /dev/null, and
+//! return once the supervisor says the container started.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -16,6 +16,7 @@ use super::ContainerError;
 use super::health::HealthCheck;
 use super::lifecycle::{RunRequest, STARTED, cgroup, remove_parent_cgroups};
 use super::prepare::prepare_with;
+use super::supervise_exe::{supervisor_command, supervisor_environment};
 use crate::state::{ContainerId, Record, Records};
 use crate::store::Store;
 
@@ -55,31 +56,24 @@ pub fn run_detached(
     Ok(prepared.records.load(&id)?)
 }
 
-/// Starts `kiln __supervise ID` detached from this process and waits for its report.
+/// Starts the supervisor of container `id` (`kiln-supervise` or `kiln __supervise`: see
+/// [`supervisor_command`]) detached from this process and waits for its report.
 ///
 /// The supervisor is started with `posix_spawn` (a `vfork`-like clone sharing this
 /// process's memory until the exec), never `fork`: `kiln up` starts hundreds of supervisors
 /// from one process with a thread each, and a fork copies the page tables of every one of
 /// those threads' stacks — a cost that grew with the number of containers started so far.
 pub fn spawn_supervisor(state_root: &Path, id: &ContainerId) -> Result<(), ContainerError> {
-    let exe = std::env::current_exe().map_err(super::io_err(Path::new("/proc/self/exe")))?;
+    let kiln = std::env::current_exe().map_err(super::io_err(Path::new("/proc/self/exe")))?;
     let root = std::fs::canonicalize(state_root).map_err(super::io_err(state_root))?;
+    let (exe, argv) = supervisor_command(&kiln, &root, id.as_str());
     let (read_end, write_end) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io {
             path: exe.clone(),
             source: e.into(),
         })?;
-    let spawned = spawn_detached(
-        &exe,
-        &[
-            exe.as_os_str(),
-            OsStr::new("--root"),
-            root.as_os_str(),
-            OsStr::new("__supervise"),
-            OsStr::new(id.as_str()),
-        ],
-        &write_end,
-    );
+    let args: Vec<&OsStr> = argv.iter().map(OsString::as_os_str).collect();
+    let spawned = spawn_detached(&exe, &args, &write_end);
     drop(write_end);
     // The supervisor outlives kiln (then init reaps it): not waited for.
     spawned.map_err(|errno| ContainerError::Io {
@@ -103,7 +97,8 @@ pub fn spawn_supervisor(state_root: &Path, id: &ContainerId) -> Result<(), Conta
     }
 }
 
-/// Runs `exe` with `args` (the first is its argv[0]) and this process's environment, in a
+/// Runs `exe` with `args` (the first is its argv[0]) and this process's environment (with
+/// the supervisor's allocator settings: `supervisor_environment`), in a
 /// session of its own, its working directory `/`, stdio on /dev/null and `report` on
 /// [`REPORT_FD`] (its only other descriptor: everything kiln opens is close-on-exec).
 fn spawn_detached(exe: &Path, args: &[&OsStr], report: &OwnedFd) -> nix::Result<nix::unistd::Pid> {
@@ -114,13 +109,9 @@ fn spawn_detached(exe: &Path, args: &[&OsStr], report: &OwnedFd) -> nix::Result<
         .iter()
         .map(|a| to_c(a))
         .collect::<nix::Result<Vec<_>>>()?;
-    let envp = std::env::vars_os()
-        .map(|(key, value)| {
-            let mut pair = key;
-            pair.push("=");
-            pair.push(value);
-            to_c(&pair)
-        })
+    let envp = supervisor_environment(std::env::vars_os())
+        .iter()
+        .map(|pair| to_c(pair))
         .collect::<nix::Result<Vec<_>>>()?;
     let mut attr = PosixSpawnAttr::init()?;
     // setsid in the child (glibc ≥ 2.26); nix names no constant for it.
@@ -140,7 +131,8 @@ fn spawn_detached(exe: &Path, args: &[&OsStr], report: &OwnedFd) -> nix::Result<
     // REPORT_FD: POSIX asks it of posix_spawn's dup2, glibc ≥ 2.29 does it).
     actions.add_dup2(report.as_raw_fd(), REPORT_FD)?;
     // Not to keep the caller's directory busy for as long as the container runs: the
-    // supervisor moves to `/` first thing (posix_spawn's chdir action is not in nix).
+    // supervisor moves to `/` first thing (`supervise_entry`; nix has no posix_spawn
+    // chdir action).
     posix_spawn(exe, &actions, &attr, &argv, &envp)
 }
 

@@ -1,6 +1,6 @@
 //! Containers from images: `kiln run` (foreground and `-d`), the supervisor of detached
 //! containers with its health checks, `kiln create`, `start`, `wait`, `port`, `top`, `cp`, `inspect`, `exec`, `ps`,
-//! `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats`, `commit` and `system df|prune`.
+//! `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats` and `commit`.
 //!
 //! Owns the path from an image in the store to a running container: each layer unpacked
 //! once into a shared read-only directory, a per-container upper directory, the OCI runtime
@@ -26,8 +26,8 @@ mod probing;
 mod run;
 mod start;
 mod stats;
+mod supervise_exe;
 mod supervisor;
-mod system;
 #[cfg(test)]
 mod tests;
 mod top;
@@ -60,11 +60,11 @@ pub use start::{create, start, start_attached};
 pub use stats::{
     ContainerStats, NetIo, Sampler, cpu_percent, parse_mem_total, parse_net_dev, snapshot,
 };
-pub use supervisor::supervise;
-pub use system::{
-    ContainerUsage, DiskUsage, ImageUsage, PruneOptions, Pruned, UsageSummary, VolumeUsage,
-    disk_usage, images_in_use, prune,
+pub use supervise_exe::{
+    BUILD_STAMP, Invocation, SUPERVISOR_EXE, SUPERVISOR_TUNABLES, invocation, supervise_main,
+    supervisor_command, supervisor_environment,
 };
+pub use supervisor::{supervise, supervise_entry};
 pub use top::{columns as top_columns, top};
 pub use wait::{Waited, wait};
 

@@ -1,6 +1,7 @@
-//! The supervisor of a detached container (`kiln __supervise ID`, started by `kiln run -d`
-//! and `kiln restart`): starts the container with its output on pipes, copies each line into
-//! `log.jsonl` with a timestamp (capped and rotated: `runtime::supervise::rotate`), records pid, exit code and OOM kills in `state.json`,
+//! The supervisor of a detached container (`kiln-supervise`, or `kiln __supervise ID`,
+//! started by `kiln run -d`, `kiln restart` and `kiln up`): starts the container with its
+//! output on pipes, copies each line into `log.jsonl` with a timestamp (capped and rotated:
+//! `runtime::supervise::rotate`), records pid, exit code and OOM kills in `state.json`,
 //! runs its health check (recording `starting`, `healthy` or `unhealthy`, and killing it
 //! when unhealthy under `--restart on-unhealthy`), applies the restart policy with its
 //! backoff, and cleans the cgroup once it is done.
@@ -92,6 +93,41 @@ impl StartHooks for Hooks<'_> {
             })
             .map_err(HookError::new)
     }
+}
+
+/// The whole of a supervisor process (`kiln-supervise` and `kiln __supervise` both are
+/// this): sets its allocator up for a long life (`shed::prepare`), moves to `/` (not to
+/// keep the starting command's directory busy for as long as the container runs), takes
+/// the report pipe from [`super::REPORT_FD`] if it is open, and supervises container `id`. Returns the process's exit code; an error goes to stderr on
+/// one line (a supervisor's stderr is /dev/null, unless someone runs it by hand).
+pub fn supervise_entry(state_root: &Path, id: &str) -> u8 {
+    crate::runtime::supervise::shed::prepare();
+    let _ = std::env::set_current_dir("/");
+    let report = take_report_fd();
+    match supervise(state_root, id, report) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("kiln supervise: {}", crate::causes::one_line(&err));
+            1
+        }
+    }
+}
+
+/// The report pipe `kiln run -d` put on [`super::REPORT_FD`], made close-on-exec (it is
+/// not for the container's processes); `None` when that descriptor is not open.
+fn take_report_fd() -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd = super::REPORT_FD;
+    // SAFETY: fcntl only queries the descriptor's flags; an invalid one gives an error.
+    if unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the starting kiln put the report pipe on this descriptor for this process
+    // alone; nothing else in the supervisor owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sets FD_CLOEXEC on a descriptor this process owns.
+    unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
+    Some(owned)
 }
 
 /// Supervises container `id` until it is done; writes the first start's outcome to
@@ -319,9 +355,9 @@ fn follow(
     let mut status = None;
     let mut next_round = health.as_ref().map(|h| Instant::now() + h.check.interval);
     // Starting the container (the spec, the rootfs, the network) left freed memory in the
-    // heap; the supervisor then lives as long as the container: give it back.
-    // SAFETY: malloc_trim only returns free heap memory to the kernel; no pointer changes.
-    unsafe { nix::libc::malloc_trim(0) };
+    // heap, a deep stack and much of kiln's code mapped; the supervisor then lives as long
+    // as the container: give them back.
+    crate::runtime::supervise::shed::shed();
     std::thread::scope(|scope| {
         // A round in progress: its thread, and the read end of a pipe whose write end the
         // thread holds (it hangs up when the round is done).

@@ -213,6 +213,83 @@ fn caught_signals_come_from_sigcgt() {
 }
 
 #[test]
+fn kiln_supervise_runs_when_it_lies_beside_kiln_else_kiln_supervises_itself() {
+    use std::ffi::OsString;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let kiln = dir.path().join("kiln");
+    let small = dir.path().join(SUPERVISOR_EXE);
+    let root = std::path::Path::new("/var/lib/kiln");
+    let strings = |argv: &[OsString]| -> Vec<String> {
+        argv.iter().map(|a| a.to_string_lossy().into()).collect()
+    };
+    let alone = [
+        kiln.to_str().unwrap(),
+        "--root",
+        "/var/lib/kiln",
+        "__supervise",
+        "c1",
+    ];
+
+    let (exe, argv) = supervisor_command(&kiln, root, "c1");
+    assert_eq!(
+        (exe.as_path(), strings(&argv)),
+        (kiln.as_path(), alone.map(String::from).into())
+    );
+
+    // Not executable: not a program kiln can start.
+    std::fs::write(&small, "").unwrap();
+    assert_eq!(supervisor_command(&kiln, root, "c1").0, kiln);
+
+    std::fs::set_permissions(&small, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (exe, argv) = supervisor_command(&kiln, root, "c1");
+    assert_eq!(exe, small);
+    let mut expected: Vec<String> = alone.map(String::from).into();
+    expected[0] = small.to_string_lossy().into();
+    expected.extend(["--build", BUILD_STAMP, "--kiln", kiln.to_str().unwrap()].map(String::from));
+    assert_eq!(strings(&argv), expected);
+
+    // kiln-supervise reads what kiln wrote: of this build, it supervises; of another, it
+    // hands over to that kiln as `kiln __supervise`.
+    assert_eq!(
+        invocation(&argv[1..], BUILD_STAMP),
+        Some(Invocation::Supervise {
+            root: root.into(),
+            id: "c1".into()
+        })
+    );
+    assert_eq!(
+        invocation(&argv[1..], "another build"),
+        Some(Invocation::HandOver {
+            kiln: kiln.clone(),
+            argv: alone.map(OsString::from).into(),
+        })
+    );
+    assert_eq!(invocation(&argv[1..5], BUILD_STAMP), None);
+    let mut swapped = argv[1..].to_vec();
+    swapped.swap(4, 6);
+    assert_eq!(invocation(&swapped, BUILD_STAMP), None);
+}
+
+#[test]
+fn a_supervisor_runs_with_kilns_environment_and_its_allocator_settings_first() {
+    use std::ffi::OsString;
+    let vars = |pairs: &[(&str, &str)]| -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    };
+    let tunables = format!("GLIBC_TUNABLES={SUPERVISOR_TUNABLES}");
+    assert_eq!(
+        supervisor_environment(vars(&[("PATH", "/bin"), ("A", "b=c")]).into_iter()),
+        ["PATH=/bin", "A=b=c", tunables.as_str()].map(OsString::from)
+    );
+    // kiln's own tunables come after (a later setting wins).
+    assert_eq!(
+        supervisor_environment(vars(&[("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")]).into_iter()),
+        [format!("{tunables}:glibc.malloc.arena_max=4")].map(OsString::from)
+    );
+}
+
+#[test]
 fn an_images_volumes_are_anonymous_volumes_where_no_mount_is() {
     let paths: Vec<String> = ["/data", "/cache/", "/srv//www/./x/..", "/tmp", "/data"]
         .map(String::from)

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::harness::tools::{skopeo_inspect, umoci_unpack};
-use crate::harness::{Kiln, Lab, Project, Root, examples, is_root, which};
+use crate::harness::{Kiln, Project, Root, examples, is_root, which};
 
 const SMALL: &str = r#"
 image "base" {
@@ -327,18 +327,21 @@ image "final" {
 
 #[test]
 fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
-    let Some(lab) = Lab::unbuilt(Project::new(WITH_RUN)) else {
+    if !is_root() {
         return;
-    };
+    }
+    let project = Project::new(WITH_RUN);
+    let root = Root::new();
     // gzip: Debian's umoci predates zstd layers.
-    lab.kiln()
+    project
+        .kiln(root.path())
         .args(["build", "--compression", "gzip"])
         .run()
         .success();
     let bundle = tempfile::tempdir().unwrap();
     // skopeo and umoci read the store as the OCI layout it is.
     if which("skopeo") {
-        let image = format!("oci:{}:steps/final", lab.path().join("store").display());
+        let image = format!("oci:{}:steps/final", root.path().join("store").display());
         let inspect = skopeo_inspect(&image);
         assert_eq!(
             inspect["Layers"].as_array().unwrap().len(),
@@ -349,7 +352,7 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
     }
     if which("umoci") {
         let rootfs = bundle.path().join("rootfs");
-        umoci_unpack(&lab.path().join("store"), "steps/final", &rootfs);
+        umoci_unpack(&root.path().join("store"), "steps/final", &rootfs);
         assert_eq!(
             std::fs::read_to_string(rootfs.join("answer")).unwrap(),
             "42\n"
@@ -360,8 +363,8 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
         );
     }
     // builder's rm became a whiteout: cat is gone from builder, not from base.
-    let history = lab
-        .kiln()
+    let history = project
+        .kiln(root.path())
         .args(["inspect", "builder", "--format", "json"])
         .run()
         .success()
@@ -370,14 +373,17 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
     // Nothing of the sandbox stays mounted.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        !mounts.contains(&lab.path().display().to_string()),
+        !mounts.contains(&root.path().display().to_string()),
         "{mounts}"
     );
 }
 
 #[test]
 fn a_failing_run_step_reports_its_place_code_and_output_and_commits_nothing() {
-    let Some(lab) = Lab::unbuilt(Project::new(
+    if !is_root() {
+        return;
+    }
+    let project = Project::new(
         r#"
 image "base" {
     from "scratch"
@@ -388,18 +394,18 @@ image "broken" {
     run "sh" "-c" "echo about to fail; exit 3"
 }
 "#,
-    )) else {
-        return;
-    };
-    lab.kiln()
+    );
+    let root = Root::new();
+    project
+        .kiln(root.path())
         .args(["build"])
         .run()
         .failure()
         .stderr_contains("`run` in image `broken` failed: exit 3")
         .stderr_contains("kiln.kdl:8:5")
         .stderr_contains("about to fail");
-    let images = lab
-        .kiln()
+    let images = project
+        .kiln(root.path())
         .args(["images", "--format", "json"])
         .run()
         .success()
@@ -411,8 +417,12 @@ image "broken" {
         .map(|i| i["name"].as_str().unwrap())
         .collect();
     assert!(!names.contains(&"broken"), "{names:?}");
-    lab.kiln().args(["build", "broken"]).run().failure();
-    lab.kiln().args(["fsck"]).run().success();
+    project
+        .kiln(root.path())
+        .args(["build", "broken"])
+        .run()
+        .failure();
+    project.kiln(root.path()).args(["fsck"]).run().success();
 }
 
 #[test]
@@ -455,8 +465,11 @@ fn two_builds_on_one_root_at_once_both_succeed() {
 
 #[test]
 fn verify_names_the_layer_and_file_of_an_unreproducible_step() {
+    if !is_root() {
+        return;
+    }
     // /proc/uptime differs from one run to the next: the layer cannot be reproduced.
-    let Some(lab) = Lab::unbuilt(Project::new(
+    let project = Project::new(
         r#"
 image "base" {
     from "scratch"
@@ -467,10 +480,10 @@ image "clock" {
     run "sh" "-c" "cat /proc/uptime /proc/self/stat > /stamp"
 }
 "#,
-    )) else {
-        return;
-    };
-    lab.kiln()
+    );
+    let root = Root::new();
+    project
+        .kiln(root.path())
         .args(["build", "--verify"])
         .run()
         .failure()
@@ -695,9 +708,11 @@ image "tmpfile" {
 
 #[test]
 fn run_steps_see_the_parent_directories_of_lower_layers_unchanged() {
-    let Some(lab) = Lab::unbuilt(
-        Project::new(
-            r#"
+    if !is_root() {
+        return;
+    }
+    let project = Project::new(
+        r#"
 image "sticky" {
     from "scratch"
     host-binary "/bin/sh" "/bin/mkdir" "/usr/bin/stat" "/bin/cat"
@@ -706,13 +721,12 @@ image "sticky" {
     run "sh" "-c" "stat -c %a /tmp > /mode"
 }
 "#,
-        )
-        .file("x.txt", "x\n"),
-    ) else {
-        return;
-    };
-    lab.kiln().args(["build"]).run().success();
-    lab.kiln()
+    )
+    .file("x.txt", "x\n");
+    let root = Root::new();
+    project.kiln(root.path()).args(["build"]).run().success();
+    project
+        .kiln(root.path())
         .args(["run", "--rm", "sticky", "cat", "/mode"])
         .run()
         .success()

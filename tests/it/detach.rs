@@ -264,3 +264,61 @@ fn a_running_container_is_what_a_root_finds_left() {
     lab.kiln().args(["rm", "-f", "left"]).run().success();
     lab.root.assert_clean();
 }
+
+#[test]
+fn a_supervisor_is_kiln_supervise_beside_kiln_and_kiln_itself_without_it() {
+    let Some(lab) = lab() else {
+        return;
+    };
+    let built = std::path::Path::new(env!("CARGO_BIN_EXE_kiln"));
+    let exe_of = |name: &str| {
+        let record = lab
+            .root
+            .record(lab.root.ps().get(name)["id"].as_str().unwrap());
+        let pid = record["state"]["supervisor_pid"].as_i64().unwrap();
+        (pid, std::fs::read_link(format!("/proc/{pid}/exe")).unwrap())
+    };
+    lab.kiln()
+        .args(["run", "-d", "--name", "beside", "tools", "sh", "-c", SERVER])
+        .run()
+        .success();
+    let (pid, exe) = exe_of("beside");
+    assert_eq!(exe, built.with_file_name("kiln-supervise"));
+    assert!(
+        host::cmdline(pid).contains(" __supervise "),
+        "{}",
+        host::cmdline(pid)
+    );
+
+    // kiln alone in a directory (a link to the same file): it supervises itself.
+    let alone = tempfile::tempdir().unwrap();
+    let kiln = alone.path().join("kiln");
+    std::fs::hard_link(built, &kiln)
+        .or_else(|_| std::fs::copy(built, &kiln).map(drop))
+        .unwrap();
+    lab.kiln()
+        .program(&kiln)
+        .args(["run", "-d", "--name", "alone", "tools", "sh", "-c", SERVER])
+        .run()
+        .success();
+    let (pid, exe) = exe_of("alone");
+    assert_eq!(exe, kiln);
+    assert!(
+        host::cmdline(pid).contains(" __supervise "),
+        "{}",
+        host::cmdline(pid)
+    );
+    for name in ["beside", "alone"] {
+        wait_for("the output in the log", || {
+            lab.kiln()
+                .args(["logs", name])
+                .run()
+                .stdout()
+                .contains("ready")
+        });
+    }
+    lab.kiln()
+        .args(["rm", "-f", "beside", "alone"])
+        .run()
+        .success();
+}

@@ -54,7 +54,6 @@ mod run_options;
 mod seccomp;
 mod services;
 mod stats;
-mod system;
 mod tarball;
 mod test_cmd;
 mod unprivileged;

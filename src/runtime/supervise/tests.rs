@@ -172,3 +172,60 @@ fn a_follower_reads_across_rotations_in_order() {
     assert!(std::fs::metadata(&one).unwrap().len() <= 200);
     assert!(!rotate::generation(&one, 1).exists());
 }
+
+/// A supervisor's smaps, cut down: its executable (read-only data, code, the relocated
+/// part with copied pages, the writable data), a library, the heap and the stack.
+const SMAPS: &str = "\
+00200000-003bb000 r--p 00000000 fe:00 1234       /opt/kiln/kiln-supervise
+Size:               1772 kB
+Anonymous:             0 kB
+VmFlags: rd mr mw me sd
+003bb000-007af000 r-xp 001ba000 fe:00 1234       /opt/kiln/kiln-supervise
+Anonymous:             0 kB
+007af000-00812000 r--p 005ad000 fe:00 1234       /opt/kiln/kiln-supervise
+Anonymous:            20 kB
+00812000-00813000 rw-p 00610000 fe:00 1234       /opt/kiln/kiln-supervise
+Anonymous:             0 kB
+329c2000-329eb000 rw-p 00000000 00:00 0          [heap]
+Anonymous:           164 kB
+7f1870792000-7f18708e8000 r-xp 00028000 fe:00 99 /usr/lib/x86_64-linux-gnu/libc.so.6
+Anonymous:             0 kB
+7ffdccfa0000-7ffdccfc1000 rw-p 00000000 00:00 0  [stack]
+Anonymous:           132 kB
+";
+
+#[test]
+fn a_supervisor_drops_only_pages_it_never_wrote_and_the_stack_below_its_frame() {
+    let exe = std::path::Path::new("/opt/kiln/kiln-supervise");
+    // The code and the read-only data of the executable; not its relocated part (a copied
+    // page), not its writable data, not a library, not the heap; the stack below the page
+    // of `keep`.
+    let keep = 0x7ffdccfb8123;
+    assert_eq!(
+        shed::droppable(SMAPS, exe, keep),
+        vec![
+            0x200000..0x3bb000,
+            0x3bb000..0x7af000,
+            0x7ffdccfa0000..0x7ffdccfb8000
+        ]
+    );
+    // Another executable: only the stack. A frame outside the stack (another thread's):
+    // not the stack.
+    let other = std::path::Path::new("/usr/bin/kiln");
+    assert_eq!(
+        shed::droppable(SMAPS, other, keep),
+        vec![0x7ffdccfa0000..0x7ffdccfb8000]
+    );
+    assert!(shed::droppable(SMAPS, other, 0x1000).is_empty());
+}
+
+#[test]
+fn shedding_leaves_a_process_that_runs_on() {
+    // On a test thread (not the main thread's stack): the executable's clean pages and the
+    // heap; the code then runs on from the page cache.
+    let dropped = shed::shed();
+    assert!(dropped > 0);
+    let lines: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines[999], "line 999");
+    assert!(shed::shed() > 0);
+}

@@ -62,6 +62,24 @@ impl Kiln {
         }
     }
 
+    /// Runs the kiln executable at `path` (a copy of kiln elsewhere) instead of the one
+    /// cargo built, with what was given so far.
+    pub fn program(mut self, path: impl AsRef<Path>) -> Kiln {
+        let mut command = Command::new(path.as_ref());
+        command.args(self.command.get_args());
+        for (key, value) in self.command.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            command.current_dir(dir);
+        }
+        self.command = command;
+        self
+    }
+
     pub fn args<I, S>(mut self, args: I) -> Kiln
     where
         I: IntoIterator<Item = S>,
