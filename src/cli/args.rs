@@ -770,6 +770,25 @@ pub struct CreateArgs {
     /// Another name DNS answers with the container's address on --network.
     #[arg(long = "network-alias", value_name = "NAME")]
     pub network_aliases: Vec<String>,
+    /// Add a line to the container's /etc/hosts: NAME:IP (`db:10.0.0.5`,
+    /// `v6:[2001:db8::1]`, or NAME=IP). `NAME:host-gateway` is the gateway of its first
+    /// kiln network (where kiln's DNS and published ports' proxies answer it).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_hosts: Vec<String>,
+    /// A DNS server, as Docker's: without a kiln network, a nameserver line of the
+    /// container's /etc/resolv.conf (default: the machine's). On a kiln network the
+    /// container asks kiln's DNS server, which then sends the names it does not know
+    /// (not a container's) to these servers instead of the machine's: only on a network
+    /// with egress (one without asks no other server: refused).
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<std::net::IpAddr>,
+    /// A search domain for the container's /etc/resolv.conf (after kiln's project domain).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// A resolver option for the container's /etc/resolv.conf (`ndots:2`, `edns0`,
+    /// `timeout:1`).
+    #[arg(long = "dns-option", value_name = "OPT")]
+    pub dns_options: Vec<String>,
     /// Publish a port: 127.0.0.1:HOST on the machine reaches PORT in the container
     /// (a userspace proxy; needs --network NAME).
     #[arg(short = 'p', long = "publish", value_name = "HOST:PORT[/udp]")]

@@ -154,6 +154,16 @@ fn run_options(args: &CreateArgs) -> Result<(RunOptions, Vec<NamedVolume>), Cont
             _ => NetworkMode::None,
         },
         seccomp: security_opts(&args.security_opts)?,
+        etc: crate::runtime::spec::EtcOptions {
+            add_hosts: args
+                .add_hosts
+                .iter()
+                .map(|h| h.parse())
+                .collect::<Result<_, SpecError>>()?,
+            dns: args.dns.clone(),
+            dns_search: args.dns_search.clone(),
+            dns_options: args.dns_options.clone(),
+        },
         ..RunOptions::default()
     };
     let mut options = with_options(options, &args.options)?;

@@ -12,6 +12,7 @@ mod commit;
 mod control;
 mod cp;
 mod detach;
+mod etc_files;
 mod exec;
 mod filter;
 mod health;
@@ -104,6 +105,16 @@ pub enum ContainerError {
         "kiln takes seccomp=unconfined, seccomp=PROFILE.json (Docker's format) and no-new-privileges"
     ))]
     BadSecurityOpt { opt: String, reason: String },
+    #[error("--dns cannot take effect on network `{network}`: it has no egress")]
+    #[diagnostic(help(
+        "kiln's DNS server on a network without egress answers its container names and asks no other server, so these would never be asked; create the network with --egress (egress=#true in kiln.kdl) to send the names it does not know to them, or leave --dns out (--dns-search and --dns-option work)"
+    ))]
+    DnsWithoutEgress { network: String },
+    #[error("--add-host {name}:host-gateway needs a kiln network")]
+    #[diagnostic(help(
+        "host-gateway is the gateway of the container's first kiln network (--network NAME); give an address instead"
+    ))]
+    HostGatewayWithoutNetwork { name: String },
     #[error("cannot read env file {}", path.display())]
     EnvFileRead {
         path: PathBuf,

@@ -91,10 +91,23 @@ pub(crate) fn prepare_with(
         });
     }
     super::network::check_ports(&request.publish)?;
+    let net_root = request.net_root.as_deref().unwrap_or(state_root);
+    let first_network = match request.networks.first() {
+        Some(first) if !options.etc.dns.is_empty() => {
+            crate::net::records::NetworkRecords::open(net_root)
+                .ok()
+                .and_then(|records| records.find(&first.network).ok().flatten())
+        }
+        _ => None,
+    };
+    super::etc_files::check(
+        &options.etc,
+        !request.networks.is_empty(),
+        first_network.as_ref().map(|n| (n.name.as_str(), n.egress)),
+    )?;
     let mut names = vec![name.clone()];
     names.extend(options.hostname.clone().filter(|h| *h != name));
     let search = request.member.as_ref().map(|m| m.project.as_str());
-    let net_root = request.net_root.as_deref().unwrap_or(state_root);
     let (interfaces, etc_volumes) =
         super::network::reserve(net_root, id.as_str(), &names, search, &request.networks)?;
     let release = |err: ContainerError| {
@@ -134,6 +147,16 @@ pub(crate) fn prepare_with(
     options
         .volumes
         .sort_by_key(|v| v.destination.split('/').filter(|p| !p.is_empty()).count());
+    let hostname = options.hostname.clone().unwrap_or_default();
+    let etc_volumes = super::etc_files::write(
+        net_root,
+        id.as_str(),
+        &options.etc,
+        &interfaces,
+        &hostname,
+        etc_volumes,
+    )
+    .map_err(release)?;
     options.volumes.extend(etc_volumes);
     let roots: Vec<&Path> = lower_dirs.iter().map(PathBuf::as_path).collect();
     let spec =

@@ -333,6 +333,32 @@ pub fn etc_dir(state_root: &Path, container_id: &str) -> std::path::PathBuf {
     state_root.join("net").join("etc").join(container_id)
 }
 
+/// The file of a container's own upstream servers (`--dns` on a network with egress), one
+/// address a line, beside its resolv.conf: the DNS daemon forwards its questions there.
+const DNS_SERVERS: &str = "dns-servers";
+
+/// Records `servers` as the container's own upstreams.
+pub fn write_dns_servers(
+    state_root: &Path,
+    container_id: &str,
+    servers: &[IpAddr],
+) -> std::io::Result<std::path::PathBuf> {
+    let path = etc_dir(state_root, container_id).join(DNS_SERVERS);
+    let text: String = servers.iter().map(|s| format!("{s}\n")).collect();
+    crate::atomic_file::replace(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// The container's own upstreams, port 53 (none when it has no such file).
+pub fn dns_servers(state_root: &Path, container_id: &str) -> Vec<std::net::SocketAddr> {
+    std::fs::read_to_string(etc_dir(state_root, container_id).join(DNS_SERVERS))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse::<IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .collect()
+}
+
 /// Writes the container's resolv.conf and hosts; returns (host file, path in container).
 pub fn write_etc(
     state_root: &Path,

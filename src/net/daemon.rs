@@ -214,6 +214,25 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
             if servers.contains_key(&network.name) {
                 continue;
             }
+            let forwarder = network.egress.then(|| {
+                // A member's own upstreams (`--dns`), found by its address on this network.
+                let directory = Arc::clone(&directory);
+                let root = root.clone();
+                let name = network.name.clone();
+                Forwarder::from_env().with_client_upstreams(move |client| {
+                    let id = {
+                        let directory = directory.lock().unwrap_or_else(|e| e.into_inner());
+                        directory.networks.get(&name).and_then(|n| {
+                            n.members
+                                .iter()
+                                .find(|m| m.address == client)
+                                .map(|m| m.container_id.clone())
+                        })
+                    };
+                    id.map(|id| super::attach::dns_servers(&root, &id))
+                        .unwrap_or_default()
+                })
+            });
             let name = network.name.clone();
             let directory = Arc::clone(&directory);
             let root = root.clone();
@@ -223,7 +242,6 @@ pub fn serve(state_root: &Path) -> std::io::Result<()> {
                 directory.lookup(&name, qname, client)
             };
             let addr = SocketAddr::new(network.gateway, 53);
-            let forwarder = network.egress.then(Forwarder::from_env);
             let bound = in_netns(host.as_fd(), || UdpSocket::bind(addr))
                 .and_then(|bound| bound)
                 .map_err(|source| super::dns::DnsError::Bind { addr, source })

@@ -446,6 +446,32 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
                     .map_or_else(|| "rwm".to_string(), |p| p.value.clone()),
             })
             .collect(),
+        etc: crate::runtime::spec::EtcOptions {
+            add_hosts: container
+                .add_hosts
+                .iter()
+                .map(|h| crate::runtime::spec::AddHost {
+                    name: h.name.value.clone(),
+                    address: h
+                        .address
+                        .as_ref()
+                        .map_or(crate::runtime::spec::HostAddress::Gateway, |a| {
+                            crate::runtime::spec::HostAddress::Ip(a.value)
+                        }),
+                })
+                .collect(),
+            dns: container.dns.iter().map(|d| d.value).collect(),
+            dns_search: container
+                .dns_search
+                .iter()
+                .map(|d| d.value.clone())
+                .collect(),
+            dns_options: container
+                .dns_options
+                .iter()
+                .map(|d| d.value.clone())
+                .collect(),
+        },
     };
     let volumes = container
         .volumes

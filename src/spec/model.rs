@@ -304,6 +304,18 @@ pub struct Container {
     /// `stop-timeout "30s"`: whole seconds `kiln stop` waits before SIGKILL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<Spanned<u64>>,
+    /// `add-host "NAME" "IP"|"host-gateway"`, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_hosts: Vec<AddHost>,
+    /// `dns "IP"…`: name servers; only on a container without kiln networks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<Spanned<std::net::IpAddr>>,
+    /// `dns-search "DOMAIN"…`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<Spanned<String>>,
+    /// `dns-option "OPT"…` (`ndots:2`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<Spanned<String>>,
     /// `env-file "app.env"…`: files of `KEY=VALUE` lines (Docker's format), relative to the
     /// project's directory, read when the project is planned; `env` wins over them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -332,6 +344,18 @@ pub struct LogCap {
     /// Files kept, the live one included; none: the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_file: Option<Spanned<u32>>,
+}
+
+/// `add-host "NAME" "IP"|"host-gateway"`: a line of the container's /etc/hosts.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AddHost {
+    pub name: Spanned<String>,
+    /// An address, or `None` for `host-gateway` (the first network's gateway).
+    pub address: Option<Spanned<std::net::IpAddr>>,
+    /// The span of the address argument.
+    #[serde(skip)]
+    pub span: crate::spec::source::Span,
 }
 
 /// `device "/dev/HOST" ["/dev/CONTAINER"] [permissions="rwm"]`: a host device node.

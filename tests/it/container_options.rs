@@ -454,3 +454,136 @@ fn a_projects_env_file_is_read_and_a_change_recreates_the_container() {
     lab.kiln().args(["down"]).run().success();
     lab.root.assert_clean();
 }
+
+#[test]
+fn added_hosts_and_resolver_settings_with_and_without_a_kiln_network() {
+    let Some(lab) = lab("") else {
+        return;
+    };
+    let files = ["cat", "/etc/hosts", "/etc/resolv.conf"];
+    let alone = lab
+        .kiln()
+        .args([
+            "run",
+            "--rm",
+            "--add-host",
+            "db:10.0.0.5",
+            "--dns",
+            "192.0.2.53",
+        ])
+        .args([
+            "--dns-search",
+            "corp.example",
+            "--dns-option",
+            "ndots:2",
+            "tools",
+        ])
+        .args(files)
+        .run()
+        .success()
+        .stdout();
+    for line in [
+        "127.0.0.1\tlocalhost\n",
+        "10.0.0.5\tdb\n",
+        "nameserver 192.0.2.53\n",
+        "search corp.example\n",
+        "options ndots:2\n",
+    ] {
+        assert!(alone.contains(line), "{line:?} not in {alone}");
+    }
+    lab.kiln()
+        .args(["network", "create", "front", "--subnet", "10.89.47.0/24"])
+        .run()
+        .success();
+    let on_network = lab
+        .kiln()
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            "--add-host",
+            "gw:host-gateway",
+        ])
+        .args(["--dns-search", "corp.example", "tools"])
+        .args(files)
+        .run()
+        .success()
+        .stdout();
+    for line in [
+        "10.89.47.1\tgw\n",
+        "nameserver 10.89.47.1\n",
+        "corp.example\n",
+    ] {
+        assert!(on_network.contains(line), "{line:?} not in {on_network}");
+    }
+    lab.kiln()
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            "--dns",
+            "192.0.2.53",
+            "tools",
+            "true",
+        ])
+        .run()
+        .code(125)
+        .stderr_contains("--dns cannot take effect on network `front`: it has no egress");
+    for (options, message) in [
+        (
+            &["--add-host", "gw:host-gateway"][..],
+            "needs a kiln network",
+        ),
+        (&["--add-host", "nohost"][..], "NAME:IP"),
+        (&["--add-host", "db:10.0.0.300"][..], "IPv4 or IPv6"),
+    ] {
+        lab.kiln()
+            .args(["run", "--rm"])
+            .args(options)
+            .args(["tools", "true"])
+            .run()
+            .code(125)
+            .stderr_contains(message);
+    }
+    lab.kiln().args(["network", "rm", "front"]).run().success();
+    lab.root.assert_clean();
+}
+
+const ETC: &str = r#"
+network "front" subnet="10.89.48.0/24"
+container "box" image="tools" {
+    network "front"
+    add-host "db" "10.0.0.5"
+    add-host "gw" "host-gateway"
+    dns-search "corp.example"
+    dns-option "ndots:2"
+    cmd "sh" "-c" "trap 'exit 0' TERM; while :; do sleep 0.1; done"
+}
+"#;
+
+#[test]
+fn a_projects_added_hosts_and_resolver_settings_come_from_kiln_kdl() {
+    let Some(lab) = lab(ETC) else {
+        return;
+    };
+    lab.kiln().args(["check"]).run().success();
+    lab.kiln().args(["up", "-d"]).run().success();
+    let files = lab
+        .kiln()
+        .args(["exec", "box", "cat", "/etc/hosts", "/etc/resolv.conf"])
+        .run()
+        .success()
+        .stdout();
+    for line in [
+        "10.0.0.5\tdb\n",
+        "10.89.48.1\tgw\n",
+        "corp.example\n",
+        "options ndots:2\n",
+    ] {
+        assert!(files.contains(line), "{line:?} not in {files}");
+    }
+    lab.kiln().args(["down"]).run().success();
+    lab.root.assert_clean();
+}

@@ -169,3 +169,54 @@ fn egress_and_internal_exclude_each_other() {
         .code(2)
         .stderr_contains("cannot be used with");
 }
+
+#[test]
+fn dns_on_an_egress_network_is_the_containers_own_upstream() {
+    if !has_python() || !which("pasta") || !which("nft") || !which("nsenter") {
+        return;
+    }
+    let Some(lab) = Lab::build(Project::new(&format!(
+        r#"
+project "upstreams"
+{}
+network "out" subnet="10.91.2.0/24" egress=#true
+container "own" image="py" {{
+    network "out"
+    dns "192.0.2.53"
+    cmd "sleep" "infinity"
+}}
+container "machines" image="py" {{
+    network "out"
+    cmd "sleep" "infinity"
+}}
+"#,
+        images::python("py", "")
+    ))) else {
+        return;
+    };
+    let world = World::new();
+    // The machine's resolver answers nothing: only the world's server, given to one
+    // container with `dns`, knows world.example.
+    std::fs::write(world.resolv_conf(), "nameserver 192.0.2.99\n").unwrap();
+    world.kiln(lab.kiln()).args(["check"]).run().success();
+    world.kiln(lab.kiln()).args(["up", "-d"]).run().success();
+    let lookup = "import socket\ntry: print(socket.gethostbyname('world.example'))\nexcept OSError: print('unknown')";
+    let resolve = |container: &str| {
+        world
+            .kiln(lab.kiln())
+            .args(["exec", container, "python3", "-c", lookup])
+            .run()
+            .success()
+            .stdout()
+    };
+    assert_eq!(resolve("own"), "192.0.2.80\n");
+    assert_eq!(resolve("machines"), "unknown\n");
+    // Its resolv.conf still names kiln's server: container names keep working.
+    world
+        .kiln(lab.kiln())
+        .args(["exec", "own", "cat", "/etc/resolv.conf"])
+        .run()
+        .success()
+        .stdout_contains("nameserver 10.91.2.1");
+    world.kiln(lab.kiln()).args(["down"]).run().success();
+}

@@ -6,10 +6,15 @@
 //! point at a resolver of their own. The socket is made by the calling thread, in its
 //! namespace: the DNS daemon runs in the machine's, so a loopback resolver
 //! (`127.0.0.53`) works, and nothing is added to the machine's network to reach it.
+//!
+//! A container given `--dns` (`dns` in kiln.kdl) on such a network has its own upstreams,
+//! Docker's meaning on a user-defined network: [`Forwarder::with_client_upstreams`] asks
+//! for a client's before the machine's are used.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The variable that names another resolv.conf to read upstreams from.
@@ -19,10 +24,23 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// resolv.conf's own limit (MAXNS).
 const MAX_UPSTREAMS: usize = 3;
 
+/// A client's own upstreams (`--dns`), if it has any.
+type ClientUpstreams = Arc<dyn Fn(IpAddr) -> Vec<SocketAddr> + Send + Sync>;
+
 /// Where the upstreams come from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Forwarder {
     upstreams: Upstreams,
+    per_client: Option<ClientUpstreams>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("upstreams", &self.upstreams)
+            .field("per_client", &self.per_client.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +59,19 @@ impl Forwarder {
                 std::env::var_os(RESOLV_CONF_VAR)
                     .map_or_else(|| PathBuf::from("/etc/resolv.conf"), PathBuf::from),
             ),
+            per_client: None,
+        }
+    }
+
+    /// Asks `client_upstreams` for a client's own upstreams first (`--dns`); the usual
+    /// ones when it gives none.
+    pub fn with_client_upstreams(
+        self,
+        client_upstreams: impl Fn(IpAddr) -> Vec<SocketAddr> + Send + Sync + 'static,
+    ) -> Forwarder {
+        Forwarder {
+            per_client: Some(Arc::new(client_upstreams)),
+            ..self
         }
     }
 
@@ -48,6 +79,7 @@ impl Forwarder {
     pub fn fixed(upstreams: Vec<SocketAddr>) -> Forwarder {
         Forwarder {
             upstreams: Upstreams::Fixed(upstreams),
+            per_client: None,
         }
     }
 
@@ -61,13 +93,22 @@ impl Forwarder {
         }
     }
 
-    /// The first upstream answer to `query` (a whole DNS message), or the last error.
-    pub fn ask(&self, query: &[u8]) -> io::Result<Vec<u8>> {
+    /// `client`'s upstreams: its own if it has some, else [`Forwarder::upstreams`].
+    pub fn upstreams_for(&self, client: IpAddr) -> Vec<SocketAddr> {
+        match self.per_client.as_ref().map(|f| f(client)) {
+            Some(own) if !own.is_empty() => own,
+            _ => self.upstreams(),
+        }
+    }
+
+    /// The first upstream answer to `client`'s `query` (a whole DNS message), or the last
+    /// error.
+    pub fn ask(&self, query: &[u8], client: IpAddr) -> io::Result<Vec<u8>> {
         let id = query
             .get(..2)
             .ok_or_else(|| io::Error::other("not a DNS message"))?;
         let mut last = io::Error::other("no nameserver to forward to");
-        for upstream in self.upstreams() {
+        for upstream in self.upstreams_for(client) {
             match ask_one(upstream, query, id) {
                 Ok(reply) => return Ok(reply),
                 Err(err) => last = err,
@@ -139,10 +180,25 @@ mod tests {
             upstream.send_to(&buffer[..len], peer).unwrap();
         });
         let query = super::super::message::build_query(0x4242, "world.example", 1);
-        let reply = Forwarder::fixed(vec![address]).ask(&query).unwrap();
+        let client = IpAddr::from([10, 0, 0, 9]);
+        // The client's own upstream comes first; an unreachable default is never asked.
+        let forwarder = Forwarder::fixed(vec!["192.0.2.1:53".parse().unwrap()])
+            .with_client_upstreams(move |c| {
+                if c == client {
+                    vec![address]
+                } else {
+                    Vec::new()
+                }
+            });
+        assert_eq!(forwarder.upstreams_for(client), [address]);
+        assert_eq!(
+            forwarder.upstreams_for(IpAddr::from([10, 0, 0, 8])),
+            ["192.0.2.1:53".parse().unwrap()]
+        );
+        let reply = forwarder.ask(&query, client).unwrap();
         server.join().unwrap();
         assert_eq!(&reply[..2], &[0x42, 0x42]);
         assert_eq!(reply[2] & 0x80, 0x80);
-        assert!(Forwarder::fixed(Vec::new()).ask(&query).is_err());
+        assert!(Forwarder::fixed(Vec::new()).ask(&query, client).is_err());
     }
 }

@@ -166,7 +166,7 @@ fn serve_until_stopped(
             let spawned = std::thread::Builder::new()
                 .name("kiln-dns-forward".to_string())
                 .spawn(move || {
-                    let answer = forwarder.ask(&query).unwrap_or(fallback);
+                    let answer = forwarder.ask(&query, client_ip).unwrap_or(fallback);
                     let _ = replier.send_to(&answer, client);
                     counted.fetch_sub(1, Ordering::AcqRel);
                 });

@@ -7,6 +7,7 @@
 
 pub mod defaults;
 mod devices;
+mod etc;
 mod options;
 mod user;
 
@@ -23,6 +24,7 @@ use crate::image::RuntimeConfig;
 use crate::runtime::seccomp::{PROFILE_ANNOTATION, SeccompChoice, SeccompError};
 
 pub use devices::{Device, cgroup_rules};
+pub use etc::{AddHost, EtcOptions, HostAddress};
 pub use oci_spec::runtime::Spec as OciSpec;
 pub use options::{Tmpfs, Ulimit, parse_sysctl};
 pub use user::{ResolvedUser, resolve_user, resolve_user_in};
@@ -131,6 +133,9 @@ pub struct RunOptions {
     /// `--init`: kiln's init as pid 1, the command its child; it reaps orphans, forwards
     /// signals and exits with the command's status.
     pub init: bool,
+    /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`: lines of the /etc files the
+    /// caller writes; not part of the OCI spec.
+    pub etc: EtcOptions,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -207,6 +212,9 @@ pub enum SpecError {
     #[error("invalid stop signal `{signal}`")]
     #[diagnostic(help("give a signal name like SIGTERM or QUIT, or its number"))]
     BadStopSignal { signal: String },
+    #[error("invalid --add-host `{value}`")]
+    #[diagnostic(help("{help}"))]
+    BadAddHost { value: String, help: String },
     #[error("invalid device `{value}`")]
     #[diagnostic(help("{help}"))]
     BadDevice { value: String, help: String },

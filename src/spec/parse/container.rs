@@ -49,6 +49,10 @@ pub(super) const CHILDREN: &[&str] = &[
     "device",
     "env-file",
     "log",
+    "add-host",
+    "dns",
+    "dns-search",
+    "dns-option",
 ];
 
 /// Children that may appear more than once; every other child is a single setting.
@@ -66,6 +70,10 @@ const REPEATABLE: &[&str] = &[
     "label",
     "device",
     "env-file",
+    "add-host",
+    "dns",
+    "dns-search",
+    "dns-option",
 ];
 
 /// What a job does not take: it runs once to completion.
@@ -167,6 +175,10 @@ pub(super) fn parse_container(
         sysctls: Vec::new(),
         stop_timeout: None,
         labels: Vec::new(),
+        add_hosts: Vec::new(),
+        dns: Vec::new(),
+        dns_search: Vec::new(),
+        dns_options: Vec::new(),
         env_files: Vec::new(),
         privileged: false,
         init: false,
@@ -213,6 +225,7 @@ pub(super) fn parse_container(
     if let Some(name) = &name {
         values::check_name(diags, name, "container");
     }
+    container_options::check_networks(&c, diags);
     name.map(|_| c)
 }
 

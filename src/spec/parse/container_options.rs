@@ -8,7 +8,7 @@ use kdl::KdlValue;
 use super::values;
 use crate::kernel_names;
 use crate::spec::diag::{Code, Diagnostics, did_you_mean};
-use crate::spec::model::{Container, Device, Tmpfs, Ulimit};
+use crate::spec::model::{AddHost, Container, Device, Tmpfs, Ulimit};
 use crate::spec::reader::{Node, Value};
 use crate::spec::source::Spanned;
 
@@ -27,6 +27,10 @@ pub(super) const USAGE: &[(&str, &str)] = &[
     ("privileged", "privileged [#true|#false]"),
     ("init", "init [#true|#false]"),
     ("env-file", "env-file \"FILE\"…"),
+    ("add-host", "add-host \"NAME\" \"IP\"|\"host-gateway\""),
+    ("dns", "dns \"IP\"…"),
+    ("dns-search", "dns-search \"DOMAIN\"…"),
+    ("dns-option", "dns-option \"OPT\"…"),
     (
         "device",
         "device \"/dev/HOST\" [\"/dev/CONTAINER\"] [permissions=\"rwm\"]",
@@ -141,6 +145,42 @@ pub(super) fn parse(keyword: &str, n: &mut Node<'_>, diags: &mut Diagnostics, c:
                 c.sysctls.push((name, value));
             }
         }
+        "add-host" => {
+            n.max_args(diags, 2);
+            let name = n.str_arg(diags, 0, "a host name");
+            let Some(value) = n.any_arg(diags, 1, "an address or \"host-gateway\"") else {
+                return;
+            };
+            let span = value.span;
+            let address = match value.value {
+                KdlValue::String(s) if s == "host-gateway" => None,
+                _ => match values::address(diags, value, "the address") {
+                    Some(address) => Some(address),
+                    None => return,
+                },
+            };
+            if let Some(name) = name {
+                values::check_name(diags, &name, "host");
+                c.add_hosts.push(AddHost {
+                    name,
+                    address,
+                    span,
+                });
+            }
+        }
+        "dns" => {
+            for index in 0..n.arg_count().max(1) {
+                if let Some(v) = n.any_arg(diags, index, "a name server address")
+                    && let Some(address) = values::address(diags, v, "the name server")
+                {
+                    c.dns.push(address);
+                }
+            }
+        }
+        "dns-search" => c.dns_search.extend(n.str_args(diags, 0, 1, "a domain")),
+        "dns-option" => c
+            .dns_options
+            .extend(n.str_args(diags, 0, 1, "a resolver option")),
         "env-file" => {
             c.env_files.extend(n.str_args(diags, 0, 1, "a file"));
         }
@@ -350,4 +390,22 @@ fn limit(diags: &mut Diagnostics, value: Value<'_>, what: &str) -> Option<Spanne
             .help("write it like `1024`, or `\"unlimited\"` for no limit");
     }
     parsed.map(|v| Spanned::new(v, value.span))
+}
+
+/// What needs the whole node: `add-host … "host-gateway"` needs a network whose gateway
+/// it names. (`dns` on a network without egress needs the network's declaration: see
+/// `validate::references`.)
+pub(super) fn check_networks(c: &Container, diags: &mut Diagnostics) {
+    if c.networks.is_empty()
+        && let Some(host) = c.add_hosts.iter().find(|h| h.address.is_none())
+    {
+        diags
+            .error(
+                Code::MisplacedNode,
+                host.span,
+                "`host-gateway` needs a kiln network",
+            )
+            .label("no network to take the gateway of")
+            .help("attach the container to a `network`, or give an address");
+    }
 }

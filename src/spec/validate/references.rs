@@ -42,6 +42,41 @@ fn unique<'a>(
     seen
 }
 
+/// `dns` on a container whose first network (the one whose DNS server its resolv.conf
+/// names) has no egress: kiln's DNS server there asks no other server, so the servers
+/// would never be asked. With egress they are that server's upstreams for the container.
+fn dns_needs_egress(project: &Project, diags: &mut Diagnostics) {
+    for c in &project.containers {
+        let (Some(dns), Some(first)) = (c.dns.first(), c.networks.first()) else {
+            continue;
+        };
+        let Some(network) = project
+            .networks
+            .iter()
+            .find(|n| n.name.value == first.network.value)
+        else {
+            continue;
+        };
+        if !network.egress {
+            diags
+                .error(
+                    Code::MisplacedNode,
+                    dns.span,
+                    format!(
+                        "`dns` cannot take effect: network `{}` has no egress",
+                        network.name.value
+                    ),
+                )
+                .label("these servers would never be asked")
+                .related(first.network.span, "the container asks this network's DNS server")
+                .help(format!(
+                    "kiln's DNS server on a network without egress answers container names only; give `network \"{}\"` `egress=#true` to send other names to these servers, or leave `dns` out",
+                    network.name.value
+                ));
+        }
+    }
+}
+
 /// Does this image name point outside the project (a store or registry reference)?
 fn is_store_reference(name: &str, options: &Options) -> bool {
     name.contains([':', '/']) || options.external_images.contains(name)
@@ -313,6 +348,7 @@ pub(super) fn check(
             }
         }
     }
+    dns_needs_egress(project, diags);
 }
 
 #[cfg(test)]
