@@ -225,6 +225,7 @@ fn with_options(
             .transpose()?,
         stop_timeout: args.stop_timeout,
         privileged: args.privileged,
+        init: args.init,
         devices: args
             .device
             .iter()

@@ -79,19 +79,21 @@ pub fn signal_container(record: &Record, signal: Signal) -> Result<bool, Contain
     })
 }
 
-/// Whether process `pid` has a handler for `signal` (`SigCgt` of /proc/PID/status).
+/// Whether process `pid` takes `signal`: it has a handler for it (`SigCgt` of
+/// /proc/PID/status), or blocks it (`SigBlk`: the kernel queues a blocked signal even
+/// for a namespace's init, which then waits for it, as `--init`'s does).
 fn catches(pid: i32, signal: Signal) -> Option<bool> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     caught_in(&status, signal)
 }
 
 pub(crate) fn caught_in(status: &str, signal: Signal) -> Option<bool> {
-    let mask = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigCgt:"))?
-        .trim();
-    let mask = u64::from_str_radix(mask, 16).ok()?;
-    Some(mask & (1 << (signal as i32 - 1)) != 0)
+    let mask = |key: &str| {
+        let text = status.lines().find_map(|l| l.strip_prefix(key))?.trim();
+        u64::from_str_radix(text, 16).ok()
+    };
+    let taken = mask("SigCgt:")? | mask("SigBlk:").unwrap_or(0);
+    Some(taken & (1 << (signal as i32 - 1)) != 0)
 }
 
 /// `kiln kill`: marks the container stopped (no restart) and signals it.

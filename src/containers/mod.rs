@@ -1,6 +1,6 @@
 //! Containers from images: `kiln run` (foreground and `-d`), the supervisor of detached
 //! containers with its health checks, `kiln create`, `start`, `wait`, `port`, `top`, `cp`, `inspect`, `exec`, `ps`,
-//! `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats` and `commit`.
+//! `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats`, `commit` and `system df|prune`.
 //!
 //! Owns the path from an image in the store to a running container: each layer unpacked
 //! once into a shared read-only directory, a per-container upper directory, the OCI runtime
@@ -27,6 +27,7 @@ mod run;
 mod start;
 mod stats;
 mod supervisor;
+mod system;
 #[cfg(test)]
 mod tests;
 mod top;
@@ -58,6 +59,10 @@ pub use stats::{
     ContainerStats, NetIo, Sampler, cpu_percent, parse_mem_total, parse_net_dev, snapshot,
 };
 pub use supervisor::supervise;
+pub use system::{
+    ContainerUsage, DiskUsage, ImageUsage, PruneOptions, Pruned, UsageSummary, VolumeUsage,
+    disk_usage, images_in_use, prune,
+};
 pub use top::{columns as top_columns, top};
 pub use wait::{Waited, wait};
 

@@ -204,4 +204,10 @@ fn caught_signals_come_from_sigcgt() {
         super::control::caught_in("Name:\tsh\n", Signal::SIGTERM),
         None
     );
+    // `--init`'s pid 1 blocks what it forwards, and waits for it.
+    let blocked = "SigBlk:\tfffffffbfffbfe00\nSigCgt:\t0000000000000000\n";
+    assert_eq!(
+        super::control::caught_in(blocked, Signal::SIGTERM),
+        Some(true)
+    );
 }

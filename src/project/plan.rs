@@ -346,6 +346,7 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
             .map(|s| s.value.name.to_string()),
         stop_timeout: container.stop_timeout.as_ref().map(|s| s.value),
         privileged: container.privileged,
+        init: container.init,
         devices: container
             .devices
             .iter()

@@ -113,12 +113,20 @@ pub fn start(
     stdio: Stdio,
     hooks: &mut dyn StartHooks,
 ) -> Result<Started, SandboxError> {
+    // `--init`: kept open until the child has its own copy of the descriptor.
+    let init = match wants_init(spec) {
+        true => {
+            Some(above_stdio(super::init::sealed_copy()?).map_err(os("duplicate a descriptor"))?)
+        }
+        false => None,
+    };
     let plan = plan_with(
         spec,
         rootfs,
         PlanOptions {
             create_cwd: true,
             controlling_terminal: stdio == Stdio::Pty,
+            init: init.as_ref().map(AsRawFd::as_raw_fd),
         },
         HostCgroups::detect(),
     )?;
@@ -129,6 +137,14 @@ pub fn start(
         let _ = clean_scratch(&layout);
     }
     result
+}
+
+/// Whether `spec` asks for kiln's init as pid 1 (`--init`).
+fn wants_init(spec: &Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(super::spec::INIT_ANNOTATION))
+        .is_some_and(|v| v == "true")
 }
 
 fn start_plan(

@@ -40,6 +40,7 @@ pub mod ebpf;
 pub mod exec;
 mod foreground;
 mod hook;
+pub mod init;
 mod linux_names;
 mod mount_options;
 mod output;
@@ -204,6 +205,12 @@ pub enum SandboxError {
     Seccomp(Box<SeccompError>),
     #[error("kiln's runtime does not support {what}")]
     Unsupported { what: String },
+    /// `--init`: the sealed in-memory copy of kiln's init could not be made.
+    #[error("cannot make the in-memory copy of kiln's init (`--init`)")]
+    Init {
+        #[source]
+        source: io::Error,
+    },
     #[error("sysctl `{name}` cannot be set in this container: {reason}")]
     #[diagnostic(help(
         "only namespaced sysctls can be set: net.* with a network namespace of its own, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.domainname"

@@ -91,6 +91,9 @@ pub(crate) struct PlanOptions {
     pub(crate) create_cwd: bool,
     /// Make stdin (a pty) the controlling terminal.
     pub(crate) controlling_terminal: bool,
+    /// `--init`: the descriptor of the sealed copy of `kiln-init` ([`super::init`]) that
+    /// runs as pid 1, the command as its child.
+    pub(crate) init: Option<std::os::fd::RawFd>,
 }
 
 /// The setup of a build step: `spec` with Docker's defaults (see [`sandbox_oci_spec`]).
@@ -118,6 +121,7 @@ pub fn plan_container(spec: &Spec, rootfs: &RootfsLayout) -> Result<SetupPlan, S
         PlanOptions {
             create_cwd: true,
             controlling_terminal: terminal,
+            init: None,
         },
         HostCgroups::detect(),
     )
@@ -476,10 +480,23 @@ pub(crate) fn plan_with(
         }
     }
     let path = path_var(&env);
-    steps.push(SetupStep::Exec {
-        candidates: exec_candidates(command, &path)?,
-        argv: strings_array("command", &argv)?,
-        env: strings_array("environment", &env)?,
+    steps.push(match options.init {
+        Some(init) => SetupStep::ExecInit {
+            init,
+            argv: strings_array(
+                "command",
+                &[super::init::NAME.to_string(), "--".to_string()]
+                    .into_iter()
+                    .chain(argv.iter().cloned())
+                    .collect::<Vec<_>>(),
+            )?,
+            env: strings_array("environment", &env)?,
+        },
+        None => SetupStep::Exec {
+            candidates: exec_candidates(command, &path)?,
+            argv: strings_array("command", &argv)?,
+            env: strings_array("environment", &env)?,
+        },
     });
     Ok(SetupPlan {
         namespaces,

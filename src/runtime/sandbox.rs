@@ -445,6 +445,7 @@ pub(crate) fn setup_error(plan: &SetupPlan, failure: Failure) -> SandboxError {
             .get(index)
             .map(|c| c.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        Some(SetupStep::ExecInit { .. }) => "kiln-init (kiln's sealed copy)".to_string(),
         _ => String::new(),
     };
     match failure {

@@ -205,6 +205,14 @@ pub enum SetupStep {
         argv: CStringArray,
         env: CStringArray,
     },
+    /// execveat(2) of the sealed in-memory copy of `kiln-init` open at `init`
+    /// (`AT_EMPTY_PATH`), with `argv` = `kiln-init -- COMMAND [ARG]…`: `--init`. The init
+    /// does the command's PATH lookup itself.
+    ExecInit {
+        init: std::os::fd::RawFd,
+        argv: CStringArray,
+        env: CStringArray,
+    },
 }
 /// C strings with the NULL-terminated pointer array execve(2) wants, built ahead of time.
 pub struct CStringArray {
@@ -382,6 +390,13 @@ impl fmt::Display for SetupStep {
                     write!(f, " {}", quote(&show(arg)))?;
                 }
                 Ok(())
+            }
+            SetupStep::ExecInit { argv, .. } => {
+                f.write_str("exec")?;
+                for arg in argv.strings() {
+                    write!(f, " {}", quote(&show(arg)))?;
+                }
+                f.write_str("  # --init: kiln's init from its sealed in-memory copy")
             }
         }
     }

@@ -82,6 +82,8 @@ pub trait Sys {
     fn exists(&mut self, path: &CStr) -> bool;
     /// Replaces the process; returns only on failure.
     fn execve(&mut self, path: &CStr, argv: &CStringArray, env: &CStringArray) -> Errno;
+    /// execveat(fd, "", argv, env, AT_EMPTY_PATH): the file open at `fd`.
+    fn execve_fd(&mut self, fd: RawFd, argv: &CStringArray, env: &CStringArray) -> Errno;
 }
 
 /// Why the setup stopped. Only returned on failure: on success the process is the command.
@@ -245,6 +247,13 @@ fn run_steps(
                 argv,
                 env,
             } => return Failure::Exec(exec_first(sys, candidates, argv, env)),
+            SetupStep::ExecInit { init, argv, env } => {
+                let errno = sys.execve_fd(*init, argv, env);
+                return Failure::Exec(ExecFailure::Other {
+                    candidate: 0,
+                    errno,
+                });
+            }
         };
         if let Err(errno) = result {
             return Failure::Step { index, errno };
@@ -663,6 +672,21 @@ impl Sys for RealSys {
         // SAFETY: `argv` and `env` are NULL-terminated arrays of valid C strings that live
         // as long as the call.
         unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), env.as_ptr()) };
+        Errno::last()
+    }
+    fn execve_fd(&mut self, fd: RawFd, argv: &CStringArray, env: &CStringArray) -> Errno {
+        // SAFETY: an empty C string with AT_EMPTY_PATH names `fd` itself; `argv` and `env`
+        // are NULL-terminated arrays of valid C strings that live as long as the call.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                fd,
+                c"".as_ptr(),
+                argv.as_ptr(),
+                env.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
         Errno::last()
     }
 }

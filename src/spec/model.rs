@@ -308,6 +308,9 @@ pub struct Container {
     /// `privileged`: Docker's `--privileged` (every capability and device, no filter).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub privileged: bool,
+    /// `init`: kiln's init as pid 1 (Docker's `--init`): reaps orphans, forwards signals.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
     /// `device "/dev/HOST" ["/dev/CONTAINER"] [permissions="rwm"]`, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,

@@ -198,6 +198,7 @@ fn process_plan(process: &Process, container: &Spec) -> Result<SetupPlan, Sandbo
     let options = PlanOptions {
         create_cwd: false,
         controlling_terminal: process.terminal().unwrap_or(false),
+        init: None,
     };
     let mut plan = plan_with(&spec, &unused, options, &HostCgroups::Absent)?;
     let session = plan

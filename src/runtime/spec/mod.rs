@@ -41,6 +41,11 @@ pub const STOP_TIMEOUT_ANNOTATION: &str = "dev.kiln.stop-timeout";
 /// `config.json`; the spec itself says what it means).
 pub const PRIVILEGED_ANNOTATION: &str = "dev.kiln.privileged";
 
+/// Annotation asking kiln's runtime for its init as pid 1 (`--init`): a sealed copy of
+/// `kiln-init` runs the command as its child (see [`crate::runtime::init`]). runc ignores
+/// it (Docker passes its init in `process.args` with a bind mount instead).
+pub const INIT_ANNOTATION: &str = "dev.kiln.init";
+
 /// A bind mount: `-v SOURCE:DESTINATION[:ro]`, `--mount type=bind`, a named volume's
 /// directory.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -123,6 +128,9 @@ pub struct RunOptions {
     /// `--device HOST[:CONTAINER[:PERMS]]`: nodes made in the container, allowed by its
     /// device cgroup with those permissions.
     pub devices: Vec<Device>,
+    /// `--init`: kiln's init as pid 1, the command its child; it reaps orphans, forwards
+    /// signals and exits with the command's status.
+    pub init: bool,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -356,6 +364,9 @@ pub fn container_spec(
         .collect();
     if options.privileged {
         annotations.insert(PRIVILEGED_ANNOTATION.to_string(), "true".to_string());
+    }
+    if options.init {
+        annotations.insert(INIT_ANNOTATION.to_string(), "true".to_string());
     }
     if let Some(seconds) = options.stop_timeout {
         annotations.insert(STOP_TIMEOUT_ANNOTATION.to_string(), seconds.to_string());

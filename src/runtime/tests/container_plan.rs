@@ -145,6 +145,7 @@ fn a_container_plan_adds_volumes_cwd_tty_and_no_new_privs() {
         PlanOptions {
             create_cwd: true,
             controlling_terminal: true,
+            init: None,
         },
         &v1_host(),
     )
@@ -734,4 +735,41 @@ fn a_device_without_the_hosts_node_at_its_path_is_made() {
 
 fn libc_mode(permissions: u32) -> u32 {
     nix::libc::S_IFCHR | permissions
+}
+
+#[test]
+fn init_runs_the_sealed_copy_with_the_command_after_two_dashes() {
+    let options = RunOptions {
+        args: vec!["sh".into(), "-c".into(), "exit 3".into()],
+        init: true,
+        ..RunOptions::default()
+    };
+    let spec = container(&options);
+    assert_eq!(
+        spec.annotations().as_ref().unwrap()[crate::runtime::spec::INIT_ANNOTATION],
+        "true"
+    );
+    let plan = plan_with(
+        &spec,
+        &layout(),
+        PlanOptions {
+            init: Some(7),
+            ..PlanOptions::default()
+        },
+        &HostCgroups::Absent,
+    )
+    .unwrap();
+    let last = plan.steps.last().unwrap();
+    assert!(matches!(last, SetupStep::ExecInit { init: 7, .. }));
+    assert!(
+        last.to_string()
+            .starts_with("exec kiln-init -- sh -c 'exit 3'"),
+        "{last}"
+    );
+    let mut sys = FakeSys::new();
+    execute(&plan.steps, &mut sys, &mut |_| {});
+    assert!(matches!(
+        sys.calls.last(),
+        Some(Call::Execve(path, argv, _)) if path == "fd 7" && argv[..3] == ["kiln-init", "--", "sh"]
+    ));
 }

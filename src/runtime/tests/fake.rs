@@ -261,4 +261,12 @@ impl Sys for FakeSys {
             .copied()
             .unwrap_or(Errno::ENOENT)
     }
+    fn execve_fd(&mut self, fd: RawFd, argv: &CStringArray, env: &CStringArray) -> Errno {
+        self.calls.push(Call::Execve(
+            format!("fd {fd}"),
+            strings(argv),
+            strings(env),
+        ));
+        Errno::ENOEXEC
+    }
 }

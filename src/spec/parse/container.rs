@@ -45,6 +45,7 @@ pub(super) const CHILDREN: &[&str] = &[
     "stop-timeout",
     "label",
     "privileged",
+    "init",
     "device",
     "env-file",
     "log",
@@ -168,6 +169,7 @@ pub(super) fn parse_container(
         labels: Vec::new(),
         env_files: Vec::new(),
         privileged: false,
+        init: false,
         devices: Vec::new(),
         log: None,
     };

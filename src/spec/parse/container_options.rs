@@ -1,5 +1,5 @@
 //! A container's filesystem and security settings, with Docker's meaning: `read-only`,
-//! `tmpfs`, `cap-add`, `cap-drop`, `ulimit`, `sysctl`, `privileged`, `device`, and its
+//! `tmpfs`, `cap-add`, `cap-drop`, `ulimit`, `sysctl`, `privileged`, `init`, `device`, and its
 //! `stop-timeout`. Names are checked against `kernel_names`, the
 //! tables the runtime uses too.
 
@@ -25,6 +25,7 @@ pub(super) const USAGE: &[(&str, &str)] = &[
     ("sysctl", "sysctl net.ipv4.ip_forward=\"1\"…"),
     ("stop-timeout", "stop-timeout \"30s\""),
     ("privileged", "privileged [#true|#false]"),
+    ("init", "init [#true|#false]"),
     ("env-file", "env-file \"FILE\"…"),
     (
         "device",
@@ -148,6 +149,13 @@ pub(super) fn parse(keyword: &str, n: &mut Node<'_>, diags: &mut Diagnostics, c:
             c.privileged = match n.arg(0) {
                 None => true,
                 Some(v) => v.boolean(diags, "`privileged`").is_some_and(|b| b.value),
+            };
+        }
+        "init" => {
+            n.max_args(diags, 1);
+            c.init = match n.arg(0) {
+                None => true,
+                Some(v) => v.boolean(diags, "`init`").is_some_and(|b| b.value),
             };
         }
         "device" => {
