@@ -149,7 +149,7 @@ pub(super) fn links(root: &Path, format: OutputFormat) -> Result<u8, crate::Erro
         eprintln!("{:?}", miette::Report::new(err));
     }
     let status = crate::net::engine::daemon::status(root);
-    let values: Vec<serde_json::Value> = records
+    let mut values: Vec<serde_json::Value> = records
         .iter()
         .map(|link| {
             let ends: Vec<serde_json::Value> = link
@@ -193,6 +193,7 @@ pub(super) fn links(root: &Path, format: OutputFormat) -> Result<u8, crate::Erro
             })
         })
         .collect();
+    values.extend(underlay_paths(root));
     match format {
         OutputFormat::Json => json_line(&values)?,
         OutputFormat::Text => {
@@ -230,9 +231,14 @@ pub(super) fn links(root: &Path, format: OutputFormat) -> Result<u8, crate::Erro
                 } else {
                     "down".into()
                 };
+                let what = if v["underlay"] == true {
+                    "underlay "
+                } else {
+                    ""
+                };
                 rows.push(vec![
                     format!(
-                        "{} — {}",
+                        "{what}{} — {}",
                         v["a"].as_str().unwrap_or(""),
                         v["b"].as_str().unwrap_or("")
                     ),
@@ -250,6 +256,52 @@ pub(super) fn links(root: &Path, format: OutputFormat) -> Result<u8, crate::Erro
         }
     }
     Ok(0)
+}
+
+/// The impaired paths of the simulated underlays (`underlay { link … }`) that kiln's engine
+/// carries: one per pair of hosts, `"underlay": true`, the hosts as `a` and `b`.
+fn underlay_paths(root: &Path) -> Vec<serde_json::Value> {
+    let mut projects: Vec<String> = crate::project::hosts::simulated(root)
+        .into_iter()
+        .map(|(project, _, _)| project)
+        .collect();
+    projects.dedup();
+    let mut values = Vec::new();
+    for project in projects {
+        let underlay_dir = crate::project::hosts::underlay_dir(root, &project);
+        let Some(engine_root) = crate::project::underlay::engine_root(&underlay_dir) else {
+            continue;
+        };
+        let Ok(paths) = crate::net::engine::paths::load(&engine_root) else {
+            continue;
+        };
+        let status = crate::net::engine::daemon::status(&engine_root);
+        for path in &paths.paths {
+            let Some((a, b)) = path
+                .id
+                .strip_prefix("wan ")
+                .and_then(|hosts| hosts.split_once(' '))
+            else {
+                continue;
+            };
+            let live = status
+                .as_ref()
+                .and_then(|s| s.paths.iter().find(|p| p.id == path.id));
+            values.push(json!({
+                "project": project,
+                "underlay": true,
+                "a": a,
+                "b": b,
+                "subnet": null,
+                "impairment": describe_netem(&path.netem),
+                "settings": path.netem,
+                "carried_by": Carrier::Userspace.name(),
+                "engine": engine_json(live, [a, b]),
+                "ends": [],
+            }));
+        }
+    }
+    values
 }
 
 /// The settings `kiln network impair` asks for; `None` with `--clear`.

@@ -98,6 +98,27 @@ pub(super) fn print(plan: &ProjectPlan) -> Result<(), crate::Error> {
         }
         table(&rows)?;
     }
+    if !plan.underlay.is_empty() {
+        line(String::new())?;
+        let mut rows = vec![
+            ["UNDERLAY", "IMPAIRMENT", "ENGINE"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for path in &plan.underlay {
+            rows.push(vec![
+                format!("{} — {}", path.a, path.b),
+                super::links::describe_netem(&path.netem),
+                match path.engine {
+                    crate::net::impair::Engine::Auto => "auto",
+                    crate::net::impair::Engine::Kernel => "kernel",
+                    crate::net::impair::Engine::Userspace => "userspace",
+                }
+                .to_string(),
+            ]);
+        }
+        table(&rows)?;
+    }
     if !plan.networks.is_empty() {
         line(String::new())?;
         let mut rows = vec![["NETWORK", "SUBNET", "DRIVER"].map(String::from).to_vec()];

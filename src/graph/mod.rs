@@ -118,6 +118,9 @@ pub fn build_placed(project: &Project, placement: &BTreeMap<String, String>) -> 
         if let Some(address) = &host.address {
             label.push(address.value.to_string());
         }
+        if let Some(site) = &host.site {
+            label.push(format!("site {}", site.value));
+        }
         b.graph.clusters.push(Cluster {
             id: id.clone(),
             label,

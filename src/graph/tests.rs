@@ -413,3 +413,19 @@ fn a_host_with_nothing_pinned_is_drawn_as_an_empty_cluster() {
     let dot = to_dot(&build(&project));
     assert!(dot.contains("\"cluster_h_m2_empty\""), "{dot}");
 }
+
+#[test]
+fn a_host_in_a_site_names_it_in_its_cluster() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/three-sites/kiln.kdl");
+    let loaded = spec::load_file(&path, &RealFs, &Options::default()).expect("readable");
+    let graph = build(&loaded.project);
+    let labels: Vec<String> = graph.clusters.iter().map(|c| c.label.join(" / ")).collect();
+    assert_eq!(
+        labels,
+        [
+            "host e1 / 192.0.2.1 / site east",
+            "host e2 / 192.0.2.2 / site east",
+            "host w1 / 198.51.100.1 / site west",
+        ]
+    );
+}

@@ -371,6 +371,18 @@ impl Netlink {
             .map_err(other_error("add", &target))
     }
 
+    /// `ip route replace DESTINATION dev NAME`: the route to `destination` goes through
+    /// `device` from now on, whichever it went through before.
+    pub fn replace_route(&self, destination: IpNetwork, device: &str) -> Result<(), NetError> {
+        let target = format!("route to {destination}");
+        let builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(destination.ip(), destination.prefix())
+            .map_err(invalid_route(&target))?
+            .output_interface(self.index_of("route through", device)?);
+        self.block(self.handle.route().add(builder.build()).replace().execute())
+            .map_err(other_error("replace", &target))
+    }
+
     /// Every interface of the namespace.
     pub fn links(&self) -> Result<Vec<Link>, NetError> {
         let messages: Vec<LinkMessage> = self

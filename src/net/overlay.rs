@@ -21,6 +21,7 @@
 use std::net::IpAddr;
 
 pub mod underlay;
+pub mod wan;
 
 use super::attach::mac_for;
 use super::netlink::{LinkStats, Netlink, Vxlan};

@@ -38,9 +38,14 @@ pub fn net_root(state_root: &Path, project: &str, host: &str) -> PathBuf {
     project_dir(state_root, project).join(host)
 }
 
+/// `$ROOT/hosts/<project>/underlay`: the machines, the wire, the impaired paths.
+pub fn underlay_dir(state_root: &Path, project: &str) -> PathBuf {
+    project_dir(state_root, project).join("underlay")
+}
+
 /// The simulated machines of `project` and the wire between them.
 pub fn underlay(state_root: &Path, project: &str) -> Underlay {
-    Underlay::new(&project_dir(state_root, project).join("underlay"))
+    Underlay::new(&underlay_dir(state_root, project))
 }
 
 /// What [`simulate`] made: each host's network root, each network's subnet.
@@ -74,6 +79,7 @@ pub fn simulate(state_root: &Path, plan: &ProjectPlan) -> Result<Simulated, Proj
         .collect();
     let wire = underlay(state_root, project);
     wire.ensure(&hosts).map_err(kernel("the underlay"))?;
+    super::underlay::ensure(&wire, &underlay_dir(state_root, project), &hosts, plan)?;
     let owner = std::fs::canonicalize(state_root).unwrap_or_else(|_| state_root.to_path_buf());
     let remotes = remote_names(plan);
     let mut net_roots = BTreeMap::new();
@@ -212,9 +218,9 @@ pub fn remove(state_root: &Path, project: &str) -> Result<(), ProjectError> {
             source,
         })?;
     }
-    underlay(state_root, project)
-        .remove()
-        .map_err(kernel("the underlay"))?;
+    let wire = underlay(state_root, project);
+    super::underlay::remove(&wire, &underlay_dir(state_root, project))?;
+    wire.remove().map_err(kernel("the underlay"))?;
     let _ = std::fs::remove_dir(&dir);
     let _ = std::fs::remove_dir(state_root.join("hosts"));
     Ok(())

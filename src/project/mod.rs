@@ -19,6 +19,7 @@ pub mod probe;
 mod rollout;
 #[cfg(test)]
 mod tests;
+pub mod underlay;
 mod up;
 
 pub use plan::{HostPlan, Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};

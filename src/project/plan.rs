@@ -30,6 +30,8 @@ pub struct ProjectPlan {
     pub links: Vec<LinkPlan>,
     /// The declared hosts, in declaration order (none: everything runs on this machine).
     pub hosts: Vec<HostPlan>,
+    /// The impaired pairs of hosts of the simulated underlay (`underlay { link … }`).
+    pub underlay: Vec<crate::net::overlay::wan::WanPath>,
 }
 
 /// A declared host: a machine of its own, or one simulated on this machine.
@@ -265,7 +267,37 @@ pub fn plan(project: &Project, project_dir: &Path) -> Result<ProjectPlan, Contai
         networks,
         links,
         hosts,
+        underlay: underlay(project),
     })
+}
+
+/// The impaired pairs of hosts the project's `underlay` declares, in the order of the
+/// hosts' declaration. A validated project names only sites that exist, each pair once.
+fn underlay(project: &Project) -> Vec<crate::net::overlay::wan::WanPath> {
+    let mut paths = Vec::new();
+    for link in &project.underlay {
+        let Some(impair) = &link.impair else {
+            continue;
+        };
+        let netem = netem(impair);
+        let engine = engine(impair);
+        for (i, a) in project.hosts.iter().enumerate() {
+            for b in &project.hosts[i + 1..] {
+                let (sa, sb) = (a.site(), b.site());
+                let joins = (sa == link.a.value && sb == link.b.value)
+                    || (sa == link.b.value && sb == link.a.value);
+                if joins && sa != sb {
+                    paths.push(crate::net::overlay::wan::WanPath {
+                        a: a.name.value.clone(),
+                        b: b.name.value.clone(),
+                        netem: netem.clone(),
+                        engine,
+                    });
+                }
+            }
+        }
+    }
+    paths
 }
 
 /// The variables of a container's `env-file`s, in order.

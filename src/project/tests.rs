@@ -784,6 +784,32 @@ mod decide {
 }
 
 #[test]
+fn an_underlay_link_impairs_every_pair_of_hosts_across_its_sites_and_no_other() {
+    let plan = plan_of(
+        r#"
+        host "e1" address="192.0.2.1" site="east"
+        host "e2" address="192.0.2.2" site="east"
+        host "w1" address="192.0.2.3" site="west"
+        host "solo" address="192.0.2.4"
+        underlay {
+            link "west" "east" { impair delay="40ms" loss="1%"; }
+            link "solo" "west" { impair delay="5ms"; }
+        }
+        "#,
+    );
+    let pairs: Vec<(&str, &str, u128)> = plan
+        .underlay
+        .iter()
+        .map(|p| (p.a.as_str(), p.b.as_str(), p.netem.delay.as_millis()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [("e1", "w1", 40), ("e2", "w1", 40), ("w1", "solo", 5)]
+    );
+    assert_eq!(plan.underlay[0].netem.loss_percent, 1.0);
+}
+
+#[test]
 fn the_project_models_health_converts() {
     use crate::containers::HealthProbe;
     use crate::spec::model::{Health as ModelHealth, Probe};

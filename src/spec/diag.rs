@@ -48,6 +48,10 @@ codes! {
     UnknownNetwork => "unknown-network", "a reference to a network that is not declared";
     UnknownContainer => "unknown-container", "a reference to a container or job that is not declared";
     UnknownHost => "unknown-host", "a reference to a host that is not declared";
+    UnknownSite => "unknown-site", "an underlay link names a site that no host stands in";
+    SiteLinkedToItself => "site-linked-to-itself", "an underlay link joins a site to itself";
+    DuplicateUnderlayLink => "duplicate-underlay-link", "two underlay links join the same two sites";
+    UnderlayWithoutHosts => "underlay-without-hosts", "an `underlay` in a project that declares no host";
     NoHostFits => "no-host-fits", "a container fits on no declared host (their cpus and memory are taken)";
     LinkAcrossHosts => "link-across-hosts", "a link joins containers pinned to two different hosts";
     UnknownLinkEndpoint => "unknown-link-endpoint", "a link endpoint names a container that is not declared";

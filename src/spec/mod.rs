@@ -269,6 +269,7 @@ impl Loader<'_> {
         self.project.links.extend(items.links);
         self.project.tests.extend(items.tests);
         self.project.hosts.extend(items.hosts);
+        self.project.underlay.extend(items.underlay);
         parsed.project_name
     }
 

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use serde::Serialize;
 
-use super::source::Spanned;
+use super::source::{Span, Spanned};
 use super::units::{Duration, Percent, Rate, Signal, Size};
 
 pub type Name = Spanned<String>;
@@ -29,6 +29,9 @@ pub struct Project {
     pub links: Vec<Link>,
     pub tests: Vec<Test>,
     pub hosts: Vec<Host>,
+    /// `underlay { link … }`: impaired paths between sites (or hosts) of the underlay.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub underlay: Vec<UnderlayLink>,
 }
 
 impl Project {
@@ -718,4 +721,28 @@ pub struct Host {
     /// The memory kiln may place on it; without it, the host takes any amount.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<Spanned<Size>>,
+    /// `site="east"`: the site (rack, data centre) it stands in; without it, a site of its
+    /// own named after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<Name>,
+}
+
+impl Host {
+    /// The site the host stands in: `site=`, else its own name.
+    pub fn site(&self) -> &str {
+        self.site.as_ref().unwrap_or(&self.name).value.as_str()
+    }
+}
+
+/// `link "east" "west" { impair … }` inside `underlay`: every packet between a host of one
+/// site and a host of the other crosses an impaired path (both directions).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UnderlayLink {
+    pub a: Name,
+    pub b: Name,
+    pub impair: Option<Impairment>,
+    /// The `link` keyword.
+    #[serde(skip)]
+    pub span: Span,
 }

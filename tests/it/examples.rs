@@ -1,7 +1,8 @@
 //! The bundled projects go up and come down cleanly: hello-web (the README's main job),
 //! three-tier, router-ring, flaky-link (whose tests need its impairments to be real),
-//! registry (a registry container pushed to and pulled from) and two-hosts (two simulated
-//! machines whose containers talk over a real VXLAN overlay).
+//! registry (a registry container pushed to and pulled from), two-hosts (two simulated
+//! machines whose containers talk over a real VXLAN overlay) and three-sites (three machines
+//! in two sites with a slow WAN between them).
 
 use crate::harness::{Kiln, Root, example, is_root, which};
 
@@ -202,6 +203,59 @@ fn registry() {
                 .run()
                 .success()
                 .stdout_is("pulled back\n");
+        },
+    );
+}
+
+#[test]
+fn three_sites() {
+    up_check_down(
+        "three-sites",
+        &["origin: healthy", "client: started", "three-sites: up"],
+        |kiln| {
+            let ps = kiln(&["ps", "--format", "json"]).run().success().json();
+            let hosts: Vec<(String, String)> = ps
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap().to_string(),
+                        c["host"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            for placed in [("worker-1", "e2"), ("worker-2", "w1")] {
+                assert!(
+                    hosts.contains(&(placed.0.into(), placed.1.into())),
+                    "{hosts:?}"
+                );
+            }
+            // The WAN: one engine path per pair of hosts across the two sites, and none
+            // between e1 and e2.
+            let links = kiln(&["network", "links", "--format", "json"])
+                .run()
+                .success()
+                .json();
+            let pairs: Vec<(&str, &str, &str)> = links
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|l| l["underlay"] == true)
+                .map(|l| {
+                    (
+                        l["a"].as_str().unwrap(),
+                        l["b"].as_str().unwrap(),
+                        l["carried_by"].as_str().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                pairs,
+                [("e1", "w1", "userspace"), ("e2", "w1", "userspace")],
+                "{links}"
+            );
+            assert_eq!(links[0]["impairment"], "40ms, 1% loss", "{links}");
         },
     );
 }

@@ -3,7 +3,8 @@
 //! namespaces with bounded runs — a 30 ms link's round trip within 5 %, a 10 % loss within
 //! 2 points over 5,000 packets, a 10 Mbit/s rate's TCP goodput between 9 and 10 Mbit/s,
 //! jitter's spread within 20 % — plus impaired attachments, live changes, the engine coming
-//! back after it dies, and nothing left after `kiln down`.
+//! back after it dies, a WAN between two sites of simulated hosts (`underlay`), and nothing
+//! left after `kiln down`.
 //!
 //! The only timed assertions of the suite: the accuracy figures kiln promises.
 
@@ -582,4 +583,91 @@ link "a:eth1" "b:eth1" {
         "{stderr}"
     );
     assert!(stderr.contains("`gap` needs a `reorder`"), "{stderr}");
+}
+
+#[test]
+fn an_underlay_link_delays_the_traffic_between_two_sites_and_no_other() {
+    let kdl = r#"
+host "e1" address="192.0.2.1" site="east"
+host "e2" address="192.0.2.2" site="east"
+host "w1" address="198.51.100.1" site="west"
+underlay {
+    link "east" "west" { impair delay="30ms"; }
+}
+network "mesh" subnet="10.77.0.0/16" driver="overlay"
+container "a" image="base" host="e1" { network "mesh" ip="10.77.0.10"; cmd "sleep" "infinity"; }
+container "b" image="base" host="e2" { network "mesh" ip="10.77.0.11"; cmd "sleep" "infinity"; }
+container "c" image="base" host="w1" { network "mesh" ip="10.77.0.12"; cmd "sleep" "infinity"; }
+"#;
+    let Some(t) = Topology::up(kdl) else {
+        return;
+    };
+    let (b, c) = (Ipv4Addr::new(10, 77, 0, 11), Ipv4Addr::new(10, 77, 0, 12));
+    // Across the sites, both ways: 30 ms each way.
+    for (from, to) in [("a", c), ("c", b)] {
+        let rtts = t.rtts(from, to, 30, Duration::from_millis(25));
+        let median = median(&rtts);
+        eprintln!("underlay delay=30ms: {from} → {to}: median rtt {median:.2} ms");
+        assert!(rtts.len() >= 28, "{rtts:?}");
+        assert!(
+            (57.0..=63.0).contains(&median),
+            "{from} → {to}: {median} ms"
+        );
+    }
+    // Within a site: the wire, unimpaired.
+    let rtts = t.rtts("a", b, 20, Duration::from_millis(10));
+    let within = median(&rtts);
+    eprintln!("within a site: median rtt {within:.2} ms");
+    assert!(within < 10.0, "{within} ms");
+    let links = t
+        .kiln(&["network", "links", "--format", "json"])
+        .success()
+        .json();
+    let underlay: Vec<&serde_json::Value> = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["underlay"] == true)
+        .collect();
+    assert_eq!(underlay.len(), 2, "{links}");
+    let there = &underlay[0]["engine"]["directions"][0];
+    assert_eq!(there["from"], "e1", "{links}");
+    assert!(there["sent"].as_u64().unwrap() >= 30, "{links}");
+    // The link taken out of the file: `kiln up` puts the pairs back on the wire and stops
+    // the WAN's engine, and the containers stay as they are.
+    let underlay = r#"underlay {
+    link "east" "west" { impair delay="30ms"; }
+}"#;
+    assert!(kdl.contains(underlay));
+    t.lab
+        .project
+        .write("kiln.kdl", &format!("{IMAGE}{}", kdl.replace(underlay, "")));
+    let again = t.kiln(&["up", "-d"]).success();
+    assert!(!again.stderr().contains("removed"), "{}", again.stderr());
+    let rtts = t.rtts("a", c, 10, Duration::from_millis(10));
+    assert!(median(&rtts) < 10.0, "{rtts:?}");
+    let links = t
+        .kiln(&["network", "links", "--format", "json"])
+        .success()
+        .json();
+    assert!(
+        !links
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["underlay"] == true),
+        "{links}"
+    );
+    let root = t.lab.path().to_path_buf();
+    let wan_roots = || {
+        std::fs::read_dir(root.join("hosts"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|project| project.path().join("underlay/wan").exists())
+            .count()
+    };
+    assert_eq!(wan_roots(), 0);
+    t.down();
+    assert!(!root.join("hosts").exists());
 }

@@ -11,6 +11,7 @@ mod container_options;
 mod image;
 mod test;
 mod topology;
+mod underlay;
 pub(crate) mod values;
 
 use super::kdlv2;
@@ -38,6 +39,7 @@ const TOP_LEVEL: &[&str] = &[
     "link",
     "test",
     "host",
+    "underlay",
 ];
 
 /// Where a node that is not allowed here does belong, for the `help` line.
@@ -55,7 +57,7 @@ fn home_of(name: &str) -> Option<&'static str> {
     } else if test::FAULTS.contains(&name) {
         Some("a test's `fault` block")
     } else if name == "impair" {
-        Some("a `link` block or a container's `network` block")
+        Some("a `link` block (of the top level or of `underlay`) or a container's `network` block")
     } else if TOP_LEVEL.contains(&name) {
         Some("the top level of the file")
     } else {
@@ -154,6 +156,10 @@ pub(crate) fn parse_document(
                     out.items.hosts.push(host);
                 }
             }
+            "underlay" => out
+                .items
+                .underlay
+                .extend(underlay::parse_underlay(node, file, diags)),
             _ => unknown_node(diags, node, file, "the top level", TOP_LEVEL),
         }
     }
@@ -267,7 +273,7 @@ fn parse_host(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Opti
         node,
         file,
         diags,
-        "host \"NAME\" address=\"192.0.2.1\" [cpus=4] [memory=\"8GiB\"]",
+        "host \"NAME\" address=\"192.0.2.1\" [cpus=4] [memory=\"8GiB\"] [site=\"east\"]",
     );
     let name = n.str_arg(diags, 0, "a name");
     n.max_args(diags, 1);
@@ -294,8 +300,12 @@ fn parse_host(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Opti
     let memory = n
         .prop_any("memory")
         .and_then(|v| values::size(diags, v, "`memory`"));
+    let site = n.prop_any("site").and_then(|v| v.string(diags, "`site`"));
     n.no_children(diags);
     n.finish(diags);
+    if let Some(site) = &site {
+        values::check_name(diags, site, "site");
+    }
     let name = name?;
     values::check_name(diags, &name, "host");
     Some(Host {
@@ -303,6 +313,7 @@ fn parse_host(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics) -> Opti
         address,
         cpus,
         memory,
+        site,
     })
 }
 

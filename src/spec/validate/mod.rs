@@ -11,6 +11,7 @@ mod hosts;
 mod paths;
 mod references;
 mod remote;
+mod underlay;
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -68,6 +69,7 @@ pub(crate) fn validate(
     graph::check(project, diags);
     addresses::check(project, &index, diags);
     hosts::check(project, diags);
+    underlay::check(project, diags);
     paths::check(
         project,
         sources,
