@@ -3,13 +3,17 @@
 //! end, and removing a container (its cgroup, then its files through `lifecycle`). It does
 //! not start containers (`kiln restart` is `detach`'s).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use super::ContainerError;
-use super::lifecycle::{cgroup_name, remove_files, remove_parent_cgroups, stop_marker};
+use super::lifecycle::{
+    cgroup_name, remove_files, remove_files_holding, remove_parent_cgroups, stop_marker,
+};
+use super::network::Held;
 use crate::runtime::cgroup::Hierarchy;
 use crate::runtime::spec::{STOP_SIGNAL_ANNOTATION, STOP_TIMEOUT_ANNOTATION};
 use crate::state::{Record, Records, Status};
@@ -38,27 +42,43 @@ pub fn parse_signal(text: &str) -> Result<Signal, ContainerError> {
 /// says otherwise (Docker's default).
 pub(crate) const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An annotation of the container's `config.json`.
-fn annotation(records: &Records, record: &Record, key: &str) -> Option<String> {
+/// The annotations of the container's `config.json`, read without the rest of the spec
+/// (`kiln down` reads them for every container of a project).
+fn annotations(records: &Records, record: &Record) -> HashMap<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Annotated {
+        #[serde(default)]
+        annotations: Option<HashMap<String, String>>,
+    }
     let config = records.dir(&record.id).join("config.json");
-    let spec = oci_spec::runtime::Spec::load(config).ok()?;
-    spec.annotations().as_ref()?.get(key).cloned()
+    std::fs::read(config)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Annotated>(&bytes).ok())
+        .and_then(|a| a.annotations)
+        .unwrap_or_default()
+}
+
+/// The stop signal of a container with these annotations, else SIGTERM.
+fn signal_of(annotations: &HashMap<String, String>) -> Signal {
+    annotations
+        .get(STOP_SIGNAL_ANNOTATION)
+        .and_then(|text| parse_signal(text).ok())
+        .unwrap_or(Signal::SIGTERM)
+}
+
+/// The stop timeout of a container with these annotations (`--stop-timeout`, `stop-timeout`
+/// in kiln.kdl), else [`DEFAULT_STOP_TIMEOUT`].
+fn timeout_of(annotations: &HashMap<String, String>) -> Duration {
+    annotations
+        .get(STOP_TIMEOUT_ANNOTATION)
+        .and_then(|text| text.parse().ok())
+        .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs)
 }
 
 /// The container's stop signal (`--stop-signal`, else the image's StopSignal, recorded in
 /// its `config.json`), else SIGTERM.
 pub fn stop_signal(records: &Records, record: &Record) -> Signal {
-    annotation(records, record, STOP_SIGNAL_ANNOTATION)
-        .and_then(|text| parse_signal(&text).ok())
-        .unwrap_or(Signal::SIGTERM)
-}
-
-/// The container's `--stop-timeout` (`stop-timeout` in kiln.kdl), else
-/// [`DEFAULT_STOP_TIMEOUT`].
-pub(crate) fn stop_timeout(records: &Records, record: &Record) -> Duration {
-    annotation(records, record, STOP_TIMEOUT_ANNOTATION)
-        .and_then(|text| text.parse().ok())
-        .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs)
+    signal_of(&annotations(records, record))
 }
 
 /// Keeps the supervisor from starting the container again.
@@ -114,33 +134,65 @@ pub fn kill_container(
 }
 
 /// `kiln stop`: the stop signal, SIGKILL after `timeout` (`None`: the container's own
-/// stop timeout, see [`stop_timeout`]), then waits for the supervisor to record the exit.
+/// stop timeout, see [`timeout_of`]), then waits for the supervisor to record the exit.
 /// Stopping a container that does not run does nothing.
 pub fn stop(
     records: &Records,
     record: &Record,
     timeout: Option<Duration>,
 ) -> Result<(), ContainerError> {
-    let timeout = timeout.unwrap_or_else(|| stop_timeout(records, record));
+    if let Some(stopping) = begin_stop(records, record, timeout)? {
+        finish_stop(records, &stopping);
+    }
+    Ok(())
+}
+
+/// A container that was sent its stop signal ([`begin_stop`]) and is not yet waited for
+/// ([`finish_stop`]): stopping many containers signals them all before waiting for any.
+pub struct Stopping {
+    record: Record,
+    /// Its pid 1, when the signal was one it catches: waited for until `deadline`.
+    process: Option<crate::process::Pidfd>,
+    deadline: Instant,
+}
+
+/// The first half of [`stop`]: the stop marker and the stop signal. `None` when the
+/// container does not run.
+pub fn begin_stop(
+    records: &Records,
+    record: &Record,
+    timeout: Option<Duration>,
+) -> Result<Option<Stopping>, ContainerError> {
     let current = records.load(&record.id)?.reconciled();
     if !matches!(current.state.status, Status::Running | Status::Restarting)
         && !current.state.supervisor_alive()
     {
-        return Ok(());
+        return Ok(None);
     }
+    let annotations = annotations(records, record);
+    let timeout = timeout.unwrap_or_else(|| timeout_of(&annotations));
     mark_stopped(records, record)?;
-    let signal = stop_signal(records, record);
-    if let Some(process) = current.state.process() {
+    let signal = signal_of(&annotations);
+    let process = current.state.process().filter(|process| {
         // pid 1 of a pid namespace only gets the signals it has a handler for: one it does
         // not catch is dropped by the kernel, and waiting `timeout` for it would be time lost.
         let caught = catches(process.pid(), signal).unwrap_or(true);
-        if process.signal(signal).unwrap_or(false) && caught {
-            // Returns the moment it exits.
-            process.wait(timeout);
-        }
+        process.signal(signal).unwrap_or(false) && caught
+    });
+    Ok(Some(Stopping {
+        record: record.clone(),
+        process,
+        deadline: Instant::now() + timeout,
+    }))
+}
+
+/// The second half of [`stop`]: waits for pid 1 until the stop timeout (returning the
+/// moment it exits), kills it then, and waits for the supervisor to record the end.
+pub fn finish_stop(records: &Records, stopping: &Stopping) {
+    if let Some(process) = &stopping.process {
+        process.wait(stopping.deadline.saturating_duration_since(Instant::now()));
     }
-    wait_supervisor(records, record, true);
-    Ok(())
+    wait_supervisor(records, &stopping.record, true);
 }
 
 /// How often [`wait_supervisor`] looks at the record again while it waits: only to kill a
@@ -191,6 +243,31 @@ pub fn remove(
     state_root: &Path,
     force: bool,
 ) -> Result<(), ContainerError> {
+    end_and_clear(records, record, state_root, force)?;
+    remove_files(records, record)
+}
+
+/// [`remove`], except for what the container held on kiln's networks (its `/etc` files
+/// aside): returned, for the caller to release with other containers' at once
+/// ([`super::release_all`]).
+pub fn remove_holding(
+    records: &Records,
+    record: &Record,
+    state_root: &Path,
+    force: bool,
+) -> Result<Held, ContainerError> {
+    end_and_clear(records, record, state_root, force)?;
+    remove_files_holding(records, record)
+}
+
+/// What removing starts with: the container ended (with `force`; else it must not run)
+/// and its cgroup, if one is left, removed.
+fn end_and_clear(
+    records: &Records,
+    record: &Record,
+    state_root: &Path,
+    force: bool,
+) -> Result<(), ContainerError> {
     let current = record.reconciled();
     let active = matches!(current.state.status, Status::Running | Status::Restarting)
         || current.state.supervisor_alive();
@@ -211,5 +288,5 @@ pub fn remove(
         cgroup.remove()?;
         remove_parent_cgroups(state_root);
     }
-    remove_files(records, record)
+    Ok(())
 }

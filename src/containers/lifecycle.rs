@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::health::HealthCheck;
+use super::network::Held;
 use super::{ContainerError, io_err};
 use crate::runtime::RootfsLayout;
 use crate::runtime::cgroup::{Cgroup, CgroupEvent, Hierarchy, Limits};
@@ -200,18 +201,32 @@ pub(crate) fn remove_anonymous_volumes(records: &Records, record: &Record) {
 /// The record and the container's directory (upper layer, scratch, config.json), and what
 /// it held on kiln's networks.
 pub(crate) fn remove_files(records: &Records, record: &Record) -> Result<(), ContainerError> {
+    super::network::release(&held_by(records, record));
+    records.remove(record)?;
+    Ok(())
+}
+
+/// [`remove_files`] but for what the container held on kiln's networks (its `/etc` files
+/// aside), which is returned, for the caller to release with others'
+/// ([`super::network::release_all`]).
+pub(crate) fn remove_files_holding(
+    records: &Records,
+    record: &Record,
+) -> Result<Held, ContainerError> {
+    let held = held_by(records, record);
+    held.remove_etc();
+    records.remove(record)?;
+    Ok(held)
+}
+
+/// What the container holds on kiln's networks, from its `launch.json`.
+fn held_by(records: &Records, record: &Record) -> Held {
     let launch = Launch::load(&records.dir(&record.id)).ok();
     let net_root = launch
         .as_ref()
         .and_then(|l| l.net_root.clone())
         .unwrap_or_else(|| records.state_root().to_path_buf());
-    super::network::release(
-        &net_root,
-        record.id.as_str(),
-        launch.as_ref().map(|l| l.interfaces.as_slice()),
-    );
-    records.remove(record)?;
-    Ok(())
+    Held::new(net_root, record.id.as_str(), launch.map(|l| l.interfaces))
 }
 
 /// The record of a container that does not run, made ready for a new start: no stop

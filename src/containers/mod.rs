@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 pub use bundle::write_bundle;
 pub use commit::{Change, CommitRequest, Committed, apply_changes, commit, parse_change};
 pub use control::{
-    kill_container, mark_stopped, parse_signal, remove, signal_container, stop, stop_signal,
-    wait_supervisor,
+    Stopping, begin_stop, finish_stop, kill_container, mark_stopped, parse_signal, remove,
+    remove_holding, signal_container, stop, stop_signal, wait_supervisor,
 };
 pub use cp::{Copied, CopyError, CopyOptions, Side, copy};
 pub use detach::{REPORT_FD, restart, run_detached, spawn_supervisor};
@@ -50,7 +50,7 @@ pub use inspect::{Details, details};
 pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
 pub use logs::{LogQuery, parse_log_opts, parse_since, read_logs};
 pub use mounts::{Mount, NamedVolume, parse_mount, parse_volume};
-pub use network::Published;
+pub use network::{Held, Published, release_all};
 pub use port::{PortQuery, port_lines};
 pub use probing::{RoundResult, probe_once};
 pub use run::{RunResult, run};

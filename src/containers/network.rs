@@ -3,8 +3,9 @@
 //! process waits to be let go, the published ports' proxies while it runs, and the
 //! release of all of it when the container is removed. The network work is `net`'s.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -152,12 +153,58 @@ pub(crate) fn start_proxies(
     Ok(proxies)
 }
 
-/// Releases what a removed container held on the networks: its `interfaces` (from its
-/// `launch.json`), or, when they are unknown, at least its `/etc` files.
-pub(crate) fn release(state_root: &Path, container_id: &str, interfaces: Option<&[Interface]>) {
-    if let Some(interfaces) = interfaces {
-        attach::release(state_root, container_id, interfaces);
-    } else {
-        let _ = std::fs::remove_dir_all(attach::etc_dir(state_root, container_id));
+/// What a removed container held on kiln's networks: its interfaces (from its
+/// `launch.json`; `None` when they are unknown) on the networks of `net_root`.
+#[derive(Debug)]
+pub struct Held {
+    net_root: PathBuf,
+    container_id: String,
+    interfaces: Option<Vec<Interface>>,
+}
+
+impl Held {
+    pub(crate) fn new(
+        net_root: PathBuf,
+        container_id: &str,
+        interfaces: Option<Vec<Interface>>,
+    ) -> Held {
+        Held {
+            net_root,
+            container_id: container_id.to_string(),
+            interfaces,
+        }
+    }
+
+    /// Its `/etc` files, which the container alone uses.
+    pub(crate) fn remove_etc(&self) {
+        let _ = std::fs::remove_dir_all(attach::etc_dir(&self.net_root, &self.container_id));
+    }
+}
+
+/// Releases what a removed container held on the networks: its interfaces, or, when they
+/// are unknown, at least its `/etc` files.
+pub(crate) fn release(held: &Held) {
+    match &held.interfaces {
+        Some(interfaces) => attach::release(&held.net_root, &held.container_id, interfaces),
+        None => held.remove_etc(),
+    }
+}
+
+/// Releases what many removed containers held, whose processes are gone and whose `/etc`
+/// files were removed ([`Held::remove_etc`]): per network root, at once (see
+/// [`attach::release_all`]; `linger` is how long the kernel may take to remove their
+/// veths with their namespaces).
+pub fn release_all(held: &[Held], linger: std::time::Duration) {
+    let mut by_root: BTreeMap<&Path, Vec<(&str, &[Interface])>> = BTreeMap::new();
+    for one in held {
+        if let Some(interfaces) = &one.interfaces {
+            by_root
+                .entry(one.net_root.as_path())
+                .or_default()
+                .push((one.container_id.as_str(), interfaces.as_slice()));
+        }
+    }
+    for (root, containers) in by_root {
+        attach::release_all(root, &containers, linger);
     }
 }

@@ -277,6 +277,47 @@ pub(crate) fn unprotect(nft: &mut Nft, host_name: &str) -> Result<(), NetError> 
     }
 }
 
+/// How many chains one batch of [`unprotect_all`] deletes: the kernel queues an ack per
+/// change before kiln reads any, and they must fit the socket's receive buffer.
+const DELETE_BATCH: usize = 64;
+
+/// Removes the chains of many ports at once: one dump to see which exist, then batches of
+/// deletions (one commit each, where [`unprotect`] costs a commit per port; a commit that
+/// removes a hook waits for the readers of the old ruleset, which under load is most of
+/// the time a removal takes). Ports without a chain are fine.
+pub(crate) fn unprotect_all(nft: &mut Nft, host_names: &[&str]) -> Result<(), NetError> {
+    if host_names.is_empty() {
+        return Ok(());
+    }
+    let op = "remove anti-spoofing rules of";
+    let existing = nft
+        .chains(Family::Netdev, TABLE)
+        .map_err(|cause| kernel_error(op, host_names[0], cause))?;
+    let existing: std::collections::HashSet<&str> = existing.iter().map(String::as_str).collect();
+    let present: Vec<&str> = host_names
+        .iter()
+        .copied()
+        .filter(|name| existing.contains(name))
+        .collect();
+    for batch in present.chunks(DELETE_BATCH) {
+        let ops: Vec<Op<'_>> = batch
+            .iter()
+            .map(|chain| Op::DelChain {
+                family: Family::Netdev,
+                table: TABLE,
+                chain,
+            })
+            .collect();
+        if nft.apply(&ops).is_err() {
+            // One went meanwhile (another kiln removing the same port): one at a time.
+            for name in batch {
+                unprotect(nft, name)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What the port's rules dropped, rule by rule; `None` when the port has no rules.
 pub(crate) fn dropped(nft: &mut Nft, host_name: &str) -> Result<Option<Vec<Dropped>>, NetError> {
     match nft.counters(Family::Netdev, TABLE, host_name) {

@@ -29,6 +29,7 @@ const NFNL_MSG_BATCH_END: u16 = 0x11;
 
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
@@ -288,10 +289,42 @@ impl Nft {
         );
         request.put_str(NFTA_RULE_TABLE, table);
         request.put_str(NFTA_RULE_CHAIN, chain);
+        let mut counted = Vec::new();
+        self.dump(request, seq, |attributes| {
+            if let Some(rule) = parse_rule_counter(attributes) {
+                counted.push(rule);
+            }
+        })?;
+        Ok(counted)
+    }
+
+    /// The names of the chains of `table` (none when there is no such table). One dump,
+    /// so that a caller removing many chains deletes only those that exist in one batch
+    /// (a missing chain would undo the whole batch).
+    pub(crate) fn chains(&mut self, family: Family, table: &str) -> io::Result<Vec<String>> {
+        let seq = self.next_seq();
+        let request = Message::new(
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            family as u8,
+            0,
+        );
+        let mut chains = Vec::new();
+        self.dump(request, seq, |attributes| {
+            if let Some(chain) = parse_chain_of(attributes, table) {
+                chains.push(chain);
+            }
+        })?;
+        Ok(chains)
+    }
+
+    /// Sends a dump request and hands each reply's attributes (after the nfgenmsg) to
+    /// `each` until the kernel says it is done.
+    fn dump(&mut self, request: Message, seq: u32, mut each: impl FnMut(&[u8])) -> io::Result<()> {
         let mut out = Vec::new();
         request.finish_into(&mut out);
         self.socket.send(&out)?;
-        let mut counted = Vec::new();
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
             let len = recv(&self.socket, &mut buffer)?;
@@ -300,7 +333,7 @@ impl Nft {
                     continue;
                 }
                 match kind {
-                    NLMSG_DONE => return Ok(counted),
+                    NLMSG_DONE => return Ok(()),
                     NLMSG_ERROR => {
                         let code = payload
                             .get(..4)
@@ -308,9 +341,8 @@ impl Nft {
                         return Err(io::Error::from_raw_os_error(-code));
                     }
                     _ => {
-                        // nfgenmsg (4 bytes), then the rule's attributes.
-                        if let Some(rule) = payload.get(4..).and_then(parse_rule_counter) {
-                            counted.push(rule);
+                        if let Some(attributes) = payload.get(4..) {
+                            each(attributes);
                         }
                     }
                 }
@@ -622,6 +654,20 @@ fn parse_rule_counter(data: &[u8]) -> Option<Counted> {
     None
 }
 
+/// The chain's name, if a chain message's attributes say it belongs to `table`.
+fn parse_chain_of(data: &[u8], table: &str) -> Option<String> {
+    let attrs = attributes(data);
+    let text = |kind| {
+        attrs.iter().find(|(k, _)| *k == kind).map(|(_, v)| {
+            let v = v.strip_suffix(&[0]).unwrap_or(v);
+            String::from_utf8_lossy(v).into_owned()
+        })
+    };
+    (text(NFTA_CHAIN_TABLE)? == table)
+        .then(|| text(NFTA_CHAIN_NAME))
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -694,6 +740,26 @@ mod tests {
                 bytes: 0
             }
         );
+    }
+
+    #[test]
+    fn a_chain_message_names_its_chain_only_for_its_table() {
+        let op = Op::AddIngressChain {
+            family: Family::Netdev,
+            table: "kiln",
+            chain: "kv0a1b",
+            device: "kv0a1b",
+            priority: -500,
+        };
+        let mut out = Vec::new();
+        encode(&op, 9).finish_into(&mut out);
+        let (_, _, payload) = messages(&out)[0];
+        assert_eq!(
+            parse_chain_of(&payload[4..], "kiln").as_deref(),
+            Some("kv0a1b")
+        );
+        assert_eq!(parse_chain_of(&payload[4..], "other"), None);
+        assert_eq!(parse_chain_of(&[1, 2, 3], "kiln"), None);
     }
 
     #[test]

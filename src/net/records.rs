@@ -503,6 +503,27 @@ impl NetworkRecords {
         Ok(member)
     }
 
+    /// Detaches many containers of one network at once (one read and one write of its
+    /// record); a network that is gone, or ids that are not members, are fine.
+    pub fn remove_members(
+        &self,
+        network: &str,
+        container_ids: &std::collections::BTreeSet<&str>,
+    ) -> Result<(), NetRecordError> {
+        let _lock = self.lock()?;
+        let Some(mut record) = self.find(network)? else {
+            return Ok(());
+        };
+        let before = record.members.len();
+        record
+            .members
+            .retain(|m| !container_ids.contains(m.container_id.as_str()));
+        if record.members.len() != before {
+            self.save(&record)?;
+        }
+        Ok(())
+    }
+
     /// Detaches a container; returns its membership, or `None` if it was not a member.
     pub fn remove_member(
         &self,

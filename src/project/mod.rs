@@ -5,11 +5,12 @@
 //! start waves by `depends-on`. It is pure data; starting and stopping is done by
 //! `containers` (and the network by `net`), never here by hand.
 //!
-//! [`up`] (and `down`) make the running containers match the plan; the rolling update of a
+//! [`up`] makes the running containers match the plan, [`down`] removes them all; the rolling update of a
 //! changed instance and `kiln rollback` are `rollout`'s. Both report through the types
 //! here, [`UpEvent`] and [`ProjectError`], so that neither file needs the other's.
 
 pub mod assert;
+mod down;
 pub mod hosts;
 mod ordered;
 pub mod overlay;
@@ -22,10 +23,11 @@ mod tests;
 pub mod underlay;
 mod up;
 
+pub use down::down;
 pub use plan::{HostPlan, Instance, LinkPlan, NetworkPlan, ProjectPlan, VolumePlan, plan};
 pub use probe::LiveProber;
 pub use rollout::{PREVIOUS, health_deadline, rollback};
-pub use up::{DEFAULT_WAIT, down, project_records, up};
+pub use up::{DEFAULT_WAIT, project_records, up};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,12 +1,12 @@
-//! `kiln up` and `kiln down`: make the running containers of a project match its plan.
+//! `kiln up`: make the running containers of a project match its plan.
 //!
 //! Up walks the plan's start waves. Before an instance starts, the services it depends on
 //! must meet their condition (started, healthy, completed); instances of one wave start in
 //! parallel. An instance whose fingerprint and image are unchanged and that still runs is
 //! kept; a changed one is rolled out (`rollout`: the instances of a service one at a
 //! time, each ready before the next, rolled back if it is not); containers of the project
-//! the plan no longer declares are removed. Down removes every container of the project. The containers themselves are
-//! `containers`' business: this module only decides and waits.
+//! the plan no longer declares are removed (`kiln down` is `down`'s). The containers
+//! themselves are `containers`' business: this module only decides and waits.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -155,53 +155,6 @@ pub fn up(
         )?;
     }
     Ok(())
-}
-
-/// Removes every container of the project (stopping it first); with `volumes`, its named
-/// volumes too. Returns the names removed.
-pub fn down(
-    state_root: &Path,
-    project: &str,
-    volumes: bool,
-    timeout: Option<Duration>,
-) -> Result<Vec<String>, ProjectError> {
-    let records = Records::open(state_root)?;
-    let members = project_records(&records, project)?;
-    let mut results: Vec<Result<String, ProjectError>> = Vec::with_capacity(members.len());
-    super::ordered::run_in_order(
-        &members,
-        |_| None::<()>,
-        workers(),
-        |record| {
-            containers::stop(&records, record, timeout)?;
-            containers::remove(&records, record, state_root, true)?;
-            Ok(record.name.clone())
-        },
-        |_, result| results.push(result),
-    );
-    let removed = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let networks = crate::net::records::NetworkRecords::open(state_root)
-        .and_then(|r| r.list())
-        .map_err(|e| ContainerError::from(crate::net::network::NetworkError::from(e)))?;
-    for network in networks
-        .iter()
-        .filter(|n| n.project.as_deref() == Some(project))
-    {
-        crate::net::network::remove(state_root, &network.name).map_err(ContainerError::from)?;
-    }
-    super::hosts::remove(state_root, project)?;
-    crate::net::link::forget_project(state_root, project).map_err(|source| {
-        ProjectError::Links {
-            project: project.to_string(),
-            source,
-        }
-    })?;
-    if volumes {
-        crate::state::volumes::VolumeStore::open(state_root)
-            .remove_project(project)
-            .map_err(ContainerError::from)?;
-    }
-    Ok(removed)
 }
 
 /// Makes the project's networks that are missing (as `project/name`, see [`crate::scope`]);
@@ -463,7 +416,7 @@ fn selected_services<'a>(plan: &'a ProjectPlan, only: &[String]) -> BTreeMap<&'a
 /// machine busy while each waits for its supervisor, few enough that a thousand-container
 /// project does not run a thousand threads (each a stack to fault in, all contending for
 /// the network records' lock).
-fn workers() -> usize {
+pub(super) fn workers() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (cores * 8).clamp(8, 64)
 }

@@ -3,7 +3,7 @@
 
 use nix::sys::signal::Signal;
 
-use crate::harness::{Lab, Project, Root, eventually, has_python, host, images, is_root};
+use crate::harness::{Lab, Project, Root, eventually, has_python, host, images, is_root, which};
 
 const PROJECT: &str = r#"
 project "lab"
@@ -218,6 +218,60 @@ fn addresses_do_not_depend_on_start_order() {
     assert_eq!(forward.len(), 5);
     assert_eq!(forward, backward);
     assert!(forward.contains(&("c".to_string(), "10.89.7.9".to_string())));
+}
+
+/// `kiln down` releases what all its containers held on the networks at once; while
+/// another network keeps kiln's namespace, nothing of theirs may stay in it: no bridge
+/// port, no anti-spoofing chain, no network membership.
+#[test]
+fn down_leaves_no_port_chain_or_member_while_another_network_stays() {
+    let tools = images::tools("tools", "");
+    let Some(lab) = Lab::build(Project::new(&format!(
+        "project \"ports\"\n{tools}network \"n\" subnet=\"10.89.8.0/24\"\n\
+         container \"a\" image=\"tools\" replicas=3 {{\n    network \"n\"\n    cmd \"sleep\" \"1000\"\n}}\n"
+    ))) else {
+        return;
+    };
+    lab.kiln()
+        .args(["network", "create", "other", "--subnet", "10.89.9.0/24"])
+        .run()
+        .success();
+    lab.kiln().args(["up", "-d"]).run().success();
+    let in_kiln_namespace = |command: &[&str]| {
+        lab.kiln()
+            .args(["network", "exec", "--"])
+            .args(command.iter().copied())
+            .run()
+            .stdout()
+    };
+    let ports = || {
+        in_kiln_namespace(&["ip", "-o", "link", "show", "type", "veth"])
+            .lines()
+            .count()
+    };
+    assert_eq!(ports(), 3);
+    let chains = || {
+        in_kiln_namespace(&["nft", "list", "table", "netdev", "kiln"])
+            .matches("hook ingress")
+            .count()
+    };
+    if which("nft") {
+        assert_eq!(chains(), 3);
+    }
+    lab.kiln().args(["down"]).run().success();
+    assert_eq!(ports(), 0, "{}", in_kiln_namespace(&["ip", "-o", "link"]));
+    if which("nft") {
+        assert_eq!(chains(), 0);
+    }
+    let other = lab
+        .kiln()
+        .args(["network", "inspect", "other", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(other["members"], serde_json::json!([]));
+    lab.kiln().args(["network", "rm", "other"]).run().success();
+    lab.root.assert_clean();
 }
 
 /// A project container whose name is a prefix of another container's id must not be taken

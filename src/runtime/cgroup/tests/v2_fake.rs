@@ -503,6 +503,15 @@ fn kill_all_without_cgroup_kill_freezes_kills_each_member_and_thaws() {
 }
 
 #[test]
+fn kill_all_of_an_empty_cgroup_without_cgroup_kill_does_not_freeze_it() {
+    let fake = FakeKernel::with(ALL, "", true, false);
+    let cgroup = fake.hierarchy().create("c", &Limits::default()).unwrap();
+    fake.take_log();
+    cgroup.kill_all().unwrap();
+    assert_eq!(fake.take_log(), Vec::<String>::new());
+}
+
+#[test]
 fn the_observer_sees_every_change_before_it_happens() {
     let fake = FakeKernel::new(ALL, "cpu io memory pids");
     let seen = Arc::new(Mutex::new(Vec::new()));
