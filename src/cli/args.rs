@@ -794,6 +794,11 @@ pub struct CreateArgs {
     /// Print each kernel-level step as it happens (for learning how containers work).
     #[arg(long)]
     pub trace: bool,
+    /// Pull the image from its registry first, as `docker run --pull`: `missing` when the
+    /// store has no such image, `always` every time, `never` (the store only). Progress
+    /// goes to standard error.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
     /// The image (a name or a manifest digest).
     pub image: String,
     /// The command and its arguments (default: the image's entrypoint and cmd).
@@ -985,6 +990,10 @@ pub struct RmArgs {
     /// Kill running containers first.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Also remove the anonymous volumes the containers made (`-v /path`, an image's
+    /// `VOLUME`s); named volumes stay, as in Docker. One another container uses stays too.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     /// Containers, by name or (a prefix of their) id.
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -1022,6 +1031,17 @@ pub struct LogsArgs {
     /// The container, by name or (a prefix of its) id; with --project, any number of them.
     #[arg(required_unless_present = "project")]
     pub containers: Vec<String>,
+}
+
+/// `kiln run --pull`: when to pull the image from its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    /// When the store has no such image.
+    Missing,
+    /// Every time (the tag may have moved).
+    Always,
+    /// Never: the store's image, or an error.
+    Never,
 }
 
 /// `--tail`: a number of lines, or `all`.
@@ -1451,7 +1471,7 @@ pub struct ImageArg {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// An image (a name or a manifest digest), a container (`PROJECT/NAME`, a name, or a
-    /// prefix of its id) or a network.
+    /// prefix of its id), a network or a volume.
     #[arg(value_name = "NAME")]
     pub image: String,
 
@@ -1470,6 +1490,7 @@ pub enum InspectKind {
     Image,
     Container,
     Network,
+    Volume,
 }
 
 #[derive(Debug, Args)]

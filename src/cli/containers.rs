@@ -356,7 +356,7 @@ pub(super) fn request(
 
 pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {
     // `web`: the current project's, a plain tag, or the one project's that has it.
-    let image = super::image_name(&super::open_store(cli)?, &args.image)?;
+    let image = super::registry::run_image(&super::open_store(cli)?, &args.image, args.pull)?;
     let outcome = (|| {
         if args.detach && (args.tty || args.interactive) {
             return Err(ContainerError::BadLimit {
@@ -531,7 +531,11 @@ pub(super) fn rm(cli: &Cli, args: &RmArgs) -> Result<u8, crate::Error> {
         let result = super::find_container(&records, query)
             .map_err(ContainerError::from)
             .and_then(|record| {
-                containers::remove(&records, &record, &root, args.force).map(|()| record)
+                containers::remove(&records, &record, &root, args.force)?;
+                if args.volumes {
+                    containers::remove_anonymous_volumes(&records, &record);
+                }
+                Ok(record)
             });
         match result {
             Ok(record) => line(record.reference())?,

@@ -7,7 +7,7 @@ use crate::containers::{self, ContainerError};
 
 pub(super) fn run(cli: &Cli, args: &CreateArgs) -> Result<u8, crate::Error> {
     // `web`: the current project's, a plain tag, or the one project's that has it.
-    let image = super::image_name(&super::open_store(cli)?, &args.image)?;
+    let image = super::registry::run_image(&super::open_store(cli)?, &args.image, args.pull)?;
     let outcome = (|| {
         if args.trace {
             return Err(ContainerError::BadLimit {

@@ -71,8 +71,10 @@ pub enum CliError {
     #[diagnostic(help("kiln logs web; kiln logs --project lab web db"))]
     LogsNeedOneContainer,
 
-    #[error("no image, container or network named `{name}`")]
-    #[diagnostic(help("`kiln images`, `kiln ps -a` and `kiln network ls` list them"))]
+    #[error("no image, container, network or volume named `{name}`")]
+    #[diagnostic(help(
+        "`kiln images`, `kiln ps -a`, `kiln network ls` and `kiln volume ls` list them"
+    ))]
     NothingNamed { name: String },
 
     #[error("`{name}` names several things: {kinds}")]

@@ -1,6 +1,7 @@
-//! `kiln inspect [--type image|container|network] NAME`: finds what NAME names (one kind
-//! only, unless --type says which) and shows it — an image as `images.rs` does, a network
-//! as `kiln network inspect`, a container here, in Docker's field names for JSON.
+//! `kiln inspect [--type image|container|network|volume] NAME`: finds what NAME names (one
+//! kind only, unless --type says which) and shows it — an image as `images.rs` does, a
+//! network as `kiln network inspect`, a volume as `kiln volume inspect`, a container here,
+//! in Docker's field names for JSON.
 
 use serde_json::{Value, json};
 
@@ -15,6 +16,7 @@ fn kind_name(kind: InspectKind) -> &'static str {
         InspectKind::Image => "image",
         InspectKind::Container => "container",
         InspectKind::Network => "network",
+        InspectKind::Volume => "volume",
     }
 }
 
@@ -46,6 +48,12 @@ fn kinds_named(cli: &Cli, name: &str) -> Vec<InspectKind> {
         .is_ok_and(|r| r.resolve(name, context.as_deref()).is_ok())
     {
         kinds.push(InspectKind::Network);
+    }
+    match crate::state::volumes::VolumeStore::open(&root).resolve(name, context.as_deref()) {
+        Ok(_) | Err(crate::state::volumes::VolumeError::Ambiguous(_)) => {
+            kinds.push(InspectKind::Volume);
+        }
+        Err(_) => {}
     }
     kinds
 }
@@ -81,6 +89,9 @@ pub(super) fn run(cli: &Cli, args: &InspectArgs) -> Result<u8, crate::Error> {
             super::network::show(&super::state_root(cli), &args.image, args.format)
         }
         InspectKind::Container => container(cli, args),
+        InspectKind::Volume => {
+            super::volume::inspect(cli, std::slice::from_ref(&args.image), args.format)
+        }
     }
 }
 

@@ -115,6 +115,45 @@ fn counts(blobs: &[BlobReport]) -> serde_json::Value {
     })
 }
 
+/// The image `kiln run` (and `kiln create`) starts, as `docker run --pull POLICY` finds
+/// it: the name resolved in the store (see [`super::image_name`]), pulled first with
+/// `always`, or with `missing` when the store has no such image (progress on stderr);
+/// `never` only looks in the store. A name that is no registry reference (a digest, a
+/// project's `shop/web` that does not parse as one) is never pulled: the run then says it
+/// is missing.
+pub(super) fn run_image(
+    store: &crate::store::Store,
+    query: &str,
+    policy: super::args::PullPolicy,
+) -> Result<String, crate::Error> {
+    use super::args::PullPolicy;
+    let name = super::image_name(store, query)?;
+    let pull = match policy {
+        PullPolicy::Never => false,
+        PullPolicy::Always => true,
+        PullPolicy::Missing => StoredImage::find(store, &name)?.is_none(),
+    };
+    let reference = match Reference::parse(query) {
+        Ok(reference) if pull && !query.starts_with("sha256:") => reference,
+        _ => return Ok(name),
+    };
+    if policy == PullPolicy::Missing {
+        eprintln!("{query}: not in the store, pulling {reference}");
+    }
+    let progress = Progress::new("pulled");
+    let result = registry::pull(
+        store,
+        &reference,
+        None,
+        &registry::NetOptions::default(),
+        &|e| progress.event(e),
+    );
+    progress.finish();
+    let pulled = result?;
+    eprintln!("{query}: pulled as {} ({})", pulled.name, pulled.digest);
+    Ok(pulled.name)
+}
+
 pub(super) fn pull(cli: &Cli, args: &PullArgs) -> Result<u8, crate::Error> {
     let reference = Reference::parse(&args.reference).map_err(registry::RegistryError::from)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;

@@ -99,64 +99,7 @@ pub(super) fn run(cli: &Cli, command: &VolumeCommand) -> Result<u8, crate::Error
             }
             Ok(0)
         }
-        VolumeCommand::Inspect(args) => {
-            let records = records()?;
-            let mut found = Vec::new();
-            let mut missing = 0;
-            for name in &args.names {
-                match store.resolve(name, context.as_deref()) {
-                    Ok(v) => found.push(v),
-                    Err(err) => {
-                        eprintln!("{:?}", miette::Report::new(err));
-                        missing += 1;
-                    }
-                }
-            }
-            match args.format {
-                OutputFormat::Json => {
-                    let out: Vec<_> = found
-                        .iter()
-                        .map(|v| {
-                            json!({
-                                "name": v.reference,
-                                "project": v.project,
-                                "driver": "local",
-                                "mountpoint": v.mountpoint,
-                                "created": v.created,
-                                "labels": v.labels,
-                                "anonymous": v.anonymous,
-                                "containers": volumes::users(&records, &v.reference),
-                                "size": volumes::disk_usage(&v.mountpoint),
-                            })
-                        })
-                        .collect();
-                    json_line(&out)?;
-                }
-                OutputFormat::Text => {
-                    for v in &found {
-                        line(format!("name:        {}", v.reference))?;
-                        line(format!(
-                            "project:     {}",
-                            v.project.as_deref().unwrap_or("-")
-                        ))?;
-                        line(format!("mountpoint:  {}", v.mountpoint.display()))?;
-                        line(format!("created:     {}", v.created))?;
-                        for (k, val) in &v.labels {
-                            line(format!("label:       {k}={val}"))?;
-                        }
-                        line(format!(
-                            "containers:  {}",
-                            volumes::users(&records, &v.reference).join(", ")
-                        ))?;
-                        line(format!(
-                            "size:        {}",
-                            human_size(volumes::disk_usage(&v.mountpoint))
-                        ))?;
-                    }
-                }
-            }
-            Ok(u8::from(missing > 0))
-        }
+        VolumeCommand::Inspect(args) => inspect(cli, &args.names, args.format),
         VolumeCommand::Rm(args) => {
             let records = records()?;
             let mut failed = false;
@@ -208,4 +151,74 @@ fn labels(pairs: &[String]) -> BTreeMap<String, String> {
             (k.to_string(), v.to_string())
         })
         .collect()
+}
+
+/// `kiln volume inspect NAMES` and `kiln inspect --type volume NAME`.
+pub(super) fn inspect(
+    cli: &Cli,
+    names: &[String],
+    format: OutputFormat,
+) -> Result<u8, crate::Error> {
+    let root = super::state_root(cli);
+    let store = VolumeStore::open(&root);
+    let context = super::current_project(None);
+    let records = Records::open(&root)
+        .and_then(|r| r.list())
+        .map_err(ContainerError::from)?;
+
+    let mut found = Vec::new();
+    let mut missing = 0;
+    for name in names {
+        match store.resolve(name, context.as_deref()) {
+            Ok(v) => found.push(v),
+            Err(err) => {
+                eprintln!("{:?}", miette::Report::new(err));
+                missing += 1;
+            }
+        }
+    }
+    match format {
+        OutputFormat::Json => {
+            let out: Vec<_> = found
+                .iter()
+                .map(|v| {
+                    json!({
+                        "name": v.reference,
+                        "project": v.project,
+                        "driver": "local",
+                        "mountpoint": v.mountpoint,
+                        "created": v.created,
+                        "labels": v.labels,
+                        "anonymous": v.anonymous,
+                        "containers": volumes::users(&records, &v.reference),
+                        "size": volumes::disk_usage(&v.mountpoint),
+                    })
+                })
+                .collect();
+            json_line(&out)?;
+        }
+        OutputFormat::Text => {
+            for v in &found {
+                line(format!("name:        {}", v.reference))?;
+                line(format!(
+                    "project:     {}",
+                    v.project.as_deref().unwrap_or("-")
+                ))?;
+                line(format!("mountpoint:  {}", v.mountpoint.display()))?;
+                line(format!("created:     {}", v.created))?;
+                for (k, val) in &v.labels {
+                    line(format!("label:       {k}={val}"))?;
+                }
+                line(format!(
+                    "containers:  {}",
+                    volumes::users(&records, &v.reference).join(", ")
+                ))?;
+                line(format!(
+                    "size:        {}",
+                    human_size(volumes::disk_usage(&v.mountpoint))
+                ))?;
+            }
+        }
+    }
+    Ok(u8::from(missing > 0))
 }

@@ -180,9 +180,10 @@ pub fn log_path(records: &Records, id: &ContainerId) -> PathBuf {
 /// MESSAGE` when the container could not be started the first time.
 pub(crate) const STARTED: &str = "started";
 
-/// `--rm`: the anonymous volumes the container made go with it, as in Docker; named ones
-/// stay. One another container uses too is kept (as `kiln volume rm` would).
-pub(crate) fn remove_anonymous_volumes(records: &Records, record: &Record) {
+/// `--rm` and `kiln rm -v`: the anonymous volumes the container made go with it, as in
+/// Docker; named ones stay. One another container uses too is kept (as `kiln volume rm`
+/// would). Call it once the container's record is gone.
+pub fn remove_anonymous_volumes(records: &Records, record: &Record) {
     let store = crate::state::volumes::VolumeStore::open(records.state_root());
     let Ok(others) = records.list() else {
         return;

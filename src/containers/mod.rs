@@ -47,7 +47,9 @@ pub use exec::{ExecRequest, Target, exec};
 pub use filter::{ContainerFilter, Facts};
 pub use health::{Health, HealthCheck, HealthFlags, HealthProbe, HealthTracker, parse_health};
 pub use inspect::{Details, details};
-pub use lifecycle::{Launch, RunRequest, cgroup_name, log_path, stop_marker};
+pub use lifecycle::{
+    Launch, RunRequest, cgroup_name, log_path, remove_anonymous_volumes, stop_marker,
+};
 pub use logs::{LogQuery, parse_log_opts, parse_since, read_logs};
 pub use mounts::{Mount, NamedVolume, parse_mount, parse_volume};
 pub use network::{Held, Published, release_all};

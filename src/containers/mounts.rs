@@ -348,6 +348,56 @@ pub fn parse_mount(spec: &str) -> Result<Mount, ContainerError> {
     }
 }
 
+/// The image's `Volumes` (Dockerfile `VOLUME`) as Docker mounts them: an anonymous volume
+/// for each path no mount of the container already has (`-v`, `--mount`, `--tmpfs`), filled
+/// from the image on first use like any new volume. The paths come from a hostile image:
+/// each must be absolute, is cleaned lexically, and may not be `/`.
+pub(crate) fn image_volumes<'a>(
+    image: impl IntoIterator<Item = &'a String>,
+    taken: &[&str],
+) -> Result<Vec<NamedVolume>, ContainerError> {
+    let mut out: Vec<NamedVolume> = Vec::new();
+    for path in image {
+        let cleaned = clean_absolute(path).ok_or_else(|| {
+            bad(
+                path,
+                "the image's volume path is not an absolute path below `/`",
+                "the image config's Volumes must be absolute paths other than `/`: rebuild the image",
+            )
+        })?;
+        let covered = taken
+            .iter()
+            .any(|t| clean_absolute(t).as_deref() == Some(&cleaned))
+            || out.iter().any(|v| v.destination == cleaned);
+        if !covered {
+            out.push(NamedVolume {
+                destination: cleaned,
+                ..NamedVolume::default()
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `/a//b/./c/../d` → `/a/b/d`; `None` for a relative path, a NUL byte, or one that cleans
+/// to `/`.
+fn clean_absolute(path: &str) -> Option<String> {
+    if !path.starts_with('/') || path.contains('\0') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    (!parts.is_empty()).then(|| format!("/{}", parts.join("/")))
+}
+
 /// Makes the container's named volumes that are missing, fills new (empty) ones from the
 /// image unless `nocopy`, and returns their binds and references. `layers`: the image's
 /// layer blobs, lowest first; `lower_dirs`: the same unpacked, to see cheaply whether the

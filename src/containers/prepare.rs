@@ -101,12 +101,32 @@ pub(crate) fn prepare_with(
         crate::net::attach::release(net_root, id.as_str(), &interfaces);
         err
     };
+    // The image's VOLUMEs the container's own mounts leave free: anonymous volumes.
+    let taken: Vec<&str> = request
+        .volumes
+        .iter()
+        .map(|v| v.destination.as_str())
+        .chain(options.volumes.iter().map(|v| v.destination.as_str()))
+        .chain(options.tmpfs.iter().map(|t| t.destination.as_str()))
+        .collect();
+    // A project's container keeps them in the project's scope: `kiln down -v` takes them.
+    let project = request.member.as_ref().map(|m| m.project.clone());
+    let mut volumes = request.volumes.clone();
+    volumes.extend(
+        super::mounts::image_volumes(image.config.config.volumes.keys(), &taken)
+            .map_err(release)?
+            .into_iter()
+            .map(|v| super::NamedVolume {
+                project: project.clone(),
+                ..v
+            }),
+    );
     let (named, volume_references) = super::mounts::attach_volumes(
         store,
         state_root,
         &image.manifest.layers,
         &lower_dirs,
-        &request.volumes,
+        &volumes,
     )
     .map_err(release)?;
     options.volumes.extend(named);

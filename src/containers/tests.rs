@@ -211,3 +211,23 @@ fn caught_signals_come_from_sigcgt() {
         Some(true)
     );
 }
+
+#[test]
+fn an_images_volumes_are_anonymous_volumes_where_no_mount_is() {
+    let paths: Vec<String> = ["/data", "/cache/", "/srv//www/./x/..", "/tmp", "/data"]
+        .map(String::from)
+        .to_vec();
+    let volumes = mounts::image_volumes(&paths, &["/tmp", "/cache"]).unwrap();
+    let wanted: Vec<(&str, Option<&str>)> = volumes
+        .iter()
+        .map(|v| (v.destination.as_str(), v.name.as_deref()))
+        .collect();
+    assert_eq!(wanted, [("/data", None), ("/srv/www", None)]);
+    for bad in ["relative", "/", "/..", "/a/../", "/x\0y"] {
+        let err = mounts::image_volumes(&[bad.to_string()], &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("not an absolute path below `/`"),
+            "{bad:?}: {err}"
+        );
+    }
+}

@@ -5,7 +5,10 @@
 //! `NAME.key` is a client certificate. `--cert-dir DIR` replaces the search with DIR.
 //!
 //! Owns the HTTP agent's configuration (timeouts, no automatic redirects: the client
-//! follows them itself, without credentials).
+//! follows them itself, without credentials), and the loopback-only guard: with
+//! `KILN_REGISTRY_LOOPBACK_ONLY` set, every connection (registry, token realm, redirect,
+//! proxy) must go to a loopback address named as such — nothing is even looked up in DNS.
+//! The tests set it, so that no test can reach a registry outside the machine.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -139,5 +142,57 @@ pub(crate) fn agent(
         .timeout_per_read(Some(Duration::from_secs(120)))
         .max_idle_connections_per_host(8)
         .build();
+    if loopback_only() {
+        return Ok(ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            LoopbackOnly(ureq::unversioned::resolver::DefaultResolver::default()),
+        ));
+    }
     Ok(ureq::Agent::new_with_config(config))
+}
+
+/// The variable that confines kiln's registry traffic to loopback.
+pub(super) const LOOPBACK_ONLY: &str = "KILN_REGISTRY_LOOPBACK_ONLY";
+
+/// Whether [`LOOPBACK_ONLY`] is set (to anything but `` or `0`).
+fn loopback_only() -> bool {
+    std::env::var_os(LOOPBACK_ONLY).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// A resolver that refuses every host that is not loopback by its very name (`localhost`,
+/// `*.localhost`, `127.0.0.0/8`, `::1`), before any lookup, and any address a lookup of
+/// such a name gives that is not loopback.
+#[derive(Debug)]
+struct LoopbackOnly(ureq::unversioned::resolver::DefaultResolver);
+
+fn refused(host: &str) -> ureq::Error {
+    ureq::Error::Other(Box::new(std::io::Error::other(format!(
+        "{LOOPBACK_ONLY} is set: kiln contacts registries on loopback only, not `{host}`"
+    ))))
+}
+
+impl ureq::unversioned::resolver::Resolver for LoopbackOnly {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().unwrap_or("");
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let named_loopback = bare == "localhost"
+            || bare.ends_with(".localhost")
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !named_loopback {
+            return Err(refused(host));
+        }
+        let addresses = self.0.resolve(uri, config, timeout)?;
+        if addresses.iter().any(|a| !a.ip().is_loopback()) {
+            return Err(refused(host));
+        }
+        Ok(addresses)
+    }
 }

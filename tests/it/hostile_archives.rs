@@ -422,6 +422,7 @@ fn a_killed_import_leaves_an_ingest_file_that_fsck_reports_and_gc_removes() {
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
         .env("KILN_ROOT", &root)
+        .env(crate::harness::LOOPBACK_ONLY, "1")
         .arg("import")
         .args([&fifo])
         .stdout(std::process::Stdio::null())

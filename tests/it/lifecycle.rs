@@ -384,7 +384,7 @@ fn inspect_shows_containers_networks_and_images_and_asks_when_a_name_is_several(
         .args(["inspect", "nothing"])
         .run()
         .failure()
-        .says("no image, container or network named `nothing`");
+        .says("no image, container, network or volume named `nothing`");
     // Restarted by its policy meanwhile, perhaps.
     lab.kiln()
         .args(["rm", "-f", "web", "tools"])

@@ -102,7 +102,11 @@ fn bad_input_is_refused_before_anything_is_created() {
         return;
     };
     for (args, message) in [
-        (vec!["run", "nope"], "no image named `nope`"),
+        // --pull never: a missing image is not looked for in a registry.
+        (
+            vec!["run", "--pull", "never", "nope"],
+            "no image named `nope`",
+        ),
         (
             vec!["run", "--mount", "type=bind,src=/no/such,dst=/x", "tools"],
             "bad mount",

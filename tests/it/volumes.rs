@@ -276,3 +276,127 @@ fn a_projects_volumes_and_labels_are_its_own() {
     lab.kiln().args(["volume", "rm", "data"]).run().success();
     lab.root.assert_clean();
 }
+
+#[test]
+fn an_images_volumes_are_anonymous_volumes_that_rm_v_removes() {
+    let declared = images::tools(
+        "declared",
+        r#"run "mkdir" "/seed"
+    run "sh" "-c" "echo from the image > /seed/f"
+    volume "/seed" "/cache""#,
+    );
+    let app = r#"
+project "decl"
+
+container "app" image="declared" {
+    cmd "sleep" "1000"
+}
+"#;
+    let Some(lab) = Lab::build(Project::new(&format!("{declared}{app}"))) else {
+        return;
+    };
+    // Each of the image's volumes: an anonymous volume, filled from the image; a write
+    // there outlives the container's own layer.
+    lab.kiln()
+        .args(["run", "--name", "one", "declared", "sh", "-c"])
+        .args(["cat /seed/f; echo kept > /seed/g"])
+        .run()
+        .success()
+        .stdout_is("from the image\n");
+    let listed = lab
+        .kiln()
+        .args(["volume", "ls", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let listed = listed.as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|v| v["anonymous"] == true), "{listed:?}");
+    let seed = listed
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .find(|name| {
+            let inspected = lab
+                .kiln()
+                .args(["inspect", "--type", "volume", name, "--format", "json"])
+                .run()
+                .success()
+                .json();
+            let mountpoint = inspected[0]["mountpoint"].as_str().unwrap().to_string();
+            std::path::Path::new(&mountpoint).join("g").exists()
+        })
+        .expect("the /seed volume has what the container wrote");
+    // `kiln inspect NAME` finds a volume when nothing else has that name.
+    let inspected = lab
+        .kiln()
+        .args(["inspect", &seed, "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(inspected[0]["containers"], serde_json::json!(["one"]));
+    assert_eq!(inspected[0]["anonymous"], true);
+    // A mount of the container's own at one of those paths wins: no volume for it.
+    lab.kiln()
+        .args(["run", "--rm", "--tmpfs", "/cache", "-v", "mine:/seed"])
+        .args(["declared", "cat", "/seed/f"])
+        .run()
+        .success()
+        .stdout_is("from the image\n");
+    let count = |lab: &Lab| {
+        lab.kiln()
+            .args(["volume", "ls", "-q"])
+            .run()
+            .success()
+            .stdout()
+            .lines()
+            .count()
+    };
+    assert_eq!(count(&lab), 3, "one's two and `mine`");
+    // `rm -v`: the container's anonymous volumes go with it, named ones stay.
+    lab.kiln()
+        .args([
+            "run",
+            "--name",
+            "two",
+            "-v",
+            "mine:/data",
+            "declared",
+            "echo",
+        ])
+        .run()
+        .success();
+    lab.kiln().args(["rm", "-v", "one", "two"]).run().success();
+    lab.kiln()
+        .args(["volume", "ls", "-q"])
+        .run()
+        .success()
+        .stdout_is("mine\n");
+    lab.kiln()
+        .args(["inspect", "--type", "volume", "nope"])
+        .run()
+        .code(1)
+        .stderr_contains("no such volume: nope");
+    // A project's container keeps its image's volumes in the project: `down -v` takes them.
+    lab.kiln().args(["up", "-d"]).run().success();
+    let listed = lab
+        .kiln()
+        .args(["volume", "ls", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let projects: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["project"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(projects, ["decl", "decl", "-"], "{listed}");
+    lab.kiln().args(["down", "-v"]).run().success();
+    lab.kiln()
+        .args(["volume", "ls", "-q"])
+        .run()
+        .success()
+        .stdout_is("mine\n");
+    lab.kiln().args(["volume", "rm", "mine"]).run().success();
+    lab.root.assert_clean();
+}

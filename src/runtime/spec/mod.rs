@@ -163,6 +163,11 @@ pub enum SpecError {
     },
     #[error("environment variable `{key}` has an invalid name")]
     BadEnvName { key: String },
+    #[error("the image's environment has an invalid entry `{entry}`")]
+    #[diagnostic(help(
+        "an image's Env entries are KEY=VALUE (or KEY alone, which unsets KEY as Docker does), with a key and no NUL byte: rebuild the image with a valid `env`"
+    ))]
+    BadImageEnv { entry: String },
     #[error("invalid hostname `{hostname}`")]
     #[diagnostic(help("at most 64 letters, digits, `-` and `.`"))]
     BadHostname { hostname: String },
@@ -463,30 +468,51 @@ fn environment(
     user: Option<&ResolvedUser>,
 ) -> Result<Vec<String>, SpecError> {
     let mut env: Vec<String> = Vec::new();
-    let mut set = |key: &str, value: &str, replace: bool| {
+    fn put(env: &mut Vec<String>, key: &str, value: &str, replace: bool) {
         let prefix = format!("{key}=");
         match env.iter_mut().find(|e| e.starts_with(&prefix)) {
             Some(slot) if replace => *slot = format!("{key}={value}"),
             Some(_) => {}
             None => env.push(format!("{key}={value}")),
         }
-    };
-    if !image.env.iter().any(|e| e.starts_with("PATH=")) {
-        set("PATH", crate::runtime::default_path(), true);
     }
-    set("HOSTNAME", hostname, true);
+    if !image.env.iter().any(|e| e.starts_with("PATH=")) {
+        put(&mut env, "PATH", crate::runtime::default_path(), true);
+    }
+    put(&mut env, "HOSTNAME", hostname, true);
+    // Docker's meaning of an entry without `=` (moby's `ReplaceOrAppendEnvValues`): unset
+    // that variable — PATH, HOSTNAME or TERM as Docker would set them, or an earlier entry.
+    let mut unset = std::collections::BTreeSet::new();
     for entry in &image.env {
-        let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
-        set(key, value, true);
+        let (key, value) = match entry.split_once('=') {
+            Some((key, value)) => (key, Some(value)),
+            None => (entry.as_str(), None),
+        };
+        if key.is_empty() || key.contains('\0') || value.is_some_and(|v| v.contains('\0')) {
+            return Err(SpecError::BadImageEnv {
+                entry: entry.escape_debug().to_string(),
+            });
+        }
+        match value {
+            Some(value) => {
+                unset.remove(key);
+                put(&mut env, key, value, true);
+            }
+            None => {
+                let prefix = format!("{key}=");
+                env.retain(|e| !e.starts_with(&prefix));
+                unset.insert(key.to_string());
+            }
+        }
     }
     for (key, value) in &options.env {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             return Err(SpecError::BadEnvName { key: key.clone() });
         }
-        set(key, value, true);
+        put(&mut env, key, value, true);
     }
-    if options.tty {
-        set("TERM", "xterm", false);
+    if options.tty && !unset.contains("TERM") {
+        put(&mut env, "TERM", "xterm", false);
     }
     let home = user.and_then(|u| u.home.clone());
     let home = home.unwrap_or_else(|| match user {
@@ -494,7 +520,7 @@ fn environment(
         Some(u) if u.ids.uid == 0 => "/root".into(),
         Some(_) => "/".into(),
     });
-    set("HOME", &home, false);
+    put(&mut env, "HOME", &home, false);
     Ok(env)
 }
 

@@ -108,6 +108,51 @@ fn flags_override_the_image() {
     );
 }
 
+#[test]
+fn an_image_env_entry_without_equals_unsets_as_in_docker() {
+    let image = RuntimeConfig {
+        env: vec![
+            "LANG=C.UTF-8".into(),
+            "HOSTNAME".into(),
+            "LANG".into(),
+            "TERM".into(),
+            "ONLY".into(),
+            "LATER".into(),
+            "LATER=1".into(),
+        ],
+        cmd: Some(vec!["true".into()]),
+        ..RuntimeConfig::default()
+    };
+    let tty = RunOptions {
+        tty: true,
+        env: vec![("ONLY".into(), "flag".into())],
+        ..RunOptions::default()
+    };
+    let spec = container_spec(&image, &tty, &[]).unwrap();
+    assert_eq!(
+        process(&spec).env().as_deref().unwrap(),
+        [
+            &format!("PATH={}", crate::runtime::default_path()),
+            "LATER=1",
+            "ONLY=flag",
+            "HOME=/root"
+        ]
+    );
+    for bad in ["=x", "A=\0", "\0"] {
+        let image = RuntimeConfig {
+            env: vec![bad.into()],
+            cmd: Some(vec!["true".into()]),
+            ..RuntimeConfig::default()
+        };
+        let err = container_spec(&image, &RunOptions::default(), &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the image's environment has an invalid entry"),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
 fn process_cwd(spec: &Spec) -> String {
     process(spec).cwd().display().to_string()
 }

@@ -540,6 +540,7 @@ impl Session {
             .env("HOME", s.join("home"))
             .env("TMPDIR", s.join("tmp"))
             .env("KILN_ROOT", s.join("var/lib/kiln"))
+            .env(super::kiln::LOOPBACK_ONLY, "1")
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
             .env("LANG", "C.UTF-8")

@@ -37,12 +37,20 @@ fn reads_a_project(name: &str) -> bool {
         .any(|n| n == name)
 }
 
+/// The variable that confines kiln's registry traffic to loopback (`src/registry/tls.rs`):
+/// every kiln a test starts has it, so no test can reach a registry outside the machine.
+pub const LOOPBACK_ONLY: &str = "KILN_REGISTRY_LOOPBACK_ONLY";
+
 impl Kiln {
-    /// `kiln`, without colour, 100 columns wide, without `KILN_ROOT` from outside.
+    /// `kiln`, without colour, 100 columns wide, without `KILN_ROOT` from outside, and
+    /// with registries on loopback only ([`LOOPBACK_ONLY`]): a bare name kiln would pull
+    /// (`kiln run nope` is `docker.io/library/nope`) fails before any lookup instead of
+    /// reaching Docker Hub.
     pub fn new() -> Kiln {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
         command
             .env_remove("KILN_ROOT")
+            .env(LOOPBACK_ONLY, "1")
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100");
         Kiln {

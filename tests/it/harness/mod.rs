@@ -36,7 +36,7 @@ mod wait;
 pub mod world;
 
 pub use files::{assert_golden, example, examples, repo};
-pub use kiln::{Kiln, Ran};
+pub use kiln::{Kiln, LOOPBACK_ONLY, Ran};
 pub use needs::{has_python, is_root, which};
 pub use project::{Lab, Project};
 pub use root::Root;

@@ -763,3 +763,75 @@ fn a_busybox_userland_pushed_by_skopeo_is_a_base_to_build_from() {
         .success()
         .stdout_is("built on busybox\n");
 }
+
+#[test]
+fn run_pulls_a_missing_image_as_docker_run_does() {
+    if !is_root() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let (project, root) = images::hello();
+    let reference = format!("{}/team/hello:1", registry.addr);
+    project
+        .kiln(root.path())
+        .args(["push", "hello", &reference])
+        .run()
+        .success();
+    // A fresh root has no such image: `--pull missing` (the default) pulls it first.
+    let fresh = Root::new();
+    let first = fresh
+        .kiln()
+        .args(["run", "--rm", &reference])
+        .run()
+        .success()
+        .stdout_is("hello from kiln\n");
+    assert!(
+        first.stderr().contains("not in the store, pulling"),
+        "{}",
+        first.stderr()
+    );
+    // Now it is there: no pull.
+    let second = fresh
+        .kiln()
+        .args(["run", "--rm", &reference])
+        .run()
+        .success()
+        .stdout_is("hello from kiln\n");
+    assert!(!second.stderr().contains("pull"), "{}", second.stderr());
+    // always: pulled again (nothing to fetch, the blobs are there); never: the store only.
+    let always = fresh
+        .kiln()
+        .args(["run", "--rm", "--pull", "always", &reference])
+        .run()
+        .success();
+    assert!(always.stderr().contains("pulled as"), "{}", always.stderr());
+    let missing = format!("{}/team/nothing:1", registry.addr);
+    fresh
+        .kiln()
+        .args(["run", "--rm", "--pull", "never", &missing])
+        .run()
+        .code(125)
+        .stderr_contains("no image named");
+    fresh
+        .kiln()
+        .args(["run", "--rm", "--pull", "sometimes", &reference])
+        .run()
+        .code(2);
+    // A bare name is Docker Hub's (`docker.io/library/nope`): the tests' kiln contacts
+    // registries on loopback only, so it is refused before any lookup.
+    fresh
+        .kiln()
+        .args(["run", "--rm", "nope"])
+        .run()
+        .failure()
+        .stderr_contains("loopback only, not `registry-1.docker.io`");
+    fresh
+        .kiln()
+        .args(["create", "--pull", "never", "nope"])
+        .run()
+        .code(125)
+        .stderr_contains("no image named `nope`");
+    fresh.assert_clean();
+}
