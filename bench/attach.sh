@@ -19,19 +19,16 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init attach
 ATTACH_N=${ATTACH_N:-30}
 
-die() {
-    echo "bench/attach.sh: $*" >&2
-    exit 1
-}
-
-[[ $(id -u) == 0 ]] || die "needs root (containers, networks)"
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
+need_root "containers, networks"
+need_kiln
 command -v python3 >/dev/null || die "python3 is not installed"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-attach-bench.XXXXXX")
+work=$(bench_workdir attach)
 tools=(after "$KILN")
 [[ -n ${KILN_BEFORE:-} ]] && tools+=(before "$KILN_BEFORE")
 

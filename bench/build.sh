@@ -29,24 +29,18 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init build
 RUNS=${RUNS:-3}
 FILES=${FILES:-20000}
 SIZE_MB=${SIZE_MB:-300}
 CPU_LOOP=${CPU_LOOP:-1500000}
 BUILDAH_DRIVER=${BUILDAH_DRIVER:-overlay}
 
-die() {
-    echo "bench/build.sh: $*" >&2
-    exit 1
-}
-
-[[ $(id -u) == 0 ]] || die "needs root (kiln's run steps and buildah's storage do)"
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
-KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-for tool in buildah python3 unshare findmnt setsid ldd; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+need_root "kiln's run steps and buildah's storage do"
+need_kiln
+need_tools buildah python3 unshare findmnt setsid ldd
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench.XXXXXX")
 blob_cache=/var/lib/containers/cache
@@ -64,9 +58,7 @@ cleanup() {
     done
     # Nothing should be mounted under $work (buildah's mounts die with its namespace), but a
     # killed run could leave some: unmount deepest first before removing the tree.
-    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r target; do
-        umount -l "$target"
-    done
+    unmount_under "$work"
     rm -rf "$work"
     for ((i = ${#made_blob_cache[@]} - 1; i >= 0; i--)); do
         rmdir "${made_blob_cache[i]}" 2>/dev/null

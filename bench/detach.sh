@@ -31,37 +31,24 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init detach
 N=${N:-50}
 ROUNDS=${ROUNDS:-3}
 
-die() {
-    echo "bench/detach.sh: $*" >&2
-    exit 1
-}
-
-[[ $(id -u) == 0 ]] || die "needs root (containers with namespaces and cgroups)"
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
-KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-for tool in runc podman python3 findmnt; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+need_root "containers with namespaces and cgroups"
+need_kiln
+need_tools runc podman python3 findmnt
 ((N >= 1 && N <= 200)) || die "N must be 1..200"
 ((ROUNDS >= 1 && ROUNDS <= 10)) || die "ROUNDS must be 1..10"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-detach-bench.XXXXXX")
-podman_args=(--root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
-    --storage-driver vfs)
-
-# The names of kiln's containers in our root, one a line.
-kiln_names() {
-    "$KILN" --root "$work/kiln" ps -a --format json 2>/dev/null |
-        python3 -c 'import json, sys; [print(c["name"]) for c in json.load(sys.stdin)]' 2>/dev/null
-}
+work=$(bench_workdir detach)
+podman_storage "$work"
 
 cleanup() {
     set +e
-    kiln_names | xargs -r "$KILN" --root "$work/kiln" rm -f >/dev/null 2>&1
+    kiln_ids "$work/kiln" | xargs -r "$KILN" --root "$work/kiln" rm -f >/dev/null 2>&1
     for id in $(runc --root "$work/runc" list -q 2>/dev/null); do
         runc --root "$work/runc" delete -f "$id" >/dev/null 2>&1
     done
@@ -69,11 +56,8 @@ cleanup() {
         podman "${podman_args[@]}" rm -a -f -t 0 >/dev/null 2>&1
         podman "${podman_args[@]}" rmi -a -f >/dev/null 2>&1
     fi
-    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r target; do
-        umount -l "$target"
-    done
-    chmod -R u+w "$work" 2>/dev/null
-    rm -rf "$work"
+    unmount_under "$work"
+    remove_tree "$work"
 }
 trap cleanup EXIT
 
@@ -88,9 +72,6 @@ image "tools" {
     cmd "sleep" "1000"
 }
 KDL
-quiet() {
-    "$@" >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; die "failed: $*"; }
-}
 quiet "$KILN" --root "$work/kiln" build -f "$work/kiln.kdl"
 quiet "$KILN" --root "$work/kiln" bundle tools "$work/bundle"
 quiet "$KILN" --root "$work/kiln" export tools -o "$work/tools.tar" --format docker-archive
@@ -176,7 +157,7 @@ print("all rounds (s): " + "; ".join(
     + " rm " + "/".join(f"{x:.2f}" for x in removals[t]) for t in names))
 PY
 
-left=$(kiln_names || true)
+left=$(kiln_ids "$work/kiln" || true)
 [[ -z $left ]] || echo "kiln left containers: $left"
 left=$(runc --root "$work/runc" list -q)
 [[ -z $left ]] || echo "runc left containers: $left"

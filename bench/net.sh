@@ -48,7 +48,9 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init net
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 ATTACH_N=${ATTACH_N:-30}
@@ -59,26 +61,17 @@ NS_BR=kilnbench-br
 NS_PROBE=kilnbench-probe
 KILN_SERVER=10.201.0.10
 
-die() {
-    echo "bench/net.sh: $*" >&2
-    exit 1
-}
-
-[[ $(id -u) == 0 ]] || die "needs root (network namespaces, containers)"
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
-KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-for tool in iperf3 python3 ip tc findmnt; do
-    command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install -y iperf3 iproute2 python3)"
-done
+need_root "network namespaces, containers"
+need_kiln
+need_tools iperf3 python3 ip tc findmnt -- "apt-get install -y iperf3 iproute2 python3"
 for ns in $NS_A $NS_B $NS_BR $NS_PROBE; do
     [[ ! -e /run/netns/$ns ]] || die "namespace $ns exists already (a previous run?): ip netns del $ns"
 done
 
 # What the machine has before: compared at exit.
-links_before=$(ip -o link | cut -d: -f2 | sort)
-netns_before=$(ip netns list | sort)
+machine_snapshot
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-net-bench.XXXXXX")
+work=$(bench_workdir net)
 root=$work/kiln
 kiln() { "$KILN" --root "$root" "$@"; }
 cgroup_hash=
@@ -105,33 +98,17 @@ cleanup() {
     if [[ -d $root ]]; then
         [[ -f $work/link/kiln.kdl ]] && kiln down -f "$work/link/kiln.kdl" >/dev/null 2>&1
         local ids
-        ids=$(kiln ps -a --format json 2>/dev/null |
-            python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))' 2>/dev/null)
+        ids=$(kiln_ids "$root")
         # shellcheck disable=SC2086
         [[ -n $ids ]] && kiln rm -f $ids >/dev/null 2>&1
         kiln network rm bench >/dev/null 2>&1
     fi
     for ns in ${made_ns[@]+"${made_ns[@]}"}; do ip netns del "$ns" 2>/dev/null; done
-    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r target; do
-        umount -l "$target"
-    done
+    unmount_under "$work"
     # Check: nothing of ours is left, the machine's namespace is as it was.
     local left=0
-    [[ $(ip -o link | cut -d: -f2 | sort) == "$links_before" ]] ||
-        { echo "LEFT: the machine's interfaces changed:"; diff <(echo "$links_before") <(ip -o link | cut -d: -f2 | sort); left=1; }
-    [[ $(ip netns list | sort) == "$netns_before" ]] ||
-        { echo "LEFT: network namespaces: $(ip netns list | tr '\n' ' ')"; left=1; }
-    if grep -F "$work" /proc/self/mountinfo >/dev/null; then
-        echo "LEFT: mounts under $work"; left=1
-    fi
-    local procs
-    procs=$(pgrep -af -- "$work" || true)
-    [[ -z $procs ]] || { echo "LEFT: processes: $procs"; left=1; }
-    local cgroups
-    cgroups=$([[ -z $cgroup_hash ]] || compgen -G "/sys/fs/cgroup/*/kiln/$cgroup_hash" || true)
-    [[ -z $cgroups ]] || { echo "LEFT: kiln cgroups:" $cgroups; left=1; }
-    chmod -R u+w "$work" 2>/dev/null
-    rm -rf "$work"
+    machine_left "$work" "$cgroup_hash" || left=1
+    remove_tree "$work"
     if ((left == 0)); then
         echo "cleanup: nothing left (namespaces, machine interfaces, mounts, processes, cgroups)"
     else
@@ -143,13 +120,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Setup commands print only when they fail.
-quiet() {
-    "$@" >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; die "failed: $*"; }
-}
-
-echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
-    "cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)"
+print_machine
 echo "kiln: $KILN; $(iperf3 --version | head -1)"
 
 # --- kiln: image, network, server ---------------------------------------------------------

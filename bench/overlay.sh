@@ -30,7 +30,9 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init overlay
 RUNS=${RUNS:-3}
 UP_RUNS=${UP_RUNS:-3}
 DURATION=${DURATION:-5}
@@ -38,25 +40,16 @@ DURATION=${DURATION:-5}
 NS_A=kilnovl-a
 NS_B=kilnovl-b
 
-die() {
-    echo "bench/overlay.sh: $*" >&2
-    exit 1
-}
-
-[[ $(id -u) == 0 ]] || die "needs root (network namespaces, containers)"
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
-KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-for tool in iperf3 python3 ip findmnt; do
-    command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install -y iperf3 iproute2 python3)"
-done
+need_root "network namespaces, containers"
+need_kiln
+need_tools iperf3 python3 ip findmnt -- "apt-get install -y iperf3 iproute2 python3"
 for ns in $NS_A $NS_B; do
     [[ ! -e /run/netns/$ns ]] || die "namespace $ns exists already (a previous run?): ip netns del $ns"
 done
 
-links_before=$(ip -o link | cut -d: -f2 | sort)
-netns_before=$(ip netns list | sort)
+machine_snapshot
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-overlay-bench.XXXXXX")
+work=$(bench_workdir overlay)
 root=$work/kiln
 kiln() { "$KILN" --root "$root" "$@"; }
 made_ns=()
@@ -73,22 +66,10 @@ cleanup() {
         done
     fi
     for ns in ${made_ns[@]+"${made_ns[@]}"}; do ip netns del "$ns" 2>/dev/null; done
-    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r target; do
-        umount -l "$target"
-    done
+    unmount_under "$work"
     local left=0
-    [[ $(ip -o link | cut -d: -f2 | sort) == "$links_before" ]] ||
-        { echo "LEFT: the machine's interfaces changed"; left=1; }
-    [[ $(ip netns list | sort) == "$netns_before" ]] ||
-        { echo "LEFT: network namespaces: $(ip netns list | tr '\n' ' ')"; left=1; }
-    if grep -F "$work" /proc/self/mountinfo >/dev/null; then
-        echo "LEFT: mounts under $work"; left=1
-    fi
-    local procs
-    procs=$(pgrep -af -- "$work" || true)
-    [[ -z $procs ]] || { echo "LEFT: processes: $procs"; left=1; }
-    chmod -R u+w "$work" 2>/dev/null
-    rm -rf "$work"
+    machine_left "$work" "" || left=1
+    remove_tree "$work"
     if ((left == 0)); then
         echo "cleanup: nothing left (namespaces, machine interfaces, mounts, processes)"
     else
@@ -100,14 +81,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-quiet() {
-    "$@" >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; die "failed: $*"; }
-}
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 gbits() { python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)'; }
 
-echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
-    "cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)"
+print_machine
 echo "kiln: $KILN; $(iperf3 --version | head -1)"
 
 # --- kiln: two simulated hosts, a server on m2, a client on m1 ----------------------------

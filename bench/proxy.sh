@@ -33,7 +33,9 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init proxy
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-5000}
@@ -41,19 +43,11 @@ WORKERS=${WORKERS:-4}
 IDLE=${IDLE:-1000}
 SERVER=10.203.0.10
 
-die() {
-    echo "bench/proxy.sh: $*" >&2
-    exit 1
-}
+need_root "network namespaces, containers"
+need_kiln
+need_tools iperf3 python3 nsenter -- "apt-get install -y iperf3 python3 util-linux"
 
-[[ $(id -u) == 0 ]] || die "needs root (network namespaces, containers)"
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
-KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-for tool in iperf3 python3 nsenter; do
-    command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install -y iperf3 python3 util-linux)"
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-proxy-bench.XXXXXX")
+work=$(bench_workdir proxy)
 root=$work/kiln
 kiln() { "$KILN" --root "$root" "$@"; }
 
@@ -84,9 +78,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-quiet() {
-    "$@" >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; die "failed: $*"; }
-}
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -23,20 +23,14 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init registry
 RUNS=${RUNS:-3}
 SIZE_MB=${SIZE_MB:-300}
 
-die() {
-    echo "bench/registry.sh: $*" >&2
-    exit 1
-}
-
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
-KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-for tool in docker-registry skopeo python3; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+need_kiln
+need_tools docker-registry skopeo python3
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-registry.XXXXXX")
 registry_pid=

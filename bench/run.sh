@@ -37,25 +37,18 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init run
 RUNS=${RUNS:-20}
 SEQ=${SEQ:-100}
 
-die() {
-    echo "bench/run.sh: $*" >&2
-    exit 1
-}
+need_root "containers with namespaces and cgroups"
+need_kiln
+need_tools runc podman python3 findmnt
 
-[[ $(id -u) == 0 ]] || die "needs root (containers with namespaces and cgroups)"
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
-KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-for tool in runc podman python3 findmnt; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-run-bench.XXXXXX")
-podman_args=(--root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
-    --storage-driver vfs)
+work=$(bench_workdir run)
+podman_storage "$work"
 
 cleanup() {
     set +e
@@ -63,16 +56,12 @@ cleanup() {
         podman "${podman_args[@]}" rm -a -f >/dev/null 2>&1
         podman "${podman_args[@]}" rmi -a -f >/dev/null 2>&1
     fi
-    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r target; do
-        umount -l "$target"
-    done
-    chmod -R u+w "$work" 2>/dev/null
-    rm -rf "$work"
+    unmount_under "$work"
+    remove_tree "$work"
 }
 trap cleanup EXIT
 
-echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
-    "cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)"
+print_machine
 echo "kiln: $KILN"
 echo "runc: $(runc --version | head -1); podman: $(podman --version)"
 
@@ -84,9 +73,6 @@ image "tools" {
 }
 KDL
 # Setup commands print only when they fail.
-quiet() {
-    "$@" >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; die "failed: $*"; }
-}
 quiet "$KILN" --root "$work/kiln" build -f "$work/kiln.kdl"
 if [[ -n ${KILN_BEFORE:-} ]]; then
     [[ -x $KILN_BEFORE ]] || die "no kiln binary at KILN_BEFORE=$KILN_BEFORE"

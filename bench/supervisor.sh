@@ -29,44 +29,29 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init supervisor
 N=${N:-20}
 
-die() {
-    echo "bench/supervisor.sh: $*" >&2
-    exit 1
-}
-
-[[ $(id -u) == 0 ]] || die "needs root (containers with namespaces and cgroups)"
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
-KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-for tool in podman conmon python3 findmnt; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+need_root "containers with namespaces and cgroups"
+need_kiln
+need_tools podman conmon python3 findmnt
 ((N >= 1 && N <= 100)) || die "N must be 1..100"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-supervisor-bench.XXXXXX")
-podman_args=(--root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
-    --storage-driver vfs)
-
-kiln_names() {
-    "$KILN" --root "$work/kiln" ps -a --format json 2>/dev/null |
-        python3 -c 'import json, sys; [print(c["name"]) for c in json.load(sys.stdin)]' 2>/dev/null
-}
+work=$(bench_workdir supervisor)
+podman_storage "$work"
 
 cleanup() {
     set +e
-    kiln_names | xargs -r "$KILN" --root "$work/kiln" rm -f >/dev/null 2>&1
+    kiln_ids "$work/kiln" | xargs -r "$KILN" --root "$work/kiln" rm -f >/dev/null 2>&1
     if [[ -d $work/podman/root ]]; then
         podman "${podman_args[@]}" rm -a -f -t 0 >/dev/null 2>&1
         podman "${podman_args[@]}" rmi -a -f >/dev/null 2>&1
     fi
-    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r target; do
-        umount -l "$target"
-    done
-    chmod -R u+w "$work" 2>/dev/null
+    unmount_under "$work"
     # podman's last process may still be writing its database a moment after `rm`.
-    rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work"; }
+    remove_tree "$work" 2>/dev/null || { sleep 1; remove_tree "$work"; }
 }
 trap cleanup EXIT
 
@@ -87,9 +72,6 @@ image "tools" {
     cmd "sh" "-c" "i=0; while :; do i=$((i+1)); echo \"line $i\"; sleep 0.1; done"
 }
 KDL
-quiet() {
-    "$@" >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; die "failed: $*"; }
-}
 quiet "$KILN" --root "$work/kiln" build -f "$work/kiln.kdl"
 quiet "$KILN" --root "$work/kiln" export tools -o "$work/tools.tar" --format docker-archive
 quiet podman "${podman_args[@]}" load -i "$work/tools.tar"

@@ -37,7 +37,9 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KILN=${KILN:-$here/../target/release/kiln}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init up
 N=${N:-}
 if [[ -n $N ]]; then
     [[ $N =~ ^[0-9]+$ ]] && ((N >= 2 && N <= 2000)) || { echo "bench/up.sh: N must be 2..2000" >&2; exit 1; }
@@ -46,22 +48,13 @@ else
     RUNS=${RUNS:-5}
 fi
 
-die() {
-    echo "bench/up.sh: $*" >&2
-    exit 1
-}
+need_root "containers and networks"
+need_kiln
+need_tools python3 ip findmnt
 
-[[ $(id -u) == 0 ]] || die "needs root (containers and networks)"
-[[ -x $KILN ]] || die "no kiln binary at $KILN (cargo build --release, or set KILN=path)"
-KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-for tool in python3 ip findmnt; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+machine_snapshot
 
-links_before=$(ip -o link | cut -d: -f2 | sort)
-netns_before=$(ip netns list | sort)
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-up-bench.XXXXXX")
+work=$(bench_workdir up)
 root=$work/kiln
 file=$work/project/kiln.kdl
 kiln() { "$KILN" --root "$root" "$@"; }
@@ -88,30 +81,14 @@ cleanup() {
     if [[ -d $root ]]; then
         kiln down -f "$file" >/dev/null 2>&1
         local ids
-        ids=$(kiln ps -a --format json 2>/dev/null |
-            python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))' 2>/dev/null)
+        ids=$(kiln_ids "$root")
         # shellcheck disable=SC2086
         [[ -n $ids ]] && kiln rm -f $ids >/dev/null 2>&1
     fi
-    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r target; do
-        umount -l "$target"
-    done
+    unmount_under "$work"
     local left=0
-    [[ $(ip -o link | cut -d: -f2 | sort) == "$links_before" ]] ||
-        { echo "LEFT: the machine's interfaces changed:"; diff <(echo "$links_before") <(ip -o link | cut -d: -f2 | sort); left=1; }
-    [[ $(ip netns list | sort) == "$netns_before" ]] ||
-        { echo "LEFT: network namespaces: $(ip netns list | tr '\n' ' ')"; left=1; }
-    if grep -F "$work" /proc/self/mountinfo >/dev/null; then
-        echo "LEFT: mounts under $work"; left=1
-    fi
-    local procs
-    procs=$(pgrep -af -- "$work" || true)
-    [[ -z $procs ]] || { echo "LEFT: processes: $procs"; left=1; }
-    local cgroups
-    cgroups=$([[ -z $cgroup_hash ]] || compgen -G "/sys/fs/cgroup/*/kiln/$cgroup_hash" || true)
-    [[ -z $cgroups ]] || { echo "LEFT: kiln cgroups:" $cgroups; left=1; }
-    chmod -R u+w "$work" 2>/dev/null
-    rm -rf "$work"
+    machine_left "$work" "$cgroup_hash" || left=1
+    remove_tree "$work"
     if ((left == 0)); then
         echo "cleanup: nothing left (namespaces, machine interfaces, mounts, processes, cgroups)"
     else
@@ -123,8 +100,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
-    "cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)"
+print_machine
 echo "kiln: $KILN"
 
 mkdir -p "$work/project"

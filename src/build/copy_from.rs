@@ -1,17 +1,14 @@
-//! `copy SRC DST from="IMAGE"`: picks files out of another image's flattened root
-//! filesystem. Paths are resolved inside that root (an absolute symlink target means the
-//! image's `/`, `..` stops at its root), so nothing outside it is ever read. Devices and
-//! FIFOs are carried into the layer as nodes (as BuildKit does), never opened.
+//! `copy SRC DST from="IMAGE"`: picks files out of another image, read through its unpacked
+//! layers ([`super::union`]: the merged tree, whiteouts and opaque directories honoured,
+//! nothing flattened or mounted), so a step costs what it copies. Paths are resolved inside
+//! the image (an absolute symlink target means the image's `/`, `..` stops at its root), so
+//! nothing outside it is ever read. Devices and FIFOs are carried into the layer as nodes
+//! (as BuildKit does), never opened.
 
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
-
-use nix::errno::Errno;
-
-use crate::inroot::{How, Root};
 
 use super::inputs::{CopyMatch, ItemKind, TreeItem};
+use super::union::{Dir, Node, Union, UnionError};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CopyFromError {
@@ -28,100 +25,72 @@ pub enum CopyFromError {
     },
 }
 
-/// Resolves `path` (absolute in the image) to a real path under `root`, following every
-/// symlink, the last one included, inside the image (`inroot`: an absolute target starts
-/// again at the image's `/`, `..` stops there).
-fn resolve(root: &Path, path: &str) -> Result<PathBuf, CopyFromError> {
+/// What `copy SRC … from=` names in the image `image`: the file or directory at `src`,
+/// symbolic links on the way (its own too) followed inside the image. Where it lands is
+/// `build::place`'s business.
+pub(crate) fn copy_from_match(image: &Union, src: &str) -> Result<CopyMatch, CopyFromError> {
+    let path = || src.to_string();
     let io = |source: std::io::Error| CopyFromError::Io {
-        path: path.to_string(),
+        path: path(),
         source,
     };
-    let image = Root::open(root).map_err(|e| io(e.source))?;
-    let fd = image.resolve(path, How::EXISTING).map_err(|e| {
-        if e.is_not_found() || e.errno() == Some(Errno::ENOTDIR) {
-            CopyFromError::NotFound {
-                path: path.to_string(),
-            }
-        } else if e.errno() == Some(Errno::ELOOP) {
-            CopyFromError::SymlinkLoop {
-                path: path.to_string(),
-            }
-        } else {
-            io(e.source)
-        }
+    let node = image.resolve(src).map_err(|err| match err {
+        UnionError::NotFound => CopyFromError::NotFound { path: path() },
+        UnionError::SymlinkLoop => CopyFromError::SymlinkLoop { path: path() },
+        UnionError::Io(source) => io(source),
     })?;
-    // The real path of what the descriptor names: below `root` by construction (the
-    // flattened image is kiln's own scratch directory, which nothing else changes).
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(io)?;
-    let root = std::fs::canonicalize(root).map_err(io)?;
-    if !real.starts_with(&root) {
-        return Err(io(std::io::Error::other("it resolved outside the image")));
+    match node {
+        Node::Leaf { source, .. } => Ok(CopyMatch {
+            path: path(),
+            source,
+            is_dir: false,
+            contents: Vec::new(),
+        }),
+        Node::Dir(dir) => {
+            let mut contents = Vec::new();
+            walk(image, &dir, "", &mut contents).map_err(io)?;
+            Ok(CopyMatch {
+                path: path(),
+                source: dir.top().to_path_buf(),
+                is_dir: true,
+                contents,
+            })
+        }
     }
-    Ok(real)
 }
 
-/// What `copy SRC … from=` names in the image rooted at `root`: the file or directory at
-/// `src`, symbolic links on the way (its own too) followed inside the image. Where it lands
-/// is `build::place`'s business.
-pub(crate) fn copy_from_match(root: &Path, src: &str) -> Result<CopyMatch, CopyFromError> {
-    let source = resolve(root, src)?;
-    let io = |source: std::io::Error| CopyFromError::Io {
-        path: src.to_string(),
-        source,
-    };
-    let meta = std::fs::metadata(&source).map_err(io)?;
-    let mut contents = Vec::new();
-    if meta.is_dir() {
-        walk(&source, "", &mut contents).map_err(io)?;
-    }
-    Ok(CopyMatch {
-        path: src.to_string(),
-        source,
-        is_dir: meta.is_dir(),
-        contents,
-    })
-}
-
-fn walk(dir: &Path, rel_dir: &str, items: &mut Vec<TreeItem>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
+fn walk(image: &Union, dir: &Dir, rel_dir: &str, items: &mut Vec<TreeItem>) -> std::io::Result<()> {
+    for (name, node) in image.list(dir)? {
+        let name = name.to_string_lossy();
         let rel = if rel_dir.is_empty() {
-            name
+            name.into_owned()
         } else {
             format!("{rel_dir}/{name}")
         };
-        let path = entry.path();
-        let kind = entry.file_type()?;
-        if kind.is_symlink() {
-            let target = std::fs::read_link(&path)?;
-            items.push(TreeItem {
-                rel,
-                source: path,
-                kind: ItemKind::Symlink(target),
-            });
-        } else if kind.is_dir() {
-            items.push(TreeItem {
-                rel: rel.clone(),
-                source: path.clone(),
-                kind: ItemKind::Dir,
-            });
-            walk(&path, &rel, items)?;
-        } else if kind.is_file() {
-            items.push(TreeItem {
-                rel,
-                source: path,
-                kind: ItemKind::File,
-            });
-        } else if !kind.is_socket() {
-            // Devices and FIFOs are carried as they are, as BuildKit's copy does (a socket
-            // is nothing without its process; BuildKit skips those too).
-            items.push(TreeItem {
-                rel,
-                source: path,
-                kind: ItemKind::Special,
-            });
+        match node {
+            Node::Dir(sub) => {
+                items.push(TreeItem {
+                    rel: rel.clone(),
+                    source: sub.top().to_path_buf(),
+                    kind: ItemKind::Dir,
+                });
+                walk(image, &sub, &rel, items)?;
+            }
+            Node::Leaf { source, meta } => {
+                let kind = meta.file_type();
+                let kind = if kind.is_symlink() {
+                    ItemKind::Symlink(std::fs::read_link(&source)?)
+                } else if kind.is_file() {
+                    ItemKind::File
+                } else if kind.is_socket() {
+                    // A socket is nothing without its process; BuildKit skips those too.
+                    continue;
+                } else {
+                    // Devices and FIFOs are carried as they are, as BuildKit's copy does.
+                    ItemKind::Special
+                };
+                items.push(TreeItem { rel, source, kind });
+            }
         }
     }
     Ok(())

@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use super::hashing::{HostInputs, ResolvedInputs};
 use super::inputs::{CopyMatch, ItemKind};
-use super::layer_dirs::{chain_ids, flatten, unpack_stack};
+use super::layer_dirs::{chain_ids, unpack_stack};
 use super::place::{self, Placed, Placement};
 use super::record::{self, BuildRecord};
 use super::schedule::run_dag;
+use super::union::Union;
 use super::{
     BuildError, BuildEvent, BuildOptions, BuildOutcome, BuiltImage, CacheStatus, StepReport, io_err,
 };
@@ -530,14 +531,24 @@ impl Run<'_> {
             Base::Stored(name) => self.stored(&image.name, name)?.layers,
             _ => unreachable!("copy from= names an image"),
         };
-        let scratch = self.scratch_dir("copy-from")?;
-        let root = scratch.path().join("root");
-        std::fs::create_dir(&root).map_err(io_err(&root))?;
-        let descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
-        flatten(self.store, &descriptors, &root)?;
+        // The source's layers, unpacked once per state root (shared with `run` steps and
+        // containers), read as one tree: the step costs what it copies.
+        let stack: Vec<(Descriptor, Digest)> = layers
+            .iter()
+            .map(|l| (l.descriptor.clone(), l.diff_id.clone()))
+            .collect();
+        let mut dirs = unpack_stack(self.store, &self.options.state_root, &stack)?;
+        // An image without layers is an empty directory.
+        let empty = if dirs.is_empty() {
+            Some(self.scratch_dir("copy-from")?)
+        } else {
+            None
+        };
+        dirs.extend(empty.as_ref().map(|dir| dir.path().to_path_buf()));
+        let view = Union::new(dirs).map_err(io_err(&self.options.state_root))?;
         let mut matches = Vec::new();
         for (group, source) in sources.iter().enumerate() {
-            let found = super::copy_from::copy_from_match(&root, source).map_err(|source| {
+            let found = super::copy_from::copy_from_match(&view, source).map_err(|source| {
                 BuildError::CopyFrom {
                     image: image.name.clone(),
                     index: step.index,
@@ -550,9 +561,9 @@ impl Run<'_> {
         let placement = self.place(i, step, &matches, destination)?;
         let entries =
             entries_of_placement(&placement, true).map_err(|e| self.layer_error(i, step, e))?;
-        // The entries read their files while the layer is written: `scratch` lives until then.
+        // The entries read their files while the layer is written: `empty` lives until then.
         let result = self.write_layer(i, step, &entries);
-        drop(scratch);
+        drop(empty);
         result
     }
 

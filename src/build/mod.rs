@@ -4,9 +4,10 @@
 //! in the build cache by its key first.
 //!
 //! Owns scheduling ([`schedule`]), input hashing ([`hashing`], [`statcache`]), the unpacked
-//! layer directories `run` steps mount ([`layer_dirs`]), step execution ([`execute`]) and the
-//! record of each image's last build that `kiln explain` reads ([`record`]). It must not
-//! parse KDL or print: progress goes out as [`BuildEvent`]s.
+//! layer directories `run` steps mount ([`layer_dirs`]) and `copy from=` reads as one tree
+//! ([`union`]), step execution ([`execute`]) and the record of each image's last build that
+//! `kiln explain` reads ([`record`]). It must not parse KDL or print: progress goes out as
+//! [`BuildEvent`]s.
 
 mod cleanup;
 mod copy_from;
@@ -19,6 +20,7 @@ pub(crate) mod place;
 pub mod record;
 mod schedule;
 mod statcache;
+mod union;
 pub mod verify;
 
 use std::path::PathBuf;

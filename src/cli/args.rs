@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use super::common_args::OutputFormat;
+pub(crate) use super::common_args::{CompressionArg, ProjectArg};
+
 /// `--version`'s text after `kiln `: what `kiln version` says (`cli/info.rs`), in short.
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -624,13 +627,6 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     pub net: super::registry_args::RegistryNetArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompressionArg {
-    Zstd,
-    Gzip,
-    None,
 }
 
 #[derive(Debug, Args)]
@@ -1621,19 +1617,6 @@ pub struct RollbackArgs {
     pub service: String,
 }
 
-/// The project file, for the commands that read one.
-#[derive(Debug, Args)]
-pub struct ProjectArg {
-    /// The project file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        default_value = "kiln.kdl"
-    )]
-    pub file: PathBuf,
-}
-
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
@@ -1671,11 +1654,5 @@ pub struct GraphArgs {
 pub enum GraphFormat {
     Dot,
     Mermaid,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
     Json,
 }

@@ -8,6 +8,7 @@ mod args;
 mod build;
 mod check;
 mod commit;
+mod common_args;
 mod completions;
 mod containers;
 mod cp;

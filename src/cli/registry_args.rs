@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{CompressionArg, OutputFormat, ProjectArg};
+use super::common_args::{CompressionArg, OutputFormat, ProjectArg};
 
 /// How to reach a registry: shared by every command that talks to one.
 #[derive(Debug, Args, Clone, Default)]

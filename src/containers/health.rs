@@ -56,35 +56,6 @@ impl Default for HealthCheck {
     }
 }
 
-impl From<&crate::spec::model::Health> for HealthCheck {
-    fn from(health: &crate::spec::model::Health) -> HealthCheck {
-        use crate::spec::model::Probe;
-        let probes = health
-            .probes
-            .iter()
-            .map(|probe| match &probe.value {
-                Probe::Http { url, status } => HealthProbe::Http {
-                    url: url.value.clone(),
-                    status: Some(*status),
-                },
-                Probe::Tcp { address } => HealthProbe::Tcp {
-                    address: address.value.clone(),
-                },
-                Probe::Exec { command } => HealthProbe::Exec {
-                    command: command.iter().map(|c| c.value.clone()).collect(),
-                },
-            })
-            .collect();
-        HealthCheck {
-            probes,
-            interval: health.interval.as_std(),
-            timeout: health.timeout.as_std(),
-            retries: health.retries,
-            start_period: health.start_period.as_std(),
-        }
-    }
-}
-
 /// `kiln run`'s `--health-*` flags, as given.
 #[derive(Debug, Clone, Default)]
 pub struct HealthFlags {

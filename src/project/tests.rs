@@ -810,3 +810,51 @@ fn an_underlay_link_impairs_every_pair_of_hosts_across_its_sites_and_no_other() 
     );
     assert_eq!(plan.underlay[0].netem.loss_percent, 1.0);
 }
+
+#[test]
+fn the_project_models_health_converts() {
+    use crate::containers::HealthProbe;
+    use crate::spec::model::{Health as ModelHealth, Probe};
+    use crate::spec::units::Duration as Units;
+    use crate::spec::{Span, Spanned};
+    use std::time::Duration;
+    let span = Span::default();
+    let model = ModelHealth {
+        interval: Units::from_millis(500),
+        timeout: Units::from_millis(100),
+        retries: 4,
+        start_period: Units::from_millis(2000),
+        probes: vec![
+            Spanned::new(
+                Probe::Http {
+                    url: Spanned::new("http://localhost/".into(), span),
+                    status: 204,
+                },
+                span,
+            ),
+            Spanned::new(
+                Probe::Exec {
+                    command: vec![Spanned::new("true".into(), span)],
+                },
+                span,
+            ),
+        ],
+    };
+    let check = super::up::health_check(&model);
+    assert_eq!(check.interval, Duration::from_millis(500));
+    assert_eq!(check.timeout, Duration::from_millis(100));
+    assert_eq!(check.start_period, Duration::from_secs(2));
+    assert_eq!(check.retries, 4);
+    assert_eq!(
+        check.probes,
+        [
+            HealthProbe::Http {
+                url: "http://localhost/".into(),
+                status: Some(204)
+            },
+            HealthProbe::Exec {
+                command: vec!["true".into()]
+            }
+        ]
+    );
+}

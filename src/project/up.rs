@@ -589,10 +589,38 @@ fn start_instance(
         labels: instance.labels.clone(),
         log: instance.log,
     };
-    let health = instance.health.as_ref().map(containers::HealthCheck::from);
+    let health = instance.health.as_ref().map(health_check);
     containers::run_detached(store, state_root, &request, health)?;
     events(UpEvent::Started(instance.name.clone()));
     Ok(())
+}
+
+/// A container's `health` block, as the container keeps it (`launch.json`).
+pub(super) fn health_check(health: &crate::spec::model::Health) -> containers::HealthCheck {
+    use crate::spec::model::Probe;
+    let probes = health
+        .probes
+        .iter()
+        .map(|probe| match &probe.value {
+            Probe::Http { url, status } => containers::HealthProbe::Http {
+                url: url.value.clone(),
+                status: Some(*status),
+            },
+            Probe::Tcp { address } => containers::HealthProbe::Tcp {
+                address: address.value.clone(),
+            },
+            Probe::Exec { command } => containers::HealthProbe::Exec {
+                command: command.iter().map(|c| c.value.clone()).collect(),
+            },
+        })
+        .collect();
+    containers::HealthCheck {
+        probes,
+        interval: health.interval.as_std(),
+        timeout: health.timeout.as_std(),
+        retries: health.retries,
+        start_period: health.start_period.as_std(),
+    }
 }
 
 /// Bind sources as they are (into `options`); named volumes as the project's, made and

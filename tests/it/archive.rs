@@ -183,7 +183,9 @@ image "derived" {
     let tree = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tree.path().join("etc")).unwrap();
     std::fs::write(tree.path().join("etc/motd"), "hi\n").unwrap();
-    let tarball = tree.path().join("../rootfs.tar.gz");
+    // In a directory of its own: a fixed path in /tmp would be shared with other runs.
+    let out = tempfile::tempdir().unwrap();
+    let tarball = out.path().join("rootfs.tar.gz");
     let status = Command::new("tar")
         .arg("-czf")
         .arg(&tarball)
@@ -207,7 +209,6 @@ image "derived" {
         .run()
         .success()
         .stdout_contains("mybase  sha256:");
-    let _ = std::fs::remove_file(&tarball);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::harness::tools::{run, umoci_unpack};
 use crate::harness::tree::{differences, layer_members, listing, rootfs};
-use crate::harness::{Project, Root, is_root, which};
+use crate::harness::{Lab, Project, Root, host, is_root, which};
 
 /// The steps of the side-by-side image, as kiln.kdl and as a Containerfile line.
 const STEPS: &[(&str, &str)] = &[
@@ -374,4 +374,48 @@ image "wd" {
         "{history:#}"
     );
     assert_eq!(history["config"]["config"]["WorkingDir"], "/opt");
+}
+
+#[test]
+fn copy_from_sees_the_source_image_as_its_containers_do() {
+    // Later layers of the source remove files, replace a directory with a file, and empty
+    // a directory and make it again (an opaque directory): `copy from=` reads the layers
+    // merged, whiteouts and opaque directories honoured, as a container of the image sees
+    // them.
+    let project = Project::new(
+        r#"
+image "source" {
+    from "scratch"
+    host-binary "/bin/sh" "/bin/mkdir" "/bin/rm"
+    run "sh" "-c" "mkdir -p /d/sub /d/gone /e && echo old > /d/old && echo keep > /d/keep && echo s > /d/sub/s && echo g > /d/gone/g && echo e > /e/e"
+    run "sh" "-c" "rm /d/old && rm -r /d/gone /d/sub /e && mkdir /d/sub && echo new > /d/sub/new && echo file > /e"
+}
+image "picked" {
+    from "scratch"
+    copy "/d" "/d" from="source"
+    copy "/e" "/e" from="source"
+}
+"#,
+    );
+    let Some(lab) = Lab::unbuilt(project) else {
+        return;
+    };
+    lab.kiln().args(["build"]).run().success();
+    let fs = rootfs(&lab.project, lab.path(), "picked");
+    let tree = listing(fs.path());
+    let paths: Vec<&str> = tree.keys().map(String::as_str).collect();
+    assert_eq!(
+        paths,
+        ["d", "d/keep", "d/sub", "d/sub/new", "e"],
+        "{tree:#?}"
+    );
+    let read = |path: &str| std::fs::read_to_string(fs.path().join(path)).unwrap();
+    assert_eq!(read("d/keep"), "keep\n");
+    assert_eq!(read("d/sub/new"), "new\n");
+    assert_eq!(read("e"), "file\n");
+    // The copy leaves nothing mounted and no scratch directory behind.
+    assert!(host::mounts_under(lab.path()).is_empty());
+    let tmp = lab.path().join("tmp");
+    let scratch: Vec<_> = std::fs::read_dir(&tmp).into_iter().flatten().collect();
+    assert!(scratch.is_empty(), "{scratch:?}");
 }

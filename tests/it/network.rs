@@ -70,6 +70,9 @@ fn names_ports_isolation_and_cleanup() {
     kiln(&["network", "create", "other", "--subnet", "10.89.0.128/25"])
         .failure()
         .stderr_contains("overlaps");
+    // A port of the test's choosing: never a fixed one another run may hold.
+    let port = host::free_port();
+    let publish = format!("{port}:8000");
     kiln(&[
         "run",
         "-d",
@@ -82,7 +85,7 @@ fn names_ports_isolation_and_cleanup() {
         "--network-alias",
         "www",
         "-p",
-        "18381:8000",
+        &publish,
         "py",
         "python3",
         "-m",
@@ -153,7 +156,9 @@ fn names_ports_isolation_and_cleanup() {
     let body = std::process::Command::new("python3")
         .args([
             "-c",
-            "import urllib.request as u; print(u.urlopen('http://127.0.0.1:18381/').status)",
+            &format!(
+                "import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/').status)"
+            ),
         ])
         .output()
         .unwrap();
@@ -165,12 +170,12 @@ fn names_ports_isolation_and_cleanup() {
         "--network",
         "front",
         "-p",
-        "18381:80",
+        &format!("{port}:80"),
         "py",
         "true",
     ])
     .code(125)
-    .stderr_contains("host port 18381 is already in use");
+    .stderr_contains(&format!("host port {port} is already in use"));
     kiln(&["run", "--rm", "--network", "nowhere", "py", "true"])
         .code(125)
         .stderr_contains("nowhere");

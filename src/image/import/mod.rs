@@ -111,16 +111,12 @@ impl<'a> Naming<'a> {
 
 fn import_with(store: &Store, path: &Path, naming: Naming<'_>) -> Result<Imported, ArchiveError> {
     let tx = store.begin()?;
-    let (imported, tx) = if path.is_dir() {
+    // Each kind stages its image in `tx` and says what name the archive carries; naming
+    // and committing are the same for all.
+    let (tx, descriptor, carried, format) = if path.is_dir() {
         let layout = LayoutDir::open(path)?;
         let (descriptor, carried) = import_oci(&tx, &layout, path, naming.wanted())?;
-        let name = naming.apply(&tx, carried, &descriptor, path)?;
-        let imported = Imported {
-            name,
-            descriptor,
-            format: "oci",
-        };
-        (imported, tx)
+        (tx, descriptor, carried, "oci")
     } else {
         let mut file = File::open(path).map_err(io_err(path))?;
         let members = {
@@ -135,23 +131,11 @@ fn import_with(store: &Store, path: &Path, naming: Naming<'_>) -> Result<Importe
         if members.has_file("oci-layout") && members.has_file("index.json") {
             members.check_names()?;
             let (descriptor, carried) = import_oci(&tx, &members, path, naming.wanted())?;
-            let name = naming.apply(&tx, carried, &descriptor, path)?;
-            let imported = Imported {
-                name,
-                descriptor,
-                format: "oci",
-            };
-            (imported, tx)
+            (tx, descriptor, carried, "oci")
         } else if members.has_file("manifest.json") {
             members.check_names()?;
             let (descriptor, carried) = import_docker(&tx, &members, path, naming.wanted())?;
-            let name = naming.apply(&tx, carried, &descriptor, path)?;
-            let imported = Imported {
-                name,
-                descriptor,
-                format: "docker",
-            };
-            (imported, tx)
+            (tx, descriptor, carried, "docker")
         } else {
             // A root filesystem: what was staged while looking is thrown away, and the
             // tarball is read again, this time to unpack it.
@@ -167,17 +151,16 @@ fn import_with(store: &Store, path: &Path, naming: Naming<'_>) -> Result<Importe
                     path: path.to_path_buf(),
                 });
             }
-            let name = naming.apply(&tx, None, &descriptor, path)?;
-            let imported = Imported {
-                name,
-                descriptor,
-                format: "rootfs",
-            };
-            (imported, tx)
+            (tx, descriptor, None, "rootfs")
         }
     };
+    let name = naming.apply(&tx, carried, &descriptor, path)?;
     tx.commit()?;
-    Ok(imported)
+    Ok(Imported {
+        name,
+        descriptor,
+        format,
+    })
 }
 
 /// Where an OCI layout's files come from: an archive's members or a directory.
