@@ -119,8 +119,12 @@ fn source(assertion: &Assertion) -> &str {
 /// The container a fault acts on.
 fn target(fault: &FaultAction) -> &str {
     match fault {
-        FaultAction::LinkDown { end } => end.value.split(':').next().unwrap_or_default(),
-        FaultAction::Stop { container } | FaultAction::Kill { container } => &container.value,
+        FaultAction::LinkDown { end } | FaultAction::Impair { end, .. } => {
+            end.value.split(':').next().unwrap_or_default()
+        }
+        FaultAction::Stop { container }
+        | FaultAction::Kill { container }
+        | FaultAction::Pause { container } => &container.value,
     }
 }
 
