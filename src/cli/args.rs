@@ -1575,6 +1575,14 @@ pub struct UpArgs {
     /// memory), what each host holds, the networks — and build or start nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// This machine is the declared host NAME (`host "NAME" address=…` in kiln.kdl): bring
+    /// up only the containers placed on it. Its overlay endpoints send VXLAN (UDP 4789)
+    /// from NAME's declared address, which this machine must hold, to the other hosts'
+    /// addresses through the machine's own network; DNS answers every declared container's
+    /// name, whichever host runs it. Run it on every host. Without it, every declared host
+    /// is simulated on this machine.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -1597,6 +1605,11 @@ pub struct TestArgs {
     /// project comes up.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub timeout: u64,
+    /// This machine is the declared host NAME: bring up its share (as `kiln up --host`)
+    /// and check only the assertions whose `from` (or `exec`) container runs on it; the
+    /// others are left out, and said so (run `kiln test --host` on their host).
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -1610,6 +1623,11 @@ pub struct DownArgs {
     /// `stop-timeout` in kiln.kdl, else 10).
     #[arg(short = 't', long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Take down only the share of declared host NAME (what `kiln up --host NAME` brought
+    /// up on this machine, or one simulated host): its containers, networks and overlay
+    /// endpoints. What the project shares goes with its last host.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Args)]

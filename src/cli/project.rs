@@ -69,7 +69,10 @@ fn dry_run(cli: &Cli, args: &UpArgs) -> Result<u8, crate::Error> {
         return Ok(1);
     }
     unknown_services(&loaded, &args.services)?;
-    let plan = project::plan(&loaded.project, &project_dir(&args.project.file))?;
+    let mut plan = project::plan(&loaded.project, &project_dir(&args.project.file))?;
+    if let Some(host) = &args.host {
+        plan = plan.on_host(host)?;
+    }
     super::placement::print(&plan)?;
     Ok(0)
 }
@@ -146,7 +149,16 @@ fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
     };
     super::pin::pin_containers(cli, &mut loaded, &args.project.file)?;
     unknown_services(&loaded, &args.services)?;
-    let plan = project::plan(&loaded.project, &project_dir(&args.project.file))?;
+    let mut plan = project::plan(&loaded.project, &project_dir(&args.project.file))?;
+    if let Some(host) = &args.host {
+        plan = plan.on_host(host)?;
+        if !plan.underlay.is_empty() {
+            eprintln!(
+                "{}: the `underlay` impairments are for simulated hosts: on a real machine the network between the hosts is what it is, and kiln leaves it alone",
+                plan.project
+            );
+        }
+    }
     let store = super::open_store(cli)?;
     let root = super::state_root(cli);
     let wait = Duration::from_secs(args.timeout);
@@ -160,13 +172,22 @@ fn start(cli: &Cli, args: &UpArgs) -> Result<Result<String, u8>, crate::Error> {
 
 /// The plan `kiln up` follows for the project in `file` (images pinned as `up` pins them):
 /// what a test's faults are undone with.
-pub(super) fn plan_of(cli: &Cli, file: &Path) -> Result<Result<ProjectPlan, u8>, crate::Error> {
+/// With `host`, the plan of that declared host's share (`--host`).
+pub(super) fn plan_of(
+    cli: &Cli,
+    file: &Path,
+    host: Option<&str>,
+) -> Result<Result<ProjectPlan, u8>, crate::Error> {
     let mut loaded = match load(cli, file)? {
         Ok(loaded) => loaded,
         Err(code) => return Ok(Err(code)),
     };
     super::pin::pin_containers(cli, &mut loaded, file)?;
-    Ok(Ok(project::plan(&loaded.project, &project_dir(file))?))
+    let plan = project::plan(&loaded.project, &project_dir(file))?;
+    Ok(Ok(match host {
+        Some(host) => plan.on_host(host)?,
+        None => plan,
+    }))
 }
 
 /// Brings `services` of the plan back as `kiln up` would, quietly (a test's fault ends).
@@ -379,9 +400,20 @@ pub(super) fn down(cli: &Cli, args: &DownArgs) -> Result<u8, crate::Error> {
     };
     let root = super::state_root(cli);
     let name = &loaded.project.name;
+    if let Some(host) = &args.host
+        && !loaded.project.hosts.iter().any(|h| &h.name.value == host)
+    {
+        return Err(project::ProjectError::UnknownHost {
+            host: host.clone(),
+            project: name.clone(),
+            declared: declared_hosts(&loaded),
+        }
+        .into());
+    }
     match project::down(
         &root,
         name,
+        args.host.as_deref(),
         args.volumes,
         args.timeout.map(Duration::from_secs),
     ) {
@@ -390,7 +422,10 @@ pub(super) fn down(cli: &Cli, args: &DownArgs) -> Result<u8, crate::Error> {
             for container in removed.iter().filter(|n| split_hidden(n).is_none()) {
                 line(format!("{container}: removed"))?;
             }
-            eprintln!("{name}: down");
+            match &args.host {
+                Some(host) => eprintln!("{name}: down on {host}"),
+                None => eprintln!("{name}: down"),
+            }
             Ok(0)
         }
         Err(err) => {
@@ -417,5 +452,20 @@ pub(super) fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<u8, crate::Erro
             eprintln!("{:?}", miette::Report::new(err));
             Ok(1)
         }
+    }
+}
+
+/// The project's declared hosts, quoted, for a message ("none" without any).
+fn declared_hosts(loaded: &Loaded) -> String {
+    let names: Vec<String> = loaded
+        .project
+        .hosts
+        .iter()
+        .map(|h| format!("`{}`", h.name.value))
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
     }
 }

@@ -6,6 +6,7 @@
 //! only renders them and points failures back at kiln.kdl.
 
 use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
 
 use serde_json::json;
 
@@ -25,7 +26,7 @@ use crate::spec::{Loaded, Sources};
 use crate::state::{Record, Records};
 
 pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
-    let loaded = super::load_project_file(cli, &args.project.file)?;
+    let mut loaded = super::load_project_file(cli, &args.project.file)?;
     if loaded.has_errors() {
         let style = TextStyle {
             color: super::stderr_color(),
@@ -57,6 +58,7 @@ pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
             detach: true,
             timeout: args.timeout,
             dry_run: false,
+            host: args.host.clone(),
         };
         // What coming up prints is progress: stdout is kept for the report.
         let code = {
@@ -68,12 +70,26 @@ pub(super) fn run(cli: &Cli, args: &TestArgs) -> Result<u8, crate::Error> {
             return Ok(code);
         }
     }
+    if let Some(host) = &args.host {
+        let plan = match super::project::plan_of(cli, &args.project.file, Some(host))? {
+            Ok(plan) => plan,
+            Err(code) => return Ok(code),
+        };
+        let left_out = assert::share(&mut loaded.project.tests, &args.names, |name| {
+            plan.elsewhere(name)
+        });
+        eprintln!(
+            "{}: testing from {host}: only the assertions whose container runs on {host}; \
+             {left_out} from containers on other hosts left out (`kiln test --host` there checks them)",
+            loaded.project.name
+        );
+    }
     let prober = LiveProber::new(super::state_root(cli), &loaded.project.name);
     let faults = LiveFaults {
         cli,
         project: loaded.project.name.clone(),
         plan: if needs_plan(&loaded, &args.names) {
-            match super::project::plan_of(cli, &args.project.file)? {
+            match super::project::plan_of(cli, &args.project.file, args.host.as_deref())? {
                 Ok(plan) => Some(plan),
                 Err(code) => return Ok(code),
             }
@@ -401,7 +417,12 @@ impl StdoutToStderr {
     fn install() -> Result<StdoutToStderr, crate::Error> {
         let failed = CliError::Redirect;
         std::io::stdout().flush().map_err(crate::Error::Output)?;
-        let saved = nix::unistd::dup(std::io::stdout()).map_err(failed)?;
+        // Close-on-exec: what `up` starts and leaves running (the DNS daemon) must not
+        // inherit the real stdout, or whoever reads `kiln test`'s output waits for it.
+        let saved = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| failed(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
         nix::unistd::dup2_stdout(std::io::stderr()).map_err(failed)?;
         Ok(StdoutToStderr { saved })
     }

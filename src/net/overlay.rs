@@ -4,10 +4,14 @@
 //! sending from the host's underlay address) attached to the overlay's bridge in kiln's
 //! network namespace for that host; one all-zero forwarding entry per peer host, so that
 //! broadcast (ARP for a container nobody declared) is copied to every peer; and, for every
-//! container the file places on another host, a forwarding entry (its MAC → that host) and a
-//! neighbour entry (its address → its MAC) that the device answers ARP from, so ARP for a
-//! declared container never floods. Learning stays on, so a container started by hand on
-//! another host is found after its first frame.
+//! container the file places on another host, a forwarding entry in the device (its MAC →
+//! that host), one in the bridge (its MAC → the device) and a neighbour entry on the bridge
+//! (its address → its MAC). The device's bridge port suppresses neighbour discovery
+//! (`neigh_suppress`): the bridge answers ARP for a declared container itself, so that
+//! never floods, and copies to the peers only the ARP it cannot answer — for a container
+//! started by hand (`kiln run --network`) on another host, which answers from there.
+//! Learning stays on, so such a container is found after its first frame. (The VXLAN
+//! device's own ARP proxy is off: it drops the ARP it cannot answer instead of flooding it.)
 //!
 //! The device is created in the *underlay* namespace (the machine's, or a simulated
 //! machine's) and then moved into kiln's namespace: a VXLAN device's UDP socket stays in the
@@ -102,7 +106,7 @@ pub fn bring_up(underlay: &NetNs, kiln: &NetNs, vtep: &Vtep) -> Result<(), NetEr
             local: vtep.local,
             port: VXLAN_PORT,
             learning: true,
-            proxy: true,
+            proxy: false,
         },
     )?;
     if let Err(err) = outside.move_to_netns(&device, kiln, None) {
@@ -120,13 +124,15 @@ pub fn bring_up(underlay: &NetNs, kiln: &NetNs, vtep: &Vtep) -> Result<(), NetEr
 fn configure(inside: &Netlink, vtep: &Vtep, device: &str) -> Result<(), NetError> {
     inside.set_mtu(device, vtep.mtu())?;
     inside.set_master(device, &vtep.bridge)?;
+    inside.set_neigh_suppress(device, true)?;
     for peer in &vtep.peers {
         inside.append_fdb(device, [0; 6], *peer)?;
     }
     for remote in &vtep.remotes {
         let mac = mac_for(remote.address);
         inside.append_fdb(device, mac, remote.host)?;
-        inside.replace_neighbour(device, remote.address, mac)?;
+        inside.replace_bridge_fdb(device, mac)?;
+        inside.replace_neighbour(&vtep.bridge, remote.address, mac)?;
     }
     inside.set_up(device)
 }
@@ -136,6 +142,28 @@ fn configure(inside: &Netlink, vtep: &Vtep, device: &str) -> Result<(), NetError
 pub fn ensure(underlay: &NetNs, kiln: &NetNs, vtep: &Vtep) -> Result<(), NetError> {
     remove(kiln, vtep.vni)?;
     bring_up(underlay, kiln, vtep)
+}
+
+/// The interface of `machine` (a real machine's own namespace, for `kiln up --host`) that
+/// holds `address`, with its MTU: where the VTEPs of that host send from. `None` when the
+/// machine has no such address (the host declared is another machine). Reads only.
+pub fn underlay_interface(
+    machine: &NetNs,
+    address: IpAddr,
+) -> Result<Option<(String, u32)>, NetError> {
+    let netlink = Netlink::open_in(machine)?;
+    for link in netlink.links()? {
+        let held = match netlink.addresses(&link.name) {
+            Ok(addresses) => addresses,
+            // Gone between the two calls.
+            Err(NetError::NoSuchInterface { .. }) => continue,
+            Err(err) => return Err(err),
+        };
+        if held.iter().any(|a| a.ip() == address) {
+            return Ok(Some((link.name, link.mtu)));
+        }
+    }
+    Ok(None)
 }
 
 /// Removes the VTEP of `vni` from `kiln` (its socket goes with it); absent is fine.

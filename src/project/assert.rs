@@ -105,6 +105,59 @@ const RETRY: Duration = Duration::from_millis(200);
 /// How many assertions are checked at once.
 const PARALLEL: usize = 8;
 
+/// The container an assertion is checked from (`from=`, or `exec`'s container).
+fn source(assertion: &Assertion) -> &str {
+    match assertion {
+        Assertion::Http { from, .. }
+        | Assertion::Dns { from, .. }
+        | Assertion::Ping { from, .. }
+        | Assertion::Tcp { from, .. } => &from.value,
+        Assertion::Exec { container, .. } => &container.value,
+    }
+}
+
+/// The container a fault acts on.
+fn target(fault: &FaultAction) -> &str {
+    match fault {
+        FaultAction::LinkDown { end } => end.value.split(':').next().unwrap_or_default(),
+        FaultAction::Stop { container } | FaultAction::Kill { container } => &container.value,
+    }
+}
+
+/// Keeps of `tests` what this machine can check when it runs one host's share (`kiln test
+/// --host`): the assertions whose source container runs here. A test with a fault on a
+/// container elsewhere is left out whole (its timeline cannot be kept from here). A test
+/// keeps its name even when nothing of it is left. Returns how many assertions of the
+/// tests named (all when `names` is empty) were left out. `elsewhere` names the host a
+/// container runs on when it is not this one.
+pub fn share<'a>(
+    tests: &mut [Test],
+    names: &[String],
+    elsewhere: impl Fn(&str) -> Option<&'a str>,
+) -> usize {
+    let mut left_out = 0;
+    for test in tests
+        .iter_mut()
+        .filter(|t| names.is_empty() || names.contains(&t.name.value))
+    {
+        if test
+            .faults
+            .iter()
+            .any(|f| elsewhere(target(&f.action.value)).is_some())
+        {
+            left_out += test.assertions.len();
+            test.assertions.clear();
+            test.faults.clear();
+            continue;
+        }
+        let before = test.assertions.len();
+        test.assertions
+            .retain(|c| elsewhere(source(&c.assertion.value)).is_none());
+        left_out += before - test.assertions.len();
+    }
+    left_out
+}
+
 /// Runs the named tests (all when `names` is empty). The assertions of tests without
 /// faults or `eventually` run up to [`PARALLEL`] at once, except that the `exec`s of one
 /// container run one after another in file order (one may read what another wrote). A test

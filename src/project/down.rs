@@ -23,16 +23,33 @@ use crate::state::{Record, Records};
 const VETH_LINGER: Duration = Duration::from_secs(2);
 
 /// Removes every container of the project (stopping it first); with `volumes`, its named
-/// volumes too. Returns the names removed.
+/// volumes too. With `host` (`kiln down --host`), only the containers of that declared host
+/// and its networks; what the whole project shares (links, volumes, the wire of simulated
+/// hosts) goes with the last host. Returns the names removed.
 pub fn down(
     state_root: &Path,
     project: &str,
+    host: Option<&str>,
     volumes: bool,
     timeout: Option<Duration>,
 ) -> Result<Vec<String>, ProjectError> {
     let records = Records::open(state_root)?;
-    let members = project_records(&records, project)?;
+    let mut members = project_records(&records, project)?;
+    let others = match host {
+        None => 0,
+        Some(host) => {
+            let all = members.len();
+            members.retain(|r| r.member.as_ref().and_then(|m| m.host.as_deref()) == Some(host));
+            all - members.len()
+        }
+    };
     let removed = remove_all(&records, state_root, &members, timeout)?;
+    if let Some(host) = host {
+        super::hosts::remove_host(state_root, project, host)?;
+        if others > 0 {
+            return Ok(removed);
+        }
+    }
     let networks = crate::net::records::NetworkRecords::open(state_root)
         .and_then(|r| r.list())
         .map_err(|e| ContainerError::from(crate::net::network::NetworkError::from(e)))?;

@@ -158,6 +158,32 @@ pub enum ProjectError {
         #[source]
         source: crate::net::NetError,
     },
+    #[error("project {project} declares no host `{host}`")]
+    #[diagnostic(help(
+        "`--host` names the declared host this machine is; {project} declares: {declared}"
+    ))]
+    UnknownHost {
+        host: String,
+        project: String,
+        declared: String,
+    },
+    #[error("this machine has no address {address}, the address kiln.kdl declares for host {host}")]
+    #[diagnostic(help(
+        "run `kiln up --host {host}` on the machine that holds {address} (`ip -br addr` shows this one's), or correct the host's `address=`"
+    ))]
+    NotThisMachine {
+        host: String,
+        address: std::net::IpAddr,
+    },
+    #[error("host {host}: cannot make its overlay endpoints in this machine's network")]
+    #[diagnostic(help(
+        "`kiln down --host {host}` removes what was made; `kiln network inspect NETWORK` shows each VTEP"
+    ))]
+    Machine {
+        host: String,
+        #[source]
+        source: crate::net::NetError,
+    },
     #[error("cannot remove {}", path.display())]
     HostState {
         path: PathBuf,

@@ -30,8 +30,62 @@ pub struct ProjectPlan {
     pub links: Vec<LinkPlan>,
     /// The declared hosts, in declaration order (none: everything runs on this machine).
     pub hosts: Vec<HostPlan>,
+    /// `--host NAME`: this machine *is* declared host NAME and runs only its share (the
+    /// instances placed there), its VTEPs sending through the machine's own network.
+    /// `None`: every declared host is simulated on this machine.
+    pub here: Option<String>,
     /// The impaired pairs of hosts of the simulated underlay (`underlay { link … }`).
     pub underlay: Vec<crate::net::overlay::wan::WanPath>,
+}
+
+impl ProjectPlan {
+    /// The plan as run by the machine that is declared host `host` (`kiln up --host`).
+    pub fn on_host(mut self, host: &str) -> Result<ProjectPlan, super::ProjectError> {
+        if !self.hosts.iter().any(|h| h.name == host) {
+            return Err(super::ProjectError::UnknownHost {
+                host: host.to_string(),
+                project: self.project.clone(),
+                declared: declared_hosts(&self.hosts),
+            });
+        }
+        self.here = Some(host.to_string());
+        Ok(self)
+    }
+
+    /// Whether `instance` runs on this machine: always, unless the plan is one host's share.
+    pub fn runs_here(&self, instance: &Instance) -> bool {
+        match &self.here {
+            None => true,
+            Some(host) => instance.host.as_deref() == Some(host.as_str()),
+        }
+    }
+
+    /// The declared host `name` (a service's or an instance's) runs on, when this machine
+    /// runs one host's share and it is another: the name then lives elsewhere. `None` for a
+    /// name that runs here, or that the plan does not know.
+    pub fn elsewhere(&self, name: &str) -> Option<&str> {
+        self.here.as_ref()?;
+        let mut hosts = self
+            .instances
+            .iter()
+            .filter(|i| i.name == name || i.service == name);
+        if hosts.clone().any(|i| self.runs_here(i)) {
+            return None;
+        }
+        hosts.next()?.host.as_deref()
+    }
+}
+
+/// The names of `hosts`, quoted, for a message: "`m1`, `m2`" (or "none").
+fn declared_hosts(hosts: &[HostPlan]) -> String {
+    if hosts.is_empty() {
+        return "none".to_string();
+    }
+    hosts
+        .iter()
+        .map(|h| format!("`{}`", h.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A declared host: a machine of its own, or one simulated on this machine.
@@ -267,6 +321,7 @@ pub fn plan(project: &Project, project_dir: &Path) -> Result<ProjectPlan, Contai
         networks,
         links,
         hosts,
+        here: None,
         underlay: underlay(project),
     })
 }

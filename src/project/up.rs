@@ -41,7 +41,8 @@ pub fn up(
 ) -> Result<(), ProjectError> {
     let records = Records::open(state_root)?;
     let selected = selected_services(plan, only);
-    // A project with hosts runs each on a simulated machine, its networks there.
+    // A project with hosts runs each on a simulated machine, its networks there; with
+    // `--host`, this machine is one of them and runs only its share (`plan.runs_here`).
     let (subnets, net_roots) = if plan.hosts.is_empty() {
         (make_networks(state_root, plan)?, BTreeMap::new())
     } else {
@@ -62,7 +63,11 @@ pub fn up(
                 Some((base, _)) => (base, true),
                 None => (record.name.as_str(), false),
             };
-            if !plan.instances.iter().any(|i| i.name == instance) {
+            if !plan
+                .instances
+                .iter()
+                .any(|i| i.name == instance && plan.runs_here(i))
+            {
                 containers::remove(&records, &record, state_root, true)?;
                 if !hidden {
                     events(UpEvent::Removed(record.name.clone()));
@@ -74,7 +79,7 @@ pub fn up(
         let instances: Vec<&Instance> = wave
             .iter()
             .map(|&i| &plan.instances[i])
-            .filter(|i| selected.contains_key(i.service.as_str()))
+            .filter(|i| selected.contains_key(i.service.as_str()) && plan.runs_here(i))
             .collect();
         for instance in &instances {
             for (service, condition) in &instance.depends_on {
@@ -138,7 +143,7 @@ pub fn up(
     for instance in plan
         .instances
         .iter()
-        .filter(|i| selected.contains_key(i.service.as_str()))
+        .filter(|i| selected.contains_key(i.service.as_str()) && plan.runs_here(i))
     {
         let condition = match instance.kind {
             ContainerKind::Job => Condition::Completed,
@@ -282,7 +287,9 @@ fn make_links(
 ) -> Result<(), ProjectError> {
     let mut made = Vec::new();
     let before = crate::net::link::load_links(records.state_root()).unwrap_or_default();
-    for link in &plan.links {
+    // A link joins two instances of one host (`kiln check` sees to it).
+    let here = |name: &str| plan.elsewhere(name).is_none();
+    for link in plan.links.iter().filter(|l| here(&l.a.0) && here(&l.b.0)) {
         let pid = |name: &str| -> Result<i32, ProjectError> {
             let record = named(records, &plan.project, name)?.reconciled();
             record
@@ -630,7 +637,12 @@ fn wait_for(
     wait: Duration,
     events: &(dyn Fn(UpEvent) + Sync),
 ) -> Result<(), ProjectError> {
-    for instance in plan.instances.iter().filter(|i| i.service == service) {
+    // Another machine's instances are its own to wait for: this one cannot see them.
+    for instance in plan
+        .instances
+        .iter()
+        .filter(|i| i.service == service && plan.runs_here(i))
+    {
         wait_instance(
             records,
             &plan.project,

@@ -46,6 +46,7 @@ mod network;
 mod placement;
 mod project;
 mod proxy;
+mod real_hosts;
 mod registry;
 mod rollout;
 mod run;

@@ -1,18 +1,20 @@
 //! VXLAN devices and their forwarding and neighbour entries: `ip link add … type vxlan`,
-//! `bridge fdb append`, `ip neigh replace … nud permanent`. Single kernel operations, like
-//! the rest of [`Netlink`]; which entries a host needs is `net::overlay`'s business.
+//! `bridge fdb append`, `bridge fdb replace … master static`, `ip link set … type
+//! bridge_slave neigh_suppress on`, `ip neigh replace … nud permanent`. Single kernel
+//! operations, like the rest of [`Netlink`]; which entries a host needs is
+//! `net::overlay`'s business.
 
 use std::net::IpAddr;
 
-use rtnetlink::LinkVxlan;
 use rtnetlink::packet_core::{
-    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NetlinkMessage,
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::{LinkBridgePort, LinkVxlan};
 
 use super::{Netlink, link_error, other_error};
 use crate::net::NetError;
@@ -78,6 +80,36 @@ impl Netlink {
         request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
         self.acknowledged(request)
             .map_err(other_error("add a forwarding entry to", name))
+    }
+
+    /// `bridge fdb replace MAC dev PORT master static`: the bridge PORT is attached to
+    /// sends frames for `mac` out of PORT (and knows `mac` is there before any frame came).
+    pub fn replace_bridge_fdb(&self, port: &str, mac: [u8; 6]) -> Result<(), NetError> {
+        let index = self.index_of("add a bridge forwarding entry to", port)?;
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Bridge;
+        message.header.ifindex = index;
+        // `static` in bridge(8): kept, never aged out, not a local address of the bridge.
+        message.header.state = NeighbourState::Noarp;
+        message.header.flags = NeighbourFlags::Controller;
+        message.header.kind = RouteType::Unspec;
+        message
+            .attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        let mut request = NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(message));
+        request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+        self.acknowledged(request)
+            .map_err(other_error("add a bridge forwarding entry to", port))
+    }
+
+    /// `ip link set NAME type bridge_slave neigh_suppress on|off`: the bridge answers ARP
+    /// and neighbour solicitations for addresses behind this port from its own neighbour
+    /// entries (on the bridge device), and floods to the port only what it cannot answer.
+    pub fn set_neigh_suppress(&self, name: &str, on: bool) -> Result<(), NetError> {
+        let index = self.index_of("set neigh_suppress on", name)?;
+        let message = LinkBridgePort::new(index).neigh_suppress(on).build();
+        self.block(self.handle.link().set(message).execute())
+            .map_err(link_error("set neigh_suppress on", name))
     }
 
     /// `ip neigh replace IP lladdr MAC dev NAME nud permanent`.

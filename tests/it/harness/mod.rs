@@ -14,6 +14,7 @@
 //! - [`is_root`], [`which`] and [`has_python`] say whether a test can run here: without CI
 //!   they print a note and the test skips; under CI (`CI` set) they fail it instead;
 //! - [`world`] makes namespaces that play the machine and the world outside it, for egress;
+//!   [`machines`] makes two that play real machines joined by a veth, for `--host`;
 //! - [`markdown`] reads fenced blocks from the book, [`console`] runs its console sessions;
 //! - [`tree`] lists file trees (a directory, an image's layers) to compare them;
 //! - [`repo`], [`example`], [`examples`] and [`assert_golden`] find the repository's files.
@@ -26,6 +27,7 @@ mod files;
 pub mod host;
 pub mod images;
 mod kiln;
+pub mod machines;
 pub mod markdown;
 mod needs;
 mod project;

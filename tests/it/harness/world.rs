@@ -169,9 +169,10 @@ impl World {
         }
         // Counters and link states move on their own: only the names and settings count.
         // An IPv6 link-local address is the kernel's own and finishes its duplicate address
-        // detection when it likes (`tentative`, then a `local fe80::…` route): left out.
+        // detection when it likes (`tentative`, then a `local fe80::…` route), and adds the
+        // IPv6 multicast route of an interface once IPv6 is up on it: left out.
         all.lines()
-            .filter(|line| !line.contains("fe80:"))
+            .filter(|line| !line.contains("fe80:") && !line.contains("ff00::/8"))
             .map(|line| {
                 line.split_whitespace()
                     .filter(|w| !w.starts_with("state") && !w.contains("UP") && !w.contains("DOWN"))
