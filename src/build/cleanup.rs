@@ -20,8 +20,13 @@ pub struct CleanReport {
     pub unpacked_layers: usize,
 }
 
-/// Removes build leftovers; `store` must be the store of `state_root`.
-pub fn clean_state(store: &Store, state_root: &Path) -> Result<CleanReport, BuildError> {
+/// Removes build leftovers; `store` must be the store of `state_root`. The unpacked layers
+/// of tagged images and of `in_use` (the manifests containers run from, tagged or not) stay.
+pub fn clean_state(
+    store: &Store,
+    state_root: &Path,
+    in_use: &[crate::store::Descriptor],
+) -> Result<CleanReport, BuildError> {
     let _exclusive = store.lock_gc()?;
     let mut report = CleanReport::default();
     let tmp = state_root.join("tmp");
@@ -39,7 +44,8 @@ pub fn clean_state(store: &Store, state_root: &Path) -> Result<CleanReport, Buil
     })?;
     // Unpacked layers are keyed by chain id: keep every prefix of every tagged image's stack.
     let mut keep: BTreeSet<String> = BTreeSet::new();
-    for (_, descriptor) in store.tags()? {
+    let tagged = store.tags()?.into_values();
+    for descriptor in tagged.chain(in_use.iter().cloned()) {
         if let Ok(image) = StoredImage::from_descriptor(store, descriptor) {
             let diff_ids: Vec<crate::digest::Digest> = image
                 .config

@@ -352,6 +352,16 @@ pub enum Command {
     #[command(verbatim_doc_comment, subcommand)]
     Volume(VolumeCommand),
 
+    /// The disk the state root takes, and removing what nothing uses.
+    ///
+    /// Examples:
+    ///   kiln system df
+    ///   kiln system df -v --format json
+    ///   kiln system prune -f
+    ///   kiln system prune -a --volumes
+    #[command(verbatim_doc_comment, subcommand)]
+    System(SystemCommand),
+
     /// The supervisor of a detached container (started by `kiln run -d`).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -1187,6 +1197,48 @@ pub struct VolumePruneArgs {
     /// Do not ask for confirmation (kiln never asks: accepted for Docker's scripts).
     #[arg(short = 'f', long)]
     pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show the disk used by images, containers, local volumes and the build cache: how
+    /// many, how many in use (ACTIVE), their size, and what `kiln system prune` (with -a
+    /// and --volumes) could free (RECLAIMABLE). Images count their compressed blobs, a blob
+    /// shared by two images once, plus blobs nothing references any more.
+    Df(SystemDfArgs),
+    /// Remove what nothing uses, as `docker system prune`: stopped containers, networks no
+    /// container is on, dangling image data, the build cache no image shares; with -a also
+    /// every image no container was made from and the whole build cache; with --volumes
+    /// also anonymous volumes no container uses. Never removes a running container, the
+    /// image of any container, a network with members or a volume a container names. Asks
+    /// first unless -f.
+    Prune(SystemPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SystemDfArgs {
+    /// One line per image, container, volume and build cache entry too.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Also every image no container was made from (not only dangling data), and the whole
+    /// build cache.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Also anonymous volumes no container uses (named volumes stay, as in Docker 23+:
+    /// `kiln volume prune -a` takes those).
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -194,8 +194,16 @@ pub(super) fn gc(cli: &Cli, args: &GcArgs) -> Result<u8, crate::Error> {
         let n = store.cache_clear()?;
         line(format!("forgot {n} cache entries"))?;
     }
-    let report = store.gc(&store.cache_roots()?)?;
-    let cleaned = crate::build::clean_state(&store, &super::state_root(cli))?;
+    // A container's image stays while the container exists, tagged or not.
+    let root = super::state_root(cli);
+    let records = crate::state::Records::open(&root)
+        .and_then(|r| r.list())
+        .map_err(crate::containers::ContainerError::from)?;
+    let in_use = crate::containers::images_in_use(&store, &records);
+    let mut roots = store.cache_roots()?;
+    roots.extend(in_use.iter().cloned());
+    let report = store.gc(&roots)?;
+    let cleaned = crate::build::clean_state(&store, &root, &in_use)?;
     line(format!(
         "removed {} {} ({}), {} leftover files, {} unpacked layers, {} scratch directories",
         report.blobs_removed,

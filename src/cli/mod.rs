@@ -33,6 +33,7 @@ mod registry;
 mod registry_args;
 mod start;
 mod stats;
+mod system;
 mod test;
 mod top;
 mod volume;
@@ -45,7 +46,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, NetworkCommand, OutputFormat};
+pub use args::{Cli, Command, NetworkCommand, OutputFormat, SystemCommand};
 pub use error::CliError;
 
 /// Runs kiln with the given arguments (the first is the program name) and returns the exit
@@ -111,6 +112,7 @@ pub fn run(
         Command::Rollback(args) => project::rollback(&cli, args),
         Command::Network(command) => network::run(&cli, command),
         Command::Volume(command) => volume::run(&cli, command),
+        Command::System(command) => system::run(&cli, command),
         Command::Netd => network::netd(&cli),
         Command::Linkd => network::linkd(&cli),
         Command::Netsup => network::netsup(&cli),
@@ -170,6 +172,7 @@ fn needs_root(command: &Command) -> Option<(String, &'static str)> {
         Command::Down(_) => ("down", THEIRS),
         Command::Stats(_) => ("stats", THEIRS),
         Command::Commit(_) => ("commit", THEIRS),
+        Command::System(SystemCommand::Prune(_)) => ("system prune", THEIRS),
         Command::Netd | Command::Linkd | Command::Netsup => ("network", NETWORKS),
         Command::Network(
             NetworkCommand::Create(_)

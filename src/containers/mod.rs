@@ -1,6 +1,6 @@
 //! Containers from images: `kiln run` (foreground and `-d`), the supervisor of detached
 //! containers with its health checks, `kiln create`, `start`, `wait`, `port`, `top`, `cp`, `inspect`, `exec`, `ps`,
-//! `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats` and `commit`.
+//! `logs`, `stop`, `kill`, `restart`, `rm`, `bundle`, `stats`, `commit` and `system df|prune`.
 //!
 //! Owns the path from an image in the store to a running container: each layer unpacked
 //! once into a shared read-only directory, a per-container upper directory, the OCI runtime
@@ -30,6 +30,7 @@ mod start;
 mod stats;
 mod supervise_exe;
 mod supervisor;
+mod system;
 #[cfg(test)]
 mod tests;
 mod top;
@@ -68,6 +69,10 @@ pub use supervise_exe::{
     supervisor_command, supervisor_environment,
 };
 pub use supervisor::{supervise, supervise_entry};
+pub use system::{
+    ContainerUsage, DiskUsage, ImageUsage, PruneOptions, Pruned, UsageSummary, VolumeUsage,
+    disk_usage, images_in_use, prune,
+};
 pub use top::{columns as top_columns, top};
 pub use wait::{Waited, wait};
 

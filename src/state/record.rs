@@ -160,17 +160,16 @@ impl Record {
     }
 
     /// The state as the kernel sees it: a record that says running (or restarting) whose
-    /// process is gone — or is another process with a recycled pid — has exited, with an
-    /// unknown code (the supervisor that would have recorded it is gone too).
+    /// process is gone — or is another process with a recycled pid — and whose supervisor
+    /// is gone too has exited, with an unknown code. While the supervisor lives its record
+    /// is the truth: pid 1 may be gone while it drains the last output, records the exit
+    /// code or restarts the container (so `kiln ps` agrees with `kiln wait`).
     pub fn reconciled(&self) -> Record {
         let mut record = self.clone();
         let state = &mut record.state;
         if matches!(state.status, Status::Running | Status::Restarting) {
             let alive = state.process_alive();
-            let supervisor_alive = state.supervisor_alive();
-            // A restarting container is between runs: its supervisor vouches for it.
-            let between_runs = state.status == Status::Restarting && supervisor_alive;
-            if !(alive || between_runs) {
+            if !(alive || state.supervisor_alive()) {
                 state.status = Status::Exited;
                 state.pid = None;
                 state.pid_start_time = None;

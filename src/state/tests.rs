@@ -65,7 +65,7 @@ fn generated_names_are_stable_per_id() {
 }
 
 #[test]
-fn a_dead_or_recycled_pid_reconciles_to_exited() {
+fn a_dead_or_recycled_pid_reconciles_to_exited_once_its_supervisor_is_gone_too() {
     let dir = tempfile::tempdir().unwrap();
     let records = Records::open(dir.path()).unwrap();
     let mut r = record(&records, "c");
@@ -84,6 +84,15 @@ fn a_dead_or_recycled_pid_reconciles_to_exited() {
     child.wait().unwrap();
     r.state.pid = Some(pid);
     r.state.pid_start_time = None;
+    assert_eq!(r.reconciled().state.status, Status::Exited);
+    // Its supervisor still lives (draining the last output, about to record the exit
+    // code): its record is the truth, as `kiln wait` has it.
+    r.state.supervisor_pid = Some(me);
+    r.state.supervisor_start_time = process_start_time(me);
+    assert_eq!(r.reconciled().state.status, Status::Running);
+    r.state.status = Status::Restarting;
+    assert_eq!(r.reconciled().state.status, Status::Restarting);
+    r.state.supervisor_start_time = r.state.supervisor_start_time.map(|t| t + 1);
     assert_eq!(r.reconciled().state.status, Status::Exited);
 }
 

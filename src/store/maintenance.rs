@@ -258,6 +258,32 @@ impl Store {
         Ok(out)
     }
 
+    /// What [`Store::gc`] would remove now (leftovers of writers aside): how many blobs
+    /// nothing reachable from a tag or from `roots` references, and their bytes.
+    pub fn collectable(&self, roots: &[Descriptor]) -> Result<(usize, u64), StoreError> {
+        let _guard = self.lock_shared()?;
+        let mut ignored = Vec::new();
+        let keep = self.reachable(roots, &mut ignored)?;
+        let dir = self.root.join("blobs/sha256");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(err) => return Err(io_err(&dir)(err)),
+        };
+        let (mut count, mut bytes) = (0, 0);
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kept = format!("sha256:{name}")
+                .parse::<Digest>()
+                .is_ok_and(|d| keep.contains_key(&d));
+            if !kept {
+                count += 1;
+                bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        Ok((count, bytes))
+    }
+
     /// Removes every blob not reachable from a tag or from `roots`, and every leftover of
     /// an interrupted write. Waits for running writers (they hold the shared lock).
     pub fn gc(&self, roots: &[Descriptor]) -> Result<GcReport, StoreError> {

@@ -100,6 +100,24 @@ impl Store {
         Ok(roots)
     }
 
+    /// Every build cache entry that parses, by key.
+    pub fn cache_entries(&self) -> Result<Vec<(String, CacheEntry)>, StoreError> {
+        let mut entries = Vec::new();
+        for name in self.list_meta(CACHE)? {
+            if let Some(bytes) = self.get_meta(CACHE, &name)?
+                && let Ok(entry) = serde_json::from_slice::<CacheEntry>(&bytes)
+            {
+                entries.push((name, entry));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Forgets one build cache entry (its layer becomes collectable unless an image has it).
+    pub fn cache_remove(&self, key: &str) -> Result<bool, StoreError> {
+        self.remove_meta(CACHE, key)
+    }
+
     /// Forgets the whole build cache (its layers become collectable).
     pub fn cache_clear(&self) -> Result<usize, StoreError> {
         let names = self.list_meta(CACHE)?;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::harness::tools::{skopeo_inspect, umoci_unpack};
-use crate::harness::{Kiln, Project, Root, examples, is_root, which};
+use crate::harness::{Kiln, Lab, Project, Root, examples, is_root, which};
 
 const SMALL: &str = r#"
 image "base" {
@@ -327,21 +327,18 @@ image "final" {
 
 #[test]
 fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
-    if !is_root() {
+    let Some(lab) = Lab::unbuilt(Project::new(WITH_RUN)) else {
         return;
-    }
-    let project = Project::new(WITH_RUN);
-    let root = Root::new();
+    };
     // gzip: Debian's umoci predates zstd layers.
-    project
-        .kiln(root.path())
+    lab.kiln()
         .args(["build", "--compression", "gzip"])
         .run()
         .success();
     let bundle = tempfile::tempdir().unwrap();
     // skopeo and umoci read the store as the OCI layout it is.
     if which("skopeo") {
-        let image = format!("oci:{}:steps/final", root.path().join("store").display());
+        let image = format!("oci:{}:steps/final", lab.path().join("store").display());
         let inspect = skopeo_inspect(&image);
         assert_eq!(
             inspect["Layers"].as_array().unwrap().len(),
@@ -352,7 +349,7 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
     }
     if which("umoci") {
         let rootfs = bundle.path().join("rootfs");
-        umoci_unpack(&root.path().join("store"), "steps/final", &rootfs);
+        umoci_unpack(&lab.path().join("store"), "steps/final", &rootfs);
         assert_eq!(
             std::fs::read_to_string(rootfs.join("answer")).unwrap(),
             "42\n"
@@ -363,8 +360,8 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
         );
     }
     // builder's rm became a whiteout: cat is gone from builder, not from base.
-    let history = project
-        .kiln(root.path())
+    let history = lab
+        .kiln()
         .args(["inspect", "builder", "--format", "json"])
         .run()
         .success()
@@ -373,17 +370,14 @@ fn run_steps_make_layers_and_copy_from_takes_files_from_another_image() {
     // Nothing of the sandbox stays mounted.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        !mounts.contains(&root.path().display().to_string()),
+        !mounts.contains(&lab.path().display().to_string()),
         "{mounts}"
     );
 }
 
 #[test]
 fn a_failing_run_step_reports_its_place_code_and_output_and_commits_nothing() {
-    if !is_root() {
-        return;
-    }
-    let project = Project::new(
+    let Some(lab) = Lab::unbuilt(Project::new(
         r#"
 image "base" {
     from "scratch"
@@ -394,18 +388,18 @@ image "broken" {
     run "sh" "-c" "echo about to fail; exit 3"
 }
 "#,
-    );
-    let root = Root::new();
-    project
-        .kiln(root.path())
+    )) else {
+        return;
+    };
+    lab.kiln()
         .args(["build"])
         .run()
         .failure()
         .stderr_contains("`run` in image `broken` failed: exit 3")
         .stderr_contains("kiln.kdl:8:5")
         .stderr_contains("about to fail");
-    let images = project
-        .kiln(root.path())
+    let images = lab
+        .kiln()
         .args(["images", "--format", "json"])
         .run()
         .success()
@@ -417,12 +411,8 @@ image "broken" {
         .map(|i| i["name"].as_str().unwrap())
         .collect();
     assert!(!names.contains(&"broken"), "{names:?}");
-    project
-        .kiln(root.path())
-        .args(["build", "broken"])
-        .run()
-        .failure();
-    project.kiln(root.path()).args(["fsck"]).run().success();
+    lab.kiln().args(["build", "broken"]).run().failure();
+    lab.kiln().args(["fsck"]).run().success();
 }
 
 #[test]
@@ -465,11 +455,8 @@ fn two_builds_on_one_root_at_once_both_succeed() {
 
 #[test]
 fn verify_names_the_layer_and_file_of_an_unreproducible_step() {
-    if !is_root() {
-        return;
-    }
     // /proc/uptime differs from one run to the next: the layer cannot be reproduced.
-    let project = Project::new(
+    let Some(lab) = Lab::unbuilt(Project::new(
         r#"
 image "base" {
     from "scratch"
@@ -480,10 +467,10 @@ image "clock" {
     run "sh" "-c" "cat /proc/uptime /proc/self/stat > /stamp"
 }
 "#,
-    );
-    let root = Root::new();
-    project
-        .kiln(root.path())
+    )) else {
+        return;
+    };
+    lab.kiln()
         .args(["build", "--verify"])
         .run()
         .failure()
@@ -708,11 +695,9 @@ image "tmpfile" {
 
 #[test]
 fn run_steps_see_the_parent_directories_of_lower_layers_unchanged() {
-    if !is_root() {
-        return;
-    }
-    let project = Project::new(
-        r#"
+    let Some(lab) = Lab::unbuilt(
+        Project::new(
+            r#"
 image "sticky" {
     from "scratch"
     host-binary "/bin/sh" "/bin/mkdir" "/usr/bin/stat" "/bin/cat"
@@ -721,12 +706,13 @@ image "sticky" {
     run "sh" "-c" "stat -c %a /tmp > /mode"
 }
 "#,
-    )
-    .file("x.txt", "x\n");
-    let root = Root::new();
-    project.kiln(root.path()).args(["build"]).run().success();
-    project
-        .kiln(root.path())
+        )
+        .file("x.txt", "x\n"),
+    ) else {
+        return;
+    };
+    lab.kiln().args(["build"]).run().success();
+    lab.kiln()
         .args(["run", "--rm", "sticky", "cat", "/mode"])
         .run()
         .success()

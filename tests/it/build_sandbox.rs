@@ -17,16 +17,6 @@ fn lab(extra: &str) -> Option<Lab> {
     )))
 }
 
-/// The first block device of this machine (`/sys/dev/block`): `major minor`.
-fn a_block_device() -> String {
-    std::fs::read_dir("/sys/dev/block")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().replace(':', " "))
-        .min()
-        .expect("this machine has a block device")
-}
-
 /// Builds with one more `run` step, `script`; it must fail with `expected` in its output.
 fn step_fails(script: &str, expected: &str) {
     let Some(lab) = lab(&format!("\n    run \"sh\" \"-c\" \"{script}\"")) else {
@@ -52,7 +42,7 @@ fn a_run_step_cannot_open_a_kmsg_twin_it_made() {
 
 #[test]
 fn a_run_step_cannot_read_a_block_device_twin_it_made() {
-    let block = a_block_device();
+    let block = host::a_block_device();
     step_fails(
         &format!("mknod /disk2 b {block} && dd if=/disk2 of=/dev/null count=1"),
         "Operation not permitted",

@@ -3,6 +3,7 @@
 //! and `--stop-timeout` (used by `kiln stop`, `restart`, `down` and rollouts),
 //! `--device` and `--privileged`.
 
+use crate::harness::tools::runc_script;
 use crate::harness::{Lab, Project, images};
 
 fn lab(extra: &str) -> Option<Lab> {
@@ -336,37 +337,14 @@ fn runc_sees_the_same_devices_in_the_bundle() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("bundle");
-    lab.kiln()
-        .args(["bundle", "--device", "/dev/loop-control:/dev/lc:r", "tools"])
-        .args([&bundle])
-        .run()
-        .success();
-    let config = bundle.join("config.json");
-    let mut spec: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    spec["process"]["args"] = serde_json::json!(["sh", "-c", OPEN]);
-    spec["process"]["env"]
-        .as_array_mut()
-        .unwrap()
-        .push("DEVS=/dev/lc".into());
-    std::fs::write(&config, spec.to_string()).unwrap();
-    let state = dir.path().join("runc-state");
-    let id = format!("kiln-devices-{}", std::process::id());
-    let out = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["run", "--bundle"])
-        .arg(&bundle)
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let _ = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["delete", "-f", &id])
-        .output();
+    let (out, _) = runc_script(
+        lab.kiln(),
+        &["--device", "/dev/loop-control:/dev/lc:r"],
+        "tools",
+        &dir.path().join("devices"),
+        OPEN,
+        &["DEVS=/dev/lc"],
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -338,10 +338,7 @@ image "over" {
 
 #[test]
 fn workdir_of_a_missing_directory_creates_it_and_run_steps_start_there() {
-    if !is_root() {
-        return;
-    }
-    let project = Project::new(
+    let Some(lab) = Lab::unbuilt(Project::new(
         r#"
 image "wd" {
     from "scratch"
@@ -351,10 +348,11 @@ image "wd" {
     workdir "/opt"
 }
 "#,
-    );
-    let root = Root::new();
-    project.kiln(root.path()).args(["build"]).run().success();
-    let fs = rootfs(&project, root.path(), "wd");
+    )) else {
+        return;
+    };
+    lab.kiln().args(["build"]).run().success();
+    let fs = rootfs(&lab.project, lab.path(), "wd");
     assert_eq!(
         std::fs::read_to_string(fs.path().join("opt/app/here")).unwrap(),
         "/opt/app\n"
@@ -362,8 +360,8 @@ image "wd" {
     let tree = listing(fs.path());
     assert_eq!(line(&tree, "opt/app"), "d 0755 0:0");
     // `workdir "/opt"` found /opt there: the image has no layer for it.
-    let history = project
-        .kiln(root.path())
+    let history = lab
+        .kiln()
         .args(["inspect", "wd", "--format", "json"])
         .run()
         .success()

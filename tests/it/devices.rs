@@ -16,16 +16,6 @@ fn lab() -> Option<Lab> {
     )))
 }
 
-/// The first block device of this machine (`/sys/dev/block`): `major minor`.
-fn a_block_device() -> String {
-    std::fs::read_dir("/sys/dev/block")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().replace(':', " "))
-        .min()
-        .expect("this machine has a block device")
-}
-
 /// The container's cgroup directories (every hierarchy): the one directory below each of
 /// the state root's.
 fn container_cgroups(root: &Path) -> Vec<PathBuf> {
@@ -74,7 +64,7 @@ fn host_devices_made_in_a_container_cannot_be_opened_under_the_v2_program() {
         }
     }
 
-    let block = a_block_device();
+    let block = host::a_block_device();
     for (node, kind) in [("kmsg2", "c 1 11"), ("disk2", &format!("b {block}"))] {
         let (ok, stderr) = exec(&lab, "box", &format!("mknod /dev/{node} {kind}"));
         assert!(ok, "mknod {kind}: {stderr}");

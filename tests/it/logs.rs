@@ -44,7 +44,7 @@ fn a_log_never_grows_past_its_cap_and_reads_in_order() {
         .success()
         .word();
     // `kiln wait` returns once the supervisor has recorded the exit, after the last line of
-    // output reached the log (`ps` says exited as soon as the process is gone).
+    // output reached the log.
     lab.kiln().args(["wait", "chatty"]).run().success();
     // 300 records of ~80 bytes (24 KB) written; at most 3 files of 1 KiB kept.
     let dir = lab.path().join("containers").join(&id);
@@ -151,5 +151,45 @@ fn logs_follow_across_rotations_and_kdl_sets_the_cap() {
     );
     assert_eq!(read.last(), Some(&299), "{read:?}");
     lab.kiln().args(["down"]).run().success();
+    lab.root.assert_clean();
+}
+
+#[test]
+fn ps_says_exited_only_once_the_supervisor_recorded_the_exit() {
+    let Some(lab) = lab() else {
+        return;
+    };
+    // Much output: pid 1 is gone while its supervisor still drains the pipe.
+    let script =
+        "i=0; while [ $i -lt 3000 ]; do echo \"line $i of the output\"; i=$((i+1)); done; exit 3";
+    lab.kiln()
+        .args([
+            "run", "-d", "--name", "draining", "tools", "sh", "-c", script,
+        ])
+        .run()
+        .success();
+    // Whenever `kiln ps` first says exited, the exit code is there and the log complete:
+    // the supervisor's record is the truth, as for `kiln wait`.
+    let seen = crate::harness::eventually("ps to say exited", || {
+        let ps = lab.root.ps();
+        let row = ps.named("draining").clone();
+        if row["state"] == "exited" {
+            Ok(row)
+        } else {
+            Err(row.to_string())
+        }
+    });
+    assert_eq!(seen["exit_code"], 3, "{seen}");
+    lab.kiln()
+        .args(["logs", "--tail", "1", "draining"])
+        .run()
+        .success()
+        .stdout_is("line 2999 of the output\n");
+    lab.kiln()
+        .args(["wait", "draining"])
+        .run()
+        .success()
+        .stdout_is("3\n");
+    lab.kiln().args(["rm", "draining"]).run().success();
     lab.root.assert_clean();
 }

@@ -54,6 +54,7 @@ mod run_options;
 mod seccomp;
 mod services;
 mod stats;
+mod system;
 mod tarball;
 mod test_cmd;
 mod unprivileged;

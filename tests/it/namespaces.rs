@@ -79,18 +79,8 @@ fn two_projects_with_the_same_names_are_up_at_once() {
         .stdout_contains("PROJECT")
         .stdout_contains("shop")
         .stdout_contains("blog");
-    let networks = root
-        .kiln()
-        .args(["network", "ls", "--format", "json"])
-        .run()
-        .success()
-        .json();
-    let names: Vec<&str> = networks
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["name"].as_str().unwrap())
-        .collect();
+    let networks = root.networks();
+    let names = root.network_names();
     assert_eq!(names, ["blog/front", "shop/front"]);
     assert_ne!(networks[0]["bridge"], networks[1]["bridge"]);
 

@@ -462,18 +462,7 @@ container "app" image="tools" {
         .failure()
         .stderr_contains("network `half/second` overlaps")
         .stderr_contains("network `taken`");
-    let networks = root
-        .kiln()
-        .args(["network", "ls", "--format", "json"])
-        .run()
-        .success()
-        .json();
-    let names: Vec<&str> = networks
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["name"].as_str().unwrap())
-        .collect();
+    let names = root.network_names();
     assert_eq!(names, ["taken"], "the first network stayed behind");
     assert!(root.ps().is_empty());
     root.kiln().args(["network", "rm", "taken"]).run().success();

@@ -1,6 +1,7 @@
 //! `kiln run`'s filesystem and security options with Docker's meaning, on the command line
 //! and in kiln.kdl: `--read-only`, `--tmpfs`, `--cap-add`/`--cap-drop`, `--ulimit`.
 
+use crate::harness::tools::runc_script;
 use crate::harness::{Lab, Project, images, which};
 
 fn lab(extra: &str) -> Option<Lab> {
@@ -275,35 +276,14 @@ fn runc_sees_the_same_options_in_the_bundle() {
         .success()
         .stdout();
     let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("bundle");
-    lab.kiln()
-        .args(["bundle"])
-        .args(options)
-        .args(["tools"])
-        .args([&bundle])
-        .run()
-        .success();
-    let config = bundle.join("config.json");
-    let mut spec: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    spec["process"]["args"] = serde_json::json!(["sh", "-c", script]);
-    std::fs::write(&config, spec.to_string()).unwrap();
-    let state = dir.path().join("runc-state");
-    let id = format!("kiln-runopts-{}", std::process::id());
-    let out = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["run", "--bundle"])
-        .arg(&bundle)
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let _ = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["delete", "-f", &id])
-        .output();
+    let (out, _) = runc_script(
+        lab.kiln(),
+        &options,
+        "tools",
+        &dir.path().join("runopts"),
+        script,
+        &[],
+    );
     assert!(
         out.status.success(),
         "{}",

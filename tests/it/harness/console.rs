@@ -20,6 +20,10 @@
 //!   healthy, a log line). Only for blocks whose commands may run twice.
 //! - `<!-- file: PATH -->` above any block: the block is the file PATH, written before the
 //!   next command runs (an absolute `/tmp/…` path, or one relative to the checkout).
+//! - `<!-- port: 18085 -->` anywhere in a page: the host port 18085 the book shows stands
+//!   for a free port the runner picks (rewritten in commands and `file:` blocks, mapped back
+//!   in output), so
+//!   that two runs at once, or another program on the machine, never fight over it.
 //! - `<!-- continues: inside/namespaces.md -->` anywhere in a page: its sessions go on where
 //!   that page's ended (same shell, same files), and run with it.
 //! - A page's sessions run in one `bash`, in a sandbox: the working directory is a copy of
@@ -62,6 +66,8 @@ pub struct Page {
     pub steps: Vec<Step>,
     /// Console blocks that are not run, with why: `(place, reason)`.
     pub unchecked: Vec<(String, String)>,
+    /// Host ports the book shows that stand for free ports the runner picks.
+    pub ports: Vec<u16>,
 }
 
 /// One thing a page does, in its order.
@@ -111,11 +117,23 @@ pub fn page(name: &str) -> Page {
             .and_then(|c| c.strip_suffix("-->"))
             .map(|c| c.trim().to_string())
     });
+    let ports = text
+        .lines()
+        .filter_map(|l| {
+            let port = l.trim().strip_prefix("<!-- port:")?.strip_suffix("-->")?;
+            Some(
+                port.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: `port:` names a port number")),
+            )
+        })
+        .collect();
     let mut page = Page {
         name: name.to_string(),
         continues,
         steps: Vec::new(),
         unchecked: Vec::new(),
+        ports,
     };
     for block in markdown::blocks(&path) {
         page.read_block(block);
@@ -159,7 +177,7 @@ impl Page {
                 unordered = true;
             } else if directive == "eventually" {
                 eventually = true;
-            } else if !directive.starts_with("continues:") {
+            } else if !directive.starts_with("continues:") && !directive.starts_with("port:") {
                 panic!(
                     "{place}: unknown directive `{directive}` (see tests/it/harness/console.rs)"
                 );
@@ -473,6 +491,12 @@ fn diff(book: &[String], printed: &[&str], bindings: &Bindings) -> String {
     out.join("\n")
 }
 
+/// `text` with the number `from` (a whole word) written as `to`.
+fn replace_number(text: &str, from: u16, to: u16) -> String {
+    let word = Regex::new(&format!(r"\b{from}\b")).expect("a regex");
+    word.replace_all(text, to.to_string().as_str()).into_owned()
+}
+
 /// A shell in a sandbox, running a chain of pages' sessions.
 pub struct Session {
     sandbox: tempfile::TempDir,
@@ -481,6 +505,8 @@ pub struct Session {
     output: Receiver<Vec<u8>>,
     pending: Vec<u8>,
     bindings: Bindings,
+    /// The book's host ports and the free ones that stand for them: `(book, real)`.
+    ports: Vec<(u16, u16)>,
     /// Whether [`Session::finish`] emptied the state roots (else dropping does).
     finished: bool,
 }
@@ -546,6 +572,7 @@ impl Session {
             output,
             pending: Vec::new(),
             bindings: Bindings::default(),
+            ports: Vec::new(),
             finished: false,
         }
     }
@@ -564,16 +591,23 @@ impl Session {
         let text = hex()
             .replace_all(text, |c: &Captures<'_>| self.bindings.real(&c[0]))
             .into_owned();
-        outside
+        let text = outside
             .replace_all(&text, |c: &Captures<'_>| format!("{sandbox}{}", &c[1]))
-            .into_owned()
+            .into_owned();
+        self.ports.iter().fold(text, |text, (book, real)| {
+            replace_number(&text, *book, *real)
+        })
     }
 
     /// What the sandbox printed, as the book would show it.
     fn outward(&self, text: &str) -> String {
         let sandbox = self.sandbox();
-        text.replace(&format!("{sandbox}/checkout/"), "")
-            .replace(&sandbox, "")
+        let text = text
+            .replace(&format!("{sandbox}/checkout/"), "")
+            .replace(&sandbox, "");
+        self.ports.iter().fold(text, |text, (book, real)| {
+            replace_number(&text, *real, *book)
+        })
     }
 
     /// Runs `command` in the shell; what it printed (stdout and stderr) and its status.
@@ -619,6 +653,12 @@ impl Session {
         } else {
             self.sandbox.path().join("checkout").join(path)
         };
+        let text = self
+            .ports
+            .iter()
+            .fold(text.to_string(), |text, (book, real)| {
+                replace_number(&text, *book, *real)
+            });
         std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
@@ -626,6 +666,11 @@ impl Session {
     /// Runs the page's steps; a description of each command whose output differs from
     /// the book's.
     pub fn run_page(&mut self, page: &Page) -> Vec<String> {
+        for port in &page.ports {
+            if !self.ports.iter().any(|(book, _)| book == port) {
+                self.ports.push((*port, super::host::free_port()));
+            }
+        }
         let mut problems = Vec::new();
         for step in &page.steps {
             match step {

@@ -125,3 +125,13 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// The first block device of this machine (`/sys/dev/block`): `major minor`.
+pub fn a_block_device() -> String {
+    std::fs::read_dir("/sys/dev/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().replace(':', " "))
+        .min()
+        .expect("this machine has a block device")
+}

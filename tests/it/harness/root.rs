@@ -65,6 +65,25 @@ impl Root {
         Ps(list.as_array().expect("ps lists containers").clone())
     }
 
+    /// `kiln network ls --format json`: every network of the root, as listed.
+    pub fn networks(&self) -> Vec<Value> {
+        let list = self
+            .kiln()
+            .args(["network", "ls", "--format", "json"])
+            .run()
+            .success()
+            .json();
+        list.as_array().expect("network ls lists networks").clone()
+    }
+
+    /// The names of [`Root::networks`], in the order listed.
+    pub fn network_names(&self) -> Vec<String> {
+        self.networks()
+            .iter()
+            .map(|n| n["name"].as_str().expect("a network name").to_string())
+            .collect()
+    }
+
     /// The record (`containers/ID/state.json`) of container `id`; its pids are remembered
     /// and checked when the root goes.
     pub fn record(&self, id: &str) -> Value {

@@ -60,6 +60,41 @@ pub fn runc_run(bundle: &Path, name: &str) -> std::process::Output {
     out
 }
 
+/// Has `kiln bundle OPTIONS IMAGE DIR` write a bundle into `dir` (`kiln` names the project
+/// and root), replaces its command with `sh -c SCRIPT` and adds `env` (`KEY=VALUE`) to its
+/// environment, then runs it with [`runc_run`] as `NAME`: what runc printed, and the bundle's
+/// `config.json` as run.
+pub fn runc_script(
+    kiln: super::Kiln,
+    options: &[&str],
+    image: &str,
+    dir: &Path,
+    script: &str,
+    env: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    kiln.args(["bundle"])
+        .args(options)
+        .args([image])
+        .args([dir])
+        .run()
+        .success();
+    let config = dir.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).expect("config.json"))
+            .expect("config.json is JSON");
+    spec["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+    if !env.is_empty() {
+        let vars = spec["process"]["env"]
+            .as_array_mut()
+            .expect("the bundle has an environment");
+        vars.extend(env.iter().map(|v| serde_json::Value::from(*v)));
+    }
+    std::fs::write(&config, spec.to_string()).expect("writing config.json");
+    let name = dir.file_name().expect("a bundle directory name");
+    let out = runc_run(dir, &name.to_string_lossy());
+    (out, spec)
+}
+
 /// `python3 -c SCRIPT ARGS…`, which must succeed; its stdout.
 pub fn python(script: &str, args: &[&std::ffi::OsStr]) -> String {
     run(Command::new("python3").arg("-c").arg(script).args(args))
