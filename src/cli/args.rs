@@ -795,6 +795,13 @@ pub struct CreateArgs {
     /// `timeout:1`).
     #[arg(long = "dns-option", value_name = "OPT")]
     pub dns_options: Vec<String>,
+    /// Join --network on declared host NAME of a project with hosts that is up here (each
+    /// host simulated by `kiln up`, or this machine's by `kiln up --host NAME`), e.g.
+    /// `--host m1 --network two-hosts/mesh`. On an overlay the address comes from NAME's
+    /// range for containers started by hand (`kiln up --dry-run` shows it), and the
+    /// containers on the other hosts reach it: ARP for it is flooded to every host.
+    #[arg(long, value_name = "NAME", requires = "network")]
+    pub host: Option<String>,
     /// Publish a port: 127.0.0.1:HOST on the machine reaches PORT in the container
     /// (a userspace proxy; needs --network NAME).
     #[arg(short = 'p', long = "publish", value_name = "HOST:PORT[/udp]")]

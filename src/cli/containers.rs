@@ -320,8 +320,12 @@ pub(super) fn request(
             value: args.restart.clone(),
             reason,
         })?;
+    let net_root = match &args.host {
+        None => None,
+        Some(host) => Some(host_net_root(cli, host, &args.network)?),
+    };
     let request = RunRequest {
-        net_root: None,
+        net_root: net_root.clone(),
         image,
         name: args.name.clone(),
         options,
@@ -339,9 +343,11 @@ pub(super) fn request(
                 Vec::new()
             }
             name => vec![crate::net::attach::AttachRequest {
-                network: super::network_reference(cli, name).map_err(|e| {
-                    ContainerError::from(crate::net::network::NetworkError::from(e))
-                })?,
+                network: match &net_root {
+                    None => super::network_reference(cli, name),
+                    Some(root) => super::network_reference_in(root, name),
+                }
+                .map_err(|e| ContainerError::from(crate::net::network::NetworkError::from(e)))?,
                 ip: args.ip,
                 aliases: args.network_aliases.clone(),
                 ..Default::default()
@@ -362,6 +368,52 @@ pub(super) fn request(
         start_period: args.health_start_period.clone(),
     })?;
     Ok((store, request, health))
+}
+
+/// The network root of declared host `host` that has `network` (`--host`): a host of a
+/// project brought up on this machine, simulated or this machine's own share.
+fn host_net_root(
+    cli: &Cli,
+    host: &str,
+    network: &str,
+) -> Result<std::path::PathBuf, ContainerError> {
+    if matches!(network, "none" | "host") {
+        return Err(ContainerError::NetworkModeConflict {
+            network: network.to_string(),
+        });
+    }
+    let hosts = crate::project::hosts::simulated(&super::state_root(cli));
+    let no_such_host = || {
+        let up: Vec<String> = hosts
+            .iter()
+            .map(|(project, name, _)| format!("`{name}` of {project}"))
+            .collect();
+        ContainerError::NoSuchHost {
+            host: host.to_string(),
+            up: if up.is_empty() {
+                "none".to_string()
+            } else {
+                up.join(", ")
+            },
+        }
+    };
+    let mut named = hosts.iter().filter(|(_, name, _)| name == host).peekable();
+    if named.peek().is_none() {
+        return Err(no_such_host());
+    }
+    // The project of a qualified network picks among hosts of one name in two projects.
+    let project = network.split_once('/').map(|(project, _)| project);
+    let candidates: Vec<_> = named
+        .filter(|(p, _, _)| project.is_none_or(|project| project == p))
+        .collect();
+    match candidates.as_slice() {
+        [(_, _, root)] => Ok(root.clone()),
+        _ => candidates
+            .iter()
+            .find(|(_, _, root)| super::network_reference_in(root, network).is_ok())
+            .map(|(_, _, root)| root.clone())
+            .ok_or_else(no_such_host),
+    }
 }
 
 pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<u8, crate::Error> {

@@ -42,7 +42,7 @@ mod wait;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
@@ -245,7 +245,15 @@ fn network_reference(
     cli: &Cli,
     query: &str,
 ) -> Result<String, crate::net::records::NetRecordError> {
-    let records = crate::net::records::NetworkRecords::open(&state_root(cli))?;
+    network_reference_in(&state_root(cli), query)
+}
+
+/// [`network_reference`] among the networks of network root `root` (a declared host's).
+fn network_reference_in(
+    root: &Path,
+    query: &str,
+) -> Result<String, crate::net::records::NetRecordError> {
+    let records = crate::net::records::NetworkRecords::open(root)?;
     Ok(records
         .resolve(query, current_project(None).as_deref())?
         .name)

@@ -193,6 +193,11 @@ pub enum ContainerError {
         "attach the container to one: `--network NAME` (see `kiln network create`)"
     ))]
     PublishWithoutNetwork,
+    #[error("no declared host {host} is up on this machine")]
+    #[diagnostic(help(
+        "--host names a host of a project brought up here (`kiln up`, or `kiln up --host {host}`); up here: {up}"
+    ))]
+    NoSuchHost { host: String, up: String },
     #[error("--network {network} cannot take an address, an alias or another network")]
     #[diagnostic(help("give --network the name of a kiln network (`kiln network ls`)"))]
     NetworkModeConflict { network: String },

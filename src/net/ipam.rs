@@ -193,7 +193,41 @@ pub fn allocate(
     fixed: &BTreeSet<IpAddr>,
     key: &str,
 ) -> Result<IpAddr, IpamError> {
-    let hosts = Hosts::of(subnet)?;
+    allocate_from(subnet, Hosts::of(subnet)?, gateway, taken, fixed, key)
+}
+
+/// [`allocate`] within `range` (first, last, inclusive) of `subnet`: an overlay host's
+/// range for containers started by hand, so two hosts never hand out one address.
+pub fn allocate_in(
+    subnet: IpNetwork,
+    range: (IpAddr, IpAddr),
+    gateway: IpAddr,
+    taken: &BTreeSet<IpAddr>,
+    fixed: &BTreeSet<IpAddr>,
+    key: &str,
+) -> Result<IpAddr, IpamError> {
+    let mut hosts = Hosts::of(subnet)?;
+    match (hosts.int(range.0), hosts.int(range.1)) {
+        (Some(first), Some(last)) if first <= last => {
+            hosts.first = hosts.first.max(first);
+            hosts.last = hosts.last.min(last);
+        }
+        _ => return Err(IpamError::Exhausted { subnet }),
+    }
+    if hosts.first > hosts.last {
+        return Err(IpamError::Exhausted { subnet });
+    }
+    allocate_from(subnet, hosts, gateway, taken, fixed, key)
+}
+
+fn allocate_from(
+    subnet: IpNetwork,
+    hosts: Hosts,
+    gateway: IpAddr,
+    taken: &BTreeSet<IpAddr>,
+    fixed: &BTreeSet<IpAddr>,
+    key: &str,
+) -> Result<IpAddr, IpamError> {
     let blocked: BTreeSet<u128> = taken
         .iter()
         .chain(fixed)

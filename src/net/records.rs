@@ -123,6 +123,10 @@ pub struct Overlay {
     pub local: IpAddr,
     /// The MTU of every interface on it: the underlay's less VXLAN's overhead.
     pub mtu: u32,
+    /// This host's range (first, last) for containers the file does not declare
+    /// (`kiln run --host`): the other hosts have ranges of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(IpAddr, IpAddr)>,
 }
 
 /// A container on another host of an overlay, as DNS names it.
@@ -478,13 +482,23 @@ impl NetworkRecords {
                     .chain(record.remotes.iter().map(|r| r.address))
                     .collect();
                 let key = record.ipam_key(&request.container_name);
-                ipam::allocate(
-                    record.subnet,
-                    record.gateway,
-                    &taken,
-                    &request.reserved,
-                    &key,
-                )?
+                match record.overlay.and_then(|o| o.range) {
+                    Some(range) => ipam::allocate_in(
+                        record.subnet,
+                        range,
+                        record.gateway,
+                        &taken,
+                        &request.reserved,
+                        &key,
+                    )?,
+                    None => ipam::allocate(
+                        record.subnet,
+                        record.gateway,
+                        &taken,
+                        &request.reserved,
+                        &key,
+                    )?,
+                }
             }
         };
         let member = Member {

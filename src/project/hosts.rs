@@ -134,10 +134,14 @@ pub fn simulate(state_root: &Path, plan: &ProjectPlan) -> Result<Simulated, Proj
                     .get(&(network.name.clone(), host.name.clone()))
                     .cloned()
                     .unwrap_or_default();
+                let index = plan.hosts.iter().position(|h| h.name == host.name);
                 let overlay = Overlay {
                     vni: network.vni.unwrap_or_default(),
                     local: host.address,
                     mtu: underlay_mtu.saturating_sub(crate::net::overlay::OVERHEAD),
+                    range: index.and_then(|index| {
+                        super::overlay::dynamic_range(record.subnet, plan.hosts.len(), index)
+                    }),
                 };
                 records
                     .set_overlay(&record.name, overlay, theirs)

@@ -203,3 +203,77 @@ fn test_with_host_runs_the_share_of_that_host_and_says_what_it_left_out() {
     on(&["down", "--host", "m2", "-f", &file]).run().success();
     root.assert_clean();
 }
+
+#[test]
+fn a_container_started_by_hand_on_a_simulated_host_is_reached_from_another_host() {
+    if !is_root() || !has_python() {
+        return;
+    }
+    let root = Root::new();
+    let file = example("two-hosts");
+    let kiln = |args: &[&str]| root.kiln().args(args.iter().copied());
+    kiln(&["up", "-d", "-f", &file]).run().success();
+    kiln(&[
+        "run",
+        "-d",
+        "--host",
+        "m9",
+        "--network",
+        "two-hosts/mesh",
+        "two-hosts/web",
+    ])
+    .run()
+    .code(125)
+    .says("no declared host m9 is up on this machine")
+    .says("`m1` of two-hosts");
+    // A web server started by hand on m1, on the overlay.
+    kiln(&[
+        "run",
+        "-d",
+        "--name",
+        "hand",
+        "--host",
+        "m1",
+        "--network",
+        "two-hosts/mesh",
+        "two-hosts/web",
+    ])
+    .run()
+    .success();
+    let inspected = kiln(&["network", "inspect", "two-hosts/mesh", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let address = inspected["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["host"] == "m1")
+        .flat_map(|h| h["members"].as_array().unwrap())
+        .find(|m| m["name"] == "hand")
+        .and_then(|m| m["address"].as_str())
+        .unwrap_or_else(|| panic!("hand is on m1's side of mesh: {inspected}"))
+        .to_string();
+    // From m1's range for containers started by hand (the upper half, m1's quarter).
+    let octets: Vec<u8> = address.split('.').map(|o| o.parse().unwrap()).collect();
+    assert!(
+        octets[..2] == [10, 77] && (128..192).contains(&octets[2]),
+        "{address}"
+    );
+    // b, on m2, was never told of it: its ARP for the address crosses to m1 and `hand`
+    // answers from there.
+    let fetch = format!(
+        "import urllib.request\nprint(urllib.request.urlopen('http://{address}:8080/', timeout=5).read().decode())"
+    );
+    crate::harness::eventually("b reaches hand across the hosts", || {
+        let ran = kiln(&["exec", "b", "python3", "-c", &fetch]).run();
+        if ran.ok() { Ok(()) } else { Err(ran.stderr()) }
+    });
+    kiln(&["exec", "b", "python3", "-c", &fetch])
+        .run()
+        .success()
+        .stdout_contains("hello from the other host");
+    kiln(&["rm", "-f", "hand"]).run().success();
+    kiln(&["down", "-f", &file]).run().success();
+    root.assert_clean();
+}
