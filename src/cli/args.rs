@@ -802,10 +802,16 @@ pub struct CreateArgs {
     /// containers on the other hosts reach it: ARP for it is flooded to every host.
     #[arg(long, value_name = "NAME", requires = "network")]
     pub host: Option<String>,
-    /// Publish a port: 127.0.0.1:HOST on the machine reaches PORT in the container
-    /// (a userspace proxy; needs --network NAME).
-    #[arg(short = 'p', long = "publish", value_name = "HOST:PORT[/udp]")]
+    /// Publish a port: IP:HOST on the machine reaches PORT in the container (a userspace
+    /// proxy; needs --network NAME). IP is 127.0.0.1 unless given, and must be an address
+    /// of this machine (IPv6 in brackets: `[::1]:8080:80`); `IP::PORT` picks a free host
+    /// port on IP, which `kiln port` shows.
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:PORT[/udp]")]
     pub publish: Vec<String>,
+    /// Publish every port the image exposes (its EXPOSE, `expose` in kiln.kdl) that -p
+    /// does not, each on a free port of 127.0.0.1 (`kiln port` shows which).
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// The most connections (UDP: client sessions) each published port's proxy holds at
     /// once; the next client is reset (default 4096).
     #[arg(long, value_name = "N", requires = "publish")]

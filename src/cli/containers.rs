@@ -354,6 +354,7 @@ pub(super) fn request(
             }],
         },
         publish: publish(args)?,
+        publish_all: args.publish_all,
         volumes,
         labels,
         log: containers::parse_log_opts(&args.log_opts)?,

@@ -141,7 +141,7 @@ fn docker_json(details: &Details) -> Value {
         .map(|p| {
             (
                 format!("{}/{}", p.port, protocol(p)),
-                json!([{"HostIp": "127.0.0.1", "HostPort": p.host_port.to_string()}]),
+                json!([{"HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string()}]),
             )
         })
         .collect();
@@ -266,10 +266,10 @@ fn text(details: &Details, value: &Value) -> Result<(), crate::Error> {
         }
         for p in &launch.publish {
             line(format!(
-                "port:          {}/{} -> 127.0.0.1:{}",
+                "port:          {}/{} -> {}",
                 p.port,
                 protocol(p),
-                p.host_port
+                p.host_address()
             ))?;
         }
     }

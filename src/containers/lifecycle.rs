@@ -39,6 +39,8 @@ pub struct RunRequest {
     pub networks: Vec<crate::net::attach::AttachRequest>,
     /// `-p`: host ports proxied to the container's first address.
     pub publish: Vec<super::Published>,
+    /// `-P`: also every port the image exposes, on a free port of 127.0.0.1.
+    pub publish_all: bool,
     /// Named (and anonymous) volumes, made on first use and filled from the image; binds
     /// and tmpfs mounts are in `options`.
     pub volumes: Vec<super::NamedVolume>,

@@ -179,12 +179,23 @@ pub enum ContainerError {
     #[diagnostic(transparent)]
     Proxy(Box<crate::net::proxy::ProxyError>),
     #[error("bad port `{spec}`: {reason}")]
-    #[diagnostic(help("use HOST:PORT or HOST:PORT/udp, e.g. -p 18080:8080"))]
+    #[diagnostic(help(
+        "use [IP:]HOST:PORT[/udp] or IP::PORT, e.g. -p 18080:8080, -p 127.0.0.2:18080:8080, -p 127.0.0.1::8080"
+    ))]
     BadPublish { spec: String, reason: String },
-    #[error("host port {port} is already in use")]
-    #[diagnostic(help("choose another host port, or stop what listens on 127.0.0.1:{port}"))]
+    #[error("host port {} is already in use on {}", .address.port(), .address.ip())]
+    #[diagnostic(help("choose another host port, or stop what listens on {address}"))]
     PortInUse {
-        port: u16,
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot publish on {address}: it is not an address of this machine")]
+    #[diagnostic(help(
+        "publish on one of the machine's addresses (`ip -br address`), e.g. 127.0.0.1"
+    ))]
+    HostAddress {
+        address: std::net::IpAddr,
         #[source]
         source: std::io::Error,
     },

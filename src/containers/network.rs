@@ -15,9 +15,13 @@ use crate::net::proxy::{PortProxy, Protocol, ProxyOptions};
 use crate::net::{HostNamespace, NetNs};
 use crate::runtime::spec::Volume;
 
-/// `-p HOST:PORT[/udp]`, or a `publish` node.
+/// `-p [IP:][HOST]:PORT[/udp]`, `-P`, or a `publish` node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
+    /// The machine's address the proxy listens on (127.0.0.1 unless given).
+    #[serde(default = "loopback")]
+    pub host_ip: IpAddr,
+    /// 0 until create picks a free one (`-p IP::PORT`, `-P`); recorded in `launch.json`.
     pub host_port: u16,
     pub port: u16,
     pub protocol: Protocol,
@@ -30,8 +34,30 @@ pub struct Published {
     pub idle_timeout_ms: Option<u64>,
 }
 
+fn loopback() -> IpAddr {
+    IpAddr::from([127, 0, 0, 1])
+}
+
 impl Published {
-    /// `HOST:PORT[/tcp|/udp]`.
+    /// `PORT` published on a free host port of 127.0.0.1 (`-P`).
+    pub fn random(port: u16, protocol: Protocol) -> Published {
+        Published {
+            host_ip: loopback(),
+            host_port: 0,
+            port,
+            protocol,
+            max_connections: None,
+            idle_timeout_ms: None,
+        }
+    }
+
+    /// Where the proxy listens on the machine.
+    pub fn host_address(&self) -> SocketAddr {
+        SocketAddr::new(self.host_ip, self.host_port)
+    }
+
+    /// `[IP:]HOST:PORT[/tcp|/udp]` or `IP::PORT` (a free host port on IP), as in Docker;
+    /// an IPv6 address goes in brackets (`[::1]:8080:80`).
     pub fn parse(text: &str) -> Result<Published, ContainerError> {
         let bad = |reason: &str| ContainerError::BadPublish {
             spec: text.to_string(),
@@ -43,17 +69,44 @@ impl Published {
             Some(_) => return Err(bad("the protocol is tcp or udp")),
             None => (text, Protocol::Tcp),
         };
-        let (host, port) = ports
-            .split_once(':')
-            .ok_or_else(|| bad("give the host port and the container port"))?;
+        let (address, host, port) = match ports.rsplit_once(':') {
+            None => return Err(bad("give the host port and the container port")),
+            Some((front, port)) => match front.rsplit_once(':') {
+                // `[::1]:8080` ends in `:8080`; `::1` alone is no address in this place.
+                Some((address, host)) if !address.is_empty() => (Some(address), host, port),
+                Some(_) => {
+                    return Err(bad("give the host address before `::`, e.g. 127.0.0.1::80"));
+                }
+                None => (None, front, port),
+            },
+        };
+        let host_ip = match address {
+            None => loopback(),
+            Some(a) => {
+                let a = a
+                    .strip_prefix('[')
+                    .and_then(|a| a.strip_suffix(']'))
+                    .unwrap_or(a);
+                a.parse::<IpAddr>().map_err(|_| {
+                    bad(&format!(
+                        "`{a}` is not an IP address (write 127.0.0.1, or [::1] for IPv6)"
+                    ))
+                })?
+            }
+        };
         let number = |p: &str| {
             p.parse::<u16>()
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| bad("ports are numbers from 1 to 65535"))
         };
+        let host_port = match (address, host) {
+            (Some(_), "") => 0,
+            _ => number(host)?,
+        };
         Ok(Published {
-            host_port: number(host)?,
+            host_ip,
+            host_port,
             port: number(port)?,
             protocol,
             max_connections: None,
@@ -72,23 +125,57 @@ impl Published {
     }
 }
 
-/// Checks that every host port is free now, before anything is created (the proxy binds
-/// it for real once the container runs).
-pub(crate) fn check_ports(publish: &[Published]) -> Result<(), ContainerError> {
-    for p in publish {
-        let address = SocketAddr::from(([127, 0, 0, 1], p.host_port));
-        let free = match p.protocol {
-            Protocol::Tcp => std::net::TcpListener::bind(address).map(drop),
-            Protocol::Udp => std::net::UdpSocket::bind(address).map(drop),
+/// Checks that every host address is the machine's and its port free now, before anything
+/// is created (the proxy binds it for real once the container runs), and picks a free port
+/// for each host port 0 (`-p IP::PORT`, `-P`) by binding port 0 and recording what the
+/// kernel chose, so `kiln port` shows it.
+pub(crate) fn check_ports(publish: &mut [Published]) -> Result<(), ContainerError> {
+    for p in publish.iter_mut() {
+        let address = p.host_address();
+        let bound = match p.protocol {
+            Protocol::Tcp => std::net::TcpListener::bind(address).and_then(|l| l.local_addr()),
+            Protocol::Udp => std::net::UdpSocket::bind(address).and_then(|s| s.local_addr()),
         };
-        if let Err(source) = free {
-            return Err(ContainerError::PortInUse {
-                port: p.host_port,
-                source,
-            });
+        match bound {
+            Ok(local) => p.host_port = local.port(),
+            Err(source) if source.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                return Err(ContainerError::HostAddress {
+                    address: p.host_ip,
+                    source,
+                });
+            }
+            Err(source) => {
+                return Err(ContainerError::PortInUse { address, source });
+            }
         }
     }
     Ok(())
+}
+
+/// `-P`: every port the image exposes (`80/tcp`, `53/udp`, `8080`) that `-p` does not
+/// already publish, on a free port of 127.0.0.1. Ports that are no port are skipped, as
+/// Docker does with a config it cannot read.
+pub(crate) fn publish_exposed<'a>(
+    exposed: impl IntoIterator<Item = &'a String>,
+    publish: &mut Vec<Published>,
+) {
+    for spec in exposed {
+        let (port, protocol) = match spec.split_once('/') {
+            None => (spec.as_str(), Protocol::Tcp),
+            Some((port, "tcp")) => (port, Protocol::Tcp),
+            Some((port, "udp")) => (port, Protocol::Udp),
+            Some(_) => continue,
+        };
+        let Some(port) = port.parse::<u16>().ok().filter(|p| *p > 0) else {
+            continue;
+        };
+        if !publish
+            .iter()
+            .any(|p| p.port == port && p.protocol == protocol)
+        {
+            publish.push(Published::random(port, protocol));
+        }
+    }
 }
 
 /// Reserves the container's addresses and writes its /etc files; returns its interfaces
@@ -125,7 +212,7 @@ pub(crate) fn reserve(
     Ok((interfaces, volumes))
 }
 
-/// The proxies of the published ports: 127.0.0.1:HOST on the machine to the container's
+/// The proxies of the published ports: IP:HOST on the machine to the container's
 /// first address, reached through the kiln host namespace.
 pub(crate) fn start_proxies(
     state_root: &Path,
@@ -141,7 +228,7 @@ pub(crate) fn start_proxies(
         let host = NetNs::open(&HostNamespace::path(state_root))
             .map_err(crate::net::network::NetworkError::from)?;
         let proxy = PortProxy::start_with(
-            SocketAddr::from(([127, 0, 0, 1], p.host_port)),
+            p.host_address(),
             SocketAddr::new(target_ip, p.port),
             Some(host.into()),
             p.protocol,
@@ -206,5 +293,72 @@ pub fn release_all(held: &[Held], linger: std::time::Duration) {
     }
     for (root, containers) in by_root {
         attach::release_all(root, &containers, linger);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_takes_dockers_forms_with_an_address_and_a_free_port() {
+        let p = Published::parse("8080:80").unwrap();
+        assert_eq!(
+            (p.host_address().to_string(), p.port),
+            ("127.0.0.1:8080".into(), 80)
+        );
+        let p = Published::parse("127.0.0.2:8080:80/udp").unwrap();
+        assert_eq!(p.host_address().to_string(), "127.0.0.2:8080");
+        assert_eq!(p.protocol, Protocol::Udp);
+        let p = Published::parse("127.0.0.1::80").unwrap();
+        assert_eq!(
+            (p.host_address().to_string(), p.port),
+            ("127.0.0.1:0".into(), 80)
+        );
+        let p = Published::parse("[::1]:8080:80").unwrap();
+        assert_eq!(p.host_address().to_string(), "[::1]:8080");
+        for bad in [
+            "80",
+            "::80",
+            "localhost:8080:80",
+            "1.2.3:8080:80",
+            "8080:0",
+            ":80",
+        ] {
+            assert!(Published::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn publish_all_adds_the_exposed_ports_that_p_does_not_name() {
+        let mut publish = vec![Published::parse("18080:8080").unwrap()];
+        let exposed: Vec<String> = ["8080/tcp", "53/udp", "9090", "http/tcp", "80/sctp"]
+            .map(String::from)
+            .to_vec();
+        publish_exposed(&exposed, &mut publish);
+        let got: Vec<(u16, u16, Protocol)> = publish
+            .iter()
+            .map(|p| (p.port, p.host_port, p.protocol))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (8080, 18080, Protocol::Tcp),
+                (53, 0, Protocol::Udp),
+                (9090, 0, Protocol::Tcp)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_free_port_is_picked_and_a_foreign_address_refused() {
+        let mut publish = vec![Published::parse("127.0.0.1::80").unwrap()];
+        check_ports(&mut publish).unwrap();
+        assert_ne!(publish[0].host_port, 0);
+        let mut foreign = vec![Published::parse("192.0.2.1::80").unwrap()];
+        assert!(matches!(
+            check_ports(&mut foreign),
+            Err(ContainerError::HostAddress { .. })
+        ));
     }
 }

@@ -1,9 +1,9 @@
 //! `kiln port`: a running container's published ports in Docker's words —
-//! `8080/tcp -> 127.0.0.1:18080` for each, or the host addresses of one. A container that
+//! `8080/tcp -> 127.0.0.1:18080` for each (the port create picked for `-p IP::PORT` and `-P`), or the host addresses of one. A container that
 //! does not run publishes nothing (its proxies live while it runs), as in Docker. It reads
 //! the container's `launch.json`; it never binds or connects.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::ContainerError;
 use super::lifecycle::Launch;
@@ -46,9 +46,9 @@ fn protocol_name(protocol: Protocol) -> &'static str {
     }
 }
 
-/// Where a published port listens on the machine: kiln's proxies bind loopback.
+/// Where a published port listens on the machine.
 fn host_address(published: &Published) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, published.host_port))
+    published.host_address()
 }
 
 /// The lines `kiln port` prints: every mapping (`8080/tcp -> 127.0.0.1:18080`, sorted by

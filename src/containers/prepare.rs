@@ -82,7 +82,11 @@ pub(crate) fn prepare_with(
         options.hostname = Some(id.short().to_string());
     }
     let name = request.name.clone().unwrap_or_else(|| generate_name(&id));
-    if !request.publish.is_empty() && request.networks.is_empty() {
+    let mut publish = request.publish.clone();
+    if request.publish_all {
+        super::network::publish_exposed(image.config.config.exposed_ports.keys(), &mut publish);
+    }
+    if !publish.is_empty() && request.networks.is_empty() {
         return Err(ContainerError::PublishWithoutNetwork);
     }
     if !request.networks.is_empty() && options.network == NetworkMode::Host {
@@ -90,7 +94,7 @@ pub(crate) fn prepare_with(
             network: "host".into(),
         });
     }
-    super::network::check_ports(&request.publish)?;
+    super::network::check_ports(&mut publish)?;
     let net_root = request.net_root.as_deref().unwrap_or(state_root);
     let first_network = match request.networks.first() {
         Some(first) if !options.etc.dns.is_empty() => {
@@ -196,7 +200,7 @@ pub(crate) fn prepare_with(
         remove: request.remove,
         health,
         interfaces: interfaces.clone(),
-        publish: request.publish.clone(),
+        publish,
         log: request.log,
         net_root: request.net_root.clone(),
     };

@@ -164,6 +164,8 @@ pub struct Instance {
     pub depends_on: Vec<(String, Condition)>,
     pub networks: Vec<Attachment>,
     pub publish: Vec<Publish>,
+    /// `publish-all`: every port the image exposes, on a free port of 127.0.0.1.
+    pub publish_all: bool,
     /// `label KEY="VALUE"`, the last of a key winning.
     pub labels: BTreeMap<String, String>,
     /// The cap on its log (`log`, else kiln's default).
@@ -519,6 +521,7 @@ fn instance(container: &Container, name: String, project_dir: &Path, fp: &str) -
             .collect(),
         networks: container.networks.clone(),
         publish: container.publish.clone(),
+        publish_all: container.publish_all,
         labels: container
             .labels
             .iter()

@@ -572,6 +572,10 @@ fn start_instance(
             .publish
             .iter()
             .map(|p| containers::Published {
+                host_ip: p
+                    .address
+                    .as_ref()
+                    .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.value),
                 host_port: p.host.value,
                 port: p.port.value,
                 protocol: match p.protocol {
@@ -585,6 +589,7 @@ fn start_instance(
                     .map(|d| d.value.as_std().as_millis() as u64),
             })
             .collect(),
+        publish_all: instance.publish_all,
         volumes: named,
         labels: instance.labels.clone(),
         log: instance.log,

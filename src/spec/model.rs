@@ -263,6 +263,10 @@ pub struct Container {
     pub host: Option<Name>,
     pub networks: Vec<Attachment>,
     pub publish: Vec<Publish>,
+    /// `publish-all`: Docker's `-P`, every port the image exposes on a free port of
+    /// 127.0.0.1.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub publish_all: bool,
     pub env: Vec<(Name, Spanned<String>)>,
     pub volumes: Vec<Volume>,
     pub memory: Option<Spanned<Size>>,
@@ -433,6 +437,9 @@ pub struct Attachment {
 pub struct Publish {
     pub port: Spanned<u16>,
     pub host: Spanned<u16>,
+    /// `address="IP"`: the machine's address the proxy listens on; 127.0.0.1 when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Spanned<std::net::IpAddr>>,
     pub protocol: Protocol,
     /// `max-connections=N`: the most connections (UDP: client sessions) the port's proxy
     /// holds at once; the proxy's default when absent.

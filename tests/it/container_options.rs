@@ -565,3 +565,127 @@ fn a_projects_added_hosts_and_resolver_settings_come_from_kiln_kdl() {
     lab.kiln().args(["down"]).run().success();
     lab.root.assert_clean();
 }
+
+/// A server on 7000 that the image exposes: it says `hi` to every client.
+const HI_PY: &str = r#"import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000)); s.listen(16)
+while True:
+    c, _ = s.accept(); c.sendall(b"hi\n"); c.close()
+"#;
+
+/// What a client of `address` reads first ("" when refused or closed at once).
+fn greeting(address: &str) -> String {
+    use std::io::Read;
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return String::new();
+    };
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+fn answers(address: &str) {
+    crate::harness::wait_for(&format!("the server answers on {address}"), || {
+        greeting(address) == "hi\n"
+    });
+}
+
+#[test]
+fn ports_publish_on_a_given_address_on_a_free_port_and_every_exposed_one() {
+    use crate::harness::host::free_port;
+    if !crate::harness::has_python() {
+        return;
+    }
+    let images = images::python(
+        "hi",
+        "copy \"hi.py\" \"/hi.py\"\n    expose 7000\n    cmd \"python3\" \"/hi.py\"",
+    );
+    let Some(lab) = Lab::build(Project::new(&images).file("hi.py", HI_PY)) else {
+        return;
+    };
+    lab.kiln()
+        .args(["network", "create", "pub", "--subnet", "10.89.79.0/24"])
+        .run()
+        .success();
+    // -p IP:HOST:CONTAINER: the proxy listens on 127.0.0.2 only.
+    let port = free_port();
+    lab.kiln()
+        .args(["run", "-d", "--name", "two", "--network", "pub"])
+        .args(["-p", &format!("127.0.0.2:{port}:7000"), "hi"])
+        .run()
+        .success();
+    answers(&format!("127.0.0.2:{port}"));
+    assert_eq!(greeting(&format!("127.0.0.1:{port}")), "");
+    lab.kiln()
+        .args(["port", "two", "7000"])
+        .run()
+        .success()
+        .stdout_is(&format!("127.0.0.2:{port}\n"));
+    // -p IP::CONTAINER: a free port picked at create, which `kiln port` shows.
+    lab.kiln()
+        .args(["run", "-d", "--name", "free", "--network", "pub"])
+        .args(["-p", "127.0.0.1::7000", "hi"])
+        .run()
+        .success();
+    let shown = lab.kiln().args(["port", "free", "7000"]).run().success();
+    let address = shown.stdout().trim().to_string();
+    assert!(
+        address.starts_with("127.0.0.1:") && !address.ends_with(":0"),
+        "{address}"
+    );
+    answers(&address);
+    // -P: the image's exposed port, on a free port of 127.0.0.1.
+    lab.kiln()
+        .args(["run", "-d", "--name", "all", "--network", "pub", "-P", "hi"])
+        .run()
+        .success();
+    let listed = lab.kiln().args(["port", "all"]).run().success().stdout();
+    let address = listed
+        .strip_prefix("7000/tcp -> ")
+        .unwrap_or_else(|| panic!("{listed}"))
+        .trim()
+        .to_string();
+    answers(&address);
+    // Bad addresses are refused before anything is made.
+    lab.kiln()
+        .args([
+            "run",
+            "-d",
+            "--network",
+            "pub",
+            "-p",
+            "300.1.2.3:8080:7000",
+            "hi",
+        ])
+        .run()
+        .code(125)
+        .says("`300.1.2.3` is not an IP address");
+    lab.kiln()
+        .args(["run", "-d", "--network", "pub", "-p", "::7000", "hi"])
+        .run()
+        .code(125)
+        .says("give the host address before `::`");
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: nothing is sent to it.
+    lab.kiln()
+        .args([
+            "run",
+            "-d",
+            "--network",
+            "pub",
+            "-p",
+            "192.0.2.1::7000",
+            "hi",
+        ])
+        .run()
+        .code(125)
+        .says("cannot publish on 192.0.2.1: it is not an address of this machine");
+    lab.kiln()
+        .args(["rm", "-f", "two", "free", "all"])
+        .run()
+        .success();
+    lab.kiln().args(["network", "rm", "pub"]).run().success();
+}

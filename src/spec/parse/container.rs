@@ -21,6 +21,7 @@ use crate::spec::units::Duration;
 pub(super) const CHILDREN: &[&str] = &[
     "network",
     "publish",
+    "publish-all",
     "env",
     "volume",
     "memory",
@@ -77,7 +78,7 @@ const REPEATABLE: &[&str] = &[
 ];
 
 /// What a job does not take: it runs once to completion.
-const NOT_IN_JOBS: &[&str] = &["publish", "health"];
+const NOT_IN_JOBS: &[&str] = &["publish", "publish-all", "health"];
 
 pub(super) fn parse_container(
     node: &kdlv2::Node,
@@ -152,6 +153,7 @@ pub(super) fn parse_container(
         host,
         networks: Vec::new(),
         publish: Vec::new(),
+        publish_all: false,
         env: Vec::new(),
         volumes: Vec::new(),
         memory: None,
@@ -234,8 +236,9 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
     let usage = match keyword {
         "network" => "network \"NAME\" [ip=\"ADDRESS\"] [alias=\"NAME\"] [{ impair … }]",
         "publish" => {
-            "publish PORT host=HOST_PORT [protocol=\"tcp\"|\"udp\"] [max-connections=N] [idle-timeout=\"1h\"]"
+            "publish PORT host=HOST_PORT [address=\"127.0.0.1\"] [protocol=\"tcp\"|\"udp\"] [max-connections=N] [idle-timeout=\"1h\"]"
         }
+        "publish-all" => "publish-all [#true|#false]",
         "env" => "env KEY=\"VALUE\"…",
         "label" => "label KEY=\"VALUE\"…",
         "volume" => "volume \"SOURCE\" \"/TARGET\" [ro=#true]",
@@ -298,6 +301,9 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
             let host = n
                 .prop_any("host")
                 .and_then(|v| values::port(diags, v, "the host port"));
+            let address = n
+                .prop_any("address")
+                .and_then(|v| values::address(diags, v, "`address`"));
             let protocol = n
                 .prop_any("protocol")
                 .and_then(|v| {
@@ -335,11 +341,19 @@ fn parse_child(node: &kdlv2::Node, file: FileId, diags: &mut Diagnostics, c: &mu
                 c.publish.push(Publish {
                     port,
                     host,
+                    address,
                     protocol,
                     max_connections,
                     idle_timeout,
                 });
             }
+        }
+        "publish-all" => {
+            n.max_args(diags, 1);
+            c.publish_all = match n.arg(0) {
+                None => true,
+                Some(v) => v.boolean(diags, "`publish-all`").is_some_and(|b| b.value),
+            };
         }
         "env" => {
             n.max_args(diags, 0);

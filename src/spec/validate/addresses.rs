@@ -302,9 +302,19 @@ fn broadcast(subnet: &IpNetwork) -> Option<IpAddr> {
 }
 
 fn check_ports(project: &Project, diags: &mut Diagnostics) {
-    let mut published: BTreeMap<(u16, Protocol), Span> = BTreeMap::new();
+    let mut published: BTreeMap<(Option<std::net::IpAddr>, u16, Protocol), Span> = BTreeMap::new();
     for c in &project.containers {
         // The port's proxy forwards to the container's address on a network: none, no port.
+        if c.publish_all && c.publish.is_empty() && c.networks.is_empty() {
+            diags
+                .error(
+                    Code::PublishWithoutNetwork,
+                    c.name.span,
+                    format!("`{}` publishes its image's ports but is on no network", c.name.value),
+                )
+                .label("`publish-all` is set in this container")
+                .help("attach it to one: `network \"NAME\"` in the container, with `network \"NAME\"` declared at the top");
+        }
         if let Some(first) = c.publish.first()
             && c.networks.is_empty()
         {
@@ -326,7 +336,14 @@ fn check_ports(project: &Project, diags: &mut Diagnostics) {
                     .related(c.replicas.span, "replicas set here")
                     .help("only one process can listen on a host port: publish from a single container");
             }
-            if let Some(first) = published.insert((p.host.value, p.protocol), p.host.span) {
+            if let Some(first) = published.insert(
+                (
+                    p.address.as_ref().map(|a| a.value),
+                    p.host.value,
+                    p.protocol,
+                ),
+                p.host.span,
+            ) {
                 diags
                     .error(
                         Code::DuplicateHostPort,
