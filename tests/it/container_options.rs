@@ -1,7 +1,8 @@
 //! More of `kiln run`'s options with Docker's meaning, on the command line and in
 //! kiln.kdl: `--sysctl` (namespaced ones, in the container's own /proc), `--stop-signal`
 //! and `--stop-timeout` (used by `kiln stop`, `restart`, `down` and rollouts),
-//! `--device` and `--privileged`.
+//! `--device` and `--privileged`; `-p IP:HOST:PORT`, `-p IP::PORT` and `-P` (`address=`
+//! and `publish-all`).
 
 use crate::harness::tools::runc_script;
 use crate::harness::{Lab, Project, images};
@@ -688,4 +689,46 @@ fn ports_publish_on_a_given_address_on_a_free_port_and_every_exposed_one() {
         .run()
         .success();
     lab.kiln().args(["network", "rm", "pub"]).run().success();
+    lab.root.assert_clean();
+}
+
+#[test]
+fn a_project_publishes_on_an_address_and_every_exposed_port() {
+    if !crate::harness::has_python() {
+        return;
+    }
+    let port = crate::harness::host::free_port();
+    let kdl = format!(
+        r#"{}
+network "front" subnet="10.89.80.0/24"
+container "two" image="hi" {{
+    network "front"
+    publish 7000 host={port} address="127.0.0.2"
+}}
+container "all" image="hi" {{
+    network "front"
+    publish-all
+}}
+"#,
+        images::python(
+            "hi",
+            "copy \"hi.py\" \"/hi.py\"\n    expose 7000\n    cmd \"python3\" \"/hi.py\"",
+        )
+    );
+    let Some(lab) = Lab::build(Project::new(&kdl).file("hi.py", HI_PY)) else {
+        return;
+    };
+    lab.kiln().args(["check"]).run().success();
+    lab.kiln().args(["up", "-d"]).run().success();
+    answers(&format!("127.0.0.2:{port}"));
+    assert_eq!(greeting(&format!("127.0.0.1:{port}")), "");
+    let listed = lab.kiln().args(["port", "all"]).run().success().stdout();
+    let address = listed
+        .strip_prefix("7000/tcp -> 127.0.0.1:")
+        .unwrap_or_else(|| panic!("{listed}"))
+        .trim()
+        .to_string();
+    answers(&format!("127.0.0.1:{address}"));
+    lab.kiln().args(["down"]).run().success();
+    lab.root.assert_clean();
 }
