@@ -102,12 +102,27 @@ fn two_machines_each_run_their_share_and_talk_over_vxlan_through_their_own_netwo
     }
 
     // Capture on m2's end of the wire while m1 tests: what crosses is VXLAN, from m1's
-    // declared address to m2's port 4789.
+    // declared address to m2's port 4789. (Only what m1 sends: m2's own answers to m1 go to
+    // port 4789 too, and the first packet seen could be one of them.)
     let mut capture = machines
         .command(
             1,
             &[
-                "tcpdump", "-i", "eth0", "-n", "-l", "-c", "1", "udp", "dst", "port", "4789",
+                "tcpdump",
+                "-i",
+                "eth0",
+                "-n",
+                "-l",
+                "-c",
+                "1",
+                "udp",
+                "dst",
+                "port",
+                "4789",
+                "and",
+                "src",
+                "host",
+                "192.0.2.1",
             ],
         )
         .stdout(Stdio::piped())
