@@ -114,13 +114,7 @@ fn stop_uses_the_containers_stop_signal_and_timeout() {
         .args(["trap 'echo got usr1; exit 3' USR1; echo ready; while :; do sleep 0.1; done"])
         .run()
         .success();
-    crate::harness::wait_for("the container is ready", || {
-        lab.kiln()
-            .args(["logs", "quits"])
-            .run()
-            .stdout()
-            .contains("ready")
-    });
+    lab.wait_for_log("quits", "ready");
     let notes = annotations(&lab, "quits");
     assert_eq!(notes["org.opencontainers.image.stopSignal"], "usr1");
     assert_eq!(notes["dev.kiln.stop-timeout"], "30");

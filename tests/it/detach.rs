@@ -44,13 +44,7 @@ fn a_detached_container_runs_logs_and_stops_in_time() {
         .stdout_contains("web")
         .stdout_contains("running");
 
-    wait_for("the output in the log", || {
-        lab.kiln()
-            .args(["logs", "web"])
-            .run()
-            .stdout()
-            .contains("ready")
-    });
+    lab.wait_for_log("web", "ready");
     let logs = lab
         .kiln()
         .args(["logs", "--timestamps", "web"])
@@ -309,13 +303,7 @@ fn a_supervisor_is_kiln_supervise_beside_kiln_and_kiln_itself_without_it() {
         host::cmdline(pid)
     );
     for name in ["beside", "alone"] {
-        wait_for("the output in the log", || {
-            lab.kiln()
-                .args(["logs", name])
-                .run()
-                .stdout()
-                .contains("ready")
-        });
+        lab.wait_for_log(name, "ready");
     }
     lab.kiln()
         .args(["rm", "-f", "beside", "alone"])

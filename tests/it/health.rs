@@ -217,12 +217,7 @@ fn a_paused_container_is_shown_paused_and_its_health_check_waits() {
             .args(["ps", "--format", "json", "-f", &format!("status={status}")])
             .run()
             .success()
-            .json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
+            .names()
     };
     assert_eq!(listed("paused"), ["web"]);
     assert!(listed("running").is_empty());

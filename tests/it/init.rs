@@ -88,13 +88,7 @@ fn kiln_stop_reaches_a_command_that_set_no_handler() {
             .args(["tools", "sh", "-c", NO_HANDLER])
             .run()
             .success();
-        crate::harness::wait_for("the container is ready", || {
-            lab.kiln()
-                .args(["logs", name])
-                .run()
-                .stdout()
-                .contains("ready")
-        });
+        lab.wait_for_log(name, "ready");
     }
     // The init forwards SIGTERM to the shell, which ends by it: 128+15. Without the init,
     // the shell as pid 1 never sees it and only the SIGKILL after the timeout ends it.

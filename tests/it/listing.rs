@@ -20,21 +20,12 @@ image "child" {
 
 /// The names `kiln ps` lists with `args`, sorted.
 fn names(lab: &Lab, args: &[&str]) -> Vec<String> {
-    let ran = lab
-        .kiln()
+    lab.kiln()
         .args(["ps", "--format", "json"])
         .args(args)
         .run()
-        .success();
-    let mut names: Vec<String> = ran
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
+        .success()
+        .names()
 }
 
 #[test]

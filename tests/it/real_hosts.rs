@@ -30,19 +30,11 @@ fn vtep_packets(kiln: Kiln, network: &str) -> (u64, u64) {
 
 /// The names of the containers a root runs, sorted.
 fn names(root: &Root) -> Vec<String> {
-    let mut names: Vec<String> = root
-        .kiln()
+    root.kiln()
         .args(["ps", "-a", "--format", "json"])
         .run()
         .success()
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
+        .names()
 }
 
 #[test]

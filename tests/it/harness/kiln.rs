@@ -282,6 +282,24 @@ impl Ran {
             .unwrap_or_else(|e| self.fail(&format!("stdout is not one JSON value: {e}")))
     }
 
+    /// The `name` of every object of the JSON array on stdout (`ps --format json`,
+    /// `volume ls --format json`), sorted.
+    pub fn names(&self) -> Vec<String> {
+        let listed = self.json();
+        let Some(items) = listed.as_array() else {
+            self.fail("stdout is not a JSON array")
+        };
+        let mut names: Vec<String> = items
+            .iter()
+            .map(|item| match item["name"].as_str() {
+                Some(name) => name.to_string(),
+                None => self.fail(&format!("an entry without a name: {item}")),
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Stdout, trimmed: what `run -d` and `commit` print is one word.
     pub fn word(&self) -> String {
         self.stdout().trim().to_string()

@@ -98,4 +98,15 @@ impl Lab {
     pub fn path(&self) -> &Path {
         self.root.path()
     }
+
+    /// Waits (bounded, see [`super::wait_for`]) until `kiln logs CONTAINER` holds `text`.
+    pub fn wait_for_log(&self, container: &str, text: &str) {
+        super::wait_for(&format!("`{text}` in the log of {container}"), || {
+            self.kiln()
+                .args(["logs", container])
+                .run()
+                .stdout()
+                .contains(text)
+        });
+    }
 }
