@@ -805,7 +805,7 @@ pub struct CreateArgs {
     /// Publish a port: IP:HOST on the machine reaches PORT in the container (a userspace
     /// proxy; needs --network NAME). IP is 127.0.0.1 unless given, and must be an address
     /// of this machine (IPv6 in brackets: `[::1]:8080:80`); `IP::PORT` picks a free host
-    /// port on IP, which `kiln port` shows.
+    /// port on IP, which `kiln port` shows; `PORT` alone, a free port on 127.0.0.1.
     #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:PORT[/udp]")]
     pub publish: Vec<String>,
     /// Publish every port the image exposes (its EXPOSE, `expose` in kiln.kdl) that -p

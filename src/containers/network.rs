@@ -56,8 +56,9 @@ impl Published {
         SocketAddr::new(self.host_ip, self.host_port)
     }
 
-    /// `[IP:]HOST:PORT[/tcp|/udp]` or `IP::PORT` (a free host port on IP), as in Docker;
-    /// an IPv6 address goes in brackets (`[::1]:8080:80`).
+    /// `[IP:]HOST:PORT[/tcp|/udp]`, `IP::PORT` (a free host port on IP) or `PORT` alone (a
+    /// free host port on 127.0.0.1), as in Docker; an IPv6 address goes in brackets
+    /// (`[::1]:8080:80`).
     pub fn parse(text: &str) -> Result<Published, ContainerError> {
         let bad = |reason: &str| ContainerError::BadPublish {
             spec: text.to_string(),
@@ -69,8 +70,14 @@ impl Published {
             Some(_) => return Err(bad("the protocol is tcp or udp")),
             None => (text, Protocol::Tcp),
         };
+        let number = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad("ports are numbers from 1 to 65535"))
+        };
         let (address, host, port) = match ports.rsplit_once(':') {
-            None => return Err(bad("give the host port and the container port")),
+            None => return Ok(Published::random(number(ports)?, protocol)),
             Some((front, port)) => match front.rsplit_once(':') {
                 // `[::1]:8080` ends in `:8080`; `::1` alone is no address in this place.
                 Some((address, host)) if !address.is_empty() => (Some(address), host, port),
@@ -93,12 +100,6 @@ impl Published {
                     ))
                 })?
             }
-        };
-        let number = |p: &str| {
-            p.parse::<u16>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| bad("ports are numbers from 1 to 65535"))
         };
         let host_port = match (address, host) {
             (Some(_), "") => 0,
@@ -317,8 +318,15 @@ mod tests {
         );
         let p = Published::parse("[::1]:8080:80").unwrap();
         assert_eq!(p.host_address().to_string(), "[::1]:8080");
+        // The container port alone: a free host port on 127.0.0.1, as `-P` gives.
+        let p = Published::parse("53/udp").unwrap();
+        assert_eq!(
+            (p.host_address().to_string(), p.port, p.protocol),
+            ("127.0.0.1:0".into(), 53, Protocol::Udp)
+        );
         for bad in [
-            "80",
+            "0",
+            "http",
             "::80",
             "localhost:8080:80",
             "1.2.3:8080:80",

@@ -633,6 +633,28 @@ fn ports_publish_on_a_given_address_on_a_free_port_and_every_exposed_one() {
         "{address}"
     );
     answers(&address);
+    // -p CONTAINER alone: as Docker's, a free host port (here on 127.0.0.1).
+    lab.kiln()
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "bare",
+            "--network",
+            "pub",
+            "-p",
+            "7000",
+            "hi",
+        ])
+        .run()
+        .success();
+    let shown = lab.kiln().args(["port", "bare", "7000"]).run().success();
+    let address = shown.stdout().trim().to_string();
+    assert!(
+        address.starts_with("127.0.0.1:") && !address.ends_with(":0"),
+        "{address}"
+    );
+    answers(&address);
     // -P: the image's exposed port, on a free port of 127.0.0.1.
     lab.kiln()
         .args(["run", "-d", "--name", "all", "--network", "pub", "-P", "hi"])
@@ -679,7 +701,7 @@ fn ports_publish_on_a_given_address_on_a_free_port_and_every_exposed_one() {
         .code(125)
         .says("cannot publish on 192.0.2.1: it is not an address of this machine");
     lab.kiln()
-        .args(["rm", "-f", "two", "free", "all"])
+        .args(["rm", "-f", "two", "free", "bare", "all"])
         .run()
         .success();
     lab.kiln().args(["network", "rm", "pub"]).run().success();
